@@ -1,0 +1,1 @@
+"""Analysis: model saliency, human vs model heatmaps, metrics, reports (SPEC §6)."""

@@ -1,0 +1,194 @@
+"""Export a session to a BIDS-like folder (gaze as ``*_gaze.tsv.gz``, ``*_events.tsv``).
+
+Layout, following the BIDS eye-tracking extension's conventions::
+
+    OUT/sub-<pseudonym>/ses-<id>/beh/
+        sub-<p>_ses-<id>_task-cklabel_gaze.tsv.gz    one row per sample, header row
+        sub-<p>_ses-<id>_task-cklabel_gaze.json      columns, units, geometry, settings
+        sub-<p>_ses-<id>_task-cklabel_events.tsv     onset/duration in s from session start
+        sub-<p>_ses-<id>_task-cklabel_events.json
+
+Times are seconds from the session's start on the session clock; screen
+coordinates are pixels, origin top-left.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from gazelab.annotation.store import SessionStore
+from gazelab.gaze.trackers.base import SAMPLE_FIELDS
+from gazelab.settings import Settings
+
+TASK = "cklabel"
+
+_GAZE_COLUMNS: dict[str, tuple[str, str]] = {
+    "t_s": ("s", "sample time on the session clock, from session start"),
+    "tracker_time_ms": ("ms", "tracker clock (Eye Tribe 'time')"),
+    "trial_index": ("", "trial (presentation order), -1 outside trials"),
+    "phase": ("", "protocol phase: blank1, cross, blank2, image, calibration"),
+    "x_px": ("px", "smoothed gaze x on screen, origin left"),
+    "y_px": ("px", "smoothed gaze y on screen, origin top"),
+    "raw_x_px": ("px", "raw gaze x"),
+    "raw_y_px": ("px", "raw gaze y"),
+    "fix": ("", "tracker fixation flag (1/0)"),
+    "state": ("", "Eye Tribe state bits: 1 gaze, 2 eyes, 4 presence, 8 fail, 16 lost"),
+    "valid": ("", "1 when tracked, not failed/lost and on screen"),
+    "left_x_px": ("px", "left eye gaze x"),
+    "left_y_px": ("px", "left eye gaze y"),
+    "right_x_px": ("px", "right eye gaze x"),
+    "right_y_px": ("px", "right eye gaze y"),
+    "left_pupil_size": ("a.u.", "left pupil size, tracker units"),
+    "right_pupil_size": ("a.u.", "right pupil size, tracker units"),
+    "left_pupil_cx": ("norm", "left pupil centre x in the camera image, 0..1"),
+    "left_pupil_cy": ("norm", "left pupil centre y, 0..1"),
+    "right_pupil_cx": ("norm", "right pupil centre x, 0..1"),
+    "right_pupil_cy": ("norm", "right pupil centre y, 0..1"),
+}
+_FIELD_TO_COLUMN = {
+    "time_ms": "tracker_time_ms",
+    "x": "x_px",
+    "y": "y_px",
+    "raw_x": "raw_x_px",
+    "raw_y": "raw_y_px",
+    "fix": "fix",
+    "state": "state",
+    "valid": "valid",
+    "left_x": "left_x_px",
+    "left_y": "left_y_px",
+    "right_x": "right_x_px",
+    "right_y": "right_y_px",
+    "left_psize": "left_pupil_size",
+    "right_psize": "right_pupil_size",
+    "left_pcx": "left_pupil_cx",
+    "left_pcy": "left_pupil_cy",
+    "right_pcx": "right_pupil_cx",
+    "right_pcy": "right_pupil_cy",
+}
+
+
+def _label(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", text) or "x"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else repr(round(value, 6))
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value)
+
+
+def export_session(store: SessionStore, session_id: int, out_dir: str | Path) -> dict[str, Path]:
+    """Write one session's gaze and events in the BIDS-like layout; returns the written paths."""
+    rec = store.session(session_id)
+    settings = Settings.from_toml(rec.settings_toml, source=f"session {session_id}")
+    stem = f"sub-{_label(rec.participant)}_ses-{rec.id:02d}_task-{TASK}"
+    folder = Path(out_dir) / f"sub-{_label(rec.participant)}" / f"ses-{rec.id:02d}" / "beh"
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = rec.start_local_s
+
+    table = store.samples(session_id)
+    gaze_path = folder / f"{stem}_gaze.tsv.gz"
+    columns = list(_GAZE_COLUMNS)
+    with gzip.open(gaze_path, "wt", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        writer.writerow(columns)
+        n = len(table["local_s"])
+        for i in range(n):
+            row: dict[str, Any] = {
+                "t_s": float(table["local_s"][i]) - t0,
+                "trial_index": int(table["trial_index"][i]),
+                "phase": table["phase"][i] or "n/a",
+            }
+            for field in SAMPLE_FIELDS:
+                if field == "local_s":
+                    continue
+                v = table[field][i]
+                row[_FIELD_TO_COLUMN[field]] = v.item() if hasattr(v, "item") else v
+            writer.writerow([_cell(row[c]) for c in columns])
+
+    g = settings.display
+    gaze_json = {
+        "TaskName": TASK,
+        "SamplingFrequency": settings.tracker.rate_hz,
+        "Manufacturer": "The Eye Tribe" if settings.tracker.kind == "eyetribe" else "gazelab",
+        "ManufacturersModelName": {
+            "eyetribe": "ET1000",
+            "sim": "gazelab Eye Tribe simulator",
+            "mouse": "mouse",
+            "none": "none",
+        }[settings.tracker.kind],
+        "RecordedEye": "both",
+        "ScreenSize": [g.width_mm / 1000.0, g.height_mm / 1000.0],
+        "ScreenResolution": list(g.resolution_px),
+        "ScreenDistance": g.distance_mm / 1000.0,
+        "PixelPitchMillimetres": g.pixel_pitch_mm,
+        "StimulusSquarePixels": settings.stimulus.square_px,
+        "Columns": columns,
+        **{c: {"Description": d, "Units": u} for c, (u, d) in _GAZE_COLUMNS.items()},
+        "SessionUUID": rec.uuid,
+        "SoftwareVersion": rec.software_version,
+        "Calibrations": store.calibrations(session_id),
+        "RecordingGaps": [
+            {**gap, "start_s": gap["start_local_s"] - t0} for gap in store.gaps(session_id)
+        ],
+        "Settings": settings.to_dict(),
+    }
+    (folder / f"{stem}_gaze.json").write_text(json.dumps(gaze_json, indent=2), encoding="utf-8")
+
+    events_path = folder / f"{stem}_events.tsv"
+    ev_cols = ["onset", "duration", "trial_type", "trial_index", "image_id", "value", "payload"]
+    trials = {t["trial_index"]: t for t in store.trials(session_id)}
+    events = store.events(session_id)
+    with events_path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        writer.writerow(ev_cols)
+        for k, ev in enumerate(events):
+            nxt = next((e for e in events[k + 1 :] if e["trial_index"] == ev["trial_index"]), None)
+            duration = (nxt["local_s"] - ev["local_s"]) if nxt else None
+            ti = ev["trial_index"]
+            image_id = trials[ti]["image_id"] if ti in trials else None
+            value = ev["payload"].get("label") or ev["payload"].get("key")
+            writer.writerow(
+                [
+                    _cell(ev["local_s"] - t0),
+                    _cell(duration),
+                    ev["kind"],
+                    _cell(ti),
+                    _cell(image_id),
+                    _cell(value),
+                    json.dumps(ev["payload"], sort_keys=True),
+                ]
+            )
+    events_json = {
+        "onset": {"Description": "event time from session start", "Units": "s"},
+        "duration": {"Description": "time to the trial's next event", "Units": "s"},
+        "trial_type": {
+            "Description": "event kind: phase onsets (blank1, cross, blank2, image), "
+            "keypress, label, calibration, tracker_gap, ..."
+        },
+        "trial_index": {"Description": "trial in presentation order"},
+        "image_id": {"Description": "stimulus image id"},
+        "value": {"Description": "label or key of label/keypress events"},
+        "payload": {"Description": "all event fields as JSON"},
+        "StimulusPresentation": {
+            "ScreenResolution": list(g.resolution_px),
+            "ScreenDistance": g.distance_mm / 1000.0,
+        },
+    }
+    (folder / f"{stem}_events.json").write_text(json.dumps(events_json, indent=2), encoding="utf-8")
+    return {
+        "gaze": gaze_path,
+        "gaze_json": folder / f"{stem}_gaze.json",
+        "events": events_path,
+        "events_json": folder / f"{stem}_events.json",
+    }

@@ -1,0 +1,359 @@
+"""Typed, validated settings for every stage, loaded from and saved to TOML.
+
+Every session, analysis and training run stores the ``Settings`` it was made
+with (as TOML text), so each result says how it was made (DESIGN.md, "Rules of
+the house"). Defaults are the reference set-up of SPEC §2 and §5.
+
+Each field declares its allowed values next to its default (``range`` or
+``choices``); a bad value or an unknown key raises :class:`SettingsError`
+naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from gazelab.gaze.geometry import DisplayGeometry
+
+
+class SettingsError(ValueError):
+    """A settings file or value is invalid; the message says which key and why."""
+
+
+def setting(
+    default: Any,
+    *,
+    range: tuple[float, float] | None = None,  # noqa: A002 - reads best at call sites
+    choices: tuple[Any, ...] | None = None,
+    doc: str = "",
+) -> Any:
+    """A dataclass field with its allowed values, checked by :func:`validate`."""
+    meta = {"range": range, "choices": choices, "doc": doc}
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples for sequence defaults so settings stay frozen")
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def validate(obj: Any, section: str = "") -> None:
+    """Check every field of a settings dataclass against its declared range/choices."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{section}.{f.name}" if section else f.name
+        lo_hi = f.metadata.get("range")
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices:
+            raise SettingsError(
+                f"{key} = {value!r} is not allowed; choose one of {', '.join(map(repr, choices))}"
+            )
+        if lo_hi is not None:
+            lo, hi = lo_hi
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SettingsError(f"{key} = {value!r} must be a number in [{lo}, {hi}]")
+            if not math.isfinite(value) or not lo <= value <= hi:
+                raise SettingsError(f"{key} = {value!r} is out of range; allowed [{lo}, {hi}]")
+
+
+class _Validated:
+    def __post_init__(self) -> None:
+        validate(self, getattr(self, "_section", ""))
+
+
+@dataclasses.dataclass(frozen=True)
+class StimulusSettings(_Validated):
+    """How each image is shown (SPEC §2)."""
+
+    _section = "stimulus"
+    square_px: int = setting(1200, range=(64, 8192), doc="side of the centred stimulus square")
+    background: str = setting("grey", choices=("grey", "black"), doc="surround colour")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolSettings(_Validated):
+    """Trial timings and session flow (SPEC §2; defaults from Utz & Carbon 2016)."""
+
+    _section = "protocol"
+    blank1_ms: float = setting(500.0, range=(0, 10_000))
+    cross_ms: float = setting(200.0, range=(0, 10_000))
+    blank2_ms: float = setting(500.0, range=(0, 10_000))
+    cross_size_px: int = setting(40, range=(4, 400))
+    cross_width_px: int = setting(4, range=(1, 40))
+    advance_key: str = setting("space", choices=("space", "return", "right"))
+    seed: int = setting(0, range=(0, 2**31 - 1), doc="stimulus order seed")
+    calibration_points: int = setting(9, choices=(5, 9, 12, 16))
+    validate_every_n_trials: int = setting(0, range=(0, 10_000), doc="0 = only before")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackerSettings(_Validated):
+    """Which tracker to use and how to reach it (SPEC §3)."""
+
+    _section = "tracker"
+    kind: str = setting("sim", choices=("eyetribe", "sim", "mouse", "none"))
+    host: str = setting("127.0.0.1")
+    port: int = setting(6555, range=(1, 65535))
+    rate_hz: int = setting(60, range=(1, 1000))
+    sample_batch_ms: float = setting(100.0, range=(1, 1000), doc="store commit interval")
+
+
+@dataclasses.dataclass(frozen=True)
+class VoiceSettings(_Validated):
+    """Spoken-label recogniser (SPEC §2)."""
+
+    _section = "voice"
+    backend: str = setting("keys", choices=("keys", "default", "vosk"))
+    vosk_model: str = setting("", doc="folder of a Vosk model, for backend = 'vosk'")
+    min_confidence: float = setting(0.5, range=(0.0, 1.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class FixationSettings(_Validated):
+    """Fixation detection (SPEC §4)."""
+
+    _section = "fixations"
+    method: str = setting("idt", choices=("idt", "ivt", "flag"))
+    dispersion_deg: float = setting(1.0, range=(0.01, 10.0))
+    min_duration_ms: float = setting(100.0, range=(1.0, 5000.0))
+    velocity_deg_s: float = setting(30.0, range=(1.0, 1000.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class HeatmapSettings(_Validated):
+    """Fixation heatmaps (SPEC §5)."""
+
+    _section = "heatmap"
+    span_deg: float = setting(5.0, range=(0.1, 60.0), doc="visual span")
+    fwhm_fraction: float = setting(0.4, range=(0.01, 1.0), doc="FWHM as a fraction of the span")
+    duration_weighting: bool = setting(False, choices=(False, True))
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisSettings(_Validated):
+    """Saliency and comparison (SPEC §6)."""
+
+    _section = "analysis"
+    analyzer: str = setting(
+        "deep_taylor",
+        choices=(
+            "deep_taylor",
+            "lrp.epsilon",
+            "lrp.alpha_1_beta_0",
+            "gradient",
+            "integrated_gradients",
+            "grad_cam",
+        ),
+    )
+    point_source: str = setting("events", choices=("events", "samples"))
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskSettings(_Validated):
+    """Mask algorithms (SPEC §7)."""
+
+    _section = "masks"
+    negative_fraction: float = setting(0.1, range=(0.0, 1.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings(_Validated):
+    """Trainer / Trainee training (SPEC §8)."""
+
+    _section = "training"
+    architecture: str = setting(
+        "mobilenet_v2", choices=("small_cnn", "mobilenet_v2", "inception_v3", "xception", "vgg_face")
+    )
+    input_size: int = setting(96, range=(16, 512))
+    learning_rate: float = setting(1e-3, range=(1e-7, 1.0))
+    batch_size: int = setting(32, range=(1, 4096))
+    epochs: int = setting(50, range=(1, 10_000))
+    masked_epochs: int = setting(9, range=(0, 10_000))
+    seed: int = setting(0, range=(0, 2**31 - 1))
+    strategy: str = setting("default", choices=("default", "mirrored", "multi_worker_mirrored"))
+
+
+_SECTIONS: dict[str, type] = {
+    "stimulus": StimulusSettings,
+    "protocol": ProtocolSettings,
+    "tracker": TrackerSettings,
+    "voice": VoiceSettings,
+    "fixations": FixationSettings,
+    "heatmap": HeatmapSettings,
+    "analysis": AnalysisSettings,
+    "masks": MaskSettings,
+    "training": TrainingSettings,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """All settings of a project; stored verbatim with every result."""
+
+    display: DisplayGeometry = dataclasses.field(default_factory=DisplayGeometry.from_diagonal)
+    stimulus: StimulusSettings = dataclasses.field(default_factory=StimulusSettings)
+    protocol: ProtocolSettings = dataclasses.field(default_factory=ProtocolSettings)
+    tracker: TrackerSettings = dataclasses.field(default_factory=TrackerSettings)
+    voice: VoiceSettings = dataclasses.field(default_factory=VoiceSettings)
+    fixations: FixationSettings = dataclasses.field(default_factory=FixationSettings)
+    heatmap: HeatmapSettings = dataclasses.field(default_factory=HeatmapSettings)
+    analysis: AnalysisSettings = dataclasses.field(default_factory=AnalysisSettings)
+    masks: MaskSettings = dataclasses.field(default_factory=MaskSettings)
+    training: TrainingSettings = dataclasses.field(default_factory=TrainingSettings)
+
+    def replace(self, **sections: Any) -> Settings:
+        return dataclasses.replace(self, **sections)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {"display": _display_to_dict(self.display)}
+        for name in _SECTIONS:
+            out[name] = dataclasses.asdict(getattr(self, name))
+        return out
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "settings") -> Settings:
+        unknown = set(data) - {"display", *_SECTIONS}
+        if unknown:
+            raise SettingsError(
+                f"{source}: unknown section(s) {sorted(unknown)}; "
+                f"known sections are {['display', *_SECTIONS]}"
+            )
+        kwargs: dict[str, Any] = {}
+        if "display" in data:
+            kwargs["display"] = _display_from_dict(_table(data["display"], "display", source))
+        for name, klass in _SECTIONS.items():
+            if name in data:
+                kwargs[name] = _section_from_dict(klass, _table(data[name], name, source), source)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_toml(cls, text: str, source: str = "settings") -> Settings:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{source}: not valid TOML: {exc}") from exc
+        return cls.from_dict(data, source)
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read settings from a TOML file; missing keys take their defaults."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings file {p}: {exc.strerror}") from exc
+    return Settings.from_toml(text, source=str(p))
+
+
+def save_settings(settings: Settings, path: str | Path) -> None:
+    Path(path).write_text(settings.to_toml(), encoding="utf-8")
+
+
+def _table(value: Any, name: str, source: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"{source}: [{name}] must be a table, got {value!r}")
+    return value
+
+
+def _coerce(klass: type, name: str, value: Any, key: str) -> Any:
+    hints = typing.get_type_hints(klass)
+    want = hints[name]
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if want in (int, float, str, bool) and not isinstance(value, want):
+        raise SettingsError(f"{key} = {value!r} must be of type {want.__name__}")
+    if want is int and isinstance(value, bool):
+        raise SettingsError(f"{key} = {value!r} must be an integer")
+    return value
+
+
+def _section_from_dict(klass: type, table: Mapping[str, Any], source: str) -> Any:
+    section = klass._section  # type: ignore[attr-defined]
+    names = {f.name for f in dataclasses.fields(klass)}
+    unknown = set(table) - names
+    if unknown:
+        raise SettingsError(
+            f"{source}: unknown key(s) {sorted(f'{section}.{k}' for k in unknown)}; "
+            f"[{section}] accepts {sorted(names)}"
+        )
+    values = {k: _coerce(klass, k, v, f"{section}.{k}") for k, v in table.items()}
+    return klass(**values)
+
+
+_DISPLAY_KEYS = {
+    "diagonal_in",
+    "width_mm",
+    "height_mm",
+    "resolution_px",
+    "distance_cm",
+    "distance_mm",
+}
+
+
+def _display_to_dict(g: DisplayGeometry) -> dict[str, Any]:
+    return {
+        "width_mm": g.width_mm,
+        "height_mm": g.height_mm,
+        "resolution_px": list(g.resolution_px),
+        "distance_mm": g.distance_mm,
+    }
+
+
+def _display_from_dict(table: Mapping[str, Any]) -> DisplayGeometry:
+    unknown = set(table) - _DISPLAY_KEYS
+    if unknown:
+        raise SettingsError(
+            f"unknown key(s) {sorted('display.' + k for k in unknown)}; "
+            f"[display] accepts {sorted(_DISPLAY_KEYS)}"
+        )
+    res = table.get("resolution_px", (2560, 1440))
+    if (
+        not isinstance(res, (list, tuple))
+        or len(res) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in res)
+    ):
+        raise SettingsError(f"display.resolution_px = {res!r} must be two positive integers [w, h]")
+    if "distance_cm" in table and "distance_mm" in table:
+        raise SettingsError("give display.distance_cm or display.distance_mm, not both")
+    distance_mm = (
+        _number(table["distance_cm"], "display.distance_cm") * 10.0
+        if "distance_cm" in table
+        else _number(table.get("distance_mm", 700.0), "display.distance_mm")
+    )
+    has_wh = "width_mm" in table or "height_mm" in table
+    if has_wh and "diagonal_in" in table:
+        raise SettingsError("give display.diagonal_in or display.width_mm/height_mm, not both")
+    try:
+        if has_wh:
+            if not ("width_mm" in table and "height_mm" in table):
+                raise SettingsError("display.width_mm and display.height_mm go together")
+            return DisplayGeometry(
+                width_mm=_number(table["width_mm"], "display.width_mm"),
+                height_mm=_number(table["height_mm"], "display.height_mm"),
+                resolution_px=(int(res[0]), int(res[1])),
+                distance_mm=distance_mm,
+            )
+        return DisplayGeometry.from_diagonal(
+            diagonal_in=_number(table.get("diagonal_in", 27.0), "display.diagonal_in"),
+            resolution_px=(int(res[0]), int(res[1])),
+            distance_mm=distance_mm,
+        )
+    except ValueError as exc:
+        if isinstance(exc, SettingsError):
+            raise
+        raise SettingsError(str(exc)) from exc
+
+
+def _number(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SettingsError(f"{key} = {value!r} must be a number")
+    return float(value)
+

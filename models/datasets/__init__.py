@@ -1,0 +1,1 @@
+"""Dataset loaders for the real layouts of CK+, FER+, AffectNet and folder-per-class (SPEC §8)."""

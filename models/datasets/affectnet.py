@@ -1,0 +1,120 @@
+"""AffectNet manually annotated part (SPEC §8).
+
+::
+
+    ROOT/Manually_Annotated_file_lists/training.csv    (or ROOT/training.csv)
+    ROOT/Manually_Annotated_file_lists/validation.csv
+    ROOT/Manually_Annotated_Images/<subDirectory_filePath>
+
+CSV columns: ``subDirectory_filePath, face_x, face_y, face_width, face_height,
+facial_landmarks, expression, valence, arousal``. Expression codes: 0 Neutral,
+1 Happy, 2 Sad, 3 Surprise, 4 Fear, 5 Disgust, 6 Anger, 7 Contempt, 8 None,
+9 Uncertain, 10 Non-Face; 8–10 are dropped. Exact duplicate images (same file
+content) are kept once, the first seen. training -> train, validation -> val.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from gazelab import CLASSES
+from gazelab.models.datasets.base import DatasetError, ImageSet, read_image
+
+CODE_CLASS = {
+    0: "neutral",
+    1: "happy",
+    2: "sadness",
+    3: "surprise",
+    4: "fear",
+    5: "disgust",
+    6: "anger",
+    7: "contempt",
+}
+DROPPED_CODES = {8: "none", 9: "uncertain", 10: "non-face"}
+
+
+def _find_list(root: Path, name: str) -> Path:
+    for cand in (root / "Manually_Annotated_file_lists" / name, root / name):
+        if cand.is_file():
+            return cand
+    raise DatasetError(
+        f"AffectNet list {name!r} not found in {root}/Manually_Annotated_file_lists/ or {root}/"
+    )
+
+
+def load_affectnet(root: str | Path, *, crop_faces: bool = False) -> ImageSet:
+    """Load AffectNet's manual annotations; ``crop_faces`` crops to the annotated face box."""
+    root = Path(root)
+    images_dir = root / "Manually_Annotated_Images"
+    if not images_dir.is_dir():
+        raise DatasetError(f"AffectNet image folder not found: {images_dir}")
+    ids: list[str] = []
+    labels: list[int] = []
+    split: list[str] = []
+    paths: list[Path] = []
+    boxes: list[tuple[int, int, int, int] | None] = []
+    seen: set[str] = set()
+    for list_name, split_name in (("training.csv", "train"), ("validation.csv", "val")):
+        list_path = _find_list(root, list_name)
+        with list_path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            need = {"subDirectory_filePath", "expression"}
+            if not need <= set(reader.fieldnames or []):
+                raise DatasetError(
+                    f"{list_path}: missing column(s) {sorted(need - set(reader.fieldnames or []))}"
+                )
+            for line_no, row in enumerate(reader, start=2):
+                try:
+                    code = int(row["expression"])
+                except ValueError as exc:
+                    raise DatasetError(
+                        f"{list_path} line {line_no}: expression {row['expression']!r} "
+                        "is not an integer code"
+                    ) from exc
+                if code in DROPPED_CODES:
+                    continue
+                if code not in CODE_CLASS:
+                    raise DatasetError(f"{list_path} line {line_no}: unknown expression code {code}")
+                rel = row["subDirectory_filePath"].strip()
+                path = images_dir / rel
+                try:
+                    digest = hashlib.sha1(path.read_bytes()).hexdigest()
+                except FileNotFoundError as exc:
+                    raise DatasetError(
+                        f"{list_path} line {line_no}: image {path} is missing"
+                    ) from exc
+                if digest in seen:
+                    continue
+                seen.add(digest)
+                box = None
+                if crop_faces and row.get("face_width"):
+                    box = (
+                        int(row["face_x"]),
+                        int(row["face_y"]),
+                        int(row["face_width"]),
+                        int(row["face_height"]),
+                    )
+                ids.append(rel)
+                labels.append(CLASSES.index(CODE_CLASS[code]))
+                split.append(split_name)
+                paths.append(path)
+                boxes.append(box)
+
+    def load(i: int) -> np.ndarray:
+        img = read_image(paths[i])
+        if boxes[i] is not None:
+            x, y, w, h = boxes[i]  # type: ignore[misc]
+            img = img[max(y, 0) : y + h, max(x, 0) : x + w]
+        return img
+
+    return ImageSet(
+        name="affectnet",
+        ids=ids,
+        labels=np.array(labels, dtype=np.int64),
+        split=np.array(split, dtype=object),
+        loader=load,
+    )

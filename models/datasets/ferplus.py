@@ -1,0 +1,118 @@
+"""FER+ : ``fer2013.csv`` pixels with ``fer2013new.csv`` crowd votes (SPEC §8).
+
+``fer2013.csv`` has columns ``emotion,pixels,Usage`` (48×48 grey pixels as a
+space-separated string); ``fer2013new.csv`` has, row for row,
+``Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF``
+(10 annotators' votes). The label is the majority vote: the class with more
+than half of the votes. Rows with no image name (removed by FER+), no clear
+majority, or a majority for *unknown* / *not a face* are dropped. The original
+split is kept: Training -> train, PublicTest -> val, PrivateTest -> test.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gazelab import CLASSES
+from gazelab.models.datasets.base import DatasetError, ImageSet, require
+
+VOTE_COLUMNS = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
+_VOTE_CLASS = {
+    "neutral": "neutral",
+    "happiness": "happy",
+    "surprise": "surprise",
+    "sadness": "sadness",
+    "anger": "anger",
+    "disgust": "disgust",
+    "fear": "fear",
+    "contempt": "contempt",
+}
+SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
+
+
+def majority_label(votes: NDArray[np.int64]) -> int | None:
+    """Class index of the strict majority (> 50 % of votes), ``None`` if none or unknown/NF."""
+    total = int(votes.sum())
+    if total == 0:
+        return None
+    top = int(np.argmax(votes))
+    if votes[top] * 2 <= total or VOTE_COLUMNS[top] in ("unknown", "NF"):
+        return None
+    return CLASSES.index(_VOTE_CLASS[VOTE_COLUMNS[top]])
+
+
+def load_ferplus(root: str | Path) -> ImageSet:
+    """Load FER+ from a folder holding ``fer2013.csv`` and ``fer2013new.csv``."""
+    root = Path(root)
+    pix_path = require(root / "fer2013.csv", "FER2013 pixel file 'fer2013.csv'")
+    new_path = require(root / "fer2013new.csv", "FER+ vote file 'fer2013new.csv'")
+    with pix_path.open(newline="", encoding="utf-8") as fh:
+        pix_rows = list(csv.DictReader(fh))
+    with new_path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"Usage", "Image name", *VOTE_COLUMNS} - set(reader.fieldnames or [])
+        if missing:
+            raise DatasetError(f"{new_path}: missing column(s) {sorted(missing)}")
+        vote_rows = list(reader)
+    if pix_rows and not {"pixels", "Usage"} <= set(pix_rows[0]):
+        raise DatasetError(f"{pix_path}: expected columns 'emotion,pixels,Usage'")
+    if len(pix_rows) != len(vote_rows):
+        raise DatasetError(
+            f"{new_path} has {len(vote_rows)} rows but {pix_path} has {len(pix_rows)}; "
+            "they must correspond row for row"
+        )
+
+    ids: list[str] = []
+    labels: list[int] = []
+    split: list[str] = []
+    images: list[NDArray[np.uint8]] = []
+    for row_no, (prow, vrow) in enumerate(zip(pix_rows, vote_rows, strict=True), start=2):
+        name = (vrow["Image name"] or "").strip()
+        if not name:
+            continue
+        try:
+            votes = np.array([int(float(vrow[c] or 0)) for c in VOTE_COLUMNS], dtype=np.int64)
+        except ValueError as exc:
+            raise DatasetError(f"{new_path} line {row_no}: vote counts must be numbers") from exc
+        lab = majority_label(votes)
+        if lab is None:
+            continue
+        usage = vrow["Usage"].strip()
+        if usage not in SPLITS:
+            raise DatasetError(
+                f"{new_path} line {row_no}: Usage {usage!r} is not one of {sorted(SPLITS)}"
+            )
+        try:
+            px = np.array(prow["pixels"].split(), dtype=np.uint8)
+        except ValueError as exc:
+            raise DatasetError(f"{pix_path} line {row_no}: pixels must be integers 0-255") from exc
+        if px.size != 48 * 48:
+            raise DatasetError(
+                f"{pix_path} line {row_no}: {px.size} pixel values, expected 2304 (48×48)"
+            )
+        ids.append(f"{SPLITS[usage]}/{name}")
+        labels.append(lab)
+        split.append(SPLITS[usage])
+        images.append(px.reshape(48, 48))
+    return ImageSet(
+        name="fer+",
+        ids=ids,
+        labels=np.array(labels, dtype=np.int64),
+        split=np.array(split, dtype=object),
+        loader=lambda i: images[i],
+    )
