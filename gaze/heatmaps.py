@@ -143,8 +143,11 @@ def resample_heatmap(heatmap: ArrayLike, shape: tuple[int, int]) -> NDArray[np.f
     if th < sh or tw < sw:
         # Downsampling: average over the source footprint first so that thin
         # supports are not skipped between target pixel centres.
-        size = (max(1, round(sh / th)), max(1, round(sw / tw)))
-        src = ndimage.uniform_filter(src, size=size, mode="nearest")
+        # (A plain correlation, not uniform_filter: its running sums leak round-off
+        # into the zero region, and the contour I > 0 must stay exact.)
+        for axis, n in ((0, max(1, round(sh / th))), (1, max(1, round(sw / tw)))):
+            if n > 1:
+                src = ndimage.correlate1d(src, np.full(n, 1.0 / n), axis=axis, mode="nearest")
     grid = np.meshgrid(ys, xs, indexing="ij")
     res = ndimage.map_coordinates(src, grid, order=1, mode="nearest")
     return np.maximum(res, 0.0)

@@ -1,0 +1,125 @@
+"""The ``gazelab`` command line: one entry point, one sub-command per job (DESIGN "CLI").
+
+Every sub-command imports what it needs inside its handler, so ``gazelab
+--help`` and the tracker/annotation commands start without TensorFlow or Qt.
+Errors a user can fix (bad settings, a wrong dataset layout, an unknown
+session) are printed as one clear line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from gazelab import __version__
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _settings(args: argparse.Namespace):  # noqa: ANN202 - returns gazelab.settings.Settings
+    from gazelab.settings import Settings, load_settings
+
+    return load_settings(args.config) if getattr(args, "config", None) else Settings()
+
+
+# -- handlers ------------------------------------------------------------------------------------
+def cmd_settings(args: argparse.Namespace) -> int:
+    """Print the settings (defaults, or a file's after validation) as TOML."""
+    print(_settings(args).to_toml(), end="")
+    return 0
+
+
+def cmd_synthetic(args: argparse.Namespace) -> int:
+    from gazelab.models.synthetic import synthetic_faces, write_folder
+
+    faces = synthetic_faces(args.n, size=args.size, seed=args.seed, rgb=args.rgb)
+    out = write_folder(faces, args.out)
+    print(f"wrote {args.n} synthetic faces ({args.size}×{args.size}) to {out}/<class>/")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from gazelab.annotation.bids import export_session
+    from gazelab.annotation.store import SessionStore
+
+    with SessionStore(args.store) as store:
+        ids = [args.session] if args.session is not None else [s.id for s in store.sessions()]
+        for sid in ids:
+            paths = export_session(store, sid, args.out)
+            print(f"session {sid}: {paths['gaze'].parent}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gazelab.app.demo import run_demo
+
+    run_demo(Path(args.out), n_images=args.images, seed=args.seed, quick=args.quick)
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gazelab",
+        description="Eye-tracking studies of facial-expression recognition: run annotation "
+        "sessions, compare gaze with model saliency, export human masks, train with masks.",
+    )
+    parser.add_argument("--version", action="version", version=f"gazelab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("demo", cmd_demo, "run the whole product on synthetic faces and a simulated Eye Tribe")
+    p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
+    p.add_argument("--images", type=int, default=8, help="images per session (default: 8)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--quick", action="store_true", help="smallest sizes, for tests")
+
+    p = add("settings", cmd_settings, "print the default settings (or a validated file) as TOML")
+    p.add_argument("--config", help="settings TOML file to validate and print")
+
+    p = add("synthetic", cmd_synthetic, "write synthetic faces in the folder-per-class layout")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("-n", type=int, default=64, help="number of faces (default: 64)")
+    p.add_argument("--size", type=int, default=256, help="side in pixels (default: 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rgb", action="store_true", help="RGB instead of grey-scale")
+
+    p = add("export", cmd_export, "export sessions to a BIDS-like folder (gaze.tsv.gz, events.tsv)")
+    p.add_argument("--store", required=True, help="project store (.sqlite)")
+    p.add_argument("--session", type=int, help="session id (default: all)")
+    p.add_argument("--out", required=True, help="output folder")
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - user errors become one clear line
+        if _is_user_error(exc):
+            print(f"gazelab {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from gazelab.annotation.store import StoreError
+    from gazelab.models.datasets.base import DatasetError
+    from gazelab.settings import SettingsError
+
+    return isinstance(exc, (SettingsError, DatasetError, StoreError, FileNotFoundError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""A tracker that follows the mouse, for demos without an eye tracker (SPEC §3).
+
+The position comes from a callable (the GUI passes the cursor position), so
+this module needs no Qt. A background thread samples it at ``rate_hz``.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+
+from gazelab.gaze.trackers.base import CalibrationPoint, CalibrationResult, GazeSample, sample_is_valid
+
+STATE_OK = 0x07
+
+
+class MouseTracker:
+    """Samples ``position()`` (screen px) at ``rate_hz``; every sample is a 'fixation' when still."""
+
+    def __init__(
+        self,
+        position: Callable[[], tuple[float, float]],
+        *,
+        rate_hz: int = 60,
+        screen_px: tuple[int, int] = (2560, 1440),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.position = position
+        self.period_s = 1.0 / rate_hz
+        self.screen_px = screen_px
+        self.clock = clock
+        self._samples: collections.deque[GazeSample] = collections.deque()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._t0 = clock()
+
+    def connect(self) -> None:
+        pass
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="mouse-tracker", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        last: tuple[float, float] | None = None
+        next_t = self.clock()
+        while not self._stop.is_set():
+            x, y = self.position()
+            now = self.clock()
+            self._samples.append(
+                GazeSample(
+                    time_ms=(now - self._t0) * 1000.0,
+                    local_s=now,
+                    x=x,
+                    y=y,
+                    raw_x=x,
+                    raw_y=y,
+                    fix=last == (x, y),
+                    state=STATE_OK,
+                    valid=sample_is_valid(STATE_OK, x, y, self.screen_px),
+                )
+            )
+            last = (x, y)
+            next_t += self.period_s
+            self._stop.wait(max(0.0, next_t - self.clock()))
+
+    def drain(self) -> list[GazeSample]:
+        out = []
+        while self._samples:
+            out.append(self._samples.popleft())
+        return out
+
+    def calibrate(self, points_xy: list[tuple[float, float]]) -> CalibrationResult:
+        """Nothing to calibrate: a perfect result, so the session flow stays the same."""
+        pts = tuple(CalibrationPoint(x, y, 0.0, 0.0, 0.0, 0.0) for x, y in points_xy)
+        return CalibrationResult(True, 0.0, 0.0, 0.0, pts)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+
+    def close(self) -> None:
+        self.stop()

@@ -1,0 +1,224 @@
+"""The Eye Tribe server's TCP JSON protocol: message building and tolerant parsing (SPEC §3).
+
+Messages are JSON objects separated by newlines. Requests carry
+``category`` (``tracker`` / ``calibration`` / ``heartbeat``), ``request`` and
+``values``; replies add ``statuscode`` (200 ok; 800/801/802 are calibration /
+screen / tracker change notifications; others are errors with an optional
+``statusmessage``). Pushed frames are tracker ``get`` replies whose values hold
+``frame``. Everything here is pure: it never touches a socket.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+from gazelab.gaze.trackers.base import (
+    CalibrationPoint,
+    CalibrationResult,
+    GazeSample,
+    sample_is_valid,
+)
+
+PROTOCOL_VERSION = 1
+DEFAULT_PORT = 6555
+STATUS_OK = 200
+STATUS_CALIBRATION_CHANGED = 800
+STATUS_SCREEN_CHANGED = 801
+STATUS_TRACKER_CHANGED = 802
+NOTIFICATIONS = (STATUS_CALIBRATION_CHANGED, STATUS_SCREEN_CHANGED, STATUS_TRACKER_CHANGED)
+
+TRACKER_KEYS = (
+    "push",
+    "heartbeatinterval",
+    "version",
+    "trackerstate",
+    "framerate",
+    "iscalibrated",
+    "iscalibrating",
+    "calibresult",
+    "frame",
+    "screenindex",
+    "screenresw",
+    "screenresh",
+    "screenpsyw",
+    "screenpsyh",
+)
+
+
+class FrameError(ValueError):
+    """A pushed frame is malformed; the client counts and skips it."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return (json.dumps(message, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def request(category: str, req: str | None = None, values: Any = None) -> dict[str, Any]:
+    msg: dict[str, Any] = {"category": category}
+    if req is not None:
+        msg["request"] = req
+    if values is not None:
+        msg["values"] = values
+    return msg
+
+
+def reply(
+    category: str,
+    req: str | None,
+    statuscode: int = STATUS_OK,
+    values: Any = None,
+    message: str | None = None,
+) -> dict[str, Any]:
+    msg = request(category, req, values)
+    msg["statuscode"] = statuscode
+    if message is not None:
+        msg["statusmessage"] = message
+    return msg
+
+
+def timestamp_string(epoch_s: float) -> str:
+    """Eye Tribe frame timestamp ``YYYY-MM-DD HH:MM:SS.mmm`` (local time)."""
+    dt = datetime.fromtimestamp(epoch_s)
+    return dt.strftime("%Y-%m-%d %H:%M:%S.") + f"{dt.microsecond // 1000:03d}"
+
+
+def _xy(obj: Any, where: str) -> tuple[float, float]:
+    if not isinstance(obj, dict):
+        raise FrameError(f"{where} must be an object with x and y")
+    x, y = obj.get("x"), obj.get("y")
+    if isinstance(x, bool) or isinstance(y, bool):
+        raise FrameError(f"{where}.x/.y must be numbers")
+    if not isinstance(x, (int, float)) or not isinstance(y, (int, float)):
+        raise FrameError(f"{where}.x/.y must be numbers")
+    return float(x), float(y)
+
+
+def _number(obj: dict[str, Any], key: str, where: str) -> float:
+    v = obj.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise FrameError(f"{where}.{key} must be a number, got {v!r}")
+    return float(v)
+
+
+def parse_frame(
+    frame: Any, *, local_s: float, screen_px: tuple[int, int] = (2560, 1440)
+) -> GazeSample:
+    """Turn a pushed ``values.frame`` object into a :class:`GazeSample`.
+
+    Raises :class:`FrameError` for anything malformed (missing keys, wrong types,
+    non-finite numbers); the caller counts and skips such frames.
+    """
+    if not isinstance(frame, dict):
+        raise FrameError("frame must be an object")
+    t = _number(frame, "time", "frame")
+    state = frame.get("state")
+    if isinstance(state, bool) or not isinstance(state, int):
+        raise FrameError(f"frame.state must be an integer, got {state!r}")
+    fix = frame.get("fix")
+    if not isinstance(fix, bool):
+        raise FrameError(f"frame.fix must be true/false, got {fix!r}")
+    ts = frame.get("timestamp")
+    if ts is not None and not isinstance(ts, str):
+        raise FrameError("frame.timestamp must be a string")
+    ax, ay = _xy(frame.get("avg"), "frame.avg")
+    rx, ry = _xy(frame.get("raw"), "frame.raw")
+    eyes: dict[str, tuple[float, float, float, float, float]] = {}
+    for side in ("lefteye", "righteye"):
+        eye = frame.get(side)
+        if eye is None:
+            eyes[side] = (math.nan,) * 5
+            continue
+        if not isinstance(eye, dict):
+            raise FrameError(f"frame.{side} must be an object")
+        ex, ey = _xy(eye.get("avg"), f"frame.{side}.avg")
+        ps = _number(eye, "psize", f"frame.{side}")
+        pcx, pcy = _xy(eye.get("pcenter"), f"frame.{side}.pcenter")
+        eyes[side] = (ex, ey, ps, pcx, pcy)
+    values = (t, ax, ay, rx, ry, *eyes["lefteye"], *eyes["righteye"])
+    if any(math.isinf(v) for v in values) or math.isnan(t):
+        raise FrameError("frame holds a non-finite number")
+    le, re_ = eyes["lefteye"], eyes["righteye"]
+    return GazeSample(
+        time_ms=t,
+        local_s=local_s,
+        x=ax,
+        y=ay,
+        fix=fix,
+        state=state,
+        valid=sample_is_valid(state, ax, ay, screen_px),
+        raw_x=rx,
+        raw_y=ry,
+        left_x=le[0],
+        left_y=le[1],
+        left_psize=le[2],
+        left_pcx=le[3],
+        left_pcy=le[4],
+        right_x=re_[0],
+        right_y=re_[1],
+        right_psize=re_[2],
+        right_pcx=re_[3],
+        right_pcy=re_[4],
+    )
+
+
+def frame_of(message: Any) -> Any | None:
+    """The ``values.frame`` of a pushed-frame message, or ``None`` if it is something else."""
+    if not isinstance(message, dict) or message.get("category") != "tracker":
+        return None
+    values = message.get("values")
+    if isinstance(values, dict) and "frame" in values:
+        return values["frame"]
+    return None
+
+
+def parse_calibresult(obj: Any) -> CalibrationResult:
+    """Parse a ``calibresult`` object (from the last ``pointend`` reply or an 800 notification)."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("result"), bool):
+        raise FrameError("calibresult must be an object with a boolean 'result'")
+    points = []
+    for cp in obj.get("calibpoints", []) or []:
+        if not isinstance(cp, dict):
+            raise FrameError("calibresult.calibpoints entries must be objects")
+        x, y = _xy(cp.get("cp"), "calibpoint.cp")
+        acd = cp.get("acd") if isinstance(cp.get("acd"), dict) else {}
+        mep = cp.get("mepix") if isinstance(cp.get("mepix"), dict) else {}
+        points.append(
+            CalibrationPoint(
+                x=x,
+                y=y,
+                accuracy_deg=float(acd.get("ad", math.nan)),
+                accuracy_left_deg=float(acd.get("adl", math.nan)),
+                accuracy_right_deg=float(acd.get("adr", math.nan)),
+                mean_error_px=float(mep.get("mep", math.nan)),
+                state=int(cp.get("state", 2)),
+            )
+        )
+    return CalibrationResult(
+        result=obj["result"],
+        deg=float(obj.get("deg", math.nan)),
+        degl=float(obj.get("degl", math.nan)),
+        degr=float(obj.get("degr", math.nan)),
+        points=tuple(points),
+    )
+
+
+def calibration_points(count: int, screen_px: tuple[int, int], margin: float = 0.1) -> list[
+    tuple[float, float]
+]:
+    """Target positions for a 5/9/12/16-point calibration, screen pixels, row by row."""
+    grids = {5: None, 9: (3, 3), 12: (4, 3), 16: (4, 4)}
+    if count not in grids:
+        raise ValueError(f"calibration point count {count} must be one of 5, 9, 12, 16")
+    w, h = screen_px
+    x0, x1, y0, y1 = w * margin, w * (1 - margin), h * margin, h * (1 - margin)
+    if count == 5:
+        return [(x0, y0), (x1, y0), (w / 2, h / 2), (x0, y1), (x1, y1)]
+    cols, rows = grids[count]  # type: ignore[misc]
+    return [
+        (x0 + (x1 - x0) * c / (cols - 1), y0 + (y1 - y0) * r / (rows - 1))
+        for r in range(rows)
+        for c in range(cols)
+    ]

@@ -1,0 +1,510 @@
+"""A protocol-faithful Eye Tribe server simulator (SPEC §3), and a synthetic observer.
+
+:class:`EyeTribeSimulator` listens on TCP like the real server (port 6555 by
+default), answers ``tracker get/set``, ``heartbeat`` and the ``calibration``
+flow, pushes frames at 30/60 Hz (or up to 1000 Hz for stress tests), and drops
+a client that stops sending heartbeats. Gaze comes from a *gaze source*:
+
+- :class:`SyntheticObserver` — fixations with gamma-distributed durations
+  (mean ≈ 250 ms) on targets drawn from a priority map (e.g. the synthetic
+  faces' diagnostic regions, placed where the stimulus is on screen), saccades
+  between them, measurement noise, blinks and lost frames;
+- :class:`ReplaySource` — frames replayed from a JSON-lines file.
+
+Frames carry the tracker clock ``time`` advancing by exactly one period each,
+so a client can verify that no frame was lost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gazelab.gaze.trackers import protocol as P
+from gazelab.gaze.trackers.base import (
+    STATE_TRACKING_EYES,
+    STATE_TRACKING_FAIL,
+    STATE_TRACKING_GAZE,
+    STATE_TRACKING_LOST,
+    STATE_TRACKING_PRESENCE,
+)
+
+STATE_OK = STATE_TRACKING_GAZE | STATE_TRACKING_EYES | STATE_TRACKING_PRESENCE
+
+
+@dataclass(frozen=True)
+class GazePoint:
+    """What a gaze source says for one frame: screen px, fixation flag, state bits."""
+
+    x: float
+    y: float
+    fix: bool
+    state: int
+
+
+class GazeSource(Protocol):
+    def at(self, t_ms: float) -> GazePoint: ...
+
+
+@dataclass(frozen=True)
+class ObserverSettings:
+    """Parameters of the synthetic observer (all times in ms, angles in degrees)."""
+
+    fixation_shape: float = 4.0  # gamma shape; mean duration = shape * scale
+    fixation_scale_ms: float = 62.5
+    min_fixation_ms: float = 80.0
+    noise_deg: float = 0.15  # RMS sample noise (precision)
+    offset_deg: float = 0.3  # systematic calibration offset (accuracy)
+    blink_rate_hz: float = 0.25
+    blink_ms: float = 150.0
+    lost_probability: float = 0.005
+    px_per_deg: float = 52.36  # reference set-up
+
+
+class SyntheticObserver:
+    """Generates a plausible gaze signal looking at a priority map.
+
+    The map is a ``(H, W)`` non-negative array placed on screen at ``rect``
+    ``(x, y, width, height)``; fixation targets are drawn with probability
+    proportional to it. Without a map, targets follow a centre-biased Gaussian.
+    Deterministic for a seed; :meth:`at` must be called with increasing times.
+    """
+
+    def __init__(
+        self,
+        screen_px: tuple[int, int] = (2560, 1440),
+        *,
+        seed: int = 0,
+        settings: ObserverSettings = ObserverSettings(),
+    ) -> None:
+        self.screen_px = screen_px
+        self.s = settings
+        self.rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+        self._map: NDArray[np.float64] | None = None
+        self._rect = (0.0, 0.0, float(screen_px[0]), float(screen_px[1]))
+        self._cdf: NDArray[np.float64] | None = None
+        self._offset = self.rng.normal(0, settings.offset_deg * settings.px_per_deg / math.sqrt(2), 2)
+        w, h = screen_px
+        self._cur = np.array([w / 2.0, h / 2.0])
+        self._prev = self._cur.copy()
+        self._fix_start = 0.0
+        self._sacc_ms = 0.0
+        self._fix_end = self._fix_start + self._draw_duration()
+        self._blink_until = -1.0
+        self._next_blink = self._draw_blink_gap()
+        self.fixations: list[tuple[float, float, float, float]] = []  # onset, offset, x, y
+
+    def set_priority_map(
+        self, priority: NDArray[np.floating] | None, rect: tuple[float, float, float, float]
+    ) -> None:
+        """Look at ``priority`` shown at screen ``rect``; ``None`` = centre-biased free viewing."""
+        with self._lock:
+            if priority is None:
+                self._map, self._cdf = None, None
+            else:
+                p = np.clip(np.asarray(priority, dtype=np.float64), 0, None)
+                total = p.sum()
+                if total <= 0:
+                    p = np.ones_like(p)
+                    total = p.sum()
+                self._map = p
+                self._cdf = np.cumsum(p.ravel()) / total
+            self._rect = tuple(float(v) for v in rect)  # type: ignore[assignment]
+
+    def _draw_blink_gap(self) -> float:
+        if self.s.blink_rate_hz <= 0:
+            return math.inf
+        return float(self.rng.exponential(1000.0 / self.s.blink_rate_hz))
+
+    def _draw_duration(self) -> float:
+        d = self.rng.gamma(self.s.fixation_shape, self.s.fixation_scale_ms)
+        return float(max(d, self.s.min_fixation_ms))
+
+    def _draw_target(self) -> NDArray[np.float64]:
+        x0, y0, rw, rh = self._rect
+        if self._cdf is not None and self._map is not None:
+            h, w = self._map.shape
+            k = int(np.searchsorted(self._cdf, self.rng.random()))
+            k = min(k, h * w - 1)
+            r, c = divmod(k, w)
+            jitter = self.rng.random(2)
+            return np.array([x0 + (c + jitter[0]) * rw / w, y0 + (r + jitter[1]) * rh / h])
+        sw, sh = self.screen_px
+        target = self.rng.normal([sw / 2, sh / 2], [sw / 8, sh / 8])
+        return np.clip(target, [0, 0], [sw - 1, sh - 1])
+
+    def at(self, t_ms: float) -> GazePoint:
+        with self._lock:
+            while t_ms >= self._fix_end:
+                # end this fixation; saccade to the next target (main sequence ~2.2 ms/deg + 21 ms)
+                self.fixations.append((self._fix_start, self._fix_end, *self._cur))
+                self._prev = self._cur
+                self._cur = self._draw_target()
+                amp_deg = float(np.hypot(*(self._cur - self._prev))) / self.s.px_per_deg
+                self._sacc_ms = 21.0 + 2.2 * amp_deg
+                self._fix_start = self._fix_end + self._sacc_ms
+                self._fix_end = self._fix_start + self._draw_duration()
+            if t_ms >= self._next_blink:  # blinks as a Poisson process
+                self._blink_until = t_ms + self.s.blink_ms
+                self._next_blink = self._blink_until + self._draw_blink_gap()
+            if t_ms < self._blink_until:
+                return GazePoint(0.0, 0.0, False, STATE_TRACKING_PRESENCE)
+            if self.rng.random() < self.s.lost_probability:
+                return GazePoint(0.0, 0.0, False, STATE_TRACKING_FAIL | STATE_TRACKING_PRESENCE)
+            if t_ms < self._fix_start:  # in flight
+                frac = 1.0 - (self._fix_start - t_ms) / self._sacc_ms
+                frac = 0.5 - 0.5 * math.cos(math.pi * min(max(frac, 0.0), 1.0))
+                pos = self._prev + frac * (self._cur - self._prev)
+                fix = False
+            else:
+                pos = self._cur
+                fix = t_ms - self._fix_start >= 60.0  # the tracker flags fixations after a delay
+            noise = self.rng.normal(0, self.s.noise_deg * self.s.px_per_deg / math.sqrt(2), 2)
+            x, y = pos + self._offset + noise
+            return GazePoint(float(x), float(y), fix, STATE_OK)
+
+
+class ReplaySource:
+    """Replays gaze from a JSON-lines file of ``{"t_ms", "x", "y", "fix", "state"}`` objects.
+
+    Frames are looked up by time (last frame at or before ``t``), looping at the end.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        if not rows:
+            raise ValueError(f"replay file {path} holds no frames")
+        self.t = np.array([float(r["t_ms"]) for r in rows])
+        self.rows = rows
+        self.period = float(self.t[-1] - self.t[0]) + (
+            float(np.median(np.diff(self.t))) if len(rows) > 1 else 1.0
+        )
+
+    def at(self, t_ms: float) -> GazePoint:
+        t = self.t[0] + (t_ms - self.t[0]) % self.period if t_ms >= self.t[0] else self.t[0]
+        r = self.rows[max(int(np.searchsorted(self.t, t, side="right")) - 1, 0)]
+        return GazePoint(float(r["x"]), float(r["y"]), bool(r.get("fix", False)), int(r.get("state", 7)))
+
+
+class EyeTribeSimulator:
+    """An Eye Tribe server on ``host:port`` speaking the real protocol.
+
+    Use as a context manager, or :meth:`start` / :meth:`stop`. ``port=0`` picks
+    a free port (see :attr:`port`).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = P.DEFAULT_PORT,
+        *,
+        rate_hz: int = 60,
+        screen_px: tuple[int, int] = (2560, 1440),
+        source: GazeSource | None = None,
+        heartbeat_ms: int = 250,
+        heartbeat_timeout_factor: float = 4.0,
+        calibration_error_deg: float = 0.5,
+        seed: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 1 <= rate_hz <= 1000:
+            raise ValueError(f"rate_hz = {rate_hz} must be in 1..1000 (the ET1000 runs 30 or 60)")
+        self.host = host
+        self.port = port
+        self.rate_hz = rate_hz
+        self.screen_px = screen_px
+        self.source: GazeSource = source or SyntheticObserver(screen_px, seed=seed)
+        self.heartbeat_ms = heartbeat_ms
+        self.heartbeat_timeout_s = heartbeat_ms / 1000.0 * heartbeat_timeout_factor
+        self.calibration_error_deg = calibration_error_deg
+        self.rng = np.random.default_rng(seed + 1)
+        self.clock = clock
+        self.frames_sent = 0
+        self.clients_dropped = 0
+        self.iscalibrated = False
+        self.calibresult: dict[str, Any] | None = None
+        self._server: socket.socket | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._t0 = clock()
+        self._epoch0 = time.time()
+        self._src_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> EyeTribeSimulator:
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            srv.bind((self.host, self.port))
+        except OSError as exc:
+            srv.close()
+            raise OSError(
+                f"cannot listen on {self.host}:{self.port} ({exc.strerror}); is another "
+                "Eye Tribe server running? Use --port to choose another port"
+            ) from exc
+        srv.listen(8)
+        srv.settimeout(0.2)
+        self._server = srv
+        self.port = srv.getsockname()[1]
+        t = threading.Thread(target=self._accept_loop, name="sim-accept", daemon=True)
+        t.start()
+        self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.close()
+        for t in self._threads:
+            t.join(timeout=2.0)
+
+    def __enter__(self) -> EyeTribeSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Run until interrupted (for ``gazelab simulate-tracker``)."""
+        try:
+            while not self._stop.wait(0.5):
+                pass
+        finally:
+            self.stop()
+
+    # -- per client ------------------------------------------------------------------------
+    def _accept_loop(self) -> None:
+        assert self._server is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except (TimeoutError, OSError):
+                continue
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            t = threading.Thread(target=self._client_loop, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _tracker_time_ms(self) -> float:
+        return (self.clock() - self._t0) * 1000.0
+
+    def _tracker_values(self, keys: list[Any], state: dict[str, Any]) -> dict[str, Any]:
+        table = {
+            "push": state["push"],
+            "heartbeatinterval": self.heartbeat_ms,
+            "version": P.PROTOCOL_VERSION,
+            "trackerstate": 0,
+            "framerate": self.rate_hz,
+            "iscalibrated": self.iscalibrated,
+            "iscalibrating": state["calib"] is not None,
+            "screenindex": 0,
+            "screenresw": self.screen_px[0],
+            "screenresh": self.screen_px[1],
+            "screenpsyw": 0.5977,
+            "screenpsyh": 0.3362,
+        }
+        if self.calibresult is not None:
+            table["calibresult"] = self.calibresult
+        return {k: table[k] for k in keys if isinstance(k, str) and k in table}
+
+    def _client_loop(self, conn: socket.socket) -> None:
+        state: dict[str, Any] = {"push": False, "calib": None, "last_hb": self.clock()}
+        send_lock = threading.Lock()
+        alive = threading.Event()
+        alive.set()
+
+        def send(msg: dict[str, Any]) -> None:
+            data = P.encode(msg)
+            with send_lock:
+                conn.sendall(data)
+
+        pusher = threading.Thread(
+            target=self._push_loop, args=(send, state, alive), daemon=True, name="sim-push"
+        )
+        pusher.start()
+        conn.settimeout(0.05)
+        buf = b""
+        try:
+            while not self._stop.is_set() and alive.is_set():
+                if self.clock() - state["last_hb"] > self.heartbeat_timeout_s:
+                    self.clients_dropped += 1  # no heartbeat: drop, as the real server does
+                    break
+                try:
+                    chunk = conn.recv(65536)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    break
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        self._handle(line, send, state)
+        except OSError:
+            pass
+        finally:
+            alive.clear()
+            pusher.join(timeout=1.0)
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+    def _handle(self, line: bytes, send: Callable[[dict[str, Any]], None], state: dict[str, Any]) -> None:
+        try:
+            msg = json.loads(line)
+        except json.JSONDecodeError:
+            send(P.reply("tracker", None, 400, message="malformed JSON"))
+            return
+        if not isinstance(msg, dict):
+            send(P.reply("tracker", None, 400, message="request must be a JSON object"))
+            return
+        cat, req, values = msg.get("category"), msg.get("request"), msg.get("values")
+        if cat == "heartbeat":
+            state["last_hb"] = self.clock()
+            send(P.reply("heartbeat", None))
+            return
+        if cat == "tracker" and req == "get":
+            keys = values if isinstance(values, list) else []
+            send(P.reply("tracker", "get", values=self._tracker_values(keys, state)))
+            return
+        if cat == "tracker" and req == "set":
+            if not isinstance(values, dict):
+                send(P.reply("tracker", "set", 400, message="set needs values"))
+                return
+            if "push" in values:
+                state["push"] = bool(values["push"])
+            send(P.reply("tracker", "set"))
+            return
+        if cat == "calibration":
+            self._handle_calibration(req, values, send, state)
+            return
+        send(P.reply(str(cat), req, 400, message="unknown category or request"))
+
+    def _handle_calibration(
+        self, req: Any, values: Any, send: Callable[[dict[str, Any]], None], state: dict[str, Any]
+    ) -> None:
+        calib = state["calib"]
+        if req == "start":
+            count = values.get("pointcount") if isinstance(values, dict) else None
+            if not isinstance(count, int) or count < 1:
+                send(P.reply("calibration", "start", 400, message="pointcount missing"))
+                return
+            state["calib"] = {"count": count, "points": [], "current": None}
+            send(P.reply("calibration", "start"))
+        elif req == "pointstart":
+            if calib is None or not isinstance(values, dict):
+                send(P.reply("calibration", "pointstart", 403, message="calibration not started"))
+                return
+            calib["current"] = (float(values.get("x", 0)), float(values.get("y", 0)))
+            send(P.reply("calibration", "pointstart"))
+        elif req == "pointend":
+            if calib is None or calib["current"] is None:
+                send(P.reply("calibration", "pointend", 403, message="no point started"))
+                return
+            calib["points"].append(calib["current"])
+            calib["current"] = None
+            if len(calib["points"]) < calib["count"]:
+                send(P.reply("calibration", "pointend"))
+                return
+            result = self._calibresult(calib["points"])
+            self.iscalibrated, self.calibresult = result["result"], result
+            state["calib"] = None
+            send(P.reply("calibration", "pointend", values={"calibresult": result}))
+            send(P.reply("tracker", "get", P.STATUS_CALIBRATION_CHANGED,
+                         values={"iscalibrated": self.iscalibrated, "calibresult": result}))
+        elif req in ("abort", "clear"):
+            state["calib"] = None
+            if req == "clear":
+                self.iscalibrated, self.calibresult = False, None
+            send(P.reply("calibration", req))
+        else:
+            send(P.reply("calibration", req, 400, message="unknown calibration request"))
+
+    def _calibresult(self, points: list[tuple[float, float]]) -> dict[str, Any]:
+        px_per_deg = 52.36
+        cps = []
+        for x, y in points:
+            err = abs(self.rng.normal(self.calibration_error_deg, self.calibration_error_deg / 3))
+            errl = abs(err + self.rng.normal(0, 0.1))
+            errr = abs(err + self.rng.normal(0, 0.1))
+            ang = self.rng.uniform(0, 2 * math.pi)
+            mx, my = x + err * px_per_deg * math.cos(ang), y + err * px_per_deg * math.sin(ang)
+            cps.append({
+                "state": 2,
+                "cp": {"x": x, "y": y},
+                "mecp": {"x": mx, "y": my},
+                "acd": {"ad": err, "adl": errl, "adr": errr},
+                "mepix": {"mep": err * px_per_deg, "mepl": errl * px_per_deg, "mepr": errr * px_per_deg},
+                "asdp": {"asd": 8.0, "asdl": 9.0, "asdr": 9.0},
+            })
+        deg = float(np.mean([c["acd"]["ad"] for c in cps]))
+        return {
+            "result": deg < 1.5,
+            "deg": deg,
+            "degl": float(np.mean([c["acd"]["adl"] for c in cps])),
+            "degr": float(np.mean([c["acd"]["adr"] for c in cps])),
+            "calibpoints": cps,
+        }
+
+    def frame(self, t_ms: float) -> dict[str, Any]:
+        """The pushed frame for tracker time ``t_ms`` (also used to write replay files)."""
+        with self._src_lock:
+            g = self.source.at(t_ms)
+        ok = g.state & STATE_TRACKING_GAZE and not g.state & (STATE_TRACKING_FAIL | STATE_TRACKING_LOST)
+        x, y = (g.x, g.y) if ok else (0.0, 0.0)
+        eye = {
+            "raw": {"x": x, "y": y},
+            "avg": {"x": x, "y": y},
+            "psize": 22.0 if ok else 0.0,
+            "pcenter": {"x": 0.45 if ok else 0.0, "y": 0.5 if ok else 0.0},
+        }
+        return {
+            "timestamp": P.timestamp_string(self._epoch0 + t_ms / 1000.0),
+            "time": int(round(t_ms)),
+            "fix": bool(g.fix),
+            "state": int(g.state),
+            "raw": {"x": x, "y": y},
+            "avg": {"x": x, "y": y},
+            "lefteye": eye,
+            "righteye": eye,
+        }
+
+    def _push_loop(
+        self, send: Callable[[dict[str, Any]], None], state: dict[str, Any], alive: threading.Event
+    ) -> None:
+        period_ms = 1000.0 / self.rate_hz
+        k = 0
+        t_start: float | None = None
+        while alive.is_set() and not self._stop.is_set():
+            if not state["push"]:
+                t_start = None
+                time.sleep(0.005)
+                continue
+            now_ms = self._tracker_time_ms()
+            if t_start is None:
+                t_start, k = now_ms, 0
+            # Send every frame that is due; frame times advance by exactly one period.
+            while t_start + k * period_ms <= now_ms and state["push"]:
+                t = t_start + k * period_ms
+                try:
+                    send(P.reply("tracker", "get", values={"frame": self.frame(t)}))
+                except OSError:
+                    alive.clear()
+                    return
+                self.frames_sent += 1
+                k += 1
+            next_ms = t_start + k * period_ms
+            time.sleep(max(0.0, (next_ms - self._tracker_time_ms()) / 1000.0))

@@ -1,0 +1,66 @@
+"""Settings: reference defaults, TOML round trip, and errors that name key and range."""
+
+from __future__ import annotations
+
+import pytest
+
+from gazelab.settings import Settings, SettingsError, load_settings, save_settings
+
+
+def test_defaults_are_the_reference_set_up():
+    s = Settings()
+    assert s.display.resolution_px == (2560, 1440)
+    assert s.display.distance_mm == 700.0
+    assert s.display.pixel_pitch_mm == pytest.approx(0.2335, abs=5e-4)
+    assert s.stimulus.square_px == 1200
+    assert (s.protocol.blank1_ms, s.protocol.cross_ms, s.protocol.blank2_ms) == (500, 200, 500)
+    assert s.heatmap.span_deg == 5.0 and s.heatmap.fwhm_fraction == 0.4
+    assert s.fixations.dispersion_deg == 1.0 and s.fixations.min_duration_ms == 100.0
+    assert s.fixations.velocity_deg_s == 30.0
+    assert s.masks.negative_fraction == 0.1
+    assert s.training.masked_epochs == 9
+
+
+def test_toml_round_trip(tmp_path):
+    s = Settings().replace(
+        protocol=Settings().protocol.__class__(seed=42, cross_ms=250.0),
+    )
+    path = tmp_path / "s.toml"
+    save_settings(s, path)
+    back = load_settings(path)
+    assert back == s
+    assert back.protocol.seed == 42
+
+
+def test_display_in_inches_and_centimetres():
+    s = Settings.from_toml(
+        "[display]\ndiagonal_in = 24\nresolution_px = [1920, 1080]\ndistance_cm = 60\n"
+    )
+    assert s.display.distance_mm == 600.0
+    assert s.display.pixel_pitch_mm == pytest.approx(24 * 25.4 / (1920**2 + 1080**2) ** 0.5)
+
+
+@pytest.mark.parametrize(
+    ("toml", "words"),
+    [
+        ("[protocol]\ncross_ms = -5\n", ["protocol.cross_ms", "-5", "[0, 10000]"]),
+        ("[protocol]\ncalibration_points = 7\n", ["protocol.calibration_points", "5", "16"]),
+        ("[protocol]\ncros_ms = 5\n", ["protocol.cros_ms", "accepts"]),
+        ("[heatmap]\nspan_deg = 'five'\n", ["heatmap.span_deg", "float"]),
+        ("[tracker]\nkind = 'tobii'\n", ["tracker.kind", "eyetribe"]),
+        ("[nonsense]\na = 1\n", ["unknown section", "nonsense"]),
+        ("[display]\nresolution_px = [0, 5]\n", ["display.resolution_px"]),
+        ("[display]\nwidth_mm = 500\n", ["width_mm and display.height_mm"]),
+        ("not toml = = =", ["not valid TOML"]),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_allowed(toml, words):
+    with pytest.raises(SettingsError) as err:
+        Settings.from_toml(toml)
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(SettingsError, match="cannot read settings file"):
+        load_settings(tmp_path / "nope.toml")

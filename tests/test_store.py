@@ -1,0 +1,176 @@
+"""Session store: round trips, concurrent writers, migrations, BIDS-like export."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import multiprocessing as mp
+import sqlite3
+
+import pytest
+
+from gazelab.annotation.bids import export_session
+from gazelab.annotation.store import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    BatchedSampleWriter,
+    SessionStore,
+    StoreError,
+)
+from gazelab.gaze.trackers.base import CalibrationPoint, CalibrationResult, GazeSample
+from gazelab.settings import Settings
+
+
+def _session(store, who="P01", order=("a", "b", "c")):
+    return store.create_session(
+        who,
+        settings_toml=Settings().to_toml(),
+        seed=7,
+        image_source="synthetic:0",
+        stimulus_order=list(order),
+        start_local_s=100.0,
+    )
+
+
+def _sample(i, t0=0.0):
+    return GazeSample(time_ms=i * 16.0, local_s=t0 + i * 0.016, x=100.0 + i, y=200.0, fix=i % 2 == 0)
+
+
+def test_session_round_trip(tmp_path):
+    with SessionStore(tmp_path / "p.sqlite") as store:
+        rec = _session(store)
+        assert store.schema_version == SCHEMA_VERSION
+        back = store.session(rec.id)
+        assert back.participant == "P01" and back.seed == 7
+        assert back.stimulus_order == ("a", "b", "c")
+        assert Settings.from_toml(back.settings_toml) == Settings()
+        store.add_samples(rec.id, [_sample(i, 100.0) for i in range(10)], trial_index=0, phase="image")
+        store.add_event(rec.id, "cross", 100.5, trial_index=0, payload={"x": 1})
+        store.add_label(rec.id, 0, "happy", local_s=101.0, text="happiness", confidence=0.9,
+                        source="voice")
+        store.add_label(rec.id, 0, "sadness", local_s=101.5, source="key")  # relabel
+        cal = CalibrationResult(True, 0.5, 0.6, 0.4, (CalibrationPoint(10, 20, 0.5),))
+        store.add_calibration(rec.id, cal, kind="calibration", local_s=99.0)
+        store.set_trial_onset(rec.id, 0, 100.7, 1.5)
+
+    with SessionStore(tmp_path / "p.sqlite") as store:  # reopen: everything is there
+        table = store.samples(rec.id)
+        assert len(table["x"]) == 10
+        assert table["x"].tolist() == [100.0 + i for i in range(10)]
+        assert table["fix"].tolist() == [i % 2 == 0 for i in range(10)]
+        assert set(table["phase"]) == {"image"}
+        assert store.events(rec.id)[0]["payload"] == {"x": 1}
+        assert store.final_labels(rec.id) == {0: "sadness"}
+        assert [lab.label for lab in store.labels(rec.id)] == ["happy", "sadness"]
+        assert store.first_unlabelled_trial(rec.id) == 1
+        assert store.calibrations(rec.id)[0]["deg"] == 0.5
+        assert store.trials(rec.id)[0]["onset_error_ms"] == 1.5
+
+
+def test_bad_label_and_pseudonym_are_refused(tmp_path):
+    with SessionStore(tmp_path / "p.sqlite") as store:
+        rec = _session(store)
+        with pytest.raises(StoreError, match="not one of the classes"):
+            store.add_label(rec.id, 0, "joyful", local_s=1.0)
+        with pytest.raises(StoreError, match="pseudonym"):
+            store.participant_id("jane.doe@example.org")
+        with pytest.raises(StoreError, match="no session 99"):
+            store.session(99)
+
+
+def test_batched_writer_commits_every_batch_interval(tmp_path):
+    now = [0.0]
+    with SessionStore(tmp_path / "p.sqlite") as store:
+        rec = _session(store)
+        w = BatchedSampleWriter(store, rec.id, batch_ms=100, clock=lambda: now[0])
+        for i in range(30):  # 30 samples over 480 ms at 16 ms
+            now[0] = i * 0.016
+            w.add([_sample(i)], 0, "image")
+        committed = store.sample_count(rec.id)
+        # at most the samples of the last 100 ms are still pending
+        assert 30 - committed <= 7
+        w.flush()
+        assert store.sample_count(rec.id) == 30
+
+
+def _writer_process(path, who, n):
+    store = SessionStore(path)
+    rec = _session(store, who=who)
+    for k in range(n // 50):
+        store.add_samples(rec.id, [_sample(k * 50 + i) for i in range(50)], trial_index=k)
+        store.add_event(rec.id, "tick", float(k), trial_index=k)
+    store.close()
+
+
+def test_two_annotators_write_one_store_concurrently(tmp_path):
+    path = tmp_path / "p.sqlite"
+    SessionStore(path).close()
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer_process, args=(path, who, 5000)) for who in ("A1", "A2")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    with SessionStore(path) as store:
+        sessions = store.sessions()
+        assert sorted(s.participant for s in sessions) == ["A1", "A2"]
+        for s in sessions:
+            assert store.sample_count(s.id) == 5000
+            assert len(store.events(s.id)) == 100
+
+
+def test_migration_from_v1_keeps_data(tmp_path):
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0])
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO participants(pseudonym, created_utc) VALUES ('P9', 'x')")
+    db.execute(
+        "INSERT INTO sessions(uuid, participant_id, created_utc, software_version, settings_toml,"
+        " seed, image_source, stimulus_order, start_local_s) VALUES ('u', 1, 'x', '0.0.1', ?, 3,"
+        " 'folder', '[\"img1\"]', 0.0)",
+        (Settings().to_toml(),),
+    )
+    db.commit()
+    db.close()
+    with SessionStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.session(1).participant == "P9"
+        store.add_gap(1, 1.0, 2.0, "connection lost")  # a v2 table works
+        assert store.gaps(1) == [{"start_local_s": 1.0, "end_local_s": 2.0, "reason": "connection lost"}]
+
+
+def test_newer_store_is_refused(tmp_path):
+    path = tmp_path / "new.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(StoreError, match="newer than this gazelab"):
+        SessionStore(path)
+
+
+def test_bids_like_export(tmp_path):
+    with SessionStore(tmp_path / "p.sqlite") as store:
+        rec = _session(store)
+        store.add_samples(rec.id, [_sample(i, 100.0) for i in range(5)], trial_index=0, phase="image")
+        store.add_event(rec.id, "image", 100.0, trial_index=0)
+        store.add_event(rec.id, "label", 100.25, trial_index=0, payload={"label": "happy"})
+        paths = export_session(store, rec.id, tmp_path / "bids")
+    assert paths["gaze"].name == "sub-P01_ses-01_task-cklabel_gaze.tsv.gz"
+    with gzip.open(paths["gaze"], "rt") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert len(rows) == 5
+    assert float(rows[1]["t_s"]) == pytest.approx(0.016)
+    assert float(rows[1]["x_px"]) == 101.0 and rows[0]["fix"] == "1"
+    sidecar = json.loads(paths["gaze_json"].read_text())
+    assert sidecar["x_px"]["Units"] == "px" and sidecar["t_s"]["Units"] == "s"
+    assert sidecar["ScreenResolution"] == [2560, 1440]
+    assert sidecar["ScreenDistance"] == pytest.approx(0.7)
+    with open(paths["events"]) as fh:
+        events = list(csv.DictReader(fh, delimiter="\t"))
+    assert [e["trial_type"] for e in events] == ["image", "label"]
+    assert float(events[0]["duration"]) == pytest.approx(0.25)
+    assert events[1]["value"] == "happy" and events[1]["image_id"] == "a"
+    assert json.loads(paths["events_json"].read_text())["onset"]["Units"] == "s"
