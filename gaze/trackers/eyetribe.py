@@ -236,7 +236,7 @@ class EyeTribeTracker:
             raise TrackerError("not connected to the Eye Tribe server")
         with self._send_lock:
             if self.transcript is not None:
-                self.transcript.write(f"{self.clock():.6f} > {data.decode().rstrip()}\n")
+                self.transcript.write(f"{self.clock()!r} > {data.decode().rstrip()}\n")
             try:
                 sock.sendall(data)
             except OSError as exc:
@@ -338,8 +338,9 @@ class EyeTribeTracker:
         now = self.clock()
         text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
         if self.transcript is not None:
-            self.transcript.write(f"{now:.6f} < {text.rstrip()}\n")
+            self.transcript.write(f"{now!r} < {text.rstrip()}\n")
         if not text.strip():
+            self.stats.invalid_messages += 1  # the server never sends empty lines
             return
         try:
             msg = json.loads(text)

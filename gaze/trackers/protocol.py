@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +47,9 @@ TRACKER_KEYS = (
     "screenpsyw",
     "screenpsyh",
 )
+
+
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")
 
 
 class FrameError(ValueError):
@@ -114,23 +118,22 @@ def parse_frame(
     if not isinstance(frame, dict):
         raise FrameError("frame must be an object")
     t = _number(frame, "time", "frame")
+    if not t >= 0:
+        raise FrameError(f"frame.time must be a non-negative number of ms, got {t!r}")
     state = frame.get("state")
-    if isinstance(state, bool) or not isinstance(state, int):
-        raise FrameError(f"frame.state must be an integer, got {state!r}")
+    if isinstance(state, bool) or not isinstance(state, int) or not 0 <= state <= 0xFF:
+        raise FrameError(f"frame.state must be an integer of bit flags, got {state!r}")
     fix = frame.get("fix")
     if not isinstance(fix, bool):
         raise FrameError(f"frame.fix must be true/false, got {fix!r}")
     ts = frame.get("timestamp")
-    if ts is not None and not isinstance(ts, str):
-        raise FrameError("frame.timestamp must be a string")
+    if not isinstance(ts, str) or not _TIMESTAMP.match(ts):
+        raise FrameError(f"frame.timestamp must read 'YYYY-MM-DD HH:MM:SS.mmm', got {ts!r}")
     ax, ay = _xy(frame.get("avg"), "frame.avg")
     rx, ry = _xy(frame.get("raw"), "frame.raw")
     eyes: dict[str, tuple[float, float, float, float, float]] = {}
     for side in ("lefteye", "righteye"):
         eye = frame.get(side)
-        if eye is None:
-            eyes[side] = (math.nan,) * 5
-            continue
         if not isinstance(eye, dict):
             raise FrameError(f"frame.{side} must be an object")
         ex, ey = _xy(eye.get("avg"), f"frame.{side}.avg")
@@ -138,7 +141,7 @@ def parse_frame(
         pcx, pcy = _xy(eye.get("pcenter"), f"frame.{side}.pcenter")
         eyes[side] = (ex, ey, ps, pcx, pcy)
     values = (t, ax, ay, rx, ry, *eyes["lefteye"], *eyes["righteye"])
-    if any(math.isinf(v) for v in values) or math.isnan(t):
+    if not all(math.isfinite(v) for v in values):
         raise FrameError("frame holds a non-finite number")
     le, re_ = eyes["lefteye"], eyes["righteye"]
     return GazeSample(

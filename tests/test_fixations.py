@@ -1,0 +1,115 @@
+"""Fixation detection on synthetic signals with known fixations (SPEC §4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gazelab.gaze.fixations import add_frames, detect_fixations
+from gazelab.gaze.geometry import StimulusLayout
+
+RATE_HZ = 60.0
+DT = 1000.0 / RATE_HZ
+
+
+def signal(plan, noise_px=2.0, seed=0):
+    """plan: list of ('fix', ms, x, y) / ('sacc', ms). Returns samples and true fixations."""
+    rng = np.random.default_rng(seed)
+    t, x, y, fix, truth = [], [], [], [], []
+    now, pos = 0.0, np.array([0.0, 0.0])
+    for step in plan:
+        n = int(round(step[1] / DT))
+        if step[0] == "fix":
+            target = np.array(step[2:4], dtype=float)
+            truth.append((now, now + (n - 1) * DT, *target))
+            for _ in range(n):
+                t.append(now)
+                p = target + rng.normal(0, noise_px, 2)
+                x.append(p[0]), y.append(p[1]), fix.append(True)
+                now += DT
+            pos = target
+        else:
+            nxt = np.array(step[2:4], dtype=float)
+            for k in range(1, n + 1):
+                p = pos + (nxt - pos) * k / (n + 1)
+                t.append(now), x.append(p[0]), y.append(p[1]), fix.append(False)
+                now += DT
+    samples = {"t_ms": np.array(t), "x": np.array(x), "y": np.array(y), "fix": np.array(fix),
+               "valid": np.ones(len(t), bool)}
+    return samples, truth
+
+
+PLAN = [
+    ("fix", 300, 1000, 600),
+    ("sacc", 50, 1400, 700),
+    ("fix", 250, 1400, 700),
+    ("sacc", 50, 900, 900),
+    ("fix", 500, 900, 900),
+    ("sacc", 50, 1300, 300),
+    ("fix", 200, 1300, 300),
+]
+
+
+@pytest.mark.parametrize("method", ["idt", "ivt", "flag"])
+def test_known_fixations_are_found_within_one_sample(method, reference_geometry):
+    samples, truth = signal(PLAN)
+    fx = detect_fixations(samples, method, reference_geometry)
+    assert len(fx["onset_ms"]) == len(truth)
+    for k, (on, off, tx, ty) in enumerate(truth):
+        assert abs(fx["onset_ms"][k] - on) <= DT + 1e-9
+        assert abs(fx["offset_ms"][k] - off) <= DT + 1e-9
+        assert np.hypot(fx["x_px"][k] - tx, fx["y_px"][k] - ty) < 5
+    assert np.all(fx["duration_ms"] == fx["offset_ms"] - fx["onset_ms"])
+
+
+def test_short_fixations_are_not_fixations(reference_geometry):
+    samples, _ = signal([("fix", 66, 500, 500), ("sacc", 50, 900, 500), ("fix", 300, 900, 500)])
+    for method in ("idt", "ivt"):
+        fx = detect_fixations(samples, method, reference_geometry, min_duration_ms=100)
+        assert fx["x_px"].round(-1).tolist() == [900.0]
+
+
+def test_invalid_samples_split_fixations(reference_geometry):
+    samples, _ = signal([("fix", 600, 800, 800)])
+    samples["valid"][15:20] = False  # a blink in the middle
+    samples["x"][15:20] = 0.0
+    fx = detect_fixations(samples, "idt", reference_geometry)
+    assert len(fx["onset_ms"]) == 2
+    assert fx["offset_ms"][0] == samples["t_ms"][14] and fx["onset_ms"][1] == samples["t_ms"][20]
+
+
+def test_dispersion_threshold_is_in_degrees(reference_geometry):
+    # a 1.5° drift is one fixation at 2° threshold, and not one at 1°
+    n = 30
+    x = np.linspace(1000, 1000 + reference_geometry.deg_to_px(1.5), n)
+    s = {"t_ms": np.arange(n) * DT, "x": x, "y": np.full(n, 500.0), "valid": np.ones(n, bool)}
+    assert len(detect_fixations(s, "idt", reference_geometry, dispersion_deg=2.0)["x_px"]) == 1
+    one = detect_fixations(s, "idt", reference_geometry, dispersion_deg=1.0)
+    assert all(d < 500 for d in one["duration_ms"])
+
+
+def test_velocity_threshold_is_in_degrees_per_second(reference_geometry):
+    n = 30
+    speed_deg_s = 20.0  # smooth pursuit slower than 30 °/s is 'fixation' for I-VT
+    x = 1000 + np.arange(n) * DT / 1000 * reference_geometry.deg_to_px(speed_deg_s)
+    s = {"t_ms": np.arange(n) * DT, "x": x, "y": np.full(n, 500.0), "valid": np.ones(n, bool)}
+    assert len(detect_fixations(s, "ivt", reference_geometry, velocity_deg_s=30)["x_px"]) == 1
+    assert len(detect_fixations(s, "ivt", reference_geometry, velocity_deg_s=10)["x_px"]) == 0
+
+
+def test_frames_are_added(reference_geometry):
+    samples, _ = signal([("fix", 300, 1280, 720)], noise_px=0)
+    fx = add_frames(detect_fixations(samples, "idt", reference_geometry),
+                    StimulusLayout((2560, 1440), 1200, (490, 640)))
+    assert fx["x_stim"][0] == pytest.approx(600) and fx["y_stim"][0] == pytest.approx(600)
+    assert fx["x_img"][0] == pytest.approx(320) and fx["y_img"][0] == pytest.approx(245)
+    assert fx["in_image"].tolist() == [True]
+
+
+def test_unknown_method_and_unsorted_times_are_errors(reference_geometry):
+    samples, _ = signal([("fix", 300, 1280, 720)])
+    with pytest.raises(ValueError, match="unknown fixation method"):
+        detect_fixations(samples, "hmm", reference_geometry)
+    samples["t_ms"] = samples["t_ms"][::-1].copy()
+    with pytest.raises(ValueError, match="non-decreasing"):
+        detect_fixations(samples, "idt", reference_geometry)
