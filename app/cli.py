@@ -52,6 +52,55 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate_tracker(args: argparse.Namespace) -> int:
+    from gazelab.gaze.trackers.simulator import EyeTribeSimulator, ReplaySource
+
+    source = ReplaySource(args.replay) if args.replay else None
+    sim = EyeTribeSimulator(
+        args.host, args.port, rate_hz=args.rate, source=source, seed=args.seed,
+        heartbeat_ms=args.heartbeat_ms,
+    ).start()
+    print(f"Eye Tribe simulator on {args.host}:{sim.port} at {args.rate} Hz "
+          f"({'replay of ' + args.replay if args.replay else 'synthetic observer'}); Ctrl-C stops")
+    sim.serve_forever()
+    return 0
+
+
+def cmd_heatmaps(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from gazelab.analysis.human import trial_gaze
+    from gazelab.annotation.store import SessionStore
+    from gazelab.models.datasets.library import load_dataset
+
+    images = load_dataset(args.dataset, args.images)
+    # Sessions store ids as given to them; match a dataset id or its file stem.
+    index = {img_id: i for i, img_id in enumerate(images.ids)}
+    index.update({Path(img_id).stem: i for i, img_id in enumerate(images.ids)})
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with SessionStore(args.store) as store:
+        rec = store.session(args.session)
+        missing = [i for i in rec.stimulus_order if i not in index]
+        if missing:
+            raise FileNotFoundError(
+                f"{len(missing)} image id(s) of session {args.session} are not in {args.images} "
+                f"(first: {missing[0]!r}); give the image folder the session was run with"
+            )
+        shapes = {i: images.image(index[i]).shape[:2] for i in rec.stimulus_order}
+        trials = trial_gaze(store, args.session, shapes)  # type: ignore[arg-type]
+    arrays = {t.image_id: t.heatmap.astype(np.float32) for t in trials}
+    np.savez_compressed(out / f"session{args.session}_heatmaps.npz", **arrays)
+    for t in trials:
+        h = t.heatmap
+        png = (255 * h / h.max()).astype(np.uint8) if h.max() > 0 else h.astype(np.uint8)
+        Image.fromarray(png).save(out / f"session{args.session}_{Path(t.image_id).stem}.png")
+        print(f"{t.image_id}: {len(t.fixations['onset_ms'])} fixations")
+    print(f"wrote {len(trials)} heatmaps (stimulus frame) to {out}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gazelab.app.demo import run_demo
 
@@ -79,6 +128,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=8, help="images per session (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--quick", action="store_true", help="smallest sizes, for tests")
+
+    p = add("simulate-tracker", cmd_simulate_tracker,
+            "run an Eye Tribe server simulator (same TCP JSON protocol as the real one)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=6555, help="TCP port (default: 6555)")
+    p.add_argument("--rate", type=int, default=60, help="frame rate, Hz: 30/60, up to 1000")
+    p.add_argument("--heartbeat-ms", type=int, default=250, help="heartbeat interval (default: 250)")
+    p.add_argument("--replay", help="JSON-lines file of {t_ms, x, y, fix, state} to replay")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = add("heatmaps", cmd_heatmaps, "fixations and human heatmaps of a recorded session")
+    p.add_argument("--store", required=True, help="project store (.sqlite)")
+    p.add_argument("--session", type=int, required=True, help="session id")
+    p.add_argument("--images", required=True, help="the image folder/dataset of the session")
+    p.add_argument("--dataset", default="folder", help="layout: folder, ck+, fer+, affectnet")
+    p.add_argument("--out", required=True, help="output folder")
 
     p = add("settings", cmd_settings, "print the default settings (or a validated file) as TOML")
     p.add_argument("--config", help="settings TOML file to validate and print")

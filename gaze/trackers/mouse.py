@@ -73,7 +73,9 @@ class MouseTracker:
             out.append(self._samples.popleft())
         return out
 
-    def calibrate(self, points_xy: list[tuple[float, float]]) -> CalibrationResult:
+    def calibrate(
+        self, points_xy: list[tuple[float, float]], *, dwell_s: float = 0.0
+    ) -> CalibrationResult:
         """Nothing to calibrate: a perfect result, so the session flow stays the same."""
         pts = tuple(CalibrationPoint(x, y, 0.0, 0.0, 0.0, 0.0) for x, y in points_xy)
         return CalibrationResult(True, 0.0, 0.0, 0.0, pts)

@@ -1,0 +1,72 @@
+"""Human fixations and heatmaps of a recorded session (SPEC §4–§5).
+
+Reads the image-phase samples of each trial from the store, detects fixations
+with the method and thresholds of :class:`~gazelab.settings.FixationSettings`,
+maps them into the stimulus frame and builds the span-limited Gaussian heatmap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gazelab.annotation.store import SessionStore
+from gazelab.gaze.fixations import FixationTable, add_frames, detect_fixations
+from gazelab.gaze.geometry import StimulusLayout
+from gazelab.gaze.heatmaps import HeatmapKernel, fixation_heatmap
+from gazelab.settings import Settings
+
+
+@dataclass(frozen=True)
+class TrialGaze:
+    """One trial's fixations (with stimulus/image frames) and its stimulus-frame heatmap."""
+
+    trial_index: int
+    image_id: str
+    fixations: FixationTable
+    heatmap: NDArray[np.float64]  # (square_px, square_px)
+    n_samples: int
+
+
+def trial_gaze(
+    store: SessionStore,
+    session_id: int,
+    image_shapes: dict[str, tuple[int, int]],
+    settings: Settings | None = None,
+) -> list[TrialGaze]:
+    """Fixations and heatmaps of every trial of a session that has image-phase samples.
+
+    ``image_shapes`` maps image id -> original ``(H, W)``, to place each image in
+    the stimulus square. ``settings`` default to the session's own.
+    """
+    rec = store.session(session_id)
+    s = settings or Settings.from_toml(rec.settings_toml, source=f"session {session_id}")
+    kernel = HeatmapKernel.from_geometry(s.display, s.heatmap.span_deg, s.heatmap.fwhm_fraction)
+    square = s.stimulus.square_px
+    out: list[TrialGaze] = []
+    for trial in store.trials(session_id):
+        ti, image_id = trial["trial_index"], trial["image_id"]
+        table = store.samples(session_id, trial_index=ti)
+        keep = table["phase"] == "image"
+        samples = {k: v[keep] for k, v in table.items()}
+        if not keep.any():
+            continue
+        if image_id not in image_shapes:
+            raise KeyError(f"no image shape given for image id {image_id!r} of trial {ti}")
+        layout = StimulusLayout(s.display.resolution_px, square, image_shapes[image_id])
+        fx = detect_fixations(
+            samples,
+            s.fixations.method,
+            s.display,
+            dispersion_deg=s.fixations.dispersion_deg,
+            min_duration_ms=s.fixations.min_duration_ms,
+            velocity_deg_s=s.fixations.velocity_deg_s,
+        )
+        fx = add_frames(fx, layout)
+        points = np.stack([fx["x_stim"], fx["y_stim"]], axis=-1)
+        weights = fx["duration_ms"] if s.heatmap.duration_weighting else None
+        heat = fixation_heatmap(points, (square, square), kernel.c, kernel.radius, weights)
+        out.append(TrialGaze(ti, image_id, fx, heat, int(keep.sum())))
+    return out
