@@ -12,7 +12,9 @@ from scipy import ndimage
 from gazelab.gaze.heatmaps import contour_mask
 
 
-def place_in_square(image: NDArray[np.uint8], square_px: int, background: int = 128) -> NDArray[np.uint8]:
+def place_in_square(
+    image: NDArray[np.uint8], square_px: int, background: int = 128
+) -> NDArray[np.uint8]:
     """The image as shown: scaled (aspect kept) and centred in a ``square_px`` square, RGB."""
     from PIL import Image
 
@@ -20,7 +22,7 @@ def place_in_square(image: NDArray[np.uint8], square_px: int, background: int = 
     h, w = rgb.shape[:2]
     k = square_px / max(h, w)
     nw, nh = max(1, round(w * k)), max(1, round(h * k))
-    scaled = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.BILINEAR))
+    scaled = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.BILINEAR))
     out = np.full((square_px, square_px, 3), background, dtype=np.uint8)
     y0, x0 = (square_px - nh) // 2, (square_px - nw) // 2
     out[y0 : y0 + nh, x0 : x0 + nw] = scaled

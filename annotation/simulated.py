@@ -98,7 +98,7 @@ def run_simulated_session(
             run_phase("blank2", s.protocol.blank2_ms / 1000.0, ti)
             layout = StimulusLayout(screen, s.stimulus.square_px, st.shape)
             if observer is not None:
-                prio = st.regions if st.regions is not None else np.ones(st.shape)
+                prio = np.ones(st.shape) if st.regions is None else st.regions.astype(np.float64)
                 observer.set_priority_map(prio, layout.image_rect_on_screen)
             onset = clock()
             store.set_trial_onset(rec.id, ti, onset, 0.0)
@@ -107,12 +107,25 @@ def run_simulated_session(
             if rng.random() < label_error:
                 label = int(rng.choice([k for k in range(len(CLASSES)) if k != st.label]))
             now = clock()
-            store.add_label(rec.id, ti, CLASSES[label], local_s=now, text=CLASSES[label],
-                            confidence=1.0, source="auto")
-            store.add_event(rec.id, "label", now, trial_index=ti,
-                            payload={"label": CLASSES[label], "source": "auto"})
-            store.add_event(rec.id, "keypress", clock(), trial_index=ti,
-                            payload={"key": s.protocol.advance_key})
+            store.add_label(
+                rec.id,
+                ti,
+                CLASSES[label],
+                local_s=now,
+                text=CLASSES[label],
+                confidence=1.0,
+                source="auto",
+            )
+            store.add_event(
+                rec.id,
+                "label",
+                now,
+                trial_index=ti,
+                payload={"label": CLASSES[label], "source": "auto"},
+            )
+            store.add_event(
+                rec.id, "keypress", clock(), trial_index=ti, payload={"key": s.protocol.advance_key}
+            )
             writer.add(tracker.drain(), ti, "image")
             if progress is not None:
                 progress(ti + 1, len(order))

@@ -240,9 +240,9 @@ class SessionStore:
                 (pseudonym, _utc_now()),
             )
             return int(
-                db.execute("SELECT id FROM participants WHERE pseudonym = ?", (pseudonym,)).fetchone()[
-                    0
-                ]
+                db.execute(
+                    "SELECT id FROM participants WHERE pseudonym = ?", (pseudonym,)
+                ).fetchone()[0]
             )
 
     def create_session(
@@ -424,7 +424,14 @@ class SessionStore:
                 db.execute(
                     "INSERT INTO audio(session_id, trial_index, local_s, path, sha1, label_id)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    (session_id, trial_index, local_s, str(audio_path), _sha1(audio_path), label_id),
+                    (
+                        session_id,
+                        trial_index,
+                        local_s,
+                        str(audio_path),
+                        _sha1(audio_path),
+                        label_id,
+                    ),
                 )
         return label_id
 

@@ -18,7 +18,7 @@ from gazelab import __version__
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _settings(args: argparse.Namespace):  # noqa: ANN202 - returns gazelab.settings.Settings
+def _settings(args: argparse.Namespace):
     from gazelab.settings import Settings, load_settings
 
     return load_settings(args.config) if getattr(args, "config", None) else Settings()
@@ -57,11 +57,17 @@ def cmd_simulate_tracker(args: argparse.Namespace) -> int:
 
     source = ReplaySource(args.replay) if args.replay else None
     sim = EyeTribeSimulator(
-        args.host, args.port, rate_hz=args.rate, source=source, seed=args.seed,
+        args.host,
+        args.port,
+        rate_hz=args.rate,
+        source=source,
+        seed=args.seed,
         heartbeat_ms=args.heartbeat_ms,
     ).start()
-    print(f"Eye Tribe simulator on {args.host}:{sim.port} at {args.rate} Hz "
-          f"({'replay of ' + args.replay if args.replay else 'synthetic observer'}); Ctrl-C stops")
+    print(
+        f"Eye Tribe simulator on {args.host}:{sim.port} at {args.rate} Hz "
+        f"({'replay of ' + args.replay if args.replay else 'synthetic observer'}); Ctrl-C stops"
+    )
     sim.serve_forever()
     return 0
 
@@ -129,12 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--quick", action="store_true", help="smallest sizes, for tests")
 
-    p = add("simulate-tracker", cmd_simulate_tracker,
-            "run an Eye Tribe server simulator (same TCP JSON protocol as the real one)")
+    p = add(
+        "simulate-tracker",
+        cmd_simulate_tracker,
+        "run an Eye Tribe server simulator (same TCP JSON protocol as the real one)",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=6555, help="TCP port (default: 6555)")
     p.add_argument("--rate", type=int, default=60, help="frame rate, Hz: 30/60, up to 1000")
-    p.add_argument("--heartbeat-ms", type=int, default=250, help="heartbeat interval (default: 250)")
+    p.add_argument(
+        "--heartbeat-ms", type=int, default=250, help="heartbeat interval (default: 250)"
+    )
     p.add_argument("--replay", help="JSON-lines file of {t_ms, x, y, fix, state} to replay")
     p.add_argument("--seed", type=int, default=0)
 
@@ -171,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - user errors become one clear line
+    except Exception as exc:
         if _is_user_error(exc):
             print(f"gazelab {args.command}: error: {exc}", file=sys.stderr)
             return 2

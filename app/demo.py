@@ -22,7 +22,9 @@ import numpy as np
 from gazelab import CLASSES
 
 
-def run_demo(out: Path, *, n_images: int = 8, seed: int = 0, quick: bool = False) -> dict[str, object]:
+def run_demo(
+    out: Path, *, n_images: int = 8, seed: int = 0, quick: bool = False
+) -> dict[str, object]:
     from PIL import Image
 
     from gazelab.analysis.human import trial_gaze
@@ -42,7 +44,9 @@ def run_demo(out: Path, *, n_images: int = 8, seed: int = 0, quick: bool = False
     view_s = (0.6, 0.9) if quick else (1.5, 2.5)
     settings = Settings()
     if quick:
-        settings = settings.replace(protocol=ProtocolSettings(blank1_ms=100, cross_ms=100, blank2_ms=100))
+        settings = settings.replace(
+            protocol=ProtocolSettings(blank1_ms=100, cross_ms=100, blank2_ms=100)
+        )
 
     print(f"[1/4] synthetic faces: {n_images} images, {size}×{size} px")
     faces = synthetic_faces(n_images, size=size, seed=seed)
@@ -62,8 +66,10 @@ def run_demo(out: Path, *, n_images: int = 8, seed: int = 0, quick: bool = False
         for k, who in enumerate(annotators):
             observer = SyntheticObserver(settings.display.resolution_px, seed=seed + 10 + k)
             with EyeTribeSimulator(port=0, rate_hz=60, source=observer, seed=seed + k) as sim:
-                print(f"[2/4] session of {who}: simulated Eye Tribe on 127.0.0.1:{sim.port}, "
-                      f"{len(stimuli)} trials")
+                print(
+                    f"[2/4] session of {who}: simulated Eye Tribe on 127.0.0.1:{sim.port}, "
+                    f"{len(stimuli)} trials"
+                )
                 rec = run_simulated_session(
                     store,
                     stimuli,
@@ -77,12 +83,16 @@ def run_demo(out: Path, *, n_images: int = 8, seed: int = 0, quick: bool = False
                 )
                 print()
             n_samples = store.sample_count(rec.id)
-            agree = np.mean([
-                store.final_labels(rec.id)[i] == CLASSES[faces.labels[faces.ids.index(img)]]
-                for i, img in enumerate(rec.stimulus_order)
-            ])
-            print(f"      {n_samples} gaze samples, {len(store.final_labels(rec.id))} labels "
-                  f"({agree:.0%} match the generator's classes)")
+            agree = np.mean(
+                [
+                    store.final_labels(rec.id)[i] == CLASSES[faces.labels[faces.ids.index(img)]]
+                    for i, img in enumerate(rec.stimulus_order)
+                ]
+            )
+            print(
+                f"      {n_samples} gaze samples, {len(store.final_labels(rec.id))} labels "
+                f"({agree:.0%} match the generator's classes)"
+            )
             sessions.append(rec)
 
         print(f"[3/4] BIDS-like export to {out / 'bids'}")
@@ -116,11 +126,15 @@ def run_demo(out: Path, *, n_images: int = 8, seed: int = 0, quick: bool = False
                 "participant": rec.participant,
                 "session": rec.id,
                 "fixations_per_image": float(np.mean(n_fix)) if n_fix else 0.0,
-                "fixations_in_diagnostic_regions": float(np.mean(in_regions)) if in_regions else 0.0,
+                "fixations_in_diagnostic_regions": float(np.mean(in_regions))
+                if in_regions
+                else 0.0,
             }
             summary["sessions"].append(row)  # type: ignore[union-attr]
-            print(f"      {rec.participant}: {row['fixations_per_image']:.1f} fixations per image, "
-                  f"{row['fixations_in_diagnostic_regions']:.0%} in diagnostic regions")
+            print(
+                f"      {rec.participant}: {row['fixations_per_image']:.1f} fixations per image, "
+                f"{row['fixations_in_diagnostic_regions']:.0%} in diagnostic regions"
+            )
     summary["seconds"] = round(time.monotonic() - t_start, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"done in {summary['seconds']} s: {out}/summary.json")

@@ -176,12 +176,20 @@ def detect_fixations(
         raise ValueError("sample times must be non-decreasing; sort the samples by time first")
     if method == "idt":
         segs = idt(
-            t, x, y, valid, dispersion_px=geometry.deg_to_px(dispersion_deg),
+            t,
+            x,
+            y,
+            valid,
+            dispersion_px=geometry.deg_to_px(dispersion_deg),
             min_duration_ms=min_duration_ms,
         )
     elif method == "ivt":
         segs = ivt(
-            t, x, y, valid, velocity_px_per_ms=geometry.deg_to_px(velocity_deg_s) / 1000.0,
+            t,
+            x,
+            y,
+            valid,
+            velocity_px_per_ms=geometry.deg_to_px(velocity_deg_s) / 1000.0,
             min_duration_ms=min_duration_ms,
         )
     else:

@@ -31,7 +31,7 @@ class SettingsError(ValueError):
 def setting(
     default: Any,
     *,
-    range: tuple[float, float] | None = None,  # noqa: A002 - reads best at call sites
+    range: tuple[float, float] | None = None,
     choices: tuple[Any, ...] | None = None,
     doc: str = "",
 ) -> Any:
@@ -167,7 +167,8 @@ class TrainingSettings(_Validated):
 
     _section = "training"
     architecture: str = setting(
-        "mobilenet_v2", choices=("small_cnn", "mobilenet_v2", "inception_v3", "xception", "vgg_face")
+        "mobilenet_v2",
+        choices=("small_cnn", "mobilenet_v2", "inception_v3", "xception", "vgg_face"),
     )
     input_size: int = setting(96, range=(16, 512))
     learning_rate: float = setting(1e-3, range=(1e-7, 1.0))
@@ -356,4 +357,3 @@ def _number(value: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SettingsError(f"{key} = {value!r} must be a number")
     return float(value)
-

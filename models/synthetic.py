@@ -67,8 +67,13 @@ _EXPRESSIONS: dict[str, dict[str, float]] = {
         "mouth_open": 0.05,
         "mouth_width": 0.2,
     },
-    "happy": {"mouth_curve": 0.085, "mouth_width": 0.2, "eye_open": -0.3, "teeth": 1.0,
-              "mouth_open": 0.03},
+    "happy": {
+        "mouth_curve": 0.085,
+        "mouth_width": 0.2,
+        "eye_open": -0.3,
+        "teeth": 1.0,
+        "mouth_open": 0.03,
+    },
     "sadness": {"brow_slant": -0.07, "brow_raise": 0.01, "mouth_curve": -0.07},
     "surprise": {
         "brow_raise": 0.085,
@@ -209,8 +214,13 @@ def render_face(
         # eyelid line above the eye
         lid = _soft(np.abs(_ellipse_sd(u, v, cu, p["eye_v"], p["eye_a"], eye_b)) - 0.006, px)
         img = img * (1 - lid * 0.7) + 0.1 * lid * 0.7
-    region_maps["eyes"] = _blob(u, v, [(-p["eye_dx"], p["eye_v"]), (p["eye_dx"], p["eye_v"])],
-                                p["eye_a"] * 1.6, max(eye_b, 0.04) * 2.4)
+    region_maps["eyes"] = _blob(
+        u,
+        v,
+        [(-p["eye_dx"], p["eye_v"]), (p["eye_dx"], p["eye_v"])],
+        p["eye_a"] * 1.6,
+        max(eye_b, 0.04) * 2.4,
+    )
 
     # Brows: thick lines above the eyes; raise moves them up, slant tilts the inner ends.
     brow_cov = np.zeros_like(u)
@@ -272,8 +282,9 @@ def render_face(
     else:
         lip = _soft(_curve_sd(u, v, -ma, ma, f_mid, slope, 0.013), px)
         img = img * (1 - lip) + 0.22 * lip
-    region_maps["mouth"] = _blob(u, v, [(0.0, mv - 0.3 * (curve + asym * 0.5))], ma * 1.35,
-                                 0.09 + mopen)
+    region_maps["mouth"] = _blob(
+        u, v, [(0.0, mv - 0.3 * (curve + asym * 0.5))], ma * 1.35, 0.09 + mopen
+    )
 
     img = img + rng.normal(0.0, p["noise"], img.shape)
     regions = np.zeros_like(u)
@@ -328,12 +339,15 @@ def synthetic_faces(
     for i in range(n):
         images[i], regions[i] = render_face(int(labels[i]), size, children[i + 1], rgb=rgb)
     return SyntheticFaces(
-        images=images, labels=labels, regions=regions, ids=[f"synthetic-{seed}-{i:05d}" for i in range(n)]
+        images=images,
+        labels=labels,
+        regions=regions,
+        ids=[f"synthetic-{seed}-{i:05d}" for i in range(n)],
     )
 
 
 def face_seed(seed: int, index: int, n: int) -> np.random.SeedSequence:
-    """The seed sequence of face ``index`` of ``synthetic_faces(n, seed=seed)`` (to re-render it)."""
+    """Seed sequence of face ``index`` of ``synthetic_faces(n, seed=seed)``, to re-render it."""
     return np.random.SeedSequence(seed).spawn(n + 1)[index + 1]
 
 

@@ -24,7 +24,7 @@ def out_dir(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture
-def reference_geometry():  # noqa: ANN201
+def reference_geometry():
     from gazelab.gaze.geometry import DisplayGeometry
 
     return DisplayGeometry.from_diagonal(27.0, (2560, 1440), 700.0)

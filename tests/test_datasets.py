@@ -30,8 +30,9 @@ def write_ckplus(root, sequences):
 
 
 def test_ckplus_last_frame_labelled_first_frame_neutral(tmp_path):
-    write_ckplus(tmp_path, {("S005", "001"): (11, 3), ("S010", "002"): (5, 7),
-                            ("S010", "003"): (4, None)})  # unlabelled sequence is skipped
+    write_ckplus(
+        tmp_path, {("S005", "001"): (11, 3), ("S010", "002"): (5, 7), ("S010", "003"): (4, None)}
+    )  # unlabelled sequence is skipped
     ds = load_dataset("ck+", tmp_path)
     assert len(ds) == 4
     assert [CLASSES[i] for i in ds.labels] == ["neutral", "disgust", "neutral", "surprise"]
@@ -50,8 +51,20 @@ def test_ckplus_errors_name_the_file(tmp_path):
         load_dataset("ck+", tmp_path)
 
 
-VOTE_HEADER = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger",
-               "disgust", "fear", "contempt", "unknown", "NF"]
+VOTE_HEADER = [
+    "Usage",
+    "Image name",
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+]
 
 
 def write_ferplus(root, rows):
@@ -69,15 +82,18 @@ def write_ferplus(root, rows):
 
 
 def test_ferplus_majority_vote_and_split(tmp_path):
-    write_ferplus(tmp_path, [
-        ("Training", "fer0000000.png", [0, 8, 0, 0, 0, 0, 0, 0, 2, 0], 10),    # happy
-        ("Training", "fer0000001.png", [5, 5, 0, 0, 0, 0, 0, 0, 0, 0], 20),    # tie: dropped
-        ("Training", "", [10, 0, 0, 0, 0, 0, 0, 0, 0, 0], 30),                 # removed by FER+
-        ("PublicTest", "fer0000003.png", [0, 0, 0, 0, 0, 0, 0, 0, 0, 10], 40), # not a face
-        ("PublicTest", "fer0000004.png", [1, 0, 0, 0, 0, 0, 0, 9, 0, 0], 50),  # contempt
-        ("PrivateTest", "fer0000005.png", [0, 0, 0, 6, 0, 0, 0, 0, 4, 0], 60), # sadness
-        ("PrivateTest", "fer0000006.png", [0, 0, 0, 0, 0, 0, 0, 0, 9, 1], 70), # unknown
-    ])
+    write_ferplus(
+        tmp_path,
+        [
+            ("Training", "fer0000000.png", [0, 8, 0, 0, 0, 0, 0, 0, 2, 0], 10),  # happy
+            ("Training", "fer0000001.png", [5, 5, 0, 0, 0, 0, 0, 0, 0, 0], 20),  # tie: dropped
+            ("Training", "", [10, 0, 0, 0, 0, 0, 0, 0, 0, 0], 30),  # removed by FER+
+            ("PublicTest", "fer0000003.png", [0, 0, 0, 0, 0, 0, 0, 0, 0, 10], 40),  # not a face
+            ("PublicTest", "fer0000004.png", [1, 0, 0, 0, 0, 0, 0, 9, 0, 0], 50),  # contempt
+            ("PrivateTest", "fer0000005.png", [0, 0, 0, 6, 0, 0, 0, 0, 4, 0], 60),  # sadness
+            ("PrivateTest", "fer0000006.png", [0, 0, 0, 0, 0, 0, 0, 0, 9, 1], 70),  # unknown
+        ],
+    )
     ds = load_dataset("fer+", tmp_path)
     assert [CLASSES[i] for i in ds.labels] == ["happy", "contempt", "sadness"]
     assert list(ds.split) == ["train", "val", "test"]
@@ -96,8 +112,17 @@ def write_affectnet(root, rows):
     """rows: (list name, relpath, code, pixel value)"""
     lists = root / "Manually_Annotated_file_lists"
     lists.mkdir(parents=True, exist_ok=True)
-    header = ["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
-              "facial_landmarks", "expression", "valence", "arousal"]
+    header = [
+        "subDirectory_filePath",
+        "face_x",
+        "face_y",
+        "face_width",
+        "face_height",
+        "facial_landmarks",
+        "expression",
+        "valence",
+        "arousal",
+    ]
     by_list: dict[str, list] = {"training.csv": [], "validation.csv": []}
     for name, rel, code, value in rows:
         _png(root / "Manually_Annotated_Images" / rel, value)
@@ -110,14 +135,17 @@ def write_affectnet(root, rows):
 
 
 def test_affectnet_drops_codes_and_duplicates(tmp_path):
-    write_affectnet(tmp_path, [
-        ("training.csv", "1/a.jpg", 1, 10),     # happy
-        ("training.csv", "1/b.jpg", 8, 11),     # none: dropped
-        ("training.csv", "2/c.jpg", 9, 12),     # uncertain: dropped
-        ("training.csv", "2/d.jpg", 10, 13),    # non-face: dropped
-        ("training.csv", "3/e.jpg", 6, 10),     # same content as a.jpg: duplicate, dropped
-        ("validation.csv", "4/f.jpg", 7, 14),   # contempt
-    ])
+    write_affectnet(
+        tmp_path,
+        [
+            ("training.csv", "1/a.jpg", 1, 10),  # happy
+            ("training.csv", "1/b.jpg", 8, 11),  # none: dropped
+            ("training.csv", "2/c.jpg", 9, 12),  # uncertain: dropped
+            ("training.csv", "2/d.jpg", 10, 13),  # non-face: dropped
+            ("training.csv", "3/e.jpg", 6, 10),  # same content as a.jpg: duplicate, dropped
+            ("validation.csv", "4/f.jpg", 7, 14),  # contempt
+        ],
+    )
     ds = load_dataset("affectnet", tmp_path)
     assert ds.ids == ["1/a.jpg", "4/f.jpg"]
     assert [CLASSES[i] for i in ds.labels] == ["happy", "contempt"]
@@ -125,7 +153,9 @@ def test_affectnet_drops_codes_and_duplicates(tmp_path):
 
 
 def test_affectnet_missing_image_names_it(tmp_path):
-    write_affectnet(tmp_path, [("training.csv", "1/a.jpg", 1, 10), ("validation.csv", "4/f.jpg", 7, 14)])
+    write_affectnet(
+        tmp_path, [("training.csv", "1/a.jpg", 1, 10), ("validation.csv", "4/f.jpg", 7, 14)]
+    )
     (tmp_path / "Manually_Annotated_Images" / "4" / "f.jpg").unlink()
     with pytest.raises(DatasetError, match=r"validation.csv line 2: image .*f.jpg is missing"):
         load_dataset("affectnet", tmp_path)

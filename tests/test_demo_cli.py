@@ -36,11 +36,35 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
     assert summary["sessions"][0]["fixations_per_image"] > 0
 
     # gazelab heatmaps / export on the demo's store
-    assert main(["heatmaps", "--store", str(tmp_path / "project.sqlite"), "--session", "1",
-                 "--images", str(tmp_path / "images"), "--out", str(tmp_path / "hm")]) == 0
+    assert (
+        main(
+            [
+                "heatmaps",
+                "--store",
+                str(tmp_path / "project.sqlite"),
+                "--session",
+                "1",
+                "--images",
+                str(tmp_path / "images"),
+                "--out",
+                str(tmp_path / "hm"),
+            ]
+        )
+        == 0
+    )
     assert len(list((tmp_path / "hm").glob("*.png"))) == 3
-    assert main(["export", "--store", str(tmp_path / "project.sqlite"), "--out",
-                 str(tmp_path / "bids2")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--store",
+                str(tmp_path / "project.sqlite"),
+                "--out",
+                str(tmp_path / "bids2"),
+            ]
+        )
+        == 0
+    )
 
 
 def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
@@ -49,8 +73,22 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["settings", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "protocol.cross_ms" in err and "Traceback" not in err
-    assert main(["heatmaps", "--store", str(tmp_path / "s.sqlite"), "--session", "4",
-                 "--images", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "heatmaps",
+                "--store",
+                str(tmp_path / "s.sqlite"),
+                "--session",
+                "4",
+                "--images",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "no images found" in capsys.readouterr().err
 
 
@@ -58,8 +96,20 @@ def test_simulate_tracker_command_serves_the_protocol():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "gazelab.app.cli", "simulate-tracker",
-                             "--port", str(port), "--rate", "30"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gazelab.app.cli",
+            "simulate-tracker",
+            "--port",
+            str(port),
+            "--rate",
+            "30",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "Eye Tribe simulator" in proc.stdout.readline()
         from gazelab.gaze.trackers.eyetribe import EyeTribeTracker

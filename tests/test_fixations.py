@@ -34,8 +34,13 @@ def signal(plan, noise_px=2.0, seed=0):
                 p = pos + (nxt - pos) * k / (n + 1)
                 t.append(now), x.append(p[0]), y.append(p[1]), fix.append(False)
                 now += DT
-    samples = {"t_ms": np.array(t), "x": np.array(x), "y": np.array(y), "fix": np.array(fix),
-               "valid": np.ones(len(t), bool)}
+    samples = {
+        "t_ms": np.array(t),
+        "x": np.array(x),
+        "y": np.array(y),
+        "fix": np.array(fix),
+        "valid": np.ones(len(t), bool),
+    }
     return samples, truth
 
 
@@ -99,8 +104,10 @@ def test_velocity_threshold_is_in_degrees_per_second(reference_geometry):
 
 def test_frames_are_added(reference_geometry):
     samples, _ = signal([("fix", 300, 1280, 720)], noise_px=0)
-    fx = add_frames(detect_fixations(samples, "idt", reference_geometry),
-                    StimulusLayout((2560, 1440), 1200, (490, 640)))
+    fx = add_frames(
+        detect_fixations(samples, "idt", reference_geometry),
+        StimulusLayout((2560, 1440), 1200, (490, 640)),
+    )
     assert fx["x_stim"][0] == pytest.approx(600) and fx["y_stim"][0] == pytest.approx(600)
     assert fx["x_img"][0] == pytest.approx(320) and fx["y_img"][0] == pytest.approx(245)
     assert fx["in_image"].tolist() == [True]

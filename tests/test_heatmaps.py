@@ -69,8 +69,15 @@ def test_fractional_points_match_the_naive_sum():
     rng = np.random.default_rng(0)
     pts = rng.uniform(-100, 700, size=(40, 2))
     w = rng.uniform(0.1, 3.0, size=40)
-    assert np.max(np.abs(fixation_heatmap(pts, (500, 600), C, R, w)
-                         - fixation_heatmap_naive(pts, (500, 600), C, R, w))) <= 1e-9
+    assert (
+        np.max(
+            np.abs(
+                fixation_heatmap(pts, (500, 600), C, R, w)
+                - fixation_heatmap_naive(pts, (500, 600), C, R, w)
+            )
+        )
+        <= 1e-9
+    )
 
 
 def test_bad_input_is_refused():

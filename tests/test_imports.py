@@ -9,9 +9,7 @@ HEAVY = ("tensorflow", "keras", "innvestigate", "PySide6", "pyqtgraph")
 
 
 def _loaded_after(code: str) -> list[str]:
-    probe = code + "\nimport sys\nprint(' '.join(m for m in sys.modules if m.split('.')[0] in %r))" % (
-        HEAVY,
-    )
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return out.stdout.split()
 
@@ -37,7 +35,10 @@ def test_cli_help_imports_neither_tensorflow_nor_qt():
 
 def test_console_script_help_lists_every_command():
     out = subprocess.run(
-        [sys.executable, "-m", "gazelab.app.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "gazelab.app.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     for command in ("demo", "settings", "synthetic", "export", "simulate-tracker", "heatmaps"):
         assert command in out

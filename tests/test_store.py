@@ -34,7 +34,9 @@ def _session(store, who="P01", order=("a", "b", "c")):
 
 
 def _sample(i, t0=0.0):
-    return GazeSample(time_ms=i * 16.0, local_s=t0 + i * 0.016, x=100.0 + i, y=200.0, fix=i % 2 == 0)
+    return GazeSample(
+        time_ms=i * 16.0, local_s=t0 + i * 0.016, x=100.0 + i, y=200.0, fix=i % 2 == 0
+    )
 
 
 def test_session_round_trip(tmp_path):
@@ -45,10 +47,13 @@ def test_session_round_trip(tmp_path):
         assert back.participant == "P01" and back.seed == 7
         assert back.stimulus_order == ("a", "b", "c")
         assert Settings.from_toml(back.settings_toml) == Settings()
-        store.add_samples(rec.id, [_sample(i, 100.0) for i in range(10)], trial_index=0, phase="image")
+        store.add_samples(
+            rec.id, [_sample(i, 100.0) for i in range(10)], trial_index=0, phase="image"
+        )
         store.add_event(rec.id, "cross", 100.5, trial_index=0, payload={"x": 1})
-        store.add_label(rec.id, 0, "happy", local_s=101.0, text="happiness", confidence=0.9,
-                        source="voice")
+        store.add_label(
+            rec.id, 0, "happy", local_s=101.0, text="happiness", confidence=0.9, source="voice"
+        )
         store.add_label(rec.id, 0, "sadness", local_s=101.5, source="key")  # relabel
         cal = CalibrationResult(True, 0.5, 0.6, 0.4, (CalibrationPoint(10, 20, 0.5),))
         store.add_calibration(rec.id, cal, kind="calibration", local_s=99.0)
@@ -139,7 +144,9 @@ def test_migration_from_v1_keeps_data(tmp_path):
         assert store.schema_version == SCHEMA_VERSION == 2
         assert store.session(1).participant == "P9"
         store.add_gap(1, 1.0, 2.0, "connection lost")  # a v2 table works
-        assert store.gaps(1) == [{"start_local_s": 1.0, "end_local_s": 2.0, "reason": "connection lost"}]
+        assert store.gaps(1) == [
+            {"start_local_s": 1.0, "end_local_s": 2.0, "reason": "connection lost"}
+        ]
 
 
 def test_newer_store_is_refused(tmp_path):
@@ -154,7 +161,9 @@ def test_newer_store_is_refused(tmp_path):
 def test_bids_like_export(tmp_path):
     with SessionStore(tmp_path / "p.sqlite") as store:
         rec = _session(store)
-        store.add_samples(rec.id, [_sample(i, 100.0) for i in range(5)], trial_index=0, phase="image")
+        store.add_samples(
+            rec.id, [_sample(i, 100.0) for i in range(5)], trial_index=0, phase="image"
+        )
         store.add_event(rec.id, "image", 100.0, trial_index=0)
         store.add_event(rec.id, "label", 100.25, trial_index=0, payload={"label": "happy"})
         paths = export_session(store, rec.id, tmp_path / "bids")

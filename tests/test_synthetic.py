@@ -33,7 +33,10 @@ def test_one_face_at_two_sizes_is_the_same_drawing():
     down = big.reshape(64, 4, 64, 4).mean(axis=(1, 3))
     # same geometry: the 4× render averaged down is close to the 1× render (noise differs)
     assert np.corrcoef(down.ravel(), small.ravel())[0, 1] > 0.9
-    assert np.corrcoef(reg_b.reshape(64, 4, 64, 4).mean(axis=(1, 3)).ravel(), reg_s.ravel())[0, 1] > 0.95
+    assert (
+        np.corrcoef(reg_b.reshape(64, 4, 64, 4).mean(axis=(1, 3)).ravel(), reg_s.ravel())[0, 1]
+        > 0.95
+    )
 
 
 @pytest.mark.parametrize("label", range(8))

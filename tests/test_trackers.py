@@ -116,7 +116,9 @@ def test_replay_of_a_recorded_transcript_gives_the_same_samples(tmp_path):
 
 
 def test_replay_source_drives_the_simulator(tmp_path):
-    rows = [{"t_ms": i * 10.0, "x": 100.0 + i, "y": 50.0, "fix": True, "state": 7} for i in range(50)]
+    rows = [
+        {"t_ms": i * 10.0, "x": 100.0 + i, "y": 50.0, "fix": True, "state": 7} for i in range(50)
+    ]
     path = tmp_path / "gaze.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     src = ReplaySource(path)
@@ -142,7 +144,12 @@ def test_observer_targets_follow_the_priority_map():
     for t in np.arange(0, 20_000, 1000 / 60):
         obs.at(t)
     xy = np.array([(x, y) for _, _, x, y in obs.fixations[1:]])
-    inside = (xy[:, 0] > 1200 - 30) & (xy[:, 0] < 1400 + 30) & (xy[:, 1] > 800 - 30) & (xy[:, 1] < 1000 + 30)
+    inside = (
+        (xy[:, 0] > 1200 - 30)
+        & (xy[:, 0] < 1400 + 30)
+        & (xy[:, 1] > 800 - 30)
+        & (xy[:, 1] < 1000 + 30)
+    )
     assert inside.mean() > 0.95
 
 

@@ -218,7 +218,9 @@ class EyeTribeTracker:
         self._connected.set()
 
     def _refresh_settings(self) -> None:
-        values = self.get("heartbeatinterval", "framerate", "iscalibrated", "screenresw", "screenresh")
+        values = self.get(
+            "heartbeatinterval", "framerate", "iscalibrated", "screenresw", "screenresh"
+        )
         hb = values.get("heartbeatinterval")
         if isinstance(hb, (int, float)) and hb > 0:
             self.heartbeat_interval_s = float(hb) / 1000.0
@@ -378,9 +380,9 @@ class EyeTribeTracker:
         match.event.set()
 
 
-def replay_transcript(path: str | Path, *, screen_px: tuple[int, int] = (2560, 1440)) -> tuple[
-    list[GazeSample], TrackerStats
-]:
+def replay_transcript(
+    path: str | Path, *, screen_px: tuple[int, int] = (2560, 1440)
+) -> tuple[list[GazeSample], TrackerStats]:
     """Feed the received lines of a transcript through the client's parser (no socket).
 
     Each line's recorded local time becomes the sample's ``local_s``, so a replay

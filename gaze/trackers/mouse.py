@@ -11,7 +11,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from gazelab.gaze.trackers.base import CalibrationPoint, CalibrationResult, GazeSample, sample_is_valid
+from gazelab.gaze.trackers.base import (
+    CalibrationPoint,
+    CalibrationResult,
+    GazeSample,
+    sample_is_valid,
+)
 
 STATE_OK = 0x07
 

@@ -186,8 +186,9 @@ def parse_calibresult(obj: Any) -> CalibrationResult:
         if not isinstance(cp, dict):
             raise FrameError("calibresult.calibpoints entries must be objects")
         x, y = _xy(cp.get("cp"), "calibpoint.cp")
-        acd = cp.get("acd") if isinstance(cp.get("acd"), dict) else {}
-        mep = cp.get("mepix") if isinstance(cp.get("mepix"), dict) else {}
+        acd_raw, mep_raw = cp.get("acd"), cp.get("mepix")
+        acd: dict[str, Any] = acd_raw if isinstance(acd_raw, dict) else {}
+        mep: dict[str, Any] = mep_raw if isinstance(mep_raw, dict) else {}
         points.append(
             CalibrationPoint(
                 x=x,
@@ -208,9 +209,9 @@ def parse_calibresult(obj: Any) -> CalibrationResult:
     )
 
 
-def calibration_points(count: int, screen_px: tuple[int, int], margin: float = 0.1) -> list[
-    tuple[float, float]
-]:
+def calibration_points(
+    count: int, screen_px: tuple[int, int], margin: float = 0.1
+) -> list[tuple[float, float]]:
     """Target positions for a 5/9/12/16-point calibration, screen pixels, row by row."""
     grids = {5: None, 9: (3, 3), 12: (4, 3), 16: (4, 4)}
     if count not in grids:

@@ -85,16 +85,18 @@ class SyntheticObserver:
         screen_px: tuple[int, int] = (2560, 1440),
         *,
         seed: int = 0,
-        settings: ObserverSettings = ObserverSettings(),
+        settings: ObserverSettings | None = None,
     ) -> None:
         self.screen_px = screen_px
-        self.s = settings
+        self.s = settings = settings or ObserverSettings()
         self.rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
         self._map: NDArray[np.float64] | None = None
         self._rect = (0.0, 0.0, float(screen_px[0]), float(screen_px[1]))
         self._cdf: NDArray[np.float64] | None = None
-        self._offset = self.rng.normal(0, settings.offset_deg * settings.px_per_deg / math.sqrt(2), 2)
+        self._offset = self.rng.normal(
+            0, settings.offset_deg * settings.px_per_deg / math.sqrt(2), 2
+        )
         w, h = screen_px
         self._cur = np.array([w / 2.0, h / 2.0])
         self._prev = self._cur.copy()
@@ -194,7 +196,9 @@ class ReplaySource:
     def at(self, t_ms: float) -> GazePoint:
         t = self.t[0] + (t_ms - self.t[0]) % self.period if t_ms >= self.t[0] else self.t[0]
         r = self.rows[max(int(np.searchsorted(self.t, t, side="right")) - 1, 0)]
-        return GazePoint(float(r["x"]), float(r["y"]), bool(r.get("fix", False)), int(r.get("state", 7)))
+        return GazePoint(
+            float(r["x"]), float(r["y"]), bool(r.get("fix", False)), int(r.get("state", 7))
+        )
 
 
 class EyeTribeSimulator:
@@ -362,7 +366,9 @@ class EyeTribeSimulator:
                 pass
             conn.close()
 
-    def _handle(self, line: bytes, send: Callable[[dict[str, Any]], None], state: dict[str, Any]) -> None:
+    def _handle(
+        self, line: bytes, send: Callable[[dict[str, Any]], None], state: dict[str, Any]
+    ) -> None:
         try:
             msg = json.loads(line)
         except json.JSONDecodeError:
@@ -423,8 +429,14 @@ class EyeTribeSimulator:
             self.iscalibrated, self.calibresult = result["result"], result
             state["calib"] = None
             send(P.reply("calibration", "pointend", values={"calibresult": result}))
-            send(P.reply("tracker", "get", P.STATUS_CALIBRATION_CHANGED,
-                         values={"iscalibrated": self.iscalibrated, "calibresult": result}))
+            send(
+                P.reply(
+                    "tracker",
+                    "get",
+                    P.STATUS_CALIBRATION_CHANGED,
+                    values={"iscalibrated": self.iscalibrated, "calibresult": result},
+                )
+            )
         elif req in ("abort", "clear"):
             state["calib"] = None
             if req == "clear":
@@ -435,21 +447,27 @@ class EyeTribeSimulator:
 
     def _calibresult(self, points: list[tuple[float, float]]) -> dict[str, Any]:
         px_per_deg = 52.36
-        cps = []
+        cps: list[dict[str, Any]] = []
         for x, y in points:
             err = abs(self.rng.normal(self.calibration_error_deg, self.calibration_error_deg / 3))
             errl = abs(err + self.rng.normal(0, 0.1))
             errr = abs(err + self.rng.normal(0, 0.1))
             ang = self.rng.uniform(0, 2 * math.pi)
             mx, my = x + err * px_per_deg * math.cos(ang), y + err * px_per_deg * math.sin(ang)
-            cps.append({
-                "state": 2,
-                "cp": {"x": x, "y": y},
-                "mecp": {"x": mx, "y": my},
-                "acd": {"ad": err, "adl": errl, "adr": errr},
-                "mepix": {"mep": err * px_per_deg, "mepl": errl * px_per_deg, "mepr": errr * px_per_deg},
-                "asdp": {"asd": 8.0, "asdl": 9.0, "asdr": 9.0},
-            })
+            cps.append(
+                {
+                    "state": 2,
+                    "cp": {"x": x, "y": y},
+                    "mecp": {"x": mx, "y": my},
+                    "acd": {"ad": err, "adl": errl, "adr": errr},
+                    "mepix": {
+                        "mep": err * px_per_deg,
+                        "mepl": errl * px_per_deg,
+                        "mepr": errr * px_per_deg,
+                    },
+                    "asdp": {"asd": 8.0, "asdl": 9.0, "asdr": 9.0},
+                }
+            )
         deg = float(np.mean([c["acd"]["ad"] for c in cps]))
         return {
             "result": deg < 1.5,
@@ -463,7 +481,9 @@ class EyeTribeSimulator:
         """The pushed frame for tracker time ``t_ms`` (also used to write replay files)."""
         with self._src_lock:
             g = self.source.at(t_ms)
-        ok = g.state & STATE_TRACKING_GAZE and not g.state & (STATE_TRACKING_FAIL | STATE_TRACKING_LOST)
+        ok = g.state & STATE_TRACKING_GAZE and not g.state & (
+            STATE_TRACKING_FAIL | STATE_TRACKING_LOST
+        )
         x, y = (g.x, g.y) if ok else (0.0, 0.0)
         eye = {
             "raw": {"x": x, "y": y},

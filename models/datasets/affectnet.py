@@ -78,7 +78,9 @@ def load_affectnet(root: str | Path, *, crop_faces: bool = False) -> ImageSet:
                 if code in DROPPED_CODES:
                     continue
                 if code not in CODE_CLASS:
-                    raise DatasetError(f"{list_path} line {line_no}: unknown expression code {code}")
+                    raise DatasetError(
+                        f"{list_path} line {line_no}: unknown expression code {code}"
+                    )
                 rel = row["subDirectory_filePath"].strip()
                 path = images_dir / rel
                 try:

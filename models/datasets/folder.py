@@ -14,7 +14,13 @@ from gazelab import CLASSES
 from gazelab.models.datasets.base import DatasetError, ImageSet, class_of, read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "validation": "val", "test": "test"}
+SPLIT_DIRS = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "validation": "val",
+    "test": "test",
+}
 
 
 def load_folder(root: str | Path) -> ImageSet:

@@ -20,7 +20,7 @@ LOADERS: dict[str, Callable[[Path], ImageSet]] = {
 
 
 def load_dataset(name: str, path: str | Path) -> ImageSet:
-    """Load a dataset in one of the registered layouts (``ck+``, ``fer+``, ``affectnet``, ``folder``)."""
+    """Load a dataset in a registered layout: ``ck+``, ``fer+``, ``affectnet`` or ``folder``."""
     key = name.lower().replace("ckplus", "ck+").replace("ferplus", "fer+")
     if key not in LOADERS:
         raise DatasetError(f"unknown dataset layout {name!r}; choose one of {sorted(LOADERS)}")
