@@ -13,13 +13,12 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-from sklearn.metrics import f1_score  # noqa: E402
+from sklearn.metrics import f1_score
 
-from gazelab.models.synthetic import synthetic_faces  # noqa: E402
+from gazelab.models.synthetic import synthetic_faces
 
 
-def small_cnn(size: int, n_classes: int = 8):  # noqa: ANN201
+def small_cnn(size: int, n_classes: int = 8):
     import tensorflow as tf
 
     layers = tf.keras.layers
@@ -57,9 +56,13 @@ def main() -> None:
         pred = model.predict(test.images[..., None], verbose=0).argmax(axis=1)
         scores[epoch] = f1_score(test.labels, pred, average="macro")
         print(f"epoch {epoch}: macro-F1 {scores[epoch]:.3f}")
-    print(f"chance (1/8): 0.125; after 1 epoch: {scores[1]:.3f} (target well below 1.0); "
-          f"after 5 epochs: {scores[5]:.3f} (target >= 0.9)")
-    print(f"ratio F1(5 epochs) / chance: {scores[5] / 0.125:.1f}x; total {time.monotonic() - t0:.0f} s")
+    print(
+        f"chance (1/8): 0.125; after 1 epoch: {scores[1]:.3f} (target well below 1.0); "
+        f"after 5 epochs: {scores[5]:.3f} (target >= 0.9)"
+    )
+    print(
+        f"ratio F1(5 epochs) / chance: {scores[5] / 0.125:.1f}x; total {time.monotonic() - t0:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -194,3 +194,24 @@ def test_fuzzed_frames_never_raise_and_are_each_counted():
     assert n == 10_000
     assert client.stats.invalid_messages == 10_000
     assert client.stats.frames == 1
+
+
+def test_mouse_tracker_samples_the_position_and_flags_stillness():
+    from gazelab.gaze.trackers.base import Tracker
+    from gazelab.gaze.trackers.mouse import MouseTracker
+
+    pos = [(100.0, 200.0)]
+    tracker = MouseTracker(lambda: pos[0], rate_hz=100)
+    assert isinstance(tracker, Tracker)
+    tracker.connect()
+    tracker.start()
+    time.sleep(0.3)
+    pos[0] = (5000.0, 10.0)  # off screen
+    time.sleep(0.1)
+    tracker.stop()
+    got = tracker.drain()
+    assert len(got) >= 20
+    still = [s for s in got if s.x == 100.0]
+    assert all(s.valid for s in still) and sum(s.fix for s in still) == len(still) - 1
+    assert not got[-1].valid
+    assert tracker.calibrate([(1.0, 2.0)]).result is True
