@@ -14,6 +14,7 @@ applied in order, so an old store opens with its data intact.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from gazelab import __version__
+from gazelab import CLASSES, __version__
 from gazelab.gaze.trackers.base import SAMPLE_FIELDS, CalibrationResult, GazeSample
 
 
@@ -409,8 +410,6 @@ class SessionStore:
         audio_path: str | Path | None = None,
     ) -> int:
         """Record a label (the last one of a trial counts; earlier ones stay as history)."""
-        from gazelab import CLASSES
-
         if label not in CLASSES:
             raise StoreError(f"label {label!r} is not one of the classes {CLASSES}")
         with self._write() as db:
@@ -545,8 +544,6 @@ class SessionStore:
 
 
 def _sha1(path: str | Path) -> str:
-    import hashlib
-
     try:
         return hashlib.sha1(Path(path).read_bytes()).hexdigest()
     except OSError as exc:

@@ -12,6 +12,8 @@ STATE_TRACKING_EYES = 0x02
 STATE_TRACKING_PRESENCE = 0x04
 STATE_TRACKING_FAIL = 0x08
 STATE_TRACKING_LOST = 0x10
+STATE_OK = STATE_TRACKING_GAZE | STATE_TRACKING_EYES | STATE_TRACKING_PRESENCE
+"""Gaze, eyes and presence tracked: the state of a normal sample."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ class GazeSample:
     x: float
     y: float
     fix: bool = False
-    state: int = STATE_TRACKING_GAZE | STATE_TRACKING_EYES | STATE_TRACKING_PRESENCE
+    state: int = STATE_OK
     valid: bool = True
     raw_x: float = math.nan
     raw_y: float = math.nan

@@ -12,13 +12,12 @@ import time
 from collections.abc import Callable
 
 from gazelab.gaze.trackers.base import (
+    STATE_OK,
     CalibrationPoint,
     CalibrationResult,
     GazeSample,
     sample_is_valid,
 )
-
-STATE_OK = 0x07
 
 
 class MouseTracker:

@@ -32,14 +32,12 @@ from numpy.typing import NDArray
 
 from gazelab.gaze.trackers import protocol as P
 from gazelab.gaze.trackers.base import (
-    STATE_TRACKING_EYES,
+    STATE_OK,
     STATE_TRACKING_FAIL,
     STATE_TRACKING_GAZE,
     STATE_TRACKING_LOST,
     STATE_TRACKING_PRESENCE,
 )
-
-STATE_OK = STATE_TRACKING_GAZE | STATE_TRACKING_EYES | STATE_TRACKING_PRESENCE
 
 
 @dataclass(frozen=True)
