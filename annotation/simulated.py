@@ -19,7 +19,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab import CLASSES
-from gazelab.annotation.store import BatchedSampleWriter, SessionRecord, SessionStore
+from gazelab.annotation.capture import GazeCapture
+from gazelab.annotation.protocol import (
+    LabelAnswer,
+    LabelingProtocol,
+    Phase,
+    StoreRecorder,
+    stimulus_order,
+)
+from gazelab.annotation.store import SessionRecord, SessionStore
 from gazelab.gaze.geometry import StimulusLayout
 from gazelab.gaze.trackers.base import Tracker
 from gazelab.gaze.trackers.protocol import calibration_points
@@ -33,12 +41,6 @@ class Stimulus:
     shape: tuple[int, int]  # original (H, W)
     label: int
     regions: NDArray[np.float32] | None = None  # where a simulated observer looks
-
-
-def stimulus_order(image_ids: Sequence[str], seed: int) -> list[str]:
-    """The session's presentation order: a permutation fixed by the stored seed (SPEC §2)."""
-    perm = np.random.default_rng(seed).permutation(len(image_ids))
-    return [image_ids[i] for i in perm]
 
 
 def run_simulated_session(
@@ -76,62 +78,48 @@ def run_simulated_session(
         calibration_points(s.protocol.calibration_points, screen), dwell_s=calibration_dwell_s
     )
     store.add_calibration(rec.id, cal, kind="calibration", local_s=clock())
-    writer = BatchedSampleWriter(store, rec.id, batch_ms=s.tracker.sample_batch_ms, clock=clock)
+    protocol = LabelingProtocol(order, s.protocol, clock=clock, sink=StoreRecorder(store, rec.id))
+    capture = GazeCapture(
+        tracker, store, rec.id, protocol, batch_ms=s.tracker.sample_batch_ms, clock=clock
+    )
     cross = np.zeros((9, 9), dtype=np.float32)
     cross[4, 4] = 1.0
     centre_rect = (screen[0] / 2 - 4.5, screen[1] / 2 - 4.5, 9.0, 9.0)
-
-    def run_phase(name: str, seconds: float, trial: int) -> None:
-        store.add_event(rec.id, name, clock(), trial_index=trial)
-        end = clock() + seconds
-        while clock() < end:
-            time.sleep(0.01)
-            writer.add(tracker.drain(), trial, name)
-
+    view_until = 0.0
     try:
-        for ti, image_id in enumerate(order):
-            st = by_id[image_id]
-            if observer is not None:
-                observer.set_priority_map(cross, centre_rect)
-            run_phase("blank1", s.protocol.blank1_ms / 1000.0, ti)
-            run_phase("cross", s.protocol.cross_ms / 1000.0, ti)
-            run_phase("blank2", s.protocol.blank2_ms / 1000.0, ti)
-            layout = StimulusLayout(screen, s.stimulus.square_px, st.shape)
-            if observer is not None:
-                prio = np.ones(st.shape) if st.regions is None else st.regions.astype(np.float64)
-                observer.set_priority_map(prio, layout.image_rect_on_screen)
-            onset = clock()
-            store.set_trial_onset(rec.id, ti, onset, 0.0)
-            run_phase("image", float(rng.uniform(*view_s)), ti)
-            label = st.label
-            if rng.random() < label_error:
-                label = int(rng.choice([k for k in range(len(CLASSES)) if k != st.label]))
-            now = clock()
-            store.add_label(
-                rec.id,
-                ti,
-                CLASSES[label],
-                local_s=now,
-                text=CLASSES[label],
-                confidence=1.0,
-                source="auto",
-            )
-            store.add_event(
-                rec.id,
-                "label",
-                now,
-                trial_index=ti,
-                payload={"label": CLASSES[label], "source": "auto"},
-            )
-            store.add_event(
-                rec.id, "keypress", clock(), trial_index=ti, payload={"key": s.protocol.advance_key}
-            )
-            writer.add(tracker.drain(), ti, "image")
-            if progress is not None:
-                progress(ti + 1, len(order))
+        protocol.start()
+        if observer is not None:
+            observer.set_priority_map(cross, centre_rect)
+        while not protocol.finished:
+            time.sleep(0.005)
+            for change in protocol.tick():
+                protocol.flipped(change.phase)  # headless: the flip is the switch
+                if change.phase is Phase.IMAGE:
+                    st = by_id[order[protocol.trial_index]]
+                    layout = StimulusLayout(screen, s.stimulus.square_px, st.shape)
+                    if observer is not None:
+                        prio = (
+                            np.ones(st.shape)
+                            if st.regions is None
+                            else st.regions.astype(np.float64)
+                        )
+                        observer.set_priority_map(prio, layout.image_rect_on_screen)
+                    view_until = clock() + float(rng.uniform(*view_s))
+            capture.poll()
+            if protocol.phase is Phase.IMAGE and clock() >= view_until:
+                label = by_id[order[protocol.trial_index]].label
+                if rng.random() < label_error:
+                    label = int(rng.choice([k for k in range(len(CLASSES)) if k != label]))
+                protocol.give_label(LabelAnswer(CLASSES[label], source="auto", text=CLASSES[label]))
+                protocol.advance()
+                if observer is not None:
+                    observer.set_priority_map(cross, centre_rect)
+                if progress is not None:
+                    progress(protocol.trials_done, len(order))
     finally:
+        if not protocol.finished:
+            protocol.quit()
         tracker.stop()
-        writer.add(tracker.drain(), None, None)
-        writer.flush()
+        capture.close()
         tracker.close()
     return rec

@@ -580,6 +580,11 @@ class BatchedSampleWriter:
         self._pending.extend((s, trial_index, phase) for s in samples)
         self.poll()
 
+    def add_tagged(self, batch: Iterable[tuple[GazeSample, int | None, str | None]]) -> None:
+        """Samples each with its own (trial, phase) tag."""
+        self._pending.extend(batch)
+        self.poll()
+
     def poll(self) -> None:
         if self._pending and self.clock() - self._last_flush >= self.batch_s:
             self.flush()

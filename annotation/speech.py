@@ -1,0 +1,362 @@
+"""Spoken labels (SPEC §2): recognisers restricted to the label words, WAV capture.
+
+Three :class:`SpeechRecognizer` implementations, chosen by ``VoiceSettings.backend``:
+
+``default``
+    :class:`PocketSphinxRecognizer` — offline English, nothing to download: the
+    ``pocketsphinx`` wheel ships its own US-English acoustic model and
+    dictionary. Recognition uses a JSGF grammar of the label words and their
+    synonyms *plus* a fixed set of decoy words drawn from the dictionary; an
+    answer that matches a decoy better than any label word is rejected ("not
+    understood"), never turned into a guessed label. Each utterance is decoded
+    twice so the cepstral-mean normalisation has adapted to the speaker and the
+    room before the pass that counts, with a white-noise floor 20 dB under the
+    answer's level added first.
+``vosk``
+    :class:`VoskRecognizer` — a user-supplied Vosk model folder, decoding with
+    the label words plus ``[unk]`` as grammar; words with a confidence under
+    ``min_confidence`` are rejected.
+``keys``
+    :class:`KeyboardRecognizer` — digit keys 0–7 map to the classes in code order.
+
+Audio: :class:`AnswerRecorder` records from the microphone (sounddevice) while
+a key is held or for a fixed time and writes 16-bit mono WAV files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import threading
+import wave
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gazelab import CLASSES
+from gazelab.settings import VoiceSettings
+
+SAMPLE_RATE = 16000
+
+SPOKEN_WORDS: dict[str, str] = {
+    "neutral": "neutral",
+    "anger": "anger",
+    "angry": "anger",
+    "contempt": "contempt",
+    "contemptuous": "contempt",
+    "disgust": "disgust",
+    "disgusted": "disgust",
+    "fear": "fear",
+    "afraid": "fear",
+    "scared": "fear",
+    "fearful": "fear",
+    "happy": "happy",
+    "happiness": "happy",
+    "sadness": "sadness",
+    "sad": "sadness",
+    "surprise": "surprise",
+    "surprised": "surprise",
+}
+"""Words a participant may say, and the class each means (SPEC §2)."""
+
+
+class SpeechError(RuntimeError):
+    """The recogniser cannot run (missing model folder, unreadable WAV, no microphone)."""
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    """What was understood: ``label`` is one of the 8 classes, or ``None`` (not understood)."""
+
+    label: str | None
+    text: str
+    confidence: float
+
+    @property
+    def understood(self) -> bool:
+        return self.label is not None
+
+
+def label_of_words(text: str) -> str | None:
+    """The class named in ``text`` (last label word wins, as people correct themselves)."""
+    found = [SPOKEN_WORDS[w] for w in re.findall(r"[a-z]+", text.lower()) if w in SPOKEN_WORDS]
+    return found[-1] if found else None
+
+
+class SpeechRecognizer(Protocol):
+    name: str
+
+    def recognize(self, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> LabelResult: ...
+    def recognize_wav(self, path: str | Path) -> LabelResult: ...
+
+
+def read_wav(path: str | Path) -> tuple[NDArray[np.int16], int]:
+    """A 16-bit WAV as mono int16 samples and its rate."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            if w.getsampwidth() != 2:
+                raise SpeechError(f"{path}: {8 * w.getsampwidth()}-bit audio; 16-bit PCM needed")
+            rate, channels = w.getframerate(), w.getnchannels()
+            data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    except (OSError, wave.Error, EOFError) as exc:
+        raise SpeechError(f"cannot read WAV file {path}: {exc}") from exc
+    if channels > 1:
+        data = data.reshape(-1, channels).mean(axis=1).astype(np.int16)
+    return data, rate
+
+
+def write_wav(path: str | Path, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> Path:
+    """Write mono 16-bit PCM atomically (a crash never leaves half a file under ``path``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".wav.part")
+    os.close(fd)
+    with wave.open(tmp, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(rate))
+        w.writeframes(np.asarray(audio, dtype=np.int16).tobytes())
+    os.replace(tmp, path)
+    return path
+
+
+def to_16k(audio: NDArray[Any], rate: int) -> NDArray[np.int16]:
+    """Resample to 16 kHz mono int16 (polyphase, anti-aliased)."""
+    x = np.asarray(audio)
+    if rate != SAMPLE_RATE:
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(SAMPLE_RATE, int(rate))
+        x = resample_poly(x.astype(np.float64), SAMPLE_RATE // g, int(rate) // g)
+    return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+
+
+class _WavMixin:
+    def recognize(self, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> LabelResult:
+        raise NotImplementedError
+
+    def recognize_wav(self, path: str | Path) -> LabelResult:
+        audio, rate = read_wav(path)
+        return self.recognize(audio, rate)
+
+
+# -- keyboard ---------------------------------------------------------------------------------
+class KeyboardRecognizer(_WavMixin):
+    """Digit keys 0–7 → the classes in code order; no audio."""
+
+    name = "keys"
+
+    @staticmethod
+    def label_for_key(key: str) -> str | None:
+        if len(key) == 1 and key.isdigit() and int(key) < len(CLASSES):
+            return CLASSES[int(key)]
+        return None
+
+    def recognize(self, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> LabelResult:
+        return LabelResult(None, "", 0.0)  # keys only: audio is never interpreted
+
+
+# -- pocketsphinx (out of the box) ------------------------------------------------------------
+N_DECOYS = 100
+DECOY_SEED = 0
+
+
+def _model_dir() -> Path:
+    try:
+        from pocketsphinx import get_model_path
+    except ImportError as exc:  # pragma: no cover - pinned in requirements.lock
+        raise SpeechError(
+            "the default recogniser needs the 'pocketsphinx' package (run `make install`)"
+        ) from exc
+    return Path(get_model_path()) / "en-us"
+
+
+@cache
+def decoy_words(n: int = N_DECOYS, seed: int = DECOY_SEED) -> tuple[str, ...]:
+    """A fixed sample of dictionary words that compete with the labels (rejection)."""
+    words: list[str] = []
+    with open(_model_dir() / "cmudict-en-us.dict", encoding="utf-8") as f:
+        for line in f:
+            w = line.split(" ", 1)[0]
+            if not re.fullmatch(r"[a-z]{3,}", w):
+                continue
+            if any(w.startswith(s[:5]) for s in SPOKEN_WORDS):
+                continue  # no forms of the label words themselves
+            words.append(w)
+    rng = np.random.default_rng(seed)
+    return tuple(sorted(rng.choice(words, n, replace=False).tolist()))
+
+
+class PocketSphinxRecognizer(_WavMixin):
+    """Offline English keyword-grammar recogniser with decoy-word rejection."""
+
+    name = "default"
+
+    def __init__(
+        self,
+        *,
+        words: Sequence[str] = tuple(SPOKEN_WORDS),
+        n_decoys: int = N_DECOYS,
+        noise_floor_db: float | None = 20.0,
+        passes: int = 2,
+    ) -> None:
+        from pocketsphinx import Decoder
+
+        model = _model_dir()
+        self.words = tuple(words)
+        self.decoys = decoy_words(n_decoys) if n_decoys else ()
+        self.noise_floor_db = noise_floor_db
+        self.passes = passes
+        grammar = (
+            "#JSGF V1.0;\ngrammar labels;\npublic <answer> = "
+            + " | ".join((*self.words, *self.decoys))
+            + " ;\n"
+        )
+        self._decoder = Decoder(
+            hmm=str(model / "en-us"),
+            dict=str(model / "cmudict-en-us.dict"),
+            lm=None,
+            logfn=os.devnull,
+        )
+        self._decoder.add_jsgf_string("labels", grammar)
+        self._decoder.activate_search("labels")
+        self._lock = threading.Lock()
+
+    def recognize(self, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> LabelResult:
+        x = to_16k(audio, rate).astype(np.float64)
+        rms = float(np.sqrt(np.mean(x**2))) if x.size else 0.0
+        pad = np.zeros(int(0.3 * SAMPLE_RATE))
+        x = np.concatenate([pad, x, pad])
+        if self.noise_floor_db is not None and rms > 0:
+            # A white-noise floor ``noise_floor_db`` under the answer's RMS: digital silence
+            # and very clean synthetic speech upset the decoder's energy/cepstral
+            # normalisation (measured: 88 % → 100 % on espeak-ng words, tests/test_speech.py).
+            sd = rms / 10 ** (self.noise_floor_db / 20)
+            x += np.random.default_rng(x.size).normal(0.0, sd, x.size)
+        raw = np.clip(np.rint(x), -32768, 32767).astype(np.int16).tobytes()
+        with self._lock:
+            hyp = None
+            for _ in range(self.passes):
+                self._decoder.start_utt()
+                self._decoder.process_raw(raw, full_utt=True)
+                self._decoder.end_utt()
+                hyp = self._decoder.hyp()
+        text = hyp.hypstr.strip() if hyp is not None else ""
+        text = re.sub(r"\(\d+\)", "", text)
+        label = label_of_words(text)
+        confidence = float(hyp.prob) if (hyp is not None and label) else 0.0
+        return LabelResult(label, text, confidence)
+
+
+# -- vosk (user model) ------------------------------------------------------------------------
+class VoskRecognizer(_WavMixin):
+    """Vosk with a user-supplied model folder; grammar = label words + ``[unk]``."""
+
+    name = "vosk"
+
+    def __init__(self, model_dir: str | Path, *, min_confidence: float = 0.5) -> None:
+        model_dir = Path(model_dir)
+        if not (model_dir / "am").is_dir() and not (model_dir / "conf").is_dir():
+            raise SpeechError(
+                f"{model_dir} is not a Vosk model folder (no am/ or conf/ inside);"
+                " download one from https://alphacephei.com/vosk/models and unpack it"
+            )
+        import vosk
+
+        vosk.SetLogLevel(-1)
+        self._model = vosk.Model(str(model_dir))
+        self.min_confidence = min_confidence
+        self.grammar = json.dumps([*SPOKEN_WORDS, "[unk]"])
+
+    def recognize(self, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> LabelResult:
+        import vosk
+
+        rec = vosk.KaldiRecognizer(self._model, SAMPLE_RATE, self.grammar)
+        rec.SetWords(True)
+        rec.AcceptWaveform(to_16k(audio, rate).tobytes())
+        return self.parse_result(json.loads(rec.FinalResult()), self.min_confidence)
+
+    @staticmethod
+    def parse_result(result: dict[str, Any], min_confidence: float) -> LabelResult:
+        """Vosk's JSON result → label; ``[unk]`` or low-confidence words are rejected."""
+        words = [
+            (w.get("word", ""), float(w.get("conf", 0.0)))
+            for w in result.get("result", [])
+            if w.get("word") in SPOKEN_WORDS
+        ]
+        text = str(result.get("text", ""))
+        if not words:
+            return LabelResult(None, text, 0.0)
+        word, conf = words[-1]
+        if conf < min_confidence:
+            return LabelResult(None, text, conf)
+        return LabelResult(SPOKEN_WORDS[word], text, conf)
+
+
+def default_recognizer() -> SpeechRecognizer:
+    """The out-of-the-box offline recogniser (nothing to download)."""
+    return PocketSphinxRecognizer()
+
+
+def recognizer_from_settings(voice: VoiceSettings) -> SpeechRecognizer:
+    if voice.backend == "vosk":
+        if not voice.vosk_model:
+            raise SpeechError("voice.backend = 'vosk' needs voice.vosk_model (a model folder)")
+        return VoskRecognizer(voice.vosk_model, min_confidence=voice.min_confidence)
+    if voice.backend == "default":
+        return PocketSphinxRecognizer()
+    return KeyboardRecognizer()
+
+
+# -- microphone -------------------------------------------------------------------------------
+class AnswerRecorder:
+    """Records an answer from the default microphone (sounddevice), 16 kHz mono int16.
+
+    ``start()`` opens the input stream; ``stop()`` returns what was recorded.
+    """
+
+    def __init__(self, rate: int = SAMPLE_RATE, device: int | str | None = None) -> None:
+        self.rate = rate
+        self.device = device
+        self._chunks: list[NDArray[np.int16]] = []
+        self._stream: Any = None
+
+    def start(self) -> None:
+        try:
+            import sounddevice as sd
+        except OSError as exc:
+            raise SpeechError(f"no audio system ({exc}); use --voice keys") from exc
+        self._chunks = []
+
+        def callback(indata: NDArray[np.int16], frames: int, time_: Any, status: Any) -> None:
+            self._chunks.append(indata[:, 0].copy())
+
+        try:
+            self._stream = sd.InputStream(
+                samplerate=self.rate,
+                channels=1,
+                dtype="int16",
+                device=self.device,
+                callback=callback,
+            )
+            self._stream.start()
+        except Exception as exc:  # PortAudioError has no stable import path
+            raise SpeechError(f"cannot open the microphone: {exc}; use --voice keys") from exc
+
+    def stop(self) -> NDArray[np.int16]:
+        if self._stream is not None:
+            self._stream.stop()
+            self._stream.close()
+            self._stream = None
+        if not self._chunks:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(self._chunks)
