@@ -328,6 +328,8 @@ class AnswerRecorder:
         self.rate = rate
         self.device = device
         self._chunks: list[NDArray[np.int16]] = []
+        self._lock = threading.Lock()
+        self._read_upto = 0
         self._stream: Any = None
 
     def start(self) -> None:
@@ -335,10 +337,12 @@ class AnswerRecorder:
             import sounddevice as sd
         except OSError as exc:
             raise SpeechError(f"no audio system ({exc}); use --voice keys") from exc
-        self._chunks = []
+        with self._lock:
+            self._chunks, self._read_upto = [], 0
 
         def callback(indata: NDArray[np.int16], frames: int, time_: Any, status: Any) -> None:
-            self._chunks.append(indata[:, 0].copy())
+            with self._lock:
+                self._chunks.append(indata[:, 0].copy())
 
         try:
             self._stream = sd.InputStream(
@@ -352,6 +356,17 @@ class AnswerRecorder:
         except Exception as exc:  # PortAudioError has no stable import path
             raise SpeechError(f"cannot open the microphone: {exc}; use --voice keys") from exc
 
+    @property
+    def active(self) -> bool:
+        return self._stream is not None
+
+    def read(self) -> NDArray[np.int16]:
+        """Audio recorded since the last ``read`` (for streaming end-pointing)."""
+        with self._lock:
+            new = self._chunks[self._read_upto :]
+            self._read_upto = len(self._chunks)
+        return np.concatenate(new) if new else np.zeros(0, dtype=np.int16)
+
     def stop(self) -> NDArray[np.int16]:
         if self._stream is not None:
             self._stream.stop()
@@ -360,3 +375,78 @@ class AnswerRecorder:
         if not self._chunks:
             return np.zeros(0, dtype=np.int16)
         return np.concatenate(self._chunks)
+
+
+class UtteranceDetector:
+    """Energy-based end-pointing: cuts a microphone stream into answers.
+
+    Frames of ``frame_ms`` count as speech when their level is above both
+    ``min_dbfs`` and the running noise floor plus ``margin_db``; an answer
+    ends after ``end_silence_ms`` of non-speech, and must hold at least
+    ``min_speech_ms`` of speech. ``pre_roll_ms`` of audio before the onset is
+    kept so word onsets are not clipped.
+    """
+
+    def __init__(
+        self,
+        rate: int = SAMPLE_RATE,
+        *,
+        frame_ms: float = 20.0,
+        min_dbfs: float = -45.0,
+        margin_db: float = 12.0,
+        min_speech_ms: float = 120.0,
+        end_silence_ms: float = 400.0,
+        pre_roll_ms: float = 200.0,
+        max_ms: float = 6000.0,
+    ) -> None:
+        self.rate = rate
+        self.frame = max(1, int(rate * frame_ms / 1000))
+        self.min_dbfs = min_dbfs
+        self.margin_db = margin_db
+        self.min_speech = int(min_speech_ms / frame_ms)
+        self.end_silence = int(end_silence_ms / frame_ms)
+        self.pre_roll = int(pre_roll_ms / frame_ms)
+        self.max_frames = int(max_ms / frame_ms)
+        self.noise_db = -60.0
+        self._buf = np.zeros(0, dtype=np.int16)
+        self._history: list[NDArray[np.int16]] = []
+        self._current: list[NDArray[np.int16]] | None = None
+        self._speech = 0
+        self._silence = 0
+
+    def reset(self) -> None:
+        self._buf = np.zeros(0, dtype=np.int16)
+        self._history, self._current = [], None
+        self._speech = self._silence = 0
+
+    @staticmethod
+    def dbfs(frame: NDArray[np.int16]) -> float:
+        rms = float(np.sqrt(np.mean(frame.astype(np.float64) ** 2))) if frame.size else 0.0
+        return 20.0 * np.log10(max(rms, 1e-3) / 32768.0)
+
+    def feed(self, chunk: NDArray[np.int16]) -> list[NDArray[np.int16]]:
+        """Add audio; returns every answer that ended inside it."""
+        self._buf = np.concatenate([self._buf, np.asarray(chunk, dtype=np.int16).ravel()])
+        done: list[NDArray[np.int16]] = []
+        while self._buf.size >= self.frame:
+            frame, self._buf = self._buf[: self.frame], self._buf[self.frame :]
+            level = self.dbfs(frame)
+            speech = level > max(self.min_dbfs, self.noise_db + self.margin_db)
+            if not speech:  # track the floor slowly up, quickly down
+                self.noise_db += (0.05 if level > self.noise_db else 0.5) * (level - self.noise_db)
+            if self._current is None:
+                self._history = [*self._history[-self.pre_roll :], frame]
+                if speech:
+                    self._current, self._speech, self._silence = list(self._history), 1, 0
+                continue
+            self._current.append(frame)
+            if speech:
+                self._speech += 1
+                self._silence = 0
+            else:
+                self._silence += 1
+            if self._silence >= self.end_silence or len(self._current) >= self.max_frames:
+                if self._speech >= self.min_speech:
+                    done.append(np.concatenate(self._current))
+                self._current, self._history = None, []
+        return done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Protocol, runtime_checkable
 
@@ -113,9 +114,16 @@ class Tracker(Protocol):
         ...
 
     def calibrate(
-        self, points_xy: list[tuple[float, float]], *, dwell_s: float = 0.75
+        self,
+        points_xy: list[tuple[float, float]],
+        *,
+        dwell_s: float = 0.75,
+        on_point: Callable[[int, tuple[float, float]], None] | None = None,
     ) -> CalibrationResult:
-        """Calibrate on the given screen targets, ``dwell_s`` seconds each."""
+        """Calibrate on the given screen targets, ``dwell_s`` seconds each.
+
+        ``on_point(i, (x, y))`` is called as target ``i``'s dwell starts (to show it).
+        """
         ...
 
     def stop(self) -> None: ...

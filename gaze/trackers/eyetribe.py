@@ -163,19 +163,26 @@ class EyeTribeTracker:
         self._call(P.request("tracker", "set", values))
 
     def calibrate(
-        self, points_xy: list[tuple[float, float]], *, dwell_s: float = 0.75
+        self,
+        points_xy: list[tuple[float, float]],
+        *,
+        dwell_s: float = 0.75,
+        on_point: Callable[[int, tuple[float, float]], None] | None = None,
     ) -> CalibrationResult:
         """Run a calibration: ``start``, then ``pointstart``/``pointend`` per target.
 
-        The display is the caller's job (show each target during its dwell); here
-        only the protocol. Returns the ``calibresult`` of the last ``pointend``.
+        The display is the caller's job: ``on_point(i, (x, y))`` is called just
+        before target ``i``'s dwell starts, so a view can show it. Returns the
+        ``calibresult`` of the last ``pointend``.
         """
         if not points_xy:
             raise ValueError("calibration needs at least one point")
         self._call(P.request("calibration", "start", {"pointcount": len(points_xy)}))
         resp: dict[str, Any] = {}
         try:
-            for x, y in points_xy:
+            for i, (x, y) in enumerate(points_xy):
+                if on_point is not None:
+                    on_point(i, (x, y))
                 self._call(P.request("calibration", "pointstart", {"x": int(x), "y": int(y)}))
                 time.sleep(dwell_s)
                 resp = self._call(P.request("calibration", "pointend"))

@@ -78,9 +78,17 @@ class MouseTracker:
         return out
 
     def calibrate(
-        self, points_xy: list[tuple[float, float]], *, dwell_s: float = 0.0
+        self,
+        points_xy: list[tuple[float, float]],
+        *,
+        dwell_s: float = 0.0,
+        on_point: Callable[[int, tuple[float, float]], None] | None = None,
     ) -> CalibrationResult:
         """Nothing to calibrate: a perfect result, so the session flow stays the same."""
+        for i, xy in enumerate(points_xy):
+            if on_point is not None:
+                on_point(i, xy)
+            time.sleep(dwell_s)
         pts = tuple(CalibrationPoint(x, y, 0.0, 0.0, 0.0, 0.0) for x, y in points_xy)
         return CalibrationResult(True, 0.0, 0.0, 0.0, pts)
 
@@ -91,3 +99,34 @@ class MouseTracker:
 
     def close(self) -> None:
         self.stop()
+
+
+class NullTracker:
+    """No eye tracker (``tracker.kind = 'none'``): labels only, no gaze samples."""
+
+    connected = True
+
+    def connect(self) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def drain(self) -> list[GazeSample]:
+        return []
+
+    def calibrate(
+        self,
+        points_xy: list[tuple[float, float]],
+        *,
+        dwell_s: float = 0.0,
+        on_point: Callable[[int, tuple[float, float]], None] | None = None,
+    ) -> CalibrationResult:
+        pts = tuple(CalibrationPoint(x, y, 0.0, 0.0, 0.0, 0.0) for x, y in points_xy)
+        return CalibrationResult(True, 0.0, 0.0, 0.0, pts)
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,233 @@
+"""Setting up an annotation session (no Qt): image source, tracker, store, validation.
+
+Everything the set-up dialog and ``gazelab annotate`` ask for is a
+:class:`SessionConfig`; :meth:`SessionConfig.problems` lists what is wrong in
+words a participant's experimenter can act on. Image sources are named by a
+string stored with the session, so a resumed session rebuilds the same images:
+
+``synthetic:N:SEED``   N procedural faces (default ``synthetic:8:0``)
+``folder:PATH``        a folder-per-class layout
+``ck+:PATH``           a CK+ root (``cohn-kanade-images/``, ``Emotion/``)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gazelab.gaze.geometry import DisplayGeometry
+from gazelab.gaze.trackers.base import CalibrationResult, Tracker
+from gazelab.settings import Settings
+
+
+class SessionSetupError(ValueError):
+    """The session cannot start; the message lists every problem found."""
+
+
+@dataclass
+class ImageSource:
+    """The images of a session, by id."""
+
+    spec: str
+    ids: list[str]
+    labels: dict[str, int]
+    _load: Callable[[str], NDArray[np.uint8]]
+    regions: dict[str, NDArray[np.float32]] = field(default_factory=dict)
+
+    def image(self, image_id: str) -> NDArray[np.uint8]:
+        return self._load(image_id)
+
+
+def open_image_source(spec: str) -> ImageSource:
+    """Build the images named by ``spec`` (see the module docstring)."""
+    kind, _, rest = spec.partition(":")
+    if kind == "synthetic":
+        from gazelab.models.synthetic import synthetic_faces
+
+        parts = [p for p in rest.split(":") if p] if rest else []
+        try:
+            n = int(parts[0]) if parts else 8
+            seed = int(parts[1]) if len(parts) > 1 else 0
+        except ValueError as exc:
+            raise SessionSetupError(
+                f"image source {spec!r}: write synthetic:N:SEED with whole numbers"
+            ) from exc
+        if n < 1:
+            raise SessionSetupError(f"image source {spec!r}: N must be at least 1")
+        faces = synthetic_faces(n, size=256, seed=seed)
+        by_id = {fid: i for i, fid in enumerate(faces.ids)}
+        return ImageSource(
+            spec,
+            list(faces.ids),
+            {fid: int(faces.labels[i]) for fid, i in by_id.items()},
+            lambda fid: faces.images[by_id[fid]],
+            {fid: faces.regions[i] for fid, i in by_id.items()},
+        )
+    if kind in ("folder", "ck+"):
+        from gazelab.models.datasets import load_dataset
+
+        if not rest:
+            raise SessionSetupError(f"image source {spec!r} needs a path: {kind}:PATH")
+        ds = load_dataset(kind, rest)
+        if not ds.ids:
+            raise SessionSetupError(f"no images found in {rest} ({kind} layout)")
+        index = {iid: i for i, iid in enumerate(ds.ids)}
+        return ImageSource(
+            spec,
+            list(ds.ids),
+            {iid: int(ds.labels[i]) for iid, i in index.items()},
+            lambda iid: ds.image(index[iid]),
+        )
+    raise SessionSetupError(
+        f"unknown image source {spec!r}; use synthetic:N:SEED, folder:PATH or ck+:PATH"
+    )
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """What a session needs; filled by the set-up dialog or ``gazelab annotate`` flags."""
+
+    store: Path
+    participant: str
+    images: str = "synthetic:8:0"
+    settings: Settings = field(default_factory=Settings)
+    resume: int | None = None  # session id to resume
+
+    def problems(self) -> list[str]:
+        out: list[str] = []
+        p = self.participant.strip()
+        if not p:
+            out.append("participant: give a pseudonym (e.g. P01), not left empty")
+        elif not all(c.isalnum() or c in "-_" for c in p):
+            out.append(
+                f"participant {p!r}: use letters, digits, '-' or '_' only (a pseudonym,"
+                " never a real name)"
+            )
+        if self.store.suffix not in (".sqlite", ".db"):
+            out.append(f"store {self.store}: name it *.sqlite")
+        if not self.store.parent.exists():
+            out.append(f"store folder {self.store.parent} does not exist")
+        kind = self.images.partition(":")[0]
+        if kind not in ("synthetic", "folder", "ck+"):
+            out.append(f"images {self.images!r}: use synthetic:N:SEED, folder:PATH or ck+:PATH")
+        elif kind != "synthetic":
+            path = Path(self.images.partition(":")[2])
+            if not path.is_dir():
+                out.append(f"images: folder {path} does not exist")
+        s = self.settings
+        if (
+            s.voice.backend == "vosk"
+            and not Path(s.voice.vosk_model or ".").joinpath("am").is_dir()
+        ):
+            out.append(
+                f"voice: {s.voice.vosk_model or '(no folder)'} is not a Vosk model folder"
+                " (it must contain am/); or choose the default recogniser"
+            )
+        return out
+
+    def check(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise SessionSetupError("cannot start the session:\n  - " + "\n  - ".join(problems))
+
+
+def geometry_from(diagonal_in: float, resolution: tuple[int, int], distance_cm: float) -> Any:
+    if diagonal_in <= 0 or distance_cm <= 0 or min(resolution) <= 0:
+        raise SessionSetupError(
+            f'screen {diagonal_in}" {resolution[0]}x{resolution[1]} at {distance_cm} cm:'
+            " every value must be positive"
+        )
+    return DisplayGeometry.from_diagonal(
+        diagonal_in=diagonal_in, resolution_px=resolution, distance_mm=distance_cm * 10.0
+    )
+
+
+@dataclass
+class OpenTracker:
+    """A connected tracker and whatever must be stopped with it (the simulator)."""
+
+    tracker: Tracker
+    simulator: Any = None
+    observer: Any = None
+
+    def close(self) -> None:
+        try:
+            self.tracker.stop()
+        finally:
+            self.tracker.close()
+            if self.simulator is not None:
+                self.simulator.stop()
+
+
+def open_tracker(
+    settings: Settings,
+    *,
+    mouse_position: Callable[[], tuple[float, float] | None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> OpenTracker:
+    """Connect the tracker the settings name; ``sim`` starts a simulator server in-process."""
+    from gazelab.gaze.trackers.eyetribe import EyeTribeTracker
+    from gazelab.gaze.trackers.mouse import MouseTracker, NullTracker
+
+    t = settings.tracker
+    screen = settings.display.resolution_px
+    if t.kind == "eyetribe":
+        tracker: Any = EyeTribeTracker(t.host, t.port, clock=clock)
+        tracker.connect()
+        return OpenTracker(tracker)
+    if t.kind == "sim":
+        from gazelab.gaze.trackers.simulator import EyeTribeSimulator, SyntheticObserver
+
+        observer = SyntheticObserver(screen, seed=settings.protocol.seed)
+        sim = EyeTribeSimulator(port=0, rate_hz=t.rate_hz, screen_px=screen, source=observer)
+        sim.start()
+        tracker = EyeTribeTracker("127.0.0.1", sim.port, clock=clock)
+        tracker.connect()
+        return OpenTracker(tracker, sim, observer)
+    if t.kind == "mouse":
+        if mouse_position is None:
+            raise SessionSetupError("tracker 'mouse' needs a window to read the pointer from")
+        return OpenTracker(MouseTracker(mouse_position, rate_hz=t.rate_hz, screen_px=screen))
+    return OpenTracker(NullTracker())
+
+
+def validation_errors_deg(
+    samples: dict[str, NDArray[Any]],
+    targets: list[tuple[float, float]],
+    windows: list[tuple[float, float]],
+    geometry: DisplayGeometry,
+    settle_s: float = 0.5,
+) -> list[float]:
+    """Per target: distance (degrees) from the target to the median valid gaze in its window.
+
+    ``windows`` are (start, end) local seconds; the first ``settle_s`` of each are
+    skipped (the saccade to the target). NaN where no valid sample fell in the window.
+    """
+    out: list[float] = []
+    local, x, y, valid = samples["local_s"], samples["x"], samples["y"], samples["valid"]
+    for (tx, ty), (t0, t1) in zip(targets, windows, strict=True):
+        m = valid & (local >= t0 + settle_s) & (local <= t1)
+        if not m.any():
+            out.append(math.nan)
+            continue
+        dx, dy = float(np.median(x[m]) - tx), float(np.median(y[m]) - ty)
+        out.append(geometry.px_to_deg(math.hypot(dx, dy)))
+    return out
+
+
+def calibration_summary(result: CalibrationResult) -> str:
+    worst = max((p.accuracy_deg for p in result.points), default=0.0)
+    state = "passed" if result.result else "FAILED"
+    return f"calibration {state}: mean error {result.deg:.2f}°, worst point {worst:.2f}°"
+
+
+def with_display(settings: Settings, geometry: DisplayGeometry) -> Settings:
+    return dataclasses.replace(settings, display=geometry)

@@ -1,0 +1,168 @@
+"""The annotation window driven for real: keys, timers, screenshots (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gazelab import CLASSES
+from gazelab.annotation.protocol import Phase
+from gazelab.annotation.session import SessionConfig
+from gazelab.annotation.store import SessionStore
+from gazelab.gaze.geometry import DisplayGeometry
+from gazelab.settings import Settings
+
+pytest.importorskip("PySide6")
+pytestmark = pytest.mark.gui
+
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtGui import QImage  # noqa: E402
+
+from gazelab.app.annotate import AnnotationWindow  # noqa: E402
+
+W, H, SQUARE = 640, 360, 300
+GREY = (128, 128, 128)
+
+
+def small_settings(**tracker: object) -> Settings:
+    s = Settings()
+    geo = DisplayGeometry.from_diagonal(27.0, (W, H), 700.0)
+    return dataclasses.replace(
+        s,
+        display=geo,
+        stimulus=dataclasses.replace(s.stimulus, square_px=SQUARE),
+        protocol=dataclasses.replace(s.protocol, cross_size_px=40, cross_width_px=6, seed=5),
+        tracker=dataclasses.replace(s.tracker, kind="sim", rate_hz=120, **tracker),
+    )
+
+
+def rgb(img: QImage, x: int, y: int) -> tuple[int, int, int]:
+    c = img.pixelColor(x, y)
+    return (c.red(), c.green(), c.blue())
+
+
+def grab(win: AnnotationWindow, path: Path) -> QImage:
+    pix = win.grab()
+    assert pix.save(str(path)), path
+    img = QImage(str(path))
+    assert (img.width(), img.height()) == (W, H)
+    return img
+
+
+def make_window(qtbot, tmp_path: Path, **kw) -> AnnotationWindow:  # type: ignore[no-untyped-def]
+    cfg = SessionConfig(tmp_path / "study.sqlite", "P01", "synthetic:8:3", small_settings())
+    win = AnnotationWindow(cfg, calibration_dwell_s=0.05, validation_dwell_s=0.9, microphone=False, **kw)
+    qtbot.addWidget(win)
+    win.resize(W, H)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def test_full_session_with_simulator_and_keys(qtbot, out_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    win = make_window(qtbot, tmp_path)
+    grab(win, out_dir / "00_start.png")
+    qtbot.keyClick(win, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: win.mode == "calibration_result", timeout=10_000)
+    img = grab(win, out_dir / "01_calibration_result.png")
+    assert win.calibration is not None and win.calibration.result
+    qtbot.keyClick(win, Qt.Key.Key_Space)  # validate, then trials
+    qtbot.waitUntil(lambda: win.mode == "trials", timeout=15_000)
+    assert len(win.validation) == 9 and np.nanmedian(win.validation) < 2.0
+
+    order = win.session.stimulus_order
+    for t in range(8):
+        qtbot.waitUntil(lambda: win.protocol.phase is Phase.BLANK1, timeout=5000)
+        img = grab(win, out_dir / f"t{t}_1_blank1.png")
+        arr = np.array([rgb(img, x, y) for x in range(0, W, 37) for y in range(0, H, 23)])
+        assert (arr == GREY).all()  # blank: background only
+        qtbot.waitUntil(lambda: win.protocol.phase is Phase.CROSS, timeout=5000)
+        img = grab(win, out_dir / f"t{t}_2_cross.png")
+        assert rgb(img, W // 2, H // 2) == (0, 0, 0)  # cross at the centre
+        assert rgb(img, W // 2 + 15, H // 2) == (0, 0, 0)  # its arms
+        assert rgb(img, W // 2 + 15, H // 2 + 15) == GREY  # not a filled square
+        assert rgb(img, 10, 10) == GREY and rgb(img, W - 10, H - 10) == GREY
+        qtbot.waitUntil(lambda: win.protocol.phase is Phase.IMAGE, timeout=5000)
+        qtbot.keyClick(win, Qt.Key.Key_Space)  # no label yet: advance does nothing
+        assert win.protocol.phase is Phase.IMAGE and win.protocol.trial_index == t
+        img = grab(win, out_dir / f"t{t}_3_image.png")
+        # the 256×256 face scaled into the 300 px square, centred
+        face = win.images.image(order[t])
+        x0, y0 = (W - SQUARE) // 2, (H - SQUARE) // 2
+        inside = np.array([rgb(img, x0 + 20 + 26 * i, y0 + 20 + 26 * j)[0] for i in range(10) for j in range(10)])
+        expect = np.array([face[int((20 + 26 * j) * 256 / 300), int((20 + 26 * i) * 256 / 300)] for i in range(10) for j in range(10)])
+        assert np.abs(inside.astype(int) - expect.astype(int)).mean() < 12
+        assert rgb(img, x0 - 5, H // 2) == GREY and rgb(img, x0 + SQUARE + 5, H // 2) == GREY
+        label = CLASSES[win.images.labels[order[t]]]
+        wrong = CLASSES[(CLASSES.index(label) + 1) % 8]
+        qtbot.keyClick(win, str(CLASSES.index(wrong)))
+        qtbot.keyClick(win, str(CLASSES.index(label)))  # corrected before advancing
+        assert win.message == label
+        qtbot.keyClick(win, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: win.mode == "done", timeout=5000)
+    grab(win, out_dir / "99_done.png")
+    sid = win.session.id
+    win.finish()
+
+    store = SessionStore(tmp_path / "study.sqlite")
+    final = store.final_labels(sid)
+    assert len(final) == 8 and [final[i] for i in range(8)] == [
+        CLASSES[win.images.labels[i]] for i in order
+    ]
+    kinds = [e["kind"] for e in store.events(sid)]
+    for phase in ("blank1", "cross", "blank2", "image"):
+        assert kinds.count(phase) == 8, phase
+    flips = [e for e in store.events(sid) if e["kind"] == "flip"]
+    assert len(flips) == 32
+    trials = store.trials(sid)
+    errors = [tr["onset_error_ms"] for tr in trials]
+    assert all(e is not None and 0 <= e < 200 for e in errors), errors
+    samples = store.samples(sid)
+    phases = set(samples["phase"].tolist())
+    assert {"blank1", "cross", "blank2", "image"} <= phases
+    assert len(samples["x"]) > 8 * 1.2 * 120 * 0.8  # ≥ 80 % of the timed-phase samples alone
+    cals = store.calibrations(sid)
+    assert [c["kind"] for c in cals] == ["calibration", "validation"]
+    assert len(list(out_dir.glob("*.png"))) == 8 * 3 + 3
+
+
+def test_voice_answer_through_the_window(qtbot, out_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+    import subprocess
+
+    from gazelab.annotation.speech import PocketSphinxRecognizer, read_wav
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed")
+    win = make_window(qtbot, tmp_path, recognizer=PocketSphinxRecognizer(), skip_calibration=True)
+    win.voice = True
+    win.begin()
+    qtbot.waitUntil(lambda: win.protocol.phase is Phase.IMAGE, timeout=5000)
+
+    def say(word: str) -> None:
+        wav = out_dir / f"{word}.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), word], check=True)
+        audio, rate = read_wav(wav)
+        from gazelab.annotation.speech import to_16k
+
+        a = to_16k(audio, rate)
+        noise = np.random.default_rng(0).normal(0, 30, 48000).astype(np.int16)
+        win.feed_audio(np.concatenate([noise[:16000], a + noise[: a.size], noise[:16000]]))
+
+    say("banana")
+    qtbot.waitUntil(lambda: win.message == "not understood, please repeat", timeout=5000)
+    assert win.protocol.current_label is None
+    say("surprised")
+    qtbot.waitUntil(lambda: win.protocol.current_label == "surprise", timeout=5000)
+    grab(win, out_dir / "voice_label.png")
+    sid = win.session.id
+    win.finish()
+    store = SessionStore(tmp_path / "study.sqlite")
+    speech = [e["payload"] for e in store.events(sid) if e["kind"] == "speech"]
+    assert [s["label"] for s in speech] == [None, "surprise"]
+    audio = store.audio(sid)
+    assert len(audio) == 1 and Path(audio[0]["path"]).exists()
+    assert store.labels(sid)[0].source == "voice"
