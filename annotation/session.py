@@ -72,7 +72,7 @@ def open_image_source(spec: str) -> ImageSource:
             {fid: faces.regions[i] for fid, i in by_id.items()},
         )
     if kind in ("folder", "ck+"):
-        from gazelab.models.datasets import load_dataset
+        from gazelab.models.datasets.library import load_dataset
 
         if not rest:
             raise SessionSetupError(f"image source {spec!r} needs a path: {kind}:PATH")
@@ -231,3 +231,59 @@ def calibration_summary(result: CalibrationResult) -> str:
 
 def with_display(settings: Settings, geometry: DisplayGeometry) -> Settings:
     return dataclasses.replace(settings, display=geometry)
+
+
+def config_from_options(
+    *,
+    store: str | Path,
+    participant: str,
+    images: str = "synthetic:8:0",
+    tracker: str = "sim",
+    voice: str = "keys",
+    diagonal_in: float | None = None,
+    resolution: str | None = None,
+    distance_cm: float | None = None,
+    settings: Settings | None = None,
+    resume: int | None = None,
+) -> SessionConfig:
+    """The ``gazelab annotate`` flags (and the dialog's fields) → a :class:`SessionConfig`.
+
+    ``tracker``: ``eyetribe[:HOST[:PORT]]``, ``sim``, ``mouse`` or ``none``;
+    ``voice``: ``keys``, ``default`` or ``vosk:MODEL_DIR``;
+    ``resolution``: ``WIDTHxHEIGHT``.
+    """
+    s = settings or Settings()
+    kind, _, rest = tracker.partition(":")
+    if kind not in ("eyetribe", "sim", "mouse", "none"):
+        raise SessionSetupError(
+            f"tracker {tracker!r}: use eyetribe[:HOST[:PORT]], sim, mouse or none"
+        )
+    t = dataclasses.replace(s.tracker, kind=kind)
+    if rest:
+        host, _, port = rest.partition(":")
+        try:
+            t = dataclasses.replace(t, host=host or t.host, port=int(port) if port else t.port)
+        except ValueError as exc:
+            raise SessionSetupError(f"tracker {tracker!r}: the port must be a number") from exc
+    vkind, _, model = voice.partition(":")
+    if vkind not in ("keys", "default", "vosk"):
+        raise SessionSetupError(f"voice {voice!r}: use keys, default or vosk:MODEL_DIR")
+    v = dataclasses.replace(s.voice, backend=vkind, vosk_model=model or s.voice.vosk_model)
+    display = s.display
+    if diagonal_in is not None or resolution is not None or distance_cm is not None:
+        res = display.resolution_px
+        if resolution is not None:
+            try:
+                w, h = (int(a) for a in resolution.lower().split("x"))
+                res = (w, h)
+            except ValueError as exc:
+                raise SessionSetupError(
+                    f"resolution {resolution!r}: write WIDTHxHEIGHT, e.g. 2560x1440"
+                ) from exc
+        diag = diagonal_in
+        if diag is None:
+            diag = math.hypot(display.width_mm, display.height_mm) / 25.4
+        dist = distance_cm if distance_cm is not None else display.distance_mm / 10.0
+        display = geometry_from(diag, res, dist)
+    s = dataclasses.replace(s, tracker=t, voice=v, display=display)
+    return SessionConfig(Path(store), participant, images, s, resume)

@@ -184,6 +184,7 @@ class AnnotationWindow(QWidget):
         self._val_windows: list[tuple[float, float]] = []
         self._shown: tuple[int, Phase, float] | None = None  # what the last paint showed
         self._image_cache: dict[str, QImage] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
         self._auto_label_at: float | None = None
         self.frame_times: list[float] = []
         self._bridge = _Bridge()
@@ -239,8 +240,11 @@ class AnnotationWindow(QWidget):
         return ((p.x() - ox) / s, (p.y() - oy) / s)
 
     def layout_for(self, image_id: str) -> StimulusLayout:
-        shape = self.images.image(image_id).shape[:2]
-        return StimulusLayout(self.screen_px, self.settings.stimulus.square_px, shape)
+        if image_id not in self._shapes:
+            self._shapes[image_id] = tuple(self.images.image(image_id).shape[:2])
+        return StimulusLayout(
+            self.screen_px, self.settings.stimulus.square_px, self._shapes[image_id]
+        )
 
     # -- flow -------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -329,9 +333,7 @@ class AnnotationWindow(QWidget):
             _look_at(self.tracker.observer, xy)
         self._val_start = self.clock()
         self.update()
-        QTimer.singleShot(
-            int(self.validation_dwell_s * 1000), lambda: self._validation_step(i + 1)
-        )
+        QTimer.singleShot(int(self.validation_dwell_s * 1000), lambda: self._validation_step(i + 1))
 
     def _start_trials(self) -> None:
         self.mode = "trials"
@@ -353,6 +355,8 @@ class AnnotationWindow(QWidget):
                     self._auto_label_at = self.clock() + self.autopilot.view_s
             elif ch.phase is Phase.BLANK1:
                 self._stop_listening()
+            elif ch.phase is Phase.BLANK2 and self.protocol.image_id is not None:
+                self._scaled_image(self.protocol.image_id)  # decode + scale before the onset
         obs = self.tracker.observer
         if obs is not None:
             if self.protocol.phase is Phase.IMAGE and self.protocol.image_id is not None:
@@ -564,7 +568,11 @@ class AnnotationWindow(QWidget):
         now = self.clock()
         self.frame_times.append(now)
         if self.mode == "trials":
-            shown = (self.protocol.trial_index, self.protocol.phase, self.protocol.phase_scheduled_s)
+            shown = (
+                self.protocol.trial_index,
+                self.protocol.phase,
+                self.protocol.phase_scheduled_s,
+            )
             if shown != self._shown:  # the first paint of a phase: its onset
                 self._shown = shown
                 self.protocol.flipped(self.protocol.phase, now)
@@ -613,13 +621,9 @@ class AnnotationWindow(QWidget):
             p.drawLine(QPointF(c.x(), c.y() - half), QPointF(c.x(), c.y() + half))
         elif phase is Phase.IMAGE and self.protocol.image_id is not None:
             iid = self.protocol.image_id
-            if iid not in self._image_cache:
-                self._image_cache = {iid: to_qimage(self.images.image(iid))}
             x0, y0, w, h = self.layout_for(iid).image_rect_on_screen
             tl = self._to_widget(x0, y0)
-            s = self._scale()
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-            p.drawImage(QRectF(tl.x(), tl.y(), w * s, h * s), self._image_cache[iid])
+            p.drawImage(QPointF(round(tl.x()), round(tl.y())), self._scaled_image(iid))
             if self.message:  # discreet: small, grey, below the square
                 sq = self.settings.stimulus.square_px
                 y = self.screen_px[1] / 2 + sq / 2
@@ -634,6 +638,22 @@ class AnnotationWindow(QWidget):
                 QColor(235, 235, 235),
                 14,
             )
+
+    def _scaled_image(self, iid: str) -> QImage:
+        """The image at its on-screen size, scaled once (during the blank before it)."""
+        key = f"{iid}@{self.width()}x{self.height()}"
+        if key not in self._image_cache:
+            _, _, w, h = self.layout_for(iid).image_rect_on_screen
+            s = self._scale()
+            img = to_qimage(self.images.image(iid)).scaled(
+                max(1, round(w * s)),
+                max(1, round(h * s)),
+                Qt.AspectRatioMode.IgnoreAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+            self._image_cache = {k: v for k, v in self._image_cache.items() if k.startswith(iid)}
+            self._image_cache[key] = img
+        return self._image_cache[key]
 
     def _paint_target(self, p: QPainter) -> None:
         if self._cal_target is None:

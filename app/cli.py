@@ -107,6 +107,52 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_annotate(args: argparse.Namespace) -> int:
+    """Run (or resume) an annotation session in the full-screen window."""
+    from gazelab.annotation.session import config_from_options
+
+    images = args.images
+    if args.dataset:
+        images = f"{args.dataset[0]}:{args.dataset[1]}"
+    config = config_from_options(
+        store=args.store,
+        participant=args.participant or "",
+        images=images,
+        tracker=args.tracker,
+        voice=args.voice,
+        diagonal_in=args.screen_in,
+        resolution=args.resolution,
+        distance_cm=args.distance_cm,
+        settings=_settings(args),
+        resume=args.resume,
+    )
+    from PySide6.QtWidgets import QApplication
+
+    from gazelab.app.annotate import Autopilot, run_annotation
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    if not args.no_dialog:
+        from gazelab.app.setup_dialog import SetupDialog
+
+        dialog = SetupDialog(config)
+        if not dialog.exec() or dialog.config is None:
+            print("cancelled", file=sys.stderr)
+            return 1
+        config = dialog.config
+    else:
+        config.check()
+    del app
+    autopilot = Autopilot(view_s=args.autopilot) if args.autopilot is not None else None
+    sid = run_annotation(
+        config,
+        windowed=args.windowed,
+        autopilot=autopilot,
+        skip_calibration=args.skip_calibration,
+    )
+    print(f"session {sid} in {config.store}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gazelab.app.demo import run_demo
 
@@ -134,6 +180,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=8, help="images per session (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--quick", action="store_true", help="smallest sizes, for tests")
+
+    p = add(
+        "annotate",
+        cmd_annotate,
+        "run or resume an annotation session (full screen: calibration, blank, cross, image,"
+        " spoken or typed labels)",
+    )
+    p.add_argument("--store", default="study.sqlite", help="project store (default: study.sqlite)")
+    p.add_argument("--participant", help="pseudonym, e.g. P01 (asked in the dialog if missing)")
+    p.add_argument(
+        "--images",
+        default="synthetic:8:0",
+        help="synthetic:N:SEED (default synthetic:8:0), folder:PATH or ck+:PATH",
+    )
+    p.add_argument("--dataset", nargs=2, metavar=("LAYOUT", "PATH"), help="e.g. --dataset ck+ DIR")
+    p.add_argument(
+        "--tracker", default="sim", help="eyetribe[:HOST[:PORT]], sim (default), mouse or none"
+    )
+    p.add_argument("--voice", default="keys", help="keys (default), default, or vosk:MODEL_DIR")
+    p.add_argument("--screen-in", type=float, help='screen diagonal in inches (default 27")')
+    p.add_argument("--resolution", help="screen resolution WIDTHxHEIGHT (default 2560x1440)")
+    p.add_argument("--distance-cm", type=float, help="eye-to-screen distance (default 70 cm)")
+    p.add_argument("--config", help="settings TOML (timings, stimulus, calibration points ...)")
+    p.add_argument("--resume", type=int, metavar="SESSION", help="resume this session id")
+    p.add_argument("--no-dialog", action="store_true", help="start without the set-up dialog")
+    p.add_argument("--windowed", action="store_true", help="a window instead of full screen")
+    p.add_argument("--skip-calibration", action="store_true", help="no calibration/validation")
+    p.add_argument(
+        "--autopilot",
+        type=float,
+        metavar="SECONDS",
+        help="simulated participant: label each image correctly after SECONDS (demos, tests)",
+    )
 
     p = add(
         "simulate-tracker",
@@ -190,11 +269,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_user_error(exc: Exception) -> bool:
+    from gazelab.annotation.session import SessionSetupError
+    from gazelab.annotation.speech import SpeechError
     from gazelab.annotation.store import StoreError
+    from gazelab.gaze.trackers.eyetribe import TrackerError
     from gazelab.models.datasets.base import DatasetError
     from gazelab.settings import SettingsError
 
-    return isinstance(exc, (SettingsError, DatasetError, StoreError, FileNotFoundError))
+    user_errors = (SettingsError, DatasetError, StoreError, SessionSetupError, SpeechError,
+                   TrackerError, FileNotFoundError)  # fmt: skip
+    return isinstance(exc, user_errors)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,9 @@ def grab(win: AnnotationWindow, path: Path) -> QImage:
 
 def make_window(qtbot, tmp_path: Path, **kw) -> AnnotationWindow:  # type: ignore[no-untyped-def]
     cfg = SessionConfig(tmp_path / "study.sqlite", "P01", "synthetic:8:3", small_settings())
-    win = AnnotationWindow(cfg, calibration_dwell_s=0.05, validation_dwell_s=0.9, microphone=False, **kw)
+    win = AnnotationWindow(
+        cfg, calibration_dwell_s=0.05, validation_dwell_s=0.9, microphone=False, **kw
+    )
     qtbot.addWidget(win)
     win.resize(W, H)
     win.show()
@@ -92,8 +94,16 @@ def test_full_session_with_simulator_and_keys(qtbot, out_dir: Path, tmp_path: Pa
         # the 256×256 face scaled into the 300 px square, centred
         face = win.images.image(order[t])
         x0, y0 = (W - SQUARE) // 2, (H - SQUARE) // 2
-        inside = np.array([rgb(img, x0 + 20 + 26 * i, y0 + 20 + 26 * j)[0] for i in range(10) for j in range(10)])
-        expect = np.array([face[int((20 + 26 * j) * 256 / 300), int((20 + 26 * i) * 256 / 300)] for i in range(10) for j in range(10)])
+        inside = np.array(
+            [rgb(img, x0 + 20 + 26 * i, y0 + 20 + 26 * j)[0] for i in range(10) for j in range(10)]
+        )
+        expect = np.array(
+            [
+                face[int((20 + 26 * j) * 256 / 300), int((20 + 26 * i) * 256 / 300)]
+                for i in range(10)
+                for j in range(10)
+            ]
+        )
         assert np.abs(inside.astype(int) - expect.astype(int)).mean() < 12
         assert rgb(img, x0 - 5, H // 2) == GREY and rgb(img, x0 + SQUARE + 5, H // 2) == GREY
         label = CLASSES[win.images.labels[order[t]]]
@@ -166,3 +176,41 @@ def test_voice_answer_through_the_window(qtbot, out_dir: Path, tmp_path: Path) -
     audio = store.audio(sid)
     assert len(audio) == 1 and Path(audio[0]["path"]).exists()
     assert store.labels(sid)[0].source == "voice"
+
+
+def test_setup_dialog_validates_and_builds_the_config(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from gazelab.app.setup_dialog import SetupDialog
+
+    dlg = SetupDialog(SessionConfig(tmp_path / "s.sqlite", ""))
+    qtbot.addWidget(dlg)
+    dlg.ok_button.click()  # empty pseudonym: stays open, says why
+    assert dlg.config is None and "participant" in dlg.errors.text()
+    dlg.participant.setText("P02")
+    dlg.images.setText(f"folder:{tmp_path / 'nowhere'}")
+    dlg.resolution.setText("1920x1080")
+    dlg.ok_button.click()
+    assert dlg.config is None and "nowhere" in dlg.errors.text()
+    dlg.images.setText("synthetic:4:2")
+    dlg.tracker.setCurrentText("eyetribe:10.0.0.5:6556")
+    dlg.voice.setCurrentText("keys")
+    dlg.diagonal.setValue(24.0)
+    dlg.distance.setValue(60.0)
+    dlg.ok_button.click()
+    cfg = dlg.config
+    assert cfg is not None and cfg.participant == "P02"
+    s = cfg.settings
+    assert (s.tracker.kind, s.tracker.host, s.tracker.port) == ("eyetribe", "10.0.0.5", 6556)
+    assert s.display.resolution_px == (1920, 1080) and s.display.distance_mm == pytest.approx(600)
+    assert np.hypot(s.display.width_mm, s.display.height_mm) == pytest.approx(24 * 25.4)
+
+
+def test_annotate_cli_user_errors(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from gazelab.app.cli import main
+
+    assert main(["annotate", "--no-dialog", "--store", str(tmp_path / "s.sqlite"),
+                 "--participant", "P 1"]) == 2  # fmt: skip
+    assert "letters, digits" in capsys.readouterr().err
+    assert main(["annotate", "--no-dialog", "--participant", "P1", "--tracker", "tobii"]) == 2
+    assert "eyetribe" in capsys.readouterr().err
+    assert main(["annotate", "--no-dialog", "--participant", "P1", "--resolution", "big"]) == 2
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from gazelab.gaze.trackers.base import (
     STATE_OK,
+    STATE_TRACKING_LOST,
     CalibrationPoint,
     CalibrationResult,
     GazeSample,
@@ -25,7 +26,7 @@ class MouseTracker:
 
     def __init__(
         self,
-        position: Callable[[], tuple[float, float]],
+        position: Callable[[], tuple[float, float] | None],
         *,
         rate_hz: int = 60,
         screen_px: tuple[int, int] = (2560, 1440),
@@ -52,8 +53,12 @@ class MouseTracker:
         last: tuple[float, float] | None = None
         next_t = self.clock()
         while not self._stop.is_set():
-            x, y = self.position()
+            pos = self.position()
             now = self.clock()
+            if pos is None:  # the pointer has not entered the window yet: a lost sample
+                x, y, state = 0.0, 0.0, STATE_TRACKING_LOST
+            else:
+                (x, y), state = pos, STATE_OK
             self._samples.append(
                 GazeSample(
                     time_ms=(now - self._t0) * 1000.0,
@@ -63,8 +68,8 @@ class MouseTracker:
                     raw_x=x,
                     raw_y=y,
                     fix=last == (x, y),
-                    state=STATE_OK,
-                    valid=sample_is_valid(STATE_OK, x, y, self.screen_px),
+                    state=state,
+                    valid=pos is not None and sample_is_valid(state, x, y, self.screen_px),
                 )
             )
             last = (x, y)

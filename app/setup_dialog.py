@@ -1,0 +1,108 @@
+"""The session set-up dialog: participant, images, tracker, voice, screen geometry."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gazelab.annotation.session import SessionConfig, SessionSetupError, config_from_options
+
+
+class SetupDialog(QDialog):
+    """Fields for a :class:`SessionConfig`; OK only closes once the config is valid."""
+
+    def __init__(self, initial: SessionConfig | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("gazelab — new annotation session")
+        self.config: SessionConfig | None = None
+        init = initial or SessionConfig(Path("study.sqlite"), "")
+        s = init.settings
+        self.store = QLineEdit(str(init.store))
+        self.participant = QLineEdit(init.participant)
+        self.participant.setPlaceholderText("pseudonym, e.g. P01")
+        self.images = QLineEdit(init.images)
+        self.images.setToolTip("synthetic:N:SEED, folder:PATH or ck+:PATH")
+        self.tracker = QComboBox()
+        self.tracker.setEditable(True)
+        self.tracker.addItems(
+            ["sim", f"eyetribe:{s.tracker.host}:{s.tracker.port}", "mouse", "none"]
+        )
+        kind = s.tracker.kind
+        self.tracker.setCurrentText(
+            f"eyetribe:{s.tracker.host}:{s.tracker.port}" if kind == "eyetribe" else kind
+        )
+        self.voice = QComboBox()
+        self.voice.setEditable(True)
+        self.voice.addItems(["keys", "default", "vosk:"])
+        self.voice.setCurrentText(
+            f"vosk:{s.voice.vosk_model}" if s.voice.backend == "vosk" else s.voice.backend
+        )
+        d = s.display
+        self.diagonal = QDoubleSpinBox(minimum=5, maximum=120, decimals=1, suffix=" in")
+        self.diagonal.setValue(math.hypot(d.width_mm, d.height_mm) / 25.4)
+        self.resolution = QLineEdit(f"{d.resolution_px[0]}x{d.resolution_px[1]}")
+        self.distance = QDoubleSpinBox(minimum=20, maximum=300, decimals=1, suffix=" cm")
+        self.distance.setValue(d.distance_mm / 10)
+        self._settings = s
+        self._resume = init.resume
+
+        form = QFormLayout()
+        form.addRow("Store (.sqlite)", self.store)
+        form.addRow("Participant", self.participant)
+        form.addRow("Images", self.images)
+        form.addRow("Eye tracker", self.tracker)
+        form.addRow("Voice labels", self.voice)
+        form.addRow("Screen diagonal", self.diagonal)
+        form.addRow("Resolution", self.resolution)
+        form.addRow("Viewing distance", self.distance)
+        self.errors = QLabel("")
+        self.errors.setStyleSheet("color: #c0392b")
+        self.errors.setWordWrap(True)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.try_accept)
+        buttons.rejected.connect(self.reject)
+        self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.errors)
+        layout.addWidget(buttons)
+
+    def build(self) -> SessionConfig:
+        return config_from_options(
+            store=self.store.text().strip(),
+            participant=self.participant.text().strip(),
+            images=self.images.text().strip(),
+            tracker=self.tracker.currentText().strip(),
+            voice=self.voice.currentText().strip(),
+            diagonal_in=self.diagonal.value(),
+            resolution=self.resolution.text().strip(),
+            distance_cm=self.distance.value(),
+            settings=self._settings,
+            resume=self._resume,
+        )
+
+    def try_accept(self) -> None:
+        try:
+            cfg = self.build()
+            problems = cfg.problems()
+        except (SessionSetupError, ValueError) as exc:
+            problems = [str(exc)]
+        if problems:
+            self.errors.setText("\n".join(problems))
+            return
+        self.config = cfg
+        self.accept()
