@@ -1,0 +1,219 @@
+"""Model relevance maps (SPEC §6): deep Taylor and friends via iNNvestigate, plus Grad-CAM.
+
+iNNvestigate 2.x runs on TensorFlow's graph mode: eager execution has to be
+disabled before its analyzers are built, and Keras models built in graph mode
+invalidate the eager ones of the same process (Keras swaps layer base classes
+globally). So every iNNvestigate call runs in a short-lived *spawned* worker
+process: the model is saved to a temporary ``.keras`` file, the worker disables
+eager execution for itself only, rebuilds the model, strips the softmax and
+analyzes the images in batches. The caller's process stays eager and untouched.
+
+``gradient`` and ``gradcam`` are computed in-process with ``tf.GradientTape``.
+TensorFlow is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+INNVESTIGATE_ANALYZERS = {
+    "deep_taylor": "deep_taylor",
+    "lrp_epsilon": "lrp.epsilon",
+    "lrp_alpha1beta0": "lrp.alpha_1_beta_0",
+    "integrated_gradients": "integrated_gradients",
+    "gradient_innvestigate": "gradient",
+}
+LOCAL_ANALYZERS = ("gradient", "gradcam")
+ANALYZERS = (*INNVESTIGATE_ANALYZERS, *LOCAL_ANALYZERS)
+
+
+class SaliencyError(RuntimeError):
+    """The analyzer cannot explain this model (unsupported layer, bad input)."""
+
+
+def _as_batch(images: ArrayLike, model: Any) -> NDArray[np.float32]:
+    x = np.asarray(images, dtype=np.float32)
+    want = tuple(model.input_shape[1:])
+    if x.ndim == len(want):
+        if want[-1] == 1 and tuple(x.shape) != want:
+            x = x[..., None]  # (N, H, W) for a one-channel model
+        else:
+            x = x[None]  # a single image
+    if tuple(x.shape[1:]) != want:
+        raise SaliencyError(
+            f"images of shape {x.shape[1:]} do not fit the model input {want};"
+            " resize them (and scale like the training data) first"
+        )
+    return x
+
+
+def relevance(
+    model: Any,
+    images: ArrayLike,
+    analyzer: str = "deep_taylor",
+    neuron: int | None = None,
+    *,
+    batch_size: int = 32,
+) -> NDArray[np.float32]:
+    """Relevance of every input pixel, ``(N, H, W)`` (channels summed).
+
+    ``neuron``: the output unit to explain; ``None`` = the predicted class of each
+    image. ``analyzer``: one of :data:`ANALYZERS`.
+    """
+    if analyzer not in ANALYZERS:
+        raise SaliencyError(f"unknown analyzer {analyzer!r}; choose one of {', '.join(ANALYZERS)}")
+    x = _as_batch(images, model)
+    if analyzer == "gradient":
+        return _gradient(model, x, neuron)
+    if analyzer == "gradcam":
+        return _gradcam(model, x, neuron)
+    with tempfile.TemporaryDirectory(prefix="gazelab-saliency-") as tmp:
+        path = Path(tmp) / "model.keras"
+        model.save(path)
+        np.save(Path(tmp) / "x.npy", x)
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+            ok, out = pool.submit(
+                _innvestigate_worker,
+                str(path),
+                str(Path(tmp) / "x.npy"),
+                INNVESTIGATE_ANALYZERS[analyzer],
+                neuron,
+                batch_size,
+            ).result()
+    if not ok:
+        raise SaliencyError(f"{analyzer} cannot explain model {model.name!r}: {out}")
+    return np.asarray(out, dtype=np.float32)
+
+
+def _innvestigate_worker(
+    model_path: str, x_path: str, analyzer: str, neuron: int | None, batch_size: int
+) -> tuple[bool, Any]:
+    """Runs in a spawned process: eager execution is disabled here only."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import tensorflow as tf
+
+    tf.compat.v1.disable_eager_execution()
+    import innvestigate
+
+    try:
+        model = tf.keras.models.load_model(model_path, compile=False)
+        stripped = innvestigate.model_wo_softmax(model)
+        mode = "max_activation" if neuron is None else "index"
+        kwargs: dict[str, Any] = {"neuron_selection_mode": mode}
+        an = innvestigate.create_analyzer(analyzer, stripped, **kwargs)
+        x = np.load(x_path)
+        out = []
+        for i in range(0, len(x), batch_size):
+            xb = x[i : i + batch_size]
+            r = an.analyze(xb) if neuron is None else an.analyze(xb, neuron_selection=neuron)
+            out.append(np.asarray(r, dtype=np.float32).sum(axis=-1))
+        return True, np.concatenate(out)
+    except Exception as exc:  # reported in the caller's process with the model's name
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+def _targets(model: Any, x: NDArray[np.float32], neuron: int | None) -> NDArray[np.int64]:
+    if neuron is not None:
+        return np.full(len(x), int(neuron), dtype=np.int64)
+    return np.asarray(np.argmax(model.predict(x, verbose=0), axis=-1), dtype=np.int64)
+
+
+def _pre_softmax(model: Any) -> Any:
+    import tensorflow as tf
+
+    last = model.layers[-1]
+    act = getattr(last, "activation", None)
+    if act is not None and getattr(act, "__name__", "") == "softmax":
+        cfg = last.get_config()
+        cfg["activation"] = "linear"
+        clone = type(last).from_config(cfg)
+        out = clone(model.layers[-1].input)
+        clone.set_weights(last.get_weights())
+        return tf.keras.Model(model.inputs, out)
+    return model
+
+
+def _gradient(model: Any, x: NDArray[np.float32], neuron: int | None) -> NDArray[np.float32]:
+    import tensorflow as tf
+
+    logits_model = _pre_softmax(model)
+    idx = _targets(model, x, neuron)
+    xt = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        out = logits_model(xt, training=False)
+        sel = tf.gather(out, idx, axis=1, batch_dims=1)
+    g = tape.gradient(sel, xt).numpy()
+    return np.abs(g).sum(axis=-1).astype(np.float32)
+
+
+def _gradcam(model: Any, x: NDArray[np.float32], neuron: int | None) -> NDArray[np.float32]:
+    """Grad-CAM on the last convolutional layer, upsampled to the input size."""
+    import tensorflow as tf
+
+    conv = [la for la in model.layers if len(getattr(la, "output_shape", ())) == 4]
+    if not conv:
+        raise SaliencyError(f"Grad-CAM needs a convolutional layer; model {model.name!r} has none")
+    logits_model = _pre_softmax(model)
+    feat_model = tf.keras.Model(logits_model.inputs, [conv[-1].output, logits_model.output])
+    idx = _targets(model, x, neuron)
+    with tf.GradientTape() as tape:
+        feats, out = feat_model(tf.convert_to_tensor(x), training=False)
+        sel = tf.gather(out, idx, axis=1, batch_dims=1)
+    grads = tape.gradient(sel, feats)
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+    cam = tf.nn.relu(tf.reduce_sum(weights * feats, axis=-1))[..., None]
+    cam = tf.image.resize(cam, x.shape[1:3], method="bilinear")[..., 0]
+    return np.asarray(cam.numpy(), dtype=np.float32)
+
+
+def top_n_points(relevance_map: ArrayLike, n: int) -> NDArray[np.float64]:
+    """The ``n`` most relevant pixels as ``(n, 2)`` (x, y), most relevant first.
+
+    Ties are broken by raster order (row, then column), so the result is deterministic.
+    """
+    r = np.asarray(relevance_map, dtype=np.float64)
+    if r.ndim != 2:
+        raise SaliencyError(f"relevance map must be (H, W), got shape {r.shape}")
+    if not np.isfinite(r).all():
+        raise SaliencyError("relevance map contains NaN or infinite values")
+    n = int(n)
+    if n <= 0:
+        return np.zeros((0, 2))
+    flat = r.ravel()
+    order = np.argsort(-flat, kind="stable")[: min(n, flat.size)]
+    ys, xs = np.unravel_index(order, r.shape)
+    return np.stack([xs, ys], axis=1).astype(np.float64)
+
+
+def model_heatmap(
+    relevance_map: ArrayLike,
+    n: int,
+    stimulus_shape: tuple[int, int],
+    c: float,
+    radius: float,
+) -> NDArray[np.float64]:
+    """SPEC §6: the n most relevant pixels, mapped into the stimulus frame (pixel centres,
+    aspect kept, centred like the stimulus), with the §5 heatmap applied."""
+    from gazelab.gaze.heatmaps import fixation_heatmap
+
+    r = np.asarray(relevance_map, dtype=np.float64)
+    pts = top_n_points(r, n)
+    h, w = r.shape
+    sh, sw = stimulus_shape
+    scale = min(sw / w, sh / h)
+    ox, oy = (sw - w * scale) / 2, (sh - h * scale) / 2
+    pts_stim = np.column_stack([(pts[:, 0] + 0.5) * scale + ox, (pts[:, 1] + 0.5) * scale + oy])
+    return fixation_heatmap(pts_stim, stimulus_shape, c, radius)

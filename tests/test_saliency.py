@@ -1,0 +1,112 @@
+"""Saliency on a tiny Keras CNN with a planted discriminative patch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gazelab.analysis.saliency import (
+    SaliencyError,
+    model_heatmap,
+    relevance,
+    top_n_points,
+)
+
+pytestmark = pytest.mark.tf
+PATCH = (slice(4, 10), slice(20, 26))  # rows, cols of the planted patch
+
+
+def planted(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 0.5, size=(n, 32, 32, 1)).astype("float32")
+    y = np.arange(n) % 2
+    x[y == 1, PATCH[0], PATCH[1], 0] += 0.5
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def model():  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+    m = tf.keras.Sequential([
+        tf.keras.layers.Input((32, 32, 1)),
+        tf.keras.layers.Conv2D(8, 3, activation="relu", padding="same"),
+        tf.keras.layers.MaxPooling2D(),
+        tf.keras.layers.Conv2D(8, 3, activation="relu", padding="same"),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(2, activation="softmax"),
+    ])  # fmt: skip
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = planted(256, 0)
+    m.fit(x, y, epochs=4, batch_size=32, verbose=0)
+    xt, yt = planted(64, 1)
+    assert m.evaluate(xt, yt, verbose=0)[1] > 0.95
+    return m
+
+
+def pointing_rate(rel: np.ndarray, margin: int = 2) -> float:
+    hits = 0
+    for r in rel:
+        y, x = np.unravel_index(np.argmax(r), r.shape)
+        hits += (PATCH[0].start - margin <= y < PATCH[0].stop + margin) and (
+            PATCH[1].start - margin <= x < PATCH[1].stop + margin
+        )
+    return hits / len(rel)
+
+
+def test_deep_taylor_is_non_negative_and_points_at_the_patch(model) -> None:  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    x, _ = planted(16, 2)
+    pos = x[1::2]
+    rel = relevance(model, pos, "deep_taylor")
+    assert rel.shape == (8, 32, 32) and rel.dtype == np.float32
+    assert np.isfinite(rel).all() and rel.min() >= -1e-6 and rel.max() > 0
+    chance = (10 * 10) / (32 * 32)  # the patch plus margin
+    assert pointing_rate(rel) > max(0.75, 3 * chance)
+    assert tf.executing_eagerly()  # the caller's process stays eager
+    assert model.predict(x[:2], verbose=0).shape == (2, 2)  # and its model usable
+
+
+def test_gradient_and_gradcam_in_process(model) -> None:  # type: ignore[no-untyped-def]
+    x, _ = planted(8, 3)
+    for name in ("gradient", "gradcam"):
+        rel = relevance(model, x[1::2, ..., 0], name)  # (N, H, W) input accepted
+        assert rel.shape == (4, 32, 32) and np.isfinite(rel).all()
+    assert pointing_rate(relevance(model, x[1::2], "gradient")) >= 0.5
+
+
+def test_unsupported_layer_is_a_clear_error() -> None:
+    import tensorflow as tf
+
+    m = tf.keras.Sequential([
+        tf.keras.layers.Input((8, 8, 1)),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(4, activation="tanh"),  # deep Taylor needs ReLU-like units
+        tf.keras.layers.Dense(2, activation="softmax"),
+    ])  # fmt: skip
+    with pytest.raises(SaliencyError, match="deep_taylor cannot explain"):
+        relevance(m, np.zeros((1, 8, 8, 1)), "deep_taylor")
+    with pytest.raises(SaliencyError, match="unknown analyzer"):
+        relevance(m, np.zeros((1, 8, 8, 1)), "magic")
+    with pytest.raises(SaliencyError, match="do not fit"):
+        relevance(m, np.zeros((1, 9, 9, 1)), "gradient")
+
+
+def test_top_n_points_and_model_heatmap() -> None:
+    r = np.zeros((4, 6))
+    r[1, 2], r[3, 5], r[0, 0] = 5.0, 4.0, 4.0
+    pts = top_n_points(r, 3)
+    assert pts.tolist() == [[2, 1], [0, 0], [5, 3]]  # ties in raster order
+    assert top_n_points(r, 0).shape == (0, 2)
+    with pytest.raises(SaliencyError, match="NaN"):
+        top_n_points(np.full((2, 2), np.nan), 1)
+    # one relevant pixel in a 10×10 map → one Gaussian at its centre in a 100×100 frame
+    r2 = np.zeros((10, 10))
+    r2[2, 7] = 1.0
+    heat = model_heatmap(r2, 1, (100, 100), c=5.0, radius=15.0)
+    y, x = np.unravel_index(np.argmax(heat), heat.shape)
+    assert (x, y) in {(75, 25), (74, 24), (75, 24), (74, 25)} and heat.max() == pytest.approx(
+        1, abs=0.02
+    )
