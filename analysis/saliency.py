@@ -109,7 +109,7 @@ def _innvestigate_worker(
 
     try:
         model = tf.keras.models.load_model(model_path, compile=False)
-        stripped = innvestigate.model_wo_softmax(model)
+        stripped = _without_softmax(tf, model)
         mode = "max_activation" if neuron is None else "index"
         kwargs: dict[str, Any] = {"neuron_selection_mode": mode}
         an = innvestigate.create_analyzer(analyzer, stripped, **kwargs)
@@ -122,6 +122,26 @@ def _innvestigate_worker(
         return True, np.concatenate(out)
     except Exception as exc:  # reported in the caller's process with the model's name
         return False, f"{type(exc).__name__}: {exc}"
+
+
+def _without_softmax(tf: Any, model: Any) -> Any:
+    """The same model with a linear output layer (rebuilt from its JSON config; iNNvestigate's
+    own ``model_wo_softmax`` clashes with layer names of a model loaded in graph mode)."""
+    import json
+
+    spec = json.loads(model.to_json())
+    layers = spec["config"]["layers"]
+    outputs = spec["config"].get("output_layers")
+    out_name = outputs[0][0] if outputs else layers[-1]["config"]["name"]
+    for layer in layers:
+        if (
+            layer["config"].get("name") == out_name
+            and layer["config"].get("activation") == "softmax"
+        ):
+            layer["config"]["activation"] = "linear"
+    clone = tf.keras.models.model_from_json(json.dumps(spec))
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def _targets(model: Any, x: NDArray[np.float32], neuron: int | None) -> NDArray[np.int64]:
