@@ -40,9 +40,6 @@ class Phase(StrEnum):
     QUIT = "quit"  # stopped by the experimenter before the end
 
 
-TIMED_PHASES = (Phase.BLANK1, Phase.CROSS, Phase.BLANK2)
-
-
 class FakeClock:
     """A monotonic clock for tests: time moves only when told to."""
 
@@ -194,7 +191,6 @@ class LabelingProtocol:
         self.phase = Phase.IDLE
         self.phase_scheduled_s = 0.0
         self._deadline: float | None = None
-        self._paused_from: Phase | None = None
         # (scheduled onset, trial, phase) for tagging samples by their own timestamps
         self._timeline: list[tuple[float, int, Phase]] = []
 
@@ -321,7 +317,6 @@ class LabelingProtocol:
     def pause(self) -> bool:
         if self.finished or self.phase in (Phase.PAUSED, Phase.IDLE):
             return False
-        self._paused_from = self.phase
         self.sink.event("pause", self.clock(), self.trial_index, {"from": self.phase.value})
         self._enter(Phase.PAUSED, self.clock())
         return True
@@ -331,7 +326,6 @@ class LabelingProtocol:
         if self.phase is not Phase.PAUSED:
             return False
         self.sink.event("resume", self.clock(), self.trial_index, {})
-        self._paused_from = None
         self._enter(Phase.BLANK1, self.clock())
         return True
 

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab.gaze.geometry import DisplayGeometry
-from gazelab.gaze.trackers.base import CalibrationResult, Tracker
+from gazelab.gaze.trackers.base import Tracker
 from gazelab.settings import Settings
 
 
@@ -221,16 +221,6 @@ def validation_errors_deg(
         dx, dy = float(np.median(x[m]) - tx), float(np.median(y[m]) - ty)
         out.append(geometry.px_to_deg(math.hypot(dx, dy)))
     return out
-
-
-def calibration_summary(result: CalibrationResult) -> str:
-    worst = max((p.accuracy_deg for p in result.points), default=0.0)
-    state = "passed" if result.result else "FAILED"
-    return f"calibration {state}: mean error {result.deg:.2f}°, worst point {worst:.2f}°"
-
-
-def with_display(settings: Settings, geometry: DisplayGeometry) -> Settings:
-    return dataclasses.replace(settings, display=geometry)
 
 
 def config_from_options(

@@ -82,14 +82,12 @@ def run_simulated_session(
     capture = GazeCapture(
         tracker, store, rec.id, protocol, batch_ms=s.tracker.sample_batch_ms, clock=clock
     )
-    cross = np.zeros((9, 9), dtype=np.float32)
-    cross[4, 4] = 1.0
-    centre_rect = (screen[0] / 2 - 4.5, screen[1] / 2 - 4.5, 9.0, 9.0)
+    centre = (screen[0] / 2, screen[1] / 2)
     view_until = 0.0
     try:
         protocol.start()
         if observer is not None:
-            observer.set_priority_map(cross, centre_rect)
+            observer.look_at(centre)
         while not protocol.finished:
             time.sleep(0.005)
             for change in protocol.tick():
@@ -98,12 +96,7 @@ def run_simulated_session(
                     st = by_id[order[protocol.trial_index]]
                     layout = StimulusLayout(screen, s.stimulus.square_px, st.shape)
                     if observer is not None:
-                        prio = (
-                            np.ones(st.shape)
-                            if st.regions is None
-                            else st.regions.astype(np.float64)
-                        )
-                        observer.set_priority_map(prio, layout.image_rect_on_screen)
+                        observer.look_at_image(st.regions, st.shape, layout.image_rect_on_screen)
                     view_until = clock() + float(rng.uniform(*view_s))
             capture.poll()
             if protocol.phase is Phase.IMAGE and clock() >= view_until:
@@ -113,7 +106,7 @@ def run_simulated_session(
                 protocol.give_label(LabelAnswer(CLASSES[label], source="auto", text=CLASSES[label]))
                 protocol.advance()
                 if observer is not None:
-                    observer.set_priority_map(cross, centre_rect)
+                    observer.look_at(centre)
                 if progress is not None:
                     progress(protocol.trials_done, len(order))
     finally:

@@ -41,29 +41,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab import CLASSES
+from gazelab.models.datasets.base import SYNONYMS
 from gazelab.settings import VoiceSettings
 
 SAMPLE_RATE = 16000
 
-SPOKEN_WORDS: dict[str, str] = {
-    "neutral": "neutral",
-    "anger": "anger",
-    "angry": "anger",
-    "contempt": "contempt",
-    "contemptuous": "contempt",
-    "disgust": "disgust",
-    "disgusted": "disgust",
-    "fear": "fear",
-    "afraid": "fear",
-    "scared": "fear",
-    "fearful": "fear",
-    "happy": "happy",
-    "happiness": "happy",
-    "sadness": "sadness",
-    "sad": "sadness",
-    "surprise": "surprise",
-    "surprised": "surprise",
-}
+NOT_SPOKEN = frozenset({"neutrality", "none", "mad", "joy"})
+"""Label synonyms that name dataset folders but are not accepted as spoken answers."""
+
+SPOKEN_WORDS: dict[str, str] = {w: c for w, c in SYNONYMS.items() if w not in NOT_SPOKEN}
 """Words a participant may say, and the class each means (SPEC §2)."""
 
 

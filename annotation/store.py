@@ -500,14 +500,26 @@ class SessionStore:
             ]
         )
 
-    def samples(self, session_id: int, trial_index: int | None = None) -> dict[str, np.ndarray]:
-        """Samples as columns (tidy table): ``trial_index``, ``phase`` and every sample field."""
+    def samples(
+        self,
+        session_id: int,
+        trial_index: int | None = None,
+        *,
+        since_local_s: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Samples as columns (tidy table): ``trial_index``, ``phase`` and every sample field.
+
+        ``since_local_s`` keeps only samples recorded at or after that local time.
+        """
         cols = ("trial_index", "phase", *SAMPLE_FIELDS)
         sql = f"SELECT {', '.join(cols)} FROM gaze_samples WHERE session_id = ?"
         params: list[Any] = [session_id]
         if trial_index is not None:
             sql += " AND trial_index = ?"
             params.append(trial_index)
+        if since_local_s is not None:
+            sql += " AND local_s >= ?"
+            params.append(since_local_s)
         rows = self._query(sql + " ORDER BY local_s, rowid", params)
         table: dict[str, np.ndarray] = {}
         for i, name in enumerate(cols):

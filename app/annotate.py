@@ -186,7 +186,6 @@ class AnnotationWindow(QWidget):
         self._image_cache: dict[str, QImage] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._auto_label_at: float | None = None
-        self.frame_times: list[float] = []
         self._bridge = _Bridge()
         self._bridge.calibration_point.connect(self._on_calibration_point)
         self._bridge.calibration_done.connect(self._on_calibration_done)
@@ -225,18 +224,18 @@ class AnnotationWindow(QWidget):
         w, h = self.screen_px
         return min(self.width() / w, self.height() / h) if self.width() and self.height() else 1.0
 
-    def _to_widget(self, x: float, y: float) -> QPointF:
+    def _origin(self) -> tuple[float, float, float]:
+        """(x, y) of the screen's top-left in the widget, and the scale."""
         s = self._scale()
         w, h = self.screen_px
-        ox = (self.width() - w * s) / 2
-        oy = (self.height() - h * s) / 2
+        return (self.width() - w * s) / 2, (self.height() - h * s) / 2, s
+
+    def _to_widget(self, x: float, y: float) -> QPointF:
+        ox, oy, s = self._origin()
         return QPointF(ox + x * s, oy + y * s)
 
     def _to_screen(self, p: QPointF) -> tuple[float, float]:
-        s = self._scale()
-        w, h = self.screen_px
-        ox = (self.width() - w * s) / 2
-        oy = (self.height() - h * s) / 2
+        ox, oy, s = self._origin()
         return ((p.x() - ox) / s, (p.y() - oy) / s)
 
     def layout_for(self, image_id: str) -> StimulusLayout:
@@ -265,7 +264,7 @@ class AnnotationWindow(QWidget):
 
         def on_point(i: int, xy: tuple[float, float]) -> None:
             if observer is not None:
-                _look_at(observer, xy)
+                observer.look_at(xy)
             self._bridge.calibration_point.emit(i, float(xy[0]), float(xy[1]))
 
         def work() -> None:
@@ -311,7 +310,7 @@ class AnnotationWindow(QWidget):
         if i >= len(self._cal_points):
             self._cal_target = None
             self.capture.flush()
-            samples = self.store.samples(self.session.id)
+            samples = self.store.samples(self.session.id, since_local_s=self._val_windows[0][0])
             self.validation = validation_errors_deg(
                 samples, self._cal_points, self._val_windows, self.settings.display
             )
@@ -330,7 +329,7 @@ class AnnotationWindow(QWidget):
         xy = self._cal_points[i]
         self._cal_target = xy
         if self.tracker.observer is not None:
-            _look_at(self.tracker.observer, xy)
+            self.tracker.observer.look_at(xy)
         self._val_start = self.clock()
         self.update()
         QTimer.singleShot(int(self.validation_dwell_s * 1000), lambda: self._validation_step(i + 1))
@@ -362,14 +361,11 @@ class AnnotationWindow(QWidget):
             if self.protocol.phase is Phase.IMAGE and self.protocol.image_id is not None:
                 iid = self.protocol.image_id
                 layout = self.layout_for(iid)
-                shape = layout.image_shape
-                prio = self.images.regions.get(iid)
-                obs.set_priority_map(
-                    np.ones(shape) if prio is None else prio.astype(np.float64),
-                    layout.image_rect_on_screen,
+                obs.look_at_image(
+                    self.images.regions.get(iid), layout.image_shape, layout.image_rect_on_screen
                 )
             else:
-                _look_at(obs, (self.screen_px[0] / 2, self.screen_px[1] / 2))
+                obs.look_at((self.screen_px[0] / 2, self.screen_px[1] / 2))
         deadline = self.protocol.next_deadline()
         if deadline is not None:
             self._phase_timer.start(max(0, int(round((deadline - self.clock()) * 1000))))
@@ -566,7 +562,6 @@ class AnnotationWindow(QWidget):
             self._text(p, self.warning, QRectF(0, 0, self.width(), 40), QColor(255, 210, 60), 14)
         p.end()
         now = self.clock()
-        self.frame_times.append(now)
         if self.mode == "trials":
             shown = (
                 self.protocol.trial_index,
@@ -695,12 +690,6 @@ class AnnotationWindow(QWidget):
             QColor(235, 235, 235),
             9,
         )
-
-
-def _look_at(observer: Any, xy: tuple[float, float]) -> None:
-    prio = np.zeros((9, 9), dtype=np.float64)
-    prio[4, 4] = 1.0
-    observer.set_priority_map(prio, (xy[0] - 4.5, xy[1] - 4.5, 9.0, 9.0))
 
 
 def run_annotation(

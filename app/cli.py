@@ -130,7 +130,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
 
     from gazelab.app.annotate import Autopilot, run_annotation
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    _app = QApplication.instance() or QApplication(sys.argv[:1])  # alive until the end
     if not args.no_dialog:
         from gazelab.app.setup_dialog import SetupDialog
 
@@ -141,7 +141,6 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         config = dialog.config
     else:
         config.check()
-    del app
     autopilot = Autopilot(view_s=args.autopilot) if args.autopilot is not None else None
     sid = run_annotation(
         config,

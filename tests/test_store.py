@@ -65,6 +65,8 @@ def test_session_round_trip(tmp_path):
         assert table["x"].tolist() == [100.0 + i for i in range(10)]
         assert table["fix"].tolist() == [i % 2 == 0 for i in range(10)]
         assert set(table["phase"]) == {"image"}
+        late = store.samples(rec.id, since_local_s=100.0 + 6 * 0.016)
+        assert late["x"].tolist() == [106.0, 107.0, 108.0, 109.0]
         assert store.events(rec.id)[0]["payload"] == {"x": 1}
         assert store.final_labels(rec.id) == {0: "sadness"}
         assert [lab.label for lab in store.labels(rec.id)] == ["happy", "sadness"]

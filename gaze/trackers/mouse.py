@@ -21,6 +21,12 @@ from gazelab.gaze.trackers.base import (
 )
 
 
+def perfect_calibration(points_xy: list[tuple[float, float]]) -> CalibrationResult:
+    """The result of a tracker that needs no calibration: every point exact."""
+    pts = tuple(CalibrationPoint(x, y, 0.0, 0.0, 0.0, 0.0) for x, y in points_xy)
+    return CalibrationResult(True, 0.0, 0.0, 0.0, pts)
+
+
 class MouseTracker:
     """Samples ``position()`` (screen px) at ``rate_hz``; every sample is a 'fixation' when still."""
 
@@ -94,8 +100,7 @@ class MouseTracker:
             if on_point is not None:
                 on_point(i, xy)
             time.sleep(dwell_s)
-        pts = tuple(CalibrationPoint(x, y, 0.0, 0.0, 0.0, 0.0) for x, y in points_xy)
-        return CalibrationResult(True, 0.0, 0.0, 0.0, pts)
+        return perfect_calibration(points_xy)
 
     def stop(self) -> None:
         self._stop.set()
@@ -127,8 +132,7 @@ class NullTracker:
         dwell_s: float = 0.0,
         on_point: Callable[[int, tuple[float, float]], None] | None = None,
     ) -> CalibrationResult:
-        pts = tuple(CalibrationPoint(x, y, 0.0, 0.0, 0.0, 0.0) for x, y in points_xy)
-        return CalibrationResult(True, 0.0, 0.0, 0.0, pts)
+        return perfect_calibration(points_xy)
 
     def stop(self) -> None:
         pass

@@ -122,6 +122,23 @@ class SyntheticObserver:
                 self._cdf = np.cumsum(p.ravel()) / total
             self._rect = tuple(float(v) for v in rect)  # type: ignore[assignment]
 
+    def look_at(self, xy: tuple[float, float]) -> None:
+        """Fixate one screen point (a cross, a calibration target)."""
+        point = np.zeros((9, 9), dtype=np.float64)
+        point[4, 4] = 1.0
+        self.set_priority_map(point, (xy[0] - 4.5, xy[1] - 4.5, 9.0, 9.0))
+
+    def look_at_image(
+        self,
+        regions: NDArray[np.floating] | None,
+        shape: tuple[int, int],
+        rect: tuple[float, float, float, float],
+    ) -> None:
+        """View an image of ``shape`` shown at ``rect``: its diagnostic ``regions`` when
+        known, else the whole image uniformly."""
+        prio = np.ones(shape) if regions is None else np.asarray(regions, dtype=np.float64)
+        self.set_priority_map(prio, rect)
+
     def _draw_blink_gap(self) -> float:
         if self.s.blink_rate_hz <= 0:
             return math.inf
