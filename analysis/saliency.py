@@ -4,9 +4,12 @@ iNNvestigate 2.x runs on TensorFlow's graph mode: eager execution has to be
 disabled before its analyzers are built, and Keras models built in graph mode
 invalidate the eager ones of the same process (Keras swaps layer base classes
 globally). So every iNNvestigate call runs in a short-lived *spawned* worker
-process: the model is saved to a temporary ``.keras`` file, the worker disables
-eager execution for itself only, rebuilds the model, strips the softmax and
-analyzes the images in batches. The caller's process stays eager and untouched.
+process: the architecture (softmax stripped) goes as JSON and the weights as
+arrays, the worker disables eager execution for itself only, rebuilds the
+model, and analyzes the images in batches; its outputs are checked against the
+caller's model, so a relevance map is never of a different model. The caller's
+process stays eager and untouched. Like any spawn-based multiprocessing, a
+script calling :func:`relevance` needs an ``if __name__ == "__main__":`` guard.
 
 ``gradient`` and ``gradcam`` are computed in-process with ``tf.GradientTape``.
 TensorFlow is imported inside the functions that need it.
@@ -74,30 +77,39 @@ def relevance(
     if analyzer == "gradcam":
         return _gradcam(model, x, neuron)
     with tempfile.TemporaryDirectory(prefix="gazelab-saliency-") as tmp:
-        path = Path(tmp) / "model.keras"
-        model.save(path)
+        # The architecture (softmax stripped) as JSON and the weights as arrays: a model
+        # reloaded from a .keras file in graph mode comes back with fresh random weights.
+        spec = Path(tmp) / "model.json"
+        spec.write_text(_json_without_softmax(model.to_json()))
+        np.savez(Path(tmp) / "weights.npz", *model.get_weights())
         np.save(Path(tmp) / "x.npy", x)
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
             ok, out = pool.submit(
-                _innvestigate_worker,
-                str(path),
-                str(Path(tmp) / "x.npy"),
-                INNVESTIGATE_ANALYZERS[analyzer],
-                neuron,
-                batch_size,
+                _innvestigate_worker, tmp, INNVESTIGATE_ANALYZERS[analyzer], neuron, batch_size
             ).result()
     if not ok:
         raise SaliencyError(f"{analyzer} cannot explain model {model.name!r}: {out}")
-    return np.asarray(out, dtype=np.float32)
+    rel, outputs = out
+    mine = np.asarray(_pre_softmax(model)(x, training=False))
+    if not np.allclose(outputs, mine, rtol=1e-4, atol=1e-5):
+        worst = float(np.max(np.abs(outputs - mine)))
+        raise SaliencyError(
+            f"{analyzer}: the analyzed copy of model {model.name!r} does not reproduce its"
+            f" outputs (largest difference {worst:.3g}); the relevance would be of another model"
+        )
+    return np.asarray(rel, dtype=np.float32)
 
 
 def _innvestigate_worker(
-    model_path: str, x_path: str, analyzer: str, neuron: int | None, batch_size: int
+    folder: str, analyzer: str, neuron: int | None, batch_size: int
 ) -> tuple[bool, Any]:
-    """Runs in a spawned process: eager execution is disabled here only."""
+    """Runs in a spawned process: eager execution is disabled here only.
+
+    Returns ``(True, (relevance, model outputs))`` or ``(False, message)``.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import warnings
 
@@ -108,28 +120,30 @@ def _innvestigate_worker(
     import innvestigate
 
     try:
-        model = tf.keras.models.load_model(model_path, compile=False)
-        stripped = _without_softmax(tf, model)
+        model = tf.keras.models.model_from_json((Path(folder) / "model.json").read_text())
+        with np.load(Path(folder) / "weights.npz") as w:
+            model.set_weights([w[f"arr_{i}"] for i in range(len(w.files))])
         mode = "max_activation" if neuron is None else "index"
         kwargs: dict[str, Any] = {"neuron_selection_mode": mode}
-        an = innvestigate.create_analyzer(analyzer, stripped, **kwargs)
-        x = np.load(x_path)
+        an = innvestigate.create_analyzer(analyzer, model, **kwargs)
+        x = np.load(Path(folder) / "x.npy")
         out = []
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size]
             r = an.analyze(xb) if neuron is None else an.analyze(xb, neuron_selection=neuron)
             out.append(np.asarray(r, dtype=np.float32).sum(axis=-1))
-        return True, np.concatenate(out)
+        outputs = np.asarray(model.predict(x, batch_size=batch_size), dtype=np.float32)
+        return True, (np.concatenate(out), outputs)
     except Exception as exc:  # reported in the caller's process with the model's name
         return False, f"{type(exc).__name__}: {exc}"
 
 
-def _without_softmax(tf: Any, model: Any) -> Any:
-    """The same model with a linear output layer (rebuilt from its JSON config; iNNvestigate's
-    own ``model_wo_softmax`` clashes with layer names of a model loaded in graph mode)."""
+def _json_without_softmax(model_json: str) -> str:
+    """The model's JSON config with a linear output layer (done on the config, not with
+    iNNvestigate's ``model_wo_softmax``, whose new layer clashes with existing names)."""
     import json
 
-    spec = json.loads(model.to_json())
+    spec = json.loads(model_json)
     layers = spec["config"]["layers"]
     outputs = spec["config"].get("output_layers")
     out_name = outputs[0][0] if outputs else layers[-1]["config"]["name"]
@@ -139,9 +153,7 @@ def _without_softmax(tf: Any, model: Any) -> Any:
             and layer["config"].get("activation") == "softmax"
         ):
             layer["config"]["activation"] = "linear"
-    clone = tf.keras.models.model_from_json(json.dumps(spec))
-    clone.set_weights(model.get_weights())
-    return clone
+    return json.dumps(spec)
 
 
 def _targets(model: Any, x: NDArray[np.float32], neuron: int | None) -> NDArray[np.int64]:

@@ -29,6 +29,7 @@ def model():  # type: ignore[no-untyped-def]
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(0)
+    tf.config.experimental.enable_op_determinism()  # the same trained model on every run
     m = tf.keras.Sequential([
         tf.keras.layers.Input((32, 32, 1)),
         tf.keras.layers.Conv2D(8, 3, activation="relu", padding="same"),
@@ -67,6 +68,8 @@ def test_deep_taylor_is_non_negative_and_points_at_the_patch(model) -> None:  # 
     assert pointing_rate(rel) >= max(0.5, 3 * chance)
     inside = rel[:, PATCH[0], PATCH[1]].sum() / rel.sum()
     assert inside > 1.5 * (6 * 6) / (32 * 32)  # more relevance mass on the patch than its area
+    again = relevance(model, pos[:4], "deep_taylor")
+    assert np.allclose(again, rel[:4], rtol=1e-5, atol=1e-7)  # the same model every call
     assert tf.executing_eagerly()  # the caller's process stays eager
     assert model.predict(x[:2], verbose=0).shape == (2, 2)  # and its model usable
 
