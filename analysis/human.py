@@ -28,6 +28,24 @@ class TrialGaze:
     fixations: FixationTable
     heatmap: NDArray[np.float64]  # (square_px, square_px)
     n_samples: int
+    fixation_samples: NDArray[np.float64]  # (K, 2) screen px of the valid samples in fixations
+    layout: StimulusLayout
+
+    def points(self, source: str = "events", frame: str = "image") -> NDArray[np.float64]:
+        """Fixation points, ``(N, 2)``: one per fixation event (centroid) or one per valid
+        sample inside a fixation (``source="samples"``), in the ``image`` or ``stimulus`` frame."""
+        if source == "events":
+            screen = np.stack([self.fixations["x_px"], self.fixations["y_px"]], axis=-1)
+        elif source == "samples":
+            screen = self.fixation_samples
+        else:
+            raise ValueError(f"point source must be 'events' or 'samples', not {source!r}")
+        screen = np.asarray(screen, dtype=np.float64).reshape(-1, 2)
+        if frame == "image":
+            return self.layout.screen_to_image(screen)
+        if frame == "stimulus":
+            return self.layout.screen_to_stimulus(screen)
+        raise ValueError(f"frame must be 'image' or 'stimulus', not {frame!r}")
 
 
 def trial_gaze(
@@ -68,5 +86,12 @@ def trial_gaze(
         points = np.stack([fx["x_stim"], fx["y_stim"]], axis=-1)
         weights = fx["duration_ms"] if s.heatmap.duration_weighting else None
         heat = fixation_heatmap(points, (square, square), kernel.c, kernel.radius, weights)
-        out.append(TrialGaze(ti, image_id, fx, heat, int(keep.sum())))
+        rows = [
+            r
+            for a, n in zip(fx["first_sample"], fx["n_samples"], strict=True)
+            for r in range(int(a), int(a) + int(n))
+            if samples["valid"][r]
+        ]
+        fix_xy = np.stack([samples["x"][rows], samples["y"][rows]], axis=-1).reshape(-1, 2)
+        out.append(TrialGaze(ti, image_id, fx, heat, int(keep.sum()), fix_xy, layout))
     return out

@@ -42,8 +42,40 @@ def heat_overlay(
     peak = float(heatmap.max())
     alpha = (heatmap / peak if peak > 0 else np.zeros_like(heatmap))[..., None] * opacity
     out = base_rgb.astype(np.float64) * (1 - alpha) + np.array(colour, dtype=np.float64) * alpha
-    if contour:
-        m = contour_mask(heatmap)
-        edge = m & ~ndimage.binary_erosion(m, iterations=2)
-        out[edge] = colour
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return outline(out, heatmap, colour) if contour else out
+
+
+def outline(
+    rgb: NDArray[np.uint8], heatmap: NDArray[np.float64], colour: tuple[int, int, int], width: int = 2
+) -> NDArray[np.uint8]:
+    """``rgb`` with the contour of ``heatmap > 0`` drawn ``width`` px wide (inside the mask)."""
+    if rgb.shape[:2] != heatmap.shape:
+        raise ValueError(f"heatmap {heatmap.shape} and image {rgb.shape[:2]} differ in size")
+    m = contour_mask(heatmap)
+    edge = m & ~ndimage.binary_erosion(m, iterations=width, border_value=0)
+    out = rgb.copy()
+    out[edge] = colour
+    return out
+
+
+def points_overlay(
+    rgb: NDArray[np.uint8],
+    points_xy: NDArray[np.float64],
+    colour: tuple[int, int, int],
+    radius: int = 4,
+) -> NDArray[np.uint8]:
+    """``rgb`` with a filled dot at each ``(x, y)`` (points outside are skipped)."""
+    out = rgb.copy()
+    h, w = out.shape[:2]
+    yy, xx = np.ogrid[-radius : radius + 1, -radius : radius + 1]
+    disk = yy**2 + xx**2 <= radius**2
+    for x, y in np.asarray(points_xy, dtype=np.float64).reshape(-1, 2):
+        cx, cy = int(x), int(y)
+        if not (0 <= cx < w and 0 <= cy < h):
+            continue
+        y0, y1 = max(0, cy - radius), min(h, cy + radius + 1)
+        x0, x1 = max(0, cx - radius), min(w, cx + radius + 1)
+        sub = disk[y0 - cy + radius : y1 - cy + radius, x0 - cx + radius : x1 - cx + radius]
+        out[y0:y1, x0:x1][sub] = colour
+    return out

@@ -5,7 +5,7 @@ Everything the set-up dialog and ``gazelab annotate`` ask for is a
 words a participant's experimenter can act on. Image sources are named by a
 string stored with the session, so a resumed session rebuilds the same images:
 
-``synthetic:N:SEED``   N procedural faces (default ``synthetic:8:0``)
+``synthetic:N:SEED[:SIZE]``   N procedural faces, SIZE px (default ``synthetic:8:0:256``)
 ``folder:PATH``        a folder-per-class layout
 ``ck+:PATH``           a CK+ root (``cohn-kanade-images/``, ``Emotion/``)
 """
@@ -56,13 +56,14 @@ def open_image_source(spec: str) -> ImageSource:
         try:
             n = int(parts[0]) if parts else 8
             seed = int(parts[1]) if len(parts) > 1 else 0
+            size = int(parts[2]) if len(parts) > 2 else 256
         except ValueError as exc:
             raise SessionSetupError(
-                f"image source {spec!r}: write synthetic:N:SEED with whole numbers"
+                f"image source {spec!r}: write synthetic:N:SEED[:SIZE] with whole numbers"
             ) from exc
-        if n < 1:
-            raise SessionSetupError(f"image source {spec!r}: N must be at least 1")
-        faces = synthetic_faces(n, size=256, seed=seed)
+        if n < 1 or size < 16:
+            raise SessionSetupError(f"image source {spec!r}: N must be >= 1 and SIZE >= 16")
+        faces = synthetic_faces(n, size=size, seed=seed)
         by_id = {fid: i for i, fid in enumerate(faces.ids)}
         return ImageSource(
             spec,

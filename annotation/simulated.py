@@ -57,8 +57,12 @@ def run_simulated_session(
     seed: int = 0,
     clock: Callable[[], float] = time.monotonic,
     progress: Callable[[int, int], None] | None = None,
+    image_source: str = "synthetic",
 ) -> SessionRecord:
-    """Run one whole session; returns its record. Timings come from ``settings.protocol``."""
+    """Run one whole session; returns its record. Timings come from ``settings.protocol``.
+
+    ``image_source`` is stored with the session (an ``open_image_source`` spec such as
+    ``synthetic:N:SEED:SIZE`` lets analysis rebuild the images later)."""
     s = settings or Settings()
     rng = np.random.default_rng(seed)
     by_id = {st.image_id: st for st in stimuli}
@@ -67,7 +71,7 @@ def run_simulated_session(
         participant,
         settings_toml=s.to_toml(),
         seed=s.protocol.seed,
-        image_source="synthetic",
+        image_source=image_source,
         stimulus_order=order,
         start_local_s=clock(),
     )

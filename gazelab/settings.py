@@ -143,14 +143,20 @@ class AnalysisSettings(_Validated):
         "deep_taylor",
         choices=(
             "deep_taylor",
-            "lrp.epsilon",
-            "lrp.alpha_1_beta_0",
-            "gradient",
+            "lrp_epsilon",
+            "lrp_alpha1beta0",
             "integrated_gradients",
-            "grad_cam",
+            "gradient_innvestigate",
+            "gradient",
+            "gradcam",
         ),
+        doc="relevance method (gazelab.analysis.saliency.ANALYZERS)",
     )
-    point_source: str = setting("events", choices=("events", "samples"))
+    point_source: str = setting(
+        "events",
+        choices=("events", "samples"),
+        doc="a fixation point is a fixation event (centroid) or each sample in a fixation",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,116 @@
+"""On-disk cache of relevance maps, keyed by model, image and analyzer.
+
+Layout under the cache root::
+
+    <model hash>/<analyzer>[-n<neuron>]/<image hash>.npy     float32 (H, W)
+
+The model hash covers the architecture (JSON) and every weight; the image hash
+covers the exact model input (after resizing and scaling), so a map is reused
+only for the same numbers in and the same model. Files are written to a
+temporary name and renamed, so a crash never leaves a half-written map.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+def model_hash(model: Any) -> str:
+    """SHA-256 of a Keras model's architecture and weights (hex, 16 characters)."""
+    h = hashlib.sha256(model.to_json().encode())
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()[:16]
+
+
+def array_hash(x: NDArray[Any]) -> str:
+    """SHA-256 of an array's dtype, shape and bytes (hex, 24 characters)."""
+    h = hashlib.sha256(f"{x.dtype.str}{x.shape}".encode())
+    h.update(np.ascontiguousarray(x).tobytes())
+    return h.hexdigest()[:24]
+
+
+class SaliencyCache:
+    """Relevance maps on disk; see the module docstring for the layout."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, model_key: str, analyzer: str, neuron: int | None, image_key: str) -> Path:
+        sub = analyzer if neuron is None else f"{analyzer}-n{neuron}"
+        return self.root / model_key / sub / f"{image_key}.npy"
+
+    def get(
+        self, model_key: str, analyzer: str, neuron: int | None, image_key: str
+    ) -> NDArray[np.float32] | None:
+        p = self._path(model_key, analyzer, neuron, image_key)
+        if not p.exists():
+            return None
+        try:
+            return np.asarray(np.load(p), dtype=np.float32)
+        except (OSError, ValueError):  # unreadable: recompute and overwrite
+            return None
+
+    def put(
+        self,
+        model_key: str,
+        analyzer: str,
+        neuron: int | None,
+        image_key: str,
+        rel: NDArray[np.float32],
+    ) -> None:
+        p = self._path(model_key, analyzer, neuron, image_key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(rel, dtype=np.float32))
+        os.replace(tmp, p)
+
+
+def cached_relevance(
+    model: Any,
+    x: NDArray[np.float32],
+    analyzer: str,
+    cache: SaliencyCache | None,
+    *,
+    neuron: int | None = None,
+    batch_size: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[NDArray[np.float32], int]:
+    """Relevance of a prepared batch ``x`` (model input), computing only what the cache
+    lacks (in batches, reporting ``progress(done, total)``). Returns (maps, n computed)."""
+    from gazelab.analysis.saliency import relevance
+
+    n = len(x)
+    out: list[NDArray[np.float32] | None] = [None] * n
+    mkey = model_hash(model) if cache is not None else ""
+    keys = [array_hash(xi) for xi in x] if cache is not None else [""] * n
+    if cache is not None:
+        for i, k in enumerate(keys):
+            out[i] = cache.get(mkey, analyzer, neuron, k)
+    todo = [i for i in range(n) if out[i] is None]
+    done = n - len(todo)
+    if progress:
+        progress(done, n)
+    # iNNvestigate analyzers start a worker per call: hand them big chunks
+    chunk = max(batch_size, 256)
+    for start in range(0, len(todo), chunk):
+        idx = todo[start : start + chunk]
+        rel = relevance(model, x[idx], analyzer, neuron, batch_size=batch_size)
+        for i, r in zip(idx, rel, strict=True):
+            out[i] = r
+            if cache is not None:
+                cache.put(mkey, analyzer, neuron, keys[i], r)
+        done += len(idx)
+        if progress:
+            progress(done, n)
+    if n == 0:
+        return np.zeros((0, *x.shape[1:3]), dtype=np.float32), 0
+    return np.stack([o for o in out if o is not None]).astype(np.float32), len(todo)

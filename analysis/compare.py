@@ -1,0 +1,376 @@
+"""Human gaze vs model saliency over a project's sessions (SPEC §6, issue 6).
+
+:func:`analyse_project` reads the chosen sessions from the store, rebuilds their
+images from the image source stored with each session, detects fixations and
+builds every annotator's heatmap, explains the model's prediction for every
+image (relevance maps cached on disk), turns the ``n`` most relevant pixels into
+the model heatmap, and scores every annotator against the model and against
+each other annotator, image by image. :func:`summaries` gives the paper's
+Table 1 layout (mean ± sd per annotator; per class).
+
+Frames: fixations are mapped from the screen into *image* pixels and both
+heatmaps are built there with the §5 kernel scaled by the display's image
+scale (``HeatmapKernel.scaled``), which is the stimulus-frame heatmap resampled
+to image resolution, without the resampling. Model points are the centres of
+relevance-map pixels mapped to image pixels.
+
+``n`` (SPEC §6) is the mean number of fixation points per (annotator, image)
+over the chosen sessions, rounded; a point is a fixation *event* (centroid) or
+every valid *sample* inside a fixation, per ``AnalysisSettings.point_source``.
+Both are written into the report.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gazelab import CLASSES
+from gazelab.analysis.cache import SaliencyCache, cached_relevance, model_hash
+from gazelab.analysis.human import trial_gaze
+from gazelab.analysis.metrics import (
+    MAP_METRICS,
+    MetricError,
+    auc_judd,
+    cohen_kappa,
+    label_agreement,
+    nss,
+)
+from gazelab.analysis.saliency import top_n_points
+from gazelab.annotation.session import ImageSource, SessionSetupError, open_image_source
+from gazelab.annotation.store import SessionStore
+from gazelab.gaze.heatmaps import HeatmapKernel, fixation_heatmap
+from gazelab.models.datasets.base import DatasetError
+from gazelab.settings import AnalysisSettings, Settings
+
+METRICS = (*MAP_METRICS, "nss", "auc_judd")
+"""Report columns, in order: iou, spearman, cosine_distance, cc, sim, kld, nss, auc_judd."""
+PAPER_METRICS = ("iou", "spearman", "cosine_distance")
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+class AnalysisError(RuntimeError):
+    """The sessions cannot be analysed (no sessions, images missing, no fixations)."""
+
+
+@dataclass(frozen=True)
+class AnnotatorGaze:
+    """One annotator's look at one image, in image pixels."""
+
+    annotator: str
+    session_id: int
+    label: str | None
+    points: NDArray[np.float64]  # (N, 2) fixation points (events or samples)
+    fixations: NDArray[np.float64]  # (F, 2) fixation centroids, for display
+    heatmap: NDArray[np.float64]  # (H, W)
+
+
+@dataclass
+class ImageAnalysis:
+    """Everything known about one image: the image, each annotator's gaze, the model's view."""
+
+    image_id: str
+    true_class: str | None
+    image: NDArray[np.uint8]
+    regions: NDArray[np.float32] | None
+    humans: dict[str, AnnotatorGaze]
+    predicted: str = ""
+    relevance: NDArray[np.float32] | None = None  # (S, S) model-input resolution
+    model_points: NDArray[np.float64] | None = None  # (n, 2) image px
+    model_heatmap: NDArray[np.float64] | None = None  # (H, W)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    model_hit: bool | None = None  # pointing game on the diagnostic regions
+
+    @property
+    def disagreement(self) -> bool:
+        """Annotators gave different labels (or one differs from the dataset label)."""
+        given = {g.label for g in self.humans.values() if g.label is not None}
+        if self.true_class is not None and given:
+            given.add(self.true_class)
+        return len(given) > 1
+
+
+@dataclass
+class Comparison:
+    """The result of :func:`analyse_project`: per-image analyses and the settings used."""
+
+    images: list[ImageAnalysis]
+    annotators: list[str]
+    sessions: list[int]
+    analysis: AnalysisSettings
+    n_points: int
+    mean_points: float
+    kernel_image_px: dict[str, float]
+    model_name: str
+    model_hash: str
+    settings_toml: str
+    computed_maps: int = 0
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return [r for im in self.images for r in im.rows]
+
+    def frame(self) -> Any:
+        """Per-image metric rows as a pandas DataFrame."""
+        import pandas as pd
+
+        cols = ["image_id", "class", "annotator", "reference", "kind", "label", *METRICS]
+        return pd.DataFrame(self.rows, columns=cols)
+
+
+def _fixation_map(points: NDArray[np.float64], shape: tuple[int, int]) -> NDArray[np.bool_]:
+    """Binary map of the pixels that hold a fixation point (points outside are dropped)."""
+    h, w = shape
+    out = np.zeros(shape, dtype=bool)
+    if len(points):
+        xi = np.floor(points[:, 0]).astype(int)
+        yi = np.floor(points[:, 1]).astype(int)
+        ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        out[yi[ok], xi[ok]] = True
+    return out
+
+
+def score_maps(
+    human: NDArray[np.float64], other: NDArray[np.float64], human_points: NDArray[np.float64]
+) -> dict[str, float]:
+    """Every metric of ``other`` against ``human``; NaN where a metric is undefined (an empty
+    map has no mass for SIM/KL; no fixation inside the image leaves NSS/AUC undefined)."""
+    out: dict[str, float] = {}
+    for name, fn in MAP_METRICS.items():
+        try:
+            out[name] = fn(human, other)
+        except MetricError:
+            out[name] = math.nan
+    fix = _fixation_map(human_points, human.shape)  # type: ignore[arg-type]
+    for name, fn2 in (("nss", nss), ("auc_judd", auc_judd)):
+        try:
+            out[name] = fn2(other, fix)
+        except MetricError:
+            out[name] = math.nan
+    return out
+
+
+def relevance_points_to_image(
+    points: NDArray[np.float64], rel_shape: tuple[int, int], image_shape: tuple[int, int]
+) -> NDArray[np.float64]:
+    """Relevance-map pixel indices ``(x, y)`` -> image px of the pixel centres (the model
+    input is the whole image resized to ``rel_shape``)."""
+    rh, rw = rel_shape
+    ih, iw = image_shape
+    return np.column_stack([(points[:, 0] + 0.5) * iw / rw, (points[:, 1] + 0.5) * ih / rh])
+
+
+def analyse_project(
+    store: SessionStore,
+    model: Any,
+    session_ids: Sequence[int] | None = None,
+    *,
+    analysis: AnalysisSettings | None = None,
+    cache: SaliencyCache | None = None,
+    progress: Progress | None = None,
+    batch_size: int = 32,
+) -> Comparison:
+    """Analyse the sessions (default: all in the store) against ``model``; see module doc."""
+    from gazelab.models.architectures import to_model_input
+
+    an = analysis or AnalysisSettings()
+    records = store.sessions()
+    if session_ids is not None:
+        wanted = set(session_ids)
+        missing = wanted - {r.id for r in records}
+        if missing:
+            raise AnalysisError(
+                f"session(s) {sorted(missing)} not in {store.path}; "
+                f"it holds {[r.id for r in records]}"
+            )
+        records = [r for r in records if r.id in wanted]
+    if not records:
+        raise AnalysisError(f"no sessions in {store.path}: record one with 'gazelab annotate'")
+    names = [r.participant for r in records]
+    key = {
+        r.id: (r.participant if names.count(r.participant) == 1 else f"{r.participant}/s{r.id}")
+        for r in records
+    }
+
+    sources: dict[str, ImageSource] = {}
+    images: dict[str, ImageAnalysis] = {}
+    kernels: dict[str, HeatmapKernel] = {}
+    first_settings: Settings | None = None
+    for k, rec in enumerate(records):
+        if progress:
+            progress("gaze", k, len(records))
+        try:
+            src = sources.get(rec.image_source) or open_image_source(rec.image_source)
+        except (SessionSetupError, DatasetError) as exc:
+            raise AnalysisError(
+                f"session {rec.id} ({rec.participant}): its images cannot be rebuilt from "
+                f"image source {rec.image_source!r}: {exc}"
+            ) from exc
+        sources[rec.image_source] = src
+        s = Settings.from_toml(rec.settings_toml, source=f"session {rec.id}")
+        first_settings = first_settings or s
+        kernel = HeatmapKernel.from_geometry(s.display, s.heatmap.span_deg, s.heatmap.fwhm_fraction)
+        labels = store.final_labels(rec.id)
+        pixels = {iid: src.image(iid) for iid in rec.stimulus_order if iid in src.ids}
+        shapes = {iid: (int(a.shape[0]), int(a.shape[1])) for iid, a in pixels.items()}
+        for tg in trial_gaze(store, rec.id, shapes, s):
+            iid = tg.image_id
+            if iid not in images:
+                cls = src.labels.get(iid)
+                images[iid] = ImageAnalysis(
+                    iid,
+                    CLASSES[cls] if cls is not None and 0 <= cls < len(CLASSES) else None,
+                    pixels[iid],
+                    src.regions.get(iid),
+                    {},
+                )
+            im_kernel = kernel.scaled(1.0 / tg.layout.scale)
+            kernels[iid] = im_kernel
+            pts = tg.points(an.point_source, "image")
+            fix = tg.points("events", "image")
+            heat = fixation_heatmap(pts, shapes[iid], im_kernel.c, im_kernel.radius)
+            images[iid].humans[key[rec.id]] = AnnotatorGaze(
+                key[rec.id], rec.id, labels.get(tg.trial_index), pts, fix, heat
+            )
+    if not images:
+        raise AnalysisError(
+            f"sessions {[r.id for r in records]} have no gaze samples during image phases"
+        )
+    counts = [len(g.points) for im in images.values() for g in im.humans.values()]
+    mean_points = float(np.mean(counts))
+    n = max(1, int(round(mean_points)))
+    if sum(counts) == 0:
+        raise AnalysisError("no fixation in any trial: check the tracker and fixation settings")
+
+    ordered = sorted(images.values(), key=lambda im: im.image_id)
+    x = to_model_input([im.image for im in ordered], model.input_shape[1:])
+    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    analyzer = an.analyzer
+    rel, computed = cached_relevance(
+        model,
+        x,
+        analyzer,
+        cache,
+        batch_size=batch_size,
+        progress=(lambda d, t: progress("saliency", d, t)) if progress else None,
+    )
+    for i, im in enumerate(ordered):
+        if progress:
+            progress("metrics", i, len(ordered))
+        im.predicted = CLASSES[int(probs[i].argmax())] if probs.shape[1] == len(CLASSES) else ""
+        im.relevance = rel[i]
+        shape = (int(im.image.shape[0]), int(im.image.shape[1]))
+        kern = kernels[im.image_id]
+        pts = relevance_points_to_image(top_n_points(rel[i], n), rel[i].shape, shape)  # type: ignore[arg-type]
+        im.model_points = pts
+        im.model_heatmap = fixation_heatmap(pts, shape, kern.c, kern.radius)
+        if im.regions is not None:
+            ry, rx = np.unravel_index(int(np.argmax(rel[i])), rel[i].shape)
+            px = relevance_points_to_image(np.array([[rx, ry]], float), rel[i].shape, shape)[0]
+            yy = min(int(px[1]), shape[0] - 1)
+            xx = min(int(px[0]), shape[1] - 1)
+            im.model_hit = bool(im.regions[yy, xx] > 0)
+        for a, g in im.humans.items():
+            base = {"image_id": im.image_id, "class": im.true_class, "annotator": a}
+            m = score_maps(g.heatmap, im.model_heatmap, g.points)
+            im.rows.append({**base, "reference": "model", "kind": "model", "label": g.label, **m})
+            for b, h in im.humans.items():
+                if b != a:
+                    m = score_maps(g.heatmap, h.heatmap, g.points)
+                    im.rows.append(
+                        {**base, "reference": b, "kind": "human", "label": g.label, **m}
+                    )
+    if progress:
+        progress("metrics", len(ordered), len(ordered))
+    ref = first_settings or Settings()
+    k0 = next(iter(kernels.values()))
+    return Comparison(
+        images=ordered,
+        annotators=sorted(set(key.values()), key=list(key.values()).index),
+        sessions=[r.id for r in records],
+        analysis=an,
+        n_points=n,
+        mean_points=mean_points,
+        kernel_image_px={"c": k0.c, "radius": k0.radius},
+        model_name=str(model.name),
+        model_hash=model_hash(model),
+        settings_toml=ref.replace(analysis=an).to_toml(),
+        computed_maps=computed,
+    )
+
+
+# -- summaries -------------------------------------------------------------------------------
+def summaries(comp: Comparison) -> dict[str, Any]:
+    """Mean ± sd of every metric per annotator and per class (human vs model, human vs
+    human), pointing game, label agreement; plain Python values (JSON-ready)."""
+    df = comp.frame()
+    out: dict[str, Any] = {"by_annotator": [], "by_class": []}
+    for group_col, dest in (("annotator", "by_annotator"), ("class", "by_class")):
+        if df.empty:
+            continue
+        for (g, kind), sub in df.groupby([group_col, "kind"], sort=True, dropna=False):
+            row: dict[str, Any] = {group_col: g, "versus": kind, "n": int(len(sub))}
+            for m in METRICS:
+                vals = sub[m].to_numpy(dtype=float)
+                vals = vals[np.isfinite(vals)]
+                row[f"{m}_mean"] = float(vals.mean()) if len(vals) else math.nan
+                row[f"{m}_sd"] = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
+            out[dest].append(row)
+    hits = [im.model_hit for im in comp.images if im.model_hit is not None]
+    in_regions = []
+    for im in comp.images:
+        if im.regions is None:
+            continue
+        h, w = im.regions.shape
+        for g in im.humans.values():
+            p = g.fixations
+            ok = (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
+            if ok.any():
+                vals = im.regions[p[ok, 1].astype(int), p[ok, 0].astype(int)] > 0
+                in_regions.append(float(vals.mean()))
+    out["pointing_game"] = {
+        "model_hit_rate": float(np.mean(hits)) if hits else None,
+        "images": len(hits),
+        "human_fixations_in_regions": float(np.mean(in_regions)) if in_regions else None,
+    }
+    out["labels"] = label_summary(comp)
+    return out
+
+
+def label_summary(comp: Comparison) -> dict[str, Any]:
+    """Accuracy and confusion of each annotator (and the model) against the dataset labels;
+    Cohen's κ between annotators on the images both labelled."""
+    res: dict[str, Any] = {"annotators": {}, "kappa": []}
+    for a in comp.annotators:
+        pairs = [
+            (im.true_class, im.humans[a].label)
+            for im in comp.images
+            if a in im.humans and im.humans[a].label is not None and im.true_class is not None
+        ]
+        if pairs:
+            t, g = zip(*pairs, strict=True)
+            res["annotators"][a] = {"n": len(pairs), **label_agreement(t, g, CLASSES)}
+    model_pairs = [(im.true_class, im.predicted) for im in comp.images if im.true_class]
+    if model_pairs and all(p for _, p in model_pairs):
+        t, g = zip(*model_pairs, strict=True)
+        res["model"] = {"n": len(model_pairs), **label_agreement(t, g, CLASSES)}
+    for a, b in itertools.combinations(comp.annotators, 2):
+        both = [
+            (im.humans[a].label, im.humans[b].label)
+            for im in comp.images
+            if a in im.humans
+            and b in im.humans
+            and im.humans[a].label is not None
+            and im.humans[b].label is not None
+        ]
+        if both:
+            la, lb = zip(*both, strict=True)
+            res["kappa"].append({"a": a, "b": b, "n": len(both), "kappa": cohen_kappa(la, lb)})
+    return res

@@ -1,0 +1,213 @@
+"""The comparison report on disk: CSV, JSON, Markdown and PNG figures (``gazelab compare``).
+
+Files written into the report folder::
+
+    rows.csv                 one row per (image, annotator, reference) with every metric
+    by_annotator.csv         mean ± sd per annotator, versus the model and versus humans
+    by_class.csv             the same per dataset class
+    report.json              settings (TOML text), n, point source, summaries, labels
+    report.md                the tables in the paper's Table 1 layout, label agreement
+    figures/metrics.png      metric distributions (human vs model, human vs human)
+    figures/confusion.png    confusion matrices of annotators and model vs dataset labels
+    figures/<image>.png      image | human heatmap | model heatmap | both contours
+
+Each file is written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gazelab import CLASSES
+from gazelab.analysis.compare import METRICS, PAPER_METRICS, Comparison, ImageAnalysis, summaries
+
+HUMAN_COLOURS = ((255, 40, 0), (0, 160, 255), (255, 200, 0), (200, 0, 255), (0, 220, 120))
+MODEL_COLOUR = (40, 220, 40)
+
+
+def _atomic_write(path: Path, data: bytes | str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def _fmt(mean: float, sd: float) -> str:
+    if not math.isfinite(mean):
+        return "–"
+    return f"{mean:.3f} ± {sd:.3f}" if math.isfinite(sd) else f"{mean:.3f}"
+
+
+def markdown(comp: Comparison, summ: dict[str, Any]) -> str:
+    """The report as Markdown: Table 1 layout per annotator, per class, labels."""
+    lines = [
+        "# Human gaze vs model saliency",
+        "",
+        f"Model `{comp.model_name}` (hash {comp.model_hash}), analyzer "
+        f"`{comp.analysis.analyzer}`; sessions {comp.sessions}; {len(comp.images)} images.",
+        f"Model heatmap from the n = {comp.n_points} most relevant pixels "
+        f"(mean fixation points per image and annotator = {comp.mean_points:.2f}, "
+        f"points = fixation {comp.analysis.point_source}).",
+        f"Heatmap kernel in image pixels: c = {comp.kernel_image_px['c']:.2f}, "
+        f"radius = {comp.kernel_image_px['radius']:.2f}.",
+        "",
+    ]
+    for title, key, col in (
+        ("Per annotator", "by_annotator", "annotator"),
+        ("Per class", "by_class", "class"),
+    ):
+        lines += [f"## {title}", ""]
+        header = [col.capitalize(), "versus", "n", *METRICS]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for r in summ[key]:
+            cells = [str(r[col]), r["versus"], str(r["n"])]
+            cells += [_fmt(r[f"{m}_mean"], r[f"{m}_sd"]) for m in METRICS]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    pg = summ["pointing_game"]
+    if pg["model_hit_rate"] is not None:
+        lines += [
+            "## Diagnostic regions",
+            "",
+            f"Model pointing game (most relevant pixel inside a diagnostic region): "
+            f"{pg['model_hit_rate']:.1%} of {pg['images']} images.",
+            f"Human fixations inside diagnostic regions: {pg['human_fixations_in_regions']:.1%}.",
+            "",
+        ]
+    lab = summ["labels"]
+    lines += ["## Labels", "", "| Who | n | accuracy vs dataset |", "|---|---|---|"]
+    for who, r in lab["annotators"].items():
+        lines.append(f"| {who} | {r['n']} | {r['accuracy']:.3f} |")
+    if "model" in lab:
+        lines.append(f"| model | {lab['model']['n']} | {lab['model']['accuracy']:.3f} |")
+    for k in lab["kappa"]:
+        lines.append("")
+        lines.append(f"Cohen's κ {k['a']} vs {k['b']} ({k['n']} images): {k['kappa']:.3f}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def image_panels(im: ImageAnalysis, annotators: list[str]) -> list[tuple[str, NDArray[np.uint8]]]:
+    """(title, RGB) panels of one image: the image, each annotator's heatmap, the model's
+    heatmap, and all contours together."""
+    from gazelab.analysis.overlays import heat_overlay, outline
+
+    base = im.image if im.image.ndim == 3 else np.repeat(im.image[..., None], 3, axis=2)
+    panels = [(f"{im.image_id} ({im.true_class})", base)]
+    contours = base.copy()
+    for k, a in enumerate(annotators):
+        if a not in im.humans:
+            continue
+        colour = HUMAN_COLOURS[k % len(HUMAN_COLOURS)]
+        g = im.humans[a]
+        panels.append((f"{a}: {g.label}", heat_overlay(base, g.heatmap, colour)))
+        contours = outline(contours, g.heatmap, colour)
+    if im.model_heatmap is not None:
+        panels.append((f"model: {im.predicted}", heat_overlay(base, im.model_heatmap, MODEL_COLOUR)))
+        contours = outline(contours, im.model_heatmap, MODEL_COLOUR)
+    panels.append(("contours", contours))
+    return panels
+
+
+def write_report(comp: Comparison, out: str | Path, *, max_image_figures: int = 24) -> Path:
+    """Write every report file into ``out`` (created); returns the Markdown path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    summ = summaries(comp)
+    df = comp.frame()
+    _atomic_write(out / "rows.csv", df.to_csv(index=False))
+    import pandas as pd
+
+    for key in ("by_annotator", "by_class"):
+        _atomic_write(out / f"{key}.csv", pd.DataFrame(summ[key]).to_csv(index=False))
+    doc = {
+        "model": {"name": comp.model_name, "hash": comp.model_hash},
+        "analyzer": comp.analysis.analyzer,
+        "point_source": comp.analysis.point_source,
+        "n_points": comp.n_points,
+        "mean_points_per_image": comp.mean_points,
+        "kernel_image_px": comp.kernel_image_px,
+        "sessions": comp.sessions,
+        "annotators": comp.annotators,
+        "images": len(comp.images),
+        "settings_toml": comp.settings_toml,
+        **summ,
+    }
+    _atomic_write(out / "report.json", json.dumps(_finite(doc), indent=2, allow_nan=False))
+    md = markdown(comp, summ)
+    _atomic_write(out / "report.md", md)
+
+    # metric distributions
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3 * len(METRICS), 3.2))
+    for ax, m in zip(axes, METRICS, strict=True):
+        data, names = [], []
+        for kind in ("model", "human"):
+            v = df.loc[df["kind"] == kind, m].to_numpy(dtype=float)
+            v = v[np.isfinite(v)]
+            if len(v):
+                data.append(v)
+                names.append(f"vs {kind}")
+        if data:
+            ax.boxplot(data, labels=names)
+        ax.set_title(m + (" *" if m in PAPER_METRICS else ""))
+    fig.tight_layout()
+    fig.savefig(fig_dir / "metrics.png", dpi=80)
+    plt.close(fig)
+
+    # confusion matrices
+    lab = summ["labels"]
+    whos = [*lab["annotators"].items(), *([("model", lab["model"])] if "model" in lab else [])]
+    if whos:
+        fig, axes = plt.subplots(1, len(whos), figsize=(4 * len(whos), 4), squeeze=False)
+        for ax, (who, r) in zip(axes[0], whos, strict=True):
+            ax.imshow(np.asarray(r["confusion"]), cmap="Blues")
+            ax.set_title(f"{who}: accuracy {r['accuracy']:.2f}")
+            ax.set_xticks(range(len(CLASSES)), [c[:3] for c in CLASSES], fontsize=7)
+            ax.set_yticks(range(len(CLASSES)), [c[:3] for c in CLASSES], fontsize=7)
+            ax.set_xlabel("given")
+            ax.set_ylabel("dataset")
+        fig.tight_layout()
+        fig.savefig(fig_dir / "confusion.png", dpi=80)
+        plt.close(fig)
+
+    # per-image panels
+    for im in comp.images[:max_image_figures]:
+        panels = image_panels(im, comp.annotators)
+        fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.2), squeeze=False)
+        for ax, (title, rgb) in zip(axes[0], panels, strict=True):
+            ax.imshow(rgb)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+        fig.tight_layout()
+        fig.savefig(fig_dir / f"{_safe(im.image_id)}.png", dpi=80)
+        plt.close(fig)
+    return out / "report.md"
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _finite(o: Any) -> Any:
+    """JSON-ready: NaN/inf -> null, numpy scalars -> Python."""
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, np.generic):
+        o = o.item()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return o

@@ -1,0 +1,110 @@
+"""Keras classifiers by name, and the one input convention every model here shares.
+
+Models take ``(S, S, C)`` float images scaled to ``[0, 1]`` and end in a softmax
+over the classes. Scaling happens outside the model (:func:`to_model_input`), so
+the graph holds only layers that analyzers such as deep Taylor understand, and
+no ``Lambda`` layers: a saved ``.keras`` file never carries code.
+
+TensorFlow is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+
+class ArchitectureError(ValueError):
+    """Unknown architecture or an input size it cannot take."""
+
+
+def small_cnn(input_shape: tuple[int, int, int], n_classes: int) -> Any:
+    """Three conv blocks and a dense layer: trains on 32–96 px faces in seconds (tests, demo)."""
+    import tensorflow as tf
+
+    layers = tf.keras.layers
+    return tf.keras.Sequential(
+        [
+            layers.Input(input_shape),
+            layers.Conv2D(16, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(n_classes, activation="softmax"),
+        ],
+        name="small_cnn",
+    )
+
+
+def _application(name: str, min_size: int) -> Callable[[tuple[int, int, int], int], Any]:
+    def build(input_shape: tuple[int, int, int], n_classes: int) -> Any:
+        import tensorflow as tf
+
+        if min(input_shape[:2]) < min_size:
+            raise ArchitectureError(
+                f"{name} needs inputs of at least {min_size}×{min_size} px, got "
+                f"{input_shape[0]}×{input_shape[1]}; raise training.input_size"
+            )
+        ctor = getattr(tf.keras.applications, name)
+        return ctor(
+            input_shape=input_shape, weights=None, classes=n_classes, classifier_activation="softmax"
+        )
+
+    return build
+
+
+ARCHITECTURES: dict[str, Callable[[tuple[int, int, int], int], Any]] = {
+    "small_cnn": small_cnn,
+    "mobilenet_v2": _application("MobileNetV2", 32),
+    "inception_v3": _application("InceptionV3", 75),
+    "xception": _application("Xception", 71),
+}
+"""Registry: name -> ``build(input_shape, n_classes)`` returning an uncompiled Keras model."""
+
+
+def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int) -> Any:
+    """A fresh (randomly initialised) classifier from :data:`ARCHITECTURES`."""
+    if name not in ARCHITECTURES:
+        raise ArchitectureError(
+            f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}"
+        )
+    return ARCHITECTURES[name](input_shape, n_classes)
+
+
+def to_model_input(images: ArrayLike, input_shape: tuple[int, ...]) -> NDArray[np.float32]:
+    """A batch (``(N, H, W)`` grey or ``(N, H, W, 3)`` RGB, uint8 0–255, or a list of images
+    of any sizes) as model input:
+    resized (bilinear) to the model's ``(S, S)``, channels matched, scaled to ``[0, 1]``."""
+    from PIL import Image
+
+    size_h, size_w, channels = (int(v) for v in input_shape[-3:])
+    if isinstance(images, (list, tuple)):  # images of different sizes
+        batch = [np.asarray(im) for im in images]
+    else:
+        arr = np.asarray(images)
+        if arr.ndim == 2:  # one grey image
+            arr = arr[None]
+        if arr.ndim not in (3, 4):
+            raise ArchitectureError(f"expected (N, H, W[, C]) images, got shape {arr.shape}")
+        batch = list(arr)
+    out = np.empty((len(batch), size_h, size_w, channels), dtype=np.float32)
+    for i, img in enumerate(batch):
+        im = np.asarray(img)
+        if im.ndim == 3 and im.shape[-1] == 1:
+            im = im[..., 0]
+        if im.dtype != np.uint8:
+            im = np.clip(im, 0, 255).astype(np.uint8)
+        pil = Image.fromarray(im)
+        pil = pil.convert("L" if channels == 1 else "RGB")
+        if pil.size != (size_w, size_h):
+            pil = pil.resize((size_w, size_h), Image.Resampling.BILINEAR)
+        a = np.asarray(pil, dtype=np.float32) / 255.0
+        out[i] = a[..., None] if channels == 1 else a
+    return out
