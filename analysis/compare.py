@@ -26,6 +26,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -268,7 +269,7 @@ def analyse_project(
         im.relevance = rel[i]
         shape = (int(im.image.shape[0]), int(im.image.shape[1]))
         kern = kernels[im.image_id]
-        pts = relevance_points_to_image(top_n_points(rel[i], n), rel[i].shape, shape)  # type: ignore[arg-type]
+        pts = relevance_points_to_image(top_n_points(rel[i], n), rel[i].shape, shape)
         im.model_points = pts
         im.model_heatmap = fixation_heatmap(pts, shape, kern.c, kern.radius)
         if im.regions is not None:
@@ -284,9 +285,7 @@ def analyse_project(
             for b, h in im.humans.items():
                 if b != a:
                     m = score_maps(g.heatmap, h.heatmap, g.points)
-                    im.rows.append(
-                        {**base, "reference": b, "kind": "human", "label": g.label, **m}
-                    )
+                    im.rows.append({**base, "reference": b, "kind": "human", "label": g.label, **m})
     if progress:
         progress("metrics", len(ordered), len(ordered))
     ref = first_settings or Settings()
@@ -374,3 +373,36 @@ def label_summary(comp: Comparison) -> dict[str, Any]:
             la, lb = zip(*both, strict=True)
             res["kappa"].append({"a": a, "b": b, "n": len(both), "kappa": cohen_kappa(la, lb)})
     return res
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Where a project's files live; ``gazelab demo`` writes this layout, and ``compare`` and
+    ``view`` accept ``--project DIR`` for it (each path can be given on its own instead)."""
+
+    store: Path
+    model: Path | None
+    cache: Path | None
+
+    @classmethod
+    def resolve(
+        cls,
+        project: str | Path | None = None,
+        *,
+        store: str | Path | None = None,
+        model: str | Path | None = None,
+        cache: str | Path | None = None,
+    ) -> ProjectPaths:
+        root = Path(project) if project else None
+        st = Path(store) if store else (root / "project.sqlite" if root else None)
+        if st is None:
+            raise AnalysisError("give --project DIR or --store FILE")
+        if not st.exists():
+            raise FileNotFoundError(f"project store not found: {st}")
+        md = Path(model) if model else (root / "model.keras" if root else None)
+        if md is not None and not md.exists():
+            if model:
+                raise FileNotFoundError(f"model file not found: {md}")
+            md = None
+        ca = Path(cache) if cache else st.parent / "saliency-cache"
+        return cls(st, md, ca)

@@ -41,13 +41,16 @@ def heat_overlay(
         raise ValueError(f"heatmap {heatmap.shape} and image {base_rgb.shape[:2]} differ in size")
     peak = float(heatmap.max())
     alpha = (heatmap / peak if peak > 0 else np.zeros_like(heatmap))[..., None] * opacity
-    out = base_rgb.astype(np.float64) * (1 - alpha) + np.array(colour, dtype=np.float64) * alpha
-    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    blend = base_rgb.astype(np.float64) * (1 - alpha) + np.array(colour, dtype=np.float64) * alpha
+    out: NDArray[np.uint8] = np.clip(blend + 0.5, 0, 255).astype(np.uint8)
     return outline(out, heatmap, colour) if contour else out
 
 
 def outline(
-    rgb: NDArray[np.uint8], heatmap: NDArray[np.float64], colour: tuple[int, int, int], width: int = 2
+    rgb: NDArray[np.uint8],
+    heatmap: NDArray[np.float64],
+    colour: tuple[int, int, int],
+    width: int = 2,
 ) -> NDArray[np.uint8]:
     """``rgb`` with the contour of ``heatmap > 0`` drawn ``width`` px wide (inside the mask)."""
     if rgb.shape[:2] != heatmap.shape:

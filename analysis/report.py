@@ -109,7 +109,9 @@ def image_panels(im: ImageAnalysis, annotators: list[str]) -> list[tuple[str, ND
         panels.append((f"{a}: {g.label}", heat_overlay(base, g.heatmap, colour)))
         contours = outline(contours, g.heatmap, colour)
     if im.model_heatmap is not None:
-        panels.append((f"model: {im.predicted}", heat_overlay(base, im.model_heatmap, MODEL_COLOUR)))
+        panels.append(
+            (f"model: {im.predicted}", heat_overlay(base, im.model_heatmap, MODEL_COLOUR))
+        )
         contours = outline(contours, im.model_heatmap, MODEL_COLOUR)
     panels.append(("contours", contours))
     return panels

@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QWidget
 
 from gazelab import CLASSES
 from gazelab.annotation.capture import GazeCapture
@@ -701,7 +701,9 @@ def run_annotation(
     auto_start: bool = False,
 ) -> int:
     """Open the window and run the Qt event loop; returns the session id."""
-    app = QApplication.instance() or QApplication([])
+    from gazelab.app.qt import application
+
+    app = application()
     win = AnnotationWindow(config, autopilot=autopilot, skip_calibration=skip_calibration)
     if windowed:
         w, h = config.settings.display.resolution_px

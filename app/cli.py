@@ -16,6 +16,10 @@ from pathlib import Path
 from gazelab import __version__
 
 Handler = Callable[[argparse.Namespace], int]
+ANALYZER_CHOICES = (
+    "deep_taylor", "lrp_epsilon", "lrp_alpha1beta0", "integrated_gradients",
+    "gradient_innvestigate", "gradient", "gradcam",
+)  # fmt: skip
 
 
 def _settings(args: argparse.Namespace):
@@ -126,11 +130,10 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         settings=_settings(args),
         resume=args.resume,
     )
-    from PySide6.QtWidgets import QApplication
-
     from gazelab.app.annotate import Autopilot, run_annotation
+    from gazelab.app.qt import application
 
-    _app = QApplication.instance() or QApplication(sys.argv[:1])  # alive until the end
+    application()
     if not args.no_dialog:
         from gazelab.app.setup_dialog import SetupDialog
 
@@ -157,6 +160,118 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     run_demo(Path(args.out), n_images=args.images, seed=args.seed, quick=args.quick)
     return 0
+
+
+def _tqdm_progress():  # type: ignore[no-untyped-def]
+    """A (stage, done, total) callback drawing one tqdm bar per stage."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=f"{stage:>8}", unit="img", leave=True)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return progress
+
+
+def _analysis_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from gazelab.settings import AnalysisSettings
+
+    base = _settings(args).analysis
+    return AnalysisSettings(
+        analyzer=args.analyzer or base.analyzer,
+        point_source=args.point_source or base.point_source,
+    )
+
+
+def cmd_saliency(args: argparse.Namespace) -> int:
+    """Relevance maps of a model for a set of images (cached), as NPZ and overlay PNGs."""
+    import numpy as np
+    from PIL import Image
+
+    from gazelab.analysis.cache import SaliencyCache, cached_relevance
+    from gazelab.annotation.session import open_image_source
+    from gazelab.models.architectures import load_classifier, to_model_input
+
+    model = load_classifier(args.model)
+    src = open_image_source(args.images)
+    ids = src.ids[: args.limit] if args.limit else src.ids
+    x = to_model_input([src.image(i) for i in ids], model.input_shape[1:])
+    cache = SaliencyCache(args.cache) if args.cache else None
+    progress = _tqdm_progress()
+    rel, computed = cached_relevance(
+        model, x, args.analyzer, cache, batch_size=args.batch_size,
+        progress=lambda d, t: progress("saliency", d, t),
+    )  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        out / f"relevance_{args.analyzer}.npz",
+        **{iid: r.astype(np.float16) for iid, r in zip(ids, rel, strict=True)},
+    )
+    if args.png:
+        for iid, r in zip(ids, rel, strict=True):
+            peak = float(np.abs(r).max()) or 1.0
+            grey = np.clip(np.abs(r) / peak * 255, 0, 255).astype(np.uint8)
+            Image.fromarray(grey).save(out / f"{iid}_{args.analyzer}.png")
+    print(f"{len(ids)} relevance maps ({computed} computed, {len(ids) - computed} from the "
+          f"cache) -> {out / f'relevance_{args.analyzer}.npz'}")  # fmt: skip
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Human gaze vs model saliency: the report (CSV, JSON, Markdown, figures)."""
+    from gazelab.analysis.cache import SaliencyCache
+    from gazelab.analysis.compare import AnalysisError, ProjectPaths, analyse_project
+    from gazelab.analysis.report import write_report
+    from gazelab.annotation.store import SessionStore
+    from gazelab.models.architectures import load_classifier
+
+    paths = ProjectPaths.resolve(args.project, store=args.store, model=args.model, cache=args.cache)
+    if paths.model is None:
+        raise AnalysisError("no model: give --model M.keras (or put model.keras in the project)")
+    model = load_classifier(paths.model)
+    sessions = [int(v) for v in args.sessions.split(",")] if args.sessions else None
+    with SessionStore(paths.store) as store:
+        comp = analyse_project(
+            store,
+            model,
+            sessions,
+            analysis=_analysis_settings(args),
+            cache=SaliencyCache(paths.cache) if paths.cache else None,
+            progress=_tqdm_progress(),
+        )
+    report = Path(args.report or (paths.store.parent / "report"))
+    md = write_report(comp, report)
+    from gazelab.analysis.compare import summaries
+
+    summ = summaries(comp)
+    print(f"{len(comp.images)} images, annotators {', '.join(comp.annotators)}; n = "
+          f"{comp.n_points} (fixation {comp.analysis.point_source})")  # fmt: skip
+    for r in summ["by_annotator"]:
+        print(
+            f"  {r['annotator']:>10} vs {r['versus']:<6} IoU {r['iou_mean']:.3f} ± "
+            f"{r['iou_sd']:.3f}  Spearman {r['spearman_mean']:.3f}  "
+            f"cosine distance {r['cosine_distance_mean']:.3f}"
+        )
+    print(f"report: {md}")
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    """Open the overlay viewer on a project."""
+    from gazelab.app.viewer import run_viewer
+
+    return run_viewer(
+        args.project, store=args.store, model=args.model, cache=args.cache,
+        analysis=_analysis_settings(args), screenshot=args.screenshot,
+    )  # fmt: skip
 
 
 # -- parser --------------------------------------------------------------------------------------
@@ -249,6 +364,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--session", type=int, help="session id (default: all)")
     p.add_argument("--out", required=True, help="output folder")
 
+    def project_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--project", help="project folder (project.sqlite, model.keras)")
+        p.add_argument("--store", help="project store (.sqlite), instead of --project")
+        p.add_argument("--model", help="trained classifier (.keras)")
+        p.add_argument("--cache", help="saliency cache folder (default: beside the store)")
+        p.add_argument("--analyzer", choices=ANALYZER_CHOICES, help="default: deep_taylor")
+        p.add_argument("--point-source", choices=("events", "samples"),
+                       help="fixation points: events (default) or samples in fixations")  # fmt: skip
+        p.add_argument("--config", help="settings TOML ([analysis] section)")
+
+    p = add("saliency", cmd_saliency, "relevance maps of a model (deep Taylor, LRP, Grad-CAM...)")
+    p.add_argument("--model", required=True, help="trained classifier (.keras)")
+    p.add_argument("--images", required=True, help="synthetic:N:SEED[:SIZE], folder:PATH, ck+:PATH")
+    p.add_argument("--analyzer", default="deep_taylor", choices=ANALYZER_CHOICES)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--cache", help="saliency cache folder (reused across runs)")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--png", action="store_true", help="also write |relevance| PNGs")
+
+    p = add("compare", cmd_compare, "human gaze vs model saliency: metrics report")
+    project_args(p)
+    p.add_argument("--sessions", help="comma-separated session ids (default: all)")
+    p.add_argument("--report", help="report folder (default: <project>/report)")
+
+    p = add("view", cmd_view, "overlay viewer: images, human and model heatmaps, metrics")
+    project_args(p)
+    p.add_argument("--screenshot", help=argparse.SUPPRESS)
+
     return parser
 
 
@@ -268,15 +412,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_user_error(exc: Exception) -> bool:
+    from gazelab.analysis.compare import AnalysisError
+    from gazelab.analysis.saliency import SaliencyError
     from gazelab.annotation.session import SessionSetupError
     from gazelab.annotation.speech import SpeechError
     from gazelab.annotation.store import StoreError
     from gazelab.gaze.trackers.eyetribe import TrackerError
+    from gazelab.models.architectures import ArchitectureError
     from gazelab.models.datasets.base import DatasetError
     from gazelab.settings import SettingsError
 
     user_errors = (SettingsError, DatasetError, StoreError, SessionSetupError, SpeechError,
-                   TrackerError, FileNotFoundError)  # fmt: skip
+                   TrackerError, FileNotFoundError, AnalysisError, SaliencyError,
+                   ArchitectureError)  # fmt: skip
     return isinstance(exc, user_errors)
 
 

@@ -8,7 +8,12 @@ stages write into one output folder and print what they did:
 2. two annotation sessions (annotators A1, A2) through the simulator into the
    project store (``project.sqlite``);
 3. a BIDS-like export of each session (``bids/``);
-4. fixations and human heatmaps per image, as NPZ and overlay PNGs (``heatmaps/``).
+4. fixations and human heatmaps per image, as NPZ and overlay PNGs (``heatmaps/``);
+5. a small CNN trained on other synthetic faces (``model.keras``);
+6. the comparison report, human gaze vs the model's deep Taylor saliency
+   (``report/``; relevance maps cached in ``saliency-cache/``).
+
+The output folder is a project: ``gazelab view --project demo-out`` opens it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from gazelab import CLASSES
+
+S = 6  # stages
 
 
 def run_demo(
@@ -48,7 +55,7 @@ def run_demo(
             protocol=ProtocolSettings(blank1_ms=100, cross_ms=100, blank2_ms=100)
         )
 
-    print(f"[1/4] synthetic faces: {n_images} images, {size}×{size} px")
+    print(f"[1/{S}] synthetic faces: {n_images} images, {size}×{size} px")
     faces = synthetic_faces(n_images, size=size, seed=seed)
     write_folder(faces, out / "images")
     stimuli = [
@@ -67,7 +74,7 @@ def run_demo(
             observer = SyntheticObserver(settings.display.resolution_px, seed=seed + 10 + k)
             with EyeTribeSimulator(port=0, rate_hz=60, source=observer, seed=seed + k) as sim:
                 print(
-                    f"[2/4] session of {who}: simulated Eye Tribe on 127.0.0.1:{sim.port}, "
+                    f"[2/{S}] session of {who}: simulated Eye Tribe on 127.0.0.1:{sim.port}, "
                     f"{len(stimuli)} trials"
                 )
                 rec = run_simulated_session(
@@ -80,6 +87,7 @@ def run_demo(
                     view_s=view_s,
                     seed=seed + k,
                     progress=lambda i, n: print(f"      trial {i}/{n}", end="\r", flush=True),
+                    image_source=f"synthetic:{n_images}:{seed}:{size}",
                 )
                 print()
             n_samples = store.sample_count(rec.id)
@@ -95,11 +103,11 @@ def run_demo(
             )
             sessions.append(rec)
 
-        print(f"[3/4] BIDS-like export to {out / 'bids'}")
+        print(f"[3/{S}] BIDS-like export to {out / 'bids'}")
         for rec in sessions:
             export_session(store, rec.id, out / "bids")
 
-        print(f"[4/4] fixations and heatmaps to {out / 'heatmaps'}")
+        print(f"[4/{S}] fixations and heatmaps to {out / 'heatmaps'}")
         heat_dir = out / "heatmaps"
         heat_dir.mkdir(exist_ok=True)
         summary: dict[str, object] = {"sessions": []}
@@ -135,7 +143,79 @@ def run_demo(
                 f"      {rec.participant}: {row['fixations_per_image']:.1f} fixations per image, "
                 f"{row['fixations_in_diagnostic_regions']:.0%} in diagnostic regions"
             )
+    summary["model"] = train_demo_model(out / "model.keras", seed=seed, quick=quick)
+    summary["comparison"] = compare_stage(out, analyzer="gradient" if quick else "deep_taylor")
     summary["seconds"] = round(time.monotonic() - t_start, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"done in {summary['seconds']} s: {out}/summary.json")
     return summary
+
+
+def train_demo_model(path: Path, *, seed: int, quick: bool) -> dict[str, float]:
+    """Stage 5: a small CNN trained on synthetic faces other than the annotated ones."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    from sklearn.metrics import f1_score
+
+    from gazelab.models.architectures import build_model, to_model_input
+    from gazelab.models.synthetic import synthetic_faces
+
+    n_train, size, epochs = (600, 32, 2) if quick else (3000, 64, 4)
+    print(f"[5/{S}] training a small CNN on {n_train} other synthetic faces ({size}×{size} px)")
+    tf.keras.utils.set_random_seed(seed)
+    # rendered larger and downsampled, like the annotated images the model will explain
+    # (a model trained on faces rendered at 64 px scores ~25 points lower on them)
+    train = synthetic_faces(n_train, size=2 * size, seed=seed + 1000)
+    test = synthetic_faces(n_train // 8, size=4 * size, seed=seed + 2000)
+    model = build_model("small_cnn", (size, size, 1), len(CLASSES))
+    model.compile(tf.keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    x, xt = (
+        to_model_input(train.images, (size, size, 1)),
+        to_model_input(test.images, (size, size, 1)),
+    )
+    for epoch in range(1, epochs + 1):
+        model.fit(x, train.labels, batch_size=32, epochs=1, verbose=0, shuffle=True)
+        pred = model.predict(xt, verbose=0).argmax(axis=1)
+        f1 = float(f1_score(test.labels, pred, average="macro"))
+        print(f"      epoch {epoch}/{epochs}: held-out macro-F1 {f1:.3f}")
+    model.save(path)
+    return {"macro_f1": round(f1, 4), "train_images": n_train, "input_px": size}
+
+
+def compare_stage(out: Path, *, analyzer: str) -> dict[str, object]:
+    """Stage 6: human gaze vs model saliency, the report written into ``out/report``."""
+    from gazelab.analysis.cache import SaliencyCache
+    from gazelab.analysis.compare import analyse_project, summaries
+    from gazelab.analysis.report import write_report
+    from gazelab.annotation.store import SessionStore
+    from gazelab.models.architectures import load_classifier
+    from gazelab.settings import AnalysisSettings
+
+    print(f"[6/{S}] comparing human gaze with the model's {analyzer} saliency")
+    model = load_classifier(out / "model.keras")
+    with SessionStore(out / "project.sqlite") as store:
+        comp = analyse_project(
+            store, model, analysis=AnalysisSettings(analyzer=analyzer),
+            cache=SaliencyCache(out / "saliency-cache"),
+        )  # fmt: skip
+    md = write_report(comp, out / "report")
+    summ = summaries(comp)
+    result: dict[str, object] = {"n_points": comp.n_points, "annotators": {}}
+    for r in summ["by_annotator"]:
+        print(
+            f"      {r['annotator']} vs {r['versus']:<5}: IoU {r['iou_mean']:.3f}, "
+            f"Spearman {r['spearman_mean']:.3f}, cosine distance {r['cosine_distance_mean']:.3f}"
+        )
+        result["annotators"][f"{r['annotator']} vs {r['versus']}"] = {  # type: ignore[index]
+            m: r[f"{m}_mean"] for m in ("iou", "spearman", "cosine_distance")
+        }
+    pg = summ["pointing_game"]
+    if pg["model_hit_rate"] is not None:
+        print(
+            f"      model's most relevant pixel in a diagnostic region: {pg['model_hit_rate']:.0%}"
+        )
+        result["pointing_game"] = pg["model_hit_rate"]
+    print(f"      report: {md}  (open the project: gazelab view --project {out})")
+    return result

@@ -11,6 +11,7 @@ TensorFlow is imported inside the functions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,7 +55,10 @@ def _application(name: str, min_size: int) -> Callable[[tuple[int, int, int], in
             )
         ctor = getattr(tf.keras.applications, name)
         return ctor(
-            input_shape=input_shape, weights=None, classes=n_classes, classifier_activation="softmax"
+            input_shape=input_shape,
+            weights=None,
+            classes=n_classes,
+            classifier_activation="softmax",
         )
 
     return build
@@ -108,3 +112,21 @@ def to_model_input(images: ArrayLike, input_shape: tuple[int, ...]) -> NDArray[n
         a = np.asarray(pil, dtype=np.float32) / 255.0
         out[i] = a[..., None] if channels == 1 else a
     return out
+
+
+def load_classifier(path: str | Path) -> Any:
+    """A saved Keras classifier (``.keras``; loaded with ``safe_mode``: no code from files)."""
+    import tensorflow as tf
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"model file not found: {p}")
+    if p.suffix != ".keras":
+        raise ArchitectureError(
+            f"{p}: only the .keras format is loaded (no HDF5/SavedModel/pickles); "
+            "re-save the model with model.save('name.keras')"
+        )
+    try:
+        return tf.keras.models.load_model(p, compile=False, safe_mode=True)
+    except (ValueError, OSError) as exc:
+        raise ArchitectureError(f"{p}: cannot load the model: {exc}") from exc

@@ -55,7 +55,9 @@ def project(tmp_path):  # type: ignore[no-untyped-def]
 
 def test_identical_annotators_agree_perfectly_and_n_is_the_mean(project, model) -> None:  # type: ignore[no-untyped-def]
     store, (sa, sa2, sb), _ = project
-    comp = analyse_project(store, model, [sa, sa2, sb], analysis=AnalysisSettings(analyzer="gradient"))
+    comp = analyse_project(
+        store, model, [sa, sa2, sb], analysis=AnalysisSettings(analyzer="gradient")
+    )
     assert comp.annotators == ["A", "A-copy", "B"]
     assert len(comp.images) == 4
     # 3 + 3 + 5 fixations per image -> mean 11/3 -> n = 4
@@ -83,7 +85,10 @@ def test_identical_annotators_agree_perfectly_and_n_is_the_mean(project, model) 
 def test_sample_points_and_labels(project, model) -> None:  # type: ignore[no-untyped-def]
     store, (sa, _sa2, sb), truth = project
     comp = analyse_project(
-        store, model, [sa, sb], analysis=AnalysisSettings(analyzer="gradient", point_source="samples")
+        store,
+        model,
+        [sa, sb],
+        analysis=AnalysisSettings(analyzer="gradient", point_source="samples"),
     )
     # every fixation is 18 samples (300 ms at 60 Hz): mean (3 + 5) / 2 * 18 = 72
     assert comp.mean_points == pytest.approx(72.0)

@@ -19,7 +19,7 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
         tmp_path, n_images=3, seed=1, quick=True
     )
     printed = capsys.readouterr().out
-    for stage in ("[1/4]", "[2/4]", "[3/4]", "[4/4]", "done in"):
+    for stage in ("[1/6]", "[2/6]", "[3/6]", "[4/6]", "[5/6]", "[6/6]", "done in"):
         assert stage in printed
     with SessionStore(tmp_path / "project.sqlite") as store:
         (rec,) = store.sessions()
@@ -65,6 +65,30 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
         )
         == 0
     )
+
+    # stages 5-6: the model and the report; then compare / saliency / view on the project
+    assert (tmp_path / "model.keras").exists()
+    doc = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert doc["analyzer"] == "gradient" and doc["images"] == 3 and doc["n_points"] >= 1
+    assert summary["comparison"]["n_points"] == doc["n_points"]
+    argv = ["compare", "--project", str(tmp_path), "--analyzer", "gradcam",
+            "--point-source", "samples", "--report", str(tmp_path / "r2")]  # fmt: skip
+    assert main(argv) == 0
+    doc2 = json.loads((tmp_path / "r2" / "report.json").read_text())
+    assert doc2["point_source"] == "samples" and doc2["n_points"] > doc["n_points"]
+    assert "vs model" in capsys.readouterr().out
+    argv = ["saliency", "--model", str(tmp_path / "model.keras"), "--images",
+            "synthetic:3:1:240", "--analyzer", "gradient", "--out", str(tmp_path / "sal"),
+            "--png"]  # fmt: skip
+    assert main(argv) == 0
+    rel = np.load(tmp_path / "sal" / "relevance_gradient.npz")
+    assert len(rel.files) == 3 and rel[rel.files[0]].dtype == np.float16
+    assert len(list((tmp_path / "sal").glob("*.png"))) == 3
+    shot = tmp_path / "viewer.png"
+    argv = ["view", "--project", str(tmp_path), "--analyzer", "gradient", "--screenshot", str(shot)]
+    assert main(argv) == 0 and shot.stat().st_size > 10_000
+    assert main(["compare", "--store", str(tmp_path / "project.sqlite")]) == 2
+    assert "no model" in capsys.readouterr().err
 
 
 def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
