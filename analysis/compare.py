@@ -88,6 +88,7 @@ class ImageAnalysis:
     model_heatmap: NDArray[np.float64] | None = None  # (H, W)
     rows: list[dict[str, Any]] = field(default_factory=list)
     model_hit: bool | None = None  # pointing game on the diagnostic regions
+    kernel_px: tuple[float, float] = (0.0, 0.0)  # (c, radius) of the §5 kernel in image px
 
     @property
     def disagreement(self) -> bool:
@@ -234,6 +235,7 @@ def analyse_project(
                 )
             im_kernel = kernel.scaled(1.0 / tg.layout.scale)
             kernels[iid] = im_kernel
+            images[iid].kernel_px = (im_kernel.c, im_kernel.radius)
             pts = tg.points(an.point_source, "image")
             fix = tg.points("events", "image")
             heat = fixation_heatmap(pts, shapes[iid], im_kernel.c, im_kernel.radius)

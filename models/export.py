@@ -1,0 +1,359 @@
+"""Mask export (SPEC §7, ``gazelab masks``): PNGs + one compressed NPZ + a manifest.
+
+Layout of an export folder::
+
+    export.json        what was asked (algorithm, parameters, size, source) and, at the
+                       end, ``complete: true`` with the counts
+    masks/<id>.png     one 8-bit PNG per image: 255 = keep, 0 = zeroed
+    masks.npz          every mask, boolean (H, W), keyed by image id
+    manifest.csv       image_id, dataset, algorithm, parameters (JSON), annotator, model,
+                       fallback, mask_sha256, image_sha256, png
+
+Crash safety: each PNG, the NPZ and the manifest are written to a temporary
+name and renamed, so nothing half-written is ever visible; the manifest and
+the NPZ appear only when every mask is done. Re-running the same export skips
+the masks whose PNG exists (they are read back, not recomputed), so an
+interrupted export, restarted, ends with the same files as an uninterrupted
+one. Re-running with other parameters into the same folder is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+MANIFEST_COLUMNS = ("image_id", "dataset", "algorithm", "parameters", "annotator", "model",
+                    "fallback", "mask_sha256", "image_sha256", "png")  # fmt: skip
+
+
+class ExportError(RuntimeError):
+    """The export folder is inconsistent or holds another export."""
+
+
+@dataclass(frozen=True)
+class MaskJob:
+    """One mask to export; ``compute`` is called only if the mask is not on disk yet."""
+
+    image_id: str
+    compute: Callable[[], NDArray[np.bool_]]
+    algorithm: str
+    dataset: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    annotator: str = ""
+    model: str = ""
+    fallback: bool = False
+    image_sha256: str = ""
+
+
+@dataclass
+class MaskSet:
+    """An export read back: masks in manifest order, with their manifest rows."""
+
+    ids: list[str]
+    masks: NDArray[np.bool_]  # (N, H, W)
+    rows: list[dict[str, str]]
+    info: dict[str, Any]
+
+    def mask(self, image_id: str) -> NDArray[np.bool_]:
+        return self.masks[self.ids.index(image_id)]
+
+
+def mask_sha256(mask: NDArray[np.bool_]) -> str:
+    """Content hash of a mask: shape and packed bits."""
+    m = np.asarray(mask, dtype=bool)
+    h = hashlib.sha256(f"{m.shape}".encode())
+    h.update(np.packbits(m).tobytes())
+    return h.hexdigest()
+
+
+def _safe_name(image_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in image_id)
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _png_bytes(mask: NDArray[np.bool_]) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _read_png(path: Path) -> NDArray[np.bool_]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L")) > 127
+
+
+def export_masks(
+    jobs: Sequence[MaskJob],
+    out: str | Path,
+    *,
+    request: dict[str, Any],
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write (or finish) an export; returns the manifest path. ``request`` describes the
+    export (algorithm, parameters, size, source) and must match an existing one in ``out``."""
+    out = Path(out)
+    png_dir = out / "masks"
+    png_dir.mkdir(parents=True, exist_ok=True)
+    info_path = out / "export.json"
+    if info_path.exists():
+        old = json.loads(info_path.read_text())
+        if old.get("request") != request:
+            raise ExportError(
+                f"{out} holds an export made with other settings ({old.get('request')}); "
+                "choose another --out folder or delete it"
+            )
+    else:
+        _atomic_bytes(info_path, json.dumps({"request": request, "complete": False}, indent=2).encode())
+    ids = [j.image_id for j in jobs]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
+        raise ExportError(f"image ids must be unique in one export; repeated: {dup}")
+    rows: list[dict[str, Any]] = []
+    masks: dict[str, NDArray[np.bool_]] = {}
+    reused = 0
+    for k, job in enumerate(jobs):
+        png = png_dir / f"{_safe_name(job.image_id)}.png"
+        if png.exists():
+            mask = _read_png(png)
+            reused += 1
+        else:
+            mask = np.asarray(job.compute(), dtype=bool)
+            if mask.ndim != 2:
+                raise ExportError(f"mask of {job.image_id!r} has shape {mask.shape}, not (H, W)")
+            _atomic_bytes(png, _png_bytes(mask))
+        masks[job.image_id] = mask
+        rows.append({
+            "image_id": job.image_id,
+            "dataset": job.dataset,
+            "algorithm": job.algorithm,
+            "parameters": json.dumps(job.parameters, sort_keys=True),
+            "annotator": job.annotator,
+            "model": job.model,
+            "fallback": int(job.fallback),
+            "mask_sha256": mask_sha256(mask),
+            "image_sha256": job.image_sha256,
+            "png": f"masks/{png.name}",
+        })  # fmt: skip
+        if progress:
+            progress(k + 1, len(jobs))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{f"m{i}": masks[j.image_id] for i, j in enumerate(jobs)},
+                        ids=np.array(ids, dtype=object).astype(str))  # fmt: skip
+    _atomic_bytes(out / "masks.npz", buf.getvalue())
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    _atomic_bytes(out / "manifest.csv", text.getvalue().encode())
+    done = {
+        "request": request,
+        "complete": True,
+        "masks": len(jobs),
+        "reused": reused,
+        "fallbacks": sum(int(j.fallback) for j in jobs),
+        "kept_fraction": float(np.mean([m.mean() for m in masks.values()])) if masks else 0.0,
+    }
+    _atomic_bytes(info_path, json.dumps(done, indent=2).encode())
+    return out / "manifest.csv"
+
+
+def load_masks(folder: str | Path, *, verify: bool = True) -> MaskSet:
+    """Read an export back; with ``verify`` every mask's hash is checked against the
+    manifest and the PNG against the NPZ."""
+    folder = Path(folder)
+    info_path, manifest = folder / "export.json", folder / "manifest.csv"
+    if not info_path.exists():
+        raise ExportError(f"{folder} is not a mask export (no export.json)")
+    info = json.loads(info_path.read_text())
+    if not info.get("complete") or not manifest.exists():
+        raise ExportError(f"{folder}: the export is incomplete; run the same export again")
+    with open(manifest, newline="") as f:
+        rows = list(csv.DictReader(f))
+    with np.load(folder / "masks.npz") as z:
+        ids = [str(i) for i in z["ids"]]
+        masks = np.stack([z[f"m{i}"] for i in range(len(ids))]) if ids else np.zeros((0, 0, 0), bool)
+    if [r["image_id"] for r in rows] != ids:
+        raise ExportError(f"{manifest}: image ids differ from masks.npz")
+    if verify:
+        for r, m in zip(rows, masks, strict=True):
+            if mask_sha256(m) != r["mask_sha256"]:
+                raise ExportError(
+                    f"{manifest}: mask of {r['image_id']!r} does not match its hash; re-export"
+                )
+            if not np.array_equal(_read_png(folder / r["png"]), m):
+                raise ExportError(f"{folder / r['png']}: PNG differs from masks.npz; re-export")
+    return MaskSet(ids, masks.astype(bool), rows, info)
+
+
+def image_sha256(x: NDArray[Any]) -> str:
+    """Hash of an image's pixels (dtype, shape, bytes)."""
+    h = hashlib.sha256(f"{x.dtype.str}{x.shape}".encode())
+    h.update(np.ascontiguousarray(x).tobytes())
+    return h.hexdigest()
+
+
+def masked_images(
+    images: NDArray[np.float32], ids: Iterable[str], masks: MaskSet
+) -> NDArray[np.float32]:
+    """``I ⊙ M`` for a batch (``(N, H, W, C)``, model input) by id; masks are resized
+    (nearest) when the export's size differs from the images'."""
+    from gazelab.models.masks import apply_mask
+
+    out = np.empty_like(images)
+    for k, iid in enumerate(ids):
+        m = masks.mask(iid)
+        if m.shape != images.shape[1:3]:
+            m = resize_mask(m, images.shape[1:3])
+        out[k] = apply_mask(images[k], m)
+    return out
+
+
+def resize_mask(mask: NDArray[np.bool_], shape: tuple[int, ...]) -> NDArray[np.bool_]:
+    """Nearest-neighbour resize of a mask to ``(H, W)``."""
+    from PIL import Image
+
+    im = Image.fromarray(np.where(mask, 255, 0).astype(np.uint8))
+    return np.asarray(im.resize((int(shape[1]), int(shape[0])), Image.Resampling.NEAREST)) > 127
+
+
+# -- jobs ------------------------------------------------------------------------------------
+def _fit(mask: NDArray[np.bool_], size: int | None) -> NDArray[np.bool_]:
+    return mask if size is None or mask.shape == (size, size) else resize_mask(mask, (size, size))
+
+
+def model_mask(
+    relevance: NDArray[np.float32],
+    algorithm: str,
+    *,
+    negative_fraction: float,
+    n: int,
+    c_rel: float,
+    radius_rel: float,
+) -> NDArray[np.bool_]:
+    """A model-derived mask of one relevance map (kernel in relevance-map pixels)."""
+    from gazelab.models.masks import mean_mask, negative_mask, perceptive_mask
+
+    if algorithm == "negative":
+        return negative_mask(relevance, negative_fraction)
+    if algorithm == "mean":
+        return mean_mask(relevance)
+    if algorithm == "perceptive":
+        return perceptive_mask(relevance, n, c_rel, radius_rel)
+    raise ExportError(f"{algorithm!r} is not a model mask; use negative, mean or perceptive")
+
+
+def relevance_kernel(settings: Any, rel_size: int) -> tuple[float, float]:
+    """The §5 kernel in relevance-map pixels, for an image that fills the stimulus square
+    and is resized to ``rel_size`` for the model: stimulus px × rel_size / square_px."""
+    from gazelab.gaze.heatmaps import HeatmapKernel
+
+    k = HeatmapKernel.from_geometry(settings.display, settings.heatmap.span_deg,
+                                    settings.heatmap.fwhm_fraction)  # fmt: skip
+    f = rel_size / settings.stimulus.square_px
+    return k.c * f, k.radius * f
+
+
+def jobs_from_relevance(
+    ids: Sequence[str],
+    relevance: NDArray[np.float32],
+    algorithm: str,
+    *,
+    settings: Any,
+    n: int,
+    dataset: str = "",
+    model: str = "",
+    size: int | None = None,
+    image_hashes: Sequence[str] | None = None,
+) -> list[MaskJob]:
+    """Model masks for a whole dataset (no gaze needed)."""
+    c, r = relevance_kernel(settings, int(relevance.shape[-1]))
+    params = {"negative_fraction": settings.masks.negative_fraction} if algorithm == "negative" else {}
+    if algorithm == "perceptive":
+        params = {"n": n, "c": round(c, 4), "radius": round(r, 4)}
+    frac = settings.masks.negative_fraction
+
+    def job(k: int) -> MaskJob:
+        return MaskJob(
+            ids[k],
+            lambda: _fit(model_mask(relevance[k], algorithm, negative_fraction=frac, n=n,
+                                    c_rel=c, radius_rel=r), size),  # fmt: skip
+            algorithm, dataset, params, "", model, False,
+            image_hashes[k] if image_hashes else "",
+        )  # fmt: skip
+
+    return [job(k) for k in range(len(ids))]
+
+
+def jobs_from_comparison(
+    comp: Any,
+    algorithm: str,
+    *,
+    settings: Any,
+    size: int,
+    annotator: str | None = None,
+    mixed: bool = False,
+    dataset: str = "",
+) -> list[MaskJob]:
+    """Masks for the images of an analysed project (:class:`~gazelab.analysis.compare.Comparison`).
+
+    ``human``: the heatmap of the annotator's fixations (``annotator=None``: all annotators'
+    fixations pooled), at ``size``×``size``. Images nobody looked at are skipped, or with
+    ``mixed`` fall back to the model's perceptive mask (recorded as ``fallback``)."""
+    from gazelab.models.masks import human_mask_from_fixations
+
+    jobs: list[MaskJob] = []
+    for im in comp.images:
+        rel = im.relevance
+        shape = (int(im.image.shape[0]), int(im.image.shape[1]))
+        c_rel, r_rel = relevance_kernel(settings, int(rel.shape[-1]))
+        model_params = {"n": comp.n_points, "c": round(c_rel, 4), "radius": round(r_rel, 4)}
+        ihash = image_sha256(im.image)
+        if algorithm != "human":
+            jobs += jobs_from_relevance([im.image_id], rel[None], algorithm, settings=settings,
+                                        n=comp.n_points, dataset=dataset, model=comp.model_hash,
+                                        size=size, image_hashes=[ihash])  # fmt: skip
+            continue
+        who = [annotator] if annotator else list(im.humans)
+        pts = [im.humans[a].points for a in who if a in im.humans]
+        points = np.concatenate(pts) if pts else np.zeros((0, 2))
+        if len(points):
+            c_img, r_img = im.kernel_px
+
+            def compute(points=points, shape=shape, c_img=c_img, r_img=r_img):  # type: ignore[no-untyped-def]
+                return human_mask_from_fixations(points, shape, (size, size), c_img, r_img)
+
+            jobs.append(MaskJob(im.image_id, compute, "human", dataset,
+                                {"point_source": comp.analysis.point_source,
+                                 "points": int(len(points))},
+                                annotator or "+".join(who), "", False, ihash))  # fmt: skip
+        elif mixed:
+
+            def fallback(rel=rel, c=c_rel, r=r_rel):  # type: ignore[no-untyped-def]
+                return _fit(model_mask(rel, "perceptive", negative_fraction=0.0,
+                                       n=comp.n_points, c_rel=c, radius_rel=r), size)  # fmt: skip
+
+            jobs.append(MaskJob(im.image_id, fallback, "perceptive", dataset, model_params,
+                                annotator or "", comp.model_hash, True, ihash))  # fmt: skip
+    return jobs
