@@ -174,7 +174,7 @@ class TrainingSettings(_Validated):
     _section = "training"
     architecture: str = setting(
         "mobilenet_v2",
-        choices=("small_cnn", "mobilenet_v2", "inception_v3", "xception", "vgg_face"),
+        choices=("small_cnn", "mobilenet_v2", "inception_v3", "xception"),
     )
     input_size: int = setting(96, range=(16, 512))
     learning_rate: float = setting(1e-3, range=(1e-7, 1.0))
@@ -183,6 +183,11 @@ class TrainingSettings(_Validated):
     masked_epochs: int = setting(9, range=(0, 10_000))
     seed: int = setting(0, range=(0, 2**31 - 1))
     strategy: str = setting("default", choices=("default", "mirrored", "multi_worker_mirrored"))
+    eval_every_steps: int = setting(
+        0, range=(0, 10**9), doc="validation macro-F1 every N steps too (0 = once per epoch)"
+    )
+    augment: bool = setting(True, choices=(False, True), doc="SPEC §8 augmentation")
+    class_weighted: bool = setting(True, choices=(False, True))
 
 
 _SECTIONS: dict[str, type] = {

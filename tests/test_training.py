@@ -1,0 +1,119 @@
+"""Training loop: determinism, masked → unmasked schedule, MirroredStrategy on 2 CPUs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gazelab.models.training import (
+    RunResult,
+    TrainData,
+    experiment_runs,
+    steps_to_reach,
+    summarise,
+    train_run,
+)
+from gazelab.settings import TrainingSettings
+
+pytestmark = pytest.mark.tf
+
+
+def tiny_data(n: int = 96, size: int = 32) -> TrainData:
+    from gazelab.models.architectures import to_model_input
+    from gazelab.models.synthetic import synthetic_faces
+
+    tr = synthetic_faces(n, size=size, seed=1)
+    va = synthetic_faces(32, size=size, seed=2)
+    shape = (size, size, 1)
+    return TrainData(to_model_input(tr.images, shape), tr.labels.astype(np.int64), list(tr.ids),
+                     to_model_input(va.images, shape), va.labels.astype(np.int64), list(va.ids))  # fmt: skip
+
+
+SMALL = TrainingSettings(architecture="small_cnn", input_size=32, batch_size=16, epochs=2,
+                         masked_epochs=1, seed=3, eval_every_steps=2)  # fmt: skip
+
+
+def test_identical_runs_give_identical_losses(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = tiny_data()
+    a = train_run(SMALL, data, name="a", out=tmp_path / "a", max_steps=8)
+    b = train_run(SMALL, data, name="b", max_steps=8)
+    la = [r["loss"] for r in a.steps]
+    lb = [r["loss"] for r in b.steps]
+    assert len(la) == 8 and la == lb  # bit-identical
+    assert [r["val_macro_f1"] for r in a.steps] == [r["val_macro_f1"] for r in b.steps]
+    assert all(np.isfinite(la))
+    for name in ("steps.csv", "epochs.csv", "run.json", "learning_curve.png", "confusion.png",
+                 "best.keras"):  # fmt: skip
+        assert (tmp_path / "a" / name).stat().st_size > 0
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run["training"]["seed"] == 3 and len(run["confusion"]) == 8
+    c = train_run(SMALL.__class__(**{**SMALL.__dict__, "seed": 4}), data, max_steps=3)
+    assert [r["loss"] for r in c.steps] != la[:3]
+
+
+def test_masked_then_unmasked_schedule() -> None:
+    data = tiny_data()
+    blank = np.zeros_like(data.x_train)  # a mask that zeroes everything
+    s = TrainingSettings(**{**SMALL.__dict__, "augment": False, "class_weighted": False,
+                            "epochs": 3, "masked_epochs": 2})  # fmt: skip
+    r = train_run(s, data, masked_train=blank)
+    assert [e["phase"] for e in r.epochs] == ["masked", "masked", "unmasked"]
+    steps_per_epoch = len(data.x_train) // s.batch_size
+    assert len(r.steps) == 3 * steps_per_epoch
+    with pytest.raises(Exception, match="do not match"):
+        train_run(s, data, masked_train=blank[:10])
+
+
+def test_experiment_runs_and_summary() -> None:
+    assert [n for n, _, _ in experiment_runs(["negative", "mean", "perceptive"])] == [
+        "no_mask", "negative", "mean", "perceptive",
+        "negative_then_no_mask", "mean_then_no_mask", "perceptive_then_no_mask",
+    ]  # fmt: skip
+
+    def run(name: str, curve: list[float]) -> RunResult:
+        steps = [{"step": 10 * (i + 1), "val_macro_f1": f} for i, f in enumerate(curve)]
+        return RunResult(name, steps, [], max(curve), curve[-1], None)
+
+    res = {"no_mask": run("no_mask", [0.2, 0.5, 0.7, 0.8]),
+           "neg": run("neg", [0.3, 0.8, 0.85, 0.9]), "mean": run("mean", [0.1, 0.2, 0.3, 0.4])}  # fmt: skip
+    assert steps_to_reach(res["neg"], 0.8) == 20
+    rows = {r["run"]: r for r in summarise(res)}
+    assert rows["no_mask"]["steps_to_baseline_final"] == 40
+    assert rows["neg"]["ratio_to_baseline_steps"] == 0.5
+    assert rows["mean"]["steps_to_baseline_final"] is None
+
+
+MIRRORED = r"""
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from gazelab.tests.test_training import tiny_data, SMALL
+from gazelab.models.training import train_run
+from gazelab.settings import TrainingSettings
+s = TrainingSettings(**{**SMALL.__dict__, "augment": False, "strategy": sys.argv[1]})
+r = train_run(s, tiny_data(), max_steps=6)
+print(json.dumps({"replicas": r.replicas,
+                  "loss": [x["loss"] for x in r.steps],
+                  "devices": len(tf.config.list_logical_devices("CPU"))}))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus_matches_one_device() -> None:
+    out = {}
+    for strategy in ("default", "mirrored"):
+        proc = subprocess.run([sys.executable, "-c", MIRRORED, strategy], capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out[strategy] = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert "MirroredStrategy" not in proc.stderr or strategy == "mirrored"
+    assert out["mirrored"]["devices"] == 2
+    assert out["mirrored"]["replicas"] == 2 and out["default"]["replicas"] == 1
+    one, two = np.array(out["default"]["loss"]), np.array(out["mirrored"]["loss"])
+    assert len(one) == len(two) == 6
+    assert np.allclose(one, two, rtol=1e-4, atol=1e-5), (one, two)
