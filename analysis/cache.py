@@ -83,9 +83,11 @@ def cached_relevance(
     neuron: int | None = None,
     batch_size: int = 32,
     progress: Callable[[int, int], None] | None = None,
+    chunk: int = 256,
 ) -> tuple[NDArray[np.float32], int]:
     """Relevance of a prepared batch ``x`` (model input), computing only what the cache
-    lacks (in batches, reporting ``progress(done, total)``). Returns (maps, n computed)."""
+    lacks, ``chunk`` images per analyzer call (reporting ``progress(done, total)``).
+    Returns (maps, n computed)."""
     from gazelab.analysis.saliency import relevance
 
     n = len(x)
@@ -99,8 +101,9 @@ def cached_relevance(
     done = n - len(todo)
     if progress:
         progress(done, n)
-    # iNNvestigate analyzers start a worker per call: hand them big chunks
-    chunk = max(batch_size, 256)
+    # iNNvestigate analyzers start a worker per call (~5 s): hand them big chunks;
+    # progress and the cache advance chunk by chunk
+    chunk = max(batch_size, chunk)
     for start in range(0, len(todo), chunk):
         idx = todo[start : start + chunk]
         rel = relevance(model, x[idx], analyzer, neuron, batch_size=batch_size)

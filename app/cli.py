@@ -274,6 +274,120 @@ def cmd_view(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+def cmd_masks(args: argparse.Namespace) -> int:
+    """Export masks: from a project (human or model masks of its images) or, with
+    --images, model masks for a whole image set."""
+    from tqdm import tqdm
+
+    from gazelab.models.architectures import load_classifier, to_model_input
+    from gazelab.models.export import (
+        ExportError,
+        export_masks,
+        image_sha256,
+        jobs_from_comparison,
+        jobs_from_relevance,
+    )
+
+    settings = _settings(args)
+    request = {k: v for k, v in vars(args).items()
+               if k in ("algorithm", "annotator", "mixed", "size", "n", "analyzer",
+                        "point_source", "images", "sessions")}  # fmt: skip
+    request["negative_fraction"] = settings.masks.negative_fraction
+    if args.images:
+        if args.algorithm == "human":
+            raise ExportError("human masks come from recorded sessions: use --project/--store")
+        from gazelab.analysis.cache import SaliencyCache, cached_relevance
+        from gazelab.analysis.cache import model_hash as mhash
+        from gazelab.annotation.session import open_image_source
+
+        if not args.model:
+            raise ExportError("model masks need --model M.keras")
+        model = load_classifier(args.model)
+        src = open_image_source(args.images)
+        ids = list(src.ids)
+        pixels = [src.image(i) for i in ids]
+        x = to_model_input(pixels, model.input_shape[1:])
+        progress = _tqdm_progress()
+        rel, _ = cached_relevance(
+            model, x, args.analyzer or "deep_taylor",
+            SaliencyCache(args.cache) if args.cache else None,
+            progress=lambda d, t: progress("saliency", d, t), chunk=1024,
+        )  # fmt: skip
+        jobs = jobs_from_relevance(ids, rel, args.algorithm, settings=settings, n=args.n,
+                                   dataset=args.images, model=mhash(model), size=args.size,
+                                   image_hashes=[image_sha256(p) for p in pixels])  # fmt: skip
+    else:
+        from gazelab.analysis.cache import SaliencyCache
+        from gazelab.analysis.compare import ProjectPaths, analyse_project
+        from gazelab.annotation.store import SessionStore
+
+        paths = ProjectPaths.resolve(args.project, store=args.store, model=args.model,
+                                     cache=args.cache)  # fmt: skip
+        if paths.model is None:
+            raise ExportError("masks need the model (--model M.keras): its relevance for model "
+                              "masks and for the fallback of images without gaze")  # fmt: skip
+        model = load_classifier(paths.model)
+        sessions = [int(v) for v in args.sessions.split(",")] if args.sessions else None
+        with SessionStore(paths.store) as store:
+            comp = analyse_project(store, model, sessions, analysis=_analysis_settings(args),
+                                   cache=SaliencyCache(paths.cache) if paths.cache else None,
+                                   progress=_tqdm_progress())  # fmt: skip
+        size = args.size or int(model.input_shape[1])
+        jobs = jobs_from_comparison(comp, args.algorithm, settings=settings, size=size,
+                                    annotator=args.annotator, mixed=args.mixed,
+                                    dataset=str(paths.store))  # fmt: skip
+    if not jobs:
+        raise ExportError("no masks to export: nobody looked at these images "
+                          "(use --mixed to fall back to model masks)")  # fmt: skip
+    bar = tqdm(total=len(jobs), desc="   masks", unit="mask")
+
+    def tick(done: int, total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    manifest = export_masks(jobs, args.out, request=request, progress=tick)
+    bar.close()
+    fallbacks = sum(j.fallback for j in jobs)
+    print(f"{len(jobs)} {args.algorithm} masks ({fallbacks} fallbacks) -> {manifest.parent}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the Trainer, or run the Trainee experiment, from a run config."""
+    from gazelab.models.training import (
+        load_run_config,
+        load_training_data,
+        masked_training_images,
+        run_experiment,
+        train_run,
+    )
+
+    cfg = load_run_config(args.config, args.out)
+    t = cfg.settings.training
+    print(f"loading {cfg.images} at {t.input_size} px …")
+    data = load_training_data(cfg.images, t.input_size, val_fraction=cfg.val_fraction, seed=t.seed)
+    print(f"{len(data.ids_train)} training, {len(data.ids_val)} validation images; "
+          f"{t.architecture}, {t.epochs} epochs, strategy {t.strategy}")  # fmt: skip
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    (cfg.out / "config.toml").write_text(cfg.text)
+    (cfg.out / "settings.toml").write_text(cfg.settings.to_toml())
+    if args.role == "trainer":
+        r = train_run(t, data, name="trainer", out=cfg.out, progress=print)
+        print(f"best validation macro-F1 {r.best_f1:.4f}; model: {cfg.out / 'best.keras'}")
+        return 0
+    if not cfg.masks:
+        from gazelab.models.training import TrainingError
+
+        raise TrainingError(
+            f"{cfg.source}: the Trainee needs [trainee.masks] (name = export folder)"
+        )
+    masked = masked_training_images(cfg, data)
+    rows = run_experiment(t, data, masked, cfg.out, progress=print)
+    print((cfg.out / "summary.md").read_text())
+    print(f"{len(rows)} runs: {cfg.out}")
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -393,6 +507,30 @@ def build_parser() -> argparse.ArgumentParser:
     project_args(p)
     p.add_argument("--screenshot", help=argparse.SUPPRESS)
 
+    p = add("masks", cmd_masks, "export masks (negative, mean, perceptive, human) for training")
+    p.add_argument(
+        "--algorithm", required=True, choices=("negative", "mean", "perceptive", "human")
+    )
+    p.add_argument(
+        "--out", required=True, help="export folder (re-run to finish an interrupted one)"
+    )
+    project_args(p)
+    p.add_argument("--sessions", help="comma-separated session ids (default: all)")
+    p.add_argument("--annotator", help="human masks of one annotator (default: all pooled)")
+    p.add_argument(
+        "--mixed",
+        action="store_true",
+        help="images without the annotator's gaze get the model's perceptive mask",
+    )
+    p.add_argument("--images", help="model masks for a whole image set instead of a project")
+    p.add_argument("--size", type=int, help="mask side in px (default: the model's input)")
+    p.add_argument("-n", type=int, default=7, help="points for perceptive masks with --images")
+
+    p = add("train", cmd_train, "train the Trainer, or run the Trainee experiment")
+    p.add_argument("role", choices=("trainer", "trainee"))
+    p.add_argument("--config", required=True, help="run config TOML ([data], [training], ...)")
+    p.add_argument("--out", help="output folder (default: runs/<config name> beside it)")
+
     return parser
 
 
@@ -420,11 +558,14 @@ def _is_user_error(exc: Exception) -> bool:
     from gazelab.gaze.trackers.eyetribe import TrackerError
     from gazelab.models.architectures import ArchitectureError
     from gazelab.models.datasets.base import DatasetError
+    from gazelab.models.export import ExportError
+    from gazelab.models.masks import MaskError
+    from gazelab.models.training import TrainingError
     from gazelab.settings import SettingsError
 
     user_errors = (SettingsError, DatasetError, StoreError, SessionSetupError, SpeechError,
                    TrackerError, FileNotFoundError, AnalysisError, SaliencyError,
-                   ArchitectureError)  # fmt: skip
+                   ArchitectureError, ExportError, MaskError, TrainingError)  # fmt: skip
     return isinstance(exc, user_errors)
 
 

@@ -11,7 +11,10 @@ stages write into one output folder and print what they did:
 4. fixations and human heatmaps per image, as NPZ and overlay PNGs (``heatmaps/``);
 5. a small CNN trained on other synthetic faces (``model.keras``);
 6. the comparison report, human gaze vs the model's deep Taylor saliency
-   (``report/``; relevance maps cached in ``saliency-cache/``).
+   (``report/``; relevance maps cached in ``saliency-cache/``);
+7. mask exports: the annotators' human masks of the annotated images and the
+   model's negative / mean / perceptive masks of a training set (``masks/``);
+8. a short Trainee experiment (seven runs) on those training images (``trainee/``).
 
 The output folder is a project: ``gazelab view --project demo-out`` opens it.
 """
@@ -26,7 +29,7 @@ import numpy as np
 
 from gazelab import CLASSES
 
-S = 6  # stages
+S = 8  # stages
 
 
 def run_demo(
@@ -145,6 +148,7 @@ def run_demo(
             )
     summary["model"] = train_demo_model(out / "model.keras", seed=seed, quick=quick)
     summary["comparison"] = compare_stage(out, analyzer="gradient" if quick else "deep_taylor")
+    summary["trainee"] = masks_and_trainee_stage(out, seed=seed, quick=quick)
     summary["seconds"] = round(time.monotonic() - t_start, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"done in {summary['seconds']} s: {out}/summary.json")
@@ -219,3 +223,65 @@ def compare_stage(out: Path, *, analyzer: str) -> dict[str, object]:
         result["pointing_game"] = pg["model_hit_rate"]
     print(f"      report: {md}  (open the project: gazelab view --project {out})")
     return result
+
+
+def masks_and_trainee_stage(out: Path, *, seed: int, quick: bool) -> dict[str, object]:
+    """Stages 7-8: human and model mask exports, then the seven-run Trainee experiment."""
+    from gazelab.analysis.cache import SaliencyCache, cached_relevance, model_hash
+    from gazelab.analysis.compare import analyse_project
+    from gazelab.annotation.store import SessionStore
+    from gazelab.models.architectures import load_classifier, to_model_input
+    from gazelab.models.export import (
+        export_masks,
+        jobs_from_comparison,
+        jobs_from_relevance,
+        load_masks,
+        masked_images,
+    )
+    from gazelab.models.synthetic import synthetic_faces
+    from gazelab.models.training import TrainData, run_experiment
+    from gazelab.settings import AnalysisSettings, Settings, TrainingSettings
+
+    analyzer = "gradient" if quick else "deep_taylor"
+    settings = Settings()
+    model = load_classifier(out / "model.keras")
+    size = int(model.input_shape[1])
+    print(f"[7/{S}] mask exports to {out / 'masks'}")
+    with SessionStore(out / "project.sqlite") as store:
+        comp = analyse_project(store, model, analysis=AnalysisSettings(analyzer=analyzer),
+                               cache=SaliencyCache(out / "saliency-cache"))  # fmt: skip
+    for who in comp.annotators:
+        jobs = jobs_from_comparison(comp, "human", settings=settings, size=size, annotator=who,
+                                    mixed=True, dataset="demo")  # fmt: skip
+        export_masks(jobs, out / "masks" / f"human_{who}", request={"annotator": who, "size": size})
+        kept = load_masks(out / "masks" / f"human_{who}").masks.mean()
+        print(f"      human masks of {who}: {len(jobs)} images, {kept:.0%} of pixels kept")
+    n_train, px, epochs, masked_epochs = (256, 32, 2, 1) if quick else (1200, 32, 4, 2)
+    train = synthetic_faces(n_train, size=2 * px, seed=seed + 3000)
+    val = synthetic_faces(n_train // 4, size=2 * px, seed=seed + 4000)
+    x_model = to_model_input(train.images, model.input_shape[1:])
+    rel, _ = cached_relevance(model, x_model, analyzer, SaliencyCache(out / "saliency-cache"),
+                              chunk=n_train)  # fmt: skip
+    shape = (px, px, 1)
+    data = TrainData(to_model_input(train.images, shape), train.labels.astype("int64"),
+                     list(train.ids), to_model_input(val.images, shape),
+                     val.labels.astype("int64"), list(val.ids), "synthetic")  # fmt: skip
+    masked = {}
+    for alg in ("negative", "mean", "perceptive"):
+        jobs = jobs_from_relevance(list(train.ids), rel, alg, settings=settings,
+                                   n=max(1, comp.n_points), dataset="synthetic",
+                                   model=model_hash(model), size=px)  # fmt: skip
+        folder = out / "masks" / f"train_{alg}"
+        export_masks(jobs, folder, request={"algorithm": alg, "n": comp.n_points, "size": px})
+        ms = load_masks(folder)
+        masked[alg] = masked_images(data.x_train, data.ids_train, ms)
+        print(f"      {alg} masks of {n_train} training faces: {ms.masks.mean():.0%} kept")
+    print(f"[8/{S}] Trainee experiment: 7 runs × {epochs} epochs on {n_train} faces ({px} px)")
+    t = TrainingSettings(architecture="small_cnn", input_size=px, epochs=epochs,
+                         masked_epochs=masked_epochs, seed=seed, eval_every_steps=5)  # fmt: skip
+    rows = run_experiment(t, data, masked, out / "trainee")
+    for r in rows:
+        ratio = r["ratio_to_baseline_steps"]
+        print(f"      {r['run']:<24} final macro-F1 {r['final_macro_f1']:.3f}, steps to the "
+              f"baseline's final: {'never' if ratio is None else f'{ratio:.2f}× baseline'}")  # fmt: skip
+    return {r["run"]: r["final_macro_f1"] for r in rows}

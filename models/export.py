@@ -125,7 +125,9 @@ def export_masks(
                 "choose another --out folder or delete it"
             )
     else:
-        _atomic_bytes(info_path, json.dumps({"request": request, "complete": False}, indent=2).encode())
+        _atomic_bytes(
+            info_path, json.dumps({"request": request, "complete": False}, indent=2).encode()
+        )
     ids = [j.image_id for j in jobs]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
@@ -193,7 +195,9 @@ def load_masks(folder: str | Path, *, verify: bool = True) -> MaskSet:
         rows = list(csv.DictReader(f))
     with np.load(folder / "masks.npz") as z:
         ids = [str(i) for i in z["ids"]]
-        masks = np.stack([z[f"m{i}"] for i in range(len(ids))]) if ids else np.zeros((0, 0, 0), bool)
+        masks = (
+            np.stack([z[f"m{i}"] for i in range(len(ids))]) if ids else np.zeros((0, 0, 0), bool)
+        )
     if [r["image_id"] for r in rows] != ids:
         raise ExportError(f"{manifest}: image ids differ from masks.npz")
     if verify:
@@ -289,7 +293,9 @@ def jobs_from_relevance(
 ) -> list[MaskJob]:
     """Model masks for a whole dataset (no gaze needed)."""
     c, r = relevance_kernel(settings, int(relevance.shape[-1]))
-    params = {"negative_fraction": settings.masks.negative_fraction} if algorithm == "negative" else {}
+    params = (
+        {"negative_fraction": settings.masks.negative_fraction} if algorithm == "negative" else {}
+    )
     if algorithm == "perceptive":
         params = {"n": n, "c": round(c, 4), "radius": round(r, 4)}
     frac = settings.masks.negative_fraction

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -107,7 +106,9 @@ def make_strategy(name: str) -> Any:
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker_mirrored":
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise TrainingError(f"unknown strategy {name!r}; choose default, mirrored, multi_worker_mirrored")
+    raise TrainingError(
+        f"unknown strategy {name!r}; choose default, mirrored, multi_worker_mirrored"
+    )
 
 
 def augmenter(seed: int) -> Any:
@@ -189,7 +190,11 @@ def train_run(
             f"masked images {masked_train.shape} do not match the training images "
             f"{data.x_train.shape}"
         )
-    k_masked = (t.masked_epochs if masked_epochs is None else masked_epochs) if masked_train is not None else 0
+    k_masked = (
+        (t.masked_epochs if masked_epochs is None else masked_epochs)
+        if masked_train is not None
+        else 0
+    )
     tf.keras.utils.set_random_seed(t.seed)
     tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(t.strategy)
@@ -202,7 +207,11 @@ def train_run(
         model = build_model(t.architecture, shape, n_classes)  # type: ignore[arg-type]
         opt = tf.keras.optimizers.Adam(t.learning_rate)
         aug = augmenter(t.seed) if t.augment else None
-    weights = _class_weights(data.y_train, n_classes) if t.class_weighted else np.ones(n_classes, np.float32)
+    weights = (
+        _class_weights(data.y_train, n_classes)
+        if t.class_weighted
+        else np.ones(n_classes, np.float32)
+    )
     ce = tf.keras.losses.SparseCategoricalCrossentropy(reduction=tf.keras.losses.Reduction.NONE)
 
     def step_fn(x: Any, y: Any, w: Any) -> Any:
@@ -248,7 +257,9 @@ def train_run(
     step = 0
     steps_per_epoch = len(data.x_train) // batch
     if steps_per_epoch == 0:
-        raise TrainingError(f"{len(data.x_train)} training images are fewer than one batch ({batch})")
+        raise TrainingError(
+            f"{len(data.x_train)} training images are fewer than one batch ({batch})"
+        )
     stop = False
     for epoch in range(1, t.epochs + 1):
         t0 = time.monotonic()
@@ -415,14 +426,16 @@ def write_summary(rows: list[dict[str, Any]], results: dict[str, RunResult], out
     ]
     for r in rows:
         st = "never" if r["steps_to_baseline_final"] is None else str(r["steps_to_baseline_final"])
-        ratio = "–" if r["ratio_to_baseline_steps"] is None else f"{r['ratio_to_baseline_steps']:.2f}"
+        ratio = (
+            "–" if r["ratio_to_baseline_steps"] is None else f"{r['ratio_to_baseline_steps']:.2f}"
+        )
         lines.append(f"| {r['run']} | {r['final_macro_f1']:.4f} | {r['best_macro_f1']:.4f} | "
                      f"{st} | {ratio} |")  # fmt: skip
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, r in results.items():
-        s, f = r.eval_curve()
-        ax.plot(s, f, label=name, lw=1.2 if name == "no_mask" else 0.9,
+    for name, res in results.items():
+        xs, ys = res.eval_curve()
+        ax.plot(xs, ys, label=name, lw=1.2 if name == "no_mask" else 0.9,
                 ls="-" if "then" in name or name == "no_mask" else "--")  # fmt: skip
     ax.axhline(target, color="grey", lw=0.5)
     ax.set_xlabel("step")
@@ -432,3 +445,84 @@ def write_summary(rows: list[dict[str, Any]], results: dict[str, RunResult], out
     fig.savefig(out / "curves.png", dpi=80)
     plt.close(fig)
 
+
+# -- run configuration files ------------------------------------------------------------------
+@dataclass
+class RunConfig:
+    """A ``gazelab train`` config: the settings sections plus ``[data]``, ``[trainee]``.
+
+    .. code-block:: toml
+
+        [data]
+        images = "synthetic:4000:0:64"   # or folder:PATH, ck+:PATH, fer+:PATH, affectnet:PATH
+        val_fraction = 0.2               # when the dataset has no split of its own
+        [training]
+        architecture = "mobilenet_v2"
+        input_size = 96
+        epochs = 20
+        masked_epochs = 9
+        [trainee.masks]                  # mask name -> export folder (gazelab masks)
+        negative = "masks/negative"
+        mean = "masks/mean"
+        perceptive = "masks/perceptive"
+        human = "masks/human"            # optional: the human-mask runs
+    """
+
+    settings: Any
+    images: str
+    val_fraction: float
+    masks: dict[str, Path]
+    out: Path
+    source: str
+    text: str
+
+
+def load_run_config(path: str | Path, out: str | Path | None = None) -> RunConfig:
+    import tomllib
+
+    from gazelab.settings import Settings, SettingsError
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except OSError as exc:
+        raise SettingsError(f"cannot read run config {p}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{p}: not valid TOML: {exc}") from exc
+    d = dict(data.pop("data", {}))
+    trainee = dict(data.pop("trainee", {}))
+    images = d.pop("images", None)
+    if not isinstance(images, str):
+        raise SettingsError(
+            f'{p}: [data] images = "synthetic:N:SEED" | "folder:PATH" | ... is required'
+        )
+    val_fraction = float(d.pop("val_fraction", 0.2))
+    if d:
+        raise SettingsError(f"{p}: unknown key(s) in [data]: {sorted(d)}; use images, val_fraction")
+    masks = {
+        str(k): (p.parent / str(v)).resolve() for k, v in dict(trainee.pop("masks", {})).items()
+    }
+    if trainee:
+        raise SettingsError(f"{p}: unknown key(s) in [trainee]: {sorted(trainee)}; use masks")
+    settings = Settings.from_dict(data, source=str(p))
+    return RunConfig(settings, images, val_fraction, masks,
+                     Path(out) if out else p.parent / "runs" / p.stem, str(p), text)  # fmt: skip
+
+
+def masked_training_images(cfg: RunConfig, data: TrainData) -> dict[str, NDArray[np.float32]]:
+    """The training images ⊙ each configured mask export (every training id must have one)."""
+    from gazelab.models.export import load_masks, masked_images
+
+    out = {}
+    for name, folder in cfg.masks.items():
+        ms = load_masks(folder)
+        have = set(ms.ids)
+        missing = [i for i in data.ids_train if i not in have]
+        if missing:
+            raise TrainingError(
+                f"mask export {folder} has no mask for {len(missing)} of the {len(data.ids_train)} "
+                f"training images (e.g. {missing[0]!r}); export masks for {cfg.images}"
+            )
+        out[name] = masked_images(data.x_train, data.ids_train, ms)
+    return out

@@ -19,7 +19,17 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
         tmp_path, n_images=3, seed=1, quick=True
     )
     printed = capsys.readouterr().out
-    for stage in ("[1/6]", "[2/6]", "[3/6]", "[4/6]", "[5/6]", "[6/6]", "done in"):
+    for stage in (
+        "[1/8]",
+        "[2/8]",
+        "[3/8]",
+        "[4/8]",
+        "[5/8]",
+        "[6/8]",
+        "[7/8]",
+        "[8/8]",
+        "done in",
+    ):
         assert stage in printed
     with SessionStore(tmp_path / "project.sqlite") as store:
         (rec,) = store.sessions()
