@@ -100,6 +100,34 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
     assert main(["compare", "--store", str(tmp_path / "project.sqlite")]) == 2
     assert "no model" in capsys.readouterr().err
 
+    # stages 7-8 and the masks / train commands
+    assert (tmp_path / "masks" / "human_A1" / "manifest.csv").exists()
+    assert (tmp_path / "trainee" / "summary.md").exists()
+    assert len(summary["trainee"]) == 7
+    argv = ["masks", "--project", str(tmp_path), "--analyzer", "gradient", "--algorithm",
+            "human", "--annotator", "A1", "--mixed", "--size", "32", "--out", str(tmp_path / "mh")]  # fmt: skip
+    assert main(argv) == 0
+    from gazelab.models.export import load_masks
+
+    assert load_masks(tmp_path / "mh").masks.shape == (3, 32, 32)
+    argv = ["masks", "--model", str(tmp_path / "model.keras"), "--images", "synthetic:40:5:64",
+            "--analyzer", "gradient", "--algorithm", "mean", "--out", str(tmp_path / "mm")]  # fmt: skip
+    assert main(argv) == 0 and len(load_masks(tmp_path / "mm").ids) == 40
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(
+        '[data]\nimages = "synthetic:40:5:64"\n[training]\narchitecture = "small_cnn"\n'
+        "input_size = 32\nepochs = 2\nmasked_epochs = 1\nbatch_size = 8\n"
+        '[trainee.masks]\nmean = "mm"\n'
+    )
+    assert main(["train", "trainer", "--config", str(cfg), "--out", str(tmp_path / "tr")]) == 0
+    assert (tmp_path / "tr" / "best.keras").exists() and (tmp_path / "tr" / "steps.csv").exists()
+    assert main(["train", "trainee", "--config", str(cfg), "--out", str(tmp_path / "te")]) == 0
+    assert "mean_then_no_mask" in (tmp_path / "te" / "summary.md").read_text()
+    capsys.readouterr()
+    cfg.write_text('[data]\nimages = "synthetic:40:5:64"\n[training]\nepochs = -1\n')
+    assert main(["train", "trainer", "--config", str(cfg)]) == 2
+    assert "training.epochs" in capsys.readouterr().err
+
 
 def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
