@@ -363,3 +363,18 @@ def jobs_from_comparison(
             jobs.append(MaskJob(im.image_id, fallback, "perceptive", dataset, model_params,
                                 annotator or "", comp.model_hash, True, ihash))  # fmt: skip
     return jobs
+
+
+def triples(
+    images: NDArray[np.float32], labels: Sequence[int], ids: Sequence[str], masks: MaskSet
+) -> Iterable[tuple[NDArray[np.float32], NDArray[np.bool_], int]]:
+    """(image, mask, label) per training image, the mask resized (nearest) to the image;
+    an image without a mask in the export is an error naming it."""
+    have = set(masks.ids)
+    for k, iid in enumerate(ids):
+        if iid not in have:
+            raise ExportError(f"no mask for image {iid!r} in this export")
+        m = masks.mask(iid)
+        if m.shape != images.shape[1:3]:
+            m = resize_mask(m, images.shape[1:3])
+        yield images[k], m, int(labels[k])

@@ -105,7 +105,8 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
     assert (tmp_path / "trainee" / "summary.md").exists()
     assert len(summary["trainee"]) == 7
     argv = ["masks", "--project", str(tmp_path), "--analyzer", "gradient", "--algorithm",
-            "human", "--annotator", "A1", "--mixed", "--size", "32", "--out", str(tmp_path / "mh")]  # fmt: skip
+            "human", "--annotator", "A1", "--mixed", "--size", "32",
+            "--out", str(tmp_path / "mh")]  # fmt: skip
     assert main(argv) == 0
     from gazelab.models.export import load_masks
 

@@ -145,3 +145,19 @@ def test_human_masks_from_a_project_with_fallback(tmp_path) -> None:  # type: ig
     pooled = jobs_from_comparison(comp, "human", settings=Settings(), size=32)
     m = pooled[0].compute()
     assert m.sum() > want.sum() and (m | want).sum() == m.sum()
+
+
+def test_triples_for_training(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from gazelab.models.export import triples
+
+    rel = _relevance(3, 16)
+    ids = ["a", "b", "c"]
+    export_masks(jobs_from_relevance(ids, rel, "mean", settings=Settings(), n=3), tmp_path / "m",
+                 request={"algorithm": "mean"})  # fmt: skip
+    ms = load_masks(tmp_path / "m")
+    imgs = np.ones((2, 32, 32, 1), np.float32)
+    out = list(triples(imgs, [4, 5], ["c", "a"], ms))
+    assert [t[2] for t in out] == [4, 5] and out[0][1].shape == (32, 32)
+    assert np.array_equal(out[0][1][::2, ::2], ms.mask("c"))  # nearest 2× upsampling
+    with pytest.raises(ExportError, match="'zz'"):
+        list(triples(imgs, [1], ["zz"], ms))

@@ -120,3 +120,16 @@ def test_mirrored_strategy_on_two_logical_cpus_matches_one_device() -> None:
     # drift by the order of reductions (all-reduce of two half-batch gradients), < 1 %
     assert abs(one[0] - two[0]) < 1e-5 * one[0], (one, two)
     assert np.allclose(one, two, rtol=1e-2), (one, two)
+
+
+def test_registry_builds_every_architecture() -> None:
+    from gazelab.models.architectures import ArchitectureError, build_model
+
+    m = build_model("mobilenet_v2", (32, 32, 1), 8)
+    assert m.output_shape == (None, 8) and m.layers[-1].activation.__name__ == "softmax"
+    for name, size in (("inception_v3", 75), ("xception", 71)):
+        assert build_model(name, (size, size, 3), 8).output_shape == (None, 8)
+    with pytest.raises(ArchitectureError, match="at least 75"):
+        build_model("inception_v3", (32, 32, 1), 8)
+    with pytest.raises(ArchitectureError, match="unknown architecture"):
+        build_model("vgg", (32, 32, 1), 8)
