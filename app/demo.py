@@ -276,9 +276,11 @@ def masks_and_trainee_stage(out: Path, *, seed: int, quick: bool) -> dict[str, o
         ms = load_masks(folder)
         masked[alg] = masked_images(data.x_train, data.ids_train, ms)
         print(f"      {alg} masks of {n_train} training faces: {ms.masks.mean():.0%} kept")
+    # no augmentation here: augmented, 4 epochs of 1 200 faces stay on the ln 8 plateau
     print(f"[8/{S}] Trainee experiment: 7 runs × {epochs} epochs on {n_train} faces ({px} px)")
     t = TrainingSettings(architecture="small_cnn", input_size=px, epochs=epochs,
-                         masked_epochs=masked_epochs, seed=seed, eval_every_steps=5)  # fmt: skip
+                         masked_epochs=masked_epochs, seed=seed, eval_every_steps=5,
+                         augment=False)  # fmt: skip
     rows = run_experiment(t, data, masked, out / "trainee")
     for r in rows:
         ratio = r["ratio_to_baseline_steps"]
