@@ -13,13 +13,15 @@ temporary name and renamed, so a crash never leaves a half-written map.
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from gazelab.fileio import array_sha256, atomic_write
 
 
 def model_hash(model: Any) -> str:
@@ -32,9 +34,7 @@ def model_hash(model: Any) -> str:
 
 def array_hash(x: NDArray[Any]) -> str:
     """SHA-256 of an array's dtype, shape and bytes (hex, 24 characters)."""
-    h = hashlib.sha256(f"{x.dtype.str}{x.shape}".encode())
-    h.update(np.ascontiguousarray(x).tobytes())
-    return h.hexdigest()[:24]
+    return array_sha256(x)[:24]
 
 
 class SaliencyCache:
@@ -68,10 +68,9 @@ class SaliencyCache:
     ) -> None:
         p = self._path(model_key, analyzer, neuron, image_key)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, np.asarray(rel, dtype=np.float32))
-        os.replace(tmp, p)
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(rel, dtype=np.float32))
+        atomic_write(p, buf.getvalue())
 
 
 def cached_relevance(

@@ -203,7 +203,6 @@ def analyse_project(
 
     sources: dict[str, ImageSource] = {}
     images: dict[str, ImageAnalysis] = {}
-    kernels: dict[str, HeatmapKernel] = {}
     first_settings: Settings | None = None
     for k, rec in enumerate(records):
         if progress:
@@ -234,7 +233,6 @@ def analyse_project(
                     {},
                 )
             im_kernel = kernel.scaled(1.0 / tg.layout.scale)
-            kernels[iid] = im_kernel
             images[iid].kernel_px = (im_kernel.c, im_kernel.radius)
             pts = tg.points(an.point_source, "image")
             fix = tg.points("events", "image")
@@ -270,10 +268,10 @@ def analyse_project(
         im.predicted = CLASSES[int(probs[i].argmax())] if probs.shape[1] == len(CLASSES) else ""
         im.relevance = rel[i]
         shape = (int(im.image.shape[0]), int(im.image.shape[1]))
-        kern = kernels[im.image_id]
+        c_img, r_img = im.kernel_px
         pts = relevance_points_to_image(top_n_points(rel[i], n), rel[i].shape, shape)
         im.model_points = pts
-        im.model_heatmap = fixation_heatmap(pts, shape, kern.c, kern.radius)
+        im.model_heatmap = fixation_heatmap(pts, shape, c_img, r_img)
         if im.regions is not None:
             ry, rx = np.unravel_index(int(np.argmax(rel[i])), rel[i].shape)
             px = relevance_points_to_image(np.array([[rx, ry]], float), rel[i].shape, shape)[0]
@@ -291,7 +289,6 @@ def analyse_project(
     if progress:
         progress("metrics", len(ordered), len(ordered))
     ref = first_settings or Settings()
-    k0 = next(iter(kernels.values()))
     return Comparison(
         images=ordered,
         annotators=sorted(set(key.values()), key=list(key.values()).index),
@@ -299,7 +296,7 @@ def analyse_project(
         analysis=an,
         n_points=n,
         mean_points=mean_points,
-        kernel_image_px={"c": k0.c, "radius": k0.radius},
+        kernel_image_px={"c": ordered[0].kernel_px[0], "radius": ordered[0].kernel_px[1]},
         model_name=str(model.name),
         model_hash=model_hash(model),
         settings_toml=ref.replace(analysis=an).to_toml(),

@@ -8,6 +8,7 @@ maps them into the stimulus frame and builds the span-limited Gaussian heatmap.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,15 +22,27 @@ from gazelab.settings import Settings
 
 @dataclass(frozen=True)
 class TrialGaze:
-    """One trial's fixations (with stimulus/image frames) and its stimulus-frame heatmap."""
+    """One trial's fixations (with stimulus/image frames) and its stimulus-frame heatmap
+    (built on first access: analyses in image pixels never pay for the 1200×1200 frame)."""
 
     trial_index: int
     image_id: str
     fixations: FixationTable
-    heatmap: NDArray[np.float64]  # (square_px, square_px)
     n_samples: int
     fixation_samples: NDArray[np.float64]  # (K, 2) screen px of the valid samples in fixations
     layout: StimulusLayout
+    kernel: HeatmapKernel  # stimulus-frame px
+    duration_weighting: bool = False
+
+    @cached_property
+    def heatmap(self) -> NDArray[np.float64]:
+        """The §5 heatmap in the stimulus frame, ``(square_px, square_px)``."""
+        square = self.layout.square_px
+        weights = self.fixations["duration_ms"] if self.duration_weighting else None
+        return fixation_heatmap(
+            self.points("events", "stimulus"), (square, square), self.kernel.c, self.kernel.radius,
+            weights,
+        )  # fmt: skip
 
     def points(self, source: str = "events", frame: str = "image") -> NDArray[np.float64]:
         """Fixation points, ``(N, 2)``: one per fixation event (centroid) or one per valid
@@ -83,9 +96,6 @@ def trial_gaze(
             velocity_deg_s=s.fixations.velocity_deg_s,
         )
         fx = add_frames(fx, layout)
-        points = np.stack([fx["x_stim"], fx["y_stim"]], axis=-1)
-        weights = fx["duration_ms"] if s.heatmap.duration_weighting else None
-        heat = fixation_heatmap(points, (square, square), kernel.c, kernel.radius, weights)
         rows = [
             r
             for a, n in zip(fx["first_sample"], fx["n_samples"], strict=True)
@@ -93,5 +103,6 @@ def trial_gaze(
             if samples["valid"][r]
         ]
         fix_xy = np.stack([samples["x"][rows], samples["y"][rows]], axis=-1).reshape(-1, 2)
-        out.append(TrialGaze(ti, image_id, fx, heat, int(keep.sum()), fix_xy, layout))
+        out.append(TrialGaze(ti, image_id, fx, int(keep.sum()), fix_xy, layout, kernel,
+                             s.heatmap.duration_weighting))  # fmt: skip
     return out

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,10 @@ from numpy.typing import NDArray
 
 from gazelab import CLASSES
 from gazelab.analysis.compare import METRICS, PAPER_METRICS, Comparison, ImageAnalysis, summaries
+from gazelab.fileio import atomic_write, safe_filename
 
 HUMAN_COLOURS = ((255, 40, 0), (0, 160, 255), (255, 200, 0), (200, 0, 255), (0, 220, 120))
 MODEL_COLOUR = (40, 220, 40)
-
-
-def _atomic_write(path: Path, data: bytes | str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
 
 
 def _fmt(mean: float, sd: float) -> str:
@@ -93,6 +87,19 @@ def markdown(comp: Comparison, summ: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def plot_confusion(
+    ax: Any, confusion: Any, title: str, axes_labels: tuple[str, str] = ("predicted", "true")
+) -> None:
+    """A confusion matrix over :data:`~gazelab.CLASSES` on a matplotlib axis."""
+    ticks = [c[:3] for c in CLASSES]
+    ax.imshow(np.asarray(confusion), cmap="Blues")
+    ax.set_xticks(range(len(CLASSES)), ticks, fontsize=7)
+    ax.set_yticks(range(len(CLASSES)), ticks, fontsize=7)
+    ax.set_xlabel(axes_labels[0])
+    ax.set_ylabel(axes_labels[1])
+    ax.set_title(title)
+
+
 def image_panels(im: ImageAnalysis, annotators: list[str]) -> list[tuple[str, NDArray[np.uint8]]]:
     """(title, RGB) panels of one image: the image, each annotator's heatmap, the model's
     heatmap, and all contours together."""
@@ -129,11 +136,11 @@ def write_report(comp: Comparison, out: str | Path, *, max_image_figures: int = 
     fig_dir.mkdir(parents=True, exist_ok=True)
     summ = summaries(comp)
     df = comp.frame()
-    _atomic_write(out / "rows.csv", df.to_csv(index=False))
+    atomic_write(out / "rows.csv", df.to_csv(index=False))
     import pandas as pd
 
     for key in ("by_annotator", "by_class"):
-        _atomic_write(out / f"{key}.csv", pd.DataFrame(summ[key]).to_csv(index=False))
+        atomic_write(out / f"{key}.csv", pd.DataFrame(summ[key]).to_csv(index=False))
     doc = {
         "model": {"name": comp.model_name, "hash": comp.model_hash},
         "analyzer": comp.analysis.analyzer,
@@ -147,9 +154,9 @@ def write_report(comp: Comparison, out: str | Path, *, max_image_figures: int = 
         "settings_toml": comp.settings_toml,
         **summ,
     }
-    _atomic_write(out / "report.json", json.dumps(_finite(doc), indent=2, allow_nan=False))
+    atomic_write(out / "report.json", json.dumps(_finite(doc), indent=2, allow_nan=False))
     md = markdown(comp, summ)
-    _atomic_write(out / "report.md", md)
+    atomic_write(out / "report.md", md)
 
     # metric distributions
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3 * len(METRICS), 3.2))
@@ -174,12 +181,8 @@ def write_report(comp: Comparison, out: str | Path, *, max_image_figures: int = 
     if whos:
         fig, axes = plt.subplots(1, len(whos), figsize=(4 * len(whos), 4), squeeze=False)
         for ax, (who, r) in zip(axes[0], whos, strict=True):
-            ax.imshow(np.asarray(r["confusion"]), cmap="Blues")
-            ax.set_title(f"{who}: accuracy {r['accuracy']:.2f}")
-            ax.set_xticks(range(len(CLASSES)), [c[:3] for c in CLASSES], fontsize=7)
-            ax.set_yticks(range(len(CLASSES)), [c[:3] for c in CLASSES], fontsize=7)
-            ax.set_xlabel("given")
-            ax.set_ylabel("dataset")
+            plot_confusion(ax, r["confusion"], f"{who}: accuracy {r['accuracy']:.2f}",
+                           ("given", "dataset"))  # fmt: skip
         fig.tight_layout()
         fig.savefig(fig_dir / "confusion.png", dpi=80)
         plt.close(fig)
@@ -193,13 +196,9 @@ def write_report(comp: Comparison, out: str | Path, *, max_image_figures: int = 
             ax.set_title(title, fontsize=8)
             ax.axis("off")
         fig.tight_layout()
-        fig.savefig(fig_dir / f"{_safe(im.image_id)}.png", dpi=80)
+        fig.savefig(fig_dir / f"{safe_filename(im.image_id)}.png", dpi=80)
         plt.close(fig)
     return out / "report.md"
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def _finite(o: Any) -> Any:

@@ -228,7 +228,7 @@ def cmd_saliency(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Human gaze vs model saliency: the report (CSV, JSON, Markdown, figures)."""
     from gazelab.analysis.cache import SaliencyCache
-    from gazelab.analysis.compare import AnalysisError, ProjectPaths, analyse_project
+    from gazelab.analysis.compare import AnalysisError, ProjectPaths, analyse_project, summaries
     from gazelab.analysis.report import write_report
     from gazelab.annotation.store import SessionStore
     from gazelab.models.architectures import load_classifier
@@ -249,8 +249,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     report = Path(args.report or (paths.store.parent / "report"))
     md = write_report(comp, report)
-    from gazelab.analysis.compare import summaries
-
     summ = summaries(comp)
     print(f"{len(comp.images)} images, annotators {', '.join(comp.annotators)}; n = "
           f"{comp.n_points} (fixation {comp.analysis.point_source})")  # fmt: skip
@@ -277,8 +275,6 @@ def cmd_view(args: argparse.Namespace) -> int:
 def cmd_masks(args: argparse.Namespace) -> int:
     """Export masks: from a project (human or model masks of its images) or, with
     --images, model masks for a whole image set."""
-    from tqdm import tqdm
-
     from gazelab.models.architectures import load_classifier, to_model_input
     from gazelab.models.export import (
         ExportError,
@@ -293,6 +289,7 @@ def cmd_masks(args: argparse.Namespace) -> int:
                if k in ("algorithm", "annotator", "mixed", "size", "n", "analyzer",
                         "point_source", "images", "sessions")}  # fmt: skip
     request["negative_fraction"] = settings.masks.negative_fraction
+    progress = _tqdm_progress()
     if args.images:
         if args.algorithm == "human":
             raise ExportError("human masks come from recorded sessions: use --project/--store")
@@ -307,7 +304,6 @@ def cmd_masks(args: argparse.Namespace) -> int:
         ids = list(src.ids)
         pixels = [src.image(i) for i in ids]
         x = to_model_input(pixels, model.input_shape[1:])
-        progress = _tqdm_progress()
         rel, _ = cached_relevance(
             model, x, args.analyzer or "deep_taylor",
             SaliencyCache(args.cache) if args.cache else None,
@@ -331,7 +327,7 @@ def cmd_masks(args: argparse.Namespace) -> int:
         with SessionStore(paths.store) as store:
             comp = analyse_project(store, model, sessions, analysis=_analysis_settings(args),
                                    cache=SaliencyCache(paths.cache) if paths.cache else None,
-                                   progress=_tqdm_progress())  # fmt: skip
+                                   progress=progress)  # fmt: skip
         size = args.size or int(model.input_shape[1])
         jobs = jobs_from_comparison(comp, args.algorithm, settings=settings, size=size,
                                     annotator=args.annotator, mixed=args.mixed,
@@ -339,14 +335,9 @@ def cmd_masks(args: argparse.Namespace) -> int:
     if not jobs:
         raise ExportError("no masks to export: nobody looked at these images "
                           "(use --mixed to fall back to model masks)")  # fmt: skip
-    bar = tqdm(total=len(jobs), desc="   masks", unit="mask")
-
-    def tick(done: int, total: int) -> None:
-        bar.n = done
-        bar.refresh()
-
-    manifest = export_masks(jobs, args.out, request=request, progress=tick)
-    bar.close()
+    manifest = export_masks(
+        jobs, args.out, request=request, progress=lambda d, t: progress("masks", d, t)
+    )
     fallbacks = sum(j.fallback for j in jobs)
     print(f"{len(jobs)} {args.algorithm} masks ({fallbacks} fallbacks) -> {manifest.parent}")
     return 0

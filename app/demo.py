@@ -24,10 +24,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gazelab import CLASSES
+
+if TYPE_CHECKING:
+    from gazelab.analysis.compare import Comparison
 
 S = 8  # stages
 
@@ -147,8 +151,10 @@ def run_demo(
                 f"{row['fixations_in_diagnostic_regions']:.0%} in diagnostic regions"
             )
     summary["model"] = train_demo_model(out / "model.keras", seed=seed, quick=quick)
-    summary["comparison"] = compare_stage(out, analyzer="gradient" if quick else "deep_taylor")
-    summary["trainee"] = masks_and_trainee_stage(out, seed=seed, quick=quick)
+    summary["comparison"], comp = compare_stage(
+        out, analyzer="gradient" if quick else "deep_taylor"
+    )
+    summary["trainee"] = masks_and_trainee_stage(out, comp, seed=seed, quick=quick)
     summary["seconds"] = round(time.monotonic() - t_start, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"done in {summary['seconds']} s: {out}/summary.json")
@@ -188,8 +194,9 @@ def train_demo_model(path: Path, *, seed: int, quick: bool) -> dict[str, float]:
     return {"macro_f1": round(f1, 4), "train_images": n_train, "input_px": size}
 
 
-def compare_stage(out: Path, *, analyzer: str) -> dict[str, object]:
-    """Stage 6: human gaze vs model saliency, the report written into ``out/report``."""
+def compare_stage(out: Path, *, analyzer: str) -> tuple[dict[str, object], Comparison]:
+    """Stage 6: human gaze vs model saliency, the report written into ``out/report``;
+    returns the printed numbers and the comparison (reused by stage 7)."""
     from gazelab.analysis.cache import SaliencyCache
     from gazelab.analysis.compare import analyse_project, summaries
     from gazelab.analysis.report import write_report
@@ -222,14 +229,14 @@ def compare_stage(out: Path, *, analyzer: str) -> dict[str, object]:
         )
         result["pointing_game"] = pg["model_hit_rate"]
     print(f"      report: {md}  (open the project: gazelab view --project {out})")
-    return result
+    return result, comp
 
 
-def masks_and_trainee_stage(out: Path, *, seed: int, quick: bool) -> dict[str, object]:
+def masks_and_trainee_stage(
+    out: Path, comp: Comparison, *, seed: int, quick: bool
+) -> dict[str, object]:
     """Stages 7-8: human and model mask exports, then the seven-run Trainee experiment."""
     from gazelab.analysis.cache import SaliencyCache, cached_relevance, model_hash
-    from gazelab.analysis.compare import analyse_project
-    from gazelab.annotation.store import SessionStore
     from gazelab.models.architectures import load_classifier, to_model_input
     from gazelab.models.export import (
         export_masks,
@@ -240,16 +247,13 @@ def masks_and_trainee_stage(out: Path, *, seed: int, quick: bool) -> dict[str, o
     )
     from gazelab.models.synthetic import synthetic_faces
     from gazelab.models.training import TrainData, run_experiment
-    from gazelab.settings import AnalysisSettings, Settings, TrainingSettings
+    from gazelab.settings import Settings, TrainingSettings
 
-    analyzer = "gradient" if quick else "deep_taylor"
+    analyzer = comp.analysis.analyzer
     settings = Settings()
     model = load_classifier(out / "model.keras")
     size = int(model.input_shape[1])
     print(f"[7/{S}] mask exports to {out / 'masks'}")
-    with SessionStore(out / "project.sqlite") as store:
-        comp = analyse_project(store, model, analysis=AnalysisSettings(analyzer=analyzer),
-                               cache=SaliencyCache(out / "saliency-cache"))  # fmt: skip
     for who in comp.annotators:
         jobs = jobs_from_comparison(comp, "human", settings=settings, size=size, annotator=who,
                                     mixed=True, dataset="demo")  # fmt: skip

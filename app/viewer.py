@@ -118,7 +118,6 @@ class ViewerWindow(QtWidgets.QMainWindow):
         pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
         self.setWindowTitle("gazelab — gaze vs saliency")
         self.comp: Comparison | None = None
-        self.layers = Layers()
         self.visible: list[ImageAnalysis] = []
         self.rendered: NDArray[np.uint8] | None = None
         self.error: str | None = None
@@ -314,8 +313,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             self.caption.setText("no image matches the filters" if self.comp else "")
             self.metrics.setRowCount(0)
             return
-        self.layers = self.current_layers()
-        self.rendered = compose(im, self.comp.annotators, self.layers)
+        self.rendered = compose(im, self.comp.annotators, self.current_layers())
         self.item.setImage(self.rendered, levels=(0, 255))
         self.view.autoRange(padding=0.0)
         hit = "" if im.model_hit is None else f"; model's top pixel in a region: {im.model_hit}"

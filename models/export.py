@@ -23,14 +23,15 @@ import csv
 import hashlib
 import io
 import json
-import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from gazelab.fileio import array_sha256, atomic_write, safe_filename
 
 MANIFEST_COLUMNS = ("image_id", "dataset", "algorithm", "parameters", "annotator", "model",
                     "fallback", "mask_sha256", "image_sha256", "png")  # fmt: skip
@@ -76,19 +77,6 @@ def mask_sha256(mask: NDArray[np.bool_]) -> str:
     return h.hexdigest()
 
 
-def _safe_name(image_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in image_id)
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _png_bytes(mask: NDArray[np.bool_]) -> bytes:
     from PIL import Image
 
@@ -125,7 +113,7 @@ def export_masks(
                 "choose another --out folder or delete it"
             )
     else:
-        _atomic_bytes(
+        atomic_write(
             info_path, json.dumps({"request": request, "complete": False}, indent=2).encode()
         )
     ids = [j.image_id for j in jobs]
@@ -136,7 +124,7 @@ def export_masks(
     masks: dict[str, NDArray[np.bool_]] = {}
     reused = 0
     for k, job in enumerate(jobs):
-        png = png_dir / f"{_safe_name(job.image_id)}.png"
+        png = png_dir / f"{safe_filename(job.image_id)}.png"
         if png.exists():
             mask = _read_png(png)
             reused += 1
@@ -144,7 +132,7 @@ def export_masks(
             mask = np.asarray(job.compute(), dtype=bool)
             if mask.ndim != 2:
                 raise ExportError(f"mask of {job.image_id!r} has shape {mask.shape}, not (H, W)")
-            _atomic_bytes(png, _png_bytes(mask))
+            atomic_write(png, _png_bytes(mask))
         masks[job.image_id] = mask
         rows.append({
             "image_id": job.image_id,
@@ -163,12 +151,12 @@ def export_masks(
     buf = io.BytesIO()
     np.savez_compressed(buf, **{f"m{i}": masks[j.image_id] for i, j in enumerate(jobs)},
                         ids=np.array(ids, dtype=object).astype(str))  # fmt: skip
-    _atomic_bytes(out / "masks.npz", buf.getvalue())
+    atomic_write(out / "masks.npz", buf.getvalue())
     text = io.StringIO()
     w = csv.DictWriter(text, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    _atomic_bytes(out / "manifest.csv", text.getvalue().encode())
+    atomic_write(out / "manifest.csv", text.getvalue().encode())
     done = {
         "request": request,
         "complete": True,
@@ -177,7 +165,7 @@ def export_masks(
         "fallbacks": sum(int(j.fallback) for j in jobs),
         "kept_fraction": float(np.mean([m.mean() for m in masks.values()])) if masks else 0.0,
     }
-    _atomic_bytes(info_path, json.dumps(done, indent=2).encode())
+    atomic_write(info_path, json.dumps(done, indent=2).encode())
     return out / "manifest.csv"
 
 
@@ -213,9 +201,7 @@ def load_masks(folder: str | Path, *, verify: bool = True) -> MaskSet:
 
 def image_sha256(x: NDArray[Any]) -> str:
     """Hash of an image's pixels (dtype, shape, bytes)."""
-    h = hashlib.sha256(f"{x.dtype.str}{x.shape}".encode())
-    h.update(np.ascontiguousarray(x).tobytes())
-    return h.hexdigest()
+    return array_sha256(x)
 
 
 def masked_images(
@@ -226,12 +212,21 @@ def masked_images(
     from gazelab.models.masks import apply_mask
 
     out = np.empty_like(images)
-    for k, iid in enumerate(ids):
-        m = masks.mask(iid)
-        if m.shape != images.shape[1:3]:
-            m = resize_mask(m, images.shape[1:3])
-        out[k] = apply_mask(images[k], m)
+    for k, mask in enumerate(_masks_for(ids, masks, images.shape[1:3])):
+        out[k] = apply_mask(images[k], mask)
     return out
+
+
+def _masks_for(
+    ids: Iterable[str], masks: MaskSet, shape: tuple[int, ...]
+) -> Iterator[NDArray[np.bool_]]:
+    """The export's mask of each id, resized (nearest) to ``shape``; a missing id is an error."""
+    index = {iid: k for k, iid in enumerate(masks.ids)}
+    for iid in ids:
+        if iid not in index:
+            raise ExportError(f"no mask for image {iid!r} in this export")
+        m = masks.masks[index[iid]]
+        yield m if m.shape == tuple(shape) else resize_mask(m, shape)
 
 
 def resize_mask(mask: NDArray[np.bool_], shape: tuple[int, ...]) -> NDArray[np.bool_]:
@@ -370,11 +365,5 @@ def triples(
 ) -> Iterable[tuple[NDArray[np.float32], NDArray[np.bool_], int]]:
     """(image, mask, label) per training image, the mask resized (nearest) to the image;
     an image without a mask in the export is an error naming it."""
-    have = set(masks.ids)
-    for k, iid in enumerate(ids):
-        if iid not in have:
-            raise ExportError(f"no mask for image {iid!r} in this export")
-        m = masks.mask(iid)
-        if m.shape != images.shape[1:3]:
-            m = resize_mask(m, images.shape[1:3])
+    for k, m in enumerate(_masks_for(ids, masks, images.shape[1:3])):
         yield images[k], m, int(labels[k])

@@ -157,10 +157,12 @@ class RunResult:
 
 
 def _class_weights(y: NDArray[np.int64], n_classes: int) -> NDArray[np.float32]:
-    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    present = counts > 0
+    """scikit-learn's "balanced" weights for the classes present (0 for absent ones)."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(y)
     w = np.zeros(n_classes)
-    w[present] = len(y) / (present.sum() * counts[present])  # sklearn's "balanced"
+    w[present] = compute_class_weight("balanced", classes=present, y=y)
     return w.astype(np.float32)
 
 
@@ -333,12 +335,9 @@ def write_run(result: RunResult, out: Path, training: TrainingSettings) -> None:
     fig.savefig(out / "learning_curve.png", dpi=80)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.imshow(np.asarray(result.confusion), cmap="Blues")
-    ax.set_xticks(range(len(CLASSES)), [c[:3] for c in CLASSES], fontsize=7)
-    ax.set_yticks(range(len(CLASSES)), [c[:3] for c in CLASSES], fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{result.name}: best macro-F1 {result.best_f1:.3f}")
+    from gazelab.analysis.report import plot_confusion
+
+    plot_confusion(ax, result.confusion, f"{result.name}: best macro-F1 {result.best_f1:.3f}")
     fig.tight_layout()
     fig.savefig(out / "confusion.png", dpi=80)
     plt.close(fig)
