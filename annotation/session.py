@@ -8,6 +8,7 @@ string stored with the session, so a resumed session rebuilds the same images:
 ``synthetic:N:SEED[:SIZE]``   N procedural faces, SIZE px (default ``synthetic:8:0:256``)
 ``folder:PATH``        a folder-per-class layout
 ``ck+:PATH``           a CK+ root (``cohn-kanade-images/``, ``Emotion/``)
+``fer+:PATH``, ``affectnet:PATH``  FER+ / AffectNet in their distributed layouts
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def open_image_source(spec: str) -> ImageSource:
             lambda fid: faces.images[by_id[fid]],
             {fid: faces.regions[i] for fid, i in by_id.items()},
         )
-    if kind in ("folder", "ck+"):
+    if kind.lower() in ("folder", "ck+", "ckplus", "fer+", "ferplus", "affectnet"):
         from gazelab.models.datasets.library import load_dataset
 
         if not rest:

@@ -12,14 +12,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from gazelab import __version__
+from gazelab.analysis.saliency import ANALYZERS as ANALYZER_CHOICES
 
 Handler = Callable[[argparse.Namespace], int]
-ANALYZER_CHOICES = (
-    "deep_taylor", "lrp_epsilon", "lrp_alpha1beta0", "integrated_gradients",
-    "gradient_innvestigate", "gradient", "gradcam",
-)  # fmt: skip
 
 
 def _settings(args: argparse.Namespace):
@@ -196,10 +194,16 @@ def cmd_saliency(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from gazelab.analysis.cache import SaliencyCache, cached_relevance
+    from gazelab.analysis.saliency import SaliencyError
     from gazelab.annotation.session import open_image_source
     from gazelab.models.architectures import load_classifier, to_model_input
 
     model = load_classifier(args.model)
+    if args.dataset:
+        return _saliency_dataset(args, model)
+    if not args.images:
+        raise SaliencyError("name the images: --images SPEC (small sets, one NPZ) or "
+                            "--dataset SPEC (whole datasets, resumable shards)")  # fmt: skip
     src = open_image_source(args.images)
     ids = src.ids[: args.limit] if args.limit else src.ids
     x = to_model_input([src.image(i) for i in ids], model.input_shape[1:])
@@ -222,6 +226,23 @@ def cmd_saliency(args: argparse.Namespace) -> int:
             Image.fromarray(grey).save(out / f"{iid}_{args.analyzer}.png")
     print(f"{len(ids)} relevance maps ({computed} computed, {len(ids) - computed} from the "
           f"cache) -> {out / f'relevance_{args.analyzer}.npz'}")  # fmt: skip
+    return 0
+
+
+def _saliency_dataset(args: argparse.Namespace, model) -> int:  # type: ignore[no-untyped-def]
+    """``saliency --dataset``: stream a whole dataset into float16 NPZ shards (resumable)."""
+    from gazelab.analysis.dataset_relevance import explain_dataset
+    from gazelab.annotation.session import open_image_source
+
+    src = open_image_source(args.dataset)
+    progress = _tqdm_progress()
+    maps = explain_dataset(
+        model, src, args.out, args.analyzer, shard_size=args.shard_size,
+        batch_size=args.batch_size, limit=args.limit,
+        progress=lambda d, t: progress("saliency", d, t),
+    )  # fmt: skip
+    print(f"{len(maps)} relevance maps ({args.analyzer}) in {maps.meta['n_shards']} shards "
+          f"-> {Path(args.out) / 'index.csv'}")  # fmt: skip
     return 0
 
 
@@ -303,12 +324,28 @@ def cmd_masks(args: argparse.Namespace) -> int:
         src = open_image_source(args.images)
         ids = list(src.ids)
         pixels = [src.image(i) for i in ids]
-        x = to_model_input(pixels, model.input_shape[1:])
-        rel, _ = cached_relevance(
-            model, x, args.analyzer or "deep_taylor",
-            SaliencyCache(args.cache) if args.cache else None,
-            progress=lambda d, t: progress("saliency", d, t), chunk=1024,
-        )  # fmt: skip
+        rel: Any
+        if args.relevance:  # maps written by `gazelab saliency --dataset`
+            from gazelab.analysis.dataset_relevance import load_dataset_relevance
+
+            rel = load_dataset_relevance(args.relevance)
+            want = {"model_hash": mhash(model), "dataset": args.images}
+            if args.analyzer:
+                want["analyzer"] = args.analyzer
+            wrong = [k for k, v in want.items() if rel.meta.get(k) != v]
+            if wrong or rel.ids != ids:
+                raise ExportError(
+                    f"{args.relevance} was written for another {', '.join(wrong) or 'image list'}"
+                    f" ({', '.join(f'{k}={rel.meta.get(k)!r}' for k in wrong)}); run gazelab "
+                    "saliency --dataset with this --model and these --images"
+                )
+        else:
+            x = to_model_input(pixels, model.input_shape[1:])
+            rel, _ = cached_relevance(
+                model, x, args.analyzer or "deep_taylor",
+                SaliencyCache(args.cache) if args.cache else None,
+                progress=lambda d, t: progress("saliency", d, t), chunk=1024,
+            )  # fmt: skip
         jobs = jobs_from_relevance(ids, rel, args.algorithm, settings=settings, n=args.n,
                                    dataset=args.images, model=mhash(model), size=args.size,
                                    image_hashes=[image_sha256(p) for p in pixels])  # fmt: skip
@@ -481,12 +518,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("saliency", cmd_saliency, "relevance maps of a model (deep Taylor, LRP, Grad-CAM...)")
     p.add_argument("--model", required=True, help="trained classifier (.keras)")
-    p.add_argument("--images", required=True, help="synthetic:N:SEED[:SIZE], folder:PATH, ck+:PATH")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--images", help="a small image set, one NPZ: synthetic:N:SEED[:SIZE], "
+                       "folder:PATH, ck+:PATH, fer+:PATH, affectnet:PATH")  # fmt: skip
+    which.add_argument("--dataset", help="a whole dataset (same specs), streamed into "
+                       "resumable float16 NPZ shards + index.csv")  # fmt: skip
     p.add_argument("--analyzer", default="deep_taylor", choices=ANALYZER_CHOICES)
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--cache", help="saliency cache folder (reused across runs)")
+    p.add_argument("--cache", help="saliency cache folder (--images; reused across runs)")
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--shard-size", type=int, default=256, help="--dataset: images per shard")
     p.add_argument("--png", action="store_true", help="also write |relevance| PNGs")
 
     p = add("compare", cmd_compare, "human gaze vs model saliency: metrics report")
@@ -514,6 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="images without the annotator's gaze get the model's perceptive mask",
     )
     p.add_argument("--images", help="model masks for a whole image set instead of a project")
+    p.add_argument("--relevance", help="with --images: relevance shards written by "
+                   "`gazelab saliency --dataset` (same model and images) instead of computing")  # fmt: skip
     p.add_argument("--size", type=int, help="mask side in px (default: the model's input)")
     p.add_argument("-n", type=int, default=7, help="points for perceptive masks with --images")
 
@@ -542,6 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _is_user_error(exc: Exception) -> bool:
     from gazelab.analysis.compare import AnalysisError
+    from gazelab.analysis.dataset_relevance import DatasetRelevanceError
     from gazelab.analysis.saliency import SaliencyError
     from gazelab.annotation.session import SessionSetupError
     from gazelab.annotation.speech import SpeechError
@@ -556,6 +601,7 @@ def _is_user_error(exc: Exception) -> bool:
 
     user_errors = (SettingsError, DatasetError, StoreError, SessionSetupError, SpeechError,
                    TrackerError, FileNotFoundError, AnalysisError, SaliencyError,
+                   DatasetRelevanceError,
                    ArchitectureError, ExportError, MaskError, TrainingError)  # fmt: skip
     return isinstance(exc, user_errors)
 

@@ -143,7 +143,11 @@ class AnalysisSettings(_Validated):
         "deep_taylor",
         choices=(
             "deep_taylor",
+            "deep_taylor_bounded",
             "lrp_epsilon",
+            "deep_taylor_innvestigate",
+            "lrp_epsilon_innvestigate",
+            "deep_taylor_bounded_innvestigate",
             "lrp_alpha1beta0",
             "integrated_gradients",
             "gradient_innvestigate",
