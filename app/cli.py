@@ -416,6 +416,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Distinctiveness pruning of the last (or a named) conv layer's feature maps."""
+    import json
+
+    import numpy as np
+
+    from gazelab.annotation.session import open_image_source
+    from gazelab.models.architectures import load_classifier, to_model_input
+    from gazelab.models.pruning import prune
+
+    model = load_classifier(args.model)
+    src = open_image_source(args.images)
+    ids = src.ids[: args.limit] if args.limit else src.ids
+    x = to_model_input([src.image(i) for i in ids], model.input_shape[1:])
+    y = np.array([src.labels[i] for i in ids])
+    pruned, res = prune(model, x, y, similar_deg=args.similar,
+                        complementary_deg=args.complementary, layer_name=args.layer)  # fmt: skip
+    out = Path(args.out or Path(args.model).with_name(Path(args.model).stem + "-pruned.keras"))
+    pruned.save(out)
+    summary = {**res.summary(), "model": str(args.model), "images": args.images,
+               "n_images": len(ids), "merged_pairs": {str(k): v for k, v in res.plan.merged.items()},
+               "complementary_maps": list(res.plan.complementary), "pruned_model": str(out)}  # fmt: skip
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{res.plan.n_maps} maps: {len(res.plan.merged)} merged (< {args.similar}°), "
+          f"{len(res.plan.complementary)} removed as complementary (> {args.complementary}°); "
+          f"accuracy {res.accuracy_before:.4f} -> {res.accuracy_after:.4f}; parameters "
+          f"{res.parameters_before} -> {res.parameters_after}; model: {out}")  # fmt: skip
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -561,6 +591,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="mask side in px (default: the model's input)")
     p.add_argument("-n", type=int, default=7, help="points for perceptive masks with --images")
 
+    p = add("prune", cmd_prune, "distinctiveness pruning of a conv layer's feature maps")
+    p.add_argument("--model", required=True, help="trained classifier (.keras)")
+    p.add_argument("--images", required=True, help="validation images with labels (image spec)")
+    p.add_argument("--similar", type=float, default=10.0, help="merge pairs under this angle (°)")
+    p.add_argument("--complementary", type=float, default=170.0,
+                   help="remove both maps of pairs over this angle (°)")  # fmt: skip
+    p.add_argument("--layer", help="conv layer to prune (default: the last Conv2D)")
+    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--out", help="pruned model (default: <model>-pruned.keras; + .json)")
+
     p = add("train", cmd_train, "train the Trainer, or run the Trainee experiment")
     p.add_argument("role", choices=("trainer", "trainee"))
     p.add_argument("--config", required=True, help="run config TOML ([data], [training], ...)")
@@ -596,13 +636,15 @@ def _is_user_error(exc: Exception) -> bool:
     from gazelab.models.datasets.base import DatasetError
     from gazelab.models.export import ExportError
     from gazelab.models.masks import MaskError
+    from gazelab.models.pruning import PruningError
     from gazelab.models.training import TrainingError
     from gazelab.settings import SettingsError
 
     user_errors = (SettingsError, DatasetError, StoreError, SessionSetupError, SpeechError,
                    TrackerError, FileNotFoundError, AnalysisError, SaliencyError,
                    DatasetRelevanceError,
-                   ArchitectureError, ExportError, MaskError, TrainingError)  # fmt: skip
+                   ArchitectureError, ExportError, MaskError, TrainingError,
+                   PruningError)  # fmt: skip
     return isinstance(exc, user_errors)
 
 

@@ -49,6 +49,27 @@ def small_cnn(input_shape: tuple[int, int, int], n_classes: int) -> Any:
     )
 
 
+def six_module_cnn(input_shape: tuple[int, int, int], n_classes: int) -> Any:
+    """Seed 003's CNN: six modules of conv + batch norm + ReLU + pooling, 16 → 256 feature
+    maps, max pooling in the first five and global average pooling in the last, then the
+    class scores. Distinctiveness pruning works on the last conv layer's maps."""
+    import tensorflow as tf
+
+    layers = tf.keras.layers
+    stack: list[Any] = [layers.Input(input_shape)]
+    for i, filters in enumerate((16, 32, 64, 128, 256, 256)):
+        stack += [
+            layers.Conv2D(filters, 3, padding="same", name=f"conv{i + 1}"),
+            layers.BatchNormalization(name=f"bn{i + 1}"),
+            layers.ReLU(name=f"relu{i + 1}"),
+            layers.MaxPooling2D(padding="same", name=f"pool{i + 1}")
+            if i < 5
+            else layers.GlobalAveragePooling2D(name="pool6"),
+        ]
+    stack.append(layers.Dense(n_classes, activation="softmax", name="scores"))
+    return tf.keras.Sequential(stack, name="six_module_cnn")
+
+
 def _application(name: str, min_size: int) -> Callable[[tuple[int, int, int], int], Any]:
     def build(input_shape: tuple[int, int, int], n_classes: int) -> Any:
         import tensorflow as tf
@@ -71,6 +92,7 @@ def _application(name: str, min_size: int) -> Callable[[tuple[int, int, int], in
 
 ARCHITECTURES: dict[str, Callable[[tuple[int, int, int], int], Any]] = {
     "small_cnn": small_cnn,
+    "six_module_cnn": six_module_cnn,
     "mobilenet_v2": _application("MobileNetV2", 32),
     "inception_v3": _application("InceptionV3", 75),
     "xception": _application("Xception", 71),

@@ -69,7 +69,9 @@ def residual_model(  # type: ignore[no-untyped-def]
 
     i = L.Input((12, 12, 3))
     a = L.Conv2D(6, 3, padding="same", activation="relu", bias_initializer=init())(i)
-    b = act(L.BatchNormalization()(L.Conv2D(6, 3, padding="same", bias_initializer=init())(a)), "r1")
+    b = act(
+        L.BatchNormalization()(L.Conv2D(6, 3, padding="same", bias_initializer=init())(a)), "r1"
+    )
     t = L.Add(name="add_a")([a, b])
     c = L.Conv2D(6, 3, padding="same", activation="relu", bias_initializer=init())(t)
     t = L.Add(name="add_b")([t, c])

@@ -1,0 +1,117 @@
+"""Whole-dataset relevance (analysis/dataset_relevance.py): shards, resume, the mask exporter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gazelab.analysis.dataset_relevance import (
+    DatasetRelevanceError,
+    explain_dataset,
+    load_dataset_relevance,
+)
+from gazelab.annotation.session import open_image_source
+
+pytestmark = pytest.mark.tf
+SPEC = "synthetic:200:5:32"
+
+
+@pytest.fixture(scope="module")
+def model():  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    from gazelab.models.architectures import build_model
+
+    tf.keras.utils.set_random_seed(0)
+    return build_model("small_cnn", (32, 32, 3), 8)
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+class Stop(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_identical_output(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src = open_image_source(SPEC)
+    whole = explain_dataset(model, src, tmp_path / "a", shard_size=64, batch_size=32)
+    assert len(whole) == 200 and whole.shape == (200, 32, 32)
+    assert whole.meta["n_shards"] == 4 and whole.meta["complete"]
+
+    def stop_in_shard_3(done: int, total: int) -> None:
+        if done > 150:
+            raise Stop
+
+    with pytest.raises(Stop):
+        explain_dataset(model, src, tmp_path / "b", shard_size=64, batch_size=32,
+                        progress=stop_in_shard_3)  # fmt: skip
+    partial = files(tmp_path / "b")
+    assert sorted(k for k in partial if k.startswith("shards")) == [
+        "shards/shard-00000.npz", "shards/shard-00001.npz"]  # fmt: skip
+    assert partial["index.csv"].count(b"\n") == 1 + 128  # finished shards only
+    assert not [k for k in partial if k.endswith(".tmp")]
+    with pytest.raises(DatasetRelevanceError, match="incomplete.*2 of 4"):
+        load_dataset_relevance(tmp_path / "b")
+
+    computed: list[int] = []
+    explain_dataset(model, src, tmp_path / "b", shard_size=64, batch_size=32,
+                    progress=lambda d, t: computed.append(d))  # fmt: skip
+    assert computed[:2] == [64, 128]  # the two finished shards skipped in one step each
+    assert files(tmp_path / "b") == files(tmp_path / "a")  # byte-identical
+
+    # the stored maps are the analyzer's, rounded to float16
+    from gazelab.analysis.saliency import relevance
+    from gazelab.models.architectures import to_model_input
+
+    ids = whole.ids[130:140]
+    direct = relevance(model, to_model_input([src.image(i) for i in ids], (32, 32, 3)))
+    stored = np.stack([whole.by_id(i) for i in ids])
+    assert np.allclose(stored, direct, rtol=1e-3, atol=1e-3 * np.abs(direct).max())
+    assert [int(r["label"]) for r in whole.rows[:5]] == [src.labels[i] for i in whole.ids[:5]]
+
+
+def test_another_request_is_refused(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    src = open_image_source("synthetic:20:1:32")
+    explain_dataset(model, src, tmp_path, shard_size=8)
+    before = files(tmp_path)
+    with pytest.raises(DatasetRelevanceError, match="differs in analyzer"):
+        explain_dataset(model, src, tmp_path, "lrp_epsilon", shard_size=8)
+    with pytest.raises(DatasetRelevanceError, match="shard_size"):
+        explain_dataset(model, src, tmp_path, shard_size=16)
+    assert files(tmp_path) == before  # nothing overwritten
+    # a damaged shard is written again on the next identical run
+    (tmp_path / "shards" / "shard-00001.npz").write_bytes(b"broken")
+    explain_dataset(model, src, tmp_path, shard_size=8)
+    assert files(tmp_path) == before
+
+
+def test_cli_dataset_then_masks_from_the_shards(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from gazelab.app.cli import main
+    from gazelab.models.export import load_masks
+
+    model.save(tmp_path / "m.keras")
+    spec = "synthetic:24:2:32"
+    rel_dir = tmp_path / "rel"
+    args = ["saliency", "--model", str(tmp_path / "m.keras"), "--dataset", spec,
+            "--out", str(rel_dir), "--shard-size", "10"]  # fmt: skip
+    assert main(args) == 0
+    assert len(load_dataset_relevance(rel_dir)) == 24
+    masks = ["masks", "--images", spec, "--model", str(tmp_path / "m.keras"),
+             "--algorithm", "negative", "--out"]  # fmt: skip
+    assert main([*masks, str(tmp_path / "from_shards"), "--relevance", str(rel_dir)]) == 0
+    assert main([*masks, str(tmp_path / "computed")]) == 0
+    a, b = load_masks(tmp_path / "from_shards"), load_masks(tmp_path / "computed")
+    assert a.ids == b.ids and len(a.ids) == 24
+    # the same masks up to the float16 rounding of the stored maps (ties at the cut)
+    agree = np.mean([np.mean(a.mask(i) == b.mask(i)) for i in a.ids])
+    assert agree > 0.99
+    # shards of another image set are refused with the reason
+    other = [*masks, str(tmp_path / "x"), "--relevance", str(rel_dir)]
+    other[2] = "synthetic:24:3:32"
+    assert main(other) == 2
