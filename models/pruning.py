@@ -108,11 +108,12 @@ _PASS = ("BatchNormalization", "ReLU", "Activation", "Dropout")
 def _chain_after(model: Any, conv: Any) -> tuple[list[Any], Any, Any]:
     """The per-channel layers after ``conv``, the global average pooling, and the dense
     layer it feeds; anything else is refused."""
-    by_input = {}
+    by_input: dict[int, list[Any]] = {}
     for layer in model.layers:
         for t in _flat(layer.input) if type(layer).__name__ != "InputLayer" else []:
             by_input.setdefault(id(t), []).append(layer)
-    chain, cur = [], conv
+    chain: list[Any] = []
+    cur = conv
     while True:
         nxt = by_input.get(id(cur.output), [])
         if len(nxt) != 1:

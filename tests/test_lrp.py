@@ -212,3 +212,13 @@ def test_unsupported_layers_are_named() -> None:
                               L.Flatten(), L.Dense(2)], name="ln_net")  # fmt: skip
     with pytest.raises(SaliencyError, match="LayerNormalization has no relevance rule"):
         relevance(m2, np.zeros((1, 8, 8, 1)), "lrp_epsilon")
+
+
+def test_settings_offer_exactly_the_registered_analyzers() -> None:
+    import dataclasses
+
+    from gazelab.analysis.saliency import ANALYZERS
+    from gazelab.settings import AnalysisSettings
+
+    field = {f.name: f for f in dataclasses.fields(AnalysisSettings)}["analyzer"]
+    assert tuple(field.metadata["choices"]) == ANALYZERS
