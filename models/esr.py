@@ -1,0 +1,181 @@
+"""Ensembles with shared representations, ESR (seed 002, Siqueira et al.).
+
+A shared convolutional base (the first ``level`` conv blocks) feeds ``k`` branches;
+each branch holds the remaining conv blocks, global average pooling and its own
+classifier. The loss is the sum of the branch losses. Branches are added one at a
+time: while branch ``i`` trains, the shared layers and the branches trained before it
+learn with their own (smaller, or zero) learning rates. The ensemble predicts by
+majority vote (ties: the class with the larger mean probability among the tied ones)
+or by averaged probabilities.
+
+Pure parts (the vote) are numpy; TensorFlow is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+BLOCK_FILTERS = (64, 128, 128, 256, 512)
+"""Filters of the five conv blocks in the paper's ESR (scaled by ``width``)."""
+
+
+class ESRError(ValueError):
+    """Bad branch count, branching level or learning rates."""
+
+
+def majority_vote(probs: ArrayLike) -> NDArray[np.int64]:
+    """``(k, N, C)`` branch probabilities → ``(N,)`` classes by majority vote; a tie goes
+    to the tied class with the larger mean probability."""
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 3:
+        raise ESRError(f"expected (branches, samples, classes), got shape {p.shape}")
+    k, n, c = p.shape
+    votes = np.zeros((n, c))
+    np.add.at(votes, (np.repeat(np.arange(n)[None], k, 0), p.argmax(axis=2)), 1)
+    top = votes == votes.max(axis=1, keepdims=True)
+    mean = p.mean(axis=0)
+    return np.asarray(np.where(top, mean, -np.inf).argmax(axis=1), dtype=np.int64)
+
+
+def average_vote(probs: ArrayLike) -> NDArray[np.int64]:
+    """``(k, N, C)`` → classes of the averaged probabilities."""
+    return np.asarray(np.asarray(probs).mean(axis=0).argmax(axis=1), dtype=np.int64)
+
+
+def _block(layers: Any, x: Any, filters: int, name: str) -> Any:
+    x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.MaxPooling2D(padding="same", name=f"{name}_pool")(x)
+
+
+def build_esr(
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+    n_branches: int = 4,
+    level: int = 3,
+    width: float = 1.0,
+) -> Any:
+    """ESR-``n_branches`` branching after conv block ``level`` (1–5). Outputs: a list of
+    ``n_branches`` softmax tensors. Layer names: ``shared_*`` and ``branch{i}_*``."""
+    import tensorflow as tf
+
+    if not 1 <= level <= 4:
+        raise ESRError(f"branching level must be 1-4 (a branch needs a conv block), got {level}")
+    if n_branches < 1:
+        raise ESRError(f"an ensemble needs at least one branch, got {n_branches}")
+    layers = tf.keras.layers
+    filters = [max(4, int(round(f * width))) for f in BLOCK_FILTERS]
+    inp = layers.Input(input_shape)
+    x = inp
+    for b in range(level):
+        x = _block(layers, x, filters[b], f"shared{b + 1}")
+    outs = []
+    for i in range(n_branches):
+        y = x
+        for b in range(level, len(filters)):
+            y = _block(layers, y, filters[b], f"branch{i + 1}_{b + 1}")
+        y = layers.GlobalAveragePooling2D(name=f"branch{i + 1}_gap")(y)
+        outs.append(layers.Dense(n_classes, activation="softmax", name=f"branch{i + 1}_out")(y))
+    return tf.keras.Model(inp, outs, name=f"esr{n_branches}_level{level}")
+
+
+def branch_variables(model: Any, branch: int) -> list[Any]:
+    """Trainable variables of branch ``branch`` (1-based)."""
+    return [v for v in model.trainable_variables if v.name.startswith(f"branch{branch}_")]
+
+
+def shared_variables(model: Any) -> list[Any]:
+    return [v for v in model.trainable_variables if v.name.startswith("shared")]
+
+
+@dataclass(frozen=True)
+class BranchRates:
+    """Learning rates while one branch trains: the new branch, the shared base, and the
+    branches trained before it (0 freezes them exactly: no update is applied)."""
+
+    new: float = 1e-3
+    shared: float = 1e-4
+    previous: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.new, self.shared, self.previous) < 0 or self.new == 0:
+            raise ESRError(f"learning rates must be >= 0 and the new branch's > 0: {self}")
+
+
+def train_branch(
+    model: Any,
+    branch: int,
+    x: ArrayLike,
+    y: ArrayLike,
+    rates: BranchRates,
+    *,
+    steps: int,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> list[float]:
+    """Train branch ``branch`` (1-based) for ``steps`` steps on the summed loss of branches
+    1..``branch``; each variable group has its own Adam with its own rate. Returns the
+    per-step losses."""
+    import tensorflow as tf
+
+    xa, ya = np.asarray(x, np.float32), np.asarray(y, np.int64)
+    groups: list[tuple[list[Any], float]] = [
+        (branch_variables(model, branch), rates.new),
+        (shared_variables(model), rates.shared),
+        ([v for b in range(1, branch) for v in branch_variables(model, b)], rates.previous),
+    ]
+    active = [(vs, tf.keras.optimizers.Adam(lr)) for vs, lr in groups if vs and lr > 0]
+    # batch-norm statistics of frozen parts (rate 0, or branches not yet trained) would
+    # still move in a training-mode pass: they are put back after every step
+    moving = {v.name: v for v in model.non_trainable_variables}
+    frozen_prefixes = [f"branch{b}_" for b in range(branch + 1, 1000)]
+    if rates.shared == 0:
+        frozen_prefixes.append("shared")
+    if rates.previous == 0:
+        frozen_prefixes += [f"branch{b}_" for b in range(1, branch)]
+    frozen = [v for name, v in moving.items()
+              if any(name.startswith(p) for p in frozen_prefixes)]  # fmt: skip
+    saved = [v.numpy() for v in frozen]
+    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy()
+    rng = np.random.default_rng(seed)
+    losses = []
+    for _ in range(steps):
+        idx = rng.choice(len(xa), size=min(batch_size, len(xa)), replace=False)
+        with tf.GradientTape() as tape:
+            outs = model(xa[idx], training=True)
+            outs = outs if isinstance(outs, list) else [outs]
+            loss = tf.add_n([loss_fn(ya[idx], o) for o in outs[:branch]])
+        all_vars = [v for vs, _ in active for v in vs]
+        grads = tape.gradient(loss, all_vars)
+        k = 0
+        for vs, opt in active:
+            opt.apply_gradients(zip(grads[k : k + len(vs)], vs, strict=True))
+            k += len(vs)
+        for v, value in zip(frozen, saved, strict=True):
+            v.assign(value)
+        losses.append(float(loss))
+    return losses
+
+
+def predict_branches(model: Any, x: ArrayLike, batch_size: int = 64) -> NDArray[np.float32]:
+    """``(k, N, C)`` probabilities of every branch."""
+    outs = model.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0)
+    outs = outs if isinstance(outs, list) else [outs]
+    return np.stack([np.asarray(o, np.float32) for o in outs])
+
+
+def trainable_parameters(model: Any, branches: Sequence[int] | None = None) -> int:
+    """Trainable parameters of the shared base plus the given branches (default: all)."""
+    names = None if branches is None else tuple(f"branch{b}_" for b in branches)
+    return int(
+        sum(
+            np.prod(v.shape)
+            for v in model.trainable_variables
+            if names is None or v.name.startswith("shared") or v.name.startswith(names)
+        )
+    )
