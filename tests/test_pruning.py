@@ -111,3 +111,24 @@ def test_pruning_slices_batch_norm_and_refuses_other_layouts() -> None:
     assert np.array_equal(bn.get_weights()[3], np.delete(ref.get_weights()[3], [5, 7, 9]))
     with pytest.raises(PruningError, match="followed by"):
         prune_model(m, convs[0].name, PruningPlan(16, 10, 170))
+
+
+@pytest.mark.tf
+def test_prune_cli_writes_a_smaller_model_and_its_record(tmp_path: Path) -> None:
+    import json
+
+    import tensorflow as tf
+
+    from gazelab.app.cli import main
+    from gazelab.models.architectures import build_model, load_classifier
+
+    tf.keras.utils.set_random_seed(0)
+    build_model("six_module_cnn", (48, 48, 1), 8).save(tmp_path / "m.keras")
+    args = ["prune", "--model", str(tmp_path / "m.keras"), "--images", "synthetic:40:0:48",
+            "--similar", "20", "--complementary", "160"]  # fmt: skip
+    assert main(args) == 0
+    rec = json.loads((tmp_path / "m-pruned.json").read_text())
+    pruned = load_classifier(tmp_path / "m-pruned.keras")
+    assert pruned.get_layer("conv6").filters == 256 - rec["maps_pruned"]
+    assert rec["parameters_after"] == pruned.count_params() and rec["n_images"] == 40
+    assert main([*args[:-4], "--similar", "50", "--complementary", "40"]) == 2  # bad thresholds
