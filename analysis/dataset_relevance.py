@@ -23,6 +23,7 @@ import json
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +97,14 @@ class DatasetRelevance:
         arr = self.shard(int(row["shard"]))["relevance"][int(row["row"])]
         return np.asarray(arr, dtype=np.float32)
 
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {iid: i for i, iid in enumerate(self.ids)}
+
     def by_id(self, image_id: str) -> NDArray[np.float32]:
-        pos = {iid: i for i, iid in enumerate(self.ids)}
-        if image_id not in pos:
+        if image_id not in self._positions:
             raise KeyError(f"{image_id!r} is not in {self.folder}")
-        return self[pos[image_id]]
+        return self[self._positions[image_id]]
 
     def __iter__(self) -> Iterator[NDArray[np.float32]]:
         for k in range(len(self)):
