@@ -9,13 +9,14 @@ export QT_QPA_PLATFORM ?= offscreen
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo test test-all lint bench clean
+.PHONY: help install demo examples test test-all lint bench clean
 
 help:
 	@echo "make demo   - run the whole product on synthetic faces + simulated Eye Tribe (headless)"
 	@echo "make test   - run the test suite (slow tests included when CI=true or SLOW=1)"
 	@echo "make lint   - ruff format --check, ruff check, mypy on the core packages"
 	@echo "make bench  - run the benchmarks in benchmarks/ and print their ratios"
+	@echo "make examples - the ESR, memory-integrity and pruning examples (< 1 min each)"
 
 install: $(STAMP)
 
@@ -26,6 +27,16 @@ $(STAMP):
 
 demo: $(STAMP)
 	$(VENV)/bin/gazelab demo --out demo-out
+
+# The seed systems at demo size, each timed: ESR, memory integrity, distinctiveness pruning.
+examples: $(STAMP)
+	@mkdir -p runs
+	time $(VENV)/bin/gazelab esr --config examples/esr-demo.toml --out runs/esr-demo
+	time $(VENV)/bin/gazelab transfer --config examples/transfer-demo.toml --out runs/transfer-demo
+	time ( $(VENV)/bin/gazelab train trainer --config examples/prune-demo.toml \
+	         --out runs/prune-demo && \
+	       $(VENV)/bin/gazelab prune --model runs/prune-demo/best.keras \
+	         --images synthetic:300:7:48 --similar 10 --complementary 170 )
 
 # Slow tests (model training, long socket soaks) run in CI and with SLOW=1.
 PYTEST_MARK := $(if $(or $(filter true,$(CI)),$(SLOW)),,-m "not slow")
@@ -48,4 +59,4 @@ bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf .mypy_src .pytest_cache .ruff_cache .mypy_cache demo-out test-output build *.egg-info
+	rm -rf .mypy_src .pytest_cache .ruff_cache .mypy_cache demo-out test-output runs build *.egg-info

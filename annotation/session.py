@@ -5,7 +5,8 @@ Everything the set-up dialog and ``gazelab annotate`` ask for is a
 words a participant's experimenter can act on. Image sources are named by a
 string stored with the session, so a resumed session rebuilds the same images:
 
-``synthetic:N:SEED[:SIZE]``   N procedural faces, SIZE px (default ``synthetic:8:0:256``)
+``synthetic:N:SEED[:SIZE]``   N procedural faces, SIZE px (default ``synthetic:8:0:256``);
+                              ``:subjects=K`` / ``:renderer=b`` options (models.synthetic)
 ``folder:PATH``        a folder-per-class layout
 ``ck+:PATH``           a CK+ root (``cohn-kanade-images/``, ``Emotion/``)
 ``fer+:PATH``, ``affectnet:PATH``  FER+ / AffectNet in their distributed layouts
@@ -51,20 +52,12 @@ def open_image_source(spec: str) -> ImageSource:
     """Build the images named by ``spec`` (see the module docstring)."""
     kind, _, rest = spec.partition(":")
     if kind == "synthetic":
-        from gazelab.models.synthetic import synthetic_faces
+        from gazelab.models.synthetic import parse_synthetic_spec
 
-        parts = [p for p in rest.split(":") if p] if rest else []
         try:
-            n = int(parts[0]) if parts else 8
-            seed = int(parts[1]) if len(parts) > 1 else 0
-            size = int(parts[2]) if len(parts) > 2 else 256
+            faces = parse_synthetic_spec(spec).faces()
         except ValueError as exc:
-            raise SessionSetupError(
-                f"image source {spec!r}: write synthetic:N:SEED[:SIZE] with whole numbers"
-            ) from exc
-        if n < 1 or size < 16:
-            raise SessionSetupError(f"image source {spec!r}: N must be >= 1 and SIZE >= 16")
-        faces = synthetic_faces(n, size=size, seed=seed)
+            raise SessionSetupError(str(exc)) from exc
         by_id = {fid: i for i, fid in enumerate(faces.ids)}
         return ImageSource(
             spec,

@@ -446,6 +446,30 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_esr(args: argparse.Namespace) -> int:
+    """Ensembles with shared representations: run an ESR protocol from a config."""
+    from gazelab.models.esr_protocols import load_esr_config, run_esr_experiment
+
+    cfg = load_esr_config(args.config)
+    out = Path(args.out) if args.out else cfg.folder / "runs" / Path(args.config).stem
+    run_esr_experiment(cfg, out, progress=print)
+    print((out / "summary.md").read_text())
+    print(f"results: {out / 'results.csv'}; Grad-CAM per branch: {out}/trial-*/gradcam.png")
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    """Memory integrity across datasets: every fine-tuning strategy, source and target test."""
+    from gazelab.models.transfer import load_transfer_config, run_transfer
+
+    cfg = load_transfer_config(args.config)
+    out = Path(args.out) if args.out else Path(args.config).parent / "runs" / Path(args.config).stem
+    run_transfer(cfg, out, progress=print)
+    print((out / "table.md").read_text())
+    print(f"table: {out / 'table.csv'}")
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -601,6 +625,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N images")
     p.add_argument("--out", help="pruned model (default: <model>-pruned.keras; + .json)")
 
+    p = add("esr", cmd_esr, "ensembles with shared representations: run an ESR protocol")
+    p.add_argument("--config", required=True,
+                   help="ESR config TOML ([data], [esr], [training]); see examples/esr-*.toml")  # fmt: skip
+    p.add_argument("--out", help="output folder (default: runs/<config name> beside it)")
+
+    p = add("transfer", cmd_transfer,
+            "memory integrity across datasets: fine-tuning strategies BL/FC/FC+CL/RE/FU")  # fmt: skip
+    p.add_argument("--config", required=True,
+                   help="config TOML ([transfer], [training]); see examples/transfer-*.toml")  # fmt: skip
+    p.add_argument("--out", help="output folder (default: runs/<config name> beside it)")
+
     p = add("train", cmd_train, "train the Trainer, or run the Trainee experiment")
     p.add_argument("role", choices=("trainer", "trainee"))
     p.add_argument("--config", required=True, help="run config TOML ([data], [training], ...)")
@@ -634,17 +669,19 @@ def _is_user_error(exc: Exception) -> bool:
     from gazelab.gaze.trackers.eyetribe import TrackerError
     from gazelab.models.architectures import ArchitectureError
     from gazelab.models.datasets.base import DatasetError
+    from gazelab.models.esr import ESRError
     from gazelab.models.export import ExportError
     from gazelab.models.masks import MaskError
     from gazelab.models.pruning import PruningError
     from gazelab.models.training import TrainingError
+    from gazelab.models.transfer import TransferError
     from gazelab.settings import SettingsError
 
     user_errors = (SettingsError, DatasetError, StoreError, SessionSetupError, SpeechError,
                    TrackerError, FileNotFoundError, AnalysisError, SaliencyError,
                    DatasetRelevanceError,
                    ArchitectureError, ExportError, MaskError, TrainingError,
-                   PruningError)  # fmt: skip
+                   PruningError, ESRError, TransferError)  # fmt: skip
     return isinstance(exc, user_errors)
 
 

@@ -6,7 +6,7 @@ threshold pairs (8° / 172° and 10° / 170°) and a wider one, planning on the
 validation images and measuring on held-out test images. Prints accuracy and model
 size (parameters) before and after, and the number of maps merged / removed.
 
-    python benchmarks/bench_pruning.py [--n 3000] [--epochs 6]
+    python benchmarks/bench_pruning.py [--n 3000] [--epochs 12]
 """
 
 from __future__ import annotations
@@ -22,27 +22,29 @@ THRESHOLDS = ((8.0, 172.0), (10.0, 170.0), (20.0, 160.0))
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=3000, help="synthetic faces (60/20/20 split)")
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    import tensorflow as tf
-
-    from gazelab.models.architectures import build_model, to_model_input
+    from gazelab.models.architectures import to_model_input
     from gazelab.models.pruning import prune
     from gazelab.models.synthetic import synthetic_faces
+    from gazelab.models.training import TrainData, train_run
+    from gazelab.settings import TrainingSettings
 
     faces = synthetic_faces(args.n, size=96, seed=args.seed)
     x = to_model_input(faces.images, (48, 48, 1))
-    y = np.asarray(faces.labels)
+    y = np.asarray(faces.labels, dtype=np.int64)
     a, b = int(0.6 * len(x)), int(0.8 * len(x))
-    tf.keras.utils.set_random_seed(args.seed)
-    model = build_model("six_module_cnn", (48, 48, 1), 8)
-    model.compile(tf.keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", ["accuracy"])
-    t = time.perf_counter()
-    model.fit(x[:a], y[:a], validation_data=(x[a:b], y[a:b]), epochs=args.epochs,
-              batch_size=64, verbose=0)  # fmt: skip
-    print(f"six-module CNN, {a} training faces, {args.epochs} epochs in "
-          f"{time.perf_counter() - t:.0f} s; {model.count_params()} parameters")  # fmt: skip
+    ids = list(faces.ids)
+    data = TrainData(x[:a], y[:a], ids[:a], x[a:b], y[a:b], ids[a:b])
+    t = TrainingSettings(architecture="six_module_cnn", input_size=48, epochs=args.epochs,
+                         batch_size=32, learning_rate=1e-3, augment=False, seed=args.seed)  # fmt: skip
+    t0 = time.perf_counter()
+    run = train_run(t, data, name="six_module_cnn", restore_best=True, n_classes=8)
+    model = run.model
+    print(f"six-module CNN, {a} training faces, {args.epochs} epochs (gazelab train loop, best "
+          f"validation epoch kept: macro-F1 {run.best_f1:.3f}) in {time.perf_counter() - t0:.0f} s; "
+          f"{model.count_params()} parameters")  # fmt: skip
     print("| similar | complementary | maps merged | removed as complementary | maps left "
           "| test accuracy before | after | parameters before | after |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")

@@ -178,7 +178,10 @@ class TrainingSettings(_Validated):
     _section = "training"
     architecture: str = setting(
         "mobilenet_v2",
-        choices=("small_cnn", "mobilenet_v2", "inception_v3", "xception"),
+        choices=(
+            "small_cnn", "six_module_cnn", "simplified_vgg", "mobilenet_v2", "inception_v3",
+            "xception",
+        ),
     )
     input_size: int = setting(96, range=(16, 512))
     learning_rate: float = setting(1e-3, range=(1e-7, 1.0))

@@ -70,6 +70,40 @@ def six_module_cnn(input_shape: tuple[int, int, int], n_classes: int) -> Any:
     return tf.keras.Sequential(stack, name="six_module_cnn")
 
 
+VGG_CONV = ((64, 64), (128, 128), (256, 256))
+"""Filters of the simplified VGG's three conv blocks (two 3×3 convs each, then 2×2 pooling)."""
+VGG_FC = 1664
+"""Units of its two fully connected layers: 19.26 M parameters at 48×48 with 7 classes."""
+
+
+def simplified_vgg(input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0) -> Any:
+    """Seed 001's simplified VGG for 48×48 grey faces: three blocks of two 3×3 conv + ReLU and
+    max pooling (64, 128, 256 filters), two fully connected layers of 1 664 units, each
+    followed by 50 % dropout, and the class scores; ≈ 19.2 M parameters at 48×48 (the paper
+    gives the count, not the layer list: this is our reconstruction). ``width`` scales every
+    layer (benchmarks on CPU). Layer names: ``conv{b}_{i}``, ``fc1``, ``fc2``, ``scores``
+    (the fine-tuning strategies name them)."""
+    import tensorflow as tf
+
+    layers = tf.keras.layers
+    w = lambda n: max(4, int(round(n * width)))  # noqa: E731
+    stack: list[Any] = [layers.Input(input_shape)]
+    for b, block in enumerate(VGG_CONV, start=1):
+        for i, filters in enumerate(block, start=1):
+            stack.append(layers.Conv2D(w(filters), 3, padding="same", activation="relu",
+                                       name=f"conv{b}_{i}"))  # fmt: skip
+        stack.append(layers.MaxPooling2D(name=f"pool{b}"))
+    stack += [
+        layers.Flatten(name="flatten"),
+        layers.Dense(w(VGG_FC), activation="relu", name="fc1"),
+        layers.Dropout(0.5, name="drop1"),
+        layers.Dense(w(VGG_FC), activation="relu", name="fc2"),
+        layers.Dropout(0.5, name="drop2"),
+        layers.Dense(n_classes, activation="softmax", name="scores"),
+    ]
+    return tf.keras.Sequential(stack, name="simplified_vgg")
+
+
 def _application(name: str, min_size: int) -> Callable[[tuple[int, int, int], int], Any]:
     def build(input_shape: tuple[int, int, int], n_classes: int) -> Any:
         import tensorflow as tf
@@ -93,6 +127,7 @@ def _application(name: str, min_size: int) -> Callable[[tuple[int, int, int], in
 ARCHITECTURES: dict[str, Callable[[tuple[int, int, int], int], Any]] = {
     "small_cnn": small_cnn,
     "six_module_cnn": six_module_cnn,
+    "simplified_vgg": simplified_vgg,
     "mobilenet_v2": _application("MobileNetV2", 32),
     "inception_v3": _application("InceptionV3", 75),
     "xception": _application("Xception", 71),

@@ -47,10 +47,16 @@ def average_vote(probs: ArrayLike) -> NDArray[np.int64]:
     return np.asarray(np.asarray(probs).mean(axis=0).argmax(axis=1), dtype=np.int64)
 
 
-def _block(layers: Any, x: Any, filters: int, name: str) -> Any:
-    x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv")(x)
+POOLED_BLOCKS = (2, 3, 4)
+"""Blocks followed by max pooling (the paper's base network: after the 2nd–4th BN)."""
+
+
+def _block(layers: Any, x: Any, filters: int, name: str, pool: bool) -> Any:
+    """conv → batch norm → ReLU (→ max pooling), as in the paper's base network."""
+    x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    return layers.MaxPooling2D(padding="same", name=f"{name}_pool")(x)
+    x = layers.ReLU(name=f"{name}_relu")(x)
+    return layers.MaxPooling2D(padding="same", name=f"{name}_pool")(x) if pool else x
 
 
 def build_esr(
@@ -60,8 +66,10 @@ def build_esr(
     level: int = 3,
     width: float = 1.0,
 ) -> Any:
-    """ESR-``n_branches`` branching after conv block ``level`` (1–5). Outputs: a list of
-    ``n_branches`` softmax tensors. Layer names: ``shared_*`` and ``branch{i}_*``."""
+    """ESR-``n_branches`` branching after conv block ``level`` (1–4): five blocks of conv →
+    batch norm → ReLU, max pooling after blocks 2–4, global average pooling and a dense
+    softmax per branch. Outputs: a list of ``n_branches`` softmax tensors (a plain tensor for
+    one branch, the single network). Layer names: ``shared*`` and ``branch{i}_*``."""
     import tensorflow as tf
 
     if not 1 <= level <= 4:
@@ -73,15 +81,16 @@ def build_esr(
     inp = layers.Input(input_shape)
     x = inp
     for b in range(level):
-        x = _block(layers, x, filters[b], f"shared{b + 1}")
+        x = _block(layers, x, filters[b], f"shared{b + 1}", b + 1 in POOLED_BLOCKS)
     outs = []
     for i in range(n_branches):
         y = x
         for b in range(level, len(filters)):
-            y = _block(layers, y, filters[b], f"branch{i + 1}_{b + 1}")
+            y = _block(layers, y, filters[b], f"branch{i + 1}_{b + 1}", b + 1 in POOLED_BLOCKS)
         y = layers.GlobalAveragePooling2D(name=f"branch{i + 1}_gap")(y)
         outs.append(layers.Dense(n_classes, activation="softmax", name=f"branch{i + 1}_out")(y))
-    return tf.keras.Model(inp, outs, name=f"esr{n_branches}_level{level}")
+    return tf.keras.Model(inp, outs if n_branches > 1 else outs[0],
+                          name=f"esr{n_branches}_level{level}")  # fmt: skip
 
 
 def branch_variables(model: Any, branch: int) -> list[Any]:
@@ -107,59 +116,57 @@ class BranchRates:
             raise ESRError(f"learning rates must be >= 0 and the new branch's > 0: {self}")
 
 
+def branch_plan(model: Any, branch: int, rates: BranchRates) -> Any:
+    """The :class:`~gazelab.models.training.TrainPlan` that trains branch ``branch``
+    (1-based) of an ESR: a view of the model with outputs 1..``branch`` (later branches are
+    not computed), the summed loss of those outputs, one learning rate per group, and the
+    batch-norm statistics of groups at rate 0 put back after every step."""
+    import tensorflow as tf
+
+    from gazelab.models.training import TrainPlan
+
+    n = len(model.outputs)
+    if not 1 <= branch <= n:
+        raise ESRError(f"branch {branch} is outside 1..{n}")
+    view = tf.keras.Model(model.inputs, model.outputs[:branch], name=f"{model.name}_b{branch}")
+    previous = [v for b in range(1, branch) for v in branch_variables(model, b)]
+    frozen: list[str] = []
+    if rates.shared == 0:
+        frozen.append("shared")
+    if rates.previous == 0:
+        frozen += [f"branch{b}_" for b in range(1, branch)]
+    restore = [v for v in model.non_trainable_variables
+               if any(v.name.startswith(p) for p in frozen)]  # fmt: skip
+    groups = [
+        (branch_variables(model, branch), rates.new),
+        (shared_variables(model), rates.shared),
+        (previous, rates.previous),
+    ]
+    return TrainPlan(view, groups, outputs=branch, restore=restore)
+
+
 def train_branch(
     model: Any,
     branch: int,
-    x: ArrayLike,
-    y: ArrayLike,
+    training: Any,
+    data: Any,
     rates: BranchRates,
     *,
-    steps: int,
-    batch_size: int = 32,
-    seed: int = 0,
-) -> list[float]:
-    """Train branch ``branch`` (1-based) for ``steps`` steps on the summed loss of branches
-    1..``branch``; each variable group has its own Adam with its own rate. Returns the
-    per-step losses."""
-    import tensorflow as tf
+    max_steps: int | None = None,
+    out: Any = None,
+    progress: Any = None,
+) -> Any:
+    """Train branch ``branch`` with :func:`~gazelab.models.training.train_run` (same loop,
+    augmentation, class weights and records as every other run); returns its ``RunResult``
+    with the best validation epoch's weights restored."""
+    from gazelab.models.training import train_run
 
-    xa, ya = np.asarray(x, np.float32), np.asarray(y, np.int64)
-    groups: list[tuple[list[Any], float]] = [
-        (branch_variables(model, branch), rates.new),
-        (shared_variables(model), rates.shared),
-        ([v for b in range(1, branch) for v in branch_variables(model, b)], rates.previous),
-    ]
-    active = [(vs, tf.keras.optimizers.Adam(lr)) for vs, lr in groups if vs and lr > 0]
-    # batch-norm statistics of frozen parts (rate 0, or branches not yet trained) would
-    # still move in a training-mode pass: they are put back after every step
-    moving = {v.name: v for v in model.non_trainable_variables}
-    frozen_prefixes = [f"branch{b}_" for b in range(branch + 1, 1000)]
-    if rates.shared == 0:
-        frozen_prefixes.append("shared")
-    if rates.previous == 0:
-        frozen_prefixes += [f"branch{b}_" for b in range(1, branch)]
-    frozen = [v for name, v in moving.items()
-              if any(name.startswith(p) for p in frozen_prefixes)]  # fmt: skip
-    saved = [v.numpy() for v in frozen]
-    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy()
-    rng = np.random.default_rng(seed)
-    losses = []
-    for _ in range(steps):
-        idx = rng.choice(len(xa), size=min(batch_size, len(xa)), replace=False)
-        with tf.GradientTape() as tape:
-            outs = model(xa[idx], training=True)
-            outs = outs if isinstance(outs, list) else [outs]
-            loss = tf.add_n([loss_fn(ya[idx], o) for o in outs[:branch]])
-        all_vars = [v for vs, _ in active for v in vs]
-        grads = tape.gradient(loss, all_vars)
-        k = 0
-        for vs, opt in active:
-            opt.apply_gradients(zip(grads[k : k + len(vs)], vs, strict=True))
-            k += len(vs)
-        for v, value in zip(frozen, saved, strict=True):
-            v.assign(value)
-        losses.append(float(loss))
-    return losses
+    if training.strategy != "default":
+        raise ESRError("ESR branches are trained with strategy = 'default'")
+    n_classes = int(model.outputs[0].shape[-1])
+    return train_run(training, data, name=f"branch{branch}", out=out, max_steps=max_steps,
+                     progress=progress, n_classes=n_classes, restore_best=True,
+                     plan=lambda: branch_plan(model, branch, rates))  # fmt: skip
 
 
 def predict_branches(model: Any, x: ArrayLike, batch_size: int = 64) -> NDArray[np.float32]:

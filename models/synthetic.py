@@ -23,7 +23,7 @@ Examples
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -94,12 +94,15 @@ class SyntheticFaces:
     labels : (N,) int64, index into :data:`gazelab.CLASSES`
     regions : (N, H, W) float32 in [0, 1], diagnostic regions
     ids : list of str, ``synthetic-<seed>-<index>``
+    subjects : list of str, the identity of each face (``s<seed>-<k>``) when drawn from a
+        pool of subjects, else one identity per face (``''``)
     """
 
     images: NDArray[np.uint8]
     labels: NDArray[np.int64]
     regions: NDArray[np.float32]
     ids: list[str]
+    subjects: list[str] = field(default_factory=list)
 
 
 def _soft(signed_dist: NDArray[np.float64], px: float) -> NDArray[np.float64]:
@@ -130,25 +133,36 @@ def _curve_sd(
     return np.sqrt(d**2 + du**2) - half_thick
 
 
-def _face_params(label: int, rng: np.random.Generator) -> dict[str, float]:
+RENDERERS = ("a", "b")
+"""Two drawing styles, for cross-dataset experiments: ``a`` (the default) and ``b`` (other
+identity ranges, darker low-contrast rendering with a softer optic: gamma 1.6, contrast
+0.7, Gaussian blur of 0.6 % of the side)."""
+
+
+def _face_params(
+    label: int, rng: np.random.Generator, irng: np.random.Generator | None = None
+) -> dict[str, float]:
+    """Expression (from ``rng``), identity (face shape, features, skin, hair: from ``irng``,
+    a subject's own generator, or ``rng``) and pose / light / noise (from ``rng``)."""
     expr = _EXPRESSIONS[CLASSES[label]]
     intensity = rng.uniform(0.55, 1.0)
     p = {k: intensity * v for k, v in expr.items()}
+    ir = rng if irng is None else irng
     identity = {
-        "face_a": rng.uniform(0.56, 0.66),
-        "face_b": rng.uniform(0.74, 0.84),
-        "eye_dx": rng.uniform(0.22, 0.28),
-        "eye_v": rng.uniform(-0.17, -0.09),
-        "eye_a": rng.uniform(0.09, 0.12),
-        "eye_b": rng.uniform(0.045, 0.06),
-        "brow_gap": rng.uniform(0.09, 0.13),
-        "brow_thick": rng.uniform(0.018, 0.03),
-        "nose_len": rng.uniform(0.17, 0.23),
-        "mouth_v": rng.uniform(0.34, 0.42),
-        "mouth_a": rng.uniform(0.16, 0.21),
-        "skin": rng.uniform(0.55, 0.85),
-        "hair": rng.uniform(0.05, 0.45),
-        "hair_line": rng.uniform(-0.62, -0.5),
+        "face_a": ir.uniform(0.56, 0.66),
+        "face_b": ir.uniform(0.74, 0.84),
+        "eye_dx": ir.uniform(0.22, 0.28),
+        "eye_v": ir.uniform(-0.17, -0.09),
+        "eye_a": ir.uniform(0.09, 0.12),
+        "eye_b": ir.uniform(0.045, 0.06),
+        "brow_gap": ir.uniform(0.09, 0.13),
+        "brow_thick": ir.uniform(0.018, 0.03),
+        "nose_len": ir.uniform(0.17, 0.23),
+        "mouth_v": ir.uniform(0.34, 0.42),
+        "mouth_a": ir.uniform(0.16, 0.21),
+        "skin": ir.uniform(0.55, 0.85),
+        "hair": ir.uniform(0.05, 0.45),
+        "hair_line": ir.uniform(-0.62, -0.5),
         "bg": rng.uniform(0.15, 0.9),
         "rot": math.radians(rng.uniform(-10.0, 10.0)),
         "scale": rng.uniform(0.88, 1.04),
@@ -164,9 +178,19 @@ def _face_params(label: int, rng: np.random.Generator) -> dict[str, float]:
 
 
 def render_face(
-    label: int, size: int, seed: int | np.random.SeedSequence, *, rgb: bool = False
+    label: int,
+    size: int,
+    seed: int | np.random.SeedSequence,
+    *,
+    rgb: bool = False,
+    identity: int | np.random.SeedSequence | None = None,
+    renderer: str = "a",
 ) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
     """Render one face of class ``label`` at ``size``×``size`` px.
+
+    ``identity``: the seed of a subject, whose face shape, features, skin and hair are then
+    shared by all its faces (``None``: drawn per face). ``renderer``: one of
+    :data:`RENDERERS`.
 
     Returns ``(image, regions)``: uint8 ``(size, size)`` (or ``(size, size, 3)``
     with ``rgb``) and float32 ``(size, size)`` diagnostic regions in [0, 1].
@@ -176,8 +200,16 @@ def render_face(
         raise ValueError(f"label {label} is outside 0..{len(CLASSES) - 1}")
     if size < 8:
         raise ValueError(f"size {size} is too small; use at least 8 px")
+    if renderer not in RENDERERS:
+        raise ValueError(f"renderer {renderer!r} is not one of {RENDERERS}")
     rng = np.random.default_rng(seed)
-    p = _face_params(label, rng)
+    irng = None if identity is None else np.random.default_rng(identity)
+    p = _face_params(label, rng, irng)
+    if renderer == "b":  # another identity pool: wider, lower-set faces, lighter hair
+        p["face_a"] += 0.04
+        p["eye_v"] += 0.03
+        p["mouth_v"] -= 0.02
+        p["hair"] += 0.3
     g = p.get
 
     # Canonical coordinates of every pixel centre, through the pose transform.
@@ -287,6 +319,11 @@ def render_face(
     )
 
     img = img + rng.normal(0.0, p["noise"], img.shape)
+    if renderer == "b":
+        from scipy.ndimage import gaussian_filter
+
+        img = gaussian_filter(np.clip(img, 0, 1), 0.006 * size) ** 1.6
+        img = 0.7 * (img - 0.5) + 0.45
     regions = np.zeros_like(u)
     for feat in DIAGNOSTIC_FEATURES[CLASSES[label]]:
         regions = np.maximum(regions, region_maps[feat])
@@ -321,8 +358,17 @@ def synthetic_faces(
     *,
     rgb: bool = False,
     balanced: bool = True,
+    subjects: int | None = None,
+    renderer: str = "a",
 ) -> SyntheticFaces:
-    """``n`` faces, classes cycled (``balanced``) or drawn at random, deterministic by ``seed``."""
+    """``n`` faces, classes cycled (``balanced``) or drawn at random, deterministic by ``seed``.
+
+    ``subjects``: draw the faces from a pool of that many identities (face ``i`` belongs to
+    subject ``i mod subjects``; the pool depends on ``seed``), for subject-independent
+    splits. ``renderer``: ``"a"`` or ``"b"`` (:data:`RENDERERS`).
+    """
+    if subjects is not None and subjects < 1:
+        raise ValueError(f"subjects = {subjects} must be >= 1")
     if n < 0:
         raise ValueError(f"n = {n} must be >= 0")
     root = np.random.SeedSequence(seed)
@@ -336,14 +382,64 @@ def synthetic_faces(
     shape = (n, size, size, 3) if rgb else (n, size, size)
     images = np.empty(shape, dtype=np.uint8)
     regions = np.empty((n, size, size), dtype=np.float32)
+    pool = [np.random.SeedSequence((seed, 7919, k)) for k in range(subjects)] if subjects else []
     for i in range(n):
-        images[i], regions[i] = render_face(int(labels[i]), size, children[i + 1], rgb=rgb)
+        images[i], regions[i] = render_face(
+            int(labels[i]), size, children[i + 1], rgb=rgb,
+            identity=pool[i % subjects] if subjects else None, renderer=renderer,
+        )  # fmt: skip
     return SyntheticFaces(
         images=images,
         labels=labels,
         regions=regions,
         ids=[f"synthetic-{seed}-{i:05d}" for i in range(n)],
+        subjects=[f"s{seed}-{i % subjects:03d}" if subjects else "" for i in range(n)],
     )
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """A parsed ``synthetic:N:SEED[:SIZE][:subjects=K][:renderer=b]`` image-source spec."""
+
+    n: int = 8
+    seed: int = 0
+    size: int = 256
+    subjects: int | None = None
+    renderer: str = "a"
+
+    def faces(self, *, rgb: bool = False) -> SyntheticFaces:
+        return synthetic_faces(self.n, size=self.size, seed=self.seed, rgb=rgb,
+                               subjects=self.subjects, renderer=self.renderer)  # fmt: skip
+
+
+def parse_synthetic_spec(spec: str) -> SyntheticSpec:
+    """``synthetic:N:SEED[:SIZE]`` plus optional ``subjects=K`` and ``renderer=a|b`` parts,
+    e.g. ``synthetic:2000:0:48:subjects=40:renderer=b``. Raises ``ValueError`` naming the
+    part that is wrong."""
+    kind, _, rest = spec.partition(":")
+    if kind != "synthetic":
+        raise ValueError(f"{spec!r} is not a synthetic:... spec")
+    parts = [p for p in rest.split(":") if p]
+    positional = [p for p in parts if "=" not in p]
+    keyed = dict(p.split("=", 1) for p in parts if "=" in p)
+    usage = "write synthetic:N:SEED[:SIZE][:subjects=K][:renderer=a|b] with whole numbers"
+    unknown = sorted(set(keyed) - {"subjects", "renderer"})
+    if unknown or len(positional) > 3:
+        raise ValueError(f"image source {spec!r}: unexpected part(s) {unknown or positional[3:]}; "
+                         + usage)  # fmt: skip
+    try:
+        n = int(positional[0]) if positional else 8
+        seed = int(positional[1]) if len(positional) > 1 else 0
+        size = int(positional[2]) if len(positional) > 2 else 256
+        subjects = int(keyed["subjects"]) if "subjects" in keyed else None
+    except ValueError as exc:
+        raise ValueError(f"image source {spec!r}: {usage}") from exc
+    renderer = keyed.get("renderer", "a")
+    if n < 1 or size < 16 or (subjects is not None and subjects < 1):
+        raise ValueError(f"image source {spec!r}: N and subjects must be >= 1 and SIZE >= 16")
+    if renderer not in RENDERERS:
+        raise ValueError(f"image source {spec!r}: renderer must be one of {RENDERERS}")
+    return SyntheticSpec(n, seed, size, subjects, renderer)
 
 
 def face_seed(seed: int, index: int, n: int) -> np.random.SeedSequence:

@@ -55,46 +55,139 @@ class TrainData:
     source: str = ""
 
 
+@dataclass
+class LabelledImages:
+    """A whole image set as model input: ``x`` ``(N, H, W, C)`` in ``[0, 1]``, labels, ids,
+    subject ids (``''`` where the dataset has none) and the dataset's own split."""
+
+    x: NDArray[np.float32]
+    y: NDArray[np.int64]
+    ids: list[str]
+    subjects: NDArray[np.object_]
+    split: NDArray[np.object_]
+    source: str = ""
+
+    def take(self, index: Sequence[int] | NDArray[np.int64]) -> LabelledImages:
+        i = np.asarray(index, dtype=np.int64)
+        return LabelledImages(self.x[i], self.y[i], [self.ids[k] for k in i], self.subjects[i],
+                              self.split[i], self.source)  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def load_labelled(
+    spec: str,
+    input_size: int,
+    channels: int = 1,
+    *,
+    last_frames: int = 1,
+    crop: float = 1.0,
+) -> LabelledImages:
+    """Every image of an image source spec (``synthetic:N:SEED[:SIZE][:subjects=K]
+    [:renderer=b]``, ``folder:PATH``, ``ck+:PATH``, ``fer+:PATH``, ``affectnet:PATH``) at the
+    model's input size. ``last_frames``: CK+ frames labelled per sequence (the first frame
+    is neutral). ``crop``: keep the central square of this fraction of the shorter side
+    (a fixed face crop for centred, frontal datasets such as CK+)."""
+    from gazelab.models.architectures import to_model_input
+    from gazelab.models.datasets.library import load_image_set
+
+    if not 0.1 <= crop <= 1.0:
+        raise TrainingError(f"crop = {crop}: give the kept fraction of the side, 0.1-1")
+    kind, _, rest = spec.partition(":")
+    if kind.lower() in ("ck+", "ckplus") and last_frames != 1:
+        from gazelab.models.datasets.ckplus import load_ckplus
+
+        ds = load_ckplus(rest, last_frames=last_frames)
+    else:
+        ds = load_image_set(spec)
+    if len(ds) < 4:
+        raise TrainingError(f"{spec}: {len(ds)} image(s) are too few to train on")
+
+    def cropped(img: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        if crop >= 1.0:
+            return img
+        h, w = img.shape[:2]
+        side = max(1, int(round(min(h, w) * crop)))
+        top, left = (h - side) // 2, (w - side) // 2
+        return img[top : top + side, left : left + side]
+
+    x = to_model_input([cropped(ds.image(i)) for i in range(len(ds))],
+                       (input_size, input_size, channels))  # fmt: skip
+    return LabelledImages(x, np.asarray(ds.labels, np.int64), list(ds.ids),
+                          np.asarray(ds.subjects, dtype=object),
+                          np.asarray(ds.split, dtype=object), spec)  # fmt: skip
+
+
+def split_indices(
+    labels: NDArray[np.int64],
+    subjects: NDArray[np.object_] | None,
+    fractions: Sequence[float],
+    seed: int = 0,
+) -> list[NDArray[np.int64]]:
+    """Split ``range(N)`` into parts of the given ``fractions`` (summing to 1). With subject
+    ids (none empty) the split is subject-independent: each subject's images go to one part
+    only (subjects shuffled, assigned until each part holds its share of images); otherwise
+    a seeded stratified split."""
+    from sklearn.model_selection import train_test_split
+
+    fr = np.asarray(fractions, dtype=np.float64)
+    if fr.min() <= 0 or abs(fr.sum() - 1) > 1e-9:
+        raise TrainingError(f"split fractions {list(fractions)} must be > 0 and sum to 1")
+    n = len(labels)
+    idx = np.arange(n)
+    if subjects is not None and len(subjects) == n and all(s != "" for s in subjects):
+        uniq = np.array(sorted(set(subjects)), dtype=object)
+        if len(uniq) < len(fr):
+            raise TrainingError(
+                f"{len(uniq)} subject(s) cannot be split into {len(fr)} subject-independent parts"
+            )
+        np.random.default_rng(seed).shuffle(uniq)
+        counts = {u: int(np.sum(subjects == u)) for u in uniq}
+        bounds = np.cumsum(fr)[:-1] * n
+        part_of: dict[Any, int] = {}
+        done, k, in_k = 0, 0, 0
+        for j, u in enumerate(uniq):
+            # next part when this one has its share (or the subjects left are just enough
+            # to give every later part one)
+            later = len(fr) - 1 - k
+            if later and in_k and (done >= bounds[k] or len(uniq) - j <= later):
+                k, in_k = k + 1, 0
+            part_of[u] = k
+            in_k += 1
+            done += counts[u]
+        parts = np.array([part_of[s] for s in subjects])
+        return [idx[parts == k] for k in range(len(fr))]
+    out, rest, rest_fr = [], idx, 1.0
+    for f in fr[:-1]:
+        y = labels[rest]
+        counts = np.bincount(y)
+        strat = y if counts[counts > 0].min() >= 2 else None
+        take, rest = train_test_split(rest, train_size=f / rest_fr, random_state=seed,
+                                      stratify=strat)  # fmt: skip
+        out.append(np.sort(take))
+        rest_fr -= f
+    out.append(np.sort(rest))
+    return out
+
+
 def load_training_data(
     spec: str, input_size: int, channels: int = 1, *, val_fraction: float = 0.2, seed: int = 0
 ) -> TrainData:
-    """Training and validation images from an image source spec (``synthetic:N:SEED[:SIZE]``,
-    ``folder:PATH``, ``ck+:PATH``, ``fer+:PATH``, ``affectnet:PATH``). The dataset's own
-    split is used where it has one; otherwise a seeded stratified split."""
-    from sklearn.model_selection import train_test_split
-
-    from gazelab.models.architectures import to_model_input
-
-    kind, _, rest = spec.partition(":")
-    shape = (input_size, input_size, channels)
-    if kind == "synthetic":
-        from gazelab.annotation.session import open_image_source
-
-        src = open_image_source(spec)
-        ids = list(src.ids)
-        labels = np.array([src.labels[i] for i in ids], dtype=np.int64)
-        images: Any = [src.image(i) for i in ids]
-        split = np.array(["all"] * len(ids), dtype=object)
+    """Training and validation images from an image source spec (see :func:`load_labelled`).
+    The dataset's own split is used where it has one; otherwise a seeded split,
+    subject-independent where the images have subject ids, else stratified."""
+    d = load_labelled(spec, input_size, channels)
+    idx = np.arange(len(d))
+    if (d.split == "train").any() and (d.split == "val").any():
+        tr, va = idx[d.split == "train"], idx[d.split == "val"]
     else:
-        from gazelab.models.datasets.library import load_dataset
+        tr, va = split_indices(d.y, d.subjects, (1 - val_fraction, val_fraction), seed)
+    return train_data(d.take(tr), d.take(va))
 
-        ds = load_dataset(kind, rest)
-        ids = list(ds.ids)
-        labels = np.asarray(ds.labels, dtype=np.int64)
-        images = [ds.image(i) for i in range(len(ids))]
-        split = np.asarray(ds.split, dtype=object)
-    if len(ids) < 4:
-        raise TrainingError(f"{spec}: {len(ids)} image(s) are too few to train on")
-    x = to_model_input(images, shape)
-    idx = np.arange(len(ids))
-    if (split == "train").any() and (split == "val").any():
-        tr, va = idx[split == "train"], idx[split == "val"]
-    else:
-        strat = labels if np.bincount(labels).min() >= 2 else None
-        tr, va = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=strat)
-        tr, va = np.sort(tr), np.sort(va)
-    return TrainData(x[tr], labels[tr], [ids[i] for i in tr], x[va], labels[va],
-                     [ids[i] for i in va], spec)  # fmt: skip
+
+def train_data(train: LabelledImages, val: LabelledImages) -> TrainData:
+    return TrainData(train.x, train.y, train.ids, val.x, val.y, val.ids, train.source)
 
 
 def make_strategy(name: str) -> Any:
@@ -139,6 +232,24 @@ def augmenter(seed: int) -> Any:
 
 
 @dataclass
+class TrainPlan:
+    """What :func:`train_run` trains instead of a fresh registry model.
+
+    ``groups``: (variables, learning rate) pairs, one Adam each; a rate of 0, and every
+    trainable variable in no group, is frozen (no update is applied). ``None``: all
+    trainable variables at ``training.learning_rate``. ``outputs``: for a model with several
+    outputs (ESR branches), the loss is the sum of the first ``outputs`` outputs' losses and
+    validation uses their averaged probabilities. ``restore``: variables (batch-norm
+    statistics of frozen parts) put back to their starting values after every step.
+    """
+
+    model: Any
+    groups: list[tuple[list[Any], float]] | None = None
+    outputs: int = 1
+    restore: list[Any] = field(default_factory=list)
+
+
+@dataclass
 class RunResult:
     name: str
     steps: list[dict[str, Any]]  # one row per step (eval columns where evaluated)
@@ -148,6 +259,8 @@ class RunResult:
     out: Path | None
     confusion: list[list[int]] = field(default_factory=list)
     replicas: int = 1
+    model: Any = None  # the trained model (best epoch's weights with restore_best)
+    seconds: float = 0.0
 
     def eval_curve(self) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """(step, validation macro-F1) at every evaluation."""
@@ -177,10 +290,17 @@ def train_run(
     max_steps: int | None = None,
     progress: Callable[[str], None] | None = None,
     n_classes: int = len(CLASSES),
+    plan: Callable[[], TrainPlan] | None = None,
+    restore_best: bool = False,
 ) -> RunResult:
     """Train one model. With ``masked_train`` (the training images ⊙ masks, same order),
     the first ``masked_epochs`` (default ``training.masked_epochs``) use them, the rest the
-    unmasked images. ``max_steps`` stops early (tests)."""
+    unmasked images. ``max_steps`` stops early (tests).
+
+    ``plan``: called inside the distribution strategy's scope, returns the model to train
+    and which of its variables learn at which rate (:class:`TrainPlan`; ESR branches,
+    fine-tuning strategies); default: a fresh ``training.architecture`` model.
+    ``restore_best``: leave the model with the weights of its best validation epoch."""
     import tensorflow as tf
     from sklearn.metrics import confusion_matrix, f1_score
 
@@ -205,9 +325,20 @@ def train_run(
     if batch % replicas:
         raise TrainingError(f"batch_size {batch} must be a multiple of the {replicas} replicas")
     shape = tuple(int(v) for v in data.x_train.shape[1:])
+    t_start = time.monotonic()
     with strategy.scope():
-        model = build_model(t.architecture, shape, n_classes)  # type: ignore[arg-type]
-        opt = tf.keras.optimizers.Adam(t.learning_rate)
+        tp = (
+            plan() if plan is not None else TrainPlan(build_model(t.architecture, shape, n_classes))
+        )  # type: ignore[arg-type]
+        model = tp.model
+        groups = (
+            tp.groups if tp.groups is not None else [(model.trainable_variables, t.learning_rate)]
+        )
+        active = [(list(vs), tf.keras.optimizers.Adam(lr)) for vs, lr in groups if vs and lr > 0]
+        if not active:
+            raise TrainingError("nothing to train: every variable group is empty or at rate 0")
+        train_vars = [v for vs, _ in active for v in vs]
+        restore = [(v, tf.constant(v.numpy())) for v in tp.restore]
         aug = augmenter(t.seed) if t.augment else None
     weights = (
         _class_weights(data.y_train, n_classes)
@@ -221,9 +352,16 @@ def train_run(
             x = aug(x)
         with tf.GradientTape() as tape:
             p = model(x, training=True)
-            loss = tf.nn.compute_average_loss(ce(y, p) * w, global_batch_size=batch)
-        grads = tape.gradient(loss, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            ps = p[: tp.outputs] if isinstance(p, list | tuple) else [p]
+            loss = tf.add_n([tf.nn.compute_average_loss(ce(y, q) * w, global_batch_size=batch)
+                             for q in ps])  # fmt: skip
+        grads = tape.gradient(loss, train_vars)
+        k = 0
+        for vs, opt in active:
+            opt.apply_gradients(zip(grads[k : k + len(vs)], vs, strict=True))
+            k += len(vs)
+        for v, value in restore:
+            v.assign(value)
         return loss
 
     @tf.function
@@ -244,6 +382,8 @@ def train_run(
 
     def evaluate() -> tuple[float, float, NDArray[np.int64]]:
         p = model.predict(data.x_val, batch_size=256, verbose=0)
+        if isinstance(p, list | tuple):
+            p = np.mean(p[: tp.outputs], axis=0)
         loss = float(np.mean(ce(data.y_val, p).numpy()))
         pred = p.argmax(axis=1)
         f1 = float(f1_score(data.y_val, pred, average="macro", labels=list(range(n_classes)),
@@ -252,7 +392,7 @@ def train_run(
 
     steps: list[dict[str, Any]] = []
     epochs: list[dict[str, Any]] = []
-    best, best_pred = -1.0, None
+    best, best_pred, best_weights = -1.0, None, None
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -286,17 +426,22 @@ def train_run(
                        "train_loss": float(np.mean(losses)), "val_loss": vl, "val_macro_f1": vf,
                        "seconds": round(time.monotonic() - t0, 2)})  # fmt: skip
         if progress:
-            progress(f"{name} epoch {epoch}/{t.epochs} ({phase}): loss {np.mean(losses):.4f}, "
+            tag = f" ({phase})" if k_masked else ""
+            progress(f"{name} epoch {epoch}/{t.epochs}{tag}: loss {np.mean(losses):.4f}, "
                      f"val macro-F1 {vf:.3f}")  # fmt: skip
         if vf > best:
             best, best_pred = vf, pred
+            if restore_best:
+                best_weights = model.get_weights()
             if out_dir is not None:
                 model.save(out_dir / "best.keras")
         if stop:
             break
+    if best_weights is not None:
+        model.set_weights(best_weights)
     conf = confusion_matrix(data.y_val, best_pred, labels=list(range(n_classes))).tolist()
     result = RunResult(name, steps, epochs, best, epochs[-1]["val_macro_f1"], out_dir, conf,
-                       replicas)  # fmt: skip
+                       replicas, model, round(time.monotonic() - t_start, 2))  # fmt: skip
     if out_dir is not None:
         write_run(result, out_dir, t)
     return result

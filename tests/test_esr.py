@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from gazelab.models.esr import ESRError, average_vote, majority_vote
+from gazelab.settings import TrainingSettings
 
 
 def test_majority_vote_and_ties() -> None:
@@ -34,6 +37,13 @@ def test_esr_outputs_and_parameters_per_level() -> None:
     x = np.zeros((5, 32, 32, 1), "f4")
     probs = predict_branches(m, x)
     assert probs.shape == (4, 5, 7) and np.allclose(probs.sum(axis=2), 1, atol=1e-5)
+    assert predict_branches(build_esr((32, 32, 1), 7, 1, 3, 0.125), x).shape == (1, 5, 7)
+    # hand count at width 0.125 (filters 8, 16, 16, 32, 64), level 3: shared conv 1-3 + BN
+    # (γ, β trainable), each branch conv 4-5 + BN + dense 64 → 7
+    shared = (9 * 1 * 8 + 8 + 16) + (9 * 8 * 16 + 16 + 32) + (9 * 16 * 16 + 16 + 32)
+    branch = (9 * 16 * 32 + 32 + 64) + (9 * 32 * 64 + 64 + 128) + (64 * 7 + 7)
+    assert trainable_parameters(m) == shared + 4 * branch
+    assert trainable_parameters(m, [1]) == shared + branch
     one = trainable_parameters(m, [1])
     assert trainable_parameters(m) > one > trainable_parameters(m, [])
     # branching later shares more: fewer parameters for the same ensemble size
@@ -41,6 +51,18 @@ def test_esr_outputs_and_parameters_per_level() -> None:
     assert trainable_parameters(later) < trainable_parameters(m)
     with pytest.raises(ESRError, match="branching level"):
         build_esr((32, 32, 1), 7, level=5)
+
+
+def _tiny_data(n: int = 64, size: int = 16, classes: int = 3):  # type: ignore[no-untyped-def]
+    from gazelab.models.training import TrainData
+
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1, (n, size, size, 1)).astype("f4"), rng.integers(0, classes, n)
+    ids = [f"i{k}" for k in range(n)]
+    return TrainData(x, y, ids, x[:16], y[:16], ids[:16])
+
+
+TINY = TrainingSettings(input_size=16, batch_size=16, epochs=1, augment=False, seed=1)
 
 
 @pytest.mark.tf
@@ -51,8 +73,7 @@ def test_branch_rates_freeze_what_they_should() -> None:
 
     tf.keras.utils.set_random_seed(0)
     m = build_esr((16, 16, 1), 3, n_branches=3, level=2, width=0.0625)
-    rng = np.random.default_rng(0)
-    x, y = rng.uniform(0, 1, (64, 16, 16, 1)).astype("f4"), rng.integers(0, 3, 64)
+    data = _tiny_data()
 
     def snapshot(prefix: str) -> dict[str, np.ndarray]:
         return {v.name: v.numpy().copy() for v in m.variables if v.name.startswith(prefix)}
@@ -61,12 +82,120 @@ def test_branch_rates_freeze_what_they_should() -> None:
         now = snapshot(prefix)
         return all(np.array_equal(before[k], now[k]) for k in before)
 
-    train_branch(m, 1, x, y, BranchRates(new=1e-2, shared=1e-2), steps=3)
+    train_branch(m, 1, TINY, data, BranchRates(new=1e-2, shared=1e-2), max_steps=3)
     shared, b1, b2, b3 = (snapshot(p) for p in ("shared", "branch1_", "branch2_", "branch3_"))
-    losses = train_branch(m, 2, x, y, BranchRates(new=1e-2, shared=0.0, previous=0.0), steps=3)
+    assert any("moving_mean" in k for k in shared)  # batch-norm statistics are checked too
+    r = train_branch(m, 2, TINY, data, BranchRates(new=1e-2, shared=0.0, previous=0.0),
+                     max_steps=3)  # fmt: skip
+    losses = [row["loss"] for row in r.steps]
     assert len(losses) == 3 and np.isfinite(losses).all()
-    # rate 0: unchanged to the bit, batch-norm statistics included
+    # the loss is the sum over branches 1 and 2: about 2 ln 3 at the start
+    assert 1.5 < losses[0] < 3.5
+    # rate 0: unchanged to the bit, batch-norm statistics included; branch 3 is not computed
     assert same(shared, "shared") and same(b1, "branch1_") and same(b3, "branch3_")
     assert not same(b2, "branch2_")  # the new branch learned
-    train_branch(m, 2, x, y, BranchRates(new=1e-2, shared=1e-3, previous=0.0), steps=2)
+    train_branch(m, 2, TINY, data, BranchRates(new=1e-2, shared=1e-3, previous=0.0),
+                 max_steps=2)  # fmt: skip
     assert not same(shared, "shared") and same(b1, "branch1_")
+    b2 = snapshot("branch2_")
+    train_branch(m, 3, TINY, data, BranchRates(new=1e-2, shared=0.0, previous=1e-3),
+                 max_steps=2)  # fmt: skip
+    assert not same(b1, "branch1_") and not same(b2, "branch2_")  # "varied": previous learn
+
+
+def test_ckplus_folds_and_trials() -> None:
+    from gazelab.models.esr_protocols import balanced_subset, ckplus_trial, subject_folds
+
+    subjects = [f"S{s:03d}" for s in (5, 10, 11, 14, 22, 26, 29, 32, 34, 35, 37, 42) for _ in "ab"]
+    folds = subject_folds(subjects, 10)
+    # dealt in turn over the sorted ids: S005→0, S010→1, …, S035→9, S037→0, S042→1
+    assert folds[:4].tolist() == [0, 0, 1, 1] and folds[-4:].tolist() == [0, 0, 1, 1]
+    *parts, val, test = ckplus_trial(folds, 9, 10)
+    assert len(parts) == 4
+    assert set(folds[test]) == {9} and set(folds[val]) == {0}
+    assert [set(folds[p]) for p in parts] == [{1}, {2}, {3}, {4}]
+    with pytest.raises(ESRError, match="subject ids"):
+        subject_folds(["a"] * 5 + [""], 3)
+    y = np.array([0] * 10 + [1] * 3 + [2] * 7)
+    sub = balanced_subset(y, 5, seed=0)
+    assert np.bincount(y[sub]).tolist() == [5, 3, 5] and len(set(sub)) == 13
+
+
+def test_esr_config_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from gazelab.models.esr_protocols import load_esr_config
+    from gazelab.settings import SettingsError
+
+    p = tmp_path / "esr.toml"
+    p.write_text('[data]\nimages = "synthetic:40:0:32"\n[esr]\nprotocol = "kfold"\n')
+    with pytest.raises(SettingsError, match="protocol 'kfold'"):
+        load_esr_config(p)
+    p.write_text('[data]\nimages = "synthetic:40:0:32"\n[esr]\nprotocol = "fine_tune"\n')
+    with pytest.raises(SettingsError, match="init"):
+        load_esr_config(p)
+    p.write_text('[data]\nimages = "synthetic:40:0:32"\n[esr]\nbranchs = 4\n')
+    with pytest.raises(SettingsError, match="branchs"):
+        load_esr_config(p)
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_esr_cli_ckplus_protocol(tmp_path, out_dir) -> None:  # type: ignore[no-untyped-def]
+    """`gazelab esr` on a CK+ fixture in its real layout (12 subjects): one trial of the
+    10-fold protocol, ESR-2 + single network + TE of 2, Grad-CAM per branch."""
+    import csv
+    import shutil
+
+    from PIL import Image
+
+    from gazelab.app.cli import main
+    from gazelab.models.synthetic import render_face
+
+    root = tmp_path / "CK+"
+    codes = [1, 3, 4, 5, 6, 7]  # anger, disgust, fear, happy, sadness, surprise
+    for s in range(12):
+        subj = f"S{100 + s:03d}"
+        for q in range(2):
+            seq, code = f"{q + 1:03d}", codes[(s + q) % len(codes)]
+            d = root / "cohn-kanade-images" / subj / seq
+            d.mkdir(parents=True)
+            for k in range(1, 6):  # frames 1-2 neutral-ish, 3-5 the expression
+                img, _ = render_face(0 if k < 3 else code, 40, seed=1000 * s + 10 * q + k)
+                Image.fromarray(img).save(d / f"{subj}_{seq}_{k:08d}.png")
+            lab = root / "Emotion" / subj / seq / f"{subj}_{seq}_{5:08d}_emotion.txt"
+            lab.parent.mkdir(parents=True)
+            lab.write_text(f"   {code:.7e}\n")
+    cfg = tmp_path / "ck.toml"
+    cfg.write_text(f"""[data]
+images = "ck+:{root}"
+last_frames = 3
+crop = 0.9
+[esr]
+protocol = "ck+_10fold"
+branches = 2
+level = 3
+width = 0.0625
+max_trials = 1
+gradcam = 3
+[training]
+input_size = 32
+epochs = 1
+batch_size = 8
+""")
+    out = tmp_path / "run"
+    assert main(["esr", "--config", str(cfg), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["system"] for r in rows] == ["ESR-2 level 3", "single network",
+                                          "traditional ensemble of 2"]  # fmt: skip
+    # 12 subjects, 2 sequences × (1 neutral + 3 last frames) = 8 images each: trial 1 tests
+    # on fold 0 (S100, S110) = 16 images; ESR params < TE params
+    assert int(rows[0]["parameters"]) < int(rows[2]["parameters"])
+    assert len(json.loads(rows[0]["branch_accuracy"])) == 2
+    assert all(0 <= float(r["majority_accuracy"]) <= 1 for r in rows)
+    levels = list(csv.DictReader(open(out / "parameters.csv")))
+    assert [int(r["level"]) for r in levels] == [1, 2, 3, 4]
+    esr = [int(r["esr_parameters"]) for r in levels]
+    assert esr == sorted(esr, reverse=True)  # later branching shares more
+    assert (out / "trial-01" / "gradcam.png").stat().st_size > 1000
+    assert (out / "trial-01" / "esr" / "esr.keras").exists()
+    assert "Reference" in (out / "summary.md").read_text()  # real-layout data: paper's number
+    shutil.copy(out / "trial-01" / "gradcam.png", out_dir / "esr_gradcam.png")

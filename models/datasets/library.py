@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from gazelab.models.datasets.affectnet import load_affectnet
 from gazelab.models.datasets.base import DatasetError, ImageSet
 from gazelab.models.datasets.ckplus import load_ckplus
@@ -17,6 +19,32 @@ LOADERS: dict[str, Callable[[Path], ImageSet]] = {
     "affectnet": load_affectnet,
     "folder": load_folder,
 }
+
+
+def load_image_set(spec: str) -> ImageSet:
+    """An image set from a source spec: ``synthetic:N:SEED[:SIZE][:subjects=K][:renderer=b]``
+    (images rendered in memory; subject ids with ``subjects=``) or ``LAYOUT:PATH`` for a
+    registered layout (``ck+:``, ``fer+:``, ``affectnet:``, ``folder:``)."""
+    kind, _, rest = spec.partition(":")
+    if kind == "synthetic":
+        from gazelab.models.synthetic import parse_synthetic_spec
+
+        try:
+            faces = parse_synthetic_spec(spec).faces()
+        except ValueError as exc:
+            raise DatasetError(str(exc)) from exc
+        n = len(faces.ids)
+        return ImageSet(
+            name=spec,
+            ids=list(faces.ids),
+            labels=faces.labels,
+            split=np.array(["all"] * n, dtype=object),
+            loader=lambda i: faces.images[i],
+            subjects=np.array(faces.subjects, dtype=object),
+        )
+    if not rest:
+        raise DatasetError(f"image source {spec!r} needs a path: {kind}:PATH")
+    return load_dataset(kind, rest)
 
 
 def load_dataset(name: str, path: str | Path) -> ImageSet:
