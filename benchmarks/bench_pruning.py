@@ -24,6 +24,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=3000, help="synthetic faces (60/20/20 split)")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", help="also save the trained model here")
     args = ap.parse_args()
     from gazelab.models.architectures import to_model_input
     from gazelab.models.pruning import prune
@@ -42,6 +43,11 @@ def main() -> None:
     t0 = time.perf_counter()
     run = train_run(t, data, name="six_module_cnn", restore_best=True, n_classes=8)
     model = run.model
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        model.save(Path(args.out) / "six_module_cnn.keras")
     print(f"six-module CNN, {a} training faces, {args.epochs} epochs (gazelab train loop, best "
           f"validation epoch kept: macro-F1 {run.best_f1:.3f}) in {time.perf_counter() - t0:.0f} s; "
           f"{model.count_params()} parameters")  # fmt: skip

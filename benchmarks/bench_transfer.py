@@ -7,7 +7,7 @@ trained on the source (BL), then adapted with FC, FC+CL, RE (from BL's weights) 
 (merged data, from scratch) on 50 % and 100 % of the target's training set. Prints the
 table of accuracy on the source test set and the target test set.
 
-    python benchmarks/bench_transfer.py [--n 3000] [--epochs 8] [--width 0.25]
+    python benchmarks/bench_transfer.py [--n 3000] [--epochs 10] [--width 0.25]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=3000, help="source faces (target: a third)")
-    ap.add_argument("--epochs", type=int, default=8, help="BL / FU epochs")
+    ap.add_argument("--epochs", type=int, default=10, help="BL / FU epochs")
     ap.add_argument("--fine-tune-epochs", type=int, default=5)
     ap.add_argument("--width", type=float, default=0.25)
     ap.add_argument("--out", help="keep the run here (default: a temporary folder)")
@@ -41,7 +41,7 @@ fine_tune_epochs = {args.fine_tune_epochs}
 input_size = 48
 epochs = {args.epochs}
 batch_size = 32
-learning_rate = 0.001
+learning_rate = 0.0005
 augment = false
 """)
         t = time.perf_counter()

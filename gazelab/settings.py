@@ -179,7 +179,11 @@ class TrainingSettings(_Validated):
     architecture: str = setting(
         "mobilenet_v2",
         choices=(
-            "small_cnn", "six_module_cnn", "simplified_vgg", "mobilenet_v2", "inception_v3",
+            "small_cnn",
+            "six_module_cnn",
+            "simplified_vgg",
+            "mobilenet_v2",
+            "inception_v3",
             "xception",
         ),
     )

@@ -54,7 +54,7 @@ POOLED_BLOCKS = (2, 3, 4)
 def _block(layers: Any, x: Any, filters: int, name: str, pool: bool) -> Any:
     """conv → batch norm → ReLU (→ max pooling), as in the paper's base network."""
     x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     x = layers.ReLU(name=f"{name}_relu")(x)
     return layers.MaxPooling2D(padding="same", name=f"{name}_pool")(x) if pool else x
 

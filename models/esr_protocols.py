@@ -393,14 +393,13 @@ def run_esr_experiment(
             train, val, test = split_indices(data.y, data.subjects, fr, t.seed)
         rng = np.random.default_rng(t.seed)
         shuffled = rng.permutation(train)
-        parts = [np.sort(shuffled[j::4]) for j in range(4)]
-        trials.append((parts, val, test))
+        trials.append(([np.sort(shuffled[j::4]) for j in range(4)], val, test))
     rows: list[dict[str, Any]] = []
-    for tr, (parts, val, test) in enumerate(trials):
+    for tr, (trial_parts, val, test) in enumerate(trials):
         if progress:
-            progress(f"trial {tr + 1}/{len(trials)}: {sum(len(p) for p in parts)} training, "
+            progress(f"trial {tr + 1}/{len(trials)}: {sum(len(p) for p in trial_parts)} training, "
                      f"{len(val)} validation, {len(test)} test images")  # fmt: skip
-        for r in run_trial(cfg, data, parts, val, test, out / f"trial-{tr + 1:02d}",
+        for r in run_trial(cfg, data, trial_parts, val, test, out / f"trial-{tr + 1:02d}",
                            progress=progress, max_steps=max_steps):  # fmt: skip
             rows.append({"trial": tr + 1, **r})
     write_results(rows, cfg, out)

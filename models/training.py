@@ -161,8 +161,8 @@ def split_indices(
     out, rest, rest_fr = [], idx, 1.0
     for f in fr[:-1]:
         y = labels[rest]
-        counts = np.bincount(y)
-        strat = y if counts[counts > 0].min() >= 2 else None
+        per_class = np.bincount(y)
+        strat = y if per_class[per_class > 0].min() >= 2 else None
         take, rest = train_test_split(rest, train_size=f / rest_fr, random_state=seed,
                                       stratify=strat)  # fmt: skip
         out.append(np.sort(take))
@@ -324,12 +324,13 @@ def train_run(
     batch = t.batch_size
     if batch % replicas:
         raise TrainingError(f"batch_size {batch} must be a multiple of the {replicas} replicas")
-    shape = tuple(int(v) for v in data.x_train.shape[1:])
+    h, w, c = (int(v) for v in data.x_train.shape[1:])
+    shape = (h, w, c)
     t_start = time.monotonic()
     with strategy.scope():
         tp = (
             plan() if plan is not None else TrainPlan(build_model(t.architecture, shape, n_classes))
-        )  # type: ignore[arg-type]
+        )
         model = tp.model
         groups = (
             tp.groups if tp.groups is not None else [(model.trainable_variables, t.learning_rate)]

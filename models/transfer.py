@@ -7,7 +7,7 @@ strategy, using 50 % and 100 % of the target's training data:
 ====== =================================================================================
 BL     baseline: the source model as it is
 FC     fine-tune the fully connected layers (``fc1``, ``fc2``, ``scores``)
-FC+CL  those plus the last conv layer (``conv3_2``)
+FC+CL  those plus the last conv layer (``conv3_2`` and its batch norm ``bn3_2``)
 RE     retrain every layer, starting from the source model
 FU     train from scratch on the merged source + target training sets
 ====== =================================================================================
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import tomllib
 from collections.abc import Callable, Sequence
@@ -50,7 +51,7 @@ STRATEGIES = ("BL", "FC", "FC+CL", "RE", "FU")
 TRAINED_LAYERS: dict[str, tuple[str, ...] | None] = {
     "BL": (),
     "FC": ("fc1", "fc2", "scores"),
-    "FC+CL": ("conv3_2", "fc1", "fc2", "scores"),
+    "FC+CL": ("conv3_2", "bn3_2", "fc1", "fc2", "scores"),
     "RE": None,  # every layer
     "FU": None,  # every layer, from scratch
 }
@@ -63,7 +64,8 @@ class TransferError(ValueError):
 
 def strategy_plan(model: Any, strategy: str, learning_rate: float) -> Any:
     """The :class:`~gazelab.models.training.TrainPlan` of a strategy: only the variables of
-    the layers in :data:`TRAINED_LAYERS` learn; every other variable is frozen."""
+    the layers in :data:`TRAINED_LAYERS` learn; every other variable is frozen, batch-norm
+    statistics of the frozen layers included (put back after every step)."""
     from gazelab.models.training import TrainPlan
 
     if strategy not in STRATEGIES:
@@ -78,7 +80,8 @@ def strategy_plan(model: Any, strategy: str, learning_rate: float) -> Any:
         raise TransferError(f"strategy {strategy} trains layers {missing} that model "
                             f"{model.name!r} does not have")  # fmt: skip
     variables = [v for n in names for v in model.get_layer(n).trainable_variables]
-    return TrainPlan(model, groups=[(variables, learning_rate)])
+    frozen = [v for la in model.layers if la.name not in names for v in la.non_trainable_variables]
+    return TrainPlan(model, groups=[(variables, learning_rate)], restore=frozen)
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,7 @@ def run_transfer(
     (out / "settings.toml").write_text(cfg.settings.to_toml())
     n_classes = len(CLASSES)
     size = t.input_size
-    shape = (size, size, 1)
+    shape: tuple[int, int, int] = (size, size, 1)
 
     def splits(spec: str, seed: int) -> tuple[LabelledImages, LabelledImages, LabelledImages]:
         d = load_labelled(spec, size, 1)
@@ -198,7 +201,7 @@ def run_transfer(
     def new_model() -> Any:
         from gazelab.models.training import TrainPlan
 
-        return TrainPlan(simplified_vgg(shape, n_classes, ts.width))  # type: ignore[arg-type]
+        return TrainPlan(simplified_vgg(shape, n_classes, ts.width))
 
     def test(model: Any) -> dict[str, float]:
         return {"source_test": accuracy(model, s_te.x, s_te.y),
@@ -230,10 +233,10 @@ def run_transfer(
                               n_classes=n_classes)  # fmt: skip
             else:
                 tf.keras.utils.set_random_seed(t.seed)
-                model = simplified_vgg(shape, n_classes, ts.width)  # type: ignore[arg-type]
+                model = simplified_vgg(shape, n_classes, ts.width)
                 model.set_weights(bl_weights)
-                r = train_run(ft, train_data(sub, t_va), name=name, out=out / name,
-                              plan=lambda m=model, s=strategy: strategy_plan(m, s, ft.learning_rate),
+                plan = functools.partial(strategy_plan, model, strategy, ft.learning_rate)
+                r = train_run(ft, train_data(sub, t_va), name=name, out=out / name, plan=plan,
                               restore_best=True, max_steps=max_steps, progress=progress,
                               n_classes=n_classes)  # fmt: skip
             layers = TRAINED_LAYERS[strategy]

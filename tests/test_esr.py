@@ -199,3 +199,30 @@ batch_size = 8
     assert (out / "trial-01" / "esr" / "esr.keras").exists()
     assert "Reference" in (out / "summary.md").read_text()  # real-layout data: paper's number
     shutil.copy(out / "trial-01" / "gradcam.png", out_dir / "esr_gradcam.png")
+
+
+def test_example_configs_parse() -> None:
+    """Every shipped example config is valid (datasets' paths are placeholders)."""
+    from pathlib import Path
+
+    from gazelab.models.esr_protocols import load_esr_config
+    from gazelab.models.training import load_run_config
+    from gazelab.models.transfer import load_transfer_config
+
+    ex = Path(__file__).resolve().parents[1] / "examples"
+    protocols = {p.name: load_esr_config(p).esr.protocol for p in sorted(ex.glob("esr-*.toml"))}
+    assert protocols == {"esr-affectnet-esr9.toml": "balanced", "esr-ckplus-10fold.toml": "ck+_10fold",
+                         "esr-demo.toml": "holdout", "esr-ferplus-finetune.toml": "fine_tune"}  # fmt: skip
+    ck = load_esr_config(ex / "esr-ckplus-10fold.toml")
+    assert (ck.last_frames, ck.esr.branches, ck.esr.level, ck.settings.training.input_size) == (
+        3,
+        4,
+        3,
+        96,
+    )
+    assert load_esr_config(ex / "esr-affectnet-esr9.toml").esr.max_per_class == 5000
+    for p in ex.glob("transfer-*.toml"):
+        assert load_transfer_config(p).settings.training.input_size == 48
+    assert (
+        load_run_config(ex / "prune-demo.toml").settings.training.architecture == "six_module_cnn"
+    )
