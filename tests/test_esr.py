@@ -226,3 +226,47 @@ def test_example_configs_parse() -> None:
     assert (
         load_run_config(ex / "prune-demo.toml").settings.training.architecture == "six_module_cnn"
     )
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_fine_tune_protocol_starts_from_the_saved_esr(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`fine_tune`: the saved ESR is loaded (not rebuilt), each branch is fine-tuned on a
+    class-balanced subset, and no baselines are trained."""
+    import csv
+
+    import tensorflow as tf
+
+    from gazelab.models.esr import build_esr
+    from gazelab.models.esr_protocols import load_esr_config, run_esr_experiment
+
+    tf.keras.utils.set_random_seed(0)
+    start = build_esr((24, 24, 1), 8, n_branches=2, level=3, width=0.0625)
+    start.save(tmp_path / "start.keras")
+    cfg = tmp_path / "ft.toml"
+    cfg.write_text("""[data]
+images = "synthetic:96:3:24"
+[esr]
+protocol = "fine_tune"
+init = "start.keras"
+max_per_class = 6
+gradcam = 2
+[training]
+input_size = 24
+epochs = 1
+batch_size = 8
+augment = false
+""")
+    rows = run_esr_experiment(load_esr_config(cfg), tmp_path / "run")
+    assert [r["system"] for r in rows] == ["ESR-2 level 3"]
+    steps = list(csv.DictReader(open(tmp_path / "run/trial-01/esr/branch1/steps.csv")))
+    # 96 faces, 80 % training = 77 → at most 6 per class (8 classes) = 48 → 6 steps of 8
+    assert len(steps) == 6
+    tuned = tf.keras.models.load_model(tmp_path / "run/trial-01/esr/esr.keras")
+    assert [w.shape for w in tuned.get_weights()] == [w.shape for w in start.get_weights()]
+    pairs = zip(tuned.get_weights(), start.get_weights(), strict=True)
+    assert not all(np.array_equal(a, b) for a, b in pairs)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(cfg.read_text().replace("input_size = 24", "input_size = 32"))
+    with pytest.raises(ESRError, match="input_size = 24"):
+        run_esr_experiment(load_esr_config(bad), tmp_path / "run2")
