@@ -36,7 +36,7 @@ examples: $(STAMP)
 	time ( $(VENV)/bin/gazelab train trainer --config examples/prune-demo.toml \
 	         --out runs/prune-demo && \
 	       $(VENV)/bin/gazelab prune --model runs/prune-demo/best.keras \
-	         --images synthetic:300:7:48 --similar 10 --complementary 170 )
+	         --images synthetic:300:7:32 --similar 10 --complementary 170 )
 
 # Slow tests (model training, long socket soaks) run in CI and with SLOW=1.
 PYTEST_MARK := $(if $(or $(filter true,$(CI)),$(SLOW)),,-m "not slow")

@@ -2,8 +2,8 @@
 
 Trains seed 003's six-module CNN (48×48 grey, 16 → 256 maps, global average pooling)
 on synthetic faces, then prunes the last conv layer's 256 maps at the paper's two
-threshold pairs (8° / 172° and 10° / 170°) and wider ones, up to where accuracy drops, planning on the
-validation images and measuring on held-out test images. Prints accuracy and model
+threshold pairs (8° / 172° and 10° / 170°) and wider ones, up to where accuracy drops,
+planning on the validation images and measuring on held-out test images. Prints accuracy and model
 size (parameters) before and after, and the number of maps merged / removed.
 
     python benchmarks/bench_pruning.py [--n 3000] [--epochs 12]

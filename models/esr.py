@@ -158,14 +158,14 @@ def train_branch(
 ) -> Any:
     """Train branch ``branch`` with :func:`~gazelab.models.training.train_run` (same loop,
     augmentation, class weights and records as every other run); returns its ``RunResult``
-    with the best validation epoch's weights restored."""
+    with the best validation epoch's weights restored (the caller saves the ensemble)."""
     from gazelab.models.training import train_run
 
     if training.strategy != "default":
         raise ESRError("ESR branches are trained with strategy = 'default'")
     n_classes = int(model.outputs[0].shape[-1])
     return train_run(training, data, name=f"branch{branch}", out=out, max_steps=max_steps,
-                     progress=progress, n_classes=n_classes, restore_best=True,
+                     progress=progress, n_classes=n_classes, restore_best=True, save_best=False,
                      plan=lambda: branch_plan(model, branch, rates))  # fmt: skip
 
 

@@ -276,7 +276,8 @@ def run_trial(
 
         r = train_run(ts, train_data(data.take(idx), val_set), name=name,
                       out=out / name, max_steps=max_steps, progress=progress,
-                      n_classes=n_classes, plan=plan, restore_best=True)  # fmt: skip
+                      n_classes=n_classes, plan=plan, restore_best=True,
+                      save_best=False)  # fmt: skip
         p = predict_branches(r.model, test_set.x)[0]
         return p, trainable_parameters(r.model), r.seconds
 

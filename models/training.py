@@ -292,6 +292,7 @@ def train_run(
     n_classes: int = len(CLASSES),
     plan: Callable[[], TrainPlan] | None = None,
     restore_best: bool = False,
+    save_best: bool = True,
 ) -> RunResult:
     """Train one model. With ``masked_train`` (the training images ⊙ masks, same order),
     the first ``masked_epochs`` (default ``training.masked_epochs``) use them, the rest the
@@ -300,7 +301,9 @@ def train_run(
     ``plan``: called inside the distribution strategy's scope, returns the model to train
     and which of its variables learn at which rate (:class:`TrainPlan`; ESR branches,
     fine-tuning strategies); default: a fresh ``training.architecture`` model.
-    ``restore_best``: leave the model with the weights of its best validation epoch."""
+    ``restore_best``: leave the model with the weights of its best validation epoch.
+    ``save_best``: write ``best.keras`` into ``out`` at every new best epoch (experiments
+    that save their own final models turn it off)."""
     import tensorflow as tf
     from sklearn.metrics import confusion_matrix, f1_score
 
@@ -434,7 +437,7 @@ def train_run(
             best, best_pred = vf, pred
             if restore_best:
                 best_weights = model.get_weights()
-            if out_dir is not None:
+            if out_dir is not None and save_best:
                 model.save(out_dir / "best.keras")
         if stop:
             break

@@ -209,8 +209,9 @@ def run_transfer(
 
     rows: list[dict[str, Any]] = []
     bl = train_run(t, train_data(s_tr, s_va), name="BL", out=out / "BL", plan=new_model,
-                   restore_best=True, max_steps=max_steps, progress=progress,
+                   restore_best=True, save_best=False, max_steps=max_steps, progress=progress,
                    n_classes=n_classes)  # fmt: skip
+    bl.model.save(out / "BL" / "model.keras")
     bl_weights = bl.model.get_weights()
     rows.append({"strategy": "BL", "fraction": None, **test(bl.model),
                  "trained_layers": "", "target_train_images": 0, "seconds": bl.seconds})  # fmt: skip
@@ -228,7 +229,7 @@ def run_transfer(
             if strategy == "FU":
                 merged = _concat(s_tr, sub)
                 r = train_run(t, train_data(merged, _concat(s_va, t_va)), name=name,
-                              out=out / name, plan=new_model, restore_best=True,
+                              out=out / name, plan=new_model, restore_best=True, save_best=False,
                               max_steps=max_steps, progress=progress,
                               n_classes=n_classes)  # fmt: skip
             else:
@@ -237,8 +238,9 @@ def run_transfer(
                 model.set_weights(bl_weights)
                 plan = functools.partial(strategy_plan, model, strategy, ft.learning_rate)
                 r = train_run(ft, train_data(sub, t_va), name=name, out=out / name, plan=plan,
-                              restore_best=True, max_steps=max_steps, progress=progress,
+                              restore_best=True, save_best=False, max_steps=max_steps, progress=progress,
                               n_classes=n_classes)  # fmt: skip
+            r.model.save(out / name / "model.keras")
             layers = TRAINED_LAYERS[strategy]
             rows.append({"strategy": strategy, "fraction": frac, **test(r.model),
                          "trained_layers": "all" if layers is None else " ".join(layers),

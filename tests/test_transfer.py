@@ -35,7 +35,7 @@ def test_each_strategy_trains_exactly_the_layers_it_names() -> None:
     weighted = [la.name for la in simplified_vgg((16, 16, 1), 8, width=0.0625).layers
                 if la.weights]  # conv, batch norm (statistics included), fc  # fmt: skip
     assert len(weighted) == 6 + 6 + 3
-    for strategy in ("FC", "FC+CL", "RE"):
+    for strategy in ("FC", "FC+CL", "RE", "FU"):  # FU: every layer (run_transfer starts it fresh)
         model = simplified_vgg((16, 16, 1), 8, width=0.0625)
         model.set_weights(start)
         before = {n: [w.copy() for w in model.get_layer(n).get_weights()] for n in weighted}
@@ -50,6 +50,7 @@ def test_each_strategy_trains_exactly_the_layers_it_names() -> None:
         named = set(weighted) if TRAINED_LAYERS[strategy] is None else set(TRAINED_LAYERS[strategy])
         assert changed == named, strategy
     assert TRAINED_LAYERS["FC+CL"] == ("conv3_2", "bn3_2", "fc1", "fc2", "scores")
+    # BL: the source model as is, nothing trained on the target
     with pytest.raises(TransferError, match="BL trains nothing"):
         strategy_plan(model, "BL", 1e-3)
     with pytest.raises(TransferError, match="does not have"):
