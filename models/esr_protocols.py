@@ -25,9 +25,11 @@ Protocols
     *b* of the traditional ensemble (TE) both train on three of those four folds (fold
     *b mod 4* left out: bagging); the single network trains on all four.
 ``holdout``
-    One train / validation / test split (the dataset's own, else subject-independent or
-    stratified with ``test_fraction`` / ``val_fraction``); the training set is cut into
-    four parts for the same leave-one-part-out bagging.
+    One train / validation / test split: the dataset's own (FER+; AffectNet, which has no
+    test list, is tested on its validation list as in the paper, and validation is carved
+    from training), else subject-independent or stratified with ``test_fraction`` /
+    ``val_fraction``; the training set is cut into four parts for the same
+    leave-one-part-out bagging.
 ``balanced``
     AffectNet: every branch (and every TE network) trains on its own class-balanced subset
     of at most ``max_per_class`` images per class (5 000 in the paper).
@@ -382,11 +384,15 @@ def run_esr_experiment(
             trials.append((parts, val, test))
     else:
         idx = np.arange(len(data))
-        if (data.split == "train").any() and (data.split == "test").any():
+        has = {name: bool((data.split == name).any()) for name in ("train", "val", "test")}
+        if has["train"] and (has["test"] or has["val"]):
+            # the dataset's own split; without a test part (AffectNet) its validation set is
+            # the test set, as in the paper, and validation is carved from training
             train = idx[data.split == "train"]
-            val = idx[data.split == "val"] if (data.split == "val").any() else None
-            test = idx[data.split == "test"]
-            if val is None:
+            test = idx[data.split == ("test" if has["test"] else "val")]
+            if has["test"] and has["val"]:
+                val = idx[data.split == "val"]
+            else:
                 a, b = split_indices(data.y[train], data.subjects[train], (0.9, 0.1), t.seed)
                 train, val = train[a], train[b]
         else:

@@ -162,7 +162,11 @@ def split_indices(
     for f in fr[:-1]:
         y = labels[rest]
         per_class = np.bincount(y)
-        strat = y if per_class[per_class > 0].min() >= 2 else None
+        n_take = int(round(f / rest_fr * len(rest)))
+        smallest = min(n_take, len(rest) - n_take)
+        # stratify when every class can be in both parts (else sklearn refuses)
+        stratifiable = per_class[per_class > 0].min() >= 2 and smallest >= (per_class > 0).sum()
+        strat = y if stratifiable else None
         take, rest = train_test_split(rest, train_size=f / rest_fr, random_state=seed,
                                       stratify=strat)  # fmt: skip
         out.append(np.sort(take))

@@ -270,3 +270,41 @@ augment = false
     bad.write_text(cfg.read_text().replace("input_size = 24", "input_size = 32"))
     with pytest.raises(ESRError, match="input_size = 24"):
         run_esr_experiment(load_esr_config(bad), tmp_path / "run2")
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_balanced_protocol_on_affectnet_layout(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`balanced` on an AffectNet fixture: its validation list is the test set (the paper's
+    protocol), validation is carved from training, and each branch trains on at most
+    ``max_per_class`` images of every class."""
+    import csv
+
+    from gazelab.models.esr_protocols import load_esr_config, run_esr_experiment
+    from tests.test_datasets import write_affectnet
+
+    rows = [("training.csv", f"t/{i}.jpg", i % 8, 10 + i) for i in range(40)]
+    rows += [("validation.csv", f"v/{i}.jpg", i % 8, 100 + i) for i in range(16)]
+    write_affectnet(tmp_path / "AffectNet", rows)
+    cfg = tmp_path / "an.toml"
+    cfg.write_text(f"""[data]
+images = "affectnet:{tmp_path / "AffectNet"}"
+[esr]
+protocol = "balanced"
+branches = 2
+width = 0.0625
+max_per_class = 3
+baselines = false
+gradcam = 0
+[training]
+input_size = 16
+epochs = 1
+batch_size = 8
+augment = false
+""")
+    said: list[str] = []
+    run_esr_experiment(load_esr_config(cfg), tmp_path / "run", progress=said.append)
+    assert "trial 1/1: 36 training, 4 validation, 16 test images" in said
+    for b in (1, 2):
+        steps = list(csv.DictReader(open(tmp_path / f"run/trial-01/esr/branch{b}/steps.csv")))
+        assert len(steps) == 3  # ≤ 3 per class of 36 training images (4-5 per class) = 24
