@@ -248,6 +248,10 @@ def run_trial(
     else:
         model = build_esr(shape, n_classes, e.branches, e.level, e.width)  # type: ignore[arg-type]
     k = len(model.outputs)
+    if e.protocol == "fine_tune":  # cross-dataset accuracy before any training (paper: 57.92 %)
+        before = ensemble_accuracy(predict_branches(model, test_set.x), test_set.y)
+        rows.append({"system": f"ESR-{k} before fine-tuning", **before,
+                     "parameters": trainable_parameters(model), "seconds": 0.0})  # fmt: skip
     rates = e.branch_rates(t.learning_rate)
     seconds = 0.0
     for b in range(1, k + 1):
@@ -257,7 +261,8 @@ def run_trial(
         seconds += r.seconds
     model.save(out / "esr" / "esr.keras")
     probs = predict_branches(model, test_set.x)
-    rows.append({"system": f"ESR-{k} level {e.level}", **ensemble_accuracy(probs, test_set.y),
+    label = f"ESR-{k} fine-tuned" if e.protocol == "fine_tune" else f"ESR-{k} level {e.level}"
+    rows.append({"system": label, **ensemble_accuracy(probs, test_set.y),
                  "parameters": trainable_parameters(model), "seconds": round(seconds, 1)})  # fmt: skip
     gradcam_figure(model, test_set.x[: e.gradcam], test_set.y[: e.gradcam], out / "gradcam.png")
     if not e.baselines or e.protocol == "fine_tune":

@@ -231,8 +231,8 @@ def test_example_configs_parse() -> None:
 @pytest.mark.tf
 @pytest.mark.slow
 def test_fine_tune_protocol_starts_from_the_saved_esr(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """`fine_tune`: the saved ESR is loaded (not rebuilt), each branch is fine-tuned on a
-    class-balanced subset, and no baselines are trained."""
+    """`fine_tune`: the saved ESR is loaded (not rebuilt) and tested before training, each
+    branch is fine-tuned on a class-balanced subset, and no baselines are trained."""
     import csv
 
     import tensorflow as tf
@@ -258,7 +258,7 @@ batch_size = 8
 augment = false
 """)
     rows = run_esr_experiment(load_esr_config(cfg), tmp_path / "run")
-    assert [r["system"] for r in rows] == ["ESR-2 level 3"]
+    assert [r["system"] for r in rows] == ["ESR-2 before fine-tuning", "ESR-2 fine-tuned"]
     steps = list(csv.DictReader(open(tmp_path / "run/trial-01/esr/branch1/steps.csv")))
     # 96 faces, 80 % training = 77 → at most 6 per class (8 classes) = 48 → 6 steps of 8
     assert len(steps) == 6
