@@ -6,7 +6,7 @@ of four parts of the training set, shared layers and trained branches at the "va
 rates), the same network alone on all the training data, and four independent networks on
 the same four subsets. Prints test accuracy (per branch, majority vote, averaged
 probabilities), trainable parameters, training time, and the parameters of ESR-4 at
-branching levels 1–4 against the ensemble (the paper's Table 1) at full width.
+branching levels 1–5 against the ensemble (the paper's Table 1) at full width.
 
     python benchmarks/bench_esr.py [--n 2400] [--epochs 6] [--size 32] [--width 0.25]
 """

@@ -66,14 +66,14 @@ def build_esr(
     level: int = 3,
     width: float = 1.0,
 ) -> Any:
-    """ESR-``n_branches`` branching after conv block ``level`` (1–4): five blocks of conv →
+    """ESR-``n_branches`` branching after conv block ``level`` (1–5): five blocks of conv →
     batch norm → ReLU, max pooling after blocks 2–4, global average pooling and a dense
     softmax per branch. Outputs: a list of ``n_branches`` softmax tensors (a plain tensor for
     one branch, the single network). Layer names: ``shared*`` and ``branch{i}_*``."""
     import tensorflow as tf
 
-    if not 1 <= level <= 4:
-        raise ESRError(f"branching level must be 1-4 (a branch needs a conv block), got {level}")
+    if not 1 <= level <= 5:
+        raise ESRError(f"branching level must be 1-5 (blocks in the shared base), got {level}")
     if n_branches < 1:
         raise ESRError(f"an ensemble needs at least one branch, got {n_branches}")
     layers = tf.keras.layers

@@ -97,8 +97,8 @@ class ESRSettings:
             bad.append(f"rates {self.rates!r}: choose one of {', '.join(RATE_SCHEMES)}")
         if not 1 <= self.branches <= 64:
             bad.append(f"branches = {self.branches}: give 1-64")
-        if not 1 <= self.level <= 4:
-            bad.append(f"level = {self.level}: give 1-4 (a branch needs a conv block)")
+        if not 1 <= self.level <= 5:
+            bad.append(f"level = {self.level}: give 1-5 (conv blocks in the shared base)")
         if not 0 < self.width <= 4:
             bad.append(f"width = {self.width}: give a filter scale in (0, 4]")
         if self.folds < 3:
@@ -302,13 +302,13 @@ def run_trial(
 def parameters_per_level(
     shape: tuple[int, int, int], n_classes: int, branches: int, width: float
 ) -> list[dict[str, Any]]:
-    """Trainable parameters of ESR-``branches`` at levels 1–4 against ``branches`` single
+    """Trainable parameters of ESR-``branches`` at levels 1–5 against ``branches`` single
     networks (the paper's Table 1)."""
     from gazelab.models.esr import build_esr, trainable_parameters
 
     te = branches * trainable_parameters(build_esr(shape, n_classes, 1, 1, width))
     rows = []
-    for level in range(1, 5):
+    for level in range(1, 6):
         n = trainable_parameters(build_esr(shape, n_classes, branches, level, width))
         rows.append({"level": level, "esr_parameters": n, "te_parameters": te,
                      "reduction_vs_te": round(1 - n / te, 4)})  # fmt: skip

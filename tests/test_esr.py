@@ -50,7 +50,7 @@ def test_esr_outputs_and_parameters_per_level() -> None:
     later = build_esr((32, 32, 1), 7, n_branches=4, level=4, width=0.125)
     assert trainable_parameters(later) < trainable_parameters(m)
     with pytest.raises(ESRError, match="branching level"):
-        build_esr((32, 32, 1), 7, level=5)
+        build_esr((32, 32, 1), 7, level=6)
 
 
 def _tiny_data(n: int = 64, size: int = 16, classes: int = 3):  # type: ignore[no-untyped-def]
@@ -192,7 +192,7 @@ batch_size = 8
     assert len(json.loads(rows[0]["branch_accuracy"])) == 2
     assert all(0 <= float(r["majority_accuracy"]) <= 1 for r in rows)
     levels = list(csv.DictReader(open(out / "parameters.csv")))
-    assert [int(r["level"]) for r in levels] == [1, 2, 3, 4]
+    assert [int(r["level"]) for r in levels] == [1, 2, 3, 4, 5]
     esr = [int(r["esr_parameters"]) for r in levels]
     assert esr == sorted(esr, reverse=True)  # later branching shares more
     assert (out / "trial-01" / "gradcam.png").stat().st_size > 1000
