@@ -167,7 +167,8 @@ def subject_folds(subjects: Sequence[str], k: int) -> NDArray[np.int64]:
     if len(uniq) < k or "" in uniq:
         raise ESRError(
             f"subject-independent {k}-fold cross-validation needs subject ids for every image "
-            f"and at least {k} subjects; found {len([u for u in uniq if u])}"
+            f"and at least {k} subjects; found {len([u for u in uniq if u])} (synthetic faces: "
+            "add :subjects=K to the spec)"
         )
     fold_of = {s: i % k for i, s in enumerate(uniq)}
     return np.array([fold_of[s] for s in subjects], dtype=np.int64)
