@@ -1,8 +1,11 @@
-"""Small file helpers shared by the report, the saliency cache and the mask export."""
+"""Small file helpers shared by the report, the saliency cache, the mask export and the
+training records."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,16 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, p)
+
+
+def write_csv_rows(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Rows (dicts with the same keys) as CSV with a header; list values are written as
+    JSON, ``None`` as an empty cell."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()})
 
 
 def safe_filename(name: str) -> str:

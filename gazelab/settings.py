@@ -266,14 +266,43 @@ class Settings:
         return cls.from_dict(data, source)
 
 
-def load_settings(path: str | Path) -> Settings:
-    """Read settings from a TOML file; missing keys take their defaults."""
+def read_toml_file(path: str | Path, what: str = "settings file") -> tuple[str, dict[str, Any]]:
+    """The text and the parsed table of a TOML file; errors name ``what`` and the file."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SettingsError(f"cannot read settings file {p}: {exc.strerror}") from exc
-    return Settings.from_toml(text, source=str(p))
+        raise SettingsError(f"cannot read {what} {p}: {exc.strerror}") from exc
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{p}: not valid TOML: {exc}") from exc
+
+
+def dataclass_section(
+    klass: type, table: Mapping[str, Any], source: str, section: str,
+    errors: tuple[type[Exception], ...] = (),
+) -> Any:  # fmt: skip
+    """``klass(**table)`` for a config section: unknown keys, and the errors ``klass`` raises
+    for bad values (``errors``, plus ``TypeError``), become a ``SettingsError`` naming the
+    file and the section."""
+    known = {f.name for f in dataclasses.fields(klass)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise SettingsError(f"{source}: unknown key(s) in [{section}]: {unknown}; "
+                            f"use {', '.join(sorted(known))}")  # fmt: skip
+    catch: tuple[type[Exception], ...] = (*errors, TypeError)
+    try:
+        return klass(**table)
+    except catch as exc:
+        raise SettingsError(f"{source} [{section}]: {exc}") from exc
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read settings from a TOML file; missing keys take their defaults."""
+    p = Path(path)
+    _, data = read_toml_file(p, "settings file")
+    return Settings.from_dict(data, source=str(p))
 
 
 def save_settings(settings: Settings, path: str | Path) -> None:

@@ -46,9 +46,7 @@ is real), ``parameters.csv`` (trainable parameters per branching level against t
 
 from __future__ import annotations
 
-import csv
 import json
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,6 +55,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gazelab.fileio import write_csv_rows
 from gazelab.models.esr import BranchRates, ESRError
 
 PROTOCOLS = ("holdout", "ck+_10fold", "balanced", "fine_tune")
@@ -127,16 +126,10 @@ class ESRConfig:
 
 def load_esr_config(path: str | Path) -> ESRConfig:
     """Read an ESR config (see the module docstring); errors name the file and the key."""
-    from gazelab.settings import Settings, SettingsError
+    from gazelab.settings import Settings, SettingsError, dataclass_section, read_toml_file
 
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except OSError as exc:
-        raise SettingsError(f"cannot read ESR config {p}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{p}: not valid TOML: {exc}") from exc
+    text, data = read_toml_file(p, "ESR config")
     d = dict(data.pop("data", {}))
     e = dict(data.pop("esr", {}))
     images = d.pop("images", None)
@@ -146,16 +139,9 @@ def load_esr_config(path: str | Path) -> ESRConfig:
     if d:
         raise SettingsError(f"{p}: unknown key(s) in [data]: {sorted(d)}; "
                             "use images, last_frames, crop")  # fmt: skip
-    known = set(ESRSettings.__dataclass_fields__)
-    if set(e) - known:
-        raise SettingsError(f"{p}: unknown key(s) in [esr]: {sorted(set(e) - known)}; "
-                            f"use {', '.join(sorted(known))}")  # fmt: skip
     if e.get("init"):
         e["init"] = str((p.parent / str(e["init"])).resolve())
-    try:
-        esr = ESRSettings(**e)
-    except (ESRError, TypeError) as exc:
-        raise SettingsError(f"{p} [esr]: {exc}") from exc
+    esr = dataclass_section(ESRSettings, e, str(p), "esr", (ESRError,))
     settings = Settings.from_dict(data, source=str(p))
     return ESRConfig(esr, settings, images, last_frames, crop, str(p), text, p.parent)
 
@@ -331,12 +317,12 @@ def gradcam_figure(
     from gazelab.analysis.saliency import relevance
 
     outputs = model.outputs
-    maps = []
+    cams = np.zeros((len(outputs), *x.shape[:3]), dtype=np.float32)
     for i, o in enumerate(outputs):
         view = tf.keras.Model(model.inputs, o, name=f"branch{i + 1}")
-        maps.append(np.stack([relevance(view, x[j : j + 1], "gradcam", int(y[j]))[0]
-                              for j in range(len(x))]) if len(x) else np.zeros((0,)))  # fmt: skip
-    cams = np.asarray(maps, dtype=np.float32)
+        for c in np.unique(y):  # one call per class (Grad-CAM is per image)
+            sel = np.nonzero(y == c)[0]
+            cams[i, sel] = relevance(view, x[sel], "gradcam", int(c))
     if len(x):
         k, n = len(outputs), len(x)
         fig, axes = plt.subplots(k, n, figsize=(1.6 * n, 1.6 * k), squeeze=False)
@@ -421,16 +407,8 @@ def run_esr_experiment(
         from gazelab import CLASSES
 
         levels = parameters_per_level(shape, len(CLASSES), e.branches, e.width)
-        _write_csv(out / "parameters.csv", levels)
+        write_csv_rows(out / "parameters.csv", levels)
     return rows
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()})
 
 
 def summarise_results(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -455,7 +433,7 @@ def summarise_results(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_results(rows: list[dict[str, Any]], cfg: ESRConfig, out: Path) -> None:
-    _write_csv(out / "results.csv", rows)
+    write_csv_rows(out / "results.csv", rows)
     summary = summarise_results(rows)
     lines = [
         f"ESR experiment: protocol {cfg.esr.protocol}, {cfg.images}, "

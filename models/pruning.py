@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gazelab.models.training import accuracy
+
 
 class PruningError(ValueError):
     """The layer cannot be pruned (not a conv followed by the supported layers)."""
@@ -221,11 +223,6 @@ def last_conv_name(model: Any) -> str:
     return convs[-1]
 
 
-def _accuracy(model: Any, x: NDArray[np.float32], y: NDArray[np.int64]) -> float:
-    pred = np.asarray(model.predict(x, batch_size=64, verbose=0)).argmax(axis=-1)
-    return float(np.mean(pred == y))
-
-
 def prune(
     model: Any,
     x_val: ArrayLike,
@@ -246,6 +243,6 @@ def prune(
     xe = np.asarray(x_test if x_test is not None else xv, np.float32)
     ye = np.asarray(y_test if y_test is not None else y_val)
     return pruned, PruningResult(
-        plan, _accuracy(model, xe, ye), _accuracy(pruned, xe, ye),
+        plan, accuracy(model, xe, ye), accuracy(pruned, xe, ye),
         int(model.count_params()), int(pruned.count_params()),
     )  # fmt: skip

@@ -23,7 +23,6 @@ TensorFlow is imported inside the functions.
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab import CLASSES
+from gazelab.fileio import write_csv_rows
 from gazelab.settings import TrainingSettings
 
 
@@ -192,6 +192,12 @@ def load_training_data(
 
 def train_data(train: LabelledImages, val: LabelledImages) -> TrainData:
     return TrainData(train.x, train.y, train.ids, val.x, val.y, val.ids, train.source)
+
+
+def accuracy(model: Any, x: NDArray[np.float32], y: NDArray[np.int64]) -> float:
+    """Fraction of ``x`` whose predicted class is ``y``."""
+    pred = np.asarray(model.predict(x, batch_size=256, verbose=0)).argmax(axis=-1)
+    return float(np.mean(pred == y))
 
 
 def make_strategy(name: str) -> Any:
@@ -464,11 +470,8 @@ def write_run(result: RunResult, out: Path, training: TrainingSettings) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    for fname, rows in (("steps.csv", result.steps), ("epochs.csv", result.epochs)):
-        with open(out / fname, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-            w.writeheader()
-            w.writerows(rows)
+    write_csv_rows(out / "steps.csv", result.steps)
+    write_csv_rows(out / "epochs.csv", result.epochs)
     (out / "run.json").write_text(json.dumps({
         "name": result.name, "training": dataclasses.asdict(training),
         "best_macro_f1": result.best_f1, "final_macro_f1": result.final_f1,
@@ -565,10 +568,7 @@ def write_summary(rows: list[dict[str, Any]], results: dict[str, RunResult], out
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
+    write_csv_rows(out / "summary.csv", rows)
     target = results["no_mask"].final_f1
     lines = [
         f"Baseline (no mask) final validation macro-F1: {target:.4f}",
@@ -630,18 +630,10 @@ class RunConfig:
 
 
 def load_run_config(path: str | Path, out: str | Path | None = None) -> RunConfig:
-    import tomllib
-
-    from gazelab.settings import Settings, SettingsError
+    from gazelab.settings import Settings, SettingsError, read_toml_file
 
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except OSError as exc:
-        raise SettingsError(f"cannot read run config {p}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{p}: not valid TOML: {exc}") from exc
+    text, data = read_toml_file(p, "run config")
     d = dict(data.pop("data", {}))
     trainee = dict(data.pop("trainee", {}))
     images = d.pop("images", None)

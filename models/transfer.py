@@ -34,18 +34,18 @@ Config (TOML)::
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import json
-import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from gazelab.fileio import write_csv_rows
 
 STRATEGIES = ("BL", "FC", "FC+CL", "RE", "FU")
 TRAINED_LAYERS: dict[str, tuple[str, ...] | None] = {
@@ -113,32 +113,18 @@ class TransferConfig:
     settings: Any
     source: str = ""
     text: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def load_transfer_config(path: str | Path) -> TransferConfig:
-    from gazelab.settings import Settings, SettingsError
+    from gazelab.settings import Settings, dataclass_section, read_toml_file
 
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except OSError as exc:
-        raise SettingsError(f"cannot read transfer config {p}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{p}: not valid TOML: {exc}") from exc
+    text, data = read_toml_file(p, "transfer config")
     tr = dict(data.pop("transfer", {}))
-    known = set(TransferSettings.__dataclass_fields__)
-    if set(tr) - known:
-        raise SettingsError(f"{p}: unknown key(s) in [transfer]: {sorted(set(tr) - known)}; "
-                            f"use {', '.join(sorted(known))}")  # fmt: skip
     for key in ("fractions", "strategies"):
         if key in tr:
             tr[key] = tuple(tr[key])
-    try:
-        ts = TransferSettings(**tr)
-    except (TransferError, TypeError) as exc:
-        raise SettingsError(f"{p} [transfer]: {exc}") from exc
+    ts = dataclass_section(TransferSettings, tr, str(p), "transfer", (TransferError,))
     return TransferConfig(ts, Settings.from_dict(data, source=str(p)), str(p), text)
 
 
@@ -147,11 +133,6 @@ def fraction_subset(n: int, fraction: float, seed: int) -> NDArray[np.int64]:
     subset is contained in the 100 % set, and the same for every strategy."""
     k = max(1, int(round(fraction * n)))
     return np.sort(np.random.default_rng(seed).permutation(n)[:k])
-
-
-def accuracy(model: Any, x: NDArray[np.float32], y: NDArray[np.int64]) -> float:
-    p = model.predict(x, batch_size=256, verbose=0)
-    return float(np.mean(np.asarray(p).argmax(axis=1) == y))
 
 
 def run_transfer(
@@ -170,6 +151,7 @@ def run_transfer(
     from gazelab.models.architectures import simplified_vgg
     from gazelab.models.training import (
         LabelledImages,
+        accuracy,
         load_labelled,
         split_indices,
         train_data,
@@ -270,10 +252,7 @@ def table_markdown(rows: Sequence[dict[str, Any]], source: str, target: str) -> 
 
 
 def write_table(rows: list[dict[str, Any]], cfg: TransferConfig, out: Path) -> None:
-    with open(out / "table.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
+    write_csv_rows(out / "table.csv", rows)
     ts = cfg.transfer
     md = (f"Memory integrity: accuracy (%) on the source and target test sets; "
           f"simplified VGG width {ts.width}, {cfg.settings.training.input_size} px\n\n"
