@@ -30,13 +30,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gazelab.errors import GazelabError
 from gazelab.fileio import atomic_write
 
 FORMAT = 1
 INDEX_COLUMNS = ("image_id", "shard", "row", "label", "predicted", "score", "peak")
 
 
-class DatasetRelevanceError(ValueError):
+class DatasetRelevanceError(GazelabError, ValueError):
     """The output folder holds another request, or a shard is damaged."""
 
 

@@ -52,6 +52,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gazelab.errors import GazelabError
+
 RULES = ("deep_taylor", "deep_taylor_bounded", "lrp_epsilon")
 """``deep_taylor``: z+ everywhere (iNNvestigate's ``deep_taylor``); ``deep_taylor_bounded``:
 zβ on the first layer with the input range ``[low, high]`` (``deep_taylor.bounded``);
@@ -60,7 +62,7 @@ zβ on the first layer with the input range ``[low, high]`` (``deep_taylor.bound
 _SAFE = 1e-7  # iNNvestigate's safe_divide: added where a denominator is exactly 0
 
 
-class LRPError(ValueError):
+class LRPError(GazelabError, ValueError):
     """The model has a layer the rule cannot explain."""
 
 

@@ -14,10 +14,12 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gazelab.errors import GazelabError
+
 EPS = np.finfo(np.float64).eps
 
 
-class MetricError(ValueError):
+class MetricError(GazelabError, ValueError):
     """The maps cannot be compared (shape mismatch, NaN, empty fixation map)."""
 
 

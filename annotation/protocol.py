@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from gazelab import CLASSES
 from gazelab.annotation.store import SessionRecord, SessionStore
+from gazelab.errors import GazelabError
 from gazelab.settings import ProtocolSettings
 
 
@@ -163,7 +164,7 @@ class StoreRecorder:
         )
 
 
-class ProtocolError(RuntimeError):
+class ProtocolError(GazelabError, RuntimeError):
     """An action the protocol does not allow in its current state."""
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab import CLASSES
+from gazelab.errors import GazelabError
 from gazelab.models.datasets.base import SYNONYMS
 from gazelab.settings import VoiceSettings
 
@@ -53,7 +54,7 @@ SPOKEN_WORDS: dict[str, str] = {w: c for w, c in SYNONYMS.items() if w not in NO
 """Words a participant may say, and the class each means (SPEC §2)."""
 
 
-class SpeechError(RuntimeError):
+class SpeechError(GazelabError, RuntimeError):
     """The recogniser cannot run (missing model folder, unreadable WAV, no microphone)."""
 
 

@@ -21,10 +21,11 @@ from typing import Any
 
 import tomli_w
 
+from gazelab.errors import GazelabError
 from gazelab.gaze.geometry import DisplayGeometry
 
 
-class SettingsError(ValueError):
+class SettingsError(GazelabError, ValueError):
     """A settings file or value is invalid; the message says which key and why."""
 
 
@@ -259,24 +260,43 @@ class Settings:
 
     @classmethod
     def from_toml(cls, text: str, source: str = "settings") -> Settings:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"{source}: not valid TOML: {exc}") from exc
-        return cls.from_dict(data, source)
+        return cls.from_dict(parse_toml(text, source), source)
+
+
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest settings / run config read (1 MiB): configs are a few kB, and a config is
+untrusted input that must not take unbounded memory."""
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """The parsed table of TOML ``text``; any parse failure (bad syntax, nesting deep
+    enough to exhaust the parser's recursion) is a ``SettingsError`` naming ``source``."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{source}: not valid TOML: {exc}") from exc
+    except RecursionError as exc:
+        raise SettingsError(f"{source}: not valid TOML: nested too deeply") from exc
 
 
 def read_toml_file(path: str | Path, what: str = "settings file") -> tuple[str, dict[str, Any]]:
-    """The text and the parsed table of a TOML file; errors name ``what`` and the file."""
+    """The text and the parsed table of a TOML file (UTF-8, at most ``MAX_CONFIG_BYTES``);
+    errors name ``what`` and the file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise SettingsError(f"cannot read {what} {p}: {exc.strerror}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise SettingsError(f"{what} {p} is larger than {MAX_CONFIG_BYTES // 1024} KiB; "
+                            "is it the right file?")  # fmt: skip
     try:
-        return text, tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{p}: not valid TOML: {exc}") from exc
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{what} {p}: not UTF-8 text (byte {exc.start}); "
+                            "save it as UTF-8") from exc  # fmt: skip
+    return text, parse_toml(text, str(p))
 
 
 def dataclass_section(

@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gazelab.errors import GazelabError
+
 BLOCK_FILTERS = (64, 128, 128, 256, 512)
 """Filters of the five conv blocks in the paper's ESR (scaled by ``width``)."""
 
 
-class ESRError(ValueError):
+class ESRError(GazelabError, ValueError):
     """Bad branch count, branching level or learning rates."""
 
 

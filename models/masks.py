@@ -25,12 +25,13 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gazelab.errors import GazelabError
 from gazelab.gaze.heatmaps import fixation_heatmap
 
 ALGORITHMS = ("negative", "mean", "perceptive", "human")
 
 
-class MaskError(ValueError):
+class MaskError(GazelabError, ValueError):
     """The input cannot be turned into a mask (NaN, wrong shape, bad parameter)."""
 
 

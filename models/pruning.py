@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gazelab.errors import GazelabError
 from gazelab.models.training import accuracy
 
 
-class PruningError(ValueError):
+class PruningError(GazelabError, ValueError):
     """The layer cannot be pruned (not a conv followed by the supported layers)."""
 
 

@@ -34,11 +34,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab import CLASSES
+from gazelab.errors import GazelabError
 from gazelab.fileio import write_csv_rows
 from gazelab.settings import TrainingSettings
 
 
-class TrainingError(ValueError):
+class TrainingError(GazelabError, ValueError):
     """A run cannot start (bad data, masks that do not match the images, …)."""
 
 

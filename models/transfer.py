@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gazelab.errors import GazelabError
 from gazelab.fileio import write_csv_rows
 
 STRATEGIES = ("BL", "FC", "FC+CL", "RE", "FU")
@@ -58,7 +59,7 @@ TRAINED_LAYERS: dict[str, tuple[str, ...] | None] = {
 """Layers each strategy trains (``None``: all)."""
 
 
-class TransferError(ValueError):
+class TransferError(GazelabError, ValueError):
     """Bad strategy, fractions or data for a memory-integrity experiment."""
 
 

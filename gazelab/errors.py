@@ -1,0 +1,12 @@
+"""The one base of every error a user can act on (DESIGN "one owner per concept").
+
+Each module's error subclasses :class:`GazelabError` (and keeps its builtin base,
+``ValueError`` or ``RuntimeError``, for callers that catch those). The command line
+catches this base once and prints one line with exit status 2.
+"""
+
+from __future__ import annotations
+
+
+class GazelabError(Exception):
+    """Bad input or a fault the user can fix: the message says what, where and what to do."""
