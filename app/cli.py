@@ -9,10 +9,12 @@ session) are printed as one clear line and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import errno
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from gazelab import __version__
 from gazelab.analysis.saliency import ANALYZERS as ANALYZER_CHOICES
@@ -258,7 +260,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if paths.model is None:
         raise AnalysisError("no model: give --model M.keras (or put model.keras in the project)")
     model = load_classifier(paths.model)
-    sessions = [int(v) for v in args.sessions.split(",")] if args.sessions else None
+    sessions = args.sessions
     with SessionStore(paths.store) as store:
         comp = analyse_project(
             store,
@@ -360,7 +362,7 @@ def cmd_masks(args: argparse.Namespace) -> int:
             raise ExportError("masks need the model (--model M.keras): its relevance for model "
                               "masks and for the fallback of images without gaze")  # fmt: skip
         model = load_classifier(paths.model)
-        sessions = [int(v) for v in args.sessions.split(",")] if args.sessions else None
+        sessions = args.sessions
         with SessionStore(paths.store) as store:
             comp = analyse_project(store, model, sessions, analysis=_analysis_settings(args),
                                    cache=SaliencyCache(paths.cache) if paths.cache else None,
@@ -471,8 +473,73 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 
 # -- parser --------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (what was wrong, where to look), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        sys.exit(2)
+
+
+def _count(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in ``lo..hi``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < lo or (hi is not None and value > hi):
+            span = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range ({span})")
+        return value
+
+    return parse
+
+
+def _number(lo: float, hi: float) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``lo..hi``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({lo:g}..{hi:g})")
+        return value
+
+    return parse
+
+
+def _out_folder(text: str) -> str:
+    """An argparse type: an output folder, existing or not, but not an existing file."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the output folder name is empty")
+    try:
+        is_file = Path(text).exists() and not Path(text).is_dir()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise argparse.ArgumentTypeError(_one_line(exc)) from None
+    if is_file:
+        raise argparse.ArgumentTypeError(f"{text} is a file; name a folder (new or existing)")
+    return text
+
+
+def _session_ids(text: str) -> list[int]:
+    """An argparse type: comma-separated session ids, e.g. ``1,2,5``."""
+    try:
+        ids = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of session ids (e.g. 1,2,5)"
+        ) from None
+    if any(i < 1 for i in ids):
+        raise argparse.ArgumentTypeError(f"session ids start at 1 (got {text!r})")
+    return ids
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gazelab",
         description="Eye-tracking studies of facial-expression recognition: run annotation "
         "sessions, compare gaze with model saliency, export human masks, train with masks.",
@@ -486,9 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("demo", cmd_demo, "run the whole product on synthetic faces and a simulated Eye Tribe")
-    p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
-    p.add_argument("--images", type=int, default=8, help="images per session (default: 8)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--out", type=_out_folder, default="demo-out", help="output folder (default: demo-out)"
+    )
+    p.add_argument("--images", type=_count(1, 10_000), default=8,
+                   help="images per session (default: 8)")  # fmt: skip
+    p.add_argument("--seed", type=_count(0, 2**32 - 1), default=0, help="random seed (default: 0)")
     p.add_argument("--quick", action="store_true", help="smallest sizes, for tests")
 
     p = add(
@@ -509,17 +579,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--tracker", default="sim", help="eyetribe[:HOST[:PORT]], sim (default), mouse or none"
     )
     p.add_argument("--voice", default="keys", help="keys (default), default, or vosk:MODEL_DIR")
-    p.add_argument("--screen-in", type=float, help='screen diagonal in inches (default 27")')
+    p.add_argument("--screen-in", type=_number(5, 200),
+                   help='screen diagonal in inches (default 27")')  # fmt: skip
     p.add_argument("--resolution", help="screen resolution WIDTHxHEIGHT (default 2560x1440)")
-    p.add_argument("--distance-cm", type=float, help="eye-to-screen distance (default 70 cm)")
+    p.add_argument("--distance-cm", type=_number(10, 1000),
+                   help="eye-to-screen distance (default 70 cm)")  # fmt: skip
     p.add_argument("--config", help="settings TOML (timings, stimulus, calibration points ...)")
-    p.add_argument("--resume", type=int, metavar="SESSION", help="resume this session id")
+    p.add_argument("--resume", type=_count(1), metavar="SESSION", help="resume this session id")
     p.add_argument("--no-dialog", action="store_true", help="start without the set-up dialog")
     p.add_argument("--windowed", action="store_true", help="a window instead of full screen")
     p.add_argument("--skip-calibration", action="store_true", help="no calibration/validation")
     p.add_argument(
         "--autopilot",
-        type=float,
+        type=_number(0, 3600),
         metavar="SECONDS",
         help="simulated participant: label each image correctly after SECONDS (demos, tests)",
     )
@@ -530,35 +602,43 @@ def build_parser() -> argparse.ArgumentParser:
         "run an Eye Tribe server simulator (same TCP JSON protocol as the real one)",
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=6555, help="TCP port (default: 6555)")
-    p.add_argument("--rate", type=int, default=60, help="frame rate, Hz: 30/60, up to 1000")
+    p.add_argument("--port", type=_count(0, 65535), default=6555,
+                   help="TCP port (default: 6555; 0: any free port)")  # fmt: skip
+    p.add_argument("--rate", type=_count(1, 1000), default=60,
+                   help="frame rate, Hz: 30/60, up to 1000")  # fmt: skip
     p.add_argument(
-        "--heartbeat-ms", type=int, default=250, help="heartbeat interval (default: 250)"
+        "--heartbeat-ms",
+        type=_count(10, 60_000),
+        default=250,
+        help="heartbeat interval (default: 250)",
     )
     p.add_argument("--replay", help="JSON-lines file of {t_ms, x, y, fix, state} to replay")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_count(0, 2**32 - 1), default=0)
 
     p = add("heatmaps", cmd_heatmaps, "fixations and human heatmaps of a recorded session")
     p.add_argument("--store", required=True, help="project store (.sqlite)")
-    p.add_argument("--session", type=int, required=True, help="session id")
+    p.add_argument("--session", type=_count(1), required=True, help="session id")
     p.add_argument("--images", required=True, help="the image folder/dataset of the session")
     p.add_argument("--dataset", default="folder", help="layout: folder, ck+, fer+, affectnet")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", type=_out_folder, required=True, help="output folder")
 
     p = add("settings", cmd_settings, "print the default settings (or a validated file) as TOML")
     p.add_argument("--config", help="settings TOML file to validate and print")
 
     p = add("synthetic", cmd_synthetic, "write synthetic faces in the folder-per-class layout")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("-n", type=int, default=64, help="number of faces (default: 64)")
-    p.add_argument("--size", type=int, default=256, help="side in pixels (default: 256)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=_out_folder, required=True, help="output folder")
+    p.add_argument(
+        "-n", type=_count(1, 1_000_000), default=64, help="number of faces (default: 64)"
+    )
+    p.add_argument("--size", type=_count(16, 4096), default=256,
+                   help="side in pixels, 16-4096 (default: 256)")  # fmt: skip
+    p.add_argument("--seed", type=_count(0, 2**32 - 1), default=0)
     p.add_argument("--rgb", action="store_true", help="RGB instead of grey-scale")
 
     p = add("export", cmd_export, "export sessions to a BIDS-like folder (gaze.tsv.gz, events.tsv)")
     p.add_argument("--store", required=True, help="project store (.sqlite)")
-    p.add_argument("--session", type=int, help="session id (default: all)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--session", type=_count(1), help="session id (default: all)")
+    p.add_argument("--out", type=_out_folder, required=True, help="output folder")
 
     def project_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--project", help="project folder (project.sqlite, model.keras)")
@@ -578,17 +658,20 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--dataset", help="a whole dataset (same specs), streamed into "
                        "resumable float16 NPZ shards + index.csv")  # fmt: skip
     p.add_argument("--analyzer", default="deep_taylor", choices=ANALYZER_CHOICES)
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", type=_out_folder, required=True, help="output folder")
     p.add_argument("--cache", help="saliency cache folder (--images; reused across runs)")
-    p.add_argument("--limit", type=int, help="only the first N images")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--shard-size", type=int, default=256, help="--dataset: images per shard")
+    p.add_argument("--limit", type=_count(1), help="only the first N images")
+    p.add_argument("--batch-size", type=_count(1, 4096), default=32)
+    p.add_argument(
+        "--shard-size", type=_count(1, 100_000), default=256, help="--dataset: images per shard"
+    )
     p.add_argument("--png", action="store_true", help="also write |relevance| PNGs")
 
     p = add("compare", cmd_compare, "human gaze vs model saliency: metrics report")
     project_args(p)
-    p.add_argument("--sessions", help="comma-separated session ids (default: all)")
-    p.add_argument("--report", help="report folder (default: <project>/report)")
+    p.add_argument("--sessions", type=_session_ids,
+                   help="comma-separated session ids (default: all)")  # fmt: skip
+    p.add_argument("--report", type=_out_folder, help="report folder (default: <project>/report)")
 
     p = add("view", cmd_view, "overlay viewer: images, human and model heatmaps, metrics")
     project_args(p)
@@ -599,10 +682,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--algorithm", required=True, choices=("negative", "mean", "perceptive", "human")
     )
     p.add_argument(
-        "--out", required=True, help="export folder (re-run to finish an interrupted one)"
+        "--out",
+        type=_out_folder,
+        required=True,
+        help="export folder (re-run to finish an interrupted one)",
     )
     project_args(p)
-    p.add_argument("--sessions", help="comma-separated session ids (default: all)")
+    p.add_argument("--sessions", type=_session_ids,
+                   help="comma-separated session ids (default: all)")  # fmt: skip
     p.add_argument("--annotator", help="human masks of one annotator (default: all pooled)")
     p.add_argument(
         "--mixed",
@@ -612,39 +699,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", help="model masks for a whole image set instead of a project")
     p.add_argument("--relevance", help="with --images: relevance shards written by "
                    "`gazelab saliency --dataset` (same model and images) instead of computing")  # fmt: skip
-    p.add_argument("--size", type=int, help="mask side in px (default: the model's input)")
-    p.add_argument("-n", type=int, default=7, help="points for perceptive masks with --images")
+    p.add_argument(
+        "--size", type=_count(8, 4096), help="mask side in px (default: the model's input)"
+    )
+    p.add_argument("-n", type=_count(1, 10_000), default=7,
+                   help="points for perceptive masks with --images")  # fmt: skip
 
     p = add("prune", cmd_prune, "distinctiveness pruning of a conv layer's feature maps")
     p.add_argument("--model", required=True, help="trained classifier (.keras)")
     p.add_argument("--images", required=True, help="validation images with labels (image spec)")
-    p.add_argument("--similar", type=float, default=10.0, help="merge pairs under this angle (°)")
-    p.add_argument("--complementary", type=float, default=170.0,
+    p.add_argument(
+        "--similar", type=_number(0, 180), default=10.0, help="merge pairs under this angle (°)"
+    )
+    p.add_argument("--complementary", type=_number(0, 180), default=170.0,
                    help="remove both maps of pairs over this angle (°)")  # fmt: skip
     p.add_argument("--layer", help="conv layer to prune (default: the last Conv2D)")
-    p.add_argument("--limit", type=int, help="only the first N images")
+    p.add_argument("--limit", type=_count(1), help="only the first N images")
     p.add_argument("--out", help="pruned model (default: <model>-pruned.keras; + .json)")
 
     p = add("esr", cmd_esr, "ensembles with shared representations: run an ESR protocol")
     p.add_argument("--config", required=True,
                    help="ESR config TOML ([data], [esr], [training]); see examples/esr-*.toml")  # fmt: skip
-    p.add_argument("--out", help="output folder (default: runs/<config name> beside it)")
+    p.add_argument(
+        "--out", type=_out_folder, help="output folder (default: runs/<config name> beside it)"
+    )
 
     p = add("transfer", cmd_transfer,
             "memory integrity across datasets: fine-tuning strategies BL/FC/FC+CL/RE/FU")  # fmt: skip
     p.add_argument("--config", required=True,
                    help="config TOML ([transfer], [training]); see examples/transfer-*.toml")  # fmt: skip
-    p.add_argument("--out", help="output folder (default: runs/<config name> beside it)")
+    p.add_argument(
+        "--out", type=_out_folder, help="output folder (default: runs/<config name> beside it)"
+    )
 
     p = add("train", cmd_train, "train the Trainer, or run the Trainee experiment")
     p.add_argument("role", choices=("trainer", "trainee"))
     p.add_argument("--config", required=True, help="run config TOML ([data], [training], ...)")
-    p.add_argument("--out", help="output folder (default: runs/<config name> beside it)")
+    p.add_argument(
+        "--out", type=_out_folder, help="output folder (default: runs/<config name> beside it)"
+    )
 
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # File names that are not valid UTF-8 reach us surrogate-escaped: print them escaped
+    # instead of failing inside the error message itself.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -653,36 +756,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        if _is_user_error(exc):
-            print(f"gazelab {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+        if not _is_user_error(exc):
+            raise
+        print(f"gazelab {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
 
 
-def _is_user_error(exc: Exception) -> bool:
-    from gazelab.analysis.compare import AnalysisError
-    from gazelab.analysis.dataset_relevance import DatasetRelevanceError
-    from gazelab.analysis.saliency import SaliencyError
-    from gazelab.annotation.session import SessionSetupError
-    from gazelab.annotation.speech import SpeechError
-    from gazelab.annotation.store import StoreError
-    from gazelab.gaze.trackers.eyetribe import TrackerError
-    from gazelab.models.architectures import ArchitectureError
-    from gazelab.models.datasets.base import DatasetError
-    from gazelab.models.esr import ESRError
-    from gazelab.models.export import ExportError
-    from gazelab.models.masks import MaskError
-    from gazelab.models.pruning import PruningError
-    from gazelab.models.training import TrainingError
-    from gazelab.models.transfer import TransferError
-    from gazelab.settings import SettingsError
+def _one_line(exc: Exception) -> str:
+    """The message of a user error on one line; an OS error says what to do about it."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        text = f"{exc.strerror}{where}{_OS_HINTS.get(exc.errno or 0, '')}"
+    else:
+        text = str(exc)
+    return " ".join(text.split())
 
-    user_errors = (SettingsError, DatasetError, StoreError, SessionSetupError, SpeechError,
-                   TrackerError, FileNotFoundError, AnalysisError, SaliencyError,
-                   DatasetRelevanceError,
-                   ArchitectureError, ExportError, MaskError, TrainingError,
-                   PruningError, ESRError, TransferError)  # fmt: skip
-    return isinstance(exc, user_errors)
+
+_OS_HINTS = {
+    errno.ENOSPC: " — free some space and run the command again (finished work is kept)",
+    errno.EDQUOT: " — free some space and run the command again (finished work is kept)",
+    errno.ENAMETOOLONG: " — use a shorter file name or path",
+    errno.EACCES: " — check the permissions, or choose another folder",
+    errno.EROFS: " — choose a writable folder",
+    errno.EISDIR: " — name a file, not a folder",
+    errno.ENOTDIR: " — a part of the path is a file, not a folder",
+    errno.ENOENT: " — check the path",
+}
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    """Errors that come from the user's input or machine (bad values, files, a full disk)."""
+    from gazelab.errors import GazelabError
+
+    return isinstance(exc, (GazelabError, OSError, UnicodeError))
 
 
 if __name__ == "__main__":

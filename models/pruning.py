@@ -238,6 +238,10 @@ def prune(
     """Plan on the validation samples, rebuild, and measure accuracy before and after (on
     the test set when given, else on the validation set)."""
     name = layer_name or last_conv_name(model)
+    convs = [la.name for la in model.layers if type(la).__name__ == "Conv2D"]
+    if name not in convs:
+        raise PruningError(f"model {model.name!r} has no Conv2D layer {name!r}; "
+                           f"its Conv2D layers are {', '.join(convs) or 'none'}")  # fmt: skip
     xv = np.asarray(x_val, np.float32)
     plan = distinctiveness_plan(pooled_activations(model, name, xv), similar_deg, complementary_deg)
     pruned = prune_model(model, name, plan)
