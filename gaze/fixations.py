@@ -1,28 +1,37 @@
 """Fixation detection: the tracker's ``fix`` flag, I-DT and I-VT (SPEC §4).
 
-Input is a tidy sample table (mapping of column -> ``(N,)`` array) with
-``t_ms`` (or ``local_s``), ``x``, ``y`` in screen px, ``valid`` and, for the
-flag method, ``fix``. Invalid samples split the signal: no fixation spans one.
-Thresholds are given in degrees and converted with the session geometry.
+Input is a tidy sample table (mapping of column -> ``(N,)`` array) in the one
+sample schema, the fields of :class:`~gazelab.gaze.trackers.base.GazeSample`:
+``time_ms`` (tracker clock, ms — the clock fixations are detected on),
+``x``, ``y`` (screen px), ``valid`` and, for the flag method, ``fix``.
+``local_s`` (reception time) is for synchronisation only: TCP delivers samples
+in bursts, so reception times say nothing about gaze velocity. Invalid samples
+split the signal: no fixation spans one. Thresholds are given in degrees and
+converted with the session geometry.
 
 The result is a table of fixations with ``onset_ms``, ``offset_ms`` (times of
 the first and last sample), ``duration_ms``, ``x_px``, ``y_px`` (mean position,
-screen px), ``n_samples`` and ``first_sample`` (row index). Detectors are
-registered by name in :data:`DETECTORS` (``idt``, ``ivt``, ``flag``).
+screen px), ``n_samples`` and ``first_sample`` (row index).
+
+Detectors live one per module in :mod:`gazelab.gaze.detectors` (``idt``,
+``ivt``, ``flag``) and register themselves in :data:`DETECTORS` with
+:func:`register_detector`; settings choices and CLI help read that registry.
 
 Examples
 --------
 >>> import numpy as np
 >>> t = np.arange(30) * 10.0
 >>> x = np.r_[np.full(15, 100.0), np.full(15, 600.0)]
->>> fx = detect_fixations({"t_ms": t, "x": x, "y": x * 0, "valid": t == t}, "idt")
+>>> fx = detect_fixations({"time_ms": t, "x": x, "y": x * 0, "valid": t == t}, "idt")
 >>> fx["onset_ms"].tolist(), fx["x_px"].tolist()
 ([0.0, 150.0], [100.0, 600.0])
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,106 +45,80 @@ Segments = list[tuple[int, int]]  # inclusive (first, last) sample rows
 COLUMNS = ("onset_ms", "offset_ms", "duration_ms", "x_px", "y_px", "n_samples", "first_sample")
 
 
-def _times_ms(samples: Mapping[str, Any]) -> NDArray[np.float64]:
-    if "t_ms" in samples:
-        return np.asarray(samples["t_ms"], dtype=np.float64)
-    if "local_s" in samples:
-        return np.asarray(samples["local_s"], dtype=np.float64) * 1000.0
-    raise KeyError("sample table needs a 't_ms' or 'local_s' column")
+@dataclass(frozen=True)
+class SampleArrays:
+    """The columns a detector reads, as float64 / bool arrays of one length."""
+
+    time_ms: NDArray[np.float64]
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+    valid: NDArray[np.bool_]
+    fix: NDArray[np.bool_] | None
 
 
-def _valid_runs(valid: NDArray[np.bool_]) -> list[tuple[int, int]]:
-    """(start, stop) half-open index ranges of consecutive valid samples."""
+@dataclass(frozen=True)
+class Thresholds:
+    """Detector thresholds in degrees and ms (SPEC §4; ``FixationSettings``)."""
+
+    dispersion_deg: float = 1.0
+    min_duration_ms: float = 100.0
+    velocity_deg_s: float = 30.0
+    flag_min_duration_ms: float = 0.0
+
+
+DetectorFunction = Callable[[SampleArrays, DisplayGeometry, Thresholds], Segments]
+
+
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    detect: DetectorFunction
+    help: str
+
+
+DETECTORS: dict[str, Detector] = {}
+"""Fixation detectors by name; filled by the modules of :mod:`gazelab.gaze.detectors`."""
+
+
+def register_detector(name: str, help: str) -> Callable[[DetectorFunction], DetectorFunction]:
+    """Register ``detect(samples, geometry, thresholds) -> segments`` under ``name``."""
+
+    def add(fn: DetectorFunction) -> DetectorFunction:
+        if name in DETECTORS:
+            raise ValueError(f"fixation detector {name!r} is registered twice")
+        DETECTORS[name] = Detector(name, fn, help)
+        return fn
+
+    return add
+
+
+def detector_names() -> tuple[str, ...]:
+    """The registered detector names (settings choices, CLI help)."""
+    return tuple(DETECTORS)
+
+
+def valid_runs(valid: NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """(start, stop) half-open index ranges of consecutive true values."""
     v = np.concatenate([[False], valid, [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(v))
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
-def idt(
-    t: NDArray[np.float64],
-    x: NDArray[np.float64],
-    y: NDArray[np.float64],
-    valid: NDArray[np.bool_],
-    *,
-    dispersion_px: float,
-    min_duration_ms: float,
-) -> Segments:
-    """Dispersion-threshold identification (Salvucci & Goldberg 2000).
-
-    A window of at least ``min_duration_ms`` whose dispersion
-    ``(max x - min x) + (max y - min y)`` is at most ``dispersion_px`` is grown
-    while the dispersion stays under the threshold; it becomes a fixation.
-    """
-    out: Segments = []
-    for start, stop in _valid_runs(valid):
-        i = start
-        while i < stop:
-            # smallest window covering the minimum duration
-            j = int(np.searchsorted(t[i:stop], t[i] + min_duration_ms, side="left")) + i
-            if j >= stop:
-                break
-            xs, ys = x[i : j + 1], y[i : j + 1]
-            if (xs.max() - xs.min()) + (ys.max() - ys.min()) > dispersion_px:
-                i += 1
-                continue
-            xmin, xmax, ymin, ymax = xs.min(), xs.max(), ys.min(), ys.max()
-            while j + 1 < stop:
-                nx, ny = x[j + 1], y[j + 1]
-                d = (max(xmax, nx) - min(xmin, nx)) + (max(ymax, ny) - min(ymin, ny))
-                if d > dispersion_px:
-                    break
-                xmin, xmax, ymin, ymax = min(xmin, nx), max(xmax, nx), min(ymin, ny), max(ymax, ny)
-                j += 1
-            out.append((i, j))
-            i = j + 1
-    return out
-
-
-def ivt(
-    t: NDArray[np.float64],
-    x: NDArray[np.float64],
-    y: NDArray[np.float64],
-    valid: NDArray[np.bool_],
-    *,
-    velocity_px_per_ms: float,
-    min_duration_ms: float,
-) -> Segments:
-    """Velocity-threshold identification: runs of samples slower than the threshold.
-
-    A sample's velocity is that of the step from the previous sample (the first
-    sample of a valid run takes the step to the next one).
-    """
-    out: Segments = []
-    for start, stop in _valid_runs(valid):
-        n = stop - start
-        if n < 2:
-            continue
-        ts, xs, ys = t[start:stop], x[start:stop], y[start:stop]
-        dt = np.diff(ts)
-        dist = np.hypot(np.diff(xs), np.diff(ys))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            v = np.where(dt > 0, dist / dt, np.inf)
-        vel = np.concatenate([[v[0]], v])
-        slow = vel < velocity_px_per_ms
-        for a, b in _valid_runs(slow):
-            if ts[b - 1] - ts[a] >= min_duration_ms:
-                out.append((start + a, start + b - 1))
-    return out
-
-
-def flag(
-    t: NDArray[np.float64],
-    fix: NDArray[np.bool_],
-    valid: NDArray[np.bool_],
-    *,
-    min_duration_ms: float = 0.0,
-) -> Segments:
-    """Runs of valid samples the tracker flagged as fixation."""
-    return [
-        (a, b - 1)
-        for a, b in _valid_runs(np.asarray(fix, dtype=bool) & valid)
-        if t[b - 1] - t[a] >= min_duration_ms
-    ]
+def sample_arrays(samples: Mapping[str, Any]) -> SampleArrays:
+    """The detector columns of a sample table; ``valid`` defaults to finite positions and
+    non-finite positions or times are never valid."""
+    if "time_ms" not in samples:
+        raise KeyError(
+            "sample table needs a 'time_ms' column (tracker clock, ms); reception times "
+            "('local_s') are not used for detection"
+        )
+    t = np.asarray(samples["time_ms"], dtype=np.float64)
+    x = np.asarray(samples["x"], dtype=np.float64)
+    y = np.asarray(samples["y"], dtype=np.float64)
+    finite = np.isfinite(x) & np.isfinite(y) & np.isfinite(t)
+    valid = finite & np.asarray(samples.get("valid", finite), dtype=bool)
+    fix = np.asarray(samples["fix"], dtype=bool) if "fix" in samples else None
+    return SampleArrays(t, x, y, valid, fix)
 
 
 def detect_fixations(
@@ -148,12 +131,13 @@ def detect_fixations(
     velocity_deg_s: float = 30.0,
     flag_min_duration_ms: float = 0.0,
 ) -> FixationTable:
-    """Detect fixations with ``method`` (``"idt"``, ``"ivt"`` or ``"flag"``).
+    """Detect fixations with ``method`` (a name in :data:`DETECTORS`: ``"idt"``, ``"ivt"``,
+    ``"flag"``, ...).
 
     Parameters
     ----------
     samples : mapping of column -> (N,) array
-        ``t_ms`` or ``local_s``; ``x``, ``y`` (screen px); optional ``valid``
+        ``time_ms`` (tracker clock); ``x``, ``y`` (screen px); optional ``valid``
         (default: finite positions) and ``fix`` (for ``"flag"``).
     geometry : DisplayGeometry
         Converts degree thresholds to pixels (default: reference set-up).
@@ -166,40 +150,12 @@ def detect_fixations(
     """
     if method not in DETECTORS:
         raise ValueError(f"unknown fixation method {method!r}; choose one of {sorted(DETECTORS)}")
-    geometry = geometry or DisplayGeometry.from_diagonal()
-    t = _times_ms(samples)
-    x = np.asarray(samples["x"], dtype=np.float64)
-    y = np.asarray(samples["y"], dtype=np.float64)
-    finite = np.isfinite(x) & np.isfinite(y) & np.isfinite(t)
-    valid = finite & np.asarray(samples.get("valid", finite), dtype=bool)
-    if len(t) > 1 and np.any(np.diff(t[valid]) < 0):
+    s = sample_arrays(samples)
+    if len(s.time_ms) > 1 and np.any(np.diff(s.time_ms[s.valid]) < 0):
         raise ValueError("sample times must be non-decreasing; sort the samples by time first")
-    if method == "idt":
-        segs = idt(
-            t,
-            x,
-            y,
-            valid,
-            dispersion_px=geometry.deg_to_px(dispersion_deg),
-            min_duration_ms=min_duration_ms,
-        )
-    elif method == "ivt":
-        segs = ivt(
-            t,
-            x,
-            y,
-            valid,
-            velocity_px_per_ms=geometry.deg_to_px(velocity_deg_s) / 1000.0,
-            min_duration_ms=min_duration_ms,
-        )
-    else:
-        if "fix" not in samples:
-            raise KeyError("the 'flag' method needs the tracker's 'fix' column")
-        segs = flag(t, np.asarray(samples["fix"]), valid, min_duration_ms=flag_min_duration_ms)
-    return _table(segs, t, x, y)
-
-
-DETECTORS: dict[str, Callable[..., Segments]] = {"idt": idt, "ivt": ivt, "flag": flag}
+    th = Thresholds(dispersion_deg, min_duration_ms, velocity_deg_s, flag_min_duration_ms)
+    segs = DETECTORS[method].detect(s, geometry or DisplayGeometry.from_diagonal(), th)
+    return _table(segs, s.time_ms, s.x, s.y)
 
 
 def _table(
@@ -231,3 +187,7 @@ def add_frames(fixations: FixationTable, layout: StimulusLayout) -> FixationTabl
         "y_img": img[:, 1],
         "in_image": layout.inside_image(xy),
     }
+
+
+# Register the detectors (they import this module's names, defined above).
+importlib.import_module("gazelab.gaze.detectors")

@@ -21,7 +21,9 @@ from typing import Any
 
 import tomli_w
 
+from gazelab.analysis.saliency import ANALYZERS
 from gazelab.errors import GazelabError
+from gazelab.gaze.fixations import detector_names
 from gazelab.gaze.geometry import DisplayGeometry
 
 
@@ -74,6 +76,12 @@ class StimulusSettings(_Validated):
     _section = "stimulus"
     square_px: int = setting(1200, range=(64, 8192), doc="side of the centred stimulus square")
     background: str = setting("grey", choices=("grey", "black"), doc="surround colour")
+    max_image_megapixels: float = setting(
+        40.0,
+        range=(0.01, 89.0),
+        doc="larger images (width × height, from the file header) are refused before "
+        "decoding: a few-KB PNG can claim gigabytes of pixels; PIL's own limit is 89",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +127,7 @@ class FixationSettings(_Validated):
     """Fixation detection (SPEC §4)."""
 
     _section = "fixations"
-    method: str = setting("idt", choices=("idt", "ivt", "flag"))
+    method: str = setting("idt", choices=detector_names(), doc="gaze.detectors: one per module")
     dispersion_deg: float = setting(1.0, range=(0.01, 10.0))
     min_duration_ms: float = setting(100.0, range=(1.0, 5000.0))
     velocity_deg_s: float = setting(30.0, range=(1.0, 1000.0))
@@ -141,21 +149,7 @@ class AnalysisSettings(_Validated):
 
     _section = "analysis"
     analyzer: str = setting(
-        "deep_taylor",
-        choices=(
-            "deep_taylor",
-            "deep_taylor_bounded",
-            "lrp_epsilon",
-            "deep_taylor_innvestigate",
-            "lrp_epsilon_innvestigate",
-            "deep_taylor_bounded_innvestigate",
-            "lrp_alpha1beta0",
-            "integrated_gradients",
-            "gradient_innvestigate",
-            "gradient",
-            "gradcam",
-        ),
-        doc="relevance method (gazelab.analysis.saliency.ANALYZERS)",
+        "deep_taylor", choices=ANALYZERS, doc="relevance method (analysis.saliency.ANALYZERS)"
     )
     point_source: str = setting(
         "events",

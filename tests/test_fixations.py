@@ -35,7 +35,7 @@ def signal(plan, noise_px=2.0, seed=0):
                 t.append(now), x.append(p[0]), y.append(p[1]), fix.append(False)
                 now += DT
     samples = {
-        "t_ms": np.array(t),
+        "time_ms": np.array(t),
         "x": np.array(x),
         "y": np.array(y),
         "fix": np.array(fix),
@@ -80,14 +80,16 @@ def test_invalid_samples_split_fixations(reference_geometry):
     samples["x"][15:20] = 0.0
     fx = detect_fixations(samples, "idt", reference_geometry)
     assert len(fx["onset_ms"]) == 2
-    assert fx["offset_ms"][0] == samples["t_ms"][14] and fx["onset_ms"][1] == samples["t_ms"][20]
+    assert (
+        fx["offset_ms"][0] == samples["time_ms"][14] and fx["onset_ms"][1] == samples["time_ms"][20]
+    )
 
 
 def test_dispersion_threshold_is_in_degrees(reference_geometry):
     # a 1.5° drift is one fixation at 2° threshold, and not one at 1°
     n = 30
     x = np.linspace(1000, 1000 + reference_geometry.deg_to_px(1.5), n)
-    s = {"t_ms": np.arange(n) * DT, "x": x, "y": np.full(n, 500.0), "valid": np.ones(n, bool)}
+    s = {"time_ms": np.arange(n) * DT, "x": x, "y": np.full(n, 500.0), "valid": np.ones(n, bool)}
     assert len(detect_fixations(s, "idt", reference_geometry, dispersion_deg=2.0)["x_px"]) == 1
     one = detect_fixations(s, "idt", reference_geometry, dispersion_deg=1.0)
     assert all(d < 500 for d in one["duration_ms"])
@@ -97,7 +99,7 @@ def test_velocity_threshold_is_in_degrees_per_second(reference_geometry):
     n = 30
     speed_deg_s = 20.0  # smooth pursuit slower than 30 °/s is 'fixation' for I-VT
     x = 1000 + np.arange(n) * DT / 1000 * reference_geometry.deg_to_px(speed_deg_s)
-    s = {"t_ms": np.arange(n) * DT, "x": x, "y": np.full(n, 500.0), "valid": np.ones(n, bool)}
+    s = {"time_ms": np.arange(n) * DT, "x": x, "y": np.full(n, 500.0), "valid": np.ones(n, bool)}
     assert len(detect_fixations(s, "ivt", reference_geometry, velocity_deg_s=30)["x_px"]) == 1
     assert len(detect_fixations(s, "ivt", reference_geometry, velocity_deg_s=10)["x_px"]) == 0
 
@@ -117,6 +119,50 @@ def test_unknown_method_and_unsorted_times_are_errors(reference_geometry):
     samples, _ = signal([("fix", 300, 1280, 720)])
     with pytest.raises(ValueError, match="unknown fixation method"):
         detect_fixations(samples, "hmm", reference_geometry)
-    samples["t_ms"] = samples["t_ms"][::-1].copy()
+    samples["time_ms"] = samples["time_ms"][::-1].copy()
     with pytest.raises(ValueError, match="non-decreasing"):
         detect_fixations(samples, "idt", reference_geometry)
+
+
+@pytest.mark.parametrize("method", ["idt", "ivt"])
+def test_stored_samples_arriving_in_bursts_give_the_same_fixations(
+    method, tmp_path, reference_geometry
+):
+    """Detection runs on the tracker clock: TCP bursts bunch the reception times (local_s)
+    but leave the fixations of a stored session unchanged."""
+    from gazelab.annotation.store import SessionStore
+    from gazelab.gaze.trackers.base import GazeSample
+
+    samples, truth = signal(
+        [("fix", 400, 600, 500), ("sacc", 50, 1400, 700), ("fix", 500, 1400, 700)]
+    )
+    n = len(samples["time_ms"])
+    even = samples["time_ms"] / 1000.0
+    bursts = np.repeat(even[::8], 8)[:n] + 1e-6 * np.arange(n)  # 8 samples per TCP read
+    tables = []
+    with SessionStore(tmp_path / "s.sqlite", create=True) as store:
+        for local in (even, bursts):
+            sid = store.create_session(
+                "P01", settings_toml="", seed=0, image_source="synthetic:1:0",
+                stimulus_order=["a"], start_local_s=0.0,
+            ).id  # fmt: skip
+            store.add_samples(sid, [
+                GazeSample(float(t), float(ls), float(x), float(y), bool(f))
+                for t, ls, x, y, f in zip(samples["time_ms"], local, samples["x"], samples["y"],
+                                          samples["fix"], strict=True)
+            ], trial_index=0, phase="image")  # fmt: skip
+            tables.append(store.samples(sid, 0))
+    a, b = (detect_fixations(t, method, reference_geometry) for t in tables)
+    assert len(a["onset_ms"]) == len(truth) == len(b["onset_ms"])
+    for col in ("onset_ms", "offset_ms", "x_px", "y_px"):
+        np.testing.assert_array_equal(a[col], b[col])
+
+
+def test_every_registered_detector_is_a_settings_choice():
+    import dataclasses
+
+    from gazelab.gaze.fixations import DETECTORS
+    from gazelab.settings import FixationSettings
+
+    field = {f.name: f for f in dataclasses.fields(FixationSettings)}["method"]
+    assert set(field.metadata["choices"]) == set(DETECTORS) == {"idt", "ivt", "flag"}
