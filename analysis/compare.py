@@ -46,6 +46,7 @@ from gazelab.analysis.metrics import (
 from gazelab.analysis.saliency import top_n_points
 from gazelab.annotation.session import ImageSource, SessionSetupError, open_image_source
 from gazelab.annotation.store import SessionStore
+from gazelab.errors import GazelabError
 from gazelab.gaze.heatmaps import HeatmapKernel, fixation_heatmap
 from gazelab.models.datasets.base import DatasetError
 from gazelab.settings import AnalysisSettings, Settings
@@ -57,7 +58,7 @@ PAPER_METRICS = ("iou", "spearman", "cosine_distance")
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
-class AnalysisError(RuntimeError):
+class AnalysisError(GazelabError, RuntimeError):
     """The sessions cannot be analysed (no sessions, images missing, no fixations)."""
 
 
@@ -236,7 +237,7 @@ def analyse_project(
             images[iid].kernel_px = (im_kernel.c, im_kernel.radius)
             pts = tg.points(an.point_source, "image")
             fix = tg.points("events", "image")
-            heat = fixation_heatmap(pts, shapes[iid], im_kernel.c, im_kernel.radius)
+            heat = tg.heatmap_in("image", an.point_source)
             images[iid].humans[key[rec.id]] = AnnotatorGaze(
                 key[rec.id], rec.id, labels.get(tg.trial_index), pts, fix, heat
             )

@@ -37,12 +37,29 @@ class TrialGaze:
     @cached_property
     def heatmap(self) -> NDArray[np.float64]:
         """The §5 heatmap in the stimulus frame, ``(square_px, square_px)``."""
-        square = self.layout.square_px
-        weights = self.fixations["duration_ms"] if self.duration_weighting else None
-        return fixation_heatmap(
-            self.points("events", "stimulus"), (square, square), self.kernel.c, self.kernel.radius,
-            weights,
-        )  # fmt: skip
+        return self.heatmap_in("stimulus")
+
+    def heatmap_in(self, frame: str = "stimulus", source: str = "events") -> NDArray[np.float64]:
+        """The §5 heatmap of this trial: the one builder for every frame and point source.
+
+        ``frame`` is ``"stimulus"`` (the square, ``(square_px, square_px)``) or
+        ``"image"`` (original image pixels, the kernel scaled with the image). With
+        ``duration_weighting`` each fixation event is weighted by its duration; with
+        ``source="samples"`` every sample in a fixation is a point, so time already
+        weights it.
+        """
+        if frame == "stimulus":
+            square = self.layout.square_px
+            shape, kernel = (square, square), self.kernel
+        elif frame == "image":
+            shape = self.layout.image_shape
+            kernel = self.kernel.scaled(1.0 / self.layout.scale)
+        else:
+            raise ValueError(f"frame must be 'image' or 'stimulus', not {frame!r}")
+        weights = None
+        if self.duration_weighting and source == "events":
+            weights = self.fixations["duration_ms"]
+        return fixation_heatmap(self.points(source, frame), shape, kernel.c, kernel.radius, weights)
 
     def points(self, source: str = "events", frame: str = "image") -> NDArray[np.float64]:
         """Fixation points, ``(N, 2)``: one per fixation event (centroid) or one per valid

@@ -45,7 +45,7 @@ def project(tmp_path):  # type: ignore[no-untyped-def]
     wrong = dict(truth)
     first = src.ids[0]
     wrong[first] = CLASSES[(CLASSES.index(truth[first]) + 1) % len(CLASSES)]
-    store = SessionStore(tmp_path / "project.sqlite")
+    store = SessionStore(tmp_path / "project.sqlite", create=True)
     sa = write_gaze_session(store, "A", SOURCE, a_fix, truth)
     sa2 = write_gaze_session(store, "A-copy", SOURCE, a_fix, truth)
     sb = write_gaze_session(store, "B", SOURCE, b_fix, wrong)
@@ -144,7 +144,7 @@ def test_relevance_points_map_pixel_centres_into_the_image() -> None:
 
 
 def test_errors_name_the_session(tmp_path, model) -> None:  # type: ignore[no-untyped-def]
-    with SessionStore(tmp_path / "p.sqlite") as store:
+    with SessionStore(tmp_path / "p.sqlite", create=True) as store:
         with pytest.raises(AnalysisError, match="no sessions"):
             analyse_project(store, model)
         rec = store.create_session("X", settings_toml="", seed=0, image_source="folder:/no/such/dir",
@@ -153,3 +153,25 @@ def test_errors_name_the_session(tmp_path, model) -> None:  # type: ignore[no-un
             analyse_project(store, model, [rec.id + 5])
         with pytest.raises(AnalysisError, match=f"session {rec.id} .*image source"):
             analyse_project(store, model)
+
+
+def test_duration_weighting_reaches_the_comparison(tmp_path, model) -> None:  # type: ignore[no-untyped-def]
+    """``heatmap.duration_weighting`` stored with a session weights the heatmaps that
+    compare (and so masks and the viewer) builds: each planted fixation lasts 17 sample
+    intervals of 1/60 s, so every weighted map is 283.3 ms × the unweighted one."""
+    from gazelab.settings import HeatmapSettings, Settings
+
+    src = open_image_source(SOURCE)
+    truth = {iid: CLASSES[src.labels[iid]] for iid in src.ids}
+    fix = {iid: [(10.0, 12.0), (40.0, 20.0)] for iid in src.ids}
+    maps = {}
+    for weighting in (False, True):
+        settings = Settings(heatmap=HeatmapSettings(duration_weighting=weighting))
+        with SessionStore(tmp_path / f"w{weighting}.sqlite", create=True) as store:
+            sid = write_gaze_session(store, "A", SOURCE, fix, truth, settings)
+            comp = analyse_project(store, model, [sid], analysis=AnalysisSettings("gradient"))
+        maps[weighting] = comp.images[0].humans["A"].heatmap
+    on = maps[False] > 0
+    assert on.any()
+    np.testing.assert_allclose(maps[True][on] / maps[False][on], 17 * 1000 / 60, rtol=1e-9)
+    assert not maps[True][~on].any()
