@@ -3,17 +3,30 @@
 One reader thread parses newline-separated JSON: pushed frames become
 :class:`GazeSample` records in a queue (:meth:`EyeTribeTracker.drain`), replies
 are matched to the oldest waiting request of the same category/request,
-notifications (800 calibration changed, ...) are kept. A heartbeat thread sends
-``{"category": "heartbeat"}`` at the interval the server reports. When the
-connection drops, the client reconnects, restores push mode and records the
-gap (start, end) so the session can mark it. Malformed or truncated messages
-are counted in :attr:`stats` and skipped; they never raise.
+notifications (800 calibration changed, ...) are kept (the latest few). A
+heartbeat thread sends ``{"category": "heartbeat"}`` at the interval the server
+reports.
+
+Faults never end the stream silently (issue #16):
+
+- a malformed, truncated or over-long message (over ``max_line_bytes``) is
+  counted in :attr:`EyeTribeTracker.stats` and skipped; it never raises;
+- a dropped connection, a tracker silent for longer than
+  :attr:`EyeTribeTracker.SILENCE_HEARTBEATS` heartbeat intervals, or any
+  unexpected failure of the reader is a *fault*: the client records a
+  :class:`Gap` (start, end, reason), reconnects and restores push mode;
+- the sample queue and the notification list are bounded; samples pushed out of
+  a full queue (nobody drained it) are counted and recorded as a gap too.
+
+Memory held per client is therefore bounded by ``max_line_bytes`` plus the two
+queue limits, whatever the server sends.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import select
 import socket
 import threading
 import time
@@ -22,26 +35,51 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from gazelab.errors import GazelabError
 from gazelab.gaze.trackers import protocol as P
 from gazelab.gaze.trackers.base import CalibrationResult, GazeSample
 
+_RECV_BYTES = 65536
+_HEARTBEAT_RANGE_MS = (10, 60_000)
+"""Heartbeat intervals the client accepts from a server; others keep the 250 ms default."""
 
-class TrackerError(RuntimeError):
+
+class TrackerError(GazelabError, RuntimeError):
     """The tracker did not answer, refused a request, or cannot be reached."""
 
 
 @dataclass
 class TrackerStats:
+    """Counters of one client's traffic and faults (all since construction)."""
+
     frames: int = 0
     invalid_messages: int = 0
+    """Malformed, truncated or over-long messages, skipped (over-long ones also below)."""
     notifications: int = 0
     reconnects: int = 0
     heartbeats_sent: int = 0
+    oversized_lines: int = 0
+    """Lines longer than ``max_line_bytes``, dropped unread."""
+    samples_dropped: int = 0
+    """Samples pushed out of the full queue because nobody drained it."""
+    notifications_dropped: int = 0
+    """Notifications pushed out of the kept few (``max_notifications``)."""
+    silences: int = 0
+    """Times the tracker sent nothing for ``SILENCE_HEARTBEATS`` heartbeat intervals."""
+    reader_faults: int = 0
+    """Unexpected exceptions in the reader thread (each one a gap and a reconnect)."""
+    gaps: int = 0
+    """Gaps recorded in total (:attr:`EyeTribeTracker.gaps` keeps the latest ones)."""
+    last_invalid: str = ""
+    """Why the latest invalid message was skipped."""
 
 
 @dataclass(frozen=True)
 class Gap:
-    """A period without connection, local monotonic seconds."""
+    """A period without gaze: no connection, a silent tracker, or dropped samples.
+
+    Times are the client's clock (the session's local monotonic seconds).
+    """
 
     start_s: float
     end_s: float
@@ -62,10 +100,27 @@ class EyeTribeTracker:
     ----------
     host, port : where the server listens (default ``127.0.0.1:6555``).
     clock : the session's monotonic clock, seconds.
-    reconnect : reconnect automatically after a dropped connection.
+    reconnect : reconnect automatically after a fault.
+    timeout_s : how long a request waits for its reply, and a send may block, seconds.
     transcript : optional text file; every line sent (``> ``) and received (``< ``)
         is written to it with its local time, for replay tests and audits.
+    on_gap : called with each :class:`Gap` as it is recorded (from the reader
+        thread, or from the thread calling :meth:`drain` for dropped samples).
+    max_line_bytes : longest message accepted; longer ones are dropped and counted.
+    max_queued_samples : samples kept until :meth:`drain`; older ones are dropped,
+        counted and recorded as a gap (default: 60 s at 1000 Hz).
+    max_notifications : notifications kept in :attr:`notifications` (the latest).
     """
+
+    SILENCE_HEARTBEATS = 1.75
+    """A tracker that sends nothing for this many heartbeat intervals is silent.
+
+    The server answers every heartbeat, so a live one is never quiet for much more
+    than one interval; the limit leaves 0.75 of an interval for scheduling jitter
+    and still notices silence within 2 intervals (with the check period below).
+    """
+
+    MAX_GAPS_KEPT = 1000
 
     def __init__(
         self,
@@ -77,7 +132,12 @@ class EyeTribeTracker:
         timeout_s: float = 5.0,
         transcript: TextIO | None = None,
         on_gap: Callable[[Gap], None] | None = None,
+        max_line_bytes: int = P.MAX_LINE_BYTES,
+        max_queued_samples: int = 60_000,
+        max_notifications: int = 100,
     ) -> None:
+        if max_queued_samples < 1 or max_notifications < 1:
+            raise ValueError("max_queued_samples and max_notifications must be at least 1")
         self.host, self.port = host, port
         self.clock = clock
         self.reconnect = reconnect
@@ -85,13 +145,19 @@ class EyeTribeTracker:
         self.transcript = transcript
         self.on_gap = on_gap
         self.stats = TrackerStats()
-        self.gaps: list[Gap] = []
-        self.notifications: list[dict[str, Any]] = []
+        self.gaps: collections.deque[Gap] = collections.deque(maxlen=self.MAX_GAPS_KEPT)
+        self.notifications: collections.deque[dict[str, Any]] = collections.deque(
+            maxlen=max_notifications
+        )
+        self.last_fault: str | None = None
+        """The latest fault, in words (for a warning on screen); ``None`` if none yet."""
         self.heartbeat_interval_s = 0.25
         self.framerate = 0
         self.screen_px: tuple[int, int] = (2560, 1440)
         self.calibration: CalibrationResult | None = None
-        self._samples: collections.deque[GazeSample] = collections.deque()
+        self._samples: collections.deque[GazeSample] = collections.deque(maxlen=max_queued_samples)
+        self._drop_run: list[float] | None = None  # [first local_s, last local_s, count]
+        self._splitter = P.LineSplitter(max_line_bytes)
         self._pending: list[_Pending] = []
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
@@ -99,17 +165,32 @@ class EyeTribeTracker:
         self._closing = threading.Event()
         self._heartbeat_paused = threading.Event()
         self._connected = threading.Event()
+        self._watchdog = False  # armed once the server's heartbeat interval is known
+        self._last_rx_mono = time.monotonic()
+        self._last_rx_s = 0.0  # the clock is not read here: a replay's clock has no time yet
+        self._fault: tuple[str, float | None] | None = None  # set by a thread that broke the link
         self._push = False
         self._reader: threading.Thread | None = None
         self._heart: threading.Thread | None = None
 
     # -- Tracker interface -----------------------------------------------------------------
     def connect(self) -> None:
-        """Open the connection, read the server's settings, start the heartbeat."""
+        """Open the connection, read the server's settings, start the heartbeat.
+
+        Raises
+        ------
+        TrackerError
+            The server cannot be reached or does not answer; nothing is left running.
+        """
         self._open()
-        self._reader = threading.Thread(target=self._read_loop, name="eyetribe-reader", daemon=True)
-        self._reader.start()
-        self._refresh_settings()
+        self._reader = self._start_reader()
+        try:
+            self._refresh_settings()
+        except TrackerError:
+            self.close()
+            raise
+        self._mark_traffic()
+        self._watchdog = True
         self._heart = threading.Thread(target=self._heartbeat_loop, name="eyetribe-hb", daemon=True)
         self._heart.start()
 
@@ -119,26 +200,40 @@ class EyeTribeTracker:
         self.set(push=True, version=P.PROTOCOL_VERSION)
 
     def stop(self) -> None:
+        """Stop pushed frames; never raises (a tracker that is gone pushes nothing anyway).
+
+        A failure is kept in :attr:`last_fault`, so that ending a session with a
+        broken tracker still commits what was recorded.
+        """
         self._push = False
         if self._connected.is_set():
-            self.set(push=False)
+            try:
+                self.set(push=False)
+            except TrackerError as exc:
+                self.last_fault = f"could not stop push mode: {exc}"
 
     def drain(self) -> list[GazeSample]:
-        out: list[GazeSample] = []
+        """Every queued sample, oldest first; records a gap for samples dropped before."""
         with self._lock:
-            while self._samples:
-                out.append(self._samples.popleft())
+            out = list(self._samples)
+            self._samples.clear()
+            run, self._drop_run = self._drop_run, None
+        if run is not None:
+            first, last, count = run
+            self._record_gap(
+                Gap(
+                    first,
+                    last,
+                    f"{int(count)} samples dropped: the queue of {self._samples.maxlen} "
+                    "was full (not drained in time)",
+                )
+            )
         return out
 
     def close(self) -> None:
+        """Stop the threads and close the socket; returns within a few seconds at most."""
         self._closing.set()
-        sock = self._sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
+        self._drop_socket(self._sock)
         for t in (self._reader, self._heart):
             if t is not None and t is not threading.current_thread():
                 t.join(timeout=2.0)
@@ -210,32 +305,69 @@ class EyeTribeTracker:
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    # -- internals -------------------------------------------------------------------------
+    # -- internals: connection ---------------------------------------------------------------
     def _open(self) -> None:
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
             raise TrackerError(
                 f"cannot reach the Eye Tribe server at {self.host}:{self.port} ({exc}); "
                 "is the EyeTribe server (or `gazelab simulate-tracker`) running?"
             ) from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(None)
+        # Sends give up after timeout_s (a peer that stops reading cannot block a
+        # thread for ever); the reader waits in select(), so it never hits this.
+        sock.settimeout(self.timeout_s)
+        self._splitter.clear()
         self._sock = sock
+        self._mark_traffic()
         self._connected.set()
+
+    @staticmethod
+    def _drop_socket(sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked on it
+        except OSError:
+            pass
+        sock.close()
+
+    def _break_link(self, reason: str, start_s: float | None = None) -> None:
+        """Called from any thread: end the connection; the reader records ``reason`` and reconnects."""
+        with self._lock:
+            if self._fault is None:
+                self._fault = (reason, start_s)
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _take_fault(self) -> tuple[str, float | None] | None:
+        with self._lock:
+            fault, self._fault = self._fault, None
+        return fault
 
     def _refresh_settings(self) -> None:
         values = self.get(
             "heartbeatinterval", "framerate", "iscalibrated", "screenresw", "screenresh"
         )
         hb = values.get("heartbeatinterval")
-        if isinstance(hb, (int, float)) and hb > 0:
+        lo, hi = _HEARTBEAT_RANGE_MS
+        if isinstance(hb, (int, float)) and not isinstance(hb, bool) and lo <= hb <= hi:
             self.heartbeat_interval_s = float(hb) / 1000.0
+        elif hb is not None:
+            self.last_fault = (
+                f"the tracker reported a heartbeat interval of {P._short(hb)} ms "
+                f"(expected {lo}..{hi}); using {self.heartbeat_interval_s * 1000:.0f} ms"
+            )
         fr = values.get("framerate")
-        if isinstance(fr, int):
+        if isinstance(fr, int) and not isinstance(fr, bool):
             self.framerate = fr
         w, h = values.get("screenresw"), values.get("screenresh")
-        if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
+        if isinstance(w, int) and isinstance(h, int) and 0 < w < 1 << 16 and 0 < h < 1 << 16:
             self.screen_px = (w, h)
 
     def _send(self, message: dict[str, Any]) -> None:
@@ -244,11 +376,13 @@ class EyeTribeTracker:
         if sock is None or not self._connected.is_set():
             raise TrackerError("not connected to the Eye Tribe server")
         with self._send_lock:
-            if self.transcript is not None:
-                self.transcript.write(f"{self.clock()!r} > {data.decode().rstrip()}\n")
+            self._log(">", data.decode().rstrip())
             try:
                 sock.sendall(data)
             except OSError as exc:
+                # A send that failed half-way leaves a broken message in the stream:
+                # the connection is unusable, so start over.
+                self._break_link(f"sending to the tracker failed ({exc})")
                 raise TrackerError(f"sending to the tracker failed: {exc}") from exc
 
     def _call(self, message: dict[str, Any], *, check: bool = True) -> dict[str, Any]:
@@ -259,7 +393,8 @@ class EyeTribeTracker:
             self._send(message)
         except TrackerError:
             with self._lock:
-                self._pending.remove(pending)
+                if pending in self._pending:
+                    self._pending.remove(pending)
             raise
         if not pending.event.wait(self.timeout_s) or pending.response is None:
             with self._lock:
@@ -272,51 +407,140 @@ class EyeTribeTracker:
         code = pending.response.get("statuscode")
         if check and code != P.STATUS_OK:
             raise TrackerError(
-                f"tracker refused {message['category']}/{message.get('request')}: status {code} "
-                f"{pending.response.get('statusmessage', '')}".rstrip()
+                f"tracker refused {message['category']}/{message.get('request')}: status "
+                f"{P._short(code)} {P._short(pending.response.get('statusmessage', ''))}".rstrip()
             )
         return pending.response
 
     def _heartbeat_loop(self) -> None:
-        while not self._closing.wait(self.heartbeat_interval_s):
+        """Send heartbeats on a fixed schedule; restart the reader if it ever ended."""
+        next_at = time.monotonic()
+        while True:
+            interval = self.heartbeat_interval_s
+            next_at += interval
+            now = time.monotonic()
+            if next_at < now - interval:
+                next_at = now  # woke very late (a stalled process): no burst of catch-up beats
+            if self._closing.wait(max(0.0, next_at - now)):
+                return
+            self._supervise_reader()
             if self._heartbeat_paused.is_set() or not self._connected.is_set():
                 continue
             try:
                 self._send(P.request("heartbeat"))
                 self.stats.heartbeats_sent += 1
             except TrackerError:
-                pass
+                pass  # the link is broken: the reader records it and reconnects
 
-    def _read_loop(self) -> None:
+    def _supervise_reader(self) -> None:
+        # The reader catches everything, so this is a last line of defence (a
+        # BaseException from a callback): a dead reader would mean no gaze, unnoticed.
+        reader = self._reader
+        if reader is None or reader.is_alive() or self._closing.is_set() or not self.reconnect:
+            return
+        self.stats.reader_faults += 1
+        self._break_link("the reader thread ended unexpectedly")
+        self._reader = self._start_reader(resume=True)
+
+    def _start_reader(self, *, resume: bool = False) -> threading.Thread:
+        t = threading.Thread(
+            target=self._read_loop, args=(resume,), name="eyetribe-reader", daemon=True
+        )
+        t.start()
+        return t
+
+    # -- internals: the reader thread --------------------------------------------------------
+    def _read_loop(self, resume: bool = False) -> None:
+        """Read until closed; every way a connection ends is a recorded fault and a reconnect."""
+        fault: tuple[str, float | None] | None = None
+        if resume:
+            fault = self._take_fault() or ("the reader thread ended unexpectedly", None)
         while not self._closing.is_set():
-            sock = self._sock
-            buf = b""
+            if fault is not None:
+                try:
+                    if not self._on_disconnect(*fault):
+                        return
+                except Exception as exc:  # e.g. an on_gap callback that raised
+                    self.stats.reader_faults += 1
+                    self.last_fault = f"reconnecting failed ({_describe(exc)})"
+                    self._closing.wait(0.2)
+                    if not self._connected.is_set():
+                        continue  # still down: try again with the same fault
+                fault = None
             try:
-                while sock is not None:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    buf += chunk
-                    *lines, buf = buf.split(b"\n")
-                    for line in lines:
-                        self.handle_line(line)
-            except OSError:
-                pass
-            if buf.strip():
-                self.stats.invalid_messages += 1  # truncated last message
-            if self._closing.is_set():
-                return
-            self._on_disconnect()
+                fault = self._read_connection()
+            except Exception as exc:  # any reader failure is a fault, not the end
+                if self._closing.is_set():
+                    return
+                self.stats.reader_faults += 1
+                fault = self._take_fault() or (f"the reader failed ({_describe(exc)})", None)
 
-    def _on_disconnect(self) -> None:
-        lost_at = self.clock()
+    def _read_connection(self) -> tuple[str, float | None]:
+        """Read lines from the current socket until it ends; returns why it ended."""
+        sock = self._sock
+        if sock is None or not self._connected.is_set():
+            return self._take_fault() or ("connection lost", None)
+        splitter = self._splitter
+        try:
+            while not self._closing.is_set():
+                readable, _, _ = select.select([sock], [], [], self._watch_period_s())
+                if not readable:
+                    silent = self._silence()
+                    if silent is not None:
+                        return silent
+                    continue
+                chunk = sock.recv(_RECV_BYTES)
+                if not chunk:
+                    break
+                dropped = splitter.dropped
+                lines = splitter.feed(chunk)
+                if lines:
+                    self._mark_traffic()
+                for line in lines:
+                    self.handle_line(line)
+                if splitter.dropped != dropped:
+                    self._oversized(splitter.dropped - dropped)
+        except (OSError, ValueError):  # ValueError: select() on a socket closed under us
+            pass
+        if splitter.pending_bytes:
+            self._invalid("truncated message at the end of the connection")
+        splitter.clear()
+        return self._take_fault() or ("connection lost", None)
+
+    def _watch_period_s(self) -> float:
+        # 1/8 interval: silence is seen at most 0.125 interval after the limit.
+        return min(0.05, max(0.005, self.heartbeat_interval_s / 8))
+
+    def _mark_traffic(self) -> None:
+        self._last_rx_mono = time.monotonic()
+        self._last_rx_s = self.clock()
+
+    def _silence(self) -> tuple[str, float | None] | None:
+        if not self._watchdog:
+            return None
+        quiet_s = time.monotonic() - self._last_rx_mono
+        if quiet_s <= self.SILENCE_HEARTBEATS * self.heartbeat_interval_s:
+            return None
+        self.stats.silences += 1
+        return (
+            f"the tracker sent nothing for {quiet_s:.2f} s "
+            f"(heartbeat interval {self.heartbeat_interval_s * 1000:.0f} ms)",
+            self._last_rx_s,
+        )
+
+    def _on_disconnect(self, reason: str, start_s: float | None = None) -> bool:
+        """Record the fault, reconnect, restore push mode; ``False`` when the reader should end."""
+        lost_at = self.clock() if start_s is None else start_s
         self._connected.clear()
+        self.last_fault = reason
+        old, self._sock = self._sock, None
+        self._drop_socket(old)
         with self._lock:
             for p in self._pending:
                 p.event.set()  # waiting calls fail fast
             self._pending.clear()
-        if not self.reconnect:
-            return
+        if not self.reconnect or self._closing.is_set():
+            return False
         while not self._closing.is_set():
             try:
                 self._open()
@@ -325,13 +549,10 @@ class EyeTribeTracker:
                 continue
             break
         if self._closing.is_set():
-            return
+            return False
         self.stats.reconnects += 1
         self._heartbeat_paused.clear()
-        gap = Gap(start_s=lost_at, end_s=self.clock(), reason="connection lost")
-        self.gaps.append(gap)
-        if self.on_gap is not None:
-            self.on_gap(gap)
+        self._record_gap(Gap(start_s=lost_at, end_s=self.clock(), reason=reason))
         if self._push:
             # Restore push mode without waiting here (replies arrive on this thread).
             pending = _Pending(key=("tracker", "set"))
@@ -341,43 +562,87 @@ class EyeTribeTracker:
                 self._send(P.request("tracker", "set", {"push": True, "version": 1}))
             except TrackerError:
                 pass
+        return True
 
+    def _record_gap(self, gap: Gap) -> None:
+        self.gaps.append(gap)
+        self.stats.gaps += 1
+        if self.on_gap is not None:
+            try:
+                self.on_gap(gap)
+            except Exception as exc:  # the caller's bug must not stop the stream
+                self.last_fault = f"on_gap callback failed ({_describe(exc)})"
+
+    def _invalid(self, why: str) -> None:
+        self.stats.invalid_messages += 1
+        self.stats.last_invalid = why
+
+    def _oversized(self, count: int) -> None:
+        self.stats.oversized_lines += count
+        self.stats.invalid_messages += count
+        self.stats.last_invalid = f"a line longer than {self._splitter.max_line_bytes} bytes"
+        # An invalid JSON line, so a transcript replay counts it as the live client did.
+        self._log("<", f"<dropped: line over {self._splitter.max_line_bytes} bytes>")
+
+    def _log(self, direction: str, text: str, at_s: float | None = None) -> None:
+        """Write one transcript line; ``at_s`` is the time a received line's sample gets."""
+        if self.transcript is None:
+            return
+        try:
+            stamp = self.clock() if at_s is None else at_s
+            self.transcript.write(f"{stamp!r} {direction} {text}\n")
+        except (OSError, ValueError) as exc:  # disk full, file closed: keep tracking
+            self.transcript = None
+            self.last_fault = f"transcript writing failed ({exc}); transcript stopped"
+
+    # -- messages ------------------------------------------------------------------------------
     def handle_line(self, line: bytes | str) -> None:
-        """Process one received line (public so transcripts can be replayed through it)."""
+        """Process one received line (public so transcripts can be replayed through it).
+
+        Never raises: whatever is wrong with a line, it is counted in
+        :attr:`stats` (``invalid_messages``, ``last_invalid``) and skipped.
+        """
         now = self.clock()
+        try:
+            self._handle_message(line, now)
+        except Exception as exc:  # one bad line must never end the stream
+            self._invalid(f"unexpected {_describe(exc)}")
+
+    def _handle_message(self, line: bytes | str, now: float) -> None:
         text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
-        if self.transcript is not None:
-            self.transcript.write(f"{now!r} < {text.rstrip()}\n")
+        self._log("<", text.rstrip(), now)
         if not text.strip():
-            self.stats.invalid_messages += 1  # the server never sends empty lines
+            self._invalid("empty line")  # the server never sends empty lines
             return
         try:
             msg = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
-            self.stats.invalid_messages += 1
+        except (ValueError, RecursionError) as exc:  # ValueError: also ints over 4300 digits
+            self._invalid(f"not JSON ({_describe(exc)})")
             return
         if not isinstance(msg, dict) or not isinstance(msg.get("category"), str):
-            self.stats.invalid_messages += 1
+            self._invalid("not an object with a category")
             return
         frame = P.frame_of(msg)
         if frame is not None:
             try:
                 sample = P.parse_frame(frame, local_s=now, screen_px=self.screen_px)
-            except P.FrameError:
-                self.stats.invalid_messages += 1
+            except P.FrameError as exc:
+                self._invalid(str(exc))
                 return
-            with self._lock:
-                self._samples.append(sample)
+            self._enqueue(sample)
             self.stats.frames += 1
             return
         code = msg.get("statuscode")
-        if code in P.NOTIFICATIONS:
+        if isinstance(code, int) and code in P.NOTIFICATIONS:
             self.stats.notifications += 1
+            if len(self.notifications) == self.notifications.maxlen:
+                self.stats.notifications_dropped += 1
             self.notifications.append(msg)
             return
         if msg["category"] == "heartbeat":
             return
-        key = (msg["category"], msg.get("request"))
+        request = msg.get("request")
+        key = (msg["category"], request if isinstance(request, str) else None)
         with self._lock:
             match = next((p for p in self._pending if p.key == key), None)
             if match is None:
@@ -385,6 +650,25 @@ class EyeTribeTracker:
             self._pending.remove(match)
         match.response = msg
         match.event.set()
+
+    def _enqueue(self, sample: GazeSample) -> None:
+        with self._lock:
+            if len(self._samples) == self._samples.maxlen:
+                oldest = self._samples[0].local_s  # the deque drops it on append
+                self.stats.samples_dropped += 1
+                if self._drop_run is None:
+                    self._drop_run = [oldest, oldest, 0.0]
+                self._drop_run[1] = oldest
+                self._drop_run[2] += 1
+            self._samples.append(sample)
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception, short enough for one line on screen."""
+    text = str(exc)
+    if len(text) > 120:
+        text = text[:117] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def replay_transcript(
@@ -398,12 +682,20 @@ def replay_transcript(
     times: list[float] = []
     client = EyeTribeTracker(clock=lambda: times[-1])
     client.screen_px = screen_px
-    with Path(path).open(encoding="utf-8") as fh:
+    samples: list[GazeSample] = []
+    with Path(path).open(encoding="utf-8", errors="replace") as fh:
         for raw in fh:
             stamp, _, rest = raw.partition(" ")
             direction, _, payload = rest.partition(" ")
             if direction != "<":
                 continue
-            times.append(float(stamp))
+            try:
+                times.append(float(stamp))
+            except ValueError:
+                client._invalid(f"transcript line without a time stamp: {stamp[:40]!r}")
+                continue
             client.handle_line(payload.rstrip("\n"))
-    return client.drain(), client.stats
+            if len(times) >= 10_000:  # drain as we go: the client's queue is bounded
+                samples += client.drain()
+                del times[:-1]
+    return samples + client.drain(), client.stats

@@ -6,6 +6,10 @@ Messages are JSON objects separated by newlines. Requests carry
 screen / tracker change notifications; others are errors with an optional
 ``statusmessage``). Pushed frames are tracker ``get`` replies whose values hold
 ``frame``. Everything here is pure: it never touches a socket.
+
+Received bytes are split into lines by :class:`LineSplitter`, which caps the
+length of one line, so a peer that never sends a newline cannot make either
+side buffer without limit (issue #16).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from gazelab.errors import GazelabError
 from gazelab.gaze.trackers.base import (
     CalibrationPoint,
     CalibrationResult,
@@ -25,6 +30,8 @@ from gazelab.gaze.trackers.base import (
 
 PROTOCOL_VERSION = 1
 DEFAULT_PORT = 6555
+MAX_LINE_BYTES = 64 * 1024
+"""Longest message either side accepts; real ones stay under 8 KiB (a 16-point calibresult)."""
 STATUS_OK = 200
 STATUS_CALIBRATION_CHANGED = 800
 STATUS_SCREEN_CHANGED = 801
@@ -52,8 +59,74 @@ TRACKER_KEYS = (
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")
 
 
-class FrameError(ValueError):
+class FrameError(GazelabError, ValueError):
     """A pushed frame is malformed; the client counts and skips it."""
+
+
+class LineSplitter:
+    """Splits a received byte stream into newline-terminated lines of bounded length.
+
+    Parameters
+    ----------
+    max_line_bytes : int
+        A line longer than this (without its newline) is dropped whole and
+        counted in :attr:`dropped`; at most this many bytes are ever buffered.
+
+    Notes
+    -----
+    The partial line lives in one ``bytearray`` that grows in place, so a long
+    line costs linear time (``bytes += chunk`` would copy it on every chunk).
+    Once a line is over the limit, bytes are discarded up to its newline.
+    """
+
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        if max_line_bytes < 1:
+            raise ValueError(f"max_line_bytes = {max_line_bytes} must be at least 1")
+        self.max_line_bytes = max_line_bytes
+        self.dropped = 0
+        self._partial = bytearray()
+        self._skipping = False
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the unfinished line held now (never more than ``max_line_bytes``)."""
+        return len(self._partial)
+
+    def clear(self) -> None:
+        """Forget the unfinished line (a new connection starts clean)."""
+        self._partial.clear()
+        self._skipping = False
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """Add received bytes; return the complete lines they finish, without newlines."""
+        lines: list[bytes] = []
+        start = 0
+        limit = self.max_line_bytes
+        while True:
+            nl = chunk.find(b"\n", start)
+            if nl < 0:
+                break
+            if self._skipping:
+                self._skipping = False  # the newline ends the dropped line
+            elif len(self._partial) + (nl - start) > limit:
+                self.dropped += 1
+                self._partial.clear()
+            elif self._partial:
+                self._partial += chunk[start:nl]
+                lines.append(bytes(self._partial))
+                self._partial.clear()
+            else:
+                lines.append(chunk[start:nl])
+            start = nl + 1
+        rest = len(chunk) - start
+        if rest and not self._skipping:
+            if len(self._partial) + rest > limit:
+                self.dropped += 1
+                self._partial.clear()
+                self._skipping = True
+            else:
+                self._partial += memoryview(chunk)[start:]
+        return lines
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -97,14 +170,35 @@ def _xy(obj: Any, where: str) -> tuple[float, float]:
         raise FrameError(f"{where}.x/.y must be numbers")
     if not isinstance(x, (int, float)) or not isinstance(y, (int, float)):
         raise FrameError(f"{where}.x/.y must be numbers")
-    return float(x), float(y)
+    return _to_float(x, f"{where}.x"), _to_float(y, f"{where}.y")
+
+
+def _to_float(v: int | float, where: str) -> float:
+    # A JSON integer has no size limit; float() of one with hundreds of digits overflows.
+    try:
+        return float(v)
+    except OverflowError:
+        raise FrameError(
+            f"{where} is too large for a number ({int(v).bit_length()} bits)"
+        ) from None
 
 
 def _number(obj: dict[str, Any], key: str, where: str) -> float:
     v = obj.get(key)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise FrameError(f"{where}.{key} must be a number, got {v!r}")
-    return float(v)
+        raise FrameError(f"{where}.{key} must be a number, got {_short(v)}")
+    return _to_float(v, f"{where}.{key}")
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    """``repr`` of a received value, cut so an error message stays one short line."""
+    try:
+        text = repr(v)
+    except ValueError:  # an int past Python's digit limit for str()
+        return "an integer with too many digits"
+    except RecursionError:
+        return "a too deeply nested value"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_frame(
@@ -119,16 +213,16 @@ def parse_frame(
         raise FrameError("frame must be an object")
     t = _number(frame, "time", "frame")
     if not t >= 0:
-        raise FrameError(f"frame.time must be a non-negative number of ms, got {t!r}")
+        raise FrameError(f"frame.time must be a non-negative number of ms, got {_short(t)}")
     state = frame.get("state")
     if isinstance(state, bool) or not isinstance(state, int) or not 0 <= state <= 0xFF:
-        raise FrameError(f"frame.state must be an integer of bit flags, got {state!r}")
+        raise FrameError(f"frame.state must be an integer of bit flags, got {_short(state)}")
     fix = frame.get("fix")
     if not isinstance(fix, bool):
-        raise FrameError(f"frame.fix must be true/false, got {fix!r}")
+        raise FrameError(f"frame.fix must be true/false, got {_short(fix)}")
     ts = frame.get("timestamp")
     if not isinstance(ts, str) or not _TIMESTAMP.match(ts):
-        raise FrameError(f"frame.timestamp must read 'YYYY-MM-DD HH:MM:SS.mmm', got {ts!r}")
+        raise FrameError(f"frame.timestamp must read 'YYYY-MM-DD HH:MM:SS.mmm', got {_short(ts)}")
     ax, ay = _xy(frame.get("avg"), "frame.avg")
     rx, ry = _xy(frame.get("raw"), "frame.raw")
     eyes: dict[str, tuple[float, float, float, float, float]] = {}
@@ -178,35 +272,49 @@ def frame_of(message: Any) -> Any | None:
 
 
 def parse_calibresult(obj: Any) -> CalibrationResult:
-    """Parse a ``calibresult`` object (from the last ``pointend`` reply or an 800 notification)."""
+    """Parse a ``calibresult`` object (from the last ``pointend`` reply or an 800 notification).
+
+    Missing accuracy values become NaN; present ones of the wrong type raise
+    :class:`FrameError`, as for frames.
+    """
     if not isinstance(obj, dict) or not isinstance(obj.get("result"), bool):
         raise FrameError("calibresult must be an object with a boolean 'result'")
+    cps = obj.get("calibpoints", []) or []
+    if not isinstance(cps, list):
+        raise FrameError("calibresult.calibpoints must be a list")
     points = []
-    for cp in obj.get("calibpoints", []) or []:
+    for cp in cps:
         if not isinstance(cp, dict):
             raise FrameError("calibresult.calibpoints entries must be objects")
         x, y = _xy(cp.get("cp"), "calibpoint.cp")
         acd_raw, mep_raw = cp.get("acd"), cp.get("mepix")
         acd: dict[str, Any] = acd_raw if isinstance(acd_raw, dict) else {}
         mep: dict[str, Any] = mep_raw if isinstance(mep_raw, dict) else {}
+        state = cp.get("state", 2)
+        if isinstance(state, bool) or not isinstance(state, int) or not 0 <= state <= 2:
+            raise FrameError(f"calibpoint.state must be 0, 1 or 2, got {_short(state)}")
         points.append(
             CalibrationPoint(
                 x=x,
                 y=y,
-                accuracy_deg=float(acd.get("ad", math.nan)),
-                accuracy_left_deg=float(acd.get("adl", math.nan)),
-                accuracy_right_deg=float(acd.get("adr", math.nan)),
-                mean_error_px=float(mep.get("mep", math.nan)),
-                state=int(cp.get("state", 2)),
+                accuracy_deg=_optional_number(acd, "ad", "calibpoint.acd"),
+                accuracy_left_deg=_optional_number(acd, "adl", "calibpoint.acd"),
+                accuracy_right_deg=_optional_number(acd, "adr", "calibpoint.acd"),
+                mean_error_px=_optional_number(mep, "mep", "calibpoint.mepix"),
+                state=state,
             )
         )
     return CalibrationResult(
         result=obj["result"],
-        deg=float(obj.get("deg", math.nan)),
-        degl=float(obj.get("degl", math.nan)),
-        degr=float(obj.get("degr", math.nan)),
+        deg=_optional_number(obj, "deg", "calibresult"),
+        degl=_optional_number(obj, "degl", "calibresult"),
+        degr=_optional_number(obj, "degr", "calibresult"),
         points=tuple(points),
     )
+
+
+def _optional_number(obj: dict[str, Any], key: str, where: str) -> float:
+    return math.nan if obj.get(key) is None else _number(obj, key, where)
 
 
 def calibration_points(
