@@ -43,10 +43,11 @@ from gazelab.analysis.metrics import (
     label_agreement,
     nss,
 )
-from gazelab.analysis.saliency import top_n_points
+from gazelab.analysis.saliency import model_points
 from gazelab.annotation.session import ImageSource, SessionSetupError, open_image_source
 from gazelab.annotation.store import SessionStore
 from gazelab.errors import GazelabError
+from gazelab.gaze.geometry import model_input_to_image
 from gazelab.gaze.heatmaps import HeatmapKernel, fixation_heatmap
 from gazelab.models.datasets.base import DatasetError
 from gazelab.settings import AnalysisSettings, Settings
@@ -160,16 +161,6 @@ def score_maps(
     return out
 
 
-def relevance_points_to_image(
-    points: NDArray[np.float64], rel_shape: tuple[int, int], image_shape: tuple[int, int]
-) -> NDArray[np.float64]:
-    """Relevance-map pixel indices ``(x, y)`` -> image px of the pixel centres (the model
-    input is the whole image resized to ``rel_shape``)."""
-    rh, rw = rel_shape
-    ih, iw = image_shape
-    return np.column_stack([(points[:, 0] + 0.5) * iw / rw, (points[:, 1] + 0.5) * ih / rh])
-
-
 def analyse_project(
     store: SessionStore,
     model: Any,
@@ -270,12 +261,12 @@ def analyse_project(
         im.relevance = rel[i]
         shape = (int(im.image.shape[0]), int(im.image.shape[1]))
         c_img, r_img = im.kernel_px
-        pts = relevance_points_to_image(top_n_points(rel[i], n), rel[i].shape, shape)
+        pts = model_points(rel[i], n, shape)
         im.model_points = pts
         im.model_heatmap = fixation_heatmap(pts, shape, c_img, r_img)
         if im.regions is not None:
             ry, rx = np.unravel_index(int(np.argmax(rel[i])), rel[i].shape)
-            px = relevance_points_to_image(np.array([[rx, ry]], float), rel[i].shape, shape)[0]
+            px = model_input_to_image([[rx, ry]], rel[i].shape, shape)[0]
             yy = min(int(px[1]), shape[0] - 1)
             xx = min(int(px[0]), shape[1] - 1)
             im.model_hit = bool(im.regions[yy, xx] > 0)

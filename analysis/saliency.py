@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gazelab.errors import GazelabError
+
 LRP_ANALYZERS = ("deep_taylor", "deep_taylor_bounded", "lrp_epsilon")
 """Computed in-process by :mod:`gazelab.analysis.lrp` (the same rules as iNNvestigate)."""
 INNVESTIGATE_ANALYZERS = {
@@ -48,7 +50,7 @@ LOCAL_ANALYZERS = ("gradient", "gradcam")
 ANALYZERS = (*LRP_ANALYZERS, *INNVESTIGATE_ANALYZERS, *LOCAL_ANALYZERS)
 
 
-class SaliencyError(RuntimeError):
+class SaliencyError(GazelabError, RuntimeError):
     """The analyzer cannot explain this model (unsupported layer, bad input)."""
 
 
@@ -250,22 +252,26 @@ def top_n_points(relevance_map: ArrayLike, n: int) -> NDArray[np.float64]:
     return np.stack([xs, ys], axis=1).astype(np.float64)
 
 
+def model_points(
+    relevance_map: ArrayLike, n: int, image_hw: tuple[int, int]
+) -> NDArray[np.float64]:
+    """SPEC §6: the ``n`` most relevant pixels of a model-input relevance map, as image
+    px ``(n, 2)`` of ``(x, y)`` (pixel centres; :func:`gaze.geometry.model_input_to_image`)."""
+    from gazelab.gaze.geometry import model_input_to_image
+
+    r = np.asarray(relevance_map, dtype=np.float64)
+    return model_input_to_image(top_n_points(r, n), r.shape, image_hw)
+
+
 def model_heatmap(
     relevance_map: ArrayLike,
     n: int,
-    stimulus_shape: tuple[int, int],
+    image_hw: tuple[int, int],
     c: float,
     radius: float,
 ) -> NDArray[np.float64]:
-    """SPEC §6: the n most relevant pixels, mapped into the stimulus frame (pixel centres,
-    aspect kept, centred like the stimulus), with the §5 heatmap applied."""
+    """SPEC §6: the model heatmap in image px — the §5 heatmap (``c``, ``radius`` in image
+    px) of the :func:`model_points`."""
     from gazelab.gaze.heatmaps import fixation_heatmap
 
-    r = np.asarray(relevance_map, dtype=np.float64)
-    pts = top_n_points(r, n)
-    h, w = r.shape
-    sh, sw = stimulus_shape
-    scale = min(sw / w, sh / h)
-    ox, oy = (sw - w * scale) / 2, (sh - h * scale) / 2
-    pts_stim = np.column_stack([(pts[:, 0] + 0.5) * scale + ox, (pts[:, 1] + 0.5) * scale + oy])
-    return fixation_heatmap(pts_stim, stimulus_shape, c, radius)
+    return fixation_heatmap(model_points(relevance_map, n, image_hw), image_hw, c, radius)

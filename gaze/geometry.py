@@ -185,3 +185,19 @@ class StimulusLayout:
         i = self.screen_to_image(xy_screen)
         ih, iw = self.image_shape
         return (i[..., 0] >= 0) & (i[..., 0] < iw) & (i[..., 1] >= 0) & (i[..., 1] < ih)
+
+
+def model_input_to_image(
+    points_xy: ArrayLike, model_hw: tuple[int, int], image_hw: tuple[int, int]
+) -> NDArray[np.float64]:
+    """Model-input pixel indices ``(N, 2)`` of ``(x, y)`` -> original image px of the pixel
+    centres.
+
+    The one mapping from the model input to the image (and, through
+    :class:`StimulusLayout`, to the stimulus and the screen): the model sees the whole
+    image resized to ``model_hw`` (``models.architectures.to_model_input``), so each
+    axis scales on its own.
+    """
+    p = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    (mh, mw), (ih, iw) = model_hw, image_hw
+    return np.column_stack([(p[:, 0] + 0.5) * iw / mw, (p[:, 1] + 0.5) * ih / mh])

@@ -12,7 +12,6 @@ from gazelab.analysis.cache import SaliencyCache
 from gazelab.analysis.compare import (
     AnalysisError,
     analyse_project,
-    relevance_points_to_image,
     summaries,
 )
 from gazelab.analysis.report import write_report
@@ -139,7 +138,9 @@ def test_report_files_and_cache(project, model, tmp_path) -> None:  # type: igno
 
 
 def test_relevance_points_map_pixel_centres_into_the_image() -> None:
-    pts = relevance_points_to_image(np.array([[0.0, 0.0], [31.0, 15.0]]), (32, 32), (64, 128))
+    from gazelab.gaze.geometry import model_input_to_image
+
+    pts = model_input_to_image(np.array([[0.0, 0.0], [31.0, 15.0]]), (32, 32), (64, 128))
     assert np.allclose(pts, [[2.0, 1.0], [126.0, 31.0]])
 
 
