@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gazelab.errors import GazelabError
 
-class ArchitectureError(ValueError):
+
+class ArchitectureError(GazelabError, ValueError):
     """Unknown architecture or an input size it cannot take."""
 
 
@@ -182,9 +184,211 @@ def to_model_input(images: ArrayLike, input_shape: tuple[int, ...]) -> NDArray[n
     return out
 
 
+# -- loading model files: nothing named in a file runs --------------------------------------
+# Keras 2.14 builds a .keras file's layers from config.json by module and class name. A
+# Lambda layer naming a library function (pydoc.pipepager with a shell command) runs it
+# while loading, even with safe_mode=True, which only stops pickled lambdas. So config.json
+# is read and checked here, before Keras sees the file: only the classes below may appear.
+MODEL_LAYER_CLASSES: frozenset[str] = frozenset({
+    # every layer the project's architectures use (tests check this against them)
+    "InputLayer", "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense", "BatchNormalization",
+    "Activation", "ReLU", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+    "Flatten", "Dropout", "ZeroPadding2D", "Add", "Concatenate",
+    # other standard layers of Keras' registry without code, files or lookups in their config
+    "Conv1D", "Conv3D", "Conv2DTranspose", "SeparableConv1D", "DepthwiseConv1D",
+    "LeakyReLU", "PReLU", "ELU", "Softmax", "LayerNormalization", "GroupNormalization",
+    "MaxPooling1D", "MaxPooling3D", "AveragePooling1D", "AveragePooling3D",
+    "GlobalAveragePooling1D", "GlobalAveragePooling3D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "GlobalMaxPooling3D", "Reshape", "Permute", "RepeatVector",
+    "Cropping1D", "Cropping2D", "ZeroPadding1D", "UpSampling1D", "UpSampling2D",
+    "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout",
+    "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Rescaling", "Resizing",
+})  # fmt: skip
+"""Layer classes a model file may name (Keras' own; ``Lambda`` and the ``TFOpLambda`` of raw
+TF calls are absent on purpose: their config names a function to call)."""
+
+MODEL_OBJECT_CLASSES: dict[str, frozenset[str]] = {
+    "keras.layers": MODEL_LAYER_CLASSES,
+    "keras": frozenset({"Sequential", "Functional", "Model"}),
+    "keras.models": frozenset({"Sequential", "Functional", "Model"}),
+    "keras.src.engine.sequential": frozenset({"Sequential"}),
+    "keras.src.engine.functional": frozenset({"Functional"}),
+    "keras.src.engine.training": frozenset({"Model"}),
+    "keras.initializers": frozenset(
+        {
+            "Constant",
+            "GlorotNormal",
+            "GlorotUniform",
+            "HeNormal",
+            "HeUniform",
+            "Identity",
+            "LecunNormal",
+            "LecunUniform",
+            "Ones",
+            "Orthogonal",
+            "RandomNormal",
+            "RandomUniform",
+            "TruncatedNormal",
+            "VarianceScaling",
+            "Zeros",
+        }
+    ),  # fmt: skip
+    "keras.regularizers": frozenset({"L1", "L2", "L1L2", "OrthogonalRegularizer"}),
+    "keras.constraints": frozenset(
+        {"MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "RadialConstraint"}
+    ),  # fmt: skip
+    "keras.mixed_precision": frozenset({"Policy"}),
+}
+"""Allowed class names by the Keras module a config names; a config without a module
+(older Keras) may name any of them."""
+
+MODEL_ACTIVATIONS: frozenset[str] = frozenset({
+    "relu", "relu6", "sigmoid", "hard_sigmoid", "softmax", "log_softmax", "softplus",
+    "softsign", "tanh", "selu", "elu", "exponential", "linear", "gelu", "swish", "silu", "mish",
+})  # fmt: skip
+"""Activation names a layer config may give as a string (looked up in Keras' activations)."""
+
+_FUNCTION_MARKERS = frozenset({"function", "__lambda__", "__python_function__", "function_type"})
+MODEL_FILE_ENTRIES = frozenset({"config.json", "metadata.json", "model.weights.h5",
+                                "model.weights.npz"})  # fmt: skip
+"""Entries of a Keras v3 ``.keras`` zip (plus ``assets/...``)."""
+MAX_MODEL_CONFIG_BYTES = 16 * 2**20
+"""config.json is text describing layers: a few MB even for Xception-sized graphs."""
+MAX_MODEL_FILE_BYTES = 4 * 2**30
+"""Total uncompressed size of a model file (InceptionV3's weights are under 100 MB)."""
+MAX_COMPRESSION_RATIO = 200
+"""Entries over 1 MB packed tighter than this are refused as zip bombs (weights barely
+compress; a bomb compresses 1000:1)."""
+_MAX_CONFIG_DEPTH = 200
+
+
+def _refuse(path: Path, where: str, why: str) -> ArchitectureError:
+    return ArchitectureError(f"{path}: refused to load the model: {where}{why}; "
+                             "only models of Keras' own layers are loaded (no Lambda, no "
+                             "custom code): rebuild it with gazelab's architectures")  # fmt: skip
+
+
+def _layer_label(node: dict[str, Any], fallback: str) -> str:
+    cfg = node.get("config")
+    name = cfg.get("name") if isinstance(cfg, dict) else None
+    return f"layer {name!r} ({node.get('class_name')})" if name else fallback
+
+
+def check_model_config(config: Any, path: Path) -> None:
+    """Walk a ``.keras`` config.json and refuse anything that would make Keras import or call
+    code: a ``Lambda``/``TFOpLambda`` layer, a function-typed object, a ``module`` outside
+    Keras, a class or ``registered_name`` not in :data:`MODEL_OBJECT_CLASSES`, or an
+    activation string Keras does not define. Raises :class:`ArchitectureError` naming the
+    file and the offending layer."""
+    # iterative walk: a config nested thousands deep must not end in RecursionError
+    stack: list[tuple[Any, str, int]] = [(config, "", 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if depth > _MAX_CONFIG_DEPTH:
+            raise _refuse(path, where, f"config nested over {_MAX_CONFIG_DEPTH} deep")
+        if isinstance(node, list):
+            stack.extend((v, where, depth + 1) for v in node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if "class_name" in node:
+            where = f"{_layer_label(node, where.rstrip(': ') or 'the model')}: "
+            _check_object(node, path, where)
+        for key, value in node.items():
+            if key in _FUNCTION_MARKERS and key != "function":  # legacy function configs
+                raise _refuse(path, where, f"a Python function ({key!r})")
+            if key in ("activation", "recurrent_activation") and isinstance(value, str):
+                if value not in MODEL_ACTIVATIONS:
+                    raise _refuse(path, where, f"unknown activation {value!r}")
+            if key == "compile_config":
+                continue  # never deserialized: load_classifier loads with compile=False
+            stack.append((value, where, depth + 1))
+
+
+def _check_object(node: dict[str, Any], path: Path, where: str) -> None:
+    cls = node.get("class_name")
+    module = node.get("module")
+    registered = node.get("registered_name")
+    if not isinstance(cls, str) or cls in _FUNCTION_MARKERS or cls.startswith("__"):
+        raise _refuse(path, where, f"a function or value object ({cls!r}), not a layer")
+    if cls in ("Lambda", "TFOpLambda", "SlicingOpLambda"):
+        raise _refuse(path, where, f"a {cls} layer (it calls a function named in the file)")
+    if module is None:
+        allowed = frozenset().union(*MODEL_OBJECT_CLASSES.values())
+    else:
+        mod = module.removeprefix("tensorflow.") if isinstance(module, str) else ""
+        if mod not in MODEL_OBJECT_CLASSES:
+            raise _refuse(path, where, f"module {module!r} is not one of Keras' own")
+        allowed = MODEL_OBJECT_CLASSES[mod]
+    if cls not in allowed:
+        raise _refuse(path, where, f"class {cls!r} is not an allowed Keras layer")
+    if registered is not None and registered != cls:
+        raise _refuse(path, where, f"registered_name {registered!r} is not a Keras class")
+
+
+def read_model_config(path: str | Path, *, shown_as: str | Path | None = None) -> dict[str, Any]:
+    """config.json of a ``.keras`` file, read and checked without Keras: a zip of the known
+    entries only (no paths out of the archive), within the size caps, and passing
+    :func:`check_model_config`. Raises :class:`ArchitectureError` otherwise, naming
+    ``shown_as`` (the user's file when ``path`` is a private copy of it)."""
+    import json
+    import zipfile
+
+    p = Path(shown_as) if shown_as is not None else Path(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ArchitectureError(f"{p}: not a Keras .keras model file (not a zip archive: "
+                                f"{exc})") from exc  # fmt: skip
+    with zf:
+        infos = zf.infolist()
+        total = 0
+        for info in infos:
+            name = info.filename
+            parts = name.split("/")
+            if (name.startswith(("/", "\\")) or "\\" in name or ".." in parts or ":" in name
+                    or "\x00" in name):  # fmt: skip
+                raise _refuse(p, "", f"archive entry {name!r} is a path out of the archive")
+            if name not in MODEL_FILE_ENTRIES and parts[0] != "assets":
+                raise _refuse(p, "", f"unexpected archive entry {name!r}")
+            total += info.file_size
+            if info.file_size > 2**20 and info.file_size > MAX_COMPRESSION_RATIO * max(
+                info.compress_size, 1
+            ):
+                raise _refuse(p, "", f"archive entry {name!r} expands {info.file_size} bytes "
+                              f"from {info.compress_size} (a zip bomb)")  # fmt: skip
+        if total > MAX_MODEL_FILE_BYTES:
+            raise _refuse(p, "", f"{total} bytes uncompressed, over {MAX_MODEL_FILE_BYTES}")
+        try:
+            info = zf.getinfo("config.json")
+        except KeyError as exc:
+            raise ArchitectureError(f"{p}: not a Keras .keras model file (no config.json)") from exc
+        if info.file_size > MAX_MODEL_CONFIG_BYTES:
+            raise _refuse(p, "", f"config.json is {info.file_size} bytes, over "
+                          f"{MAX_MODEL_CONFIG_BYTES}")  # fmt: skip
+        try:
+            with zf.open(info) as fh:
+                raw = fh.read(MAX_MODEL_CONFIG_BYTES + 1)
+            config = json.loads(raw)
+        except (zipfile.BadZipFile, OSError, ValueError, RecursionError) as exc:
+            raise ArchitectureError(f"{p}: config.json is unreadable: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ArchitectureError(f"{p}: config.json is not a model description")
+    check_model_config(config, p)
+    return config
+
+
 def load_classifier(path: str | Path) -> Any:
-    """A saved Keras classifier (``.keras``; loaded with ``safe_mode``: no code from files)."""
-    import tensorflow as tf
+    """A saved Keras classifier (``.keras``), the one loader of model files in gazelab.
+
+    The file is copied to a private temporary folder, its config.json checked by
+    :func:`read_model_config` (nothing named in it can run), and only then loaded by Keras
+    (``compile=False``, ``safe_mode=True``) from that copy, so the checked file is the
+    loaded file. Raises :class:`ArchitectureError` (one line, exit 2 on the command line)
+    for a file that is refused or unreadable.
+    """
+    import shutil
+    import tempfile
 
     p = Path(path)
     if not p.exists():
@@ -194,7 +398,17 @@ def load_classifier(path: str | Path) -> Any:
             f"{p}: only the .keras format is loaded (no HDF5/SavedModel/pickles); "
             "re-save the model with model.save('name.keras')"
         )
-    try:
-        return tf.keras.models.load_model(p, compile=False, safe_mode=True)
-    except (ValueError, OSError) as exc:
-        raise ArchitectureError(f"{p}: cannot load the model: {exc}") from exc
+    if not p.is_file():
+        raise ArchitectureError(f"{p}: not a regular file")
+    if p.stat().st_size > MAX_MODEL_FILE_BYTES:
+        raise _refuse(p, "", f"{p.stat().st_size} bytes, over {MAX_MODEL_FILE_BYTES}")
+    with tempfile.TemporaryDirectory(prefix="gazelab-model-") as tmp:
+        copy = Path(tmp) / "model.keras"
+        shutil.copyfile(p, copy)
+        read_model_config(copy, shown_as=p)
+        import tensorflow as tf
+
+        try:
+            return tf.keras.models.load_model(copy, compile=False, safe_mode=True)
+        except (ValueError, OSError, TypeError, KeyError) as exc:
+            raise ArchitectureError(f"{p}: cannot load the model: {exc}") from exc
