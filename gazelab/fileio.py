@@ -36,9 +36,35 @@ def write_csv_rows(path: str | Path, rows: list[dict[str, Any]]) -> None:
             w.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()})
 
 
+SAFE_NAME_MAX_CHARS = 100
+"""Longest readable part of a :func:`safe_filename` (file systems allow 255 bytes; callers
+add suffixes such as ``_deep_taylor.png``)."""
+
+
 def safe_filename(name: str) -> str:
-    """``name`` with every character other than letters, digits, ``-_.`` replaced by ``_``."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    """A file name for ``name`` (an image id) that stays inside the folder it is joined to.
+
+    ``/`` and ``\\`` become ``__``, every other character outside ASCII letters, digits and
+    ``-_.`` becomes ``_``, leading dots are dropped (no ``..``, no hidden files) and the
+    name is cut to :data:`SAFE_NAME_MAX_CHARS`. A name changed in any way gets ``~`` and 10
+    hex digits of its SHA-256 appended: ``~`` is never kept, so a changed name cannot
+    equal an unchanged one, and two ids never share a file (``a/b`` and ``a__b`` differ).
+
+    Examples
+    --------
+    >>> safe_filename("img_001.png")
+    'img_001.png'
+    >>> safe_filename("S005/001/S005_001_00000011.png")
+    'S005__001__S005_001_00000011.png~522fed6a26'
+    """
+    readable = "".join(
+        c if (c.isascii() and c.isalnum()) or c in "-_." else "__" if c in "/\\" else "_"
+        for c in name
+    ).lstrip(".")[:SAFE_NAME_MAX_CHARS]
+    if readable == name and name:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{readable or '_'}~{digest}"
 
 
 def array_sha256(x: NDArray[Any]) -> str:
