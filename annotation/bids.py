@@ -10,23 +10,41 @@ Layout, following the BIDS eye-tracking extension's conventions::
 
 Times are seconds from the session's start on the session clock; screen
 coordinates are pixels, origin top-left.
+
+Crash safety (as the mask export): every file is written under a temporary
+name (``.NAME.PID.tmp``) and renamed only when all four are complete, so a kill
+or a full disk never leaves a truncated file under a final name; then
+``OUT/gazelab_export.json`` records the session as ``complete`` with its files'
+SHA-256 — it is written last, so a session missing there (or ``complete: false``)
+was interrupted: export it again. Temporaries of killed exports are removed at
+the start of the next one.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
 
-from gazelab.annotation.store import SessionStore
+from gazelab.annotation.store import SessionRecord, SessionStore
+from gazelab.errors import GazelabError
+from gazelab.fileio import atomic_write, clean_stale_temporaries, temporary_name
 from gazelab.gaze.trackers.base import SAMPLE_FIELDS
 from gazelab.settings import Settings
 
 TASK = "cklabel"
+MARKER = "gazelab_export.json"  # OUT/…: which sessions finished exporting (written last)
+
+
+class BidsExportError(GazelabError, RuntimeError):
+    """The export could not be written (a full disk, no permission); it says where and what to do."""
+
 
 _GAZE_COLUMNS: dict[str, tuple[str, str]] = {
     "t_s": ("s", "sample time on the session clock, from session start"),
@@ -88,18 +106,97 @@ def _cell(value: Any) -> str:
 
 
 def export_session(store: SessionStore, session_id: int, out_dir: str | Path) -> dict[str, Path]:
-    """Write one session's gaze and events in the BIDS-like layout; returns the written paths."""
-    rec = store.session(session_id)
-    settings = Settings.from_toml(rec.settings_toml, source=f"session {session_id}")
-    stem = f"sub-{_label(rec.participant)}_ses-{rec.id:02d}_task-{TASK}"
-    folder = Path(out_dir) / f"sub-{_label(rec.participant)}" / f"ses-{rec.id:02d}" / "beh"
-    folder.mkdir(parents=True, exist_ok=True)
-    t0 = rec.start_local_s
+    """Write one session's gaze and events in the BIDS-like layout; returns the written paths.
 
+    Atomic per session (see the module docstring); an interrupted export is finished by
+    running it again. A full disk or a folder that cannot be written is a
+    :class:`BidsExportError` naming the folder."""
+    out = Path(out_dir)
+    try:
+        return _export_session(store, session_id, out)
+    except OSError as exc:
+        raise BidsExportError(
+            f"cannot write the export of session {session_id} to {out}: "
+            f"{exc.strerror or exc}; free space (or fix permissions) and run the export again"
+        ) from exc
+
+
+def read_marker(out_dir: str | Path) -> dict[str, Any]:
+    """``OUT/gazelab_export.json`` as a dict (``{"sessions": {}}`` when absent)."""
+    path = Path(out_dir) / MARKER
+    if not path.exists():
+        return {"sessions": {}}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BidsExportError(
+            f"{path} is unreadable ({exc}); delete it and run the export again"
+        ) from exc
+    return (
+        info
+        if isinstance(info, dict) and isinstance(info.get("sessions"), dict)
+        else {"sessions": {}}
+    )
+
+
+def _mark(out: Path, session_id: int, entry: dict[str, Any]) -> None:
+    info = read_marker(out)
+    info["sessions"][str(session_id)] = entry
+    atomic_write(out / MARKER, json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
+def _export_session(store: SessionStore, session_id: int, out: Path) -> dict[str, Path]:
+    rec = store.session(session_id)
+    settings = Settings.from_toml(rec.settings_toml, source=f"session {session_id} in {store.path}")
+    stem = f"sub-{_label(rec.participant)}_ses-{rec.id:02d}_task-{TASK}"
+    folder = out / f"sub-{_label(rec.participant)}" / f"ses-{rec.id:02d}" / "beh"
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in (out, folder):  # temporaries left by an export that was killed
+        clean_stale_temporaries(f)
+    _mark(out, session_id, {"complete": False})
+    t0 = rec.start_local_s
+    final = {
+        "gaze": folder / f"{stem}_gaze.tsv.gz",
+        "gaze_json": folder / f"{stem}_gaze.json",
+        "events": folder / f"{stem}_events.tsv",
+        "events_json": folder / f"{stem}_events.json",
+    }
+    tmp = {k: temporary_name(p) for k, p in final.items()}
+    try:
+        counts = _write_files(store, rec, settings, t0, tmp)
+        for t in tmp.values():  # on disk before they get their names
+            with open(t, "rb") as fh:
+                os.fsync(fh.fileno())
+        for k, p in final.items():  # all four complete: now they get their names
+            os.replace(tmp[k], p)
+    finally:
+        for t in tmp.values():
+            t.unlink(missing_ok=True)
+    _mark(out, session_id, {
+        "complete": True,
+        "session_uuid": rec.uuid,
+        **counts,
+        "files": {p.relative_to(out).as_posix(): _sha256(p) for p in final.values()},
+    })  # fmt: skip
+    return final
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_files(
+    store: SessionStore, rec: SessionRecord, settings: Settings, t0: float, paths: dict[str, Path]
+) -> dict[str, int]:
+    """The four files of one session, at ``paths`` (temporary names); returns row counts."""
+    session_id = rec.id
     table = store.samples(session_id)
-    gaze_path = folder / f"{stem}_gaze.tsv.gz"
     columns = list(_GAZE_COLUMNS)
-    with gzip.open(gaze_path, "wt", encoding="utf-8", newline="") as fh:
+    with gzip.open(paths["gaze"], "wt", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
         writer.writerow(columns)
         n = len(table["local_s"])
@@ -143,13 +240,12 @@ def export_session(store: SessionStore, session_id: int, out_dir: str | Path) ->
         ],
         "Settings": settings.to_dict(),
     }
-    (folder / f"{stem}_gaze.json").write_text(json.dumps(gaze_json, indent=2), encoding="utf-8")
+    paths["gaze_json"].write_text(json.dumps(gaze_json, indent=2), encoding="utf-8")
 
-    events_path = folder / f"{stem}_events.tsv"
     ev_cols = ["onset", "duration", "trial_type", "trial_index", "image_id", "value", "payload"]
     trials = {t["trial_index"]: t for t in store.trials(session_id)}
     events = store.events(session_id)
-    with events_path.open("w", encoding="utf-8", newline="") as fh:
+    with paths["events"].open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
         writer.writerow(ev_cols)
         for k, ev in enumerate(events):
@@ -185,10 +281,5 @@ def export_session(store: SessionStore, session_id: int, out_dir: str | Path) ->
             "ScreenDistance": g.distance_mm / 1000.0,
         },
     }
-    (folder / f"{stem}_events.json").write_text(json.dumps(events_json, indent=2), encoding="utf-8")
-    return {
-        "gaze": gaze_path,
-        "gaze_json": folder / f"{stem}_gaze.json",
-        "events": events_path,
-        "events_json": folder / f"{stem}_events.json",
-    }
+    paths["events_json"].write_text(json.dumps(events_json, indent=2), encoding="utf-8")
+    return {"samples": n, "events": len(events)}

@@ -11,13 +11,18 @@ The view reports when a phase actually reached the screen with
 :meth:`LabelingProtocol.flipped`; the difference to the schedule is the onset
 error stored for every trial. Every change goes to a :class:`ProtocolSink`
 (:class:`StoreRecorder` commits it to the session store as it happens, so a
-killed session loses nothing it had recorded).
+killed session loses nothing it had recorded). A live session's recorder holds
+records it cannot write (a full disk) in memory, in order, until
+:meth:`StoreRecorder.retry` writes them, so a store fault pauses the session
+instead of losing or breaking it.
 """
 
 from __future__ import annotations
 
 import bisect
+import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -25,7 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gazelab import CLASSES
-from gazelab.annotation.store import SessionRecord, SessionStore
+from gazelab.annotation.store import SessionRecord, SessionStore, StoreError
 from gazelab.errors import GazelabError
 from gazelab.settings import ProtocolSettings
 
@@ -105,62 +110,114 @@ class ListSink:
         return [r for k, r in self.records if k == kind]
 
 
-class StoreRecorder:
-    """Commits each protocol record to the session store the moment it happens."""
+#: What a store write can raise when the disk or the file fails (not a programming error).
+STORE_FAULTS: tuple[type[BaseException], ...] = (StoreError, sqlite3.Error, OSError)
 
-    def __init__(self, store: SessionStore, session_id: int) -> None:
+
+class StoreRecorder:
+    """Commits each protocol record to the session store the moment it happens.
+
+    With ``hold_on_fault`` a write that fails with a store fault (:data:`STORE_FAULTS`)
+    is kept in memory with every later one, in order, and :attr:`fault` says why;
+    :meth:`retry` writes them once the store works again. Each held item is one store
+    call (one transaction), so a retry never writes a row twice.
+    """
+
+    def __init__(
+        self, store: SessionStore, session_id: int, *, hold_on_fault: bool = False
+    ) -> None:
         self.store = store
         self.session_id = session_id
+        self.hold_on_fault = hold_on_fault
+        self.held: deque[Callable[[], object]] = deque()
+        self.fault: BaseException | None = None
+
+    def commit(self, write: Callable[[], object]) -> None:
+        """Run one store write now, or hold it (behind earlier held ones) on a store fault."""
+        if self.held:  # keep the order: nothing overtakes a held record
+            self.held.append(write)
+            return
+        try:
+            write()
+        except STORE_FAULTS as exc:
+            if not self.hold_on_fault:
+                raise
+            self.fault = exc
+            self.held.append(write)
+
+    def retry(self) -> bool:
+        """Write the held records in order; ``True`` when none is left."""
+        while self.held:
+            try:
+                self.held[0]()
+            except STORE_FAULTS as exc:
+                self.fault = exc
+                return False
+            self.held.popleft()
+        self.fault = None
+        return True
 
     def phase(self, change: PhaseChange) -> None:
-        self.store.add_event(
-            self.session_id,
-            change.phase.value,
-            change.changed_s,
-            trial_index=change.trial_index if change.trial_index >= 0 else None,
-            payload={"scheduled_s": change.scheduled_s},
+        self.commit(
+            lambda: self.store.add_event(
+                self.session_id,
+                change.phase.value,
+                change.changed_s,
+                trial_index=change.trial_index if change.trial_index >= 0 else None,
+                payload={"scheduled_s": change.scheduled_s},
+            )
         )
 
     def flip(self, trial_index: int, phase: Phase, scheduled_s: float, flip_s: float) -> None:
         error_ms = (flip_s - scheduled_s) * 1000.0
-        self.store.add_event(
-            self.session_id,
-            "flip",
-            flip_s,
-            trial_index=trial_index,
-            payload={"phase": phase.value, "scheduled_s": scheduled_s, "error_ms": error_ms},
+        self.commit(
+            lambda: self.store.add_event(
+                self.session_id,
+                "flip",
+                flip_s,
+                trial_index=trial_index,
+                payload={"phase": phase.value, "scheduled_s": scheduled_s, "error_ms": error_ms},
+            )
         )
         if phase is Phase.IMAGE:
-            self.store.set_trial_onset(self.session_id, trial_index, flip_s, error_ms)
+            self.commit(
+                lambda: self.store.set_trial_onset(self.session_id, trial_index, flip_s, error_ms)
+            )
 
     def label(self, trial_index: int, answer: LabelAnswer, local_s: float) -> None:
-        self.store.add_label(
-            self.session_id,
-            trial_index,
-            answer.label,
-            local_s=local_s,
-            text=answer.text,
-            confidence=answer.confidence,
-            source=answer.source,
-            audio_path=answer.audio_path,
+        self.commit(
+            lambda: self.store.add_label(
+                self.session_id,
+                trial_index,
+                answer.label,
+                local_s=local_s,
+                text=answer.text,
+                confidence=answer.confidence,
+                source=answer.source,
+                audio_path=answer.audio_path,
+            )
         )
-        self.store.add_event(
-            self.session_id,
-            "label",
-            local_s,
-            trial_index=trial_index,
-            payload={
-                "label": answer.label,
-                "source": answer.source,
-                "text": answer.text,
-                "confidence": answer.confidence,
-                "audio": answer.audio_path,
-            },
+        self.commit(
+            lambda: self.store.add_event(
+                self.session_id,
+                "label",
+                local_s,
+                trial_index=trial_index,
+                payload={
+                    "label": answer.label,
+                    "source": answer.source,
+                    "text": answer.text,
+                    "confidence": answer.confidence,
+                    "audio": answer.audio_path,
+                },
+            )
         )
 
     def event(self, kind: str, local_s: float, trial_index: int | None, payload: dict) -> None:
-        self.store.add_event(
-            self.session_id, kind, local_s, trial_index=trial_index, payload=payload
+        self.commit(
+            lambda: self.store.add_event(
+                self.session_id, kind, local_s, trial_index=trial_index, payload=payload
+            )
         )
 
 
@@ -369,14 +426,18 @@ def protocol_for_session(
     timings: ProtocolSettings,
     *,
     clock: Callable[[], float] = time.monotonic,
+    hold_on_fault: bool = False,
 ) -> LabelingProtocol:
-    """A protocol recording into the store, resuming wherever the session stands."""
+    """A protocol recording into the store, resuming wherever the session stands.
+
+    ``hold_on_fault``: records the store cannot take are held for
+    :meth:`StoreRecorder.retry` (a live session) instead of raising."""
     plan = resume_plan(store, session_id)
     return LabelingProtocol(
         plan.record.stimulus_order,
         timings,
         clock=clock,
-        sink=StoreRecorder(store, session_id),
+        sink=StoreRecorder(store, session_id, hold_on_fault=hold_on_fault),
         start_trial=plan.start_trial,
         labels=plan.labels,
     )

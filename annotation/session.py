@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gazelab.errors import GazelabError
 from gazelab.gaze.geometry import DisplayGeometry
 from gazelab.gaze.trackers.base import Tracker
 from gazelab.settings import Settings
 
 
-class SessionSetupError(ValueError):
+class SessionSetupError(GazelabError, ValueError):
     """The session cannot start; the message lists every problem found."""
 
 
@@ -46,6 +47,32 @@ class ImageSource:
 
     def image(self, image_id: str) -> NDArray[np.uint8]:
         return self._load(image_id)
+
+
+def check_images(source: ImageSource, image_ids: Sequence[str]) -> None:
+    """Decode every image a session will show, before calibration (SPEC §2).
+
+    A file that cannot be decoded would otherwise stop the session on the fixation
+    cross before its image; here it is one :class:`SessionSetupError` naming each
+    bad image and its file (up to 10) on one line, so the experimenter can fix the folder first.
+    """
+    bad: list[str] = []
+    for image_id in image_ids:
+        try:
+            img = np.asarray(source.image(image_id))
+        except Exception as exc:  # any decoder failure is the file's fault, named below
+            bad.append(f"image {image_id!r}: {exc}")
+            continue
+        if img.ndim not in (2, 3) or img.size == 0 or (img.ndim == 3 and img.shape[2] != 3):
+            bad.append(
+                f"image {image_id!r}: decoded to shape {img.shape}, not (H, W) grey or (H, W, 3)"
+            )
+    if bad:
+        more = f"; ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise SessionSetupError(
+            f"{len(bad)} of the session's {len(image_ids)} images in {source.spec} cannot be"
+            f" shown (replace or remove the files, then start again): {'; '.join(bad[:10])}{more}"
+        )
 
 
 def open_image_source(spec: str) -> ImageSource:

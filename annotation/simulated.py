@@ -75,6 +75,7 @@ def run_simulated_session(
         stimulus_order=order,
         start_local_s=clock(),
     )
+    lease = store.acquire_lease(rec.id)  # nobody else runs this session meanwhile
     screen = s.display.resolution_px
     tracker.connect()
     tracker.start()
@@ -117,6 +118,9 @@ def run_simulated_session(
         if not protocol.finished:
             protocol.quit()
         tracker.stop()
-        capture.close()
-        tracker.close()
+        try:
+            capture.close()
+        finally:
+            tracker.close()
+            store.release_lease(lease)
     return rec

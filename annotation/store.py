@@ -10,12 +10,27 @@ timeout, and every row is keyed by its own session.
 
 The schema version lives in ``PRAGMA user_version``; :data:`MIGRATIONS` are
 applied in order, so an old store opens with its data intact.
+
+A live session holds a *lease* on its session (:meth:`SessionStore.acquire_lease`):
+one row naming the holder (host, pid) that the holder renews while it runs and
+deletes at the end, so the same session cannot be run twice at once (SPEC §2:
+"two sessions of one never overwrite each other"). A lease whose holder died
+(its pid is gone on this host) or stopped renewing it for :data:`LEASE_STALE_S`
+may be taken over.
+
+Only ``gazelab annotate`` (and the demo, the simulated runner, tests) create a
+store (``create=True``); every other command refuses a missing file, so a
+mistyped ``--store`` is an error instead of a new, empty store. SQLite faults
+(a damaged file, a full disk, a lock held too long) and unreadable JSON in a
+stored session surface as :class:`StoreError` naming the file and what to do.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -30,11 +45,17 @@ from typing import Any
 import numpy as np
 
 from gazelab import CLASSES, __version__
+from gazelab.errors import GazelabError
+from gazelab.fileio import pid_alive
 from gazelab.gaze.trackers.base import SAMPLE_FIELDS, CalibrationResult, GazeSample
 
 
-class StoreError(RuntimeError):
+class StoreError(GazelabError, RuntimeError):
     """The store cannot do what was asked; the message says what and how to fix it."""
+
+
+class LeaseLostError(StoreError):
+    """Another process took over a session this one was running (its lease went stale)."""
 
 
 MIGRATIONS: tuple[str, ...] = (
@@ -126,6 +147,23 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# Session leases are coordination between running processes, not recorded data: the
+# table is created (if missing) at every open, outside the schema versions, so a store
+# keeps its schema version and older gazelab versions still open it.
+LEASES_TABLE = """
+CREATE TABLE IF NOT EXISTS session_leases (
+    session_id INTEGER PRIMARY KEY,
+    token TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    acquired_utc TEXT NOT NULL,
+    renewed_utc TEXT NOT NULL,
+    renewed_epoch_s REAL NOT NULL
+)
+"""
+LEASE_STALE_S = 30.0  # a lease not renewed for this long may be taken over
+LEASE_RENEW_S = 5.0  # how often a running session renews its lease
+
 
 @dataclass(frozen=True)
 class SessionRecord:
@@ -151,6 +189,17 @@ class LabelRecord:
     source: str
 
 
+@dataclass(frozen=True)
+class SessionLease:
+    """A running session's claim on its session id (see the module docstring)."""
+
+    session_id: int
+    token: str  # unique per claim: two claims of one process are different holders
+    host: str
+    pid: int
+    acquired_utc: str
+
+
 def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -158,12 +207,22 @@ def _utc_now() -> str:
 class SessionStore:
     """A project's SQLite store. Thread-safe; several processes may share one file."""
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, path: str | Path, *, create: bool = False, busy_timeout_s: float = 60.0
+    ) -> None:
+        """Open the store at ``path``; a missing file is an error unless ``create``
+        (only ``gazelab annotate``, the demo and the simulated runner make new stores)."""
         self.path = Path(path)
         self.audio_dir = self.path.with_suffix("").with_name(self.path.stem + "_audio")
         if self.path.exists() and self.path.is_dir():
             raise StoreError(f"store path {self.path} is a folder; give a .sqlite file path")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not create and not self.path.is_file():
+            raise StoreError(
+                f"no store at {self.path}: check the --store path (only 'gazelab annotate'"
+                " creates a new store)"
+            )
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(
@@ -180,23 +239,79 @@ class SessionStore:
             raise StoreError(f"{self.path} is not a gazelab store (SQLite said: {exc})") from exc
         if mode.lower() != "wal":
             raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode})")
-        self._migrate()
+        try:
+            self._migrate()
+        except StoreError:
+            self._db.close()
+            raise
 
     # -- plumbing ---------------------------------------------------------------------------
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        """An SQLite fault as a :class:`StoreError` naming the store and what to do."""
+        text = str(exc)
+        low = text.lower()
+        if "full" in low:
+            return StoreError(
+                f"cannot write to {self.path}: {text}; free disk space on that drive — "
+                "everything already written is kept"
+            )
+        if "locked" in low or "busy" in low:
+            return StoreError(
+                f"{self.path} is locked by another program ({text}); close it (or wait) "
+                "and try again"
+            )
+        if "readonly" in low or "read-only" in low:
+            return StoreError(f"cannot write to {self.path}: {text}; check its permissions")
+        if isinstance(exc, sqlite3.OperationalError) and "disk i/o" not in low:
+            return StoreError(f"{self.path}: SQLite error: {text}")
+        return StoreError(
+            f"{self.path} is damaged (SQLite: {text}); restore it from a backup, or salvage"
+            f" what is readable with: sqlite3 {self.path} .recover | sqlite3 recovered.sqlite"
+        )
+
+    def _rollback(self) -> None:
+        # after a failed statement or COMMIT (a full disk) SQLite may have ended the
+        # transaction itself; never let a failed rollback hide the original error
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._rollback()
+                    raise
+                try:
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._db.execute(sql, params).fetchall()
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+
+    def _json(self, text: str, what: str) -> Any:
+        """A JSON column's value; unreadable JSON names the store, the row and what to do."""
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise StoreError(
+                f"{self.path}: {what} is not valid JSON ({exc}); the store was edited or"
+                " damaged: restore it from a backup"
+            ) from exc
 
     @property
     def schema_version(self) -> int:
@@ -215,6 +330,7 @@ class SessionStore:
                     if statement.strip():
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version = {v + 1}")
+            db.execute(LEASES_TABLE)
 
     def close(self) -> None:
         with self._lock:
@@ -302,7 +418,7 @@ class SessionStore:
             settings_toml=r[5],
             seed=r[6],
             image_source=r[7],
-            stimulus_order=tuple(json.loads(r[8])),
+            stimulus_order=tuple(self._json(r[8], f"the image order of session {r[0]}")),
             start_local_s=r[9],
         )
 
@@ -347,7 +463,11 @@ class SessionStore:
             (session_id,),
         )
         keys = ("local_s", "kind", "result", "deg", "degl", "degr", "points")
-        return [dict(zip(keys, r, strict=True)) | {"points": json.loads(r[6])} for r in rows]
+        return [
+            dict(zip(keys, r, strict=True))
+            | {"points": self._json(r[6], f"a calibration of session {session_id}")}
+            for r in rows
+        ]
 
     # -- trials, events, labels ---------------------------------------------------------------
     def set_trial_onset(
@@ -394,7 +514,13 @@ class SessionStore:
             (session_id,),
         )
         return [
-            dict(local_s=r[0], trial_index=r[1], kind=r[2], payload=json.loads(r[3])) for r in rows
+            dict(
+                local_s=r[0],
+                trial_index=r[1],
+                kind=r[2],
+                payload=self._json(r[3], f"a {r[2]!r} event of session {session_id}"),
+            )
+            for r in rows
         ]
 
     def add_label(
@@ -554,6 +680,92 @@ class SessionStore:
         )
         return [dict(start_local_s=r[0], end_local_s=r[1], reason=r[2]) for r in rows]
 
+    # -- session leases ------------------------------------------------------------------------
+    def acquire_lease(
+        self, session_id: int, *, stale_after_s: float = LEASE_STALE_S
+    ) -> SessionLease:
+        """Claim ``session_id`` for this process; refused while another live holder has it.
+
+        A lease is stale, and taken over (recorded as a ``lease_takeover`` event), when
+        its holder's pid is gone on this host or it was not renewed for ``stale_after_s``.
+        """
+        self.session(session_id)  # an unknown session: its own clear error
+        host, pid = socket.gethostname(), os.getpid()
+        lease = SessionLease(session_id, uuid.uuid4().hex, host, pid, _utc_now())
+        now = time.time()
+        with self._write() as db:
+            row = db.execute(
+                "SELECT host, pid, acquired_utc, renewed_utc, renewed_epoch_s FROM session_leases"
+                " WHERE session_id = ?",
+                (session_id,),
+            ).fetchone()
+            if row is not None:
+                h, p, acquired, renewed, renewed_s = row
+                dead = h == host and not pid_alive(int(p))
+                silent = now - float(renewed_s) > stale_after_s
+                if not (dead or silent):
+                    raise StoreError(
+                        f"session {session_id} in {self.path} is already running: process {p}"
+                        f" on {h} has held it since {acquired} (renewed {renewed}); close that"
+                        " session first — a crashed one is released when its process is gone"
+                        f" or after {stale_after_s:.0f} s without renewal — then resume again"
+                    )
+                db.execute(
+                    "INSERT INTO events(session_id, trial_index, local_s, kind, payload)"
+                    " VALUES (?, NULL, ?, 'lease_takeover', ?)",
+                    (
+                        session_id,
+                        time.monotonic(),
+                        json.dumps({"host": h, "pid": p, "acquired_utc": acquired,
+                                    "renewed_utc": renewed,
+                                    "why": "holder gone" if dead else "not renewed"}),
+                    ),
+                )  # fmt: skip
+            db.execute(
+                "INSERT OR REPLACE INTO session_leases(session_id, token, host, pid,"
+                " acquired_utc, renewed_utc, renewed_epoch_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (session_id, lease.token, host, pid, lease.acquired_utc, lease.acquired_utc, now),
+            )
+        return lease
+
+    def renew_lease(self, lease: SessionLease) -> None:
+        """Mark the lease alive; a lease taken over by another process is a StoreError."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE session_leases SET renewed_utc = ?, renewed_epoch_s = ?"
+                " WHERE session_id = ? AND token = ?",
+                (_utc_now(), time.time(), lease.session_id, lease.token),
+            )
+            if cur.rowcount == 0:
+                holder = self.lease_holder(lease.session_id)
+                raise LeaseLostError(
+                    f"session {lease.session_id} in {self.path} was taken over by "
+                    f"{'another process' if holder is None else _holder_text(holder)} while"
+                    " this one was not renewing its lease; this window stops recording"
+                )
+
+    def release_lease(self, lease: SessionLease) -> None:
+        """Give the session up (at the end of a run); a lease already taken over stays."""
+        with self._write() as db:
+            db.execute(
+                "DELETE FROM session_leases WHERE session_id = ? AND token = ?",
+                (lease.session_id, lease.token),
+            )
+
+    def lease_holder(self, session_id: int) -> dict[str, Any] | None:
+        """Who holds ``session_id`` (host, pid, acquired_utc, renewed_utc), or ``None``."""
+        rows = self._query(
+            "SELECT host, pid, acquired_utc, renewed_utc FROM session_leases WHERE session_id = ?",
+            (session_id,),
+        )
+        if not rows:
+            return None
+        return dict(zip(("host", "pid", "acquired_utc", "renewed_utc"), rows[0], strict=True))
+
+
+def _holder_text(holder: dict[str, Any]) -> str:
+    return f"process {holder['pid']} on {holder['host']} (since {holder['acquired_utc']})"
+
 
 def _sha1(path: str | Path) -> str:
     try:
@@ -584,7 +796,14 @@ class BatchedSampleWriter:
         self.clock = clock
         self._pending: list[tuple[GazeSample, int | None, str | None]] = []
         self._last_flush = clock()
+        self._retry_at: float | None = None  # after a failed flush: not before this
+        self.retry_s = 1.0
         self.written = 0
+
+    @property
+    def pending(self) -> int:
+        """Samples received but not yet committed (kept in memory across store faults)."""
+        return len(self._pending)
 
     def add(
         self, samples: Iterable[GazeSample], trial_index: int | None, phase: str | None
@@ -598,14 +817,20 @@ class BatchedSampleWriter:
         self.poll()
 
     def poll(self) -> None:
-        if self._pending and self.clock() - self._last_flush >= self.batch_s:
+        now = self.clock()
+        if self._retry_at is not None and now < self._retry_at:
+            return  # the store failed: retry once a second, not on every poll
+        if self._pending and now - self._last_flush >= self.batch_s:
             self.flush()
 
     def flush(self) -> None:
+        """Commit every pending sample; on failure they stay pending (and it raises)."""
         batch, self._pending = self._pending, []
         try:
             self.written += self.store.add_tagged_samples(self.session_id, batch)
         except BaseException:
             self._pending = batch + self._pending  # keep them for the next try
+            self._retry_at = self.clock() + self.retry_s
             raise
+        self._retry_at = None
         self._last_flush = self.clock()

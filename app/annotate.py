@@ -16,6 +16,13 @@ the advance key (``protocol.advance_key``) moves on once a label exists;
 ``P`` pauses / resumes, ``C`` recalibrates while paused, ``Esc`` ends the
 session (everything is already committed; restart with ``--resume`` to continue).
 
+Store faults (a full disk): records and gaze samples that cannot be written are
+held in memory, the session pauses with a message saying so, and every second
+(or on ``R``) the window tries again; once the store takes them it writes what
+was held, in order, and the interrupted trial starts again at its first blank.
+The window holds the session's lease in the store (renewed every few seconds,
+released at the end), so the same session cannot be resumed twice at once.
+
 Timing: phase switches are scheduled with precise single-shot timers at the
 protocol's deadlines; the onset of a phase is the end of the first paint that
 shows it (``QWidget.paintEvent`` after drawing), recorded as a ``flip`` event
@@ -29,6 +36,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,9 +48,11 @@ from PySide6.QtWidgets import QWidget
 from gazelab import CLASSES
 from gazelab.annotation.capture import GazeCapture
 from gazelab.annotation.protocol import (
+    STORE_FAULTS,
     LabelAnswer,
     LabelingProtocol,
     Phase,
+    StoreRecorder,
     audio_dir,
     protocol_for_session,
     stimulus_order,
@@ -51,6 +61,8 @@ from gazelab.annotation.session import (
     ImageSource,
     OpenTracker,
     SessionConfig,
+    SessionSetupError,
+    check_images,
     open_image_source,
     open_tracker,
     validation_errors_deg,
@@ -63,7 +75,7 @@ from gazelab.annotation.speech import (
     recognizer_from_settings,
     write_wav,
 )
-from gazelab.annotation.store import SessionStore
+from gazelab.annotation.store import LEASE_RENEW_S, LeaseLostError, SessionStore
 from gazelab.gaze.geometry import StimulusLayout
 from gazelab.gaze.trackers.base import CalibrationPoint, CalibrationResult
 from gazelab.gaze.trackers.protocol import calibration_points
@@ -128,33 +140,71 @@ class AnnotationWindow(QWidget):
         self.setCursor(Qt.CursorShape.BlankCursor)
         self._mouse_xy: tuple[float, float] | None = None
 
-        self.store = store or SessionStore(config.store)
+        # only a new session may create the store; a resume needs the one it was made in
+        self.store = store or SessionStore(config.store, create=config.resume is None)
         self.images: ImageSource = open_image_source(config.images)
+        # every check before anything is written or calibrated (SPEC §2 set-up step)
         if config.resume is not None:
             rec = self.store.session(config.resume)
             if rec.participant != config.participant:
-                raise ValueError(
-                    f"session {rec.id} belongs to {rec.participant!r}, not {config.participant!r}"
+                raise SessionSetupError(
+                    f"session {rec.id} in {config.store} belongs to participant"
+                    f" {rec.participant!r}, not {config.participant!r}: resume it with"
+                    f" --participant {rec.participant}, or leave out --resume for a new session"
                 )
+            missing = [i for i in rec.stimulus_order if i not in self.images.labels]
+            if missing:
+                raise SessionSetupError(
+                    f"{len(missing)} of the {len(rec.stimulus_order)} images of session {rec.id}"
+                    f" are not in {config.images} (first: {missing[0]!r}); resume with the"
+                    f" images the session was made with: --images {rec.image_source}"
+                )
+            first = self.store.first_unlabelled_trial(rec.id)
+            check_images(self.images, rec.stimulus_order[first or len(rec.stimulus_order) :])
+            self.lease = self.store.acquire_lease(rec.id)
             self.session = rec
         else:
+            order = stimulus_order(self.images.ids, self.settings.protocol.seed)
+            check_images(self.images, order)
             self.session = self.store.create_session(
                 config.participant,
                 settings_toml=self.settings.to_toml(),
                 seed=self.settings.protocol.seed,
                 image_source=config.images,
-                stimulus_order=stimulus_order(self.images.ids, self.settings.protocol.seed),
+                stimulus_order=order,
                 start_local_s=clock(),
             )
-        missing = [i for i in self.session.stimulus_order if i not in self.images.labels]
-        if missing:
-            raise ValueError(
-                f"{len(missing)} images of session {self.session.id} are not in {config.images}"
-                f" (first: {missing[0]}); open the same image source the session was made with"
-            )
+            self.lease = self.store.acquire_lease(self.session.id)
+        try:
+            self._open(config, tracker, recognizer, autopilot, calibration_dwell_s,
+                       validation_dwell_s, skip_calibration, microphone)  # fmt: skip
+        except BaseException:
+            self.store.release_lease(self.lease)  # a failed start leaves the session free
+            raise
+
+    def _open(
+        self,
+        config: SessionConfig,
+        tracker: OpenTracker | None,
+        recognizer: SpeechRecognizer | None,
+        autopilot: Autopilot | None,
+        calibration_dwell_s: float,
+        validation_dwell_s: float,
+        skip_calibration: bool,
+        microphone: bool,
+    ) -> None:
+        """The rest of the set-up, once the session is checked and leased."""
+        clock = self.clock
         self.protocol: LabelingProtocol = protocol_for_session(
-            self.store, self.session.id, self.settings.protocol, clock=clock
+            self.store, self.session.id, self.settings.protocol, clock=clock, hold_on_fault=True
         )
+        self.recorder: StoreRecorder = self.protocol.sink  # type: ignore[assignment]
+        self.store_message = ""  # why the session is paused by a store fault ("" = fine)
+        self._store_fault: BaseException | None = None
+        self._store_fault_since: float | None = None
+        self._paused_for_store = False
+        self._lease_lost = False
+        self._lease_renewed = clock()
         self.tracker = tracker or open_tracker(
             self.settings, mouse_position=lambda: self._mouse_xy, clock=clock
         )
@@ -200,6 +250,8 @@ class AnnotationWindow(QWidget):
         self._poll_timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._poll_timer.timeout.connect(self._poll)
         self._poll_timer.start(10)
+        self._retry_timer = QTimer(self)  # while the store fails: try again every second
+        self._retry_timer.timeout.connect(self.retry_store)
 
         self.detector = UtteranceDetector()
         self._mic: Any = None
@@ -207,12 +259,112 @@ class AnnotationWindow(QWidget):
             from gazelab.annotation.speech import AnswerRecorder
 
             self._mic = AnswerRecorder()
-        self.store.add_event(
-            self.session.id,
-            "app_open",
-            clock(),
-            payload={"resume": config.resume, "start_trial": self.protocol.trial_index},
+        now = clock()
+        payload = {"resume": config.resume, "start_trial": self.protocol.trial_index}
+        self._commit(lambda: self.store.add_event(self.session.id, "app_open", now,
+                                                  payload=payload))  # fmt: skip
+
+    # -- store faults -----------------------------------------------------------------------
+    def _commit(self, write: Callable[[], object]) -> None:
+        """A store write of the window's own, in order with the protocol's (held on a fault)."""
+        if not self._lease_lost:
+            self.recorder.commit(write)
+
+    @property
+    def store_fault(self) -> BaseException | None:
+        """The store error that paused the session, or ``None`` while the store works."""
+        return self._store_fault
+
+    def _on_store_fault(self, exc: BaseException) -> None:
+        """Pause the session (keeping what is unwritten in memory) and say so on screen."""
+        if self._store_fault is None:
+            self._store_fault_since = self.clock()
+            self._retry_timer.start(1000)
+        self._store_fault = exc
+        held, pending = len(self.recorder.held), self.capture.writer.pending
+        self.store_message = (
+            f"Session paused: {exc}.\n\nNothing is lost: {held} records and {pending} gaze"
+            " samples wait in memory. Free disk space (or fix the store): the session then"
+            " continues by itself. R retries now; Esc ends and loses what waits."
         )
+        self._pause_for_store()
+        self.update()
+
+    def _pause_for_store(self) -> None:
+        if self.mode == "trials" and self.protocol.phase not in (
+            Phase.IDLE, Phase.PAUSED, Phase.DONE, Phase.QUIT,
+        ):  # fmt: skip
+            self.protocol.pause()
+            self._paused_for_store = True
+            self._phase_timer.stop()
+            self._stop_listening()
+            self._auto_label_at = None
+
+    def _check_store(self) -> None:
+        """Notice a fault the recorder held (writes inside protocol transitions, paints)."""
+        if self.recorder.fault is not None and self._store_fault is None:
+            self._on_store_fault(self.recorder.fault)
+        elif self._store_fault is not None:
+            self._pause_for_store()  # e.g. trials started while the store was failing
+
+    def retry_store(self) -> bool:
+        """Write what was held; on success clear the message and resume the session."""
+        if self._store_fault is None or self._lease_lost:
+            return True
+        try:
+            ok = self.recorder.retry()
+            if ok:
+                self.capture.flush()
+                self.store.renew_lease(self.lease)
+        except LeaseLostError as exc:
+            self._on_lease_lost(exc)
+            return False
+        except STORE_FAULTS as exc:
+            self.recorder.fault = exc
+            ok = False
+        if not ok:
+            self._on_store_fault(self.recorder.fault or self._store_fault)
+            return False
+        fault, since = self._store_fault, self._store_fault_since
+        self._store_fault = self._store_fault_since = None
+        self.store_message = ""
+        self._retry_timer.stop()
+        now = self.clock()
+        self._lease_renewed = now
+        self._commit(lambda: self.store.add_event(
+            self.session.id, "store_fault", since if since is not None else now,
+            trial_index=self.protocol.trial_index,
+            payload={"error": str(fault), "recovered_s": now},
+        ))  # fmt: skip
+        if self._paused_for_store:
+            self._paused_for_store = False
+            self._start_trials()  # the interrupted trial starts again at its first blank
+        self.update()
+        return True
+
+    def _renew_lease(self) -> None:
+        now = self.clock()
+        if self._lease_lost or now - self._lease_renewed < LEASE_RENEW_S:
+            return
+        try:
+            self.store.renew_lease(self.lease)
+            self._lease_renewed = now
+        except LeaseLostError as exc:
+            self._on_lease_lost(exc)
+        except STORE_FAULTS as exc:
+            self._lease_renewed = now  # retried with the held records, and again in 5 s
+            self._on_store_fault(exc)
+
+    def _on_lease_lost(self, exc: BaseException) -> None:
+        """Another process runs this session now: stop recording, say so, keep the window."""
+        self._lease_lost = True
+        self._store_fault = exc
+        self._retry_timer.stop()
+        self._phase_timer.stop()
+        self._stop_listening()
+        self.store_message = f"{exc}. Esc closes this window."
+        self.mode = "lost"
+        self.update()
 
     # -- geometry ---------------------------------------------------------------------------
     @property
@@ -290,9 +442,10 @@ class AnnotationWindow(QWidget):
             self.calibration = None
         else:
             self.calibration = result
-            self.store.add_calibration(
-                self.session.id, result, kind="calibration", local_s=self.clock()
-            )
+            now = self.clock()
+            self._commit(lambda: self.store.add_calibration(
+                self.session.id, result, kind="calibration", local_s=now
+            ))  # fmt: skip
             self.mode = "calibration_result"
         self.update()
         if self.autopilot is not None and self.calibration is not None:
@@ -309,11 +462,15 @@ class AnnotationWindow(QWidget):
             self._val_windows.append((self._val_start, self.clock()))
         if i >= len(self._cal_points):
             self._cal_target = None
-            self.capture.flush()
-            samples = self.store.samples(self.session.id, since_local_s=self._val_windows[0][0])
-            self.validation = validation_errors_deg(
-                samples, self._cal_points, self._val_windows, self.settings.display
-            )
+            try:
+                self.capture.flush()
+                samples = self.store.samples(self.session.id, since_local_s=self._val_windows[0][0])
+                self.validation = validation_errors_deg(
+                    samples, self._cal_points, self._val_windows, self.settings.display
+                )
+            except STORE_FAULTS as exc:  # no validation this time; the session pauses
+                self.validation = [math.nan] * len(self._cal_points)
+                self._on_store_fault(exc)
             finite = [e for e in self.validation if math.isfinite(e)]
             mean = float(np.mean(finite)) if finite else math.nan
             pts = tuple(
@@ -321,9 +478,10 @@ class AnnotationWindow(QWidget):
                 for (x, y), e in zip(self._cal_points, self.validation, strict=True)
             )
             res = CalibrationResult(bool(finite) and mean < 1.0, mean, math.nan, math.nan, pts)
-            self.store.add_calibration(
-                self.session.id, res, kind="validation", local_s=self.clock()
-            )
+            now = self.clock()
+            self._commit(lambda: self.store.add_calibration(
+                self.session.id, res, kind="validation", local_s=now
+            ))  # fmt: skip
             self._start_trials()
             return
         xy = self._cal_points[i]
@@ -342,6 +500,7 @@ class AnnotationWindow(QWidget):
         elif self.protocol.phase is Phase.PAUSED:
             self.protocol.resume()
             self._after_changes([])
+        self._check_store()
         self.update()
 
     def _after_changes(self, changes: list[Any]) -> None:
@@ -375,6 +534,8 @@ class AnnotationWindow(QWidget):
         self.repaint()  # paint now, not at the next event-loop turn: the onset is the paint
 
     def _on_deadline(self) -> None:
+        if self.protocol.phase is Phase.PAUSED:
+            return  # paused (a store fault) after the timer fired
         changes = self.protocol.tick()
         if not changes and self.protocol.next_deadline() is not None:
             # woke a little early: re-arm for the rest
@@ -384,10 +545,15 @@ class AnnotationWindow(QWidget):
         self._after_changes(changes)
 
     def _poll(self) -> None:
+        if self._lease_lost:
+            self.tracker.tracker.drain()  # another process records this session now
+            return
         try:
-            self.capture.poll()
-        except Exception as exc:  # the store is unhappy: say so, keep the samples pending
-            self.warning = f"cannot write gaze samples: {exc}"
+            self.capture.poll()  # a failed batch stays pending in the writer
+        except STORE_FAULTS as exc:
+            self._on_store_fault(exc)
+        self._renew_lease()
+        self._check_store()
         if self._mic is not None and self._mic.active:
             self.feed_audio(self._mic.read())
         warning = self.capture.warning or ""
@@ -421,7 +587,10 @@ class AnnotationWindow(QWidget):
     def advance(self) -> bool:
         ok = self.protocol.advance(self.settings.protocol.advance_key)
         if ok:
-            self.capture.flush()  # the trial's samples are on disk before the next one starts
+            try:
+                self.capture.flush()  # the trial's samples are on disk before the next starts
+            except STORE_FAULTS as exc:  # they stay pending; the session pauses below
+                self._on_store_fault(exc)
             n = self.settings.protocol.validate_every_n_trials
             if n and not self.protocol.finished and self.protocol.trials_done % n == 0:
                 self.protocol.pause()
@@ -461,12 +630,16 @@ class AnnotationWindow(QWidget):
             if self.audio_dir.exists()
             else 0
         )
-        wav = self.audio_dir / f"trial{trial:04d}-{n + 1:02d}.wav"
-        write_wav(wav, utterance)
+        wav: Path | None = self.audio_dir / f"trial{trial:04d}-{n + 1:02d}.wav"
+        try:
+            write_wav(wav, utterance)  # type: ignore[arg-type]
+        except OSError as exc:  # a full disk: recognise anyway, without the recording
+            wav = None
+            self.warning = f"cannot save the answer's audio: {exc}"
 
         def work() -> None:
             result = self.recognizer.recognize(utterance)
-            self._bridge.recognized.emit(result, str(wav), trial)
+            self._bridge.recognized.emit(result, None if wav is None else str(wav), trial)
 
         threading.Thread(target=work, name="recognizer", daemon=True).start()
 
@@ -474,7 +647,8 @@ class AnnotationWindow(QWidget):
         now = self.clock()
         payload = {"text": result.text, "confidence": result.confidence, "audio": wav,
                    "label": result.label}  # fmt: skip
-        self.store.add_event(self.session.id, "speech", now, trial_index=trial, payload=payload)
+        self._commit(lambda: self.store.add_event(self.session.id, "speech", now,
+                                                  trial_index=trial, payload=payload))  # fmt: skip
         if trial != self.protocol.trial_index or self.protocol.phase is not Phase.IMAGE:
             return  # the answer came after the participant moved on: kept as an event only
         if result.label is None:
@@ -488,15 +662,16 @@ class AnnotationWindow(QWidget):
         key = event.key()
         text = event.text()
         now = self.clock()
-        self.store.add_event(
-            self.session.id,
-            "key",
-            now,
-            trial_index=self.protocol.trial_index if self.mode == "trials" else None,
-            payload={"key": text or int(key), "mode": self.mode},
-        )
+        trial = self.protocol.trial_index if self.mode == "trials" else None
+        payload = {"key": text or int(key), "mode": self.mode}
+        self._commit(lambda: self.store.add_event(self.session.id, "key", now,
+                                                  trial_index=trial, payload=payload))  # fmt: skip
         if key == Qt.Key.Key_Escape:
             self.finish()
+            return
+        if self._store_fault is not None:  # paused until the store works: R retries now
+            if key == Qt.Key.Key_R:
+                self.retry_store()
             return
         if self.mode == "start" and key == Qt.Key.Key_Space:
             self.begin()
@@ -528,18 +703,41 @@ class AnnotationWindow(QWidget):
         """End (or interrupt) the session: commit everything and close."""
         if self.mode == "closed":
             return
-        if not self.protocol.finished:
+        lease_lost = self._lease_lost
+        if not self.protocol.finished and not lease_lost:
             self.protocol.quit()
         self.mode = "closed"
         self._poll_timer.stop()
         self._phase_timer.stop()
+        self._retry_timer.stop()
         self._stop_listening()
         try:
             self.tracker.tracker.stop()
-            self.capture.close()
+            if not lease_lost:
+                self._last_writes()
         finally:
             self.tracker.close()
         self.close()
+
+    def _last_writes(self) -> None:
+        """Commit what is pending; if the store still fails, say what is lost, then go."""
+        try:
+            self.capture.close()
+        except STORE_FAULTS as exc:
+            self.recorder.fault = self.recorder.fault or exc
+        self.recorder.retry()
+        try:
+            self.store.release_lease(self.lease)
+        except STORE_FAULTS as exc:  # it goes stale when this process ends
+            self.recorder.fault = self.recorder.fault or exc
+        held, pending = len(self.recorder.held), self.capture.writer.pending
+        if held or pending:
+            import sys
+
+            print(f"gazelab annotate: {held} records and {pending} gaze samples of session"
+                  f" {self.session.id} could not be written to {self.store.path}"
+                  f" ({self.recorder.fault}); the session resumes at its first unlabelled"
+                  " image", file=sys.stderr)  # fmt: skip
 
     def closeEvent(self, event: Any) -> None:
         if self.mode != "closed":
@@ -560,6 +758,11 @@ class AnnotationWindow(QWidget):
             self._paint_message(p)
         if self.warning:
             self._text(p, self.warning, QRectF(0, 0, self.width(), 40), QColor(255, 210, 60), 14)
+        if self.store_message:  # a store fault: the whole screen says so
+            band = QRectF(0, self.height() * 0.15, self.width(), self.height() * 0.7)
+            p.fillRect(band, QColor(40, 20, 20))
+            inner = band.adjusted(self.width() * 0.05, 0, -self.width() * 0.05, 0)
+            self._text(p, self.store_message, inner, QColor(255, 120, 100), 7)
         p.end()
         now = self.clock()
         if self.mode == "trials":
@@ -625,7 +828,7 @@ class AnnotationWindow(QWidget):
                 a = self._to_widget(0, y)
                 rect = QRectF(0, a.y() + 4, self.width(), max(20.0, self.height() - a.y() - 8))
                 self._text(p, self.message, rect, QColor(200, 200, 200), 9)
-        elif phase is Phase.PAUSED:
+        elif phase is Phase.PAUSED and not self.store_message:
             self._text(
                 p,
                 f"Paused — {self.progress_text()}\n\nP continues, C recalibrates, Esc ends.",

@@ -76,7 +76,7 @@ def run_demo(
         for suffix in ("", "-wal", "-shm"):
             Path(str(store_path) + suffix).unlink(missing_ok=True)
     sessions = []
-    with SessionStore(store_path) as store:
+    with SessionStore(store_path, create=True) as store:
         for k, who in enumerate(annotators):
             observer = SyntheticObserver(settings.display.resolution_px, seed=seed + 10 + k)
             with EyeTribeSimulator(port=0, rate_hz=60, source=observer, seed=seed + k) as sim:

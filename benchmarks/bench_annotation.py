@@ -79,7 +79,7 @@ def onset_benchmark(app: QApplication, trials: int, tmp: Path) -> None:
     run_until(app, lambda: win.mode == "done", trials * 3.0)
     sid = win.session.id
     win.finish()
-    store = SessionStore(cfg.store)
+    store = SessionStore(cfg.store, create=True)
     flips = [e for e in store.events(sid) if e["kind"] == "flip"]
     img = np.array([t["onset_error_ms"] for t in store.trials(sid)], dtype=float)
     base = np.array(timer_lateness(app))
@@ -122,7 +122,7 @@ def ingest_benchmark(app: QApplication, seconds: float, tmp: Path) -> None:
     trials = win.protocol.trials_done
     # -- baseline: headless capture loop on the same simulator set-up
     with EyeTribeSimulator(port=0, rate_hz=rate, screen_px=RES) as sim2:
-        store = SessionStore(tmp / "base.sqlite")
+        store = SessionStore(tmp / "base.sqlite", create=True)
         rec = store.create_session("B03", settings_toml="", seed=0, image_source="-",
                                    stimulus_order=["a"], start_local_s=0.0)  # fmt: skip
         tr = EyeTribeTracker("127.0.0.1", sim2.port)

@@ -58,7 +58,7 @@ def record_sessions(store_path: Path, n: int, n_annotators: int, size: int, seed
         except BaseException as exc:
             errors.append(exc)
 
-    with SessionStore(store_path) as store:
+    with SessionStore(store_path, create=True) as store:
         threads = [threading.Thread(target=one, args=(k, store)) for k in range(n_annotators)]
         for t in threads:
             t.start()

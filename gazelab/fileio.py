@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +15,65 @@ import numpy as np
 from numpy.typing import NDArray
 
 
+def temporary_name(path: str | Path) -> Path:
+    """The temporary name beside ``path`` that this process writes before renaming:
+    ``.NAME.PID.tmp`` (the pid lets :func:`clean_stale_temporaries` tell dead writers')."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.{os.getpid()}.tmp")
+
+
 def atomic_write(path: str | Path, data: bytes | str) -> None:
     """Write ``data`` to a temporary name beside ``path``, flush it to disk, then rename it
-    over ``path``: readers (and a crash) see the old file or the whole new one."""
+    over ``path``: readers (and a crash) see the old file or the whole new one. On any
+    failure (a full disk, an interrupt) the temporary file is removed; one left by a
+    killed process is removed by :func:`clean_stale_temporaries` on the next run."""
     p = Path(path)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, p)
+    tmp = temporary_name(p)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
+
+
+def clean_stale_temporaries(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+    """Remove the ``.NAME.PID.tmp`` files of writers that are gone (their pid no longer
+    runs on this host) from ``folder`` (and its sub-folders with ``recursive``); returns
+    the removed paths. Temporaries of live processes (a concurrent writer) are kept."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    removed: list[Path] = []
+    for p in root.rglob(".*.tmp") if recursive else root.glob(".*.tmp"):
+        m = _TEMPORARY.match(p.name)
+        if m is None or not p.is_file() or pid_alive(int(m["pid"])):
+            continue
+        try:
+            p.unlink()
+        except FileNotFoundError:  # its writer's other run took it meanwhile
+            continue
+        removed.append(p)
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host (signal 0 probes without sending)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: probe only
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def write_csv_rows(path: str | Path, rows: list[dict[str, Any]]) -> None:

@@ -123,7 +123,7 @@ def test_human_masks_from_a_project_with_fallback(tmp_path) -> None:  # type: ig
     truth = {i: CLASSES[src.labels[i]] for i in src.ids}
     tf.keras.utils.set_random_seed(0)
     model = build_model("small_cnn", (32, 32, 1), 8)
-    with SessionStore(tmp_path / "p.sqlite") as store:
+    with SessionStore(tmp_path / "p.sqlite", create=True) as store:
         write_gaze_session(store, "A", source, {i: [(16.0, 16.0), (48.0, 40.0)] for i in src.ids},
                            truth)  # fmt: skip
         # B saw only the first two images

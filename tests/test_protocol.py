@@ -124,7 +124,7 @@ def test_whole_session_and_sample_tagging() -> None:
 
 
 def test_flip_records_onset_error_in_the_store(tmp_path: Path) -> None:
-    store = SessionStore(tmp_path / "s.sqlite")
+    store = SessionStore(tmp_path / "s.sqlite", create=True)
     rec = store.create_session(
         "P01", settings_toml="", seed=1, image_source="t", stimulus_order=IDS, start_local_s=0.0
     )
@@ -142,7 +142,7 @@ def test_flip_records_onset_error_in_the_store(tmp_path: Path) -> None:
 
 def test_resume_after_interruption_nothing_duplicated_or_lost(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
-    store = SessionStore(path)
+    store = SessionStore(path, create=True)
     order = stimulus_order(IDS, 3)
     rec = store.create_session(
         "P01", settings_toml="", seed=3, image_source="t", stimulus_order=order, start_local_s=0.0

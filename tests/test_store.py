@@ -40,7 +40,7 @@ def _sample(i, t0=0.0):
 
 
 def test_session_round_trip(tmp_path):
-    with SessionStore(tmp_path / "p.sqlite") as store:
+    with SessionStore(tmp_path / "p.sqlite", create=True) as store:
         rec = _session(store)
         assert store.schema_version == SCHEMA_VERSION
         back = store.session(rec.id)
@@ -76,7 +76,7 @@ def test_session_round_trip(tmp_path):
 
 
 def test_bad_label_and_pseudonym_are_refused(tmp_path):
-    with SessionStore(tmp_path / "p.sqlite") as store:
+    with SessionStore(tmp_path / "p.sqlite", create=True) as store:
         rec = _session(store)
         with pytest.raises(StoreError, match="not one of the classes"):
             store.add_label(rec.id, 0, "joyful", local_s=1.0)
@@ -88,7 +88,7 @@ def test_bad_label_and_pseudonym_are_refused(tmp_path):
 
 def test_batched_writer_commits_every_batch_interval(tmp_path):
     now = [0.0]
-    with SessionStore(tmp_path / "p.sqlite") as store:
+    with SessionStore(tmp_path / "p.sqlite", create=True) as store:
         rec = _session(store)
         w = BatchedSampleWriter(store, rec.id, batch_ms=100, clock=lambda: now[0])
         for i in range(30):  # 30 samples over 480 ms at 16 ms
@@ -112,7 +112,7 @@ def _writer_process(path, who, n):
 
 def test_two_annotators_write_one_store_concurrently(tmp_path):
     path = tmp_path / "p.sqlite"
-    SessionStore(path).close()
+    SessionStore(path, create=True).close()
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_writer_process, args=(path, who, 5000)) for who in ("A1", "A2")]
     for p in procs:
@@ -161,7 +161,7 @@ def test_newer_store_is_refused(tmp_path):
 
 
 def test_bids_like_export(tmp_path):
-    with SessionStore(tmp_path / "p.sqlite") as store:
+    with SessionStore(tmp_path / "p.sqlite", create=True) as store:
         rec = _session(store)
         store.add_samples(
             rec.id, [_sample(i, 100.0) for i in range(5)], trial_index=0, phase="image"

@@ -32,7 +32,7 @@ def project(tmp_path_factory):  # type: ignore[no-untyped-def]
     truth = {iid: CLASSES[src.labels[iid]] for iid in src.ids}
     wrong = dict(truth)
     wrong[src.ids[2]] = CLASSES[(CLASSES.index(truth[src.ids[2]]) + 3) % len(CLASSES)]
-    with SessionStore(root / "project.sqlite") as store:
+    with SessionStore(root / "project.sqlite", create=True) as store:
         write_gaze_session(store, "A", SOURCE, {i: [(20.0, 20.0), (70.0, 30.0)] for i in src.ids},
                            truth)  # fmt: skip
         write_gaze_session(store, "B", SOURCE, {i: [(48.0, 80.0)] for i in src.ids}, wrong)
