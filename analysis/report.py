@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from gazelab import CLASSES
 from gazelab.analysis.compare import METRICS, PAPER_METRICS, Comparison, ImageAnalysis, summaries
-from gazelab.fileio import atomic_write, safe_filename
+from gazelab.fileio import atomic_write, clean_stale_temporaries, safe_filename
 
 HUMAN_COLOURS = ((255, 40, 0), (0, 160, 255), (255, 200, 0), (200, 0, 255), (0, 220, 120))
 MODEL_COLOUR = (40, 220, 40)
@@ -134,6 +134,7 @@ def write_report(comp: Comparison, out: str | Path, *, max_image_figures: int = 
     out = Path(out)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(out)  # left by a report run that was killed
     summ = summaries(comp)
     df = comp.frame()
     atomic_write(out / "rows.csv", df.to_csv(index=False))
