@@ -11,18 +11,28 @@ facial_landmarks, expression, valence, arousal``. Expression codes: 0 Neutral,
 1 Happy, 2 Sad, 3 Surprise, 4 Fear, 5 Disgust, 6 Anger, 7 Contempt, 8 None,
 9 Uncertain, 10 Non-Face; 8–10 are dropped. Exact duplicate images (same file
 content) are kept once, the first seen. training -> train, validation -> val.
+Rows naming a path outside ``Manually_Annotated_Images`` (``../x.png``, ``/dev/zero``, a
+link out of it) are skipped without being read, each with its reason in
+``ImageSet.skipped`` and one warning line.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 
 from gazelab import CLASSES
-from gazelab.models.datasets.base import DatasetError, ImageSet, read_image
+from gazelab.models.datasets.base import (
+    DatasetError,
+    ImageSet,
+    inside_root,
+    integer_field,
+    read_image,
+    skipped_note,
+)
 
 CODE_CLASS = {
     0: "neutral",
@@ -46,8 +56,11 @@ def _find_list(root: Path, name: str) -> Path:
     )
 
 
-def load_affectnet(root: str | Path, *, crop_faces: bool = False) -> ImageSet:
-    """Load AffectNet's manual annotations; ``crop_faces`` crops to the annotated face box."""
+def load_affectnet(
+    root: str | Path, *, crop_faces: bool = False, max_pixels: int | None = None
+) -> ImageSet:
+    """Load AffectNet's manual annotations; ``crop_faces`` crops to the annotated face box;
+    ``max_pixels`` is :func:`~gazelab.models.datasets.base.read_image`'s limit."""
     root = Path(root)
     images_dir = root / "Manually_Annotated_Images"
     if not images_dir.is_dir():
@@ -58,6 +71,7 @@ def load_affectnet(root: str | Path, *, crop_faces: bool = False) -> ImageSet:
     paths: list[Path] = []
     boxes: list[tuple[int, int, int, int] | None] = []
     seen: set[str] = set()
+    skipped: list[str] = []
     for list_name, split_name in (("training.csv", "train"), ("validation.csv", "val")):
         list_path = _find_list(root, list_name)
         with list_path.open(newline="", encoding="utf-8") as fh:
@@ -68,46 +82,43 @@ def load_affectnet(root: str | Path, *, crop_faces: bool = False) -> ImageSet:
                     f"{list_path}: missing column(s) {sorted(need - set(reader.fieldnames or []))}"
                 )
             for line_no, row in enumerate(reader, start=2):
-                try:
-                    code = int(row["expression"])
-                except ValueError as exc:
-                    raise DatasetError(
-                        f"{list_path} line {line_no}: expression {row['expression']!r} "
-                        "is not an integer code"
-                    ) from exc
+                where = f"{list_path} line {line_no}"
+                code = integer_field(row["expression"], 0, 10, where, "expression code")
                 if code in DROPPED_CODES:
                     continue
-                if code not in CODE_CLASS:
-                    raise DatasetError(
-                        f"{list_path} line {line_no}: unknown expression code {code}"
-                    )
-                rel = row["subDirectory_filePath"].strip()
+                rel = (row["subDirectory_filePath"] or "").strip()
                 path = images_dir / rel
-                try:
-                    digest = hashlib.sha1(path.read_bytes()).hexdigest()
-                except FileNotFoundError as exc:
-                    raise DatasetError(
-                        f"{list_path} line {line_no}: image {path} is missing"
-                    ) from exc
+                resolved = inside_root(images_dir, path)
+                if resolved is None:
+                    escapes = PurePath(rel).is_absolute() or ".." in PurePath(rel).parts
+                    if not escapes and not path.exists():
+                        raise DatasetError(f"{where}: image {path} is missing")
+                    skipped.append(
+                        f"{where}: {rel!r} is outside {images_dir} or not a regular file"
+                    )
+                    continue
+                with resolved.open("rb") as fh:  # streamed: one file is never held whole
+                    digest = hashlib.file_digest(fh, "sha1").hexdigest()
                 if digest in seen:
                     continue
                 seen.add(digest)
                 box = None
                 if crop_faces and row.get("face_width"):
-                    box = (
-                        int(row["face_x"]),
-                        int(row["face_y"]),
-                        int(row["face_width"]),
-                        int(row["face_height"]),
-                    )
+                    x, y, w, h = (
+                        integer_field(row.get(k), lo, 10**6, where, k)
+                        for k, lo in (("face_x", -(10**6)), ("face_y", -(10**6)),
+                                      ("face_width", 1), ("face_height", 1))
+                    )  # fmt: skip
+                    box = (x, y, w, h)
                 ids.append(rel)
                 labels.append(CLASSES.index(CODE_CLASS[code]))
                 split.append(split_name)
-                paths.append(path)
+                paths.append(resolved)
                 boxes.append(box)
+    skipped_note("affectnet", skipped)
 
     def load(i: int) -> np.ndarray:
-        img = read_image(paths[i])
+        img = read_image(paths[i], max_pixels=max_pixels)
         if boxes[i] is not None:
             x, y, w, h = boxes[i]  # type: ignore[misc]
             img = img[max(y, 0) : y + h, max(x, 0) : x + w]
@@ -119,4 +130,5 @@ def load_affectnet(root: str | Path, *, crop_faces: bool = False) -> ImageSet:
         labels=np.array(labels, dtype=np.int64),
         split=np.array(split, dtype=object),
         loader=load,
+        skipped=skipped,
     )

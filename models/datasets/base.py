@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,9 +11,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab import CLASSES
+from gazelab.errors import GazelabError
+from gazelab.settings import StimulusSettings
 
 
-class DatasetError(ValueError):
+class DatasetError(GazelabError, ValueError):
     """A dataset folder is missing a file or has a malformed one; the message names it."""
 
 
@@ -71,6 +74,8 @@ class ImageSet:
     split: NDArray[np.object_]
     loader: Callable[[int], NDArray[np.uint8]]
     subjects: NDArray[np.object_] = field(default_factory=lambda: np.array([], dtype=object))
+    skipped: list[str] = field(default_factory=list)
+    """Rows or files left out, one reason each (e.g. a path outside the dataset root)."""
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -99,23 +104,99 @@ class ImageSet:
             split=self.split[idx],
             loader=lambda j: parent(int(idx[j])),
             subjects=self.subjects[idx],
+            skipped=list(self.skipped),
         )
 
 
-def read_image(path: Path) -> NDArray[np.uint8]:
-    """Read an image file as uint8 grey (H, W) or RGB (H, W, 3)."""
+DEFAULT_MAX_PIXELS = int(StimulusSettings().max_image_megapixels * 1_000_000)
+"""Pixel limit of :func:`read_image` when none is given: ``stimulus.max_image_megapixels``."""
+
+
+def read_image(path: Path, *, max_pixels: int | None = None) -> NDArray[np.uint8]:
+    """Read an image file as uint8 grey ``(H, W)`` or RGB ``(H, W, 3)``: the one decoder of
+    every dataset loader.
+
+    The size in the header is checked before any pixel is decoded: an image of more than
+    ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`) pixels is refused, since a PNG of a
+    few kilobytes can claim gigabytes of pixels (a decompression bomb).
+    """
     from PIL import Image, UnidentifiedImageError
 
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
     try:
         with Image.open(path) as im:
+            width, height = im.size
+            if width * height > limit:
+                raise DatasetError(
+                    f"image file {path} is {width}×{height} = {width * height / 1e6:.1f} "
+                    f"megapixels, over the limit of {limit / 1e6:g} megapixels; shrink it or raise "
+                    "stimulus.max_image_megapixels in the settings"
+                )
             im.load()
             if im.mode not in ("L", "RGB"):
                 im = im.convert("RGB" if im.mode in ("RGBA", "P", "CMYK") else "L")
             return np.asarray(im, dtype=np.uint8)
     except FileNotFoundError as exc:
         raise DatasetError(f"image file {path} is missing") from exc
-    except (UnidentifiedImageError, OSError) as exc:
+    except Image.DecompressionBombError as exc:  # over twice PIL's limit: refused at open
+        raise DatasetError(
+            f"image file {path} claims more pixels than PIL will decode ({exc}); the limit is "
+            f"{limit / 1e6:g} megapixels (stimulus.max_image_megapixels): shrink the image"
+        ) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        # SyntaxError / ValueError: what PIL's plugins raise on some malformed headers
+        if isinstance(exc, DatasetError):
+            raise
         raise DatasetError(f"image file {path} cannot be read as an image: {exc}") from exc
+
+
+def inside_root(root: Path, path: Path) -> Path | None:
+    """``path`` resolved (symbolic links followed) if it is a regular file inside ``root``,
+    else ``None``: dataset lists name files relative to their root, and a row such as
+    ``../x.png``, ``/dev/zero`` or a link out of the root must not be read."""
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):  # missing, a link loop, a NUL byte
+        return None
+    if not resolved.is_relative_to(root.resolve()) or not resolved.is_file():
+        return None
+    return resolved
+
+
+def skipped_note(name: str, skipped: Sequence[str]) -> None:
+    """Warn once (one line) that a loader left rows out, with the first reason."""
+    if skipped:
+        import warnings
+
+        warnings.warn(
+            f"{name}: skipped {len(skipped)} row(s)/file(s); first: {skipped[0]}",
+            DatasetWarning,
+            stacklevel=3,
+        )
+
+
+class DatasetWarning(UserWarning):
+    """Rows of a dataset were skipped (``ImageSet.skipped`` lists why)."""
+
+
+def integer_field(text: str | None, lo: int, hi: int, where: str, what: str) -> int:
+    """``text`` as an integer in ``[lo, hi]``; ``"3.0000000e+00"`` (how CK+ writes codes)
+    counts as 3, but ``3.7``, ``inf``, ``nan``, ``1e400`` or a value out of range raise a
+    :class:`DatasetError` naming ``where`` (file and line) and ``what``."""
+    raw = (text or "").strip()
+    value: int | None
+    try:
+        value = int(raw)
+    except ValueError:
+        try:
+            f = float(raw)
+        except ValueError:
+            f = math.nan
+        # int(float) would truncate 3.7 to 3 and overflow on inf: accept only whole numbers
+        value = int(f) if math.isfinite(f) and f.is_integer() else None
+    if value is None or not lo <= value <= hi:
+        raise DatasetError(f"{where}: {what} {raw!r} is not an integer in {lo}-{hi}")
+    return value
 
 
 def require(path: Path, what: str) -> Path:

@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab import CLASSES
-from gazelab.models.datasets.base import DatasetError, ImageSet, require
+from gazelab.models.datasets.base import DatasetError, ImageSet, integer_field, require
 
 VOTE_COLUMNS = (
     "neutral",
@@ -56,8 +56,29 @@ def majority_label(votes: NDArray[np.int64]) -> int | None:
     return CLASSES.index(_VOTE_CLASS[VOTE_COLUMNS[top]])
 
 
-def load_ferplus(root: str | Path) -> ImageSet:
-    """Load FER+ from a folder holding ``fer2013.csv`` and ``fer2013new.csv``."""
+MAX_VOTES = 1000
+"""Upper bound of one vote count (FER+ has 10 annotators per image)."""
+
+
+def _pixels(text: str | None, where: str) -> NDArray[np.uint8]:
+    """A row's space-separated grey values, each a whole number 0-255 (parsing straight to
+    uint8 would wrap 256 to 0 and -1 to 255 without a word)."""
+    values = (text or "").split()
+    try:
+        px = np.array(values, dtype=np.int64)
+    except (ValueError, OverflowError) as exc:
+        raise DatasetError(f"{where}: pixels must be integers 0-255 ({exc})") from exc
+    bad = np.flatnonzero((px < 0) | (px > 255))
+    if bad.size:
+        raise DatasetError(
+            f"{where}: pixel value {int(px[bad[0]])} (value {int(bad[0]) + 1}) is outside 0-255"
+        )
+    return px.astype(np.uint8)
+
+
+def load_ferplus(root: str | Path, *, max_pixels: int | None = None) -> ImageSet:
+    """Load FER+ from a folder holding ``fer2013.csv`` and ``fer2013new.csv``
+    (``max_pixels`` is accepted like every loader's; FER+ images are 48×48 arrays)."""
     root = Path(root)
     pix_path = require(root / "fer2013.csv", "FER2013 pixel file 'fer2013.csv'")
     new_path = require(root / "fer2013new.csv", "FER+ vote file 'fer2013new.csv'")
@@ -85,22 +106,20 @@ def load_ferplus(root: str | Path) -> ImageSet:
         name = (vrow["Image name"] or "").strip()
         if not name:
             continue
-        try:
-            votes = np.array([int(float(vrow[c] or 0)) for c in VOTE_COLUMNS], dtype=np.int64)
-        except ValueError as exc:
-            raise DatasetError(f"{new_path} line {row_no}: vote counts must be numbers") from exc
+        votes = np.array(
+            [integer_field(vrow[c] or "0", 0, MAX_VOTES, f"{new_path} line {row_no}",
+                           f"vote count {c!r}") for c in VOTE_COLUMNS],
+            dtype=np.int64,
+        )  # fmt: skip
         lab = majority_label(votes)
         if lab is None:
             continue
-        usage = vrow["Usage"].strip()
+        usage = (vrow["Usage"] or "").strip()
         if usage not in SPLITS:
             raise DatasetError(
                 f"{new_path} line {row_no}: Usage {usage!r} is not one of {sorted(SPLITS)}"
             )
-        try:
-            px = np.array(prow["pixels"].split(), dtype=np.uint8)
-        except ValueError as exc:
-            raise DatasetError(f"{pix_path} line {row_no}: pixels must be integers 0-255") from exc
+        px = _pixels(prow["pixels"], f"{pix_path} line {row_no}")
         if px.size != 48 * 48:
             raise DatasetError(
                 f"{pix_path} line {row_no}: {px.size} pixel values, expected 2304 (48×48)"

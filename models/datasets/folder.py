@@ -2,6 +2,7 @@
 
 Folder names may be any synonym of the 8 classes (``happiness``, ``angry``...).
 An optional ``ROOT/<split>/<class>/`` level (train / val / test) is honoured.
+Files reached through links out of ``ROOT`` are skipped (``ImageSet.skipped``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from gazelab import CLASSES
-from gazelab.models.datasets.base import DatasetError, ImageSet, class_of, read_image
+from gazelab.models.datasets.base import (
+    DatasetError,
+    ImageSet,
+    class_of,
+    inside_root,
+    read_image,
+    skipped_note,
+)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 SPLIT_DIRS = {
@@ -23,7 +31,9 @@ SPLIT_DIRS = {
 }
 
 
-def load_folder(root: str | Path) -> ImageSet:
+def load_folder(root: str | Path, *, max_pixels: int | None = None) -> ImageSet:
+    """Load ``ROOT/[<split>/]<class>/*``; ``max_pixels`` is
+    :func:`~gazelab.models.datasets.base.read_image`'s limit."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"image folder not found: {root}")
@@ -36,6 +46,7 @@ def load_folder(root: str | Path) -> ImageSet:
     labels: list[int] = []
     split: list[str] = []
     paths: list[Path] = []
+    skipped: list[str] = []
     for split_name, base in groups:
         for class_dir in sorted(p for p in base.iterdir() if p.is_dir()):
             cls = class_of(class_dir.name)
@@ -46,10 +57,14 @@ def load_folder(root: str | Path) -> ImageSet:
                 )
             for f in sorted(class_dir.iterdir()):
                 if f.suffix.lower() in IMAGE_SUFFIXES:
+                    if inside_root(root, f) is None:
+                        skipped.append(f"{f}: outside {root} or not a regular file")
+                        continue
                     ids.append(str(f.relative_to(root)))
                     labels.append(CLASSES.index(cls))
                     split.append(split_name)
                     paths.append(f)
+    skipped_note("folder", skipped)
     if not ids:
         raise DatasetError(
             f"no images found in {root}; expected {root}/<class>/*.png (classes: {', '.join(CLASSES)})"
@@ -59,5 +74,6 @@ def load_folder(root: str | Path) -> ImageSet:
         ids=ids,
         labels=np.array(labels, dtype=np.int64),
         split=np.array(split, dtype=object),
-        loader=lambda i: read_image(paths[i]),
+        loader=lambda i: read_image(paths[i], max_pixels=max_pixels),
+        skipped=skipped,
     )

@@ -1,4 +1,8 @@
-"""Dataset layouts registered by name: ``load_dataset("ck+", path)``."""
+"""Dataset layouts registered by name: ``load_dataset("ck+", path)``.
+
+Every loader takes ``(root, *, max_pixels=None)``: the pixel limit of
+:func:`~gazelab.models.datasets.base.read_image` (``stimulus.max_image_megapixels``).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from gazelab.models.datasets.ckplus import load_ckplus
 from gazelab.models.datasets.ferplus import load_ferplus
 from gazelab.models.datasets.folder import load_folder
 
-LOADERS: dict[str, Callable[[Path], ImageSet]] = {
+LOADERS: dict[str, Callable[..., ImageSet]] = {
     "ck+": load_ckplus,
     "fer+": load_ferplus,
     "affectnet": load_affectnet,
@@ -21,7 +25,7 @@ LOADERS: dict[str, Callable[[Path], ImageSet]] = {
 }
 
 
-def load_image_set(spec: str) -> ImageSet:
+def load_image_set(spec: str, *, max_pixels: int | None = None) -> ImageSet:
     """An image set from a source spec: ``synthetic:N:SEED[:SIZE][:subjects=K][:renderer=b]``
     (images rendered in memory; subject ids with ``subjects=``) or ``LAYOUT:PATH`` for a
     registered layout (``ck+:``, ``fer+:``, ``affectnet:``, ``folder:``)."""
@@ -44,12 +48,12 @@ def load_image_set(spec: str) -> ImageSet:
         )
     if not rest:
         raise DatasetError(f"image source {spec!r} needs a path: {kind}:PATH")
-    return load_dataset(kind, rest)
+    return load_dataset(kind, rest, max_pixels=max_pixels)
 
 
-def load_dataset(name: str, path: str | Path) -> ImageSet:
+def load_dataset(name: str, path: str | Path, *, max_pixels: int | None = None) -> ImageSet:
     """Load a dataset in a registered layout: ``ck+``, ``fer+``, ``affectnet`` or ``folder``."""
     key = name.lower().replace("ckplus", "ck+").replace("ferplus", "fer+")
     if key not in LOADERS:
         raise DatasetError(f"unknown dataset layout {name!r}; choose one of {sorted(LOADERS)}")
-    return LOADERS[key](Path(path))
+    return LOADERS[key](Path(path), max_pixels=max_pixels)
