@@ -14,7 +14,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from gazelab import __version__
 from gazelab.analysis.saliency import ANALYZERS as ANALYZER_CHOICES
@@ -82,9 +82,11 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
 
     from gazelab.analysis.human import trial_gaze
     from gazelab.annotation.store import SessionStore
+    from gazelab.fileio import safe_filename
     from gazelab.models.datasets.library import load_dataset
 
-    images = load_dataset(args.dataset, args.images)
+    limit = int(_settings(args).stimulus.max_image_megapixels * 1_000_000)
+    images = load_dataset(args.dataset, args.images, max_pixels=limit)
     # Sessions store ids as given to them; match a dataset id or its file stem.
     index = {img_id: i for i, img_id in enumerate(images.ids)}
     index.update({Path(img_id).stem: i for i, img_id in enumerate(images.ids)})
@@ -105,7 +107,8 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
     for t in trials:
         h = t.heatmap
         png = (255 * h / h.max()).astype(np.uint8) if h.max() > 0 else h.astype(np.uint8)
-        Image.fromarray(png).save(out / f"session{args.session}_{Path(t.image_id).stem}.png")
+        # ids are paths (``happy/x.png``, even ``../x``): the name must stay inside --out
+        Image.fromarray(png).save(out / f"session{args.session}_{safe_filename(t.image_id)}.png")
         print(f"{t.image_id}: {len(t.fixations['onset_ms'])} fixations")
     print(f"wrote {len(trials)} heatmaps (stimulus frame) to {out}")
     return 0
@@ -197,8 +200,9 @@ def cmd_saliency(args: argparse.Namespace) -> int:
 
     from gazelab.analysis.cache import SaliencyCache, cached_relevance
     from gazelab.analysis.saliency import SaliencyError
-    from gazelab.annotation.session import open_image_source
+    from gazelab.fileio import safe_filename
     from gazelab.models.architectures import load_classifier, to_model_input
+    from gazelab.models.datasets.library import load_image_set
 
     model = load_classifier(args.model)
     if args.dataset:
@@ -206,9 +210,12 @@ def cmd_saliency(args: argparse.Namespace) -> int:
     if not args.images:
         raise SaliencyError("name the images: --images SPEC (small sets, one NPZ) or "
                             "--dataset SPEC (whole datasets, resumable shards)")  # fmt: skip
-    src = open_image_source(args.images)
+    limit = int(_settings(args).stimulus.max_image_megapixels * 1_000_000)
+    src = load_image_set(args.images, max_pixels=limit)
     ids = src.ids[: args.limit] if args.limit else src.ids
-    x = to_model_input([src.image(i) for i in ids], model.input_shape[1:])
+    # one image decoded at a time: only the (small) model input of each is kept
+    x = np.concatenate([to_model_input([src.image(k)], model.input_shape[1:])
+                        for k in range(len(ids))])  # fmt: skip
     cache = SaliencyCache(args.cache) if args.cache else None
     progress = _tqdm_progress()
     rel, computed = cached_relevance(
@@ -225,7 +232,8 @@ def cmd_saliency(args: argparse.Namespace) -> int:
         for iid, r in zip(ids, rel, strict=True):
             peak = float(np.abs(r).max()) or 1.0
             grey = np.clip(np.abs(r) / peak * 255, 0, 255).astype(np.uint8)
-            Image.fromarray(grey).save(out / f"{iid}_{args.analyzer}.png")
+            # ids are paths (``happy/x.png``, even ``../x``): the name must stay inside --out
+            Image.fromarray(grey).save(out / f"{safe_filename(iid)}_{args.analyzer}.png")
     print(f"{len(ids)} relevance maps ({computed} computed, {len(ids) - computed} from the "
           f"cache) -> {out / f'relevance_{args.analyzer}.npz'}")  # fmt: skip
     return 0
@@ -297,14 +305,12 @@ def cmd_view(args: argparse.Namespace) -> int:
 
 def cmd_masks(args: argparse.Namespace) -> int:
     """Export masks: from a project (human or model masks of its images) or, with
-    --images, model masks for a whole image set."""
-    from gazelab.models.architectures import load_classifier, to_model_input
+    --images, model masks for a whole image set (streamed batch by batch)."""
+    from gazelab.models.architectures import load_classifier
     from gazelab.models.export import (
         ExportError,
-        export_masks,
-        image_sha256,
-        jobs_from_comparison,
-        jobs_from_relevance,
+        export_image_set_masks,
+        export_project_masks,
     )
 
     settings = _settings(args)
@@ -316,69 +322,23 @@ def cmd_masks(args: argparse.Namespace) -> int:
     if args.images:
         if args.algorithm == "human":
             raise ExportError("human masks come from recorded sessions: use --project/--store")
-        from gazelab.analysis.cache import SaliencyCache, cached_relevance
-        from gazelab.analysis.cache import model_hash as mhash
-        from gazelab.annotation.session import open_image_source
-
         if not args.model:
             raise ExportError("model masks need --model M.keras")
-        model = load_classifier(args.model)
-        src = open_image_source(args.images)
-        ids = list(src.ids)
-        pixels = [src.image(i) for i in ids]
-        rel: Any
-        if args.relevance:  # maps written by `gazelab saliency --dataset`
-            from gazelab.analysis.dataset_relevance import load_dataset_relevance
-
-            rel = load_dataset_relevance(args.relevance)
-            want = {"model_hash": mhash(model), "dataset": args.images}
-            if args.analyzer:
-                want["analyzer"] = args.analyzer
-            wrong = [k for k, v in want.items() if rel.meta.get(k) != v]
-            if wrong or rel.ids != ids:
-                raise ExportError(
-                    f"{args.relevance} was written for another {', '.join(wrong) or 'image list'}"
-                    f" ({', '.join(f'{k}={rel.meta.get(k)!r}' for k in wrong)}); run gazelab "
-                    "saliency --dataset with this --model and these --images"
-                )
-        else:
-            x = to_model_input(pixels, model.input_shape[1:])
-            rel, _ = cached_relevance(
-                model, x, args.analyzer or "deep_taylor",
-                SaliencyCache(args.cache) if args.cache else None,
-                progress=lambda d, t: progress("saliency", d, t), chunk=1024,
-            )  # fmt: skip
-        jobs = jobs_from_relevance(ids, rel, args.algorithm, settings=settings, n=args.n,
-                                   dataset=args.images, model=mhash(model), size=args.size,
-                                   image_hashes=[image_sha256(p) for p in pixels])  # fmt: skip
+        summary = export_image_set_masks(
+            load_classifier(args.model), args.images, args.algorithm, args.out,
+            settings=settings, request=request, n=args.n, size=args.size,
+            analyzer=args.analyzer, cache=args.cache, relevance=args.relevance,
+            progress=lambda d, t: progress("masks", d, t),
+        )  # fmt: skip
     else:
-        from gazelab.analysis.cache import SaliencyCache
-        from gazelab.analysis.compare import ProjectPaths, analyse_project
-        from gazelab.annotation.store import SessionStore
-
-        paths = ProjectPaths.resolve(args.project, store=args.store, model=args.model,
-                                     cache=args.cache)  # fmt: skip
-        if paths.model is None:
-            raise ExportError("masks need the model (--model M.keras): its relevance for model "
-                              "masks and for the fallback of images without gaze")  # fmt: skip
-        model = load_classifier(paths.model)
-        sessions = args.sessions
-        with SessionStore(paths.store) as store:
-            comp = analyse_project(store, model, sessions, analysis=_analysis_settings(args),
-                                   cache=SaliencyCache(paths.cache) if paths.cache else None,
-                                   progress=progress)  # fmt: skip
-        size = args.size or int(model.input_shape[1])
-        jobs = jobs_from_comparison(comp, args.algorithm, settings=settings, size=size,
-                                    annotator=args.annotator, mixed=args.mixed,
-                                    dataset=str(paths.store))  # fmt: skip
-    if not jobs:
-        raise ExportError("no masks to export: nobody looked at these images "
-                          "(use --mixed to fall back to model masks)")  # fmt: skip
-    manifest = export_masks(
-        jobs, args.out, request=request, progress=lambda d, t: progress("masks", d, t)
-    )
-    fallbacks = sum(j.fallback for j in jobs)
-    print(f"{len(jobs)} {args.algorithm} masks ({fallbacks} fallbacks) -> {manifest.parent}")
+        summary = export_project_masks(
+            args.project, args.algorithm, args.out, settings=settings,
+            analysis=_analysis_settings(args), request=request, store=args.store,
+            model=args.model, cache=args.cache, sessions=args.sessions,
+            annotator=args.annotator, mixed=args.mixed, size=args.size, progress=progress,
+        )  # fmt: skip
+    print(f"{summary.masks} {args.algorithm} masks ({summary.fallbacks} fallbacks) -> "
+          f"{summary.manifest.parent}")  # fmt: skip
     return 0
 
 

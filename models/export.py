@@ -37,13 +37,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gazelab.errors import GazelabError
 from gazelab.fileio import array_sha256, atomic_write, clean_stale_temporaries, safe_filename
 
 MANIFEST_COLUMNS = ("image_id", "dataset", "algorithm", "parameters", "annotator", "model",
                     "fallback", "mask_sha256", "image_sha256", "png")  # fmt: skip
 
 
-class ExportError(RuntimeError):
+class ExportError(GazelabError, RuntimeError):
     """The export folder is inconsistent or holds another export."""
 
 
@@ -99,14 +100,20 @@ def _read_png(path: Path) -> NDArray[np.bool_]:
 
 
 def export_masks(
-    jobs: Sequence[MaskJob],
+    jobs: Iterable[MaskJob],
     out: str | Path,
     *,
     request: dict[str, Any],
     progress: Callable[[int, int], None] | None = None,
+    total: int | None = None,
 ) -> Path:
     """Write (or finish) an export; returns the manifest path. ``request`` describes the
-    export (algorithm, parameters, size, source) and must match an existing one in ``out``."""
+    export (algorithm, parameters, size, source) and must match an existing one in ``out``.
+
+    ``jobs`` may be a generator (``total`` then gives the count for ``progress``): each job
+    is taken once, and only its mask, bit-packed, is kept until the NPZ is written, so an
+    export of a whole dataset holds one batch of images at a time (:func:`export_image_set_masks`).
+    """
     out = Path(out)
     png_dir = out / "masks"
     png_dir.mkdir(parents=True, exist_ok=True)
@@ -124,14 +131,23 @@ def export_masks(
         atomic_write(
             info_path, json.dumps({"request": request, "complete": False}, indent=2).encode()
         )
-    ids = [j.image_id for j in jobs]
-    if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
-        raise ExportError(f"image ids must be unique in one export; repeated: {dup}")
+    if isinstance(jobs, Sequence):  # all ids known: refuse repeats before writing anything
+        total = len(jobs)
+        listed = [j.image_id for j in jobs]
+        if len(set(listed)) != len(listed):
+            dup = sorted({i for i in listed if listed.count(i) > 1})[:3]
+            raise ExportError(f"image ids must be unique in one export; repeated: {dup}")
+    ids: list[str] = []
+    seen: set[str] = set()
     rows: list[dict[str, Any]] = []
-    masks: dict[str, NDArray[np.bool_]] = {}
-    reused = 0
+    masks = _PackedMasks()
+    kept: list[float] = []
+    fallbacks = reused = 0
     for k, job in enumerate(jobs):
+        if job.image_id in seen:
+            raise ExportError(f"image ids must be unique in one export; repeated: {job.image_id!r}")
+        seen.add(job.image_id)
+        ids.append(job.image_id)
         png = png_dir / f"{safe_filename(job.image_id)}.png"
         if png.exists():
             mask = _read_png(png)
@@ -141,7 +157,9 @@ def export_masks(
             if mask.ndim != 2:
                 raise ExportError(f"mask of {job.image_id!r} has shape {mask.shape}, not (H, W)")
             atomic_write(png, _png_bytes(mask))
-        masks[job.image_id] = mask
+        masks.append(mask)
+        kept.append(float(mask.mean()))
+        fallbacks += int(job.fallback)
         rows.append({
             "image_id": job.image_id,
             "dataset": job.dataset,
@@ -155,10 +173,9 @@ def export_masks(
             "png": f"masks/{png.name}",
         })  # fmt: skip
         if progress:
-            progress(k + 1, len(jobs))
-    npz = {f"m{i}": masks[j.image_id] for i, j in enumerate(jobs)}
-    npz["ids"] = np.array(ids, dtype=object).astype(str)
-    atomic_write(out / "masks.npz", npz_bytes(npz))
+            progress(k + 1, total if total is not None else k + 1)
+    masks.ids = np.array(ids, dtype=object).astype(str)
+    atomic_write(out / "masks.npz", npz_bytes(masks))
     text = io.StringIO()
     w = csv.DictWriter(text, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
     w.writeheader()
@@ -167,13 +184,39 @@ def export_masks(
     done = {
         "request": request,
         "complete": True,
-        "masks": len(jobs),
+        "masks": len(ids),
         "reused": reused,
-        "fallbacks": sum(int(j.fallback) for j in jobs),
-        "kept_fraction": float(np.mean([m.mean() for m in masks.values()])) if masks else 0.0,
+        "fallbacks": fallbacks,
+        "kept_fraction": float(np.mean(kept)) if kept else 0.0,
     }
     atomic_write(info_path, json.dumps(done, indent=2).encode())
     return out / "manifest.csv"
+
+
+class _PackedMasks(Mapping[str, NDArray[Any]]):
+    """The masks of an export, bit-packed (1/8 byte a pixel) in order, read as the NPZ's
+    ``m0, m1, ..., ids`` entries: each is unpacked only while it is written."""
+
+    def __init__(self) -> None:
+        self._packed: list[tuple[tuple[int, ...], NDArray[np.uint8]]] = []
+        self.ids: NDArray[Any] = np.array([], dtype=str)
+
+    def append(self, mask: NDArray[np.bool_]) -> None:
+        self._packed.append((mask.shape, np.packbits(mask)))
+
+    def __getitem__(self, key: str) -> NDArray[Any]:
+        if key == "ids":
+            return self.ids
+        shape, bits = self._packed[int(key[1:])]
+        n = int(np.prod(shape))
+        return np.unpackbits(bits, count=n).astype(bool).reshape(shape)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from (f"m{i}" for i in range(len(self._packed)))
+        yield "ids"
+
+    def __len__(self) -> int:
+        return len(self._packed) + 1
 
 
 def npz_bytes(arrays: Mapping[str, NDArray[Any]]) -> bytes:
@@ -389,3 +432,156 @@ def triples(
     an image without a mask in the export is an error naming it."""
     for k, m in enumerate(_masks_for(ids, masks, images.shape[1:3])):
         yield images[k], m, int(labels[k])
+
+
+# -- whole exports, as `gazelab masks` runs them ------------------------------------------
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an export wrote: its manifest, how many masks, how many were fallbacks."""
+
+    manifest: Path
+    masks: int
+    fallbacks: int
+
+
+def image_set_jobs(
+    images: Any,
+    algorithm: str,
+    relevance_of: Callable[[list[int], NDArray[np.float32] | None], NDArray[np.float32]],
+    *,
+    settings: Any,
+    n: int,
+    input_shape: tuple[int, ...] | None,
+    dataset: str = "",
+    model: str = "",
+    size: int | None = None,
+    batch: int = 256,
+) -> Iterator[MaskJob]:
+    """Model-mask jobs for an :class:`~gazelab.models.datasets.base.ImageSet`, made batch by
+    batch: ``batch`` images are decoded one at a time, hashed and (with ``input_shape``)
+    turned into model input, then dropped; ``relevance_of(positions, x)`` gives their
+    ``(B, S, S)`` relevance. Memory is one batch of model input and relevance, whatever the
+    size of the set."""
+    from gazelab.models.architectures import to_model_input
+
+    for start in range(0, len(images), batch):
+        idx = list(range(start, min(start + batch, len(images))))
+        hashes: list[str] = []
+        x = None if input_shape is None else np.empty((len(idx), *input_shape), np.float32)
+        for j, k in enumerate(idx):
+            img = images.image(k)
+            hashes.append(image_sha256(img))
+            if x is not None:
+                x[j] = to_model_input([img], input_shape)[0]
+            del img  # the decoded image (full size) is not kept past its row
+        rel = relevance_of(idx, x)
+        yield from jobs_from_relevance(
+            [images.ids[k] for k in idx], rel, algorithm, settings=settings, n=n,
+            dataset=dataset, model=model, size=size, image_hashes=hashes,
+        )  # fmt: skip
+
+
+def export_image_set_masks(
+    model: Any,
+    images: str,
+    algorithm: str,
+    out: str | Path,
+    *,
+    settings: Any,
+    request: dict[str, Any],
+    n: int,
+    size: int | None = None,
+    analyzer: str | None = None,
+    cache: str | Path | None = None,
+    relevance: str | Path | None = None,
+    batch: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExportSummary:
+    """``gazelab masks --images``: model masks for a whole image set (spec as for
+    :func:`~gazelab.models.datasets.library.load_image_set`), streamed ``batch`` images at a
+    time. Relevance comes from ``relevance`` (shards of ``gazelab saliency --dataset`` for
+    this model and these images) or is computed with ``analyzer`` (cached in ``cache``).
+    Images over ``settings.stimulus.max_image_megapixels`` are refused before decoding."""
+    from gazelab.analysis.cache import SaliencyCache, cached_relevance, model_hash
+    from gazelab.models.datasets.library import load_image_set
+
+    if algorithm == "human":
+        raise ExportError("human masks come from recorded sessions: use --project/--store")
+    limit = int(settings.stimulus.max_image_megapixels * 1_000_000)
+    src = load_image_set(images, max_pixels=limit)
+    mhash = model_hash(model)
+    relevance_of: Callable[[list[int], NDArray[np.float32] | None], NDArray[np.float32]]
+    if relevance is not None:  # maps written by `gazelab saliency --dataset`
+        from gazelab.analysis.dataset_relevance import load_dataset_relevance
+
+        maps = load_dataset_relevance(relevance)
+        want = {"model_hash": mhash, "dataset": images}
+        if analyzer:
+            want["analyzer"] = analyzer
+        wrong = [k for k, v in want.items() if maps.meta.get(k) != v]
+        if wrong or maps.ids != src.ids:
+            raise ExportError(
+                f"{relevance} was written for another {', '.join(wrong) or 'image list'}"
+                f" ({', '.join(f'{k}={maps.meta.get(k)!r}' for k in wrong)}); run gazelab "
+                "saliency --dataset with this --model and these --images"
+            )
+        relevance_of = lambda idx, _x: np.stack([maps[k] for k in idx])  # noqa: E731
+        input_shape = None
+    else:
+        store = SaliencyCache(cache) if cache else None
+
+        def relevance_of(idx: list[int], x: NDArray[np.float32] | None) -> NDArray[np.float32]:
+            assert x is not None
+            return cached_relevance(model, x, analyzer or "deep_taylor", store, chunk=batch)[0]
+
+        input_shape = tuple(int(v) for v in model.input_shape[1:])
+    jobs = image_set_jobs(src, algorithm, relevance_of, settings=settings, n=n,
+                          input_shape=input_shape, dataset=images, model=mhash, size=size,
+                          batch=batch)  # fmt: skip
+    manifest = export_masks(jobs, out, request=request, progress=progress, total=len(src))
+    return ExportSummary(manifest, len(src), 0)
+
+
+def export_project_masks(
+    project: str | Path | None,
+    algorithm: str,
+    out: str | Path,
+    *,
+    settings: Any,
+    analysis: Any,
+    request: dict[str, Any],
+    store: str | Path | None = None,
+    model: str | Path | None = None,
+    cache: str | Path | None = None,
+    sessions: Sequence[int] | None = None,
+    annotator: str | None = None,
+    mixed: bool = False,
+    size: int | None = None,
+    progress: Any = None,
+) -> ExportSummary:
+    """``gazelab masks`` on a project: human masks from its sessions' gaze (or model masks of
+    its images), after analysing it with the model (``--model`` or the project's
+    ``model.keras``). ``progress(stage, done, total)``."""
+    from gazelab.analysis.cache import SaliencyCache
+    from gazelab.analysis.compare import ProjectPaths, analyse_project
+    from gazelab.annotation.store import SessionStore
+    from gazelab.models.architectures import load_classifier
+
+    paths = ProjectPaths.resolve(project, store=store, model=model, cache=cache)
+    if paths.model is None:
+        raise ExportError("masks need the model (--model M.keras): its relevance for model "
+                          "masks and for the fallback of images without gaze")  # fmt: skip
+    net = load_classifier(paths.model)
+    with SessionStore(paths.store) as db:
+        comp = analyse_project(db, net, sessions, analysis=analysis,
+                               cache=SaliencyCache(paths.cache) if paths.cache else None,
+                               progress=progress)  # fmt: skip
+    jobs = jobs_from_comparison(comp, algorithm, settings=settings,
+                                size=size or int(net.input_shape[1]), annotator=annotator,
+                                mixed=mixed, dataset=str(paths.store))  # fmt: skip
+    if not jobs:
+        raise ExportError("no masks to export: nobody looked at these images "
+                          "(use --mixed to fall back to model masks)")  # fmt: skip
+    stage = (lambda d, t: progress("masks", d, t)) if progress else None
+    manifest = export_masks(jobs, out, request=request, progress=stage)
+    return ExportSummary(manifest, len(jobs), sum(j.fallback for j in jobs))

@@ -68,11 +68,29 @@ def test_lambda_calling_a_library_function_is_refused_and_never_runs(tmp_path) -
         (_layer("TFOpLambda", "op", function="io.write_file"), "TFOpLambda"),
         (_layer("StringLookup", "lookup", vocabulary="/etc/passwd"), "not an allowed"),
         ({**_layer("Dense", "d", units=2), "registered_name": "evil>Dense"}, "registered_name"),
-        (_layer("Dense", "d", units=2, kernel_initializer={
-            "module": "keras.initializers", "class_name": "function", "config": "system",
-            "registered_name": "function"}), "function"),
-        (_layer("Dense", "d", units=2, activation={
-            "class_name": "__lambda__", "config": {"code": "AAAA"}}), "__lambda__"),
+        (
+            _layer(
+                "Dense",
+                "d",
+                units=2,
+                kernel_initializer={
+                    "module": "keras.initializers",
+                    "class_name": "function",
+                    "config": "system",
+                    "registered_name": "function",
+                },
+            ),
+            "function",
+        ),
+        (
+            _layer(
+                "Dense",
+                "d",
+                units=2,
+                activation={"class_name": "__lambda__", "config": {"code": "AAAA"}},
+            ),
+            "__lambda__",
+        ),
         (_layer("Dense", "d", units=2, activation="os.system"), "unknown activation"),
     ],
 )
