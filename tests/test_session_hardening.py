@@ -156,6 +156,60 @@ def test_disk_full_pauses_the_session_and_it_resumes_with_nothing_lost(qtbot, tm
         assert store.lease_holder(sid) is None  # released at the end
 
 
+def test_records_and_samples_wait_in_memory_through_a_full_disk(tmp_path) -> None:
+    from gazelab.annotation.protocol import (
+        FakeClock,
+        LabelAnswer,
+        Phase,
+        StoreRecorder,
+        protocol_for_session,
+    )
+    from gazelab.annotation.store import BatchedSampleWriter
+    from gazelab.settings import ProtocolSettings
+
+    store = SessionStore(tmp_path / "s.sqlite", create=True)
+    rec = store.create_session("P01", settings_toml="", seed=1, image_source="t",
+                               stimulus_order=["a", "b"], start_local_s=0.0)  # fmt: skip
+    disk = FullDisk(store._db)
+    store._db = disk  # type: ignore[assignment]
+    clock = FakeClock()
+    p = protocol_for_session(store, rec.id, ProtocolSettings(), clock=clock, hold_on_fault=True)
+    p.start()
+    while p.phase is not Phase.IMAGE:
+        clock.advance(0.1)
+        p.tick()
+    disk.full = True
+    p.give_label(LabelAnswer("fear"))  # the disk is full: held, the protocol goes on
+    p.advance()
+    rec_ = p.sink
+    assert isinstance(rec_, StoreRecorder)
+    assert isinstance(rec_.fault, StoreError) and "disk is full" in str(rec_.fault)
+    assert len(rec_.held) == 4 and store.labels(rec.id) == []  # label, its event, key, blank1
+    assert rec_.retry() is False and len(rec_.held) == 4  # still full: nothing written twice
+    disk.full = False
+    assert rec_.retry() is True and rec_.fault is None and not rec_.held
+    assert store.final_labels(rec.id) == {0: "fear"}
+    kinds = [e["kind"] for e in store.events(rec.id)]
+    assert kinds[-3:] == ["label", "keypress", "blank1"]  # written in the order they happened
+
+    now = [0.0]
+    w = BatchedSampleWriter(store, rec.id, batch_ms=100, clock=lambda: now[0])
+    disk.full = True
+    batch = [GazeSample(i * 8.0, i * 0.008, 1.0, 2.0) for i in range(30)]
+    now[0] = 0.2
+    with pytest.raises(StoreError, match="disk is full"):
+        w.add(batch, 0, "image")
+    refused = disk.refused
+    now[0] = 0.7
+    w.add(batch[:1], 0, "image")  # within a second of the failure: no new attempt
+    assert disk.refused == refused and w.pending == 31
+    disk.full = False
+    now[0] = 1.3
+    w.poll()  # a second later: written, in order
+    assert w.pending == 0 and store.sample_count(rec.id) == 31
+    store.close()
+
+
 # -- item 8: a corrupt image is refused before calibration -------------------------------------
 def _faces_folder(root: Path) -> Path:
     from gazelab.models.synthetic import synthetic_faces, write_folder
