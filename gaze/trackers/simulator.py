@@ -13,11 +13,17 @@ a client that stops sending heartbeats. Gaze comes from a *gaze source*:
 
 Frames carry the tracker clock ``time`` advancing by exactly one period each,
 so a client can verify that no frame was lost.
+
+Bad settings (port, rate, heartbeat, replay file) raise
+:class:`~gazelab.gaze.trackers.eyetribe.TrackerError` saying what to change. A
+client that sends a malformed request gets a 400 reply; one that breaks the
+server's handling of it is dropped with one line in the log, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import socket
 import threading
@@ -38,6 +44,14 @@ from gazelab.gaze.trackers.base import (
     STATE_TRACKING_LOST,
     STATE_TRACKING_PRESENCE,
 )
+from gazelab.gaze.trackers.eyetribe import TrackerError
+
+log = logging.getLogger(__name__)
+
+MAX_RATE_HZ = 1000
+HEARTBEAT_MS_RANGE = (10, 60_000)
+MAX_REPLAY_BYTES = 256 * 1024 * 1024
+"""Largest replay file read (about 2 million frames, over 9 hours at 60 Hz)."""
 
 
 @dataclass(frozen=True)
@@ -196,24 +210,117 @@ class ReplaySource:
     """Replays gaze from a JSON-lines file of ``{"t_ms", "x", "y", "fix", "state"}`` objects.
 
     Frames are looked up by time (last frame at or before ``t``), looping at the end.
+    ``t_ms``, ``x`` and ``y`` are required finite numbers, ``t_ms`` increasing;
+    ``fix`` (bool, default false) and ``state`` (0..255, default 7) are optional.
+
+    Raises
+    ------
+    TrackerError
+        The file is missing, unreadable, too large, or a line is not such an
+        object (the message names the file and line).
     """
 
     def __init__(self, path: str | Path) -> None:
-        rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-        if not rows:
-            raise ValueError(f"replay file {path} holds no frames")
-        self.t = np.array([float(r["t_ms"]) for r in rows])
-        self.rows = rows
+        path = Path(path)
+        t, x, y, fix, state = _read_replay(path)
+        self.t = np.array(t, dtype=np.float64)
+        self.x = np.array(x, dtype=np.float64)
+        self.y = np.array(y, dtype=np.float64)
+        self.fix = np.array(fix, dtype=bool)
+        self.state = np.array(state, dtype=np.int64)
         self.period = float(self.t[-1] - self.t[0]) + (
-            float(np.median(np.diff(self.t))) if len(rows) > 1 else 1.0
+            float(np.median(np.diff(self.t))) if len(self.t) > 1 else 1.0
         )
 
     def at(self, t_ms: float) -> GazePoint:
         t = self.t[0] + (t_ms - self.t[0]) % self.period if t_ms >= self.t[0] else self.t[0]
-        r = self.rows[max(int(np.searchsorted(self.t, t, side="right")) - 1, 0)]
-        return GazePoint(
-            float(r["x"]), float(r["y"]), bool(r.get("fix", False)), int(r.get("state", 7))
-        )
+        k = max(int(np.searchsorted(self.t, t, side="right")) - 1, 0)
+        return GazePoint(float(self.x[k]), float(self.y[k]), bool(self.fix[k]), int(self.state[k]))
+
+
+_REPLAY_FORMAT = (
+    'each line must be a JSON object like {"t_ms": 0, "x": 640, "y": 360, "fix": true, '
+    '"state": 7} with t_ms increasing'
+)
+
+
+def _read_replay(
+    path: Path,
+) -> tuple[list[float], list[float], list[float], list[bool], list[int]]:
+    """Read and check a replay file: (t_ms, x, y, fix, state) columns."""
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise TrackerError(f"replay file {path} is not a file; give a JSON-lines file")
+        if size > MAX_REPLAY_BYTES:
+            raise TrackerError(
+                f"replay file {path} is {size / 2**20:.0f} MiB, over the "
+                f"{MAX_REPLAY_BYTES // 2**20} MiB limit; replay a shorter recording"
+            )
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise TrackerError(
+            f"replay file {path} does not exist; give the path of a JSON-lines gaze file"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise TrackerError(
+            f"replay file {path} is not UTF-8 text (byte {exc.start}); {_REPLAY_FORMAT}"
+        ) from None
+    except OSError as exc:
+        raise TrackerError(f"replay file {path} cannot be read ({exc.strerror})") from None
+    t: list[float] = []
+    x: list[float] = []
+    y: list[float] = []
+    fix: list[bool] = []
+    state: list[int] = []
+    for line_no, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        t_ms, x_px, y_px, fixated, bits = _replay_row(line, path, line_no)
+        if t and t_ms <= t[-1]:
+            raise TrackerError(
+                f"replay file {path}, line {line_no}: t_ms {t_ms:g} does not increase "
+                f"(previous {t[-1]:g}); {_REPLAY_FORMAT}"
+            )
+        t.append(t_ms)
+        x.append(x_px)
+        y.append(y_px)
+        fix.append(fixated)
+        state.append(bits)
+    if not t:
+        raise TrackerError(f"replay file {path} holds no frames; {_REPLAY_FORMAT}")
+    return t, x, y, fix, state
+
+
+def _replay_row(line: str, path: Path, line_no: int) -> tuple[float, float, float, bool, int]:
+    def bad(what: str) -> TrackerError:
+        return TrackerError(f"replay file {path}, line {line_no}: {what}; {_REPLAY_FORMAT}")
+
+    try:
+        r = json.loads(line)
+    except (ValueError, RecursionError):
+        raise bad("not JSON") from None
+    if not isinstance(r, dict):
+        raise bad("not a JSON object")
+    nums = []
+    for key in ("t_ms", "x", "y"):
+        v = r.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad(f"{key} must be a number")
+        try:
+            f = float(v)
+        except OverflowError:
+            f = math.inf
+        if not math.isfinite(f):
+            raise bad(f"{key} must be finite")
+        nums.append(f)
+    fix = r.get("fix", False)
+    if not isinstance(fix, bool):
+        raise bad("fix must be true or false")
+    state = r.get("state", STATE_OK)
+    if isinstance(state, bool) or not isinstance(state, int) or not 0 <= state <= 0xFF:
+        raise bad("state must be an integer 0..255 (Eye Tribe state bits)")
+    return nums[0], nums[1], nums[2], fix, state
 
 
 class EyeTribeSimulator:
@@ -237,8 +344,18 @@ class EyeTribeSimulator:
         seed: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not 1 <= rate_hz <= 1000:
-            raise ValueError(f"rate_hz = {rate_hz} must be in 1..1000 (the ET1000 runs 30 or 60)")
+        _check_int("port", port, 0, 65535, "0 picks a free port; the Eye Tribe default is 6555")
+        _check_int("rate", rate_hz, 1, MAX_RATE_HZ, "the ET1000 runs at 30 or 60 Hz")
+        lo, hi = HEARTBEAT_MS_RANGE
+        _check_int("heartbeat interval (ms)", heartbeat_ms, lo, hi, "the Eye Tribe uses 250")
+        if not heartbeat_timeout_factor > 1:
+            raise TrackerError(
+                f"heartbeat_timeout_factor {heartbeat_timeout_factor} must be above 1 "
+                "(the server waits that many intervals before dropping a client)"
+            )
+        w, h = screen_px
+        if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+            raise TrackerError(f"screen size {screen_px} must be two positive integers (pixels)")
         self.host = host
         self.port = port
         self.rate_hz = rate_hz
@@ -262,16 +379,24 @@ class EyeTribeSimulator:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> EyeTribeSimulator:
+        """Listen and serve in background threads.
+
+        Raises
+        ------
+        TrackerError
+            The address cannot be listened on (port in use, unknown host).
+        """
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             srv.bind((self.host, self.port))
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
             srv.close()
-            raise OSError(
-                f"cannot listen on {self.host}:{self.port} ({exc.strerror}); is another "
-                "Eye Tribe server running? Use --port to choose another port"
-            ) from exc
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise TrackerError(
+                f"cannot listen on {self.host}:{self.port} ({why}); is another "
+                "Eye Tribe server running? Use --port to choose another port (0: any free one)"
+            ) from None
         srv.listen(8)
         srv.settimeout(0.2)
         self._server = srv
@@ -313,6 +438,8 @@ class EyeTribeSimulator:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             t = threading.Thread(target=self._client_loop, args=(conn,), daemon=True)
             t.start()
+            # keep the accept thread and live clients only: many short clients must not pile up
+            self._threads = [x for x in self._threads if x.is_alive()]
             self._threads.append(t)
 
     def _tracker_time_ms(self) -> float:
@@ -353,7 +480,7 @@ class EyeTribeSimulator:
         )
         pusher.start()
         conn.settimeout(0.05)
-        buf = b""
+        lines = P.LineSplitter()
         try:
             while not self._stop.is_set() and alive.is_set():
                 if self.clock() - state["last_hb"] > self.heartbeat_timeout_s:
@@ -365,13 +492,22 @@ class EyeTribeSimulator:
                     continue
                 if not chunk:
                     break
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
+                dropped = lines.dropped
+                for line in lines.feed(chunk):
                     if line.strip():
                         self._handle(line, send, state)
+                if lines.dropped != dropped:
+                    send(P.reply("tracker", None, 400, message="request line too long"))
         except OSError:
             pass
+        except Exception as exc:  # a request the server cannot handle: drop the client, say why
+            self.clients_dropped += 1
+            log.warning(
+                "Eye Tribe simulator: dropped a client after a request it could not handle "
+                "(%s: %.200s)",
+                type(exc).__name__,
+                str(exc).replace("\n", " "),
+            )
         finally:
             alive.clear()
             pusher.join(timeout=1.0)
@@ -386,7 +522,7 @@ class EyeTribeSimulator:
     ) -> None:
         try:
             msg = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # also bad UTF-8 and ints over 4300 digits
             send(P.reply("tracker", None, 400, message="malformed JSON"))
             return
         if not isinstance(msg, dict):
@@ -429,7 +565,15 @@ class EyeTribeSimulator:
             if calib is None or not isinstance(values, dict):
                 send(P.reply("calibration", "pointstart", 403, message="calibration not started"))
                 return
-            calib["current"] = (float(values.get("x", 0)), float(values.get("y", 0)))
+            xy = (values.get("x", 0), values.get("y", 0))
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xy):
+                send(P.reply("calibration", "pointstart", 400, message="x and y must be numbers"))
+                return
+            try:
+                calib["current"] = (float(xy[0]), float(xy[1]))
+            except OverflowError:
+                send(P.reply("calibration", "pointstart", 400, message="x or y too large"))
+                return
             send(P.reply("calibration", "pointstart"))
         elif req == "pointend":
             if calib is None or calib["current"] is None:
@@ -539,7 +683,20 @@ class EyeTribeSimulator:
                 except OSError:
                     alive.clear()
                     return
+                except Exception as exc:  # a gaze source that fails: end this client, say why
+                    log.warning(
+                        "Eye Tribe simulator: stopped pushing frames (%s: %.200s)",
+                        type(exc).__name__,
+                        exc,
+                    )
+                    alive.clear()
+                    return
                 self.frames_sent += 1
                 k += 1
             next_ms = t_start + k * period_ms
             time.sleep(max(0.0, (next_ms - self._tracker_time_ms()) / 1000.0))
+
+
+def _check_int(name: str, value: object, lo: int, hi: int, hint: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise TrackerError(f"simulator {name} {value!r} must be an integer in {lo}..{hi} ({hint})")
