@@ -97,8 +97,8 @@ def load_affectnet(
                         f"{where}: {rel!r} is outside {images_dir} or not a regular file"
                     )
                     continue
-                with resolved.open("rb") as fh:  # streamed: one file is never held whole
-                    digest = hashlib.file_digest(fh, "sha1").hexdigest()
+                with open(resolved, "rb") as image_file:  # streamed, never held whole
+                    digest = hashlib.file_digest(image_file, "sha1").hexdigest()
                 if digest in seen:
                     continue
                 seen.add(digest)
