@@ -18,6 +18,7 @@ from typing import NoReturn
 
 from gazelab import __version__
 from gazelab.analysis.saliency import ANALYZERS as ANALYZER_CHOICES
+from gazelab.models.masks import ALGORITHMS as MASK_ALGORITHMS
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -320,8 +321,6 @@ def cmd_masks(args: argparse.Namespace) -> int:
     request["negative_fraction"] = settings.masks.negative_fraction
     progress = _tqdm_progress()
     if args.images:
-        if args.algorithm == "human":
-            raise ExportError("human masks come from recorded sessions: use --project/--store")
         if not args.model:
             raise ExportError("model masks need --model M.keras")
         summary = export_image_set_masks(
@@ -638,9 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", help=argparse.SUPPRESS)
 
     p = add("masks", cmd_masks, "export masks (negative, mean, perceptive, human) for training")
-    p.add_argument(
-        "--algorithm", required=True, choices=("negative", "mean", "perceptive", "human")
-    )
+    p.add_argument("--algorithm", required=True, choices=MASK_ALGORITHMS)
     p.add_argument(
         "--out",
         type=_out_folder,

@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 
 from gazelab.errors import GazelabError
 from gazelab.fileio import array_sha256, atomic_write, clean_stale_temporaries, safe_filename
+from gazelab.models.masks import HUMAN, MODEL_MASKS, MaskParameters, model_mask
 
 MANIFEST_COLUMNS = ("image_id", "dataset", "algorithm", "parameters", "annotator", "model",
                     "fallback", "mask_sha256", "image_sha256", "png")  # fmt: skip
@@ -307,27 +308,6 @@ def _fit(mask: NDArray[np.bool_], size: int | None) -> NDArray[np.bool_]:
     return mask if size is None or mask.shape == (size, size) else resize_mask(mask, (size, size))
 
 
-def model_mask(
-    relevance: NDArray[np.float32],
-    algorithm: str,
-    *,
-    negative_fraction: float,
-    n: int,
-    c_rel: float,
-    radius_rel: float,
-) -> NDArray[np.bool_]:
-    """A model-derived mask of one relevance map (kernel in relevance-map pixels)."""
-    from gazelab.models.masks import mean_mask, negative_mask, perceptive_mask
-
-    if algorithm == "negative":
-        return negative_mask(relevance, negative_fraction)
-    if algorithm == "mean":
-        return mean_mask(relevance)
-    if algorithm == "perceptive":
-        return perceptive_mask(relevance, n, c_rel, radius_rel)
-    raise ExportError(f"{algorithm!r} is not a model mask; use negative, mean or perceptive")
-
-
 def relevance_kernel(settings: Any, rel_size: int) -> tuple[float, float]:
     """The §5 kernel in relevance-map pixels, for an image that fills the stimulus square
     and is resized to ``rel_size`` for the model: stimulus px × rel_size / square_px."""
@@ -352,19 +332,16 @@ def jobs_from_relevance(
     image_hashes: Sequence[str] | None = None,
 ) -> list[MaskJob]:
     """Model masks for a whole dataset (no gaze needed)."""
+    if algorithm not in MODEL_MASKS:
+        raise ExportError(f"{algorithm!r} is not a model mask; use {', '.join(MODEL_MASKS)}")
     c, r = relevance_kernel(settings, int(relevance.shape[-1]))
-    params = (
-        {"negative_fraction": settings.masks.negative_fraction} if algorithm == "negative" else {}
-    )
-    if algorithm == "perceptive":
-        params = {"n": n, "c": round(c, 4), "radius": round(r, 4)}
-    frac = settings.masks.negative_fraction
+    mp = MaskParameters(settings.masks.negative_fraction, n, c, r)
+    params = MODEL_MASKS[algorithm].recorded(mp)
 
     def job(k: int) -> MaskJob:
         return MaskJob(
             ids[k],
-            lambda: _fit(model_mask(relevance[k], algorithm, negative_fraction=frac, n=n,
-                                    c_rel=c, radius_rel=r), size),  # fmt: skip
+            lambda: _fit(model_mask(relevance[k], algorithm, mp), size),
             algorithm, dataset, params, "", model, False,
             image_hashes[k] if image_hashes else "",
         )  # fmt: skip
@@ -394,9 +371,9 @@ def jobs_from_comparison(
         rel = im.relevance
         shape = (int(im.image.shape[0]), int(im.image.shape[1]))
         c_rel, r_rel = relevance_kernel(settings, int(rel.shape[-1]))
-        model_params = {"n": comp.n_points, "c": round(c_rel, 4), "radius": round(r_rel, 4)}
+        fallback_params = MaskParameters(0.0, comp.n_points, c_rel, r_rel)
         ihash = image_sha256(im.image)
-        if algorithm != "human":
+        if algorithm != HUMAN:
             jobs += jobs_from_relevance([im.image_id], rel[None], algorithm, settings=settings,
                                         n=comp.n_points, dataset=dataset, model=comp.model_hash,
                                         size=size, image_hashes=[ihash])  # fmt: skip
@@ -410,17 +387,17 @@ def jobs_from_comparison(
             def compute(points=points, shape=shape, c_img=c_img, r_img=r_img):  # type: ignore[no-untyped-def]
                 return human_mask_from_fixations(points, shape, (size, size), c_img, r_img)
 
-            jobs.append(MaskJob(im.image_id, compute, "human", dataset,
+            jobs.append(MaskJob(im.image_id, compute, HUMAN, dataset,
                                 {"point_source": comp.analysis.point_source,
                                  "points": int(len(points))},
                                 annotator or "+".join(who), "", False, ihash))  # fmt: skip
         elif mixed:
 
-            def fallback(rel=rel, c=c_rel, r=r_rel):  # type: ignore[no-untyped-def]
-                return _fit(model_mask(rel, "perceptive", negative_fraction=0.0,
-                                       n=comp.n_points, c_rel=c, radius_rel=r), size)  # fmt: skip
+            def fallback(rel=rel, p=fallback_params):  # type: ignore[no-untyped-def]
+                return _fit(model_mask(rel, "perceptive", p), size)
 
-            jobs.append(MaskJob(im.image_id, fallback, "perceptive", dataset, model_params,
+            jobs.append(MaskJob(im.image_id, fallback, "perceptive", dataset,
+                                MODEL_MASKS["perceptive"].recorded(fallback_params),
                                 annotator or "", comp.model_hash, True, ihash))  # fmt: skip
     return jobs
 
@@ -505,7 +482,7 @@ def export_image_set_masks(
     from gazelab.analysis.cache import SaliencyCache, cached_relevance, model_hash
     from gazelab.models.datasets.library import load_image_set
 
-    if algorithm == "human":
+    if algorithm == HUMAN:
         raise ExportError("human masks come from recorded sessions: use --project/--store")
     limit = int(settings.stimulus.max_image_megapixels * 1_000_000)
     src = load_image_set(images, max_pixels=limit)

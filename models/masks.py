@@ -21,14 +21,15 @@ NaN or infinite relevance is an error (:class:`MaskError`), never a silent mask.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gazelab.errors import GazelabError
 from gazelab.gaze.heatmaps import fixation_heatmap
-
-ALGORITHMS = ("negative", "mean", "perceptive", "human")
 
 
 class MaskError(GazelabError, ValueError):
@@ -124,3 +125,78 @@ def apply_mask(image: ArrayLike, mask: ArrayLike) -> NDArray[np.float32]:
     if m.shape != x.shape[:2]:
         raise MaskError(f"mask {m.shape} does not fit image {x.shape[:2]}")
     return np.asarray(x * (m[..., None] if x.ndim == 3 else m), dtype=np.float32)
+
+
+# -- the registry ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MaskParameters:
+    """What a model mask may use: the negative fraction, and the §6 perceptive points and
+    kernel (``c``, ``radius`` in relevance-map pixels)."""
+
+    negative_fraction: float = 0.1
+    n: int = 7
+    c: float = 1.0
+    radius: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelMaskAlgorithm:
+    """A registered model-derived mask: ``make(relevance, parameters)`` and the parameters
+    it records in the export manifest."""
+
+    name: str
+    make: Callable[[NDArray[np.float32], MaskParameters], NDArray[np.bool_]]
+    recorded: Callable[[MaskParameters], dict[str, Any]]
+    help: str
+
+
+MODEL_MASKS: dict[str, ModelMaskAlgorithm] = {}
+"""Model-derived mask algorithms by name (SPEC §7); the export and the CLI dispatch on it."""
+
+
+def register_model_mask(
+    name: str, help: str, recorded: Callable[[MaskParameters], dict[str, Any]]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``make(relevance, parameters) -> mask`` as the model mask ``name``."""
+
+    def add(make: Callable[..., Any]) -> Callable[..., Any]:
+        if name in MODEL_MASKS or name == HUMAN:
+            raise ValueError(f"mask algorithm {name!r} is registered twice")
+        MODEL_MASKS[name] = ModelMaskAlgorithm(name, make, recorded, help)
+        return make
+
+    return add
+
+
+HUMAN = "human"
+"""The one mask from gaze, not from a model: the support of an annotator's heatmap (§7)."""
+
+
+@register_model_mask("negative", "zero the most relevant fraction of pixels",
+                     lambda p: {"negative_fraction": p.negative_fraction})  # fmt: skip
+def _negative(r: NDArray[np.float32], p: MaskParameters) -> NDArray[np.bool_]:
+    return negative_mask(r, p.negative_fraction)
+
+
+@register_model_mask("mean", "zero the pixels below the map's mean relevance", lambda p: {})
+def _mean(r: NDArray[np.float32], p: MaskParameters) -> NDArray[np.bool_]:
+    return mean_mask(r)
+
+
+@register_model_mask("perceptive", "keep the heatmap support of the n most relevant pixels",
+                     lambda p: {"n": p.n, "c": round(p.c, 4), "radius": round(p.radius, 4)})  # fmt: skip
+def _perceptive(r: NDArray[np.float32], p: MaskParameters) -> NDArray[np.bool_]:
+    return perceptive_mask(r, p.n, p.c, p.radius)
+
+
+def model_mask(
+    relevance: ArrayLike, algorithm: str, parameters: MaskParameters
+) -> NDArray[np.bool_]:
+    """The registered model mask ``algorithm`` of one relevance map."""
+    if algorithm not in MODEL_MASKS:
+        raise MaskError(f"{algorithm!r} is not a model mask; use {', '.join(MODEL_MASKS)}")
+    return MODEL_MASKS[algorithm].make(np.asarray(relevance), parameters)
+
+
+ALGORITHMS: tuple[str, ...] = (*MODEL_MASKS, HUMAN)
+"""Every mask algorithm: the registered model masks, then ``human``."""

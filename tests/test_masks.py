@@ -101,3 +101,14 @@ def test_apply_mask() -> None:
     assert np.array_equal(apply_mask(rgb, m)[..., 2], np.where(m, img, 0))
     with pytest.raises(MaskError):
         apply_mask(img, m[:2])
+
+
+def test_every_mask_algorithm_is_registered_and_a_cli_choice():
+    from gazelab.app.cli import build_parser
+    from gazelab.models.masks import ALGORITHMS, HUMAN, MODEL_MASKS
+
+    assert set(MODEL_MASKS) == {"negative", "mean", "perceptive"}
+    assert ALGORITHMS == (*MODEL_MASKS, HUMAN)
+    masks = build_parser()._subparsers._group_actions[0].choices["masks"]  # type: ignore[union-attr]
+    algorithm = next(a for a in masks._actions if a.dest == "algorithm")
+    assert tuple(algorithm.choices) == ALGORITHMS
