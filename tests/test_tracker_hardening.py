@@ -306,6 +306,42 @@ def test_reader_failure_is_a_gap_a_warning_and_a_reconnect(monkeypatch) -> None:
     assert server.connections == 2
 
 
+def test_a_reader_thread_that_ends_is_restarted_with_a_gap(monkeypatch) -> None:
+    """Even an exception no handler catches (SystemExit ends a thread quietly) is noticed."""
+    died: list[Any] = []
+    monkeypatch.setattr(threading, "excepthook", died.append)
+    with ScriptedServer() as server:
+        with EyeTribeTracker(port=server.port) as client:
+            read = client._read_connection
+            calls = {"n": 0}
+
+            def dies_once() -> tuple[str, float | None]:
+                calls["n"] += 1
+                if calls["n"] == 1:
+                    raise SystemExit("injected thread death")
+                return read()
+
+            monkeypatch.setattr(client, "_read_connection", dies_once)
+            client._break_link("test: start over")  # the next connection's reader dies
+            wait_for(lambda: len(client.gaps) >= 2, 5, "the restarted reader's gap")
+            assert client.gaps[-1].reason == "the reader thread ended unexpectedly"
+            assert client.stats.reader_faults == 1
+            wait_for(lambda: client.connected and client._reader.is_alive(), 2, "a live reader")
+            assert client.get("framerate")["framerate"] == 60  # replies are read again
+    assert [type(e.exc_value) for e in died] == [SystemExit]
+
+
+def test_connect_to_a_server_that_never_answers_fails_and_leaves_nothing_running() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as mute:  # never accepts: the kernel does
+        client = EyeTribeTracker(port=mute.getsockname()[1], timeout_s=0.3)
+        t0 = time.monotonic()
+        with pytest.raises(TrackerError, match="no reply from the tracker"):
+            client.connect()
+        assert time.monotonic() - t0 < 3.0
+        assert client._reader is not None and not client._reader.is_alive()
+        assert client._heart is None and not client.connected
+
+
 # -- item 6: a silent tracker is noticed within 2 heartbeat intervals --------------------------
 def test_silent_tracker_is_noticed_within_two_heartbeat_intervals(capsys) -> None:
     with ScriptedServer(answer_after_get=False) as server:

@@ -237,6 +237,7 @@ class EyeTribeTracker:
     def close(self) -> None:
         """Stop the threads and close the socket; returns within a few seconds at most."""
         self._closing.set()
+        self._connected.clear()
         self._drop_socket(self._sock)
         for t in (self._reader, self._heart):
             if t is not None and t is not threading.current_thread():
@@ -467,6 +468,14 @@ class EyeTribeTracker:
     # -- internals: the reader thread --------------------------------------------------------
     def _read_loop(self, resume: bool = False) -> None:
         """Read until closed; every way a connection ends is a recorded fault and a reconnect."""
+        try:
+            self._read_until_closed(resume)
+        finally:
+            if self._closing.is_set():
+                # close() may have run while a reconnect was opening a new socket
+                self._drop_socket(self._sock)
+
+    def _read_until_closed(self, resume: bool) -> None:
         fault: tuple[str, float | None] | None = None
         if resume:
             fault = self._take_fault() or ("the reader thread ended unexpectedly", None)
