@@ -159,8 +159,9 @@ class AnnotationWindow(QWidget):
                     f" are not in {config.images} (first: {missing[0]!r}); resume with the"
                     f" images the session was made with: --images {rec.image_source}"
                 )
-            first = self.store.first_unlabelled_trial(rec.id)
-            check_images(self.images, rec.stimulus_order[first or len(rec.stimulus_order) :])
+            first = self.store.first_unlabelled_trial(rec.id)  # None: every image labelled
+            n = len(rec.stimulus_order)
+            check_images(self.images, rec.stimulus_order[n if first is None else first :])
             self.lease = self.store.acquire_lease(rec.id)
             self.session = rec
         else:

@@ -238,6 +238,25 @@ def test_corrupt_image_is_refused_before_calibration(tmp_path, capsys) -> None: 
         assert s.sessions() == []  # refused before anything was recorded
 
 
+@pytest.mark.gui
+def test_resume_checks_the_images_still_to_show(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("PySide6")
+    from gazelab.app.annotate import AnnotationWindow
+
+    folder = _faces_folder(tmp_path / "faces")
+    cfg = SessionConfig(tmp_path / "s.sqlite", "P01", f"folder:{folder}", small_settings("none"))
+    win = AnnotationWindow(cfg, microphone=False)
+    qtbot.addWidget(win)
+    sid, first = win.session.id, win.session.stimulus_order[0]
+    win.finish()  # nothing labelled: a resume shows every image again
+    bad = next(folder.rglob(f"{Path(first).stem}.png"))
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    with pytest.raises(SessionSetupError, match=bad.name):
+        AnnotationWindow(dataclasses.replace(cfg, resume=sid), microphone=False)
+    with SessionStore(cfg.store) as store:
+        assert store.lease_holder(sid) is None
+
+
 # -- item 9: one session, one running window (leases) ------------------------------------------
 def test_second_resume_is_refused_while_the_first_holds_the_lease(tmp_path) -> None:
     path = tmp_path / "s.sqlite"
