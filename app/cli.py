@@ -87,14 +87,15 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
     from gazelab.models.datasets.library import load_dataset
 
     limit = int(_settings(args).stimulus.max_image_megapixels * 1_000_000)
-    images = load_dataset(args.dataset, args.images, max_pixels=limit)
-    # Sessions store ids as given to them; match a dataset id or its file stem.
-    index = {img_id: i for i, img_id in enumerate(images.ids)}
-    index.update({Path(img_id).stem: i for i, img_id in enumerate(images.ids)})
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    # the store first: a mistyped --store is named before any image is read
     with SessionStore(args.store) as store:
         rec = store.session(args.session)
+        images = load_dataset(args.dataset, args.images, max_pixels=limit)
+        # Sessions store ids as given to them; match a dataset id or its file stem.
+        index = {img_id: i for i, img_id in enumerate(images.ids)}
+        index.update({Path(img_id).stem: i for i, img_id in enumerate(images.ids)})
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
         missing = [i for i in rec.stimulus_order if i not in index]
         if missing:
             raise FileNotFoundError(
