@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gazelab.analysis.saliency import LRP_ANALYZERS
 from gazelab.errors import GazelabError
 from gazelab.fileio import atomic_write
 
@@ -180,7 +181,7 @@ def explain_dataset(
         "dtype": "float16",
         "neuron": "predicted class",
     }
-    if analyzer in ("deep_taylor", "deep_taylor_bounded", "lrp_epsilon"):
+    if analyzer in LRP_ANALYZERS:
         from dataclasses import asdict
 
         from gazelab.analysis.lrp import LRPSettings

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +45,37 @@ INNVESTIGATE_ANALYZERS = {
     "integrated_gradients": "integrated_gradients",
     "gradient_innvestigate": "gradient",
 }
+"""Run by iNNvestigate itself, in a spawned process (eager execution off there only)."""
 INNVESTIGATE_KWARGS: dict[str, dict[str, float]] = {
     "deep_taylor_bounded_innvestigate": {"low": 0.0, "high": 1.0},  # models take [0, 1]
 }
-LOCAL_ANALYZERS = ("gradient", "gradcam")
-ANALYZERS = (*LRP_ANALYZERS, *INNVESTIGATE_ANALYZERS, *LOCAL_ANALYZERS)
+
+Explain = Callable[[Any, "NDArray[np.float32]", "int | None", int], "NDArray[np.float32]"]
+
+
+@dataclass(frozen=True)
+class Analyzer:
+    """A registered relevance method: ``explain(model, batch, neuron, batch_size)``."""
+
+    name: str
+    explain: Explain
+    help: str
+
+
+ANALYZER_REGISTRY: dict[str, Analyzer] = {}
+"""Relevance methods by name; :func:`relevance`, settings and CLI choices read it."""
+
+
+def register_analyzer(name: str, help: str) -> Callable[[Explain], Explain]:
+    """Register ``explain(model, x, neuron, batch_size) -> (N, H, W)`` under ``name``."""
+
+    def add(fn: Explain) -> Explain:
+        if name in ANALYZER_REGISTRY:
+            raise ValueError(f"analyzer {name!r} is registered twice")
+        ANALYZER_REGISTRY[name] = Analyzer(name, fn, help)
+        return fn
+
+    return add
 
 
 class SaliencyError(GazelabError, RuntimeError):
@@ -85,18 +113,37 @@ def relevance(
     """
     if analyzer not in ANALYZERS:
         raise SaliencyError(f"unknown analyzer {analyzer!r}; choose one of {', '.join(ANALYZERS)}")
-    x = _as_batch(images, model)
-    if analyzer == "gradient":
-        return _gradient(model, x, neuron)
-    if analyzer == "gradcam":
-        return _gradcam(model, x, neuron)
-    if analyzer in LRP_ANALYZERS:
+    return ANALYZER_REGISTRY[analyzer].explain(model, _as_batch(images, model), neuron, batch_size)
+
+
+def _lrp(analyzer: str) -> Explain:
+    def explain(model: Any, x: NDArray[np.float32], neuron: int | None, batch_size: int) -> Any:
         from gazelab.analysis.lrp import LRPError, LRPSettings, lrp_relevance
 
         try:
             return lrp_relevance(model, x, LRPSettings(analyzer), neuron, batch_size=batch_size)
         except LRPError as exc:
             raise SaliencyError(f"{analyzer} cannot explain model {model.name!r}: {exc}") from exc
+
+    return explain
+
+
+def _innvestigate(analyzer: str) -> Explain:
+    def explain(model: Any, x: NDArray[np.float32], neuron: int | None, batch_size: int) -> Any:
+        return _innvestigate_relevance(model, x, analyzer, neuron, batch_size)
+
+    return explain
+
+
+for _name in LRP_ANALYZERS:
+    register_analyzer(_name, f"{_name} rules on TensorFlow 2 (gazelab.analysis.lrp)")(_lrp(_name))
+for _name, _method in INNVESTIGATE_ANALYZERS.items():
+    register_analyzer(_name, f"iNNvestigate's {_method!r}")(_innvestigate(_name))
+
+
+def _innvestigate_relevance(
+    model: Any, x: NDArray[np.float32], analyzer: str, neuron: int | None, batch_size: int
+) -> NDArray[np.float32]:
     with tempfile.TemporaryDirectory(prefix="gazelab-saliency-") as tmp:
         # The architecture (softmax stripped) as JSON and the weights as arrays: a model
         # reloaded from a .keras file in graph mode comes back with fresh random weights.
@@ -231,6 +278,16 @@ def _gradcam(model: Any, x: NDArray[np.float32], neuron: int | None) -> NDArray[
     cam = tf.nn.relu(tf.reduce_sum(weights * feats, axis=-1))[..., None]
     cam = tf.image.resize(cam, x.shape[1:3], method="bilinear")[..., 0]
     return np.asarray(cam.numpy(), dtype=np.float32)
+
+
+register_analyzer("gradient", "|∂ logit / ∂ input|, channels summed")(
+    lambda model, x, neuron, batch_size: _gradient(model, x, neuron)
+)
+register_analyzer("gradcam", "Grad-CAM on the last convolutional layer, upsampled")(
+    lambda model, x, neuron, batch_size: _gradcam(model, x, neuron)
+)
+ANALYZERS: tuple[str, ...] = tuple(ANALYZER_REGISTRY)
+"""Every registered analyzer name (settings and CLI choices)."""
 
 
 def top_n_points(relevance_map: ArrayLike, n: int) -> NDArray[np.float64]:
