@@ -8,7 +8,8 @@ channels to screen x/y following the XDF/LSL *Gaze* meta-data convention
 (:func:`gaze_channel_map`), and turns chunks into :class:`GazeSample` records:
 
 - tracker clock: the LSL timestamp plus the inlet's ``time_correction()``
-  (the outlet's clock mapped onto this machine's LSL clock), in ms;
+  (the outlet's clock mapped onto this machine's LSL clock), in ms; the
+  correction is re-read every 5 s and adopted when it moved by over 1 ms;
 - ``local_s``: the session's monotonic clock when the chunk was pulled;
 - lost samples: timestamp steps over ``1.5 / nominal_srate`` count the
   missing periods (:attr:`LSLStats.samples_lost`);
@@ -61,6 +62,8 @@ _UNIT_ALIASES = {
 # Channel types of the XDF/LSL gaze meta-data; per-eye variants are given by the
 # channel's <eye> element or folded into the type ("LeftScreenX", "ScreenXRight").
 _SCREEN_TYPE = re.compile(r"^(left|right)?screen([xy])(left|right)?$")
+TIME_CORRECTION_STEP_S = 0.001
+"""A refreshed ``time_correction()`` replaces the one in use only if it moved by more."""
 _MAX_CHANNELS = 1024  # metadata is untrusted input: never walk an unbounded tree
 
 
@@ -391,6 +394,7 @@ class LSLTracker:
         self._closing = threading.Event()
         self._connected = threading.Event()
         self._running = False
+        self._opened = False
         self._inlet: Any = None
         self._reader: threading.Thread | None = None
         self._last_ts: float | None = None
@@ -400,7 +404,7 @@ class LSLTracker:
 
     # -- Tracker interface -----------------------------------------------------------------
     def connect(self) -> None:
-        """Resolve the stream, read its metadata, open the inlet and start the reader thread.
+        """Resolve the stream, read its metadata and clock offset, and create the inlet.
 
         Raises
         ------
@@ -421,12 +425,19 @@ class LSLTracker:
                 "network (check with an LSL viewer), and is the name/type spelled as it shows?"
             )
         self._open(found[0], self.resolve_timeout_s)
-        self._reader = threading.Thread(target=self._read_loop, name="lsl-reader", daemon=True)
-        self._reader.start()
 
     def start(self) -> None:
-        """Keep the samples that arrive from now on (until :meth:`stop`)."""
+        """Open the data stream and keep the samples that arrive from now on (until :meth:`stop`).
+
+        The reader thread starts here; it watches for loss and reconnects until :meth:`close`.
+        """
+        if self._inlet is not None and not self._opened:
+            self._inlet.open_stream(timeout=self.resolve_timeout_s)
+            self._opened = True
         self._running = True
+        if self._reader is None:
+            self._reader = threading.Thread(target=self._read_loop, name="lsl-reader", daemon=True)
+            self._reader.start()
 
     def stop(self) -> None:
         self._running = False
@@ -492,7 +503,11 @@ class LSLTracker:
             y_channel=self.y_channel,
             unit=self.unit,
         )
-        inlet.open_stream(timeout=timeout_s)
+        # Data flows (and an outlet sees a consumer) only from start() on; after a
+        # reconnect it flows at once.
+        self._opened = self._reader is not None
+        if self._opened:
+            inlet.open_stream(timeout=timeout_s)
         self.channel_map = cmap
         self.name, self.source_id = full.name(), full.source_id()
         self.stream_type = full.type()
@@ -533,9 +548,13 @@ class LSLTracker:
         assert self.channel_map is not None
         if now - self._tc_at > 5.0:  # the clock offset drifts slowly; refresh it now and then
             try:
-                self.time_correction_s = float(self._inlet.time_correction(timeout=0.5))
+                tc = float(self._inlet.time_correction(timeout=0.5))
             except Exception:  # a timeout keeps the previous estimate
-                pass
+                tc = self.time_correction_s
+            # Adopt only real drift: the estimate's own noise (tens of µs) would jitter
+            # the tracker clock, and fixation durations with it.
+            if abs(tc - self.time_correction_s) > TIME_CORRECTION_STEP_S:
+                self.time_correction_s = tc
             self._tc_at = now
         stamps = np.asarray(ts, dtype=np.float64)
         self.stats.samples_lost += dropped_between(stamps, self._last_ts, self.nominal_srate)
