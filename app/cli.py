@@ -83,19 +83,35 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
 
     from gazelab.analysis.human import trial_gaze
     from gazelab.annotation.store import SessionStore
+    from gazelab.errors import GazelabError
     from gazelab.fileio import safe_filename
     from gazelab.models.datasets.library import load_dataset
 
     limit = int(_settings(args).stimulus.max_image_megapixels * 1_000_000)
-    # the store first: a mistyped --store is named before any image is read
-    with SessionStore(args.store) as store:
-        rec = store.session(args.session)
+    # a mistyped --store and a wrong --images are both named, in one line
+    problems: list[GazelabError] = []
+    store: SessionStore | None = None
+    try:
+        store = SessionStore(args.store)
+    except GazelabError as exc:
+        problems.append(exc)
+    try:
         images = load_dataset(args.dataset, args.images, max_pixels=limit)
-        # Sessions store ids as given to them; match a dataset id or its file stem.
-        index = {img_id: i for i, img_id in enumerate(images.ids)}
-        index.update({Path(img_id).stem: i for i, img_id in enumerate(images.ids)})
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+    except GazelabError as exc:
+        problems.append(exc)
+    if problems or store is None:
+        if store is not None:
+            store.close()
+        if len(problems) == 1:
+            raise problems[0]
+        raise GazelabError("; ".join(str(e) for e in problems))
+    # Sessions store ids as given to them; match a dataset id or its file stem.
+    index = {img_id: i for i, img_id in enumerate(images.ids)}
+    index.update({Path(img_id).stem: i for i, img_id in enumerate(images.ids)})
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with store:
+        rec = store.session(args.session)
         missing = [i for i in rec.stimulus_order if i not in index]
         if missing:
             raise FileNotFoundError(
