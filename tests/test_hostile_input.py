@@ -266,8 +266,9 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path, capsys):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
-        code = main(["simulate-tracker", "--port", str(s.getsockname()[1])])
-    _assert_one_line_exit_2(code, capsys.readouterr().err, str(s.getsockname()[1]))
+        port = str(s.getsockname()[1])
+        code = main(["simulate-tracker", "--port", port])
+    _assert_one_line_exit_2(code, capsys.readouterr().err, port)
 
 
 def test_prune_names_the_missing_layer(tmp_path, capsys):
