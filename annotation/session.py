@@ -27,7 +27,13 @@ from numpy.typing import NDArray
 
 from gazelab.errors import GazelabError
 from gazelab.gaze.geometry import DisplayGeometry
-from gazelab.gaze.trackers.base import Tracker
+from gazelab.gaze.trackers.registry import (
+    OpenTracker,
+    TrackerRequest,
+    TrackerSpecError,
+    open_tracker_request,
+    parse_tracker_spec,
+)
 from gazelab.settings import Settings
 
 
@@ -172,53 +178,22 @@ def geometry_from(diagonal_in: float, resolution: tuple[int, int], distance_cm: 
     )
 
 
-@dataclass
-class OpenTracker:
-    """A connected tracker and whatever must be stopped with it (the simulator)."""
-
-    tracker: Tracker
-    simulator: Any = None
-    observer: Any = None
-
-    def close(self) -> None:
-        try:
-            self.tracker.stop()
-        finally:
-            self.tracker.close()
-            if self.simulator is not None:
-                self.simulator.stop()
-
-
 def open_tracker(
     settings: Settings,
     *,
     mouse_position: Callable[[], tuple[float, float] | None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> OpenTracker:
-    """Connect the tracker the settings name; ``sim`` starts a simulator server in-process."""
-    from gazelab.gaze.trackers.eyetribe import EyeTribeTracker
-    from gazelab.gaze.trackers.mouse import MouseTracker, NullTracker
-
+    """Connect the tracker the settings name (any registered kind; the simulated ones start
+    their simulator in-process)."""
     t = settings.tracker
-    screen = settings.display.resolution_px
-    if t.kind == "eyetribe":
-        tracker: Any = EyeTribeTracker(t.host, t.port, clock=clock)
-        tracker.connect()
-        return OpenTracker(tracker)
-    if t.kind == "sim":
-        from gazelab.gaze.trackers.simulator import EyeTribeSimulator, SyntheticObserver
-
-        observer = SyntheticObserver(screen, seed=settings.protocol.seed)
-        sim = EyeTribeSimulator(port=0, rate_hz=t.rate_hz, screen_px=screen, source=observer)
-        sim.start()
-        tracker = EyeTribeTracker("127.0.0.1", sim.port, clock=clock)
-        tracker.connect()
-        return OpenTracker(tracker, sim, observer)
-    if t.kind == "mouse":
-        if mouse_position is None:
-            raise SessionSetupError("tracker 'mouse' needs a window to read the pointer from")
-        return OpenTracker(MouseTracker(mouse_position, rate_hz=t.rate_hz, screen_px=screen))
-    return OpenTracker(NullTracker())
+    return open_tracker_request(
+        TrackerRequest(
+            kind=t.kind, host=t.host, port=t.port, stream=t.stream, rate_hz=t.rate_hz,
+            screen_px=settings.display.resolution_px, geometry=settings.display,
+            seed=settings.protocol.seed, clock=clock, mouse_position=mouse_position,
+        )
+    )  # fmt: skip
 
 
 def validation_errors_deg(
@@ -260,23 +235,23 @@ def config_from_options(
 ) -> SessionConfig:
     """The ``gazelab annotate`` flags (and the dialog's fields) → a :class:`SessionConfig`.
 
-    ``tracker``: ``eyetribe[:HOST[:PORT]]``, ``sim``, ``mouse`` or ``none``;
+    ``tracker``: ``KIND[:ARGS]`` of a registered tracker (``eyetribe[:HOST[:PORT]]``,
+    ``gazepoint[:HOST[:PORT]]``, ``lsl[:type=Gaze]``, ``sim``, ``mouse``, ``none`` ...);
     ``voice``: ``keys``, ``default`` or ``vosk:MODEL_DIR``;
     ``resolution``: ``WIDTHxHEIGHT``.
     """
     s = settings or Settings()
-    kind, _, rest = tracker.partition(":")
-    if kind not in ("eyetribe", "sim", "mouse", "none"):
-        raise SessionSetupError(
-            f"tracker {tracker!r}: use eyetribe[:HOST[:PORT]], sim, mouse or none"
-        )
-    t = dataclasses.replace(s.tracker, kind=kind)
-    if rest:
-        host, _, port = rest.partition(":")
-        try:
-            t = dataclasses.replace(t, host=host or t.host, port=int(port) if port else t.port)
-        except ValueError as exc:
-            raise SessionSetupError(f"tracker {tracker!r}: the port must be a number") from exc
+    try:
+        spec = parse_tracker_spec(tracker)
+    except TrackerSpecError as exc:
+        raise SessionSetupError(str(exc)) from exc
+    t = dataclasses.replace(
+        s.tracker,
+        kind=spec.kind,
+        host=spec.host or s.tracker.host,
+        port=spec.port if spec.port is not None else s.tracker.port,
+        stream=spec.stream if spec.stream is not None else s.tracker.stream,
+    )
     vkind, _, model = voice.partition(":")
     if vkind not in ("keys", "default", "vosk"):
         raise SessionSetupError(f"voice {voice!r}: use keys, default or vosk:MODEL_DIR")

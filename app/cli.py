@@ -14,10 +14,11 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from gazelab import __version__
 from gazelab.analysis.saliency import ANALYZERS as ANALYZER_CHOICES
+from gazelab.gaze.trackers.registry import tracker_usage
 from gazelab.models.masks import ALGORITHMS as MASK_ALGORITHMS
 
 Handler = Callable[[argparse.Namespace], int]
@@ -58,21 +59,37 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate_tracker(args: argparse.Namespace) -> int:
+    """A tracker without hardware: an Eye Tribe server, a GazePoint Open Gaze server, or an
+    LSL gaze stream, each driven by the synthetic observer (or a replay file)."""
     from gazelab.gaze.trackers.simulator import EyeTribeSimulator, ReplaySource
 
     source = ReplaySource(args.replay) if args.replay else None
-    sim = EyeTribeSimulator(
-        args.host,
-        args.port,
-        rate_hz=args.rate,
-        source=source,
-        seed=args.seed,
-        heartbeat_ms=args.heartbeat_ms,
-    ).start()
-    print(
-        f"Eye Tribe simulator on {args.host}:{sim.port} at {args.rate} Hz "
-        f"({'replay of ' + args.replay if args.replay else 'synthetic observer'}); Ctrl-C stops"
-    )
+    what = f"replay of {args.replay}" if args.replay else "synthetic observer"
+    sim: Any
+    if args.protocol == "gazepoint":
+        from gazelab.gaze.trackers.gazepoint import DEFAULT_PORT
+        from gazelab.gaze.trackers.gazepoint_sim import GazePointSimulator
+
+        sim = GazePointSimulator(args.host, DEFAULT_PORT if args.port is None else args.port,
+                                 rate_hz=args.rate, source=source, seed=args.seed).start()  # fmt: skip
+        print(f"GazePoint Open Gaze simulator on {args.host}:{sim.port} at {args.rate} Hz "
+              f"({what}); Ctrl-C stops")  # fmt: skip
+    elif args.protocol == "lsl":
+        from gazelab.gaze.trackers.lsl_sim import LSLGazeOutlet
+
+        sim = LSLGazeOutlet(source, rate_hz=args.rate, seed=args.seed,
+                            wait_for_consumer=False).start()  # fmt: skip
+        print(f"LSL gaze stream {sim.name!r} (type Gaze) at {args.rate} Hz ({what}); "
+              f"annotate with --tracker lsl:name={sim.name}; Ctrl-C stops")  # fmt: skip
+    else:
+        from gazelab.gaze.trackers.protocol import DEFAULT_PORT
+
+        sim = EyeTribeSimulator(
+            args.host, DEFAULT_PORT if args.port is None else args.port, rate_hz=args.rate,
+            source=source, seed=args.seed, heartbeat_ms=args.heartbeat_ms,
+        ).start()  # fmt: skip
+        print(f"Eye Tribe simulator on {args.host}:{sim.port} at {args.rate} Hz ({what}); "
+              "Ctrl-C stops")  # fmt: skip
     sim.serve_forever()
     return 0
 
@@ -551,9 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="synthetic:N:SEED (default synthetic:8:0), folder:PATH or ck+:PATH",
     )
     p.add_argument("--dataset", nargs=2, metavar=("LAYOUT", "PATH"), help="e.g. --dataset ck+ DIR")
-    p.add_argument(
-        "--tracker", default="sim", help="eyetribe[:HOST[:PORT]], sim (default), mouse or none"
-    )
+    p.add_argument("--tracker", default="sim", help=f"default sim; one of {tracker_usage()}")
     p.add_argument("--voice", default="keys", help="keys (default), default, or vosk:MODEL_DIR")
     p.add_argument("--screen-in", type=_number(5, 200),
                    help='screen diagonal in inches (default 27")')  # fmt: skip
@@ -575,11 +590,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "simulate-tracker",
         cmd_simulate_tracker,
-        "run an Eye Tribe server simulator (same TCP JSON protocol as the real one)",
+        "run a tracker simulator: Eye Tribe server, GazePoint Open Gaze server or LSL stream",
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_count(0, 65535), default=6555,
-                   help="TCP port (default: 6555; 0: any free port)")  # fmt: skip
+    p.add_argument("--protocol", choices=("eyetribe", "gazepoint", "lsl"), default="eyetribe",
+                   help="Eye Tribe TCP JSON (default), GazePoint Open Gaze XML or LSL")  # fmt: skip
+    p.add_argument("--port", type=_count(0, 65535),
+                   help="TCP port (default: 6555 Eye Tribe, 4242 GazePoint; 0: any free port)")  # fmt: skip
     p.add_argument("--rate", type=_count(1, 1000), default=60,
                    help="frame rate, Hz: 30/60, up to 1000")  # fmt: skip
     p.add_argument(

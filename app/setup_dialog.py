@@ -36,13 +36,19 @@ class SetupDialog(QDialog):
         self.images.setToolTip("synthetic:N:SEED, folder:PATH or ck+:PATH")
         self.tracker = QComboBox()
         self.tracker.setEditable(True)
-        self.tracker.addItems(
-            ["sim", f"eyetribe:{s.tracker.host}:{s.tracker.port}", "mouse", "none"]
-        )
-        kind = s.tracker.kind
-        self.tracker.setCurrentText(
-            f"eyetribe:{s.tracker.host}:{s.tracker.port}" if kind == "eyetribe" else kind
-        )
+        from gazelab.gaze.trackers.registry import trackers
+
+        def shown(kind: str) -> str:  # an address or stream the settings already give
+            k = trackers()[kind]
+            if k.args == "address" and (s.tracker.host != "127.0.0.1" or s.tracker.port):
+                return f"{kind}:{s.tracker.host}" + (f":{s.tracker.port}" if s.tracker.port else "")
+            if k.args == "stream" and s.tracker.stream:
+                return f"{kind}:{s.tracker.stream}"
+            return kind
+
+        self.tracker.addItems([shown(kind) for kind in trackers()])
+        self.tracker.setCurrentText(shown(s.tracker.kind))
+        self.tracker.setToolTip("; ".join(f"{k.name}: {k.help}" for k in trackers().values()))
         self.voice = QComboBox()
         self.voice.setEditable(True)
         self.voice.addItems(["keys", "default", "vosk:"])

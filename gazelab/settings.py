@@ -15,7 +15,7 @@ import dataclasses
 import math
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from gazelab.analysis.saliency import ANALYZERS
 from gazelab.errors import GazelabError
 from gazelab.gaze.fixations import detector_names
 from gazelab.gaze.geometry import DisplayGeometry
+from gazelab.gaze.trackers.registry import tracker_names
 
 
 class SettingsError(GazelabError, ValueError):
@@ -35,7 +36,7 @@ def setting(
     default: Any,
     *,
     range: tuple[float, float] | None = None,
-    choices: tuple[Any, ...] | None = None,
+    choices: tuple[Any, ...] | Callable[[], tuple[Any, ...]] | None = None,
     doc: str = "",
 ) -> Any:
     """A dataclass field with its allowed values, checked by :func:`validate`."""
@@ -52,6 +53,8 @@ def validate(obj: Any, section: str = "") -> None:
         key = f"{section}.{f.name}" if section else f.name
         lo_hi = f.metadata.get("range")
         choices = f.metadata.get("choices")
+        if callable(choices):  # read from a registry when checked, not at import
+            choices = choices()
         if choices is not None and value not in choices:
             raise SettingsError(
                 f"{key} = {value!r} is not allowed; choose one of {', '.join(map(repr, choices))}"
@@ -105,9 +108,12 @@ class TrackerSettings(_Validated):
     """Which tracker to use and how to reach it (SPEC §3)."""
 
     _section = "tracker"
-    kind: str = setting("sim", choices=("eyetribe", "sim", "mouse", "none"))
+    kind: str = setting("sim", choices=tracker_names, doc="gaze.trackers.registry.TRACKERS")
     host: str = setting("127.0.0.1")
-    port: int = setting(6555, range=(1, 65535))
+    port: int = setting(
+        0, range=(0, 65535), doc="0 = the tracker's own (Eye Tribe 6555, GazePoint 4242)"
+    )
+    stream: str = setting("", doc="LSL stream query, e.g. type=Gaze or name=Tobii (lsl only)")
     rate_hz: int = setting(60, range=(1, 1000))
     sample_batch_ms: float = setting(100.0, range=(1, 1000), doc="store commit interval")
 

@@ -38,6 +38,7 @@ from typing import Any, TextIO
 from gazelab.errors import GazelabError
 from gazelab.gaze.trackers import protocol as P
 from gazelab.gaze.trackers.base import CalibrationResult, GazeSample
+from gazelab.gaze.trackers.registry import OpenTracker, TrackerRequest, register_tracker
 
 _RECV_BYTES = 65536
 _HEARTBEAT_RANGE_MS = (10, 60_000)
@@ -737,3 +738,10 @@ def replay_transcript(
                 samples += client.drain()
                 del times[:-1]
     return samples + client.drain(), client.stats
+
+
+@register_tracker("eyetribe", "an Eye Tribe server (TCP JSON, port 6555)", args="address")
+def open_eyetribe(request: TrackerRequest) -> OpenTracker:
+    tracker = EyeTribeTracker(request.host, request.port or P.DEFAULT_PORT, clock=request.clock)
+    tracker.connect()
+    return OpenTracker(tracker)

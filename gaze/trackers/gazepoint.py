@@ -48,6 +48,7 @@ from gazelab.gaze.trackers.base import (
     sample_is_valid,
 )
 from gazelab.gaze.trackers.eyetribe import Gap, TrackerError, TrackerStats
+from gazelab.gaze.trackers.registry import OpenTracker, TrackerRequest, register_tracker
 
 DEFAULT_PORT = 4242
 MAX_LINE_BYTES = 64 * 1024
@@ -61,6 +62,7 @@ DATA_FIELDS = (
     "ENABLE_SEND_POG_LEFT",
     "ENABLE_SEND_POG_RIGHT",
 )
+
 """The data records the client enables before ``ENABLE_SEND_DATA``."""
 MAX_SCREEN_FRACTION = 100.0
 """Positions beyond ±100 screen widths are not gaze but garbage: such records are malformed."""
@@ -680,3 +682,12 @@ class GazePointTracker:
             if self._samples.maxlen is not None and len(self._samples) == self._samples.maxlen:
                 self.stats.samples_dropped += 1
             self._samples.append(sample)
+
+
+@register_tracker("gazepoint", "a GazePoint tracker (Open Gaze API, XML over TCP, port 4242)",
+                  args="address")  # fmt: skip
+def open_gazepoint(request: TrackerRequest) -> OpenTracker:
+    tracker = GazePointTracker(request.host, request.port or DEFAULT_PORT, clock=request.clock,
+                               screen_px=request.screen_px, geometry=request.geometry)  # fmt: skip
+    tracker.connect()
+    return OpenTracker(tracker)

@@ -37,6 +37,7 @@ from gazelab.gaze.trackers.gazepoint import (
     element,
     parse_line,
 )
+from gazelab.gaze.trackers.registry import OpenTracker, TrackerRequest, register_tracker
 from gazelab.gaze.trackers.simulator import GazeSource, SyntheticObserver
 
 DEFAULT_CALIBRATION = ((0.5, 0.5), (0.85, 0.15), (0.85, 0.85), (0.15, 0.85), (0.15, 0.15))
@@ -413,3 +414,21 @@ class GazePointSimulator:
                     return
             next_s = t_start + k * period_s
             time.sleep(max(0.0, next_s - (self.clock() - self._t0)))
+
+
+@register_tracker("gazepoint-sim", "the GazePoint simulator in-process, through the real client",
+                  simulated=True)  # fmt: skip
+def open_simulated_gazepoint(request: TrackerRequest) -> OpenTracker:
+    from gazelab.gaze.trackers.gazepoint import GazePointTracker
+
+    observer = SyntheticObserver(request.screen_px, seed=request.seed)
+    sim = GazePointSimulator("127.0.0.1", 0, rate_hz=request.rate_hz,
+                             screen_px=request.screen_px, source=observer).start()  # fmt: skip
+    try:
+        tracker = GazePointTracker("127.0.0.1", sim.port, clock=request.clock,
+                                   screen_px=request.screen_px, geometry=request.geometry)  # fmt: skip
+        tracker.connect()
+    except BaseException:
+        sim.stop()
+        raise
+    return OpenTracker(tracker, sim, observer)

@@ -47,6 +47,7 @@ from gazelab.gaze.trackers.base import (
     sample_is_valid,
 )
 from gazelab.gaze.trackers.eyetribe import Gap, TrackerError, TrackerStats
+from gazelab.gaze.trackers.registry import OpenTracker, TrackerRequest, register_tracker
 
 SPEC_PREFIX = "lsl"
 SPEC_PROPERTIES = ("type", "name", "source_id")
@@ -657,3 +658,12 @@ class LSLTracker:
         self.stats.gaps += 1
         if self.on_gap is not None:
             self.on_gap(gap)
+
+
+@register_tracker("lsl", "a gaze stream on the Lab Streaming Layer (vendors' LSL apps)",
+                  args="stream")  # fmt: skip
+def open_lsl(request: TrackerRequest) -> OpenTracker:
+    tracker = LSLTracker(f"lsl:{request.stream}" if request.stream else None,
+                         screen_px=request.screen_px, clock=request.clock)  # fmt: skip
+    tracker.connect()
+    return OpenTracker(tracker)

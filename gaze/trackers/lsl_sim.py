@@ -26,6 +26,7 @@ from gazelab.gaze.trackers.base import (
     STATE_TRACKING_GAZE,
     STATE_TRACKING_LOST,
 )
+from gazelab.gaze.trackers.registry import OpenTracker, TrackerRequest, register_tracker
 from gazelab.gaze.trackers.simulator import GazeSource, SyntheticObserver
 
 SIM_STREAM_NAME = "gazelab-sim-gaze"
@@ -219,3 +220,24 @@ class LSLGazeOutlet:
             if limit is not None and k >= limit:
                 return
             time.sleep(self.chunk_s)
+
+
+@register_tracker("lsl-sim", "a simulated LSL gaze stream in-process, through the real inlet",
+                  simulated=True)  # fmt: skip
+def open_simulated_lsl(request: TrackerRequest) -> OpenTracker:
+    import uuid
+
+    from gazelab.gaze.trackers.lsl import LSLTracker
+
+    observer = SyntheticObserver(request.screen_px, seed=request.seed)
+    name = f"gazelab-sim-{uuid.uuid4().hex[:8]}"
+    sim = LSLGazeOutlet(observer, name=name, source_id=name, rate_hz=request.rate_hz,
+                        screen_px=request.screen_px, wait_for_consumer=False).start()  # fmt: skip
+    try:
+        tracker = LSLTracker(f"lsl:source_id={name}", screen_px=request.screen_px,
+                             clock=request.clock)  # fmt: skip
+        tracker.connect()
+    except BaseException:
+        sim.stop()
+        raise
+    return OpenTracker(tracker, sim, observer)

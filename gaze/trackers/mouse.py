@@ -19,6 +19,12 @@ from gazelab.gaze.trackers.base import (
     GazeSample,
     sample_is_valid,
 )
+from gazelab.gaze.trackers.registry import (
+    OpenTracker,
+    TrackerRequest,
+    TrackerSpecError,
+    register_tracker,
+)
 
 
 def perfect_calibration(points_xy: list[tuple[float, float]]) -> CalibrationResult:
@@ -139,3 +145,19 @@ class NullTracker:
 
     def close(self) -> None:
         pass
+
+
+@register_tracker("mouse", "the mouse pointer as gaze (demos; no eye tracker)")
+def open_mouse(request: TrackerRequest) -> OpenTracker:
+    if request.mouse_position is None:
+        raise TrackerSpecError("tracker 'mouse' needs a window to read the pointer from")
+    tracker = MouseTracker(
+        request.mouse_position, rate_hz=request.rate_hz, screen_px=request.screen_px,
+        clock=request.clock,
+    )  # fmt: skip
+    return OpenTracker(tracker)
+
+
+@register_tracker("none", "no eye tracker: labels only")
+def open_none(request: TrackerRequest) -> OpenTracker:
+    return OpenTracker(NullTracker())

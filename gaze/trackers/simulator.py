@@ -45,6 +45,7 @@ from gazelab.gaze.trackers.base import (
     STATE_TRACKING_PRESENCE,
 )
 from gazelab.gaze.trackers.eyetribe import TrackerError
+from gazelab.gaze.trackers.registry import OpenTracker, TrackerRequest, register_tracker
 
 log = logging.getLogger(__name__)
 
@@ -700,3 +701,20 @@ class EyeTribeSimulator:
 def _check_int(name: str, value: object, lo: int, hi: int, hint: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise TrackerError(f"simulator {name} {value!r} must be an integer in {lo}..{hi} ({hint})")
+
+
+@register_tracker("sim", "the Eye Tribe simulator in-process, through the real TCP client",
+                  simulated=True)  # fmt: skip
+def open_simulated_eyetribe(request: TrackerRequest) -> OpenTracker:
+    from gazelab.gaze.trackers.eyetribe import EyeTribeTracker
+
+    observer = SyntheticObserver(request.screen_px, seed=request.seed)
+    sim = EyeTribeSimulator(port=0, rate_hz=request.rate_hz, screen_px=request.screen_px,
+                            source=observer).start()  # fmt: skip
+    try:
+        tracker = EyeTribeTracker("127.0.0.1", sim.port, clock=request.clock)
+        tracker.connect()
+    except BaseException:
+        sim.stop()
+        raise
+    return OpenTracker(tracker, sim, observer)
