@@ -317,7 +317,7 @@ def model_points(
     from gazelab.gaze.geometry import model_input_to_image
 
     r = np.asarray(relevance_map, dtype=np.float64)
-    return model_input_to_image(top_n_points(r, n), r.shape, image_hw)
+    return model_input_to_image(top_n_points(r, n), (r.shape[0], r.shape[1]), image_hw)
 
 
 def model_heatmap(

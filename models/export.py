@@ -448,7 +448,7 @@ def image_set_jobs(
         for j, k in enumerate(idx):
             img = images.image(k)
             hashes.append(image_sha256(img))
-            if x is not None:
+            if x is not None and input_shape is not None:
                 x[j] = to_model_input([img], input_shape)[0]
             del img  # the decoded image (full size) is not kept past its row
         rel = relevance_of(idx, x)
