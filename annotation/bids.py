@@ -36,6 +36,7 @@ from gazelab.annotation.store import SessionRecord, SessionStore
 from gazelab.errors import GazelabError
 from gazelab.fileio import atomic_write, clean_stale_temporaries, temporary_name
 from gazelab.gaze.trackers.base import SAMPLE_FIELDS
+from gazelab.gaze.trackers.registry import TrackerKind, trackers
 from gazelab.settings import Settings
 
 TASK = "cklabel"
@@ -214,16 +215,16 @@ def _write_files(
             writer.writerow([_cell(row[c]) for c in columns])
 
     g = settings.display
+    known = trackers()
+    tracker = known.get(settings.tracker.kind) or TrackerKind(
+        settings.tracker.kind, known["none"].open, "none", "", manufacturer="unknown"
+    )
     gaze_json = {
         "TaskName": TASK,
         "SamplingFrequency": settings.tracker.rate_hz,
-        "Manufacturer": "The Eye Tribe" if settings.tracker.kind == "eyetribe" else "gazelab",
-        "ManufacturersModelName": {
-            "eyetribe": "ET1000",
-            "sim": "gazelab Eye Tribe simulator",
-            "mouse": "mouse",
-            "none": "none",
-        }[settings.tracker.kind],
+        "Manufacturer": tracker.manufacturer,
+        "ManufacturersModelName": tracker.model,
+        "TrackerKind": tracker.name,
         "RecordedEye": "both",
         "ScreenSize": [g.width_mm / 1000.0, g.height_mm / 1000.0],
         "ScreenResolution": list(g.resolution_px),

@@ -133,3 +133,29 @@ def test_simulate_tracker_serves_gazepoint_and_lsl(protocol):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+@pytest.mark.parametrize(
+    ("kind", "manufacturer", "model"),
+    [("gazepoint", "Gazepoint", "Open Gaze API tracker"), ("lsl", "Lab Streaming Layer",
+     "LSL gaze stream"), ("eyetribe", "The Eye Tribe", "ET1000")],
+)  # fmt: skip
+def test_bids_sidecar_names_the_tracker_and_its_rate(tmp_path, kind, manufacturer, model):
+    import json
+
+    from gazelab.annotation.bids import export_session
+    from gazelab.annotation.store import SessionStore
+    from gazelab.gaze.trackers.base import GazeSample
+
+    s = Settings()
+    s = dataclasses.replace(s, tracker=dataclasses.replace(s.tracker, kind=kind, rate_hz=150))
+    with SessionStore(tmp_path / "p.sqlite", create=True) as store:
+        sid = store.create_session("P01", settings_toml=s.to_toml(), seed=0,
+                                   image_source="synthetic:1:0", stimulus_order=["a"],
+                                   start_local_s=0.0).id  # fmt: skip
+        store.add_samples(sid, [GazeSample(i * 6.7, i * 0.0067, 100.0, 100.0) for i in range(5)],
+                          trial_index=0, phase="image")  # fmt: skip
+        paths = export_session(store, sid, tmp_path / "bids")
+    sidecar = json.loads(paths["gaze_json"].read_text())
+    assert (sidecar["Manufacturer"], sidecar["ManufacturersModelName"]) == (manufacturer, model)
+    assert sidecar["SamplingFrequency"] == 150 and sidecar["TrackerKind"] == kind

@@ -740,7 +740,13 @@ def replay_transcript(
     return samples + client.drain(), client.stats
 
 
-@register_tracker("eyetribe", "an Eye Tribe server (TCP JSON, port 6555)", args="address")
+@register_tracker(
+    "eyetribe",
+    "an Eye Tribe server (TCP JSON, port 6555)",
+    args="address",
+    manufacturer="The Eye Tribe",
+    model="ET1000",
+)
 def open_eyetribe(request: TrackerRequest) -> OpenTracker:
     tracker = EyeTribeTracker(request.host, request.port or P.DEFAULT_PORT, clock=request.clock)
     tracker.connect()

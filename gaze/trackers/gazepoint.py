@@ -685,7 +685,7 @@ class GazePointTracker:
 
 
 @register_tracker("gazepoint", "a GazePoint tracker (Open Gaze API, XML over TCP, port 4242)",
-                  args="address")  # fmt: skip
+                  args="address", manufacturer="Gazepoint", model="Open Gaze API tracker")  # fmt: skip
 def open_gazepoint(request: TrackerRequest) -> OpenTracker:
     tracker = GazePointTracker(request.host, request.port or DEFAULT_PORT, clock=request.clock,
                                screen_px=request.screen_px, geometry=request.geometry)  # fmt: skip

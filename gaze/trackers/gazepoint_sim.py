@@ -417,7 +417,7 @@ class GazePointSimulator:
 
 
 @register_tracker("gazepoint-sim", "the GazePoint simulator in-process, through the real client",
-                  simulated=True)  # fmt: skip
+                  simulated=True, model="gazelab GazePoint simulator")  # fmt: skip
 def open_simulated_gazepoint(request: TrackerRequest) -> OpenTracker:
     from gazelab.gaze.trackers.gazepoint import GazePointTracker
 

@@ -661,7 +661,8 @@ class LSLTracker:
 
 
 @register_tracker("lsl", "a gaze stream on the Lab Streaming Layer (vendors' LSL apps)",
-                  args="stream")  # fmt: skip
+                  args="stream", manufacturer="Lab Streaming Layer",
+                  model="LSL gaze stream")  # fmt: skip
 def open_lsl(request: TrackerRequest) -> OpenTracker:
     tracker = LSLTracker(f"lsl:{request.stream}" if request.stream else None,
                          screen_px=request.screen_px, clock=request.clock)  # fmt: skip

@@ -223,7 +223,7 @@ class LSLGazeOutlet:
 
 
 @register_tracker("lsl-sim", "a simulated LSL gaze stream in-process, through the real inlet",
-                  simulated=True)  # fmt: skip
+                  simulated=True, model="gazelab LSL gaze simulator")  # fmt: skip
 def open_simulated_lsl(request: TrackerRequest) -> OpenTracker:
     import uuid
 

@@ -147,7 +147,7 @@ class NullTracker:
         pass
 
 
-@register_tracker("mouse", "the mouse pointer as gaze (demos; no eye tracker)")
+@register_tracker("mouse", "the mouse pointer as gaze (demos; no eye tracker)", model="mouse")
 def open_mouse(request: TrackerRequest) -> OpenTracker:
     if request.mouse_position is None:
         raise TrackerSpecError("tracker 'mouse' needs a window to read the pointer from")
@@ -158,6 +158,6 @@ def open_mouse(request: TrackerRequest) -> OpenTracker:
     return OpenTracker(tracker)
 
 
-@register_tracker("none", "no eye tracker: labels only")
+@register_tracker("none", "no eye tracker: labels only", model="none")
 def open_none(request: TrackerRequest) -> OpenTracker:
     return OpenTracker(NullTracker())

@@ -80,22 +80,32 @@ class TrackerKind:
     args: str
     help: str
     simulated: bool = False
+    manufacturer: str = "gazelab"
+    model: str = ""
 
 
 TRACKERS: dict[str, TrackerKind] = {}
 
 
 def register_tracker(
-    name: str, help: str, *, args: str = "none", simulated: bool = False
+    name: str,
+    help: str,
+    *,
+    args: str = "none",
+    simulated: bool = False,
+    manufacturer: str = "gazelab",
+    model: str = "",
 ) -> Callable[[Opener], Opener]:
-    """Register ``open(request) -> OpenTracker`` as the tracker ``name``."""
+    """Register ``open(request) -> OpenTracker`` as the tracker ``name``; ``manufacturer``
+    and ``model`` go into exported sidecars (BIDS ``Manufacturer``,
+    ``ManufacturersModelName``)."""
     if args not in ("address", "stream", "none"):
         raise ValueError(f"tracker {name!r}: args must be address, stream or none")
 
     def add(fn: Opener) -> Opener:
         if name in TRACKERS and TRACKERS[name].open is not fn:
             raise ValueError(f"tracker {name!r} is registered twice")
-        TRACKERS[name] = TrackerKind(name, fn, args, help, simulated)
+        TRACKERS[name] = TrackerKind(name, fn, args, help, simulated, manufacturer, model or name)
         return fn
 
     return add

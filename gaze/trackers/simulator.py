@@ -704,7 +704,7 @@ def _check_int(name: str, value: object, lo: int, hi: int, hint: str) -> None:
 
 
 @register_tracker("sim", "the Eye Tribe simulator in-process, through the real TCP client",
-                  simulated=True)  # fmt: skip
+                  simulated=True, model="gazelab Eye Tribe simulator")  # fmt: skip
 def open_simulated_eyetribe(request: TrackerRequest) -> OpenTracker:
     from gazelab.gaze.trackers.eyetribe import EyeTribeTracker
 
