@@ -268,14 +268,6 @@ class GazePointStats(TrackerStats):
     """Records the server counted (``CNT``) that never arrived."""
     clock_resets: int = 0
     """Times ``TIME`` ran backwards (the server restarts it at calibration)."""
-    # Shared meanings with the Eye Tribe client's counters; declared here too so this
-    # module does not depend on which of them TrackerStats has grown.
-    oversized_lines: int = 0
-    """Lines longer than ``max_line_bytes``, dropped unread (also in ``invalid_messages``)."""
-    samples_dropped: int = 0
-    """Samples pushed out of the bounded queue because nobody drained it."""
-    gaps: int = 0
-    """Gaps recorded in total."""
 
 
 @dataclass

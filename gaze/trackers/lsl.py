@@ -321,12 +321,6 @@ class LSLStats(TrackerStats):
     """Samples missing from the stream: timestamp steps over 1.5 nominal periods."""
     invalid_samples: int = 0
     """Samples with NaN or off-screen gaze (kept, with ``valid=False``)."""
-    # Shared meanings with the Eye Tribe client's counters; declared here too so this
-    # module does not depend on which of them TrackerStats has grown.
-    samples_dropped: int = 0
-    """Samples pushed out of the bounded queue because nobody drained it."""
-    gaps: int = 0
-    """Gaps recorded in total."""
 
 
 class LSLTracker:
