@@ -168,6 +168,12 @@ class SessionConfig:
 
 
 def geometry_from(diagonal_in: float, resolution: tuple[int, int], distance_cm: float) -> Any:
+    w, h = resolution
+    if not (640 <= w <= 16384 and 480 <= h <= 16384):
+        raise SessionSetupError(
+            f"resolution {w}x{h}: a lab screen is 640x480 to 16384x16384 px;"
+            " give the screen's own resolution, e.g. 1920x1080"
+        )
     if diagonal_in <= 0 or distance_cm <= 0 or min(resolution) <= 0:
         raise SessionSetupError(
             f'screen {diagonal_in}" {resolution[0]}x{resolution[1]} at {distance_cm} cm:'

@@ -27,6 +27,7 @@ stored session surface as :class:`StoreError` naming the file and what to do.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -34,6 +35,7 @@ import socket
 import sqlite3
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -223,6 +225,8 @@ class SessionStore:
             )
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_file():
+            self._check_is_gazelab_store(create)
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(
@@ -244,6 +248,32 @@ class SessionStore:
         except StoreError:
             self._db.close()
             raise
+
+    def _check_is_gazelab_store(self, create: bool) -> None:
+        """Refuse, before writing anything, a file that is not a gazelab store: an empty
+        file (unless creating), or another program's SQLite database (never migrated into)."""
+        if self.path.stat().st_size == 0:
+            if create:
+                return
+            raise StoreError(f"{self.path} is empty, not a gazelab store; check the --store path")
+        try:
+            uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as probe:
+                tables = {r[0] for r in probe.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")}  # fmt: skip
+                version = int(probe.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc):
+                raise StoreError(f"{self.path} is not a gazelab store (SQLite: {exc}); "
+                                 "check the --store path") from exc  # fmt: skip
+            raise self._error(exc) from exc
+        # gazelab's tables, a schema version (a newer gazelab's store: the migration step
+        # says so), or a new empty file being created
+        if {"participants", "sessions"} <= tables or version > 0 or (not tables and create):
+            return
+        found = ", ".join(sorted(tables)[:5]) or "no tables"
+        raise StoreError(f"{self.path} is an SQLite database but not a gazelab store ({found}); "
+                         "check the --store path — gazelab never writes into another database")  # fmt: skip
 
     # -- plumbing ---------------------------------------------------------------------------
     def _error(self, exc: sqlite3.Error) -> StoreError:

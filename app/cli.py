@@ -209,7 +209,8 @@ def _tqdm_progress():  # type: ignore[no-untyped-def]
     def progress(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)
         if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=f"{stage:>8}", unit="img", leave=True)
+            bar = bars[stage] = tqdm(total=total, desc=f"{stage:>8}", unit="img", leave=True,
+                                     disable=None)  # fmt: skip  # no bars into a pipe or log
         bar.n = done
         bar.refresh()
         if done >= total:
@@ -239,6 +240,7 @@ def cmd_saliency(args: argparse.Namespace) -> int:
     from gazelab.models.architectures import load_classifier, to_model_input
     from gazelab.models.datasets.library import load_image_set
 
+    Path(args.out).mkdir(parents=True, exist_ok=True)  # a bad --out fails before the work
     model = load_classifier(args.model)
     if args.dataset:
         return _saliency_dataset(args, model)

@@ -111,9 +111,13 @@ class ViewerWindow(QtWidgets.QMainWindow):
         paths: ProjectPaths | None = None,
         analysis: AnalysisSettings | None = None,
         comparison: Comparison | None = None,
+        *,
+        show_errors: bool = True,
     ) -> None:
         super().__init__()
         import pyqtgraph as pg
+
+        self.show_errors = show_errors
 
         pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
         self.setWindowTitle("gazelab — gaze vs saliency")
@@ -234,7 +238,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.status_label.setText(f"error: {message}")
-        QtWidgets.QMessageBox.critical(self, "gazelab view", message)
+        if self.show_errors:  # not while taking a --screenshot: nobody would close the box
+            QtWidgets.QMessageBox.critical(self, "gazelab view", message)
 
     def set_comparison(self, comp: Comparison) -> None:
         self.comp = comp
@@ -366,7 +371,7 @@ def run_viewer(
     from gazelab.app.qt import application
 
     app = application()
-    win = ViewerWindow(paths, analysis)
+    win = ViewerWindow(paths, analysis, show_errors=not screenshot)
     win.show()
     if not screenshot:
         return int(app.exec())
@@ -383,4 +388,8 @@ def run_viewer(
     QtCore.QTimer.singleShot(200, shoot)
     loop.exec()
     win.close()
-    return 0 if win.error is None else 2
+    if win.error is not None:
+        from gazelab.analysis.compare import AnalysisError
+
+        raise AnalysisError(win.error)  # the CLI prints it as one line, exit 2
+    return 0

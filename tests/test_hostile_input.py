@@ -60,6 +60,13 @@ def _corrupt_store(tmp: Path) -> Path:
     return path
 
 
+def _foreign_database(tmp: Path) -> Path:
+    path = tmp / "other.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE foo (x)")
+    return path
+
+
 def _store_with_bad_json(tmp: Path) -> Path:
     path = _store_with_session(tmp / "badjson.sqlite")
     with sqlite3.connect(path) as db:
@@ -137,6 +144,27 @@ ROWS: dict[str, tuple[Build, str]] = {
             *("--images", "synthetic:4:0", "--out", str(t / "o")),
         ],
         "typo.sqlite",
+    ),
+    "export empty store file": (
+        lambda t: [
+            "export",
+            "--store",
+            str(_write(t / "empty.sqlite", b"")),
+            "--out",
+            str(t / "o"),
+        ],
+        "not a gazelab store",
+    ),
+    "export another program's database": (
+        lambda t: ["export", "--store", str(_foreign_database(t)), "--out", str(t / "o")],
+        "never writes into another database",
+    ),
+    "annotate resolution 10x10": (
+        lambda t: [
+            *("annotate", "--store", str(t / "s.sqlite"), "--participant", "P01"),
+            *("--no-dialog", "--resolution", "10x10"),
+        ],
+        "10x10",
     ),
     "export corrupt store": (
         lambda t: ["export", "--store", str(_corrupt_store(t)), "--out", str(t / "o")],
@@ -247,6 +275,10 @@ def test_bad_input_is_one_line_and_exit_2(row, tmp_path, capsys, monkeypatch):
         code = int(exc.code or 0)
     _assert_one_line_exit_2(code, capsys.readouterr().err, word)
     assert not list(tmp_path.glob("*.ran")), "the model file ran code"
+    if (tmp_path / "other.sqlite").exists():  # nothing was written into it
+        with sqlite3.connect(tmp_path / "other.sqlite") as db:
+            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master")]
+        assert tables == ["foo"]
 
 
 def test_a_full_disk_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
