@@ -85,6 +85,8 @@ class TrackerKind:
 
 
 TRACKERS: dict[str, TrackerKind] = {}
+UNAVAILABLE: dict[str, str] = {}
+"""Tracker modules that failed to import, with the reason (shown when one is asked for)."""
 
 
 def register_tracker(
@@ -121,7 +123,10 @@ def trackers() -> dict[str, TrackerKind]:
         import gazelab.gaze.trackers as package
 
         for module in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{package.__name__}.{module.name}")
+            try:
+                importlib.import_module(f"{package.__name__}.{module.name}")
+            except Exception as exc:  # one broken tracker module must not take down the rest
+                UNAVAILABLE[module.name] = f"{type(exc).__name__}: {exc}"
         _discovered = True
     return TRACKERS
 
@@ -152,7 +157,8 @@ def parse_tracker_spec(spec: str) -> TrackerSpec:
     kind, _, rest = spec.strip().partition(":")
     known = trackers()
     if kind not in known:
-        raise TrackerSpecError(f"tracker {spec!r}: use one of {tracker_usage()}")
+        broken = "".join(f"; module {m} failed to load ({why})" for m, why in UNAVAILABLE.items())
+        raise TrackerSpecError(f"tracker {spec!r}: use one of {tracker_usage()}{broken}")
     k = known[kind]
     if not rest:
         return TrackerSpec(kind)
