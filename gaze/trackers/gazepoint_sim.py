@@ -38,7 +38,7 @@ from gazelab.gaze.trackers.gazepoint import (
     parse_line,
 )
 from gazelab.gaze.trackers.registry import OpenTracker, TrackerRequest, register_tracker
-from gazelab.gaze.trackers.simulator import GazeSource, SyntheticObserver
+from gazelab.gaze.trackers.simulator import GazeSource, SyntheticObserver, TcpSimulatorServer
 
 DEFAULT_CALIBRATION = ((0.5, 0.5), (0.85, 0.15), (0.85, 0.85), (0.15, 0.85), (0.15, 0.15))
 """Gazepoint Control's default 5-point list (``CALIBRATE_RESET``), screen fractions."""
@@ -58,7 +58,7 @@ ENABLE_IDS = (
 )
 
 
-class GazePointSimulator:
+class GazePointSimulator(TcpSimulatorServer):
     """A GazePoint server on ``host:port`` speaking the Open Gaze API.
 
     Parameters
@@ -104,56 +104,12 @@ class GazePointSimulator:
         self.records_sent = 0
         self.calibration_points: list[tuple[float, float]] = list(DEFAULT_CALIBRATION)
         self.last_calib: dict[str, Any] | None = None
-        self._server: socket.socket | None = None
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._init_server()
         self._t0 = clock()
         self._src_lock = threading.Lock()
         self._fix_id = 0
         self._fix_start_s = 0.0
         self._in_fix = False
-
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> GazePointSimulator:
-        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            srv.bind((self.host, self.port))
-        except OSError as exc:
-            srv.close()
-            raise OSError(
-                f"cannot listen on {self.host}:{self.port} ({exc.strerror}); is Gazepoint "
-                "Control or another simulator running? Use --port to choose another port"
-            ) from exc
-        srv.listen(8)
-        srv.settimeout(0.2)
-        self._server = srv
-        self.port = srv.getsockname()[1]
-        t = threading.Thread(target=self._accept_loop, name="gp-sim-accept", daemon=True)
-        t.start()
-        self._threads.append(t)
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._server is not None:
-            self._server.close()
-        for t in self._threads:
-            t.join(timeout=2.0)
-
-    def __enter__(self) -> GazePointSimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def serve_forever(self) -> None:
-        """Run until interrupted (for ``gazelab simulate-tracker --protocol gazepoint``)."""
-        try:
-            while not self._stop.wait(0.5):
-                pass
-        finally:
-            self.stop()
 
     # -- records ---------------------------------------------------------------------------
     def record(self, t_s: float, count: int, flags: dict[str, bool]) -> bytes:
@@ -209,18 +165,6 @@ class GazePointSimulator:
         return element("CAL", "CALIB_RESULT", **attrs)
 
     # -- per client ------------------------------------------------------------------------
-    def _accept_loop(self) -> None:
-        assert self._server is not None
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except (TimeoutError, OSError):
-                continue
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            t = threading.Thread(target=self._client_loop, args=(conn,), daemon=True)
-            t.start()
-            self._threads.append(t)
-
     def _client_loop(self, conn: socket.socket) -> None:
         flags: dict[str, bool] = {ident: False for ident in ENABLE_IDS}
         flags["CALIBRATE_SHOW"] = False

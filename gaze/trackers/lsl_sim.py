@@ -27,7 +27,7 @@ from gazelab.gaze.trackers.base import (
     STATE_TRACKING_LOST,
 )
 from gazelab.gaze.trackers.registry import OpenTracker, TrackerRequest, register_tracker
-from gazelab.gaze.trackers.simulator import GazeSource, SyntheticObserver
+from gazelab.gaze.trackers.simulator import GazeSource, RunsUntilStopped, SyntheticObserver
 
 SIM_STREAM_NAME = "gazelab-sim-gaze"
 
@@ -74,7 +74,7 @@ def gaze_stream_info(
     return info
 
 
-class LSLGazeOutlet:
+class LSLGazeOutlet(RunsUntilStopped):
     """Streams gaze on LSL at a fixed nominal rate.
 
     Parameters
@@ -156,20 +156,6 @@ class LSLGazeOutlet:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
         self._outlet = None  # liblsl destroys the outlet with its last reference
-
-    def __enter__(self) -> LSLGazeOutlet:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def serve_forever(self) -> None:
-        """Stream until interrupted (for demos)."""
-        try:
-            while not self._stop.wait(0.5):
-                pass
-        finally:
-            self.stop()
 
     def _sample_xy(self, k: int) -> tuple[float, float]:
         if self.rows is not None:
