@@ -3,10 +3,12 @@
 ``fer2013.csv`` has columns ``emotion,pixels,Usage`` (48×48 grey pixels as a
 space-separated string); ``fer2013new.csv`` has, row for row,
 ``Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF``
-(10 annotators' votes). The label is the majority vote: the class with more
-than half of the votes. Rows with no image name (removed by FER+), no clear
-majority, or a majority for *unknown* / *not a face* are dropped. The original
-split is kept: Training -> train, PublicTest -> val, PrivateTest -> test.
+(10 annotators' votes). The label is FER+'s own "majority" rule (``vote_rule="ferplus"``,
+Barsoum et al. 2016 and Microsoft's FERPlus reader): single votes are dropped as outliers,
+then the class with more than half of the remaining votes wins. ``vote_rule="strict"`` asks
+for more than half of *all* votes instead. Rows with no image name (removed by FER+), no
+clear majority (ties included), or a majority for *unknown* / *not a face* are dropped. The
+original split is kept: Training -> train, PublicTest -> val, PrivateTest -> test.
 """
 
 from __future__ import annotations
@@ -45,13 +47,29 @@ _VOTE_CLASS = {
 SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 
 
-def majority_label(votes: NDArray[np.int64]) -> int | None:
-    """Class index of the strict majority (> 50 % of votes), ``None`` if none or unknown/NF."""
-    total = int(votes.sum())
+VOTE_RULES = ("ferplus", "strict")
+"""Names of the vote rules :func:`majority_label` knows: ``ferplus`` (the published one,
+the default) drops single votes first; ``strict`` counts every vote."""
+
+
+def majority_label(votes: NDArray[np.int64], rule: str = "ferplus") -> int | None:
+    """Class index of an image's majority vote, ``None`` when it is dropped.
+
+    ``votes`` is the ``(10,)`` count per :data:`VOTE_COLUMNS`. ``rule="ferplus"`` zeroes
+    every count of 1 (a lone vote is an outlier) and then needs a strict majority, more
+    than half of the votes left; ``rule="strict"`` needs more than half of all votes.
+    A tie, no votes left, or a majority for *unknown* / *NF* give ``None``.
+    """
+    if rule not in VOTE_RULES:
+        raise DatasetError(f"unknown FER+ vote rule {rule!r}; choose one of {list(VOTE_RULES)}")
+    counts = np.asarray(votes, dtype=np.int64)
+    if rule == "ferplus":
+        counts = np.where(counts <= 1, 0, counts)
+    total = int(counts.sum())
     if total == 0:
         return None
-    top = int(np.argmax(votes))
-    if votes[top] * 2 <= total or VOTE_COLUMNS[top] in ("unknown", "NF"):
+    top = int(np.argmax(counts))
+    if counts[top] * 2 <= total or VOTE_COLUMNS[top] in ("unknown", "NF"):
         return None
     return CLASSES.index(_VOTE_CLASS[VOTE_COLUMNS[top]])
 
@@ -76,9 +94,16 @@ def _pixels(text: str | None, where: str) -> NDArray[np.uint8]:
     return px.astype(np.uint8)
 
 
-def load_ferplus(root: str | Path, *, max_pixels: int | None = None) -> ImageSet:
-    """Load FER+ from a folder holding ``fer2013.csv`` and ``fer2013new.csv``
-    (``max_pixels`` is accepted like every loader's; FER+ images are 48×48 arrays)."""
+def load_ferplus(
+    root: str | Path, *, max_pixels: int | None = None, vote_rule: str = "ferplus"
+) -> ImageSet:
+    """Load FER+ from a folder holding ``fer2013.csv`` and ``fer2013new.csv``, labelled by
+    ``vote_rule`` (one of :data:`VOTE_RULES`; ``max_pixels`` is accepted like every
+    loader's; FER+ images are 48×48 arrays)."""
+    if vote_rule not in VOTE_RULES:
+        raise DatasetError(
+            f"unknown FER+ vote rule {vote_rule!r}; choose one of {list(VOTE_RULES)}"
+        )
     root = Path(root)
     pix_path = require(root / "fer2013.csv", "FER2013 pixel file 'fer2013.csv'")
     new_path = require(root / "fer2013new.csv", "FER+ vote file 'fer2013new.csv'")
@@ -111,7 +136,7 @@ def load_ferplus(root: str | Path, *, max_pixels: int | None = None) -> ImageSet
                            f"vote count {c!r}") for c in VOTE_COLUMNS],
             dtype=np.int64,
         )  # fmt: skip
-        lab = majority_label(votes)
+        lab = majority_label(votes, vote_rule)
         if lab is None:
             continue
         usage = (vrow["Usage"] or "").strip()
