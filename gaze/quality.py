@@ -1,0 +1,311 @@
+"""Eye-tracking data quality: accuracy, precision (RMS-S2S, STD) and data loss.
+
+The measures eye-tracking papers must report (issue #18 item 5), with the
+standard definitions of Holmqvist, Nyström & Mulvey (2012), "Eye tracker data
+quality: what it is and how to measure it", and Holmqvist & Andersson (2017):
+
+- **accuracy** (degrees): the angular distance between the target and the
+  *mean gaze position* of the valid samples recorded while the participant looked
+  at it (the offset of the mean, not the mean of per-sample offsets: noise does
+  not inflate it);
+- **precision, RMS sample-to-sample** (degrees): ``sqrt(mean(theta_i ** 2))`` over
+  the angular distances ``theta_i`` between successive samples, using only pairs
+  of adjacent samples that are both valid (for white noise of ``sigma`` degrees
+  per axis it is ``2 sigma``);
+- **precision, STD** (degrees): ``sqrt(var_x + var_y)`` of the gaze positions
+  in angular coordinates (population variance; ``sigma * sqrt(2)`` for white
+  noise of ``sigma`` per axis);
+- **data loss** (%): the share of the *expected* samples (nominal rate ×
+  duration) that are missing or invalid. Without an expected count, the share
+  of the given samples that are invalid.
+
+Angles come from the display geometry (:class:`gaze.geometry.DisplayGeometry`):
+the eye sits on the normal through the screen centre at ``distance_mm``. A pixel
+``(x, y)`` is the direction ``((x - cx) pw, (y - cy) ph, D)`` in millimetres;
+angular distances are the angles between such directions (exact, also off
+centre), and the angular coordinates used for STD are
+``atan((x - cx) pw / D)``, ``atan((y - cy) ph / D)`` in degrees.
+
+Examples
+--------
+>>> from gaze.geometry import DisplayGeometry
+>>> g = DisplayGeometry.from_diagonal(27.0, (2560, 1440), 700.0)
+>>> n = 100
+>>> q = point_quality((1280.0, 720.0), np.full(n, 1300.0), np.full(n, 720.0),
+...                   np.ones(n, bool), g, expected_samples=125)
+>>> round(q.accuracy_deg, 3), q.rms_s2s_deg, q.loss_pct
+(0.382, 0.0, 20.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from gaze.geometry import DisplayGeometry
+
+
+@dataclass(frozen=True)
+class PointQuality:
+    """Data quality while the participant looked at one target.
+
+    Attributes
+    ----------
+    target_px : (float, float)
+        Target ``(x, y)``, screen pixels.
+    offset_px : (float, float)
+        Mean valid gaze minus target, screen pixels (NaN without valid samples).
+    accuracy_deg : float
+        Angular distance target -> mean gaze position, degrees.
+    rms_s2s_deg : float
+        Precision, RMS of the angular distances between successive valid samples.
+    std_deg : float
+        Precision, ``sqrt(var_x + var_y)`` in angular coordinates, degrees.
+    n_samples : int
+        Valid samples used.
+    loss_pct : float
+        Missing or invalid samples, percent of the expected ones.
+    n_expected : int
+        Samples expected (the given ones when no expected count was passed).
+    """
+
+    target_px: tuple[float, float]
+    offset_px: tuple[float, float]
+    accuracy_deg: float
+    rms_s2s_deg: float
+    std_deg: float
+    n_samples: int
+    loss_pct: float
+    n_expected: int = 0
+
+
+@dataclass(frozen=True)
+class ValidationQuality:
+    """Data quality of one validation run (all its targets).
+
+    ``mean_accuracy_deg`` and ``max_accuracy_deg`` are over the targets with data;
+    ``rms_s2s_deg`` and ``std_deg`` are the means of the targets' values;
+    ``loss_pct`` is the missing share of all the targets' expected samples.
+    """
+
+    points: tuple[PointQuality, ...]
+    mean_accuracy_deg: float
+    max_accuracy_deg: float
+    rms_s2s_deg: float
+    std_deg: float
+    loss_pct: float
+
+
+def _centred_mm(
+    x_px: NDArray[np.float64], y_px: NDArray[np.float64], geometry: DisplayGeometry
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    w, h = geometry.resolution_px
+    pw, ph = geometry.width_mm / w, geometry.height_mm / h
+    return (x_px - w / 2.0) * pw, (y_px - h / 2.0) * ph
+
+
+def angular_distance_deg(
+    a_xy_px: ArrayLike, b_xy_px: ArrayLike, geometry: DisplayGeometry
+) -> NDArray[np.float64]:
+    """Angle, degrees, between the lines of sight to screen points ``a`` and ``b``.
+
+    Parameters
+    ----------
+    a_xy_px, b_xy_px : (..., 2) float, screen pixels
+        Broadcast against each other.
+    geometry : DisplayGeometry
+        The eye is on the normal through the screen centre, ``distance_mm`` away.
+
+    Returns
+    -------
+    (...) float64, degrees
+    """
+    a = np.asarray(a_xy_px, dtype=np.float64)
+    b = np.asarray(b_xy_px, dtype=np.float64)
+    ax, ay = _centred_mm(a[..., 0], a[..., 1], geometry)
+    bx, by = _centred_mm(b[..., 0], b[..., 1], geometry)
+    d = geometry.distance_mm
+    va = np.stack([ax, ay, np.full_like(ax, d)], axis=-1)
+    vb = np.stack([bx, by, np.full_like(bx, d)], axis=-1)
+    cross = np.linalg.norm(np.cross(va, vb), axis=-1)
+    dot = np.sum(va * vb, axis=-1)
+    return np.degrees(np.arctan2(cross, dot))
+
+
+def angular_position_deg(
+    x_px: ArrayLike, y_px: ArrayLike, geometry: DisplayGeometry
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Horizontal and vertical gaze angles, degrees, from the screen centre's normal."""
+    mx, my = _centred_mm(
+        np.asarray(x_px, dtype=np.float64), np.asarray(y_px, dtype=np.float64), geometry
+    )
+    d = geometry.distance_mm
+    return np.degrees(np.arctan2(mx, d)), np.degrees(np.arctan2(my, d))
+
+
+def _valid_mask(
+    x: NDArray[np.float64], y: NDArray[np.float64], valid: ArrayLike
+) -> NDArray[np.bool_]:
+    v = np.asarray(valid, dtype=bool)
+    if v.shape != x.shape or x.shape != y.shape:
+        raise ValueError(
+            f"x_px {x.shape}, y_px {y.shape} and valid {v.shape} must have the same shape"
+        )
+    return v & np.isfinite(x) & np.isfinite(y)
+
+
+def precision_deg(
+    x_px: ArrayLike, y_px: ArrayLike, valid: ArrayLike, geometry: DisplayGeometry
+) -> tuple[float, float]:
+    """``(rms_s2s_deg, std_deg)`` of a run of samples (module docstring definitions).
+
+    RMS-S2S uses adjacent pairs that are both valid (NaN with none); STD the valid
+    samples (NaN with fewer than two).
+    """
+    x = np.asarray(x_px, dtype=np.float64).ravel()
+    y = np.asarray(y_px, dtype=np.float64).ravel()
+    m = _valid_mask(x, y, np.asarray(valid).ravel())
+    pair = m[1:] & m[:-1]
+    if pair.any():
+        xy = np.column_stack([x, y])
+        theta = angular_distance_deg(xy[:-1][pair], xy[1:][pair], geometry)
+        rms = float(np.sqrt(np.mean(theta**2)))
+    else:
+        rms = math.nan
+    if int(m.sum()) >= 2:
+        ax, ay = angular_position_deg(x[m], y[m], geometry)
+        std = float(np.sqrt(np.var(ax) + np.var(ay)))
+    else:
+        std = math.nan
+    return rms, std
+
+
+def data_loss_pct(valid: ArrayLike, expected_samples: int | None = None) -> float:
+    """Missing or invalid samples, percent of ``expected_samples`` (default: of those given).
+
+    More valid samples than expected (a tracker running fast) count as no loss.
+    """
+    v = np.asarray(valid, dtype=bool).ravel()
+    n_valid = int(v.sum())
+    expected = v.size if expected_samples is None else int(expected_samples)
+    if expected < 0:
+        raise ValueError(f"expected_samples = {expected_samples} must be >= 0")
+    if expected == 0:
+        return 0.0 if v.size == 0 else math.nan
+    return 100.0 * max(0, expected - n_valid) / expected
+
+
+def point_quality(
+    target_px: tuple[float, float],
+    x_px: ArrayLike,
+    y_px: ArrayLike,
+    valid: ArrayLike,
+    geometry: DisplayGeometry,
+    *,
+    expected_samples: int | None = None,
+) -> PointQuality:
+    """Accuracy, precision and data loss of the samples recorded on one target.
+
+    Parameters
+    ----------
+    target_px : (float, float)
+        Target ``(x, y)``, screen pixels.
+    x_px, y_px : (N,) float, screen pixels
+        Gaze samples in time order (already without the saccade to the target).
+    valid : (N,) bool
+        The tracker's validity flag; non-finite coordinates count as invalid too.
+    geometry : DisplayGeometry
+        Pixels -> degrees.
+    expected_samples : int, optional
+        Nominal rate × window duration; default ``N``.
+    """
+    x = np.asarray(x_px, dtype=np.float64).ravel()
+    y = np.asarray(y_px, dtype=np.float64).ravel()
+    m = _valid_mask(x, y, np.asarray(valid).ravel())
+    tx, ty = float(target_px[0]), float(target_px[1])
+    n = int(m.sum())
+    if n:
+        gx, gy = float(np.mean(x[m])), float(np.mean(y[m]))
+        offset = (gx - tx, gy - ty)
+        accuracy = float(angular_distance_deg((tx, ty), (gx, gy), geometry))
+    else:
+        offset = (math.nan, math.nan)
+        accuracy = math.nan
+    rms, std = precision_deg(x, y, m, geometry)
+    expected = x.size if expected_samples is None else int(expected_samples)
+    return PointQuality(
+        target_px=(tx, ty),
+        offset_px=offset,
+        accuracy_deg=accuracy,
+        rms_s2s_deg=rms,
+        std_deg=std,
+        n_samples=n,
+        loss_pct=data_loss_pct(m, expected),
+        n_expected=expected,
+    )
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def validation_quality(points: Sequence[PointQuality]) -> ValidationQuality:
+    """Summary of one validation run from its targets' :class:`PointQuality`."""
+    pts = tuple(points)
+    acc = [p.accuracy_deg for p in pts]
+    finite_acc = [a for a in acc if math.isfinite(a)]
+    expected = sum(p.n_expected for p in pts)
+    if expected > 0:
+        missing = sum(p.loss_pct / 100.0 * p.n_expected for p in pts)
+        loss = 100.0 * missing / expected
+    else:
+        loss = _nanmean([p.loss_pct for p in pts])
+    return ValidationQuality(
+        points=pts,
+        mean_accuracy_deg=_nanmean(acc),
+        max_accuracy_deg=max(finite_acc) if finite_acc else math.nan,
+        rms_s2s_deg=_nanmean([p.rms_s2s_deg for p in pts]),
+        std_deg=_nanmean([p.std_deg for p in pts]),
+        loss_pct=loss,
+    )
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """Limits a validation must meet before the trials start (issue #18 item 4).
+
+    ``max_loss_pct`` (optional) also bounds the run's data loss.
+    """
+
+    mean_accuracy_deg: float = 1.0
+    max_point_accuracy_deg: float = 1.5
+    max_loss_pct: float | None = None
+
+    def problems(self, v: ValidationQuality) -> list[str]:
+        """One line per unmet limit; empty when the validation passes."""
+        out: list[str] = []
+        if not v.points:
+            return ["no validation targets were measured"]
+        missing = [i for i, p in enumerate(v.points, 1) if not math.isfinite(p.accuracy_deg)]
+        if missing:
+            out.append(f"no valid gaze on target(s) {', '.join(map(str, missing))}")
+        if not math.isfinite(v.mean_accuracy_deg):
+            return out
+        if v.mean_accuracy_deg > self.mean_accuracy_deg:
+            out.append(
+                f"mean accuracy {v.mean_accuracy_deg:.2f}° exceeds {self.mean_accuracy_deg:.2f}°"
+            )
+        for i, p in enumerate(v.points, 1):
+            if math.isfinite(p.accuracy_deg) and p.accuracy_deg > self.max_point_accuracy_deg:
+                out.append(
+                    f"target {i} accuracy {p.accuracy_deg:.2f}° exceeds "
+                    f"{self.max_point_accuracy_deg:.2f}°"
+                )
+        if self.max_loss_pct is not None and v.loss_pct > self.max_loss_pct:
+            out.append(f"data loss {v.loss_pct:.1f}% exceeds {self.max_loss_pct:.1f}%")
+        return out
