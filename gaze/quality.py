@@ -28,7 +28,7 @@ centre), and the angular coordinates used for STD are
 
 Examples
 --------
->>> from gaze.geometry import DisplayGeometry
+>>> from gazelab.gaze.geometry import DisplayGeometry
 >>> g = DisplayGeometry.from_diagonal(27.0, (2560, 1440), 700.0)
 >>> n = 100
 >>> q = point_quality((1280.0, 720.0), np.full(n, 1300.0), np.full(n, 720.0),
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gaze.geometry import DisplayGeometry
+from gazelab.gaze.geometry import DisplayGeometry
 
 
 @dataclass(frozen=True)

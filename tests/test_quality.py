@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from gaze.geometry import DisplayGeometry
-from gaze.quality import (
+from gazelab.gaze.geometry import DisplayGeometry
+from gazelab.gaze.quality import (
     PointQuality,
     QualityThresholds,
     angular_distance_deg,
