@@ -49,6 +49,7 @@ import numpy as np
 from gazelab import CLASSES, __version__
 from gazelab.errors import GazelabError
 from gazelab.fileio import pid_alive
+from gazelab.gaze.quality import PointQuality, TrialQuality, ValidationQuality
 from gazelab.gaze.trackers.base import SAMPLE_FIELDS, CalibrationResult, GazeSample
 
 
@@ -146,6 +147,39 @@ MIGRATIONS: tuple[str, ...] = (
         reason TEXT NOT NULL
     );
     """,
+    # v3: data quality (issue #18 item 5) and a per-trial sample index (issue #22: reading
+    # one trial's samples scanned the whole session, so reading a session was quadratic).
+    """
+    CREATE INDEX gaze_samples_trial ON gaze_samples(session_id, trial_index, local_s);
+    CREATE TABLE validation_quality (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id),
+        local_s REAL NOT NULL,
+        kind TEXT NOT NULL,
+        mean_accuracy_deg REAL, max_accuracy_deg REAL,
+        rms_s2s_deg REAL, std_deg REAL, loss_pct REAL,
+        passed INTEGER NOT NULL,
+        overridden INTEGER NOT NULL DEFAULT 0,
+        problems TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE TABLE validation_points (
+        validation_id INTEGER NOT NULL REFERENCES validation_quality(id),
+        point_index INTEGER NOT NULL,
+        target_x REAL NOT NULL, target_y REAL NOT NULL,
+        offset_x REAL, offset_y REAL,
+        accuracy_deg REAL, rms_s2s_deg REAL, std_deg REAL,
+        n_samples INTEGER NOT NULL, n_expected INTEGER NOT NULL, loss_pct REAL,
+        PRIMARY KEY (validation_id, point_index)
+    );
+    CREATE TABLE trial_quality (
+        session_id INTEGER NOT NULL REFERENCES sessions(id),
+        trial_index INTEGER NOT NULL,
+        duration_s REAL NOT NULL,
+        n_samples INTEGER NOT NULL, n_expected INTEGER NOT NULL, loss_pct REAL,
+        rms_s2s_deg REAL, std_deg REAL,
+        PRIMARY KEY (session_id, trial_index)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -163,6 +197,9 @@ CREATE TABLE IF NOT EXISTS session_leases (
     renewed_epoch_s REAL NOT NULL
 )
 """
+VALIDATION_KINDS: tuple[str, ...] = ("calibration-validation", "periodic", "final")
+"""When a validation ran: right after calibration, every N trials, or at the end."""
+
 LEASE_STALE_S = 30.0  # a lease not renewed for this long may be taken over
 LEASE_RENEW_S = 5.0  # how often a running session renews its lease
 
@@ -499,6 +536,98 @@ class SessionStore:
             for r in rows
         ]
 
+    # -- data quality (issue #18 item 5; definitions in gaze/quality.py) ----------------------
+    def add_validation_quality(
+        self,
+        session_id: int,
+        quality: ValidationQuality,
+        *,
+        kind: str,
+        local_s: float,
+        problems: Sequence[str] = (),
+        overridden: bool = False,
+    ) -> int:
+        """Record one validation run (per target and summary); returns its id.
+
+        ``kind`` is one of :data:`VALIDATION_KINDS`; ``problems`` the unmet thresholds
+        (empty = passed); ``overridden`` that the experimenter started anyway.
+        """
+        if kind not in VALIDATION_KINDS:
+            raise StoreError(f"validation kind {kind!r} must be one of {VALIDATION_KINDS}")
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO validation_quality(session_id, local_s, kind, mean_accuracy_deg,"
+                " max_accuracy_deg, rms_s2s_deg, std_deg, loss_pct, passed, overridden, problems)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (session_id, float(local_s), kind, _num(quality.mean_accuracy_deg),
+                 _num(quality.max_accuracy_deg), _num(quality.rms_s2s_deg),
+                 _num(quality.std_deg), _num(quality.loss_pct), int(not problems),
+                 int(overridden), json.dumps(list(problems))),
+            )  # fmt: skip
+            vid = int(cur.lastrowid or 0)
+            db.executemany(
+                "INSERT INTO validation_points(validation_id, point_index, target_x, target_y,"
+                " offset_x, offset_y, accuracy_deg, rms_s2s_deg, std_deg, n_samples, n_expected,"
+                " loss_pct) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(vid, i, p.target_px[0], p.target_px[1], _num(p.offset_px[0]),
+                  _num(p.offset_px[1]), _num(p.accuracy_deg), _num(p.rms_s2s_deg),
+                  _num(p.std_deg), p.n_samples, p.n_expected, _num(p.loss_pct))
+                 for i, p in enumerate(quality.points)],
+            )  # fmt: skip
+        return vid
+
+    def validation_qualities(self, session_id: int) -> list[dict[str, Any]]:
+        """The session's validation runs in order: ``local_s, kind, passed, overridden,
+        problems`` and ``quality`` (a :class:`ValidationQuality`); NULLs read back as NaN."""
+        rows = self._query(
+            "SELECT id, local_s, kind, mean_accuracy_deg, max_accuracy_deg, rms_s2s_deg,"
+            " std_deg, loss_pct, passed, overridden, problems FROM validation_quality"
+            " WHERE session_id = ? ORDER BY id",
+            (session_id,),
+        )
+        out: list[dict[str, Any]] = []
+        for r in rows:
+            pts = self._query(
+                "SELECT target_x, target_y, offset_x, offset_y, accuracy_deg, rms_s2s_deg,"
+                " std_deg, n_samples, loss_pct, n_expected FROM validation_points"
+                " WHERE validation_id = ? ORDER BY point_index",
+                (r[0],),
+            )
+            points = tuple(
+                PointQuality((p[0], p[1]), (_nan(p[2]), _nan(p[3])), _nan(p[4]), _nan(p[5]),
+                             _nan(p[6]), int(p[7]), _nan(p[8]), int(p[9]))
+                for p in pts
+            )  # fmt: skip
+            quality = ValidationQuality(points, *(_nan(v) for v in r[3:8]))
+            out.append(dict(
+                local_s=r[1], kind=r[2], passed=bool(r[8]), overridden=bool(r[9]),
+                problems=self._json(r[10], f"a validation of session {session_id}"),
+                quality=quality,
+            ))  # fmt: skip
+        return out
+
+    def set_trial_quality(self, session_id: int, qualities: Iterable[TrialQuality]) -> None:
+        """Store (replacing earlier values) the per-trial data quality of a session."""
+        rows = [(session_id, q.trial_index, q.duration_s, q.n_samples, q.n_expected,
+                 _num(q.loss_pct), _num(q.rms_s2s_deg), _num(q.std_deg)) for q in qualities]  # fmt: skip
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO trial_quality(session_id, trial_index, duration_s,"
+                " n_samples, n_expected, loss_pct, rms_s2s_deg, std_deg)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def trial_quality(self, session_id: int) -> list[TrialQuality]:
+        """The stored per-trial data quality, by trial index (empty until computed)."""
+        rows = self._query(
+            "SELECT trial_index, duration_s, n_samples, n_expected, loss_pct, rms_s2s_deg,"
+            " std_deg FROM trial_quality WHERE session_id = ? ORDER BY trial_index",
+            (session_id,),
+        )
+        return [TrialQuality(int(r[0]), float(r[1]), int(r[2]), int(r[3]), _nan(r[4]),
+                             _nan(r[5]), _nan(r[6])) for r in rows]  # fmt: skip
+
     # -- trials, events, labels ---------------------------------------------------------------
     def set_trial_onset(
         self, session_id: int, trial_index: int, onset_local_s: float, onset_error_ms: float
@@ -662,10 +791,14 @@ class SessionStore:
         trial_index: int | None = None,
         *,
         since_local_s: float | None = None,
+        phase: str | None = None,
     ) -> dict[str, np.ndarray]:
         """Samples as columns (tidy table): ``trial_index``, ``phase`` and every sample field.
 
-        ``since_local_s`` keeps only samples recorded at or after that local time.
+        ``since_local_s`` keeps only samples recorded at or after that local time;
+        ``phase`` only those of one phase (``"image"``...). One trial's samples come
+        through the ``(session_id, trial_index, local_s)`` index; to read every trial of
+        a session, :meth:`samples_by_trial` reads the session once.
         """
         cols = ("trial_index", "phase", *SAMPLE_FIELDS)
         sql = f"SELECT {', '.join(cols)} FROM gaze_samples WHERE session_id = ?"
@@ -676,21 +809,31 @@ class SessionStore:
         if since_local_s is not None:
             sql += " AND local_s >= ?"
             params.append(since_local_s)
+        if phase is not None:
+            sql += " AND phase = ?"
+            params.append(phase)
         rows = self._query(sql + " ORDER BY local_s, rowid", params)
-        table: dict[str, np.ndarray] = {}
-        for i, name in enumerate(cols):
-            values = [r[i] for r in rows]
-            if name == "phase":
-                table[name] = np.array(values, dtype=object)
-            elif name in ("fix", "valid"):
-                table[name] = np.array(values, dtype=bool)
-            elif name in ("state",):
-                table[name] = np.array(values, dtype=np.int64)
-            elif name == "trial_index":
-                table[name] = np.array([-1 if v is None else v for v in values], dtype=np.int64)
-            else:
-                table[name] = np.array(values, dtype=np.float64)
-        return table
+        return _sample_table(cols, rows)
+
+    def samples_by_trial(
+        self, session_id: int, *, phase: str | None = None
+    ) -> dict[int, dict[str, np.ndarray]]:
+        """Every trial's samples from one read of the session: trial index -> the table of
+        :meth:`samples` (time order kept). Samples outside trials are left out."""
+        table = self.samples(session_id, phase=phase)
+        trial = table["trial_index"]
+        order = np.argsort(trial, kind="stable")
+        sorted_trials = trial[order]
+        starts = np.flatnonzero(np.r_[True, sorted_trials[1:] != sorted_trials[:-1]])
+        ends = np.r_[starts[1:], sorted_trials.size]
+        out: dict[int, dict[str, np.ndarray]] = {}
+        for a, b in zip(starts, ends, strict=True):
+            ti = int(sorted_trials[a])
+            if ti < 0:
+                continue
+            rows = order[a:b]
+            out[ti] = {k: v[rows] for k, v in table.items()}
+        return out
 
     def add_gap(
         self, session_id: int, start_local_s: float, end_local_s: float | None, reason: str
@@ -791,6 +934,33 @@ class SessionStore:
         if not rows:
             return None
         return dict(zip(("host", "pid", "acquired_utc", "renewed_utc"), rows[0], strict=True))
+
+
+def _sample_table(cols: Sequence[str], rows: list[tuple[Any, ...]]) -> dict[str, np.ndarray]:
+    table: dict[str, np.ndarray] = {}
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in cols]
+    for name, values in zip(cols, columns, strict=True):
+        if name == "phase":
+            table[name] = np.array(values, dtype=object)
+        elif name in ("fix", "valid"):
+            table[name] = np.array(values, dtype=bool)
+        elif name in ("state",):
+            table[name] = np.array(values, dtype=np.int64)
+        elif name == "trial_index":
+            table[name] = np.array([-1 if v is None else v for v in values], dtype=np.int64)
+        else:
+            table[name] = np.array(values, dtype=np.float64)
+    return table
+
+
+def _num(value: float) -> float | None:
+    """A float for SQLite: NaN (no data) is stored as NULL."""
+    v = float(value)
+    return v if np.isfinite(v) else None
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def _holder_text(holder: dict[str, Any]) -> str:

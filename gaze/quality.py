@@ -276,6 +276,118 @@ def validation_quality(points: Sequence[PointQuality]) -> ValidationQuality:
 
 
 @dataclass(frozen=True)
+class TrialQuality:
+    """Data quality of one trial's image phase (accuracy belongs to the validations).
+
+    Attributes
+    ----------
+    trial_index : int
+    duration_s : float
+        Length of the image phase, seconds.
+    n_samples : int
+        Valid samples recorded in it.
+    n_expected : int
+        ``round(rate_hz * duration_s)``.
+    loss_pct : float
+        Missing or invalid samples, percent of ``n_expected``.
+    rms_s2s_deg, std_deg : float
+        Precision during fixations (:func:`fixation_precision_deg`), degrees.
+    """
+
+    trial_index: int
+    duration_s: float
+    n_samples: int
+    n_expected: int
+    loss_pct: float
+    rms_s2s_deg: float
+    std_deg: float
+
+
+def fixation_precision_deg(
+    x_px: ArrayLike,
+    y_px: ArrayLike,
+    valid: ArrayLike,
+    t_s: ArrayLike,
+    geometry: DisplayGeometry,
+    velocity_deg_s: float = 30.0,
+) -> tuple[float, float]:
+    """``(rms_s2s_deg, std_deg)`` during fixations of a free-viewing recording.
+
+    Over a trial the eyes move, so precision is measured only where they stand still
+    (Holmqvist et al. 2012): pairs of adjacent valid samples whose angular velocity is at
+    most ``velocity_deg_s`` (the I-VT threshold, SPEC §4) are fixation steps.
+    RMS-S2S is over those steps; STD is pooled over the runs of samples they link
+    (``sqrt`` of the summed squared deviations from each run's own mean, in angular
+    coordinates, over the samples of runs of two or more). NaN where there are none.
+    """
+    x = np.asarray(x_px, dtype=np.float64).ravel()
+    y = np.asarray(y_px, dtype=np.float64).ravel()
+    t = np.asarray(t_s, dtype=np.float64).ravel()
+    m = _valid_mask(x, y, np.asarray(valid).ravel())
+    if t.shape != x.shape:
+        raise ValueError(f"t_s {t.shape} and x_px {x.shape} must have the same shape")
+    if x.size < 2:
+        return math.nan, math.nan
+    xy = np.column_stack([x, y])
+    theta = angular_distance_deg(xy[:-1], xy[1:], geometry)
+    dt = np.diff(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        still = m[1:] & m[:-1] & (dt > 0) & (theta <= velocity_deg_s * dt)
+    rms = float(np.sqrt(np.mean(theta[still] ** 2))) if still.any() else math.nan
+    # runs of samples linked by fixation steps: a new run starts after every non-step
+    run = np.concatenate([[0], np.cumsum(~still)])
+    ax, ay = angular_position_deg(x, y, geometry)
+    linked = np.zeros(x.size, dtype=bool)
+    linked[1:] |= still
+    linked[:-1] |= still
+    if not linked.any():
+        return rms, math.nan
+    r = run[linked]
+    sizes = np.bincount(r)
+    ss = 0.0
+    for a in (ax[linked], ay[linked]):
+        sums = np.bincount(r, weights=a)
+        means = np.divide(sums, sizes, out=np.zeros_like(sums), where=sizes > 0)
+        ss += float(np.sum((a - means[r]) ** 2))
+    return rms, math.sqrt(ss / int(linked.sum()))
+
+
+def trial_quality(
+    trial_index: int,
+    x_px: ArrayLike,
+    y_px: ArrayLike,
+    valid: ArrayLike,
+    t_s: ArrayLike,
+    geometry: DisplayGeometry,
+    *,
+    rate_hz: float,
+    duration_s: float,
+    velocity_deg_s: float = 30.0,
+) -> TrialQuality:
+    """Data loss and fixation precision of one trial's image-phase samples.
+
+    ``duration_s`` is the phase's length on screen; ``rate_hz`` the tracker's nominal
+    rate: ``round(rate_hz * duration_s)`` samples are expected.
+    """
+    if not (math.isfinite(rate_hz) and rate_hz > 0):
+        raise ValueError(f"rate_hz = {rate_hz!r} must be a positive number")
+    x = np.asarray(x_px, dtype=np.float64).ravel()
+    y = np.asarray(y_px, dtype=np.float64).ravel()
+    m = _valid_mask(x, y, np.asarray(valid).ravel())
+    expected = max(0, round(rate_hz * max(0.0, duration_s)))
+    rms, std = fixation_precision_deg(x, y, m, t_s, geometry, velocity_deg_s)
+    return TrialQuality(
+        trial_index=int(trial_index),
+        duration_s=float(duration_s),
+        n_samples=int(m.sum()),
+        n_expected=expected,
+        loss_pct=data_loss_pct(m, expected),
+        rms_s2s_deg=rms,
+        std_deg=std,
+    )
+
+
+@dataclass(frozen=True)
 class QualityThresholds:
     """Limits a validation must meet before the trials start (issue #18 item 4).
 

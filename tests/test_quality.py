@@ -114,3 +114,33 @@ def test_thresholds_pass_and_block():
     assert p == ["mean accuracy 1.10° exceeds 1.00°", "target 2 accuracy 1.70° exceeds 1.50°"]
     lossy = QualityThresholds(max_loss_pct=10.0)
     assert lossy.problems(validation_quality([_pt(0.5, 20.0)])) == ["data loss 20.0% exceeds 10.0%"]
+
+
+def test_fixation_precision_pools_fixations_and_skips_the_saccade():
+    from gazelab.gaze.quality import fixation_precision_deg
+
+    sigma_px = 3.0
+    rng = np.random.default_rng(3)
+    n = 3000  # two fixations 600 px (~8 deg) apart, one saccade sample between
+    cx = np.r_[np.full(n, 1000.0), np.full(n, 1600.0)]
+    x = cx + rng.normal(0.0, sigma_px, 2 * n)
+    y = 720.0 + rng.normal(0.0, sigma_px, 2 * n)
+    t = np.arange(2 * n) / 60.0
+    rms, std = fixation_precision_deg(x, y, np.ones(2 * n, bool), t, GEOM, velocity_deg_s=30.0)
+    sigma_deg = math.degrees(math.atan(sigma_px * GEOM.pixel_pitch_mm / GEOM.distance_mm))
+    assert rms == pytest.approx(2.0 * sigma_deg, rel=0.05)
+    assert std == pytest.approx(math.sqrt(2.0) * sigma_deg, rel=0.05)
+
+
+def test_trial_quality_expected_samples_from_rate_and_duration():
+    from gazelab.gaze.quality import trial_quality
+
+    n = 100
+    valid = np.ones(n, bool)
+    valid[:5] = False
+    x = np.full(n, 1280.0)
+    q = trial_quality(4, x, np.full(n, 720.0), valid, np.arange(n) / 60.0, GEOM,
+                      rate_hz=60.0, duration_s=2.0)  # fmt: skip
+    assert (q.trial_index, q.n_expected, q.n_samples) == (4, 120, 95)
+    assert q.loss_pct == pytest.approx(100.0 * 25 / 120, abs=1e-12)
+    assert q.rms_s2s_deg == 0.0 and q.std_deg == 0.0

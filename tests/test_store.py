@@ -8,6 +8,7 @@ import json
 import multiprocessing as mp
 import sqlite3
 
+import numpy as np
 import pytest
 
 from gazelab.annotation.bids import export_session
@@ -143,7 +144,7 @@ def test_migration_from_v1_keeps_data(tmp_path):
     db.commit()
     db.close()
     with SessionStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         assert store.session(1).participant == "P9"
         store.add_gap(1, 1.0, 2.0, "connection lost")  # a v2 table works
         assert store.gaps(1) == [
@@ -185,3 +186,83 @@ def test_bids_like_export(tmp_path):
     assert float(events[0]["duration"]) == pytest.approx(0.25)
     assert events[1]["value"] == "happy" and events[1]["image_id"] == "a"
     assert json.loads(paths["events_json"].read_text())["onset"]["Units"] == "s"
+
+
+def test_v2_store_gains_quality_tables_and_trial_index(tmp_path):
+    path = tmp_path / "v2.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0] + MIGRATIONS[1])
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    with SessionStore(path) as store:
+        assert store.schema_version == 3
+        rec = _session(store)
+        assert store.validation_qualities(rec.id) == [] and store.trial_quality(rec.id) == []
+    db = sqlite3.connect(path)
+    plan = db.execute(
+        "EXPLAIN QUERY PLAN SELECT x FROM gaze_samples WHERE session_id = 1 AND trial_index = 3"
+        " ORDER BY local_s"
+    ).fetchall()
+    db.close()
+    assert "gaze_samples_trial" in " ".join(str(r) for r in plan)
+
+
+def test_validation_and_trial_quality_round_trip(tmp_path):
+    import math
+
+    from gazelab.gaze.quality import PointQuality, TrialQuality, validation_quality
+
+    pts = [
+        PointQuality((100.0, 200.0), (3.0, -4.0), 0.12, 0.05, 0.07, 55, 8.33, 60),
+        PointQuality((900.0, 200.0), (math.nan, math.nan), math.nan, math.nan, math.nan, 0,
+                     100.0, 60),
+    ]  # fmt: skip
+    v = validation_quality(pts)
+    with SessionStore(tmp_path / "p.sqlite", create=True) as store:
+        rec = _session(store)
+        store.add_validation_quality(rec.id, v, kind="calibration-validation", local_s=5.0,
+                                     problems=["no valid gaze on target(s) 2"], overridden=True)  # fmt: skip
+        store.add_validation_quality(rec.id, v, kind="final", local_s=9.0)
+        with pytest.raises(StoreError, match="validation kind"):
+            store.add_validation_quality(rec.id, v, kind="later", local_s=9.0)
+        trials = [TrialQuality(0, 2.0, 110, 120, 100 * 10 / 120, 0.03, 0.04),
+                  TrialQuality(1, 1.0, 0, 60, 100.0, math.nan, math.nan)]  # fmt: skip
+        store.set_trial_quality(rec.id, trials)
+        store.set_trial_quality(rec.id, trials[:1])  # replacing keeps one row per trial
+    with SessionStore(tmp_path / "p.sqlite") as store:
+        runs = store.validation_qualities(rec.id)
+        assert [r["kind"] for r in runs] == ["calibration-validation", "final"]
+        first = runs[0]
+        assert first["passed"] is False and first["overridden"] is True
+        assert first["problems"] == ["no valid gaze on target(s) 2"]
+        q = first["quality"]
+        assert q.mean_accuracy_deg == pytest.approx(0.12)
+        assert q.loss_pct == pytest.approx(v.loss_pct)
+        assert q.points[0] == pts[0]
+        assert math.isnan(q.points[1].accuracy_deg) and q.points[1].n_samples == 0
+        assert runs[1]["passed"] is True
+        back = store.trial_quality(rec.id)
+        assert back[0] == trials[0]
+        assert back[1].trial_index == 1 and math.isnan(back[1].rms_s2s_deg)
+
+
+def test_samples_by_trial_equals_per_trial_queries(tmp_path):
+    with SessionStore(tmp_path / "p.sqlite", create=True) as store:
+        rec = _session(store, order=("a", "b", "c"))
+        # interleaved writes, out of trial order, plus samples outside any trial
+        for i in range(30):
+            trial = (i * 7) % 3
+            store.add_samples(rec.id, [_sample(i, 100.0)], trial_index=trial,
+                              phase="image" if i % 2 else "cross")  # fmt: skip
+        store.add_samples(rec.id, [_sample(99, 100.0)], trial_index=None, phase="idle")
+        by_trial = store.samples_by_trial(rec.id)
+        assert sorted(by_trial) == [0, 1, 2]
+        for t in range(3):
+            one = store.samples(rec.id, t)
+            assert len(one["x"]) == 10
+            for key in one:
+                np.testing.assert_array_equal(by_trial[t][key], one[key])
+        image = store.samples_by_trial(rec.id, phase="image")
+        assert sum(len(t["x"]) for t in image.values()) == 15
+        assert all(set(t["phase"]) == {"image"} for t in image.values())
