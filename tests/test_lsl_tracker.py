@@ -248,3 +248,83 @@ def test_stream_loss_records_a_gap_and_a_returning_stream_reconnects() -> None:
     gap = tracker.gaps[0]
     assert gap.end_s - gap.start_s >= 0.3 and gap.reason == "stream lost"
     assert tracker.stats.reconnects == 1 and tracker.stats.gaps == 1
+
+
+def test_a_stalled_stream_that_stays_counts_lost_samples_and_one_gap() -> None:
+    """The tracker app stops sending but keeps its outlet: not a loss, but the silence is
+    a gap and the samples it skipped are counted from the timestamps' jump."""
+    name = _unique()
+    out = LSLGazeOutlet(name=name, source_id=name, rate_hz=300).start()
+    tracker = LSLTracker(f"lsl:name={name}", screen_px=SCREEN, stall_periods=150)  # 0.5 s
+    try:
+        tracker.connect()
+        tracker.start()
+        assert len(_collect(tracker, 100, 5.0)) >= 100
+        out.paused.set()
+        assert _wait(lambda: tracker.stalled_since is not None, 5.0), "the stall was not noticed"
+        assert tracker.connected and tracker.lost_since is None
+        time.sleep(0.5)
+        out.paused.clear()
+        assert _wait(lambda: len(tracker.gaps) == 1, 5.0)
+        assert len(_collect(tracker, 100, 5.0)) >= 100
+    finally:
+        tracker.close()
+        out.stop()
+    withheld = out.samples_withheld
+    assert withheld >= 300  # at least 1 s of a 300 Hz stream
+    assert abs(tracker.stats.samples_lost - withheld) <= 1
+    gap = tracker.gaps[0]
+    assert gap.reason.endswith("the stream stayed")
+    assert gap.end_s - gap.start_s == pytest.approx(withheld / 300, abs=0.15)
+    assert tracker.stats.reconnects == 0
+
+
+def test_a_silent_stream_that_no_longer_resolves_is_lost_then_found_again() -> None:
+    """The stall path without liblsl's LostError (a network that drops the outlet's
+    packets): no data and no resolve answer means lost; when it answers again, reconnect."""
+    name = _unique()
+    out = LSLGazeOutlet(name=name, source_id=name, rate_hz=300).start()
+    tracker = LSLTracker(f"lsl:name={name}", screen_px=SCREEN, stall_periods=150)
+    resolves = {"yes": True}
+    real_still_there = tracker._still_there
+    tracker._still_there = lambda: resolves["yes"] and real_still_there()  # type: ignore[method-assign]
+    try:
+        tracker.connect()
+        tracker.start()
+        assert len(_collect(tracker, 100, 5.0)) >= 100
+        resolves["yes"] = False
+        out.paused.set()
+        assert _wait(lambda: not tracker.connected, 5.0), "the silent stream was not given up"
+        assert tracker.last_error == "no data and the stream no longer resolves"
+        out.paused.clear()
+        assert _wait(lambda: tracker.connected, 10.0), tracker.last_error
+        assert len(_collect(tracker, 100, 5.0)) >= 100
+    finally:
+        tracker.close()
+        out.stop()
+    assert tracker.stats.reconnects == 1
+    assert [g.reason for g in tracker.gaps] == ["no data and the stream no longer resolves"]
+
+
+def test_an_lsl_stall_reaches_the_store_as_a_gap_through_the_capture() -> None:
+    """Gaps of every tracker go through one GapLog, read by the session's capture."""
+    from tests.test_tracker_hardening import capture_of
+
+    name = _unique()
+    out = LSLGazeOutlet(name=name, source_id=name, rate_hz=300).start()
+    tracker = LSLTracker(f"lsl:name={name}", screen_px=SCREEN, stall_periods=150)
+    try:
+        tracker.connect()
+        capture, store = capture_of(tracker)  # type: ignore[arg-type]
+        tracker.start()
+        assert _wait(lambda: (capture.poll(), store.samples >= 100)[1], 5.0)
+        out.paused.set()
+        assert _wait(lambda: (capture.poll(), tracker.stalled_since is not None)[1], 5.0)
+        out.paused.clear()
+        assert _wait(lambda: (capture.poll(), bool(store.gaps))[1], 5.0), "no gap in the store"
+    finally:
+        tracker.close()
+        out.stop()
+    ((start, end, reason),) = store.gaps
+    assert reason.endswith("the stream stayed") and end is not None and end - start >= 0.5
+    assert "tracker_gap" in store.events

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Protocol, runtime_checkable
+
+from gazelab.errors import GazelabError
 
 # Eye Tribe `state` bit flags (SPEC §3).
 STATE_TRACKING_GAZE = 0x01
@@ -15,6 +18,100 @@ STATE_TRACKING_FAIL = 0x08
 STATE_TRACKING_LOST = 0x10
 STATE_OK = STATE_TRACKING_GAZE | STATE_TRACKING_EYES | STATE_TRACKING_PRESENCE
 """Gaze, eyes and presence tracked: the state of a normal sample."""
+
+
+class TrackerError(GazelabError, RuntimeError):
+    """The tracker did not answer, refused a request, or cannot be reached."""
+
+
+@dataclass
+class TrackerStats:
+    """Counters of one client's traffic and faults (all since construction)."""
+
+    frames: int = 0
+    invalid_messages: int = 0
+    """Malformed, truncated or over-long messages, skipped (over-long ones also below)."""
+    notifications: int = 0
+    reconnects: int = 0
+    heartbeats_sent: int = 0
+    oversized_lines: int = 0
+    """Lines longer than ``max_line_bytes``, dropped unread."""
+    samples_dropped: int = 0
+    """Samples pushed out of the full queue because nobody drained it."""
+    notifications_dropped: int = 0
+    """Notifications pushed out of the kept few (``max_notifications``)."""
+    silences: int = 0
+    """Times the tracker sent nothing for ``SILENCE_HEARTBEATS`` heartbeat intervals."""
+    reader_faults: int = 0
+    """Unexpected exceptions in the reader thread (each one a gap and a reconnect)."""
+    gaps: int = 0
+    """Gaps recorded in total (:attr:`GapLog.gaps` keeps the latest ones)."""
+    last_invalid: str = ""
+    """Why the latest invalid message was skipped."""
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A period without gaze: no connection, a silent tracker, or dropped samples.
+
+    Times are the client's clock (the session's local monotonic seconds).
+    """
+
+    start_s: float
+    end_s: float
+    reason: str
+
+
+class GapLog:
+    """The gaps one tracker recorded: the latest ``max_kept``, counted, seen once by a poller.
+
+    Every tracker client records its outages here, so the session's gaze capture
+    reads them the same way from any tracker (:meth:`gaps_since`). Thread-safe:
+    the tracker's reader thread records, the session's thread polls.
+
+    Parameters
+    ----------
+    stats : the tracker's counters; ``stats.gaps`` counts every recorded gap.
+    on_gap : called with each gap as it is recorded (from the recording thread);
+        an exception there is kept in :attr:`callback_error`, never raised.
+    """
+
+    def __init__(
+        self,
+        stats: TrackerStats,
+        on_gap: Callable[[Gap], None] | None = None,
+        *,
+        max_kept: int = 1000,
+    ) -> None:
+        self.stats = stats
+        self.on_gap = on_gap
+        self.max_kept = max_kept
+        self.gaps: list[Gap] = []
+        self.callback_error = ""
+        self._lock = threading.Lock()
+
+    def record(self, gap: Gap) -> None:
+        with self._lock:
+            self.gaps.append(gap)
+            if len(self.gaps) > self.max_kept:
+                del self.gaps[0]
+            self.stats.gaps += 1
+        if self.on_gap is not None:
+            try:
+                self.on_gap(gap)
+            except Exception as exc:  # the caller's bug must not stop the stream
+                self.callback_error = f"on_gap callback failed ({type(exc).__name__}: {exc})"
+
+    def gaps_since(self, seen: int) -> tuple[list[Gap], int]:
+        """The gaps recorded after the first ``seen`` (those still kept), and the new total.
+
+        A consumer polling from another thread (the session's gaze capture) keeps
+        the total and passes it back next time, so it sees each gap once.
+        """
+        with self._lock:
+            total = self.stats.gaps
+            new = min(total - seen, len(self.gaps))
+            return (self.gaps[len(self.gaps) - new :] if new > 0 else []), total
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,56 +35,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from gazelab.errors import GazelabError
 from gazelab.gaze.trackers import protocol as P
-from gazelab.gaze.trackers.base import CalibrationResult, GazeSample
+from gazelab.gaze.trackers.base import (
+    CalibrationResult,
+    Gap,
+    GapLog,
+    GazeSample,
+    TrackerError,
+    TrackerStats,
+)
 from gazelab.gaze.trackers.registry import OpenTracker, TrackerRequest, register_tracker
 
 _RECV_BYTES = 65536
 _HEARTBEAT_RANGE_MS = (10, 60_000)
 """Heartbeat intervals the client accepts from a server; others keep the 250 ms default."""
-
-
-class TrackerError(GazelabError, RuntimeError):
-    """The tracker did not answer, refused a request, or cannot be reached."""
-
-
-@dataclass
-class TrackerStats:
-    """Counters of one client's traffic and faults (all since construction)."""
-
-    frames: int = 0
-    invalid_messages: int = 0
-    """Malformed, truncated or over-long messages, skipped (over-long ones also below)."""
-    notifications: int = 0
-    reconnects: int = 0
-    heartbeats_sent: int = 0
-    oversized_lines: int = 0
-    """Lines longer than ``max_line_bytes``, dropped unread."""
-    samples_dropped: int = 0
-    """Samples pushed out of the full queue because nobody drained it."""
-    notifications_dropped: int = 0
-    """Notifications pushed out of the kept few (``max_notifications``)."""
-    silences: int = 0
-    """Times the tracker sent nothing for ``SILENCE_HEARTBEATS`` heartbeat intervals."""
-    reader_faults: int = 0
-    """Unexpected exceptions in the reader thread (each one a gap and a reconnect)."""
-    gaps: int = 0
-    """Gaps recorded in total (:attr:`EyeTribeTracker.gaps` keeps the latest ones)."""
-    last_invalid: str = ""
-    """Why the latest invalid message was skipped."""
-
-
-@dataclass(frozen=True)
-class Gap:
-    """A period without gaze: no connection, a silent tracker, or dropped samples.
-
-    Times are the client's clock (the session's local monotonic seconds).
-    """
-
-    start_s: float
-    end_s: float
-    reason: str
 
 
 @dataclass
@@ -123,8 +87,6 @@ class EyeTribeTracker:
     within the 2 that issue #16 asks for.
     """
 
-    MAX_GAPS_KEPT = 1000
-
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -148,7 +110,9 @@ class EyeTribeTracker:
         self.transcript = transcript
         self.on_gap = on_gap
         self.stats = TrackerStats()
-        self.gaps: collections.deque[Gap] = collections.deque(maxlen=self.MAX_GAPS_KEPT)
+        self.gap_log = GapLog(self.stats, on_gap)
+        self.gaps = self.gap_log.gaps
+        """The latest gaps (:class:`~gazelab.gaze.trackers.base.GapLog` keeps 1000)."""
         self.notifications: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=max_notifications
         )
@@ -163,7 +127,6 @@ class EyeTribeTracker:
         self._splitter = P.LineSplitter(max_line_bytes)
         self._pending: list[_Pending] = []
         self._lock = threading.Lock()
-        self._gap_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._closing = threading.Event()
@@ -312,15 +275,8 @@ class EyeTribeTracker:
         return self._connected.is_set()
 
     def gaps_since(self, seen: int) -> tuple[list[Gap], int]:
-        """The gaps recorded after the first ``seen`` (those still kept), and the new total.
-
-        A consumer polling from another thread (the session's gaze capture) keeps
-        the total and passes it back next time, so it sees each gap once.
-        """
-        with self._gap_lock:
-            total = self.stats.gaps
-            new = min(total - seen, len(self.gaps))
-            return (list(self.gaps)[len(self.gaps) - new :] if new > 0 else []), total
+        """See :meth:`GapLog.gaps_since <gazelab.gaze.trackers.base.GapLog.gaps_since>`."""
+        return self.gap_log.gaps_since(seen)
 
     # -- internals: connection ---------------------------------------------------------------
     def _open(self) -> None:
@@ -603,14 +559,9 @@ class EyeTribeTracker:
         return True
 
     def _record_gap(self, gap: Gap) -> None:
-        with self._gap_lock:
-            self.gaps.append(gap)
-            self.stats.gaps += 1
-        if self.on_gap is not None:
-            try:
-                self.on_gap(gap)
-            except Exception as exc:  # the caller's bug must not stop the stream
-                self.last_fault = f"on_gap callback failed ({_describe(exc)})"
+        self.gap_log.record(gap)
+        if self.gap_log.callback_error:
+            self.last_fault, self.gap_log.callback_error = self.gap_log.callback_error, ""
 
     def _invalid(self, why: str) -> None:
         self.stats.invalid_messages += 1

@@ -44,10 +44,13 @@ from gazelab.gaze.trackers.base import (
     STATE_TRACKING_PRESENCE,
     CalibrationPoint,
     CalibrationResult,
+    Gap,
+    GapLog,
     GazeSample,
+    TrackerError,
+    TrackerStats,
     sample_is_valid,
 )
-from gazelab.gaze.trackers.eyetribe import Gap, TrackerError, TrackerStats
 from gazelab.gaze.trackers.registry import OpenTracker, TrackerRequest, register_tracker
 
 DEFAULT_PORT = 4242
@@ -323,9 +326,10 @@ class GazePointTracker:
         self.show_vendor_calibration = show_vendor_calibration
         self.max_line_bytes = max_line_bytes
         self.transcript = transcript
-        self.on_gap = on_gap
         self.stats = GazePointStats()
-        self.gaps: list[Gap] = []
+        self.gap_log = GapLog(self.stats, on_gap)
+        self.gaps = self.gap_log.gaps
+        """The latest gaps (:class:`~gazelab.gaze.trackers.base.GapLog` keeps 1000)."""
         self.framerate = 0
         self.product = ""
         self.calibration: CalibrationResult | None = None
@@ -407,6 +411,10 @@ class GazePointTracker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def gaps_since(self, seen: int) -> tuple[list[Gap], int]:
+        """See :meth:`GapLog.gaps_since <gazelab.gaze.trackers.base.GapLog.gaps_since>`."""
+        return self.gap_log.gaps_since(seen)
 
     @property
     def connected(self) -> bool:
@@ -600,11 +608,7 @@ class GazePointTracker:
             return
         self.stats.reconnects += 1
         self._last_cnt = None
-        gap = Gap(start_s=lost_at, end_s=self.clock(), reason="connection lost")
-        self.gaps.append(gap)
-        self.stats.gaps += 1
-        if self.on_gap is not None:
-            self.on_gap(gap)
+        self.gap_log.record(Gap(start_s=lost_at, end_s=self.clock(), reason="connection lost"))
         if self._streaming:
             # Re-enable without waiting: the ACKs arrive on this very thread.
             try:

@@ -43,10 +43,13 @@ from gazelab.gaze.trackers.base import (
     STATE_TRACKING_FAIL,
     STATE_TRACKING_PRESENCE,
     CalibrationResult,
+    Gap,
+    GapLog,
     GazeSample,
+    TrackerError,
+    TrackerStats,
     sample_is_valid,
 )
-from gazelab.gaze.trackers.eyetribe import Gap, TrackerError, TrackerStats
 from gazelab.gaze.trackers.registry import OpenTracker, TrackerRequest, register_tracker
 
 SPEC_PREFIX = "lsl"
@@ -370,11 +373,14 @@ class LSLTracker:
         self.resolve_timeout_s = resolve_timeout_s
         self.stall_periods = stall_periods
         self.reconnect = reconnect
-        self.on_gap = on_gap
         self.stats = LSLStats()
-        self.gaps: list[Gap] = []
+        self.gap_log = GapLog(self.stats, on_gap)
+        self.gaps = self.gap_log.gaps
+        """The latest gaps (:class:`~gazelab.gaze.trackers.base.GapLog` keeps 1000)."""
         self.lost_since: float | None = None
         """Local time the stream was last heard from, while it is lost; else ``None``."""
+        self.stalled_since: float | None = None
+        """Local time of the last data while a stream that still resolves sends none."""
         self.last_error = ""
         self._lost_reason = ""
         self.calibration: CalibrationResult | None = None
@@ -468,6 +474,9 @@ class LSLTracker:
             self._reader.join(timeout=3.0)
         if self.lost_since is not None:
             self._record_gap(self.lost_since, f"{self._lost_reason}; not back before close")
+        elif self.stalled_since is not None:
+            self._record_gap(self.stalled_since, "no data until close; the stream stayed")
+            self.stalled_since = None
         self._inlet = None
         self._connected.clear()
 
@@ -477,6 +486,10 @@ class LSLTracker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def gaps_since(self, seen: int) -> tuple[list[Gap], int]:
+        """See :meth:`GapLog.gaps_since <gazelab.gaze.trackers.base.GapLog.gaps_since>`."""
+        return self.gap_log.gaps_since(seen)
 
     @property
     def connected(self) -> bool:
@@ -534,10 +547,21 @@ class LSLTracker:
                 continue
             now = self.clock()
             if ts:
+                if self.stalled_since is not None:
+                    quiet_s = now - self.stalled_since
+                    self._record_gap(
+                        self.stalled_since, f"no data for {quiet_s:.1f} s; the stream stayed"
+                    )
+                    self.stalled_since = None
                 self._ingest(data, ts, now)
                 continue
-            if now - self._last_data_s > self._stall_s() and not self._still_there():
-                self._on_lost("no data and the stream no longer resolves")
+            if now - self._last_data_s > self._stall_s() and self.stalled_since is None:
+                if self._still_there():
+                    # A tracker app that stopped sending but kept its outlet: the samples
+                    # it skips show as lost (timestamps jump) and the silence as a gap.
+                    self.stalled_since = self._last_data_s
+                else:
+                    self._on_lost("no data and the stream no longer resolves")
 
     def _ingest(self, data: list[list[float]], ts: list[float], now: float) -> None:
         assert self.channel_map is not None
@@ -615,6 +639,7 @@ class LSLTracker:
             return True
 
     def _on_lost(self, reason: str) -> None:
+        self.stalled_since = None
         self._connected.clear()
         self._inlet = None
         self.lost_since = self._last_data_s
@@ -646,12 +671,8 @@ class LSLTracker:
         self._record_gap(self.lost_since, self._lost_reason)
 
     def _record_gap(self, start_s: float, reason: str) -> None:
-        gap = Gap(start_s=start_s, end_s=self.clock(), reason=reason)
         self.lost_since = None
-        self.gaps.append(gap)
-        self.stats.gaps += 1
-        if self.on_gap is not None:
-            self.on_gap(gap)
+        self.gap_log.record(Gap(start_s=start_s, end_s=self.clock(), reason=reason))
 
 
 @register_tracker("lsl", "a gaze stream on the Lab Streaming Layer (vendors' LSL apps)",

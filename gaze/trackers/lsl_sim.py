@@ -130,6 +130,10 @@ class LSLGazeOutlet(RunsUntilStopped):
         self.t0: float | None = None
         self._outlet: Any = None
         self._stop = threading.Event()
+        self.paused = threading.Event()
+        """While set, samples fall due but are not sent (a stalled tracker app): the
+        outlet stays on the network and the receiver sees the timestamps jump."""
+        self.samples_withheld = 0
         self._thread: threading.Thread | None = None
 
     def start(self) -> LSLGazeOutlet:
@@ -189,6 +193,9 @@ class LSLGazeOutlet(RunsUntilStopped):
             due = int(math.floor((now - t0) / period)) + 1
             if limit is not None:
                 due = min(due, limit)
+            if due > k and self.paused.is_set():
+                self.samples_withheld += due - k
+                k = due
             if due > k:
                 ks = np.arange(k, due)
                 xy = np.array([self._sample_xy(int(i)) for i in ks], dtype=np.float64)
