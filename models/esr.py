@@ -22,8 +22,19 @@ from numpy.typing import ArrayLike, NDArray
 
 from gazelab.errors import GazelabError
 
-BLOCK_FILTERS = (64, 128, 128, 256, 512)
-"""Filters of the five conv blocks in the paper's ESR (scaled by ``width``)."""
+BLOCK_FILTERS = (32, 64, 64, 64, 64)
+"""Filters of the five conv blocks of the paper's base network (scaled by ``width``)."""
+BLOCK_KERNELS = (5, 3, 3, 3, 3)
+"""Kernel sizes of the paper's five conv blocks: 5×5, then 3×3."""
+
+ESR_NETWORKS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "paper": (BLOCK_FILTERS, BLOCK_KERNELS),
+    "wide": ((64, 128, 128, 256, 512), (3, 3, 3, 3, 3)),
+}
+"""Base networks by name: (filters, kernel sizes) of the five conv blocks. ``paper`` is
+Siqueira et al.'s (Table 1: 131,208 parameters for one network with 8 classes; ESR-4 at
+level 3 / 4: 355,104 / 243,936, 32.3 % / 53.5 % fewer than four networks); ``wide`` is
+the 64-128-128-256-512 network of gazelab's first ESR (3×3 kernels)."""
 
 
 class ESRError(GazelabError, ValueError):
@@ -53,12 +64,43 @@ POOLED_BLOCKS = (2, 3, 4)
 """Blocks followed by max pooling (the paper's base network: after the 2nd–4th BN)."""
 
 
-def _block(layers: Any, x: Any, filters: int, name: str, pool: bool) -> Any:
+def _block(layers: Any, x: Any, filters: int, kernel: int, name: str, pool: bool) -> Any:
     """conv → batch norm → ReLU (→ max pooling), as in the paper's base network."""
-    x = layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv")(x)
+    x = layers.Conv2D(filters, kernel, padding="same", name=f"{name}_conv")(x)
     x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
     x = layers.ReLU(name=f"{name}_relu")(x)
     return layers.MaxPooling2D(padding="same", name=f"{name}_pool")(x) if pool else x
+
+
+def _network(network: str, width: float) -> tuple[list[int], tuple[int, ...]]:
+    """Filters (scaled by ``width``, at least 4) and kernel sizes of a named base network."""
+    if network not in ESR_NETWORKS:
+        raise ESRError(f"unknown ESR network {network!r}; choose one of {sorted(ESR_NETWORKS)}")
+    if not width > 0:
+        raise ESRError(f"width must be > 0 (a filter scale), got {width}")
+    filters, kernels = ESR_NETWORKS[network]
+    return [max(4, int(round(f * width))) for f in filters], kernels
+
+
+def esr_parameters(
+    n_classes: int,
+    n_branches: int = 4,
+    level: int = 3,
+    width: float = 1.0,
+    network: str = "paper",
+    in_channels: int = 1,
+) -> int:
+    """Trainable parameters of :func:`build_esr`'s network, counted without building it:
+    each conv block has k²·c_in·c_out weights, c_out biases and batch-norm γ and β (2·c_out);
+    each branch ends in a dense c_last → ``n_classes`` with bias. The shared blocks are
+    counted once, the branch blocks ``n_branches`` times."""
+    if not 1 <= level <= 5:
+        raise ESRError(f"branching level must be 1-5 (blocks in the shared base), got {level}")
+    filters, kernels = _network(network, width)
+    sizes = [in_channels, *filters]
+    block = [k * k * sizes[b] * sizes[b + 1] + 3 * sizes[b + 1] for b, k in enumerate(kernels)]
+    branch = sum(block[level:]) + filters[-1] * n_classes + n_classes
+    return sum(block[:level]) + n_branches * branch
 
 
 def build_esr(
@@ -67,28 +109,32 @@ def build_esr(
     n_branches: int = 4,
     level: int = 3,
     width: float = 1.0,
+    network: str = "paper",
 ) -> Any:
     """ESR-``n_branches`` branching after conv block ``level`` (1–5): five blocks of conv →
     batch norm → ReLU, max pooling after blocks 2–4, global average pooling and a dense
-    softmax per branch. Outputs: a list of ``n_branches`` softmax tensors (a plain tensor for
-    one branch, the single network). Layer names: ``shared*`` and ``branch{i}_*``."""
+    softmax per branch. ``network`` names the base (:data:`ESR_NETWORKS`; the paper's
+    32-64-64-64-64 filters, 5×5 then 3×3, by default), ``width`` scales its filters.
+    Outputs: a list of ``n_branches`` softmax tensors (a plain tensor for one branch, the
+    single network). Layer names: ``shared*`` and ``branch{i}_*``."""
     import tensorflow as tf
 
     if not 1 <= level <= 5:
         raise ESRError(f"branching level must be 1-5 (blocks in the shared base), got {level}")
     if n_branches < 1:
         raise ESRError(f"an ensemble needs at least one branch, got {n_branches}")
+    filters, kernels = _network(network, width)
     layers = tf.keras.layers
-    filters = [max(4, int(round(f * width))) for f in BLOCK_FILTERS]
     inp = layers.Input(input_shape)
     x = inp
     for b in range(level):
-        x = _block(layers, x, filters[b], f"shared{b + 1}", b + 1 in POOLED_BLOCKS)
+        x = _block(layers, x, filters[b], kernels[b], f"shared{b + 1}", b + 1 in POOLED_BLOCKS)
     outs = []
     for i in range(n_branches):
         y = x
         for b in range(level, len(filters)):
-            y = _block(layers, y, filters[b], f"branch{i + 1}_{b + 1}", b + 1 in POOLED_BLOCKS)
+            y = _block(layers, y, filters[b], kernels[b], f"branch{i + 1}_{b + 1}",
+                       b + 1 in POOLED_BLOCKS)  # fmt: skip
         y = layers.GlobalAveragePooling2D(name=f"branch{i + 1}_gap")(y)
         outs.append(layers.Dense(n_classes, activation="softmax", name=f"branch{i + 1}_out")(y))
     return tf.keras.Model(inp, outs if n_branches > 1 else outs[0],

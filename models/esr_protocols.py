@@ -11,6 +11,8 @@ A config is a TOML file with ``[data]``, ``[esr]`` and the usual ``[training]`` 
     protocol = "ck+_10fold"        # holdout | ck+_10fold | balanced | fine_tune
     branches = 4
     level = 3
+    network = "paper"              # the paper's base (32-64-64-64-64) | wide (64-…-512)
+    width = 1.0                    # filter scale
     rates = "varied"               # varied (trained branches at 0.2×) | fixed | frozen
     [training]
     input_size = 96
@@ -56,7 +58,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab.fileio import write_csv_rows
-from gazelab.models.esr import BranchRates, ESRError
+from gazelab.models.esr import ESR_NETWORKS, BranchRates, ESRError
 
 PROTOCOLS = ("holdout", "ck+_10fold", "balanced", "fine_tune")
 RATE_SCHEMES = {"varied": (1.0, 0.2), "fixed": (1.0, 1.0), "frozen": (0.0, 0.0)}
@@ -78,6 +80,7 @@ class ESRSettings:
     branches: int = 4
     level: int = 3
     width: float = 1.0
+    network: str = "paper"
     rates: str = "varied"
     baselines: bool = True
     max_per_class: int = 5000
@@ -100,6 +103,8 @@ class ESRSettings:
             bad.append(f"level = {self.level}: give 1-5 (conv blocks in the shared base)")
         if not 0 < self.width <= 4:
             bad.append(f"width = {self.width}: give a filter scale in (0, 4]")
+        if self.network not in ESR_NETWORKS:
+            bad.append(f"network {self.network!r}: choose one of {', '.join(ESR_NETWORKS)}")
         if self.folds < 3:
             bad.append(f"folds = {self.folds}: give at least 3")
         if self.protocol == "fine_tune" and not self.init:
@@ -233,7 +238,7 @@ def run_trial(
             raise ESRError(f"{e.init} takes {model.input_shape[1:]}; the data is {shape}: set "
                            f"[training] input_size = {model.input_shape[1]}")  # fmt: skip
     else:
-        model = build_esr(shape, n_classes, e.branches, e.level, e.width)  # type: ignore[arg-type]
+        model = build_esr(shape, n_classes, e.branches, e.level, e.width, e.network)  # type: ignore[arg-type]
     k = len(model.outputs)
     if e.protocol == "fine_tune":  # cross-dataset accuracy before any training (paper: 57.92 %)
         before = ensemble_accuracy(predict_branches(model, test_set.x), test_set.y)
@@ -266,7 +271,7 @@ def run_trial(
         def plan() -> Any:
             from gazelab.models.training import TrainPlan
 
-            return TrainPlan(build_esr(shape, n_classes, 1, e.level, e.width))  # type: ignore[arg-type]
+            return TrainPlan(build_esr(shape, n_classes, 1, e.level, e.width, e.network))  # type: ignore[arg-type]
 
         r = train_run(ts, train_data(data.take(idx), val_set), name=name,
                       out=out / name, max_steps=max_steps, progress=progress,
@@ -287,16 +292,23 @@ def run_trial(
 
 
 def parameters_per_level(
-    shape: tuple[int, int, int], n_classes: int, branches: int, width: float
+    shape: tuple[int, int, int],
+    n_classes: int,
+    branches: int,
+    width: float,
+    network: str = "paper",
 ) -> list[dict[str, Any]]:
     """Trainable parameters of ESR-``branches`` at levels 1–5 against ``branches`` single
-    networks (the paper's Table 1)."""
-    from gazelab.models.esr import build_esr, trainable_parameters
+    networks (the paper's Table 1), counted by :func:`~gazelab.models.esr.esr_parameters`."""
+    from gazelab.models.esr import esr_parameters
 
-    te = branches * trainable_parameters(build_esr(shape, n_classes, 1, 1, width))
+    def count(k: int, level: int) -> int:
+        return esr_parameters(n_classes, k, level, width, network, in_channels=shape[2])
+
+    te = branches * count(1, 1)
     rows = []
     for level in range(1, 6):
-        n = trainable_parameters(build_esr(shape, n_classes, branches, level, width))
+        n = count(branches, level)
         rows.append({"level": level, "esr_parameters": n, "te_parameters": te,
                      "reduction_vs_te": round(1 - n / te, 4)})  # fmt: skip
     return rows
@@ -406,7 +418,7 @@ def run_esr_experiment(
     if e.protocol != "fine_tune":
         from gazelab import CLASSES
 
-        levels = parameters_per_level(shape, len(CLASSES), e.branches, e.width)
+        levels = parameters_per_level(shape, len(CLASSES), e.branches, e.width, e.network)
         write_csv_rows(out / "parameters.csv", levels)
     return rows
 

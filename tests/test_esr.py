@@ -33,7 +33,7 @@ def test_esr_outputs_and_parameters_per_level() -> None:
     from gazelab.models.esr import build_esr, predict_branches, trainable_parameters
 
     tf.keras.utils.set_random_seed(0)
-    m = build_esr((32, 32, 1), 7, n_branches=4, level=3, width=0.125)
+    m = build_esr((32, 32, 1), 7, n_branches=4, level=3, width=0.125, network="wide")
     x = np.zeros((5, 32, 32, 1), "f4")
     probs = predict_branches(m, x)
     assert probs.shape == (4, 5, 7) and np.allclose(probs.sum(axis=2), 1, atol=1e-5)
@@ -47,10 +47,59 @@ def test_esr_outputs_and_parameters_per_level() -> None:
     one = trainable_parameters(m, [1])
     assert trainable_parameters(m) > one > trainable_parameters(m, [])
     # branching later shares more: fewer parameters for the same ensemble size
-    later = build_esr((32, 32, 1), 7, n_branches=4, level=4, width=0.125)
+    later = build_esr((32, 32, 1), 7, n_branches=4, level=4, width=0.125, network="wide")
     assert trainable_parameters(later) < trainable_parameters(m)
     with pytest.raises(ESRError, match="branching level"):
         build_esr((32, 32, 1), 7, level=6)
+
+
+def test_paper_network_parameter_counts() -> None:
+    """The ESR paper's Table 1 (8 classes), counted without TensorFlow: one network, four
+    networks, ESR-4 at level 3 and at level 4, and the reductions against four networks."""
+    from gazelab.models.esr import esr_parameters
+
+    single = esr_parameters(8, n_branches=1)
+    te = 4 * single
+    level3, level4 = esr_parameters(8, 4, level=3), esr_parameters(8, 4, level=4)
+    assert (single, te, level3, level4) == (131_208, 524_832, 355_104, 243_936)
+    assert round(100 * (1 - level3 / te), 1) == 32.3
+    assert round(100 * (1 - level4 / te), 1) == 53.5
+    # by hand: conv 5×5 1→32 (+bias, γ, β), conv 3×3 32→64, three conv 3×3 64→64, dense 64→8
+    blocks = [25 * 32 + 96, 9 * 32 * 64 + 192] + [9 * 64 * 64 + 192] * 3
+    assert single == sum(blocks) + 64 * 8 + 8
+    # one network is the same at every level
+    assert {esr_parameters(8, 1, level) for level in range(1, 6)} == {131_208}
+    # the wide network's first-version counts are still there by name
+    assert esr_parameters(8, 1, network="wide") > 10 * single
+    with pytest.raises(ESRError, match="network 'vgg'"):
+        esr_parameters(8, network="vgg")
+    with pytest.raises(ESRError, match="branching level"):
+        esr_parameters(8, level=0)
+
+
+def test_parameters_per_level_table() -> None:
+    from gazelab.models.esr_protocols import parameters_per_level
+
+    rows = parameters_per_level((48, 48, 1), 8, 4, 1.0)
+    assert [r["esr_parameters"] for r in rows][2:4] == [355_104, 243_936]
+    assert {r["te_parameters"] for r in rows} == {524_832}
+    assert [r["reduction_vs_te"] for r in rows][2:4] == [0.3234, 0.5352]
+
+
+@pytest.mark.tf
+def test_built_paper_network_has_the_counted_parameters() -> None:
+    import tensorflow as tf
+
+    from gazelab.models.esr import build_esr, esr_parameters, trainable_parameters
+
+    tf.keras.utils.set_random_seed(0)
+    for k, level in ((1, 1), (4, 3), (4, 4)):
+        m = build_esr((48, 48, 1), 8, n_branches=k, level=level)
+        assert trainable_parameters(m) == esr_parameters(8, k, level)
+    m = build_esr((48, 48, 1), 8, n_branches=4, level=3)
+    assert trainable_parameters(m) == 355_104
+    assert trainable_parameters(m, [1]) == 355_104 - 3 * (2 * (9 * 64 * 64 + 192) + 64 * 8 + 8)
+    assert [layer.kernel_size for layer in m.layers if "conv" in layer.name][:2] == [(5, 5), (3, 3)]
 
 
 def _tiny_data(n: int = 64, size: int = 16, classes: int = 3):  # type: ignore[no-untyped-def]
