@@ -822,6 +822,8 @@ class SessionStore:
         :meth:`samples` (time order kept). Samples outside trials are left out."""
         table = self.samples(session_id, phase=phase)
         trial = table["trial_index"]
+        if trial.size == 0:
+            return {}
         order = np.argsort(trial, kind="stable")
         sorted_trials = trial[order]
         starts = np.flatnonzero(np.r_[True, sorted_trials[1:] != sorted_trials[:-1]])

@@ -1,0 +1,197 @@
+"""A store's sessions and their data quality: what ``gazelab sessions`` lists.
+
+Per trial (image phase only) the data loss and the fixation precision of
+:func:`gazelab.gaze.quality.trial_quality`: ``rate_hz × duration`` samples are
+expected, where the image phase runs from the trial's ``image`` event to the next
+phase event of the session (the next trial's ``blank1``, ``paused``, ``done`` or
+``quit``). Accuracy belongs to the validation runs
+(:meth:`SessionStore.validation_qualities`). Per session: the mean of the
+validation runs' accuracy and precision, and the data loss over all trials'
+expected samples (issue #18 item 5).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
+
+import numpy as np
+
+from gazelab.annotation.store import SessionStore
+from gazelab.gaze.quality import TrialQuality, trial_quality
+from gazelab.settings import Settings
+
+PHASE_EVENTS = frozenset({"blank1", "cross", "blank2", "image", "paused", "done", "quit"})
+"""Event kinds that start a protocol phase (annotation.protocol.Phase values)."""
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """One row of ``gazelab sessions``. Quality values are NaN where not measured."""
+
+    session_id: int
+    participant: str
+    date_utc: str
+    tracker: str
+    trials_done: int
+    trials_total: int
+    validations: int
+    accuracy_deg: float
+    rms_s2s_deg: float
+    std_deg: float
+    loss_pct: float
+
+
+def image_windows(store: SessionStore, session_id: int) -> dict[int, tuple[float, float]]:
+    """Trial index -> ``(start, end)`` local seconds of its (first) image phase.
+
+    A trial whose image phase never ended (a crash) ends at its last image sample.
+    """
+    events = [e for e in store.events(session_id) if e["kind"] in PHASE_EVENTS]
+    out: dict[int, tuple[float, float]] = {}
+    for k, ev in enumerate(events):
+        ti = ev["trial_index"]
+        if ev["kind"] != "image" or ti is None or ti in out:
+            continue
+        end = next((e["local_s"] for e in events[k + 1 :]), math.nan)
+        out[int(ti)] = (float(ev["local_s"]), float(end))
+    return out
+
+
+def compute_trial_quality(
+    store: SessionStore,
+    session_id: int,
+    settings: Settings | None = None,
+    *,
+    save: bool = True,
+) -> list[TrialQuality]:
+    """Per-trial data quality of a session from its stored samples (one read of the
+    session); stored with the session when ``save``. ``settings`` default to the
+    session's own (nominal rate, display geometry, I-VT threshold)."""
+    rec = store.session(session_id)
+    s = settings or Settings.from_toml(rec.settings_toml, source=f"session {session_id}")
+    rate = float(s.tracker.rate_hz)
+    windows = image_windows(store, session_id)
+    by_trial = store.samples_by_trial(session_id, phase="image")
+    out: list[TrialQuality] = []
+    for ti in sorted(set(windows) | set(by_trial)):
+        table = by_trial.get(ti)
+        t = table["local_s"] if table is not None else np.zeros(0)
+        start, end = windows.get(ti, (math.nan, math.nan))
+        if not math.isfinite(start):
+            start = float(t[0]) if t.size else math.nan
+        if not math.isfinite(end):
+            end = float(t[-1]) + 1.0 / rate if t.size else start
+        if not math.isfinite(start):
+            continue
+        empty = np.zeros(0)
+        out.append(
+            trial_quality(
+                ti,
+                table["x"] if table is not None else empty,
+                table["y"] if table is not None else empty,
+                table["valid"] if table is not None else np.zeros(0, bool),
+                t,
+                s.display,
+                rate_hz=rate,
+                duration_s=max(0.0, end - start),
+                velocity_deg_s=s.fixations.velocity_deg_s,
+            )
+        )
+    if save and out:
+        store.set_trial_quality(session_id, out)
+    return out
+
+
+def session_loss_pct(trials: Sequence[TrialQuality]) -> float:
+    """Missing share of all the trials' expected samples, percent (NaN without trials)."""
+    expected = sum(q.n_expected for q in trials)
+    if expected == 0:
+        return math.nan
+    missing = sum(max(0, q.n_expected - q.n_samples) for q in trials)
+    return 100.0 * missing / expected
+
+
+def _mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def summarize_session(
+    store: SessionStore, session_id: int, *, save: bool = False
+) -> SessionSummary:
+    """Participant, date, tracker, progress and data quality of one session (the per-trial
+    quality is recomputed from the samples, and stored when ``save``)."""
+    rec = store.session(session_id)
+    s = Settings.from_toml(rec.settings_toml, source=f"session {session_id} in {store.path}")
+    trials = compute_trial_quality(store, session_id, s, save=save)
+    runs = [r["quality"] for r in store.validation_qualities(session_id)]
+    return SessionSummary(
+        session_id=rec.id,
+        participant=rec.participant,
+        date_utc=rec.created_utc,
+        tracker=s.tracker.kind,
+        trials_done=len(store.final_labels(session_id)),
+        trials_total=len(rec.stimulus_order),
+        validations=len(runs),
+        accuracy_deg=_mean([v.mean_accuracy_deg for v in runs]),
+        rms_s2s_deg=_mean([v.rms_s2s_deg for v in runs]),
+        std_deg=_mean([v.std_deg for v in runs]),
+        loss_pct=session_loss_pct(trials),
+    )
+
+
+def list_sessions(store: SessionStore) -> list[SessionSummary]:
+    """Every session of the store, by id."""
+    return [summarize_session(store, r.id) for r in store.sessions()]
+
+
+COLUMNS = tuple(f.name for f in fields(SessionSummary))
+
+
+def _fmt(value: object, digits: int = 2) -> str:
+    if isinstance(value, float):
+        return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def sessions_csv(rows: Sequence[SessionSummary]) -> str:
+    """CSV text, one row per session, NaN as empty cells, full precision."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow(
+            "" if isinstance(v, float) and not math.isfinite(v) else v for v in astuple(row)
+        )
+    return buf.getvalue()
+
+
+def sessions_table(rows: Sequence[SessionSummary]) -> str:
+    """A plain-text table for the terminal (accuracy and precision in °, loss in %)."""
+    head = ("session", "participant", "date (UTC)", "tracker", "progress", "valid.",
+            "accuracy°", "RMS-S2S°", "STD°", "loss %")  # fmt: skip
+    body = [
+        (
+            str(r.session_id),
+            r.participant,
+            r.date_utc[:16].replace("T", " "),
+            r.tracker,
+            f"{r.trials_done}/{r.trials_total}",
+            str(r.validations),
+            _fmt(r.accuracy_deg),
+            _fmt(r.rms_s2s_deg, 3),
+            _fmt(r.std_deg, 3),
+            _fmt(r.loss_pct, 1),
+        )
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+             for line in (head, *body)]  # fmt: skip
+    if not body:
+        lines.append("(no sessions)")
+    return "\n".join(lines) + "\n"

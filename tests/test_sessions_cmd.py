@@ -1,0 +1,107 @@
+"""``gazelab sessions``: one row per session with progress and data quality (issue #18 item 5)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import numpy as np
+import pytest
+
+from gazelab.annotation.sessions import (
+    compute_trial_quality,
+    image_windows,
+    list_sessions,
+    sessions_csv,
+    sessions_table,
+)
+from gazelab.annotation.store import SessionStore
+from gazelab.gaze.quality import PointQuality, validation_quality
+from gazelab.gaze.trackers.base import GazeSample
+from gazelab.settings import Settings
+
+RATE = 60  # Settings().tracker.rate_hz
+
+
+def _samples(t0: float, n: int, invalid: range = range(0)) -> list[GazeSample]:
+    return [
+        GazeSample(time_ms=(t0 + i / RATE) * 1000, local_s=t0 + i / RATE, x=1280.0, y=720.0,
+                   valid=i not in invalid)
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def build_store(path) -> SessionStore:
+    """Two sessions: P01 with hand-made gaps and a validation, P02 never started."""
+    store = SessionStore(path, create=True)
+    assert Settings().tracker.rate_hz == RATE
+    rec = store.create_session("P01", settings_toml=Settings().to_toml(), seed=0,
+                               image_source="synthetic", stimulus_order=["a", "b"],
+                               start_local_s=0.0)  # fmt: skip
+    sid = rec.id
+    for kind, t, trial in (("blank1", 0.0, 0), ("image", 1.0, 0), ("label", 2.5, 0),
+                           ("blank1", 3.0, 1), ("image", 4.0, 1), ("done", 5.0, None)):  # fmt: skip
+        store.add_event(sid, kind, t, trial_index=trial)
+    store.add_samples(sid, _samples(0.0, 60), trial_index=0, phase="blank1")
+    # trial 0: 2 s of image, 120 expected, 120 recorded, 12 invalid -> 10 % loss
+    store.add_samples(sid, _samples(1.0, 120, range(40, 52)), trial_index=0, phase="image")
+    # trial 1: 1 s of image, 60 expected, only 30 recorded -> 50 % loss
+    store.add_samples(sid, _samples(4.0, 30), trial_index=1, phase="image")
+    store.add_label(sid, 0, "happy", local_s=2.5)
+    pts = [PointQuality((100.0, 100.0), (1.0, 1.0), acc, 0.02, 0.03, 50, 0.0, 50)
+           for acc in (0.5, 0.7)]  # fmt: skip
+    store.add_validation_quality(sid, validation_quality(pts), kind="calibration-validation",
+                                 local_s=0.5)  # fmt: skip
+    store.create_session("P02", settings_toml=Settings().to_toml(), seed=0,
+                         image_source="synthetic", stimulus_order=["a", "b", "c"],
+                         start_local_s=0.0)  # fmt: skip
+    return store
+
+
+def test_image_windows_and_trial_loss_on_hand_made_gaps(tmp_path):
+    with build_store(tmp_path / "s.sqlite") as store:
+        assert image_windows(store, 1) == {0: (1.0, 3.0), 1: (4.0, 5.0)}
+        q = compute_trial_quality(store, 1)
+        assert [(t.trial_index, t.n_expected, t.n_samples) for t in q] == [(0, 120, 108),
+                                                                             (1, 60, 30)]  # fmt: skip
+        assert q[0].loss_pct == pytest.approx(10.0) and q[1].loss_pct == pytest.approx(50.0)
+        assert q[1].rms_s2s_deg == 0.0  # a still gaze: no sample-to-sample motion
+        assert store.trial_quality(1) == q  # stored
+
+
+def test_list_sessions_progress_accuracy_and_loss(tmp_path):
+    with build_store(tmp_path / "s.sqlite") as store:
+        one, two = list_sessions(store)
+        assert (one.participant, one.tracker, one.trials_done, one.trials_total) == (
+            "P01", "sim", 1, 2)  # fmt: skip
+        assert one.validations == 1
+        assert one.accuracy_deg == pytest.approx(0.6)
+        assert one.rms_s2s_deg == pytest.approx(0.02) and one.std_deg == pytest.approx(0.03)
+        assert one.loss_pct == pytest.approx(100.0 * 42 / 180)
+        assert (two.trials_done, two.trials_total, two.validations) == (0, 3, 0)
+        assert math.isnan(two.loss_pct) and math.isnan(two.accuracy_deg)
+        assert store.trial_quality(1) == []  # listing does not write
+
+
+def test_sessions_csv_and_table(tmp_path):
+    with build_store(tmp_path / "s.sqlite") as store:
+        rows = list_sessions(store)
+    parsed = list(csv.DictReader(io.StringIO(sessions_csv(rows))))
+    assert [r["participant"] for r in parsed] == ["P01", "P02"]
+    assert float(parsed[0]["loss_pct"]) == pytest.approx(23.333333, abs=1e-5)
+    assert parsed[1]["accuracy_deg"] == ""
+    text = sessions_table(rows)
+    assert "1/2" in text and "0/3" in text and "23.3" in text and "0.60" in text
+
+
+def test_trial_without_end_event_ends_at_its_last_sample(tmp_path):
+    with SessionStore(tmp_path / "c.sqlite", create=True) as store:
+        rec = store.create_session("P03", settings_toml=Settings().to_toml(), seed=0,
+                                   image_source="synthetic", stimulus_order=["a"],
+                                   start_local_s=0.0)  # fmt: skip
+        store.add_event(rec.id, "image", 1.0, trial_index=0)  # then the session crashed
+        store.add_samples(rec.id, _samples(1.0, 90), trial_index=0, phase="image")
+        (q,) = compute_trial_quality(store, rec.id, save=False)
+        assert q.n_expected == 90 and q.loss_pct == pytest.approx(0.0)
+        assert np.isfinite(q.std_deg)
