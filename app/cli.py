@@ -58,6 +58,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sessions(args: argparse.Namespace) -> int:
+    """List a store's sessions: participant, date, progress, data quality (issue #18)."""
+    from gazelab.annotation.sessions import list_sessions, sessions_csv, sessions_table
+    from gazelab.annotation.store import SessionStore
+
+    with SessionStore(args.store) as store:
+        rows = list_sessions(store)
+    print(sessions_csv(rows) if args.csv else sessions_table(rows), end="")
+    return 0
+
+
 def cmd_simulate_tracker(args: argparse.Namespace) -> int:
     """A tracker without hardware: an Eye Tribe server, a GazePoint Open Gaze server, or an
     LSL gaze stream, each driven by the synthetic observer (or a replay file)."""
@@ -629,6 +640,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="side in pixels, 16-4096 (default: 256)")  # fmt: skip
     p.add_argument("--seed", type=_count(0, 2**32 - 1), default=0)
     p.add_argument("--rgb", action="store_true", help="RGB instead of grey-scale")
+
+    p = add("sessions", cmd_sessions,
+            "list a store's sessions: participant, date, progress, accuracy, precision, loss")  # fmt: skip
+    p.add_argument("--store", required=True, help="project store (.sqlite)")
+    p.add_argument("--csv", action="store_true", help="CSV instead of a table")
 
     p = add("export", cmd_export, "export sessions to a BIDS-like folder (gaze.tsv.gz, events.tsv)")
     p.add_argument("--store", required=True, help="project store (.sqlite)")

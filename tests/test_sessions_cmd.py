@@ -105,3 +105,18 @@ def test_trial_without_end_event_ends_at_its_last_sample(tmp_path):
         (q,) = compute_trial_quality(store, rec.id, save=False)
         assert q.n_expected == 90 and q.loss_pct == pytest.approx(0.0)
         assert np.isfinite(q.std_deg)
+
+
+def test_gazelab_sessions_command_table_csv_and_missing_store(tmp_path, capsys):
+    from gazelab.app.cli import main
+
+    build_store(tmp_path / "s.sqlite").close()
+    assert main(["sessions", "--store", str(tmp_path / "s.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("session") and "P01" in out and "P02" in out
+    assert main(["sessions", "--store", str(tmp_path / "s.sqlite"), "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["trials_done"] for r in rows] == ["1", "0"]
+    assert main(["sessions", "--store", str(tmp_path / "nope.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "no store at" in err and len(err.strip().splitlines()) == 1
