@@ -32,6 +32,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gazelab.annotation.sessions import compute_trial_quality, session_loss_pct
 from gazelab.annotation.store import SessionRecord, SessionStore
 from gazelab.errors import GazelabError
 from gazelab.fileio import atomic_write, clean_stale_temporaries, temporary_name
@@ -190,6 +191,84 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _finite(value: float) -> float | None:
+    """A number for JSON: NaN (not measured) becomes null."""
+    return round(float(value), 6) if math.isfinite(value) else None
+
+
+def _quality_fields(store: SessionStore, rec: SessionRecord, settings: Settings) -> dict[str, Any]:
+    """The data-quality entries of the gaze sidecar (issue #18 item 5).
+
+    BIDS eye-tracking (BEP020) names where they exist: ``AverageCalibrationError`` and
+    ``MaximalCalibrationError`` (degrees) of the validation that opened the recording
+    (the last one of kind ``calibration-validation``, else the first run), and
+    ``CalibrationCount``. Precision and data loss have no BIDS name: they are under
+    ``DataQuality`` with their definitions (gaze/quality.py).
+    """
+    runs = store.validation_qualities(rec.id)
+    opening = [r for r in runs if r["kind"] == "calibration-validation"] or runs[:1]
+    trials = compute_trial_quality(store, rec.id, settings, save=False)
+    fields: dict[str, Any] = {
+        "CalibrationCount": sum(c["kind"] == "calibration" for c in store.calibrations(rec.id)),
+    }
+    if opening:
+        q = opening[-1]["quality"]
+        fields["AverageCalibrationError"] = _finite(q.mean_accuracy_deg)
+        fields["MaximalCalibrationError"] = _finite(q.max_accuracy_deg)
+        fields["CalibrationUnit"] = "deg"
+    fields["DataQuality"] = {
+        "Definitions": {
+            "AccuracyDeg": "angular distance from the target to the mean valid gaze position",
+            "PrecisionRMSS2SDeg": "RMS of angular distances between successive valid samples"
+            " (trials: fixation steps at or below the I-VT velocity threshold)",
+            "PrecisionSTDDeg": "sqrt(var_x + var_y) of gaze angles (trials: pooled over"
+            " fixation runs)",
+            "DataLossPercent": "missing or invalid samples, percent of nominal rate x duration",
+            "Reference": "Holmqvist, Nystrom & Mulvey (2012), ETRA",
+        },
+        "Validations": [
+            {
+                "Kind": r["kind"],
+                "OnsetSeconds": _finite(r["local_s"] - rec.start_local_s),
+                "Passed": r["passed"],
+                "Overridden": r["overridden"],
+                "Problems": r["problems"],
+                "AccuracyDeg": _finite(r["quality"].mean_accuracy_deg),
+                "MaxAccuracyDeg": _finite(r["quality"].max_accuracy_deg),
+                "PrecisionRMSS2SDeg": _finite(r["quality"].rms_s2s_deg),
+                "PrecisionSTDDeg": _finite(r["quality"].std_deg),
+                "DataLossPercent": _finite(r["quality"].loss_pct),
+                "Targets": [
+                    {
+                        "TargetPixels": list(p.target_px),
+                        "OffsetPixels": [_finite(v) for v in p.offset_px],
+                        "AccuracyDeg": _finite(p.accuracy_deg),
+                        "PrecisionRMSS2SDeg": _finite(p.rms_s2s_deg),
+                        "PrecisionSTDDeg": _finite(p.std_deg),
+                        "DataLossPercent": _finite(p.loss_pct),
+                    }
+                    for p in r["quality"].points
+                ],
+            }
+            for r in runs
+        ],
+        "DataLossPercent": _finite(session_loss_pct(trials)),
+        "Trials": [
+            {
+                "trial_index": t.trial_index,
+                "DurationSeconds": _finite(t.duration_s),
+                "ExpectedSamples": t.n_expected,
+                "ValidSamples": t.n_samples,
+                "DataLossPercent": _finite(t.loss_pct),
+                "PrecisionRMSS2SDeg": _finite(t.rms_s2s_deg),
+                "PrecisionSTDDeg": _finite(t.std_deg),
+            }
+            for t in trials
+        ],
+    }
+    return fields
+
+
 def _write_files(
     store: SessionStore, rec: SessionRecord, settings: Settings, t0: float, paths: dict[str, Path]
 ) -> dict[str, int]:
@@ -236,6 +315,7 @@ def _write_files(
         "SessionUUID": rec.uuid,
         "SoftwareVersion": rec.software_version,
         "Calibrations": store.calibrations(session_id),
+        **_quality_fields(store, rec, settings),
         "RecordingGaps": [
             {**gap, "start_s": gap["start_local_s"] - t0} for gap in store.gaps(session_id)
         ],

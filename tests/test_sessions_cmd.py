@@ -120,3 +120,26 @@ def test_gazelab_sessions_command_table_csv_and_missing_store(tmp_path, capsys):
     assert main(["sessions", "--store", str(tmp_path / "nope.sqlite")]) == 2
     err = capsys.readouterr().err
     assert "no store at" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bids_sidecar_carries_data_quality(tmp_path):
+    import json
+
+    from gazelab.annotation.bids import export_session
+
+    with build_store(tmp_path / "s.sqlite") as store:
+        paths = export_session(store, 1, tmp_path / "bids")
+        empty = export_session(store, 2, tmp_path / "bids")
+    side = json.loads(paths["gaze_json"].read_text())
+    assert side["AverageCalibrationError"] == pytest.approx(0.6)
+    assert side["MaximalCalibrationError"] == pytest.approx(0.7)
+    assert side["CalibrationCount"] == 0
+    dq = side["DataQuality"]
+    assert dq["DataLossPercent"] == pytest.approx(100.0 * 42 / 180, abs=1e-5)
+    assert [t["DataLossPercent"] for t in dq["Trials"]] == [10.0, 50.0]
+    (run,) = dq["Validations"]
+    assert run["Kind"] == "calibration-validation" and run["Passed"] is True
+    assert [t["AccuracyDeg"] for t in run["Targets"]] == [0.5, 0.7]
+    side2 = json.loads(empty["gaze_json"].read_text())
+    assert "AverageCalibrationError" not in side2
+    assert side2["DataQuality"]["DataLossPercent"] is None  # strict JSON: no NaN
