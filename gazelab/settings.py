@@ -202,6 +202,25 @@ class TrainingSettings(_Validated):
     class_weighted: bool = setting(True, choices=(False, True))
 
 
+@dataclasses.dataclass(frozen=True)
+class QualitySettings(_Validated):
+    """Data-quality limits (issue #18; definitions in gaze/quality.py)."""
+
+    _section = "quality"
+    validation_mean_accuracy_deg: float = setting(
+        1.0, range=(0.0, 10.0), doc="a validation above this blocks the start"
+    )
+    validation_max_point_accuracy_deg: float = setting(
+        1.5, range=(0.0, 10.0), doc="any target above this blocks the start too"
+    )
+    max_trial_loss_pct: float = setting(
+        100.0, range=(0.0, 100.0), doc="compare leaves out trials losing more (100 = keep all)"
+    )
+    max_accuracy_deg: float = setting(
+        0.0, range=(0.0, 10.0), doc="compare leaves out worse-validated sessions (0 = keep all)"
+    )
+
+
 _SECTIONS: dict[str, type] = {
     "stimulus": StimulusSettings,
     "protocol": ProtocolSettings,
@@ -212,6 +231,7 @@ _SECTIONS: dict[str, type] = {
     "analysis": AnalysisSettings,
     "masks": MaskSettings,
     "training": TrainingSettings,
+    "quality": QualitySettings,
 }
 
 
@@ -229,6 +249,7 @@ class Settings:
     analysis: AnalysisSettings = dataclasses.field(default_factory=AnalysisSettings)
     masks: MaskSettings = dataclasses.field(default_factory=MaskSettings)
     training: TrainingSettings = dataclasses.field(default_factory=TrainingSettings)
+    quality: QualitySettings = dataclasses.field(default_factory=QualitySettings)
 
     def replace(self, **sections: Any) -> Settings:
         return dataclasses.replace(self, **sections)
