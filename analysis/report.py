@@ -50,6 +50,9 @@ def markdown(comp: Comparison, summ: dict[str, Any]) -> str:
         f"points = fixation {comp.analysis.point_source}).",
         f"Heatmap kernel in image pixels: c = {comp.kernel_image_px['c']:.2f}, "
         f"radius = {comp.kernel_image_px['radius']:.2f}.",
+        "Metrics: Spearman with average ranks over all pixels (zeros are one tie group); "
+        "AUC-Judd as the MIT saliency benchmark computes it (map scaled to 0..1, ties "
+        "broken by its jitter of at most 1e-7, seed 0); NSS at the fixated pixels.",
         "",
     ]
     for title, key, col in (

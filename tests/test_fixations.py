@@ -166,3 +166,42 @@ def test_every_registered_detector_is_a_settings_choice():
 
     field = {f.name: f for f in dataclasses.fields(FixationSettings)}["method"]
     assert set(field.metadata["choices"]) == set(DETECTORS) == {"idt", "ivt", "flag"}
+
+
+def _ivt_loop_reference(t, x, y, valid, *, velocity_px_per_ms, min_duration_ms):
+    """The I-VT of gazelab 0.x, a loop over valid runs (kept as the definition)."""
+    from gazelab.gaze.fixations import valid_runs
+
+    out = []
+    for start, stop in valid_runs(valid):
+        if stop - start < 2:
+            continue
+        ts, xs, ys = t[start:stop], x[start:stop], y[start:stop]
+        dt = np.diff(ts)
+        dist = np.hypot(np.diff(xs), np.diff(ys))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.where(dt > 0, dist / dt, np.inf)
+        vel = np.concatenate([[v[0]], v])
+        for a, b in valid_runs(vel < velocity_px_per_ms):
+            if ts[b - 1] - ts[a] >= min_duration_ms:
+                out.append((start + a, start + b - 1))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_vectorised_ivt_equals_the_loop_definition(seed: int) -> None:
+    from gazelab.gaze.detectors.ivt import ivt
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    t = np.cumsum(rng.choice([0.0, 16.0, 17.0], size=n, p=[0.05, 0.5, 0.45]))  # bursts: dt = 0
+    jumps = np.cumsum(rng.random(n) < 0.02) * 150.0  # saccades every ~50 samples
+    x = 500 + jumps % 900 + rng.normal(0, 2, n)
+    y = 300 + (jumps * 0.7) % 600 + rng.normal(0, 2, n)
+    valid = rng.random(n) > 0.03
+    valid[rng.integers(0, n, 5)] = False
+    valid[100:101] = True  # single-sample valid runs are never fixations
+    for thr in (0.2, 0.5, 2.0):
+        got = ivt(t, x, y, valid, velocity_px_per_ms=thr, min_duration_ms=80.0)
+        want = _ivt_loop_reference(t, x, y, valid, velocity_px_per_ms=thr, min_duration_ms=80.0)
+        assert got == want and len(want) > 5

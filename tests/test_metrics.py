@@ -70,7 +70,8 @@ def test_nss_and_auc_on_hand_made_cases() -> None:
     assert auc_judd(s, fix) == pytest.approx(1.0)  # the fixation is the most salient pixel
     fix2 = np.zeros((4, 4))
     fix2[3, 3] = 1
-    assert auc_judd(s, fix2) == pytest.approx(0.5)  # ties with every other pixel: chance
+    # ties with every other pixel: counted as above (the reference without jitter): chance
+    assert auc_judd(s, fix2, jitter=False) == pytest.approx(0.5)
     with pytest.raises(MetricError, match="no fixated pixel"):
         nss(s, np.zeros((4, 4)))
 
@@ -131,3 +132,99 @@ def test_compare_maps_has_every_column() -> None:
     out = compare_maps(a, b, fixation_map=a)
     assert set(out) == {"iou", "spearman", "cosine_distance", "cc", "sim", "kld", "nss", "auc_judd"}
     assert 0 < out["iou"] < 1 and out["nss"] > 0
+
+
+# -- issue 22: the fast exact Spearman, MIT's AUC-Judd, NSS at pysaliency's speed -----------
+def _truncated_heatmap(rng: np.random.Generator, shape: tuple[int, int], zero: float) -> np.ndarray:
+    """A map whose ``zero`` share of pixels are exact zeros (truncated Gaussians)."""
+    m = rng.gamma(2.0, size=shape)
+    m[rng.random(shape) < zero] = 0.0
+    return m
+
+
+@pytest.mark.filterwarnings("ignore:An input array is constant")
+@pytest.mark.parametrize("zero", [0.0, 0.5, 0.9, 0.99, 1.0])
+def test_spearman_with_a_zero_tie_block_equals_scipy(zero: float) -> None:
+    rng = np.random.default_rng(int(zero * 100))
+    for _ in range(4):
+        a = _truncated_heatmap(rng, (48, 64), zero)
+        b = _truncated_heatmap(rng, (48, 64), 0.9)
+        b[:5] = np.round(b[:5])  # more ties among the non-zero values
+        expected = stats.spearmanr(a.ravel(), b.ravel())[0]
+        if np.isnan(expected):  # a constant map: scipy says NaN, gazelab 0 (as cc does)
+            assert spearman(a, b) == 0.0
+        else:
+            assert spearman(a, b) == pytest.approx(expected, abs=1e-12)
+
+
+def test_ranks_equal_scipy_with_negative_zero_and_positive_values() -> None:
+    from gazelab.analysis.metrics import _ranks
+
+    rng = np.random.default_rng(5)
+    x = np.round(rng.normal(size=(30, 30)), 1)  # negatives, zeros and many ties
+    x[rng.random(x.shape) < 0.6] = 0.0
+    np.testing.assert_array_equal(_ranks(x), stats.rankdata(x.ravel(), method="average"))
+
+
+def _mit_auc_judd(
+    saliency: np.ndarray, fixation_map: np.ndarray, noise: np.ndarray | None
+) -> float:
+    """A line-by-line transcription of the MIT saliency benchmark's AUC_Judd.m, with the
+    jitter ``rand(size)/10000000`` passed in as ``noise`` (``None``: jitter off)."""
+    s = saliency.astype(np.float64)
+    if noise is not None:
+        s = s + noise / 10000000
+    s = (s - s.min()) / (s.max() - s.min())
+    S = s.ravel(order="F")
+    F = fixation_map.ravel(order="F")
+    Sth = S[F > 0]
+    n_fix, n_pix = len(Sth), len(S)
+    allthreshes = np.sort(Sth)[::-1]
+    tp = np.zeros(n_fix + 2)
+    fp = np.zeros(n_fix + 2)
+    tp[-1] = fp[-1] = 1
+    for i in range(1, n_fix + 1):
+        thresh = allthreshes[i - 1]
+        aboveth = np.sum(S >= thresh)
+        tp[i] = i / n_fix
+        fp[i] = (aboveth - i) / (n_pix - n_fix)
+    from scipy.integrate import trapezoid
+
+    return float(trapezoid(tp, fp))
+
+
+@pytest.mark.parametrize("zero", [0.0, 0.9])
+def test_auc_judd_equals_the_mit_reference_on_tied_and_untied_maps(zero: float) -> None:
+    rng = np.random.default_rng(7)
+    for seed in range(3):
+        s = _truncated_heatmap(rng, (40, 50), zero)
+        s = (s - s.min()) / (s.max() - s.min())  # MIT's maps are in 0..1
+        fix = (rng.random(s.shape) < 0.03).astype(int)
+        noise = np.random.default_rng(seed).random(s.size).reshape(s.shape)
+        assert auc_judd(s, fix, seed=seed) == pytest.approx(_mit_auc_judd(s, fix, noise), abs=1e-12)
+        assert auc_judd(s, fix, jitter=False) == pytest.approx(
+            _mit_auc_judd(s, fix, None), abs=1e-12
+        )
+
+
+def test_auc_judd_jitter_breaks_ties_on_truncated_maps() -> None:
+    """Most fixations on exact zeros: without jitter every tied pixel counts as above the
+    threshold (a pessimistic number); with MIT's jitter the ties fall at random (chance)."""
+    s = np.zeros((50, 50))
+    s[:10, :10] = np.linspace(0.1, 1.0, 100).reshape(10, 10)
+    fix = np.zeros((50, 50), int)
+    fix[5, 5] = 1  # inside the salient block
+    fix[30:40:3, 30:40:3] = 1  # 16 fixations on the zero block
+    off = auc_judd(s, fix, jitter=False)
+    on = auc_judd(s, fix)
+    assert off < 0.3 and 0.45 < on < 0.65
+    assert auc_judd(s, fix) == on  # seeded: the same number every time
+
+
+def test_nss_equals_the_pysaliency_form() -> None:
+    """pysaliency: z-score the map, average it at the fixated pixels."""
+    rng = np.random.default_rng(3)
+    s = _truncated_heatmap(rng, (60, 80), 0.9)
+    fix = (rng.random(s.shape) < 0.02).astype(int)
+    z = (s - s.mean()) / s.std()
+    assert nss(s, fix) == pytest.approx(z[fix > 0].mean(), rel=1e-12)
