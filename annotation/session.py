@@ -2,14 +2,10 @@
 
 Everything the set-up dialog and ``gazelab annotate`` ask for is a
 :class:`SessionConfig`; :meth:`SessionConfig.problems` lists what is wrong in
-words a participant's experimenter can act on. Image sources are named by a
-string stored with the session, so a resumed session rebuilds the same images:
-
-``synthetic:N:SEED[:SIZE]``   N procedural faces, SIZE px (default ``synthetic:8:0:256``);
-                              ``:subjects=K`` / ``:renderer=b`` options (models.synthetic)
-``folder:PATH``        a folder-per-class layout
-``ck+:PATH``           a CK+ root (``cohn-kanade-images/``, ``Emotion/``)
-``fer+:PATH``, ``affectnet:PATH``  FER+ / AffectNet in their distributed layouts
+words a participant's experimenter can act on. Image sources are named by an
+image spec stored with the session (``synthetic:N:SEED``, ``folder:PATH``, ``ck+:PATH`` ...;
+every layout of :mod:`gazelab.models.datasets.registry`), so a resumed session rebuilds the
+same images through :func:`~gazelab.models.datasets.registry.open_image_set`.
 """
 
 from __future__ import annotations
@@ -34,6 +30,8 @@ from gazelab.gaze.trackers.registry import (
     open_tracker_request,
     parse_tracker_spec,
 )
+from gazelab.models.datasets.base import ImageSet
+from gazelab.models.datasets.registry import image_spec_problem, open_image_set
 from gazelab.settings import Settings
 
 
@@ -41,18 +39,8 @@ class SessionSetupError(GazelabError, ValueError):
     """The session cannot start; the message lists every problem found."""
 
 
-@dataclass
-class ImageSource:
-    """The images of a session, by id."""
-
-    spec: str
-    ids: list[str]
-    labels: dict[str, int]
-    _load: Callable[[str], NDArray[np.uint8]]
-    regions: dict[str, NDArray[np.float32]] = field(default_factory=dict)
-
-    def image(self, image_id: str) -> NDArray[np.uint8]:
-        return self._load(image_id)
+ImageSource = ImageSet
+"""Old name of :class:`~gazelab.models.datasets.base.ImageSet`, the one image record."""
 
 
 def check_images(source: ImageSource, image_ids: Sequence[str]) -> None:
@@ -81,42 +69,8 @@ def check_images(source: ImageSource, image_ids: Sequence[str]) -> None:
         )
 
 
-def open_image_source(spec: str) -> ImageSource:
-    """Build the images named by ``spec`` (see the module docstring)."""
-    kind, _, rest = spec.partition(":")
-    if kind == "synthetic":
-        from gazelab.models.synthetic import parse_synthetic_spec
-
-        try:
-            faces = parse_synthetic_spec(spec).faces()
-        except ValueError as exc:
-            raise SessionSetupError(str(exc)) from exc
-        by_id = {fid: i for i, fid in enumerate(faces.ids)}
-        return ImageSource(
-            spec,
-            list(faces.ids),
-            {fid: int(faces.labels[i]) for fid, i in by_id.items()},
-            lambda fid: faces.images[by_id[fid]],
-            {fid: faces.regions[i] for fid, i in by_id.items()},
-        )
-    if kind.lower() in ("folder", "ck+", "ckplus", "fer+", "ferplus", "affectnet"):
-        from gazelab.models.datasets.library import load_dataset
-
-        if not rest:
-            raise SessionSetupError(f"image source {spec!r} needs a path: {kind}:PATH")
-        ds = load_dataset(kind, rest)
-        if not ds.ids:
-            raise SessionSetupError(f"no images found in {rest} ({kind} layout)")
-        index = {iid: i for i, iid in enumerate(ds.ids)}
-        return ImageSource(
-            spec,
-            list(ds.ids),
-            {iid: int(ds.labels[i]) for iid, i in index.items()},
-            lambda iid: ds.image(index[iid]),
-        )
-    raise SessionSetupError(
-        f"unknown image source {spec!r}; use synthetic:N:SEED, folder:PATH or ck+:PATH"
-    )
+open_image_source = open_image_set
+"""Old name of :func:`~gazelab.models.datasets.registry.open_image_set`."""
 
 
 @dataclass(frozen=True)
@@ -143,13 +97,9 @@ class SessionConfig:
             out.append(f"store {self.store}: name it *.sqlite")
         if not self.store.parent.exists():
             out.append(f"store folder {self.store.parent} does not exist")
-        kind = self.images.partition(":")[0]
-        if kind not in ("synthetic", "folder", "ck+"):
-            out.append(f"images {self.images!r}: use synthetic:N:SEED, folder:PATH or ck+:PATH")
-        elif kind != "synthetic":
-            path = Path(self.images.partition(":")[2])
-            if not path.is_dir():
-                out.append(f"images: folder {path} does not exist")
+        image_problem = image_spec_problem(self.images)  # every registered layout
+        if image_problem:
+            out.append(f"images: {image_problem}")
         s = self.settings
         if (
             s.voice.backend == "vosk"

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from gazelab import __version__
 from gazelab.analysis.saliency import ANALYZERS as ANALYZER_CHOICES
 from gazelab.gaze.trackers.registry import tracker_usage
+from gazelab.models.datasets.registry import layout_usage, layouts
 from gazelab.models.masks import ALGORITHMS as MASK_ALGORITHMS
 
 Handler = Callable[[argparse.Namespace], int]
@@ -250,8 +251,10 @@ def cmd_saliency(args: argparse.Namespace) -> int:
     from gazelab.fileio import safe_filename
     from gazelab.models.architectures import load_classifier, to_model_input
     from gazelab.models.datasets.library import load_image_set
+    from gazelab.models.datasets.registry import check_image_spec
 
     Path(args.out).mkdir(parents=True, exist_ok=True)  # a bad --out fails before the work
+    check_image_spec(args.images or args.dataset)  # a mistyped spec fails before the model
     model = load_classifier(args.model)
     if args.dataset:
         return _saliency_dataset(args, model)
@@ -355,6 +358,7 @@ def cmd_masks(args: argparse.Namespace) -> int:
     """Export masks: from a project (human or model masks of its images) or, with
     --images, model masks for a whole image set (streamed batch by batch)."""
     from gazelab.models.architectures import load_classifier
+    from gazelab.models.datasets.registry import check_image_spec
     from gazelab.models.export import (
         ExportError,
         export_image_set_masks,
@@ -370,6 +374,7 @@ def cmd_masks(args: argparse.Namespace) -> int:
     if args.images:
         if not args.model:
             raise ExportError("model masks need --model M.keras")
+        check_image_spec(args.images)  # a mistyped spec fails before the model
         summary = export_image_set_masks(
             load_classifier(args.model), args.images, args.algorithm, args.out,
             settings=settings, request=request, n=args.n, size=args.size,
@@ -432,8 +437,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
     from gazelab.annotation.session import open_image_source
     from gazelab.models.architectures import load_classifier, to_model_input
+    from gazelab.models.datasets.registry import check_image_spec
     from gazelab.models.pruning import prune
 
+    check_image_spec(args.images)  # a mistyped spec fails before the model
     model = load_classifier(args.model)
     src = open_image_source(args.images)
     ids = src.ids[: args.limit] if args.limit else src.ids
@@ -578,9 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--images",
         default="synthetic:8:0",
-        help="synthetic:N:SEED (default synthetic:8:0), folder:PATH or ck+:PATH",
+        help=f"image spec (default synthetic:8:0): {layout_usage()}",
     )
-    p.add_argument("--dataset", nargs=2, metavar=("LAYOUT", "PATH"), help="e.g. --dataset ck+ DIR")
+    p.add_argument("--dataset", nargs=2, metavar=("LAYOUT", "PATH"),
+                   help=f"e.g. --dataset ck+ DIR; LAYOUT: {', '.join(layouts())}")  # fmt: skip
     p.add_argument("--tracker", default="sim", help=f"default sim; one of {tracker_usage()}")
     p.add_argument("--voice", default="keys", help="keys (default), default, or vosk:MODEL_DIR")
     p.add_argument("--screen-in", type=_number(5, 200),
@@ -625,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, help="project store (.sqlite)")
     p.add_argument("--session", type=_count(1), required=True, help="session id")
     p.add_argument("--images", required=True, help="the image folder/dataset of the session")
-    p.add_argument("--dataset", default="folder", help="layout: folder, ck+, fer+, affectnet")
+    p.add_argument("--dataset", default="folder", help=f"layout: {', '.join(layouts())}")
     p.add_argument("--out", type=_out_folder, required=True, help="output folder")
 
     p = add("settings", cmd_settings, "print the default settings (or a validated file) as TOML")
@@ -664,8 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("saliency", cmd_saliency, "relevance maps of a model (deep Taylor, LRP, Grad-CAM...)")
     p.add_argument("--model", required=True, help="trained classifier (.keras)")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--images", help="a small image set, one NPZ: synthetic:N:SEED[:SIZE], "
-                       "folder:PATH, ck+:PATH, fer+:PATH, affectnet:PATH")  # fmt: skip
+    which.add_argument("--images", help=f"a small image set, one NPZ: {layout_usage()}")
     which.add_argument("--dataset", help="a whole dataset (same specs), streamed into "
                        "resumable float16 NPZ shards + index.csv")  # fmt: skip
     p.add_argument("--analyzer", default="deep_taylor", choices=ANALYZER_CHOICES)

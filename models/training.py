@@ -85,23 +85,18 @@ def load_labelled(
     last_frames: int = 1,
     crop: float = 1.0,
 ) -> LabelledImages:
-    """Every image of an image source spec (``synthetic:N:SEED[:SIZE][:subjects=K]
-    [:renderer=b]``, ``folder:PATH``, ``ck+:PATH``, ``fer+:PATH``, ``affectnet:PATH``) at the
-    model's input size. ``last_frames``: CK+ frames labelled per sequence (the first frame
-    is neutral). ``crop``: keep the central square of this fraction of the shorter side
-    (a fixed face crop for centred, frontal datasets such as CK+)."""
+    """Every image of an image spec (any registered layout:
+    :func:`~gazelab.models.datasets.registry.open_image_set`) at the model's input size.
+    ``last_frames``: CK+ frames labelled per sequence (the first frame is neutral; layouts
+    without sequences ignore it). ``crop``: keep the central square of this fraction of the
+    shorter side (a fixed face crop for centred, frontal datasets such as CK+)."""
     from gazelab.models.architectures import to_model_input
-    from gazelab.models.datasets.library import load_image_set
+    from gazelab.models.datasets.registry import open_image_set, parse_image_spec
 
     if not 0.1 <= crop <= 1.0:
         raise TrainingError(f"crop = {crop}: give the kept fraction of the side, 0.1-1")
-    kind, _, rest = spec.partition(":")
-    if kind.lower() in ("ck+", "ckplus") and last_frames != 1:
-        from gazelab.models.datasets.ckplus import load_ckplus
-
-        ds = load_ckplus(rest, last_frames=last_frames)
-    else:
-        ds = load_image_set(spec)
+    takes_frames = "last_frames" in parse_image_spec(spec)[0].options()
+    ds = open_image_set(spec, **({"last_frames": last_frames} if takes_frames else {}))
     if len(ds) < 4:
         raise TrainingError(f"{spec}: {len(ds)} image(s) are too few to train on")
 

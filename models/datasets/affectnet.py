@@ -33,6 +33,7 @@ from gazelab.models.datasets.base import (
     read_image,
     skipped_note,
 )
+from gazelab.models.datasets.registry import register_layout
 
 CODE_CLASS = {
     0: "neutral",
@@ -56,6 +57,10 @@ def _find_list(root: Path, name: str) -> Path:
     )
 
 
+@register_layout(
+    "affectnet",
+    about="AffectNet's manually annotated part (file lists + Manually_Annotated_Images/)",
+)
 def load_affectnet(
     root: str | Path, *, crop_faces: bool = False, max_pixels: int | None = None
 ) -> ImageSet:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from gazelab import CLASSES
 from gazelab.errors import GazelabError
@@ -50,61 +51,171 @@ def class_of(word: str) -> str | None:
     return SYNONYMS.get(word.strip().lower())
 
 
+class Labels:
+    """One class index per image (into :data:`gazelab.CLASSES`), read by position or by id.
+
+    Array-like by position (``labels[3]``, ``labels[index_array]``, ``np.asarray(labels)``,
+    iteration, ``len``) as a dataset's label vector is, and mapping-like by image id
+    (``labels["happy/1.png"]``, ``labels.get(image_id)``, ``image_id in labels``) as a
+    session's images are looked up: the one record serves both.
+    """
+
+    __slots__ = ("_by_id", "_ids", "_positions", "values")
+
+    def __init__(self, values: ArrayLike, ids: Sequence[str]) -> None:
+        self.values: NDArray[np.int64] = np.asarray(values, dtype=np.int64).reshape(-1)
+        if len(self.values) != len(ids):
+            raise ValueError("ids, labels, split and subjects must have the same length")
+        self._ids = ids
+        self._positions: dict[str, int] | None = None
+        self._by_id: dict[str, int] | None = None
+
+    def positions(self) -> dict[str, int]:
+        """Position by image id (built once)."""
+        if self._positions is None:
+            self._positions = {iid: k for k, iid in enumerate(self._ids)}
+        return self._positions
+
+    def by_id(self) -> dict[str, int]:
+        """Class index by image id (built once)."""
+        if self._by_id is None:
+            self._by_id = {iid: int(self.values[k]) for iid, k in self.positions().items()}
+        return self._by_id
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return self.by_id()[key]
+        return self.values[key]
+
+    def get(self, image_id: str, default: Any = None) -> Any:
+        return self.by_id().get(image_id, default)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            return key in self.by_id()
+        return bool(np.any(self.values == key))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __iter__(self) -> Iterator[np.int64]:
+        return iter(self.values)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> NDArray[Any]:
+        return self.values if dtype is None else self.values.astype(dtype)
+
+    def __eq__(self, other: object) -> Any:
+        return self.values == (other.values if isinstance(other, Labels) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Labels({self.values.tolist()!r})"
+
+
 @dataclass
 class ImageSet:
-    """Images with labels and ids, loaded lazily.
+    """The one image record of every command: images with labels, ids, splits, subjects and
+    diagnostic regions, loaded lazily, looked up by index or by id.
+
+    :func:`~gazelab.models.datasets.registry.open_image_set` builds one from an image spec
+    (``synthetic:...``, ``folder:PATH``, ``ck+:PATH`` ...); sessions store that spec, so the
+    same images are rebuilt for resume, heatmaps, comparison and masks.
 
     Attributes
     ----------
     ids : list of str
-        Stable image ids (relative paths or ``name:row``).
-    labels : (N,) int64
-        Class index into :data:`gazelab.CLASSES`.
+        Stable image ids (relative paths, ``name:row`` or ``synthetic-SEED-INDEX``).
+    labels : Labels
+        Class index into :data:`gazelab.CLASSES` per image, by position or by id (built
+        from an ``(N,)`` int array).
     split : (N,) object
         ``'train'``, ``'val'`` or ``'test'`` where the dataset defines a split, else ``'all'``.
     loader : callable
         ``loader(i) -> (H, W) or (H, W, 3) uint8`` image ``i``.
     subjects : (N,) object
-        Subject id per image where the dataset has them (CK+), else ``''``.
+        Subject id per image where the dataset has them (CK+, synthetic ``subjects=K``),
+        else ``''``.
+    regions : dict of str -> (H, W) float32
+        Diagnostic regions in ``[0, 1]`` by image id, where known (synthetic faces); empty
+        for datasets without them.
+    spec : str
+        The image spec the set was opened from (``''`` when built directly).
     """
 
     name: str
     ids: list[str]
-    labels: NDArray[np.int64]
+    labels: Labels | NDArray[np.int64]
     split: NDArray[np.object_]
     loader: Callable[[int], NDArray[np.uint8]]
     subjects: NDArray[np.object_] = field(default_factory=lambda: np.array([], dtype=object))
     skipped: list[str] = field(default_factory=list)
     """Rows or files left out, one reason each (e.g. a path outside the dataset root)."""
+    regions: dict[str, NDArray[np.float32]] = field(default_factory=dict)
+    spec: str = ""
 
     def __post_init__(self) -> None:
         n = len(self.ids)
+        if not isinstance(self.labels, Labels):
+            self.labels = Labels(self.labels, self.ids)
         if self.subjects.size == 0:
             self.subjects = np.array([""] * n, dtype=object)
         if not (len(self.labels) == len(self.split) == len(self.subjects) == n):
             raise ValueError("ids, labels, split and subjects must have the same length")
+        if not self.spec:
+            self.spec = self.name
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def image(self, i: int) -> NDArray[np.uint8]:
-        return self.loader(i)
+    @property
+    def _labels(self) -> Labels:
+        assert isinstance(self.labels, Labels)  # made so by __post_init__
+        return self.labels
+
+    def __contains__(self, image_id: object) -> bool:
+        return isinstance(image_id, str) and image_id in self._labels.positions()
+
+    def index(self, image_id: str) -> int:
+        """Position of ``image_id``; a :class:`DatasetError` naming the set if it is absent."""
+        try:
+            return self._labels.positions()[image_id]
+        except KeyError:
+            raise DatasetError(f"image {image_id!r} is not in {self.spec}") from None
+
+    def _at(self, key: int | str) -> int:
+        return self.index(key) if isinstance(key, str) else int(key)
+
+    def image(self, key: int | str) -> NDArray[np.uint8]:
+        """Image ``key``: a position (``int``) or an image id (``str``)."""
+        return self.loader(self._at(key))
+
+    def label(self, key: int | str) -> int:
+        """Class index of image ``key`` (a position or an image id)."""
+        return int(self._labels.values[self._at(key)])
+
+    def region(self, key: int | str) -> NDArray[np.float32] | None:
+        """Diagnostic regions of image ``key``, or ``None`` where the set has none."""
+        return self.regions.get(self.ids[self._at(key)])
 
     def class_counts(self) -> dict[str, int]:
-        counts = np.bincount(self.labels, minlength=len(CLASSES))
+        counts = np.bincount(self._labels.values, minlength=len(CLASSES))
         return {c: int(n) for c, n in zip(CLASSES, counts, strict=True)}
 
     def subset(self, index: Sequence[int] | NDArray[np.int64]) -> ImageSet:
         idx = np.asarray(index, dtype=np.int64)
         parent = self.loader
+        ids = [self.ids[i] for i in idx]
         return ImageSet(
             name=self.name,
-            ids=[self.ids[i] for i in idx],
-            labels=self.labels[idx],
+            ids=ids,
+            labels=self._labels.values[idx],
             split=self.split[idx],
             loader=lambda j: parent(int(idx[j])),
             subjects=self.subjects[idx],
             skipped=list(self.skipped),
+            regions={i: self.regions[i] for i in ids if i in self.regions},
+            spec=self.spec,
         )
 
 

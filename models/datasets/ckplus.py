@@ -29,6 +29,7 @@ from gazelab.models.datasets.base import (
     require,
     skipped_note,
 )
+from gazelab.models.datasets.registry import register_layout
 
 _FRAME = re.compile(r"^(S\d+)_(\d+)_(\d+)\.png$", re.IGNORECASE)
 LABEL_MAX_BYTES = 4096
@@ -49,6 +50,11 @@ def _label_code(lf: Path) -> int:
     return integer_field(text, 0, len(CLASSES) - 1, f"{lf} line {line_no}", "emotion code")
 
 
+@register_layout(
+    "ck+",
+    aliases=("ckplus",),
+    about="a CK+ root (cohn-kanade-images/, Emotion/): last frame labelled, first neutral",
+)
 def load_ckplus(
     root: str | Path, *, last_frames: int = 1, max_pixels: int | None = None
 ) -> ImageSet:

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from gazelab import CLASSES
 from gazelab.models.datasets.base import DatasetError, ImageSet, integer_field, require
+from gazelab.models.datasets.registry import register_layout
 
 VOTE_COLUMNS = (
     "neutral",
@@ -94,6 +95,11 @@ def _pixels(text: str | None, where: str) -> NDArray[np.uint8]:
     return px.astype(np.uint8)
 
 
+@register_layout(
+    "fer+",
+    aliases=("ferplus",),
+    about="a folder with fer2013.csv and fer2013new.csv (FER+ crowd votes)",
+)
 def load_ferplus(
     root: str | Path, *, max_pixels: int | None = None, vote_rule: str = "ferplus"
 ) -> ImageSet:

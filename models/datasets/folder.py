@@ -20,6 +20,7 @@ from gazelab.models.datasets.base import (
     read_image,
     skipped_note,
 )
+from gazelab.models.datasets.registry import register_layout
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 SPLIT_DIRS = {
@@ -31,6 +32,7 @@ SPLIT_DIRS = {
 }
 
 
+@register_layout("folder", about="a folder per class (ROOT/[train|val|test/]<class>/*.png)")
 def load_folder(root: str | Path, *, max_pixels: int | None = None) -> ImageSet:
     """Load ``ROOT/[<split>/]<class>/*``; ``max_pixels`` is
     :func:`~gazelab.models.datasets.base.read_image`'s limit."""

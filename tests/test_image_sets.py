@@ -1,0 +1,138 @@
+"""One parser of image specs and one ImageSet (issue 17): every registered layout is
+accepted everywhere an image spec is, and the record is read by position or by id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gazelab.annotation.session import ImageSource, SessionConfig, open_image_source
+from gazelab.app.cli import main
+from gazelab.models.datasets import ImageSet, open_image_set
+from gazelab.models.datasets.base import DatasetError
+from gazelab.models.datasets.library import load_dataset, load_image_set
+from gazelab.models.datasets.registry import layout_names, layouts, parse_image_spec
+from gazelab.models.synthetic import synthetic_faces
+
+PATH_LAYOUTS = [name for name in layout_names() if parse_image_spec(f"{name}:x")[0].needs_argument]
+
+
+def test_the_registry_holds_every_layout_and_alias() -> None:
+    assert list(layouts()) == ["synthetic", "affectnet", "ck+", "fer+", "folder"]
+    assert set(layout_names()) == {*layouts(), "ckplus", "ferplus"}
+    assert parse_image_spec("CKPLUS:/d")[0].name == "ck+"
+    assert parse_image_spec("ferplus:/d") == (layouts()["fer+"], "/d")
+
+
+def test_old_names_are_the_one_parser_and_record() -> None:
+    assert ImageSource is ImageSet
+    assert open_image_source is open_image_set and load_image_set is open_image_set
+
+
+def test_synthetic_set_by_position_and_by_id() -> None:
+    faces = synthetic_faces(5, size=32, seed=3)
+    s = open_image_set("synthetic:5:3:32")
+    assert s.spec == "synthetic:5:3:32" and s.ids == faces.ids and len(s) == 5
+    iid = s.ids[3]
+    assert np.array_equal(s.image(iid), faces.images[3]) and np.array_equal(
+        s.image(3), s.image(iid)
+    )
+    assert s.labels[iid] == s.labels[3] == s.label(iid) == int(faces.labels[3])
+    assert s.labels.get("nope") is None and iid in s and iid in s.labels and "nope" not in s
+    assert np.array_equal(np.asarray(s.labels), faces.labels)
+    assert np.array_equal(s.regions[iid], faces.regions[3]) and s.region(3) is s.regions[iid]
+    sub = s.subset([3, 1])
+    assert sub.ids == [iid, s.ids[1]] and sub.labels[iid] == s.labels[iid]
+    assert list(sub.regions) == sub.ids and sub.index(s.ids[1]) == 1
+    with pytest.raises(DatasetError, match="'nope' is not in synthetic:5:3:32"):
+        s.image("nope")
+
+
+def test_a_folder_has_no_regions_and_keeps_its_split(tmp_path: Path) -> None:
+    from gazelab.models.synthetic import write_folder
+
+    write_folder(synthetic_faces(4, size=32), tmp_path / "train")
+    s = open_image_set(f"folder:{tmp_path}")
+    assert s.regions == {} and s.region(0) is None and set(s.split) == {"train"}
+    assert s.labels[s.ids[0]] == s.label(0)
+
+
+def test_layout_options_go_to_the_layout_that_has_them(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"the synthetic layout has no option\(s\) \['x'\]"):
+        open_image_set("synthetic:2:0:16", x=1)
+    assert layouts()["ck+"].options() == ["last_frames"]
+
+
+@pytest.mark.parametrize("name", PATH_LAYOUTS)
+def test_every_path_layout_is_accepted_by_annotate_problems(name: str, tmp_path: Path) -> None:
+    store = tmp_path / "s.sqlite"
+    assert SessionConfig(store, "P01", images=f"{name}:{tmp_path}").problems() == []
+    missing = SessionConfig(store, "P01", images=f"{name}:{tmp_path / 'gone'}").problems()
+    assert len(missing) == 1 and "gone does not exist" in missing[0]
+
+
+def test_annotate_accepts_fer_plus(tmp_path: Path) -> None:
+    """Was refused by problems() while open_image_source accepted it (issue 17)."""
+    store = tmp_path / "s.sqlite"
+    assert SessionConfig(store, "P01", images=f"fer+:{tmp_path}").problems() == []
+    assert SessionConfig(store, "P01", images="synthetic:4:0:subjects=2").problems() == []
+    bad = SessionConfig(store, "P01", images="imagenet:/x").problems()
+    assert len(bad) == 1 and all(n in bad[0] for n in layouts())
+    bad = SessionConfig(store, "P01", images="synthetic:4:x").problems()
+    assert len(bad) == 1 and "synthetic:N:SEED" in bad[0]
+
+
+def test_load_dataset_is_the_registry(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="unknown dataset layout 'imagenet'; choose one of "
+                       "synthetic, affectnet, ck\\+, fer\\+, folder"):  # fmt: skip
+        load_dataset("imagenet", tmp_path)
+    assert load_dataset("synthetic", "3:0:16").ids == open_image_set("synthetic:3:0:16").ids
+
+
+# Every command that takes an image spec, as argv built around the spec.
+def _commands(t: Path) -> dict[str, list[str]]:
+    cfg = t / "run.toml"
+    return {
+        "annotate": ["annotate", "--store", str(t / "s.sqlite"), "--participant", "P01",
+                     "--no-dialog", "--images", "{spec}"],
+        "saliency": ["saliency", "--model", str(t / "m.keras"), "--images", "{spec}",
+                     "--out", str(t / "o")],
+        "saliency --dataset": ["saliency", "--model", str(t / "m.keras"), "--dataset", "{spec}",
+                               "--out", str(t / "o")],
+        "masks": ["masks", "--algorithm", "mean", "--model", str(t / "m.keras"),
+                  "--images", "{spec}", "--out", str(t / "o")],
+        "prune": ["prune", "--model", str(t / "m.keras"), "--images", "{spec}"],
+        "train": ["train", "trainer", "--config", str(cfg), "--out", str(t / "o")],
+    }  # fmt: skip
+
+
+def _run(argv: list[str], spec: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    (tmp_path / "run.toml").write_text(f'[data]\nimages = "{spec}"\n')
+    code = main([a.replace("{spec}", spec) for a in argv])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", list(_commands(Path("."))))
+def test_every_command_takes_every_layout(
+    command: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unknown layout is refused with the registered ones listed; every registered name
+    (aliases too) reaches its own loader, which names the missing folder."""
+    monkeypatch.chdir(tmp_path)
+    argv = _commands(tmp_path)[command]
+    line = _run(argv, "imagenet:/data", tmp_path, capsys)
+    assert "unknown image source 'imagenet:/data'" in line
+    assert all(layout.usage in line for layout in layouts().values()), line
+    for name in PATH_LAYOUTS:
+        line = _run(argv, f"{name}:{tmp_path / 'gone'}", tmp_path, capsys)
+        assert "gone does not exist" in line and "unknown" not in line, line
+    line = _run(argv, "synthetic:4:0:8", tmp_path, capsys)  # SIZE < 16: the layout's message
+    assert "SIZE >= 16" in line, line
