@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,45 +247,87 @@ def _pre_softmax(model: Any) -> Any:
     return model
 
 
-def _gradient(model: Any, x: NDArray[np.float32], neuron: int | None) -> NDArray[np.float32]:
+_COMPILED: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+"""Per model: its traced gradient / Grad-CAM functions, built on first use."""
+
+
+def _compiled(model: Any, kind: str) -> Any:
+    """``kind`` ("gradient" or "gradcam") of ``model`` as one ``tf.function``, traced once
+    per model and reused for every batch (like the LRP explainer), taking images and
+    target units (``-1``: the predicted class, chosen inside the graph)."""
     import tensorflow as tf
 
+    fns = _COMPILED.setdefault(model, {})
+    if kind in fns:
+        return fns[kind]
     logits_model = _pre_softmax(model)
-    idx = _targets(model, x, neuron)
-    xt = tf.convert_to_tensor(x)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        out = logits_model(xt, training=False)
-        sel = tf.gather(out, idx, axis=1, batch_dims=1)
-    g = tape.gradient(sel, xt).numpy()
-    return np.abs(g).sum(axis=-1).astype(np.float32)
+    if kind == "gradcam":
+        conv = [la for la in model.layers if len(getattr(la, "output_shape", ())) == 4]
+        if not conv:
+            raise SaliencyError(
+                f"Grad-CAM needs a convolutional layer; model {model.name!r} has none"
+            )
+        net = tf.keras.Model(logits_model.inputs, [conv[-1].output, logits_model.output])
+    else:
+        net = logits_model
+
+    def targets(out: Any, idx: Any) -> Any:
+        return tf.where(idx < 0, tf.argmax(out, axis=-1, output_type=tf.int32), idx)
+
+    def gradient(x: Any, idx: Any) -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = net(x, training=False)
+            sel = tf.gather(out, targets(out, idx), axis=1, batch_dims=1)
+        return tf.reduce_sum(tf.abs(tape.gradient(sel, x)), axis=-1)
+
+    def gradcam(x: Any, idx: Any) -> Any:
+        with tf.GradientTape() as tape:
+            feats, out = net(x, training=False)
+            sel = tf.gather(out, targets(out, idx), axis=1, batch_dims=1)
+        grads = tape.gradient(sel, feats)
+        weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+        cam = tf.nn.relu(tf.reduce_sum(weights * feats, axis=-1))[..., None]
+        return tf.image.resize(cam, tf.shape(x)[1:3], method="bilinear")[..., 0]
+
+    fn = tf.function(
+        gradcam if kind == "gradcam" else gradient,
+        input_signature=[
+            tf.TensorSpec((None, *model.input_shape[1:]), tf.float32),
+            tf.TensorSpec((None,), tf.int32),
+        ],
+    )
+    fns[kind] = fn
+    return fn
+
+
+def _run_compiled(
+    model: Any, kind: str, x: NDArray[np.float32], neuron: int | None, batch_size: int
+) -> NDArray[np.float32]:
+    fn = _compiled(model, kind)
+    out = []
+    for k in range(0, len(x), max(1, batch_size)):
+        xb = x[k : k + batch_size]
+        idx = np.full(len(xb), -1 if neuron is None else int(neuron), dtype=np.int32)
+        out.append(np.asarray(fn(xb, idx).numpy(), dtype=np.float32))
+    return np.concatenate(out) if out else np.zeros((0, *x.shape[1:3]), np.float32)
+
+
+def _gradient(model: Any, x: NDArray[np.float32], neuron: int | None) -> NDArray[np.float32]:
+    """|∂ logit / ∂ input|, channels summed (compiled once per model)."""
+    return _run_compiled(model, "gradient", x, neuron, 32)
 
 
 def _gradcam(model: Any, x: NDArray[np.float32], neuron: int | None) -> NDArray[np.float32]:
     """Grad-CAM on the last convolutional layer, upsampled to the input size."""
-    import tensorflow as tf
-
-    conv = [la for la in model.layers if len(getattr(la, "output_shape", ())) == 4]
-    if not conv:
-        raise SaliencyError(f"Grad-CAM needs a convolutional layer; model {model.name!r} has none")
-    logits_model = _pre_softmax(model)
-    feat_model = tf.keras.Model(logits_model.inputs, [conv[-1].output, logits_model.output])
-    idx = _targets(model, x, neuron)
-    with tf.GradientTape() as tape:
-        feats, out = feat_model(tf.convert_to_tensor(x), training=False)
-        sel = tf.gather(out, idx, axis=1, batch_dims=1)
-    grads = tape.gradient(sel, feats)
-    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(weights * feats, axis=-1))[..., None]
-    cam = tf.image.resize(cam, x.shape[1:3], method="bilinear")[..., 0]
-    return np.asarray(cam.numpy(), dtype=np.float32)
+    return _run_compiled(model, "gradcam", x, neuron, 32)
 
 
 register_analyzer("gradient", "|∂ logit / ∂ input|, channels summed")(
-    lambda model, x, neuron, batch_size: _gradient(model, x, neuron)
+    lambda model, x, neuron, batch_size: _run_compiled(model, "gradient", x, neuron, batch_size)
 )
 register_analyzer("gradcam", "Grad-CAM on the last convolutional layer, upsampled")(
-    lambda model, x, neuron, batch_size: _gradcam(model, x, neuron)
+    lambda model, x, neuron, batch_size: _run_compiled(model, "gradcam", x, neuron, batch_size)
 )
 ANALYZERS: tuple[str, ...] = tuple(ANALYZER_REGISTRY)
 """Every registered analyzer name (settings and CLI choices)."""

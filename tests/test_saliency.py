@@ -82,6 +82,35 @@ def test_gradient_and_gradcam_in_process(model) -> None:  # type: ignore[no-unty
     assert pointing_rate(relevance(model, x[1::2], "gradient")) >= 0.5
 
 
+def test_gradient_is_traced_once_per_model_and_equals_the_eager_tape(model) -> None:  # type: ignore[no-untyped-def]
+    """issue 22: the gradient analyzer is one compiled function per model, reused by
+    every batch, with the same numbers as an eager GradientTape over the logits."""
+    import tensorflow as tf
+
+    from gazelab.analysis.saliency import _COMPILED, _pre_softmax
+
+    x, _ = planted(10, 4)
+    got = relevance(model, x, "gradient", batch_size=4)  # three batches
+    relevance(model, x[:3], "gradient", neuron=1)
+    fn = _COMPILED[model]["gradient"]
+    assert fn.experimental_get_tracing_count() == 1
+    logits = _pre_softmax(model)
+    xt = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        out = logits(xt, training=False)
+        sel = tf.gather(out, tf.argmax(out, axis=-1), axis=1, batch_dims=1)
+    want = np.abs(tape.gradient(sel, xt).numpy()).sum(axis=-1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
+    one = relevance(model, x[:3], "gradient", neuron=1)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        sel = logits(xt, training=False)[:, 1]
+    np.testing.assert_allclose(
+        one, np.abs(tape.gradient(sel, xt).numpy()[:3]).sum(-1), rtol=1e-4, atol=1e-7
+    )
+
+
 def test_unsupported_layer_is_a_clear_error() -> None:
     import tensorflow as tf
 
