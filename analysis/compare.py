@@ -45,12 +45,13 @@ from gazelab.analysis.metrics import (
 )
 from gazelab.analysis.saliency import model_points
 from gazelab.annotation.session import ImageSource, SessionSetupError, open_image_source
+from gazelab.annotation.sessions import quality_exclusions
 from gazelab.annotation.store import SessionStore
 from gazelab.errors import GazelabError
 from gazelab.gaze.geometry import model_input_to_image
 from gazelab.gaze.heatmaps import HeatmapKernel, fixation_heatmap
 from gazelab.models.datasets.base import DatasetError
-from gazelab.settings import AnalysisSettings, Settings
+from gazelab.settings import AnalysisSettings, QualitySettings, Settings
 
 METRICS = (*MAP_METRICS, "nss", "auc_judd")
 """Report columns, in order: iou, spearman, cosine_distance, cc, sim, kld, nss, auc_judd."""
@@ -116,6 +117,8 @@ class Comparison:
     model_hash: str
     settings_toml: str
     computed_maps: int = 0
+    excluded: list[dict[str, Any]] = field(default_factory=list)
+    """Trials left out by the ``[quality]`` limits: session, annotator, trial, image, reason."""
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -170,8 +173,12 @@ def analyse_project(
     cache: SaliencyCache | None = None,
     progress: Progress | None = None,
     batch_size: int = 32,
+    quality: QualitySettings | None = None,
 ) -> Comparison:
-    """Analyse the sessions (default: all in the store) against ``model``; see module doc."""
+    """Analyse the sessions (default: all in the store) against ``model``; see module doc.
+
+    ``quality`` limits leave out trials (data loss) and whole sessions (validation
+    accuracy); see :func:`quality_exclusions`. Default: keep every trial."""
     from gazelab.models.architectures import to_model_input
 
     an = analysis or AnalysisSettings()
@@ -196,6 +203,7 @@ def analyse_project(
     sources: dict[str, ImageSource] = {}
     images: dict[str, ImageAnalysis] = {}
     first_settings: Settings | None = None
+    excluded: list[dict[str, Any]] = []
     for k, rec in enumerate(records):
         if progress:
             progress("gaze", k, len(records))
@@ -213,8 +221,14 @@ def analyse_project(
         labels = store.final_labels(rec.id)
         pixels = {iid: src.image(iid) for iid in rec.stimulus_order if iid in src.ids}
         shapes = {iid: (int(a.shape[0]), int(a.shape[1])) for iid, a in pixels.items()}
+        left_out = quality_exclusions(store, rec.id, s, quality or QualitySettings())
         for tg in trial_gaze(store, rec.id, shapes, s):
             iid = tg.image_id
+            if tg.trial_index in left_out:
+                why = left_out[tg.trial_index]
+                excluded.append({"session": rec.id, "annotator": key[rec.id],
+                                 "trial_index": tg.trial_index, "image_id": iid, "reason": why})  # fmt: skip
+                continue
             if iid not in images:
                 cls = src.labels.get(iid)
                 images[iid] = ImageAnalysis(
@@ -235,6 +249,7 @@ def analyse_project(
     if not images:
         raise AnalysisError(
             f"sessions {[r.id for r in records]} have no gaze samples during image phases"
+            + (f" ({len(excluded)} trials left out by the [quality] limits)" if excluded else "")
         )
     counts = [len(g.points) for im in images.values() for g in im.humans.values()]
     mean_points = float(np.mean(counts))
@@ -283,7 +298,11 @@ def analyse_project(
     ref = first_settings or Settings()
     return Comparison(
         images=ordered,
-        annotators=sorted(set(key.values()), key=list(key.values()).index),
+        annotators=[
+            a
+            for a in sorted(set(key.values()), key=list(key.values()).index)
+            if any(a in im.humans for im in ordered)
+        ],  # fully excluded: left out
         sessions=[r.id for r in records],
         analysis=an,
         n_points=n,
@@ -293,6 +312,7 @@ def analyse_project(
         model_hash=model_hash(model),
         settings_toml=ref.replace(analysis=an).to_toml(),
         computed_maps=computed,
+        excluded=excluded,
     )
 
 

@@ -160,6 +160,10 @@ def write_report(comp: Comparison, out: str | Path, *, max_image_figures: int = 
     }
     atomic_write(out / "report.json", json.dumps(_finite(doc), indent=2, allow_nan=False))
     md = markdown(comp, summ)
+    from gazelab.annotation.sessions import exclusions_csv, exclusions_markdown
+
+    md += "\n" + exclusions_markdown(comp.excluded, comp.annotators)  # issue #18: quality
+    atomic_write(out / "excluded.csv", exclusions_csv(comp.excluded))
     atomic_write(out / "report.md", md)
 
     # metric distributions

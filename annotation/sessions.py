@@ -17,12 +17,13 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
+from typing import Any
 
 import numpy as np
 
 from gazelab.annotation.store import SessionStore
 from gazelab.gaze.quality import TrialQuality, trial_quality
-from gazelab.settings import Settings
+from gazelab.settings import QualitySettings, Settings
 
 PHASE_EVENTS = frozenset({"blank1", "cross", "blank2", "image", "paused", "done", "quit"})
 """Event kinds that start a protocol phase (annotation.protocol.Phase values)."""
@@ -194,4 +195,68 @@ def sessions_table(rows: Sequence[SessionSummary]) -> str:
              for line in (head, *body)]  # fmt: skip
     if not body:
         lines.append("(no sessions)")
+    return "\n".join(lines) + "\n"
+
+
+def quality_exclusions(
+    store: SessionStore, session_id: int, settings: Settings, quality: QualitySettings
+) -> dict[int, str]:
+    """Trials of a session to leave out, trial index -> why (issue #18 item 5).
+
+    A session whose validation accuracy (mean over its validation runs; the tracker's
+    own validation figures for stores without them) exceeds ``max_accuracy_deg``
+    loses every trial, as does one with no validation at all while that limit is set;
+    a trial whose data loss exceeds ``max_trial_loss_pct`` is left out on its own.
+    """
+    trials = [t["trial_index"] for t in store.trials(session_id)]
+    if quality.max_accuracy_deg > 0:
+        runs = [r["quality"].mean_accuracy_deg for r in store.validation_qualities(session_id)]
+        if not runs:
+            runs = [c["deg"] for c in store.calibrations(session_id)
+                    if c["kind"] == "validation" and c["deg"] is not None]  # fmt: skip
+        finite = [float(a) for a in runs if math.isfinite(a)]
+        if not finite:
+            return dict.fromkeys(trials, "no validation accuracy recorded for the session")
+        acc = float(np.mean(finite))
+        if acc > quality.max_accuracy_deg:
+            why = f"session validation accuracy {acc:.2f}° > {quality.max_accuracy_deg:.2f}°"
+            return dict.fromkeys(trials, why)
+    out: dict[int, str] = {}
+    if quality.max_trial_loss_pct < 100.0:
+        for q in compute_trial_quality(store, session_id, settings, save=False):
+            if q.loss_pct > quality.max_trial_loss_pct:
+                out[q.trial_index] = (
+                    f"data loss {q.loss_pct:.1f}% > {quality.max_trial_loss_pct:.1f}%"
+                )
+    return out
+
+
+EXCLUSION_COLUMNS = ("session", "annotator", "trial_index", "image_id", "reason")
+
+
+def exclusions_csv(excluded: Sequence[dict[str, Any]]) -> str:
+    """Left-out trials (rows with :data:`EXCLUSION_COLUMNS`) as CSV; header only when none."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, EXCLUSION_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(excluded)
+    return buf.getvalue()
+
+
+def exclusions_markdown(excluded: Sequence[dict[str, Any]], kept: Sequence[str]) -> str:
+    """A report section: the trials and participants left out by the quality limits, and
+    why; ``kept`` are the annotators that still have trials."""
+    if not excluded:
+        return "## Data quality exclusions\n\nNo trial was left out.\n"
+    by: dict[str, list[dict[str, Any]]] = {}
+    for e in excluded:
+        by.setdefault(str(e["annotator"]), []).append(e)
+    whole = [a for a in by if a not in kept]
+    lines = ["## Data quality exclusions", "",
+             f"{len(excluded)} trials left out; participants left out entirely: "
+             f"{', '.join(whole) or 'none'}.", "",
+             "| annotator | trials left out | reasons |", "|---|---|---|"]  # fmt: skip
+    for a, rows in by.items():
+        reasons = "; ".join(sorted({str(e["reason"]) for e in rows}))
+        lines.append(f"| {a} | {len(rows)} | {reasons} |")
     return "\n".join(lines) + "\n"

@@ -143,3 +143,75 @@ def test_bids_sidecar_carries_data_quality(tmp_path):
     side2 = json.loads(empty["gaze_json"].read_text())
     assert "AverageCalibrationError" not in side2
     assert side2["DataQuality"]["DataLossPercent"] is None  # strict JSON: no NaN
+
+
+# -- compare: trial exclusion by the [quality] limits (issue #18 item 5) ----------------------
+def test_quality_exclusions_by_trial_loss_and_session_accuracy(tmp_path):
+    from gazelab.annotation.sessions import quality_exclusions
+    from gazelab.settings import QualitySettings
+
+    s = Settings()
+    with build_store(tmp_path / "s.sqlite") as store:
+        assert quality_exclusions(store, 1, s, QualitySettings()) == {}  # default keeps all
+        assert quality_exclusions(store, 1, s, QualitySettings(max_trial_loss_pct=20.0)) == {
+            1: "data loss 50.0% > 20.0%"
+        }
+        strict = QualitySettings(max_accuracy_deg=0.5)
+        assert quality_exclusions(store, 1, s, strict) == {
+            0: "session validation accuracy 0.60° > 0.50°",
+            1: "session validation accuracy 0.60° > 0.50°",
+        }
+        assert quality_exclusions(store, 1, s, QualitySettings(max_accuracy_deg=1.0)) == {}
+        assert set(quality_exclusions(store, 2, s, strict).values()) == {
+            "no validation accuracy recorded for the session"
+        }
+
+
+def test_exclusion_report_parts():
+    from gazelab.annotation.sessions import exclusions_csv, exclusions_markdown
+
+    rows = [
+        {"session": 1, "annotator": "A", "trial_index": 3, "image_id": "x", "reason": "r1"},
+        {"session": 2, "annotator": "B", "trial_index": 0, "image_id": "y", "reason": "r2"},
+    ]
+    md = exclusions_markdown(rows, kept=["A"])
+    assert "2 trials left out; participants left out entirely: B." in md
+    assert "| A | 1 | r1 |" in md
+    assert list(csv.DictReader(io.StringIO(exclusions_csv(rows))))[1]["reason"] == "r2"
+    assert "No trial was left out." in exclusions_markdown([], kept=["A"])
+
+
+def test_compare_leaves_out_an_unvalidated_participant_and_reports_it(tmp_path):
+    pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
+    from gazelab import CLASSES
+    from gazelab.analysis.compare import analyse_project
+    from gazelab.analysis.report import write_report
+    from gazelab.annotation.session import open_image_source
+    from gazelab.models.architectures import build_model
+    from gazelab.settings import AnalysisSettings, QualitySettings
+    from gazelab.tests.gaze_project import write_gaze_session
+
+    source = "synthetic:4:7:64"
+    src = open_image_source(source)
+    truth = {iid: CLASSES[src.labels[iid]] for iid in src.ids}
+    fix = {iid: [(10.0, 12.0), (40.0, 20.0), (30.0, 50.0)] for iid in src.ids}
+    tf.keras.utils.set_random_seed(0)
+    model = build_model("small_cnn", (32, 32, 1), len(CLASSES))
+    with SessionStore(tmp_path / "p.sqlite", create=True) as store:
+        sa = write_gaze_session(store, "A", source, fix, truth)
+        sb = write_gaze_session(store, "B", source, fix, truth)
+        pts = [PointQuality((100.0, 100.0), (1.0, 1.0), 0.4, 0.02, 0.03, 50, 0.0, 50)]
+        store.add_validation_quality(sa, validation_quality(pts), kind="calibration-validation",
+                                     local_s=0.0)  # fmt: skip
+        comp = analyse_project(store, model, [sa, sb], analysis=AnalysisSettings(
+            analyzer="gradient"), quality=QualitySettings(max_accuracy_deg=1.0))  # fmt: skip
+    assert comp.annotators == ["A"]
+    assert all(set(im.humans) == {"A"} for im in comp.images)
+    assert [(e["annotator"], e["trial_index"]) for e in comp.excluded] == [
+        ("B", 0), ("B", 1), ("B", 2), ("B", 3)]  # fmt: skip
+    md = write_report(comp, tmp_path / "report").read_text()
+    assert "participants left out entirely: B." in md
+    rows = list(csv.DictReader((tmp_path / "report" / "excluded.csv").open()))
+    assert len(rows) == 4 and rows[0]["reason"] == "no validation accuracy recorded for the session"
