@@ -135,15 +135,22 @@ def microphone_level_dbfs(
     read_s: float = 0.3,
     device: int | str | None = None,
     rate: int = SAMPLE_RATE,
+    timeout_s: float = 1.5,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[float, int]:
     """``(level_dbfs, n_frames)`` of ``read_s`` of microphone audio, recorded the way the
-    session records (:class:`AnswerRecorder`). A microphone that cannot be opened is a
-    :class:`SpeechError`."""
+    session records (:class:`AnswerRecorder`). Audio servers take a moment to deliver
+    the first frames, so it waits up to ``read_s + timeout_s`` for ``read_s`` of audio.
+    A microphone that cannot be opened is a :class:`SpeechError`."""
     rec = AnswerRecorder(rate=rate, device=device)
     rec.start()
+    n = 0
     try:
-        sleep(read_s)
+        end = clock() + read_s + timeout_s
+        while n < read_s * rate and clock() < end:
+            sleep(0.02)
+            n += rec.read().size
     finally:
         audio = rec.stop()
     return (UtteranceDetector.dbfs(audio) if audio.size else -math.inf), int(audio.size)

@@ -13,6 +13,9 @@ APT_PACKAGES=(
   libxcb-image0 libxcb-render-util0
   # PortAudio for sounddevice, a speech synthesiser for the voice tests
   libportaudio2 espeak-ng
+  # the real microphone path in tests/test_microphone.py: a private PulseAudio server with
+  # a null sink (paplay plays into it, its monitor is the default source), ALSA routed to it
+  pulseaudio pulseaudio-utils libasound2-plugins
 )
 
 missing=()

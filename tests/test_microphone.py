@@ -1,0 +1,163 @@
+"""The real microphone path (issue #18 item 6), through a PulseAudio server, not arrays.
+
+A private PulseAudio server (its own socket and HOME under the test's folder, so
+nothing else on the machine sees it) gets a null sink whose monitor is the default
+source; ALSA's default device is routed to it (``pcm.!default { type pulse }`` in
+that HOME's ``.asoundrc``). A spoken word (espeak-ng, or a WAV an earlier voice test
+wrote) is played into the sink with ``paplay`` while a child process records the
+default microphone the way the session does (sounddevice through
+:class:`AnswerRecorder`, polled, end-pointed by :class:`UtteranceDetector`), writes
+the answer's WAV into the store's audio folder, recognises it and stores it as the
+trial's label with its WAV. The pre-flight microphone check reads a level there too.
+
+Needs root and apt (``make test`` installs pulseaudio, pulseaudio-utils,
+libasound2-plugins and espeak-ng through scripts/bootstrap.sh); skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gazelab.annotation.store import SessionStore
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = {"pulseaudio": "pulseaudio", "paplay": "pulseaudio-utils", "pactl": "pulseaudio-utils"}
+
+
+def _need_pulseaudio() -> None:
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip("the PulseAudio microphone path needs root and apt (scripts/bootstrap.sh "
+                    "installs pulseaudio there); not root or no apt-get here")  # fmt: skip
+    missing = sorted({pkg for exe, pkg in PACKAGES.items() if shutil.which(exe) is None})
+    if missing:
+        pytest.fail(f"missing Debian packages {missing}: run 'make test' (scripts/bootstrap.sh"
+                    " installs them as root)")  # fmt: skip
+
+
+@pytest.fixture()
+def pulse(tmp_path):  # type: ignore[no-untyped-def]
+    """A private PulseAudio server with a null sink as default sink and its monitor as
+    default source; yields the environment that reaches it."""
+    _need_pulseaudio()
+    home = tmp_path / "home"
+    run = home / "pulse"
+    run.mkdir(parents=True)
+    (home / ".asoundrc").write_text("pcm.!default { type pulse }\nctl.!default { type pulse }\n")
+    sock = run / "native"
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": str(home),
+        "PULSE_RUNTIME_PATH": str(run),
+        "PULSE_SERVER": f"unix:{sock}",
+    }
+    log = (tmp_path / "pulseaudio.log").open("w")
+    server = subprocess.Popen(
+        ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm=yes",
+         "--use-pid-file=no", "--log-target=stderr",
+         "-L", f"module-native-protocol-unix socket={sock} auth-anonymous=1",
+         "-L", "module-null-sink sink_name=gazelab_sink rate=16000 channels=1"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10.0
+        while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    f"PulseAudio did not start: {(tmp_path / 'pulseaudio.log').read_text()}"
+                )
+            time.sleep(0.1)
+        for cmd in (["set-default-sink", "gazelab_sink"],
+                    ["set-default-source", "gazelab_sink.monitor"]):  # fmt: skip
+            subprocess.run(["pactl", *cmd], env=env, check=True)
+        yield env
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def _spoken(word: str, out: Path) -> Path:
+    """``word`` as a WAV: espeak-ng when present, else one an earlier voice test wrote."""
+    if shutil.which("espeak-ng"):
+        subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(out), word], check=True)
+        return out
+    earlier = sorted((ROOT / "test-output").rglob(f"*{word}*.wav"))
+    if not earlier:
+        pytest.skip(f"no espeak-ng and no earlier WAV of {word!r} under test-output/")
+    return earlier[0]
+
+
+CHILD = r"""
+import json, subprocess, sys, time
+from gazelab.annotation.preflight import microphone_level_dbfs
+from gazelab.annotation.speech import (AnswerRecorder, PocketSphinxRecognizer,
+                                       UtteranceDetector, write_wav)
+from gazelab.annotation.store import SessionStore
+from gazelab.settings import Settings
+
+store_path, wav_in = sys.argv[1], sys.argv[2]
+level, frames = microphone_level_dbfs(read_s=0.3)            # the pre-flight check
+store = SessionStore(store_path, create=True)
+rec = store.create_session("P01", settings_toml=Settings().to_toml(), seed=0,
+                           image_source="synthetic:1:0", stimulus_order=["img0"],
+                           start_local_s=time.monotonic())
+mic, detector = AnswerRecorder(), UtteranceDetector()
+mic.start()                                                  # the image phase begins
+time.sleep(0.5)
+player = subprocess.Popen(["paplay", wav_in])                # the participant answers
+utterances, t0 = [], time.monotonic()
+while not utterances and time.monotonic() - t0 < 6.0:        # the window's poll timer
+    time.sleep(0.01)
+    utterances += detector.feed(mic.read())
+mic.stop()
+player.wait()
+out = {"level_dbfs": level, "frames": frames, "utterances": len(utterances)}
+if utterances:
+    wav = store.audio_dir / "trial0000-01.wav"
+    write_wav(wav, utterances[0])
+    result = PocketSphinxRecognizer().recognize(utterances[0])
+    out.update(text=result.text, label=result.label, seconds=utterances[0].size / 16000)
+    if result.label is not None:
+        store.add_label(rec.id, 0, result.label, local_s=time.monotonic(), text=result.text,
+                        confidence=result.confidence, source="voice", audio_path=wav)
+store.close()
+print(json.dumps(out))
+"""
+
+
+def test_spoken_answer_through_pulseaudio_is_stored_as_the_label_with_its_wav(pulse, tmp_path):
+    from gazelab.annotation.speech import read_wav
+
+    wav_in = _spoken("surprise", tmp_path / "surprise.wav")
+    store_path = tmp_path / "study.sqlite"
+    done = subprocess.run([sys.executable, "-c", CHILD, str(store_path), str(wav_in)],
+                          env=pulse, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["frames"] > 0.2 * 16000 and out["level_dbfs"] < -60  # silence before speech
+    assert out["utterances"] == 1
+    assert out["label"] == "surprise", out
+    assert 0.3 < out["seconds"] < 3.0
+    with SessionStore(store_path) as store:
+        (label,) = store.labels(1)
+        assert (label.label, label.source) == ("surprise", "voice")
+        (audio,) = store.audio(1)
+        assert audio["label_id"] is not None
+        audio_file = Path(audio["path"])
+        assert audio_file.is_file() and audio_file.parent == store.audio_dir
+    recorded, rate = read_wav(audio_file)
+    assert rate == 16000 and recorded.size == int(round(out["seconds"] * 16000))
