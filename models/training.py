@@ -210,6 +210,95 @@ def make_strategy(name: str) -> Any:
     )
 
 
+def worker_role(strategy: Any) -> tuple[bool, str]:
+    """(is this process the chief, a tag naming it) under ``strategy``.
+
+    Multi-worker: the ``chief`` task, or worker 0 when the cluster has no chief (as
+    TensorFlow's own tutorials decide); one process otherwise.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    task_id = getattr(resolver, "task_id", None)
+    if task_type is None:
+        return True, "chief"
+    spec = resolver.cluster_spec().as_dict()
+    chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in spec)
+    return chief, f"{task_type}-{task_id}"
+
+
+class _Backup:
+    """BackupAndRestore for the custom loop (Keras' callback serves ``fit`` only).
+
+    After every epoch the chief writes ``<out>/backup/`` (a TF checkpoint of the model,
+    its optimizers and the epoch, plus ``history.json``, written first); other workers
+    write the same checkpoint to a scratch folder they delete (the collective save of
+    TensorFlow's multi-worker guide). A restarted run restores the last complete epoch
+    and goes on from the next one, so no epoch is lost or repeated; the folder is
+    removed when the run ends normally. Data order is seeded per epoch, so a resumed
+    run sees the same batches; the augmentation's random state is not restored.
+    """
+
+    def __init__(self, out: Path, chief: bool, tag: str, objects: dict[str, Any]) -> None:
+        import tensorflow as tf
+
+        self.dir = out / "backup"
+        self.chief = chief
+        self.write_dir = self.dir if chief else out / f".backup-{tag}"
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.ckpt = tf.train.Checkpoint(epoch=self.epoch, **objects)
+        self.manager = tf.train.CheckpointManager(self.ckpt, str(self.write_dir), max_to_keep=1)
+
+    def restore(self, fingerprint: str) -> tuple[int, dict[str, Any]]:
+        """(epochs already done, the history saved with them); (0, {}) for a fresh run.
+
+        Raises
+        ------
+        TrainingError
+            The backup was made by a run with other settings or data.
+        """
+        import tensorflow as tf
+
+        latest = tf.train.latest_checkpoint(str(self.dir))
+        if latest is None:
+            return 0, {}
+        try:
+            history = json.loads((self.dir / "history.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise TrainingError(
+                f"{self.dir}: the backup's history.json cannot be read ({exc}); delete the "
+                "folder to start afresh"
+            ) from exc
+        if history.get("fingerprint") != fingerprint:
+            raise TrainingError(
+                f"{self.dir} is the backup of another run (other settings or data); "
+                "delete it to start afresh, or give another output folder"
+            )
+        self.ckpt.restore(latest).assert_existing_objects_matched()
+        done = int(self.epoch.numpy())
+        history["steps"] = [r for r in history["steps"] if r["epoch"] <= done]
+        history["epochs"] = [r for r in history["epochs"] if r["epoch"] <= done]
+        return done, history
+
+    def save(self, epoch: int, history: dict[str, Any]) -> None:
+        import shutil
+
+        if self.chief:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.dir / "history.json.tmp"
+            tmp.write_text(json.dumps(history))
+            tmp.replace(self.dir / "history.json")
+        self.epoch.assign(epoch)
+        self.manager.save(checkpoint_number=epoch)
+        if not self.chief:
+            shutil.rmtree(self.write_dir, ignore_errors=True)
+
+    def finish(self) -> None:
+        import shutil
+
+        if self.chief:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def augmenter(seed: int) -> Any:
     """The SPEC §8 augmentation as Keras preprocessing layers (+ brightness and channel
     shift as plain TF ops), applied on the batch in the training step."""
@@ -299,6 +388,7 @@ def train_run(
     plan: Callable[[], TrainPlan] | None = None,
     restore_best: bool = False,
     save_best: bool = True,
+    backup_every_epoch: bool = True,
 ) -> RunResult:
     """Train one model. With ``masked_train`` (the training images ⊙ masks, same order),
     the first ``masked_epochs`` (default ``training.masked_epochs``) use them, the rest the
@@ -309,7 +399,14 @@ def train_run(
     fine-tuning strategies); default: a fresh ``training.architecture`` model.
     ``restore_best``: leave the model with the weights of its best validation epoch.
     ``save_best``: write ``best.keras`` into ``out`` at every new best epoch (experiments
-    that save their own final models turn it off)."""
+    that save their own final models turn it off).
+    ``backup_every_epoch`` (with ``out``): back up after every epoch and resume from the
+    backup when the run is started again after a crash (:class:`_Backup`); a backup made
+    with other settings or data is refused. ``restore_best`` after a resume keeps the
+    best of the epochs run since.
+    Multi-worker: every worker runs this; only the chief writes ``out``."""
+    import dataclasses
+
     import tensorflow as tf
     from sklearn.metrics import confusion_matrix, f1_score
 
@@ -356,6 +453,7 @@ def train_run(
         else np.ones(n_classes, np.float32)
     )
     ce = tf.keras.losses.SparseCategoricalCrossentropy(reduction=tf.keras.losses.Reduction.NONE)
+    chief, tag = worker_role(strategy)
 
     def step_fn(x: Any, y: Any, w: Any) -> Any:
         if aug is not None:
@@ -406,14 +504,29 @@ def train_run(
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    step = 0
+    step, first_epoch = 0, 1
+    backup = None
+    if out_dir is not None and backup_every_epoch:
+        objects: dict[str, Any] = {"model": model}
+        objects.update({f"optimizer_{i}": opt for i, (_, opt) in enumerate(active)})
+        backup = _Backup(out_dir, chief, tag, objects)
+        fingerprint = json.dumps([name, dataclasses.asdict(t), list(data.x_train.shape),
+                                  list(data.x_val.shape), k_masked], sort_keys=True)  # fmt: skip
+        done, history = backup.restore(fingerprint)
+        if done:
+            steps, epochs = history["steps"], history["epochs"]
+            best = float(history["best"])
+            best_pred = np.asarray(history["best_pred"], dtype=np.int64)
+            step, first_epoch = (steps[-1]["step"] if steps else 0), done + 1
+            if progress:
+                progress(f"{name}: resumed from the backup after epoch {done} (step {step})")
     steps_per_epoch = len(data.x_train) // batch
     if steps_per_epoch == 0:
         raise TrainingError(
             f"{len(data.x_train)} training images are fewer than one batch ({batch})"
         )
     stop = False
-    for epoch in range(1, t.epochs + 1):
+    for epoch in range(first_epoch, t.epochs + 1):
         t0 = time.monotonic()
         phase = "masked" if epoch <= k_masked else "unmasked"
         x = masked_train if phase == "masked" and masked_train is not None else data.x_train
@@ -444,15 +557,26 @@ def train_run(
             if restore_best:
                 best_weights = model.get_weights()
             if out_dir is not None and save_best:
-                model.save(out_dir / "best.keras")
+                # Every worker saves (the save may take part in collectives); only
+                # the chief's copy is kept (TensorFlow's multi-worker saving guide).
+                model.save(out_dir / ("best.keras" if chief else f".best-{tag}.keras"))
+                if not chief:
+                    (out_dir / f".best-{tag}.keras").unlink(missing_ok=True)
+        if backup is not None and not stop:
+            assert best_pred is not None
+            backup.save(epoch, {"steps": steps, "epochs": epochs, "best": best,
+                                "best_pred": np.asarray(best_pred).tolist(),
+                                "fingerprint": fingerprint})  # fmt: skip
         if stop:
             break
+    if backup is not None:
+        backup.finish()
     if best_weights is not None:
         model.set_weights(best_weights)
     conf = confusion_matrix(data.y_val, best_pred, labels=list(range(n_classes))).tolist()
     result = RunResult(name, steps, epochs, best, epochs[-1]["val_macro_f1"], out_dir, conf,
                        replicas, model, round(time.monotonic() - t_start, 2))  # fmt: skip
-    if out_dir is not None:
+    if out_dir is not None and chief:
         write_run(result, out_dir, t)
     return result
 
