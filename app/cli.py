@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from gazelab import __version__
 from gazelab.analysis.saliency import ANALYZERS as ANALYZER_CHOICES
+from gazelab.app.commands.heatmaps import cmd_heatmaps
 from gazelab.gaze.trackers.registry import tracker_usage
 from gazelab.models.datasets.registry import layout_usage, layouts
 from gazelab.models.masks import ALGORITHMS as MASK_ALGORITHMS
@@ -103,61 +104,6 @@ def cmd_simulate_tracker(args: argparse.Namespace) -> int:
         print(f"Eye Tribe simulator on {args.host}:{sim.port} at {args.rate} Hz ({what}); "
               "Ctrl-C stops")  # fmt: skip
     sim.serve_forever()
-    return 0
-
-
-def cmd_heatmaps(args: argparse.Namespace) -> int:
-    import numpy as np
-    from PIL import Image
-
-    from gazelab.analysis.human import trial_gaze
-    from gazelab.annotation.store import SessionStore
-    from gazelab.errors import GazelabError
-    from gazelab.fileio import safe_filename
-    from gazelab.models.datasets.library import load_dataset
-
-    limit = int(_settings(args).stimulus.max_image_megapixels * 1_000_000)
-    # a mistyped --store and a wrong --images are both named, in one line
-    problems: list[GazelabError] = []
-    store: SessionStore | None = None
-    try:
-        store = SessionStore(args.store)
-    except GazelabError as exc:
-        problems.append(exc)
-    try:
-        images = load_dataset(args.dataset, args.images, max_pixels=limit)
-    except GazelabError as exc:
-        problems.append(exc)
-    if problems or store is None:
-        if store is not None:
-            store.close()
-        if len(problems) == 1:
-            raise problems[0]
-        raise GazelabError("; ".join(str(e) for e in problems))
-    # Sessions store ids as given to them; match a dataset id or its file stem.
-    index = {img_id: i for i, img_id in enumerate(images.ids)}
-    index.update({Path(img_id).stem: i for i, img_id in enumerate(images.ids)})
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with store:
-        rec = store.session(args.session)
-        missing = [i for i in rec.stimulus_order if i not in index]
-        if missing:
-            raise FileNotFoundError(
-                f"{len(missing)} image id(s) of session {args.session} are not in {args.images} "
-                f"(first: {missing[0]!r}); give the image folder the session was run with"
-            )
-        shapes = {i: images.image(index[i]).shape[:2] for i in rec.stimulus_order}
-        trials = trial_gaze(store, args.session, shapes)  # type: ignore[arg-type]
-    arrays = {t.image_id: t.heatmap.astype(np.float32) for t in trials}
-    np.savez_compressed(out / f"session{args.session}_heatmaps.npz", **arrays)
-    for t in trials:
-        h = t.heatmap
-        png = (255 * h / h.max()).astype(np.uint8) if h.max() > 0 else h.astype(np.uint8)
-        # ids are paths (``happy/x.png``, even ``../x``): the name must stay inside --out
-        Image.fromarray(png).save(out / f"session{args.session}_{safe_filename(t.image_id)}.png")
-        print(f"{t.image_id}: {len(t.fixations['onset_ms'])} fixations")
-    print(f"wrote {len(trials)} heatmaps (stimulus frame) to {out}")
     return 0
 
 
@@ -632,8 +578,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("heatmaps", cmd_heatmaps, "fixations and human heatmaps of a recorded session")
     p.add_argument("--store", required=True, help="project store (.sqlite)")
     p.add_argument("--session", type=_count(1), required=True, help="session id")
-    p.add_argument("--images", required=True, help="the image folder/dataset of the session")
-    p.add_argument("--dataset", default="folder", help=f"layout: {', '.join(layouts())}")
+    p.add_argument("--images", help="the session's images (default: the image spec stored with "
+                   f"it): {layout_usage()}, or a PATH in the --dataset layout")  # fmt: skip
+    p.add_argument("--dataset", default="folder",
+                   help=f"layout of a bare --images PATH: {', '.join(layouts())}")  # fmt: skip
     p.add_argument("--out", type=_out_folder, required=True, help="output folder")
 
     p = add("settings", cmd_settings, "print the default settings (or a validated file) as TOML")

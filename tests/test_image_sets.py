@@ -97,6 +97,8 @@ def _commands(t: Path) -> dict[str, list[str]]:
     return {
         "annotate": ["annotate", "--store", str(t / "s.sqlite"), "--participant", "P01",
                      "--no-dialog", "--images", "{spec}"],
+        "heatmaps": ["heatmaps", "--store", str(t / "s.sqlite"), "--session", "1",
+                     "--images", "{spec}", "--out", str(t / "o")],
         "saliency": ["saliency", "--model", str(t / "m.keras"), "--images", "{spec}",
                      "--out", str(t / "o")],
         "saliency --dataset": ["saliency", "--model", str(t / "m.keras"), "--dataset", "{spec}",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,20 @@ def parse_image_spec(spec: str) -> tuple[Layout, str]:
     if layout.needs_argument and not rest:
         raise DatasetError(f"image source {spec!r} needs a path: {layout.usage}")
     return layout, rest
+
+
+def as_image_spec(text: str, layout: str = "folder") -> str:
+    """``text`` if it is an image spec, else ``text`` read as a PATH in ``layout``:
+    ``as_image_spec("faces/") == "folder:faces/"``. A spec starts with a layout's name and
+    ``:``; ``WORD:...`` that is no existing path counts as a spec too, so a mistyped layout
+    is refused with the registered ones listed instead of being looked for as a folder."""
+    kind, sep, _ = text.partition(":")
+    _discover()
+    if sep and kind.strip().lower() in _LAYOUTS:
+        return text
+    if sep and re.fullmatch(r"[A-Za-z][\w+-]+", kind) and not Path(text).exists():
+        return text
+    return f"{find_layout(layout).name}:{text}"
 
 
 def image_spec_problem(spec: str) -> str | None:

@@ -1,0 +1,94 @@
+"""``gazelab heatmaps``: fixations and human heatmaps (stimulus frame) of a stored session."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from gazelab.app.commands import max_pixels
+from gazelab.errors import GazelabError
+
+
+class HeatmapsError(GazelabError, ValueError):
+    """The session's images cannot be found or rebuilt; the message says which to give."""
+
+
+def session_image_shapes(
+    order: list[str], images: Any, *, by_stem: bool = False
+) -> dict[str, tuple[int, int]]:
+    """``(H, W)`` of every image id of a session (``order``) in ``images`` (an
+    :class:`~gazelab.models.datasets.base.ImageSet`), matched by id; with ``by_stem`` an id
+    may also match a file of ``images`` named by it (``happy/<id>.png``, as
+    ``gazelab synthetic`` writes the faces of a ``synthetic:`` session)."""
+    index = {iid: k for k, iid in enumerate(images.ids)}
+    if by_stem:
+        for k, iid in enumerate(images.ids):
+            index.setdefault(Path(iid).stem, k)
+    missing = [i for i in order if i not in index]
+    if missing:
+        raise HeatmapsError(
+            f"{len(missing)} image id(s) of the session are not in {images.spec} "
+            f"(first: {missing[0]!r}); give the images the session was run with"
+        )
+    return {i: tuple(images.image(index[i]).shape[:2]) for i in order}  # type: ignore[misc]
+
+
+def cmd_heatmaps(args: argparse.Namespace) -> int:
+    """Heatmaps of one session on the images it stored (its image spec), or on ``--images``
+    (any image spec, or a PATH in the ``--dataset`` layout)."""
+    import numpy as np
+    from PIL import Image
+
+    from gazelab.analysis.human import trial_gaze
+    from gazelab.annotation.store import SessionStore
+    from gazelab.fileio import safe_filename
+    from gazelab.models.datasets.registry import as_image_spec, open_image_set
+
+    limit = max_pixels(args)
+    # a mistyped --store and a wrong --images are both named, in one line
+    problems: list[GazelabError] = []
+    store: SessionStore | None = None
+    images = None
+    try:
+        store = SessionStore(args.store)
+    except GazelabError as exc:
+        problems.append(exc)
+    if args.images:
+        try:
+            images = open_image_set(as_image_spec(args.images, args.dataset), max_pixels=limit)
+        except GazelabError as exc:
+            problems.append(exc)
+    if problems or store is None:
+        if store is not None:
+            store.close()
+        if len(problems) == 1:
+            raise problems[0]
+        raise GazelabError("; ".join(str(e) for e in problems))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with store:
+        rec = store.session(args.session)
+        if images is None:
+            try:
+                images = open_image_set(rec.image_source, max_pixels=limit)
+            except GazelabError as exc:
+                raise HeatmapsError(
+                    f"session {rec.id}: its images cannot be rebuilt from its image source "
+                    f"{rec.image_source!r} ({exc}); give them with --images"
+                ) from exc
+        try:
+            shapes = session_image_shapes(rec.stimulus_order, images, by_stem=bool(args.images))
+        except HeatmapsError as exc:
+            raise HeatmapsError(f"session {rec.id}: {exc}") from None
+        trials = trial_gaze(store, args.session, shapes)
+    arrays = {t.image_id: t.heatmap.astype(np.float32) for t in trials}
+    np.savez_compressed(out / f"session{args.session}_heatmaps.npz", **arrays)
+    for t in trials:
+        h = t.heatmap
+        png = (255 * h / h.max()).astype(np.uint8) if h.max() > 0 else h.astype(np.uint8)
+        # ids are paths (``happy/x.png``, even ``../x``): the name must stay inside --out
+        Image.fromarray(png).save(out / f"session{args.session}_{safe_filename(t.image_id)}.png")
+        print(f"{t.image_id}: {len(t.fixations['onset_ms'])} fixations")
+    print(f"wrote {len(trials)} heatmaps (stimulus frame) to {out}")
+    return 0
