@@ -26,7 +26,6 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,6 +50,7 @@ from gazelab.errors import GazelabError
 from gazelab.gaze.geometry import model_input_to_image
 from gazelab.gaze.heatmaps import HeatmapKernel, fixation_heatmap
 from gazelab.models.datasets.base import DatasetError
+from gazelab.project import ProjectPaths as ProjectPaths  # moved there; the old import works
 from gazelab.settings import AnalysisSettings, QualitySettings, Settings
 
 METRICS = (*MAP_METRICS, "nss", "auc_judd")
@@ -384,36 +384,3 @@ def label_summary(comp: Comparison) -> dict[str, Any]:
             la, lb = zip(*both, strict=True)
             res["kappa"].append({"a": a, "b": b, "n": len(both), "kappa": cohen_kappa(la, lb)})
     return res
-
-
-@dataclass(frozen=True)
-class ProjectPaths:
-    """Where a project's files live; ``gazelab demo`` writes this layout, and ``compare`` and
-    ``view`` accept ``--project DIR`` for it (each path can be given on its own instead)."""
-
-    store: Path
-    model: Path | None
-    cache: Path | None
-
-    @classmethod
-    def resolve(
-        cls,
-        project: str | Path | None = None,
-        *,
-        store: str | Path | None = None,
-        model: str | Path | None = None,
-        cache: str | Path | None = None,
-    ) -> ProjectPaths:
-        root = Path(project) if project else None
-        st = Path(store) if store else (root / "project.sqlite" if root else None)
-        if st is None:
-            raise AnalysisError("give --project DIR or --store FILE")
-        if not st.exists():
-            raise FileNotFoundError(f"project store not found: {st}")
-        md = Path(model) if model else (root / "model.keras" if root else None)
-        if md is not None and not md.exists():
-            if model:
-                raise FileNotFoundError(f"model file not found: {md}")
-            md = None
-        ca = Path(cache) if cache else st.parent / "saliency-cache"
-        return cls(st, md, ca)

@@ -256,10 +256,11 @@ def _saliency_dataset(args: argparse.Namespace, model) -> int:  # type: ignore[n
 def cmd_compare(args: argparse.Namespace) -> int:
     """Human gaze vs model saliency: the report (CSV, JSON, Markdown, figures)."""
     from gazelab.analysis.cache import SaliencyCache
-    from gazelab.analysis.compare import AnalysisError, ProjectPaths, analyse_project, summaries
+    from gazelab.analysis.compare import AnalysisError, analyse_project, summaries
     from gazelab.analysis.report import write_report
     from gazelab.annotation.store import SessionStore
     from gazelab.models.architectures import load_classifier
+    from gazelab.project import ProjectPaths
 
     paths = ProjectPaths.resolve(args.project, store=args.store, model=args.model, cache=args.cache)
     if paths.model is None:
