@@ -215,3 +215,24 @@ def test_compare_leaves_out_an_unvalidated_participant_and_reports_it(tmp_path):
     assert "participants left out entirely: B." in md
     rows = list(csv.DictReader((tmp_path / "report" / "excluded.csv").open()))
     assert len(rows) == 4 and rows[0]["reason"] == "no validation accuracy recorded for the session"
+
+
+def test_gazelab_sessions_refuses_hostile_stores_in_one_line(tmp_path, capsys):
+    import sqlite3
+
+    from gazelab.app.cli import main
+
+    foreign = tmp_path / "other.sqlite"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE foo (x)")
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")
+    bad = tmp_path / "bad.sqlite"
+    build_store(bad).close()
+    with sqlite3.connect(bad) as db:
+        db.execute("UPDATE sessions SET settings_toml = 'x = [' WHERE id = 1")
+    for path, word in ((foreign, "not a gazelab store"), (empty, "is empty"),
+                       (bad, "not valid TOML")):  # fmt: skip
+        assert main(["sessions", "--store", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert word in err and len(err.splitlines()) == 1, err
