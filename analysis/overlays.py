@@ -5,6 +5,9 @@ Pure numpy; writing files is the caller's job.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
@@ -82,3 +85,138 @@ def points_overlay(
         sub = disk[y0 - cy + radius : y1 - cy + radius, x0 - cx + radius : x1 - cx + radius]
         out[y0:y1, x0:x1][sub] = colour
     return out
+
+
+# -- vector layers, drawn at a display scale (PIL) ---------------------------------------------
+def upscale(rgb: NDArray[np.uint8], scale: int) -> NDArray[np.uint8]:
+    """``rgb`` enlarged ``scale`` times (bilinear), so vector layers drawn on it stay sharp."""
+    from PIL import Image
+
+    if scale <= 1:
+        return rgb.copy()
+    h, w = rgb.shape[:2]
+    img = Image.fromarray(rgb).resize((w * scale, h * scale), Image.Resampling.BILINEAR)
+    return np.asarray(img).copy()
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one bitmap size
+        return ImageFont.load_default()
+
+
+def scanpath_overlay(
+    rgb: NDArray[np.uint8],
+    points_xy: NDArray[np.float64],
+    radii_px: NDArray[np.float64],
+    colour: tuple[int, int, int],
+    *,
+    numbers: Sequence[int] | None = None,
+    scale: float = 1.0,
+    gaze_xy: NDArray[np.float64] | None = None,
+    samples_xy: NDArray[np.float64] | None = None,
+) -> NDArray[np.uint8]:
+    """A scanpath on ``rgb``: saccade lines between consecutive fixations, a circle of radius
+    ``radii_px[k]`` (image px, times ``scale``) at each fixation with its number
+    (``numbers``, default 1, 2, ...) in its centre, the samples as small dots and the
+    current gaze (replay) as a cross. Coordinates are image px; ``rgb`` is the image at
+    ``scale``."""
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(img, "RGBA")
+    pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2) * scale
+    rad = np.asarray(radii_px, dtype=np.float64).reshape(-1) * scale
+    nums = list(numbers) if numbers is not None else list(range(1, len(pts) + 1))
+    line_w = max(1, round(scale / 2))
+    if samples_xy is not None:
+        for x, y in np.asarray(samples_xy, dtype=np.float64).reshape(-1, 2) * scale:
+            draw.point((float(x), float(y)), fill=(*colour, 255))
+    if len(pts) > 1:
+        draw.line([tuple(p) for p in pts.tolist()], fill=(*colour, 255), width=line_w)
+    font = _font(max(10, int(8 * max(1.0, scale / 2))))
+    for (x, y), r, n in zip(pts.tolist(), rad.tolist(), nums, strict=True):
+        r = max(r, 1.0)
+        box = (x - r, y - r, x + r, y + r)
+        draw.ellipse(box, fill=(*colour, 90), outline=(*colour, 255), width=line_w)
+        draw.text((x, y), str(n), fill=(255, 255, 255, 255), font=font, anchor="mm",
+                  stroke_width=1, stroke_fill=(0, 0, 0, 255))  # fmt: skip
+    if gaze_xy is not None:
+        gx, gy = (float(v) * scale for v in np.asarray(gaze_xy).reshape(2))
+        k = max(4.0, 3 * scale)
+        draw.line([(gx - k, gy), (gx + k, gy)], fill=(255, 255, 255, 255), width=line_w + 1)
+        draw.line([(gx, gy - k), (gx, gy + k)], fill=(255, 255, 255, 255), width=line_w + 1)
+    return np.asarray(img.convert("RGB")).copy()
+
+
+def polygon_overlay(
+    rgb: NDArray[np.uint8],
+    outline_xy: NDArray[np.float64],
+    colour: tuple[int, int, int],
+    *,
+    label: str = "",
+    scale: float = 1.0,
+    width: int = 2,
+) -> NDArray[np.uint8]:
+    """A closed outline (image px, times ``scale``) with its label at its top-left."""
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(img)
+    pts = [tuple(p) for p in (np.asarray(outline_xy, dtype=np.float64) * scale).tolist()]
+    if len(pts) >= 2:
+        draw.line([*pts, pts[0]], fill=colour, width=width)
+        if label:
+            x0 = min(p[0] for p in pts)
+            y0 = min(p[1] for p in pts)
+            draw.text((x0, max(0.0, y0 - 2)), label, fill=colour, font=_font(11), anchor="lb")
+    return np.asarray(img).copy()
+
+
+def with_legend(
+    rgb: NDArray[np.uint8],
+    entries: Sequence[tuple[str, tuple[int, int, int]]],
+    *,
+    swatch_px: int = 12,
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> NDArray[np.uint8]:
+    """``rgb`` with a colour legend strip below it: one swatch (``swatch_px`` square, the
+    entry's colour) and name per entry. The image's pixels stay where they were (the canvas
+    grows right when the legend is wider); no entries, no strip."""
+    from PIL import Image, ImageDraw
+
+    if not entries:
+        return rgb.copy()
+    font = _font(swatch_px)
+    row_h = swatch_px + 6
+    widths = [swatch_px + 10 + int(font.getlength(name)) for name, _ in entries]
+    h, w = rgb.shape[:2]
+    width = max(w, max(widths) + 8)
+    canvas = Image.new("RGB", (width, h + row_h * len(entries) + 4), background)
+    canvas.paste(Image.fromarray(rgb), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for k, (name, colour) in enumerate(entries):
+        y = h + 4 + k * row_h
+        draw.rectangle((4, y, 4 + swatch_px - 1, y + swatch_px - 1), fill=colour)
+        draw.text((4 + swatch_px + 6, y + swatch_px // 2), name, fill=(0, 0, 0), font=font,
+                  anchor="lm")  # fmt: skip
+    return np.asarray(canvas).copy()
+
+
+def colour_mapped(
+    values: NDArray[np.floating[Any]], cmap: str = "RdBu_r", symmetric: bool = True
+) -> tuple[NDArray[np.uint8], float, float]:
+    """``values`` ``(H, W)`` through a matplotlib colour map: RGB and the (low, high) of the
+    scale (``symmetric``: ±max|v|, so zero relevance is the map's middle)."""
+    from matplotlib import colormaps
+
+    v = np.asarray(values, dtype=np.float64)
+    hi = float(np.max(np.abs(v))) if symmetric else float(np.max(v))
+    lo = -hi if symmetric else float(np.min(v))
+    if hi <= lo:
+        hi = lo + 1.0
+    rgba = colormaps[cmap]((v - lo) / (hi - lo))
+    return (rgba[..., :3] * 255 + 0.5).astype(np.uint8), lo, hi
