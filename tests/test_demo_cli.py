@@ -38,7 +38,8 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
         kinds = [e["kind"] for e in store.events(rec.id)]
         assert kinds.count("cross") == 3 and kinds.count("image") == 3
         assert store.sample_count(rec.id) > 60 * 3 * 0.9  # ~60 Hz over the trials
-        assert len(store.calibrations(rec.id)) == 1
+        # one calibration, then the validation the headless session now runs before trials
+        assert [c["kind"] for c in store.calibrations(rec.id)] == ["calibration", "validation"]
     assert list((tmp_path / "bids").rglob("*_gaze.tsv.gz"))
     heat = np.load(tmp_path / "heatmaps" / "A1_heatmaps.npz")
     assert len(heat.files) == 3 and all(heat[k].shape == (1200, 1200) for k in heat.files)

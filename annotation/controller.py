@@ -1,0 +1,575 @@
+"""The annotation session without Qt: create/resume, calibrate, validate, poll, label, advance.
+
+:class:`AnnotationSession` owns everything a session does that is neither
+painting nor timing nor keys (DESIGN "a Qt-free session controller", issue 17):
+the set-up checks, the store record and its lease, the tracker, the protocol
+state machine (SPEC §2), gaze capture, calibration and validation results,
+labels, pauses, store faults and the end. The full-screen window
+(:mod:`gazelab.app.annotate`) paints its state, times its phases and forwards
+keys; the headless runner (:mod:`gazelab.annotation.simulated`) drives the same
+object with a sleep loop; the experimenter view observes it. A session with a
+real tracker runs from Python without Qt::
+
+    s = AnnotationSession(config)            # checks, connects the tracker, then records
+    s.calibrate(dwell_s=0.75)
+    s.validate(dwell_s=1.2)                  # blocking; the window steps it with timers
+    s.start_trials()
+    while not s.finished:
+        s.tick(); s.poll()
+        ...  s.give_label(LabelAnswer("happy")); s.advance()
+    s.finish()
+
+The session row is created only once the tracker is connected, so a tracker
+that cannot connect leaves nothing behind in the store.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gazelab.annotation.capture import GazeCapture
+from gazelab.annotation.protocol import (
+    STORE_FAULTS,
+    LabelAnswer,
+    LabelingProtocol,
+    Phase,
+    PhaseChange,
+    StoreRecorder,
+    audio_dir,
+    protocol_for_session,
+    stimulus_order,
+)
+from gazelab.annotation.session import (
+    ImageSource,
+    OpenTracker,
+    SessionConfig,
+    SessionSetupError,
+    check_images,
+    open_image_source,
+    open_tracker,
+    validation_errors_deg,
+)
+from gazelab.annotation.store import (
+    LEASE_RENEW_S,
+    LeaseLostError,
+    SessionRecord,
+    SessionStore,
+)
+from gazelab.gaze.geometry import StimulusLayout
+from gazelab.gaze.trackers.base import CalibrationPoint, CalibrationResult
+from gazelab.gaze.trackers.protocol import calibration_points
+from gazelab.settings import Settings
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    """One validation: per target the error (degrees, NaN without gaze) and the stored result."""
+
+    targets: tuple[tuple[float, float], ...]
+    errors_deg: tuple[float, ...]
+    result: CalibrationResult
+
+
+class AnnotationSession:
+    """One annotation session, new or resumed (see the module docstring).
+
+    Parameters
+    ----------
+    config : what the set-up dialog or ``gazelab annotate`` asked for.
+    store : an open store (default: ``config.store``; only a new session may create it).
+    tracker : an already connected tracker (default: the one the settings name).
+    images : the images (default: ``config.images`` opened and checked).
+    clock : the session's monotonic clock, seconds.
+    mouse_position : for the mouse tracker, where the pointer is (screen px).
+    hold_on_fault : hold store writes in memory on a store fault (a live session) instead
+        of raising (a headless run that should stop).
+    """
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        store: SessionStore | None = None,
+        tracker: OpenTracker | None = None,
+        images: ImageSource | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        mouse_position: Callable[[], tuple[float, float] | None] | None = None,
+        hold_on_fault: bool = True,
+    ) -> None:
+        config.check()
+        self.config = config
+        self.clock = clock
+        self.settings: Settings = config.settings
+        self.notes: list[str] = []  # what set-up decided and the experimenter should know
+        self._listeners: list[Listener] = []
+        self.store = store or SessionStore(config.store, create=config.resume is None)
+        self.images: ImageSource = images or open_image_source(config.images)
+        self._shapes: dict[str, tuple[int, int]] = {}
+        # every check before anything is written, connected or calibrated (SPEC §2 set-up)
+        order: list[str] | None = None
+        if config.resume is not None:
+            rec = self.store.session(config.resume)
+            self._check_resume(rec)
+            first = self.store.first_unlabelled_trial(rec.id)  # None: every image labelled
+            n = len(rec.stimulus_order)
+            check_images(self.images, rec.stimulus_order[n if first is None else first :])
+        else:
+            order = stimulus_order(self.images.ids, self.settings.protocol.seed)
+            check_images(self.images, order)
+        self.tracker = tracker or open_tracker(
+            self.settings, mouse_position=mouse_position, clock=clock
+        )
+        try:
+            if config.resume is not None:
+                self.record = self.store.session(config.resume)
+            else:
+                assert order is not None
+                self.record = self.store.create_session(
+                    config.participant,
+                    settings_toml=self.settings.to_toml(),
+                    seed=self.settings.protocol.seed,
+                    image_source=self.images.spec,
+                    stimulus_order=order,
+                    start_local_s=clock(),
+                )
+            self.lease = self.store.acquire_lease(self.record.id)
+        except BaseException:
+            self.tracker.close()
+            raise
+        try:
+            self._open(hold_on_fault)
+        except BaseException:
+            self.store.release_lease(self.lease)  # a failed start leaves the session free
+            self.tracker.close()
+            raise
+
+    def _check_resume(self, rec: SessionRecord) -> None:
+        cfg = self.config
+        if rec.participant != cfg.participant:
+            raise SessionSetupError(
+                f"session {rec.id} in {cfg.store} belongs to participant"
+                f" {rec.participant!r}, not {cfg.participant!r}: resume it with"
+                f" --participant {rec.participant}, or leave out --resume for a new session"
+            )
+        missing = [i for i in rec.stimulus_order if i not in self.images.labels]
+        if missing:
+            raise SessionSetupError(
+                f"{len(missing)} of the {len(rec.stimulus_order)} images of session {rec.id}"
+                f" are not in {cfg.images} (first: {missing[0]!r}); resume with the"
+                f" images the session was made with: --images {rec.image_source}"
+            )
+
+    def _open(self, hold_on_fault: bool) -> None:
+        clock = self.clock
+        self.protocol: LabelingProtocol = protocol_for_session(
+            self.store, self.record.id, self.settings.protocol, clock=clock,
+            hold_on_fault=hold_on_fault,
+        )  # fmt: skip
+        self.recorder: StoreRecorder = self.protocol.sink  # type: ignore[assignment]
+        self.tracker.tracker.start()
+        self.capture = GazeCapture(
+            self.tracker.tracker,
+            self.store,
+            self.record.id,
+            self.protocol,
+            batch_ms=self.settings.tracker.sample_batch_ms,
+            clock=clock,
+        )
+        self.audio_dir = audio_dir(self.config.store, self.record.uuid)
+        self.calibration: CalibrationResult | None = None
+        self.validation: ValidationOutcome | None = None
+        self.store_message = ""  # why the session is paused by a store fault ("" = fine)
+        self.lease_lost = False
+        self.paused_for_store = False
+        self.finished_at: float | None = None
+        self._store_fault: BaseException | None = None
+        self._store_fault_since: float | None = None
+        self._lease_renewed = clock()
+        self._val_targets: list[tuple[float, float]] = []
+        self._val_windows: list[tuple[float, float]] = []
+        self._val_start: float | None = None
+        now = clock()
+        payload = {"resume": self.config.resume, "start_trial": self.protocol.trial_index}
+        self.commit(lambda: self.store.add_event(self.record.id, "app_open", now,
+                                                 payload=payload))  # fmt: skip
+
+    # -- observers --------------------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> None:
+        """``listener(kind, details)`` is called on every change a view may show."""
+        self._listeners.append(listener)
+
+    def _notify(self, kind: str, **details: Any) -> None:
+        for listener in list(self._listeners):
+            listener(kind, details)
+
+    # -- queries ----------------------------------------------------------------------------
+    @property
+    def session_id(self) -> int:
+        return self.record.id
+
+    @property
+    def screen_px(self) -> tuple[int, int]:
+        return self.settings.display.resolution_px
+
+    @property
+    def finished(self) -> bool:
+        return self.protocol.finished
+
+    @property
+    def observer(self) -> Any:
+        """The simulated participant's eyes (a simulated tracker), else ``None``."""
+        return self.tracker.observer
+
+    @property
+    def store_fault(self) -> BaseException | None:
+        """The store error that paused the session, or ``None`` while the store works."""
+        return self._store_fault
+
+    def image_shape(self, image_id: str) -> tuple[int, int]:
+        if image_id not in self._shapes:
+            h, w = self.images.image(image_id).shape[:2]
+            self._shapes[image_id] = (int(h), int(w))
+        return self._shapes[image_id]
+
+    def layout_for(self, image_id: str) -> StimulusLayout:
+        """Where ``image_id`` lies on screen (the stimulus frame of SPEC §2)."""
+        return StimulusLayout(
+            self.screen_px, self.settings.stimulus.square_px, self.image_shape(image_id)
+        )
+
+    def progress_text(self) -> str:
+        done, n = self.protocol.trials_done, self.protocol.n_trials
+        return f"{done} of {n} images labelled, {n - done} left"
+
+    # -- store writes and faults ------------------------------------------------------------
+    def commit(self, write: Callable[[], object]) -> None:
+        """A store write of the session's own, in order with the protocol's (held on a fault)."""
+        if not self.lease_lost:
+            self.recorder.commit(write)
+
+    def event(self, kind: str, *, trial_index: int | None = None, **payload: Any) -> None:
+        now = self.clock()
+        self.commit(lambda: self.store.add_event(self.record.id, kind, now,
+                                                 trial_index=trial_index, payload=payload))  # fmt: skip
+
+    def on_store_fault(self, exc: BaseException) -> None:
+        """Pause the session (keeping what is unwritten in memory) and say why."""
+        if self._store_fault is None:
+            self._store_fault_since = self.clock()
+        self._store_fault = exc
+        held, pending = len(self.recorder.held), self.capture.writer.pending
+        self.store_message = (
+            f"Session paused: {exc}.\n\nNothing is lost: {held} records and {pending} gaze"
+            " samples wait in memory. Free disk space (or fix the store): the session then"
+            " continues by itself. R retries now; Esc ends and loses what waits."
+        )
+        self._pause_for_store()
+        self._notify("store_fault", error=str(exc))
+
+    def _pause_for_store(self) -> None:
+        if self.protocol.phase not in (Phase.IDLE, Phase.PAUSED, Phase.DONE, Phase.QUIT):
+            self.protocol.pause()
+            self.paused_for_store = True
+
+    def check_store(self) -> None:
+        """Notice a fault the recorder held (writes inside protocol transitions)."""
+        if self.recorder.fault is not None and self._store_fault is None:
+            self.on_store_fault(self.recorder.fault)
+        elif self._store_fault is not None:
+            self._pause_for_store()  # e.g. trials started while the store was failing
+
+    def retry_store(self) -> bool:
+        """Write what was held; on success clear the message and resume the session."""
+        if self._store_fault is None or self.lease_lost:
+            return True
+        try:
+            ok = self.recorder.retry()
+            if ok:
+                self.capture.flush()
+                self.store.renew_lease(self.lease)
+        except LeaseLostError as exc:
+            self._on_lease_lost(exc)
+            return False
+        except STORE_FAULTS as exc:
+            self.recorder.fault = exc
+            ok = False
+        if not ok:
+            self.on_store_fault(self.recorder.fault or self._store_fault)
+            return False
+        fault, since = self._store_fault, self._store_fault_since
+        self._store_fault = self._store_fault_since = None
+        self.store_message = ""
+        now = self.clock()
+        self._lease_renewed = now
+        self.commit(lambda: self.store.add_event(
+            self.record.id, "store_fault", since if since is not None else now,
+            trial_index=self.protocol.trial_index,
+            payload={"error": str(fault), "recovered_s": now},
+        ))  # fmt: skip
+        self._notify("store_back")
+        return True
+
+    def _renew_lease(self) -> None:
+        now = self.clock()
+        if self.lease_lost or now - self._lease_renewed < LEASE_RENEW_S:
+            return
+        try:
+            self.store.renew_lease(self.lease)
+            self._lease_renewed = now
+        except LeaseLostError as exc:
+            self._on_lease_lost(exc)
+        except STORE_FAULTS as exc:
+            self._lease_renewed = now  # retried with the held records, and again in 5 s
+            self.on_store_fault(exc)
+
+    def _on_lease_lost(self, exc: BaseException) -> None:
+        """Another process runs this session now: stop recording and say so."""
+        self.lease_lost = True
+        self._store_fault = exc
+        self.store_message = f"{exc}. Esc closes this window."
+        self._notify("lease_lost", error=str(exc))
+
+    # -- gaze -------------------------------------------------------------------------------
+    def poll(self) -> int:
+        """Move gaze samples into the store, renew the lease, notice store faults."""
+        if self.lease_lost:
+            self.tracker.tracker.drain()  # another process records this session now
+            return 0
+        n = 0
+        try:
+            n = self.capture.poll()  # a failed batch stays pending in the writer
+        except STORE_FAULTS as exc:
+            self.on_store_fault(exc)
+        self._renew_lease()
+        self.check_store()
+        return n
+
+    @property
+    def tracker_warning(self) -> str:
+        return self.capture.warning or ""
+
+    def steer_observer(self) -> None:
+        """A simulated participant looks where the screen says: the image, else the centre."""
+        obs = self.observer
+        if obs is None:
+            return
+        iid = self.protocol.image_id
+        if self.protocol.phase is Phase.IMAGE and iid is not None:
+            layout = self.layout_for(iid)
+            obs.look_at_image(
+                self.images.regions.get(iid), layout.image_shape, layout.image_rect_on_screen
+            )
+        else:
+            obs.look_at((self.screen_px[0] / 2, self.screen_px[1] / 2))
+
+    # -- calibration ------------------------------------------------------------------------
+    def calibration_targets(self) -> list[tuple[float, float]]:
+        return calibration_points(self.settings.protocol.calibration_points, self.screen_px)
+
+    def measure_calibration(
+        self,
+        *,
+        dwell_s: float = 0.75,
+        on_point: Callable[[int, tuple[float, float]], None] | None = None,
+    ) -> CalibrationResult:
+        """Calibrate through the tracker and return the result without storing it (blocking,
+        safe off the session's thread: a window runs it in a worker and stores the result
+        with :meth:`calibration_done` in its own thread)."""
+        observer = self.observer
+
+        def point(i: int, xy: tuple[float, float]) -> None:
+            if observer is not None:
+                observer.look_at(xy)
+            if on_point is not None:
+                on_point(i, xy)
+
+        targets = self.calibration_targets()
+        return self.tracker.tracker.calibrate(targets, dwell_s=dwell_s, on_point=point)
+
+    def calibrate(
+        self,
+        *,
+        dwell_s: float = 0.75,
+        on_point: Callable[[int, tuple[float, float]], None] | None = None,
+    ) -> CalibrationResult:
+        """Calibrate through the tracker and store the result (blocking)."""
+        result = self.measure_calibration(dwell_s=dwell_s, on_point=on_point)
+        self.calibration_done(result)
+        return result
+
+    def calibration_done(self, result: CalibrationResult) -> None:
+        """Keep and store a calibration result (called in the thread that owns the session)."""
+        self.calibration = result
+        now = self.clock()
+        self.commit(lambda: self.store.add_calibration(
+            self.record.id, result, kind="calibration", local_s=now
+        ))  # fmt: skip
+        self._notify("calibration", result=result)
+
+    # -- validation -------------------------------------------------------------------------
+    def start_validation(self) -> list[tuple[float, float]]:
+        """Begin a validation; returns its targets (step them with :meth:`validation_target`)."""
+        self._val_targets = self.calibration_targets()
+        self._val_windows = []
+        self._val_start = None
+        self._notify("validation_start", targets=self._val_targets)
+        return list(self._val_targets)
+
+    def validation_target(self, i: int) -> tuple[float, float]:
+        """Target ``i`` goes on screen now (the previous one's window ends)."""
+        now = self.clock()
+        if self._val_start is not None:
+            self._val_windows.append((self._val_start, now))
+        xy = self._val_targets[i]
+        if self.observer is not None:
+            self.observer.look_at(xy)
+        self._val_start = now
+        self._notify("validation_target", index=i, xy=xy)
+        return xy
+
+    def finish_validation(self, settle_s: float = 0.5) -> ValidationOutcome:
+        """The last target's window ends: per-target error (degrees), stored as a validation."""
+        if self._val_start is not None:
+            self._val_windows.append((self._val_start, self.clock()))
+            self._val_start = None
+        targets = self._val_targets
+        try:
+            self.capture.flush()
+            samples = self.store.samples(self.record.id, since_local_s=self._val_windows[0][0])
+            errors = validation_errors_deg(
+                samples, targets, self._val_windows, self.settings.display, settle_s=settle_s
+            )
+        except STORE_FAULTS as exc:  # no validation this time; the session pauses
+            errors = [math.nan] * len(targets)
+            self.on_store_fault(exc)
+        finite = [e for e in errors if math.isfinite(e)]
+        mean = float(np.mean(finite)) if finite else math.nan
+        pts = tuple(CalibrationPoint(x, y, e) for (x, y), e in zip(targets, errors, strict=True))
+        res = CalibrationResult(bool(finite) and mean < 1.0, mean, math.nan, math.nan, pts)
+        now = self.clock()
+        self.commit(lambda: self.store.add_calibration(
+            self.record.id, res, kind="validation", local_s=now
+        ))  # fmt: skip
+        self.validation = ValidationOutcome(tuple(targets), tuple(errors), res)
+        self._notify("validation", outcome=self.validation)
+        return self.validation
+
+    def validate(
+        self,
+        *,
+        dwell_s: float = 1.2,
+        settle_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> ValidationOutcome:
+        """A whole validation, blocking, polling gaze meanwhile (headless runs)."""
+        targets = self.start_validation()
+        for i in range(len(targets)):
+            self.validation_target(i)
+            end = self.clock() + dwell_s
+            while self.clock() < end:
+                self.poll()
+                sleep(0.005)
+        return self.finish_validation(settle_s=settle_s)
+
+    # -- trials -----------------------------------------------------------------------------
+    def start_trials(self) -> list[PhaseChange]:
+        """Start the trials, or continue them after a pause (the trial starts again)."""
+        changes: list[PhaseChange] = []
+        if self.protocol.phase is Phase.IDLE:
+            changes = self.protocol.start()
+        elif self.protocol.phase is Phase.PAUSED:
+            self.paused_for_store = False
+            self.protocol.resume()
+        self.check_store()
+        self.steer_observer()
+        self._notify("phase", phase=self.protocol.phase)
+        return changes
+
+    def tick(self) -> list[PhaseChange]:
+        """Enter every timed phase that is due; steers a simulated participant."""
+        if self.protocol.phase is Phase.PAUSED:
+            return []
+        changes = self.protocol.tick()
+        if changes:
+            self.steer_observer()
+            self._notify("phase", phase=self.protocol.phase)
+        return changes
+
+    def give_label(self, answer: LabelAnswer) -> bool:
+        ok = self.protocol.give_label(answer)
+        if ok:
+            self._notify("label", label=answer.label, text=answer.text, source=answer.source)
+        return ok
+
+    def advance(self) -> str:
+        """The advance key. Returns ``""`` (refused: no label yet), ``"next"``, ``"validate"``
+        (a periodic validation is due; the protocol is paused) or ``"done"``."""
+        if not self.protocol.advance(self.settings.protocol.advance_key):
+            return ""
+        try:
+            self.capture.flush()  # the trial's samples are on disk before the next starts
+        except STORE_FAULTS as exc:  # they stay pending; the session pauses
+            self.on_store_fault(exc)
+        self.steer_observer()
+        self._notify("phase", phase=self.protocol.phase)
+        if self.protocol.finished:
+            return "done"
+        n = self.settings.protocol.validate_every_n_trials
+        if n and self.protocol.trials_done % n == 0:
+            self.protocol.pause()
+            return "validate"
+        return "next"
+
+    def pause(self) -> bool:
+        ok = self.protocol.pause()
+        if ok:
+            self._notify("phase", phase=self.protocol.phase)
+        return ok
+
+    # -- the end ----------------------------------------------------------------------------
+    def finish(self) -> list[str]:
+        """End (or interrupt) the session: commit everything, release the lease, close the
+        tracker. Returns what could not be written (empty when everything is on disk)."""
+        if self.finished_at is not None:
+            return []
+        self.finished_at = self.clock()
+        lease_lost = self.lease_lost
+        if not self.protocol.finished and not lease_lost:
+            self.protocol.quit()
+        lost: list[str] = []
+        try:
+            self.tracker.tracker.stop()
+            if not lease_lost:
+                lost = self._last_writes()
+        finally:
+            self.tracker.close()
+        self._notify("finished")
+        return lost
+
+    def _last_writes(self) -> list[str]:
+        """Commit what is pending; if the store still fails, say what is lost."""
+        try:
+            self.capture.close()
+        except STORE_FAULTS as exc:
+            self.recorder.fault = self.recorder.fault or exc
+        self.recorder.retry()
+        try:
+            self.store.release_lease(self.lease)
+        except STORE_FAULTS as exc:  # it goes stale when this process ends
+            self.recorder.fault = self.recorder.fault or exc
+        held, pending = len(self.recorder.held), self.capture.writer.pending
+        if held or pending:
+            return [
+                f"{held} records and {pending} gaze samples of session {self.record.id} could"
+                f" not be written to {self.store.path} ({self.recorder.fault}); the session"
+                " resumes at its first unlabelled image"
+            ]
+        return []
