@@ -149,19 +149,33 @@ def explain_dataset(
     batch_size: int = 32,
     limit: int | None = None,
     progress: Progress | None = None,
-) -> DatasetRelevance:
+    worker: tuple[int, int] | None = None,
+) -> DatasetRelevance | None:
     """Explain every image of ``source`` (an :class:`~gazelab.annotation.session.ImageSource`)
     into ``out``, skipping shards already written by an identical earlier request.
 
-    ``progress(done, total)`` is called with images done after every batch."""
+    ``progress(done, total)`` is called with images done after every batch.
+
+    ``worker = (index, count)``: one of ``count`` hosts sharing ``out`` (a shared
+    folder) with the same request; this one computes the shards ``k`` with
+    ``k % count == index`` (see :func:`worker_from_tf_config`). Whichever worker finds
+    every shard written when it is done writes ``index.csv`` and marks the run
+    complete; the others return ``None``. A worker that died leaves its shards to be
+    computed by running the same command again (any worker layout, or one host): the
+    union is byte-identical to a one-host run.
+    """
     from gazelab.analysis.cache import model_hash
-    from gazelab.analysis.saliency import ANALYZERS, SaliencyError, relevance
-    from gazelab.models.architectures import to_model_input
+    from gazelab.analysis.saliency import ANALYZERS, SaliencyError
 
     if analyzer not in ANALYZERS:
         raise SaliencyError(f"unknown analyzer {analyzer!r}; choose one of {', '.join(ANALYZERS)}")
     if shard_size < 1 or batch_size < 1:
         raise DatasetRelevanceError("shard size and batch size must be >= 1")
+    index_of, count = worker if worker is not None else (0, 1)
+    if not (count >= 1 and 0 <= index_of < count):
+        raise DatasetRelevanceError(
+            f"worker {index_of} of {count}: give an index from 0 to count - 1"
+        )
     root = Path(out)
     (root / "shards").mkdir(parents=True, exist_ok=True)
     ids = list(source.ids[:limit] if limit else source.ids)
@@ -213,33 +227,47 @@ def explain_dataset(
 
     if not meta_path.exists():
         write_meta(0, False)
+    if count > 1:
+        mine = [k for k in range(n_shards) if k % count == index_of]
+        my_total = sum(len(ids[k * shard_size : (k + 1) * shard_size]) for k in mine)
+        my_done = 0
+        for k in mine:
+            shard_ids = ids[k * shard_size : (k + 1) * shard_size]
+            path = root / "shards" / _shard_name(k)
+            if _read_shard(path, shard_ids) is None:
+                atomic_write(path, _npz_bytes(_explain_shard(
+                    model, source, shard_ids, analyzer, input_shape, batch_size, k)))  # fmt: skip
+            my_done += len(shard_ids)
+            if progress:
+                progress(my_done, my_total)
+        # Done here: if every shard is there now, this worker writes the index; the
+        # rows come from the shards themselves, so every worker would write the same.
+        if any(
+            _read_shard(
+                root / "shards" / _shard_name(k), ids[k * shard_size : (k + 1) * shard_size]
+            )
+            is None
+            for k in range(n_shards)
+        ):
+            return None
+        progress = None  # the pass below only reads
     for k in range(n_shards):
         shard_ids = ids[k * shard_size : (k + 1) * shard_size]
         path = root / "shards" / _shard_name(k)
         arrays = _read_shard(path, shard_ids)
+        if arrays is None and count > 1:
+            return None  # removed meanwhile: let the next run finish it
         if arrays is None:  # not yet written (or damaged: written again)
-            rel_parts, pred_parts, score_parts = [], [], []
-            for b in range(0, len(shard_ids), batch_size):
-                batch_ids = shard_ids[b : b + batch_size]
-                x = to_model_input([source.image(i) for i in batch_ids], input_shape)
-                probs = np.asarray(model(x, training=False))
-                pred = probs.argmax(axis=-1)
-                rel_parts.append(relevance(model, x, analyzer, batch_size=batch_size))
-                pred_parts.append(pred)
-                score_parts.append(probs[np.arange(len(pred)), pred])
+            arrays = {}
+            for b in range(0, len(shard_ids), batch_size):  # progress per batch
+                part = _explain_shard(model, source, shard_ids[b : b + batch_size], analyzer,
+                                      input_shape, batch_size, k)  # fmt: skip
+                for name, value in part.items():
+                    arrays[name] = (
+                        np.concatenate([arrays[name], value]) if name in arrays else value
+                    )
                 if progress:
-                    progress(done_images + b + len(batch_ids), len(ids))
-            arrays = {
-                "relevance": np.concatenate(rel_parts).astype(np.float16),
-                "ids": np.asarray(shard_ids, dtype=str),
-                "predicted": np.concatenate(pred_parts).astype(np.int16),
-                "score": np.concatenate(score_parts).astype(np.float32),
-            }
-            if not np.isfinite(arrays["relevance"]).all():
-                raise DatasetRelevanceError(
-                    f"shard {k}: relevance overflows float16 (|r| > 65504) or is NaN; "
-                    "the model's scores are unusually large"
-                )
+                    progress(done_images + b + len(part["ids"]), len(ids))
             atomic_write(path, _npz_bytes(arrays))
         elif progress:
             progress(done_images + len(shard_ids), len(ids))
@@ -253,6 +281,65 @@ def explain_dataset(
         write_index()
         write_meta(k + 1, k + 1 == n_shards)
     return load_dataset_relevance(root)
+
+
+def _explain_shard(
+    model: Any,
+    source: Any,
+    shard_ids: list[str],
+    analyzer: str,
+    input_shape: tuple[int, ...],
+    batch_size: int,
+    k: int,
+) -> dict[str, NDArray[Any]]:
+    """One shard's arrays (relevance float16, ids, predicted class, score)."""
+    from gazelab.analysis.saliency import relevance
+    from gazelab.models.architectures import to_model_input
+
+    rel_parts, pred_parts, score_parts = [], [], []
+    for b in range(0, len(shard_ids), batch_size):
+        batch_ids = shard_ids[b : b + batch_size]
+        x = to_model_input([source.image(i) for i in batch_ids], input_shape)
+        probs = np.asarray(model(x, training=False))
+        pred = probs.argmax(axis=-1)
+        rel_parts.append(relevance(model, x, analyzer, batch_size=batch_size))
+        pred_parts.append(pred)
+        score_parts.append(probs[np.arange(len(pred)), pred])
+    arrays = {
+        "relevance": np.concatenate(rel_parts).astype(np.float16),
+        "ids": np.asarray(shard_ids, dtype=str),
+        "predicted": np.concatenate(pred_parts).astype(np.int16),
+        "score": np.concatenate(score_parts).astype(np.float32),
+    }
+    if not np.isfinite(arrays["relevance"]).all():
+        raise DatasetRelevanceError(
+            f"shard {k}: relevance overflows float16 (|r| > 65504) or is NaN; "
+            "the model's scores are unusually large"
+        )
+    return arrays
+
+
+def worker_from_tf_config(environ: Any = None) -> tuple[int, int] | None:
+    """(index, count) of this host among the ``chief`` and ``worker`` tasks of
+    ``TF_CONFIG`` (the variable every host of a tf.distribute cluster has; on Slurm,
+    ``tf.distribute.cluster_resolver.SlurmClusterResolver`` gives the same); ``None``
+    without ``TF_CONFIG``."""
+    import os
+
+    text = (os.environ if environ is None else environ).get("TF_CONFIG")
+    if not text:
+        return None
+    try:
+        cfg = json.loads(text)
+        cluster, task = cfg["cluster"], cfg["task"]
+        tasks = [("chief", i) for i in range(len(cluster.get("chief", [])))]
+        tasks += [("worker", i) for i in range(len(cluster.get("worker", [])))]
+        return tasks.index((task["type"], int(task["index"]))), len(tasks)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DatasetRelevanceError(
+            f"TF_CONFIG is not a cluster description this host is part of ({exc}); "
+            'write {"cluster": {"worker": [...]}, "task": {"type": "worker", "index": I}}'
+        ) from exc
 
 
 def _read_shard(path: Path, shard_ids: list[str]) -> dict[str, NDArray[Any]] | None:

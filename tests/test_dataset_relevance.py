@@ -115,3 +115,67 @@ def test_cli_dataset_then_masks_from_the_shards(model, tmp_path: Path) -> None: 
     other = [*masks, str(tmp_path / "x"), "--relevance", str(rel_dir)]
     other[2] = "synthetic:24:3:32"
     assert main(other) == 2
+
+
+WORKER_SCRIPT = """
+import sys
+import tensorflow as tf
+from gazelab.analysis.dataset_relevance import explain_dataset, worker_from_tf_config
+from gazelab.annotation.session import open_image_source
+model = tf.keras.models.load_model(sys.argv[1], compile=False)
+maps = explain_dataset(model, open_image_source(sys.argv[2]), sys.argv[3], shard_size=64,
+                       batch_size=32, worker=worker_from_tf_config())
+print("FINISHED" if maps is not None else "PART DONE")
+"""
+
+
+def test_two_hosts_share_the_shards_and_their_union_equals_one_host(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """issue 22: `saliency --dataset` across hosts: each worker (index/count from
+    TF_CONFIG) computes its shards into the shared folder; the union, index and
+    metadata are byte-identical to a one-host run."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    model_path = tmp_path / "m.keras"
+    model.save(model_path)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
+    one, shared = tmp_path / "one", tmp_path / "shared"
+    run = [sys.executable, "-c", WORKER_SCRIPT, str(model_path), SPEC]
+    subprocess.run([*run, str(one)], env=env, check=True, capture_output=True, timeout=300)
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    procs = []
+    for i in range(2):
+        task = {"cluster": cluster, "task": {"type": "worker", "index": i}}
+        worker_env = {**env, "TF_CONFIG": json.dumps(task)}
+        procs.append(subprocess.Popen([*run, str(shared)], env=worker_env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))  # fmt: skip
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert any("FINISHED" in o for o in outs)
+    assert files(shared) == files(one)
+    assert load_dataset_relevance(shared).meta["complete"]
+
+
+def test_a_worker_alone_leaves_the_run_incomplete_until_the_rest_is_computed(
+    model, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from gazelab.analysis.dataset_relevance import worker_from_tf_config
+
+    src = open_image_source(SPEC)
+    assert explain_dataset(model, src, tmp_path, shard_size=64, worker=(1, 2)) is None
+    names = sorted(p.name for p in (tmp_path / "shards").iterdir())
+    assert names == ["shard-00001.npz", "shard-00003.npz"]
+    with pytest.raises(DatasetRelevanceError, match="incomplete"):
+        load_dataset_relevance(tmp_path)
+    done = explain_dataset(model, src, tmp_path, shard_size=64)  # one host finishes the rest
+    assert done is not None and len(done) == 200 and done.meta["complete"]
+    assert worker_from_tf_config({}) is None
+    cfg = '{"cluster": {"chief": ["h:1"], "worker": ["h:2", "h:3"]}, "task": {"type": "worker", "index": 1}}'
+    assert worker_from_tf_config({"TF_CONFIG": cfg}) == (2, 3)
+    with pytest.raises(DatasetRelevanceError, match="TF_CONFIG"):
+        worker_from_tf_config({"TF_CONFIG": "{not json"})
+    with pytest.raises(DatasetRelevanceError, match="worker 2 of 2"):
+        explain_dataset(model, src, tmp_path / "x", worker=(2, 2))
