@@ -7,6 +7,7 @@ maps them into the stimulus frame and builds the span-limited Gaussian heatmap.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -83,11 +84,13 @@ def trial_gaze(
     session_id: int,
     image_shapes: dict[str, tuple[int, int]],
     settings: Settings | None = None,
+    trial_indices: Collection[int] | None = None,
 ) -> list[TrialGaze]:
     """Fixations and heatmaps of every trial of a session that has image-phase samples.
 
     ``image_shapes`` maps image id -> original ``(H, W)``, to place each image in
-    the stimulus square. ``settings`` default to the session's own.
+    the stimulus square. ``settings`` default to the session's own; ``trial_indices``
+    keeps only those trials (the viewer reads one image's trials at a time).
     """
     rec = store.session(session_id)
     s = settings or Settings.from_toml(rec.settings_toml, source=f"session {session_id}")
@@ -96,6 +99,8 @@ def trial_gaze(
     out: list[TrialGaze] = []
     for trial in store.trials(session_id):
         ti, image_id = trial["trial_index"], trial["image_id"]
+        if trial_indices is not None and ti not in trial_indices:
+            continue
         table = store.samples(session_id, trial_index=ti)
         keep = table["phase"] == "image"
         samples = {k: v[keep] for k, v in table.items()}

@@ -160,8 +160,10 @@ def polygon_overlay(
     label: str = "",
     scale: float = 1.0,
     width: int = 2,
+    font_px: int = 11,
 ) -> NDArray[np.uint8]:
-    """A closed outline (image px, times ``scale``) with its label at its top-left."""
+    """A closed outline (image px, times ``scale``) with its label (``font_px`` high) at
+    its top-left."""
     from PIL import Image, ImageDraw
 
     img = Image.fromarray(rgb)
@@ -172,7 +174,7 @@ def polygon_overlay(
         if label:
             x0 = min(p[0] for p in pts)
             y0 = min(p[1] for p in pts)
-            draw.text((x0, max(0.0, y0 - 2)), label, fill=colour, font=_font(11), anchor="lb")
+            draw.text((x0, max(0.0, y0 - 2)), label, fill=colour, font=_font(font_px), anchor="lb")
     return np.asarray(img).copy()
 
 

@@ -1,16 +1,29 @@
 """``gazelab view``: the overlay viewer (PySide6 + pyqtgraph), a thin view over
-:func:`gazelab.analysis.compare.analyse_project`.
+:class:`gazelab.app.viewer_project.ViewerProject` (issue 20).
 
-The analysis (model loading, cached relevance maps, heatmaps, metrics) runs in a
-worker thread with a progress bar; the GUI thread only composes layers (pure
-numpy, :func:`compose`) and shows them. Layers: the image, each annotator's
-heatmap, the model heatmap (each with an opacity), contours, raw fixations.
-Filters: class, annotator, label disagreement. "Export PNG" writes the current
-view at image resolution.
+Opening reads only the store's index of images; each image's fixations, heatmaps,
+scanpaths, AOI statistics and (with a model) relevance are computed when it is shown,
+in a worker thread, and cached on disk. Without a model the viewer shows the human
+layers; the model layers appear when a model is given (``--model``, or the project's
+``model.keras``).
+
+Layers: the image, each annotator's heatmap, the model heatmap (each with an
+opacity), contours, raw fixations, scanpaths (numbered fixations, radius ∝ duration,
+saccade lines) with a replay of the trial (time slider, play/pause) and areas of
+interest (from the image set's diagnostic regions, an AOI file, or drawn here and
+saved). A colour legend is drawn under the image, in the window and in exported PNGs.
+Tabs: this image's metrics and AOI statistics; summary tables over all images (the
+paper's Table 1 per annotator and per class, AOI means), exportable as CSV.
+
+Pure parts (:func:`compose`, :func:`render_view`) build RGB arrays; the window only
+shows them.
 """
 
 from __future__ import annotations
 
+import math
+import queue
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +33,27 @@ from numpy.typing import NDArray
 from PySide6 import QtCore, QtWidgets
 
 from gazelab import CLASSES
-from gazelab.analysis.compare import METRICS, Comparison, ImageAnalysis, ProjectPaths
-from gazelab.analysis.overlays import heat_overlay, outline, points_overlay
+from gazelab.analysis.aoi import AOI, write_aoi_file
+from gazelab.analysis.compare import METRICS, Comparison, ImageAnalysis
+from gazelab.analysis.overlays import (
+    heat_overlay,
+    outline,
+    points_overlay,
+    polygon_overlay,
+    scanpath_overlay,
+    upscale,
+    with_legend,
+)
 from gazelab.analysis.report import HUMAN_COLOURS, MODEL_COLOUR
+from gazelab.analysis.scanpath import fixation_radii, scanpath_at
+from gazelab.app.viewer_project import ImageEntry, ImageView, ModelLayer, ViewerProject
+from gazelab.project import ProjectPaths
 from gazelab.settings import AnalysisSettings
 
 ALL = "(all)"
+AOI_COLOUR = (255, 255, 255)
+SCANPATH_MAX_RADIUS = 0.06  # of the image's longer side, for the longest fixation
+DISPLAY_PX = 768  # small images are enlarged to about this for the window
 
 
 @dataclass
@@ -39,17 +67,28 @@ class Layers:
     fixations: bool = False
     human_opacity: float = 0.6
     model_opacity: float = 0.6
+    scanpath: bool = False
+    aois: bool = False
+    replay_ms: float = math.inf  # scanpath replay time (inf: the whole trial)
+
+
+def annotator_colour(annotators: list[str], who: str) -> tuple[int, int, int]:
+    return HUMAN_COLOURS[annotators.index(who) % len(HUMAN_COLOURS)]
+
+
+def _shown(im: ImageAnalysis, annotators: list[str], layers: Layers) -> list[tuple[str, Any]]:
+    return [
+        (a, annotator_colour(annotators, a))
+        for a in annotators
+        if a in im.humans and layers.humans.get(a, True)
+    ]
 
 
 def compose(im: ImageAnalysis, annotators: list[str], layers: Layers) -> NDArray[np.uint8]:
-    """The view of one image as RGB at image resolution (pure; the GUI only displays it)."""
+    """The heat layers of one image as RGB at image resolution (pure)."""
     base = im.image if im.image.ndim == 3 else np.repeat(im.image[..., None], 3, axis=2)
     out = base.copy() if layers.image else np.zeros_like(base)
-    shown = [
-        (a, HUMAN_COLOURS[k % len(HUMAN_COLOURS)])
-        for k, a in enumerate(annotators)
-        if a in im.humans and layers.humans.get(a, True)
-    ]
+    shown = _shown(im, annotators, layers)
     for a, colour in shown:
         out = heat_overlay(out, im.humans[a].heatmap, colour, layers.human_opacity, contour=False)
     if layers.model and im.model_heatmap is not None:
@@ -67,44 +106,197 @@ def compose(im: ImageAnalysis, annotators: list[str], layers: Layers) -> NDArray
     return out
 
 
-class AnalysisThread(QtCore.QThread):
-    """Loads the model and runs the analysis off the GUI thread."""
+def legend_entries(
+    im: ImageAnalysis, annotators: list[str], layers: Layers
+) -> list[tuple[str, tuple[int, int, int]]]:
+    """(name, colour) of every coloured layer shown: annotators, then the model."""
+    any_layer = layers.contours or layers.fixations or layers.scanpath
+    out = []
+    for a, colour in _shown(im, annotators, layers):
+        if layers.human_opacity > 0 or any_layer:
+            label = im.humans[a].label
+            out.append((f"annotator {a}" + (f" (said {label})" if label else ""), colour))
+    if layers.model and im.model_heatmap is not None:
+        pred = f" (predicts {im.predicted})" if im.predicted else ""
+        out.append((f"model{pred}", MODEL_COLOUR))
+    return out
 
+
+def display_scale(image_hw: tuple[int, ...]) -> int:
+    """Integer enlargement that brings a small image to about :data:`DISPLAY_PX`."""
+    return int(min(8, max(1, DISPLAY_PX // max(1, max(image_hw[:2])))))
+
+
+def replay_end_ms(view: ImageView) -> float:
+    """The longest trial's gaze record on this image, ms."""
+    return max((sp.end_ms for sp in view.scanpaths.values()), default=0.0)
+
+
+def render_view(
+    view: ImageView, annotators: list[str], layers: Layers, scale: int = 1
+) -> NDArray[np.uint8]:
+    """The whole view as RGB: heat layers (:func:`compose`), enlarged ``scale`` times, AOI
+    outlines, scanpaths at ``layers.replay_ms`` and the colour legend below (pure)."""
+    im = view.analysis
+    rgb = upscale(compose(im, annotators, layers), scale)
+    if layers.aois:
+        for a in view.aois:
+            rgb = polygon_overlay(rgb, a.outline(), AOI_COLOUR, label=a.name, scale=scale,
+                                  font_px=max(11, 4 * scale))  # fmt: skip
+    if layers.scanpath:
+        shown = [(a, c) for a, c in _shown(im, annotators, layers) if a in view.scanpaths]
+        longest = max((float(view.scanpaths[a].duration_ms.max(initial=0)) for a, _ in shown),
+                      default=0.0)  # fmt: skip
+        max_r = SCANPATH_MAX_RADIUS * max(im.image.shape[:2])
+        for a, colour in shown:
+            sp = view.scanpaths[a]
+            frame = scanpath_at(sp, layers.replay_ms)
+            radii = fixation_radii(frame.elapsed_ms, max_r, longest)
+            live = math.isfinite(layers.replay_ms)
+            rgb = scanpath_overlay(
+                rgb, sp.points[frame.index], radii, colour, numbers=list(frame.index + 1),
+                scale=scale, gaze_xy=frame.gaze_xy if live else None,
+                samples_xy=frame.samples_xy if live else None,
+            )  # fmt: skip
+    swatch = max(12, round(rgb.shape[1] / 32))  # legible when the view is shrunk to fit
+    return with_legend(rgb, legend_entries(im, annotators, layers), swatch_px=swatch)
+
+
+# -- the worker ----------------------------------------------------------------------------------
+class ProjectWorker(QtCore.QThread):
+    """Opens the project and computes what the window asks for, one request at a time
+    (the newest image request wins), off the GUI thread."""
+
+    opened = QtCore.Signal(object)  # list[ImageEntry], annotators
+    classes = QtCore.Signal(object)  # image id -> class
+    image_ready = QtCore.Signal(str, object)  # image id, ImageView
+    image_failed = QtCore.Signal(str, str)
+    model_ready = QtCore.Signal(object)  # ModelLayer
+    summary_ready = QtCore.Signal(object)  # (Comparison, aoi rows)
     progressed = QtCore.Signal(str, int, int)
-    done = QtCore.Signal(object)
     failed = QtCore.Signal(str)
 
-    def __init__(self, paths: ProjectPaths, analysis: AnalysisSettings) -> None:
+    def __init__(self, paths: ProjectPaths, analysis: AnalysisSettings,
+                 aois: dict[str, list[AOI]] | None = None) -> None:  # fmt: skip
         super().__init__()
         self.paths = paths
         self.analysis = analysis
+        self.aois = aois
+        self.model: ModelLayer | None = None
+        self._wanted: str | None = None
+        self._summary = False
+        self._drawn: dict[str, list[AOI]] = {}
+        self._lock = threading.Lock()
+        self._wake: queue.Queue[None] = queue.Queue()
+        self._stop = False
+
+    def request(self, image_id: str) -> None:
+        with self._lock:
+            self._wanted = image_id
+        self._wake.put(None)
+
+    def request_summary(self) -> None:
+        with self._lock:
+            self._summary = True
+        self._wake.put(None)
+
+    def set_drawn(self, image_id: str, aois: list[AOI]) -> None:
+        with self._lock:
+            self._drawn[image_id] = list(aois)
+        self._wake.put(None)
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.put(None)
+
+    def _take(self) -> tuple[str | None, bool]:
+        with self._lock:
+            wanted, summary = self._wanted, self._summary
+            self._wanted, self._summary = None, False
+        return wanted, summary
 
     def run(self) -> None:
         try:
-            from gazelab.analysis.cache import SaliencyCache
-            from gazelab.analysis.compare import AnalysisError, analyse_project
-            from gazelab.annotation.store import SessionStore
-            from gazelab.models.architectures import load_classifier
-
-            if self.paths.model is None:
-                raise AnalysisError("no model: open the viewer with --model M.keras")
-            self.progressed.emit("loading model", 0, 1)
-            model = load_classifier(self.paths.model)
-            with SessionStore(self.paths.store) as store:
-                comp = analyse_project(
-                    store,
-                    model,
-                    analysis=self.analysis,
-                    cache=SaliencyCache(self.paths.cache) if self.paths.cache else None,
-                    progress=lambda s, d, t: self.progressed.emit(s, d, t),
-                )
-            self.done.emit(comp)
+            project = ViewerProject(
+                self.paths.store, self.analysis, cache_dir=self.paths.cache, aois=self.aois
+            )
         except Exception as exc:  # shown in the window; nothing to lose here
             self.failed.emit(f"{type(exc).__name__}: {exc}")
+            return
+        progress = self.progressed.emit
+        with project:
+            self.opened.emit((project.entries, project.annotators))
+            classes_known = model_tried = False
+            while not self._stop:
+                with self._lock:
+                    project.drawn_aois.update(self._drawn)
+                wanted, summary = self._take()
+                if wanted is not None:
+                    try:
+                        self.image_ready.emit(wanted, project.view(wanted, self.model))
+                    except Exception as exc:  # one image's problem, shown in the status line
+                        self.image_failed.emit(wanted, f"{type(exc).__name__}: {exc}")
+                    continue
+                if summary:
+                    try:
+                        self.summary_ready.emit(
+                            project.comparison(self.model, progress, lambda: self._stop)
+                        )
+                    except Exception as exc:
+                        self.image_failed.emit("", f"summary: {type(exc).__name__}: {exc}")
+                    continue
+                if not classes_known:
+                    classes_known = True
+                    try:
+                        self.classes.emit(project.load_classes())
+                    except Exception as exc:
+                        self.failed.emit(f"{type(exc).__name__}: {exc}")
+                    continue
+                if not model_tried and self.paths.model is not None:
+                    model_tried = True
+                    try:
+                        self.model = project.load_model(self.paths.model, self.paths.cache,
+                                                        progress)  # fmt: skip
+                        self.model_ready.emit(self.model)
+                    except Exception as exc:
+                        self.failed.emit(f"model {self.paths.model}: {type(exc).__name__}: {exc}")
+                    continue
+                self._wake.get()
+
+
+# -- the window ----------------------------------------------------------------------------------
+def _table(columns: list[str]) -> QtWidgets.QTableWidget:
+    t = QtWidgets.QTableWidget(0, len(columns))
+    t.setHorizontalHeaderLabels(columns)
+    t.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.setWordWrap(False)
+    t.horizontalHeader().setStretchLastSection(True)
+    t.verticalHeader().setVisible(False)
+    return t
+
+
+def _fill(table: QtWidgets.QTableWidget, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    table.setColumnCount(len(columns))
+    table.setHorizontalHeaderLabels(columns)
+    table.setRowCount(len(rows))
+    for r, row in enumerate(rows):
+        for c, col in enumerate(columns):
+            table.setItem(r, c, QtWidgets.QTableWidgetItem(_cell(row.get(col))))
+    table.resizeColumnsToContents()
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (float, np.floating)):
+        return "–" if not math.isfinite(float(v)) else f"{float(v):.3f}"
+    return str(v)
 
 
 class ViewerWindow(QtWidgets.QMainWindow):
-    """Browse a project's images with human and model heatmaps and their metrics."""
+    """Browse a project's images with human (and model) gaze layers and their statistics."""
 
     def __init__(
         self,
@@ -113,19 +305,30 @@ class ViewerWindow(QtWidgets.QMainWindow):
         comparison: Comparison | None = None,
         *,
         show_errors: bool = True,
+        aois: dict[str, list[AOI]] | None = None,
     ) -> None:
         super().__init__()
         import pyqtgraph as pg
 
         self.show_errors = show_errors
-
         pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
         self.setWindowTitle("gazelab — gaze vs saliency")
-        self.comp: Comparison | None = None
-        self.visible: list[ImageAnalysis] = []
-        self.rendered: NDArray[np.uint8] | None = None
+        self.entries: list[ImageEntry] = []
+        self.annotators: list[str] = []
+        self.visible: list[ImageEntry] = []
+        self.views: dict[str, ImageView] = {}
+        self.model: ModelLayer | None = None
+        self.expects_model = False
+        self.rendered: NDArray[np.uint8] | None = None  # heat layers, image resolution
+        self.shown: NDArray[np.uint8] | None = None  # what the window shows (with legend)
+        self.scale = 1
         self.error: str | None = None
-        self._thread: AnalysisThread | None = None
+        self.summary: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
+        self.drawing: list[tuple[float, float]] | None = None
+        self.drawn: dict[str, list[AOI]] = {}
+        self.classes_known = False
+        self._worker: ProjectWorker | None = None
+        self._pending: str | None = None
 
         # left: filters and image list
         self.class_filter = QtWidgets.QComboBox()
@@ -134,58 +337,124 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.annotator_filter.addItem(ALL)
         self.disagreement = QtWidgets.QCheckBox("label disagreement only")
         self.images = QtWidgets.QListWidget()
+        self.images.setTextElideMode(QtCore.Qt.TextElideMode.ElideNone)
+        self.images.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.images.setUniformItemSizes(True)  # 1 000 rows lay out at once
         left = QtWidgets.QWidget()
+        left.setMinimumWidth(300)
         lf = QtWidgets.QFormLayout(left)
         lf.addRow("class", self.class_filter)
         lf.addRow("annotator", self.annotator_filter)
         lf.addRow(self.disagreement)
         lf.addRow(self.images)
 
-        # centre: the picture
+        # centre: the picture, the replay bar, the tables
         self.plot = pg.GraphicsLayoutWidget()
         self.view = self.plot.addViewBox(lockAspect=True, invertY=True)
         self.item = pg.ImageItem()
         self.view.addItem(self.item)
+        self.plot.scene().sigMouseClicked.connect(self._clicked)
         self.caption = QtWidgets.QLabel("")
+        self.caption.setWordWrap(True)
+        self.play = QtWidgets.QPushButton("▶ play")
+        self.play.setCheckable(True)
+        self.play.toggled.connect(self._play_toggled)
+        self.replay = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.replay.setRange(0, 0)
+        self.replay.valueChanged.connect(self._layers_changed)
+        self.replay_label = QtWidgets.QLabel("whole trial")
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(40)
+        self.timer.timeout.connect(self._tick)
+        bar = QtWidgets.QHBoxLayout()
+        bar.addWidget(QtWidgets.QLabel("replay"))
+        bar.addWidget(self.play)
+        bar.addWidget(self.replay, 1)
+        bar.addWidget(self.replay_label)
 
-        # right: layers and metrics
+        self.metrics = _table(["annotator", "versus", *METRICS])
+        self.aoi_table = _table(["aoi", "annotator", "dwell_ms", "fixations", "ttff_ms",
+                                 "visits", "revisits", "dwell_share", "relevance_share"])  # fmt: skip
+        self.by_annotator = _table(["annotator"])
+        self.by_class = _table(["class"])
+        self.aoi_summary = _table(["aoi"])
+        self.summary_button = QtWidgets.QPushButton("Compute summary over all images")
+        self.summary_button.clicked.connect(self.compute_summary)
+        self.tables_button = QtWidgets.QPushButton("Export tables as CSV…")
+        self.tables_button.clicked.connect(self._export_tables_dialog)
+        self.tables_button.setEnabled(False)
+        summary = QtWidgets.QWidget()
+        sl = QtWidgets.QVBoxLayout(summary)
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(self.summary_button)
+        row.addWidget(self.tables_button)
+        row.addStretch(1)
+        sl.addLayout(row)
+        for title, t in (("per annotator (mean ± sd over images)", self.by_annotator),
+                         ("per class", self.by_class), ("areas of interest", self.aoi_summary)):  # fmt: skip
+            sl.addWidget(QtWidgets.QLabel(f"<b>{title}</b>"))
+            sl.addWidget(t, 1)
+        self.tabs = QtWidgets.QTabWidget()
+        self.tabs.addTab(self.metrics, "metrics (this image)")
+        self.tabs.addTab(self.aoi_table, "AOIs (this image)")
+        self.tabs.addTab(summary, "summary tables")
+
+        # right: layers
         self.show_image = QtWidgets.QCheckBox("image")
         self.show_model = QtWidgets.QCheckBox("model heatmap")
         self.show_contours = QtWidgets.QCheckBox("contours")
         self.show_fixations = QtWidgets.QCheckBox("raw fixations")
+        self.show_scanpath = QtWidgets.QCheckBox("scanpath (number, radius ∝ duration)")
+        self.show_aois = QtWidgets.QCheckBox("areas of interest")
         for box, on in ((self.show_image, True), (self.show_model, True),
-                        (self.show_contours, True), (self.show_fixations, False)):  # fmt: skip
+                        (self.show_contours, True), (self.show_fixations, False),
+                        (self.show_scanpath, False), (self.show_aois, False)):  # fmt: skip
             box.setChecked(on)
             box.toggled.connect(self._layers_changed)
+        self.show_model.setEnabled(False)
+        self.model_note = QtWidgets.QLabel("no model: open with --model M.keras for model layers")
+        self.model_note.setWordWrap(True)
         self.human_boxes: dict[str, QtWidgets.QCheckBox] = {}
         self.human_layer_box = QtWidgets.QVBoxLayout()
         self.human_opacity = self._slider(60)
         self.model_opacity = self._slider(60)
-        self.metrics = QtWidgets.QTableWidget(0, 2 + len(METRICS))
-        self.metrics.setHorizontalHeaderLabels(["annotator", "versus", *METRICS])
-        self.metrics.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.draw_button = QtWidgets.QPushButton("Draw AOI (click corners)")
+        self.draw_button.setCheckable(True)
+        self.draw_button.toggled.connect(self._draw_toggled)
+        self.save_aois_button = QtWidgets.QPushButton("Save AOIs…")
+        self.save_aois_button.clicked.connect(self._save_aois_dialog)
         self.export_button = QtWidgets.QPushButton("Export PNG…")
         self.export_button.clicked.connect(self._export_dialog)
         right = QtWidgets.QWidget()
+        right.setMinimumWidth(240)
         rl = QtWidgets.QVBoxLayout(right)
         rl.addWidget(QtWidgets.QLabel("<b>Layers</b>"))
         rl.addWidget(self.show_image)
         rl.addLayout(self.human_layer_box)
         rl.addWidget(self.show_model)
-        rl.addWidget(self.show_contours)
-        rl.addWidget(self.show_fixations)
+        rl.addWidget(self.model_note)
+        for w in (self.show_contours, self.show_fixations, self.show_scanpath, self.show_aois):
+            rl.addWidget(w)
         rl.addWidget(QtWidgets.QLabel("human opacity"))
         rl.addWidget(self.human_opacity)
         rl.addWidget(QtWidgets.QLabel("model opacity"))
         rl.addWidget(self.model_opacity)
+        rl.addWidget(self.draw_button)
+        rl.addWidget(self.save_aois_button)
         rl.addWidget(self.export_button)
         rl.addStretch(1)
 
-        centre = QtWidgets.QWidget()
-        cl = QtWidgets.QVBoxLayout(centre)
-        cl.addWidget(self.plot, 1)
-        cl.addWidget(self.caption)
-        cl.addWidget(self.metrics)
+        centre = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        top = QtWidgets.QWidget()
+        tl = QtWidgets.QVBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.plot, 1)
+        tl.addWidget(self.caption)
+        tl.addLayout(bar)
+        centre.addWidget(top)
+        centre.addWidget(self.tabs)
+        centre.setStretchFactor(0, 3)
+        centre.setStretchFactor(1, 2)
         split = QtWidgets.QSplitter()
         split.addWidget(left)
         split.addWidget(centre)
@@ -200,13 +469,14 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.class_filter.currentIndexChanged.connect(self._refilter)
         self.annotator_filter.currentIndexChanged.connect(self._refilter)
         self.disagreement.toggled.connect(self._refilter)
-        self.images.currentRowChanged.connect(lambda _row: self._render())
-        self.resize(1280, 800)
+        self.images.currentRowChanged.connect(lambda _row: self._show_current())
+        self.resize(1400, 900)
 
+        self.comparison: Comparison | None = None
         if comparison is not None:
             self.set_comparison(comparison)
         elif paths is not None:
-            self.start_analysis(paths, analysis or AnalysisSettings())
+            self.open_project(paths, analysis or AnalysisSettings(), aois)
 
     def _slider(self, value: int) -> QtWidgets.QSlider:
         s = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
@@ -215,18 +485,106 @@ class ViewerWindow(QtWidgets.QMainWindow):
         s.valueChanged.connect(self._layers_changed)
         return s
 
-    # -- analysis ---------------------------------------------------------------------------
-    def start_analysis(self, paths: ProjectPaths, analysis: AnalysisSettings) -> None:
-        self.status_label.setText(f"analysing {paths.store} …")
-        self.progress.setRange(0, 0)  # busy until the first count arrives
-        self._thread = AnalysisThread(paths, analysis)
-        self._thread.progressed.connect(self._on_progress)
-        self._thread.done.connect(self.set_comparison)
-        self._thread.failed.connect(self._on_failed)
-        self._thread.start()
+    # -- project ----------------------------------------------------------------------------
+    def open_project(self, paths: ProjectPaths, analysis: AnalysisSettings,
+                     aois: dict[str, list[AOI]] | None = None) -> None:  # fmt: skip
+        self.expects_model = paths.model is not None
+        self.status_label.setText(f"opening {paths.store} …")
+        self.progress.setRange(0, 0)
+        w = self._worker = ProjectWorker(paths, analysis, aois)
+        w.opened.connect(self._on_opened)
+        w.classes.connect(self._on_classes)
+        w.image_ready.connect(self._on_image)
+        w.image_failed.connect(self._on_image_failed)
+        w.model_ready.connect(self._on_model)
+        w.summary_ready.connect(self._on_summary)
+        w.progressed.connect(self._on_progress)
+        w.failed.connect(self._on_failed)
+        w.start()
+
+    def set_comparison(self, comp: Comparison) -> None:
+        """Show a finished :func:`~gazelab.analysis.compare.analyse_project` result."""
+        from gazelab.app.viewer_project import TrialRef
+
+        self.comparison = comp
+        self.classes_known = True
+        entries = []
+        for im in comp.images:
+            refs = [
+                TrialRef(g.session_id, -1, a, g.label, im.image_id) for a, g in im.humans.items()
+            ]
+            entries.append(ImageEntry(im.image_id, "", refs, im.true_class))
+            self.views[im.image_id] = ImageView(im, {}, [])
+        if comp.images and comp.images[0].model_heatmap is not None:
+            self.model = ModelLayer(None, comp.model_name, comp.model_hash, comp.n_points,
+                                    comp.mean_points)  # fmt: skip
+            self.show_model.setEnabled(True)
+        self._on_opened((entries, list(comp.annotators)))
 
     def busy(self) -> bool:
-        return self._thread is not None and self._thread.isRunning()
+        """Still working towards a settled view (opening, the model, the current image)."""
+        return not self.settled()
+
+    def settled(self) -> bool:
+        """The project is open, the model (if any) loaded and the current image shown."""
+        if self.error is not None:
+            return True
+        if not self.entries:
+            return False
+        if not self.classes_known or (self.expects_model and self.model is None):
+            return False
+        im = self.current_entry()
+        return im is None or (im.image_id in self.views and self._pending is None)
+
+    def _on_opened(self, payload: tuple[list[ImageEntry], list[str]]) -> None:
+        self.entries, self.annotators = payload
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self._status()
+        self.annotator_filter.blockSignals(True)
+        self.annotator_filter.clear()
+        self.annotator_filter.addItems([ALL, *self.annotators])
+        self.annotator_filter.blockSignals(False)
+        for box in self.human_boxes.values():
+            self.human_layer_box.removeWidget(box)
+            box.deleteLater()
+        self.human_boxes = {}
+        for a in self.annotators:
+            box = QtWidgets.QCheckBox(f"heatmap {a}")
+            r, g, b = annotator_colour(self.annotators, a)
+            box.setStyleSheet(f"QCheckBox {{ color: rgb({r}, {g}, {b}); font-weight: bold; }}")
+            box.setChecked(True)
+            box.toggled.connect(self._layers_changed)
+            self.human_layer_box.addWidget(box)
+            self.human_boxes[a] = box
+        self._refilter()
+
+    def _status(self) -> None:
+        model = (
+            f"model {self.model.name}, n = {self.model.n_points}"
+            if self.model
+            else ("loading the model …" if self.expects_model else "no model")
+        )
+        self.status_label.setText(
+            f"{len(self.entries)} images, {len(self.annotators)} annotators; {model}"
+        )
+
+    def _on_classes(self, classes: dict[str, str | None]) -> None:
+        self.classes_known = True
+        for e in self.entries:
+            e.true_class = classes.get(e.image_id, e.true_class)
+        self._refilter(keep=True)
+
+    def _on_model(self, layer: ModelLayer) -> None:
+        self.model = layer
+        self.show_model.setEnabled(True)
+        self.model_note.setText(f"model {layer.name}: heatmap of the n = {layer.n_points} "
+                                f"most relevant pixels")  # fmt: skip
+        self.views.clear()  # computed without the model
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self._status()
+        self._show_current()
 
     def _on_progress(self, stage: str, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
@@ -241,61 +599,67 @@ class ViewerWindow(QtWidgets.QMainWindow):
         if self.show_errors:  # not while taking a --screenshot: nobody would close the box
             QtWidgets.QMessageBox.critical(self, "gazelab view", message)
 
-    def set_comparison(self, comp: Comparison) -> None:
-        self.comp = comp
-        self.progress.setRange(0, 1)
-        self.progress.setValue(1)
-        self.status_label.setText(
-            f"{len(comp.images)} images, {len(comp.annotators)} annotators, analyzer "
-            f"{comp.analysis.analyzer}, n = {comp.n_points} ({comp.analysis.point_source})"
-        )
-        self.annotator_filter.blockSignals(True)
-        self.annotator_filter.clear()
-        self.annotator_filter.addItems([ALL, *comp.annotators])
-        self.annotator_filter.blockSignals(False)
-        for box in self.human_boxes.values():
-            self.human_layer_box.removeWidget(box)
-            box.deleteLater()
-        self.human_boxes = {}
-        for a in comp.annotators:
-            box = QtWidgets.QCheckBox(f"heatmap {a}")
-            box.setChecked(True)
-            box.toggled.connect(self._layers_changed)
-            self.human_layer_box.addWidget(box)
-            self.human_boxes[a] = box
-        self._refilter()
+    def _on_image(self, image_id: str, view: ImageView) -> None:
+        self.views[image_id] = view
+        if self._pending == image_id:
+            self._pending = None
+        if len(self.views) > 64:  # keep memory bounded on big projects
+            for k in list(self.views)[:16]:
+                if k != image_id:
+                    self.views.pop(k)
+        cur = self.current_entry()
+        if cur is not None and cur.image_id == image_id:
+            self._view_arrived(view)
+
+    def _on_image_failed(self, image_id: str, message: str) -> None:
+        if self._pending == image_id:
+            self._pending = None
+        self.status_label.setText(f"{image_id or 'error'}: {message}")
 
     # -- view state -------------------------------------------------------------------------
-    def _refilter(self) -> None:
-        if self.comp is None:
-            return
+    def _refilter(self, *_: Any, keep: bool = False) -> None:
         cls = self.class_filter.currentText()
         who = self.annotator_filter.currentText()
         only_disagree = self.disagreement.isChecked()
+        current = self.current_entry()
         self.visible = [
-            im
-            for im in self.comp.images
-            if (cls == ALL or im.true_class == cls)
-            and (who == ALL or who in im.humans)
-            and (not only_disagree or im.disagreement)
+            e
+            for e in self.entries
+            if (cls == ALL or e.true_class == cls)
+            and (who == ALL or who in e.labels)
+            and (not only_disagree or e.disagreement)
         ]
         self.images.blockSignals(True)
         self.images.clear()
-        for im in self.visible:
-            labels = ", ".join(f"{a}: {g.label}" for a, g in im.humans.items())
-            self.images.addItem(f"{im.image_id}  [{im.true_class}]  {labels}")
-        self.images.blockSignals(False)
+        self.images.addItems([self._list_text(e) for e in self.visible])
+        if self.visible:  # wide enough for the longest entry (bounded), never elided
+            metrics = self.images.fontMetrics()
+            longest = max((self._list_text(e) for e in self.visible), key=len)
+            widest = metrics.horizontalAdvance(longest) + 40
+            self.images.setMinimumWidth(min(max(widest, 280), 560))
+        row = 0
+        if keep and current is not None and current in self.visible:
+            row = self.visible.index(current)
         if self.visible:
-            self.images.setCurrentRow(0)
-        self._render()
+            self.images.setCurrentRow(row)
+        self.images.blockSignals(False)
+        self._show_current()
+
+    @staticmethod
+    def _list_text(e: ImageEntry) -> str:
+        labels = ", ".join(f"{a}: {lab or '–'}" for a, lab in e.labels.items())
+        return f"{e.image_id}  [{e.true_class or '?'}]  {labels}"
 
     def _layers_changed(self, *_: Any) -> None:
         self._render()
 
     def current_layers(self) -> Layers:
         """The layers as the check boxes and sliders set them (the annotator filter shows
-        only that annotator's heatmap)."""
+        only that annotator's layers)."""
         who = self.annotator_filter.currentText()
+        view = self.current_view()
+        end = replay_end_ms(view) if view is not None else 0.0
+        t = float(self.replay.value())
         return Layers(
             image=self.show_image.isChecked(),
             humans={a: box.isChecked() and who in (ALL, a) for a, box in self.human_boxes.items()},
@@ -304,57 +668,274 @@ class ViewerWindow(QtWidgets.QMainWindow):
             fixations=self.show_fixations.isChecked(),
             human_opacity=self.human_opacity.value() / 100,
             model_opacity=self.model_opacity.value() / 100,
+            scanpath=self.show_scanpath.isChecked(),
+            aois=self.show_aois.isChecked(),
+            replay_ms=math.inf if t >= math.floor(end) else t,
         )
 
-    def current(self) -> ImageAnalysis | None:
+    def current_entry(self) -> ImageEntry | None:
         row = self.images.currentRow()
         return self.visible[row] if 0 <= row < len(self.visible) else None
 
-    def _render(self) -> None:
-        im = self.current()
-        if im is None or self.comp is None:
-            self.rendered = None
-            self.item.clear()
-            self.caption.setText("no image matches the filters" if self.comp else "")
-            self.metrics.setRowCount(0)
+    def current_view(self) -> ImageView | None:
+        e = self.current_entry()
+        return None if e is None else self.views.get(e.image_id)
+
+    def current(self) -> ImageAnalysis | None:
+        """The analysis of the image shown (None while it is being computed)."""
+        v = self.current_view()
+        return None if v is None else v.analysis
+
+    def _show_current(self) -> None:
+        e = self.current_entry()
+        if e is None:
+            self._clear("no image matches the filters" if self.entries else "")
             return
-        self.rendered = compose(im, self.comp.annotators, self.current_layers())
-        self.item.setImage(self.rendered, levels=(0, 255))
+        view = self.views.get(e.image_id)
+        if view is not None:
+            self._view_arrived(view)
+            return
+        self._clear(f"{e.image_id}: computing fixations and heatmaps …")
+        if self._worker is not None:
+            self._pending = e.image_id
+            self._worker.request(e.image_id)
+
+    def _view_arrived(self, view: ImageView) -> None:
+        end = int(math.ceil(replay_end_ms(view)))
+        self.replay.blockSignals(True)
+        self.replay.setRange(0, end)
+        self.replay.setValue(end)
+        self.replay.blockSignals(False)
+        self._render()
+
+    def _clear(self, caption: str) -> None:
+        self.rendered = self.shown = None
+        self.item.clear()
+        self.caption.setText(caption)
+        self.metrics.setRowCount(0)
+        self.aoi_table.setRowCount(0)
+
+    def _render(self) -> None:
+        view = self.current_view()
+        if view is None:
+            return
+        im = view.analysis
+        layers = self.current_layers()
+        self.scale = display_scale(im.image.shape)
+        self.rendered = compose(im, self.annotators, layers)
+        self.shown = render_view(view, self.annotators, layers, self.scale)
+        self.item.setImage(self.shown, levels=(0, 255))
         self.view.autoRange(padding=0.0)
-        hit = "" if im.model_hit is None else f"; model's top pixel in a region: {im.model_hit}"
-        self.caption.setText(f"{im.image_id}: dataset {im.true_class}, model {im.predicted}{hit}")
-        self.metrics.setRowCount(len(im.rows))
-        for r, row in enumerate(im.rows):
-            cells = [row["annotator"], row["reference"], *(f"{row[m]:.3f}" for m in METRICS)]
-            for c, text in enumerate(cells):
-                self.metrics.setItem(r, c, QtWidgets.QTableWidgetItem(str(text)))
+        end = replay_end_ms(view)
+        self.replay_label.setText(
+            "whole trial" if not math.isfinite(layers.replay_ms)
+            else f"{layers.replay_ms:6.0f} / {end:.0f} ms"
+        )  # fmt: skip
+        self.caption.setText(self._caption(im))
+        _fill(self.metrics, ["annotator", "reference", *METRICS], im.rows)
+        self.metrics.setHorizontalHeaderLabels(["annotator", "versus", *METRICS])
+        shown = [r for r in view.aoi_rows if layers.humans.get(r["annotator"], True)]
+        _fill(self.aoi_table, ["aoi", "annotator", "dwell_ms", "fixations", "ttff_ms", "visits",
+                               "revisits", "dwell_share", "relevance_share"], shown)  # fmt: skip
+
+    def _caption(self, im: ImageAnalysis) -> str:
+        labels = "; ".join(f"{a} said {g.label or '–'}" for a, g in im.humans.items())
+        text = f"<b>{im.image_id}</b>: dataset class {im.true_class or 'unknown'}; {labels}"
+        if not im.humans:
+            text += "no gaze recorded on this image"
+        if im.predicted:
+            text += f"; model predicts {im.predicted}"
+        if im.model_hit is not None:
+            where = "inside" if im.model_hit else "outside"
+            text += f"; the model's most relevant pixel is {where} a diagnostic region"
+        return text
+
+    # -- replay -----------------------------------------------------------------------------
+    def set_replay_ms(self, t_ms: float) -> None:
+        """Show the scanpaths as they were ``t_ms`` after the image onset."""
+        self.replay.setValue(int(round(t_ms)))
+
+    def _play_toggled(self, on: bool) -> None:
+        self.play.setText("❚❚ pause" if on else "▶ play")
+        if on:
+            if self.replay.value() >= self.replay.maximum():
+                self.replay.setValue(0)
+            self.show_scanpath.setChecked(True)
+            self.timer.start()
+        else:
+            self.timer.stop()
+
+    def _tick(self) -> None:
+        t = self.replay.value() + self.timer.interval()
+        if t >= self.replay.maximum():
+            self.replay.setValue(self.replay.maximum())
+            self.play.setChecked(False)
+        else:
+            self.replay.setValue(t)
+
+    # -- AOIs drawn here --------------------------------------------------------------------
+    def _draw_toggled(self, on: bool) -> None:
+        if on:
+            self.drawing = []
+            self.draw_button.setText("Finish AOI")
+            self.status_label.setText("click the AOI's corners on the image, then Finish AOI")
+            return
+        pts, self.drawing = self.drawing or [], None
+        self.draw_button.setText("Draw AOI (click corners)")
+        if len(pts) >= 3:
+            name, ok = QtWidgets.QInputDialog.getText(self, "AOI name", "name of the new AOI")
+            if ok and name.strip():
+                self.add_aoi(AOI.polygon(name.strip(), pts))
+
+    def _clicked(self, event: Any) -> None:
+        if self.drawing is None or self.current_view() is None:
+            return
+        p = self.view.mapSceneToView(event.scenePos())
+        self.drawing.append((p.x() / self.scale, p.y() / self.scale))
+        self.status_label.setText(f"AOI corner {len(self.drawing)} at "
+                                  f"({self.drawing[-1][0]:.0f}, {self.drawing[-1][1]:.0f}) px")  # fmt: skip
+
+    def add_aoi(self, aoi: AOI) -> None:
+        """Add an AOI to the current image (replacing one of the same name); its statistics
+        are recomputed and it is saved with "Save AOIs…"."""
+        view = self.current_view()
+        if view is None:
+            return
+        iid = view.analysis.image_id
+        kept = [a for a in (self.drawn.get(iid) or view.aois) if a.name != aoi.name]
+        self.drawn[iid] = [*kept, aoi]
+        self.show_aois.setChecked(True)
+        if self._worker is not None:
+            self._worker.set_drawn(iid, self.drawn[iid])
+            self.views.pop(iid, None)
+            self._show_current()
+
+    def save_aois(self, path: str | Path) -> Path:
+        """Write the AOIs drawn in this session (by image id) as JSON (``--aois`` reads it)."""
+        p = write_aoi_file(path, self.drawn)
+        self.status_label.setText(f"saved AOIs of {len(self.drawn)} images to {p}")
+        return p
+
+    def _save_aois_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save AOIs", "aois.json",
+                                                        "JSON (*.json)")  # fmt: skip
+        if path:
+            self.save_aois(path)
+
+    # -- summary tables ---------------------------------------------------------------------
+    def compute_summary(self) -> None:
+        """Compute the summary tables over every image (in the worker)."""
+        if self.comparison is not None:
+            self._on_summary((self.comparison, []))
+            return
+        if self._worker is not None:
+            self.summary_button.setEnabled(False)
+            self._worker.request_summary()
+
+    def _on_summary(self, payload: tuple[Comparison, list[dict[str, Any]]]) -> None:
+        from gazelab.analysis.compare import summaries
+
+        comp, aoi_rows = payload
+        summ = summaries(comp)
+        self.summary = (summ, aoi_rows)
+        self.summary_button.setEnabled(True)
+        self.tables_button.setEnabled(True)
+        for table, key, col in ((self.by_annotator, "by_annotator", "annotator"),
+                                (self.by_class, "by_class", "class")):  # fmt: skip
+            rows = [self._mean_sd(r, col) for r in summ[key]]
+            _fill(table, [col, "versus", "n", *METRICS], rows)
+        agg = aoi_means(aoi_rows)
+        _fill(self.aoi_summary, ["aoi", "annotator", "images", "dwell_ms", "fixations",
+                                 "ttff_ms", "revisits", "relevance_share"], agg)  # fmt: skip
+        self.tabs.setCurrentIndex(2)
+        self._status()
+
+    @staticmethod
+    def _mean_sd(row: dict[str, Any], col: str) -> dict[str, Any]:
+        out = {col: row[col], "versus": row["versus"], "n": row["n"]}
+        for m in METRICS:
+            mean, sd = row[f"{m}_mean"], row[f"{m}_sd"]
+            if not math.isfinite(mean):
+                out[m] = "–"
+            else:
+                out[m] = f"{mean:.3f} ± {sd:.3f}" if math.isfinite(sd) else f"{mean:.3f}"
+        return out
+
+    def export_tables(self, folder: str | Path) -> list[Path]:
+        """Write the summary tables as CSV (by_annotator.csv, by_class.csv, aoi.csv)."""
+        import pandas as pd
+
+        from gazelab.fileio import atomic_write
+
+        if self.summary is None:
+            raise RuntimeError("compute the summary first")
+        summ, aoi_rows = self.summary
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for key in ("by_annotator", "by_class"):
+            atomic_write(out / f"{key}.csv", pd.DataFrame(summ[key]).to_csv(index=False))
+            written.append(out / f"{key}.csv")
+        from gazelab.analysis.aoi import AOI_COLUMNS
+
+        atomic_write(out / "aoi.csv", pd.DataFrame(aoi_rows, columns=list(AOI_COLUMNS))
+                     .to_csv(index=False))  # fmt: skip
+        written.append(out / "aoi.csv")
+        self.status_label.setText(f"tables written to {out}")
+        return written
+
+    def _export_tables_dialog(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export tables into")
+        if folder:
+            self.export_tables(folder)
 
     # -- export ------------------------------------------------------------------------------
-    def export_png(self, path: str | Path) -> Path:
-        """Write the current view (image resolution) as PNG."""
+    def export_png(self, path: str | Path, scale: int = 1) -> Path:
+        """Write the current view as PNG: image resolution times ``scale``, with every shown
+        layer and the colour legend below the image."""
         from PIL import Image
 
-        if self.rendered is None:
+        view = self.current_view()
+        if view is None:
             raise RuntimeError("nothing to export: no image is shown")
         p = Path(path)
-        Image.fromarray(self.rendered).save(p)
+        Image.fromarray(render_view(view, self.annotators, self.current_layers(), scale)).save(p)
         self.status_label.setText(f"exported {p}")
         return p
 
     def _export_dialog(self) -> None:
-        im = self.current()
-        if im is None:
+        view = self.current_view()
+        if view is None:
             return
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
-            self, "Export view", f"{im.image_id}_view.png", "PNG (*.png)"
+            self, "Export view", f"{view.analysis.image_id}_view.png", "PNG (*.png)"
         )
         if path:
-            self.export_png(path)
+            self.export_png(path, self.scale)
 
     def closeEvent(self, event: Any) -> None:
-        if self._thread is not None and self._thread.isRunning():
-            self._thread.wait(60_000)
+        self.timer.stop()
+        if self._worker is not None and self._worker.isRunning():
+            self._worker.stop()
+            self._worker.wait(60_000)
         super().closeEvent(event)
+
+
+def aoi_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean AOI statistics per (AOI, annotator) over images (NaN-aware; ``images`` counts
+    the images where the AOI exists)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["aoi"], r["annotator"]), []).append(r)
+    out = []
+    for (aoi, who), rs in sorted(groups.items()):
+        row: dict[str, Any] = {"aoi": aoi, "annotator": who, "images": len(rs)}
+        for k in ("dwell_ms", "fixations", "ttff_ms", "revisits", "relevance_share"):
+            v = np.array([float(r[k]) for r in rs])
+            v = v[np.isfinite(v)]
+            row[k] = float(v.mean()) if len(v) else math.nan
+        out.append(row)
+    return out
 
 
 def run_viewer(
@@ -365,13 +946,18 @@ def run_viewer(
     cache: str | None = None,
     analysis: AnalysisSettings | None = None,
     screenshot: str | None = None,
+    aois: str | None = None,
 ) -> int:
-    """Open the viewer on a project (``--screenshot PNG``: save the window once loaded, exit)."""
+    """Open the viewer on a project (``--screenshot PNG``: save the window once loaded, exit;
+    ``aois``: an AOI file, JSON or CSV by image id)."""
+    from gazelab.analysis.aoi import read_aoi_file
+
     paths = ProjectPaths.resolve(project, store=store, model=model, cache=cache)
+    aoi_map = read_aoi_file(aois) if aois else None
     from gazelab.app.qt import application
 
     app = application()
-    win = ViewerWindow(paths, analysis, show_errors=not screenshot)
+    win = ViewerWindow(paths, analysis, show_errors=not screenshot, aois=aoi_map)
     win.show()
     if not screenshot:
         return int(app.exec())
@@ -379,7 +965,7 @@ def run_viewer(
     loop = QtCore.QEventLoop()
 
     def shoot() -> None:
-        if win.busy() or (win.comp is None and win.error is None):
+        if not win.settled():
             QtCore.QTimer.singleShot(200, shoot)
             return
         win.grab().save(screenshot)
@@ -393,3 +979,14 @@ def run_viewer(
 
         raise AnalysisError(win.error)  # the CLI prints it as one line, exit 2
     return 0
+
+
+__all__ = [
+    "Layers",
+    "ProjectWorker",
+    "ViewerWindow",
+    "compose",
+    "legend_entries",
+    "render_view",
+    "run_viewer",
+]

@@ -1,8 +1,14 @@
 """The overlay viewer driven for real (offscreen): open a project, filter, toggle layers,
-export PNGs and check their pixels."""
+replay scanpaths, add AOIs, export PNGs and tables, and check their pixels and numbers.
+
+The project: 4 synthetic faces (96 px); annotator A fixates (20, 20) then (70, 30),
+annotator B fixates (48, 80), each fixation 18 samples at 60 Hz (283.3 ms), the second
+of A's starting 350 ms after the first (tests/gaze_project.py).
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,23 +16,23 @@ import pytest
 from PIL import Image
 
 from gazelab import CLASSES
-from gazelab.analysis.compare import ProjectPaths
+from gazelab.analysis.aoi import AOI, read_aoi_file
+from gazelab.analysis.report import HUMAN_COLOURS, MODEL_COLOUR
 from gazelab.annotation.session import open_image_source
 from gazelab.annotation.store import SessionStore
+from gazelab.project import ProjectPaths
 from gazelab.settings import AnalysisSettings
 from gazelab.tests.gaze_project import write_gaze_session
 
-pytestmark = [pytest.mark.gui, pytest.mark.tf]
+pytestmark = [pytest.mark.gui]
 SOURCE = "synthetic:4:11:96"
 SHOTS = Path("test-output/viewer")
+FIX_MS = 17 * 1000 / 60  # 18 samples at 60 Hz: first to last sample
+A_RED, B_BLUE = HUMAN_COLOURS[0], HUMAN_COLOURS[1]
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):  # type: ignore[no-untyped-def]
-    import tensorflow as tf
-
-    from gazelab.models.architectures import build_model
-
+def gaze_root(tmp_path_factory):  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("project")
     src = open_image_source(SOURCE)
     truth = {iid: CLASSES[src.labels[iid]] for iid in src.ids}
@@ -36,16 +42,53 @@ def project(tmp_path_factory):  # type: ignore[no-untyped-def]
         write_gaze_session(store, "A", SOURCE, {i: [(20.0, 20.0), (70.0, 30.0)] for i in src.ids},
                            truth)  # fmt: skip
         write_gaze_session(store, "B", SOURCE, {i: [(48.0, 80.0)] for i in src.ids}, wrong)
+    return root, src, truth
+
+
+@pytest.fixture(scope="module")
+def project(gaze_root):  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    from gazelab.models.architectures import build_model
+
+    root, src, truth = gaze_root
     tf.keras.utils.set_random_seed(1)
     build_model("small_cnn", (32, 32, 1), len(CLASSES)).save(root / "model.keras")
     return root, src, truth
 
 
 def _wait_loaded(qtbot, win) -> None:  # type: ignore[no-untyped-def]
-    qtbot.waitUntil(lambda: win.comp is not None or win.error is not None, timeout=120_000)
+    qtbot.waitUntil(win.settled, timeout=120_000)
     assert win.error is None, win.error
 
 
+def _gaze_only_window(qtbot, root, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    from PySide6 import QtWidgets
+
+    from gazelab.app.viewer import ViewerWindow
+
+    shown: list[str] = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "critical", lambda *a: shown.append(a[2]))
+    paths = ProjectPaths(root / "project.sqlite", None, tmp_path / "saliency-cache")
+    win = ViewerWindow(paths, AnalysisSettings(analyzer="gradient"))
+    qtbot.addWidget(win)
+    win.show()
+    _wait_loaded(qtbot, win)
+    assert not shown
+    return win
+
+
+def _has_colour(rgb: np.ndarray, colour: tuple[int, int, int]) -> int:
+    return int(np.all(rgb[..., :3] == np.array(colour), axis=-1).sum())
+
+
+def _differ(a: np.ndarray, b: np.ndarray) -> int:
+    """Pixels that differ between two RGB images of one shape."""
+    assert a.shape == b.shape
+    return int(np.any(a != b, axis=-1).sum())
+
+
+@pytest.mark.tf
 def test_viewer_layers_filters_and_export(qtbot, project, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from gazelab.app.viewer import ViewerWindow
 
@@ -64,7 +107,7 @@ def test_viewer_layers_filters_and_export(qtbot, project, tmp_path) -> None:  # 
     assert im is not None
     grey = np.repeat(im.image[..., None], 3, axis=2)
 
-    # only the image: the export is the image itself
+    # only the image: the export is the image itself (no layer, no legend)
     for box in (win.show_model, win.show_contours, *win.human_boxes.values()):
         box.setChecked(False)
     only = np.asarray(Image.open(win.export_png(tmp_path / "image_only.png")))
@@ -86,7 +129,7 @@ def test_viewer_layers_filters_and_export(qtbot, project, tmp_path) -> None:  # 
     ys, xs = np.nonzero(edge)
     assert len(ys) and (c[ys[0], xs[0]] == (255, 40, 0)).all()
 
-    # model layer on, opacity 100: green at the model's top points
+    # model layer on, opacity 100: green at the model's top points; legend names the model
     win.show_contours.setChecked(False)
     win.human_boxes["A"].setChecked(False)
     win.show_model.setChecked(True)
@@ -96,6 +139,7 @@ def test_viewer_layers_filters_and_export(qtbot, project, tmp_path) -> None:  # 
     assert heat_m is not None
     y, x = np.unravel_index(np.argmax(heat_m), heat_m.shape)
     assert m[y, x, 1] > m[y, x, 0] + 60
+    assert _has_colour(m[96:], MODEL_COLOUR) >= 12 * 12  # the legend swatch under the image
     win.grab().save(str(SHOTS / "viewer_model_only.png"))
 
     # filters: by class, by disagreement (only the image B labelled wrongly)
@@ -104,26 +148,163 @@ def test_viewer_layers_filters_and_export(qtbot, project, tmp_path) -> None:  # 
     assert win.images.count() == sum(1 for t in truth.values() if t == cls)
     win.class_filter.setCurrentText("(all)")
     win.disagreement.setChecked(True)
-    assert win.images.count() == 1 and win.current().image_id == src.ids[2]  # type: ignore[union-attr]
+    assert win.images.count() == 1 and win.current_entry().image_id == src.ids[2]  # type: ignore[union-attr]
     win.disagreement.setChecked(False)
     for box in win.human_boxes.values():
         box.setChecked(True)
     win.annotator_filter.setCurrentText("B")
     assert win.current_layers().humans == {"A": False, "B": True}
+    qtbot.waitUntil(win.settled, timeout=60_000)
     win.grab().save(str(SHOTS / "viewer_filtered.png"))
     win.close()
 
 
-def test_viewer_reports_a_missing_model(qtbot, project, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from PySide6 import QtWidgets
+@pytest.mark.tf
+def test_viewer_summary_tables_equal_the_compare_report(qtbot, project, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The lazy viewer's Table 1 (per annotator) equals analyse_project's, number for number."""
+    import pandas as pd
 
+    from gazelab.analysis.cache import SaliencyCache
+    from gazelab.analysis.compare import analyse_project, summaries
     from gazelab.app.viewer import ViewerWindow
+    from gazelab.models.architectures import load_classifier
 
     root, _, _ = project
-    shown: list[str] = []
-    monkeypatch.setattr(QtWidgets.QMessageBox, "critical", lambda *a: shown.append(a[2]))
-    paths = ProjectPaths(root / "project.sqlite", None, None)
-    win = ViewerWindow(paths, AnalysisSettings(analyzer="gradient"))
+    analysis = AnalysisSettings(analyzer="gradient")
+    win = ViewerWindow(ProjectPaths.resolve(root), analysis)
     qtbot.addWidget(win)
-    qtbot.waitUntil(lambda: win.error is not None, timeout=60_000)
-    assert "no model" in win.error and shown  # type: ignore[operator]
+    win.show()
+    _wait_loaded(qtbot, win)
+    win.compute_summary()
+    qtbot.waitUntil(lambda: win.summary is not None, timeout=120_000)
+    assert win.by_annotator.rowCount() == 4  # A and B, each vs model and vs human
+    win.grab().save(str(SHOTS / "viewer_summary.png"))
+    files = win.export_tables(tmp_path / "tables")
+    assert [f.name for f in files] == ["by_annotator.csv", "by_class.csv", "aoi.csv"]
+    got = pd.read_csv(files[0])
+    with SessionStore(root / "project.sqlite") as store:
+        comp = analyse_project(store, load_classifier(root / "model.keras"), analysis=analysis,
+                               cache=SaliencyCache(tmp_path / "c"))  # fmt: skip
+    want = pd.DataFrame(summaries(comp)["by_annotator"])
+    assert win.model is not None and win.model.n_points == comp.n_points
+    for col in ("iou_mean", "spearman_mean", "cosine_distance_mean", "nss_mean"):
+        assert np.allclose(got[col].to_numpy(float), want[col].to_numpy(float), equal_nan=True)
+    aoi = pd.read_csv(files[2])
+    assert len(aoi) and aoi["relevance_share"].between(0, 1).all()  # model given: shares known
+    win.close()
+
+
+def test_viewer_without_a_model_shows_the_gaze(qtbot, gaze_root, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """No model file: no error box, human heatmaps and human-vs-human metrics, a legend of
+    the annotators' colours (window and PNG), model layer disabled, no raw True/False."""
+    root, _, _ = gaze_root
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    win = _gaze_only_window(qtbot, root, tmp_path, monkeypatch)
+    assert win.model is None and not win.show_model.isEnabled()
+    assert win.metrics.rowCount() == 2  # A vs B, B vs A
+    im = win.current()
+    assert im is not None and im.model_heatmap is None and set(im.humans) == {"A", "B"}
+    png = np.asarray(Image.open(win.export_png(tmp_path / "gaze.png")))
+    assert png.shape[0] > 96  # the legend strip under the 96 px image
+    legend = png[96:]
+    assert _has_colour(legend, A_RED) >= 12 * 12 and _has_colour(legend, B_BLUE) >= 12 * 12
+    assert _has_colour(legend, MODEL_COLOUR) == 0
+    win.grab().save(str(SHOTS / "viewer_no_model.png"))
+    shot = np.asarray(Image.open(SHOTS / "viewer_no_model.png").convert("RGB"))
+    # the window shows the legend too (drawn under the enlarged image): both swatches
+    assert _has_colour(shot, A_RED) > 50 and _has_colour(shot, B_BLUE) > 50
+    assert "True" not in win.caption.text() and "False" not in win.caption.text()
+    # lazy: only the shown image was computed, its two trials cached on disk
+    assert list(win.views) == [im.image_id]
+    assert len(list((tmp_path / "gaze-cache").glob("*.npz"))) == 2
+    # the image list and tables are not elided
+    from PySide6 import QtCore
+
+    assert win.images.textElideMode() == QtCore.Qt.TextElideMode.ElideNone
+    win.close()
+
+
+def test_scanpath_layer_numbers_radii_and_replay(qtbot, gaze_root, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from gazelab.analysis.overlays import scanpath_overlay, upscale
+    from gazelab.app.viewer import SCANPATH_MAX_RADIUS
+
+    root, _, _ = gaze_root
+    win = _gaze_only_window(qtbot, root, tmp_path, monkeypatch)
+    for box in (win.show_contours, win.human_boxes["B"]):
+        box.setChecked(False)
+    win.human_opacity.setValue(0)
+    win.show_scanpath.setChecked(True)
+    scale = 4
+    im, view = win.current(), win.current_view()
+    assert im is not None and view is not None
+    grey = upscale(np.repeat(im.image[..., None], 3, axis=2), scale)
+    full = np.asarray(Image.open(win.export_png(tmp_path / "scanpath.png", scale)))[: 96 * scale]
+    Image.fromarray(full).save(SHOTS / "viewer_scanpath.png")
+
+    # numbering order and radii: exactly the reference drawing with numbers 1, 2 at A's
+    # fixations in time order and equal radii (equal durations), not with 2, 1
+    r_max = SCANPATH_MAX_RADIUS * 96
+    pts = np.array([[20.0, 20.0], [70.0, 30.0]])
+    ref = scanpath_overlay(grey, pts, np.array([r_max, r_max]), A_RED, numbers=[1, 2], scale=scale)
+    swapped = scanpath_overlay(grey, pts, np.array([r_max, r_max]), A_RED, numbers=[2, 1],
+                               scale=scale)  # fmt: skip
+    assert np.array_equal(full, ref) and not np.array_equal(full, swapped)
+
+    # replay at 100 ms: fixation 1 only, its radius 100 / 283.3 of the full one, the gaze
+    # cross (white) at (20, 20); nothing at fixation 2 yet
+    win.set_replay_ms(100)
+    early = np.asarray(Image.open(win.export_png(tmp_path / "t100.png", scale)))[: 96 * scale]
+    Image.fromarray(early).save(SHOTS / "viewer_replay_100ms.png")
+    want = scanpath_overlay(grey, pts[:1], np.array([100 * (r_max / FIX_MS)]), A_RED,
+                            numbers=[1], scale=scale, gaze_xy=pts[0], samples_xy=pts[:1])  # fmt: skip
+    assert _differ(early, want) == 0
+    k = 3 * scale  # the cross's half length
+    assert (early[20 * scale, 20 * scale + k - 1, :3] == 255).all()
+    assert np.array_equal(early[30 * scale, 70 * scale], grey[30 * scale, 70 * scale])
+
+    # replay at 400 ms: fixation 2 has begun 50 ms ago; the gaze is on it
+    win.set_replay_ms(400)
+    late = np.asarray(Image.open(win.export_png(tmp_path / "t400.png", scale)))[: 96 * scale]
+    Image.fromarray(late).save(SHOTS / "viewer_replay_400ms.png")
+    assert (late[30 * scale, 70 * scale + k - 1, :3] == 255).all()
+    # fixation 2 begins at 350 ms: 18 samples at 60 Hz, then a 50 ms gap (gaze_project.py)
+    assert view.scanpaths["A"].onset_ms.tolist() == pytest.approx([0.0, 350.0])
+    radii = np.array([r_max, 50 * (r_max / FIX_MS)])
+    want = scanpath_overlay(grey, pts, radii, A_RED, numbers=[1, 2], scale=scale,
+                            gaze_xy=pts[1], samples_xy=pts)  # fmt: skip
+    assert _differ(late, want) == 0
+
+    # play runs the clock forward and stops at the end
+    win.set_replay_ms(0)
+    win.play.setChecked(True)
+    qtbot.waitUntil(lambda: not win.play.isChecked(), timeout=10_000)
+    assert win.replay.value() == win.replay.maximum()
+    assert math.isinf(win.current_layers().replay_ms)
+    win.grab().save(str(SHOTS / "viewer_scanpath_window.png"))
+    win.close()
+
+
+def test_viewer_aoi_drawn_statistics_and_saved(qtbot, gaze_root, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    root, _, _ = gaze_root
+    win = _gaze_only_window(qtbot, root, tmp_path, monkeypatch)
+    im = win.current()
+    assert im is not None
+    # the synthetic faces' diagnostic regions are the default AOIs
+    view = win.current_view()
+    assert view is not None and view.aois and all(a.name.startswith("region") for a in view.aois)
+    win.add_aoi(AOI.ellipse("upper left", (20, 20), (10, 10)))
+    qtbot.waitUntil(lambda: win.current_view() is not None, timeout=60_000)
+    rows = {(r["aoi"], r["annotator"]): r for r in win.current_view().aoi_rows}  # type: ignore[union-attr]
+    a, b = rows[("upper left", "A")], rows[("upper left", "B")]
+    assert a["fixations"] == 1 and a["visits"] == 1 and a["revisits"] == 0
+    assert a["dwell_ms"] == pytest.approx(FIX_MS) and a["ttff_ms"] == pytest.approx(0.0)
+    assert a["dwell_share"] == pytest.approx(0.5)
+    assert b["fixations"] == 0 and math.isnan(b["ttff_ms"]) and b["dwell_ms"] == 0
+    assert math.isnan(a["relevance_share"])  # no model
+    assert win.aoi_table.rowCount() == 2 * len(win.current_view().aois)  # type: ignore[union-attr]
+    png = np.asarray(Image.open(win.export_png(SHOTS / "viewer_aoi_export.png", 4)))
+    assert (png[20 * 4, 30 * 4, :3] == 255).all()  # the AOI's white outline at x = 30
+    win.grab().save(str(SHOTS / "viewer_aoi.png"))
+    saved = read_aoi_file(win.save_aois(tmp_path / "aois.json"))
+    assert [x.name for x in saved[im.image_id]][-1] == "upper left"
+    win.close()

@@ -1,0 +1,431 @@
+"""The viewer's project, without Qt: an index of a store's images opened in milliseconds,
+and each image's gaze (fixations, scanpaths, heatmaps, AOI statistics) and model layers
+computed only when the image is shown (issue 20).
+
+Opening reads the store's sessions, trials and labels, nothing else. :meth:`ViewerProject.view`
+computes one image: its annotators' fixations (the same detection and frames as
+:func:`gazelab.analysis.compare.analyse_project`), heatmaps in image px, human-vs-human
+metrics, AOI statistics and, when a :class:`ModelLayer` is given, the model's relevance
+(through the saliency cache), its heatmap from the ``n`` most relevant pixels and the
+human-vs-model metrics. Each trial's fixations and samples are cached on disk
+(:class:`GazeCache`, beside the saliency cache), so an image seen once opens from the
+cache next time and the ``n`` of SPEC §6 (mean fixation points per annotator and image,
+over every trial) is cheap after the first survey.
+
+The window (:mod:`gazelab.app.viewer`) drives this from a worker thread; tests and
+benchmarks call it directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gazelab import CLASSES
+from gazelab.analysis.aoi import AOI, aois_from_regions, image_aoi_rows, relevance_on_image
+from gazelab.analysis.compare import (
+    AnalysisError,
+    AnnotatorGaze,
+    Comparison,
+    ImageAnalysis,
+    score_maps,
+)
+from gazelab.analysis.scanpath import Scanpath
+from gazelab.fileio import atomic_write
+from gazelab.settings import AnalysisSettings, Settings
+
+CACHE_VERSION = 1
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class TrialRef:
+    """One annotator's trial on an image."""
+
+    session_id: int
+    trial_index: int
+    annotator: str
+    label: str | None
+    image_id: str
+
+
+@dataclass
+class ImageEntry:
+    """What the image list needs, known without computing anything."""
+
+    image_id: str
+    source: str  # image spec of the first session that showed it
+    trials: list[TrialRef]
+    true_class: str | None = None
+
+    @property
+    def labels(self) -> dict[str, str | None]:
+        return {t.annotator: t.label for t in self.trials}
+
+    @property
+    def disagreement(self) -> bool:
+        """Annotators gave different labels (or one differs from the dataset label)."""
+        given = {t.label for t in self.trials if t.label is not None}
+        if self.true_class is not None and given:
+            given.add(self.true_class)
+        return len(given) > 1
+
+
+@dataclass
+class ImageView:
+    """One image as the viewer shows it."""
+
+    analysis: ImageAnalysis
+    scanpaths: dict[str, Scanpath]
+    aois: list[AOI]
+    aoi_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ModelLayer:
+    """A loaded model and the ``n`` of SPEC §6 for its heatmaps."""
+
+    model: Any
+    name: str
+    hash: str
+    n_points: int
+    mean_points: float
+    cache: Any = None  # SaliencyCache or None
+
+
+class GazeCache:
+    """Per-trial gaze arrays on disk: ``ROOT/<key>.npz``, written atomically; the key hashes
+    the session, trial, label, settings and point source, so any change is a new entry."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def get(self, key: str) -> dict[str, NDArray[Any]] | None:
+        p = self.root / f"{key}.npz"
+        if not p.exists():
+            return None
+        try:
+            with np.load(p) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError):  # unreadable: recompute and overwrite
+            return None
+
+    def put(self, key: str, arrays: Mapping[str, NDArray[Any]]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
+        atomic_write(self.root / f"{key}.npz", buf.getvalue())
+
+
+class ViewerProject:
+    """A store's images for the viewer; see the module docstring. Use from one thread."""
+
+    def __init__(
+        self,
+        store_path: str | Path,
+        analysis: AnalysisSettings | None = None,
+        *,
+        cache_dir: str | Path | None = None,
+        aois: Mapping[str, list[AOI]] | None = None,
+    ) -> None:
+        from gazelab.annotation.store import SessionStore
+
+        self.store_path = Path(store_path)
+        self.analysis = analysis or AnalysisSettings()
+        self.store = SessionStore(self.store_path)
+        root = Path(cache_dir) if cache_dir else self.store_path.parent / "saliency-cache"
+        self.gaze_cache = GazeCache(root.parent / "gaze-cache")
+        self.aoi_file: dict[str, list[AOI]] = {k: list(v) for k, v in (aois or {}).items()}
+        self.drawn_aois: dict[str, list[AOI]] = {}
+        self._sources: dict[str, Any] = {}
+        self._settings: dict[int, Settings] = {}
+        records = self.store.sessions()
+        if not records:
+            raise AnalysisError(
+                f"no sessions in {self.store_path}: record one with 'gazelab annotate'"
+            )
+        self.records = {r.id: r for r in records}
+        names = [r.participant for r in records]
+        self.annotator_of = {
+            r.id: (r.participant if names.count(r.participant) == 1 else f"{r.participant}/s{r.id}")
+            for r in records
+        }
+        self.annotators = list(dict.fromkeys(self.annotator_of[r.id] for r in records))
+        self.entries: list[ImageEntry] = []
+        by_id: dict[str, ImageEntry] = {}
+        for rec in records:
+            labels = self.store.final_labels(rec.id)
+            for tr in self.store.trials(rec.id):
+                iid, ti = str(tr["image_id"]), int(tr["trial_index"])
+                entry = by_id.get(iid)
+                if entry is None:
+                    entry = by_id[iid] = ImageEntry(iid, rec.image_source, [])
+                ref = TrialRef(rec.id, ti, self.annotator_of[rec.id], labels.get(ti), iid)
+                entry.trials.append(ref)
+        self.entries = sorted(by_id.values(), key=lambda e: e.image_id)
+        self._by_id = {e.image_id: e for e in self.entries}
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> ViewerProject:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def entry(self, image_id: str) -> ImageEntry:
+        return self._by_id[image_id]
+
+    # -- sources and classes ----------------------------------------------------------------
+    def source(self, spec: str) -> Any:
+        """The image set of a session's image spec (opened once)."""
+        from gazelab.annotation.session import SessionSetupError, open_image_source
+        from gazelab.models.datasets.base import DatasetError
+
+        if spec not in self._sources:
+            try:
+                self._sources[spec] = open_image_source(spec)
+            except (SessionSetupError, DatasetError) as exc:
+                raise AnalysisError(
+                    f"the images of image source {spec!r} cannot be rebuilt: {exc}"
+                ) from exc
+        return self._sources[spec]
+
+    def load_classes(self) -> dict[str, str | None]:
+        """Fill every entry's dataset class (opens each image source once)."""
+        out: dict[str, str | None] = {}
+        for e in self.entries:
+            src = self.source(e.source)
+            k = src.labels.get(e.image_id) if e.image_id in src else None
+            e.true_class = CLASSES[k] if k is not None and 0 <= k < len(CLASSES) else None
+            out[e.image_id] = e.true_class
+        return out
+
+    def settings(self, session_id: int) -> Settings:
+        if session_id not in self._settings:
+            rec = self.records[session_id]
+            self._settings[session_id] = Settings.from_toml(
+                rec.settings_toml, source=f"session {session_id}"
+            )
+        return self._settings[session_id]
+
+    # -- per-trial gaze, cached on disk -----------------------------------------------------
+    def _trial_key(self, ref: TrialRef, image_hw: tuple[int, int]) -> str:
+        rec = self.records[ref.session_id]
+        h = hashlib.sha256()
+        for part in (CACHE_VERSION, rec.uuid, ref.trial_index, ref.label, image_hw,
+                     self.analysis.point_source, rec.settings_toml):  # fmt: skip
+            h.update(repr(part).encode())
+            h.update(b"\0")
+        return h.hexdigest()[:24]
+
+    def trial_arrays(self, ref: TrialRef, image_hw: tuple[int, int]) -> dict[str, NDArray[Any]]:
+        """One trial's fixations and samples in image px (cached once the trial is labelled:
+        an unlabelled trial may still be recording)."""
+        key = self._trial_key(ref, image_hw)
+        hit = self.gaze_cache.get(key)
+        if hit is not None:
+            return hit
+        from gazelab.analysis.human import trial_gaze
+
+        s = self.settings(ref.session_id)
+        found = trial_gaze(
+            self.store, ref.session_id, {ref.image_id: image_hw}, s, {ref.trial_index}
+        )
+        if not found:
+            arrays = {"n": np.zeros(0)}  # no image-phase samples: nothing to show
+        else:
+            tg = found[0]
+            tab = self.store.samples(ref.session_id, trial_index=ref.trial_index, phase="image")
+            t = np.asarray(tab["time_ms"], dtype=np.float64)
+            t0 = float(t[0]) if len(t) else 0.0
+            ok = np.asarray(tab["valid"], dtype=bool)
+            sxy = np.column_stack([tab["x"], tab["y"]]).astype(np.float64)[ok]
+            img = tg.layout.screen_to_image(sxy) if len(sxy) else np.zeros((0, 2))
+            kernel = tg.kernel.scaled(1.0 / tg.layout.scale)
+            arrays = {
+                "n": np.ones(1),
+                "points": tg.points(self.analysis.point_source, "image"),
+                "fix_xy": tg.points("events", "image"),
+                "onset_ms": np.asarray(tg.fixations["onset_ms"], dtype=np.float64) - t0,
+                "duration_ms": np.asarray(tg.fixations["duration_ms"], dtype=np.float64),
+                "samples": np.column_stack([t[ok] - t0, img]).reshape(-1, 3),
+                "kernel": np.array([kernel.c, kernel.radius]),
+                "weighting": np.array([float(s.heatmap.duration_weighting)]),
+            }
+        if ref.label is not None:
+            self.gaze_cache.put(key, arrays)
+        return arrays
+
+    def image(self, entry: ImageEntry) -> NDArray[np.uint8]:
+        return np.asarray(self.source(entry.source).image(entry.image_id))
+
+    def regions(self, entry: ImageEntry) -> NDArray[np.float32] | None:
+        regions = getattr(self.source(entry.source), "regions", None) or {}
+        r = regions.get(entry.image_id)
+        return None if r is None else np.asarray(r, dtype=np.float32)
+
+    def aois(self, entry: ImageEntry) -> list[AOI]:
+        """The image's AOIs: drawn in the viewer, else from the AOI file, else from the image
+        set's diagnostic regions (empty when it has none)."""
+        if entry.image_id in self.drawn_aois:
+            return list(self.drawn_aois[entry.image_id])
+        if entry.image_id in self.aoi_file:
+            return list(self.aoi_file[entry.image_id])
+        r = self.regions(entry)
+        return aois_from_regions(r) if r is not None else []
+
+    # -- the SPEC §6 n over every trial -----------------------------------------------------
+    def mean_points(self, progress: Progress | None = None) -> float:
+        """Mean fixation points per (annotator, image) over every trial with gaze (every
+        trial's fixations are computed or read from the cache)."""
+        counts: list[int] = []
+        total = len(self.entries)
+        for k, e in enumerate(self.entries):
+            if progress and k % 20 == 0:
+                progress("fixations", k, total)
+            shape = self.image(e).shape[:2]
+            for ref in e.trials:
+                arr = self.trial_arrays(ref, (int(shape[0]), int(shape[1])))
+                if arr["n"].size:
+                    counts.append(len(arr["points"]))
+        if progress:
+            progress("fixations", total, total)
+        if not counts or sum(counts) == 0:
+            raise AnalysisError("no fixation in any trial: check the tracker and fixation settings")
+        return float(np.mean(counts))
+
+    def load_model(self, path: str | Path, cache_dir: str | Path | None,
+                   progress: Progress | None = None) -> ModelLayer:  # fmt: skip
+        """Load a classifier and survey the trials for ``n``."""
+        from gazelab.analysis.cache import SaliencyCache, model_hash
+        from gazelab.models.architectures import load_classifier
+
+        if progress:
+            progress("loading model", 0, 1)
+        model = load_classifier(path)
+        mean = self.mean_points(progress)
+        cache = SaliencyCache(cache_dir) if cache_dir else None
+        return ModelLayer(model, str(model.name), model_hash(model),
+                          max(1, int(round(mean))), mean, cache)  # fmt: skip
+
+    # -- one image --------------------------------------------------------------------------
+    def view(self, image_id: str, model: ModelLayer | None = None) -> ImageView:
+        """Everything the viewer shows for one image (see the module docstring)."""
+        from gazelab.gaze.heatmaps import fixation_heatmap
+
+        e = self._by_id[image_id]
+        if e.true_class is None:
+            src = self.source(e.source)
+            k = src.labels.get(image_id) if image_id in src else None
+            e.true_class = CLASSES[k] if k is not None and 0 <= k < len(CLASSES) else None
+        pixels = self.image(e)
+        hw = (int(pixels.shape[0]), int(pixels.shape[1]))
+        im = ImageAnalysis(image_id, e.true_class, pixels, self.regions(e), {})
+        scanpaths: dict[str, Scanpath] = {}
+        for ref in e.trials:
+            arr = self.trial_arrays(ref, hw)
+            if not arr["n"].size:
+                continue
+            c, radius = (float(v) for v in arr["kernel"])
+            im.kernel_px = (c, radius)
+            weights = arr["duration_ms"] if arr["weighting"][0] and self.analysis.point_source \
+                == "events" else None  # fmt: skip
+            heat = fixation_heatmap(arr["points"], hw, c, radius, weights)
+            im.humans[ref.annotator] = AnnotatorGaze(
+                ref.annotator, ref.session_id, ref.label, arr["points"], arr["fix_xy"], heat
+            )
+            scanpaths[ref.annotator] = Scanpath.from_arrays(
+                arr["fix_xy"], arr["onset_ms"], arr["duration_ms"], arr["samples"]
+            )
+        rel_img = None
+        if model is not None and im.humans:
+            rel_img = self._model_layers(im, model)
+        for a, g in im.humans.items():
+            base = {"image_id": im.image_id, "class": im.true_class, "annotator": a}
+            if im.model_heatmap is not None:
+                m = score_maps(g.heatmap, im.model_heatmap, g.points)
+                im.rows.append({**base, "reference": "model", "kind": "model", "label": g.label,
+                                **m})  # fmt: skip
+            for b, h in im.humans.items():
+                if b != a:
+                    m = score_maps(g.heatmap, h.heatmap, g.points)
+                    im.rows.append({**base, "reference": b, "kind": "human", "label": g.label,
+                                    **m})  # fmt: skip
+        aois = self.aois(e)
+        gaze = {a: (sp.points, sp.onset_ms, sp.duration_ms) for a, sp in scanpaths.items()}
+        rows = image_aoi_rows(image_id, e.true_class, aois, gaze, rel_img)
+        return ImageView(im, scanpaths, aois, rows)
+
+    def _model_layers(self, im: ImageAnalysis, layer: ModelLayer) -> NDArray[np.float64]:
+        from gazelab.analysis.cache import cached_relevance
+        from gazelab.analysis.saliency import model_points
+        from gazelab.gaze.geometry import model_input_to_image
+        from gazelab.gaze.heatmaps import fixation_heatmap
+        from gazelab.models.architectures import to_model_input
+
+        model = layer.model
+        x = to_model_input([im.image], model.input_shape[1:])
+        probs = np.asarray(model.predict(x, verbose=0))
+        im.predicted = CLASSES[int(probs[0].argmax())] if probs.shape[1] == len(CLASSES) else ""
+        rel, _ = cached_relevance(model, x, self.analysis.analyzer, layer.cache)
+        im.relevance = rel[0]
+        hw = (int(im.image.shape[0]), int(im.image.shape[1]))
+        c, radius = im.kernel_px
+        im.model_points = model_points(rel[0], layer.n_points, hw)
+        im.model_heatmap = fixation_heatmap(im.model_points, hw, c, radius)
+        if im.regions is not None:
+            ry, rx = np.unravel_index(int(np.argmax(rel[0])), rel[0].shape)
+            px = model_input_to_image([[rx, ry]], rel[0].shape, hw)[0]
+            yy, xx = min(int(px[1]), hw[0] - 1), min(int(px[0]), hw[1] - 1)
+            im.model_hit = bool(im.regions[yy, xx] > 0)
+        return relevance_on_image(rel[0], hw)
+
+    # -- all images (summary tables) --------------------------------------------------------
+    def comparison(
+        self,
+        model: ModelLayer | None = None,
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> tuple[Comparison, list[dict[str, Any]]]:
+        """Every image's rows as a :class:`Comparison` (heavy arrays dropped, so 1 000 images
+        fit in memory) and every image's AOI rows; for the summary tables."""
+        light: list[ImageAnalysis] = []
+        aoi_rows: list[dict[str, Any]] = []
+        empty = np.zeros((0, 0))
+        for k, e in enumerate(self.entries):
+            if should_stop is not None and should_stop():
+                raise AnalysisError("summary cancelled")
+            if progress:
+                progress("summary", k, len(self.entries))
+            v = self.view(e.image_id, model)
+            im = v.analysis
+            humans = {a: replace(g, heatmap=empty) for a, g in im.humans.items()}
+            light.append(replace(im, image=np.zeros((1, 1), np.uint8), humans=humans,
+                                 relevance=None, model_heatmap=None))  # fmt: skip
+            aoi_rows += v.aoi_rows
+        if progress:
+            progress("summary", len(self.entries), len(self.entries))
+        kernel = next((im.kernel_px for im in light if im.humans), (math.nan, math.nan))
+        comp = Comparison(
+            images=light,
+            annotators=list(self.annotators),
+            sessions=sorted(self.records),
+            analysis=self.analysis,
+            n_points=model.n_points if model else 0,
+            mean_points=model.mean_points if model else math.nan,
+            kernel_image_px={"c": kernel[0], "radius": kernel[1]},
+            model_name=model.name if model else "",
+            model_hash=model.hash if model else "",
+            settings_toml="",
+        )
+        return comp, aoi_rows
