@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gazelab.annotation.protocol import LabelingProtocol
-from gazelab.annotation.store import BatchedSampleWriter, SessionStore
+from gazelab.annotation.store import BatchedSampleWriter, SessionStore, StoreError
 from gazelab.gaze.trackers.base import Tracker
 
 
@@ -65,6 +65,7 @@ class GazeCapture:
         self._gaps_seen = int(getattr(getattr(tracker, "stats", None), "gaps", 0) or 0)
         self._gaps_to_write: list[Any] = []
         self._recent_gap: tuple[Any, float] | None = None  # (gap, when it was seen)
+        self.quality_error: StoreError | None = None  # storing the trial quality failed
 
     @property
     def connected(self) -> bool:
@@ -164,10 +165,28 @@ class GazeCapture:
         self.writer.flush()
 
     def close(self) -> None:
-        """Take the last samples, commit everything, record an open gap as such."""
+        """Take the last samples, commit everything, record an open gap as such, then store
+        the session's per-trial data quality (issue #18)."""
         try:
             self.poll()
         finally:
             self.writer.flush()
             if self._lost_since is not None:
                 self._close_gap(None)
+        self.store_trial_quality()
+
+    def store_trial_quality(self) -> None:
+        """Compute and store the per-trial data quality from the samples written so far.
+
+        A store that fails here loses nothing: the figures are derived data, recomputed
+        from the samples by ``gazelab sessions`` and the export; the fault is kept in
+        :attr:`quality_error`.
+        """
+        if not isinstance(self.store, SessionStore):  # a test's stand-in store
+            return
+        from gazelab.annotation.sessions import compute_trial_quality
+
+        try:
+            compute_trial_quality(self.store, self.session_id)
+        except StoreError as exc:
+            self.quality_error = exc

@@ -57,6 +57,10 @@ class StoreError(GazelabError, RuntimeError):
     """The store cannot do what was asked; the message says what and how to fix it."""
 
 
+class _NotYetAStore(StoreError):
+    """An empty file or an SQLite file without tables: maybe a store still being created."""
+
+
 class LeaseLostError(StoreError):
     """Another process took over a session this one was running (its lease went stale)."""
 
@@ -197,6 +201,8 @@ CREATE TABLE IF NOT EXISTS session_leases (
     renewed_epoch_s REAL NOT NULL
 )
 """
+NEW_STORE_WAIT_S = 2.0  # a store file this young may still be being created by its writer
+
 VALIDATION_KINDS: tuple[str, ...] = ("calibration-validation", "periodic", "final")
 """When a validation ran: right after calibration, every N trials, or at the end."""
 
@@ -288,11 +294,29 @@ class SessionStore:
 
     def _check_is_gazelab_store(self, create: bool) -> None:
         """Refuse, before writing anything, a file that is not a gazelab store: an empty
-        file (unless creating), or another program's SQLite database (never migrated into)."""
+        file (unless creating), or another program's SQLite database (never migrated into).
+
+        A file made in the last :data:`NEW_STORE_WAIT_S` seconds may be a store another
+        process is creating right now (its tables come with its first commit): it gets
+        that long to appear before being refused."""
+        deadline = time.monotonic() + NEW_STORE_WAIT_S
+        while True:
+            try:
+                self._probe_store(create)
+                return
+            except _NotYetAStore:
+                young = time.time() - self.path.stat().st_mtime < NEW_STORE_WAIT_S
+                if not young or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _probe_store(self, create: bool) -> None:
         if self.path.stat().st_size == 0:
             if create:
                 return
-            raise StoreError(f"{self.path} is empty, not a gazelab store; check the --store path")
+            raise _NotYetAStore(
+                f"{self.path} is empty, not a gazelab store; check the --store path"
+            )
         try:
             uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
             with contextlib.closing(sqlite3.connect(uri, uri=True)) as probe:
@@ -309,8 +333,9 @@ class SessionStore:
         if {"participants", "sessions"} <= tables or version > 0 or (not tables and create):
             return
         found = ", ".join(sorted(tables)[:5]) or "no tables"
-        raise StoreError(f"{self.path} is an SQLite database but not a gazelab store ({found}); "
-                         "check the --store path — gazelab never writes into another database")  # fmt: skip
+        error = StoreError if tables else _NotYetAStore
+        raise error(f"{self.path} is an SQLite database but not a gazelab store ({found}); "
+                    "check the --store path — gazelab never writes into another database")  # fmt: skip
 
     # -- plumbing ---------------------------------------------------------------------------
     def _error(self, exc: sqlite3.Error) -> StoreError:

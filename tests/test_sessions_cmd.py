@@ -236,3 +236,24 @@ def test_gazelab_sessions_refuses_hostile_stores_in_one_line(tmp_path, capsys):
         assert main(["sessions", "--store", str(path)]) == 2
         err = capsys.readouterr().err.strip()
         assert word in err and len(err.splitlines()) == 1, err
+
+
+def test_a_recorded_session_stores_its_trial_quality_at_the_end(tmp_path):
+    from gazelab.annotation.simulated import Stimulus, run_simulated_session
+    from gazelab.gaze.trackers.eyetribe import EyeTribeTracker
+    from gazelab.gaze.trackers.simulator import EyeTribeSimulator, SyntheticObserver
+    from gazelab.settings import ProtocolSettings
+
+    s = Settings().replace(protocol=ProtocolSettings(blank1_ms=50, cross_ms=50, blank2_ms=50))
+    stimuli = [Stimulus(f"img{i}", (64, 64), i) for i in range(2)]
+    observer = SyntheticObserver(s.display.resolution_px, seed=1)
+    with SessionStore(tmp_path / "s.sqlite", create=True) as store:
+        with EyeTribeSimulator(port=0, rate_hz=60, source=observer, seed=1) as sim:
+            rec = run_simulated_session(store, stimuli, EyeTribeTracker(port=sim.port),
+                                        participant="P01", settings=s, observer=observer,
+                                        view_s=(0.5, 0.6))  # fmt: skip
+        stored = store.trial_quality(rec.id)
+        assert [q.trial_index for q in stored] == [0, 1]
+        for q in stored:  # ~0.5 s of image at 60 Hz
+            assert 25 <= q.n_expected <= 45 and 0.0 <= q.loss_pct <= 30.0
+        assert stored == compute_trial_quality(store, rec.id, save=False)

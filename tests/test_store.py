@@ -266,3 +266,29 @@ def test_samples_by_trial_equals_per_trial_queries(tmp_path):
         image = store.samples_by_trial(rec.id, phase="image")
         assert sum(len(t["x"]) for t in image.values()) == 15
         assert all(set(t["phase"]) == {"image"} for t in image.values())
+
+
+def test_a_store_being_created_by_another_process_is_waited_for(tmp_path):
+    import os
+    import threading
+    import time
+
+    path = tmp_path / "new.sqlite"
+    path.write_bytes(b"")  # the creating process has made the file, not yet its tables
+
+    def create_later() -> None:
+        time.sleep(0.3)
+        SessionStore(path, create=True).close()
+
+    t = threading.Thread(target=create_later)
+    t.start()
+    with SessionStore(path) as store:  # a reader that found the young, empty file
+        assert store.schema_version == SCHEMA_VERSION
+    t.join()
+    old = tmp_path / "old.sqlite"
+    old.write_bytes(b"")
+    os.utime(old, (time.time() - 60, time.time() - 60))
+    t0 = time.monotonic()
+    with pytest.raises(StoreError, match="is empty"):
+        SessionStore(old)
+    assert time.monotonic() - t0 < 0.5  # an old empty file is refused at once
