@@ -25,6 +25,7 @@ that cannot connect leaves nothing behind in the store.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -43,7 +44,7 @@ from gazelab.annotation.protocol import (
     StoreRecorder,
     audio_dir,
     protocol_for_session,
-    stimulus_order,
+    session_order,
 )
 from gazelab.annotation.session import (
     ImageSource,
@@ -51,6 +52,7 @@ from gazelab.annotation.session import (
     SessionConfig,
     SessionSetupError,
     check_images,
+    fit_to_screen,
     open_image_source,
     open_tracker,
     validation_errors_deg,
@@ -61,12 +63,23 @@ from gazelab.annotation.store import (
     SessionRecord,
     SessionStore,
 )
+from gazelab.errors import GazelabError
 from gazelab.gaze.geometry import StimulusLayout
 from gazelab.gaze.trackers.base import CalibrationPoint, CalibrationResult
 from gazelab.gaze.trackers.protocol import calibration_points
 from gazelab.settings import Settings
 
 Listener = Callable[[str, dict[str, Any]], None]
+
+
+def participant_index(store: SessionStore, pseudonym: str) -> int:
+    """The participant's place among the store's participants, by first session (0-based;
+    a new participant comes after all): the row of a Latin-square order."""
+    seen: list[str] = []
+    for rec in store.sessions():
+        if rec.participant not in seen:
+            seen.append(rec.participant)
+    return seen.index(pseudonym) if pseudonym in seen else len(seen)
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,8 @@ class AnnotationSession:
     mouse_position : for the mouse tracker, where the pointer is (screen px).
     hold_on_fault : hold store writes in memory on a store fault (a live session) instead
         of raising (a headless run that should stop).
+    actual_screen_px : the screen the session is shown on, when known (a full-screen
+        window): a resumed session recorded on another resolution is refused.
     """
 
     def __init__(
@@ -103,12 +118,14 @@ class AnnotationSession:
         clock: Callable[[], float] = time.monotonic,
         mouse_position: Callable[[], tuple[float, float] | None] | None = None,
         hold_on_fault: bool = True,
+        actual_screen_px: tuple[int, int] | None = None,
     ) -> None:
         config.check()
         self.config = config
         self.clock = clock
         self.settings: Settings = config.settings
         self.notes: list[str] = []  # what set-up decided and the experimenter should know
+        self.order_info: dict[str, Any] = {}
         self._listeners: list[Listener] = []
         self.store = store or SessionStore(config.store, create=config.resume is None)
         self.images: ImageSource = images or open_image_source(config.images)
@@ -118,11 +135,20 @@ class AnnotationSession:
         if config.resume is not None:
             rec = self.store.session(config.resume)
             self._check_resume(rec)
+            self.settings = self._resumed_settings(rec)
             first = self.store.first_unlabelled_trial(rec.id)  # None: every image labelled
             n = len(rec.stimulus_order)
             check_images(self.images, rec.stimulus_order[n if first is None else first :])
         else:
-            order = stimulus_order(self.images.ids, self.settings.protocol.seed)
+            self.settings, note = fit_to_screen(self.settings)
+            if note:
+                self.notes.append(note)
+            p = self.settings.protocol
+            order, seed, self.order_info = session_order(
+                self.images.ids, p.order, participant=config.participant,
+                participant_index=participant_index(self.store, config.participant),
+                seed=p.seed,
+            )  # fmt: skip
             check_images(self.images, order)
         self.tracker = tracker or open_tracker(
             self.settings, mouse_position=mouse_position, clock=clock
@@ -135,7 +161,7 @@ class AnnotationSession:
                 self.record = self.store.create_session(
                     config.participant,
                     settings_toml=self.settings.to_toml(),
-                    seed=self.settings.protocol.seed,
+                    seed=seed,
                     image_source=self.images.spec,
                     stimulus_order=order,
                     start_local_s=clock(),
@@ -144,6 +170,17 @@ class AnnotationSession:
         except BaseException:
             self.tracker.close()
             raise
+        if actual_screen_px is not None and tuple(actual_screen_px) != self.screen_px:
+            a, b = actual_screen_px, self.screen_px
+            if config.resume is not None:
+                self.store.release_lease(self.lease)
+                self.tracker.close()
+                raise SessionSetupError(
+                    f"this screen is {a[0]}x{a[1]} px but session {self.record.id} was recorded"
+                    f" on {b[0]}x{b[1]}: resume it on a {b[0]}x{b[1]} screen, or its gaze would"
+                    " not match the stimuli"
+                )
+            self.notes.append(f"this screen is {a[0]}x{a[1]} px, the settings say {b[0]}x{b[1]}")
         try:
             self._open(hold_on_fault)
         except BaseException:
@@ -166,6 +203,29 @@ class AnnotationSession:
                 f" are not in {cfg.images} (first: {missing[0]!r}); resume with the"
                 f" images the session was made with: --images {rec.image_source}"
             )
+
+    def _resumed_settings(self, rec: SessionRecord) -> Settings:
+        """The session's own settings; only how to reach the tracker and the voice choice
+        come from now. Other screen, stimulus or timing values given now are ignored."""
+        given = self.config.settings
+        try:
+            stored = Settings.from_toml(rec.settings_toml, source=f"session {rec.id}")
+        except GazelabError as exc:  # a session stored without settings: today's are used
+            self.notes.append(f"session {rec.id} has no usable stored settings ({exc})")
+            return given
+        ignored = [
+            name
+            for name in ("display", "stimulus", "protocol")
+            if getattr(given, name) != getattr(stored, name)
+        ]
+        if ignored:
+            w, h = stored.display.resolution_px
+            self.notes.append(
+                f"resume: session {rec.id}'s own {', '.join(ignored)} settings are used"
+                f" (screen {w}x{h} px, square {stored.stimulus.square_px} px); the values"
+                " given now are ignored"
+            )
+        return dataclasses.replace(stored, tracker=given.tracker, voice=given.voice)
 
     def _open(self, hold_on_fault: bool) -> None:
         clock = self.clock
@@ -197,7 +257,8 @@ class AnnotationSession:
         self._val_windows: list[tuple[float, float]] = []
         self._val_start: float | None = None
         now = clock()
-        payload = {"resume": self.config.resume, "start_trial": self.protocol.trial_index}
+        payload = {"resume": self.config.resume, "start_trial": self.protocol.trial_index,
+                   "order": self.order_info, "notes": self.notes}  # fmt: skip
         self.commit(lambda: self.store.add_event(self.record.id, "app_open", now,
                                                  payload=payload))  # fmt: skip
 

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab.errors import GazelabError
-from gazelab.gaze.geometry import DisplayGeometry
+from gazelab.gaze.geometry import DisplayGeometry, fit_stimulus_square
 from gazelab.gaze.trackers.registry import (
     OpenTracker,
     TrackerRequest,
@@ -101,6 +101,11 @@ class SessionConfig:
         if image_problem:
             out.append(f"images: {image_problem}")
         s = self.settings
+        if self.resume is None:  # a resumed session keeps the square it was recorded with
+            try:
+                fit_to_screen(s)
+            except SessionSetupError as exc:
+                out.append(str(exc))
         if (
             s.voice.backend == "vosk"
             and not Path(s.voice.vosk_model or ".").joinpath("am").is_dir()
@@ -115,6 +120,33 @@ class SessionConfig:
         problems = self.problems()
         if problems:
             raise SessionSetupError("cannot start the session:\n  - " + "\n  - ".join(problems))
+
+
+def fit_to_screen(settings: Settings) -> tuple[Settings, str]:
+    """The settings with the stimulus square that fits the screen (SPEC §2), and a note.
+
+    The square shrinks (images keep their aspect, never cropped) until it fits with
+    ``stimulus.feedback_line_px`` free under it for the recognised word; the session
+    stores the side actually used, so every stimulus frame and heatmap derives from it.
+    A screen whose square would be smaller than ``stimulus.min_square_px`` is refused.
+    """
+    st = settings.stimulus
+    w, h = settings.display.resolution_px
+    side = fit_stimulus_square((w, h), st.square_px, st.feedback_line_px)
+    least = min(st.min_square_px, st.square_px)
+    if side < least:
+        raise SessionSetupError(
+            f"screen {w}x{h}: the stimulus square would be {side} px with"
+            f" {st.feedback_line_px} px for the feedback line under it, below the least"
+            f" {least} px (stimulus.min_square_px); use a larger screen or resolution"
+        )
+    if side == st.square_px:
+        return settings, ""
+    note = (
+        f"stimulus square {side} px instead of {st.square_px} px, to fit the {w}x{h} screen"
+        f" with the feedback line under it (recorded with the session)"
+    )
+    return dataclasses.replace(settings, stimulus=dataclasses.replace(st, square_px=side)), note
 
 
 def geometry_from(diagonal_in: float, resolution: tuple[int, int], distance_cm: float) -> Any:
@@ -188,13 +220,14 @@ def config_from_options(
     distance_cm: float | None = None,
     settings: Settings | None = None,
     resume: int | None = None,
+    order: str | None = None,
 ) -> SessionConfig:
     """The ``gazelab annotate`` flags (and the dialog's fields) → a :class:`SessionConfig`.
 
     ``tracker``: ``KIND[:ARGS]`` of a registered tracker (``eyetribe[:HOST[:PORT]]``,
     ``gazepoint[:HOST[:PORT]]``, ``lsl[:type=Gaze]``, ``sim``, ``mouse``, ``none`` ...);
     ``voice``: ``keys``, ``default`` or ``vosk:MODEL_DIR``;
-    ``resolution``: ``WIDTHxHEIGHT``.
+    ``resolution``: ``WIDTHxHEIGHT``; ``order``: ``random``, ``latin`` or ``fixed``.
     """
     s = settings or Settings()
     try:
@@ -228,5 +261,9 @@ def config_from_options(
             diag = math.hypot(display.width_mm, display.height_mm) / 25.4
         dist = distance_cm if distance_cm is not None else display.distance_mm / 10.0
         display = geometry_from(diag, res, dist)
+    if order is not None:
+        if order not in ("random", "latin", "fixed"):
+            raise SessionSetupError(f"order {order!r}: use random, latin or fixed")
+        s = dataclasses.replace(s, protocol=dataclasses.replace(s.protocol, order=order))
     s = dataclasses.replace(s, tracker=t, voice=v, display=display)
     return SessionConfig(Path(store), participant, images, s, resume)

@@ -94,13 +94,14 @@ class AnnotationWindow(QWidget):
         validation_dwell_s: float = 1.2,
         skip_calibration: bool = False,
         microphone: bool = True,
+        actual_screen_px: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         self.clock = clock
         self._mouse_xy: tuple[float, float] | None = None
         self.ctl = AnnotationSession(
             config, store=store, tracker=tracker, clock=clock,
-            mouse_position=lambda: self._mouse_xy,
+            mouse_position=lambda: self._mouse_xy, actual_screen_px=actual_screen_px,
         )  # fmt: skip
         try:
             self._open(recognizer, autopilot, calibration_dwell_s, validation_dwell_s,
@@ -520,7 +521,14 @@ def run_annotation(
     from gazelab.app.qt import application
 
     app = application()
-    win = AnnotationWindow(config, autopilot=autopilot, skip_calibration=skip_calibration)
+    screen = None
+    if not windowed and app.primaryScreen() is not None:  # the full screen is the stimulus
+        size, ratio = app.primaryScreen().size(), app.primaryScreen().devicePixelRatio()
+        screen = (round(size.width() * ratio), round(size.height() * ratio))
+    win = AnnotationWindow(config, autopilot=autopilot, skip_calibration=skip_calibration,
+                           actual_screen_px=screen)  # fmt: skip
+    for note in win.ctl.notes:
+        print(f"gazelab annotate: {note}", file=sys.stderr)
     if windowed:
         w, h = win.settings.display.resolution_px
         win.resize(min(w, 1600), min(h, 900))

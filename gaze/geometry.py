@@ -187,6 +187,29 @@ class StimulusLayout:
         return (i[..., 0] >= 0) & (i[..., 0] < iw) & (i[..., 1] >= 0) & (i[..., 1] < ih)
 
 
+def fit_stimulus_square(
+    screen_px: tuple[int, int], square_px: int, feedback_line_px: int = 0
+) -> int:
+    """Side, pixels, of the largest centred square no bigger than ``square_px`` that fits
+    the screen with ``feedback_line_px`` free under it (SPEC §2: the recognised word is
+    drawn there; the square stays centred, so as much room is left above).
+
+    Images are scaled into the square keeping their aspect, never cropped, so shrinking
+    the square shrinks the image; the session records the side actually used.
+
+    Examples
+    --------
+    >>> fit_stimulus_square((2560, 1440), 1200, 30)
+    1200
+    >>> fit_stimulus_square((1920, 1080), 1200, 30)
+    1020
+    >>> fit_stimulus_square((1366, 768), 1200, 30)
+    708
+    """
+    w, h = screen_px
+    return int(max(0, min(square_px, w, h - 2 * feedback_line_px)))
+
+
 def model_input_to_image(
     points_xy: ArrayLike, model_hw: tuple[int, int], image_hw: tuple[int, int]
 ) -> NDArray[np.float64]:

@@ -79,6 +79,12 @@ class StimulusSettings(_Validated):
     _section = "stimulus"
     square_px: int = setting(1200, range=(64, 8192), doc="side of the centred stimulus square")
     background: str = setting("grey", choices=("grey", "black"), doc="surround colour")
+    feedback_line_px: int = setting(
+        30, range=(0, 400), doc="room kept under the square for the recognised word (px)"
+    )
+    min_square_px: int = setting(
+        400, range=(64, 8192), doc="a screen that fits only a smaller square is refused"
+    )
     max_image_megapixels: float = setting(
         40.0,
         range=(0.01, 89.0),
@@ -99,6 +105,14 @@ class ProtocolSettings(_Validated):
     cross_width_px: int = setting(4, range=(1, 40))
     advance_key: str = setting("space", choices=("space", "return", "right"))
     seed: int = setting(0, range=(0, 2**31 - 1), doc="stimulus order seed")
+    order: str = setting(
+        "random",
+        choices=("random", "latin", "fixed"),
+        doc="random: per participant, from the pseudonym and seed; latin: balanced Latin"
+        " square across the store's participants; fixed: the seed's order for everyone",
+    )
+    practice_trials: int = setting(0, range=(0, 20), doc="practice images first, not stored")
+    break_every_n_trials: int = setting(0, range=(0, 10_000), doc="a rest screen; 0 = none")
     calibration_points: int = setting(9, choices=(5, 9, 12, 16))
     validate_every_n_trials: int = setting(0, range=(0, 10_000), doc="0 = only before")
 
@@ -114,7 +128,11 @@ class TrackerSettings(_Validated):
         0, range=(0, 65535), doc="0 = the tracker's own (Eye Tribe 6555, GazePoint 4242)"
     )
     stream: str = setting("", doc="LSL stream query, e.g. type=Gaze or name=Tobii (lsl only)")
-    rate_hz: int = setting(60, range=(1, 1000))
+    rate_hz: int = setting(
+        60,
+        range=(1, 2000),
+        doc="nominal sampling rate (EyeLink and Tobii Spectrum go to 1200-2000 Hz)",
+    )
     sample_batch_ms: float = setting(100.0, range=(1, 1000), doc="store commit interval")
 
 

@@ -1,0 +1,124 @@
+"""Lab-ready sessions (issue 18): screen fit, resume geometry, counterbalanced order,
+validation screens, instructions and the experimenter view."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gazelab.annotation.controller import AnnotationSession
+from gazelab.annotation.protocol import balanced_latin_row, session_order
+from gazelab.annotation.session import SessionConfig, SessionSetupError, config_from_options
+from gazelab.annotation.store import SessionStore
+from gazelab.gaze.geometry import DisplayGeometry, fit_stimulus_square
+from gazelab.settings import Settings
+
+
+def screen_settings(w: int, h: int, diagonal: float = 24.0, kind: str = "none") -> Settings:
+    s = Settings()
+    return dataclasses.replace(
+        s,
+        display=DisplayGeometry.from_diagonal(diagonal, (w, h), 650.0),
+        protocol=dataclasses.replace(s.protocol, blank1_ms=30, cross_ms=30, blank2_ms=30),
+        tracker=dataclasses.replace(s.tracker, kind=kind),
+    )
+
+
+def session(tmp_path: Path, who: str, settings: Settings, **kw: object) -> AnnotationSession:
+    cfg = SessionConfig(tmp_path / "s.sqlite", who, "synthetic:6:1:64", settings, **kw)  # type: ignore[arg-type]
+    return AnnotationSession(cfg)
+
+
+# -- 18.1 screen fit ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("res", "side"), [((1920, 1080), 1020), ((1366, 768), 708)])
+def test_the_square_fits_the_screen_with_the_feedback_line(tmp_path, res, side) -> None:  # type: ignore[no-untyped-def]
+    assert fit_stimulus_square(res, 1200, 30) == side
+    s = session(tmp_path, "P01", screen_settings(*res, diagonal=15.6 if res[0] == 1366 else 24))
+    s.finish()
+    assert s.settings.stimulus.square_px == side
+    assert any(f"{side} px instead of 1200" in n for n in s.notes)
+    with SessionStore(tmp_path / "s.sqlite") as st:  # recorded: analysis derives from it
+        stored = Settings.from_toml(st.session(s.session_id).settings_toml)
+    assert stored.stimulus.square_px == side
+    layout = s.layout_for(s.record.stimulus_order[0])
+    x, y, w, h = layout.image_rect_on_screen
+    assert y + h + 30 <= res[1] and y >= 30 and x >= 0 and x + w <= res[0]  # room under it
+    assert (w, h) == (side, side)  # the 64 px face, aspect kept
+
+
+def test_set_up_refuses_a_screen_the_square_cannot_fit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    s = screen_settings(1366, 768)
+    s = dataclasses.replace(s, stimulus=dataclasses.replace(s.stimulus, min_square_px=800))
+    problems = SessionConfig(tmp_path / "s.sqlite", "P01", "synthetic:2:1", s).problems()
+    (line,) = (p for p in problems if "1366x768" in p)
+    assert "708 px" in line and "min_square_px" in line and "\n" not in line
+    with pytest.raises(SessionSetupError, match="708 px"):
+        session(tmp_path, "P01", s)
+
+
+# -- 18.2 resume takes the session's geometry -------------------------------------------------
+def test_resume_ignores_another_command_line_geometry(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    first = session(tmp_path, "P01", screen_settings(1920, 1080))
+    sid = first.session_id
+    first.finish()
+    other = config_from_options(store=tmp_path / "s.sqlite", participant="P01",
+                                images="synthetic:6:1:64", tracker="none",
+                                resolution="2560x1440", resume=sid)  # fmt: skip
+    again = AnnotationSession(other)
+    try:
+        assert again.screen_px == (1920, 1080)
+        assert again.settings.stimulus.square_px == 1020
+        assert any("resume" in n and "ignored" in n and "1920x1080" in n for n in again.notes)
+        lay = again.layout_for(again.record.stimulus_order[0])
+        assert lay.square_origin == (450.0, 30.0)  # the cross stays at (960, 540)
+    finally:
+        again.finish()
+    with pytest.raises(SessionSetupError, match="recorded on 1920x1080"):
+        AnnotationSession(other, actual_screen_px=(2560, 1440))
+    with SessionStore(tmp_path / "s.sqlite") as st:
+        assert st.lease_holder(sid) is None  # the refused resume left the session free
+
+
+# -- 18.3 order ------------------------------------------------------------------------------------
+def test_two_participants_get_different_orders_and_a_pseudonym_always_the_same(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ids = [f"img{i}" for i in range(12)]
+    a = session_order(ids, "random", participant="P01", participant_index=0, seed=0)
+    b = session_order(ids, "random", participant="P02", participant_index=1, seed=0)
+    assert a[0] != b[0] and sorted(a[0]) == sorted(b[0]) == sorted(ids)
+    assert session_order(ids, "random", participant="P01", participant_index=5, seed=0) == a
+    fixed = [session_order(ids, "fixed", participant=p, participant_index=i, seed=3)[0]
+             for i, p in enumerate(("P01", "P02"))]  # fmt: skip
+    assert fixed[0] == fixed[1]
+    s1 = session(tmp_path, "P01", screen_settings(1920, 1080))
+    s1.finish()
+    s2 = session(tmp_path, "P02", screen_settings(1920, 1080))
+    s2.finish()
+    assert s1.record.stimulus_order != s2.record.stimulus_order
+    assert s1.record.seed != s2.record.seed  # each session's own seed is stored
+    (tmp_path / "other").mkdir()
+    s3 = session(tmp_path / "other", "P01", screen_settings(1920, 1080))  # another store
+    s3.finish()
+    assert s3.record.stimulus_order == s1.record.stimulus_order
+
+
+def test_latin_square_orders_counterbalance_positions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rows = np.array([balanced_latin_row(4, r) for r in range(4)])
+    assert rows.tolist()[0] == [0, 1, 3, 2]
+    for k in range(4):  # each item once per position and once per row
+        assert sorted(rows[:, k]) == [0, 1, 2, 3] and sorted(rows[k]) == [0, 1, 2, 3]
+    pairs = {(int(r[i]), int(r[i + 1])) for r in rows for i in range(3)}
+    assert len(pairs) == 12  # every ordered pair follows once: carry-over balanced
+    s = dataclasses.replace(screen_settings(1920, 1080))
+    s = dataclasses.replace(s, protocol=dataclasses.replace(s.protocol, order="latin"))
+    orders = []
+    for who in ("P01", "P02", "P01"):
+        run = session(tmp_path, who, s)
+        run.finish()
+        orders.append(run.record.stimulus_order)
+    assert orders[0] != orders[1] and orders[0] == orders[2]  # row = participant's index
+    with SessionStore(tmp_path / "s.sqlite") as st:
+        opened = [e["payload"]["order"] for e in st.events(3) if e["kind"] == "app_open"]
+    assert opened == [{"method": "latin", "seed": 0, "latin_row": 0}]
