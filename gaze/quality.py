@@ -40,7 +40,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -273,6 +273,35 @@ def validation_quality(points: Sequence[PointQuality]) -> ValidationQuality:
         std_deg=_nanmean([p.std_deg for p in pts]),
         loss_pct=loss,
     )
+
+
+def validation_run_quality(
+    samples: Mapping[str, ArrayLike],
+    targets: Sequence[tuple[float, float]],
+    windows: Sequence[tuple[float, float]],
+    geometry: DisplayGeometry,
+    *,
+    rate_hz: float | None = None,
+    settle_s: float = 0.5,
+) -> ValidationQuality:
+    """Quality of a validation run from its samples (a store table: ``local_s``, ``x``,
+    ``y``, ``valid``), its targets (screen px) and each target's ``(start, end)`` window
+    in local seconds.
+
+    The first ``settle_s`` of each window (the saccade to the target) is left out; with
+    ``rate_hz``, ``rate_hz × (end - start - settle_s)`` samples are expected per target.
+    """
+    t = np.asarray(samples["local_s"], dtype=np.float64)
+    x = np.asarray(samples["x"], dtype=np.float64)
+    y = np.asarray(samples["y"], dtype=np.float64)
+    valid = np.asarray(samples["valid"], dtype=bool)
+    points = []
+    for target, (t0, t1) in zip(targets, windows, strict=True):
+        m = (t >= t0 + settle_s) & (t <= t1)
+        expected = None if rate_hz is None else max(0, round(rate_hz * (t1 - t0 - settle_s)))
+        points.append(point_quality(target, x[m], y[m], valid[m], geometry,
+                                    expected_samples=expected))  # fmt: skip
+    return validation_quality(points)
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,29 @@ def test_trial_quality_expected_samples_from_rate_and_duration():
     assert (q.trial_index, q.n_expected, q.n_samples) == (4, 120, 95)
     assert q.loss_pct == pytest.approx(100.0 * 25 / 120, abs=1e-12)
     assert q.rms_s2s_deg == 0.0 and q.std_deg == 0.0
+
+
+def test_validation_run_quality_skips_the_saccade_and_expects_rate_samples():
+    from gazelab.gaze.quality import validation_run_quality
+
+    rate = 60.0
+    targets = [(640.0, 360.0), (1920.0, 1080.0)]
+    t = np.arange(0, 4.0, 1 / rate)
+    # 0-2 s on target 1 (offset +20 px in x), 2-4 s on target 2 (offset -20 px in y);
+    # the first 0.5 s of each is a saccade far away
+    x = np.where(t < 2.0, 660.0, 1920.0)
+    y = np.where(t < 2.0, 360.0, 1060.0)
+    saccade = (t % 2.0) < 0.5
+    x = np.where(saccade, 100.0, x)
+    valid = np.ones(t.size, bool)
+    valid[(t > 3.0) & (t < 3.25)] = False  # a 0.25 s blink on target 2
+    v = validation_run_quality({"local_s": t, "x": x, "y": y, "valid": valid}, targets,
+                               [(0.0, 2.0 - 1e-9), (2.0, 4.0)], GEOM, rate_hz=rate)  # fmt: skip
+    a1 = float(angular_distance_deg((640.0, 360.0), (660.0, 360.0), GEOM))
+    a2 = float(angular_distance_deg((1920.0, 1080.0), (1920.0, 1060.0), GEOM))
+    assert v.points[0].accuracy_deg == pytest.approx(a1, rel=1e-9)
+    assert v.points[1].accuracy_deg == pytest.approx(a2, rel=1e-9)
+    assert v.points[0].offset_px == pytest.approx((20.0, 0.0))
+    assert v.points[0].loss_pct == pytest.approx(0.0, abs=2.0)  # 90 expected
+    assert v.points[1].loss_pct == pytest.approx(100.0 * 15 / 90, abs=2.0)
+    assert v.mean_accuracy_deg == pytest.approx((a1 + a2) / 2)
