@@ -26,6 +26,7 @@ class SetupDialog(QDialog):
     def __init__(self, initial: SessionConfig | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("gazelab — new annotation session")
+        self.setMinimumWidth(520)
         self.config: SessionConfig | None = None
         init = initial or SessionConfig(Path("study.sqlite"), "")
         s = init.settings
@@ -82,10 +83,46 @@ class SetupDialog(QDialog):
         buttons.accepted.connect(self.try_accept)
         buttons.rejected.connect(self.reject)
         self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.resume_note = QLabel("")
+        self.resume_note.setWordWrap(True)
+        if self._resume is not None:
+            self._show_resume(init)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.resume_note)
         layout.addLayout(form)
         layout.addWidget(self.errors)
         layout.addWidget(buttons)
+
+    def _show_resume(self, init: SessionConfig) -> None:
+        """A resume: the session's own participant, images and screen, fixed (issue 18.2)."""
+        from gazelab.annotation.store import SessionStore
+        from gazelab.errors import GazelabError
+        from gazelab.settings import Settings
+
+        self.setWindowTitle(f"gazelab — resume session {self._resume}")
+        try:
+            with SessionStore(init.store) as store:
+                rec = store.session(int(self._resume or 0))
+                first = store.first_unlabelled_trial(rec.id)
+            stored = Settings.from_toml(rec.settings_toml, source=f"session {rec.id}")
+        except GazelabError as exc:
+            self.resume_note.setText(f"Resume session {self._resume}: {exc}")
+            return
+        n = len(rec.stimulus_order)
+        done = n if first is None else first
+        d = stored.display
+        self.participant.setText(rec.participant)
+        self.images.setText(rec.image_source)
+        self.diagonal.setValue(math.hypot(d.width_mm, d.height_mm) / 25.4)
+        self.resolution.setText(f"{d.resolution_px[0]}x{d.resolution_px[1]}")
+        self.distance.setValue(d.distance_mm / 10)
+        for field in (self.store, self.participant, self.diagonal, self.resolution, self.distance):
+            field.setEnabled(False)
+        self.resume_note.setText(
+            f"Resume session {rec.id} of {rec.participant} ({rec.created_utc[:16]}):"
+            f" {done} of {n} images labelled. The screen, stimulus square"
+            f" ({stored.stimulus.square_px} px) and timings are the session's own."
+        )
 
     def build(self) -> SessionConfig:
         return config_from_options(

@@ -122,3 +122,47 @@ def test_latin_square_orders_counterbalance_positions(tmp_path) -> None:  # type
     with SessionStore(tmp_path / "s.sqlite") as st:
         opened = [e["payload"]["order"] for e in st.events(3) if e["kind"] == "app_open"]
     assert opened == [{"method": "latin", "seed": 0, "latin_row": 0}]
+
+
+def _qt() -> None:
+    pytest.importorskip("PySide6")
+
+
+@pytest.mark.gui
+def test_resume_with_another_resolution_does_not_move_the_cross(qtbot, tmp_path, out_dir) -> None:  # type: ignore[no-untyped-def]
+    _qt()
+    from PySide6.QtGui import QImage
+
+    from gazelab.annotation.protocol import Phase
+    from gazelab.app.annotate import AnnotationWindow
+    from gazelab.app.setup_dialog import SetupDialog
+
+    first = session(tmp_path, "P01", screen_settings(1920, 1080))
+    sid = first.session_id
+    first.finish()
+    other = config_from_options(store=tmp_path / "s.sqlite", participant="P01",
+                                images="synthetic:6:1:64", tracker="none",
+                                resolution="2560x1440", resume=sid)  # fmt: skip
+    dlg = SetupDialog(other)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    dlg.grab().save(str(out_dir / "setup_resume.png"))
+    assert "resume" in dlg.windowTitle() and "Resume session" in dlg.resume_note.text()
+    assert dlg.resolution.text() == "1920x1080" and not dlg.resolution.isEnabled()
+    dlg.ok_button.click()
+    assert dlg.config is not None
+    win = AnnotationWindow(dlg.config, microphone=False)
+    qtbot.addWidget(win)
+    win.resize(1920, 1080)
+    win.show()
+    qtbot.waitExposed(win)
+    win.begin()
+    qtbot.waitUntil(lambda: win.protocol.phase is Phase.CROSS, timeout=5000)
+    path = out_dir / "resume_cross.png"
+    win.grab().save(str(path))
+    img = QImage(str(path))
+    assert img.pixelColor(960, 540).black() == 255  # the cross, at the session's centre
+    assert img.pixelColor(960 + 15, 540).black() == 255
+    assert img.pixelColor(1280, 720).black() != 255
+    win.finish()
