@@ -5,13 +5,20 @@ benchmarks (SPEC §8). Each face is drawn analytically in a canonical face frame
 (``u`` right, ``v`` down, face centre at 0, unit = half the image side) and
 sampled at any resolution, so one seed gives the same face at 64 or 1200 px.
 
-Expressions change the geometry of brows (raise, inner slant), eyes
-(openness), nose (wrinkles) and mouth (curvature, corner asymmetry, opening,
-width), at a random intensity. Identity (face shape, feature placement, skin
-tone, hair), pose (rotation, scale, shift), lighting and noise vary per face.
-The *diagnostic regions* of a face are the feature areas whose geometry its
-class changes (for neutral: all features, whose calm state is the cue); they
-come as a ``(H, W)`` float map in [0, 1] to score saliency and gaze against.
+As on real faces, every expression uses the same features — brows, eyes, nose and
+mouth — and differs in their *shapes*: brows (raise, inner slant, one-sided raise),
+eyes (openness), nose (wrinkles across the bridge, nostril flare) and mouth
+(curvature, corner asymmetry, opening, width, teeth), at a random intensity. Every
+class changes every feature, so no feature's place tells the class. Identity (face
+shape, feature placement, skin tone, hair), pose (rotation, scale, shift), lighting
+and noise vary per face.
+
+The *diagnostic regions* of a face are its four feature areas, placed by identity and
+pose only (never by the expression: a binary region mask says nothing about the
+class), weighted per class by :data:`REGION_WEIGHTS` — the features that carry the
+most of that expression (the mouth for happy, the nose for disgust, ...) weigh 1 — so
+gaze drawn from them and saliency scored against them still differ by class. They
+come as a ``(H, W)`` float map in [0, 1].
 
 Examples
 --------
@@ -33,55 +40,91 @@ from gazelab import CLASSES
 
 FEATURES = ("brows", "eyes", "nose", "mouth")
 
-# Which features each class changes (its diagnostic regions).
-DIAGNOSTIC_FEATURES: dict[str, tuple[str, ...]] = {
-    "neutral": ("brows", "eyes", "mouth"),
-    "anger": ("brows", "eyes", "mouth"),
-    "contempt": ("mouth",),
-    "disgust": ("brows", "nose", "mouth"),
-    "fear": ("brows", "eyes", "mouth"),
-    "happy": ("eyes", "mouth"),
-    "sadness": ("brows", "mouth"),
-    "surprise": ("brows", "eyes", "mouth"),
+DIAGNOSTIC_FEATURES: dict[str, tuple[str, ...]] = {c: FEATURES for c in CLASSES}
+"""The features each class changes: all four, for every class (issue 21.3)."""
+
+REGION_WEIGHTS: dict[str, dict[str, float]] = {
+    "neutral": {"brows": 0.9, "eyes": 1.0, "nose": 0.7, "mouth": 1.0},
+    "anger": {"brows": 1.0, "eyes": 0.9, "nose": 0.7, "mouth": 0.8},
+    "contempt": {"brows": 0.7, "eyes": 0.7, "nose": 0.7, "mouth": 1.0},
+    "disgust": {"brows": 0.8, "eyes": 0.7, "nose": 1.0, "mouth": 0.9},
+    "fear": {"brows": 0.9, "eyes": 1.0, "nose": 0.7, "mouth": 0.8},
+    "happy": {"brows": 0.7, "eyes": 0.8, "nose": 0.7, "mouth": 1.0},
+    "sadness": {"brows": 1.0, "eyes": 0.8, "nose": 0.7, "mouth": 0.9},
+    "surprise": {"brows": 0.9, "eyes": 1.0, "nose": 0.7, "mouth": 1.0},
 }
+"""Weight of each feature's region per class (the most telling features weigh 1): where
+a simulated observer looks most, and what saliency is scored against."""
 
 # Expression geometry at full intensity; 0 = neutral for every parameter.
-#   brow_raise  (+ up), brow_slant (+ inner ends down), eye_open (multiplier - 1),
-#   wrinkles (0..1), mouth_curve (+ corners up), mouth_asym (+ right corner up),
-#   mouth_open, mouth_width (multiplier - 1), teeth (0..1)
+#   brow_raise (+ up), brow_slant (+ inner ends down), brow_asym (+ right brow up),
+#   eye_open (multiplier - 1), wrinkles (0..1), nose_flare (nostril width multiplier - 1),
+#   mouth_curve (+ corners up), mouth_asym (+ right corner up), mouth_open,
+#   mouth_width (multiplier - 1), teeth (0..1)
 _EXPRESSIONS: dict[str, dict[str, float]] = {
     "neutral": {},
-    "anger": {"brow_raise": -0.035, "brow_slant": 0.07, "eye_open": -0.35, "mouth_width": -0.2},
-    "contempt": {"mouth_asym": 0.075, "eye_open": -0.1},
+    "anger": {
+        "brow_raise": -0.04,
+        "brow_slant": 0.08,
+        "eye_open": -0.4,
+        "nose_flare": 0.5,
+        "wrinkles": 0.35,
+        "mouth_width": -0.1,
+        "mouth_curve": -0.02,
+        "mouth_open": 0.04,
+        "teeth": 1.0,  # clenched, bared teeth
+    },
+    "contempt": {
+        "brow_asym": 0.05,
+        "eye_open": -0.25,
+        "nose_flare": -0.35,
+        "mouth_asym": 0.09,
+        "mouth_open": 0.02,
+    },
     "disgust": {
         "brow_raise": -0.025,
+        "brow_slant": 0.03,
+        "eye_open": -0.25,
         "wrinkles": 1.0,
+        "nose_flare": 0.3,
         "mouth_open": 0.035,
         "mouth_curve": -0.02,
-        "eye_open": -0.25,
     },
     "fear": {
-        "brow_raise": 0.05,
-        "brow_slant": -0.05,
-        "eye_open": 0.45,
-        "mouth_open": 0.05,
+        "brow_raise": 0.06,
+        "brow_slant": -0.06,
+        "eye_open": 0.5,
+        "nose_flare": 0.25,
+        "mouth_open": 0.04,
         "mouth_width": 0.2,
     },
     "happy": {
+        "brow_raise": -0.015,
+        "eye_open": -0.4,
+        "nose_flare": 0.35,
         "mouth_curve": 0.085,
         "mouth_width": 0.2,
-        "eye_open": -0.3,
         "teeth": 1.0,
         "mouth_open": 0.03,
     },
-    "sadness": {"brow_slant": -0.07, "brow_raise": 0.01, "mouth_curve": -0.07},
+    "sadness": {
+        "brow_slant": -0.08,
+        "brow_raise": 0.01,
+        "eye_open": -0.3,
+        "nose_flare": -0.3,
+        "mouth_curve": -0.08,
+        "mouth_open": 0.02,
+    },
     "surprise": {
-        "brow_raise": 0.085,
-        "eye_open": 0.6,
-        "mouth_open": 0.13,
+        "brow_raise": 0.09,
+        "eye_open": 0.7,
+        "nose_flare": -0.25,
+        "mouth_open": 0.08,
         "mouth_width": -0.4,
     },
 }
+"""Every class moves every feature; the mouth opens (a little) for all but neutral, so the
+mouth's dark interior alone does not point at the few open-mouthed classes."""
 
 
 @dataclass(frozen=True)
@@ -246,20 +289,24 @@ def render_face(
         # eyelid line above the eye
         lid = _soft(np.abs(_ellipse_sd(u, v, cu, p["eye_v"], p["eye_a"], eye_b)) - 0.006, px)
         img = img * (1 - lid * 0.7) + 0.1 * lid * 0.7
+    # the regions are placed by identity and pose only (the neutral geometry), large
+    # enough for every expression's feature: their shape never tells the class
     region_maps["eyes"] = _blob(
         u,
         v,
         [(-p["eye_dx"], p["eye_v"]), (p["eye_dx"], p["eye_v"])],
         p["eye_a"] * 1.6,
-        max(eye_b, 0.04) * 2.4,
+        max(p["eye_b"], 0.04) * 2.6,
     )
 
-    # Brows: thick lines above the eyes; raise moves them up, slant tilts the inner ends.
+    # Brows: thick lines above the eyes; raise moves them up (asym: the right one only),
+    # slant tilts the inner ends.
     brow_cov = np.zeros_like(u)
     brow_centres = []
     for side in (-1.0, 1.0):
         cu = side * p["eye_dx"]
-        base_v = p["eye_v"] - p["brow_gap"] - g("brow_raise", 0.0) - (eye_b - p["eye_b"]) * 0.5
+        raise_ = g("brow_raise", 0.0) + (g("brow_asym", 0.0) if side > 0 else 0.0)
+        base_v = p["eye_v"] - p["brow_gap"] - raise_ - (eye_b - p["eye_b"]) * 0.5
         # t = -1 at the inner end, +1 at the outer end
         t = (u - cu) * side / p["eye_a"] / 1.2
         slant = g("brow_slant", 0.0)
@@ -269,17 +316,20 @@ def render_face(
         brow = _soft(_curve_sd(u, v, u0, u1, f, slope, p["brow_thick"]), px) * face
         img = img * (1 - brow) + 0.12 * brow
         brow_cov = np.maximum(brow_cov, brow)
-        brow_centres.append((cu, base_v))
-    region_maps["brows"] = _blob(u, v, brow_centres, p["eye_a"] * 1.7, 0.07)
+        brow_centres.append((cu, p["eye_v"] - p["brow_gap"] - 0.015))
+    region_maps["brows"] = _blob(u, v, brow_centres, p["eye_a"] * 1.7, 0.085)
 
-    # Nose: a shaded ridge and nostrils; disgust adds wrinkles across the bridge.
+    # Nose: a shaded ridge and nostrils (flare widens them); wrinkles across the bridge.
     nose_top, nose_bot = p["eye_v"] + 0.03, p["eye_v"] + 0.03 + p["nose_len"]
     ridge = _soft(
         _curve_sd(v, u, nose_top, nose_bot, np.full_like(u, 0.035), np.zeros_like(u), 0.006), px
     )
     img = img * (1 - 0.5 * ridge) + 0.2 * 0.5 * ridge
     for side in (-1.0, 1.0):
-        nostril = _soft(_ellipse_sd(u, v, side * 0.04, nose_bot, 0.022, 0.012), px)
+        flare = 1.0 + g("nose_flare", 0.0)
+        nostril = _soft(
+            _ellipse_sd(u, v, side * (0.03 + 0.012 * flare), nose_bot, 0.022 * flare, 0.012), px
+        )
         img = img * (1 - nostril) + 0.15 * nostril
     wr = g("wrinkles", 0.0)
     if wr > 0:
@@ -314,9 +364,7 @@ def render_face(
     else:
         lip = _soft(_curve_sd(u, v, -ma, ma, f_mid, slope, 0.013), px)
         img = img * (1 - lip) + 0.22 * lip
-    region_maps["mouth"] = _blob(
-        u, v, [(0.0, mv - 0.3 * (curve + asym * 0.5))], ma * 1.35, 0.09 + mopen
-    )
+    region_maps["mouth"] = _blob(u, v, [(0.0, mv)], p["mouth_a"] * 1.5, 0.13)
 
     img = img + rng.normal(0.0, p["noise"], img.shape)
     if renderer == "b":
@@ -325,8 +373,9 @@ def render_face(
         img = gaussian_filter(np.clip(img, 0, 1), 0.006 * size) ** 1.6
         img = 0.7 * (img - 0.5) + 0.45
     regions = np.zeros_like(u)
+    weights = REGION_WEIGHTS[CLASSES[label]]
     for feat in DIAGNOSTIC_FEATURES[CLASSES[label]]:
-        regions = np.maximum(regions, region_maps[feat])
+        regions = np.maximum(regions, weights[feat] * region_maps[feat])
     if rgb:
         tint = np.array([p["tint_r"], 1.0, p["tint_b"]])
         rgb_img = img[..., None] * np.where(face[..., None] > 0.5, tint, 1.0)
