@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from gazelab.annotation.session import SessionConfig, SessionSetupError, config_from_options
+from gazelab.models.datasets.registry import layout_usage
 
 
 class SetupDialog(QDialog):
@@ -34,7 +35,7 @@ class SetupDialog(QDialog):
         self.participant = QLineEdit(init.participant)
         self.participant.setPlaceholderText("pseudonym, e.g. P01")
         self.images = QLineEdit(init.images)
-        self.images.setToolTip("synthetic:N:SEED, folder:PATH or ck+:PATH")
+        self.images.setToolTip(layout_usage())  # every registered dataset layout
         self.tracker = QComboBox()
         self.tracker.setEditable(True)
         from gazelab.gaze.trackers.registry import trackers
