@@ -138,3 +138,27 @@ def test_every_command_takes_every_layout(
         assert "gone does not exist" in line and "unknown" not in line, line
     line = _run(argv, "synthetic:4:0:8", tmp_path, capsys)  # SIZE < 16: the layout's message
     assert "SIZE >= 16" in line, line
+
+
+def test_a_new_layout_is_one_registration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a new module's ``@register_layout`` does: the spec works in the parser, the set-up
+    check and the CLI help, with nothing else edited."""
+    from gazelab.models.datasets import registry
+
+    def load_toy(argument: str, *, max_pixels: int | None = None) -> ImageSet:
+        n = int(argument)
+        return ImageSet("toy", [f"t{i}" for i in range(n)], np.arange(n) % 8,
+                        np.array(["all"] * n, dtype=object),
+                        lambda i: np.full((4, 4), i, np.uint8))  # fmt: skip
+
+    monkeypatch.setattr(registry, "_LAYOUTS", dict(registry._LAYOUTS))
+    registry.register_layout("toy", usage="toy:N", problem=lambda a: None)(load_toy)
+    s = open_image_set("toy:3")
+    assert s.spec == "toy:3" and s.labels["t2"] == 2 and s.image("t1")[0, 0] == 1
+    assert SessionConfig(tmp_path / "s.sqlite", "P01", images="toy:3").problems() == []
+    for command in ("annotate", "saliency", "heatmaps"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "toy:N" in capsys.readouterr().out
