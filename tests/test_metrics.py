@@ -228,3 +228,32 @@ def test_nss_equals_the_pysaliency_form() -> None:
     fix = (rng.random(s.shape) < 0.02).astype(int)
     z = (s - s.mean()) / s.std()
     assert nss(s, fix) == pytest.approx(z[fix > 0].mean(), rel=1e-12)
+
+
+def test_prepared_maps_score_like_the_plain_functions() -> None:
+    """map_scores on PreparedMaps equals every plain metric (NaN where one raises)."""
+    import math
+
+    from gazelab.analysis.metrics import MAP_METRICS, PreparedMap, map_scores
+
+    rng = np.random.default_rng(11)
+    maps = [_truncated_heatmap(rng, (40, 60), z) for z in (0.0, 0.5, 0.9, 0.9, 1.0)]
+    fixated = rng.random((40, 60)) < 0.02
+    prepared = [PreparedMap(m) for m in maps]
+    for a, pa in zip(maps, prepared, strict=True):
+        for b, pb in zip(maps, prepared, strict=True):
+            got = map_scores(pa, pb, fixated)
+            want = {}
+            for name, fn in MAP_METRICS.items():
+                try:
+                    want[name] = fn(a, b)
+                except MetricError:
+                    want[name] = math.nan
+            want["nss"] = nss(b, fixated)
+            want["auc_judd"] = auc_judd(b, fixated)
+            assert set(got) == set(want)
+            for k, v in want.items():
+                assert got[k] == pytest.approx(v, rel=1e-12, abs=1e-12, nan_ok=True), k
+    assert math.isnan(map_scores(prepared[0], prepared[1], np.zeros((40, 60), bool))["nss"])
+    with pytest.raises(MetricError, match="shape"):
+        map_scores(prepared[0], PreparedMap(np.zeros((3, 3))))
