@@ -155,8 +155,9 @@ def aois_from_regions(
 ) -> list[AOI]:
     """Each connected part of ``regions > threshold`` (a diagnostic-region map in [0, 1],
     ``(H, W)``) as the ellipse with its area's second moments (a filled ellipse of radii
-    ``a, b`` has variances ``a²/4, b²/4``). Named ``region 1, 2, ...`` by rows (bands of a sixth of the height)
-    top to bottom, left to right within a row; parts under ``min_area_px`` pixels are dropped."""
+    ``a, b`` has variances ``a²/4, b²/4``). Named ``region 1, 2, ...`` by rows (bands of a
+    sixth of the height) top to bottom, left to right within a row; parts under
+    ``min_area_px`` pixels are dropped."""
     from scipy import ndimage
 
     lab, k = ndimage.label(np.asarray(regions) > threshold)
@@ -347,3 +348,42 @@ def write_aoi_file(path: str | Path, aois: Mapping[str, Sequence[AOI]]) -> Path:
     doc = {iid: [a.to_json() for a in items] for iid, items in aois.items()}
     atomic_write(p, json.dumps(doc, indent=1))
     return p
+
+
+def comparison_aoi_rows(
+    comp: Any, aois: Mapping[str, Sequence[AOI]] | None = None
+) -> list[dict[str, Any]]:
+    """aoi.csv rows of a :class:`~gazelab.analysis.compare.Comparison`: for every image, its
+    AOIs (from ``aois`` by image id, else from the image's diagnostic regions; images with
+    neither are skipped) against every annotator's fixations and the model's relevance."""
+    rows: list[dict[str, Any]] = []
+    for im in comp.images:
+        if aois is not None and im.image_id in aois:
+            found = list(aois[im.image_id])
+        elif im.regions is not None:
+            found = aois_from_regions(im.regions)
+        else:
+            continue
+        hw = (int(im.image.shape[0]), int(im.image.shape[1]))
+        rel = relevance_on_image(im.relevance, hw) if im.relevance is not None else None
+        gaze = {
+            a: (g.fixations, g.onset_ms, g.duration_ms)
+            for a, g in im.humans.items()
+            if g.onset_ms is not None and g.duration_ms is not None
+        }
+        rows += image_aoi_rows(im.image_id, im.true_class, found, gaze, rel)
+    return rows
+
+
+def write_aoi_csv(
+    comp: Any, folder: str | Path, aois: Mapping[str, Sequence[AOI]] | None = None
+) -> Path:
+    """Write ``folder/aoi.csv`` (:data:`AOI_COLUMNS`, one row per image, AOI and annotator)."""
+    import pandas as pd
+
+    from gazelab.fileio import atomic_write
+
+    out = Path(folder) / "aoi.csv"
+    frame = pd.DataFrame(comparison_aoi_rows(comp, aois), columns=list(AOI_COLUMNS))
+    atomic_write(out, frame.to_csv(index=False))
+    return out

@@ -74,6 +74,8 @@ class AnnotatorGaze:
     points: NDArray[np.float64]  # (N, 2) fixation points (events or samples)
     fixations: NDArray[np.float64]  # (F, 2) fixation centroids, for display
     heatmap: NDArray[np.float64]  # (H, W)
+    onset_ms: NDArray[np.float64] | None = None  # (F,) fixation onsets from the image onset
+    duration_ms: NDArray[np.float64] | None = None  # (F,) fixation durations (AOI statistics)
 
 
 @dataclass
@@ -244,7 +246,14 @@ def analyse_project(
             fix = tg.points("events", "image")
             heat = tg.heatmap_in("image", an.point_source)
             images[iid].humans[key[rec.id]] = AnnotatorGaze(
-                key[rec.id], rec.id, labels.get(tg.trial_index), pts, fix, heat
+                key[rec.id],
+                rec.id,
+                labels.get(tg.trial_index),
+                pts,
+                fix,
+                heat,
+                tg.fixations["onset_ms"] - tg.image_onset_ms,
+                tg.fixations["duration_ms"],
             )
     if not images:
         raise AnalysisError(

@@ -34,6 +34,7 @@ class TrialGaze:
     layout: StimulusLayout
     kernel: HeatmapKernel  # stimulus-frame px
     duration_weighting: bool = False
+    image_onset_ms: float = 0.0  # tracker time of the first image-phase sample (replay, TTFF)
 
     @cached_property
     def heatmap(self) -> NDArray[np.float64]:
@@ -126,5 +127,6 @@ def trial_gaze(
         ]
         fix_xy = np.stack([samples["x"][rows], samples["y"][rows]], axis=-1).reshape(-1, 2)
         out.append(TrialGaze(ti, image_id, fx, int(keep.sum()), fix_xy, layout, kernel,
-                             s.heatmap.duration_weighting))  # fmt: skip
+                             s.heatmap.duration_weighting,
+                             float(samples["time_ms"][0])))  # fmt: skip
     return out

@@ -46,7 +46,14 @@ from gazelab.analysis.overlays import (
 )
 from gazelab.analysis.report import HUMAN_COLOURS, MODEL_COLOUR
 from gazelab.analysis.scanpath import fixation_radii, scanpath_at
-from gazelab.app.viewer_project import ImageEntry, ImageView, ModelLayer, ViewerProject
+from gazelab.app.viewer_project import (
+    ImageEntry,
+    ImageView,
+    ModelLayer,
+    ViewerProject,
+    mean_of_counts,
+    model_layer,
+)
 from gazelab.project import ProjectPaths
 from gazelab.settings import AnalysisSettings
 
@@ -226,7 +233,10 @@ class ProjectWorker(QtCore.QThread):
         progress = self.progressed.emit
         with project:
             self.opened.emit((project.entries, project.annotators))
-            classes_known = model_tried = False
+            classes_known = model_failed = False
+            loaded: Any = None
+            counts: list[int] = []
+            done = 0
             while not self._stop:
                 with self._lock:
                     project.drawn_aois.update(self._drawn)
@@ -252,13 +262,25 @@ class ProjectWorker(QtCore.QThread):
                     except Exception as exc:
                         self.failed.emit(f"{type(exc).__name__}: {exc}")
                     continue
-                if not model_tried and self.paths.model is not None:
-                    model_tried = True
+                if self.paths.model is not None and self.model is None and not model_failed:
+                    # one step at a time (load, then the n survey in chunks), so images
+                    # asked for meanwhile are shown without waiting for the survey
                     try:
-                        self.model = project.load_model(self.paths.model, self.paths.cache,
-                                                        progress)  # fmt: skip
-                        self.model_ready.emit(self.model)
+                        if loaded is None:
+                            from gazelab.models.architectures import load_classifier
+
+                            progress("loading model", 0, 1)
+                            loaded = load_classifier(self.paths.model)
+                        elif done < len(project.entries):
+                            counts += project.point_counts(project.entries[done : done + 50])
+                            done = min(done + 50, len(project.entries))
+                            progress("fixations (for the model's n)", done, len(project.entries))
+                        else:
+                            self.model = model_layer(loaded, mean_of_counts(counts),
+                                                     self.paths.cache)  # fmt: skip
+                            self.model_ready.emit(self.model)
                     except Exception as exc:
+                        model_failed = True
                         self.failed.emit(f"model {self.paths.model}: {type(exc).__name__}: {exc}")
                     continue
                 self._wake.get()

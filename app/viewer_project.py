@@ -285,38 +285,37 @@ class ViewerProject:
         return aois_from_regions(r) if r is not None else []
 
     # -- the SPEC §6 n over every trial -----------------------------------------------------
-    def mean_points(self, progress: Progress | None = None) -> float:
-        """Mean fixation points per (annotator, image) over every trial with gaze (every
-        trial's fixations are computed or read from the cache)."""
+    def point_counts(self, entries: list[ImageEntry]) -> list[int]:
+        """Fixation points of every trial with gaze on these images (computed or cached)."""
         counts: list[int] = []
-        total = len(self.entries)
-        for k, e in enumerate(self.entries):
-            if progress and k % 20 == 0:
-                progress("fixations", k, total)
+        for e in entries:
             shape = self.image(e).shape[:2]
             for ref in e.trials:
                 arr = self.trial_arrays(ref, (int(shape[0]), int(shape[1])))
                 if arr["n"].size:
                     counts.append(len(arr["points"]))
+        return counts
+
+    def mean_points(self, progress: Progress | None = None, chunk: int = 50) -> float:
+        """Mean fixation points per (annotator, image) over every trial with gaze."""
+        counts: list[int] = []
+        total = len(self.entries)
+        for k in range(0, total, chunk):
+            if progress:
+                progress("fixations", k, total)
+            counts += self.point_counts(self.entries[k : k + chunk])
         if progress:
             progress("fixations", total, total)
-        if not counts or sum(counts) == 0:
-            raise AnalysisError("no fixation in any trial: check the tracker and fixation settings")
-        return float(np.mean(counts))
+        return mean_of_counts(counts)
 
     def load_model(self, path: str | Path, cache_dir: str | Path | None,
                    progress: Progress | None = None) -> ModelLayer:  # fmt: skip
         """Load a classifier and survey the trials for ``n``."""
-        from gazelab.analysis.cache import SaliencyCache, model_hash
         from gazelab.models.architectures import load_classifier
 
         if progress:
             progress("loading model", 0, 1)
-        model = load_classifier(path)
-        mean = self.mean_points(progress)
-        cache = SaliencyCache(cache_dir) if cache_dir else None
-        return ModelLayer(model, str(model.name), model_hash(model),
-                          max(1, int(round(mean))), mean, cache)  # fmt: skip
+        return model_layer(load_classifier(path), self.mean_points(progress), cache_dir)
 
     # -- one image --------------------------------------------------------------------------
     def view(self, image_id: str, model: ModelLayer | None = None) -> ImageView:
@@ -429,3 +428,19 @@ class ViewerProject:
             settings_toml="",
         )
         return comp, aoi_rows
+
+
+def mean_of_counts(counts: list[int]) -> float:
+    """The SPEC §6 mean of fixation points per (annotator, image); an error when none."""
+    if not counts or sum(counts) == 0:
+        raise AnalysisError("no fixation in any trial: check the tracker and fixation settings")
+    return float(np.mean(counts))
+
+
+def model_layer(model: Any, mean_points: float, cache_dir: str | Path | None) -> ModelLayer:
+    """A loaded model with ``n = round(mean_points)`` (at least 1) and its saliency cache."""
+    from gazelab.analysis.cache import SaliencyCache, model_hash
+
+    cache = SaliencyCache(cache_dir) if cache_dir else None
+    return ModelLayer(model, str(model.name), model_hash(model),
+                      max(1, int(round(mean_points))), mean_points, cache)  # fmt: skip

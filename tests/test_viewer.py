@@ -191,6 +191,13 @@ def test_viewer_summary_tables_equal_the_compare_report(qtbot, project, tmp_path
         assert np.allclose(got[col].to_numpy(float), want[col].to_numpy(float), equal_nan=True)
     aoi = pd.read_csv(files[2])
     assert len(aoi) and aoi["relevance_share"].between(0, 1).all()  # model given: shares known
+    # compare's aoi.csv holds the same rows, number for number
+    from gazelab.analysis.aoi import write_aoi_csv
+
+    eager = pd.read_csv(write_aoi_csv(comp, tmp_path))
+    assert list(eager.columns) == list(aoi.columns) and len(eager) == len(aoi)
+    for col in ("dwell_ms", "fixations", "ttff_ms", "revisits", "relevance_share"):
+        assert np.allclose(eager[col].to_numpy(float), aoi[col].to_numpy(float), equal_nan=True)
     win.close()
 
 
