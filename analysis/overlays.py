@@ -222,3 +222,53 @@ def colour_mapped(
         hi = lo + 1.0
     rgba = colormaps[cmap]((v - lo) / (hi - lo))
     return (rgba[..., :3] * 255 + 0.5).astype(np.uint8), lo, hi
+
+
+def relevance_overlay(
+    image: NDArray[np.uint8],
+    relevance: NDArray[np.floating[Any]],
+    *,
+    cmap: str = "RdBu_r",
+    opacity: float = 0.7,
+    min_side_px: int = 256,
+    title: str = "",
+) -> NDArray[np.uint8]:
+    """A relevance map readable by people: colour-mapped (``cmap``, symmetric about 0, so
+    white-ish is no relevance, red positive, blue negative) over the image, each pixel's
+    opacity ∝ ``|R|`` (up to ``opacity``), with a colour bar and its values on the right.
+
+    ``relevance`` may be at model-input resolution: it is sampled at each image pixel
+    (:func:`gazelab.analysis.aoi.relevance_on_image`). Small images are enlarged to
+    ``min_side_px`` (integer factor). Returns RGB.
+    """
+    from PIL import Image, ImageDraw
+
+    from gazelab.analysis.aoi import relevance_on_image
+
+    base = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+    h, w = base.shape[:2]
+    r = relevance_on_image(np.asarray(relevance, dtype=np.float64), (h, w))
+    colours, lo, hi = colour_mapped(r, cmap)
+    alpha = (np.abs(r) / max(abs(lo), abs(hi)))[..., None] * opacity
+    blend = base.astype(np.float64) * (1 - alpha) + colours.astype(np.float64) * alpha
+    k = max(1, min_side_px // max(h, w))
+    pic = upscale(np.clip(blend + 0.5, 0, 255).astype(np.uint8), k)
+    ph, pw = pic.shape[:2]
+    bar_w, margin, label_w = max(12, pw // 24), 8, 70
+    top = 22 if title else 8
+    canvas = Image.new("RGB", (pw + margin + bar_w + label_w, ph + top + 8), (255, 255, 255))
+    canvas.paste(Image.fromarray(pic), (0, top))
+    bar_h = ph
+    ramp = np.linspace(hi, lo, bar_h)[:, None] * np.ones((1, bar_w))
+    bar, _, _ = colour_mapped(ramp, cmap)
+    x0 = pw + margin
+    canvas.paste(Image.fromarray(bar), (x0, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((x0, top, x0 + bar_w - 1, top + bar_h - 1), outline=(0, 0, 0))
+    font = _font(11)
+    for value, y in ((hi, top), (0.0, top + bar_h // 2), (lo, top + bar_h - 1)):
+        draw.line((x0 + bar_w, y, x0 + bar_w + 4, y), fill=(0, 0, 0))
+        draw.text((x0 + bar_w + 6, y), f"{value:+.3g}", fill=(0, 0, 0), font=font, anchor="lm")
+    if title:
+        draw.text((4, 4), title, fill=(0, 0, 0), font=_font(12))
+    return np.asarray(canvas).copy()

@@ -246,16 +246,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--shard-size", type=_count(1, 100_000), default=256, help="--dataset: images per shard"
     )
-    p.add_argument("--png", action="store_true", help="also write |relevance| PNGs")
+    p.add_argument("--png", action="store_true",
+                   help="also write PNGs: relevance colour-mapped over the image, colour bar")  # fmt: skip
 
     p = add("compare", cmd_compare, "human gaze vs model saliency: metrics report")
     project_args(p)
     p.add_argument("--sessions", type=_session_ids,
                    help="comma-separated session ids (default: all)")  # fmt: skip
     p.add_argument("--report", type=_out_folder, help="report folder (default: <project>/report)")
+    p.add_argument("--aois", help="AOI file by image id, .json or .csv (default: image regions)")
 
     p = add("view", cmd_view, "overlay viewer: images, human and model heatmaps, metrics")
     project_args(p)
+    p.add_argument("--aois", help="AOI file by image id, .json or .csv (default: image regions)")
     p.add_argument("--screenshot", help=argparse.SUPPRESS)
 
     p = add("masks", cmd_masks, "export masks (negative, mean, perceptive, human) for training")

@@ -95,3 +95,23 @@ def test_legend_keeps_the_image_and_adds_a_swatch_per_entry() -> None:
     for colour in ((255, 40, 0), (40, 220, 40)):
         assert np.all(out[40:] == colour, axis=-1).sum() == 144
     assert np.array_equal(with_legend(img, []), img)
+
+
+def test_relevance_overlay_colours_the_image_and_adds_a_colour_bar() -> None:
+    """+1 relevance in the top-left model pixel block reads red, -1 bottom-right blue, 0
+    leaves the image as it is; the bar runs from red (top, +max) to blue (bottom, -max)."""
+    from gazelab.analysis.overlays import relevance_overlay
+
+    img = np.full((32, 32), 100, np.uint8)
+    rel = np.zeros((8, 8))
+    rel[0, 0], rel[7, 7] = 1.0, -1.0
+    out = relevance_overlay(img, rel).astype(int)
+    k, top = 8, 8  # 32 px enlarged to 256; picture starts 8 px down
+    r, g, b = out[top + 2 * k, 2 * k]  # image px (2, 2): in model pixel (0, 0)
+    assert r > b + 40 and r > g + 40  # RdBu_r at +max is dark red (103, 0, 31)
+    r, g, b = out[top + 30 * k, 30 * k]  # image px (30, 30): model pixel (7, 7)
+    assert b > r + 60
+    assert (out[top + 16 * k, 16 * k] == 100).all()  # zero relevance: the image untouched
+    x_bar = 256 + 8 + 6
+    assert out[top + 2, x_bar, 0] > out[top + 2, x_bar, 2] + 60  # top of the bar: red
+    assert out[top + 253, x_bar, 2] > out[top + 253, x_bar, 0] + 60  # bottom: blue

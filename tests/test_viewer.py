@@ -315,3 +315,45 @@ def test_viewer_aoi_drawn_statistics_and_saved(qtbot, gaze_root, tmp_path, monke
     saved = read_aoi_file(win.save_aois(tmp_path / "aois.json"))
     assert [x.name for x in saved[im.image_id]][-1] == "upper left"
     win.close()
+
+
+@pytest.mark.tf
+def test_cli_compare_view_and_saliency_with_aois(project, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """compare --aois writes aoi.csv with the hand-placed AOI's statistics; view --aois
+    opens on it; saliency --png writes a colour-mapped overlay with a colour bar."""
+    import pandas as pd
+
+    from gazelab.app.cli import main
+
+    root, src, _ = project
+    aois = tmp_path / "aois.csv"
+    aois.write_text("".join(["image_id,name,shape,coords\n"] +
+                            [f'{i},upper left,ellipse,"20 20 10 10"\n' for i in src.ids]))  # fmt: skip
+    report = tmp_path / "report"
+    argv = ["compare", "--project", str(root), "--analyzer", "gradient", "--report",
+            str(report), "--aois", str(aois)]  # fmt: skip
+    assert main(argv) == 0
+    rows = pd.read_csv(report / "aoi.csv")
+    assert len(rows) == 2 * len(src.ids)  # one AOI per image, two annotators
+    a = rows[rows["annotator"] == "A"]
+    assert (a["fixations"] == 1).all() and np.allclose(a["dwell_ms"], FIX_MS)
+    assert np.allclose(a["ttff_ms"], 0.0) and (a["revisits"] == 0).all()
+    assert (rows[rows["annotator"] == "B"]["fixations"] == 0).all()
+    assert rows["relevance_share"].between(0, 1).all()
+    shot = tmp_path / "view.png"
+    argv = ["view", "--project", str(root), "--analyzer", "gradient", "--aois", str(aois),
+            "--screenshot", str(shot)]  # fmt: skip
+    assert main(argv) == 0 and shot.stat().st_size > 10_000
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["view", "--project", str(root), "--aois", str(bad)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    out = tmp_path / "sal"
+    argv = ["saliency", "--model", str(root / "model.keras"), "--images", SOURCE,
+            "--analyzer", "gradient", "--out", str(out), "--png"]  # fmt: skip
+    assert main(argv) == 0
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 4
+    pic = np.asarray(Image.open(pngs[0]))
+    assert pic.shape[1] > pic.shape[0] > 96  # enlarged image plus the colour bar on the right
+    Image.open(pngs[0]).save(SHOTS / "saliency_png.png")

@@ -46,11 +46,12 @@ def cmd_saliency(args: argparse.Namespace) -> int:
         **{iid: r.astype(np.float16) for iid, r in zip(ids, rel, strict=True)},
     )
     if args.png:
-        for iid, r in zip(ids, rel, strict=True):
-            peak = float(np.abs(r).max()) or 1.0
-            grey = np.clip(np.abs(r) / peak * 255, 0, 255).astype(np.uint8)
+        from gazelab.analysis.overlays import relevance_overlay
+
+        for k, (iid, r) in enumerate(zip(ids, rel, strict=True)):
+            pic = relevance_overlay(np.asarray(src.image(k)), r, title=f"{iid}: {args.analyzer}")
             # ids are paths (``happy/x.png``, even ``../x``): the name must stay inside --out
-            Image.fromarray(grey).save(out / f"{safe_filename(iid)}_{args.analyzer}.png")
+            Image.fromarray(pic).save(out / f"{safe_filename(iid)}_{args.analyzer}.png")
     print(f"{len(ids)} relevance maps ({computed} computed, {len(ids) - computed} from the "
           f"cache) -> {out / f'relevance_{args.analyzer}.npz'}")  # fmt: skip
     return 0
@@ -75,6 +76,7 @@ def saliency_dataset(args: argparse.Namespace, model) -> int:  # type: ignore[no
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Human gaze vs model saliency: the report (CSV, JSON, Markdown, figures)."""
+    from gazelab.analysis.aoi import read_aoi_file, write_aoi_csv
     from gazelab.analysis.cache import SaliencyCache
     from gazelab.analysis.compare import AnalysisError, analyse_project, summaries
     from gazelab.analysis.report import write_report
@@ -83,6 +85,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from gazelab.project import ProjectPaths
 
     paths = ProjectPaths.resolve(args.project, store=args.store, model=args.model, cache=args.cache)
+    aoi_map = read_aoi_file(args.aois) if args.aois else None  # a bad file fails before the work
     if paths.model is None:
         raise AnalysisError("no model: give --model M.keras (or put model.keras in the project)")
     model = load_classifier(paths.model)
@@ -98,6 +101,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
     report = Path(args.report or (paths.store.parent / "report"))
     md = write_report(comp, report)
+    write_aoi_csv(comp, report, aoi_map)
     summ = summaries(comp)
     print(f"{len(comp.images)} images, annotators {', '.join(comp.annotators)}; n = "
           f"{comp.n_points} (fixation {comp.analysis.point_source})")  # fmt: skip
@@ -117,5 +121,5 @@ def cmd_view(args: argparse.Namespace) -> int:
 
     return run_viewer(
         args.project, store=args.store, model=args.model, cache=args.cache,
-        analysis=analysis_settings(args), screenshot=args.screenshot,
+        analysis=analysis_settings(args), screenshot=args.screenshot, aois=args.aois,
     )  # fmt: skip
