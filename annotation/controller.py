@@ -32,8 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from gazelab.annotation.capture import GazeCapture
 from gazelab.annotation.protocol import (
     STORE_FAULTS,
@@ -41,6 +39,7 @@ from gazelab.annotation.protocol import (
     LabelingProtocol,
     Phase,
     PhaseChange,
+    ProtocolError,
     StoreRecorder,
     audio_dir,
     protocol_for_session,
@@ -55,7 +54,6 @@ from gazelab.annotation.session import (
     fit_to_screen,
     open_image_source,
     open_tracker,
-    validation_errors_deg,
 )
 from gazelab.annotation.store import (
     LEASE_RENEW_S,
@@ -65,6 +63,12 @@ from gazelab.annotation.store import (
 )
 from gazelab.errors import GazelabError
 from gazelab.gaze.geometry import StimulusLayout
+from gazelab.gaze.quality import (
+    QualityThresholds,
+    ValidationQuality,
+    validation_quality,
+    validation_run_quality,
+)
 from gazelab.gaze.trackers.base import CalibrationPoint, CalibrationResult
 from gazelab.gaze.trackers.protocol import calibration_points
 from gazelab.settings import Settings
@@ -84,11 +88,28 @@ def participant_index(store: SessionStore, pseudonym: str) -> int:
 
 @dataclass(frozen=True)
 class ValidationOutcome:
-    """One validation: per target the error (degrees, NaN without gaze) and the stored result."""
+    """One validation run: its data quality per target and overall, and the verdict.
 
+    ``problems`` are the unmet :class:`~gazelab.gaze.quality.QualityThresholds` (empty:
+    passed); ``meaningful`` is false for a tracker that is not an eye tracker (the mouse),
+    whose "accuracy" says nothing about a participant's eyes.
+    """
+
+    kind: str  # calibration-validation | periodic | final (store.VALIDATION_KINDS)
     targets: tuple[tuple[float, float], ...]
-    errors_deg: tuple[float, ...]
+    quality: ValidationQuality
     result: CalibrationResult
+    problems: tuple[str, ...]
+    meaningful: bool = True
+
+    @property
+    def errors_deg(self) -> tuple[float, ...]:
+        """Per target: angular distance target → mean gaze, degrees (NaN without gaze)."""
+        return tuple(p.accuracy_deg for p in self.quality.points)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
 
 
 class AnnotationSession:
@@ -256,6 +277,9 @@ class AnnotationSession:
         self._val_targets: list[tuple[float, float]] = []
         self._val_windows: list[tuple[float, float]] = []
         self._val_start: float | None = None
+        self._val_redo: list[int] | None = None
+        self._val_kind = "calibration-validation"
+        self._overridden = False
         now = clock()
         payload = {"resume": self.config.resume, "start_trial": self.protocol.trial_index,
                    "order": self.order_info, "notes": self.notes}  # fmt: skip
@@ -476,9 +500,25 @@ class AnnotationSession:
         self._notify("calibration", result=result)
 
     # -- validation -------------------------------------------------------------------------
-    def start_validation(self) -> list[tuple[float, float]]:
-        """Begin a validation; returns its targets (step them with :meth:`validation_target`)."""
-        self._val_targets = self.calibration_targets()
+    def start_validation(
+        self, *, kind: str | None = None, redo: list[int] | None = None
+    ) -> list[tuple[float, float]]:
+        """Begin a validation; returns its targets (step them with :meth:`validation_target`).
+
+        ``kind``: ``calibration-validation`` (default after a calibration), ``periodic``
+        (default once trials ran) or ``final``. ``redo``: measure only these targets of the
+        last validation again and replace their results (a look away, a blink)."""
+        all_targets = self.calibration_targets()
+        if redo and self.validation is not None:
+            self._val_targets = [all_targets[i] for i in redo]
+            self._val_redo = list(redo)
+            self._val_kind = self.validation.kind
+        else:
+            self._val_targets = all_targets
+            self._val_redo = None
+            started = self.protocol.phase is not Phase.IDLE
+            self._val_kind = kind or ("periodic" if started else "calibration-validation")
+        self._overridden = False
         self._val_windows = []
         self._val_start = None
         self._notify("validation_start", targets=self._val_targets)
@@ -497,31 +537,82 @@ class AnnotationSession:
         return xy
 
     def finish_validation(self, settle_s: float = 0.5) -> ValidationOutcome:
-        """The last target's window ends: per-target error (degrees), stored as a validation."""
+        """The last target's window ends: data quality per target (accuracy, precision, loss;
+        gaze/quality.py), checked against the thresholds and stored."""
         if self._val_start is not None:
             self._val_windows.append((self._val_start, self.clock()))
             self._val_start = None
         targets = self._val_targets
+        redo = self._val_redo
+        self._val_redo = None
         try:
             self.capture.flush()
             samples = self.store.samples(self.record.id, since_local_s=self._val_windows[0][0])
-            errors = validation_errors_deg(
-                samples, targets, self._val_windows, self.settings.display, settle_s=settle_s
-            )
+            quality = validation_run_quality(
+                samples, targets, self._val_windows, self.settings.display,
+                rate_hz=float(self.settings.tracker.rate_hz), settle_s=settle_s,
+            )  # fmt: skip
         except STORE_FAULTS as exc:  # no validation this time; the session pauses
-            errors = [math.nan] * len(targets)
+            quality = validation_quality([])
             self.on_store_fault(exc)
-        finite = [e for e in errors if math.isfinite(e)]
-        mean = float(np.mean(finite)) if finite else math.nan
+        if redo is not None and self.validation is not None:  # some targets measured again
+            points = list(self.validation.quality.points)
+            for k, i in enumerate(redo):
+                points[i] = quality.points[k]
+            quality = validation_quality(points)
+            targets = list(self.validation.targets)
+        kind = self._val_kind
+        meaningful = self.settings.tracker.kind != "mouse"
+        problems = tuple(self.thresholds.problems(quality)) if meaningful else ()
+        errors = [p.accuracy_deg for p in quality.points]
         pts = tuple(CalibrationPoint(x, y, e) for (x, y), e in zip(targets, errors, strict=True))
-        res = CalibrationResult(bool(finite) and mean < 1.0, mean, math.nan, math.nan, pts)
+        mean = quality.mean_accuracy_deg
+        res = CalibrationResult(not problems, mean, math.nan, math.nan, pts)
         now = self.clock()
         self.commit(lambda: self.store.add_calibration(
             self.record.id, res, kind="validation", local_s=now
         ))  # fmt: skip
-        self.validation = ValidationOutcome(tuple(targets), tuple(errors), res)
+        self.commit(lambda: self.store.add_validation_quality(
+            self.record.id, quality, kind=kind, local_s=now, problems=problems
+        ))  # fmt: skip
+        self.validation = ValidationOutcome(
+            kind, tuple(targets), quality, res, problems, meaningful
+        )
         self._notify("validation", outcome=self.validation)
         return self.validation
+
+    @property
+    def thresholds(self) -> QualityThresholds:
+        q = self.settings.quality
+        return QualityThresholds(
+            q.validation_mean_accuracy_deg, q.validation_max_point_accuracy_deg
+        )
+
+    def failing_targets(self) -> list[int]:
+        """Indices of the last validation's targets above the per-target limit or without
+        gaze (the ones :meth:`start_validation` ``redo=`` measures again)."""
+        v = self.validation
+        if v is None:
+            return []
+        limit = self.thresholds.max_point_accuracy_deg
+        return [
+            i
+            for i, p in enumerate(v.quality.points)
+            if not (math.isfinite(p.accuracy_deg) and p.accuracy_deg <= limit)
+        ]
+
+    def may_start(self) -> bool:
+        """Whether the trials may start: the last validation passed (or none is needed)."""
+        return self.validation is None or self.validation.passed or self._overridden
+
+    def override(self) -> None:
+        """Start despite a failed validation: recorded as an event with the problems."""
+        v = self.validation
+        self._overridden = True
+        problems = list(v.problems) if v is not None else []
+        self.event("validation_override", trial_index=self.protocol.trial_index,
+                   validation=v.kind if v else None, problems=problems)  # fmt: skip
+        self._notify("override", problems=problems)
 
     def validate(
         self,
@@ -542,7 +633,16 @@ class AnnotationSession:
 
     # -- trials -----------------------------------------------------------------------------
     def start_trials(self) -> list[PhaseChange]:
-        """Start the trials, or continue them after a pause (the trial starts again)."""
+        """Start the trials, or continue them after a pause (the trial starts again).
+
+        Refused (:class:`ProtocolError`) while the last validation failed its thresholds
+        and was not overridden (:meth:`override`)."""
+        if not self.may_start():
+            v = self.validation
+            raise ProtocolError(
+                f"the validation did not pass ({'; '.join(v.problems if v else ())}):"
+                " recalibrate, measure the failing targets again, or override"
+            )
         changes: list[PhaseChange] = []
         if self.protocol.phase is Phase.IDLE:
             changes = self.protocol.start()

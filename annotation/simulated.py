@@ -103,8 +103,8 @@ def run_simulated_session(
     view_until = 0.0
     try:
         session.calibrate(dwell_s=calibration_dwell_s)
-        if validate:
-            session.validate(dwell_s=validation_dwell_s, settle_s=settle_s)
+        if validate and not session.validate(dwell_s=validation_dwell_s, settle_s=settle_s).passed:
+            session.override()  # the simulated experimenter goes on; recorded as an event
         session.start_trials()
         while not session.finished:
             if stop_after is not None and session.protocol.trials_done >= stop_after:
@@ -125,7 +125,8 @@ def run_simulated_session(
                 if progress is not None:
                     progress(p.trials_done, p.n_trials)
                 if step == "validate":
-                    session.validate(dwell_s=validation_dwell_s, settle_s=settle_s)
+                    if not session.validate(dwell_s=validation_dwell_s, settle_s=settle_s).passed:
+                        session.override()
                     session.start_trials()
     finally:
         session.finish()

@@ -7,9 +7,10 @@ validation results, store faults). The window only paints
 
 Screens (``AnnotationWindow.mode``)::
 
-    start ─space─► calibration ─► calibration result ─space─► validation ─► trials ─► done
-                        ▲                │ r                                 │ p: pause / resume
-                        └────────────────┘                                   │ c (paused): recalibrate
+    start ─space─► calibration ─► calibration result ─space─► validation ─► validation result
+                        ▲                │ r                         ▲   f      │ space (passed) /
+                        └────────────────┴───────────────────────────┼──────────┤ o (override)
+                                                                     └─ every N ◄─ trials ─► done
 
 Keys: digits 0–7 label the image on screen (keyboard fallback, always on);
 the advance key (``protocol.advance_key``) moves on once a label exists;
@@ -286,22 +287,40 @@ class AnnotationWindow(QWidget):
         if self.autopilot is not None and self.ctl.calibration is not None:
             QTimer.singleShot(50, self.start_validation)
 
-    def start_validation(self) -> None:
-        """Show the targets again without calibrating; error = target vs median gaze."""
+    def start_validation(self, redo: list[int] | None = None) -> None:
+        """Show the targets again without calibrating (``redo``: only these of the last)."""
         self.mode = "validation"
-        self._n_targets = len(self.ctl.start_validation())
+        self._n_targets = len(self.ctl.start_validation(redo=redo))
         self._validation_step(0)
 
     def _validation_step(self, i: int) -> None:
         if i >= self._n_targets:
             self.target = None
-            self.ctl.finish_validation()
+            outcome = self.ctl.finish_validation(settle_s=min(0.5, self.validation_dwell_s / 2))
             self._sync_store()
-            self._start_trials()
+            self.mode = "validation_result"
+            self.update()
+            if self.autopilot is not None:  # a simulated experimenter: accept, or override
+                if not outcome.passed:
+                    self.ctl.override()
+                QTimer.singleShot(50, self._start_trials)
             return
         self.target = self.ctl.validation_target(i)
         self.update()
         QTimer.singleShot(int(self.validation_dwell_s * 1000), lambda: self._validation_step(i + 1))
+
+    def _validation_key(self, key: int) -> None:
+        """Space accepts (once the thresholds are met), O overrides them (recorded),
+        R recalibrates, F measures the failing targets again."""
+        if key == Qt.Key.Key_Space and self.ctl.may_start():
+            self._start_trials()
+        elif key == Qt.Key.Key_O and not self.ctl.may_start():
+            self.ctl.override()
+            self._start_trials()
+        elif key == Qt.Key.Key_R:
+            self.start_calibration()
+        elif key == Qt.Key.Key_F and self.ctl.failing_targets():
+            self.start_validation(redo=self.ctl.failing_targets())
 
     def _start_trials(self) -> None:
         self.mode = "trials"
@@ -451,6 +470,8 @@ class AnnotationWindow(QWidget):
                 self.start_calibration()
             elif key == Qt.Key.Key_Space and self.ctl.calibration is not None:
                 self.start_validation()
+        elif self.mode == "validation_result":
+            self._validation_key(key)
         elif self.mode == "trials":
             label = KeyboardRecognizer.label_for_key(chars)
             if label is not None:
@@ -497,6 +518,8 @@ class AnnotationWindow(QWidget):
             screens.paint_target(self, p)
         elif self.mode == "calibration_result":
             screens.paint_calibration_result(self, p)
+        elif self.mode == "validation_result":
+            screens.paint_validation_result(self, p)
         else:
             screens.paint_message(self, p)
         screens.paint_overlays(self, p)

@@ -11,6 +11,7 @@ coloured words, never red on grey.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +28,7 @@ BACKGROUNDS = {"grey": QColor(128, 128, 128), "black": QColor(0, 0, 0)}
 TEXT = QColor(255, 255, 255)
 PANEL = QColor(24, 24, 24)  # behind coloured text: white/green/amber on it are ≥ 7:1
 WARNING = QColor(255, 214, 90)
+FEEDBACK = {"grey": QColor(0, 0, 0), "black": QColor(235, 235, 235)}  # the recognised word
 
 
 def to_qimage(image: NDArray[np.uint8]) -> QImage:
@@ -60,8 +62,9 @@ def paint_message(win: AnnotationWindow, p: QPainter) -> None:
     elif win.mode == "done":
         lines = ["Thank you — the session is complete.", s.progress_text(), "Esc closes."]
     else:
-        lines = [""]
-    text(win, p, "\n\n".join(lines), QRectF(win.rect()), TEXT, 14)
+        return
+    band = QRectF(win.width() * 0.1, win.height() * 0.25, win.width() * 0.8, win.height() * 0.5)
+    _panel_text(win, p, "\n\n".join(lines), band, TEXT, 12)
 
 
 def paint_trial(win: AnnotationWindow, p: QPainter) -> None:
@@ -84,20 +87,17 @@ def paint_trial(win: AnnotationWindow, p: QPainter) -> None:
         x0, y0, _, _ = s.layout_for(iid).image_rect_on_screen
         tl = win.to_widget(x0, y0)
         p.drawImage(QPointF(round(tl.x()), round(tl.y())), win.scaled_image(iid))
-        if win.message:  # discreet: small, light, below the square
+        if win.message:  # discreet: small, below the square, ≥ 4.5:1 on the surround
             sq = settings.stimulus.square_px
             a = win.to_widget(0, s.screen_px[1] / 2 + sq / 2)
             rect = QRectF(0, a.y() + 4, win.width(), max(20.0, win.height() - a.y() - 8))
-            text(win, p, win.message, rect, QColor(225, 225, 225), 9)
+            text(win, p, win.message, rect, FEEDBACK[settings.stimulus.background], 9)
     elif phase is Phase.PAUSED and not s.store_message:
-        text(
-            win,
-            p,
-            f"Paused — {s.progress_text()}\n\nP continues, C recalibrates, Esc ends.",
-            QRectF(win.rect()),
-            TEXT,
-            14,
+        band = QRectF(
+            win.width() * 0.15, win.height() * 0.35, win.width() * 0.7, win.height() * 0.3
         )
+        words = f"Paused — {s.progress_text()}\n\nP continues, C recalibrates, Esc ends."
+        _panel_text(win, p, words, band, TEXT, 12)
 
 
 def paint_target(win: AnnotationWindow, p: QPainter) -> None:
@@ -112,23 +112,124 @@ def paint_target(win: AnnotationWindow, p: QPainter) -> None:
     p.drawEllipse(c, 4 * k, 4 * k)
 
 
+def contrast_ratio(a: QColor, b: QColor) -> float:
+    """WCAG 2 contrast ratio of two colours (1 … 21; text needs ≥ 4.5)."""
+
+    def luminance(c: QColor) -> float:
+        def lin(v: int) -> float:
+            x = v / 255.0
+            return x / 12.92 if x <= 0.04045 else ((x + 0.055) / 1.055) ** 2.4
+
+        return 0.2126 * lin(c.red()) + 0.7152 * lin(c.green()) + 0.0722 * lin(c.blue())
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+GOOD = QColor(130, 230, 140)  # on PANEL: 12:1
+BAD = QColor(255, 190, 80)  # amber, not red: 11:1 on PANEL, and marked with a cross
+VECTOR = QColor(80, 220, 255)  # drawn over a black stroke: the pair reads on grey and black
+
+
+def _panel_text(
+    win: AnnotationWindow, p: QPainter, words: str, rect: QRectF, color: QColor, size: float
+) -> None:
+    p.fillRect(rect, PANEL)
+    text(win, p, words, rect, color, size)
+
+
+def _header(win: AnnotationWindow, p: QPainter, words: str, color: QColor = TEXT) -> None:
+    band = QRectF(win.width() * 0.12, win.height() * 0.2, win.width() * 0.76, win.height() * 0.22)
+    _panel_text(win, p, words, band, color, 8)
+
+
+def _not_eye_tracker(win: AnnotationWindow) -> bool:
+    return win.ctl.settings.tracker.kind == "mouse"
+
+
 def paint_calibration_result(win: AnnotationWindow, p: QPainter) -> None:
     res = win.ctl.calibration
+    if _not_eye_tracker(win):
+        _header(win, p, "The mouse tracker needs no calibration: the pointer is the gaze, so"
+                " there is no accuracy to measure.\nSpace: go on — Esc: end")  # fmt: skip
+        return
     if res is not None:
         for pt in res.points:
             c = win.to_widget(pt.x, pt.y)
+            ok = pt.accuracy_deg <= win.ctl.thresholds.max_point_accuracy_deg
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(PANEL)
             p.drawRoundedRect(QRectF(c.x() - 48, c.y() - 14, 96, 46), 6, 6)
             p.setBrush(TEXT)
             p.drawEllipse(c, 6, 6)
-            text(win, p, f"{pt.accuracy_deg:.2f}°", QRectF(c.x() - 48, c.y() + 4, 96, 26), TEXT, 8)
-        head = f"Calibration {'passed' if res.result else 'FAILED'} — mean error {res.deg:.2f}°"
+            mark = "" if ok else " ✗"
+            text(win, p, f"{pt.accuracy_deg:.2f}°{mark}", QRectF(c.x() - 48, c.y() + 4, 96, 26),
+                 GOOD if ok else BAD, 8)  # fmt: skip
+        head = (
+            f"Calibration {'done' if res.result else 'FAILED'} — the tracker reports a mean"
+            f" error of {res.deg:.2f}°"
+        )
     else:
         head = "Calibration did not finish"
-    band = QRectF(0, win.height() * 0.2, win.width(), win.height() * 0.22)
-    p.fillRect(band.adjusted(win.width() * 0.1, 0, -win.width() * 0.1, 0), PANEL)
-    text(win, p, head + "\nSpace: validate and start — R: recalibrate — Esc: end", band, TEXT, 9)
+    _header(win, p, head + "\nSpace: validate — R: recalibrate — Esc: end")
+
+
+def paint_validation_result(win: AnnotationWindow, p: QPainter) -> None:
+    """Per target: the offset vector target → mean gaze, accuracy and precision (degrees)."""
+    v = win.ctl.validation
+    if v is None:
+        return
+    if not v.meaningful:
+        _header(win, p, "Validation is not meaningful for the mouse tracker: the pointer is the"
+                " gaze, so there is no accuracy to check.\nSpace: start — R: recalibrate")  # fmt: skip
+        return
+    limit = win.ctl.thresholds
+    for i, q in enumerate(v.quality.points):
+        c = win.to_widget(*q.target_px)
+        ok = math.isfinite(q.accuracy_deg) and q.accuracy_deg <= limit.max_point_accuracy_deg
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.setPen(QPen(QColor(0, 0, 0), 5))
+        p.drawEllipse(c, 12, 12)
+        p.setPen(QPen(TEXT, 2))
+        p.drawEllipse(c, 12, 12)
+        if math.isfinite(q.offset_px[0]):
+            g = win.to_widget(q.target_px[0] + q.offset_px[0], q.target_px[1] + q.offset_px[1])
+            for color, width in ((QColor(0, 0, 0), 6.0), (VECTOR, 3.0)):
+                pen = QPen(color, width)
+                pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+                p.setPen(pen)
+                p.drawLine(c, g)
+            p.setPen(QPen(QColor(0, 0, 0), 2))
+            p.setBrush(VECTOR)
+            p.drawEllipse(g, 5, 5)
+            words = f"{i + 1}: {q.accuracy_deg:.2f}°{'' if ok else ' ✗'}\nRMS {q.rms_s2s_deg:.2f}°"
+        else:
+            words = f"{i + 1}: no gaze ✗"
+        box = QRectF(c.x() + 18, c.y() + 10, 130, 44)
+        if box.right() > win.width():
+            box.moveRight(c.x() - 18)
+        if box.bottom() > win.height():
+            box.moveBottom(c.y() - 10)
+        _panel_text(win, p, words, box, GOOD if ok else BAD, 7)
+    q = v.quality
+    head = (
+        f"Validation: mean accuracy {q.mean_accuracy_deg:.2f}° (limit"
+        f" {limit.mean_accuracy_deg:.2f}°) · worst target {q.max_accuracy_deg:.2f}° (limit"
+        f" {limit.max_point_accuracy_deg:.2f}°)\nprecision RMS-S2S {q.rms_s2s_deg:.2f}° ·"
+        f" STD {q.std_deg:.2f}° · data loss {q.loss_pct:.1f} %\n"
+    )
+    if v.passed:
+        _header(win, p, head + "PASSED — Space: start — R: recalibrate", GOOD)
+        return
+    failing = win.ctl.failing_targets()
+    why = [w for w in v.problems if not w.startswith("target ")]
+    if failing:
+        why.append(
+            f"{len(failing)} of {len(q.points)} targets above"
+            f" {limit.max_point_accuracy_deg:.2f}° or without gaze"
+        )
+    keys = "R: recalibrate — F: measure the failing targets again — O: override and start"
+    _header(win, p, head + f"NOT PASSED: {'; '.join(why)}\n{keys} (recorded)", BAD)
 
 
 def paint_overlays(win: AnnotationWindow, p: QPainter) -> None:

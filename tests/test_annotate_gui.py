@@ -71,7 +71,12 @@ def test_full_session_with_simulator_and_keys(qtbot, out_dir: Path, tmp_path: Pa
     qtbot.waitUntil(lambda: win.mode == "calibration_result", timeout=10_000)
     img = grab(win, out_dir / "01_calibration_result.png")
     assert win.calibration is not None and win.calibration.result
-    qtbot.keyClick(win, Qt.Key.Key_Space)  # validate, then trials
+    qtbot.keyClick(win, Qt.Key.Key_Space)  # validate, then its result, accepted: trials
+    qtbot.waitUntil(lambda: win.mode == "validation_result", timeout=15_000)
+    if not win.ctl.may_start():
+        qtbot.keyClick(win, Qt.Key.Key_O)  # a simulated observer above the limits: override
+    else:
+        qtbot.keyClick(win, Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: win.mode == "trials", timeout=15_000)
     assert len(win.validation) == 9 and np.nanmedian(win.validation) < 2.0
 

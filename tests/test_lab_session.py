@@ -166,3 +166,130 @@ def test_resume_with_another_resolution_does_not_move_the_cross(qtbot, tmp_path,
     assert img.pixelColor(960 + 15, 540).black() == 255
     assert img.pixelColor(1280, 720).black() != 255
     win.finish()
+
+
+# -- 18.4 validation screens ----------------------------------------------------------------------
+def validation_window(qtbot, tmp_path, offset: tuple[float, float], kind: str = "sim"):  # type: ignore[no-untyped-def]
+    """A window whose 'eyes' look at each target shifted by ``offset`` px (scripted)."""
+    from gazelab.annotation.session import OpenTracker
+    from gazelab.app.annotate import AnnotationWindow
+    from gazelab.gaze.trackers.mouse import MouseTracker
+
+    holder: list = []
+
+    def eyes() -> tuple[float, float] | None:
+        win = holder[0] if holder else None
+        if win is None or win.target is None:
+            return (400.0, 300.0)
+        return (win.target[0] + offset[0], win.target[1] + offset[1])
+
+    s = screen_settings(800, 600, kind=kind)
+    s = dataclasses.replace(s, stimulus=dataclasses.replace(s.stimulus, square_px=400),
+                            tracker=dataclasses.replace(s.tracker, rate_hz=120))  # fmt: skip
+    tracker = MouseTracker(eyes, rate_hz=120, screen_px=(800, 600))
+    cfg = SessionConfig(tmp_path / "s.sqlite", "P01", "synthetic:3:1:64", s)
+    win = AnnotationWindow(cfg, tracker=OpenTracker(tracker), calibration_dwell_s=0.01,
+                           validation_dwell_s=0.5, microphone=False)  # fmt: skip
+    holder.append(win)
+    qtbot.addWidget(win)
+    win.resize(800, 600)
+    win.show()
+    qtbot.waitExposed(win)
+    win.begin()
+    qtbot.waitUntil(lambda: win.mode == "calibration_result", timeout=10_000)
+    return win
+
+
+def px(img, x: float, y: float) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
+    c = img.pixelColor(round(x), round(y))
+    return (c.red(), c.green(), c.blue())
+
+
+@pytest.mark.gui
+def test_validation_screen_shows_offsets_and_a_failing_threshold_blocks_the_start(
+    qtbot, tmp_path, out_dir
+) -> None:  # type: ignore[no-untyped-def]
+    _qt()
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QImage
+
+    win = validation_window(qtbot, tmp_path, offset=(40.0, 0.0))
+    win.grab().save(str(out_dir / "calibration_result.png"))
+    qtbot.keyClick(win, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: win.mode == "validation_result", timeout=15_000)
+    v = win.ctl.validation
+    assert v is not None and len(v.quality.points) == 9
+    g = win.ctl.settings.display
+    for q in v.quality.points:  # the mean gaze 40 px right of each target
+        assert q.offset_px == pytest.approx((40.0, 0.0), abs=1.0)
+        assert q.rms_s2s_deg == pytest.approx(0.0, abs=1e-9)  # a still "eye"
+    (centre,) = (q for q in v.quality.points if q.target_px == (400.0, 300.0))
+    pw = g.width_mm / 800  # the eye on the normal through the centre: atan(40 px · pw / D)
+    assert centre.accuracy_deg == pytest.approx(np.degrees(np.arctan(40 * pw / g.distance_mm)))
+    assert 1.9 < v.quality.mean_accuracy_deg < centre.accuracy_deg  # off-centre: smaller angles
+    assert not v.passed and any("mean accuracy" in p or "target" in p for p in v.problems)
+    path = out_dir / "validation_failed.png"
+    win.grab().save(str(path))
+    img = QImage(str(path))
+    cx, cy = 400.0, 300.0  # the centre target: its vector runs right to (440, 300)
+    assert px(img, cx + 28, cy) == (80, 220, 255)  # the offset vector
+    assert px(img, cx - 28, cy) != (80, 220, 255)  # nothing on the other side
+    qtbot.keyClick(win, Qt.Key.Key_Space)  # blocked: the thresholds are not met
+    assert win.mode == "validation_result"
+    qtbot.keyClick(win, Qt.Key.Key_O)  # the experimenter overrides: recorded, trials start
+    assert win.mode == "trials"
+    sid = win.session.id
+    win.finish()
+    with SessionStore(tmp_path / "s.sqlite") as st:
+        (run,) = st.validation_qualities(sid)
+        assert run["kind"] == "calibration-validation" and not run["passed"]
+        overrides = [e for e in st.events(sid) if e["kind"] == "validation_override"]
+        assert len(overrides) == 1 and overrides[0]["payload"]["problems"] == list(v.problems)
+
+
+@pytest.mark.gui
+def test_a_passing_validation_starts_and_failing_targets_can_be_measured_again(
+    qtbot, tmp_path, out_dir
+) -> None:  # type: ignore[no-untyped-def]
+    _qt()
+    from PySide6.QtCore import Qt
+
+    win = validation_window(qtbot, tmp_path, offset=(6.0, 0.0))
+    qtbot.keyClick(win, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: win.mode == "validation_result", timeout=15_000)
+    win.grab().save(str(out_dir / "validation_passed.png"))
+    v = win.ctl.validation
+    assert v is not None and v.passed and win.ctl.failing_targets() == []
+    assert v.quality.max_accuracy_deg < 0.5
+    qtbot.keyClick(win, Qt.Key.Key_Space)
+    assert win.mode == "trials"
+    win.finish()
+
+
+@pytest.mark.gui
+def test_the_mouse_tracker_does_not_report_a_passed_validation(qtbot, tmp_path, out_dir) -> None:  # type: ignore[no-untyped-def]
+    _qt()
+    from PySide6.QtCore import Qt
+
+    win = validation_window(qtbot, tmp_path, offset=(0.0, 0.0), kind="mouse")
+    win.grab().save(str(out_dir / "mouse_calibration.png"))
+    qtbot.keyClick(win, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: win.mode == "validation_result", timeout=15_000)
+    win.grab().save(str(out_dir / "mouse_validation.png"))
+    v = win.ctl.validation
+    assert v is not None and not v.meaningful and v.problems == ()
+    win.finish()
+
+
+def test_screen_colours_are_readable() -> None:
+    pytest.importorskip("PySide6")
+    from PySide6.QtGui import QColor
+
+    from gazelab.app import annotate_screens as sc
+
+    assert sc.contrast_ratio(QColor(255, 255, 255), QColor(0, 0, 0)) == pytest.approx(21.0)
+    assert sc.contrast_ratio(QColor(220, 60, 60), sc.BACKGROUNDS["grey"]) < 1.5  # the old red
+    for fg in (sc.TEXT, sc.GOOD, sc.BAD, sc.WARNING):
+        assert sc.contrast_ratio(fg, sc.PANEL) >= 4.5
+    for bg, fg in sc.FEEDBACK.items():
+        assert sc.contrast_ratio(fg, sc.BACKGROUNDS[bg]) >= 4.5
