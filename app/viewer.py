@@ -61,6 +61,8 @@ ALL = "(all)"
 AOI_COLOUR = (255, 255, 255)
 SCANPATH_MAX_RADIUS = 0.06  # of the image's longer side, for the longest fixation
 DISPLAY_PX = 768  # small images are enlarged to about this for the window
+QUALITY_COLUMNS = ["annotator", "session", "trials", "trials_rated", "loss_pct", "rms_s2s_deg",
+                   "std_deg", "validations", "passed", "accuracy_deg"]  # fmt: skip
 
 
 @dataclass
@@ -176,6 +178,7 @@ class ProjectWorker(QtCore.QThread):
 
     opened = QtCore.Signal(object)  # list[ImageEntry], annotators
     classes = QtCore.Signal(object)  # image id -> class
+    quality = QtCore.Signal(object)  # data quality rows per session
     image_ready = QtCore.Signal(str, object)  # image id, ImageView
     image_failed = QtCore.Signal(str, str)
     model_ready = QtCore.Signal(object)  # ModelLayer
@@ -259,6 +262,7 @@ class ProjectWorker(QtCore.QThread):
                     classes_known = True
                     try:
                         self.classes.emit(project.load_classes())
+                        self.quality.emit(project.quality_rows())
                     except Exception as exc:
                         self.failed.emit(f"{type(exc).__name__}: {exc}")
                     continue
@@ -400,6 +404,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.by_annotator = _table(["annotator"])
         self.by_class = _table(["class"])
         self.aoi_summary = _table(["aoi"])
+        self.quality_table = _table(QUALITY_COLUMNS)
+        self.quality: list[dict[str, Any]] = []
         self.summary_button = QtWidgets.QPushButton("Compute summary over all images")
         self.summary_button.clicked.connect(self.compute_summary)
         self.tables_button = QtWidgets.QPushButton("Export tables as CSV…")
@@ -413,7 +419,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         row.addStretch(1)
         sl.addLayout(row)
         for title, t in (("per annotator (mean ± sd over images)", self.by_annotator),
-                         ("per class", self.by_class), ("areas of interest", self.aoi_summary)):  # fmt: skip
+                         ("per class", self.by_class), ("areas of interest", self.aoi_summary),
+                         ("data quality per session", self.quality_table)):  # fmt: skip
             sl.addWidget(QtWidgets.QLabel(f"<b>{title}</b>"))
             sl.addWidget(t, 1)
         self.tabs = QtWidgets.QTabWidget()
@@ -516,6 +523,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         w = self._worker = ProjectWorker(paths, analysis, aois)
         w.opened.connect(self._on_opened)
         w.classes.connect(self._on_classes)
+        w.quality.connect(self._on_quality)
         w.image_ready.connect(self._on_image)
         w.image_failed.connect(self._on_image_failed)
         w.model_ready.connect(self._on_model)
@@ -596,6 +604,11 @@ class ViewerWindow(QtWidgets.QMainWindow):
         for e in self.entries:
             e.true_class = classes.get(e.image_id, e.true_class)
         self._refilter(keep=True)
+
+    def _on_quality(self, rows: list[dict[str, Any]]) -> None:
+        self.quality = rows
+        _fill(self.quality_table, QUALITY_COLUMNS, rows)
+        self.tables_button.setEnabled(True)
 
     def _on_model(self, layer: ModelLayer) -> None:
         self.model = layer
@@ -884,17 +897,21 @@ class ViewerWindow(QtWidgets.QMainWindow):
         return out
 
     def export_tables(self, folder: str | Path) -> list[Path]:
-        """Write the summary tables as CSV (by_annotator.csv, by_class.csv, aoi.csv)."""
+        """Write the tables as CSV: quality.csv (data quality per session) and, once the
+        summary is computed, by_annotator.csv, by_class.csv and aoi.csv."""
         import pandas as pd
 
         from gazelab.fileio import atomic_write
 
-        if self.summary is None:
-            raise RuntimeError("compute the summary first")
-        summ, aoi_rows = self.summary
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
-        written = []
+        atomic_write(out / "quality.csv", pd.DataFrame(self.quality, columns=QUALITY_COLUMNS)
+                     .to_csv(index=False))  # fmt: skip
+        written = [out / "quality.csv"]
+        if self.summary is None:
+            self.status_label.setText(f"data quality written to {out} (no summary computed)")
+            return written
+        summ, aoi_rows = self.summary
         for key in ("by_annotator", "by_class"):
             atomic_write(out / f"{key}.csv", pd.DataFrame(summ[key]).to_csv(index=False))
             written.append(out / f"{key}.csv")

@@ -121,7 +121,7 @@ class GazeCache:
     def put(self, key: str, arrays: Mapping[str, NDArray[Any]]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
-        np.savez(buf, **arrays)  # type: ignore[arg-type]
+        np.savez(buf, **arrays)
         atomic_write(self.root / f"{key}.npz", buf.getvalue())
 
 
@@ -283,6 +283,33 @@ class ViewerProject:
             return list(self.aoi_file[entry.image_id])
         r = self.regions(entry)
         return aois_from_regions(r) if r is not None else []
+
+    # -- data quality -----------------------------------------------------------------------
+    def quality_rows(self) -> list[dict[str, Any]]:
+        """Data quality per session, as recorded in the store (Holmqvist et al. 2012
+        measures, :mod:`gazelab.gaze.quality`): per-trial sample loss and precision (RMS-S2S,
+        STD, degrees) averaged over the trials that have them, and the validations (count,
+        passed, mean accuracy of the last one). NaN where the store has none."""
+        rows = []
+        for sid in sorted(self.records):
+            trials = self.store.trial_quality(sid)
+            vals = self.store.validation_qualities(sid)
+
+            def mean(attr: str, items: list[Any] = trials) -> float:
+                v = np.array([float(getattr(t, attr)) for t in items], dtype=np.float64)
+                v = v[np.isfinite(v)]
+                return float(v.mean()) if len(v) else math.nan
+
+            shown = sum(1 for e in self.entries for t in e.trials if t.session_id == sid)
+            last = vals[-1]["quality"] if vals else None
+            rows.append({
+                "annotator": self.annotator_of[sid], "session": sid, "trials": shown,
+                "trials_rated": len(trials), "loss_pct": mean("loss_pct"),
+                "rms_s2s_deg": mean("rms_s2s_deg"), "std_deg": mean("std_deg"),
+                "validations": len(vals), "passed": sum(1 for v in vals if v["passed"]),
+                "accuracy_deg": last.mean_accuracy_deg if last is not None else math.nan,
+            })  # fmt: skip
+        return rows
 
     # -- the SPEC §6 n over every trial -----------------------------------------------------
     def point_counts(self, entries: list[ImageEntry]) -> list[int]:

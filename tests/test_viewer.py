@@ -148,7 +148,7 @@ def test_viewer_layers_filters_and_export(qtbot, project, tmp_path) -> None:  # 
     assert win.images.count() == sum(1 for t in truth.values() if t == cls)
     win.class_filter.setCurrentText("(all)")
     win.disagreement.setChecked(True)
-    assert win.images.count() == 1 and win.current_entry().image_id == src.ids[2]  # type: ignore[union-attr]
+    assert win.images.count() == 1 and win.current_entry().image_id == src.ids[2]
     win.disagreement.setChecked(False)
     for box in win.human_boxes.values():
         box.setChecked(True)
@@ -180,8 +180,11 @@ def test_viewer_summary_tables_equal_the_compare_report(qtbot, project, tmp_path
     assert win.by_annotator.rowCount() == 4  # A and B, each vs model and vs human
     win.grab().save(str(SHOTS / "viewer_summary.png"))
     files = win.export_tables(tmp_path / "tables")
-    assert [f.name for f in files] == ["by_annotator.csv", "by_class.csv", "aoi.csv"]
-    got = pd.read_csv(files[0])
+    assert [f.name for f in files] == ["quality.csv", "by_annotator.csv", "by_class.csv",
+                                       "aoi.csv"]  # fmt: skip
+    quality = pd.read_csv(files[0])
+    assert quality["annotator"].tolist() == ["A", "B"] and (quality["trials"] == 4).all()
+    got = pd.read_csv(files[1])
     with SessionStore(root / "project.sqlite") as store:
         comp = analyse_project(store, load_classifier(root / "model.keras"), analysis=analysis,
                                cache=SaliencyCache(tmp_path / "c"))  # fmt: skip
@@ -189,7 +192,7 @@ def test_viewer_summary_tables_equal_the_compare_report(qtbot, project, tmp_path
     assert win.model is not None and win.model.n_points == comp.n_points
     for col in ("iou_mean", "spearman_mean", "cosine_distance_mean", "nss_mean"):
         assert np.allclose(got[col].to_numpy(float), want[col].to_numpy(float), equal_nan=True)
-    aoi = pd.read_csv(files[2])
+    aoi = pd.read_csv(files[3])
     assert len(aoi) and aoi["relevance_share"].between(0, 1).all()  # model given: shares known
     # compare's aoi.csv holds the same rows, number for number
     from gazelab.analysis.aoi import write_aoi_csv
@@ -301,14 +304,14 @@ def test_viewer_aoi_drawn_statistics_and_saved(qtbot, gaze_root, tmp_path, monke
     assert view is not None and view.aois and all(a.name.startswith("region") for a in view.aois)
     win.add_aoi(AOI.ellipse("upper left", (20, 20), (10, 10)))
     qtbot.waitUntil(lambda: win.current_view() is not None, timeout=60_000)
-    rows = {(r["aoi"], r["annotator"]): r for r in win.current_view().aoi_rows}  # type: ignore[union-attr]
+    rows = {(r["aoi"], r["annotator"]): r for r in win.current_view().aoi_rows}
     a, b = rows[("upper left", "A")], rows[("upper left", "B")]
     assert a["fixations"] == 1 and a["visits"] == 1 and a["revisits"] == 0
     assert a["dwell_ms"] == pytest.approx(FIX_MS) and a["ttff_ms"] == pytest.approx(0.0)
     assert a["dwell_share"] == pytest.approx(0.5)
     assert b["fixations"] == 0 and math.isnan(b["ttff_ms"]) and b["dwell_ms"] == 0
     assert math.isnan(a["relevance_share"])  # no model
-    assert win.aoi_table.rowCount() == 2 * len(win.current_view().aois)  # type: ignore[union-attr]
+    assert win.aoi_table.rowCount() == 2 * len(win.current_view().aois)
     png = np.asarray(Image.open(win.export_png(SHOTS / "viewer_aoi_export.png", 4)))
     assert (png[20 * 4, 30 * 4, :3] == 255).all()  # the AOI's white outline at x = 30
     win.grab().save(str(SHOTS / "viewer_aoi.png"))
@@ -357,3 +360,37 @@ def test_cli_compare_view_and_saliency_with_aois(project, tmp_path, capsys) -> N
     pic = np.asarray(Image.open(pngs[0]))
     assert pic.shape[1] > pic.shape[0] > 96  # enlarged image plus the colour bar on the right
     Image.open(pngs[0]).save(SHOTS / "saliency_png.png")
+
+
+def test_project_quality_rows_and_lazy_cache(gaze_root, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Qt-free: data quality per session averages the stored per-trial values; opening
+    computes nothing; a shown image's trials are cached and read back identically."""
+    import shutil
+
+    from gazelab.app.viewer_project import ViewerProject
+    from gazelab.gaze.quality import TrialQuality
+
+    root, src, _ = gaze_root
+    store_path = tmp_path / "project.sqlite"
+    shutil.copy(root / "project.sqlite", store_path)
+    with SessionStore(store_path) as store:
+        sid = store.sessions()[0].id
+        store.set_trial_quality(sid, [TrialQuality(0, 1.0, 50, 60, 100 / 6, 0.1, 0.2),
+                                      TrialQuality(1, 1.0, 60, 60, 0.0, 0.3, float("nan"))])  # fmt: skip
+    with ViewerProject(store_path) as p:
+        rows = {r["annotator"]: r for r in p.quality_rows()}
+        a, b = rows["A"], rows["B"]
+        assert a["trials"] == 4 and a["trials_rated"] == 2 and a["validations"] == 0
+        assert a["loss_pct"] == pytest.approx(50 / 6) and a["rms_s2s_deg"] == pytest.approx(0.2)
+        assert a["std_deg"] == pytest.approx(0.2)  # NaN left out of the mean
+        assert b["trials_rated"] == 0 and math.isnan(b["loss_pct"])
+        assert not list((tmp_path / "gaze-cache").glob("*.npz"))  # opening computed nothing
+        first = p.view(src.ids[0])
+        assert len(list((tmp_path / "gaze-cache").glob("*.npz"))) == 2
+    with ViewerProject(store_path) as p2:
+        again = p2.view(src.ids[0])  # from the cache
+    for who in ("A", "B"):
+        assert np.array_equal(
+            first.analysis.humans[who].heatmap, again.analysis.humans[who].heatmap
+        )
+        assert np.array_equal(first.scanpaths[who].t_ms, again.scanpaths[who].t_ms)
