@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from gazelab.app.commands import max_pixels
 from gazelab.errors import GazelabError
+from gazelab.models.datasets.base import ImageSet
 
 
 class HeatmapsError(GazelabError, ValueError):
@@ -15,11 +16,10 @@ class HeatmapsError(GazelabError, ValueError):
 
 
 def session_image_shapes(
-    order: list[str], images: Any, *, by_stem: bool = False
+    order: Sequence[str], images: ImageSet, *, by_stem: bool = False
 ) -> dict[str, tuple[int, int]]:
-    """``(H, W)`` of every image id of a session (``order``) in ``images`` (an
-    :class:`~gazelab.models.datasets.base.ImageSet`), matched by id; with ``by_stem`` an id
-    may also match a file of ``images`` named by it (``happy/<id>.png``, as
+    """``(H, W)`` of every image id of a session (``order``) in ``images``, matched by id;
+    with ``by_stem`` an id may also match a file named by it (``happy/<id>.png``, as
     ``gazelab synthetic`` writes the faces of a ``synthetic:`` session)."""
     index = {iid: k for k, iid in enumerate(images.ids)}
     if by_stem:
@@ -31,7 +31,8 @@ def session_image_shapes(
             f"{len(missing)} image id(s) of the session are not in {images.spec} "
             f"(first: {missing[0]!r}); give the images the session was run with"
         )
-    return {i: tuple(images.image(index[i]).shape[:2]) for i in order}  # type: ignore[misc]
+    shapes = {i: images.image(index[i]).shape[:2] for i in order}
+    return {i: (int(h), int(w)) for i, (h, w) in shapes.items()}
 
 
 def cmd_heatmaps(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +127,8 @@ class ImageSet:
     ids : list of str
         Stable image ids (relative paths, ``name:row`` or ``synthetic-SEED-INDEX``).
     labels : Labels
-        Class index into :data:`gazelab.CLASSES` per image, by position or by id (built
-        from an ``(N,)`` int array).
+        Class index into :data:`gazelab.CLASSES` per image, by position or by id (given as
+        an ``(N,)`` int array or a :class:`Labels`).
     split : (N,) object
         ``'train'``, ``'val'`` or ``'test'`` where the dataset defines a split, else ``'all'``.
     loader : callable
@@ -145,41 +145,49 @@ class ImageSet:
 
     name: str
     ids: list[str]
-    labels: Labels | NDArray[np.int64]
+    labels: Labels
     split: NDArray[np.object_]
     loader: Callable[[int], NDArray[np.uint8]]
-    subjects: NDArray[np.object_] = field(default_factory=lambda: np.array([], dtype=object))
-    skipped: list[str] = field(default_factory=list)
+    subjects: NDArray[np.object_]
+    skipped: list[str]
     """Rows or files left out, one reason each (e.g. a path outside the dataset root)."""
-    regions: dict[str, NDArray[np.float32]] = field(default_factory=dict)
-    spec: str = ""
+    regions: dict[str, NDArray[np.float32]]
+    spec: str
 
-    def __post_init__(self) -> None:
-        n = len(self.ids)
-        if not isinstance(self.labels, Labels):
-            self.labels = Labels(self.labels, self.ids)
-        if self.subjects.size == 0:
-            self.subjects = np.array([""] * n, dtype=object)
+    def __init__(
+        self,
+        name: str,
+        ids: list[str],
+        labels: Labels | ArrayLike,
+        split: NDArray[np.object_],
+        loader: Callable[[int], NDArray[np.uint8]],
+        subjects: NDArray[np.object_] | None = None,
+        skipped: list[str] | None = None,
+        regions: dict[str, NDArray[np.float32]] | None = None,
+        spec: str = "",
+    ) -> None:
+        n = len(ids)
+        self.name, self.ids, self.split, self.loader = name, ids, split, loader
+        self.labels = labels if isinstance(labels, Labels) else Labels(labels, ids)
+        self.subjects = (
+            subjects if subjects is not None and subjects.size else np.array([""] * n, dtype=object)
+        )
+        self.skipped = [] if skipped is None else skipped
+        self.regions = {} if regions is None else regions
+        self.spec = spec or name
         if not (len(self.labels) == len(self.split) == len(self.subjects) == n):
             raise ValueError("ids, labels, split and subjects must have the same length")
-        if not self.spec:
-            self.spec = self.name
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    @property
-    def _labels(self) -> Labels:
-        assert isinstance(self.labels, Labels)  # made so by __post_init__
-        return self.labels
-
     def __contains__(self, image_id: object) -> bool:
-        return isinstance(image_id, str) and image_id in self._labels.positions()
+        return isinstance(image_id, str) and image_id in self.labels.positions()
 
     def index(self, image_id: str) -> int:
         """Position of ``image_id``; a :class:`DatasetError` naming the set if it is absent."""
         try:
-            return self._labels.positions()[image_id]
+            return self.labels.positions()[image_id]
         except KeyError:
             raise DatasetError(f"image {image_id!r} is not in {self.spec}") from None
 
@@ -192,14 +200,14 @@ class ImageSet:
 
     def label(self, key: int | str) -> int:
         """Class index of image ``key`` (a position or an image id)."""
-        return int(self._labels.values[self._at(key)])
+        return int(self.labels.values[self._at(key)])
 
     def region(self, key: int | str) -> NDArray[np.float32] | None:
         """Diagnostic regions of image ``key``, or ``None`` where the set has none."""
         return self.regions.get(self.ids[self._at(key)])
 
     def class_counts(self) -> dict[str, int]:
-        counts = np.bincount(self._labels.values, minlength=len(CLASSES))
+        counts = np.bincount(self.labels.values, minlength=len(CLASSES))
         return {c: int(n) for c, n in zip(CLASSES, counts, strict=True)}
 
     def subset(self, index: Sequence[int] | NDArray[np.int64]) -> ImageSet:
@@ -209,7 +217,7 @@ class ImageSet:
         return ImageSet(
             name=self.name,
             ids=ids,
-            labels=self._labels.values[idx],
+            labels=self.labels.values[idx],
             split=self.split[idx],
             loader=lambda j: parent(int(idx[j])),
             subjects=self.subjects[idx],
