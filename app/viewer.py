@@ -367,7 +367,6 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.images.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.images.setUniformItemSizes(True)  # 1 000 rows lay out at once
         left = QtWidgets.QWidget()
-        left.setMinimumWidth(300)
         lf = QtWidgets.QFormLayout(left)
         lf.addRow("class", self.class_filter)
         lf.addRow("annotator", self.annotator_filter)
@@ -484,7 +483,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         centre.addWidget(self.tabs)
         centre.setStretchFactor(0, 3)
         centre.setStretchFactor(1, 2)
-        split = QtWidgets.QSplitter()
+        split = self.split = QtWidgets.QSplitter()
+        split.setChildrenCollapsible(False)
         split.addWidget(left)
         split.addWidget(centre)
         split.addWidget(right)
@@ -670,8 +670,13 @@ class ViewerWindow(QtWidgets.QMainWindow):
         if self.visible:  # wide enough for the longest entry (bounded), never elided
             metrics = self.images.fontMetrics()
             longest = max((self._list_text(e) for e in self.visible), key=len)
-            widest = metrics.horizontalAdvance(longest) + 40
-            self.images.setMinimumWidth(min(max(widest, 280), 560))
+            widest = min(max(metrics.horizontalAdvance(longest) + 40, 280), 560)
+            if self.images.minimumWidth() < widest:
+                self.images.setMinimumWidth(widest)
+                sizes = self.split.sizes()
+                extra = widest + 20 - sizes[0]
+                if extra > 0:  # take the room from the picture, not the layer panel
+                    self.split.setSizes([sizes[0] + extra, max(200, sizes[1] - extra), sizes[2]])
         row = 0
         if keep and current is not None and current in self.visible:
             row = self.visible.index(current)
