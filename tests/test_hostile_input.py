@@ -34,7 +34,7 @@ def _write(path: Path, data: bytes | str) -> Path:
     return path
 
 
-def _store_with_session(path: Path) -> Path:
+def _store_with_session(path: Path, image_source: str = "synthetic:4:0") -> Path:
     from gazelab.annotation.store import SessionStore
 
     with SessionStore(path, create=True) as store:
@@ -42,7 +42,7 @@ def _store_with_session(path: Path) -> Path:
             "P01",
             settings_toml="",
             seed=0,
-            image_source="synthetic:4:0",
+            image_source=image_source,
             stimulus_order=["a", "b", "c", "d"],
             start_local_s=0.0,
         )
@@ -144,6 +144,31 @@ ROWS: dict[str, tuple[Build, str]] = {
             *("--images", "synthetic:4:0", "--out", str(t / "o")),
         ],
         "typo.sqlite",
+    ),
+    "heatmaps images in an unknown layout": (
+        lambda t: [
+            *("heatmaps", "--store", str(_store_with_session(t / "s.sqlite")), "--session", "1"),
+            *("--images", "imagenet:/data", "--out", str(t / "o")),
+        ],
+        "ck+:PATH",
+    ),
+    "heatmaps stored images gone": (
+        lambda t: [
+            *("heatmaps", "--store", str(_store_with_session(t / "s.sqlite", f"folder:{t}/gone"))),
+            *("--session", "1", "--out", str(t / "o")),
+        ],
+        "--images",
+    ),
+    "saliency images in an unknown layout": (
+        lambda t: ["saliency", "--model", "m.keras", "--images", "x:1", "--out", str(t / "o")],
+        "synthetic:N:SEED",
+    ),
+    "annotate images in an unknown layout": (
+        lambda t: [
+            *("annotate", "--store", str(t / "s.sqlite"), "--participant", "P01"),
+            *("--no-dialog", "--images", "cifar:/data"),
+        ],
+        "fer+:PATH",
     ),
     "export empty store file": (
         lambda t: [
