@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab import CLASSES
+from gazelab.errors import GazelabError
 
 FEATURES = ("brows", "eyes", "nose", "mouth")
 
@@ -461,20 +462,24 @@ class SyntheticSpec:
                                subjects=self.subjects, renderer=self.renderer)  # fmt: skip
 
 
+class SyntheticSpecError(GazelabError, ValueError):
+    """A ``synthetic:...`` image spec that does not parse; the message names the part."""
+
+
 def parse_synthetic_spec(spec: str) -> SyntheticSpec:
     """``synthetic:N:SEED[:SIZE]`` plus optional ``subjects=K`` and ``renderer=a|b`` parts,
-    e.g. ``synthetic:2000:0:48:subjects=40:renderer=b``. Raises ``ValueError`` naming the
-    part that is wrong."""
+    e.g. ``synthetic:2000:0:48:subjects=40:renderer=b``. Raises :class:`SyntheticSpecError`
+    (a ``ValueError``) naming the part that is wrong."""
     kind, _, rest = spec.partition(":")
     if kind != "synthetic":
-        raise ValueError(f"{spec!r} is not a synthetic:... spec")
+        raise SyntheticSpecError(f"{spec!r} is not a synthetic:... spec")
     parts = [p for p in rest.split(":") if p]
     positional = [p for p in parts if "=" not in p]
     keyed = dict(p.split("=", 1) for p in parts if "=" in p)
     usage = "write synthetic:N:SEED[:SIZE][:subjects=K][:renderer=a|b] with whole numbers"
     unknown = sorted(set(keyed) - {"subjects", "renderer"})
     if unknown or len(positional) > 3:
-        raise ValueError(f"image source {spec!r}: unexpected part(s) {unknown or positional[3:]}; "
+        raise SyntheticSpecError(f"image source {spec!r}: unexpected part(s) {unknown or positional[3:]}; "
                          + usage)  # fmt: skip
     try:
         n = int(positional[0]) if positional else 8
@@ -482,12 +487,14 @@ def parse_synthetic_spec(spec: str) -> SyntheticSpec:
         size = int(positional[2]) if len(positional) > 2 else 256
         subjects = int(keyed["subjects"]) if "subjects" in keyed else None
     except ValueError as exc:
-        raise ValueError(f"image source {spec!r}: {usage}") from exc
+        raise SyntheticSpecError(f"image source {spec!r}: {usage}") from exc
     renderer = keyed.get("renderer", "a")
     if n < 1 or size < 16 or (subjects is not None and subjects < 1):
-        raise ValueError(f"image source {spec!r}: N and subjects must be >= 1 and SIZE >= 16")
+        raise SyntheticSpecError(
+            f"image source {spec!r}: N and subjects must be >= 1 and SIZE >= 16"
+        )
     if renderer not in RENDERERS:
-        raise ValueError(f"image source {spec!r}: renderer must be one of {RENDERERS}")
+        raise SyntheticSpecError(f"image source {spec!r}: renderer must be one of {RENDERERS}")
     return SyntheticSpec(n, seed, size, subjects, renderer)
 
 
