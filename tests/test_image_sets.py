@@ -59,6 +59,17 @@ def test_a_folder_has_no_regions_and_keeps_its_split(tmp_path: Path) -> None:
     assert s.labels[s.ids[0]] == s.label(0)
 
 
+def test_a_bad_synthetic_spec_is_a_user_error() -> None:
+    from gazelab.errors import GazelabError
+    from gazelab.models.synthetic import SyntheticSpecError, parse_synthetic_spec
+
+    with pytest.raises(SyntheticSpecError, match="renderer must be one of") as err:
+        parse_synthetic_spec("synthetic:4:0:renderer=z")
+    assert isinstance(err.value, GazelabError) and isinstance(err.value, ValueError)
+    with pytest.raises(DatasetError, match="SIZE >= 16"):
+        open_image_set("synthetic:4:0:8")
+
+
 def test_layout_options_go_to_the_layout_that_has_them(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"the synthetic layout has no option\(s\) \['x'\]"):
         open_image_set("synthetic:2:0:16", x=1)
