@@ -37,6 +37,7 @@ from gazelab.annotation.protocol import (
     STORE_FAULTS,
     LabelAnswer,
     LabelingProtocol,
+    ListSink,
     Phase,
     PhaseChange,
     ProtocolError,
@@ -280,6 +281,7 @@ class AnnotationSession:
         self._val_redo: list[int] | None = None
         self._val_kind = "calibration-validation"
         self._overridden = False
+        self._main: tuple[LabelingProtocol, Any, dict[str, tuple[int, int]]] | None = None
         now = clock()
         payload = {"resume": self.config.resume, "start_trial": self.protocol.trial_index,
                    "order": self.order_info, "notes": self.notes}  # fmt: skip
@@ -425,8 +427,10 @@ class AnnotationSession:
     # -- gaze -------------------------------------------------------------------------------
     def poll(self) -> int:
         """Move gaze samples into the store, renew the lease, notice store faults."""
-        if self.lease_lost:
-            self.tracker.tracker.drain()  # another process records this session now
+        if self.lease_lost or self.practising:  # another process records it / not data
+            self.tracker.tracker.drain()
+            if self.practising:
+                self._renew_lease()
             return 0
         n = 0
         try:
@@ -631,6 +635,39 @@ class AnnotationSession:
                 sleep(0.005)
         return self.finish_validation(settle_s=settle_s)
 
+    # -- practice ---------------------------------------------------------------------------
+    PRACTICE_IMAGES = "synthetic:{n}:90210"
+    """Practice faces: synthetic, never the study's own images (no priming), not stored."""
+
+    @property
+    def practising(self) -> bool:
+        return self._main is not None
+
+    def start_practice(self) -> list[PhaseChange]:
+        """Run ``protocol.practice_trials`` practice trials before the study's own: the same
+        screens and keys, but nothing of them is stored (labels, phases, gaze)."""
+        n = self.settings.protocol.practice_trials
+        if n <= 0 or self.practising:
+            raise ProtocolError("no practice trials to start (protocol.practice_trials = 0)")
+        images = open_image_source(self.PRACTICE_IMAGES.format(n=n))
+        self._main = (self.protocol, self.images, self._shapes)
+        self.images, self._shapes = images, {}
+        self.protocol = LabelingProtocol(images.ids, self.settings.protocol, clock=self.clock,
+                                         sink=ListSink())  # fmt: skip
+        changes = self.protocol.start()
+        self.steer_observer()
+        self._notify("practice", n=n)
+        return changes
+
+    def end_practice(self) -> None:
+        """Back to the study's own trials (they start with :meth:`start_trials`)."""
+        if self._main is None:
+            return
+        self.protocol, self.images, self._shapes = self._main
+        self._main = None
+        self.event("practice_done", n=self.settings.protocol.practice_trials)
+        self._notify("practice_done")
+
     # -- trials -----------------------------------------------------------------------------
     def start_trials(self) -> list[PhaseChange]:
         """Start the trials, or continue them after a pause (the trial starts again).
@@ -672,9 +709,17 @@ class AnnotationSession:
 
     def advance(self) -> str:
         """The advance key. Returns ``""`` (refused: no label yet), ``"next"``, ``"validate"``
-        (a periodic validation is due; the protocol is paused) or ``"done"``."""
+        (a periodic validation is due; the protocol is paused), ``"break"`` (a rest is due,
+        every ``protocol.break_every_n_trials``; paused), ``"practice_done"`` (the last
+        practice trial; back to the study's trials, not started) or ``"done"``."""
         if not self.protocol.advance(self.settings.protocol.advance_key):
             return ""
+        if self.practising:
+            if not self.protocol.finished:
+                self.steer_observer()
+                return "next"
+            self.end_practice()
+            return "practice_done"
         try:
             self.capture.flush()  # the trial's samples are on disk before the next starts
         except STORE_FAULTS as exc:  # they stay pending; the session pauses
@@ -687,6 +732,11 @@ class AnnotationSession:
         if n and self.protocol.trials_done % n == 0:
             self.protocol.pause()
             return "validate"
+        b = self.settings.protocol.break_every_n_trials
+        if b and self.protocol.trials_done % b == 0:
+            self.protocol.pause()
+            self.event("break", trial_index=self.protocol.trial_index)
+            return "break"
         return "next"
 
     def pause(self) -> bool:

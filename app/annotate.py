@@ -35,7 +35,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,13 +51,12 @@ from gazelab.annotation.speech import (
     KeyboardRecognizer,
     LabelResult,
     SpeechRecognizer,
-    UtteranceDetector,
     recognizer_from_settings,
-    write_wav,
 )
 from gazelab.annotation.store import SessionStore
 from gazelab.app import annotate_screens as screens
 from gazelab.app.annotate_screens import to_qimage
+from gazelab.app.annotate_voice import AnswerListener
 
 __all__ = ["AnnotationWindow", "Autopilot", "run_annotation", "to_qimage"]
 
@@ -70,7 +68,6 @@ class _Bridge(QObject):
 
     calibration_point = Signal(int, float, float)
     calibration_done = Signal(object)
-    recognized = Signal(object, object, int)  # LabelResult, wav path | None, trial index
 
 
 @dataclasses.dataclass
@@ -127,11 +124,15 @@ class AnnotationWindow(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setCursor(Qt.CursorShape.BlankCursor)
         self.recognizer = recognizer or recognizer_from_settings(self.settings.voice)
-        self.voice = not isinstance(self.recognizer, KeyboardRecognizer)
+        self.listener = AnswerListener(self.recognizer, self.ctl.audio_dir,
+                                       microphone=microphone, warn=self._warn)  # fmt: skip
+        self.listener.recognized.connect(self._on_recognized)
+        self.voice = self.listener.voice
         self.autopilot = autopilot
         self.calibration_dwell_s = calibration_dwell_s
         self.validation_dwell_s = validation_dwell_s
         self._skip_calibration = skip_calibration
+        self._practised = False
         self.mode = "start"
         self.message = ""  # the discreet line under the image (recognised word)
         self.warning = ""
@@ -143,17 +144,14 @@ class AnnotationWindow(QWidget):
         self._bridge = _Bridge()
         self._bridge.calibration_point.connect(self._on_calibration_point)
         self._bridge.calibration_done.connect(self._on_calibration_done)
-        self._bridge.recognized.connect(self._on_recognized)
         self._phase_timer = self._timer(self._on_deadline, single=True)
         self._poll_timer = self._timer(self._poll)
         self._poll_timer.start(10)
         self._retry_timer = self._timer(self.retry_store)  # while the store fails: every second
-        self.detector = UtteranceDetector()
-        self._mic: Any = None
-        if self.voice and microphone:
-            from gazelab.annotation.speech import AnswerRecorder
 
-            self._mic = AnswerRecorder()
+    def _warn(self, words: str) -> None:
+        self.warning = words
+        self.update()
 
     def _timer(self, slot: Callable[[], object], single: bool = False) -> QTimer:
         t = QTimer(self)
@@ -246,8 +244,13 @@ class AnnotationWindow(QWidget):
 
     # -- flow -------------------------------------------------------------------------------
     def begin(self) -> None:
-        """Leave the start screen: calibrate (unless skipped), then trials."""
-        if self._skip_calibration or self.settings.tracker.kind == "none":
+        """Leave the start screen: practice (if any, once), calibrate (unless skipped),
+        then the trials."""
+        if self.settings.protocol.practice_trials and not self._practised:
+            self._practised = True
+            self.mode = "trials"
+            self._after_changes(self.ctl.start_practice())
+        elif self._skip_calibration or self.settings.tracker.kind == "none":
             self._start_trials()
         else:
             self.start_calibration()
@@ -363,8 +366,8 @@ class AnnotationWindow(QWidget):
         self._sync_store()
         if self.ctl.lease_lost:
             return
-        if self._mic is not None and self._mic.active:
-            self.feed_audio(self._mic.read())
+        if self.listener.active:
+            self.feed_audio(self.listener.read())
         warning = self.ctl.tracker_warning
         if warning != self.warning and (warning or self.warning.startswith("eye tracker")):
             self.warning = warning
@@ -390,57 +393,36 @@ class AnnotationWindow(QWidget):
     def advance(self) -> bool:
         step = self.ctl.advance()
         self._sync_store()
-        if step == "validate":
+        if step in ("validate", "break", "practice_done"):
             self._stop_listening()
+            self._phase_timer.stop()
+        if step == "validate":
             self.start_validation()
+        elif step in ("break", "practice_done"):  # a screen that waits for space
+            self.mode = step
+            self.update()
+            if self.autopilot is not None:
+                QTimer.singleShot(50, self.begin if step == "practice_done" else self._start_trials)
         elif step:
             self._after_changes([])
         return bool(step)
 
     def _start_listening(self) -> None:
-        if self._mic is None:
-            return
-        self.detector.reset()
-        try:
-            self._mic.start()
-        except Exception as exc:
-            self.warning = f"{exc}"
-            self._mic = None
+        self.listener.start()
 
     def _stop_listening(self) -> None:
-        if self._mic is not None:
-            try:
-                self._mic.stop()
-            except Exception:
-                pass
+        self.listener.stop()
 
     def feed_audio(self, audio: NDArray[np.int16]) -> None:
         """Microphone audio (or a test's) for the answer on screen; recognised off the GUI thread."""
-        if self.ctl.protocol.phase is not Phase.IMAGE:
-            return
-        for utterance in self.detector.feed(audio):
-            self._recognize(utterance)
-
-    def _recognize(self, utterance: NDArray[np.int16]) -> None:
-        trial = self.ctl.protocol.trial_index
-        folder = self.ctl.audio_dir
-        n = len(list(folder.glob(f"trial{trial:04d}-*.wav"))) if folder.exists() else 0
-        wav: Path | None = folder / f"trial{trial:04d}-{n + 1:02d}.wav"
-        try:
-            write_wav(wav, utterance)  # type: ignore[arg-type]
-        except OSError as exc:  # a full disk: recognise anyway, without the recording
-            wav = None
-            self.warning = f"cannot save the answer's audio: {exc}"
-
-        def work() -> None:
-            result = self.recognizer.recognize(utterance)
-            self._bridge.recognized.emit(result, None if wav is None else str(wav), trial)
-
-        threading.Thread(target=work, name="recognizer", daemon=True).start()
+        p = self.ctl.protocol
+        if p.phase is Phase.IMAGE:
+            self.listener.feed(audio, p.trial_index, keep=not self.ctl.practising)
 
     def _on_recognized(self, result: LabelResult, wav: str | None, trial: int) -> None:
-        self.ctl.event("speech", trial_index=trial, text=result.text,
-                       confidence=result.confidence, audio=wav, label=result.label)  # fmt: skip
+        if not self.ctl.practising:
+            self.ctl.event("speech", trial_index=trial, text=result.text,
+                           confidence=result.confidence, audio=wav, label=result.label)  # fmt: skip
         p = self.ctl.protocol
         if trial != p.trial_index or p.phase is not Phase.IMAGE:
             return  # the answer came after the participant moved on: kept as an event only
@@ -463,8 +445,10 @@ class AnnotationWindow(QWidget):
             if key == Qt.Key.Key_R:
                 self.retry_store()
             return
-        if self.mode == "start" and key == Qt.Key.Key_Space:
+        if self.mode in ("start", "practice_done") and key == Qt.Key.Key_Space:
             self.begin()
+        elif self.mode == "break" and key == Qt.Key.Key_Space:
+            self._start_trials()
         elif self.mode == "calibration_result":
             if key == Qt.Key.Key_R:
                 self.start_calibration()

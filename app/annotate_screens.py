@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 
+from gazelab import CLASSES
 from gazelab.annotation.protocol import Phase
 
 if TYPE_CHECKING:
@@ -49,22 +50,40 @@ def text(
     p.drawText(rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, words)
 
 
+def instructions(win: AnnotationWindow) -> list[str]:
+    """The start screen's words: what to do, the label words and the digit keys."""
+    s = win.ctl
+    keys = "   ".join(f"{i} {name}" for i, name in enumerate(CLASSES))
+    how = (
+        f"Say the expression you see: {', '.join(CLASSES)}.\nOr press its key:"
+        if win.voice
+        else "Press the key of the expression you see:"
+    )
+    lines = [
+        f"Participant {s.config.participant} — session {s.session_id} — {s.progress_text()}",
+        f"{how}\n{keys}",
+        f"You can correct a label before going on; then press {s.settings.protocol.advance_key}.",
+    ]
+    n = s.settings.protocol.practice_trials
+    if n and not win._practised:
+        lines.append(f"First {n} practice images (not recorded).")
+    return [*lines, "Press space to begin."]
+
+
 def paint_message(win: AnnotationWindow, p: QPainter) -> None:
     s = win.ctl
     if win.mode == "start":
-        lines = [
-            f"Participant {s.config.participant} — session {s.session_id}",
-            s.progress_text(),
-            "Say the expression you see (or press 0–7), then press "
-            f"{s.settings.protocol.advance_key} to go on.",
-            "Press space to begin.",
-        ]
+        lines = instructions(win)
+    elif win.mode == "practice_done":
+        lines = ["Practice over — the study begins now.", "Press space when you are ready."]
+    elif win.mode == "break":
+        lines = [f"A break — rest your eyes. {s.progress_text()}.", "Press space to go on."]
     elif win.mode == "done":
         lines = ["Thank you — the session is complete.", s.progress_text(), "Esc closes."]
     else:
         return
-    band = QRectF(win.width() * 0.1, win.height() * 0.25, win.width() * 0.8, win.height() * 0.5)
-    _panel_text(win, p, "\n\n".join(lines), band, TEXT, 12)
+    band = QRectF(win.width() * 0.08, win.height() * 0.22, win.width() * 0.84, win.height() * 0.56)
+    _panel_text(win, p, "\n\n".join(lines), band, TEXT, 11)
 
 
 def paint_trial(win: AnnotationWindow, p: QPainter) -> None:

@@ -293,3 +293,67 @@ def test_screen_colours_are_readable() -> None:
         assert sc.contrast_ratio(fg, sc.PANEL) >= 4.5
     for bg, fg in sc.FEEDBACK.items():
         assert sc.contrast_ratio(fg, sc.BACKGROUNDS[bg]) >= 4.5
+
+
+# -- 18.7 instructions, practice, breaks ----------------------------------------------------------
+@pytest.mark.gui
+def test_start_screen_practice_and_breaks(qtbot, tmp_path, out_dir) -> None:  # type: ignore[no-untyped-def]
+    _qt()
+    from PySide6.QtCore import Qt
+
+    from gazelab.annotation.protocol import Phase
+    from gazelab.app.annotate import AnnotationWindow
+    from gazelab.app.annotate_screens import instructions
+
+    s = screen_settings(800, 600)
+    s = dataclasses.replace(
+        s,
+        stimulus=dataclasses.replace(s.stimulus, square_px=400),
+        protocol=dataclasses.replace(s.protocol, practice_trials=2, break_every_n_trials=2),
+    )
+    win = AnnotationWindow(SessionConfig(tmp_path / "s.sqlite", "P01", "synthetic:4:1:64", s),
+                           microphone=False)  # fmt: skip
+    qtbot.addWidget(win)
+    win.resize(800, 600)
+    win.show()
+    qtbot.waitExposed(win)
+    words = "\n".join(instructions(win))
+    assert "0 neutral   1 anger   2 contempt" in words and "7 surprise" in words
+    assert "First 2 practice images (not recorded)" in words
+    win.grab().save(str(out_dir / "start_screen.png"))
+    qtbot.keyClick(win, Qt.Key.Key_Space)
+
+    def one_trial(shot: str | None = None) -> None:
+        qtbot.waitUntil(lambda: win.protocol.phase is Phase.IMAGE, timeout=5000)
+        qtbot.keyClick(win, "5")
+        if shot:
+            win.grab().save(str(out_dir / shot))
+        qtbot.keyClick(win, Qt.Key.Key_Space)
+
+    practice_ids = set()
+    for k in range(2):
+        qtbot.waitUntil(lambda: win.protocol.phase is Phase.IMAGE, timeout=5000)
+        assert win.ctl.practising
+        practice_ids.add(win.protocol.image_id)
+        one_trial("practice_image.png" if k == 0 else None)
+    assert win.mode == "practice_done" and not win.ctl.practising
+    win.grab().save(str(out_dir / "practice_done.png"))
+    qtbot.keyClick(win, Qt.Key.Key_Space)
+    for _ in range(2):
+        one_trial()
+    assert win.mode == "break" and win.protocol.phase is Phase.PAUSED
+    win.grab().save(str(out_dir / "break.png"))
+    qtbot.keyClick(win, Qt.Key.Key_Space)
+    for _ in range(2):
+        one_trial()
+    qtbot.waitUntil(lambda: win.mode == "done", timeout=5000)
+    sid = win.session.id
+    order = win.session.stimulus_order
+    win.finish()
+    with SessionStore(tmp_path / "s.sqlite") as st:
+        assert [lab.trial_index for lab in st.labels(sid)] == [0, 1, 2, 3]  # practice not stored
+        assert not practice_ids & set(order)  # practice faces are not the study's images
+        events = st.events(sid)
+        kinds = [e["kind"] for e in events]
+        assert kinds.count("image") == 4 and kinds.count("practice_done") == 1
+        assert [e["trial_index"] for e in events if e["kind"] == "break"] == [2]
