@@ -353,6 +353,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.drawing: list[tuple[float, float]] | None = None
         self.drawn: dict[str, list[AOI]] = {}
         self.classes_known = False
+        self.failed_images: dict[str, str] = {}  # image id -> why it cannot be shown
         self._worker: ProjectWorker | None = None
         self._pending: str | None = None
 
@@ -564,6 +565,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         if not self.classes_known or (self.expects_model and self.model is None):
             return False
         im = self.current_entry()
+        if im is not None and im.image_id in self.failed_images:
+            return True
         return im is None or (im.image_id in self.views and self._pending is None)
 
     def _on_opened(self, payload: tuple[list[ImageEntry], list[str]]) -> None:
@@ -649,6 +652,13 @@ class ViewerWindow(QtWidgets.QMainWindow):
     def _on_image_failed(self, image_id: str, message: str) -> None:
         if self._pending == image_id:
             self._pending = None
+        if image_id:
+            self.failed_images[image_id] = message
+            cur = self.current_entry()
+            if cur is not None and cur.image_id == image_id:
+                self._clear(f"{image_id} cannot be shown: {message}")
+        else:
+            self.summary_button.setEnabled(True)
         self.status_label.setText(f"{image_id or 'error'}: {message}")
 
     # -- view state -------------------------------------------------------------------------
@@ -1018,10 +1028,13 @@ def run_viewer(
     QtCore.QTimer.singleShot(200, shoot)
     loop.exec()
     win.close()
-    if win.error is not None:
+    cur = win.current_entry()
+    failed = win.failed_images.get(cur.image_id) if cur is not None else None
+    if win.error is not None or failed is not None:
         from gazelab.analysis.compare import AnalysisError
 
-        raise AnalysisError(win.error)  # the CLI prints it as one line, exit 2
+        # the CLI prints it as one line, exit 2
+        raise AnalysisError(win.error or f"image {cur.image_id if cur else ''}: {failed}")
     return 0
 
 

@@ -394,3 +394,19 @@ def test_project_quality_rows_and_lazy_cache(gaze_root, tmp_path) -> None:  # ty
             first.analysis.humans[who].heatmap, again.analysis.humans[who].heatmap
         )
         assert np.array_equal(first.scanpaths[who].t_ms, again.scanpaths[who].t_ms)
+
+
+def test_an_image_that_cannot_be_computed_is_named_not_waited_for(qtbot, gaze_root, tmp_path,
+                                                                  monkeypatch) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    from gazelab.analysis.compare import AnalysisError
+    from gazelab.app.viewer_project import ViewerProject
+
+    def broken(self, image_id, model=None):  # type: ignore[no-untyped-def]
+        raise AnalysisError(f"image {image_id} is unreadable")
+
+    monkeypatch.setattr(ViewerProject, "view", broken)
+    root, src, _ = gaze_root
+    win = _gaze_only_window(qtbot, root, tmp_path, monkeypatch)  # settles, no error box
+    assert src.ids[0] in win.failed_images and win.current() is None
+    assert "cannot be shown" in win.caption.text() and "unreadable" in win.caption.text()
+    win.close()
