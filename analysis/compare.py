@@ -37,9 +37,11 @@ from gazelab.analysis.human import trial_gaze
 from gazelab.analysis.metrics import (
     MAP_METRICS,
     MetricError,
+    PreparedMap,
     auc_judd,
     cohen_kappa,
     label_agreement,
+    map_scores,
     nss,
 )
 from gazelab.analysis.saliency import model_points
@@ -294,13 +296,18 @@ def analyse_project(
             yy = min(int(px[1]), shape[0] - 1)
             xx = min(int(px[0]), shape[1] - 1)
             im.model_hit = bool(im.regions[yy, xx] > 0)
+        # Each map is prepared once (ranks, norms, sorted values) and scored against
+        # every other: rows grow as annotators², the per-map work does not.
+        prepared = {a: PreparedMap(g.heatmap) for a, g in im.humans.items()}
+        model_map = PreparedMap(im.model_heatmap)
         for a, g in im.humans.items():
             base = {"image_id": im.image_id, "class": im.true_class, "annotator": a}
-            m = score_maps(g.heatmap, im.model_heatmap, g.points)
+            fixated = _fixation_map(g.points, shape)
+            m = map_scores(prepared[a], model_map, fixated)
             im.rows.append({**base, "reference": "model", "kind": "model", "label": g.label, **m})
-            for b, h in im.humans.items():
+            for b in im.humans:
                 if b != a:
-                    m = score_maps(g.heatmap, h.heatmap, g.points)
+                    m = map_scores(prepared[a], prepared[b], fixated)
                     im.rows.append({**base, "reference": b, "kind": "human", "label": g.label, **m})
     if progress:
         progress("metrics", len(ordered), len(ordered))

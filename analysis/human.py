@@ -98,15 +98,27 @@ def trial_gaze(
     kernel = HeatmapKernel.from_geometry(s.display, s.heatmap.span_deg, s.heatmap.fwhm_fraction)
     square = s.stimulus.square_px
     out: list[TrialGaze] = []
-    for trial in store.trials(session_id):
+    trials = [t for t in store.trials(session_id)
+              if trial_indices is None or t["trial_index"] in trial_indices]  # fmt: skip
+    # A few trials (the viewer): one indexed query each; a whole session: one read.
+    by_trial = (
+        store.samples_by_trial(session_id, phase="image")
+        if trial_indices is None or len(trials) > 8
+        else None
+    )
+    for trial in trials:
         ti, image_id = trial["trial_index"], trial["image_id"]
-        if trial_indices is not None and ti not in trial_indices:
-            continue
-        table = store.samples(session_id, trial_index=ti)
-        keep = table["phase"] == "image"
-        samples = {k: v[keep] for k, v in table.items()}
-        if not keep.any():
-            continue
+        if by_trial is not None:
+            samples = by_trial.get(ti)
+            if samples is None:
+                continue
+        else:
+            table = store.samples(session_id, trial_index=ti)
+            keep = table["phase"] == "image"
+            if not keep.any():
+                continue
+            samples = {k: v[keep] for k, v in table.items()}
+        keep = samples["phase"] == "image"
         if image_id not in image_shapes:
             raise KeyError(f"no image shape given for image id {image_id!r} of trial {ti}")
         layout = StimulusLayout(s.display.resolution_px, square, image_shapes[image_id])

@@ -223,16 +223,31 @@ def compare_maps(
     return out
 
 
-class PreparedMap:
-    """One map with the work every comparison repeats done once: its ranks, centred
-    values and norms, its mass distribution, its positive pixels, and for NSS/AUC its
-    mean, spread and MIT-jittered sorted values.
+_JITTER_CACHE: dict[tuple[int, int], tuple[NDArray[np.float64], ...]] = {}
+"""(size, seed) -> MIT jitter noise, sorted, and its sort order: one draw per size and seed."""
 
-    Scoring one map against many others (every annotator against the model and each
-    other annotator, rows growing as annotators²) then costs a few O(pixels) products
-    per pair instead of two full rankings and a sort. :func:`map_scores` on prepared
-    maps gives the numbers of the plain functions (equal to within float rounding of
-    the summation order; tested to 1e-12).
+
+def _jitter(size: int, seed: int) -> tuple[NDArray[np.float64], ...]:
+    key = (size, seed)
+    if key not in _JITTER_CACHE:
+        if len(_JITTER_CACHE) > 8:
+            _JITTER_CACHE.clear()
+        noise = np.random.default_rng(seed).random(size) * AUC_JITTER
+        order = np.argsort(noise, kind="stable")
+        _JITTER_CACHE[key] = (noise, noise[order], order)
+    return _JITTER_CACHE[key]
+
+
+class PreparedMap:
+    """One map with the work every comparison repeats done once, on its support.
+
+    Study heatmaps are 88–91 % exact zeros, so a map is kept as its non-zero pixels
+    (indices and values) plus the size of its zero block; ranks, centred values and
+    sums of squares, mass, NSS mean/sd and the MIT-jittered AUC values are computed
+    from those. Scoring one map against many others (rows grow as annotators²) then
+    costs work on the two supports, not on every pixel. :func:`map_scores` gives the
+    numbers of the plain functions (equal to within float rounding of the summation
+    order; tested to 1e-12).
     """
 
     def __init__(self, a: ArrayLike) -> None:
@@ -242,6 +257,10 @@ class PreparedMap:
         self.x = x
         self.shape = x.shape
         self.flat = x.ravel()
+        self.n = self.flat.size
+        self.support = np.flatnonzero(self.flat)  # sorted indices of the non-zero pixels
+        self.values = self.flat[self.support]
+        self.n_zero = self.n - self.support.size
         self._cache: dict[str, Any] = {}
 
     def _get(self, key: str, make: Callable[[], Any]) -> Any:
@@ -253,61 +272,156 @@ class PreparedMap:
     def positive(self) -> NDArray[np.bool_]:
         return self._get("positive", lambda: self.flat > 0)  # type: ignore[no-any-return]
 
-    def _centred(self, key: str, values: Callable[[], NDArray[np.float64]]) -> Any:
-        def make() -> tuple[NDArray[np.float64], float]:
-            v = values()
-            c = v - v.mean()
-            return c, float(np.dot(c, c))
-
-        return self._get(key, make)
-
-    @property
-    def ranks_centred(self) -> tuple[NDArray[np.float64], float]:
-        return self._centred("ranks", lambda: _ranks(self.x))  # type: ignore[no-any-return]
+    @staticmethod
+    def _centre(
+        on_support: NDArray[np.float64], zero_value: float, n_zero: int, n: int
+    ) -> tuple[NDArray[np.float64], float, float]:
+        mean = (on_support.sum() + n_zero * zero_value) / n
+        c = on_support - mean
+        cz = zero_value - mean
+        return c, float(cz), float(np.dot(c, c) + n_zero * cz * cz)
 
     @property
-    def values_centred(self) -> tuple[NDArray[np.float64], float]:
-        return self._centred("values", lambda: self.flat)  # type: ignore[no-any-return]
+    def ranks_centred(self) -> tuple[NDArray[np.float64], float, float]:
+        """(centred ranks on the support, centred rank of the zero block, sum of squares)."""
+
+        def make() -> tuple[NDArray[np.float64], float, float]:
+            from scipy.stats import rankdata
+
+            v = self.values
+            n_neg = int(np.count_nonzero(v < 0))
+            r = np.asarray(rankdata(v, method="average"), dtype=np.float64) if v.size else v
+            r = r + np.where(v > 0, self.n_zero, 0)
+            return self._centre(r, n_neg + (self.n_zero + 1) / 2.0, self.n_zero, self.n)
+
+        return self._get("ranks", make)  # type: ignore[no-any-return]
+
+    @property
+    def values_centred(self) -> tuple[NDArray[np.float64], float, float]:
+        return self._get(  # type: ignore[no-any-return]
+            "values", lambda: self._centre(self.values, 0.0, self.n_zero, self.n)
+        )
+
+    def dense_centred(self, ranks: bool) -> NDArray[np.float64]:
+        """The centred ranks (or values) of every pixel, as one flat array."""
+
+        def make() -> NDArray[np.float64]:
+            c, cz, _ = self.ranks_centred if ranks else self.values_centred
+            out = np.full(self.n, cz)
+            out[self.support] = c
+            return out
+
+        return self._get(f"dense{ranks}", make)  # type: ignore[no-any-return]
+
+    @property
+    def nonzero(self) -> NDArray[np.bool_]:
+        def make() -> NDArray[np.bool_]:
+            m = np.zeros(self.n, dtype=bool)
+            m[self.support] = True
+            return m
+
+        return self._get("nonzero", make)  # type: ignore[no-any-return]
 
     @property
     def norm(self) -> float:
-        return self._get("norm", lambda: float(np.linalg.norm(self.x)))  # type: ignore[no-any-return]
+        return self._get("norm", lambda: float(np.sqrt(np.dot(self.values, self.values))))  # type: ignore[no-any-return]
 
     @property
-    def distribution(self) -> NDArray[np.float64] | MetricError:
-        """The map over its total mass, or the error SIM/KL report for it."""
+    def total(self) -> float | MetricError:
+        """The map's mass, or the error SIM/KL report for it."""
 
-        def make() -> NDArray[np.float64] | MetricError:
-            try:
-                return _distribution(self.flat)
-            except MetricError as exc:
-                return exc
+        def make() -> float | MetricError:
+            if (self.values < 0).any():
+                return MetricError("SIM and KL need non-negative maps")
+            t = float(self.values.sum())
+            return t if t > 0 else MetricError("SIM and KL need maps with positive mass")
 
-        return self._get("dist", make)  # type: ignore[no-any-return]
+        return self._get("total", make)  # type: ignore[no-any-return]
 
     @property
     def mean_sd(self) -> tuple[float, float]:
         def make() -> tuple[float, float]:
-            mean = float(self.flat.mean())
-            return mean, float(np.sqrt(np.mean(np.square(self.flat - mean))))
+            c, cz, ss = self.values_centred
+            return float(self.values.sum() / self.n), float(np.sqrt(ss / self.n))
 
         return self._get("mean_sd", make)  # type: ignore[no-any-return]
 
-    def auc_values(self, seed: int = 0) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(the map scaled and jittered as :func:`auc_judd` does, its sorted copy)."""
+    def auc_counter(self, seed: int = 0) -> Callable[[NDArray[np.bool_]], float]:
+        """AUC-Judd of this map at a fixated-pixel map, as :func:`auc_judd` computes it.
 
-        def make() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-            v = _auc_scaled(self.flat, True, seed)
-            return v, np.sort(v)
+        The reference adds MIT's jitter to every pixel, rescales and sorts them all. Here
+        the zero block is counted through the (cached, sorted) jitter of all pixels minus
+        that of the support: every value is the same float the reference computes, and
+        every count the same integer, without sorting the map.
+        """
+        return self._get(f"auc{seed}", lambda: self._make_auc(seed))  # type: ignore[no-any-return]
 
-        return self._get(f"auc{seed}", make)  # type: ignore[no-any-return]
+    def _make_auc(self, seed: int) -> Callable[[NDArray[np.bool_]], float]:
+        flat, sup, n = self.flat, self.support, self.n
+        if self.n_zero == 0 or sup.size == 0 or self.values.min() < 0:
+            values = _auc_scaled(flat, True, seed)  # no zero block to exploit: the reference
+            ordered = np.sort(values)
+            return lambda fix: _auc_from_sorted(values[fix], ordered)
+        noise, noise_sorted, noise_order = _jitter(n, seed)
+        hi = float(self.values.max())  # the map's min is 0 (its zero block)
+        v_sup = self.values / hi + noise[sup]  # as _auc_scaled: (s - 0) / (hi - 0) + noise
+        # the jittered map's min: the zero block's smallest noise (found among the
+        # smallest noise values overall); its max: on the support (a value of 1 + noise)
+        k = 0
+        while self.nonzero[noise_order[k]]:
+            k += 1
+        v_lo = min(float(v_sup.min()), float(noise_sorted[k]))
+        scale = max(float(v_sup.max()), float(noise_sorted[-1])) - v_lo
+        r_sup = (v_sup - v_lo) / scale
+        r_sup_sorted = np.sort(r_sup)
+        r_sup_noise = np.sort((noise[sup] - v_lo) / scale)  # support pixels, as if zero
+
+        def zero_block_above(t: float) -> int:
+            """Pixels whose value would be ≥ t if they were in the zero block: the
+            monotone f(u) = (u − lo) / scale searched on the sorted noise, exactly."""
+            p = int(np.searchsorted(noise_sorted, t * scale + v_lo, side="left"))
+            while p > 0 and (noise_sorted[p - 1] - v_lo) / scale >= t:
+                p -= 1
+            while p < n and (noise_sorted[p] - v_lo) / scale < t:
+                p += 1
+            return n - p
+
+        def auc(fix: NDArray[np.bool_]) -> float:
+            idx = np.flatnonzero(fix)
+            pos = np.minimum(np.searchsorted(sup, idx), sup.size - 1)
+            on_sup = sup[pos] == idx
+            thr = np.where(on_sup, r_sup[pos], (noise[idx] - v_lo) / scale)
+            s_fix = np.sort(thr)[::-1]
+            n_fix = s_fix.size
+            zero_above = np.array([zero_block_above(float(t)) for t in s_fix], dtype=np.int64)
+            above = (
+                (sup.size - np.searchsorted(r_sup_sorted, s_fix, side="left"))
+                + zero_above
+                - (sup.size - np.searchsorted(r_sup_noise, s_fix, side="left"))
+            )
+            tp = np.arange(1, n_fix + 1) / n_fix
+            fp = (above - np.arange(1, n_fix + 1)) / (n - n_fix)
+            tpr = np.concatenate([[0.0], tp, [1.0]])
+            fpr = np.concatenate([[0.0], fp, [1.0]])
+            return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+        return auc
 
 
-def _pearson_prepared(
-    a: tuple[NDArray[np.float64], float], b: tuple[NDArray[np.float64], float]
-) -> float:
-    den = np.sqrt(a[1] * b[1])
-    return float(np.dot(a[0], b[0]) / den) if den > 0 else 0.0
+def _pearson_sparse(a: PreparedMap, b: PreparedMap, ranks: bool) -> float:
+    """Pearson's r of two maps given on their supports with a constant elsewhere:
+    Σ a·b = Σ over a's support of a·b + a_zero · (Σ over all of b − Σ over a's support
+    of b), with ``b`` gathered from its dense form (built once per map)."""
+    ca, za, ssa = a.ranks_centred if ranks else a.values_centred
+    cb, zb, ssb = b.ranks_centred if ranks else b.values_centred
+    den = np.sqrt(ssa * ssb)
+    if not den > 0:
+        return 0.0
+    b_dense = b.dense_centred(ranks)
+    b_on_a = b_dense[a.support]
+    b_total = float(cb.sum() + b.n_zero * zb)
+    dot = float(np.dot(ca, b_on_a)) + za * (b_total - float(b_on_a.sum()))
+    return dot / float(den)
 
 
 def map_scores(
@@ -322,24 +436,26 @@ def map_scores(
             f"maps differ in shape: {human.shape} vs {other.shape}; resample one first"
         )
     out: dict[str, float] = {}
-    union = int(np.count_nonzero(human.positive | other.positive))
-    out["iou"] = (
-        1.0 if union == 0 else float(np.count_nonzero(human.positive & other.positive) / union)
-    )
-    out["spearman"] = _pearson_prepared(human.ranks_centred, other.ranks_centred)
+    both = other.support[human.nonzero[other.support]]  # pixels non-zero in both (sorted)
+    hp, op = human.flat[both] > 0, other.flat[both] > 0
+    n_h = int(np.count_nonzero(human.values > 0))
+    n_o = int(np.count_nonzero(other.values > 0))
+    inter = int(np.count_nonzero(hp & op))
+    union = n_h + n_o - inter
+    out["iou"] = 1.0 if union == 0 else inter / union
+    out["spearman"] = _pearson_sparse(human, other, ranks=True)
     nx, ny = human.norm, other.norm
-    out["cosine_distance"] = (
-        1.0 if nx == 0 or ny == 0 else float(1.0 - np.dot(human.flat, other.flat) / (nx * ny))
-    )
-    out["cc"] = _pearson_prepared(human.values_centred, other.values_centred)
-    p, q = human.distribution, other.distribution
-    if isinstance(p, MetricError) or isinstance(q, MetricError):
+    cos = float(np.dot(human.flat[both], other.flat[both])) if both.size else 0.0
+    out["cosine_distance"] = 1.0 if nx == 0 or ny == 0 else float(1.0 - cos / (nx * ny))
+    out["cc"] = _pearson_sparse(human, other, ranks=False)
+    tp, tq = human.total, other.total
+    if isinstance(tp, MetricError) or isinstance(tq, MetricError):
         out["sim"] = out["kld"] = math.nan
     else:
-        both = human.positive & other.positive  # min(P, Q) is 0 elsewhere
-        out["sim"] = float(np.minimum(p[both], q[both]).sum())
-        on = human.positive  # P log(...) is 0 where P is 0
-        out["kld"] = float(np.sum(p[on] * np.log(EPS + p[on] / (EPS + q[on]))))
+        out["sim"] = float(np.minimum(human.flat[both] / tp, other.flat[both] / tq).sum())
+        p = human.values / tp  # P log(...) is 0 where P is 0
+        q = other.flat[human.support] / tq
+        out["kld"] = float(np.sum(p * np.log(EPS + p / (EPS + q))))
     if fixated is None:
         return out
     fix = fixated.ravel()
@@ -348,8 +464,7 @@ def map_scores(
         return out
     mean, sd = other.mean_sd
     out["nss"] = float((other.flat[fix].mean() - mean) / sd) if sd > 0 else 0.0
-    values, ordered = other.auc_values()
-    out["auc_judd"] = _auc_from_sorted(values[fix], ordered) if fix.sum() < fix.size else math.nan
+    out["auc_judd"] = other.auc_counter()(fix) if fix.sum() < fix.size else math.nan
     return out
 
 
