@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,11 +71,37 @@ from gazelab.gaze.quality import (
     validation_quality,
     validation_run_quality,
 )
-from gazelab.gaze.trackers.base import CalibrationPoint, CalibrationResult
+from gazelab.gaze.trackers.base import CalibrationPoint, CalibrationResult, GazeSample
 from gazelab.gaze.trackers.protocol import calibration_points
 from gazelab.settings import Settings
 
 Listener = Callable[[str, dict[str, Any]], None]
+
+
+class _RecentSamples:
+    """The session's tracker, seen through: every drained sample is also kept for views
+    (the last ``keep_s`` seconds); everything else is the tracker's own."""
+
+    def __init__(self, tracker: Any, keep_s: float = 2.0) -> None:
+        self._tracker = tracker
+        self.keep_s = keep_s
+        self.samples: deque[GazeSample] = deque()
+        self.received = 0
+        self.valid = 0
+
+    def drain(self) -> list[GazeSample]:
+        out: list[GazeSample] = self._tracker.drain()
+        if out:
+            self.samples.extend(out)
+            self.received += len(out)
+            self.valid += sum(1 for g in out if g.valid)
+            cut = out[-1].local_s - self.keep_s
+            while self.samples and self.samples[0].local_s < cut:
+                self.samples.popleft()
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tracker, name)
 
 
 def participant_index(store: SessionStore, pseudonym: str) -> int:
@@ -148,6 +175,8 @@ class AnnotationSession:
         self.settings: Settings = config.settings
         self.notes: list[str] = []  # what set-up decided and the experimenter should know
         self.order_info: dict[str, Any] = {}
+        self.last_label = ""  # what a view shows of the answers
+        self.last_speech = ""
         self._listeners: list[Listener] = []
         self.store = store or SessionStore(config.store, create=config.resume is None)
         self.images: ImageSource = images or open_image_source(config.images)
@@ -257,8 +286,9 @@ class AnnotationSession:
         )  # fmt: skip
         self.recorder: StoreRecorder = self.protocol.sink  # type: ignore[assignment]
         self.tracker.tracker.start()
+        self.live = _RecentSamples(self.tracker.tracker)
         self.capture = GazeCapture(
-            self.tracker.tracker,
+            self.live,  # type: ignore[arg-type]
             self.store,
             self.record.id,
             self.protocol,
@@ -283,6 +313,7 @@ class AnnotationSession:
         self._overridden = False
         self._main: tuple[LabelingProtocol, Any, dict[str, tuple[int, int]]] | None = None
         now = clock()
+        self._opened_s = now
         payload = {"resume": self.config.resume, "start_trial": self.protocol.trial_index,
                    "order": self.order_info, "notes": self.notes}  # fmt: skip
         self.commit(lambda: self.store.add_event(self.record.id, "app_open", now,
@@ -293,9 +324,9 @@ class AnnotationSession:
         """``listener(kind, details)`` is called on every change a view may show."""
         self._listeners.append(listener)
 
-    def _notify(self, kind: str, **details: Any) -> None:
+    def _notify(self, what: str, **details: Any) -> None:
         for listener in list(self._listeners):
-            listener(kind, details)
+            listener(what, details)
 
     # -- queries ----------------------------------------------------------------------------
     @property
@@ -343,9 +374,13 @@ class AnnotationSession:
             self.recorder.commit(write)
 
     def event(self, kind: str, *, trial_index: int | None = None, **payload: Any) -> None:
+        """Store an event of the session's own (a key, a recognised answer ...); views hear it."""
         now = self.clock()
         self.commit(lambda: self.store.add_event(self.record.id, kind, now,
                                                  trial_index=trial_index, payload=payload))  # fmt: skip
+        if kind == "speech":
+            self.last_speech = str(payload.get("text") or "")
+        self._notify("event", event=kind, payload=payload)
 
     def on_store_fault(self, exc: BaseException) -> None:
         """Pause the session (keeping what is unwritten in memory) and say why."""
@@ -444,6 +479,31 @@ class AnnotationSession:
     @property
     def tracker_warning(self) -> str:
         return self.capture.warning or ""
+
+    def recent_gaze(self, seconds: float = 1.0) -> list[GazeSample]:
+        """The samples of the last ``seconds`` (as received; valid and invalid)."""
+        samples = list(self.live.samples)
+        if not samples:
+            return []
+        cut = samples[-1].local_s - seconds
+        return [g for g in samples if g.local_s >= cut]
+
+    def sample_rate_hz(self) -> float:
+        """Samples per second over the last second received (0 without any)."""
+        last = self.recent_gaze(1.0)
+        if len(last) < 2:
+            return 0.0
+        span = last[-1].local_s - last[0].local_s
+        return (len(last) - 1) / span if span > 0 else 0.0
+
+    def data_loss_pct(self) -> float:
+        """Samples missing or invalid so far, percent of the tracker's nominal rate × the
+        time since the session opened (NaN before any time passed)."""
+        elapsed = self.clock() - self._opened_s
+        expected = self.settings.tracker.rate_hz * elapsed
+        if expected <= 0:
+            return math.nan
+        return 100.0 * max(0.0, expected - self.live.valid) / expected
 
     def steer_observer(self) -> None:
         """A simulated participant looks where the screen says: the image, else the centre."""
@@ -704,6 +764,7 @@ class AnnotationSession:
     def give_label(self, answer: LabelAnswer) -> bool:
         ok = self.protocol.give_label(answer)
         if ok:
+            self.last_label = answer.label
             self._notify("label", label=answer.label, text=answer.text, source=answer.source)
         return ok
 

@@ -523,8 +523,12 @@ def run_annotation(
     autopilot: Autopilot | None = None,
     skip_calibration: bool = False,
     auto_start: bool = False,
+    experimenter_view: bool = False,
 ) -> int:
-    """Open the window and run the Qt event loop; returns the session id."""
+    """Open the window and run the Qt event loop; returns the session id.
+
+    ``experimenter_view``: also open :class:`~gazelab.app.experimenter.ExperimenterView`,
+    on the second screen when there is one."""
     from gazelab.app.qt import application
 
     app = application()
@@ -536,6 +540,15 @@ def run_annotation(
                            actual_screen_px=screen)  # fmt: skip
     for note in win.ctl.notes:
         print(f"gazelab annotate: {note}", file=sys.stderr)
+    if experimenter_view:
+        from gazelab.app.experimenter import ExperimenterView
+
+        view = ExperimenterView(win.ctl)
+        win.destroyed.connect(view.close)
+        screens = app.screens()
+        if len(screens) > 1:  # the participant's screen is the primary one
+            view.move(screens[1].availableGeometry().topLeft())
+        view.show()
     if windowed:
         w, h = win.settings.display.resolution_px
         win.resize(min(w, 1600), min(h, 900))

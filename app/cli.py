@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dialog", action="store_true", help="start without the set-up dialog")
     p.add_argument("--windowed", action="store_true", help="a window instead of full screen")
     p.add_argument("--skip-calibration", action="store_true", help="no calibration/validation")
+    p.add_argument("--order", choices=("random", "latin", "fixed"),
+                   help="image order: random per participant (default), latin square, fixed")  # fmt: skip
+    p.add_argument("--experimenter-view", action="store_true",
+                   help="a live view of gaze and progress for the experimenter (second screen)")  # fmt: skip
     p.add_argument(
         "--autopilot",
         type=_number(0, 3600),

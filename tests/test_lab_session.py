@@ -357,3 +357,76 @@ def test_start_screen_practice_and_breaks(qtbot, tmp_path, out_dir) -> None:  # 
         kinds = [e["kind"] for e in events]
         assert kinds.count("image") == 4 and kinds.count("practice_done") == 1
         assert [e["trial_index"] for e in events if e["kind"] == "break"] == [2]
+
+
+# -- 18.8 the experimenter view -------------------------------------------------------------------
+@pytest.mark.gui
+def test_experimenter_view_shows_the_gaze_point_where_the_simulator_reports_it(
+    qtbot, tmp_path, out_dir
+) -> None:  # type: ignore[no-untyped-def]
+    _qt()
+    from PySide6.QtGui import QImage
+
+    from gazelab.annotation.protocol import Phase
+    from gazelab.app.annotate import AnnotationWindow
+    from gazelab.app.experimenter import GAZE, ExperimenterView
+
+    s = screen_settings(800, 600, kind="sim")
+    s = dataclasses.replace(s, stimulus=dataclasses.replace(s.stimulus, square_px=400),
+                            tracker=dataclasses.replace(s.tracker, rate_hz=120))  # fmt: skip
+    win = AnnotationWindow(SessionConfig(tmp_path / "s.sqlite", "P01", "synthetic:3:1:64", s),
+                           skip_calibration=True, microphone=False)  # fmt: skip
+    qtbot.addWidget(win)
+    win.resize(800, 600)
+    win.show()
+    view = ExperimenterView(win.ctl)
+    qtbot.addWidget(view)
+    view.resize(1000, 480)
+    view.show()
+    qtbot.waitExposed(view)
+    win.begin()
+    qtbot.waitUntil(lambda: win.protocol.phase is Phase.IMAGE, timeout=5000)
+    qtbot.wait(600)  # the simulated eyes on the image for a while
+    qtbot.keyClick(win, "4")
+    qtbot.waitUntil(lambda: len(win.ctl.recent_gaze(1.0)) > 20, timeout=5000)
+    last = [g for g in win.ctl.recent_gaze(1.0) if g.valid][-1]
+    path = out_dir / "experimenter_view.png"
+    view.grab().save(str(path))  # painted now, from the same samples (no event in between)
+    img = QImage(str(path))
+    hits = np.array([(x, y) for y in range(img.height()) for x in range(img.width())
+                     if img.pixelColor(x, y) == GAZE])  # fmt: skip
+    assert len(hits) > 20
+    expect = view.screen_to_view(last.x, last.y)
+    cx, cy = hits.mean(axis=0) + 0.5  # pixel centres
+    assert abs(cx - expect.x()) <= 1.0 and abs(cy - expect.y()) <= 1.0
+    lines = view.state_lines()
+    assert "trial 1/3" in lines[1] and "phase image" in lines[2] and "connected" in lines[3]
+    assert lines[6] == "last label fear"
+    rate = float(lines[4].split()[1])
+    assert 90 <= rate <= 150  # the simulator's 120 Hz
+    grab = win.grab().toImage()  # the participant's screen has no gaze marker
+    assert not any(grab.pixelColor(x, y) == GAZE
+                   for y in range(0, grab.height(), 2) for x in range(0, grab.width(), 2))  # fmt: skip
+    win.finish()
+
+
+@pytest.mark.gui
+def test_annotate_cli_order_and_experimenter_view(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    _qt()
+    store = tmp_path / "s.sqlite"
+    cmd = [sys.executable, "-m", "gazelab.app.cli", "annotate", "--no-dialog", "--windowed",
+           "--store", str(store), "--participant", "P09", "--images", "synthetic:2:1:64",
+           "--tracker", "none", "--resolution", "800x600", "--order", "latin",
+           "--experimenter-view", "--autopilot", "0.2"]  # fmt: skip
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "stimulus square 540 px instead of 1200 px" in out.stderr  # the 800x600 fit
+    with SessionStore(store) as st:
+        (rec,) = st.sessions()
+        assert Settings.from_toml(rec.settings_toml).protocol.order == "latin"
+        assert len(st.final_labels(rec.id)) == 2

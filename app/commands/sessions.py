@@ -27,6 +27,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         distance_cm=args.distance_cm,
         settings=settings_of(args),
         resume=args.resume,
+        order=args.order,
     )
     from gazelab.app.annotate import Autopilot, run_annotation
     from gazelab.app.qt import application
@@ -48,6 +49,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         windowed=args.windowed,
         autopilot=autopilot,
         skip_calibration=args.skip_calibration,
+        experimenter_view=args.experimenter_view,
     )
     print(f"session {sid} in {config.store}")
     return 0
