@@ -228,7 +228,7 @@ def run_transfer(
             rows.append({"strategy": strategy, "fraction": frac, **test(r.model),
                          "trained_layers": "all" if layers is None else " ".join(layers),
                          "target_train_images": len(sub), "seconds": r.seconds})  # fmt: skip
-    write_table(rows, cfg, out)
+    write_table(rows, cfg, out, test_sizes=(len(s_te), len(t_te)))
     return rows
 
 
@@ -252,12 +252,40 @@ def table_markdown(rows: Sequence[dict[str, Any]], source: str, target: str) -> 
     return "\n".join(lines) + "\n"
 
 
-def write_table(rows: list[dict[str, Any]], cfg: TransferConfig, out: Path) -> None:
+def reading_note(bl_source: float, n_source_test: int, n_target_test: int, n_classes: int) -> str:
+    """How to read the table: chance, the size of one test image in points and, when the
+    baseline is under twice chance on its *own* source test set, that it did not learn the
+    source (then every column is chance plus test-set noise, and a baseline "better" on the
+    target than on the source means nothing)."""
+    chance = 100 / n_classes
+    note = (f"Chance is {chance:.1f} %; the test sets hold {n_source_test} source and "
+            f"{n_target_test} target images (one target image = "
+            f"{100 / max(1, n_target_test):.1f} points).")  # fmt: skip
+    if 100 * bl_source < 2 * chance:
+        note += (f" BL scores {100 * bl_source:.1f} % on its own source test set, under twice "
+                 "chance: it did not learn the source, so no column here means anything; "
+                 "raise [training] epochs or the number of source images, or lower the "
+                 "learning rate.")  # fmt: skip
+    return note
+
+
+def write_table(
+    rows: list[dict[str, Any]],
+    cfg: TransferConfig,
+    out: Path,
+    *,
+    test_sizes: tuple[int, int] | None = None,
+) -> None:
+    from gazelab import CLASSES
+
     write_csv_rows(out / "table.csv", rows)
     ts = cfg.transfer
     md = (f"Memory integrity: accuracy (%) on the source and target test sets; "
           f"simplified VGG width {ts.width}, {cfg.settings.training.input_size} px\n\n"
           + table_markdown(rows, ts.source, ts.target))  # fmt: skip
+    bl = [r for r in rows if r["strategy"] == "BL"]
+    if test_sizes is not None and bl:
+        md += "\n" + reading_note(bl[0]["source_test"], *test_sizes, len(CLASSES)) + "\n"
     (out / "table.md").write_text(md)
     (out / "transfer.json").write_text(json.dumps(
         {"transfer": dataclasses.asdict(ts), "rows": rows}, indent=2) + "\n")  # fmt: skip

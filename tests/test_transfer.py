@@ -12,6 +12,7 @@ from gazelab.models.transfer import (
     TRAINED_LAYERS,
     TransferError,
     fraction_subset,
+    reading_note,
     table_markdown,
 )
 from gazelab.settings import TrainingSettings
@@ -80,6 +81,17 @@ def test_fraction_subsets_nest_and_table_layout() -> None:
     assert md[0].startswith("| test set | BL | FC 50 % | FC 100 % | FC+CL 50 %")
     assert md[2] == "| source (FER) | 68.3 | " + " | ".join(["50.0"] * 8) + " |"
     assert md[3].startswith("| target (JAFFE) | 40.3 | 25.0")
+
+
+def test_reading_note_says_when_the_baseline_learned_nothing() -> None:
+    # the old demo: BL 22 % on its 100 source test images, 50 % on 20 target images
+    note = reading_note(0.22, 100, 20, 8)
+    assert note.startswith("Chance is 12.5 %; the test sets hold 100 source and 20 target")
+    assert "(one target image = 5.0 points)" in note
+    assert "BL scores 22.0 % on its own source test set, under twice chance" in note
+    # 25 % is exactly twice chance: learned (a little); 64.5 %: no warning either
+    assert "under twice chance" not in reading_note(0.25, 200, 40, 8)
+    assert reading_note(0.645, 200, 40, 8).endswith("(one target image = 2.5 points).")
 
 
 @pytest.mark.tf
