@@ -1,9 +1,11 @@
-"""The session set-up dialog: participant, images, tracker, voice, screen geometry."""
+"""The session set-up dialog: participant, images, tracker, voice, screen geometry, and the
+pre-flight check of all of them (annotation/preflight.py) before anything is recorded."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtWidgets import (
     QComboBox,
@@ -13,6 +15,8 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QProgressBar,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -88,9 +92,21 @@ class SetupDialog(QDialog):
         self.resume_note.setWordWrap(True)
         if self._resume is not None:
             self._show_resume(init)
+        self.check_button = QPushButton("Check the set-up: images, tracker, microphone, screen")
+        self.check_button.clicked.connect(self.run_preflight)
+        self.preflight_text = QLabel("")
+        self.preflight_text.setWordWrap(True)
+        self.level = QProgressBar()  # the microphone's level, -60 … 0 dBFS
+        self.level.setRange(0, 60)
+        self.level.setFormat("microphone %v dB above -60 dBFS")
+        self.level.setVisible(False)
+        self.preflight_result: Any = None
         layout = QVBoxLayout(self)
         layout.addWidget(self.resume_note)
         layout.addLayout(form)
+        layout.addWidget(self.check_button)
+        layout.addWidget(self.preflight_text)
+        layout.addWidget(self.level)
         layout.addWidget(self.errors)
         layout.addWidget(buttons)
 
@@ -138,6 +154,47 @@ class SetupDialog(QDialog):
             settings=self._settings,
             resume=self._resume,
         )
+
+    def run_preflight(self) -> Any:
+        """Try everything a session needs before it starts (annotation/preflight.py):
+        the images decode, the tracker streams at its rate, the microphone gives a level,
+        the actual screen matches the settings. Shows the result; returns it."""
+        from PySide6.QtGui import QGuiApplication
+
+        from gazelab.annotation.preflight import preflight
+
+        try:
+            cfg = self.build()
+        except (SessionSetupError, ValueError) as exc:
+            self.errors.setText(str(exc))
+            return None
+        screen = QGuiApplication.primaryScreen()
+        px = mm = None
+        if screen is not None:
+            size, ratio, phys = screen.size(), screen.devicePixelRatio(), screen.physicalSize()
+            px = (round(size.width() * ratio), round(size.height() * ratio))
+            mm = (phys.width(), phys.height())
+        self.check_button.setEnabled(False)
+        try:
+            result = preflight(cfg, screen_px=px, screen_mm=mm)
+        finally:
+            self.check_button.setEnabled(True)
+        lines = list(result.notes)
+        t = result.tracker
+        if t is not None and t.n_samples:
+            lines.append(f"tracker {t.kind}: {t.n_samples} samples at {t.rate_hz:.0f} Hz,"
+                         f" {t.valid_pct:.0f} % valid")  # fmt: skip
+        mic = result.microphone
+        self.level.setVisible(mic is not None and cfg.settings.voice.backend != "keys")
+        if mic is not None and math.isfinite(mic.level_dbfs):
+            self.level.setValue(int(max(0.0, min(60.0, mic.level_dbfs + 60.0))))
+            lines.append(f"microphone level {mic.level_dbfs:.0f} dBFS")
+        ok = "all checks passed" if not result.problems else f"{len(result.problems)} problem(s)"
+        self.preflight_text.setText("Pre-flight: " + ok + "".join(f"\n{x}" for x in lines))
+        self.errors.setText("\n".join(result.problems))
+        self.preflight_result = result
+        self.adjustSize()  # room for the lines just shown
+        return result
 
     def try_accept(self) -> None:
         try:

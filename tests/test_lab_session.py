@@ -430,3 +430,39 @@ def test_annotate_cli_order_and_experimenter_view(tmp_path) -> None:  # type: ig
         (rec,) = st.sessions()
         assert Settings.from_toml(rec.settings_toml).protocol.order == "latin"
         assert len(st.final_labels(rec.id)) == 2
+
+
+# -- pre-flight in the set-up dialog ---------------------------------------------------------------
+@pytest.mark.gui
+def test_setup_dialog_preflight_names_a_corrupt_image_and_an_unreachable_tracker(
+    qtbot, tmp_path, out_dir
+) -> None:  # type: ignore[no-untyped-def]
+    _qt()
+    import socket
+
+    from gazelab.app.setup_dialog import SetupDialog
+    from gazelab.models.synthetic import synthetic_faces, write_folder
+
+    write_folder(synthetic_faces(3, size=64, seed=2), tmp_path / "faces")
+    bad = sorted((tmp_path / "faces").rglob("*.png"))[0]
+    bad.write_bytes(bad.read_bytes()[:60])
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dlg = SetupDialog(SessionConfig(tmp_path / "s.sqlite", "P01"))
+    qtbot.addWidget(dlg)
+    dlg.images.setText(f"folder:{tmp_path / 'faces'}")
+    dlg.tracker.setCurrentText(f"eyetribe:127.0.0.1:{port}")
+    dlg.voice.setCurrentText("keys")
+    dlg.show()
+    result = dlg.run_preflight()
+    dlg.grab().save(str(out_dir / "setup_preflight.png"))
+    assert result is not None and len(result.problems) >= 2
+    assert bad.name in dlg.errors.text() and str(port) in dlg.errors.text()
+    assert "problem" in dlg.preflight_text.text() and not dlg.level.isVisible()
+
+    dlg.images.setText("synthetic:2:1:64")  # fixed, with the simulator: the rate is measured
+    dlg.tracker.setCurrentText("sim")
+    result = dlg.run_preflight()
+    assert result is not None and not any("tracker" in p for p in result.problems)
+    assert "samples at" in dlg.preflight_text.text()
