@@ -257,10 +257,15 @@ def analyse_project(
                 tg.fixations["onset_ms"] - tg.image_onset_ms,
                 tg.fixations["duration_ms"],
             )
+    if not images and excluded:
+        raise AnalysisError(
+            f"every trial with gaze in sessions {[r.id for r in records]} was left out by the "
+            f"[quality] limits ({len(excluded)} trials; e.g. {excluded[0]['reason']}); "
+            "loosen [quality] in the settings or record validations"
+        )
     if not images:
         raise AnalysisError(
             f"sessions {[r.id for r in records]} have no gaze samples during image phases"
-            + (f" ({len(excluded)} trials left out by the [quality] limits)" if excluded else "")
         )
     counts = [len(g.points) for im in images.values() for g in im.humans.values()]
     mean_points = float(np.mean(counts))

@@ -112,6 +112,18 @@ def _session_ids(text: str) -> list[int]:
     return ids
 
 
+def _worker(text: str) -> tuple[int, int]:
+    """An argparse type: ``I/N``, this host's index among N workers (0-based)."""
+    index, sep, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N (e.g. 0/4)") from None
+    if not (sep and n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"{text!r}: give I/N with 0 <= I < N (e.g. 0/4)")
+    return i, n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gazelab",
@@ -234,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--analyzer", choices=ANALYZER_CHOICES, help="default: deep_taylor")
         p.add_argument("--point-source", choices=("events", "samples"),
                        help="fixation points: events (default) or samples in fixations")  # fmt: skip
-        p.add_argument("--config", help="settings TOML ([analysis] section)")
+        p.add_argument("--config", help="settings TOML ([analysis]; [quality] limits for compare)")
 
     p = add("saliency", cmd_saliency, "relevance maps of a model (deep Taylor, LRP, Grad-CAM...)")
     p.add_argument("--model", required=True, help="trained classifier (.keras)")
@@ -250,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--shard-size", type=_count(1, 100_000), default=256, help="--dataset: images per shard"
     )
+    p.add_argument("--worker", type=_worker, help="--dataset on several hosts sharing --out: "
+                   "this host's part I/N (default: from TF_CONFIG when set)")  # fmt: skip
     p.add_argument("--png", action="store_true",
                    help="also write PNGs: relevance colour-mapped over the image, colour bar")  # fmt: skip
 

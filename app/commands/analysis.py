@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gazelab.app.commands import analysis_settings, max_pixels, tqdm_progress
+from gazelab.app.commands import analysis_settings, max_pixels, settings_of, tqdm_progress
 
 
 def cmd_saliency(args: argparse.Namespace) -> int:
@@ -59,16 +59,22 @@ def cmd_saliency(args: argparse.Namespace) -> int:
 
 def saliency_dataset(args: argparse.Namespace, model) -> int:  # type: ignore[no-untyped-def]
     """``saliency --dataset``: stream a whole dataset into float16 NPZ shards (resumable)."""
-    from gazelab.analysis.dataset_relevance import explain_dataset
+    from gazelab.analysis.dataset_relevance import explain_dataset, worker_from_tf_config
     from gazelab.models.datasets.registry import open_image_set
 
     src = open_image_set(args.dataset)
+    worker = getattr(args, "worker", None) or worker_from_tf_config()
     progress = tqdm_progress()
     maps = explain_dataset(
         model, src, args.out, args.analyzer, shard_size=args.shard_size,
-        batch_size=args.batch_size, limit=args.limit,
+        batch_size=args.batch_size, limit=args.limit, worker=worker,
         progress=lambda d, t: progress("saliency", d, t),
     )  # fmt: skip
+    if maps is None:
+        assert worker is not None
+        print(f"worker {worker[0]}/{worker[1]}: its shards are written to {args.out}; the run is "
+              "complete when every worker has finished (the last one writes index.csv)")  # fmt: skip
+        return 0
     print(f"{len(maps)} relevance maps ({args.analyzer}) in {maps.meta['n_shards']} shards "
           f"-> {Path(args.out) / 'index.csv'}")  # fmt: skip
     return 0
@@ -98,6 +104,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             analysis=analysis_settings(args),
             cache=SaliencyCache(paths.cache) if paths.cache else None,
             progress=tqdm_progress(),
+            quality=settings_of(args).quality,
         )
     report = Path(args.report or (paths.store.parent / "report"))
     md = write_report(comp, report)
