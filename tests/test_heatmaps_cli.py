@@ -66,3 +66,30 @@ def test_a_stored_spec_that_cannot_be_rebuilt_asks_for_images(tmp_path: Path, ca
     assert _run("--store", str(path), "--session", "1", "--out", str(tmp_path / "o")) == 2
     err = capsys.readouterr().err
     assert "its images cannot be rebuilt" in err and "--images" in err and "gone" in err
+
+
+def test_heatmap_pngs_are_overlays_on_the_image_with_a_legend(store: Path, tmp_path: Path) -> None:
+    """issue 20.3: the PNG is the image with the heatmap over it (not a bare grey map): the
+    fixated pixel takes the annotator colour, a far pixel keeps the face, a legend row
+    below names the participant."""
+    from PIL import Image
+
+    from gazelab.analysis.report import HUMAN_COLOURS
+    from gazelab.fileio import safe_filename
+
+    assert _run("--store", str(store), "--session", "1", "--out", str(tmp_path / "o")) == 0
+    images = open_image_set(SPEC)
+    iid = images.ids[0]
+    png = np.asarray(
+        Image.open(tmp_path / "o" / f"session1_{safe_filename(iid)}.png").convert("RGB")
+    )
+    face = images.image(iid)
+    assert png.ndim == 3 and png.shape[1] >= face.shape[1] and png.shape[0] > face.shape[0]
+    at_fixation = png[12, 10].astype(int)  # (x 10, y 12): the one fixation, peak opacity 0.6
+    grey = int(face[12, 10])
+    expect = 0.4 * grey + 0.6 * np.array(HUMAN_COLOURS[0])
+    assert np.abs(at_fixation - expect).max() <= 2
+    far = png[face.shape[0] - 2, face.shape[1] - 2].astype(int)  # outside the 5° kernel
+    assert (far == int(face[-2, -2])).all()
+    legend = png[face.shape[0] :]
+    assert (np.abs(legend.reshape(-1, 3) - np.array(HUMAN_COLOURS[0])).sum(axis=1) == 0).any()

@@ -15,10 +15,10 @@ class HeatmapsError(GazelabError, ValueError):
     """The session's images cannot be found or rebuilt; the message says which to give."""
 
 
-def session_image_shapes(
+def session_image_index(
     order: Sequence[str], images: ImageSet, *, by_stem: bool = False
-) -> dict[str, tuple[int, int]]:
-    """``(H, W)`` of every image id of a session (``order``) in ``images``, matched by id;
+) -> dict[str, int]:
+    """Where every image id of a session (``order``) is in ``images``, matched by id;
     with ``by_stem`` an id may also match a file named by it (``happy/<id>.png``, as
     ``gazelab synthetic`` writes the faces of a ``synthetic:`` session)."""
     index = {iid: k for k, iid in enumerate(images.ids)}
@@ -31,7 +31,16 @@ def session_image_shapes(
             f"{len(missing)} image id(s) of the session are not in {images.spec} "
             f"(first: {missing[0]!r}); give the images the session was run with"
         )
-    shapes = {i: images.image(index[i]).shape[:2] for i in order}
+    return {i: index[i] for i in order}
+
+
+def session_image_shapes(
+    order: Sequence[str], images: ImageSet, *, by_stem: bool = False
+) -> dict[str, tuple[int, int]]:
+    """``(H, W)`` of every image id of a session in ``images`` (see
+    :func:`session_image_index`), one image decoded at a time."""
+    index = session_image_index(order, images, by_stem=by_stem)
+    shapes = {i: images.image(k).shape[:2] for i, k in index.items()}
     return {i: (int(h), int(w)) for i, (h, w) in shapes.items()}
 
 
@@ -42,6 +51,8 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from gazelab.analysis.human import trial_gaze
+    from gazelab.analysis.overlays import heat_overlay, with_legend
+    from gazelab.analysis.report import HUMAN_COLOURS
     from gazelab.annotation.store import SessionStore
     from gazelab.fileio import safe_filename
     from gazelab.models.datasets.registry import as_image_spec, open_image_set
@@ -79,6 +90,7 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
                     f"{rec.image_source!r} ({exc}); give them with --images"
                 ) from exc
         try:
+            index = session_image_index(rec.stimulus_order, images, by_stem=bool(args.images))
             shapes = session_image_shapes(rec.stimulus_order, images, by_stem=bool(args.images))
         except HeatmapsError as exc:
             raise HeatmapsError(f"session {rec.id}: {exc}") from None
@@ -86,10 +98,17 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
     arrays = {t.image_id: t.heatmap.astype(np.float32) for t in trials}
     np.savez_compressed(out / f"session{args.session}_heatmaps.npz", **arrays)
     for t in trials:
-        h = t.heatmap
-        png = (255 * h / h.max()).astype(np.uint8) if h.max() > 0 else h.astype(np.uint8)
+        # the overlay people read: the heatmap in image pixels over the image, with its
+        # contour and a legend naming the participant (the NPZ keeps the bare maps)
+        img = np.asarray(images.image(index[t.image_id]))
+        base = img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2)
+        colour = HUMAN_COLOURS[0]
+        over = heat_overlay(base, t.heatmap_in("image"), colour)
+        n_fix = len(t.fixations["onset_ms"])
+        over = with_legend(over, [(f"{rec.participant} ({n_fix} fixations)", colour)])
         # ids are paths (``happy/x.png``, even ``../x``): the name must stay inside --out
-        Image.fromarray(png).save(out / f"session{args.session}_{safe_filename(t.image_id)}.png")
-        print(f"{t.image_id}: {len(t.fixations['onset_ms'])} fixations")
-    print(f"wrote {len(trials)} heatmaps (stimulus frame) to {out}")
+        Image.fromarray(over).save(out / f"session{args.session}_{safe_filename(t.image_id)}.png")
+        print(f"{t.image_id}: {n_fix} fixations")
+    print(f"wrote {len(trials)} heatmaps to {out}: overlays on the images (PNG) and the "
+          "stimulus-frame maps (NPZ)")  # fmt: skip
     return 0
