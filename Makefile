@@ -15,7 +15,7 @@ help:
 	@echo "make demo   - run the whole product on synthetic faces + simulated Eye Tribe (headless)"
 	@echo "make test   - run the test suite (slow tests included when CI=true or SLOW=1)"
 	@echo "make lint   - ruff format --check, ruff check, mypy on the core packages"
-	@echo "make bench  - run the benchmarks in benchmarks/ and print their ratios"
+	@echo "make bench  - run the benchmarks and write benchmarks/results.md (BENCH=\"esr --quick\": a subset)"
 	@echo "make examples - the ESR, memory-integrity and pruning examples (< 1 min each)"
 
 install: $(STAMP)
@@ -56,7 +56,7 @@ lint: $(STAMP)
 	cd .mypy_src && ../$(VENV)/bin/mypy --config-file ../pyproject.toml $(addprefix -p gazelab.,$(MYPY_PKGS)) -m gazelab.settings
 
 bench: $(STAMP)
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) benchmarks/run_all.py $(BENCH)
 
 clean:
 	rm -rf .mypy_src .pytest_cache .ruff_cache .mypy_cache demo-out test-output runs build *.egg-info
