@@ -417,33 +417,58 @@ def synthetic_faces(
     subject ``i mod subjects``; the pool depends on ``seed``), for subject-independent
     splits. ``renderer``: ``"a"`` or ``"b"`` (:data:`RENDERERS`).
     """
+    plan = face_plan(n, seed, balanced=balanced, subjects=subjects)
+    shape = (n, size, size, 3) if rgb else (n, size, size)
+    images = np.empty(shape, dtype=np.uint8)
+    regions = np.empty((n, size, size), dtype=np.float32)
+    for i in range(n):
+        images[i], regions[i] = plan.render(i, size, rgb=rgb, renderer=renderer)
+    return SyntheticFaces(
+        images=images, labels=plan.labels, regions=regions, ids=plan.ids, subjects=plan.subjects
+    )
+
+
+@dataclass(frozen=True)
+class FacePlan:
+    """What :func:`synthetic_faces` decides before drawing: labels, ids, subjects and each
+    face's seeds, so that one face can be rendered alone (:meth:`render`), identical to
+    its rendering in the whole set (an image set of 1 000 faces opens without drawing)."""
+
+    labels: NDArray[np.int64]
+    ids: list[str]
+    subjects: list[str]
+    seeds: list[np.random.SeedSequence]
+    identities: list[np.random.SeedSequence | None]
+
+    def render(
+        self, i: int, size: int, *, rgb: bool = False, renderer: str = "a"
+    ) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
+        return render_face(int(self.labels[i]), size, self.seeds[i], rgb=rgb,
+                           identity=self.identities[i], renderer=renderer)  # fmt: skip
+
+
+def face_plan(
+    n: int, seed: int = 0, *, balanced: bool = True, subjects: int | None = None
+) -> FacePlan:
+    """The labels, ids, subjects and per-face seeds of ``synthetic_faces(n, seed=seed)``."""
     if subjects is not None and subjects < 1:
         raise ValueError(f"subjects = {subjects} must be >= 1")
     if n < 0:
         raise ValueError(f"n = {n} must be >= 0")
-    root = np.random.SeedSequence(seed)
-    children = root.spawn(n + 1)
+    children = np.random.SeedSequence(seed).spawn(n + 1)
     label_rng = np.random.default_rng(children[0])
     if balanced:
         labels = np.arange(n, dtype=np.int64) % len(CLASSES)
         label_rng.shuffle(labels)
     else:
         labels = label_rng.integers(0, len(CLASSES), size=n).astype(np.int64)
-    shape = (n, size, size, 3) if rgb else (n, size, size)
-    images = np.empty(shape, dtype=np.uint8)
-    regions = np.empty((n, size, size), dtype=np.float32)
     pool = [np.random.SeedSequence((seed, 7919, k)) for k in range(subjects)] if subjects else []
-    for i in range(n):
-        images[i], regions[i] = render_face(
-            int(labels[i]), size, children[i + 1], rgb=rgb,
-            identity=pool[i % subjects] if subjects else None, renderer=renderer,
-        )  # fmt: skip
-    return SyntheticFaces(
-        images=images,
+    return FacePlan(
         labels=labels,
-        regions=regions,
         ids=[f"synthetic-{seed}-{i:05d}" for i in range(n)],
         subjects=[f"s{seed}-{i % subjects:03d}" if subjects else "" for i in range(n)],
+        seeds=children[1:],
+        identities=[pool[i % subjects] if subjects else None for i in range(n)],
     )
 
 

@@ -173,3 +173,21 @@ def test_a_new_layout_is_one_registration(
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "toy:N" in capsys.readouterr().out
+
+
+def test_a_synthetic_set_renders_each_face_when_asked_identical_to_the_whole_set() -> None:
+    """A 1 000-face set opens without drawing (the viewer's < 3 s open, issue 20); each face
+    and its regions, drawn alone, equal their rendering in synthetic_faces."""
+    import time
+
+    from gazelab.models.synthetic import synthetic_faces
+
+    t = time.perf_counter()
+    big = open_image_set("synthetic:1000:0:96")
+    assert len(big) == 1000 and time.perf_counter() - t < 1.0  # nothing drawn yet (generous)
+    whole = synthetic_faces(10, size=48, seed=4, subjects=3)
+    lazy = open_image_set("synthetic:10:4:48:subjects=3")
+    for i in (7, 0, 7, 3):  # out of order, and again (from the cache)
+        assert np.array_equal(lazy.image(i), whole.images[i])
+        assert np.array_equal(lazy.regions[whole.ids[i]], whole.regions[i])
+    assert list(lazy.labels) == list(whole.labels) and list(lazy.subjects) == whole.subjects
