@@ -223,16 +223,16 @@ def compare_maps(
     return out
 
 
-_JITTER_CACHE: dict[tuple[int, int], tuple[NDArray[np.float64], ...]] = {}
+_JITTER_CACHE: dict[tuple[int, int], tuple[NDArray[Any], ...]] = {}
 """(size, seed) -> MIT jitter noise, sorted, and its sort order: one draw per size and seed."""
 
 
-def _jitter(size: int, seed: int) -> tuple[NDArray[np.float64], ...]:
+def _jitter(size: int, seed: int) -> tuple[NDArray[Any], ...]:
     key = (size, seed)
     if key not in _JITTER_CACHE:
         if len(_JITTER_CACHE) > 8:
             _JITTER_CACHE.clear()
-        noise = np.random.default_rng(seed).random(size) * AUC_JITTER
+        noise: NDArray[np.float64] = np.random.default_rng(seed).random(size) * AUC_JITTER
         order = np.argsort(noise, kind="stable")
         _JITTER_CACHE[key] = (noise, noise[order], order)
     return _JITTER_CACHE[key]
@@ -270,7 +270,7 @@ class PreparedMap:
 
     @property
     def positive(self) -> NDArray[np.bool_]:
-        return self._get("positive", lambda: self.flat > 0)  # type: ignore[no-any-return]
+        return self._get("positive", lambda: self.flat > 0)
 
     @staticmethod
     def _centre(
@@ -294,13 +294,11 @@ class PreparedMap:
             r = r + np.where(v > 0, self.n_zero, 0)
             return self._centre(r, n_neg + (self.n_zero + 1) / 2.0, self.n_zero, self.n)
 
-        return self._get("ranks", make)  # type: ignore[no-any-return]
+        return self._get("ranks", make)
 
     @property
     def values_centred(self) -> tuple[NDArray[np.float64], float, float]:
-        return self._get(  # type: ignore[no-any-return]
-            "values", lambda: self._centre(self.values, 0.0, self.n_zero, self.n)
-        )
+        return self._get("values", lambda: self._centre(self.values, 0.0, self.n_zero, self.n))
 
     def dense_centred(self, ranks: bool) -> NDArray[np.float64]:
         """The centred ranks (or values) of every pixel, as one flat array."""
@@ -311,7 +309,7 @@ class PreparedMap:
             out[self.support] = c
             return out
 
-        return self._get(f"dense{ranks}", make)  # type: ignore[no-any-return]
+        return self._get(f"dense{ranks}", make)
 
     @property
     def nonzero(self) -> NDArray[np.bool_]:
@@ -320,11 +318,11 @@ class PreparedMap:
             m[self.support] = True
             return m
 
-        return self._get("nonzero", make)  # type: ignore[no-any-return]
+        return self._get("nonzero", make)
 
     @property
     def norm(self) -> float:
-        return self._get("norm", lambda: float(np.sqrt(np.dot(self.values, self.values))))  # type: ignore[no-any-return]
+        return self._get("norm", lambda: float(np.sqrt(np.dot(self.values, self.values))))
 
     @property
     def total(self) -> float | MetricError:
@@ -336,7 +334,7 @@ class PreparedMap:
             t = float(self.values.sum())
             return t if t > 0 else MetricError("SIM and KL need maps with positive mass")
 
-        return self._get("total", make)  # type: ignore[no-any-return]
+        return self._get("total", make)
 
     @property
     def mean_sd(self) -> tuple[float, float]:
@@ -344,7 +342,7 @@ class PreparedMap:
             c, cz, ss = self.values_centred
             return float(self.values.sum() / self.n), float(np.sqrt(ss / self.n))
 
-        return self._get("mean_sd", make)  # type: ignore[no-any-return]
+        return self._get("mean_sd", make)
 
     def auc_counter(self, seed: int = 0) -> Callable[[NDArray[np.bool_]], float]:
         """AUC-Judd of this map at a fixated-pixel map, as :func:`auc_judd` computes it.
@@ -354,7 +352,7 @@ class PreparedMap:
         that of the support: every value is the same float the reference computes, and
         every count the same integer, without sorting the map.
         """
-        return self._get(f"auc{seed}", lambda: self._make_auc(seed))  # type: ignore[no-any-return]
+        return self._get(f"auc{seed}", lambda: self._make_auc(seed))
 
     def _make_auc(self, seed: int) -> Callable[[NDArray[np.bool_]], float]:
         flat, sup, n = self.flat, self.support, self.n

@@ -219,7 +219,7 @@ def worker_role(strategy: Any) -> tuple[bool, str]:
     resolver = getattr(strategy, "cluster_resolver", None)
     task_type = getattr(resolver, "task_type", None)
     task_id = getattr(resolver, "task_id", None)
-    if task_type is None:
+    if task_type is None or resolver is None:
         return True, "chief"
     spec = resolver.cluster_spec().as_dict()
     chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in spec)
