@@ -288,7 +288,7 @@ class AnnotationSession:
         self.tracker.tracker.start()
         self.live = _RecentSamples(self.tracker.tracker)
         self.capture = GazeCapture(
-            self.live,  # type: ignore[arg-type]
+            self.live,  # the tracker, seen through (see _RecentSamples)
             self.store,
             self.record.id,
             self.protocol,

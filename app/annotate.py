@@ -32,14 +32,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PySide6.QtCore import QObject, QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QWidget
 
@@ -55,19 +54,13 @@ from gazelab.annotation.speech import (
 )
 from gazelab.annotation.store import SessionStore
 from gazelab.app import annotate_screens as screens
-from gazelab.app.annotate_screens import to_qimage
+from gazelab.app.annotate_screens import ScreenMapping, to_qimage
+from gazelab.app.annotate_targets import TargetScreens
 from gazelab.app.annotate_voice import AnswerListener
 
 __all__ = ["AnnotationWindow", "Autopilot", "run_annotation", "to_qimage"]
 
 KEY_NAMES = {"space": Qt.Key.Key_Space, "return": Qt.Key.Key_Return, "right": Qt.Key.Key_Right}
-
-
-class _Bridge(QObject):
-    """Signals from worker threads (calibration, recognition) into the GUI thread."""
-
-    calibration_point = Signal(int, float, float)
-    calibration_done = Signal(object)
 
 
 @dataclasses.dataclass
@@ -78,7 +71,7 @@ class Autopilot:
     label_of: Callable[[str], str] | None = None
 
 
-class AnnotationWindow(QWidget):
+class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
     def __init__(
         self,
         config: SessionConfig,
@@ -141,9 +134,7 @@ class AnnotationWindow(QWidget):
         self._shown: tuple[int, Phase, float] | None = None  # what the last paint showed
         self._image_cache: dict[str, QImage] = {}
         self._auto_label_at: float | None = None
-        self._bridge = _Bridge()
-        self._bridge.calibration_point.connect(self._on_calibration_point)
-        self._bridge.calibration_done.connect(self._on_calibration_done)
+        self._init_targets()
         self._phase_timer = self._timer(self._on_deadline, single=True)
         self._poll_timer = self._timer(self._poll)
         self._poll_timer.start(10)
@@ -209,39 +200,6 @@ class AnnotationWindow(QWidget):
         self.update()
         return ok
 
-    # -- geometry ---------------------------------------------------------------------------
-    def scale(self) -> float:
-        """Widget pixels per screen pixel (1 when the window is the configured screen)."""
-        w, h = self.ctl.screen_px
-        return min(self.width() / w, self.height() / h) if self.width() and self.height() else 1.0
-
-    def _origin(self) -> tuple[float, float, float]:
-        s = self.scale()
-        w, h = self.ctl.screen_px
-        return (self.width() - w * s) / 2, (self.height() - h * s) / 2, s
-
-    def to_widget(self, x: float, y: float) -> QPointF:
-        ox, oy, s = self._origin()
-        return QPointF(ox + x * s, oy + y * s)
-
-    def to_screen(self, p: QPointF) -> tuple[float, float]:
-        ox, oy, s = self._origin()
-        return ((p.x() - ox) / s, (p.y() - oy) / s)
-
-    def scaled_image(self, iid: str) -> QImage:
-        """The image at its on-screen size, scaled once (during the blank before it)."""
-        key = f"{iid}@{self.width()}x{self.height()}"
-        if key not in self._image_cache:
-            _, _, w, h = self.ctl.layout_for(iid).image_rect_on_screen
-            s = self.scale()
-            img = to_qimage(self.ctl.images.image(iid)).scaled(
-                max(1, round(w * s)), max(1, round(h * s)),
-                Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation,
-            )  # fmt: skip
-            self._image_cache = {k: v for k, v in self._image_cache.items() if k.startswith(iid)}
-            self._image_cache[key] = img
-        return self._image_cache[key]
-
     # -- flow -------------------------------------------------------------------------------
     def begin(self) -> None:
         """Leave the start screen: practice (if any, once), calibrate (unless skipped),
@@ -254,76 +212,6 @@ class AnnotationWindow(QWidget):
             self._start_trials()
         else:
             self.start_calibration()
-
-    def start_calibration(self) -> None:
-        self.mode = "calibration"
-        self.target = None
-        self.update()
-
-        def on_point(i: int, xy: tuple[float, float]) -> None:
-            self._bridge.calibration_point.emit(i, float(xy[0]), float(xy[1]))
-
-        def work() -> None:
-            try:
-                res: Any = self.ctl.measure_calibration(
-                    dwell_s=self.calibration_dwell_s, on_point=on_point
-                )
-            except Exception as exc:  # shown on screen; the session can retry
-                res = exc
-            self._bridge.calibration_done.emit(res)
-
-        threading.Thread(target=work, name="calibration", daemon=True).start()
-
-    def _on_calibration_point(self, i: int, x: float, y: float) -> None:
-        self.target = (x, y)
-        self.update()
-
-    def _on_calibration_done(self, result: Any) -> None:
-        self.target = None
-        self.mode = "calibration_result"
-        if isinstance(result, Exception):
-            self.warning = f"calibration failed: {result} — press R to try again"
-            self.ctl.calibration = None
-        else:
-            self.ctl.calibration_done(result)  # stored in the GUI thread, in order
-        self.update()
-        if self.autopilot is not None and self.ctl.calibration is not None:
-            QTimer.singleShot(50, self.start_validation)
-
-    def start_validation(self, redo: list[int] | None = None) -> None:
-        """Show the targets again without calibrating (``redo``: only these of the last)."""
-        self.mode = "validation"
-        self._n_targets = len(self.ctl.start_validation(redo=redo))
-        self._validation_step(0)
-
-    def _validation_step(self, i: int) -> None:
-        if i >= self._n_targets:
-            self.target = None
-            outcome = self.ctl.finish_validation(settle_s=min(0.5, self.validation_dwell_s / 2))
-            self._sync_store()
-            self.mode = "validation_result"
-            self.update()
-            if self.autopilot is not None:  # a simulated experimenter: accept, or override
-                if not outcome.passed:
-                    self.ctl.override()
-                QTimer.singleShot(50, self._start_trials)
-            return
-        self.target = self.ctl.validation_target(i)
-        self.update()
-        QTimer.singleShot(int(self.validation_dwell_s * 1000), lambda: self._validation_step(i + 1))
-
-    def _validation_key(self, key: int) -> None:
-        """Space accepts (once the thresholds are met), O overrides them (recorded),
-        R recalibrates, F measures the failing targets again."""
-        if key == Qt.Key.Key_Space and self.ctl.may_start():
-            self._start_trials()
-        elif key == Qt.Key.Key_O and not self.ctl.may_start():
-            self.ctl.override()
-            self._start_trials()
-        elif key == Qt.Key.Key_R:
-            self.start_calibration()
-        elif key == Qt.Key.Key_F and self.ctl.failing_targets():
-            self.start_validation(redo=self.ctl.failing_targets())
 
     def _start_trials(self) -> None:
         self.mode = "trials"
@@ -516,57 +404,9 @@ class AnnotationWindow(QWidget):
                 proto.flipped(proto.phase, self.clock())
 
 
-def run_annotation(
-    config: SessionConfig,
-    *,
-    windowed: bool = False,
-    autopilot: Autopilot | None = None,
-    skip_calibration: bool = False,
-    auto_start: bool = False,
-    experimenter_view: bool = False,
-) -> int:
-    """Open the window and run the Qt event loop; returns the session id.
+def run_annotation(config: SessionConfig, **options: Any) -> int:
+    """Open the window full screen and run the Qt event loop; returns the session id
+    (:func:`gazelab.app.annotate_run.run_annotation`, where the options are listed)."""
+    from gazelab.app.annotate_run import run_annotation as run
 
-    ``experimenter_view``: also open :class:`~gazelab.app.experimenter.ExperimenterView`,
-    on the second screen when there is one."""
-    from gazelab.app.qt import application
-
-    app = application()
-    screen = None
-    if not windowed and app.primaryScreen() is not None:  # the full screen is the stimulus
-        size, ratio = app.primaryScreen().size(), app.primaryScreen().devicePixelRatio()
-        screen = (round(size.width() * ratio), round(size.height() * ratio))
-    win = AnnotationWindow(config, autopilot=autopilot, skip_calibration=skip_calibration,
-                           actual_screen_px=screen)  # fmt: skip
-    for note in win.ctl.notes:
-        print(f"gazelab annotate: {note}", file=sys.stderr)
-    if experimenter_view:
-        from gazelab.app.experimenter import ExperimenterView
-
-        view = ExperimenterView(win.ctl)
-        win.destroyed.connect(view.close)
-        screens = app.screens()
-        if len(screens) > 1:  # the participant's screen is the primary one
-            view.move(screens[1].availableGeometry().topLeft())
-        view.show()
-    if windowed:
-        w, h = win.settings.display.resolution_px
-        win.resize(min(w, 1600), min(h, 900))
-        win.show()
-    else:
-        win.showFullScreen()
-    if auto_start or autopilot is not None:
-        QTimer.singleShot(100, win.begin)
-    if autopilot is not None:
-        win.destroyed.connect(app.quit)
-
-        def check_done() -> None:
-            if win.mode == "done":
-                win.finish()
-                app.quit()
-
-        t = QTimer(win)
-        t.timeout.connect(check_done)
-        t.start(100)
-    app.exec()
-    return int(win.session.id)
+    return run(config, **options)

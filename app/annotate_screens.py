@@ -2,7 +2,8 @@
 
 Each ``paint_*`` function draws one screen of :class:`~gazelab.app.annotate.AnnotationWindow`
 from the window's state and its :class:`~gazelab.annotation.controller.AnnotationSession`;
-coordinates are session screen pixels mapped into the widget by ``win.to_widget``.
+coordinates are session screen pixels mapped into the widget by ``win.to_widget``
+(:class:`ScreenMapping`, a mixin of the window).
 
 Colours are chosen for contrast on the grey (128) and black surrounds: light text
 (≥ 4.5:1 on grey is only reached by near-white or near-black), dark panels behind
@@ -23,6 +24,7 @@ from gazelab import CLASSES
 from gazelab.annotation.protocol import Phase
 
 if TYPE_CHECKING:
+    from gazelab.annotation.controller import AnnotationSession
     from gazelab.app.annotate import AnnotationWindow
 
 BACKGROUNDS = {"grey": QColor(128, 128, 128), "black": QColor(0, 0, 0)}
@@ -37,6 +39,51 @@ def to_qimage(image: NDArray[np.uint8]) -> QImage:
     fmt = QImage.Format.Format_Grayscale8 if img.ndim == 2 else QImage.Format.Format_RGB888
     q = QImage(img.data, img.shape[1], img.shape[0], img.strides[0], fmt)
     return q.copy()  # own the pixels
+
+
+class ScreenMapping:
+    """Session screen px <-> widget px for a window showing the session's screen (scaled
+    to fit, centred), and each image scaled once to its on-screen size."""
+
+    ctl: AnnotationSession
+    _image_cache: dict[str, QImage]
+
+    if TYPE_CHECKING:
+
+        def width(self) -> int: ...
+        def height(self) -> int: ...
+
+    def scale(self) -> float:
+        """Widget pixels per screen pixel (1 when the window is the configured screen)."""
+        w, h = self.ctl.screen_px
+        return min(self.width() / w, self.height() / h) if self.width() and self.height() else 1.0
+
+    def _origin(self) -> tuple[float, float, float]:
+        s = self.scale()
+        w, h = self.ctl.screen_px
+        return (self.width() - w * s) / 2, (self.height() - h * s) / 2, s
+
+    def to_widget(self, x: float, y: float) -> QPointF:
+        ox, oy, s = self._origin()
+        return QPointF(ox + x * s, oy + y * s)
+
+    def to_screen(self, p: QPointF) -> tuple[float, float]:
+        ox, oy, s = self._origin()
+        return ((p.x() - ox) / s, (p.y() - oy) / s)
+
+    def scaled_image(self, iid: str) -> QImage:
+        """The image at its on-screen size, scaled once (during the blank before it)."""
+        key = f"{iid}@{self.width()}x{self.height()}"
+        if key not in self._image_cache:
+            _, _, w, h = self.ctl.layout_for(iid).image_rect_on_screen
+            s = self.scale()
+            img = to_qimage(self.ctl.images.image(iid)).scaled(
+                max(1, round(w * s)), max(1, round(h * s)),
+                Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation,
+            )  # fmt: skip
+            self._image_cache = {k: v for k, v in self._image_cache.items() if k.startswith(iid)}
+            self._image_cache[key] = img
+        return self._image_cache[key]
 
 
 def text(
@@ -203,16 +250,16 @@ def paint_validation_result(win: AnnotationWindow, p: QPainter) -> None:
                 " gaze, so there is no accuracy to check.\nSpace: start — R: recalibrate")  # fmt: skip
         return
     limit = win.ctl.thresholds
-    for i, q in enumerate(v.quality.points):
-        c = win.to_widget(*q.target_px)
-        ok = math.isfinite(q.accuracy_deg) and q.accuracy_deg <= limit.max_point_accuracy_deg
+    for i, pt in enumerate(v.quality.points):
+        c = win.to_widget(*pt.target_px)
+        ok = math.isfinite(pt.accuracy_deg) and pt.accuracy_deg <= limit.max_point_accuracy_deg
         p.setBrush(Qt.BrushStyle.NoBrush)
         p.setPen(QPen(QColor(0, 0, 0), 5))
         p.drawEllipse(c, 12, 12)
         p.setPen(QPen(TEXT, 2))
         p.drawEllipse(c, 12, 12)
-        if math.isfinite(q.offset_px[0]):
-            g = win.to_widget(q.target_px[0] + q.offset_px[0], q.target_px[1] + q.offset_px[1])
+        if math.isfinite(pt.offset_px[0]):
+            g = win.to_widget(pt.target_px[0] + pt.offset_px[0], pt.target_px[1] + pt.offset_px[1])
             for color, width in ((QColor(0, 0, 0), 6.0), (VECTOR, 3.0)):
                 pen = QPen(color, width)
                 pen.setCapStyle(Qt.PenCapStyle.RoundCap)
@@ -221,7 +268,9 @@ def paint_validation_result(win: AnnotationWindow, p: QPainter) -> None:
             p.setPen(QPen(QColor(0, 0, 0), 2))
             p.setBrush(VECTOR)
             p.drawEllipse(g, 5, 5)
-            words = f"{i + 1}: {q.accuracy_deg:.2f}°{'' if ok else ' ✗'}\nRMS {q.rms_s2s_deg:.2f}°"
+            words = (
+                f"{i + 1}: {pt.accuracy_deg:.2f}°{'' if ok else ' ✗'}\nRMS {pt.rms_s2s_deg:.2f}°"
+            )
         else:
             words = f"{i + 1}: no gaze ✗"
         box = QRectF(c.x() + 18, c.y() + 10, 130, 44)

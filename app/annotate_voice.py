@@ -74,7 +74,7 @@ class AnswerListener(QObject):
                 pass
 
     def read(self) -> NDArray[np.int16]:
-        return self.mic.read()  # type: ignore[no-any-return]
+        return self.mic.read()
 
     def feed(self, audio: NDArray[np.int16], trial: int, *, keep: bool = True) -> None:
         """Audio of the answer to ``trial``; each utterance found is recognised, and saved

@@ -1,0 +1,67 @@
+"""Running the annotation window as ``gazelab annotate`` does: full screen (or a window),
+the simulated participant of demos and tests, and the experimenter's view."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtCore import QTimer
+
+from gazelab.annotation.session import SessionConfig
+from gazelab.app.annotate import AnnotationWindow, Autopilot
+
+
+def run_annotation(
+    config: SessionConfig,
+    *,
+    windowed: bool = False,
+    autopilot: Autopilot | None = None,
+    skip_calibration: bool = False,
+    auto_start: bool = False,
+    experimenter_view: bool = False,
+) -> int:
+    """Open the window and run the Qt event loop; returns the session id.
+
+    ``experimenter_view``: also open :class:`~gazelab.app.experimenter.ExperimenterView`,
+    on the second screen when there is one."""
+    from gazelab.app.qt import application
+
+    app = application()
+    screen = None
+    if not windowed and app.primaryScreen() is not None:  # the full screen is the stimulus
+        size, ratio = app.primaryScreen().size(), app.primaryScreen().devicePixelRatio()
+        screen = (round(size.width() * ratio), round(size.height() * ratio))
+    win = AnnotationWindow(config, autopilot=autopilot, skip_calibration=skip_calibration,
+                           actual_screen_px=screen)  # fmt: skip
+    for note in win.ctl.notes:
+        print(f"gazelab annotate: {note}", file=sys.stderr)
+    if experimenter_view:
+        from gazelab.app.experimenter import ExperimenterView
+
+        view = ExperimenterView(win.ctl)
+        win.destroyed.connect(view.close)
+        screens = app.screens()
+        if len(screens) > 1:  # the participant's screen is the primary one
+            view.move(screens[1].availableGeometry().topLeft())
+        view.show()
+    if windowed:
+        w, h = win.settings.display.resolution_px
+        win.resize(min(w, 1600), min(h, 900))
+        win.show()
+    else:
+        win.showFullScreen()
+    if auto_start or autopilot is not None:
+        QTimer.singleShot(100, win.begin)
+    if autopilot is not None:
+        win.destroyed.connect(app.quit)
+
+        def check_done() -> None:
+            if win.mode == "done":
+                win.finish()
+                app.quit()
+
+        t = QTimer(win)
+        t.timeout.connect(check_done)
+        t.start(100)
+    app.exec()
+    return int(win.session.id)
