@@ -9,7 +9,7 @@ probabilities), trainable parameters, training time, and the parameters of ESR-4
 branching levels 1–5 against the ensemble (the paper's Table 1) for the paper's base
 network at full width (131,208 parameters for one network).
 
-    python benchmarks/bench_esr.py [--n 2400] [--epochs 6] [--size 32] [--width 0.25]
+    python benchmarks/bench_esr.py [--n 2400] [--epochs 6] [--size 32] [--width 0.5]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2400)
     ap.add_argument("--epochs", type=int, default=6, help="epochs per branch / network")
     ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--width", type=float, default=0.25)
+    ap.add_argument("--width", type=float, default=0.5, help="filter scale of the paper's network")
     ap.add_argument("--out", help="keep the run here (default: a temporary folder)")
     args = ap.parse_args()
     from gazelab.models.esr_protocols import (
