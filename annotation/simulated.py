@@ -74,7 +74,7 @@ def run_simulated_session(
     view_s: tuple[float, float] = (1.5, 3.0),
     label_error: float = 0.1,
     calibration_dwell_s: float = 0.05,
-    validation_dwell_s: float = 0.8,
+    validation_dwell_s: float = 1.2,
     validate: bool = True,
     seed: int = 0,
     clock: Callable[[], float] = time.monotonic,

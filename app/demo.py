@@ -32,6 +32,7 @@ from gazelab import CLASSES
 
 if TYPE_CHECKING:
     from gazelab.analysis.compare import Comparison
+    from gazelab.annotation.store import SessionStore
 
 S = 8  # stages
 
@@ -76,6 +77,7 @@ def run_demo(
         for suffix in ("", "-wal", "-shm"):
             Path(str(store_path) + suffix).unlink(missing_ok=True)
     sessions = []
+    quality: dict[str, dict[str, object]] = {}
     with SessionStore(store_path, create=True) as store:
         for k, who in enumerate(annotators):
             observer = SyntheticObserver(settings.display.resolution_px, seed=seed + 10 + k)
@@ -108,6 +110,8 @@ def run_demo(
                 f"      {n_samples} gaze samples, {len(store.final_labels(rec.id))} labels "
                 f"({agree:.0%} match the generator's classes)"
             )
+            quality[who] = data_quality(store, rec.id)
+            print(f"      data quality: {quality[who]['text']}")
             sessions.append(rec)
 
         print(f"[3/{S}] BIDS-like export to {out / 'bids'}")
@@ -144,6 +148,7 @@ def run_demo(
                 "fixations_in_diagnostic_regions": float(np.mean(in_regions))
                 if in_regions
                 else 0.0,
+                "data_quality": {k: v for k, v in quality[rec.participant].items() if k != "text"},
             }
             summary["sessions"].append(row)  # type: ignore[union-attr]
             print(
@@ -159,6 +164,33 @@ def run_demo(
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"done in {summary['seconds']} s: {out}/summary.json")
     return summary
+
+
+def data_quality(store: SessionStore, session_id: int) -> dict[str, object]:
+    """The session's data quality as papers report it (gaze/quality.py): the first
+    validation's accuracy and precision, and the data loss over the image phases."""
+    from gazelab.annotation.sessions import session_loss_pct
+
+    runs = store.validation_qualities(session_id)
+    loss = session_loss_pct(store.trial_quality(session_id))
+    out: dict[str, object] = {"trial_loss_pct": round(loss, 2)}
+    if runs:
+        q = runs[0]["quality"]
+        out |= {
+            "accuracy_deg": round(q.mean_accuracy_deg, 3),
+            "max_accuracy_deg": round(q.max_accuracy_deg, 3),
+            "rms_s2s_deg": round(q.rms_s2s_deg, 3),
+            "std_deg": round(q.std_deg, 3),
+            "validation_loss_pct": round(q.loss_pct, 2),
+            "validation_passed": bool(runs[0]["passed"]),
+        }
+    parts = [f"data loss {loss:.1f} % of the image-phase samples"]
+    if runs:
+        parts.insert(0, f"validation accuracy {out['accuracy_deg']}° (worst target"
+                     f" {out['max_accuracy_deg']}°), precision RMS-S2S {out['rms_s2s_deg']}°,"
+                     f" STD {out['std_deg']}°")  # fmt: skip
+    out["text"] = "; ".join(parts)
+    return out
 
 
 def train_demo_model(path: Path, *, seed: int, quick: bool) -> dict[str, float]:
