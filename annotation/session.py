@@ -267,3 +267,13 @@ def config_from_options(
         s = dataclasses.replace(s, protocol=dataclasses.replace(s.protocol, order=order))
     s = dataclasses.replace(s, tracker=t, voice=v, display=display)
     return SessionConfig(Path(store), participant, images, s, resume)
+
+
+def __getattr__(name: str) -> Any:
+    """``annotation.session.AnnotationSession`` (DESIGN.md's name) is the controller's class;
+    imported on first use, since the controller builds on this module."""
+    if name == "AnnotationSession":
+        from gazelab.annotation.controller import AnnotationSession
+
+        return AnnotationSession
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -44,3 +44,15 @@ def test_stimulus_square_is_centred_and_images_keep_their_aspect():
     pts = np.array([[0.0, 0.0], [639.5, 489.5], [100.25, 3.0]])
     assert lay.screen_to_image(lay.image_to_screen(pts)) == pytest.approx(pts)
     assert lay.inside_image([[1280, 720], [1280, 130]]).tolist() == [True, False]
+
+
+def test_the_stimulus_square_fits_common_lab_screens():
+    from gazelab.gaze.geometry import fit_stimulus_square
+
+    assert fit_stimulus_square((2560, 1440), 1200, 30) == 1200  # the reference: unchanged
+    assert fit_stimulus_square((1920, 1080), 1200, 30) == 1080 - 60
+    assert fit_stimulus_square((1366, 768), 1200, 30) == 768 - 60
+    assert fit_stimulus_square((1080, 1920), 1200, 30) == 1080  # portrait: the width limits
+    lay = StimulusLayout((1920, 1080), 1020, (490, 640))  # CK+ on the fitted square
+    x, y, w, h = lay.image_rect_on_screen
+    assert (x, w) == (450.0, 1020.0) and y + h <= 1080 - 30
