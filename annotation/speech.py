@@ -153,7 +153,7 @@ class KeyboardRecognizer(_WavMixin):
 
 
 # -- pocketsphinx (out of the box) ------------------------------------------------------------
-N_DECOYS = 100
+N_DECOYS = 400
 DECOY_SEED = 0
 
 
@@ -183,6 +183,97 @@ def decoy_words(n: int = N_DECOYS, seed: int = DECOY_SEED) -> tuple[str, ...]:
     return tuple(sorted(rng.choice(words, n, replace=False).tolist()))
 
 
+ACCENT_VARIANTS: dict[str, tuple[str, ...]] = {
+    # Non-rhotic (British, Caribbean, New York) endings: -er, -ear, -ared lose the R.
+    # British short a (/a/, between US AE and AA), yod in "neutral", lax final -y,
+    # northern English /ʊ/ in "disgust", h-dropping; all in the model's ARPAbet phones.
+    "neutral": ("N Y UW T R AH L", "N Y UW T R AE L", "N Y OW T R AH L"),
+    "anger": ("AE NG G AH", "AA NG G AH", "AA NG G ER", "AE NG G AA"),
+    "angry": ("AA NG G R IY", "AE NG G R IH", "AA NG G R IH", "AA NG G R EY"),
+    "contemptuous": ("K AH N T EH M P CH OW AH S",),
+    "disgust": ("D IH S G UH S T", "D IH Z G AH S T"),
+    "disgusted": ("D IH S G UH S T IH D", "D IH S G AH S T EH D"),
+    "fear": ("F IH AH", "F IY AH", "F IY R"),
+    "scared": ("S K EH AH D", "S K EH D", "S K ER D"),
+    "fearful": ("F IH AH F AH L", "F IY AH F AH L", "F IH F AH L"),
+    "happy": ("HH AA P IY", "HH AE P IH", "HH AA P IH", "HH AA P EY", "AA P IY", "AE P IY"),
+    "happiness": (
+        "HH AA P IH N AH S",
+        "HH AE P IH N AH S",
+        "HH AA P IY N EH S",
+        "AA P IH N AH S",
+    ),  # fmt: skip
+    "sadness": ("S AA D N AH S", "S AA D N EH S", "S AE D N EH S"),
+    "sad": ("S AA D",),
+    "surprise": ("S AH P R OY Z",),
+    "surprised": ("S AH P R OY Z D",),
+}
+"""Pronunciations the US-English dictionary lacks, for accents beyond General American
+(issue 21.7; measured with espeak-ng's British, Scottish, Lancashire, West Midlands,
+Caribbean and New York voices in benchmarks/bench_voice.py)."""
+
+
+def grammar_dictionary(
+    words: Sequence[str], decoys: Sequence[str], *, accent_variants: bool = True
+) -> str:
+    """The recogniser's pronunciation dictionary: every pronunciation the US-English
+    dictionary gives the label ``words`` and ``decoys``, plus :data:`ACCENT_VARIANTS` of
+    the label words (CMU format: ``word``, ``word(2)``, ... then the phones)."""
+    wanted = set(words) | set(decoys)
+    prons: dict[str, list[str]] = {w: [] for w in (*words, *decoys)}
+    with open(_model_dir() / "cmudict-en-us.dict", encoding="utf-8") as f:
+        for line in f:
+            head, _, phones = line.strip().partition(" ")
+            word = re.sub(r"\(\d+\)$", "", head)
+            if word in wanted:
+                prons[word].append(phones.strip())
+    if accent_variants:
+        for word in words:
+            for phones in ACCENT_VARIANTS.get(word, ()):
+                if phones not in prons[word]:
+                    prons[word].append(phones)
+    missing = [w for w, p in prons.items() if not p]
+    if missing:
+        raise SpeechError(f"no pronunciation for {', '.join(missing)} in the dictionary")
+    return "".join(
+        f"{w if i == 0 else f'{w}({i + 1})'} {p}\n"
+        for w, ps in prons.items()
+        for i, p in enumerate(ps)
+    )
+
+
+def spectral_denoise(
+    x: NDArray[np.floating[Any]],
+    *,
+    rate: int = SAMPLE_RATE,
+    frame_ms: float = 32.0,
+    percentile: float = 20.0,
+    over_subtraction: float = 2.0,
+    floor: float = 0.1,
+) -> NDArray[np.float64]:
+    """Steady room noise taken out of an answer by spectral subtraction.
+
+    The noise power spectrum is estimated as the ``percentile``-th percentile of each
+    frequency bin's power over the frames (the quiet frames between and around words;
+    no separate noise recording needed); each bin's magnitude is scaled by
+    ``sqrt(max(1 - over_subtraction * noise / power, floor**2))``. On clean speech the
+    estimate is near zero and the answer passes unchanged. Returns float64 samples,
+    same length.
+    """
+    from scipy.signal import istft, stft
+
+    x = np.asarray(x, dtype=np.float64)
+    n = int(rate * frame_ms / 1000)
+    if x.size < 4 * n:
+        return x
+    _, _, spec = stft(x, fs=rate, nperseg=n, noverlap=3 * n // 4)
+    power = np.abs(spec) ** 2
+    noise = np.percentile(power, percentile, axis=1, keepdims=True)
+    gain = np.sqrt(np.maximum(1.0 - over_subtraction * noise / np.maximum(power, 1e-12), floor**2))
+    _, y = istft(spec * gain, fs=rate, nperseg=n, noverlap=3 * n // 4)
+    return np.asarray(y[: x.size], dtype=np.float64)
+
+
 class PocketSphinxRecognizer(_WavMixin):
     """Offline English keyword-grammar recogniser with decoy-word rejection."""
 
@@ -195,6 +286,8 @@ class PocketSphinxRecognizer(_WavMixin):
         n_decoys: int = N_DECOYS,
         noise_floor_db: float | None = 20.0,
         passes: int = 2,
+        accent_variants: bool = True,
+        denoise: bool = True,
     ) -> None:
         from pocketsphinx import Decoder
 
@@ -203,23 +296,33 @@ class PocketSphinxRecognizer(_WavMixin):
         self.decoys = decoy_words(n_decoys) if n_decoys else ()
         self.noise_floor_db = noise_floor_db
         self.passes = passes
+        self.denoise = denoise
         grammar = (
             "#JSGF V1.0;\ngrammar labels;\npublic <answer> = "
             + " | ".join((*self.words, *self.decoys))
             + " ;\n"
         )
-        self._decoder = Decoder(
-            hmm=str(model / "en-us"),
-            dict=str(model / "cmudict-en-us.dict"),
-            lm=None,
-            logfn=os.devnull,
-        )
+        dictionary = grammar_dictionary(self.words, self.decoys, accent_variants=accent_variants)
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "labels.dict").write_text(dictionary, encoding="utf-8")
+            self._decoder = Decoder(
+                hmm=str(model / "en-us"), dict=str(Path(tmp) / "labels.dict"), lm=None,
+                logfn=os.devnull,
+            )  # fmt: skip
         self._decoder.add_jsgf_string("labels", grammar)
         self._decoder.activate_search("labels")
         self._lock = threading.Lock()
 
     def recognize(self, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> LabelResult:
         x = to_16k(audio, rate).astype(np.float64)
+        hyp = self._decode(spectral_denoise(x) if self.denoise else x)
+        text = re.sub(r"\(\d+\)", "", hyp.hypstr).strip() if hyp is not None else ""
+        label = label_of_words(text)
+        confidence = float(hyp.prob) if (hyp is not None and label) else 0.0
+        return LabelResult(label, text, confidence)
+
+    def _decode(self, x: NDArray[np.float64]) -> Any:
+        """The grammar's best hypothesis for ``x`` (16 kHz float samples), or ``None``."""
         rms = float(np.sqrt(np.mean(x**2))) if x.size else 0.0
         pad = np.zeros(int(0.3 * SAMPLE_RATE))
         x = np.concatenate([pad, x, pad])
@@ -237,11 +340,7 @@ class PocketSphinxRecognizer(_WavMixin):
                 self._decoder.process_raw(raw, full_utt=True)
                 self._decoder.end_utt()
                 hyp = self._decoder.hyp()
-        text = hyp.hypstr.strip() if hyp is not None else ""
-        text = re.sub(r"\(\d+\)", "", text)
-        label = label_of_words(text)
-        confidence = float(hyp.prob) if (hyp is not None and label) else 0.0
-        return LabelResult(label, text, confidence)
+        return hyp
 
 
 # -- vosk (user model) ------------------------------------------------------------------------
