@@ -77,16 +77,12 @@ def main() -> None:
     args = ap.parse_args()
 
     from gazelab.analysis.cache import SaliencyCache
-    from gazelab.analysis.compare import (
-        analyse_project,
-        relevance_points_to_image,
-        score_maps,
-        summaries,
-    )
+    from gazelab.analysis.compare import analyse_project, score_maps, summaries
     from gazelab.analysis.report import write_report
     from gazelab.analysis.saliency import top_n_points
     from gazelab.annotation.store import SessionStore
     from gazelab.app.demo import train_demo_model
+    from gazelab.gaze.geometry import model_input_to_image
     from gazelab.gaze.heatmaps import fixation_heatmap
     from gazelab.models.architectures import load_classifier
     from gazelab.settings import AnalysisSettings
@@ -115,7 +111,7 @@ def main() -> None:
         assert im.relevance is not None
         shape = (int(im.image.shape[0]), int(im.image.shape[1]))
         noise = rng.random(im.relevance.shape)
-        pts = relevance_points_to_image(top_n_points(noise, comp.n_points), noise.shape, shape)
+        pts = model_input_to_image(top_n_points(noise, comp.n_points), noise.shape, shape)
         k = comp.kernel_image_px
         heat = fixation_heatmap(pts, shape, k["c"], k["radius"])
         for a, g in im.humans.items():
