@@ -58,6 +58,11 @@ def record_sessions(store_path: Path, n: int, n_annotators: int, size: int, seed
         except BaseException as exc:
             errors.append(exc)
 
+    # the layout registry discovers its modules on first use, unlocked: do it here, before
+    # the annotators' threads race on it ("unknown image source 'synthetic:...'")
+    from gazelab.models.datasets.registry import check_image_spec
+
+    check_image_spec(f"synthetic:{n}:{seed}:{size}")
     with SessionStore(store_path, create=True) as store:
         threads = [threading.Thread(target=one, args=(k, store)) for k in range(n_annotators)]
         for t in threads:
