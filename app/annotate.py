@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QWidget
 
@@ -72,6 +72,9 @@ class Autopilot:
 
 
 class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
+    closed = Signal()
+    """Emitted when the window has closed (the session finished): observers close too."""
+
     def __init__(
         self,
         config: SessionConfig,
@@ -379,6 +382,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         if self.mode != "closed":
             self.finish()
         super().closeEvent(event)
+        self.closed.emit()
 
     # -- painting ---------------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:

@@ -4,6 +4,7 @@ the simulated participant of demos and tests, and the experimenter's view."""
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from PySide6.QtCore import QTimer
 
@@ -35,15 +36,7 @@ def run_annotation(
                            actual_screen_px=screen)  # fmt: skip
     for note in win.ctl.notes:
         print(f"gazelab annotate: {note}", file=sys.stderr)
-    if experimenter_view:
-        from gazelab.app.experimenter import ExperimenterView
-
-        view = ExperimenterView(win.ctl)
-        win.destroyed.connect(view.close)
-        screens = app.screens()
-        if len(screens) > 1:  # the participant's screen is the primary one
-            view.move(screens[1].availableGeometry().topLeft())
-        view.show()
+    view = open_experimenter_view(win, app) if experimenter_view else None
     if windowed:
         w, h = win.settings.display.resolution_px
         win.resize(min(w, 1600), min(h, 900))
@@ -64,4 +57,21 @@ def run_annotation(
         t.timeout.connect(check_done)
         t.start(100)
     app.exec()
+    del view
     return int(win.session.id)
+
+
+def open_experimenter_view(win: AnnotationWindow, app: Any) -> Any:
+    """Show the experimenter's view of ``win``'s session (on the second screen when there
+    is one); it closes with the participant's window, so Esc ends the whole app."""
+    from gazelab.app.experimenter import ExperimenterView
+
+    view = ExperimenterView(win.ctl)
+    # ``destroyed`` never comes for a closed (not deleted) window: without this the view
+    # stayed open after Esc and the app never ended
+    win.closed.connect(view.close)
+    screens = app.screens()
+    if len(screens) > 1:  # the participant's screen is the primary one
+        view.move(screens[1].availableGeometry().topLeft())
+    view.show()
+    return view

@@ -466,3 +466,27 @@ def test_setup_dialog_preflight_names_a_corrupt_image_and_an_unreachable_tracker
     result = dlg.run_preflight()
     assert result is not None and not any("tracker" in p for p in result.problems)
     assert "samples at" in dlg.preflight_text.text()
+
+
+def test_the_experimenter_view_closes_with_the_participant_window(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Seen in a real X server: Esc closed the participant's window but the view stayed
+    open, so `gazelab annotate --experimenter-view` never ended."""
+    _qt()
+    from PySide6.QtCore import Qt
+
+    from gazelab.app.annotate import AnnotationWindow
+    from gazelab.app.annotate_run import open_experimenter_view
+    from gazelab.app.qt import application
+
+    s = screen_settings(800, 600, kind="none")
+    win = AnnotationWindow(SessionConfig(tmp_path / "s.sqlite", "P01", "synthetic:2:1:64", s),
+                           skip_calibration=True, microphone=False)  # fmt: skip
+    qtbot.addWidget(win)
+    win.show()
+    view = open_experimenter_view(win, application())
+    qtbot.addWidget(view)
+    qtbot.waitExposed(view)
+    assert view.isVisible()
+    qtbot.keyClick(win, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not view.isVisible(), timeout=3000)
+    assert not win.isVisible() and win.mode == "closed"
