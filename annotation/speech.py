@@ -155,6 +155,7 @@ class KeyboardRecognizer(_WavMixin):
 # -- pocketsphinx (out of the box) ------------------------------------------------------------
 N_DECOYS = 400
 DECOY_SEED = 0
+DECOY_MIN_DISTANCE = 0.5
 
 
 def _model_dir() -> Path:
@@ -167,20 +168,57 @@ def _model_dir() -> Path:
     return Path(get_model_path()) / "en-us"
 
 
+VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
+
+
+def phone_distance(a: Sequence[str], b: Sequence[str]) -> float:
+    """Edit distance between two phone strings over the longer one's length (0 same, 1
+    nothing shared); a vowel for another vowel costs 0.5, as accents swap vowels."""
+    prev = [float(j) for j in range(len(b) + 1)]
+    for i, pa in enumerate(a, 1):
+        cur = [float(i)]
+        for j, pb in enumerate(b, 1):
+            sub = 0.0 if pa == pb else 0.5 if (pa in VOWELS and pb in VOWELS) else 1.0
+            cur.append(min(prev[j] + 1.0, cur[j - 1] + 1.0, prev[j - 1] + sub))
+        prev = cur
+    return prev[-1] / max(len(a), len(b), 1)
+
+
 @cache
-def decoy_words(n: int = N_DECOYS, seed: int = DECOY_SEED) -> tuple[str, ...]:
-    """A fixed sample of dictionary words that compete with the labels (rejection)."""
-    words: list[str] = []
+def decoy_words(
+    n: int = N_DECOYS, seed: int = DECOY_SEED, min_distance: float = DECOY_MIN_DISTANCE
+) -> tuple[str, ...]:
+    """A fixed sample of dictionary words that compete with the labels (rejection).
+
+    Words whose pronunciation lies within ``min_distance`` (:func:`phone_distance`) of a
+    label word's, accent variants included, are left out: they would take real answers
+    from the labels (a repeat where none was needed) rather than catch other words."""
+    entries: dict[str, list[tuple[str, ...]]] = {}
+    labels: list[tuple[str, ...]] = []
     with open(_model_dir() / "cmudict-en-us.dict", encoding="utf-8") as f:
         for line in f:
-            w = line.split(" ", 1)[0]
-            if not re.fullmatch(r"[a-z]{3,}", w):
+            head, _, phones = line.strip().partition(" ")
+            word = re.sub(r"\(\d+\)$", "", head)
+            if word in SPOKEN_WORDS:
+                labels.append(tuple(phones.split()))
+            if not re.fullmatch(r"[a-z]{3,}", word):
                 continue
-            if any(w.startswith(s[:5]) for s in SPOKEN_WORDS):
+            if any(word.startswith(s[:5]) for s in SPOKEN_WORDS):
                 continue  # no forms of the label words themselves
-            words.append(w)
+            entries.setdefault(word, []).append(tuple(phones.split()))
+    labels += [tuple(p.split()) for ps in ACCENT_VARIANTS.values() for p in ps]
+    words = list(entries)  # dictionary order
     rng = np.random.default_rng(seed)
-    return tuple(sorted(rng.choice(words, n, replace=False).tolist()))
+    if min_distance <= 0:  # the plain sample (the default before issue 21.7)
+        return tuple(sorted(rng.choice(words, n, replace=False).tolist()))
+    chosen: list[str] = []
+    for k in rng.permutation(len(words)):
+        prons = entries[words[k]]  # every pronunciation goes into the grammar's dictionary
+        if all(phone_distance(p, lab) >= min_distance for p in prons for lab in labels):
+            chosen.append(words[k])
+            if len(chosen) == n:
+                break
+    return tuple(sorted(chosen))
 
 
 ACCENT_VARIANTS: dict[str, tuple[str, ...]] = {
@@ -194,7 +232,7 @@ ACCENT_VARIANTS: dict[str, tuple[str, ...]] = {
     "disgust": ("D IH S G UH S T", "D IH Z G AH S T"),
     "disgusted": ("D IH S G UH S T IH D", "D IH S G AH S T EH D"),
     "fear": ("F IH AH", "F IY AH", "F IY R"),
-    "scared": ("S K EH AH D", "S K EH D", "S K ER D"),
+    "scared": ("S K EH AH D", "S K EH D", "S K ER D", "S K AE D"),
     "fearful": ("F IH AH F AH L", "F IY AH F AH L", "F IH F AH L"),
     "happy": ("HH AA P IY", "HH AE P IH", "HH AA P IH", "HH AA P EY", "AA P IY", "AE P IY"),
     "happiness": (
@@ -248,17 +286,20 @@ def spectral_denoise(
     rate: int = SAMPLE_RATE,
     frame_ms: float = 32.0,
     percentile: float = 20.0,
-    over_subtraction: float = 2.0,
-    floor: float = 0.1,
+    over_subtraction: float = 3.0,
+    floor: float = 0.05,
 ) -> NDArray[np.float64]:
     """Steady room noise taken out of an answer by spectral subtraction.
 
-    The noise power spectrum is estimated as the ``percentile``-th percentile of each
+    The noise power spectrum is estimated from the ``percentile``-th percentile of each
     frequency bin's power over the frames (the quiet frames between and around words;
-    no separate noise recording needed); each bin's magnitude is scaled by
+    no separate noise recording needed), scaled to the mean of exponentially distributed
+    noise power; each bin's magnitude is scaled by
     ``sqrt(max(1 - over_subtraction * noise / power, floor**2))``. On clean speech the
-    estimate is near zero and the answer passes unchanged. Returns float64 samples,
-    same length.
+    estimate is near zero and the answer passes almost unchanged. ``x``: samples at
+    ``rate`` Hz; returns float64 samples, same length. Noise that fills fricatives
+    otherwise makes the decoder hear "f" and "s" (10 dB white noise: 6 % of the label
+    words became "fear"/"fearful" without it, 0-1 % with it; benchmarks/bench_voice.py).
     """
     from scipy.signal import istft, stft
 
@@ -268,7 +309,9 @@ def spectral_denoise(
         return x
     _, _, spec = stft(x, fs=rate, nperseg=n, noverlap=3 * n // 4)
     power = np.abs(spec) ** 2
-    noise = np.percentile(power, percentile, axis=1, keepdims=True)
+    # A noise-only bin's power is exponentially distributed: its p-th percentile is
+    # -ln(1 - p) times its mean.
+    noise = np.percentile(power, percentile, axis=1, keepdims=True) / -np.log1p(-percentile / 100)
     gain = np.sqrt(np.maximum(1.0 - over_subtraction * noise / np.maximum(power, 1e-12), floor**2))
     _, y = istft(spec * gain, fs=rate, nperseg=n, noverlap=3 * n // 4)
     return np.asarray(y[: x.size], dtype=np.float64)
@@ -284,16 +327,18 @@ class PocketSphinxRecognizer(_WavMixin):
         *,
         words: Sequence[str] = tuple(SPOKEN_WORDS),
         n_decoys: int = N_DECOYS,
+        decoy_min_distance: float = DECOY_MIN_DISTANCE,
         noise_floor_db: float | None = 20.0,
         passes: int = 2,
         accent_variants: bool = True,
         denoise: bool = True,
+        decoder_options: dict[str, Any] | None = None,
     ) -> None:
         from pocketsphinx import Decoder
 
         model = _model_dir()
         self.words = tuple(words)
-        self.decoys = decoy_words(n_decoys) if n_decoys else ()
+        self.decoys = decoy_words(n_decoys, min_distance=decoy_min_distance) if n_decoys else ()
         self.noise_floor_db = noise_floor_db
         self.passes = passes
         self.denoise = denoise
@@ -307,7 +352,7 @@ class PocketSphinxRecognizer(_WavMixin):
             (Path(tmp) / "labels.dict").write_text(dictionary, encoding="utf-8")
             self._decoder = Decoder(
                 hmm=str(model / "en-us"), dict=str(Path(tmp) / "labels.dict"), lm=None,
-                logfn=os.devnull,
+                logfn=os.devnull, **(decoder_options or {}),
             )  # fmt: skip
         self._decoder.add_jsgf_string("labels", grammar)
         self._decoder.activate_search("labels")

@@ -131,6 +131,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--baseline", action="store_true", help="the recogniser before 21.7")
     ap.add_argument("--decoys", type=int, default=None, help="decoy words (default: speech.py's)")
+    ap.add_argument("--option", action="append", default=[], help="decoder option KEY=VALUE")
     ap.add_argument("--show-errors", action="store_true", help="list each wrong answer")
     args = ap.parse_args()
     if shutil.which("espeak-ng") is None:
@@ -145,11 +146,13 @@ def main() -> None:
 
     t0 = time.monotonic()
     if args.baseline:
-        rec = PocketSphinxRecognizer(accent_variants=False, denoise=False)
-    elif args.decoys is not None:
-        rec = PocketSphinxRecognizer(n_decoys=args.decoys)
+        rec = PocketSphinxRecognizer(
+            n_decoys=100, decoy_min_distance=0.0, accent_variants=False, denoise=False
+        )
     else:
-        rec = PocketSphinxRecognizer()
+        options = {k: float(v) for k, v in (o.split("=") for o in args.option)}
+        kw = {"n_decoys": args.decoys} if args.decoys is not None else {}
+        rec = PocketSphinxRecognizer(decoder_options=options, **kw)
     cases = [(v, s, w) for v in voices for s in speeds for w in SPOKEN_WORDS]
     cases = cases[:: args.every]
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
