@@ -93,7 +93,8 @@ def run_simulated_session(
     s = settings or Settings()
     rng = np.random.default_rng(seed)
     config = SessionConfig(Path(store.path), participant, image_source, s, resume)
-    tracker.connect()
+    if not getattr(tracker, "connected", False):  # a simulated tracker opener connects it
+        tracker.connect()
     session = AnnotationSession(
         config, store=store, tracker=OpenTracker(tracker, observer=observer),
         images=StimulusImages(image_source, stimuli), clock=clock,  # type: ignore[arg-type]

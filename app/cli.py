@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    p = add("demo", cmd_demo, "run the whole product on synthetic faces and a simulated Eye Tribe")
+    p = add("demo", cmd_demo, "run the whole product on synthetic faces and a simulated tracker")
     p.add_argument(
         "--out", type=_out_folder, default="demo-out", help="output folder (default: demo-out)"
     )
@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images per session (default: 8)")  # fmt: skip
     p.add_argument("--seed", type=_count(0, 2**32 - 1), default=0, help="random seed (default: 0)")
     p.add_argument("--quick", action="store_true", help="smallest sizes, for tests")
+    p.add_argument("--tracker", choices=("eyetribe", "gazepoint", "lsl"), default="eyetribe",
+                   help="which tracker protocol the simulated sessions run through: the Eye "
+                   "Tribe's TCP JSON (default), GazePoint's Open Gaze API, or an LSL stream")  # fmt: skip
 
     p = add(
         "annotate",

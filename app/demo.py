@@ -21,10 +21,13 @@ The output folder is a project: ``gazelab view --project demo-out`` opens it.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,8 +40,64 @@ if TYPE_CHECKING:
 S = 8  # stages
 
 
+DEMO_TRACKERS = {
+    "eyetribe": "the Eye Tribe simulator over its TCP JSON protocol",
+    "gazepoint": "the GazePoint simulator over the Open Gaze API (XML over TCP)",
+    "lsl": "a simulated gaze stream on the Lab Streaming Layer, read by the LSL inlet",
+}
+"""``gazelab demo --tracker``: which protocol the simulated sessions run through."""
+SIM_KIND = {"eyetribe": "sim", "gazepoint": "gazepoint-sim", "lsl": "lsl-sim"}
+"""The registered tracker kind of each demo tracker."""
+
+
+@contextlib.contextmanager
+def simulated_tracker(
+    kind: str, settings: Any, *, seed: int, k: int
+) -> Iterator[tuple[Any, Any, str]]:
+    """(tracker, synthetic observer, where it runs) of annotator ``k``: a simulator of
+    ``kind`` (:data:`DEMO_TRACKERS`) and gazelab's real client for it, stopped on exit."""
+    from gazelab.gaze.trackers.registry import TrackerRequest, open_tracker_request
+
+    if kind not in DEMO_TRACKERS:
+        raise ValueError(f"demo tracker {kind!r}: choose one of {', '.join(DEMO_TRACKERS)}")
+    if kind == "eyetribe":
+        from gazelab.gaze.trackers.eyetribe import EyeTribeTracker
+        from gazelab.gaze.trackers.simulator import EyeTribeSimulator, SyntheticObserver
+
+        observer = SyntheticObserver(settings.display.resolution_px, seed=seed + 10 + k)
+        with EyeTribeSimulator(port=0, rate_hz=60, source=observer, seed=seed + k) as sim:
+            yield (
+                EyeTribeTracker(port=sim.port),
+                observer,
+                (f"simulated Eye Tribe on 127.0.0.1:{sim.port}"),
+            )
+        return
+    request = TrackerRequest(
+        kind=SIM_KIND[kind],
+        rate_hz=60,
+        screen_px=settings.display.resolution_px,
+        geometry=settings.display,
+        seed=seed + 10 + k,
+    )
+    opened = open_tracker_request(request)
+    try:
+        where = (
+            f"simulated GazePoint on 127.0.0.1:{opened.simulator.port}"
+            if kind == "gazepoint"
+            else f"simulated LSL gaze stream {opened.tracker.name!r}"
+        )
+        yield opened.tracker, opened.observer, where
+    finally:
+        opened.close()
+
+
 def run_demo(
-    out: Path, *, n_images: int = 8, seed: int = 0, quick: bool = False
+    out: Path,
+    *,
+    n_images: int = 8,
+    seed: int = 0,
+    quick: bool = False,
+    tracker: str = "eyetribe",
 ) -> dict[str, object]:
     from PIL import Image
 
@@ -47,8 +106,6 @@ def run_demo(
     from gazelab.annotation.bids import export_session
     from gazelab.annotation.simulated import Stimulus, run_simulated_session
     from gazelab.annotation.store import SessionStore
-    from gazelab.gaze.trackers.eyetribe import EyeTribeTracker
-    from gazelab.gaze.trackers.simulator import EyeTribeSimulator, SyntheticObserver
     from gazelab.models.synthetic import synthetic_faces, write_folder
     from gazelab.settings import ProtocolSettings, Settings
 
@@ -58,6 +115,10 @@ def run_demo(
     annotators = ("A1",) if quick else ("A1", "A2")
     view_s = (0.6, 0.9) if quick else (1.5, 2.5)
     settings = Settings()
+    # the kind recorded with the sessions (BIDS sidecar: manufacturer, model, kind)
+    settings = settings.replace(
+        tracker=dataclasses.replace(settings.tracker, kind=SIM_KIND[tracker])
+    )
     if quick:
         settings = settings.replace(
             protocol=ProtocolSettings(blank1_ms=100, cross_ms=100, blank2_ms=100)
@@ -80,16 +141,12 @@ def run_demo(
     quality: dict[str, dict[str, object]] = {}
     with SessionStore(store_path, create=True) as store:
         for k, who in enumerate(annotators):
-            observer = SyntheticObserver(settings.display.resolution_px, seed=seed + 10 + k)
-            with EyeTribeSimulator(port=0, rate_hz=60, source=observer, seed=seed + k) as sim:
-                print(
-                    f"[2/{S}] session of {who}: simulated Eye Tribe on 127.0.0.1:{sim.port}, "
-                    f"{len(stimuli)} trials"
-                )
+            with simulated_tracker(tracker, settings, seed=seed, k=k) as (trk, observer, where):
+                print(f"[2/{S}] session of {who}: {where}, {len(stimuli)} trials")
                 rec = run_simulated_session(
                     store,
                     stimuli,
-                    EyeTribeTracker(port=sim.port),
+                    trk,
                     participant=who,
                     settings=settings,
                     observer=observer,

@@ -263,3 +263,23 @@ def test_dropped_connection_records_a_gap_and_reconnects() -> None:
     assert [s.time_ms for s in samples] == pytest.approx(expected_ms, abs=0.01)  # TIME: 5 decimals
     assert len(tracker.gaps) == 1 and gaps == tracker.gaps
     assert tracker.gaps[0].reason == "connection lost" and tracker.stats.reconnects == 1
+
+
+def test_stop_after_close_never_raises() -> None:
+    """A session ends by stopping and closing its tracker, and a simulator's owner may
+    stop it again: nothing may raise then (it did: 'Bad file descriptor')."""
+    from gazelab.gaze.trackers.gazepoint import GazePointTracker
+    from gazelab.gaze.trackers.gazepoint_sim import GazePointSimulator
+
+    sim = GazePointSimulator("127.0.0.1", 0, rate_hz=60).start()
+    try:
+        tracker = GazePointTracker("127.0.0.1", sim.port)
+        tracker.connect()
+        tracker.start()
+        tracker.stop()
+        tracker.close()
+        tracker.stop()  # after close: a no-op
+        tracker.close()
+        assert not tracker.connected
+    finally:
+        sim.stop()

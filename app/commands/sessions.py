@@ -81,5 +81,6 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gazelab.app.demo import run_demo
 
-    run_demo(Path(args.out), n_images=args.images, seed=args.seed, quick=args.quick)
+    run_demo(Path(args.out), n_images=args.images, seed=args.seed, quick=args.quick,
+             tracker=args.tracker)  # fmt: skip
     return 0

@@ -329,6 +329,8 @@ class GazePointTracker:
         self.stats = GazePointStats()
         self.gap_log = GapLog(self.stats, on_gap)
         self.gaps = self.gap_log.gaps
+        self.last_error = ""
+        """The latest fault that was not raised (e.g. while stopping), in words."""
         """The latest gaps (:class:`~gazelab.gaze.trackers.base.GapLog` keeps 1000)."""
         self.framerate = 0
         self.product = ""
@@ -380,9 +382,14 @@ class GazePointTracker:
         self.set("ENABLE_SEND_DATA", STATE=1)
 
     def stop(self) -> None:
+        """Stop the data records; never raises (a closed or dropped connection sends
+        nothing anyway), so a session can always end."""
         self._streaming = False
         if self._connected.is_set():
-            self.set("ENABLE_SEND_DATA", STATE=0)
+            try:
+                self.set("ENABLE_SEND_DATA", STATE=0)
+            except TrackerError as exc:
+                self.last_error = f"stopping the data records failed: {exc}"
 
     def drain(self) -> list[GazeSample]:
         with self._lock:
@@ -392,6 +399,7 @@ class GazePointTracker:
 
     def close(self) -> None:
         self._closing.set()
+        self._connected.clear()
         sock = self._sock
         if sock is not None:
             try:

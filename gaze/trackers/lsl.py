@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,6 +72,23 @@ _SCREEN_TYPE = re.compile(r"^(left|right)?screen([xy])(left|right)?$")
 TIME_CORRECTION_STEP_S = 0.001
 """A refreshed ``time_correction()`` replaces the one in use only if it moved by more."""
 _MAX_CHANNELS = 1024  # metadata is untrusted input: never walk an unbounded tree
+
+
+def import_pylsl() -> Any:
+    """``pylsl``, with liblsl's start-up INFO lines (config loaded, build) kept out of the
+    terminal: unless ``LSLAPICFG`` names the user's own liblsl config, one that logs
+    warnings and errors only is used."""
+    if "LSLAPICFG" not in os.environ:
+        cfg = Path(tempfile.gettempdir()) / "gazelab-liblsl-quiet.cfg"
+        try:
+            if not cfg.exists():
+                cfg.write_text("[log]\nlevel = -2\n")
+            os.environ["LSLAPICFG"] = str(cfg)
+        except OSError:  # an unwritable temp folder: liblsl's own defaults, louder
+            pass
+    import pylsl
+
+    return pylsl
 
 
 class LSLSpecError(GazelabError, ValueError):
@@ -414,7 +434,7 @@ class LSLTracker:
         LSLSpecError
             The stream's channels cannot be mapped to screen x/y.
         """
-        import pylsl
+        pylsl = import_pylsl()
 
         found = pylsl.resolve_byprop(
             self.query.prop, self.query.value, minimum=1, timeout=self.resolve_timeout_s
@@ -498,7 +518,7 @@ class LSLTracker:
     # -- internals -------------------------------------------------------------------------
     def _open(self, info: Any, timeout_s: float) -> None:
         """Build the inlet for a resolved stream and map its channels."""
-        import pylsl
+        pylsl = import_pylsl()
 
         # recover=False: a vanished outlet raises LostError at once, so the gap is
         # ours to record; liblsl's silent recovery would hide it.
@@ -533,6 +553,7 @@ class LSLTracker:
         return max(1.0, self.stall_periods / self.nominal_srate)
 
     def _read_loop(self) -> None:
+        import_pylsl()
         from pylsl.util import LostError
 
         while not self._closing.is_set():
@@ -624,7 +645,7 @@ class LSLTracker:
 
     def _resolve_same(self, timeout_s: float) -> Any | None:
         """The stream we had (same source_id, or same name and type without one), if it resolves."""
-        import pylsl
+        pylsl = import_pylsl()
 
         prop, value = ("source_id", self.source_id) if self.source_id else ("name", self.name)
         for info in pylsl.resolve_byprop(prop, value, minimum=1, timeout=timeout_s):

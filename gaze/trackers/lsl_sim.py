@@ -26,6 +26,7 @@ from gazelab.gaze.trackers.base import (
     STATE_TRACKING_GAZE,
     STATE_TRACKING_LOST,
 )
+from gazelab.gaze.trackers.lsl import import_pylsl
 from gazelab.gaze.trackers.registry import OpenTracker, TrackerRequest, register_tracker
 from gazelab.gaze.trackers.simulator import GazeSource, RunsUntilStopped, SyntheticObserver
 
@@ -50,7 +51,7 @@ def gaze_stream_info(
     metadata : write ``desc/channels`` (set ``False`` to test streams without it).
     counter_channel : add a ``SampleIndex`` channel (type ``Counter``) with ``k``.
     """
-    import pylsl
+    pylsl = import_pylsl()
 
     n = 3 if counter_channel else 2
     info = pylsl.StreamInfo(name, "Gaze", n, rate_hz, pylsl.cf_double64, source_id)
@@ -137,7 +138,7 @@ class LSLGazeOutlet(RunsUntilStopped):
         self._thread: threading.Thread | None = None
 
     def start(self) -> LSLGazeOutlet:
-        import pylsl
+        pylsl = import_pylsl()
 
         info = gaze_stream_info(
             self.name,
@@ -172,7 +173,7 @@ class LSLGazeOutlet(RunsUntilStopped):
         return (g.x, g.y) if ok else (math.nan, math.nan)
 
     def _push_loop(self) -> None:
-        import pylsl
+        pylsl = import_pylsl()
 
         outlet = self._outlet
         if self.wait_for_consumer:
