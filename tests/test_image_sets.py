@@ -191,3 +191,30 @@ def test_a_synthetic_set_renders_each_face_when_asked_identical_to_the_whole_set
         assert np.array_equal(lazy.image(i), whole.images[i])
         assert np.array_equal(lazy.regions[whole.ids[i]], whole.regions[i])
     assert list(lazy.labels) == list(whole.labels) and list(lazy.subjects) == whole.subjects
+
+
+def test_registries_are_complete_for_threads_that_ask_at_once() -> None:
+    """Found by a benchmark: threads asking the layout registry while another thread was
+    still importing the layouts saw no 'synthetic' layout. Run in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = (
+        "import threading\n"
+        "from gazelab.models.datasets.registry import open_image_set\n"
+        "from gazelab.gaze.trackers.registry import trackers\n"
+        "errs = []\n"
+        "def f():\n"
+        "    try:\n"
+        "        open_image_set('synthetic:2:0:32')\n"
+        "        assert {'lsl', 'sim', 'gazepoint'} <= set(trackers())\n"
+        "    except Exception as e:\n"
+        "        errs.append(repr(e))\n"
+        "ts = [threading.Thread(target=f) for _ in range(12)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "print(errs)\n"
+    )
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120)  # fmt: skip
+        assert out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,20 +115,31 @@ def register_tracker(
 
 
 _discovered = False
+_discovering = False
+_discover_lock = threading.RLock()
 
 
 def trackers() -> dict[str, TrackerKind]:
-    """The registry, after importing every tracker module once."""
-    global _discovered
-    if not _discovered:
-        import gazelab.gaze.trackers as package
+    """The registry, after importing every tracker module once (thread-safe: another
+    thread waits until every module is registered)."""
+    global _discovered, _discovering
+    if _discovered:
+        return TRACKERS
+    with _discover_lock:
+        if _discovered or _discovering:  # a module asking while being imported: as far as known
+            return TRACKERS
+        _discovering = True
+        try:
+            import gazelab.gaze.trackers as package
 
-        for module in pkgutil.iter_modules(package.__path__):
-            try:
-                importlib.import_module(f"{package.__name__}.{module.name}")
-            except Exception as exc:  # one broken tracker module must not take down the rest
-                UNAVAILABLE[module.name] = f"{type(exc).__name__}: {exc}"
-        _discovered = True
+            for module in pkgutil.iter_modules(package.__path__):
+                try:
+                    importlib.import_module(f"{package.__name__}.{module.name}")
+                except Exception as exc:  # a broken tracker module must not take down the rest
+                    UNAVAILABLE[module.name] = f"{type(exc).__name__}: {exc}"
+            _discovered = True
+        finally:
+            _discovering = False
     return TRACKERS
 
 

@@ -20,6 +20,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,14 +90,28 @@ def register_layout(
     return add
 
 
+_discover_lock = threading.RLock()
+_discovering = False
+
+
 def _discover() -> None:
-    global _discovered
+    """Import every layout module once. Thread-safe: another thread waits until all are
+    registered (it saw an empty registry before: 'unknown image source'); a layout module
+    that asks the registry while being imported gets what is registered so far."""
+    global _discovered, _discovering
     if _discovered:
         return
-    _discovered = True
-    package = importlib.import_module("gazelab.models.datasets")
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
+    with _discover_lock:
+        if _discovered or _discovering:
+            return
+        _discovering = True
+        try:
+            package = importlib.import_module("gazelab.models.datasets")
+            for module in pkgutil.iter_modules(package.__path__):
+                importlib.import_module(f"{package.__name__}.{module.name}")
+            _discovered = True
+        finally:
+            _discovering = False
 
 
 def layouts() -> dict[str, Layout]:
