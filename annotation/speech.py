@@ -6,12 +6,16 @@ Three :class:`SpeechRecognizer` implementations, chosen by ``VoiceSettings.backe
     :class:`PocketSphinxRecognizer` — offline English, nothing to download: the
     ``pocketsphinx`` wheel ships its own US-English acoustic model and
     dictionary. Recognition uses a JSGF grammar of the label words and their
-    synonyms *plus* a fixed set of decoy words drawn from the dictionary; an
-    answer that matches a decoy better than any label word is rejected ("not
-    understood"), never turned into a guessed label. Each utterance is decoded
-    twice so the cepstral-mean normalisation has adapted to the speaker and the
-    room before the pass that counts, with a white-noise floor 20 dB under the
-    answer's level added first.
+    synonyms *plus* a fixed set of decoy words drawn from the dictionary, away from
+    the label words' pronunciations; an answer that matches a decoy better than any
+    label word is rejected ("not understood"), never turned into a guessed label.
+    The grammar's own dictionary adds pronunciations of the label words for accents
+    beyond General American (:data:`ACCENT_VARIANTS`: non-rhotic "anger", "fear",
+    "scared"; British short a; ...). Steady room noise is taken out by spectral
+    subtraction (:func:`spectral_denoise`); each utterance is decoded twice so the
+    cepstral-mean normalisation has adapted to the speaker and the room before the
+    pass that counts, with a white-noise floor 20 dB under the answer's level added
+    first. benchmarks/bench_voice.py measures acceptance per accent and noise level.
 ``vosk``
     :class:`VoskRecognizer` — a user-supplied Vosk model folder, decoding with
     the label words plus ``[unk]`` as grammar; words with a confidence under
@@ -224,25 +228,49 @@ def decoy_words(
 ACCENT_VARIANTS: dict[str, tuple[str, ...]] = {
     # Non-rhotic (British, Caribbean, New York) endings: -er, -ear, -ared lose the R.
     # British short a (/a/, between US AE and AA), yod in "neutral", lax final -y,
-    # northern English /ʊ/ in "disgust", h-dropping; all in the model's ARPAbet phones.
+    # northern English /ʊ/ in "disgust", h-dropping; New York raised /æ/ ("sad" as
+    # S EH AH D, "angry" as EY NG G R IY); all in the model's ARPAbet phones.
     "neutral": ("N Y UW T R AH L", "N Y UW T R AE L", "N Y OW T R AH L"),
-    "anger": ("AE NG G AH", "AA NG G AH", "AA NG G ER", "AE NG G AA"),
-    "angry": ("AA NG G R IY", "AE NG G R IH", "AA NG G R IH", "AA NG G R EY"),
+    "anger": ("AE NG G AH", "AA NG G AH", "AA NG G ER", "AE NG G AA", "EH NG G ER", "EY NG G ER"),
+    "angry": (
+        "AA NG G R IY",
+        "AE NG G R IH",
+        "AA NG G R IH",
+        "AA NG G R EY",
+        "EH NG G R IY",
+        "EY NG G R IY",
+    ),
     "contemptuous": ("K AH N T EH M P CH OW AH S",),
     "disgust": ("D IH S G UH S T", "D IH Z G AH S T"),
     "disgusted": ("D IH S G UH S T IH D", "D IH S G AH S T EH D"),
     "fear": ("F IH AH", "F IY AH", "F IY R"),
     "scared": ("S K EH AH D", "S K EH D", "S K ER D", "S K AE D"),
     "fearful": ("F IH AH F AH L", "F IY AH F AH L", "F IH F AH L"),
-    "happy": ("HH AA P IY", "HH AE P IH", "HH AA P IH", "HH AA P EY", "AA P IY", "AE P IY"),
+    "happy": (
+        "HH AA P IY",
+        "HH AE P IH",
+        "HH AA P IH",
+        "HH AA P EY",
+        "AA P IY",
+        "AE P IY",
+        "HH EH P IY",
+    ),
     "happiness": (
         "HH AA P IH N AH S",
         "HH AE P IH N AH S",
         "HH AA P IY N EH S",
         "AA P IH N AH S",
-    ),  # fmt: skip
-    "sadness": ("S AA D N AH S", "S AA D N EH S", "S AE D N EH S"),
-    "sad": ("S AA D",),
+        "HH EH P IY N AH S",
+        "HH EH P IH N AH S",
+    ),
+    "sadness": (
+        "S AA D N AH S",
+        "S AA D N EH S",
+        "S AE D N EH S",
+        "S EH AH D N AH S",
+        "S EH D N AH S",
+    ),
+    "sad": ("S AA D", "S EH AH D", "S EH D"),
     "surprise": ("S AH P R OY Z",),
     "surprised": ("S AH P R OY Z D",),
 }
