@@ -16,7 +16,7 @@ help:
 	@echo "make test   - run the test suite (slow tests included when CI=true or SLOW=1)"
 	@echo "make lint   - ruff format --check, ruff check, mypy on the core packages"
 	@echo "make bench  - run the benchmarks and write benchmarks/results.md (BENCH=\"esr --quick\": a subset)"
-	@echo "make examples - the ESR, memory-integrity and pruning examples (< 1 min each)"
+	@echo "make examples - the ESR, memory-integrity and pruning examples (about 1 min each)"
 
 install: $(STAMP)
 

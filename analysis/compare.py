@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,6 +206,8 @@ def analyse_project(
     }
 
     sources: dict[str, ImageSource] = {}
+    id_sets: dict[str, set[str]] = {}
+    decoded: dict[tuple[str, str], Any] = {}
     images: dict[str, ImageAnalysis] = {}
     first_settings: Settings | None = None
     excluded: list[dict[str, Any]] = []
@@ -223,7 +226,15 @@ def analyse_project(
         first_settings = first_settings or s
         kernel = HeatmapKernel.from_geometry(s.display, s.heatmap.span_deg, s.heatmap.fwhm_fraction)
         labels = store.final_labels(rec.id)
-        pixels = {iid: src.image(iid) for iid in rec.stimulus_order if iid in src.ids}
+        known = id_sets.setdefault(rec.image_source, set(src.ids))
+        # each image decoded once for all sessions of the same source (the image is kept
+        # with its analysis anyway)
+        pixels = {}
+        for iid in rec.stimulus_order:
+            if iid in known:
+                if (rec.image_source, iid) not in decoded:
+                    decoded[rec.image_source, iid] = src.image(iid)
+                pixels[iid] = decoded[rec.image_source, iid]
         shapes = {iid: (int(a.shape[0]), int(a.shape[1])) for iid, a in pixels.items()}
         left_out = quality_exclusions(store, rec.id, s, quality or QualitySettings())
         for tg in trial_gaze(store, rec.id, shapes, s):
@@ -285,9 +296,9 @@ def analyse_project(
         batch_size=batch_size,
         progress=(lambda d, t: progress("saliency", d, t)) if progress else None,
     )
-    for i, im in enumerate(ordered):
-        if progress:
-            progress("metrics", i, len(ordered))
+
+    def score_image(i: int) -> None:
+        im = ordered[i]
         im.predicted = CLASSES[int(probs[i].argmax())] if probs.shape[1] == len(CLASSES) else ""
         im.relevance = rel[i]
         shape = (int(im.image.shape[0]), int(im.image.shape[1]))
@@ -314,6 +325,15 @@ def analyse_project(
                 if b != a:
                     m = map_scores(prepared[a], prepared[b], fixated)
                     im.rows.append({**base, "reference": b, "kind": "human", "label": g.label, **m})
+
+    # Images are independent and NumPy releases the GIL in its array work (sorts, dot
+    # products, element-wise passes): one thread per core, results in image order.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(ordered), os.cpu_count() or 1))) as pool:
+        for done, _ in enumerate(pool.map(score_image, range(len(ordered)))):
+            if progress:
+                progress("metrics", done, len(ordered))
     if progress:
         progress("metrics", len(ordered), len(ordered))
     ref = first_settings or Settings()
