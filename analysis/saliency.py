@@ -252,7 +252,7 @@ _COMPILED: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDicti
 
 
 def _compiled(model: Any, kind: str) -> Any:
-    """``kind`` ("gradient" or "gradcam") of ``model`` as one ``tf.function``, traced once
+    """``kind`` ("gradient", "signed_gradient" or "gradcam") of ``model`` as one ``tf.function``, traced once
     per model and reused for every batch (like the LRP explainer), taking images and
     target units (``-1``: the predicted class, chosen inside the graph)."""
     import tensorflow as tf
@@ -274,12 +274,15 @@ def _compiled(model: Any, kind: str) -> Any:
     def targets(out: Any, idx: Any) -> Any:
         return tf.where(idx < 0, tf.argmax(out, axis=-1, output_type=tf.int32), idx)
 
-    def gradient(x: Any, idx: Any) -> Any:
+    def signed_gradient(x: Any, idx: Any) -> Any:
         with tf.GradientTape() as tape:
             tape.watch(x)
             out = net(x, training=False)
             sel = tf.gather(out, targets(out, idx), axis=1, batch_dims=1)
-        return tf.reduce_sum(tf.abs(tape.gradient(sel, x)), axis=-1)
+        return tape.gradient(sel, x)
+
+    def gradient(x: Any, idx: Any) -> Any:
+        return tf.reduce_sum(tf.abs(signed_gradient(x, idx)), axis=-1)
 
     def gradcam(x: Any, idx: Any) -> Any:
         with tf.GradientTape() as tape:
@@ -291,7 +294,7 @@ def _compiled(model: Any, kind: str) -> Any:
         return tf.image.resize(cam, tf.shape(x)[1:3], method="bilinear")[..., 0]
 
     fn = tf.function(
-        gradcam if kind == "gradcam" else gradient,
+        {"gradcam": gradcam, "signed_gradient": signed_gradient}.get(kind, gradient),
         input_signature=[
             tf.TensorSpec((None, *model.input_shape[1:]), tf.float32),
             tf.TensorSpec((None,), tf.int32),
@@ -329,6 +332,20 @@ register_analyzer("gradient", "|∂ logit / ∂ input|, channels summed")(
 register_analyzer("gradcam", "Grad-CAM on the last convolutional layer, upsampled")(
     lambda model, x, neuron, batch_size: _run_compiled(model, "gradcam", x, neuron, batch_size)
 )
+
+
+def _import_analyzer_modules() -> None:
+    """Import every module of :mod:`gazelab.analysis.analyzers` (each registers itself)."""
+    import importlib
+    import pkgutil
+
+    import gazelab.analysis.analyzers as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+_import_analyzer_modules()
 ANALYZERS: tuple[str, ...] = tuple(ANALYZER_REGISTRY)
 """Every registered analyzer name (settings and CLI choices)."""
 
