@@ -210,7 +210,7 @@ def main() -> None:
     # Words that are not labels must be rejected (clean and the noisiest level).
     rejected = defaultdict(list)
     for j, voice in enumerate(voices):
-        for k, word in enumerate(NOT_LABELS[j % 2 :: 2 if args.every > 1 else 1]):
+        for k, word in enumerate(NOT_LABELS if args.every == 1 else NOT_LABELS[j % 2 :: 2]):
             audio, rate = synthesise(word, voice, speeds[k % len(speeds)])
             for lv in (levels[0], levels[-1]):
                 res = rec.recognize(noisy(audio, rate, lv, args.noise, seed=j * 31 + k), rate)
