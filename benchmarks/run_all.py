@@ -38,6 +38,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_mask_leak": ["--n", "800", "--trainer-epochs", "3"],
     "bench_pruning": ["--n", "1000", "--epochs", "4"],
     "bench_saliency": ["--n", "64"],
+    "bench_voice": ["--every", "3"],
     "bench_trainee": "--seeds 3 --n 800 --epochs 4 --masked 1 --trainer-epochs 3".split(),
     "bench_transfer": ["--n", "1500", "--epochs", "6", "--fine-tune-epochs", "3"],
     "bench_viewer": ["--images", "200"],
