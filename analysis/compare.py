@@ -22,6 +22,8 @@ Both are written into the report.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 import math
 import os
@@ -76,9 +78,18 @@ class AnnotatorGaze:
     label: str | None
     points: NDArray[np.float64]  # (N, 2) fixation points (events or samples)
     fixations: NDArray[np.float64]  # (F, 2) fixation centroids, for display
-    heatmap: NDArray[np.float64]  # (H, W)
+    heatmap: NDArray[np.float64] | None  # (H, W); None: not kept (``keep_maps``)
     onset_ms: NDArray[np.float64] | None = None  # (F,) fixation onsets from the image onset
     duration_ms: NDArray[np.float64] | None = None  # (F,) fixation durations (AOI statistics)
+    build: Callable[[], NDArray[np.float64]] | None = field(default=None, repr=False, compare=False)
+    """Builds the heatmap when it is not kept (``analyse_project(keep_maps=...)``)."""
+
+    def heatmap_or_build(self) -> NDArray[np.float64]:
+        if self.heatmap is not None:
+            return self.heatmap
+        if self.build is None:
+            raise AnalysisError(f"{self.annotator}: no heatmap kept and none can be built")
+        return self.build()
 
 
 @dataclass
@@ -179,11 +190,16 @@ def analyse_project(
     progress: Progress | None = None,
     batch_size: int = 32,
     quality: QualitySettings | None = None,
+    keep_maps: int | None = None,
 ) -> Comparison:
     """Analyse the sessions (default: all in the store) against ``model``; see module doc.
 
     ``quality`` limits leave out trials (data loss) and whole sessions (validation
-    accuracy); see :func:`quality_exclusions`. Default: keep every trial."""
+    accuracy); see :func:`quality_exclusions`. Default: keep every trial.
+
+    ``keep_maps``: keep the heatmaps (human and model) of only the first N images in
+    order (those a report draws); the others are built for scoring and let go, so
+    memory does not grow with the study (a 560 px map is 2.5 MB). ``None``: keep all."""
     from gazelab.models.architectures import to_model_input
 
     an = analysis or AnalysisSettings()
@@ -257,7 +273,7 @@ def analyse_project(
             images[iid].kernel_px = (im_kernel.c, im_kernel.radius)
             pts = tg.points(an.point_source, "image")
             fix = tg.points("events", "image")
-            heat = tg.heatmap_in("image", an.point_source)
+            heat = tg.heatmap_in("image", an.point_source) if keep_maps is None else None
             images[iid].humans[key[rec.id]] = AnnotatorGaze(
                 key[rec.id],
                 rec.id,
@@ -267,6 +283,7 @@ def analyse_project(
                 heat,
                 tg.fixations["onset_ms"] - tg.image_onset_ms,
                 tg.fixations["duration_ms"],
+                build=functools.partial(tg.heatmap_in, "image", an.point_source),
             )
     if not images and excluded:
         raise AnalysisError(
@@ -305,7 +322,9 @@ def analyse_project(
         c_img, r_img = im.kernel_px
         pts = model_points(rel[i], n, shape)
         im.model_points = pts
-        im.model_heatmap = fixation_heatmap(pts, shape, c_img, r_img)
+        model_heatmap = fixation_heatmap(pts, shape, c_img, r_img)
+        keep = keep_maps is None or i < keep_maps
+        im.model_heatmap = model_heatmap if keep else None
         if im.regions is not None:
             ry, rx = np.unravel_index(int(np.argmax(rel[i])), rel[i].shape)
             px = model_input_to_image([[rx, ry]], rel[i].shape, shape)[0]
@@ -314,8 +333,11 @@ def analyse_project(
             im.model_hit = bool(im.regions[yy, xx] > 0)
         # Each map is prepared once (ranks, norms, sorted values) and scored against
         # every other: rows grow as annotators², the per-map work does not.
-        prepared = {a: PreparedMap(g.heatmap) for a, g in im.humans.items()}
-        model_map = PreparedMap(im.model_heatmap)
+        maps = {a: g.heatmap_or_build() for a, g in im.humans.items()}
+        if keep:
+            im.humans = {a: dataclasses.replace(g, heatmap=maps[a]) for a, g in im.humans.items()}
+        prepared = {a: PreparedMap(m) for a, m in maps.items()}
+        model_map = PreparedMap(model_heatmap)
         for a, g in im.humans.items():
             base = {"image_id": im.image_id, "class": im.true_class, "annotator": a}
             fixated = _fixation_map(g.points, shape)

@@ -116,8 +116,9 @@ def image_panels(im: ImageAnalysis, annotators: list[str]) -> list[tuple[str, ND
             continue
         colour = HUMAN_COLOURS[k % len(HUMAN_COLOURS)]
         g = im.humans[a]
-        panels.append((f"{a}: {g.label}", heat_overlay(base, g.heatmap, colour)))
-        contours = outline(contours, g.heatmap, colour)
+        heat = g.heatmap_or_build()
+        panels.append((f"{a}: {g.label}", heat_overlay(base, heat, colour)))
+        contours = outline(contours, heat, colour)
     if im.model_heatmap is not None:
         panels.append(
             (f"model: {im.predicted}", heat_overlay(base, im.model_heatmap, MODEL_COLOUR))

@@ -99,12 +99,14 @@ def compose(im: ImageAnalysis, annotators: list[str], layers: Layers) -> NDArray
     out = base.copy() if layers.image else np.zeros_like(base)
     shown = _shown(im, annotators, layers)
     for a, colour in shown:
-        out = heat_overlay(out, im.humans[a].heatmap, colour, layers.human_opacity, contour=False)
+        out = heat_overlay(
+            out, im.humans[a].heatmap_or_build(), colour, layers.human_opacity, contour=False
+        )
     if layers.model and im.model_heatmap is not None:
         out = heat_overlay(out, im.model_heatmap, MODEL_COLOUR, layers.model_opacity, contour=False)
     if layers.contours:
         for a, colour in shown:
-            out = outline(out, im.humans[a].heatmap, colour)
+            out = outline(out, im.humans[a].heatmap_or_build(), colour)
         if layers.model and im.model_heatmap is not None:
             out = outline(out, im.model_heatmap, MODEL_COLOUR)
     if layers.fixations:

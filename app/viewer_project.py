@@ -379,12 +379,12 @@ class ViewerProject:
         for a, g in im.humans.items():
             base = {"image_id": im.image_id, "class": im.true_class, "annotator": a}
             if im.model_heatmap is not None:
-                m = score_maps(g.heatmap, im.model_heatmap, g.points)
+                m = score_maps(g.heatmap_or_build(), im.model_heatmap, g.points)
                 im.rows.append({**base, "reference": "model", "kind": "model", "label": g.label,
                                 **m})  # fmt: skip
             for b, h in im.humans.items():
                 if b != a:
-                    m = score_maps(g.heatmap, h.heatmap, g.points)
+                    m = score_maps(g.heatmap_or_build(), h.heatmap_or_build(), g.points)
                     im.rows.append({**base, "reference": b, "kind": "human", "label": g.label,
                                     **m})  # fmt: skip
         aois = self.aois(e)

@@ -71,7 +71,9 @@ def timed_compare(store_path: Path, model, cache_dir: Path) -> dict[str, float]:
 
     store = SessionStore(store_path)
     t0 = time.perf_counter()
-    comp = analyse_project(store, model, cache=SaliencyCache(cache_dir), progress=progress)
+    comp = analyse_project(
+        store, model, cache=SaliencyCache(cache_dir), progress=progress, keep_maps=24
+    )  # as gazelab compare
     t1 = time.perf_counter()
     summaries(comp)
     write_report(comp, cache_dir.parent / "report", max_image_figures=8)
@@ -85,6 +87,24 @@ def timed_compare(store_path: Path, model, cache_dir: Path) -> dict[str, float]:
     out.update({s: ends[s] - starts[s] for s in starts})
     out["gaze"] += starts["gaze"] - t0
     return out
+
+
+def traced_peak(store_path: Path, model, cache_dir: Path, keep_maps: int | None) -> float:  # type: ignore[no-untyped-def]
+    """Peak traced memory (MiB) of one warm compare (NumPy's arrays are traced)."""
+    import tracemalloc
+
+    from gazelab.analysis.cache import SaliencyCache
+    from gazelab.analysis.compare import analyse_project
+    from gazelab.annotation.store import SessionStore
+
+    store = SessionStore(store_path)
+    tracemalloc.start()
+    comp = analyse_project(store, model, cache=SaliencyCache(cache_dir), keep_maps=keep_maps)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    del comp
+    store.close()
+    return peak / 2**20
 
 
 def main() -> None:
@@ -108,6 +128,8 @@ def main() -> None:
         s_warm = timed_compare(small, model, root / "small" / "cache")
         cold = timed_compare(big, model, root / "big" / "cache")
         warm = timed_compare(big, model, root / "big" / "cache")
+        mem_all = traced_peak(small, model, root / "small" / "cache", None)
+        mem_none = traced_peak(small, model, root / "small" / "cache", 0)
     n, k = args.images, args.small
     for name, big_r, small_r in (("cold", cold, s_cold), ("warm", warm, s_warm)):
         print(f"{n} images x 2 annotators, {name}: compare {big_r['total']:.1f} s "
@@ -117,6 +139,12 @@ def main() -> None:
             ratio = big_r.get(stage, 0.0) / (per * n) if per > 0 else float("nan")
             print(f"  {stage:9s} {big_r.get(stage, 0.0):7.2f} s; per image {per * 1000:7.1f} ms on "
                   f"{k} images; {n} x that = {per * n:6.1f} s; ratio {ratio:.2f}")  # fmt: skip
+    per_image = (mem_all - mem_none) / k
+    print(f"memory: heatmaps kept for every image cost {per_image:.1f} MiB per image "
+          f"(traced peak {mem_all:.0f} MiB vs {mem_none:.0f} MiB keeping none, {k} images); "
+          f"for {n} images {mem_none + per_image * n:.0f} MiB, or "
+          f"{mem_none + per_image * 24:.0f} MiB keeping the 24 a report draws "
+          f"(gazelab compare)")  # fmt: skip
     print(f"goal: warm <= 30 s: {'met' if warm['total'] <= 30 else 'not met'} "
           f"({warm['total']:.1f} s)")  # fmt: skip
 

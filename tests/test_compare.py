@@ -176,3 +176,26 @@ def test_duration_weighting_reaches_the_comparison(tmp_path, model) -> None:  # 
     assert on.any()
     np.testing.assert_allclose(maps[True][on] / maps[False][on], 17 * 1000 / 60, rtol=1e-9)
     assert not maps[True][~on].any()
+
+
+def test_keep_maps_lets_go_of_the_heatmaps_it_does_not_draw(project, model, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Memory at study scale: with keep_maps=N only the first N images keep their heatmaps
+    (those a report draws); every score is the same (the memory saved is measured by
+    benchmarks/bench_study.py)."""
+    from gazelab.analysis.report import write_report
+
+    store, (sa, _sa2, sb), _truth = project
+    an = AnalysisSettings(analyzer="gradient")
+    lean = analyse_project(store, model, [sa, sb], analysis=an, keep_maps=1)
+    again = analyse_project(store, model, [sa, sb], analysis=an)
+    assert lean.frame().equals(again.frame())  # the same rows, number for number
+    first, rest = lean.images[0], lean.images[1:]
+    assert first.model_heatmap is not None and all(
+        g.heatmap is not None for g in first.humans.values()
+    )
+    assert all(im.model_heatmap is None for im in rest)
+    assert all(g.heatmap is None for im in rest for g in im.humans.values())
+    g = rest[0].humans[next(iter(rest[0].humans))]
+    assert np.array_equal(g.heatmap_or_build(), again.images[1].humans[g.annotator].heatmap)
+    write_report(lean, tmp_path / "report", max_image_figures=3)  # builds what it draws
+    assert len(list((tmp_path / "report" / "figures").glob("*.png"))) >= 3

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from gazelab.app.commands import analysis_settings, max_pixels, settings_of, tqdm_progress
 
+REPORT_FIGURES = 24
+"""Images drawn in a compare report's figures (their heatmaps are kept)."""
+
 
 def cmd_saliency(args: argparse.Namespace) -> int:
     """Relevance maps of a model for a set of images (cached), as NPZ and overlay PNGs."""
@@ -105,9 +108,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             cache=SaliencyCache(paths.cache) if paths.cache else None,
             progress=tqdm_progress(),
             quality=settings_of(args).quality,
+            keep_maps=REPORT_FIGURES,  # only the maps the report draws: memory stays flat
         )
     report = Path(args.report or (paths.store.parent / "report"))
-    md = write_report(comp, report)
+    md = write_report(comp, report, max_image_figures=REPORT_FIGURES)
     write_aoi_csv(comp, report, aoi_map)
     summ = summaries(comp)
     print(f"{len(comp.images)} images, annotators {', '.join(comp.annotators)}; n = "
