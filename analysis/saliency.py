@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gazelab.errors import GazelabError
+from gazelab.plugins import import_modules
 
 LRP_ANALYZERS = ("deep_taylor", "deep_taylor_bounded", "lrp_epsilon")
 """Computed in-process by :mod:`gazelab.analysis.lrp` (the same rules as iNNvestigate)."""
@@ -334,18 +335,7 @@ register_analyzer("gradcam", "Grad-CAM on the last convolutional layer, upsample
 )
 
 
-def _import_analyzer_modules() -> None:
-    """Import every module of :mod:`gazelab.analysis.analyzers` (each registers itself)."""
-    import importlib
-    import pkgutil
-
-    import gazelab.analysis.analyzers as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
-
-
-_import_analyzer_modules()
+import_modules("gazelab.analysis.analyzers")  # each module there registers an analyzer
 ANALYZERS: tuple[str, ...] = tuple(ANALYZER_REGISTRY)
 """Every registered analyzer name (settings and CLI choices)."""
 

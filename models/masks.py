@@ -30,6 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gazelab.errors import GazelabError
 from gazelab.gaze.heatmaps import fixation_heatmap
+from gazelab.plugins import import_modules
 
 
 class MaskError(GazelabError, ValueError):
@@ -198,17 +199,6 @@ def model_mask(
     return MODEL_MASKS[algorithm].make(np.asarray(relevance), parameters)
 
 
-def _import_mask_modules() -> None:
-    """Import every module of :mod:`gazelab.models.mask_algorithms` (each registers itself)."""
-    import importlib
-    import pkgutil
-
-    import gazelab.models.mask_algorithms as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
-
-
-_import_mask_modules()
+import_modules("gazelab.models.mask_algorithms")  # each module there registers a mask
 ALGORITHMS: tuple[str, ...] = (*MODEL_MASKS, HUMAN)
 """Every mask algorithm: the registered model masks, then ``human``."""

@@ -9,8 +9,6 @@ the registry.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from gazelab.plugins import import_modules
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+import_modules(__name__)

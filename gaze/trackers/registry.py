@@ -14,9 +14,6 @@ own business (:attr:`TrackerKind.args`).
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +22,7 @@ from typing import Any
 from gazelab.errors import GazelabError
 from gazelab.gaze.geometry import DisplayGeometry
 from gazelab.gaze.trackers.base import Tracker
+from gazelab.plugins import Discovery
 
 
 class TrackerSpecError(GazelabError, ValueError):
@@ -114,32 +112,13 @@ def register_tracker(
     return add
 
 
-_discovered = False
-_discovering = False
-_discover_lock = threading.RLock()
+_DISCOVERY = Discovery("gazelab.gaze.trackers", failures=UNAVAILABLE)
 
 
 def trackers() -> dict[str, TrackerKind]:
-    """The registry, after importing every tracker module once (thread-safe: another
-    thread waits until every module is registered)."""
-    global _discovered, _discovering
-    if _discovered:
-        return TRACKERS
-    with _discover_lock:
-        if _discovered or _discovering:  # a module asking while being imported: as far as known
-            return TRACKERS
-        _discovering = True
-        try:
-            import gazelab.gaze.trackers as package
-
-            for module in pkgutil.iter_modules(package.__path__):
-                try:
-                    importlib.import_module(f"{package.__name__}.{module.name}")
-                except Exception as exc:  # a broken tracker module must not take down the rest
-                    UNAVAILABLE[module.name] = f"{type(exc).__name__}: {exc}"
-            _discovered = True
-        finally:
-            _discovering = False
+    """The registry, after importing every tracker module once (:class:`Discovery`: a
+    module that fails to import is listed in :data:`UNAVAILABLE`)."""
+    _DISCOVERY.ensure()
     return TRACKERS
 
 

@@ -16,17 +16,15 @@ error messages and ``SessionConfig.problems()`` read :func:`layouts`.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gazelab.models.datasets.base import DatasetError, ImageSet
+from gazelab.plugins import Discovery
 
 Loader = Callable[..., ImageSet]
 """``loader(argument, *, max_pixels=None, **options) -> ImageSet``."""
@@ -62,7 +60,6 @@ class Layout:
 
 
 _LAYOUTS: dict[str, Layout] = {}
-_discovered = False
 
 
 def register_layout(
@@ -90,28 +87,12 @@ def register_layout(
     return add
 
 
-_discover_lock = threading.RLock()
-_discovering = False
+_DISCOVERY = Discovery("gazelab.models.datasets")
 
 
 def _discover() -> None:
-    """Import every layout module once. Thread-safe: another thread waits until all are
-    registered (it saw an empty registry before: 'unknown image source'); a layout module
-    that asks the registry while being imported gets what is registered so far."""
-    global _discovered, _discovering
-    if _discovered:
-        return
-    with _discover_lock:
-        if _discovered or _discovering:
-            return
-        _discovering = True
-        try:
-            package = importlib.import_module("gazelab.models.datasets")
-            for module in pkgutil.iter_modules(package.__path__):
-                importlib.import_module(f"{package.__name__}.{module.name}")
-            _discovered = True
-        finally:
-            _discovering = False
+    """Import every layout module once (thread-safe, :class:`~gazelab.plugins.Discovery`)."""
+    _DISCOVERY.ensure()
 
 
 def layouts() -> dict[str, Layout]:
