@@ -6,7 +6,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from gazelab.errors import GazelabError
 
@@ -112,6 +112,36 @@ class GapLog:
             total = self.stats.gaps
             new = min(total - seen, len(self.gaps))
             return (self.gaps[len(self.gaps) - new :] if new > 0 else []), total
+
+
+class TrackerClient:
+    """What the tracker clients (Eye Tribe, GazePoint, LSL) share: ``with`` connects and
+    closes, :attr:`connected` reads their ``_connected`` event, :meth:`gaps_since` their
+    :class:`GapLog` (which the session's capture polls)."""
+
+    _connected: threading.Event
+    gap_log: GapLog
+
+    def connect(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def gaps_since(self, seen: int) -> tuple[list[Gap], int]:
+        """See :meth:`GapLog.gaps_since`."""
+        return self.gap_log.gaps_since(seen)
 
 
 @dataclass(frozen=True, slots=True)

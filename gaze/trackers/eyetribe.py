@@ -41,6 +41,7 @@ from gazelab.gaze.trackers.base import (
     Gap,
     GapLog,
     GazeSample,
+    TrackerClient,
     TrackerError,
     TrackerStats,
 )
@@ -58,7 +59,7 @@ class _Pending:
     response: dict[str, Any] | None = None
 
 
-class EyeTribeTracker:
+class EyeTribeTracker(TrackerClient):
     """Client of the Eye Tribe server; a :class:`~gazelab.gaze.trackers.base.Tracker`.
 
     Parameters
@@ -210,13 +211,6 @@ class EyeTribeTracker:
             for p in self._pending:
                 p.event.set()
 
-    def __enter__(self) -> EyeTribeTracker:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- requests --------------------------------------------------------------------------
     def get(self, *keys: str) -> dict[str, Any]:
         resp = self._call(P.request("tracker", "get", list(keys)))
@@ -269,14 +263,6 @@ class EyeTribeTracker:
             self._heartbeat_paused.set()
         else:
             self._heartbeat_paused.clear()
-
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
-
-    def gaps_since(self, seen: int) -> tuple[list[Gap], int]:
-        """See :meth:`GapLog.gaps_since <gazelab.gaze.trackers.base.GapLog.gaps_since>`."""
-        return self.gap_log.gaps_since(seen)
 
     # -- internals: connection ---------------------------------------------------------------
     def _open(self) -> None:

@@ -47,6 +47,7 @@ from gazelab.gaze.trackers.base import (
     Gap,
     GapLog,
     GazeSample,
+    TrackerClient,
     TrackerError,
     TrackerStats,
     sample_is_valid,
@@ -280,7 +281,7 @@ class _Pending:
     reply: tuple[str, dict[str, str]] | None = None
 
 
-class GazePointTracker:
+class GazePointTracker(TrackerClient):
     """Client of a GazePoint server (GP3, GP3 HD, or :class:`GazePointSimulator`).
 
     A :class:`~gazelab.gaze.trackers.base.Tracker`.
@@ -412,21 +413,6 @@ class GazePointTracker:
         with self._lock:
             for p in self._pending:
                 p.event.set()
-
-    def __enter__(self) -> GazePointTracker:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def gaps_since(self, seen: int) -> tuple[list[Gap], int]:
-        """See :meth:`GapLog.gaps_since <gazelab.gaze.trackers.base.GapLog.gaps_since>`."""
-        return self.gap_log.gaps_since(seen)
-
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
 
     # -- requests --------------------------------------------------------------------------
     def get(self, ident: str, *, check: bool = True) -> dict[str, str]:

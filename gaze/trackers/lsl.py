@@ -49,6 +49,7 @@ from gazelab.gaze.trackers.base import (
     Gap,
     GapLog,
     GazeSample,
+    TrackerClient,
     TrackerError,
     TrackerStats,
     sample_is_valid,
@@ -346,7 +347,7 @@ class LSLStats(TrackerStats):
     """Samples with NaN or off-screen gaze (kept, with ``valid=False``)."""
 
 
-class LSLTracker:
+class LSLTracker(TrackerClient):
     """Gaze from a Lab Streaming Layer stream; a :class:`~gazelab.gaze.trackers.base.Tracker`.
 
     Parameters
@@ -499,21 +500,6 @@ class LSLTracker:
             self.stalled_since = None
         self._inlet = None
         self._connected.clear()
-
-    def __enter__(self) -> LSLTracker:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def gaps_since(self, seen: int) -> tuple[list[Gap], int]:
-        """See :meth:`GapLog.gaps_since <gazelab.gaze.trackers.base.GapLog.gaps_since>`."""
-        return self.gap_log.gaps_since(seen)
-
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
 
     # -- internals -------------------------------------------------------------------------
     def _open(self, info: Any, timeout_s: float) -> None:
