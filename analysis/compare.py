@@ -39,13 +39,10 @@ from gazelab.analysis.cache import SaliencyCache, cached_relevance, model_hash
 from gazelab.analysis.human import trial_gaze
 from gazelab.analysis.metrics import (
     MAP_METRICS,
-    MetricError,
     PreparedMap,
-    auc_judd,
     cohen_kappa,
     label_agreement,
     map_scores,
-    nss,
 )
 from gazelab.analysis.saliency import model_points
 from gazelab.annotation.session import ImageSource, SessionSetupError, open_image_source
@@ -164,20 +161,10 @@ def score_maps(
     human: NDArray[np.float64], other: NDArray[np.float64], human_points: NDArray[np.float64]
 ) -> dict[str, float]:
     """Every metric of ``other`` against ``human``; NaN where a metric is undefined (an empty
-    map has no mass for SIM/KL; no fixation inside the image leaves NSS/AUC undefined)."""
-    out: dict[str, float] = {}
-    for name, fn in MAP_METRICS.items():
-        try:
-            out[name] = fn(human, other)
-        except MetricError:
-            out[name] = math.nan
-    fix = _fixation_map(human_points, human.shape)  # type: ignore[arg-type]
-    for name, fn2 in (("nss", nss), ("auc_judd", auc_judd)):
-        try:
-            out[name] = fn2(other, fix)
-        except MetricError:
-            out[name] = math.nan
-    return out
+    map has no mass for SIM/KL; no fixation inside the image leaves NSS/AUC undefined).
+    The numbers of :func:`analyse_project`, which prepares each map once for many pairs."""
+    fixated = _fixation_map(human_points, human.shape)  # type: ignore[arg-type]
+    return map_scores(PreparedMap(human), PreparedMap(other), fixated)
 
 
 def analyse_project(

@@ -268,10 +268,6 @@ class PreparedMap:
             self._cache[key] = make()
         return self._cache[key]
 
-    @property
-    def positive(self) -> NDArray[np.bool_]:
-        return self._get("positive", lambda: self.flat > 0)
-
     @staticmethod
     def _centre(
         on_support: NDArray[np.float64], zero_value: float, n_zero: int, n: int
