@@ -18,6 +18,7 @@ in memory at a time); the mask exporter takes it instead of recomputing relevanc
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import zipfile
@@ -258,16 +259,13 @@ def explain_dataset(
         if arrays is None and count > 1:
             return None  # removed meanwhile: let the next run finish it
         if arrays is None:  # not yet written (or damaged: written again)
-            arrays = {}
-            for b in range(0, len(shard_ids), batch_size):  # progress per batch
-                part = _explain_shard(model, source, shard_ids[b : b + batch_size], analyzer,
-                                      input_shape, batch_size, k)  # fmt: skip
-                for name, value in part.items():
-                    arrays[name] = (
-                        np.concatenate([arrays[name], value]) if name in arrays else value
-                    )
-                if progress:
-                    progress(done_images + b + len(part["ids"]), len(ids))
+            on_batch = (
+                functools.partial(lambda before, d: progress(before + d, len(ids)), done_images)
+                if progress
+                else None
+            )
+            arrays = _explain_shard(model, source, shard_ids, analyzer, input_shape, batch_size,
+                                    k, on_batch=on_batch)  # fmt: skip
             atomic_write(path, _npz_bytes(arrays))
         elif progress:
             progress(done_images + len(shard_ids), len(ids))
@@ -291,8 +289,10 @@ def _explain_shard(
     input_shape: tuple[int, ...],
     batch_size: int,
     k: int,
+    on_batch: Callable[[int], None] | None = None,
 ) -> dict[str, NDArray[Any]]:
-    """One shard's arrays (relevance float16, ids, predicted class, score)."""
+    """One shard's arrays (relevance float16, ids, predicted class, score);
+    ``on_batch(images done in the shard)`` after every batch."""
     from gazelab.analysis.saliency import relevance
     from gazelab.models.architectures import to_model_input
 
@@ -305,6 +305,8 @@ def _explain_shard(
         rel_parts.append(relevance(model, x, analyzer, batch_size=batch_size))
         pred_parts.append(pred)
         score_parts.append(probs[np.arange(len(pred)), pred])
+        if on_batch is not None:
+            on_batch(b + len(batch_ids))
     arrays = {
         "relevance": np.concatenate(rel_parts).astype(np.float16),
         "ids": np.asarray(shard_ids, dtype=str),
