@@ -46,11 +46,12 @@ def tqdm_progress() -> Progress:
     return progress
 
 
-def analysis_settings(args: argparse.Namespace) -> Any:
-    """``[analysis]`` of the settings with ``--analyzer`` / ``--point-source`` applied."""
+def analysis_settings(args: argparse.Namespace, settings: Any = None) -> Any:
+    """``[analysis]`` of the settings (``settings``, or those of ``--config``) with
+    ``--analyzer`` / ``--point-source`` applied."""
     from gazelab.settings import AnalysisSettings
 
-    base = settings_of(args).analysis
+    base = (settings if settings is not None else settings_of(args)).analysis
     return AnalysisSettings(
         analyzer=args.analyzer or base.analyzer,
         point_source=args.point_source or base.point_source,

@@ -95,6 +95,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     paths = ProjectPaths.resolve(args.project, store=args.store, model=args.model, cache=args.cache)
     aoi_map = read_aoi_file(args.aois) if args.aois else None  # a bad file fails before the work
+    settings = settings_of(args)  # so does a bad --config: read once, before the model loads
     if paths.model is None:
         raise AnalysisError("no model: give --model M.keras (or put model.keras in the project)")
     model = load_classifier(paths.model)
@@ -104,10 +105,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             store,
             model,
             sessions,
-            analysis=analysis_settings(args),
+            analysis=analysis_settings(args, settings),
             cache=SaliencyCache(paths.cache) if paths.cache else None,
             progress=tqdm_progress(),
-            quality=settings_of(args).quality,
+            quality=settings.quality,
             keep_maps=REPORT_FIGURES,  # only the maps the report draws: memory stays flat
         )
     report = Path(args.report or (paths.store.parent / "report"))
