@@ -291,4 +291,4 @@ def test_a_store_being_created_by_another_process_is_waited_for(tmp_path):
     t0 = time.monotonic()
     with pytest.raises(StoreError, match="is empty"):
         SessionStore(old)
-    assert time.monotonic() - t0 < 0.5  # an old empty file is refused at once
+    assert time.monotonic() - t0 < 1.5  # refused at once, not after the 2 s wait for a young file
