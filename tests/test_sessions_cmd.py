@@ -257,5 +257,6 @@ def test_a_recorded_session_stores_its_trial_quality_at_the_end(tmp_path):
         for q in stored:  # ~0.5 s of image at 60 Hz; how many frames arrive depends on load
             assert 25 <= q.n_expected <= 45 and q.n_samples > 0
             assert q.loss_pct == pytest.approx(
-                100.0 * max(0, q.n_expected - q.n_samples) / q.n_expected)
+                100.0 * max(0, q.n_expected - q.n_samples) / q.n_expected
+            )
         assert stored == compute_trial_quality(store, rec.id, save=False)

@@ -133,3 +133,17 @@ def test_registry_builds_every_architecture() -> None:
         build_model("inception_v3", (32, 32, 1), 8)
     with pytest.raises(ArchitectureError, match="unknown architecture"):
         build_model("vgg", (32, 32, 1), 8)
+
+
+def test_reading_note_names_the_mask_only_runs_at_or_under_chance():
+    from gazelab.models.training import reading_note
+
+    rows = [{"run": r, "final_macro_f1": f} for r, f in (
+        ("no_mask", 0.91), ("negative", 0.04), ("mean", 0.125), ("perceptive", 0.30),
+        ("negative_then_no_mask", 0.02), ("mean_then_no_mask", 0.8))]  # fmt: skip
+    note = reading_note(rows)
+    assert "chance macro-F1 is about 0.125" in note[0]
+    assert len(note) == 2 and note[1].startswith("negative, mean never saw an unmasked image")
+    assert reading_note(rows[:1] + rows[3:4], n_classes=4) == [
+        "Validation is always on unmasked images; chance macro-F1 is about 0.250."
+    ]  # perceptive at 0.30 is over chance: no second line
