@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -335,7 +336,7 @@ def masks_and_trainee_stage(
         masked_images,
     )
     from gazelab.models.synthetic import synthetic_faces
-    from gazelab.models.training import TrainData, run_experiment
+    from gazelab.models.training import TrainData, reading_note, run_experiment
     from gazelab.settings import Settings, TrainingSettings
 
     analyzer = comp.analysis.analyzer
@@ -379,4 +380,6 @@ def masks_and_trainee_stage(
         ratio = r["ratio_to_baseline_steps"]
         print(f"      {r['run']:<24} final macro-F1 {r['final_macro_f1']:.3f}, steps to the "
               f"baseline's final: {'never' if ratio is None else f'{ratio:.2f}× baseline'}")  # fmt: skip
+    for line in reading_note(rows):
+        print(textwrap.fill(line, 88, initial_indent="      ", subsequent_indent="      "))
     return {r["run"]: r["final_macro_f1"] for r in rows}

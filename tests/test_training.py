@@ -147,3 +147,5 @@ def test_reading_note_names_the_mask_only_runs_at_or_under_chance():
     assert reading_note(rows[:1] + rows[3:4], n_classes=4) == [
         "Validation is always on unmasked images; chance macro-F1 is about 0.250."
     ]  # perceptive at 0.30 is over chance: no second line
+    rows[0]["final_macro_f1"] = 0.2  # a baseline that did not learn: nothing to compare
+    assert reading_note(rows)[1].startswith("The no-mask baseline ends at 0.200, under twice")
