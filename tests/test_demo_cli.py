@@ -38,7 +38,8 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
         assert store.first_unlabelled_trial(rec.id) is None
         kinds = [e["kind"] for e in store.events(rec.id)]
         assert kinds.count("cross") == 3 and kinds.count("image") == 3
-        assert store.sample_count(rec.id) > 60 * 3 * 0.6  # ~60 Hz over the trials (a loaded CI lags)
+        # ~60 Hz over the trials; a loaded CI machine lags the simulator
+        assert store.sample_count(rec.id) > 60 * 3 * 0.6
         # one calibration, then the validation the headless session now runs before trials
         assert [c["kind"] for c in store.calibrations(rec.id)] == ["calibration", "validation"]
     assert list((tmp_path / "bids").rglob("*_gaze.tsv.gz"))
