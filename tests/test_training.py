@@ -13,6 +13,7 @@ from gazelab.models.training import (
     RunResult,
     TrainData,
     experiment_runs,
+    f1_at_step,
     steps_to_reach,
     summarise,
     train_run,
@@ -85,6 +86,15 @@ def test_experiment_runs_and_summary() -> None:
     assert rows["no_mask"]["steps_to_baseline_final"] == 40
     assert rows["neg"]["ratio_to_baseline_steps"] == 0.5
     assert rows["mean"]["steps_to_baseline_final"] is None
+    # a run with 2 masked then 2 unmasked evaluations: the baseline after 20 steps is 0.5
+    mixed = run("neg_then_no_mask", [0.1, 0.2, 0.6, 0.7])
+    for i, row in enumerate(mixed.steps):
+        row["phase"] = "masked" if i < 2 else "unmasked"
+    rows = {r["run"]: r for r in summarise({**res, "neg_then_no_mask": mixed})}
+    assert rows["neg_then_no_mask"]["unmasked_steps"] == 2  # one step row per 10 steps here
+    assert rows["neg"]["baseline_at_unmasked_steps"] is None  # no phases: not a mixed run
+    assert f1_at_step(res["no_mask"], 20) == 0.5 and f1_at_step(res["no_mask"], 5) is None
+    assert f1_at_step(res["no_mask"], 35) == 0.7
 
 
 MIRRORED = r"""
@@ -141,11 +151,17 @@ def test_reading_note_names_the_mask_only_runs_at_or_under_chance():
     rows = [{"run": r, "final_macro_f1": f} for r, f in (
         ("no_mask", 0.91), ("negative", 0.04), ("mean", 0.125), ("perceptive", 0.30),
         ("negative_then_no_mask", 0.02), ("mean_then_no_mask", 0.8))]  # fmt: skip
+    rows[5] |= {"unmasked_steps": 40, "baseline_at_unmasked_steps": 0.75}
     note = reading_note(rows)
     assert "chance macro-F1 is about 0.125" in note[0]
-    assert len(note) == 2 and note[1].startswith("negative, mean never saw an unmasked image")
+    assert len(note) == 4 and note[1].startswith("negative, mean never saw an unmasked image")
+    assert note[2].startswith("Do the masked epochs give a warm start")
+    assert note[3] == "- mean_then_no_mask: 0.800 after 40 unmasked steps, baseline 0.750: ahead"
+    rows[5]["baseline_at_unmasked_steps"] = 0.79
+    assert reading_note(rows)[3].endswith("baseline 0.790: level")
     assert reading_note(rows[:1] + rows[3:4], n_classes=4) == [
         "Validation is always on unmasked images; chance macro-F1 is about 0.250."
     ]  # perceptive at 0.30 is over chance: no second line
     rows[0]["final_macro_f1"] = 0.2  # a baseline that did not learn: nothing to compare
+    assert len(reading_note(rows)) == 2
     assert reading_note(rows)[1].startswith("The no-mask baseline ends at 0.200, under twice")
