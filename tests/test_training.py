@@ -67,6 +67,9 @@ def test_masked_then_unmasked_schedule() -> None:
     assert len(r.steps) == 3 * steps_per_epoch
     with pytest.raises(Exception, match="do not match"):
         train_run(s, data, masked_train=blank[:10])
+    # without masked images every epoch is unmasked, whatever masked_epochs says
+    plain = train_run(s, data, masked_epochs=3, max_steps=2)
+    assert {row["phase"] for row in plain.steps} == {"unmasked"}
 
 
 def test_experiment_runs_and_summary() -> None:
