@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gazelab import CLASSES
+from gazelab.errors import GazelabError
 
 if TYPE_CHECKING:
     from gazelab.analysis.compare import Comparison
@@ -92,6 +93,31 @@ def simulated_tracker(
         opened.close()
 
 
+DEMO_MARKER = ".gazelab-demo"
+"""A file the demo leaves in its output folder: the one kind of folder it writes over."""
+
+
+def check_demo_out(out: Path) -> None:
+    """Refuse an output folder that holds anything but an earlier demo's output: the demo
+    deletes and rewrites its ``project.sqlite``, ``images/`` and the rest."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise GazelabError(f"--out {out} is a file, not a folder; choose a folder for the demo")
+    if (out / DEMO_MARKER).exists() or not any(out.iterdir()):
+        return
+    try:  # the output of a demo from before the marker: its summary.json says so
+        old = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        if isinstance(old, dict) and {"sessions", "trainee"} <= old.keys():
+            return
+    except (OSError, ValueError):
+        pass
+    raise GazelabError(
+        f"--out {out} is not empty and is not a gazelab demo's output; the demo writes over "
+        "its folder (project.sqlite, images, ...), so choose a new or empty folder"
+    )
+
+
 def run_demo(
     out: Path,
     *,
@@ -111,7 +137,9 @@ def run_demo(
     from gazelab.settings import ProtocolSettings, Settings
 
     t_start = time.monotonic()
+    check_demo_out(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text("written by gazelab demo; it may write over this folder\n")
     size = 240 if quick else 480
     annotators = ("A1",) if quick else ("A1", "A2")
     view_s = (0.6, 0.9) if quick else (1.5, 2.5)

@@ -9,9 +9,11 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from gazelab.annotation.store import SessionStore
 from gazelab.app.cli import main
+from gazelab.errors import GazelabError
 
 
 def test_quick_demo_runs_every_stage(tmp_path, capsys):
@@ -188,3 +190,28 @@ def test_simulate_tracker_command_serves_the_protocol():
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_demo_never_writes_over_a_folder_it_did_not_make(tmp_path, capsys):
+    from gazelab.app.demo import DEMO_MARKER, check_demo_out
+
+    project = tmp_path / "study"
+    project.mkdir()
+    (project / "project.sqlite").write_bytes(b"a real study")
+    assert main(["demo", "--out", str(project), "--quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a gazelab demo's output" in err and len(err.splitlines()) == 1
+    assert (project / "project.sqlite").read_bytes() == b"a real study"
+    assert sorted(p.name for p in project.iterdir()) == ["project.sqlite"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(GazelabError, match="is a file"):
+        check_demo_out(tmp_path / "file")
+    check_demo_out(tmp_path / "new")  # a new folder, an empty one, an earlier demo's: fine
+    (tmp_path / "empty").mkdir()
+    check_demo_out(tmp_path / "empty")
+    (project / DEMO_MARKER).write_text("")
+    check_demo_out(project)
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "summary.json").write_text('{"sessions": [], "trainee": {}}')
+    check_demo_out(legacy)
