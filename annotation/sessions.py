@@ -190,7 +190,7 @@ def sessions_table(rows: Sequence[SessionSummary]) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    widths = [max([len(h), *(len(b[i]) for b in body)]) for i, h in enumerate(head)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
              for line in (head, *body)]  # fmt: skip
     if not body:

@@ -93,6 +93,8 @@ def test_sessions_csv_and_table(tmp_path):
     assert parsed[1]["accuracy_deg"] == ""
     text = sessions_table(rows)
     assert "1/2" in text and "0/3" in text and "23.3" in text and "0.60" in text
+    empty = sessions_table([]).splitlines()  # a store with no sessions yet
+    assert empty[0].startswith("session") and empty[1] == "(no sessions)"
 
 
 def test_trial_without_end_event_ends_at_its_last_sample(tmp_path):
