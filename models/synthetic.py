@@ -488,7 +488,18 @@ class SyntheticSpec:
 
 
 class SyntheticSpecError(GazelabError, ValueError):
-    """A ``synthetic:...`` image spec that does not parse; the message names the part."""
+    """A ``synthetic:...`` image spec that does not parse; the message names the part
+    (:attr:`problem`: the message without the ``image source '...':`` prefix)."""
+
+    def __init__(self, spec: str, problem: str) -> None:
+        super().__init__(f"image source {spec!r}: {problem}")
+        self.problem = problem
+
+
+MAX_SYNTHETIC_FACES = 1_000_000
+MAX_SYNTHETIC_SIZE = 4096
+"""Upper bounds of ``synthetic:N:SEED:SIZE`` (as ``gazelab synthetic -n / --size``): a
+mistyped number must be an error, not a hang or a terabyte allocation."""
 
 
 def parse_synthetic_spec(spec: str) -> SyntheticSpec:
@@ -497,29 +508,29 @@ def parse_synthetic_spec(spec: str) -> SyntheticSpec:
     (a ``ValueError``) naming the part that is wrong."""
     kind, _, rest = spec.partition(":")
     if kind != "synthetic":
-        raise SyntheticSpecError(f"{spec!r} is not a synthetic:... spec")
+        raise SyntheticSpecError(spec, "not a synthetic:... spec")
     parts = [p for p in rest.split(":") if p]
     positional = [p for p in parts if "=" not in p]
     keyed = dict(p.split("=", 1) for p in parts if "=" in p)
     usage = "write synthetic:N:SEED[:SIZE][:subjects=K][:renderer=a|b] with whole numbers"
     unknown = sorted(set(keyed) - {"subjects", "renderer"})
     if unknown or len(positional) > 3:
-        raise SyntheticSpecError(f"image source {spec!r}: unexpected part(s) {unknown or positional[3:]}; "
-                         + usage)  # fmt: skip
+        raise SyntheticSpecError(spec, f"unexpected part(s) {unknown or positional[3:]}; {usage}")
     try:
         n = int(positional[0]) if positional else 8
         seed = int(positional[1]) if len(positional) > 1 else 0
         size = int(positional[2]) if len(positional) > 2 else 256
         subjects = int(keyed["subjects"]) if "subjects" in keyed else None
     except ValueError as exc:
-        raise SyntheticSpecError(f"image source {spec!r}: {usage}") from exc
+        raise SyntheticSpecError(spec, usage) from exc
     renderer = keyed.get("renderer", "a")
-    if n < 1 or size < 16 or (subjects is not None and subjects < 1):
-        raise SyntheticSpecError(
-            f"image source {spec!r}: N and subjects must be >= 1 and SIZE >= 16"
-        )
+    for name, value, lo, hi in (("N", n, 1, MAX_SYNTHETIC_FACES),
+                                ("SIZE", size, 16, MAX_SYNTHETIC_SIZE),
+                                ("subjects", subjects, 1, MAX_SYNTHETIC_FACES)):  # fmt: skip
+        if value is not None and not lo <= value <= hi:
+            raise SyntheticSpecError(spec, f"{name} = {value} must be in {lo}..{hi:,}")
     if renderer not in RENDERERS:
-        raise SyntheticSpecError(f"image source {spec!r}: renderer must be one of {RENDERERS}")
+        raise SyntheticSpecError(spec, f"renderer must be one of {RENDERERS}")
     return SyntheticSpec(n, seed, size, subjects, renderer)
 
 

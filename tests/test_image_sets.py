@@ -66,8 +66,15 @@ def test_a_bad_synthetic_spec_is_a_user_error() -> None:
     with pytest.raises(SyntheticSpecError, match="renderer must be one of") as err:
         parse_synthetic_spec("synthetic:4:0:renderer=z")
     assert isinstance(err.value, GazelabError) and isinstance(err.value, ValueError)
-    with pytest.raises(DatasetError, match="SIZE >= 16"):
+    with pytest.raises(DatasetError, match="SIZE = 8 must be in 16..4,096") as err:
         open_image_set("synthetic:4:0:8")
+    assert str(err.value).count("image source") == 1  # named once, not twice
+    for spec, part in (("synthetic:0:0", "N = 0 must be in 1..1,000,000"),
+                       ("synthetic:99999999999:0", "N = 99999999999 must be in"),
+                       ("synthetic:8:0:999999", "SIZE = 999999 must be in 16..4,096"),
+                       ("synthetic:8:0:64:subjects=0", "subjects = 0 must be")):  # fmt: skip
+        with pytest.raises(DatasetError, match=part):
+            open_image_set(spec)  # at once: nothing is allocated or drawn
 
 
 def test_layout_options_go_to_the_layout_that_has_them(tmp_path: Path) -> None:
@@ -148,7 +155,7 @@ def test_every_command_takes_every_layout(
         line = _run(argv, f"{name}:{tmp_path / 'gone'}", tmp_path, capsys)
         assert "gone does not exist" in line and "unknown" not in line, line
     line = _run(argv, "synthetic:4:0:8", tmp_path, capsys)  # SIZE < 16: the layout's message
-    assert "SIZE >= 16" in line, line
+    assert "SIZE = 8 must be in 16..4,096" in line and line.count("image source") == 1, line
 
 
 def test_a_new_layout_is_one_registration(

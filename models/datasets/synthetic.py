@@ -13,12 +13,12 @@ from gazelab.models.datasets.registry import register_layout
 
 
 def _problem(argument: str) -> str | None:
-    from gazelab.models.synthetic import parse_synthetic_spec
+    from gazelab.models.synthetic import SyntheticSpecError, parse_synthetic_spec
 
     try:
         parse_synthetic_spec(f"synthetic:{argument}")
-    except ValueError as exc:
-        return str(exc)
+    except SyntheticSpecError as exc:
+        return exc.problem  # the caller names the image source
     return None
 
 
