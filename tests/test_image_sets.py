@@ -59,7 +59,7 @@ def test_a_folder_has_no_regions_and_keeps_its_split(tmp_path: Path) -> None:
     assert s.labels[s.ids[0]] == s.label(0)
 
 
-def test_a_bad_synthetic_spec_is_a_user_error() -> None:
+def test_a_bad_synthetic_spec_is_a_user_error(tmp_path: Path) -> None:
     from gazelab.errors import GazelabError
     from gazelab.models.synthetic import SyntheticSpecError, parse_synthetic_spec
 
@@ -69,6 +69,9 @@ def test_a_bad_synthetic_spec_is_a_user_error() -> None:
     with pytest.raises(DatasetError, match="SIZE = 8 must be in 16..4,096") as err:
         open_image_set("synthetic:4:0:8")
     assert str(err.value).count("image source") == 1  # named once, not twice
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DatasetError, match="notes.txt is a file, not a folder of images"):
+        open_image_set(f"folder:{tmp_path / 'notes.txt'}")
     for spec, part in (("synthetic:0:0", "N = 0 must be in 1..1,000,000"),
                        ("synthetic:99999999999:0", "N = 99999999999 must be in"),
                        ("synthetic:8:0:999999", "SIZE = 999999 must be in 16..4,096"),

@@ -33,7 +33,12 @@ Loader = Callable[..., ImageSet]
 def _folder_problem(argument: str) -> str | None:
     if not argument:
         return "needs a path"
-    return None if Path(argument).is_dir() else f"folder {argument} does not exist"
+    path = Path(argument)
+    if path.is_dir():
+        return None
+    if path.exists():
+        return f"{argument} is a file, not a folder of images (name the folder that holds it)"
+    return f"folder {argument} does not exist"
 
 
 @dataclass(frozen=True)
