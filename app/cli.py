@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -353,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_tensorflow()
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
@@ -363,6 +366,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"gazelab {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's start-up and retracing messages off stderr, where a user error is
+    one line; a user who sets ``TF_CPP_MIN_LOG_LEVEL`` (0 = everything) keeps them."""
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def _one_line(exc: Exception) -> str:
