@@ -336,6 +336,13 @@ def test_prune_names_the_missing_layer(tmp_path, capsys):
     build_model("small_cnn", (32, 32, 1), 8).save(model)
     argv = ["prune", "--model", str(model), "--images", "synthetic:8:0:32", "--layer", "nope"]
     _assert_one_line_exit_2(main(argv), capsys.readouterr().err, "'nope'")
+    before = model.read_bytes()
+    (tmp_path / "adir").mkdir()
+    for out, says in ((model, "is the input model"), (tmp_path / "adir", "must end in .keras"),
+                      (tmp_path / "notes.txt", "must end in .keras")):  # fmt: skip
+        argv = ["prune", "--model", str(model), "--images", "synthetic:8:0:32", "--out", str(out)]
+        _assert_one_line_exit_2(main(argv), capsys.readouterr().err, says)
+    assert model.read_bytes() == before  # the trained model is never written over
 
 
 @pytest.mark.parametrize(

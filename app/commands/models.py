@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from gazelab.app.commands import analysis_settings, settings_of, tqdm_progress
+from gazelab.errors import GazelabError
 
 
 def cmd_synthetic(args: argparse.Namespace) -> int:
@@ -94,6 +95,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def pruned_model_path(model: str | Path, out: str | Path | None) -> Path:
+    """Where ``prune`` saves: ``--out`` or ``<model>-pruned.keras``. Refused before any work:
+    a name without ``.keras`` (only that format is loaded again), the input model itself,
+    and a folder."""
+    path = Path(out) if out else Path(model).with_name(Path(model).stem + "-pruned.keras")
+    if path.suffix != ".keras":
+        raise GazelabError(f"--out {path} must end in .keras (the one format gazelab loads)")
+    if path.is_dir():
+        raise GazelabError(f"--out {path} is a folder; name a .keras file")
+    if path.exists() and Path(model).exists() and path.samefile(model):
+        raise GazelabError(f"--out {path} is the input model; name another file")
+    return path
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     """Distinctiveness pruning of the last (or a named) conv layer's feature maps."""
     import json
@@ -105,6 +120,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from gazelab.models.pruning import prune
 
     check_image_spec(args.images)  # a mistyped spec fails before the model
+    out = pruned_model_path(args.model, args.out)
     model = load_classifier(args.model)
     src = open_image_set(args.images)
     ids = src.ids[: args.limit] if args.limit else src.ids
@@ -112,7 +128,6 @@ def cmd_prune(args: argparse.Namespace) -> int:
     y = np.array([src.labels[i] for i in ids])
     pruned, res = prune(model, x, y, similar_deg=args.similar,
                         complementary_deg=args.complementary, layer_name=args.layer)  # fmt: skip
-    out = Path(args.out or Path(args.model).with_name(Path(args.model).stem + "-pruned.keras"))
     pruned.save(out)
     summary = {**res.summary(), "model": str(args.model), "images": args.images,
                "n_images": len(ids), "merged_pairs": {str(k): v for k, v in res.plan.merged.items()},
