@@ -133,6 +133,13 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
     cfg.write_text('[data]\nimages = "synthetic:40:5:64"\n[training]\nepochs = -1\n')
     assert main(["train", "trainer", "--config", str(cfg)]) == 2
     assert "training.epochs" in capsys.readouterr().err
+    # another config into the folder of a finished run: refused, the model left as it was
+    best = (tmp_path / "tr" / "best.keras").read_bytes()
+    cfg.write_text('[data]\nimages = "synthetic:40:6:64"\n[training]\ninput_size = 32\n')
+    assert main(["train", "trainer", "--config", str(cfg), "--out", str(tmp_path / "tr")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds a run of another config" in err and len(err.splitlines()) == 1
+    assert (tmp_path / "tr" / "best.keras").read_bytes() == best
 
 
 def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):

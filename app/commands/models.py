@@ -59,6 +59,27 @@ def cmd_masks(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_run_folder(out: Path, config_text: str) -> None:
+    """Refuse to train into a folder that holds a run of another config (its ``best.keras``
+    would be replaced). The same config again is allowed: an interrupted run resumes from
+    its backup, a finished one is trained again to the same result."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise GazelabError(f"--out {out} is a file; name a folder for the run")
+    saved = out / "config.toml"
+    if saved.is_file():
+        if saved.read_text(encoding="utf-8", errors="replace") != config_text:
+            raise GazelabError(
+                f"{out} holds a run of another config ({saved} differs); choose another "
+                "--out, or move that run away first"
+            )
+    elif any(out.glob("*.keras")) or (out / "run.json").exists():
+        raise GazelabError(
+            f"{out} holds a model that is not from this config; choose another --out"
+        )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train the Trainer, or run the Trainee experiment, from a run config."""
     from gazelab.models.training import (
@@ -70,6 +91,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
 
     cfg = load_run_config(args.config, args.out)
+    check_run_folder(cfg.out, cfg.text)
     t = cfg.settings.training
     print(f"loading {cfg.images} at {t.input_size} px …")
     data = load_training_data(cfg.images, t.input_size, val_fraction=cfg.val_fraction, seed=t.seed)
