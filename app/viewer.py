@@ -994,6 +994,18 @@ def aoi_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def check_project_files(paths: ProjectPaths) -> None:
+    """Refuse, before a window opens, a store that is not a gazelab store and a model file
+    that is not a safe ``.keras`` model (both checked without TensorFlow): the command
+    line says what is wrong, in one line, as ``compare`` does."""
+    from gazelab.annotation.store import SessionStore
+    from gazelab.models.architectures import read_model_config
+
+    SessionStore(paths.store).close()
+    if paths.model is not None:
+        read_model_config(paths.model)
+
+
 def run_viewer(
     project: str | None,
     *,
@@ -1010,6 +1022,7 @@ def run_viewer(
 
     paths = ProjectPaths.resolve(project, store=store, model=model, cache=cache)
     aoi_map = read_aoi_file(aois) if aois else None
+    check_project_files(paths)
     from gazelab.app.qt import application
 
     app = application()

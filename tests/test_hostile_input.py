@@ -359,3 +359,16 @@ def test_real_processes_print_no_traceback(argv, tmp_path):
     err = proc.stderr.decode("utf-8", errors="replace")
     assert proc.returncode == 2, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_view_refuses_a_bad_store_or_model_before_any_window(tmp_path, capsys):
+    from gazelab.annotation.store import SessionStore
+
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    argv = ["view", "--store", str(text)]
+    _assert_one_line_exit_2(main(argv), capsys.readouterr().err, "notes.txt")
+    with SessionStore(tmp_path / "s.sqlite", create=True):
+        pass
+    argv = ["view", "--store", str(tmp_path / "s.sqlite"), "--model", str(text)]
+    _assert_one_line_exit_2(main(argv), capsys.readouterr().err, "not a Keras .keras model")
