@@ -155,6 +155,13 @@ def _export_session(store: SessionStore, session_id: int, out: Path) -> dict[str
     folder.mkdir(parents=True, exist_ok=True)
     for f in (out, folder):  # temporaries left by an export that was killed
         clean_stale_temporaries(f)
+    earlier = read_marker(out)["sessions"].get(str(session_id))
+    if isinstance(earlier, dict) and earlier.get("session_uuid") not in (None, rec.uuid):
+        raise BidsExportError(
+            f"{out} holds the export of another session {session_id} (from another store:"
+            f" uuid {earlier['session_uuid']}, this one is {rec.uuid}); export each store"
+            " into its own folder"
+        )
     _mark(out, session_id, {"complete": False})
     t0 = rec.start_local_s
     final = {

@@ -414,6 +414,22 @@ def test_bids_export_on_a_full_disk_keeps_the_previous_files(tmp_path, monkeypat
     assert read_marker(out)["sessions"][str(sid)] == {"complete": False}
 
 
+def test_bids_export_never_mixes_two_stores_in_one_folder(tmp_path) -> None:
+    first, second = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    sid = recorded_session(first)
+    assert recorded_session(second) == sid  # both stores number their session 1
+    out = tmp_path / "bids"
+    with SessionStore(first) as store:
+        export_session(store, sid, out)
+        uuid = store.session(sid).uuid
+        export_session(store, sid, out)  # the same session again: fine
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with SessionStore(second) as store, pytest.raises(BidsExportError, match="another store"):
+        export_session(store, sid, out)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert read_marker(out)["sessions"][str(sid)]["session_uuid"] == uuid
+
+
 # -- item 11: temporaries and the resumed mask export ------------------------------------------
 def test_atomic_write_failure_leaves_no_temporary(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     target = tmp_path / "report.json"
