@@ -61,6 +61,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     with SessionStore(args.store) as store:
         ids = [args.session] if args.session is not None else [s.id for s in store.sessions()]
+        if not ids:
+            print(f"{args.store} holds no sessions yet: nothing exported")
         for sid in ids:
             paths = export_session(store, sid, args.out)
             print(f"session {sid}: {paths['gaze'].parent}")
