@@ -350,11 +350,40 @@ def dataclass_section(
     if unknown:
         raise SettingsError(f"{source}: unknown key(s) in [{section}]: {unknown}; "
                             f"use {', '.join(sorted(known))}")  # fmt: skip
+    for f in dataclasses.fields(klass):
+        if f.name in table and not _same_kind(table[f.name], f.default):
+            value = table[f.name]
+            shown = list(value) if isinstance(value, tuple) else value
+            kind = (f"a list like {list(f.default)}" if isinstance(f.default, tuple)
+                    else _KIND_NAMES.get(type(f.default), type(f.default).__name__))  # fmt: skip
+            raise SettingsError(f"{source} [{section}]: {f.name} = {shown!r} must be {kind}")
     catch: tuple[type[Exception], ...] = (*errors, TypeError)
     try:
         return klass(**table)
     except catch as exc:
         raise SettingsError(f"{source} [{section}]: {exc}") from exc
+
+
+_KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number",
+               str: "a string"}  # fmt: skip
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether a TOML ``value`` can stand where the field's ``default`` does (a field
+    without a plain default, or of another type, is left to the dataclass)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, tuple):
+        return isinstance(value, list | tuple) and (
+            not default or all(_same_kind(v, default[0]) for v in value)
+        )
+    return True
 
 
 def load_settings(path: str | Path) -> Settings:

@@ -123,7 +123,7 @@ def load_transfer_config(path: str | Path) -> TransferConfig:
     text, data = read_toml_file(p, "transfer config")
     tr = dict(data.pop("transfer", {}))
     for key in ("fractions", "strategies"):
-        if key in tr:
+        if isinstance(tr.get(key), list):
             tr[key] = tuple(tr[key])
     ts = dataclass_section(TransferSettings, tr, str(p), "transfer", (TransferError,))
     return TransferConfig(ts, Settings.from_dict(data, source=str(p)), str(p), text)

@@ -64,3 +64,25 @@ def test_bad_values_name_the_key_and_what_is_allowed(toml, words):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(SettingsError, match="cannot read settings file"):
         load_settings(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    "module, section, toml, words",
+    [
+        ("esr_protocols", "esr", 'branches = "x"', "branches = 'x' must be a whole number"),
+        ("esr_protocols", "esr", "width = true", "width = True must be a number"),
+        ("transfer", "transfer", 'fractions = "all"', "fractions = 'all' must be a list"),
+        ("transfer", "transfer", 'fractions = ["half"]', "fractions = ['half'] must be a list"),
+    ],
+)
+def test_config_sections_name_a_value_of_the_wrong_type(tmp_path, module, section, toml, words):
+    import importlib
+
+    mod = importlib.import_module(f"gazelab.models.{module}")
+    load = mod.load_esr_config if section == "esr" else mod.load_transfer_config
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[data]\nimages = "synthetic:8:0"\n[{section}]\n{toml}\n')
+    with pytest.raises(SettingsError) as err:
+        load(cfg)
+    assert str(cfg) in str(err.value) and f"[{section}]" in str(err.value)
+    assert words in str(err.value), str(err.value)
