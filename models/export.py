@@ -100,6 +100,15 @@ def _read_png(path: Path) -> NDArray[np.bool_]:
         return np.asarray(im.convert("L")) > 127
 
 
+def _request_diff(old: Any, new: Mapping[str, Any]) -> str:
+    """The settings that differ between an export's request and this one: ``key: old -> new``."""
+    if not isinstance(old, Mapping):
+        return f"an unreadable request {old!r}"
+    keys = sorted(set(old) | set(new), key=str)
+    return "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys
+                     if old.get(k) != new.get(k))  # fmt: skip
+
+
 def export_masks(
     jobs: Iterable[MaskJob],
     out: str | Path,
@@ -124,8 +133,9 @@ def export_masks(
     if info_path.exists():
         old = json.loads(info_path.read_text())
         if old.get("request") != request:
+            differ = _request_diff(old.get("request"), request)
             raise ExportError(
-                f"{out} holds an export made with other settings ({old.get('request')}); "
+                f"{out} holds an export made with other settings ({differ}); "
                 "choose another --out folder or delete it"
             )
     else:
@@ -548,6 +558,13 @@ def export_project_masks(
     if paths.model is None:
         raise ExportError("masks need the model (--model M.keras): its relevance for model "
                           "masks and for the fallback of images without gaze")  # fmt: skip
+    if annotator:  # a mistyped name fails before the model and the analysis
+        with SessionStore(paths.store) as db:
+            known = sorted({r.participant for r in db.sessions()
+                            if sessions is None or r.id in sessions})  # fmt: skip
+        if annotator not in known:
+            raise ExportError(f"no annotator {annotator!r} in {paths.store}; its annotators: "
+                              f"{', '.join(known) or 'none yet'}")  # fmt: skip
     net = load_classifier(paths.model)
     with SessionStore(paths.store) as db:
         comp = analyse_project(db, net, sessions, analysis=analysis,

@@ -116,6 +116,11 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
     from gazelab.models.export import load_masks
 
     assert load_masks(tmp_path / "mh").masks.shape == (3, 32, 32)
+    capsys.readouterr()
+    argv[argv.index("A1")] = "ZZ"  # a mistyped annotator: named, with the ones there are
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no annotator 'ZZ'" in err and "its annotators: A1" in err
     argv = ["masks", "--model", str(tmp_path / "model.keras"), "--images", "synthetic:40:5:64",
             "--analyzer", "gradient", "--algorithm", "mean", "--out", str(tmp_path / "mm")]  # fmt: skip
     assert main(argv) == 0 and len(load_masks(tmp_path / "mm").ids) == 40

@@ -54,7 +54,7 @@ def test_round_trip_and_hashes(tmp_path) -> None:  # type: ignore[no-untyped-def
     with pytest.raises(ExportError, match="PNG differs"):
         load_masks(tmp_path / "ex")
     # another request into the same folder is refused
-    with pytest.raises(ExportError, match="other settings"):
+    with pytest.raises(ExportError, match=r"other settings \(negative_fraction: 0.1 -> 0.2\)"):
         export_masks(jobs, tmp_path / "ex", request={**REQUEST, "negative_fraction": 0.2})
 
 
