@@ -424,8 +424,13 @@ def _section_from_dict(klass: type, table: Mapping[str, Any], source: str) -> An
             f"{source}: unknown key(s) {sorted(f'{section}.{k}' for k in unknown)}; "
             f"[{section}] accepts {sorted(names)}"
         )
-    values = {k: _coerce(klass, k, v, f"{section}.{k}") for k, v in table.items()}
-    return klass(**values)
+    try:
+        values = {k: _coerce(klass, k, v, f"{section}.{k}") for k, v in table.items()}
+        return klass(**values)
+    except SettingsError as exc:  # name the file the value came from
+        if str(exc).startswith(source):
+            raise
+        raise SettingsError(f"{source}: {exc}") from exc
 
 
 _DISPLAY_KEYS = {

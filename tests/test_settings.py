@@ -86,3 +86,11 @@ def test_config_sections_name_a_value_of_the_wrong_type(tmp_path, module, sectio
         load(cfg)
     assert str(cfg) in str(err.value) and f"[{section}]" in str(err.value)
     assert words in str(err.value), str(err.value)
+
+
+def test_a_bad_value_names_the_file_it_came_from(tmp_path):
+    cfg = tmp_path / "lab.toml"
+    cfg.write_text('[protocol]\nblank1_ms = "abc"\n')
+    with pytest.raises(SettingsError) as err:
+        load_settings(cfg)
+    assert str(err.value) == f"{cfg}: protocol.blank1_ms = 'abc' must be of type float"
