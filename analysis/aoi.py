@@ -375,6 +375,13 @@ def comparison_aoi_rows(
     return rows
 
 
+def unmatched_aoi_images(comp: Any, aois: Mapping[str, Sequence[AOI]]) -> list[str]:
+    """Image ids of an AOI file that the comparison does not hold (a typo, or a file
+    made for another image set): their AOIs are not used."""
+    shown = {im.image_id for im in comp.images}
+    return sorted(set(aois) - shown)
+
+
 def write_aoi_csv(
     comp: Any, folder: str | Path, aois: Mapping[str, Sequence[AOI]] | None = None
 ) -> Path:

@@ -331,11 +331,14 @@ def test_cli_compare_view_and_saliency_with_aois(project, tmp_path, capsys) -> N
     root, src, _ = project
     aois = tmp_path / "aois.csv"
     aois.write_text("".join(["image_id,name,shape,coords\n"] +
-                            [f'{i},upper left,ellipse,"20 20 10 10"\n' for i in src.ids]))  # fmt: skip
+                            [f'{i},upper left,ellipse,"20 20 10 10"\n' for i in src.ids] +
+                            ['typo-7,eyes,ellipse,"20 20 10 10"\n']))  # fmt: skip
     report = tmp_path / "report"
     argv = ["compare", "--project", str(root), "--analyzer", "gradient", "--report",
             str(report), "--aois", str(aois)]  # fmt: skip
+    capsys.readouterr()
     assert main(argv) == 0
+    assert "names 1 image(s) this project does not hold (first: typo-7)" in capsys.readouterr().out
     rows = pd.read_csv(report / "aoi.csv")
     assert len(rows) == 2 * len(src.ids)  # one AOI per image, two annotators
     a = rows[rows["annotator"] == "A"]

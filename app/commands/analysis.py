@@ -85,7 +85,7 @@ def saliency_dataset(args: argparse.Namespace, model) -> int:  # type: ignore[no
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Human gaze vs model saliency: the report (CSV, JSON, Markdown, figures)."""
-    from gazelab.analysis.aoi import read_aoi_file, write_aoi_csv
+    from gazelab.analysis.aoi import read_aoi_file, unmatched_aoi_images, write_aoi_csv
     from gazelab.analysis.cache import SaliencyCache
     from gazelab.analysis.compare import AnalysisError, analyse_project, summaries
     from gazelab.analysis.report import write_report
@@ -114,6 +114,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     report = Path(args.report or (paths.store.parent / "report"))
     md = write_report(comp, report, max_image_figures=REPORT_FIGURES)
     write_aoi_csv(comp, report, aoi_map)
+    unmatched = unmatched_aoi_images(comp, aoi_map) if aoi_map else []
+    if unmatched:
+        print(f"note: {args.aois} names {len(unmatched)} image(s) this project does not hold "
+              f"(first: {', '.join(unmatched[:3])}); their AOIs are not used")  # fmt: skip
     summ = summaries(comp)
     print(f"{len(comp.images)} images, annotators {', '.join(comp.annotators)}; n = "
           f"{comp.n_points} (fixation {comp.analysis.point_source})")  # fmt: skip
