@@ -528,8 +528,9 @@ def train_run(
     stop = False
     for epoch in range(first_epoch, t.epochs + 1):
         t0 = time.monotonic()
-        phase = "masked" if masked_train is not None and epoch <= k_masked else "unmasked"
-        x = masked_train if phase == "masked" else data.x_train
+        masked_now = masked_train is not None and epoch <= k_masked
+        phase = "masked" if masked_now else "unmasked"
+        x = masked_train if masked_train is not None and masked_now else data.x_train
         losses = []
         for xb, yb, wb in dataset(x, epoch):
             loss = float(dist_step(xb, yb, wb))
