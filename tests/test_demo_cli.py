@@ -227,3 +227,21 @@ def test_demo_never_writes_over_a_folder_it_did_not_make(tmp_path, capsys):
     legacy.mkdir()
     (legacy / "summary.json").write_text('{"sessions": [], "trainee": {}}')
     check_demo_out(legacy)
+
+
+def test_a_run_folder_is_refused_only_when_it_holds_another_configs_results(tmp_path):
+    from gazelab.app.commands.models import check_run_folder
+
+    out = tmp_path / "run"
+    check_run_folder(out, "a")  # new
+    out.mkdir()
+    (out / "config.toml").write_text("a")
+    check_run_folder(out, "b")  # a run that failed before any result: free
+    (out / "no_mask").mkdir()
+    (out / "no_mask" / "run.json").write_text("{}")
+    check_run_folder(out, "a")  # the same config: resumes or trains again
+    with pytest.raises(GazelabError, match="holds a run of another config"):
+        check_run_folder(out, "b")
+    (out / "config.toml").unlink()
+    with pytest.raises(GazelabError, match="results that are not from this config"):
+        check_run_folder(out, "a")

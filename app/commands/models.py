@@ -60,23 +60,25 @@ def cmd_masks(args: argparse.Namespace) -> int:
 
 
 def check_run_folder(out: Path, config_text: str) -> None:
-    """Refuse to train into a folder that holds a run of another config (its ``best.keras``
-    would be replaced). The same config again is allowed: an interrupted run resumes from
-    its backup, a finished one is trained again to the same result."""
+    """Refuse to train into a folder that holds the results of another config (a model, a
+    run record or a backup would be replaced). The same config again is allowed: an
+    interrupted run resumes from its backup, a finished one is trained again to the same
+    result. A folder with no results (a run that failed before its first epoch) is free."""
     if not out.exists():
         return
     if not out.is_dir():
         raise GazelabError(f"--out {out} is a file; name a folder for the run")
+    results = [*out.rglob("*.keras"), *out.rglob("run.json"), *out.rglob("backup")]
+    if not results:
+        return
     saved = out / "config.toml"
-    if saved.is_file():
-        if saved.read_text(encoding="utf-8", errors="replace") != config_text:
-            raise GazelabError(
-                f"{out} holds a run of another config ({saved} differs); choose another "
-                "--out, or move that run away first"
-            )
-    elif any(out.glob("*.keras")) or (out / "run.json").exists():
+    if not saved.is_file():
+        raise GazelabError(f"{out} holds results that are not from this config ({results[0]});"
+                           " choose another --out")  # fmt: skip
+    if saved.read_text(encoding="utf-8", errors="replace") != config_text:
         raise GazelabError(
-            f"{out} holds a model that is not from this config; choose another --out"
+            f"{out} holds a run of another config ({saved} differs); choose another "
+            "--out, or move that run away first"
         )
 
 
