@@ -47,7 +47,7 @@ from gazelab.analysis.metrics import (
 from gazelab.analysis.saliency import model_points
 from gazelab.annotation.session import ImageSource, SessionSetupError, open_image_source
 from gazelab.annotation.sessions import quality_exclusions
-from gazelab.annotation.store import SessionStore
+from gazelab.annotation.store import SessionRecord, SessionStore
 from gazelab.errors import GazelabError
 from gazelab.gaze.geometry import model_input_to_image
 from gazelab.gaze.heatmaps import HeatmapKernel, fixation_heatmap
@@ -167,6 +167,16 @@ def score_maps(
     return map_scores(PreparedMap(human), PreparedMap(other), fixated)
 
 
+def annotator_keys(records: Sequence[SessionRecord]) -> dict[int, str]:
+    """The annotator name of each session (by id), as reports and mask exports use it: the
+    participant, or ``participant/s<id>`` for a participant with several of ``records``."""
+    names = [r.participant for r in records]
+    return {
+        r.id: (r.participant if names.count(r.participant) == 1 else f"{r.participant}/s{r.id}")
+        for r in records
+    }
+
+
 def analyse_project(
     store: SessionStore,
     model: Any,
@@ -202,11 +212,7 @@ def analyse_project(
         records = [r for r in records if r.id in wanted]
     if not records:
         raise AnalysisError(f"no sessions in {store.path}: record one with 'gazelab annotate'")
-    names = [r.participant for r in records]
-    key = {
-        r.id: (r.participant if names.count(r.participant) == 1 else f"{r.participant}/s{r.id}")
-        for r in records
-    }
+    key = annotator_keys(records)
 
     sources: dict[str, ImageSource] = {}
     id_sets: dict[str, set[str]] = {}

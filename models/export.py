@@ -550,7 +550,7 @@ def export_project_masks(
     its images), after analysing it with the model (``--model`` or the project's
     ``model.keras``). ``progress(stage, done, total)``."""
     from gazelab.analysis.cache import SaliencyCache
-    from gazelab.analysis.compare import ProjectPaths, analyse_project
+    from gazelab.analysis.compare import ProjectPaths, analyse_project, annotator_keys
     from gazelab.annotation.store import SessionStore
     from gazelab.models.architectures import load_classifier
 
@@ -560,11 +560,12 @@ def export_project_masks(
                           "masks and for the fallback of images without gaze")  # fmt: skip
     if annotator:  # a mistyped name fails before the model and the analysis
         with SessionStore(paths.store) as db:
-            known = sorted({r.participant for r in db.sessions()
-                            if sessions is None or r.id in sessions})  # fmt: skip
+            records = [r for r in db.sessions() if sessions is None or r.id in sessions]
+        known = sorted(set(annotator_keys(records).values()))
         if annotator not in known:
-            raise ExportError(f"no annotator {annotator!r} in {paths.store}; its annotators: "
-                              f"{', '.join(known) or 'none yet'}")  # fmt: skip
+            where = f"sessions {list(sessions)} of " if sessions is not None else ""
+            raise ExportError(f"no annotator {annotator!r} in {where}{paths.store}; its "
+                              f"annotators: {', '.join(known) or 'none yet'}")  # fmt: skip
     net = load_classifier(paths.model)
     with SessionStore(paths.store) as db:
         comp = analyse_project(db, net, sessions, analysis=analysis,

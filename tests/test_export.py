@@ -161,3 +161,14 @@ def test_triples_for_training(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert np.array_equal(out[0][1][::2, ::2], ms.mask("c"))  # nearest 2× upsampling
     with pytest.raises(ExportError, match="'zz'"):
         list(triples(imgs, [1], ["zz"], ms))
+
+
+def test_annotator_names_are_those_compare_uses() -> None:
+    from types import SimpleNamespace
+
+    from gazelab.analysis.compare import annotator_keys
+
+    recs = [SimpleNamespace(id=i, participant=p) for i, p in ((1, "P01"), (2, "P02"), (3, "P01"))]
+    # a participant with two sessions is named per session, as masks --annotator takes it
+    assert annotator_keys(recs) == {1: "P01/s1", 2: "P02", 3: "P01/s3"}  # type: ignore[arg-type]
+    assert annotator_keys(recs[:2]) == {1: "P01", 2: "P02"}  # type: ignore[arg-type]
