@@ -114,8 +114,35 @@ def check_demo_out(out: Path) -> None:
         pass
     raise GazelabError(
         f"--out {out} is not empty and is not a gazelab demo's output; the demo writes over "
-        "its folder (project.sqlite, images, ...), so choose a new or empty folder"
+        f"its folder (project.sqlite, images, ...), so choose a new or empty folder (an "
+        f"interrupted demo of an older gazelab: delete {out} first)"
     )
+
+
+DEMO_OUTPUTS = (
+    "images",
+    "bids",
+    "heatmaps",
+    "report",
+    "masks",
+    "trainee",
+    "saliency-cache",
+    "gaze-cache",
+)
+"""The demo's folders, cleared before a rerun: each holds what one run's sessions, images
+and seed made (a BIDS export or mask export of other sessions would be refused or reused)."""
+
+
+def clear_demo_out(out: Path) -> None:
+    """Remove an earlier demo's store and outputs from ``out`` (a demo folder, checked by
+    :func:`check_demo_out`), so that a rerun starts from nothing."""
+    import shutil
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{out / 'project.sqlite'}{suffix}").unlink(missing_ok=True)
+    for name in DEMO_OUTPUTS:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
 
 
 def run_demo(
@@ -139,6 +166,7 @@ def run_demo(
     t_start = time.monotonic()
     check_demo_out(out)
     out.mkdir(parents=True, exist_ok=True)
+    clear_demo_out(out)
     (out / DEMO_MARKER).write_text("written by gazelab demo; it may write over this folder\n")
     size = 240 if quick else 480
     annotators = ("A1",) if quick else ("A1", "A2")
@@ -163,9 +191,6 @@ def run_demo(
     images = dict(zip(faces.ids, faces.images, strict=True))
 
     store_path = out / "project.sqlite"
-    if store_path.exists():
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(store_path) + suffix).unlink(missing_ok=True)
     sessions = []
     quality: dict[str, dict[str, object]] = {}
     with SessionStore(store_path, create=True) as store:

@@ -146,6 +146,15 @@ def test_quick_demo_runs_every_stage(tmp_path, capsys):
     assert "holds a run of another config" in err and len(err.splitlines()) == 1
     assert (tmp_path / "tr" / "best.keras").read_bytes() == best
 
+    # the demo again into its own folder, other images: starts from nothing, keeps the rest
+    assert main(["demo", "--out", str(tmp_path), "--quick", "--images", "2", "--seed", "2"]) == 0
+    with SessionStore(tmp_path / "project.sqlite") as store:
+        (rec,) = store.sessions()
+        assert len(store.final_labels(rec.id)) == 2
+    assert len(list((tmp_path / "images").rglob("*.png"))) == 2
+    assert len(list((tmp_path / "bids").rglob("*_gaze.tsv.gz"))) == 1
+    assert (tmp_path / "tr" / "best.keras").read_bytes() == best  # not the demo's: kept
+
 
 def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
