@@ -251,6 +251,8 @@ def test_a_run_folder_is_refused_only_when_it_holds_another_configs_results(tmp_
     check_run_folder(out, "a")  # the same config: resumes or trains again
     with pytest.raises(GazelabError, match="holds a run of another config"):
         check_run_folder(out, "b")
+    (out / "config.toml").write_bytes(b"[data]\r\nimages = 'x'\r\n")  # a Windows config
+    check_run_folder(out, "[data]\r\nimages = 'x'\r\n")
     (out / "config.toml").unlink()
     with pytest.raises(GazelabError, match="results that are not from this config"):
         check_run_folder(out, "a")

@@ -75,7 +75,7 @@ def check_run_folder(out: Path, config_text: str) -> None:
     if not saved.is_file():
         raise GazelabError(f"{out} holds results that are not from this config ({results[0]});"
                            " choose another --out")  # fmt: skip
-    if saved.read_text(encoding="utf-8", errors="replace") != config_text:
+    if saved.read_bytes() != config_text.encode("utf-8"):  # bytes: CRLF configs compare too
         raise GazelabError(
             f"{out} holds a run of another config ({saved} differs); choose another "
             "--out, or move that run away first"
@@ -100,7 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{len(data.ids_train)} training, {len(data.ids_val)} validation images; "
           f"{t.architecture}, {t.epochs} epochs, strategy {t.strategy}")  # fmt: skip
     cfg.out.mkdir(parents=True, exist_ok=True)
-    (cfg.out / "config.toml").write_text(cfg.text)
+    (cfg.out / "config.toml").write_bytes(cfg.text.encode("utf-8"))  # as given, CRLF too
     (cfg.out / "settings.toml").write_text(cfg.settings.to_toml())
     if args.role == "trainer":
         r = train_run(t, data, name="trainer", out=cfg.out, progress=print)
