@@ -31,7 +31,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from gazelab.annotation.capture import GazeCapture
@@ -63,7 +62,6 @@ from gazelab.annotation.store import (
     LeaseLostError,
     SessionRecord,
     SessionStore,
-    remove_empty_store,
 )
 from gazelab.errors import GazelabError
 from gazelab.gaze.geometry import StimulusLayout
@@ -180,38 +178,32 @@ class AnnotationSession:
         self.last_label = ""  # what a view shows of the answers
         self.last_speech = ""
         self._listeners: list[Listener] = []
-        new_store = store is None and config.resume is None and not Path(config.store).exists()
         self.store = store or SessionStore(config.store, create=config.resume is None)
-        try:  # a set-up that fails before the session exists leaves no new, empty store
-            self.images: ImageSource = images or open_image_source(config.images)
-            self._shapes: dict[str, tuple[int, int]] = {}
-            # every check before anything is written, connected or calibrated (SPEC §2 set-up)
-            order: list[str] | None = None
-            if config.resume is not None:
-                rec = self.store.session(config.resume)
-                self._check_resume(rec)
-                self.settings = self._resumed_settings(rec)
-                first = self.store.first_unlabelled_trial(rec.id)  # None: every image labelled
-                n = len(rec.stimulus_order)
-                check_images(self.images, rec.stimulus_order[n if first is None else first :])
-            else:
-                self.settings, note = fit_to_screen(self.settings)
-                if note:
-                    self.notes.append(note)
-                p = self.settings.protocol
-                order, seed, self.order_info = session_order(
-                    self.images.ids, p.order, participant=config.participant,
-                    participant_index=participant_index(self.store, config.participant),
-                    seed=p.seed,
-                )  # fmt: skip
-                check_images(self.images, order)
-            self.tracker = tracker or open_tracker(
-                self.settings, mouse_position=mouse_position, clock=clock
-            )
-        except BaseException:
-            if new_store:
-                remove_empty_store(self.store)
-            raise
+        self.images: ImageSource = images or open_image_source(config.images)
+        self._shapes: dict[str, tuple[int, int]] = {}
+        # every check before anything is written, connected or calibrated (SPEC §2 set-up)
+        order: list[str] | None = None
+        if config.resume is not None:
+            rec = self.store.session(config.resume)
+            self._check_resume(rec)
+            self.settings = self._resumed_settings(rec)
+            first = self.store.first_unlabelled_trial(rec.id)  # None: every image labelled
+            n = len(rec.stimulus_order)
+            check_images(self.images, rec.stimulus_order[n if first is None else first :])
+        else:
+            self.settings, note = fit_to_screen(self.settings)
+            if note:
+                self.notes.append(note)
+            p = self.settings.protocol
+            order, seed, self.order_info = session_order(
+                self.images.ids, p.order, participant=config.participant,
+                participant_index=participant_index(self.store, config.participant),
+                seed=p.seed,
+            )  # fmt: skip
+            check_images(self.images, order)
+        self.tracker = tracker or open_tracker(
+            self.settings, mouse_position=mouse_position, clock=clock
+        )
         try:
             if config.resume is not None:
                 self.record = self.store.session(config.resume)

@@ -1061,18 +1061,3 @@ class BatchedSampleWriter:
             raise
         self._retry_at = None
         self._last_flush = self.clock()
-
-
-def remove_empty_store(store: SessionStore) -> bool:
-    """Close ``store`` and delete its files if it holds no session (a store created by a
-    set-up that then failed: a bad image folder, a tracker out of reach). A store with a
-    session is closed and kept. Returns whether the files were removed."""
-    try:
-        empty = not store.sessions()
-    except (StoreError, sqlite3.Error, OSError):
-        empty = False
-    store.close()
-    if empty:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{store.path}{suffix}").unlink(missing_ok=True)
-    return empty

@@ -134,11 +134,6 @@ def test_a_tracker_that_cannot_connect_leaves_no_session(tmp_path: Path) -> None
     cfg = SessionConfig(tmp_path / "s.sqlite", "P03", "synthetic:2:1:64", settings)
     with pytest.raises(Exception, match=str(port)):
         AnnotationSession(cfg)
-    assert not list(tmp_path.iterdir())  # the store it had created is gone again
-    with SessionStore(cfg.store, create=True):  # a store that was there before is kept
-        pass
-    with pytest.raises(Exception, match=str(port)):
-        AnnotationSession(cfg)
     with SessionStore(cfg.store) as st:
         assert st.sessions() == []
 

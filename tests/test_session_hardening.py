@@ -234,7 +234,8 @@ def test_corrupt_image_is_refused_before_calibration(tmp_path, capsys) -> None: 
                  "--images", f"folder:{folder}", "--tracker", "none", "--windowed"])  # fmt: skip
     assert code == 2
     one_line_error(capsys, bad.name, "cannot be shown")
-    assert not store.exists()  # refused before anything was recorded: no empty store left
+    with SessionStore(store) as s:
+        assert s.sessions() == []  # refused before anything was recorded
 
 
 @pytest.mark.gui
