@@ -670,8 +670,9 @@ def summarise(results: dict[str, RunResult]) -> list[dict[str, Any]]:
     rows = []
     for name, r in results.items():
         st = steps_to_reach(r, target)
-        unmasked = sum(1 for row in r.steps if row.get("phase") == "unmasked")
-        mixed = 0 < unmasked < len(r.steps)  # masked epochs, then unmasked ones
+        masked = [row["step"] for row in r.steps if row.get("phase") == "masked"]
+        unmasked = r.steps[-1]["step"] - max(masked, default=0)  # steps after the masked ones
+        mixed = bool(masked) and unmasked > 0  # masked epochs, then unmasked ones
         rows.append({
             "run": name,
             "final_macro_f1": round(r.final_f1, 4),

@@ -94,7 +94,8 @@ def test_experiment_runs_and_summary() -> None:
     for i, row in enumerate(mixed.steps):
         row["phase"] = "masked" if i < 2 else "unmasked"
     rows = {r["run"]: r for r in summarise({**res, "neg_then_no_mask": mixed})}
-    assert rows["neg_then_no_mask"]["unmasked_steps"] == 2  # one step row per 10 steps here
+    assert rows["neg_then_no_mask"]["unmasked_steps"] == 20  # steps 20 -> 40
+    assert rows["neg_then_no_mask"]["baseline_at_unmasked_steps"] == 0.5
     assert rows["neg"]["baseline_at_unmasked_steps"] is None  # no phases: not a mixed run
     assert f1_at_step(res["no_mask"], 20) == 0.5 and f1_at_step(res["no_mask"], 5) is None
     assert f1_at_step(res["no_mask"], 35) == 0.7
