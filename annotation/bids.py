@@ -162,7 +162,7 @@ def _export_session(store: SessionStore, session_id: int, out: Path) -> dict[str
             f" uuid {earlier['session_uuid']}, this one is {rec.uuid}); export each store"
             " into its own folder"
         )
-    _mark(out, session_id, {"complete": False})
+    _mark(out, session_id, {"complete": False, "session_uuid": rec.uuid})
     t0 = rec.start_local_s
     final = {
         "gaze": folder / f"{stem}_gaze.tsv.gz",

@@ -374,7 +374,9 @@ def test_bids_export_killed_midway_leaves_no_partial_files(tmp_path) -> None:
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     left = _beh_files(out)
     assert left and all(p.name.endswith(".tmp") for p in left), left  # only temporaries
-    assert read_marker(out)["sessions"][str(sid)] == {"complete": False}
+    with SessionStore(path) as store:  # marked unfinished, still as this store's session
+        uuid = store.session(sid).uuid
+    assert read_marker(out)["sessions"][str(sid)] == {"complete": False, "session_uuid": uuid}
 
     with SessionStore(path) as store:
         paths = export_session(store, sid, out)  # the rerun finishes it
@@ -411,7 +413,9 @@ def test_bids_export_on_a_full_disk_keeps_the_previous_files(tmp_path, monkeypat
         assert str(out) in str(err.value) and "run the export again" in str(err.value)
     assert {p: p.read_bytes() for p in paths.values()} == before  # old, whole files
     assert not list(out.rglob("*.tmp"))
-    assert read_marker(out)["sessions"][str(sid)] == {"complete": False}
+    with SessionStore(path) as store:  # marked unfinished, still as this store's session
+        uuid = store.session(sid).uuid
+    assert read_marker(out)["sessions"][str(sid)] == {"complete": False, "session_uuid": uuid}
 
 
 def test_bids_export_never_mixes_two_stores_in_one_folder(tmp_path) -> None:
