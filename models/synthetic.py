@@ -493,7 +493,10 @@ class SyntheticSpecError(GazelabError, ValueError):
 
     def __init__(self, spec: str, problem: str) -> None:
         super().__init__(f"image source {spec!r}: {problem}")
-        self.problem = problem
+        self.spec, self.problem = spec, problem
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # pickles (to worker processes)
+        return (type(self), (self.spec, self.problem))
 
 
 MAX_SYNTHETIC_FACES = 1_000_000

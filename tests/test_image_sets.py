@@ -3,6 +3,7 @@ accepted everywhere an image spec is, and the record is read by position or by i
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,8 @@ def test_a_bad_synthetic_spec_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(SyntheticSpecError, match="renderer must be one of") as err:
         parse_synthetic_spec("synthetic:4:0:renderer=z")
     assert isinstance(err.value, GazelabError) and isinstance(err.value, ValueError)
+    again = pickle.loads(pickle.dumps(err.value))  # as sent to a worker process
+    assert str(again) == str(err.value) and again.problem == err.value.problem
     with pytest.raises(DatasetError, match="SIZE = 8 must be in 16..4,096") as err:
         open_image_set("synthetic:4:0:8")
     assert str(err.value).count("image source") == 1  # named once, not twice
