@@ -128,6 +128,14 @@ def _qt() -> None:
     pytest.importorskip("PySide6")
 
 
+def shown(qtbot, win, width: int, height: int) -> None:  # type: ignore[no-untyped-def]
+    """Show a test window at ``width`` x ``height`` and wait until it is on screen."""
+    qtbot.addWidget(win)
+    win.resize(width, height)
+    win.show()
+    qtbot.waitExposed(win)
+
+
 @pytest.mark.gui
 def test_resume_with_another_resolution_does_not_move_the_cross(qtbot, tmp_path, out_dir) -> None:  # type: ignore[no-untyped-def]
     _qt()
@@ -153,10 +161,7 @@ def test_resume_with_another_resolution_does_not_move_the_cross(qtbot, tmp_path,
     dlg.ok_button.click()
     assert dlg.config is not None
     win = AnnotationWindow(dlg.config, microphone=False)
-    qtbot.addWidget(win)
-    win.resize(1920, 1080)
-    win.show()
-    qtbot.waitExposed(win)
+    shown(qtbot, win, 1920, 1080)
     win.begin()
     qtbot.waitUntil(lambda: win.protocol.phase is Phase.CROSS, timeout=5000)
     path = out_dir / "resume_cross.png"
@@ -191,10 +196,7 @@ def validation_window(qtbot, tmp_path, offset: tuple[float, float], kind: str = 
     win = AnnotationWindow(cfg, tracker=OpenTracker(tracker), calibration_dwell_s=0.01,
                            validation_dwell_s=0.5, microphone=False)  # fmt: skip
     holder.append(win)
-    qtbot.addWidget(win)
-    win.resize(800, 600)
-    win.show()
-    qtbot.waitExposed(win)
+    shown(qtbot, win, 800, 600)
     win.begin()
     qtbot.waitUntil(lambda: win.mode == "calibration_result", timeout=10_000)
     return win
@@ -313,10 +315,7 @@ def test_start_screen_practice_and_breaks(qtbot, tmp_path, out_dir) -> None:  # 
     )
     win = AnnotationWindow(SessionConfig(tmp_path / "s.sqlite", "P01", "synthetic:4:1:64", s),
                            microphone=False)  # fmt: skip
-    qtbot.addWidget(win)
-    win.resize(800, 600)
-    win.show()
-    qtbot.waitExposed(win)
+    shown(qtbot, win, 800, 600)
     words = "\n".join(instructions(win))
     assert "0 neutral   1 anger   2 contempt" in words and "7 surprise" in words
     assert "First 2 practice images (not recorded)" in words
@@ -376,9 +375,7 @@ def test_experimenter_view_shows_the_gaze_point_where_the_simulator_reports_it(
                             tracker=dataclasses.replace(s.tracker, rate_hz=120))  # fmt: skip
     win = AnnotationWindow(SessionConfig(tmp_path / "s.sqlite", "P01", "synthetic:3:1:64", s),
                            skip_calibration=True, microphone=False)  # fmt: skip
-    qtbot.addWidget(win)
-    win.resize(800, 600)
-    win.show()
+    shown(qtbot, win, 800, 600)
     view = ExperimenterView(win.ctl)
     qtbot.addWidget(view)
     view.resize(1000, 480)
