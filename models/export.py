@@ -558,16 +558,15 @@ def export_project_masks(
     if paths.model is None:
         raise ExportError("masks need the model (--model M.keras): its relevance for model "
                           "masks and for the fallback of images without gaze")  # fmt: skip
-    if annotator:  # a mistyped name fails before the model and the analysis
-        with SessionStore(paths.store) as db:
-            records = [r for r in db.sessions() if sessions is None or r.id in sessions]
-        known = sorted(set(annotator_keys(records).values()))
-        if annotator not in known:
-            where = f"sessions {list(sessions)} of " if sessions is not None else ""
-            raise ExportError(f"no annotator {annotator!r} in {where}{paths.store}; its "
-                              f"annotators: {', '.join(known) or 'none yet'}")  # fmt: skip
-    net = load_classifier(paths.model)
     with SessionStore(paths.store) as db:
+        if annotator:  # a mistyped name fails before the model loads
+            records = [r for r in db.sessions() if sessions is None or r.id in sessions]
+            known = sorted(set(annotator_keys(records).values()))
+            if annotator not in known:
+                where = f"sessions {list(sessions)} of " if sessions is not None else ""
+                raise ExportError(f"no annotator {annotator!r} in {where}{paths.store}; its "
+                                  f"annotators: {', '.join(known) or 'none yet'}")  # fmt: skip
+        net = load_classifier(paths.model)
         comp = analyse_project(db, net, sessions, analysis=analysis,
                                cache=SaliencyCache(paths.cache) if paths.cache else None,
                                progress=progress)  # fmt: skip
