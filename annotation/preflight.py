@@ -22,7 +22,11 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
+
+from gazelab.annotation.screen import reported_size_problem
 from gazelab.annotation.session import SessionConfig, SessionSetupError, open_tracker
 from gazelab.annotation.session import check_images as _decode_images
 from gazelab.annotation.speech import SAMPLE_RATE, AnswerRecorder, SpeechError, UtteranceDetector
@@ -145,14 +149,17 @@ def microphone_level_dbfs(
     A microphone that cannot be opened is a :class:`SpeechError`."""
     rec = AnswerRecorder(rate=rate, device=device)
     rec.start()
+    parts: list[Any] = []
     n = 0
     try:
         end = clock() + read_s + timeout_s
         while n < read_s * rate and clock() < end:
             sleep(0.02)
-            n += rec.read().size
+            parts.append(rec.read())
+            n += parts[-1].size
     finally:
-        audio = rec.stop()
+        parts.append(rec.stop())
+    audio = np.concatenate(parts)
     return (UtteranceDetector.dbfs(audio) if audio.size else -math.inf), int(audio.size)
 
 
@@ -189,7 +196,8 @@ def check_screen(
 
     A different resolution is a problem (gaze would be mapped to the wrong pixels); a
     physical size more than ``size_tolerance`` off the settings' one too (degrees of
-    visual angle would be wrong). Sizes a screen does not report (0 or None) are skipped.
+    visual angle would be wrong). Sizes a screen does not report, or reports implausibly
+    (:func:`~gazelab.annotation.screen.reported_size_problem`), are skipped.
     """
     g = settings.display
     out: list[str] = []
@@ -198,7 +206,11 @@ def check_screen(
             f"screen: the display is {actual_px[0]}x{actual_px[1]} px but the settings say "
             f"{g.resolution_px[0]}x{g.resolution_px[1]}; give the screen's own resolution"
         )
-    if actual_mm is not None and all(v and v > 0 for v in actual_mm):
+    if (
+        actual_mm is not None
+        and actual_px is not None
+        and not reported_size_problem(actual_px, actual_mm)
+    ):  # a size the system computed from a nominal dpi says nothing: not compared
         w, h = actual_mm
         off = max(abs(w - g.width_mm) / g.width_mm, abs(h - g.height_mm) / g.height_mm)
         if off > size_tolerance:
@@ -244,6 +256,23 @@ def preflight(
     return PreflightResult(tuple(problems), tracker, mic, tuple(notes))
 
 
+def start_blocked(result: PreflightResult | None, *, override: bool = False) -> str:
+    """Why a session may not start after this pre-flight ("" = it may).
+
+    It may once a pre-flight ran and found nothing, or found problems the operator chose
+    to start despite (``override``; the session records them as a ``preflight_override``
+    event). Without a pre-flight it may not: the set-up runs one first."""
+    if result is None:
+        return "run the pre-flight check first"
+    if result.problems and not override:
+        n = len(result.problems)
+        return (
+            f"the pre-flight found {n} problem{'s' if n > 1 else ''}: fix "
+            f"{'them' if n > 1 else 'it'}, or tick 'start despite' (recorded with the session)"
+        )
+    return ""
+
+
 def require(result: PreflightResult) -> None:
     """Raise :class:`SessionSetupError` listing the problems, if any."""
     if result.problems:
@@ -261,4 +290,5 @@ __all__ = [
     "microphone_level_dbfs",
     "preflight",
     "require",
+    "start_blocked",
 ]

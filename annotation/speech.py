@@ -23,8 +23,11 @@ Three :class:`SpeechRecognizer` implementations, chosen by ``VoiceSettings.backe
 ``keys``
     :class:`KeyboardRecognizer` — digit keys 0–7 map to the classes in code order.
 
-Audio: :class:`AnswerRecorder` records from the microphone (sounddevice) while
-a key is held or for a fixed time and writes 16-bit mono WAV files.
+Audio: :class:`AnswerRecorder` holds one input stream of the microphone (sounddevice)
+for a whole session; :class:`UtteranceDetector` cuts it into answers; answers are kept
+as 16-bit mono WAV files. In a session both run in a child process
+(:mod:`gazelab.annotation.voice_worker`), so a crash of native audio or recogniser code
+costs the voice, never the session.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import re
 import tempfile
 import threading
 import wave
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -478,30 +482,48 @@ def recognizer_from_settings(voice: VoiceSettings) -> SpeechRecognizer:
 
 # -- microphone -------------------------------------------------------------------------------
 class AnswerRecorder:
-    """Records an answer from the default microphone (sounddevice), 16 kHz mono int16.
+    """The default microphone (sounddevice), 16 kHz mono int16: one input stream for as long
+    as it is open.
 
-    ``start()`` opens the input stream; ``stop()`` returns what was recorded.
+    ``start()`` opens the stream (once: on an open stream it only drops what was recorded
+    so far, so a session that listens to many answers holds one capture stream, not one per
+    answer); ``read()`` returns what arrived since the last read; ``stop()`` closes the
+    stream and returns what was not read. At most ``max_s`` seconds of unread audio are
+    kept (the oldest is dropped), so memory stays bounded when nobody reads.
     """
 
-    def __init__(self, rate: int = SAMPLE_RATE, device: int | str | None = None) -> None:
+    def __init__(
+        self, rate: int = SAMPLE_RATE, device: int | str | None = None, *, max_s: float = 30.0
+    ) -> None:
         self.rate = rate
         self.device = device
-        self._chunks: list[NDArray[np.int16]] = []
+        self.max_samples = int(max_s * rate)
+        self._chunks: deque[NDArray[np.int16]] = deque()
+        self._n = 0  # samples held in _chunks
         self._lock = threading.Lock()
-        self._read_upto = 0
         self._stream: Any = None
+        self.overflows = 0  # callbacks that reported lost input (the reader fell behind)
 
     def start(self) -> None:
+        """Open the stream, or, when it is open, drop what was recorded so far."""
+        if self._stream is not None:
+            self.drain()
+            return
         try:
             import sounddevice as sd
         except OSError as exc:
             raise SpeechError(f"no audio system ({exc}); use --voice keys") from exc
-        with self._lock:
-            self._chunks, self._read_upto = [], 0
+        self.drain()
 
         def callback(indata: NDArray[np.int16], frames: int, time_: Any, status: Any) -> None:
+            chunk = indata[:, 0].copy()
             with self._lock:
-                self._chunks.append(indata[:, 0].copy())
+                if status:
+                    self.overflows += 1
+                self._chunks.append(chunk)
+                self._n += chunk.size
+                while self._n > self.max_samples and len(self._chunks) > 1:
+                    self._n -= self._chunks.popleft().size
 
         try:
             self._stream = sd.InputStream(
@@ -513,27 +535,52 @@ class AnswerRecorder:
             )
             self._stream.start()
         except Exception as exc:  # PortAudioError has no stable import path
+            self._close_stream()
             raise SpeechError(f"cannot open the microphone: {exc}; use --voice keys") from exc
 
     @property
     def active(self) -> bool:
         return self._stream is not None
 
-    def read(self) -> NDArray[np.int16]:
-        """Audio recorded since the last ``read`` (for streaming end-pointing)."""
+    def drain(self) -> None:
+        """Drop the audio recorded so far."""
         with self._lock:
-            new = self._chunks[self._read_upto :]
-            self._read_upto = len(self._chunks)
+            self._chunks.clear()
+            self._n = 0
+
+    def read(self) -> NDArray[np.int16]:
+        """Audio recorded since the last ``read`` (for streaming end-pointing).
+
+        Raises :class:`SpeechError` when the stream has stopped by itself (the device went
+        away or the audio server died)."""
+        with self._lock:
+            new = list(self._chunks)
+            self._chunks.clear()
+            self._n = 0
+        stream = self._stream
+        if stream is not None and not new and not stream.active:
+            self._close_stream()
+            raise SpeechError(
+                "the microphone stopped delivering audio (device or audio server gone)"
+            )
         return np.concatenate(new) if new else np.zeros(0, dtype=np.int16)
 
     def stop(self) -> NDArray[np.int16]:
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
-            self._stream = None
-        if not self._chunks:
-            return np.zeros(0, dtype=np.int16)
-        return np.concatenate(self._chunks)
+        """Close the stream; returns the audio that was not read."""
+        self._close_stream()
+        with self._lock:
+            rest = list(self._chunks)
+            self._chunks.clear()
+            self._n = 0
+        return np.concatenate(rest) if rest else np.zeros(0, dtype=np.int16)
+
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+            finally:
+                stream.close()
 
 
 class UtteranceDetector:

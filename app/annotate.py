@@ -30,6 +30,7 @@ with its error against the schedule.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 import time
@@ -81,7 +82,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         *,
         store: SessionStore | None = None,
         tracker: OpenTracker | None = None,
-        recognizer: SpeechRecognizer | None = None,
+        recognizer: Callable[[], SpeechRecognizer] | None = None,
         autopilot: Autopilot | None = None,
         clock: Callable[[], float] = time.monotonic,
         calibration_dwell_s: float = 0.75,
@@ -106,7 +107,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
 
     def _open(
         self,
-        recognizer: SpeechRecognizer | None,
+        recognizer: Callable[[], SpeechRecognizer] | None,
         autopilot: Autopilot | None,
         calibration_dwell_s: float,
         validation_dwell_s: float,
@@ -119,10 +120,13 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setCursor(Qt.CursorShape.BlankCursor)
-        self.recognizer = recognizer or recognizer_from_settings(self.settings.voice)
-        self.listener = AnswerListener(self.recognizer, self.ctl.audio_dir,
-                                       microphone=microphone, warn=self._warn)  # fmt: skip
+        if recognizer is None and self.settings.voice.backend != "keys":
+            # built in the voice child process, never here: a native fault there costs the
+            # voice, not the session
+            recognizer = functools.partial(recognizer_from_settings, self.settings.voice)
+        self.listener = AnswerListener(recognizer, self.ctl.audio_dir, microphone=microphone)
         self.listener.recognized.connect(self._on_recognized)
+        self.listener.problem.connect(self._on_voice_problem)
         self.voice = self.listener.voice
         self.autopilot = autopilot
         self.calibration_dwell_s = calibration_dwell_s
@@ -257,8 +261,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         self._sync_store()
         if self.ctl.lease_lost:
             return
-        if self.listener.active:
-            self.feed_audio(self.listener.read())
+        self.listener.poll()
         warning = self.ctl.tracker_warning
         if warning != self.warning and (warning or self.warning.startswith("eye tracker")):
             self.warning = warning
@@ -284,6 +287,8 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
     def advance(self) -> bool:
         step = self.ctl.advance()
         self._sync_store()
+        if step:
+            self._stop_listening()  # the image is gone: what is said now answers nothing
         if step in ("validate", "break", "practice_done"):
             self._stop_listening()
             self._phase_timer.stop()
@@ -299,7 +304,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         return bool(step)
 
     def _start_listening(self) -> None:
-        self.listener.start()
+        self.listener.start(self.ctl.protocol.trial_index, keep=not self.ctl.practising)
 
     def _stop_listening(self) -> None:
         self.listener.stop()
@@ -309,6 +314,15 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         p = self.ctl.protocol
         if p.phase is Phase.IMAGE:
             self.listener.feed(audio, p.trial_index, keep=not self.ctl.practising)
+
+    def _on_voice_problem(self, message: str, fatal: bool) -> None:
+        """The voice child's warning; ``fatal``: it is gone, labels come from the keys."""
+        print(f"gazelab annotate: {message}", file=sys.stderr)
+        if fatal:
+            self.voice = False
+        if not self.ctl.lease_lost:
+            self.ctl.event("voice_problem", message=message, fatal=fatal)
+        self._warn(message)
 
     def _on_recognized(self, result: LabelResult, wav: str | None, trial: int) -> None:
         if not self.ctl.practising:
@@ -373,7 +387,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         self.mode = "closed"
         for t in (self._poll_timer, self._phase_timer, self._retry_timer):
             t.stop()
-        self._stop_listening()
+        self.listener.close()
         for line in self.ctl.finish():
             print(f"gazelab annotate: {line}", file=sys.stderr)
         self.close()

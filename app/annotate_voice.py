@@ -1,101 +1,89 @@
-"""Spoken answers for the annotation window: microphone, end-pointing, WAVs, recognition.
+"""Spoken answers for the annotation window: the voice child process seen from Qt.
 
-:class:`AnswerListener` takes the microphone's audio (or a test's) while an image
-is on screen, cuts it into utterances (:class:`~gazelab.annotation.speech.UtteranceDetector`),
-saves each as a WAV beside the store (SPEC §2: answers can be re-checked) and
-recognises it off the GUI thread; :attr:`AnswerListener.recognized` brings the
-result back into the GUI thread with the trial it belongs to.
+:class:`AnswerListener` runs a :class:`~gazelab.annotation.voice_worker.VoiceWorker`
+(the microphone, the end-pointer and the recogniser in a child process, one capture
+stream for the whole session), tells it when an image is on screen, and brings what it
+heard back into the GUI thread: :attr:`AnswerListener.recognized` with the trial each
+answer belongs to, :attr:`AnswerListener.problem` for warnings. When the child dies the
+window keeps running with key labels.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from PySide6.QtCore import QObject, Signal
 
-from gazelab.annotation.speech import (
-    KeyboardRecognizer,
-    SpeechRecognizer,
-    UtteranceDetector,
-    write_wav,
-)
+from gazelab.annotation.speech import KeyboardRecognizer, SpeechRecognizer
+from gazelab.annotation.voice_worker import Heard, VoiceProblem, VoiceWorker
 
 
 class AnswerListener(QObject):
-    """The microphone and recogniser of one window (no microphone: keys or a test's audio)."""
+    """The voice of one window: ``recognizer`` is built in the child process."""
 
     recognized = Signal(object, object, int)  # LabelResult, wav path | None, trial index
+    problem = Signal(str, bool)  # message, fatal (the voice is gone: keys from now on)
 
     def __init__(
         self,
-        recognizer: SpeechRecognizer,
+        recognizer: Callable[[], SpeechRecognizer] | None,
         audio_dir: Path,
         *,
         microphone: bool,
-        warn: Callable[[str], None],
     ) -> None:
         super().__init__()
-        self.recognizer = recognizer
-        self.audio_dir = audio_dir
-        self.warn = warn
-        self.voice = not isinstance(recognizer, KeyboardRecognizer)
-        self.detector = UtteranceDetector()
-        self.mic: Any = None
-        if self.voice and microphone:
-            from gazelab.annotation.speech import AnswerRecorder
-
-            self.mic = AnswerRecorder()
+        self.voice = recognizer is not None and recognizer is not KeyboardRecognizer
+        self.worker: VoiceWorker | None = None
+        if self.voice:
+            assert recognizer is not None
+            self.worker = VoiceWorker(recognizer, audio_dir, microphone=microphone)
 
     @property
     def active(self) -> bool:
-        return self.mic is not None and bool(self.mic.active)
+        """The voice child is running (answers may come)."""
+        return self.worker is not None and self.worker.alive
 
-    def start(self) -> None:
-        """An image is on screen: listen (a microphone that fails is a warning, then keys)."""
-        if self.mic is None:
-            return
-        self.detector.reset()
-        try:
-            self.mic.start()
-        except Exception as exc:
-            self.warn(f"{exc}")
-            self.mic = None
+    @property
+    def recognizer_name(self) -> str:
+        return "" if self.worker is None else self.worker.recognizer_name
+
+    def start(self, trial: int, *, keep: bool) -> None:
+        """An image is on screen: answers from now on belong to ``trial``; ``keep`` false:
+        practice, the answers are not saved."""
+        if self.worker is not None:
+            self.worker.listen(trial, keep=keep)
 
     def stop(self) -> None:
-        if self.mic is not None:
-            try:
-                self.mic.stop()
-            except Exception:
-                pass
-
-    def read(self) -> NDArray[np.int16]:
-        return self.mic.read()
+        if self.worker is not None:
+            self.worker.pause()
 
     def feed(self, audio: NDArray[np.int16], trial: int, *, keep: bool = True) -> None:
-        """Audio of the answer to ``trial``; each utterance found is recognised, and saved
-        unless ``keep`` is false (practice answers are not data)."""
-        for utterance in self.detector.feed(audio):
-            self._recognize(utterance, trial, keep)
+        """Audio of the answer to ``trial`` from a test or a file, instead of the mic."""
+        if self.worker is not None:
+            self.worker.feed(audio, trial, keep=keep)
 
-    def _recognize(self, utterance: NDArray[np.int16], trial: int, keep: bool) -> None:
-        wav: Path | None = None
-        if keep:
-            folder = self.audio_dir
-            n = len(list(folder.glob(f"trial{trial:04d}-*.wav"))) if folder.exists() else 0
-            wav = folder / f"trial{trial:04d}-{n + 1:02d}.wav"
-            try:
-                write_wav(wav, utterance)
-            except OSError as exc:  # a full disk: recognise anyway, without the recording
-                wav = None
-                self.warn(f"cannot save the answer's audio: {exc}")
+    def poll(self) -> None:
+        """Emit what the child heard since the last call (the window's poll timer calls it)."""
+        if self.worker is None:
+            return
+        self._emit(self.worker.poll())
+        if not self.worker.alive:
+            self.worker.close()
+            self.worker = None
 
-        def work() -> None:
-            result = self.recognizer.recognize(utterance)
-            self.recognized.emit(result, None if wav is None else str(wav), trial)
+    def close(self) -> None:
+        """The session ends: stop the child and its microphone stream; what it heard last
+        is still emitted."""
+        if self.worker is not None:
+            worker, self.worker = self.worker, None
+            self._emit(worker.close())
 
-        threading.Thread(target=work, name="recognizer", daemon=True).start()
+    def _emit(self, events: list[Heard | VoiceProblem]) -> None:
+        for event in events:
+            if isinstance(event, Heard):
+                self.recognized.emit(event.result, event.wav, event.trial)
+            else:
+                self.problem.emit(event.message, event.fatal)

@@ -152,7 +152,7 @@ def test_voice_answer_through_the_window(qtbot, out_dir: Path, tmp_path: Path) -
 
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng not installed")
-    win = make_window(qtbot, tmp_path, recognizer=PocketSphinxRecognizer(), skip_calibration=True)
+    win = make_window(qtbot, tmp_path, recognizer=PocketSphinxRecognizer, skip_calibration=True)
     win.voice = True
     win.begin()
     qtbot.waitUntil(lambda: win.protocol.phase is Phase.IMAGE, timeout=5000)
@@ -200,8 +200,13 @@ def test_setup_dialog_validates_and_builds_the_config(qtbot, tmp_path: Path) -> 
     dlg.voice.setCurrentText("keys")
     dlg.diagonal.setValue(24.0)
     dlg.distance.setValue(60.0)
+    dlg.ok_button.click()  # OK runs the pre-flight first: nothing answers at 10.0.0.5
+    assert dlg.config is None and "10.0.0.5" in dlg.errors.text()
+    assert not dlg.ok_button.isEnabled()
+    dlg.override.setChecked(True)  # start despite it: recorded with the session
     dlg.ok_button.click()
     cfg = dlg.config
+    assert cfg is not None and any("10.0.0.5" in p for p in cfg.preflight_override)
     assert cfg is not None and cfg.participant == "P02"
     s = cfg.settings
     assert (s.tracker.kind, s.tracker.host, s.tracker.port) == ("eyetribe", "10.0.0.5", 6556)
