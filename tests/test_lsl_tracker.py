@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -328,3 +331,151 @@ def test_an_lsl_stall_reaches_the_store_as_a_gap_through_the_capture() -> None:
     ((start, end, reason),) = store.gaps
     assert reason.endswith("the stream stayed") and end is not None and end - start >= 0.5
     assert "tracker_gap" in store.events
+
+
+# -- hostile streams from another process ----------------------------------------------------
+def _outlet_process(mode: str, name: str, seconds: float = 3.0) -> subprocess.Popen[str]:
+    """``tests/lsl_outlet_proc.py MODE NAME`` in its own process, once its outlet is up."""
+    script = Path(__file__).with_name("lsl_outlet_proc.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), mode, name, "--seconds", str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def _end(proc: subprocess.Popen[str]) -> None:
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_non_numeric_value_in_a_string_stream_spoils_one_sample_not_the_capture() -> None:
+    """Sample 100 of a string-typed stream reads "abc": that sample is invalid, the reader
+    goes on (it used to die there: every later trial got 0 samples, with no gap)."""
+    name = _unique()
+    proc = _outlet_process("strings", name)
+    tracker = LSLTracker(f"lsl:name={name}", screen_px=SCREEN)
+    try:
+        tracker.connect()
+        tracker.start()
+        got = _collect(tracker, 400, 10.0)
+    finally:
+        tracker.close()
+        _end(proc)
+    assert len(got) >= 400, f"only {len(got)} samples: the reader stopped"
+    xs = [s.x for s in got]
+    bad = [i for i, s in enumerate(got) if not s.valid]
+    assert len(bad) == 1 and math.isnan(xs[bad[0]])
+    assert xs[bad[0] - 1] == 199.0 and xs[bad[0] + 1] == 201.0  # sample 100 (x = 100 + k)
+    assert tracker.stats.invalid_messages == 1 and tracker.stats.reader_faults == 0
+    assert tracker.gaps == [] and tracker.connected is False  # closed
+
+
+def test_a_sample_stamped_days_ahead_is_dropped_and_the_clock_runs_on() -> None:
+    """Sample 100 is stamped 1e6 s (11.6 days) ahead: dropped and counted; the tracker clock
+    of every later sample still advances 5 ms a sample (it used to freeze at that stamp)."""
+    name = _unique()
+    proc = _outlet_process("future", name)
+    tracker = LSLTracker(f"lsl:name={name}", screen_px=SCREEN)
+    try:
+        tracker.connect()
+        tracker.start()
+        got = _collect(tracker, 400, 10.0)
+    finally:
+        tracker.close()
+        _end(proc)
+    assert len(got) >= 400
+    t = np.array([s.time_ms for s in got])
+    steps = np.diff(t)
+    assert np.all(steps > 0), f"{int(np.sum(steps == 0))} samples share a tracker time"
+    assert np.median(steps) == pytest.approx(5.0, abs=0.01)
+    assert t[-1] - t[0] == pytest.approx(5.0 * len(got), abs=10.0)  # one 5 ms step is missing
+    assert tracker.stats.out_of_time == 1
+    assert tracker.stats.samples_lost == 1  # the dropped sample, not 2e8 of them
+    assert 200.0 not in [s.x for s in got]  # x = 100 + k: sample 100 never reached the queue
+
+
+def test_a_stream_declaring_a_megahertz_keeps_the_inlet_within_its_byte_budget() -> None:
+    """A stream that declares 1 MHz: the inlet used to preallocate 1.3-1.5 GB (60 s of queue
+    slots plus 5 s of samples); now its buffers are bounded by bytes."""
+    name = _unique()
+    proc = _outlet_process("fast", name)
+    child = (
+        "import sys, time\n"
+        "from gazelab.gaze.trackers.lsl import LSLTracker\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20\n"
+        f"t = LSLTracker('lsl:name={name}', screen_px=(2560, 1440))\n"
+        "import pylsl\n"
+        "r0 = rss()\n"
+        "t.connect(); t.start()\n"
+        "n = 0\n"
+        "for _ in range(20):\n"
+        "    time.sleep(0.05); n += len(t.drain())\n"
+        "print(rss() - r0, n, getattr(t, '_buffer_s', -1))\n"
+        "t.close()\n"
+    )
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", child], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        _end(proc)
+    assert res.returncode == 0, res.stderr[-2000:]
+    grew_mb, samples, buffer_s = res.stdout.split()
+    assert float(grew_mb) < 120, f"the inlet took {grew_mb} MB"
+    assert int(samples) > 50 and int(buffer_s) == 4  # 64 MiB of 16-byte slots at 1 MHz
+
+
+def test_inlet_buffers_are_sized_by_bytes_whatever_the_stream_declares() -> None:
+    from gazelab.gaze.trackers.lsl import (
+        MAX_BUFFER_S,
+        inlet_buffer_s,
+        numeric_rows,
+        pull_max_samples,
+    )
+
+    assert inlet_buffer_s(300.0, 3, 2) == MAX_BUFFER_S
+    assert inlet_buffer_s(0.0, 3, 2) == MAX_BUFFER_S  # irregular: 100 slots per unit
+    assert inlet_buffer_s(1e6, 3, 2) == 4
+    for rate, chans in ((1e9, 3), (math.inf, 3), (-5.0, 3), (300.0, 200_000), (300.0, 0)):
+        with pytest.raises(TrackerError):
+            inlet_buffer_s(rate, chans, 2)
+    assert pull_max_samples(3, 2) == 4096
+    assert pull_max_samples(100_000, 2) == 5  # 4 MiB of room, not 3.3 GB
+    values, bad = numeric_rows(np.array([[b"1.5", b"2"], [b"abc", b"\xff"], [b"nan", b"3"]]))
+    assert bad.tolist() == [False, True, False]
+    assert values[0].tolist() == [1.5, 2.0] and np.isnan(values[1]).all()
+
+
+def test_an_unexpected_reader_failure_is_a_gap_and_a_reconnect(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import gazelab.gaze.trackers.lsl as lsl
+
+    name = _unique()
+    real = lsl.to_screen_px
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lsl, "to_screen_px", flaky)
+    out = LSLGazeOutlet(name=name, source_id=name, rate_hz=300).start()
+    tracker = LSLTracker(f"lsl:name={name}", screen_px=SCREEN)
+    try:
+        tracker.connect()
+        tracker.start()
+        assert _wait(lambda: tracker.stats.reconnects == 1, 10.0), tracker.last_error
+        assert len(_collect(tracker, 300, 5.0)) >= 300
+    finally:
+        tracker.close()
+        out.stop()
+    assert tracker.stats.reader_faults == 1
+    assert [g.reason for g in tracker.gaps] == ["the reader failed (RuntimeError: boom)"]

@@ -73,17 +73,47 @@ _SCREEN_TYPE = re.compile(r"^(left|right)?screen([xy])(left|right)?$")
 TIME_CORRECTION_STEP_S = 0.001
 """A refreshed ``time_correction()`` replaces the one in use only if it moved by more."""
 _MAX_CHANNELS = 1024  # metadata is untrusted input: never walk an unbounded tree
+MAX_BUFFER_S = 60
+"""Longest inlet buffer, seconds, for streams of a modest rate."""
+INLET_SLOT_BYTES = 16
+"""liblsl's inlet queue preallocates one 16-byte slot per buffered sample: ``buffer s × rate``."""
+MAX_INLET_QUEUE_BYTES = 64 * 2**20
+"""Most bytes an inlet's queue may preallocate, whatever rate the stream declares."""
+MAX_SAMPLE_BYTES = 2**20
+"""Largest sample (channels × value size) accepted; a gaze sample is a few dozen bytes."""
+MAX_PULL_BYTES = 4 * 2**20
+"""Most sample bytes one ``pull_chunk`` may ask room for."""
+MAX_PULL_SAMPLES = 4096
+MAX_FUTURE_S = 2.0
+"""A sample stamped further ahead of this machine's LSL clock is out of time (dropped)."""
+MAX_AGE_MARGIN_S = 30.0
+"""A sample older than the inlet buffer plus this margin is out of time too."""
+_STRING_VALUE_BYTES = 64  # a guess: liblsl keeps one std::string per value of a string stream
+_VALUE_BYTES = {1: 4, 2: 8, 3: _STRING_VALUE_BYTES, 4: 4, 5: 2, 6: 1, 7: 8}
+"""Bytes per value of each ``pylsl.cf_*`` channel format (float32, double64, string, int32,
+int16, int8, int64)."""
+_LIBLSL_CONFIG = """[log]
+level = -2
+[tuning]
+InletBufferReserveMs = 0
+InletBufferReserveSamples = 128
+"""
+# InletBufferReserveMs: liblsl preallocates that many ms of samples per inlet (5 s by
+# default: 400 MB for a stream that declares 1 MHz); 0 reserves a fixed 128 samples.
 
 
 def import_pylsl() -> Any:
     """``pylsl``, with liblsl's start-up INFO lines (config loaded, build) kept out of the
-    terminal: unless ``LSLAPICFG`` names the user's own liblsl config, one that logs
-    warnings and errors only is used."""
+    terminal and no per-rate preallocation of inlet samples: unless ``LSLAPICFG`` names the
+    user's own liblsl config, gazelab's (warnings and errors only,
+    ``InletBufferReserveMs = 0``) is used."""
     if "LSLAPICFG" not in os.environ:
-        cfg = Path(tempfile.gettempdir()) / "gazelab-liblsl-quiet.cfg"
+        cfg = Path(tempfile.gettempdir()) / f"gazelab-liblsl-{os.getuid()}-v2.cfg"
         try:
-            if not cfg.exists():
-                cfg.write_text("[log]\nlevel = -2\n")
+            if not cfg.exists() or cfg.read_text() != _LIBLSL_CONFIG:
+                tmp = cfg.with_name(f"{cfg.name}.{os.getpid()}.tmp")
+                tmp.write_text(_LIBLSL_CONFIG)
+                os.replace(tmp, cfg)
             os.environ["LSLAPICFG"] = str(cfg)
         except OSError:  # an unwritable temp folder: liblsl's own defaults, louder
             pass
@@ -336,6 +366,71 @@ def dropped_between(timestamps: np.ndarray, last_ts: float | None, srate: float)
     return int(np.sum(np.rint(big) - 1)) if big.size else 0
 
 
+def inlet_buffer_s(nominal_srate: float, channel_count: int, channel_format: int) -> int:
+    """Seconds of samples an inlet may buffer (liblsl's ``max_buflen``), so its queue stays
+    under :data:`MAX_INLET_QUEUE_BYTES` whatever the stream declares.
+
+    liblsl gives an inlet ``max_buflen × nominal_srate`` queue slots (``max_buflen × 100``
+    for an irregular stream), :data:`INLET_SLOT_BYTES` each, allocated up front; the
+    samples in them are the stream's own data.
+
+    Raises
+    ------
+    TrackerError
+        A declared rate so high that one second of queue is over the limit, or samples
+        over :data:`MAX_SAMPLE_BYTES`.
+    """
+    value_bytes = _VALUE_BYTES.get(int(channel_format), 8)
+    sample_bytes = max(1, int(channel_count)) * value_bytes
+    if channel_count < 1 or sample_bytes > MAX_SAMPLE_BYTES:
+        raise TrackerError(
+            f"the LSL stream declares {channel_count} channels ({sample_bytes} bytes a "
+            f"sample, over {MAX_SAMPLE_BYTES}); a gaze stream has a few: check the stream"
+        )
+    if not math.isfinite(nominal_srate) or nominal_srate < 0:
+        raise TrackerError(f"the LSL stream declares a rate of {nominal_srate!r} Hz")
+    if nominal_srate == 0:  # irregular: 100 slots per unit
+        return MAX_BUFFER_S
+    fit = MAX_INLET_QUEUE_BYTES / (INLET_SLOT_BYTES * nominal_srate)
+    if fit < 1:
+        raise TrackerError(
+            f"the LSL stream declares {nominal_srate:g} Hz: one second of its samples would "
+            f"need {INLET_SLOT_BYTES * nominal_srate / 2**20:.0f} MiB of inlet queue (limit "
+            f"{MAX_INLET_QUEUE_BYTES / 2**20:.0f} MiB); no eye tracker samples that fast, "
+            "so check the stream's nominal rate"
+        )
+    return int(min(MAX_BUFFER_S, fit))
+
+
+def pull_max_samples(channel_count: int, channel_format: int) -> int:
+    """Samples one ``pull_chunk`` asks for: at most :data:`MAX_PULL_SAMPLES`, and room for
+    at most :data:`MAX_PULL_BYTES` (pylsl allocates ``max_samples × channels`` values)."""
+    sample_bytes = max(1, int(channel_count)) * _VALUE_BYTES.get(int(channel_format), 8)
+    return int(max(1, min(MAX_PULL_SAMPLES, MAX_PULL_BYTES // sample_bytes)))
+
+
+def numeric_rows(data: Any) -> tuple[np.ndarray, np.ndarray]:
+    """An ``(N, C)`` chunk as float64 and a mask of the rows holding a value that is not a
+    number (a string stream's ``"abc"``, bytes that are not text); those values are NaN.
+
+    Numeric streams pass through; a string stream's values (bytes or str) are parsed one
+    by one, so one malformed value spoils one sample, never the chunk.
+    """
+    arr = np.asarray(data)
+    if arr.dtype.kind in "fiub":
+        out = arr.astype(np.float64, copy=False)
+        return out.reshape(len(out), -1), np.zeros(len(out), dtype=bool)
+    rows = arr.reshape(len(arr), -1) if arr.size else np.zeros((len(arr), 0), dtype=object)
+    out = np.full(rows.shape, np.nan, dtype=np.float64)
+    bad = np.zeros(len(rows), dtype=bool)
+    for (i, j), v in np.ndenumerate(rows):
+        try:
+            out[i, j] = float(v)
+        except (TypeError, ValueError, OverflowError):
+            bad[i] = True
+    return out, bad
+
+
 @dataclass
 class LSLStats(TrackerStats):
     """:class:`TrackerStats` (``frames`` = samples received) plus the LSL-specific counts."""
@@ -345,6 +440,9 @@ class LSLStats(TrackerStats):
     """Samples missing from the stream: timestamp steps over 1.5 nominal periods."""
     invalid_samples: int = 0
     """Samples with NaN or off-screen gaze (kept, with ``valid=False``)."""
+    out_of_time: int = 0
+    """Samples stamped over :data:`MAX_FUTURE_S` ahead of this machine's LSL clock, or older
+    than the inlet's buffer (dropped: their time says nothing)."""
 
 
 class LSLTracker(TrackerClient):
@@ -423,6 +521,8 @@ class LSLTracker(TrackerClient):
         self._last_time_ms = -math.inf
         self._last_data_s = 0.0
         self._tc_at = -math.inf
+        self._buffer_s = MAX_BUFFER_S
+        self._pull_samples = MAX_PULL_SAMPLES
 
     # -- Tracker interface -----------------------------------------------------------------
     def connect(self) -> None:
@@ -506,9 +606,15 @@ class LSLTracker(TrackerClient):
         """Build the inlet for a resolved stream and map its channels."""
         pylsl = import_pylsl()
 
+        # The declared rate and channels size liblsl's buffers: bound them by bytes first.
+        buffer_s = inlet_buffer_s(
+            float(info.nominal_srate()), int(info.channel_count()), int(info.channel_format())
+        )
         # recover=False: a vanished outlet raises LostError at once, so the gap is
         # ours to record; liblsl's silent recovery would hide it.
-        inlet = pylsl.StreamInlet(info, max_buflen=60, recover=False)
+        inlet = pylsl.StreamInlet(info, max_buflen=buffer_s, recover=False)
+        self._buffer_s = buffer_s
+        self._pull_samples = pull_max_samples(int(info.channel_count()), int(info.channel_format()))
         full = inlet.info(timeout=timeout_s)  # the resolve reply has no <desc>
         cmap = gaze_channel_map(
             channel_meta(full),
@@ -539,38 +645,56 @@ class LSLTracker(TrackerClient):
         return max(1.0, self.stall_periods / self.nominal_srate)
 
     def _read_loop(self) -> None:
-        import_pylsl()
+        pylsl = import_pylsl()
         from pylsl.util import LostError
 
         while not self._closing.is_set():
-            inlet = self._inlet
-            if inlet is None:
-                self._try_reconnect()
-                continue
             try:
-                data, ts = inlet.pull_chunk(timeout=0.02, max_samples=4096)
-            except LostError:
-                self._on_lost("stream lost")
-                continue
-            now = self.clock()
-            if ts:
-                if self.stalled_since is not None:
-                    quiet_s = now - self.stalled_since
-                    self._record_gap(
-                        self.stalled_since, f"no data for {quiet_s:.1f} s; the stream stayed"
-                    )
-                    self.stalled_since = None
-                self._ingest(data, ts, now)
-                continue
-            if now - self._last_data_s > self._stall_s() and self.stalled_since is None:
-                if self._still_there():
-                    # A tracker app that stopped sending but kept its outlet: the samples
-                    # it skips show as lost (timestamps jump) and the silence as a gap.
-                    self.stalled_since = self._last_data_s
-                else:
-                    self._on_lost("no data and the stream no longer resolves")
+                self._read_once(pylsl, LostError)
+            except Exception as exc:  # whatever went wrong, the reader goes on: a gap, reconnect
+                if self._closing.is_set():
+                    return
+                self.stats.reader_faults += 1
+                self._on_lost(f"the reader failed ({_describe(exc)})")
+                self._closing.wait(0.1)
 
-    def _ingest(self, data: list[list[float]], ts: list[float], now: float) -> None:
+    def _read_once(self, pylsl: Any, lost_error: type[Exception]) -> None:
+        """One turn of the reader: pull a chunk and ingest it, or watch for a stall/loss."""
+        inlet = self._inlet
+        if inlet is None:
+            self._try_reconnect()
+            return
+        try:
+            data, ts = inlet.pull_chunk(timeout=0.02, max_samples=self._pull_samples, as_numpy=True)
+        except lost_error:
+            self._on_lost("stream lost")
+            return
+        now = self.clock()
+        if len(ts):
+            if self.stalled_since is not None:
+                quiet_s = now - self.stalled_since
+                self._record_gap(
+                    self.stalled_since, f"no data for {quiet_s:.1f} s; the stream stayed"
+                )
+                self.stalled_since = None
+            self._ingest(data, ts, now, lsl_now=float(pylsl.local_clock()))
+            return
+        if now - self._last_data_s > self._stall_s() and self.stalled_since is None:
+            if self._still_there():
+                # A tracker app that stopped sending but kept its outlet: the samples
+                # it skips show as lost (timestamps jump) and the silence as a gap.
+                self.stalled_since = self._last_data_s
+            else:
+                self._on_lost("no data and the stream no longer resolves")
+
+    def _ingest(self, data: Any, ts: Any, now: float, *, lsl_now: float | None = None) -> None:
+        """Turn one pulled chunk into samples.
+
+        ``lsl_now`` is this machine's LSL clock at the pull, s: samples stamped over
+        :data:`MAX_FUTURE_S` after it (or older than the buffer) are dropped and counted in
+        ``stats.out_of_time``; one wild stamp must not move the tracker clock (kept
+        monotonic) days ahead of every later sample.
+        """
         assert self.channel_map is not None
         if now - self._tc_at > 5.0:  # the clock offset drifts slowly; refresh it now and then
             try:
@@ -582,15 +706,34 @@ class LSLTracker(TrackerClient):
             if abs(tc - self.time_correction_s) > TIME_CORRECTION_STEP_S:
                 self.time_correction_s = tc
             self._tc_at = now
-        stamps = np.asarray(ts, dtype=np.float64)
-        self.stats.samples_lost += dropped_between(stamps, self._last_ts, self.nominal_srate)
-        self._last_ts = float(stamps[-1])
+        stamps = np.asarray(ts, dtype=np.float64).reshape(-1)
+        values, malformed = numeric_rows(data)
         self._last_data_s = now
         self.stats.chunks += 1
         self.stats.frames += len(stamps)
-        xy, left, right = to_screen_px(
-            np.asarray(data, dtype=np.float64), self.channel_map, self.screen_px
-        )
+        local = stamps + self.time_correction_s
+        in_time = np.isfinite(local)
+        if lsl_now is not None:
+            oldest = lsl_now - self._buffer_s - MAX_AGE_MARGIN_S
+            with np.errstate(invalid="ignore"):
+                in_time &= (local <= lsl_now + MAX_FUTURE_S) & (local >= oldest)
+        if not in_time.all():
+            n_out = int(np.sum(~in_time))
+            self.stats.out_of_time += n_out
+            self.stats.invalid_messages += n_out
+            bad_s = float(local[~in_time][0]) - (lsl_now or 0.0)
+            self.stats.last_invalid = (
+                f"a sample stamped {bad_s:+.3g} s from this machine's LSL clock (dropped)"
+            )
+            stamps, values, malformed = stamps[in_time], values[in_time], malformed[in_time]
+            if not len(stamps):
+                return
+        if malformed.any():
+            self.stats.invalid_messages += int(malformed.sum())
+            self.stats.last_invalid = "a sample value that is not a number (kept as invalid)"
+        self.stats.samples_lost += dropped_between(stamps, self._last_ts, self.nominal_srate)
+        self._last_ts = float(stamps[-1])
+        xy, left, right = to_screen_px(values, self.channel_map, self.screen_px)
         t_ms = (stamps + self.time_correction_s) * 1000.0
         out: list[GazeSample] = []
         for i in range(len(stamps)):
@@ -680,6 +823,14 @@ class LSLTracker(TrackerClient):
     def _record_gap(self, start_s: float, reason: str) -> None:
         self.lost_since = None
         self.gap_log.record(Gap(start_s=start_s, end_s=self.clock(), reason=reason))
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception, short enough for one line on screen."""
+    text = str(exc)
+    if len(text) > 120:
+        text = text[:117] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @register_tracker("lsl", "a gaze stream on the Lab Streaming Layer (vendors' LSL apps)",
