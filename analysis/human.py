@@ -126,9 +126,7 @@ def trial_gaze(
             samples,
             s.fixations.method,
             s.display,
-            dispersion_deg=s.fixations.dispersion_deg,
-            min_duration_ms=s.fixations.min_duration_ms,
-            velocity_deg_s=s.fixations.velocity_deg_s,
+            **s.fixations.detector_params(),
         )
         fx = add_frames(fx, layout)
         rows = [

@@ -23,7 +23,7 @@ import tomli_w
 
 from gazelab.analysis.saliency import ANALYZERS
 from gazelab.errors import GazelabError
-from gazelab.gaze.fixations import detector_names
+from gazelab.gaze.fixations import DEFAULT_METHOD, detector_names
 from gazelab.gaze.geometry import DisplayGeometry
 from gazelab.gaze.trackers.registry import tracker_names
 
@@ -151,10 +151,32 @@ class FixationSettings(_Validated):
     """Fixation detection (SPEC §4)."""
 
     _section = "fixations"
-    method: str = setting("idt", choices=detector_names(), doc="gaze.detectors: one per module")
-    dispersion_deg: float = setting(1.0, range=(0.01, 10.0))
-    min_duration_ms: float = setting(100.0, range=(1.0, 5000.0))
-    velocity_deg_s: float = setting(30.0, range=(1.0, 1000.0))
+    method: str = setting(
+        DEFAULT_METHOD,
+        choices=detector_names(),
+        doc="gaze.detectors: one per module; the default chosen by benchmarks/bench_fixations.py",
+    )
+    dispersion_deg: float = setting(1.0, range=(0.01, 10.0), doc="idt")
+    min_duration_ms: float = setting(100.0, range=(1.0, 5000.0), doc="idt window")
+    velocity_deg_s: float = setting(30.0, range=(1.0, 1000.0), doc="ivt, ivt_filter")
+    min_fixation_ms: float = setting(
+        40.0, range=(0.0, 5000.0), doc="shortest fixation of ivt, ivt_filter, adaptive"
+    )
+    velocity_window_ms: float = setting(
+        20.0, range=(2.0, 200.0), doc="Savitzky-Golay window (order 2) of the velocity"
+    )
+    gap_fill_ms: float = setting(75.0, range=(0.0, 1000.0), doc="ivt_filter interpolates gaps")
+    merge_gap_ms: float = setting(
+        75.0, range=(0.0, 1000.0), doc="ivt_filter, adaptive: join fixations this close in time"
+    )
+    merge_angle_deg: float = setting(
+        0.5, range=(0.0, 10.0), doc="... and this close in angle (centroids)"
+    )
+
+    def detector_params(self) -> dict[str, float]:
+        """The keyword arguments of :func:`~gazelab.gaze.fixations.detect_fixations`."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "method"}  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
