@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gazelab.annotation.screen import ScreenGeometry, ScreenInfo, screen_geometry
 from gazelab.errors import GazelabError
 from gazelab.gaze.geometry import DisplayGeometry, fit_stimulus_square
 from gazelab.gaze.trackers.registry import (
@@ -82,6 +83,11 @@ class SessionConfig:
     images: str = "synthetic:8:0"
     settings: Settings = field(default_factory=Settings)
     resume: int | None = None  # session id to resume
+    screen: ScreenGeometry | None = None
+    """How the set-up decided the recorded screen geometry (:mod:`gazelab.annotation.screen`);
+    None: the settings' ``[display]`` as given (a window, a resume, a test)."""
+    preflight_override: tuple[str, ...] = ()
+    """Pre-flight problems the operator chose to start despite (recorded as an event)."""
 
     def problems(self) -> list[str]:
         out: list[str] = []
@@ -147,6 +153,42 @@ def fit_to_screen(settings: Settings) -> tuple[Settings, str]:
         f" with the feedback line under it (recorded with the session)"
     )
     return dataclasses.replace(settings, stimulus=dataclasses.replace(st, square_px=side)), note
+
+
+def on_screen(
+    config: SessionConfig,
+    screen: ScreenInfo | None,
+    *,
+    remembered_mm: tuple[float, float] | None = None,
+    operator_diagonal_in: float | None = None,
+) -> SessionConfig:
+    """``config`` for a session shown on ``screen``: a new session records the screen's own
+    geometry (:func:`~gazelab.annotation.screen.screen_geometry`: its resolution, its
+    physical size when known) instead of the settings'; a resumed one keeps its own
+    (the controller refuses a screen of another resolution). ``config.screen`` says how
+    the geometry was decided; a config already decided is returned as it is."""
+    if config.resume is not None or config.screen is not None or screen is None:
+        return config
+    decided = screen_geometry(config.settings.display, screen, remembered_mm=remembered_mm,
+                              operator_diagonal_in=operator_diagonal_in)  # fmt: skip
+    settings = dataclasses.replace(config.settings, display=decided.display)
+    return dataclasses.replace(config, settings=settings, screen=decided)
+
+
+def screen_event(config: SessionConfig, screen: ScreenInfo | None) -> dict[str, Any]:
+    """The payload of the session's ``screen`` event: what was shown and where its
+    physical size came from."""
+    d = config.settings.display
+    return {
+        "resolution_px": list(d.resolution_px),
+        "size_mm": [round(d.width_mm, 1), round(d.height_mm, 1)],
+        "diagonal_in": round(math.hypot(d.width_mm, d.height_mm) / 25.4, 2),
+        "distance_mm": d.distance_mm,
+        "size_source": config.screen.size_source if config.screen else "settings",
+        "notes": list(config.screen.notes) if config.screen else [],
+        "screen": screen.key if screen is not None else None,
+        "reported_mm": list(screen.size_mm) if screen is not None and screen.size_mm else None,
+    }
 
 
 def geometry_from(diagonal_in: float, resolution: tuple[int, int], distance_cm: float) -> Any:

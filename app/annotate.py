@@ -298,7 +298,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
             self.mode = step
             self.update()
             if self.autopilot is not None:
-                QTimer.singleShot(50, self.begin if step == "practice_done" else self._start_trials)
+                QTimer.singleShot(50, self.begin if step == "practice_done" else self.after_break)
         elif step:
             self._after_changes([])
         return bool(step)
@@ -353,7 +353,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         if self.mode in ("start", "practice_done") and key == Qt.Key.Key_Space:
             self.begin()
         elif self.mode == "break" and key == Qt.Key.Key_Space:
-            self._start_trials()
+            self.after_break()  # a drift check, then the trials
         elif self.mode == "calibration_result":
             if key == Qt.Key.Key_R:
                 self.start_calibration()
@@ -404,7 +404,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         p.fillRect(self.rect(), screens.BACKGROUNDS[self.settings.stimulus.background])
         if self.mode == "trials":
             screens.paint_trial(self, p)
-        elif self.mode in ("calibration", "validation"):
+        elif self.mode in ("calibration", "validation", "drift_check"):
             screens.paint_target(self, p)
         elif self.mode == "calibration_result":
             screens.paint_calibration_result(self, p)

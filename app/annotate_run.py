@@ -8,8 +8,10 @@ from typing import Any
 
 from PySide6.QtCore import QTimer
 
-from gazelab.annotation.session import SessionConfig
+from gazelab.annotation.screen import ScreenInfo, ScreenMemory
+from gazelab.annotation.session import SessionConfig, on_screen, screen_event
 from gazelab.app.annotate import AnnotationWindow, Autopilot
+from gazelab.app.setup_dialog import qt_screen_info
 
 
 def run_annotation(
@@ -28,12 +30,17 @@ def run_annotation(
     from gazelab.app.qt import application
 
     app = application()
-    screen = None
-    if not windowed and app.primaryScreen() is not None:  # the full screen is the stimulus
-        size, ratio = app.primaryScreen().size(), app.primaryScreen().devicePixelRatio()
-        screen = (round(size.width() * ratio), round(size.height() * ratio))
+    info = None if windowed else qt_screen_info()  # the full screen is the stimulus
+    if info is not None and config.resume is None and config.screen is None:
+        # no set-up dialog decided it: the screen's own geometry, as the dialog would
+        config = on_screen(config, info, remembered_mm=ScreenMemory().size_mm(info.key))
+        if config.screen is not None and config.screen.needs_size:
+            print(f"gazelab annotate: {config.screen.notes[-1]} (--screen-in, or the set-up"
+                  " dialog, which remembers it for this screen)", file=sys.stderr)  # fmt: skip
+    screen = info.resolution_px if info is not None else None
     win = AnnotationWindow(config, autopilot=autopilot, skip_calibration=skip_calibration,
                            actual_screen_px=screen)  # fmt: skip
+    record_setup(win, config, info)
     for note in win.ctl.notes:
         print(f"gazelab annotate: {note}", file=sys.stderr)
     view = open_experimenter_view(win, app) if experimenter_view else None
@@ -61,12 +68,22 @@ def run_annotation(
     return int(win.session.id)
 
 
+def record_setup(win: AnnotationWindow, config: SessionConfig, info: ScreenInfo | None) -> None:
+    """Store how the set-up went as events of the session: the screen geometry recorded
+    and where its size came from (``screen``), and pre-flight problems the operator chose
+    to start despite (``preflight_override``)."""
+    if config.resume is None:
+        win.ctl.event("screen", **screen_event(config, info))
+    if config.preflight_override:
+        win.ctl.event("preflight_override", problems=list(config.preflight_override))
+
+
 def open_experimenter_view(win: AnnotationWindow, app: Any) -> Any:
     """Show the experimenter's view of ``win``'s session (on the second screen when there
     is one); it closes with the participant's window, so Esc ends the whole app."""
     from gazelab.app.experimenter import ExperimenterView
 
-    view = ExperimenterView(win.ctl)
+    view = ExperimenterView(win.ctl, window=win)
     # ``destroyed`` never comes for a closed (not deleted) window: without this the view
     # stayed open after Esc and the app never ended
     win.closed.connect(view.close)

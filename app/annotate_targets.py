@@ -7,6 +7,11 @@ timers, then the result screen (per-target offsets, accuracy and precision from
 <gazelab.annotation.controller.AnnotationSession.finish_validation>`), where
 Space accepts once the thresholds are met, O overrides them (recorded),
 R recalibrates and F measures the failing targets again.
+
+After a break, Space runs a drift check first (:meth:`TargetScreens.after_break`): one
+target at the centre for ``validation_dwell_s``; gaze within ``[quality]
+drift_check_max_deg`` goes on with the trials, gaze further off (or none) recalibrates
+(:mod:`gazelab.annotation.operator`). Each check is a ``drift_check`` event.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
+
+from gazelab.annotation.operator import DriftCheck, drift_check, drift_check_needed
+from gazelab.annotation.protocol import STORE_FAULTS
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QWidget as _Widget
@@ -51,6 +59,8 @@ class TargetScreens(_Widget):
 
     def _init_targets(self) -> None:
         self._n_targets = 0
+        self.drift: DriftCheck | None = None  # the last drift check
+        self._drift_start: float | None = None
         self._bridge = CalibrationSignals()
         self._bridge.calibration_point.connect(self._on_calibration_point)
         self._bridge.calibration_done.connect(self._on_calibration_done)
@@ -124,3 +134,45 @@ class TargetScreens(_Widget):
             self.start_calibration()
         elif key == Qt.Key.Key_F and self.ctl.failing_targets():
             self.start_validation(redo=self.ctl.failing_targets())
+
+    # -- the drift check after a break ------------------------------------------------------
+    def after_break(self) -> None:
+        """Space on the break screen: a drift check (when on and there are eyes to check),
+        then the trials; a failed one recalibrates first."""
+        s = self.ctl.settings
+        if not drift_check_needed(s.tracker.kind, s.quality.drift_check_max_deg):
+            self._start_trials()
+            return
+        w, h = self.ctl.screen_px
+        self.mode = "drift_check"
+        self.target = (w / 2, h / 2)
+        observer = self.ctl.observer  # a simulated participant looks at it
+        if observer is not None:
+            observer.look_at(self.target)
+        self._drift_start = self.ctl.clock()
+        self.update()
+        QTimer.singleShot(int(self.validation_dwell_s * 1000), self._finish_drift_check)
+
+    def _finish_drift_check(self) -> None:
+        if self.mode != "drift_check" or self._drift_start is None or self.target is None:
+            return  # ended (Esc) or interrupted meanwhile
+        ctl = self.ctl
+        window = (self._drift_start, ctl.clock())
+        target, self.target, self._drift_start = self.target, None, None
+        try:
+            ctl.capture.flush()
+            samples = ctl.store.samples(ctl.record.id, since_local_s=window[0])
+        except STORE_FAULTS as exc:  # the session pauses; the check runs again after it
+            ctl.on_store_fault(exc)
+            self.mode = "break"
+            self._sync_store()
+            self.update()
+            return
+        settle = min(0.5, self.validation_dwell_s / 2)
+        self.drift = drift_check(samples, target, window, ctl.settings.display,
+                                 ctl.settings.quality.drift_check_max_deg, settle_s=settle)  # fmt: skip
+        ctl.event("drift_check", trial_index=ctl.protocol.trial_index, **self.drift.payload())
+        if self.drift.passed:
+            self._start_trials()
+        else:  # the operator's view says why; the participant just sees the targets
+            self.start_calibration()

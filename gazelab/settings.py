@@ -253,6 +253,11 @@ class QualitySettings(_Validated):
     validation_max_point_accuracy_deg: float = setting(
         1.5, range=(0.0, 10.0), doc="any target above this blocks the start too"
     )
+    drift_check_max_deg: float = setting(
+        1.5,
+        range=(0.0, 10.0),
+        doc="after each break one centre target: gaze further off recalibrates (0 = no check)",
+    )
     max_trial_loss_pct: float = setting(
         100.0, range=(0.0, 100.0), doc="compare leaves out trials losing more (100 = keep all)"
     )
