@@ -132,8 +132,8 @@ def gaze_per_target(
 OPERATOR_KEYS: dict[str, str] = {
     "space": "go on",
     "r": "recalibrate",
-    "f": "measure failing targets again",
-    "o": "override and start (recorded)",
+    "f": "redo failing targets",
+    "o": "override, start (recorded)",
     "p": "pause / continue",
     "c": "recalibrate (paused)",
 }

@@ -251,13 +251,13 @@ class ExperimenterView(QWidget):
             p.setBrush(QColor(0, 0, 0))
             p.drawEllipse(c, 2.0, 2.0)
 
-    def _gaze(self, p: QPainter) -> None:
+    def _gaze(self, p: QPainter, trail: bool = True) -> None:
         recent = [g for g in self.ctl.recent_gaze(1.0) if g.valid]
         if not recent:
             return
         p.setPen(QPen(TRAIL, 1.5))
         pts = [self.screen_to_view(g.x, g.y) for g in recent]
-        for a, b in pairwise(pts):
+        for a, b in pairwise(pts if trail else []):  # not over a result plot
             p.drawLine(a, b)
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(GAZE)
@@ -344,11 +344,15 @@ class ExperimenterView(QWidget):
         v = ctl.validation
         if v is not None and mode in ("validation_result", "trials", "break"):
             q, lim = v.quality, ctl.thresholds
-            out.append(f"validation: mean {q.mean_accuracy_deg:.2f}° (limit"
-                       f" {lim.mean_accuracy_deg:.2f}°), worst {q.max_accuracy_deg:.2f}°")  # fmt: skip
-            out.append(f"  RMS-S2S {q.rms_s2s_deg:.2f}°, loss {q.loss_pct:.1f} %")
             verdict = "PASSED" if v.passed else ("overridden" if ctl.may_start() else "NOT PASSED")
-            out.append(f"  {verdict}" + ("" if v.passed else f": {'; '.join(v.problems)}"))
+            out.append(f"validation {verdict}: mean {q.mean_accuracy_deg:.2f}° (limit"
+                       f" {lim.mean_accuracy_deg:.2f}°), worst target {q.max_accuracy_deg:.2f}°"
+                       f" (limit {lim.max_point_accuracy_deg:.2f}°)")  # fmt: skip
+            out.append(f"precision RMS-S2S {q.rms_s2s_deg:.2f}°, data loss {q.loss_pct:.1f} %")
+            failing = ctl.failing_targets()
+            if failing and not v.passed:
+                out.append(f"targets {', '.join(str(i + 1) for i in failing)} above"
+                           f" {lim.max_point_accuracy_deg:.2f}° or without gaze: NOT PASSED")  # fmt: skip
         drift = getattr(self.window_, "drift", None)
         if drift is not None:
             out.append(drift.summary())
@@ -383,17 +387,19 @@ class ExperimenterView(QWidget):
         p.fillRect(self.screen_rect(), BACKGROUNDS[self.ctl.settings.stimulus.background])
         self._stimulus(p)
         self._results(p)
-        self._gaze(p)
+        self._gaze(p, trail=self.mode() not in ("calibration_result", "validation_result"))
         f = QFont()
         f.setPixelSize(15)
         p.setFont(f)
         p.setPen(TEXT)
         x0 = self.width() - self.INFO_WIDTH
         lines = self.state_lines()
-        extra = self.result_lines()
-        for i, line in enumerate([*lines, "", *extra]):
-            p.setPen(TEXT if i < len(lines) else (BAD if "NOT" in line or "FAIL" in line
-                                                  else GOOD))  # fmt: skip
-            p.drawText(QRectF(x0, 12 + 22 * i, self.INFO_WIDTH - 8, 22),
-                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, line)  # fmt: skip
+        y = 12.0
+        flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap
+        for i, line in enumerate([*lines, "", *self.result_lines()]):
+            bad = "NOT" in line or "FAIL" in line
+            p.setPen(TEXT if i < len(lines) else (BAD if bad else GOOD))
+            box = p.boundingRect(QRectF(x0, y, self.INFO_WIDTH - 12, 400), flags, line or " ")
+            p.drawText(box, flags, line)
+            y += box.height() + 3
         p.end()
