@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 import socket
 import threading
 import time
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 
 from gazelab.gaze.geometry import DisplayGeometry
-from gazelab.gaze.trackers.base import Tracker
+from gazelab.gaze.trackers.base import Gap, Tracker
 from gazelab.gaze.trackers.gazepoint import (
     GazePointTracker,
     OpenGazeError,
@@ -22,6 +24,7 @@ from gazelab.gaze.trackers.gazepoint import (
     parse_record,
 )
 from gazelab.gaze.trackers.gazepoint_sim import GazePointSimulator
+from tests.tracker_server_proc import start_server, stop_server, tell
 
 SCREEN = (2560, 1440)
 GEOMETRY = DisplayGeometry.from_diagonal(resolution_px=SCREEN)  # 52.36 px/deg, as the simulator
@@ -283,3 +286,86 @@ def test_stop_after_close_never_raises() -> None:
         assert not tracker.connected
     finally:
         sim.stop()
+
+
+# -- a server in another process that freezes, goes quiet or answers nonsense ---------------
+def _covered_s(gaps: list[Gap]) -> float:
+    """Seconds covered by the union of the gaps."""
+    total, end = 0.0, -math.inf
+    for g in sorted(gaps, key=lambda g: g.start_s):
+        total += max(0.0, g.end_s - max(g.start_s, end))
+        end = max(end, g.end_s)
+    return total
+
+
+def _flowing(tracker: GazePointTracker, n: int, timeout_s: float) -> int:
+    got = 0
+    t_end = time.monotonic() + timeout_s
+    while got < n and time.monotonic() < t_end:
+        time.sleep(0.02)
+        got += len(tracker.drain())
+    return got
+
+
+def test_a_frozen_server_is_a_gap_and_a_reconnect() -> None:
+    """SIGSTOP on the server process: the connection stays open and says nothing. The client
+    notices (it used to wait for ever, with no gap), reconnects, and data flows after SIGCONT."""
+    proc, port = start_server("gazepoint")
+    tracker = GazePointTracker("127.0.0.1", port, silence_s=0.3, timeout_s=2.0)
+    try:
+        tracker.connect()
+        tracker.start()
+        assert _flowing(tracker, 30, 5.0) >= 30
+        os.kill(proc.pid, signal.SIGSTOP)
+        t_stop = time.monotonic()
+        assert _wait(lambda: tracker.stats.gaps >= 1, 5.0), "the frozen server was not noticed"
+        time.sleep(max(0.0, t_stop + 2.0 - time.monotonic()))
+        t_cont = time.monotonic()
+        os.kill(proc.pid, signal.SIGCONT)
+        tracker.drain()
+        assert _flowing(tracker, 30, 10.0) >= 30, f"no data after SIGCONT: {tracker.last_error}"
+        assert tracker.connected
+    finally:
+        tracker.close()
+        stop_server(proc)
+    gaps = list(tracker.gaps)
+    assert gaps[0].reason.startswith("the GazePoint server sent nothing for")
+    assert gaps[0].start_s <= t_stop + 0.05  # from the last byte, not from when it was noticed
+    assert _covered_s(gaps) >= (t_cont - t_stop) - 0.8
+    assert tracker.stats.reconnects >= 1 and tracker.stats.silences >= 1
+
+
+def test_records_that_stop_while_the_server_answers_are_a_gap() -> None:
+    proc, port = start_server("gazepoint")
+    tracker = GazePointTracker("127.0.0.1", port, silence_s=0.3, timeout_s=2.0)
+    try:
+        tracker.connect()
+        tracker.start()
+        assert _flowing(tracker, 30, 5.0) >= 30
+        tell(proc, "mute")
+        t_mute = time.monotonic()
+        time.sleep(1.5)
+        tracker.drain()
+        tell(proc, "unmute")
+        t_back = time.monotonic()
+        assert _flowing(tracker, 30, 5.0) >= 30
+    finally:
+        tracker.close()
+        stop_server(proc)
+    assert len(tracker.gaps) == 1, tracker.gaps
+    (gap,) = tracker.gaps
+    assert gap.reason.startswith("no data records for") and gap.reason.endswith("answered")
+    assert gap.start_s == pytest.approx(t_mute, abs=0.1)
+    assert gap.end_s == pytest.approx(t_back, abs=0.4)
+    assert tracker.stats.reconnects == 0
+
+
+@pytest.mark.parametrize(("rate", "expected"), [("\u00b2", 0), ("1e9", 0), ("150", 150)])
+def test_a_product_rate_that_is_not_a_count_is_ignored(rate: str, expected: int) -> None:
+    """``RATE="²"``: str.isdigit() said yes, int() raised (a 34-line traceback at connect)."""
+    proc, port = start_server("gazepoint", "--product-rate", rate)
+    try:
+        with GazePointTracker("127.0.0.1", port) as tracker:
+            assert tracker.framerate == expected and tracker.product == "GP3"
+    finally:
+        stop_server(proc)

@@ -10,6 +10,7 @@ reconnect, and keep its memory bounded whatever arrives. The simulator and the
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import logging
 import re
@@ -606,3 +607,44 @@ def test_cli_simulate_tracker_bad_input_is_one_line_and_exit_2(
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert err.startswith("gazelab simulate-tracker: error: ")
+
+
+# -- a server in another process that hangs, then ignores the request restoring push --------
+def test_push_mode_ignored_after_a_reconnect_is_asked_again_and_frames_come_back() -> None:
+    """The server hangs (no replies, no frames, requests ignored) long enough for the client
+    to reconnect; the request restoring push mode on the new connection is ignored. The
+    client used to stay "connected" on heartbeat replies with no frames and no further gap;
+    now it asks for push mode again, the frames come back, and the quiet time is a gap."""
+    from tests.tracker_server_proc import start_server, stop_server, tell
+
+    proc, port = start_server("eyetribe")
+    tracker = EyeTribeTracker("127.0.0.1", port, timeout_s=1.0, frame_timeout_s=0.5)
+    try:
+        tracker.connect()
+        tracker.start()
+        wait_for(lambda: len(tracker.drain()) > 0 and tracker.stats.frames >= 30, 5.0, "frames")
+        tell(proc, "deaf")
+        t_deaf = time.monotonic()
+        wait_for(lambda: tracker.stats.reconnects >= 1, 5.0, "a reconnect while the server hangs")
+        tell(proc, "sulk")  # answers heartbeats again, still ignores the push request
+        time.sleep(0.6)
+        assert tracker.connected
+        tell(proc, "hear")
+        t_hear = time.monotonic()
+        tracker.drain()
+        got = 0
+        t_end = time.monotonic() + 6.0
+        while got < 30 and time.monotonic() < t_end:
+            time.sleep(0.05)
+            got += len(tracker.drain())
+        assert got >= 30, f"{got} frames after the server answered again ({tracker.stats})"
+        assert tracker.connected
+    finally:
+        tracker.close()
+        stop_server(proc)
+    gaps = sorted(tracker.gaps, key=lambda g: g.start_s)
+    assert gaps[0].start_s <= t_deaf + 0.05
+    assert max(g.end_s for g in gaps) >= t_hear  # the quiet time after the hang is a gap too
+    assert any("no frames" in g.reason for g in gaps), [g.reason for g in gaps]
+    for a, b in itertools.pairwise(gaps):
+        assert b.start_s >= a.end_s - 1e-6, "gaps overlap"

@@ -16,7 +16,12 @@ Faults never end the stream silently (issue #16):
   unexpected failure of the reader is a *fault*: the client records a
   :class:`Gap` (start, end, reason), reconnects and restores push mode;
 - the sample queue and the notification list are bounded; samples pushed out of
-  a full queue (nobody drained it) are counted and recorded as a gap too.
+  a full queue (nobody drained it) are counted and recorded as a gap too;
+- with push mode on, a tracker that answers (heartbeats) but sends no frames for
+  ``frame_timeout_s`` is asked for push mode again; if frames still do not come within
+  as long, that is a fault too (gap, reconnect), and frames that do come back end a gap
+  covering the quiet time. So a server that ignored the request restoring push mode
+  after a reconnect cannot leave the client "connected" with no gaze.
 
 Memory held per client is therefore bounded by ``max_line_bytes`` plus the two
 queue limits, whatever the server sends.
@@ -76,6 +81,8 @@ class EyeTribeTracker(TrackerClient):
     max_queued_samples : samples kept until :meth:`drain`; older ones are dropped,
         counted and recorded as a gap (default: 60 s at 1000 Hz).
     max_notifications : notifications kept in :attr:`notifications` (the latest).
+    frame_timeout_s : with push mode on, this long without a frame makes the client ask
+        for push mode again, and twice this long is a fault (gap and reconnect).
     """
 
     SILENCE_HEARTBEATS = 1.5
@@ -101,9 +108,13 @@ class EyeTribeTracker(TrackerClient):
         max_line_bytes: int = P.MAX_LINE_BYTES,
         max_queued_samples: int = 60_000,
         max_notifications: int = 100,
+        frame_timeout_s: float = 1.0,
     ) -> None:
         if max_queued_samples < 1 or max_notifications < 1:
             raise ValueError("max_queued_samples and max_notifications must be at least 1")
+        if not frame_timeout_s > 0:
+            raise ValueError(f"frame_timeout_s = {frame_timeout_s} must be positive")
+        self.frame_timeout_s = float(frame_timeout_s)
         self.host, self.port = host, port
         self.clock = clock
         self.reconnect = reconnect
@@ -139,6 +150,11 @@ class EyeTribeTracker(TrackerClient):
         self._probe_mono: float | None = None  # when the reader sent its own heartbeat
         self._fault: tuple[str, float | None] | None = None  # set by a thread that broke the link
         self._push = False
+        self._frames_due_mono = 0.0  # frames are expected from then on (push on, a frame)
+        self._repush_mono: float | None = None  # when push mode was asked for again
+        self._frames_quiet_since: float | None = None  # local time of the last frame, if late
+        self._last_frame_s = 0.0
+        self._gap_end_s = 0.0
         self._reader: threading.Thread | None = None
         self._heart: threading.Thread | None = None
 
@@ -165,8 +181,10 @@ class EyeTribeTracker(TrackerClient):
 
     def start(self) -> None:
         """Start pushed frames."""
+        self._frames_due_mono = time.monotonic() + self.timeout_s  # the reply may take that
         self._push = True
         self.set(push=True, version=P.PROTOCOL_VERSION)
+        self._frames_due_mono = time.monotonic()
 
     def stop(self) -> None:
         """Stop pushed frames; never raises (a tracker that is gone pushes nothing anyway).
@@ -175,6 +193,7 @@ class EyeTribeTracker(TrackerClient):
         broken tracker still commits what was recorded.
         """
         self._push = False
+        self._end_frame_quiet("no frames until push mode was stopped")
         if self._connected.is_set():
             try:
                 self.set(push=False)
@@ -201,6 +220,7 @@ class EyeTribeTracker(TrackerClient):
 
     def close(self) -> None:
         """Stop the threads and close the socket; returns within a few seconds at most."""
+        self._end_frame_quiet("no frames until close")
         self._closing.set()
         self._connected.clear()
         self._drop_socket(self._sock)
@@ -450,6 +470,9 @@ class EyeTribeTracker(TrackerClient):
         splitter = self._splitter
         try:
             while not self._closing.is_set():
+                no_frames = self._frames_watch()
+                if no_frames is not None:
+                    return no_frames
                 readable, _, _ = select.select([sock], [], [], self._watch_period_s())
                 if not readable:
                     silent = self._silence()
@@ -508,9 +531,55 @@ class EyeTribeTracker(TrackerClient):
             self._last_rx_s,
         )
 
+    def _frames_watch(self) -> tuple[str, float | None] | None:
+        """With push mode on and the link up: ask again for frames that stopped, and give
+        up (a fault from the last frame) when they do not come back."""
+        if not (self._push and self._watchdog and self._connected.is_set()):
+            return None
+        now = time.monotonic()
+        quiet_s = now - self._frames_due_mono
+        if quiet_s <= self.frame_timeout_s:
+            return None
+        if self._frames_quiet_since is None:
+            self._frames_quiet_since = max(self._last_frame_s, self._gap_end_s)
+        if self._repush_mono is None:
+            self._repush_mono = now
+            try:
+                self._send(P.request("tracker", "set", {"push": True, "version": 1}))
+            except TrackerError:
+                pass  # the link is broken: this read loop ends at its next turn
+            return None
+        if now - self._repush_mono <= self.frame_timeout_s:
+            return None
+        self.stats.silences += 1
+        start, self._frames_quiet_since = self._frames_quiet_since, None
+        return (
+            f"the tracker sent no frames for {quiet_s:.1f} s with push mode on "
+            "(it answered, but not with gaze)",
+            start,
+        )
+
+    def _on_frame(self, now: float) -> None:
+        self._frames_due_mono = time.monotonic()
+        self._last_frame_s = now
+        self._repush_mono = None
+        if self._frames_quiet_since is not None:
+            start, self._frames_quiet_since = self._frames_quiet_since, None
+            self._gap_end_s = now
+            self._record_gap(Gap(start, now, f"no frames for {now - start:.1f} s; "
+                                 "push mode restored"))  # fmt: skip
+
+    def _end_frame_quiet(self, reason: str) -> None:
+        if self._frames_quiet_since is not None:
+            start, self._frames_quiet_since = self._frames_quiet_since, None
+            self._record_gap(Gap(start, self.clock(), reason))
+
     def _on_disconnect(self, reason: str, start_s: float | None = None) -> bool:
         """Record the fault, reconnect, restore push mode; ``False`` when the reader should end."""
         lost_at = self.clock() if start_s is None else start_s
+        if self._frames_quiet_since is not None:  # one gap from the last frame on
+            lost_at = min(lost_at, self._frames_quiet_since)
+            self._frames_quiet_since = None
         self.last_fault = reason  # before `connected` drops: a warning then names the cause
         self._connected.clear()
         old, self._sock = self._sock, None
@@ -532,7 +601,12 @@ class EyeTribeTracker(TrackerClient):
             return False
         self.stats.reconnects += 1
         self._heartbeat_paused.clear()
-        self._record_gap(Gap(start_s=lost_at, end_s=self.clock(), reason=reason))
+        self._gap_end_s = self.clock()
+        self._record_gap(Gap(start_s=lost_at, end_s=self._gap_end_s, reason=reason))
+        # Frames are due again: if the server ignores the request below, the frame
+        # watchdog asks again and, failing that, reconnects (never "connected", no gaze).
+        self._frames_due_mono = time.monotonic()
+        self._repush_mono = None
         if self._push:
             # Restore push mode without waiting here (replies arrive on this thread).
             pending = _Pending(key=("tracker", "set"))
@@ -607,6 +681,7 @@ class EyeTribeTracker(TrackerClient):
                 return
             self._enqueue(sample)
             self.stats.frames += 1
+            self._on_frame(now)
             return
         code = msg.get("statuscode")
         if isinstance(code, int) and code in P.NOTIFICATIONS:

@@ -21,6 +21,13 @@ records are counted in :attr:`GazePointTracker.stats` and skipped, the stream
 goes on. Dropped connections are handled like the Eye Tribe client's: the
 client reconnects, re-enables the data it had asked for and records the
 :class:`~gazelab.gaze.trackers.eyetribe.Gap`.
+
+A server that goes quiet is noticed too (the Open Gaze API has no heartbeat): while
+records are on, ``silence_s`` without a byte makes the client ask for
+``ENABLE_SEND_DATA``; no answer for twice that is a frozen server (a gap from the last
+byte, then a reconnect). A server that answers but sends no records gets
+``ENABLE_SEND_DATA`` again every ``silence_s``, and the quiet time becomes a gap when
+records come back (or at :meth:`GazePointTracker.close`).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 import collections
 import math
 import queue
+import select
 import socket
 import threading
 import time
@@ -71,6 +79,9 @@ DATA_FIELDS = (
 MAX_SCREEN_FRACTION = 100.0
 """Positions beyond ±100 screen widths are not gaze but garbage: such records are malformed."""
 MAX_TIME_S = 1e9
+SILENCE_S = 1.0
+"""Default quiet time (s) while records are on after which the client probes the server."""
+_WATCH_PERIOD_S = 0.05
 
 
 class OpenGazeError(GazelabError, ValueError):
@@ -136,6 +147,25 @@ def _number(attrs: Mapping[str, str], key: str, *, limit: float = math.inf) -> f
     if not math.isfinite(v) or abs(v) > limit:
         raise OpenGazeError(f"{key}={raw[:32]!r} is out of range")
     return v
+
+
+def _count(text: str, limit: int = 1_000_000) -> int:
+    """A plain decimal count (``"150"``) from the server, else 0: ``"²"`` or ``"1e9"`` are
+    not rates (``str.isdigit`` accepts superscripts that ``int`` refuses)."""
+    t = text.strip()
+    if not (t.isascii() and t.isdigit() and len(t) <= 9):
+        return 0
+    v = int(t)
+    return v if v <= limit else 0
+
+
+def _seconds(text: str, default: float, limit: float = 3600.0) -> float:
+    """A finite, non-negative number of seconds from the server, else ``default``."""
+    try:
+        v = float(text)
+    except ValueError:
+        return default
+    return v if math.isfinite(v) and 0 <= v <= limit else default
 
 
 def _flag(attrs: Mapping[str, str], key: str) -> bool:
@@ -299,6 +329,9 @@ class GazePointTracker(TrackerClient):
     max_buffer : samples kept for :meth:`drain`; older ones are dropped and counted.
     transcript : optional text file; every line sent (``> ``) and received (``< ``) is
         written with its local time.
+    silence_s : while records are on, this long without a byte makes the client probe the
+        server, and twice this long without an answer is a frozen server (gap, reconnect);
+        this long without a record (the server answering) re-enables them.
     """
 
     def __init__(
@@ -316,8 +349,12 @@ class GazePointTracker(TrackerClient):
         max_buffer: int = 120_000,
         transcript: TextIO | None = None,
         on_gap: Callable[[Gap], None] | None = None,
+        silence_s: float = SILENCE_S,
     ) -> None:
+        if not silence_s > 0:
+            raise ValueError(f"silence_s = {silence_s} must be positive")
         self.host, self.port = host, port
+        self.silence_s = float(silence_s)
         self.clock = clock
         self.reconnect = reconnect
         self.timeout_s = timeout_s
@@ -349,6 +386,13 @@ class GazePointTracker(TrackerClient):
         self._last_cnt: int | None = None
         self._last_raw_ms: float | None = None
         self._time_offset_ms = 0.0
+        # the watchdog's clocks: time.monotonic() for timing, self.clock() for gaps
+        self._last_rx_mono = self._last_rec_mono = self._stream_since_mono = time.monotonic()
+        self._last_rx_s = self._last_rec_s = self._gap_end_s = 0.0
+        self._probe_mono: float | None = None
+        self._resend_mono = 0.0
+        self._records_quiet_since: float | None = None
+        """Local time of the last record while the server answers but sends none."""
 
     # -- Tracker interface -----------------------------------------------------------------
     def connect(self) -> None:
@@ -371,12 +415,12 @@ class GazePointTracker(TrackerClient):
                 )
             self.screen_px = (w, h)
         product = self.get("PRODUCT_ID", check=False)
-        self.product = product.get("VALUE", "")
-        rate = product.get("RATE", "")
-        self.framerate = int(rate) if rate.isdigit() else 0
+        self.product = product.get("VALUE", "")[:64]
+        self.framerate = _count(product.get("RATE", ""), limit=100_000)
 
     def start(self) -> None:
         """Enable time, counter, fixation, best and per-eye POG, then the data stream."""
+        self._stream_since_mono = time.monotonic()
         self._streaming = True
         for ident in DATA_FIELDS:
             self.set(ident, STATE=1)
@@ -401,6 +445,10 @@ class GazePointTracker(TrackerClient):
     def close(self) -> None:
         self._closing.set()
         self._connected.clear()
+        if self._records_quiet_since is not None:
+            start, self._records_quiet_since = self._records_quiet_since, None
+            self.gap_log.record(Gap(start, self.clock(), "no data records until close; "
+                                    "the server answered"))  # fmt: skip
         sock = self._sock
         if sock is not None:
             try:
@@ -447,8 +495,7 @@ class GazePointTracker(TrackerClient):
         for x, y in points_xy:
             self.set("CALIBRATE_ADDPOINT", X=float(x) / w, Y=float(y) / h)
         self.set("CALIBRATE_TIMEOUT", VALUE=float(dwell_s))
-        delay = self.get("CALIBRATE_DELAY", check=False).get("VALUE", "")
-        delay_s = float(delay) if delay.replace(".", "", 1).isdigit() else 1.0
+        delay_s = _seconds(self.get("CALIBRATE_DELAY", check=False).get("VALUE", ""), 1.0)
         self.set("CALIBRATE_SHOW", STATE=int(self.show_vendor_calibration))
         self.set("CALIBRATE_START", STATE=1)
         budget_s = len(points_xy) * (dwell_s + min(delay_s, 10.0)) + self.timeout_s
@@ -506,8 +553,11 @@ class GazePointTracker(TrackerClient):
                 "Gazepoint Control (or `gazelab simulate-tracker --protocol gazepoint`) running?"
             ) from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(None)
+        # Sends give up after timeout_s (a frozen server stops reading); the reader
+        # waits in select(), so it never hits this.
+        sock.settimeout(self.timeout_s)
         self._sock = sock
+        self._mark_rx()
         self._connected.set()
 
     def _send(self, data: bytes) -> None:
@@ -551,11 +601,19 @@ class GazePointTracker(TrackerClient):
             sock = self._sock
             buf = bytearray()
             skipping = False  # inside an over-long line: drop bytes up to its newline
+            fault: tuple[str, float] | None = None
             try:
-                while sock is not None:
+                while sock is not None and not self._closing.is_set():
+                    fault = self._watch()
+                    if fault is not None:
+                        break
+                    readable, _, _ = select.select([sock], [], [], _WATCH_PERIOD_S)
+                    if not readable:
+                        continue
                     chunk = sock.recv(65536)
                     if not chunk:
                         break
+                    self._mark_rx()
                     start = 0
                     while True:
                         nl = chunk.find(b"\n", start)
@@ -574,17 +632,68 @@ class GazePointTracker(TrackerClient):
                         buf.clear()
                         skipping = False
                         start = nl + 1
-            except OSError:
+            except (OSError, ValueError):  # ValueError: select() on a socket closed under us
                 pass
             if buf.strip():
                 self.stats.invalid_messages += 1  # truncated last line
             if self._closing.is_set():
                 return
-            self._on_disconnect()
+            self._on_disconnect(*(fault or ("connection lost", self.clock())))
 
-    def _on_disconnect(self) -> None:
-        lost_at = self.clock()
+    def _mark_rx(self) -> None:
+        self._last_rx_mono = time.monotonic()
+        self._last_rx_s = self.clock()
+        self._probe_mono = None
+
+    def _watch(self) -> tuple[str, float] | None:
+        """The reader's watchdog while records are on: probe a quiet server, give up on a
+        frozen one (returns the fault: reason and the local time of the last byte), and
+        re-enable records that stopped while the server still answers."""
+        if not self._streaming or not self._connected.is_set():
+            return None
+        now = time.monotonic()
+        quiet_s = now - self._last_rx_mono
+        if quiet_s > self.silence_s:
+            if self._probe_mono is None:
+                self._probe_mono = now
+                self._send_quietly(element("GET", "ENABLE_SEND_DATA"))
+            elif quiet_s > 2 * self.silence_s and now - self._probe_mono > self.silence_s / 2:
+                self.stats.silences += 1
+                return (
+                    f"the GazePoint server sent nothing for {quiet_s:.1f} s and did not "
+                    "answer (frozen or gone)",
+                    self._last_rx_s,
+                )
+            return None
+        records_quiet_s = now - max(self._last_rec_mono, self._stream_since_mono)
+        if records_quiet_s > self.silence_s and now - self._resend_mono > self.silence_s:
+            if self._records_quiet_since is None:
+                self.stats.silences += 1
+                self._records_quiet_since = max(self._last_rec_s, self._gap_end_s)
+            self._resend_mono = now
+            self._send_quietly(element("SET", "ENABLE_SEND_DATA", STATE=1))
+        return None
+
+    def _send_quietly(self, data: bytes) -> None:
+        try:
+            self._send(data)
+        except TrackerError as exc:  # the link is broken: the reader notices at its next turn
+            self.last_error = str(exc)
+
+    def _on_disconnect(self, reason: str = "connection lost", lost_at: float | None = None) -> None:
+        lost_at = self.clock() if lost_at is None else lost_at
+        if self._records_quiet_since is not None:  # one gap from the last record on
+            lost_at = min(lost_at, self._records_quiet_since)
+            self._records_quiet_since = None
+        self.last_error = reason
         self._connected.clear()
+        old, self._sock = self._sock, None
+        if old is not None:
+            try:
+                old.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            old.close()
         with self._lock:
             for p in self._pending:
                 p.event.set()
@@ -602,9 +711,12 @@ class GazePointTracker(TrackerClient):
             return
         self.stats.reconnects += 1
         self._last_cnt = None
-        self.gap_log.record(Gap(start_s=lost_at, end_s=self.clock(), reason="connection lost"))
+        self._gap_end_s = self.clock()
+        self._stream_since_mono = time.monotonic()
+        self.gap_log.record(Gap(start_s=lost_at, end_s=self._gap_end_s, reason=reason))
         if self._streaming:
-            # Re-enable without waiting: the ACKs arrive on this very thread.
+            # Re-enable without waiting: the ACKs arrive on this very thread (and records
+            # that do not follow are re-enabled by the watchdog).
             try:
                 for ident in DATA_FIELDS:
                     self._send(element("SET", ident, STATE=1))
@@ -668,6 +780,12 @@ class GazePointTracker(TrackerClient):
                 self.stats.samples_lost += cnt - self._last_cnt - 1
             self._last_cnt = cnt
         self.stats.frames += 1
+        self._last_rec_mono, self._last_rec_s = time.monotonic(), now
+        if self._records_quiet_since is not None:
+            start, self._records_quiet_since = self._records_quiet_since, None
+            self._gap_end_s = now
+            self.gap_log.record(Gap(start, now, f"no data records for {now - start:.1f} s; "
+                                    "the server answered"))  # fmt: skip
         with self._lock:
             if self._samples.maxlen is not None and len(self._samples) == self._samples.maxlen:
                 self.stats.samples_dropped += 1
