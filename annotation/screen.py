@@ -69,8 +69,8 @@ class ScreenInfo:
 
     def describe(self) -> str:
         w, h = self.resolution_px
-        who = " ".join(p for p in (self.manufacturer, self.model) if p) or self.name or "screen"
-        return f"{who} {w}x{h} px"
+        who = " ".join(p for p in (self.manufacturer, self.model) if p) or self.name
+        return f"{w}x{h} px" + (f" ({who})" if who else "")
 
 
 def reported_size_problem(

@@ -190,6 +190,7 @@ class SetupDialog(QDialog):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(edit, 1)
         button = QPushButton("Browse…")
+        button.setAutoDefault(False)  # Return in the dialog is OK, never a file dialog
         button.clicked.connect(browse)
         lay.addWidget(button)
         edit.setProperty("browse", button)
@@ -241,11 +242,19 @@ class SetupDialog(QDialog):
             "assumed": "unknown: give it (remembered for this screen)",
         }[decided.size_source]
         self.screen_note.setText(
-            f"Screen: {self.screen.describe()} (the session records this resolution);"
-            f" size {source}."
+            f"This screen: {self.screen.describe()}; the session records this resolution."
+            f" Its size: {source}."
         )
-        if decided.needs_size:
+        if decided.needs_size:  # asked: the field waits, focused, for the diagonal
             self.screen_note.setStyleSheet("color: #b35900; font-weight: bold")
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if self._asked and self.diagonal.value() <= 0:  # typing goes to the diagonal
+            self.diagonal.setFocus()
+            self.diagonal.selectAll()
+        elif self._resume is not None:  # everything is the session's: Return resumes
+            self.ok_button.setFocus()
 
     def operator_diagonal(self) -> float | None:
         """The diagonal the operator gave, inches (None: left as the screen/memory said)."""
@@ -279,6 +288,7 @@ class SetupDialog(QDialog):
         self.distance.setValue(d.distance_mm / 10)
         for field in (self.store, self.participant, self.diagonal, self.resolution, self.distance):
             field.setEnabled(False)
+        self.store.property("browse").setEnabled(False)
         self.resume_note.setText(
             f"Resume session {rec.id} of {rec.participant} ({rec.created_utc[:16]}):"
             f" {done} of {n} images labelled. The screen, stimulus square"

@@ -16,6 +16,9 @@ APT_PACKAGES=(
   # the real microphone path in tests/test_microphone.py: a private PulseAudio server with
   # a null sink (paplay plays into it, its monitor is the default source), ALSA routed to it
   pulseaudio pulseaudio-utils libasound2-plugins
+  # the real-screen tests (tests/xserver.py): an X server at 1920x1080 and 1366x768, a
+  # window manager, and xdotool to drive the windows
+  xvfb openbox xdotool
 )
 
 missing=()

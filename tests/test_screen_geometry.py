@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -96,7 +97,7 @@ def test_a_session_on_a_screen_stores_what_was_shown_and_resumes_there(tmp_path:
     session.finish()
     with SessionStore(tmp_path / "s.sqlite") as st:
         stored = Settings.from_toml(st.session(sid).settings_toml)
-        (ev,) = [e for e in st.events(sid) if e["kind"] == "screen"]
+        (ev,) = (e for e in st.events(sid) if e["kind"] == "screen")
     assert stored.display.resolution_px == (1920, 1080)
     assert (stored.display.width_mm, stored.display.height_mm) == (527.0, 296.0)
     assert stored.stimulus.square_px == 1020  # drawn at 1020 px, and recorded so
@@ -130,3 +131,189 @@ def test_a_failed_preflight_blocks_the_start_unless_overridden() -> None:
     assert check_screen(s, (2560, 1440), (677.0, 381.0)) == []  # 96 dpi: not compared
     (size,) = check_screen(s, (2560, 1440), (527.0, 296.0))  # a measured 23.8" is
     assert "23.8" in size and "27.0" in size
+
+
+# -- a whole session on a real X screen (Xvfb + openbox, driven with xdotool) -----------------------
+def _annotate(x, store: Path, *args: str, log: Path):  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "gazelab.app.cli", "annotate", "--store", str(store),
+           "--voice", "keys", *args]  # fmt: skip
+    return subprocess.Popen(cmd, env=x.env, stdout=log.open("a"), stderr=subprocess.STDOUT)
+
+
+def _ended(x, proc, log: Path, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        x.key("Return")  # a confirmation, if one is asked
+        proc.wait(timeout=10)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+
+
+def _session(store: Path, sid: int) -> tuple[Settings, list[dict]]:
+    with SessionStore(store) as st:
+        return Settings.from_toml(st.session(sid).settings_toml), st.events(sid)
+
+
+def _labels(store: Path, sid: int) -> int:
+    try:
+        with SessionStore(store) as st:
+            return len(st.final_labels(sid))
+    except Exception:  # the store is being created
+        return -1
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_default_settings_on_a_real_1920x1080_screen(tmp_path: Path) -> None:
+    """Default settings (27", 2560x1440) on a 1920x1080 X screen that reports only a
+    96-dpi size: the dialog asks the diagonal, the session records 1920x1080 and the
+    1020 px square it drew, calibrates and validates there, and resumes on that screen;
+    a new session later takes the remembered diagonal without asking."""
+    from tests.xserver import x_screen
+
+    store, log = tmp_path / "s.sqlite", tmp_path / "annotate.log"
+    with x_screen(1920, 1080, tmp_path, "1920x1080") as x:
+        proc = _annotate(x, store, "--participant", "P01", "--images", "synthetic:2:1:64",
+                         "--tracker", "sim", log=log)  # fmt: skip
+        dlg = x.wait_window("new annotation session", proc=proc)
+        x.activate(dlg)
+        x.shot("01_setup_asks_the_diagonal", tmp_path)
+        _, _, dw, dh = x.geometry(dlg)
+        assert dw <= 1920 and dh <= 1080
+        x.key("ctrl+a")
+        x.type("23.8")
+        x.key("Tab")
+        x.shot("02_setup_diagonal_given", tmp_path)
+        x.key("Return")  # OK: the pre-flight runs, passes, the session starts
+        win = x.wait_window("— P01$", proc=proc)
+        x.activate(win)
+        assert x.geometry(win)[2:] == (1920, 1080)  # full screen
+        time.sleep(0.5)
+        x.shot("03_start_screen", tmp_path)
+        x.key("space")
+        time.sleep(2.0)
+        x.shot("04_calibration_target", tmp_path)
+
+        def stored(what: str) -> int:
+            try:
+                with SessionStore(store) as st:
+                    return len(getattr(st, what)(1))
+            except Exception:
+                return 0
+
+        x.until(lambda: stored("calibrations") >= 1, 60, "the calibration result")
+        time.sleep(0.5)
+        x.shot("05_calibration_result", tmp_path)
+        x.key("space")
+        x.until(lambda: stored("validation_qualities") >= 1, 60, "the validation result")
+        time.sleep(0.5)
+        x.shot("06_validation_result", tmp_path)
+        with SessionStore(store) as st:
+            (v,) = st.validation_qualities(1)
+        x.key("space" if v["passed"] else "o")
+        time.sleep(1.6)  # blank, cross, blank: the first image
+        x.shot("07_first_image", tmp_path)
+        x.key("5")
+        time.sleep(0.3)
+        x.shot("08_labelled", tmp_path)
+        x.key("space")
+        x.until(lambda: _labels(store, 1) == 1, 20, "the first label")
+        x.key("Escape")  # interrupted after one image: resumed below
+        _ended(x, proc, log)
+        settings, events = _session(store, 1)
+        assert settings.display.resolution_px == (1920, 1080)  # what was shown
+        assert math.hypot(settings.display.width_mm, settings.display.height_mm) == pytest.approx(
+            23.8 * 25.4, abs=0.5
+        )
+        assert settings.stimulus.square_px == 1020  # the square drawn, recorded
+        (screen,) = (e["payload"] for e in events if e["kind"] == "screen")
+        assert screen["size_source"] == "operator" and screen["reported_mm"] == [508.0, 286.0]
+        remembered = Path(x.env["XDG_CONFIG_HOME"]) / "gazelab" / "screens.json"
+        assert "1920x1080" in remembered.read_text()
+
+        # the same screen resumes the session (it was refused before)
+        proc = _annotate(x, store, "--participant", "P01", "--resume", "1", "--tracker", "sim",
+                         "--skip-calibration", log=log)  # fmt: skip
+        dlg = x.wait_window("resume session 1", proc=proc)
+        x.activate(dlg)
+        x.shot("09_resume_setup", tmp_path)
+        x.key("Return")
+        win = x.wait_window("— P01$", proc=proc)
+        x.activate(win)
+        time.sleep(0.5)
+        x.shot("10_resumed_start", tmp_path)
+        x.key("space")
+        time.sleep(1.6)
+        x.key("2", "space")
+        x.until(lambda: _labels(store, 1) == 2, 20, "the second label")
+        time.sleep(0.3)
+        x.shot("11_done", tmp_path)
+        x.key("Escape")
+        _ended(x, proc, log)
+
+        # a new session on this screen: the diagonal given once is remembered, not asked
+        proc = _annotate(x, store, "--participant", "P02", "--images", "synthetic:2:1:64",
+                         "--tracker", "none", log=log)  # fmt: skip
+        dlg = x.wait_window("new annotation session", proc=proc)
+        x.activate(dlg)
+        x.shot("12_setup_remembered", tmp_path)
+        x.key("Return")
+        win = x.wait_window("— P02$", proc=proc)
+        x.activate(win)
+        x.key("Escape")
+        _ended(x, proc, log)
+    settings, events = _session(store, 2)
+    assert settings.display.resolution_px == (1920, 1080)
+    diag = math.hypot(settings.display.width_mm, settings.display.height_mm) / 25.4
+    assert diag == pytest.approx(23.8, abs=0.02)
+    (screen,) = (e["payload"] for e in events if e["kind"] == "screen")
+    assert screen["size_source"] == "remembered"
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_default_settings_on_a_real_1366x768_screen(tmp_path: Path) -> None:
+    """The laptop screen: asked 15.6", the 708 px square recorded, every screen fits."""
+    from tests.xserver import x_screen
+
+    store, log = tmp_path / "s.sqlite", tmp_path / "annotate.log"
+    with x_screen(1366, 768, tmp_path, "1366x768") as x:
+        proc = _annotate(x, store, "--participant", "P01", "--images", "synthetic:2:1:64",
+                         "--tracker", "none", log=log)  # fmt: skip
+        dlg = x.wait_window("new annotation session", proc=proc)
+        x.activate(dlg)
+        x.key("ctrl+a")
+        x.type("15.6")
+        x.key("Tab")
+        x.shot("01_setup", tmp_path)
+        _, _, dw, dh = x.geometry(dlg)
+        assert dw <= 1366 and dh <= 768
+        x.key("Return")
+        win = x.wait_window("— P01$", proc=proc)
+        x.activate(win)
+        assert x.geometry(win)[2:] == (1366, 768)
+        time.sleep(0.5)
+        x.shot("02_start_screen", tmp_path)
+        x.key("space")
+        time.sleep(1.6)
+        x.key("1")
+        time.sleep(0.3)
+        x.shot("03_image_labelled", tmp_path)
+        x.key("space")
+        time.sleep(1.6)
+        x.key("4", "space")
+        x.until(lambda: _labels(store, 1) == 2, 20, "two labels")
+        time.sleep(0.3)
+        x.shot("04_done", tmp_path)
+        x.key("Escape")
+        _ended(x, proc, log)
+    settings, _ = _session(store, 1)
+    assert settings.display.resolution_px == (1366, 768)
+    assert settings.stimulus.square_px == 708
+    diag = math.hypot(settings.display.width_mm, settings.display.height_mm) / 25.4
+    assert diag == pytest.approx(15.6, abs=0.02)
