@@ -255,10 +255,22 @@ MODEL_FILE_ENTRIES = frozenset({"config.json", "metadata.json", "model.weights.h
 MAX_MODEL_CONFIG_BYTES = 16 * 2**20
 """config.json is text describing layers: a few MB even for Xception-sized graphs."""
 MAX_MODEL_FILE_BYTES = 4 * 2**30
-"""Total uncompressed size of a model file (InceptionV3's weights are under 100 MB)."""
+"""Largest model file read at all."""
+MAX_MODEL_UNPACKED_BYTES = 2**30
+"""Total uncompressed size of a model file's entries (InceptionV3's weights are 88 MB, with
+an optimizer's state under 300 MB): Keras unpacks them into a temporary folder."""
+MAX_MODEL_ASSETS_BYTES = 16 * 2**20
+"""Total uncompressed size of the ``assets/`` entries (gazelab's models have none)."""
 MAX_COMPRESSION_RATIO = 200
-"""Entries over 1 MB packed tighter than this are refused as zip bombs (weights barely
-compress; a bomb compresses 1000:1)."""
+"""Entries over 1 MB, or a whole archive over 16 MB, packed tighter than this are refused as
+zip bombs (weights barely compress; a bomb compresses 1000:1)."""
+MAX_MODEL_PARAMETERS = 100_000_000
+"""Most weights a model file may declare (gazelab's largest architecture has 22 million):
+Keras allocates them all while building, before reading one."""
+MIN_BYTES_PER_WEIGHT = 2
+"""A model's weights file holds at least this many bytes per declared weight (float16)."""
+_WEIGHTS_SLACK_BYTES = 2**20
+_MODEL_COPY_PREFIX = "gazelab-model-"
 _MAX_CONFIG_DEPTH = 200
 
 
@@ -266,6 +278,12 @@ def _refuse(path: Path, where: str, why: str) -> ArchitectureError:
     return ArchitectureError(f"{path}: refused to load the model: {where}{why}; "
                              "only models of Keras' own layers are loaded (no Lambda, no "
                              "custom code): rebuild it with gazelab's architectures")  # fmt: skip
+
+
+def _too_big(path: Path, why: str) -> ArchitectureError:
+    return ArchitectureError(f"{path}: refused to load the model: {why}; a classifier gazelab "
+                             "can use is far smaller: check the file (or rebuild the model "
+                             "with gazelab's architectures)")  # fmt: skip
 
 
 def _layer_label(node: dict[str, Any], fallback: str) -> str:
@@ -342,7 +360,7 @@ def read_model_config(path: str | Path, *, shown_as: str | Path | None = None) -
                                 f"{exc})") from exc  # fmt: skip
     with zf:
         infos = zf.infolist()
-        total = 0
+        total = packed = assets = weights = 0
         for info in infos:
             name = info.filename
             parts = name.split("/")
@@ -352,13 +370,25 @@ def read_model_config(path: str | Path, *, shown_as: str | Path | None = None) -
             if name not in MODEL_FILE_ENTRIES and parts[0] != "assets":
                 raise _refuse(p, "", f"unexpected archive entry {name!r}")
             total += info.file_size
+            packed += info.compress_size
+            if parts[0] == "assets":
+                assets += info.file_size
+            elif name.startswith("model.weights."):
+                weights += info.file_size
             if info.file_size > 2**20 and info.file_size > MAX_COMPRESSION_RATIO * max(
                 info.compress_size, 1
             ):
                 raise _refuse(p, "", f"archive entry {name!r} expands {info.file_size} bytes "
                               f"from {info.compress_size} (a zip bomb)")  # fmt: skip
-        if total > MAX_MODEL_FILE_BYTES:
-            raise _refuse(p, "", f"{total} bytes uncompressed, over {MAX_MODEL_FILE_BYTES}")
+        if total > MAX_MODEL_UNPACKED_BYTES:
+            raise _too_big(p, f"its entries unpack to {total} bytes, over "
+                           f"{MAX_MODEL_UNPACKED_BYTES}")  # fmt: skip
+        if assets > MAX_MODEL_ASSETS_BYTES:
+            raise _too_big(p, f"its assets/ entries unpack to {assets} bytes, over "
+                           f"{MAX_MODEL_ASSETS_BYTES}")  # fmt: skip
+        if total > 16 * 2**20 and total > MAX_COMPRESSION_RATIO * max(packed, 1):
+            raise _too_big(p, f"its {len(infos)} entries expand {total} bytes from {packed} "
+                           "(a zip bomb)")  # fmt: skip
         try:
             info = zf.getinfo("config.json")
         except KeyError as exc:
@@ -375,7 +405,79 @@ def read_model_config(path: str | Path, *, shown_as: str | Path | None = None) -
     if not isinstance(config, dict):
         raise ArchitectureError(f"{p}: config.json is not a model description")
     check_model_config(config, p)
+    check_model_size(config, weights, p)
     return config
+
+
+def check_model_size(config: dict[str, Any], weights_bytes: int, path: Path) -> int:
+    """The number of weights ``config`` makes Keras allocate (counted without building it,
+    :func:`gazelab.models.param_count.count_parameters`); raises :class:`ArchitectureError`
+    when that is over :data:`MAX_MODEL_PARAMETERS`, or more than a weights file of
+    ``weights_bytes`` can hold (:data:`MIN_BYTES_PER_WEIGHT` each): a config of a few KB
+    must not make Keras allocate gigabytes before the file is found wrong."""
+    from gazelab.models.param_count import ConfigShapeError, count_parameters
+
+    try:
+        n, _ = count_parameters(config)
+    except ConfigShapeError as exc:
+        raise ArchitectureError(f"{path}: config.json declares sizes Keras cannot build "
+                                f"({exc})") from exc  # fmt: skip
+    if n > MAX_MODEL_PARAMETERS:
+        raise _too_big(path, f"config.json declares {n:,} weights, over "
+                       f"{MAX_MODEL_PARAMETERS:,}")  # fmt: skip
+    if n * MIN_BYTES_PER_WEIGHT > weights_bytes + _WEIGHTS_SLACK_BYTES:
+        raise _too_big(path, f"config.json declares {n:,} weights but the weights file holds "
+                       f"{weights_bytes:,} bytes")  # fmt: skip
+    return n
+
+
+def sweep_stale_model_copies(tmp_dir: str | Path | None = None) -> int:
+    """Remove the private copies (``gazelab-model-<pid>-*``) that loads killed half-way
+    left in the temporary folder: those of processes that no longer run (and, from older
+    versions without the pid, those over an hour old). Only the user's own folders are
+    touched. Returns how many were removed."""
+    import os
+    import re
+    import shutil
+    import tempfile
+    import time
+
+    root = Path(tmp_dir) if tmp_dir is not None else Path(tempfile.gettempdir())
+    removed = 0
+    try:
+        candidates = list(root.glob(f"{_MODEL_COPY_PREFIX}*"))
+    except OSError:
+        return 0
+    for d in candidates:
+        try:
+            st = d.lstat()
+            if not d.is_dir() or d.is_symlink() or st.st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        m = re.fullmatch(rf"{_MODEL_COPY_PREFIX}(\d+)-.*", d.name)
+        if m is not None:
+            if _process_alive(int(m.group(1))):
+                continue
+        elif time.time() - st.st_mtime < 3600:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed += not d.exists()
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    import os
+
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or a number that is not one: leave it
+    return True
 
 
 def load_classifier(path: str | Path) -> Any:
@@ -387,9 +489,11 @@ def load_classifier(path: str | Path) -> Any:
     loaded file. Raises :class:`ArchitectureError` (one line, exit 2 on the command line)
     for a file that is refused or unreadable.
     """
+    import os
     import shutil
     import tempfile
 
+    sweep_stale_model_copies()
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"model file not found: {p}")
@@ -402,7 +506,8 @@ def load_classifier(path: str | Path) -> Any:
         raise ArchitectureError(f"{p}: not a regular file")
     if p.stat().st_size > MAX_MODEL_FILE_BYTES:
         raise _refuse(p, "", f"{p.stat().st_size} bytes, over {MAX_MODEL_FILE_BYTES}")
-    with tempfile.TemporaryDirectory(prefix="gazelab-model-") as tmp:
+    # The pid in the name lets a later load remove the copy of a load that was killed.
+    with tempfile.TemporaryDirectory(prefix=f"{_MODEL_COPY_PREFIX}{os.getpid()}-") as tmp:
         copy = Path(tmp) / "model.keras"
         shutil.copyfile(p, copy)
         read_model_config(copy, shown_as=p)

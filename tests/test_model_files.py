@@ -189,3 +189,109 @@ def test_a_model_built_here_loads_and_predicts_the_same(tmp_path) -> None:  # ty
     back = load_classifier(tmp_path / "m.keras")
     x = np.random.default_rng(0).random((2, 32, 32, 1)).astype(np.float32)
     assert np.allclose(model.predict(x, verbose=0), back.predict(x, verbose=0), atol=1e-6)
+
+
+# -- sizes: what a file makes Keras unpack and allocate --------------------------------------
+def test_many_one_mib_assets_that_unpack_to_gigabytes_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Entries of exactly 1 MiB escaped the per-entry ratio check: 4,095 of them under
+    assets/ (a 4.65 MB file) unpacked 4.1 GB into the temporary folder. 64 show it here."""
+    from gazelab.models.architectures import read_model_config
+
+    assets = {f"assets/a{i:04d}": bytes(2**20) for i in range(64)}
+    path = _write(tmp_path / "assets.keras", _model(), assets)
+    assert path.stat().st_size < 200_000
+    with pytest.raises(ArchitectureError, match=r"assets/ entries unpack to 67108864 bytes"):
+        read_model_config(path)
+
+
+def test_a_huge_layer_declared_in_a_few_kilobytes_is_refused_before_building(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A 2.3 KB config with a Dense layer of 30 million units drove RSS to 2 GB before it
+    was refused: the weights are now counted from the config, without Keras."""
+    from gazelab.models.architectures import read_model_config
+
+    wide = _model(_layer("Dense", "wide", units=30_000_000, activation="relu"))
+    wide["config"]["layers"][0]["config"]["batch_input_shape"] = [None, 16]
+    path = _write(tmp_path / "wide.keras", wide, {"model.weights.h5": bytes(64)})
+    assert path.stat().st_size < 3000
+    with pytest.raises(ArchitectureError, match="declares 510,000,000 weights, over 100,000,000"):
+        read_model_config(path)
+    narrow = _model(_layer("Dense", "wide", units=30_000_000, activation="relu"))
+    path = _write(tmp_path / "narrow.keras", narrow, {"model.weights.h5": bytes(64)})
+    with pytest.raises(ArchitectureError, match="declares 150,000,000 weights, over"):
+        read_model_config(path)
+    one = _model(_layer("Dense", "wide", units=30_000_000, activation="relu"))
+    one["config"]["layers"][0]["config"]["batch_input_shape"] = [None, 1]
+    path = _write(tmp_path / "one.keras", one, {"model.weights.h5": bytes(64)})
+    with pytest.raises(ArchitectureError, match="declares 60,000,000 weights but the weights"):
+        read_model_config(path)
+    # a layer's build_config is where Keras builds it, whatever the graph says
+    built = _model(_layer("Dense", "d", units=1000))
+    built["config"]["layers"][1]["build_config"] = {"input_shape": [None, 1_000_000]}
+    path = _write(tmp_path / "built.keras", built, {"model.weights.h5": bytes(64)})
+    with pytest.raises(ArchitectureError, match="declares 1,000,001,000 weights"):
+        read_model_config(path)
+    bad = _model(_layer("Dense", "d", units=-5))
+    path = _write(tmp_path / "bad.keras", bad, {"model.weights.h5": bytes(64)})
+    with pytest.raises(ArchitectureError, match="sizes Keras cannot build"):
+        read_model_config(path)
+
+
+def test_the_weight_count_is_exact_for_every_project_architecture() -> None:
+    import json as _json
+
+    tf = pytest.importorskip("tensorflow")
+    from keras.src.saving.serialization_lib import serialize_keras_object
+
+    from gazelab.models.architectures import ARCHITECTURES, simplified_vgg
+    from gazelab.models.esr import build_esr
+    from gazelab.models.param_count import count_parameters
+
+    models = [ARCHITECTURES[a]((32, 32, 3), 8) for a in ("small_cnn", "six_module_cnn",
+                                                           "mobilenet_v2")]  # fmt: skip
+    models += [simplified_vgg((48, 48, 1), 7), build_esr((32, 32, 1), 8, 2, 3, 0.25)]
+    models.append(tf.keras.Sequential([tf.keras.Input((10,)), tf.keras.layers.Dense(5)]))
+    for m in models:
+        config = _json.loads(_json.dumps(serialize_keras_object(m)))
+        assert count_parameters(config)[0] == m.count_params(), m.name
+
+
+def test_a_load_killed_half_way_leaves_no_copy_behind(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A SIGKILL while a model loads (here during the TensorFlow import) left its private
+    copy (gazelab-model-*) in the temporary folder, one per kill; the next load removes
+    those of processes that are gone, and keeps those of live ones."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    model = _write(tmp_path / "m.keras", _model(_layer("Dense", "d", units=2)),
+                   {"model.weights.h5": bytes(1024)})  # fmt: skip
+    code = (
+        "import sys; from gazelab.models.architectures import load_classifier as f; f(sys.argv[1])"
+    )
+    leftovers = []
+    for _ in range(2):
+        proc = subprocess.Popen([sys.executable, "-c", code, str(model)],
+                                env={**os.environ, "TMPDIR": str(tmp)})  # fmt: skip
+        t_end = time.monotonic() + 60
+        try:
+            while time.monotonic() < t_end and proc.poll() is None:
+                found = [d for d in tmp.glob("gazelab-model-*") if d.name not in leftovers]
+                if found and (found[0] / "model.keras").exists():
+                    break
+                time.sleep(0.01)
+            assert proc.poll() is None, "the load ended before it could be killed"
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait()
+        leftovers += [d.name for d in tmp.glob("gazelab-model-*") if d.name not in leftovers]
+    assert len(leftovers) == 2, leftovers  # what each kill leaves
+    live = tmp / f"gazelab-model-{os.getpid()}-live"
+    live.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    with pytest.raises(ArchitectureError, match="only the .keras format"):
+        load_classifier(_write(tmp_path / "other.h5", _model()))
+    assert sorted(d.name for d in tmp.iterdir()) == [live.name]
