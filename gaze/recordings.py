@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from gazelab.gaze.geometry import DisplayGeometry
+
 
 class RecordingFormatError(ValueError):
     """A recording's text is not in the format its reader expects (message says where)."""
@@ -174,7 +176,8 @@ def parse_eyelink_asc(source: str | Path, eye: str | None = None) -> Recording:
         elif line.startswith("MSG") and "GAZE_COORDS" in line:
             parts = line.split()
             k = parts.index("GAZE_COORDS")
-            screen = (float(parts[k + 3]) + 1.0, float(parts[k + 4]) + 1.0)
+            w, h = (round(float(parts[k + i]) - float(parts[k + i - 2])) for i in (3, 4))
+            screen = (float(w + w % 2), float(h + h % 2))  # "0 0 1023 767" or "... 1920 1080"
     if not math.isfinite(rate):
         raise RecordingFormatError(f"{name}: no SAMPLES line; is this an EyeLink ASC file?")
     if not t:
@@ -310,3 +313,43 @@ def parse_gazepoint_csv(source: str | Path, screen_px: tuple[int, int]) -> Recor
         ta, xa, ya, valid, _runs_to_intervals(ta, np.array(idx, dtype=np.int64)), rate,
         (float(screen_px[0]), float(screen_px[1])), source=name,
     )  # fmt: skip
+
+
+def parse_tx300_tsv(
+    source: str | Path, screen_px: tuple[int, int] = (1920, 1080), eye: str = "L"
+) -> Recording:
+    """One eye of a Tobii TX300 recording as the Tobii SDK writes it (I2MC's examples).
+
+    ``RelTimestamp`` (ms), ``LGazePos2dx`` / ``LGazePos2dy`` (fractions of the screen,
+    times ``screen_px``) and ``LValidity`` (0-1 good) for ``eye="L"``, ``R...`` for the
+    right. Such files carry no events: ``fixations`` is empty.
+    """
+    text, name = _text(source)
+    header, rows = _columns(text, "\t", name)
+    if eye not in ("L", "R"):
+        raise RecordingFormatError(f"{name}: eye {eye!r} must be 'L' or 'R'")
+    it = _pick(header, ("RelTimestamp",), name)
+    ix, iy, iv = (
+        _pick(header, (f"{eye}{c}",), name) for c in ("GazePos2dx", "GazePos2dy", "Validity")
+    )
+    need = max(it, ix, iy, iv)
+    cols = np.array([[_num(r[i]) for i in (it, ix, iy, iv)] for r in rows if len(r) > need])
+    if cols.size == 0:
+        raise RecordingFormatError(f"{name}: holds no gaze samples")
+    t, x, y = cols[:, 0], cols[:, 1] * screen_px[0], cols[:, 2] * screen_px[1]
+    valid = (cols[:, 3] <= 1) & (cols[:, 1] >= -1) & (cols[:, 2] >= -1)
+    valid &= np.isfinite(x) & np.isfinite(y)
+    dt = np.diff(t)
+    rate = 1000.0 / float(np.median(dt[dt > 0])) if np.any(dt > 0) else math.nan
+    return Recording(
+        t, np.where(valid, x, np.nan), np.where(valid, y, np.nan), valid,
+        np.zeros((0, 2)), rate, (float(screen_px[0]), float(screen_px[1])), None, eye, name,
+    )  # fmt: skip
+
+
+def geometry_for(px_per_deg: float, screen_px: tuple[float, float]) -> DisplayGeometry:
+    """A :class:`DisplayGeometry` of ``screen_px`` pixels with ``px_per_deg`` pixels per
+    degree at its centre (1 mm pixels; the viewing distance chosen to match)."""
+    w, h = int(round(screen_px[0])), int(round(screen_px[1]))
+    distance = px_per_deg / (2.0 * math.tan(math.radians(0.5)))
+    return DisplayGeometry(float(w), float(h), (w, h), distance)

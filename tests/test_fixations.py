@@ -169,7 +169,7 @@ def test_every_registered_detector_is_a_settings_choice():
     field = {f.name: f for f in dataclasses.fields(FixationSettings)}["method"]
     assert set(field.metadata["choices"]) == set(DETECTORS)
     assert set(DETECTORS) == {"idt", "ivt", "ivt_filter", "adaptive", "flag"}
-    assert FixationSettings().method == "ivt"  # chosen by benchmarks/bench_fixations.py
+    assert FixationSettings().method == "adaptive"  # chosen by benchmarks/bench_fixations.py
 
 
 def _ivt_loop_reference(t, x, y, valid, *, velocity_deg_s, px_per_deg, window_ms, min_ms):

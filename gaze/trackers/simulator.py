@@ -69,19 +69,148 @@ class GazeSource(Protocol):
     def at(self, t_ms: float) -> GazePoint: ...
 
 
+DRIFT_TAU_MS = 100.0
+"""Default time constant of the simulated drift (ms). A third figure besides RMS-S2S
+and STD fixes it per class: the 20 ms Savitzky–Golay speed during fixations, what the
+velocity detectors see (EyeLink recordings: median about 2 °/s, given by 100 ms; the
+TX300's: about 11 °/s, given by 15 ms)."""
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A tracker's precision during fixations at one sampling rate (Holmqvist et al. 2012).
+
+    ``rms_s2s_deg`` is the RMS of the 2-D sample-to-sample distances, ``std_deg`` the
+    2-D standard deviation ``sqrt(var x + var y)``, both in degrees. Their ratio says
+    how coloured the signal is: white noise has ``rms_s2s = √2 · std``; a filtered
+    signal with drift (EyeLink) has a far smaller ratio (Niehorster et al. 2020).
+    """
+
+    rate_hz: float
+    rms_s2s_deg: float
+    std_deg: float
+    drift_tau_ms: float = DRIFT_TAU_MS
+
+    def components(self) -> tuple[float, float, float]:
+        """``(drift_sd, white_sd, rho)`` per axis (degrees; per-sample coefficient) of the
+        noise model *drift + white*: an Ornstein–Uhlenbeck drift of time constant
+        ``drift_tau_ms`` and independent white noise, which together give this RMS-S2S
+        and STD.
+
+        With ``a = 1 − rho`` and ``rho = exp(−dt / tau)``:
+        ``STD² = 2 (d² + w²)`` and ``RMS-S2S² = 4 w² + 4 a d²``, so
+        ``d² = (2 STD² − RMS²) / (4 (1 − a))``. A ratio of √2 or more is white noise.
+        """
+        rho = math.exp(-1000.0 / self.rate_hz / self.drift_tau_ms)
+        a = 1.0 - rho
+        rms2, std2 = self.rms_s2s_deg**2, self.std_deg**2
+        d2 = max(2.0 * std2 - rms2, 0.0) / (4.0 * (1.0 - a))
+        d2 = min(d2, std2 / 2.0)
+        if d2 < 1e-3 * std2:  # white to within 0.1 %
+            d2 = 0.0
+        w2 = max(std2 / 2.0 - d2, 0.0)
+        return math.sqrt(d2), math.sqrt(w2), rho
+
+
+TRACKER_PRECISION: dict[str, tuple[Precision, ...]] = {
+    # 30-60 Hz consumer trackers (Eye Tribe, Gazepoint GP3): the Eye Tribe's stated
+    # 0.1° RMS and up; white noise of 0.15° STD, gazelab's simulator noise so far.
+    "consumer": (Precision(30.0, 0.2121, 0.15), Precision(60.0, 0.2121, 0.15)),
+    # Remote research trackers at 300 Hz: a Tobii TX300, measured per eye in the
+    # fixations of the I2MC example recordings (medians of 12 eye-recordings: 0.21-0.37°
+    # RMS-S2S, 0.18-0.26° STD; a 15 ms drift gives its fixations' velocity noise).
+    "remote": (Precision(300.0, 0.27, 0.23, 15.0),),
+    # Tower / desktop-mount EyeLink 1000 (head stabilised, heuristic filter 2), measured
+    # in the EFIX fixations of the eyelinker example recordings at each rate.
+    "tower": (
+        Precision(250.0, 0.033, 0.089),
+        Precision(500.0, 0.024, 0.075),
+        Precision(1000.0, 0.0145, 0.074),
+        Precision(2000.0, 0.018, 0.085),
+    ),
+}
+"""Published-style precision (RMS-S2S, STD, degrees) of each tracker class by sampling
+rate; see ``docs/fixations.md`` ("Simulated noise") for how each was obtained."""
+
+
+def precision_at(kind: str, rate_hz: float) -> Precision:
+    """The precision of tracker class ``kind`` at ``rate_hz``: interpolated linearly in
+    log-rate between the measured rates, the nearest one outside them.
+
+    >>> p = precision_at("tower", 1000)
+    >>> (p.rms_s2s_deg, p.std_deg)
+    (0.0145, 0.074)
+    """
+    if kind not in TRACKER_PRECISION:
+        raise ValueError(
+            f"unknown tracker class {kind!r}; choose one of {sorted(TRACKER_PRECISION)}"
+        )
+    table = TRACKER_PRECISION[kind]
+    rates = np.log([p.rate_hz for p in table])
+    r = math.log(max(float(rate_hz), 1e-9))
+    rms = float(np.interp(r, rates, [p.rms_s2s_deg for p in table]))
+    std = float(np.interp(r, rates, [p.std_deg for p in table]))
+    return Precision(float(rate_hz), rms, std, table[0].drift_tau_ms)
+
+
+def tracker_noise(n: int, precision: Precision, rng: np.random.Generator) -> NDArray[np.float64]:
+    """``(n, 2)`` noise in degrees, sampled at ``precision.rate_hz``: per axis an
+    Ornstein–Uhlenbeck drift plus white noise (:meth:`Precision.components`), so both
+    the RMS-S2S and the STD of a fixation match the tracker's (stationary from the
+    first sample on).
+
+    >>> e = tracker_noise(200_000, precision_at("remote", 300), np.random.default_rng(0))
+    >>> rms = np.sqrt(np.mean(np.sum(np.diff(e, axis=0) ** 2, axis=1)))
+    >>> round(float(rms), 2), round(float(np.sqrt(e.var(axis=0).sum())), 2)
+    (0.27, 0.23)
+    """
+    from scipy.signal import lfilter
+
+    d, w, rho = precision.components()
+    out = rng.normal(0.0, w, (n, 2)) if w > 0 else np.zeros((n, 2))
+    if d > 0 and n:
+        inn = rng.normal(0.0, d * math.sqrt(1.0 - rho * rho), (n, 2))
+        inn[0] /= math.sqrt(1.0 - rho * rho)  # start in the stationary distribution
+        out += lfilter([1.0], [1.0, -rho], inn, axis=0)
+    return out
+
+
 @dataclass(frozen=True)
 class ObserverSettings:
-    """Parameters of the synthetic observer (all times in ms, angles in degrees)."""
+    """Parameters of the synthetic observer (all times in ms, angles in degrees).
+
+    The measurement noise has 2-D STD ``noise_deg`` and, when ``noise_rms_s2s_deg`` is
+    set, that sample-to-sample RMS at ``rate_hz`` (drift plus white noise, see
+    :meth:`Precision.components`); unset, it is white. :meth:`like` takes both from the tracker
+    class table :data:`TRACKER_PRECISION`.
+    """
 
     fixation_shape: float = 4.0  # gamma shape; mean duration = shape * scale
     fixation_scale_ms: float = 62.5
     min_fixation_ms: float = 80.0
-    noise_deg: float = 0.15  # RMS sample noise (precision)
+    noise_deg: float = 0.15  # 2-D STD of the sample noise (precision)
+    noise_rms_s2s_deg: float | None = None  # None: white noise (RMS-S2S = √2 noise_deg)
+    rate_hz: float = 60.0  # the rate the noise's RMS-S2S holds at
+    noise_drift_ms: float = DRIFT_TAU_MS  # time constant of the noise's drift
     offset_deg: float = 0.3  # systematic calibration offset (accuracy)
     blink_rate_hz: float = 0.25
     blink_ms: float = 150.0
     lost_probability: float = 0.005
     px_per_deg: float = 52.36  # reference set-up
+
+    @classmethod
+    def like(cls, kind: str, rate_hz: float, **kw: Any) -> ObserverSettings:
+        """Settings whose noise is tracker class ``kind``'s at ``rate_hz``
+        (:func:`precision_at`): ``"consumer"``, ``"remote"`` or ``"tower"``."""
+        p = precision_at(kind, rate_hz)
+        return cls(noise_deg=p.std_deg, noise_rms_s2s_deg=p.rms_s2s_deg, rate_hz=rate_hz,
+                   noise_drift_ms=p.drift_tau_ms, **kw)  # fmt: skip
+
+    def precision(self) -> Precision:
+        """The noise's :class:`Precision` at :attr:`rate_hz`."""
+        rms = self.noise_rms_s2s_deg
+        return Precision(self.rate_hz, math.sqrt(2.0) * self.noise_deg if rms is None else rms,
+                         self.noise_deg, self.noise_drift_ms)  # fmt: skip
 
 
 class SyntheticObserver:
@@ -119,6 +248,25 @@ class SyntheticObserver:
         self._blink_until = -1.0
         self._next_blink = self._draw_blink_gap()
         self.fixations: list[tuple[float, float, float, float]] = []  # onset, offset, x, y
+        drift, white, self._rho = settings.precision().components()
+        self._drift_px, self._white_px = drift * settings.px_per_deg, white * settings.px_per_deg
+        if settings.noise_rms_s2s_deg is None:  # white, the same draws as ever
+            self._white_px = settings.noise_deg * settings.px_per_deg / math.sqrt(2)
+        self._drift: NDArray[np.float64] | None = None
+
+    def _noise_px(self) -> NDArray[np.float64]:
+        """The next sample's measurement noise, px: white, plus a drift when the
+        settings' precision asks for one (:meth:`Precision.components`)."""
+        e = self.rng.normal(0, self._white_px, 2)
+        if self._drift_px <= 0.0:
+            return e
+        rho = self._rho
+        if self._drift is None:
+            self._drift = self.rng.normal(0, self._drift_px, 2)  # stationary start
+        else:
+            step = self.rng.normal(0, self._drift_px * math.sqrt(1 - rho * rho), 2)
+            self._drift = rho * self._drift + step
+        return e + self._drift
 
     def set_priority_map(
         self, priority: NDArray[np.floating] | None, rect: tuple[float, float, float, float]
@@ -202,8 +350,7 @@ class SyntheticObserver:
             else:
                 pos = self._cur
                 fix = t_ms - self._fix_start >= 60.0  # the tracker flags fixations after a delay
-            noise = self.rng.normal(0, self.s.noise_deg * self.s.px_per_deg / math.sqrt(2), 2)
-            x, y = pos + self._offset + noise
+            x, y = pos + self._offset + self._noise_px()
             return GazePoint(float(x), float(y), fix, STATE_OK)
 
 
