@@ -117,11 +117,20 @@ class TransferConfig:
 
 
 def load_transfer_config(path: str | Path) -> TransferConfig:
-    from gazelab.settings import Settings, dataclass_section, read_toml_file
+    from gazelab.settings import Settings, SettingsError, dataclass_section, read_toml_file
 
     p = Path(path)
     text, data = read_toml_file(p, "transfer config")
     tr = dict(data.pop("transfer", {}))
+    missing = [k for k in ("source", "target") if k not in tr]
+    if missing:
+        # A default data set would be trained on in silence: say which one to name instead.
+        example = {"source": '"fer+:/data/FERPlus"', "target": '"ck+:/data/CK+"'}[missing[0]]
+        demo = getattr(TransferSettings, missing[0])
+        raise SettingsError(
+            f"{p}: [transfer] names no {' and no '.join(missing)}; give the data set(s), e.g. "
+            f"{missing[0]} = {example} (the synthetic demo's is {missing[0]} = \"{demo}\")"
+        )
     for key in ("fractions", "strategies"):
         if isinstance(tr.get(key), list):
             tr[key] = tuple(tr[key])

@@ -252,6 +252,13 @@ def read_image(path: Path, *, max_pixels: int | None = None) -> NDArray[np.uint8
                     "stimulus.max_image_megapixels in the settings"
                 )
             im.load()
+            if im.mode.startswith("I;16") or (im.mode == "I" and im.format == "PNG"):
+                return _scale_16_bit(np.asarray(im))
+            if im.mode in ("I", "F"):
+                raise DatasetError(
+                    f"image file {path} holds 32-bit {'integer' if im.mode == 'I' else 'float'} "
+                    "pixels, which gazelab does not read; save it as an 8- or 16-bit image"
+                )
             if im.mode not in ("L", "RGB"):
                 im = im.convert("RGB" if im.mode in ("RGBA", "P", "CMYK") else "L")
             return np.asarray(im, dtype=np.uint8)
@@ -267,6 +274,13 @@ def read_image(path: Path, *, max_pixels: int | None = None) -> NDArray[np.uint8
         if isinstance(exc, DatasetError):
             raise
         raise DatasetError(f"image file {path} cannot be read as an image: {exc}") from exc
+
+
+def _scale_16_bit(pixels: NDArray[Any]) -> NDArray[np.uint8]:
+    """16-bit grey (0-65535) as 8-bit (0-255): ``round(v / 257)``, so 65535 is 255 (PIL's
+    ``convert("L")`` clips every value over 255 to white instead)."""
+    wide = np.clip(pixels.astype(np.float64), 0, 65535)
+    return np.rint(wide / 257.0).astype(np.uint8)
 
 
 def inside_root(root: Path, path: Path) -> Path | None:
