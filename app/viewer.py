@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,24 +304,53 @@ def _table(columns: list[str]) -> QtWidgets.QTableWidget:
     return t
 
 
+def _scrolled(widget: QtWidgets.QWidget) -> QtWidgets.QScrollArea:
+    """``widget`` in a scroll area: on a small screen it scrolls instead of making the
+    window taller than the screen."""
+    area = QtWidgets.QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+    area.setWidget(widget)
+    return area
+
+
 def _fill(table: QtWidgets.QTableWidget, columns: list[str], rows: list[dict[str, Any]]) -> None:
     table.setColumnCount(len(columns))
     table.setHorizontalHeaderLabels(columns)
     table.setRowCount(len(rows))
     for r, row in enumerate(rows):
         for c, col in enumerate(columns):
-            table.setItem(r, c, QtWidgets.QTableWidgetItem(_cell(row.get(col))))
+            table.setItem(r, c, QtWidgets.QTableWidgetItem(_cell(row.get(col), col)))
     table.resizeColumnsToContents()
 
 
-def _cell(v: Any) -> str:
+def _cell(v: Any, column: str = "") -> str:
+    """A table cell: durations (``*_ms``) in whole milliseconds, other numbers to 3
+    decimals, missing values as a dash."""
     if v is None:
         return "–"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, (float, np.floating)):
-        return "–" if not math.isfinite(float(v)) else f"{float(v):.3f}"
+        if not math.isfinite(float(v)):
+            return "–"
+        return f"{float(v):.0f}" if column.endswith("_ms") else f"{float(v):.3f}"
     return str(v)
+
+
+def window_size(available: tuple[int, int]) -> tuple[int, int]:
+    """The viewer's size on a screen whose free area is ``available`` px: all of it but a
+    margin for the frame (it used to open at 1400x900, cut off on 1366x768)."""
+    w, h = available
+    return max(640, w - 16), max(480, h - 40)
+
+
+def split_sizes(width: int, list_px: int = 280) -> list[int]:
+    """Widths of the image list, the picture and the side column (layers over tables) in
+    a window ``width`` px wide: the picture gets at least half."""
+    left = int(min(max(list_px, 0.15 * width), 0.22 * width))
+    centre = max(width // 2, int(0.56 * width))
+    return [left, centre, max(200, width - left - centre)]
 
 
 class ViewerWindow(QtWidgets.QMainWindow):
@@ -428,7 +458,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.addTab(self.metrics, "metrics (this image)")
         self.tabs.addTab(self.aoi_table, "AOIs (this image)")
-        self.tabs.addTab(summary, "summary tables")
+        self.tabs.addTab(_scrolled(summary), "summary tables")
 
         # right: layers
         self.show_image = QtWidgets.QCheckBox("image")
@@ -475,22 +505,21 @@ class ViewerWindow(QtWidgets.QMainWindow):
         rl.addWidget(self.export_button)
         rl.addStretch(1)
 
-        centre = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        top = QtWidgets.QWidget()
+        top = QtWidgets.QWidget()  # the picture, its caption and the replay bar
         tl = QtWidgets.QVBoxLayout(top)
         tl.setContentsMargins(0, 0, 0, 0)
         tl.addWidget(self.plot, 1)
         tl.addWidget(self.caption)
         tl.addLayout(bar)
-        centre.addWidget(top)
-        centre.addWidget(self.tabs)
-        centre.setStretchFactor(0, 3)
-        centre.setStretchFactor(1, 2)
+        side = self.side = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        side.addWidget(_scrolled(right))  # the layers, then the tables under them
+        side.addWidget(self.tabs)
+        side.setStretchFactor(1, 1)
         split = self.split = QtWidgets.QSplitter()
         split.setChildrenCollapsible(False)
         split.addWidget(left)
-        split.addWidget(centre)
-        split.addWidget(right)
+        split.addWidget(top)
+        split.addWidget(side)
         split.setStretchFactor(1, 1)
         self.setCentralWidget(split)
         self.progress = QtWidgets.QProgressBar()
@@ -502,13 +531,30 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.annotator_filter.currentIndexChanged.connect(self._refilter)
         self.disagreement.toggled.connect(self._refilter)
         self.images.currentRowChanged.connect(lambda _row: self._show_current())
-        self.resize(1400, 900)
+        self.fit_to_screen()
+        self.project_dir = Path.cwd()  # where file dialogs open: the project's folder
+        if paths is not None:
+            self.project_dir = Path(paths.store).resolve().parent
 
         self.comparison: Comparison | None = None
         if comparison is not None:
             self.set_comparison(comparison)
         elif paths is not None:
             self.open_project(paths, analysis or AnalysisSettings(), aois)
+
+    def fit_to_screen(self, available: tuple[int, int] | None = None) -> None:
+        """Size the window to the screen's free area (or ``available``) and give the
+        picture at least half of its width."""
+        if available is None:
+            screen = self.screen() or QtWidgets.QApplication.primaryScreen()
+            geo = screen.availableGeometry() if screen is not None else None
+            available = (geo.width(), geo.height()) if geo is not None else (1400, 900)
+            if geo is not None:
+                self.move(geo.topLeft())
+        w, h = window_size(available)
+        self.resize(w, h)
+        self.split.setSizes(split_sizes(w))
+        self.side.setSizes([int(h * 0.42), int(h * 0.58)])
 
     def _slider(self, value: int) -> QtWidgets.QSlider:
         s = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
@@ -687,8 +733,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
                 self.images.setMinimumWidth(widest)
                 sizes = self.split.sizes()
                 extra = widest + 20 - sizes[0]
-                if extra > 0:  # take the room from the picture, not the layer panel
-                    self.split.setSizes([sizes[0] + extra, max(200, sizes[1] - extra), sizes[2]])
+                if extra > 0:  # take the room from the side column: the picture keeps half
+                    self.split.setSizes([sizes[0] + extra, sizes[1], max(200, sizes[2] - extra)])
         row = 0
         if keep and current is not None and current in self.visible:
             row = self.visible.index(current)
@@ -869,10 +915,11 @@ class ViewerWindow(QtWidgets.QMainWindow):
         return p
 
     def _save_aois_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save AOIs", "aois.json",
-                                                        "JSON (*.json)")  # fmt: skip
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Save AOIs", str(self.project_dir / "aois.json"), "JSON (*.json)"
+        )
         if path:
-            self.save_aois(path)
+            self._attempt("save the AOIs", path, lambda: self.save_aois(path))
 
     # -- summary tables ---------------------------------------------------------------------
     def compute_summary(self) -> None:
@@ -941,9 +988,11 @@ class ViewerWindow(QtWidgets.QMainWindow):
         return written
 
     def _export_tables_dialog(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export tables into")
+        folder = QtWidgets.QFileDialog.getExistingDirectory(
+            self, "Export tables into", str(self.project_dir)
+        )
         if folder:
-            self.export_tables(folder)
+            self._attempt("export the tables", folder, lambda: self.export_tables(folder))
 
     # -- export ------------------------------------------------------------------------------
     def export_png(self, path: str | Path, scale: int = 1) -> Path:
@@ -964,10 +1013,27 @@ class ViewerWindow(QtWidgets.QMainWindow):
         if view is None:
             return
         path, _ = QtWidgets.QFileDialog.getSaveFileName(
-            self, "Export view", f"{view.analysis.image_id}_view.png", "PNG (*.png)"
-        )
+            self, "Export view", str(self.project_dir / f"{view.analysis.image_id}_view.png"),
+            "PNG (*.png)",
+        )  # fmt: skip
         if path:
-            self.export_png(path, self.scale)
+            self._attempt("export the PNG", path, lambda: self.export_png(path, self.scale))
+
+    def _attempt(self, what: str, path: str | Path, action: Callable[[], object]) -> bool:
+        """Run a file action from a dialog; a failure (a folder that does not exist, no
+        permission, a full disk) is said in the window, not as a traceback on stderr."""
+        try:
+            action()
+        except (OSError, ValueError, RuntimeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            folder = Path(path).parent
+            hint = "" if folder.is_dir() else f"; the folder {folder} does not exist"
+            message = f"could not {what} to {path}: {why}{hint}"
+            self.status_label.setText(message)
+            if self.show_errors:
+                QtWidgets.QMessageBox.warning(self, "gazelab view", message)
+            return False
+        return True
 
     def closeEvent(self, event: Any) -> None:
         self.timer.stop()

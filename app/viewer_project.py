@@ -46,6 +46,39 @@ CACHE_VERSION = 1
 Progress = Callable[[str, int, int], None]
 
 
+def face_region_name(cx: float, cy: float, rx: float) -> str:
+    """The facial feature at a diagonal region's centre ``(cx, cy)`` with horizontal radius
+    ``rx``, all as fractions of the image's width and height, in an aligned frontal face
+    (the image sets' faces: eyes at about 0.4 of the height, the nose at 0.5, the mouth at
+    0.7). Sides are as seen in the image."""
+    if cy < 0.33:
+        return "brows"
+    if cy < 0.48:
+        if rx >= 0.15 and abs(cx - 0.5) < 0.1:
+            return "eyes"
+        return "left eye" if cx < 0.5 else "right eye"
+    if cy < 0.6:
+        return "nose"
+    return "mouth"
+
+
+def face_region_names(aois: list[AOI], shape: tuple[int, int]) -> list[AOI]:
+    """The diagnostic regions' AOIs named by their feature (:func:`face_region_name`)
+    instead of ``region 1, 2, ...``; a name that comes twice gets a number."""
+    h, w = shape
+    out: list[AOI] = []
+    seen: dict[str, int] = {}
+    for a in aois:
+        if a.shape != "ellipse":
+            out.append(a)
+            continue
+        (cx, cy), (rx, _ry), _ = a.coords
+        name = face_region_name(cx / w, cy / h, rx / w)
+        seen[name] = seen.get(name, 0) + 1
+        out.append(AOI(name if seen[name] == 1 else f"{name} {seen[name]}", a.shape, a.coords))
+    return out
+
+
 @dataclass(frozen=True)
 class TrialRef:
     """One annotator's trial on an image."""
@@ -282,7 +315,7 @@ class ViewerProject:
         if entry.image_id in self.aoi_file:
             return list(self.aoi_file[entry.image_id])
         r = self.regions(entry)
-        return aois_from_regions(r) if r is not None else []
+        return face_region_names(aois_from_regions(r), r.shape[:2]) if r is not None else []
 
     # -- data quality -----------------------------------------------------------------------
     def quality_rows(self) -> list[dict[str, Any]]:

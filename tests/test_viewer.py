@@ -301,7 +301,10 @@ def test_viewer_aoi_drawn_statistics_and_saved(qtbot, gaze_root, tmp_path, monke
     assert im is not None
     # the synthetic faces' diagnostic regions are the default AOIs
     view = win.current_view()
-    assert view is not None and view.aois and all(a.name.startswith("region") for a in view.aois)
+    assert view is not None and view.aois
+    names = [a.name for a in view.aois]  # named by the feature they cover
+    assert set(names) <= {"brows", "eyes", "left eye", "right eye", "nose", "mouth"}, names
+    assert "mouth" in names and len(set(names)) == len(names)
     win.add_aoi(AOI.ellipse("upper left", (20, 20), (10, 10)))
     qtbot.waitUntil(lambda: win.current_view() is not None, timeout=60_000)
     rows = {(r["aoi"], r["annotator"]): r for r in win.current_view().aoi_rows}
@@ -312,6 +315,14 @@ def test_viewer_aoi_drawn_statistics_and_saved(qtbot, gaze_root, tmp_path, monke
     assert b["fixations"] == 0 and math.isnan(b["ttff_ms"]) and b["dwell_ms"] == 0
     assert math.isnan(a["relevance_share"])  # no model
     assert win.aoi_table.rowCount() == 2 * len(win.current_view().aois)
+    cols = [
+        win.aoi_table.horizontalHeaderItem(c).text() for c in range(win.aoi_table.columnCount())
+    ]
+    shown = {(win.aoi_table.item(r, 0).text(), win.aoi_table.item(r, 1).text()):
+             win.aoi_table.item(r, cols.index("dwell_ms")).text()
+             for r in range(win.aoi_table.rowCount())}  # fmt: skip
+    assert shown[("upper left", "A")] == f"{FIX_MS:.0f}" == "283"  # whole ms, no decimals
+    assert win.aoi_table.item(0, cols.index("dwell_share")).text().count(".") == 1
     png = np.asarray(Image.open(win.export_png(SHOTS / "viewer_aoi_export.png", 4)))
     assert (png[20 * 4, 30 * 4, :3] == 255).all()  # the AOI's white outline at x = 30
     win.grab().save(str(SHOTS / "viewer_aoi.png"))
@@ -412,4 +423,55 @@ def test_an_image_that_cannot_be_computed_is_named_not_waited_for(qtbot, gaze_ro
     win = _gaze_only_window(qtbot, root, tmp_path, monkeypatch)  # settles, no error box
     assert src.ids[0] in win.failed_images and win.current() is None
     assert "cannot be shown" in win.caption.text() and "unreadable" in win.caption.text()
+    win.close()
+
+
+def test_viewer_fits_the_screen_and_gives_the_picture_half(
+    qtbot, gaze_root, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from gazelab.app.viewer import split_sizes, window_size
+
+    assert window_size((1366, 728)) == (1350, 688)  # a 1366x768 screen less its panel
+    for width in (1350, 1904):
+        left, centre, right = split_sizes(width)
+        assert centre >= width / 2 and left >= 200 and right >= 200
+        assert left + centre + right == width
+    root, _, _ = gaze_root
+    win = _gaze_only_window(qtbot, root, tmp_path, monkeypatch)
+    win.fit_to_screen((1366, 728))
+    qtbot.wait(50)
+    assert (win.width(), win.height()) == (1350, 688)
+    assert win.plot.width() >= win.width() / 2 - 20  # the picture: at least half the window
+    assert win.plot.height() >= 0.75 * win.height()
+    win.grab().save(str(SHOTS / "viewer_1366x768.png"))
+    win.close()
+
+
+def test_viewer_says_in_the_window_when_an_export_fails(
+    qtbot, gaze_root, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from PySide6 import QtWidgets
+
+    root, _, _ = gaze_root
+    win = _gaze_only_window(qtbot, root, tmp_path, monkeypatch)
+    asked: list[str] = []
+    warned: list[str] = []
+    missing = tmp_path / "no" / "such" / "folder" / "view.png"
+
+    def save_name(parent, title, start, filters):  # type: ignore[no-untyped-def]
+        asked.append(start)
+        return str(missing), filters
+
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", save_name)
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda *a: warned.append(a[2]))
+    win._export_dialog()  # used to print a traceback on stderr and say nothing
+    assert not missing.exists()
+    (message,) = warned
+    assert str(missing) in message and "does not exist" in message
+    assert message == win.status_label.text()
+    win._save_aois_dialog()
+    assert len(warned) == 2 and "could not save the AOIs" in warned[1]
+    # the file dialogs open in the project's folder, not the current directory
+    assert [Path(a).parent for a in asked] == [root.resolve(), root.resolve()]
+    assert Path(asked[0]).name.endswith("_view.png") and Path(asked[1]).name == "aois.json"
     win.close()
