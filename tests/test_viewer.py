@@ -475,3 +475,32 @@ def test_viewer_says_in_the_window_when_an_export_fails(
     assert [Path(a).parent for a in asked] == [root.resolve(), root.resolve()]
     assert Path(asked[0]).name.endswith("_view.png") and Path(asked[1]).name == "aois.json"
     win.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [(1920, 1080), (1366, 768)])
+def test_viewer_on_a_real_screen(gaze_root, tmp_path, size) -> None:  # type: ignore[no-untyped-def]
+    """``gazelab view`` in Xvfb + openbox: the whole window, frame included, is on the screen."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.xserver import x_screen
+
+    root, _, _ = gaze_root
+    w, h = size
+    log = tmp_path / "view.log"
+    with x_screen(w, h, tmp_path, f"viewer_{w}x{h}") as x:
+        proc = subprocess.Popen([sys.executable, "-m", "gazelab.app.cli", "view", "--store",
+                                 str(root / "project.sqlite")], env=x.env, stdout=log.open("w"),
+                                stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            wid = x.wait_window("gaze vs saliency", proc=proc)
+            time.sleep(3.0)  # the first image computed and drawn
+            x.shot("window", tmp_path)
+            gx, gy, gw, gh = x.geometry(wid)
+            assert gx >= 0 and gy >= 0 and gx + gw <= w and gy + gh <= h, (gx, gy, gw, gh)
+            assert gw >= w - 40 and gh >= h - 80  # it fills the screen
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
