@@ -235,6 +235,15 @@ def test_default_settings_on_a_real_1920x1080_screen(tmp_path: Path) -> None:
         assert screen["size_source"] == "operator" and screen["reported_mm"] == [508.0, 286.0]
         remembered = Path(x.env["XDG_CONFIG_HOME"]) / "gazelab" / "screens.json"
         assert "1920x1080" in remembered.read_text()
+        import json
+
+        from gazelab.annotation.bids import export_session
+
+        with SessionStore(store) as st:  # the BIDS sidecar says what was shown too
+            sidecar = json.loads(export_session(st, 1, tmp_path / "bids")["gaze_json"].read_text())
+        assert sidecar["ScreenResolution"] == [1920, 1080]
+        assert sidecar["StimulusSquarePixels"] == 1020
+        assert math.hypot(*sidecar["ScreenSize"]) * 1000 / 25.4 == pytest.approx(23.8, abs=0.01)
 
         # the same screen resumes the session (it was refused before)
         proc = _annotate(x, store, "--participant", "P01", "--resume", "1", "--tracker", "sim",
