@@ -50,6 +50,9 @@ __all__ = ["Heard", "VoiceProblem", "VoiceWorker", "answer_wav_path"]
 POLL_S = 0.02
 """How often the child reads the microphone (the end-pointer's latency floor)."""
 
+REOPEN_TRIES = 3
+"""A microphone stream that stops by itself is opened again this often in a row."""
+
 
 @dataclass(frozen=True)
 class Heard:
@@ -222,6 +225,7 @@ class _Listener:
         self.detector = UtteranceDetector()
         self.trial: int | None = None
         self.keep = True
+        self.reopened = 0  # stream restarts without a good read in between
 
     def run(self) -> None:
         try:
@@ -264,10 +268,30 @@ class _Listener:
         try:
             audio = self.mic.read()
         except SpeechError as exc:
-            self.conn.send(("problem", str(exc), True))
-            raise EOFError from exc
+            self._reopen(exc)
+            return
+        self.reopened = 0
         if self.trial is not None:
             self._hear(audio)
+
+    def _reopen(self, exc: SpeechError) -> None:
+        """The stream stopped by itself (an audio-server hiccup): open it again, a few times
+        in a row at most; then the voice is gone and the session goes on with keys."""
+        assert self.mic is not None
+        for _ in range(REOPEN_TRIES):
+            time.sleep(0.2)
+            try:
+                self.mic.start()
+            except SpeechError:
+                continue
+            self.reopened += 1
+            if self.reopened <= REOPEN_TRIES:
+                self.detector.reset()
+                self.conn.send(("problem", f"{exc}; the microphone was opened again", False))
+                return
+            break
+        self.conn.send(("problem", f"{exc}; give labels with the keys 0–7", True))
+        raise EOFError from exc
 
     def _hear(self, audio: NDArray[np.int16]) -> None:
         for utterance in self.detector.feed(audio):

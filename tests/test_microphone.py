@@ -19,25 +19,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from gazelab.annotation.store import SessionStore
+from gazelab.tests.pulse_server import PulseUnavailable, missing_packages, private_pulseaudio
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = {"pulseaudio": "pulseaudio", "paplay": "pulseaudio-utils", "pactl": "pulseaudio-utils"}
 
 
 def _need_pulseaudio() -> None:
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.skip("the PulseAudio microphone path needs root and apt (scripts/bootstrap.sh "
                     "installs pulseaudio there); not root or no apt-get here")  # fmt: skip
-    missing = sorted({pkg for exe, pkg in PACKAGES.items() if shutil.which(exe) is None})
+    missing = missing_packages()
     if missing:
         pytest.fail(f"missing Debian packages {missing}: run 'make test' (scripts/bootstrap.sh"
                     " installs them as root)")  # fmt: skip
@@ -48,46 +46,11 @@ def pulse(tmp_path):  # type: ignore[no-untyped-def]
     """A private PulseAudio server with a null sink as default sink and its monitor as
     default source; yields the environment that reaches it."""
     _need_pulseaudio()
-    home = tmp_path / "home"
-    run = home / "pulse"
-    run.mkdir(parents=True)
-    (home / ".asoundrc").write_text("pcm.!default { type pulse }\nctl.!default { type pulse }\n")
-    sock = run / "native"
-    env = {
-        **os.environ,
-        "HOME": str(home),
-        "XDG_RUNTIME_DIR": str(home),
-        "PULSE_RUNTIME_PATH": str(run),
-        "PULSE_SERVER": f"unix:{sock}",
-    }
-    log = (tmp_path / "pulseaudio.log").open("w")
-    server = subprocess.Popen(
-        ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disable-shm=yes",
-         "--use-pid-file=no", "--log-target=stderr",
-         "-L", f"module-native-protocol-unix socket={sock} auth-anonymous=1",
-         "-L", "module-null-sink sink_name=gazelab_sink rate=16000 channels=1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
     try:
-        deadline = time.monotonic() + 10.0
-        while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"PulseAudio did not start: {(tmp_path / 'pulseaudio.log').read_text()}"
-                )
-            time.sleep(0.1)
-        for cmd in (["set-default-sink", "gazelab_sink"],
-                    ["set-default-source", "gazelab_sink.monitor"]):  # fmt: skip
-            subprocess.run(["pactl", *cmd], env=env, check=True)
-        yield env
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        with private_pulseaudio(tmp_path) as env:
+            yield env
+    except PulseUnavailable as exc:
+        pytest.fail(str(exc))
 
 
 def _spoken(word: str, out: Path) -> Path:
@@ -162,3 +125,48 @@ def test_spoken_answer_through_pulseaudio_is_stored_as_the_label_with_its_wav(pu
         assert audio_file.is_file() and audio_file.parent == store.audio_dir
     recorded, rate = read_wav(audio_file)
     assert rate == 16000 and recorded.size == int(round(out["seconds"] * 16000))
+
+
+SOAK_WORDS = {1: "neutral", 2: "happy", 3: "surprise", 4: "disgust"}
+"""The label said at trials 1-4; each is said again at trials 50, 100, 150 and the last."""
+
+
+@pytest.mark.slow
+def test_a_200_trial_session_holds_one_capture_stream_and_hears_every_answer_as_at_trial_1(
+    pulse, tmp_path
+):  # type: ignore[no-untyped-def]
+    """The whole session's microphone path: the window records the default source of a real
+    audio server for 200 trials; the same WAVs played at trials 1-4 and again late in the
+    session are heard as the same labels, and the server never holds more than one
+    capture stream (it held n streams at trial n, and the app died within 30 trials)."""
+    wavs = {w: _spoken(w, tmp_path / f"{w}.wav") for w in set(SOAK_WORDS.values())}
+    n = 200
+    speak = dict(SOAK_WORDS)
+    for start in (50, 100, 150, n - 3):
+        speak.update({start + i: w for i, w in enumerate(SOAK_WORDS.values())})
+    plan = ",".join(f"{t}:{wavs[w]}" for t, w in sorted(speak.items()))
+    done = subprocess.run(
+        [sys.executable, "-m", "gazelab.tests.voice_soak", "--trials", str(n), "--store",
+         str(tmp_path / "soak.sqlite"), "--speak", plan, "--report-every", "50"],
+        env={**pulse, "QT_QPA_PLATFORM": "offscreen"}, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    summary = rows[-1]
+    heard = {int(t): label for t, label in summary["heard"].items()}
+    assert heard == speak, (heard, done.stderr[-2000:])
+    assert summary["voice"] is True and summary["max_streams"] == 1
+    assert summary["streams_during"] == 1
+    reports = rows[:-1]
+    assert [r["trial"] for r in reports] == [50, 100, 150, 200]
+    assert all(r["streams"] == 1 for r in reports)
+    with SessionStore(tmp_path / "soak.sqlite") as store:
+        (rec,) = store.sessions()
+        labels = {lab.trial_index: lab for lab in store.labels(rec.id)}
+        assert len(labels) == n
+        for trial, word in speak.items():
+            assert (labels[trial - 1].label, labels[trial - 1].source) == (word, "voice")
+        audio = store.audio(rec.id)
+        assert len(audio) == len(speak) and all(Path(a["path"]).is_file() for a in audio)
+        assert all(a["label_id"] is not None for a in audio)
