@@ -35,6 +35,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_annotation": ["--trials", "20", "--ingest-s", "5"],
     "bench_compare": ["--n", "8", "--annotators", "2"],
     "bench_esr": ["--n", "640", "--epochs", "2", "--size", "24"],
+    "bench_fixations": ["--minutes", "2", "--idt-minutes", "0.5"],
     "bench_mask_leak": ["--n", "800", "--trainer-epochs", "3"],
     "bench_pruning": ["--n", "1000", "--epochs", "4"],
     "bench_saliency": ["--n", "64"],

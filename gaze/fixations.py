@@ -153,19 +153,24 @@ def run_bounds(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.i
 
 
 def sample_period_ms(t: NDArray[np.float64]) -> float:
-    """Median positive step of ``t`` (ms); NaN with fewer than two distinct times."""
+    """Median positive step of ``t`` (ms); NaN with fewer than two distinct times.
+    Long series use 100 000 evenly spaced steps."""
     dt = np.diff(t)
+    if dt.size > 100_000:
+        dt = dt[:: dt.size // 100_000]
     dt = dt[dt > 0]
     return float(np.median(dt)) if dt.size else math.nan
 
 
-def contiguous(t: NDArray[np.float64], valid: NDArray[np.bool_]) -> NDArray[np.bool_]:
+def contiguous(
+    t: NDArray[np.float64], valid: NDArray[np.bool_], period_ms: float | None = None
+) -> NDArray[np.bool_]:
     """``(N-1,)`` bool: step ``k -> k+1`` joins two valid samples with no gap in time
-    (``0 < dt <= MAX_STEP_PERIODS`` periods)."""
+    (``0 < dt <= MAX_STEP_PERIODS`` periods; ``period_ms`` default the median step)."""
     if t.size < 2:
         return np.zeros(0, dtype=bool)
     dt = np.diff(t)
-    period = sample_period_ms(t)
+    period = sample_period_ms(t) if period_ms is None else period_ms
     limit = MAX_STEP_PERIODS * period if math.isfinite(period) else math.inf
     return valid[:-1] & valid[1:] & (dt > 0) & (dt <= limit)
 
@@ -192,13 +197,15 @@ def savgol_velocity(
     ``window_ms`` over the median sample period, rounded to an odd number ≥ 3.
 
     Vectorised: one correlation with the window's coefficients for all interior
-    samples; the ends are two small fits per stretch (a loop over gaps, not samples).
+    samples, and one matrix product per kind of stretch end (no loop over samples or
+    stretches). The window assumes the median sample period throughout.
 
     Returns
     -------
     (N,) float64, °/s (``inf`` where no velocity exists).
     """
     t = np.asarray(t, dtype=np.float64)
+    valid = np.asarray(valid, dtype=bool)
     n = t.size
     v = np.full(n, np.inf)
     if n < 2:
@@ -208,56 +215,75 @@ def savgol_velocity(
         return v
     w = max(3, int(round(window_ms / period)) | 1)
     half = w // 2
-    step_ok = contiguous(t, valid)
-    # a stretch: consecutive samples joined by good steps; split where a step is bad
-    cut = np.flatnonzero(~step_ok) + 1
-    seg_id = np.zeros(n, dtype=np.int64)
-    seg_id[cut] = 1
-    seg_id = np.cumsum(seg_id)
+    step_ok = contiguous(t, valid, period)
+    cut = np.flatnonzero(~step_ok) + 1  # stretches: runs of samples joined by good steps
     first = np.r_[0, cut]
-    last = np.r_[cut, n] - 1
-    pos = np.arange(n) - first[seg_id]  # index within the stretch
-    length = (last - first + 1)[seg_id]
-    xx = np.where(valid, x, 0.0)
-    yy = np.where(valid, y, 0.0)
-    coef = savgol_coeffs(w, 2, deriv=1, delta=period, use="dot")
-    inner = (pos >= half) & (length - 1 - pos >= half)
-    if n >= w:
+    size = np.r_[cut, n] - first
+    keep = (size >= 2) & valid[first]
+    first, size = first[keep], size[keep]
+    xx = np.asarray(x, dtype=np.float64)
+    yy = np.asarray(y, dtype=np.float64)
+    if not valid.all():
+        xx, yy = np.where(valid, xx, 0.0), np.where(valid, yy, 0.0)
+    if n >= w:  # interior: one correlation; the ends are overwritten below
+        coef = savgol_coeffs(w, 2, deriv=1, delta=period, use="dot")
         vx = np.correlate(xx, coef, mode="valid")
         vy = np.correlate(yy, coef, mode="valid")
-        idx = np.flatnonzero(inner)
-        v[idx] = np.hypot(vx[idx - half], vy[idx - half])
-    for a, b in zip(first.tolist(), last.tolist(), strict=True):
-        size = b - a + 1
-        if size < 2 or not valid[a]:
-            continue
-        if size <= w:  # short stretch: one fit to all of it
-            _fit_slopes(v, t, xx, yy, a, b, range(a, b + 1))
-        else:  # the ends: the first and last window's fit (savgol_filter's mode="interp")
-            _fit_slopes(v, t, xx, yy, a, a + w - 1, range(a, a + half))
-            _fit_slopes(v, t, xx, yy, b - w + 1, b, range(b - half + 1, b + 1))
+        v[half : n - half] = np.hypot(vx, vy)
+    v[:half] = np.inf
+    v[n - half :] = np.inf
+    single = np.ones(n, dtype=bool)  # samples in no stretch of 2 or more
+    single[_ranges(first, size)] = False
+    v[single] = np.inf
+    long_ = size > w
+    d = _slope_matrix(w, period)  # (w, w): row j = derivative at sample j of the window
+    for starts, rows, at in (
+        (first[long_], d[:half], 0),  # a stretch's first half window: its first fit
+        (first[long_] + size[long_] - w, d[w - half :], w - half),  # the last half window
+    ):
+        _apply_fit(v, xx, yy, starts, w, rows, at)
+    for m in np.unique(size[~long_]).tolist():  # short stretches: one fit to all of each
+        starts = first[~long_][size[~long_] == m]
+        _apply_fit(v, xx, yy, starts, m, _slope_matrix(m, period), 0)
     return v * (1000.0 / px_per_deg)
 
 
-def _fit_slopes(
+def _ranges(starts: NDArray[np.int64], sizes: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The indices ``start .. start + size - 1`` of every range, concatenated."""
+    if starts.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    offs = np.repeat(starts - np.r_[0, np.cumsum(sizes)[:-1]], sizes)
+    return np.arange(int(sizes.sum()), dtype=np.int64) + offs
+
+
+def _slope_matrix(m: int, period: float) -> NDArray[np.float64]:
+    """``(m, m)``: row ``j`` gives the slope at sample ``j`` of the least-squares parabola
+    (a line for 2 samples) through ``m`` samples ``period`` apart, as weights."""
+    tau = np.arange(m, dtype=np.float64) * period
+    deg = 2 if m >= 3 else 1
+    p = np.linalg.pinv(np.vander(tau, deg + 1, increasing=True))  # (deg+1, m)
+    rows = np.repeat(p[1][None, :], m, axis=0)
+    if deg == 2:
+        rows += 2.0 * tau[:, None] * p[2][None, :]
+    return rows
+
+
+def _apply_fit(
     v: NDArray[np.float64],
-    t: NDArray[np.float64],
     x: NDArray[np.float64],
     y: NDArray[np.float64],
-    a: int,
-    b: int,
-    at: range,
+    starts: NDArray[np.int64],
+    m: int,
+    rows: NDArray[np.float64],
+    at: int,
 ) -> None:
-    """Speed (px/ms) at rows ``at`` from the parabola (chord, for 2 samples) fitted to
-    rows ``a..b``; written into ``v``."""
-    tt = t[a : b + 1] - t[a]
-    deg = 2 if b - a >= 2 else 1
-    cx = np.polyfit(tt, x[a : b + 1], deg)
-    cy = np.polyfit(tt, y[a : b + 1], deg)
-    tau = t[list(at)] - t[a]
-    dx = np.polyval(np.polyder(cx), tau)
-    dy = np.polyval(np.polyder(cy), tau)
-    v[list(at)] = np.hypot(dx, dy)
+    """For windows of ``m`` samples from each of ``starts``: speeds (px/ms) by the weight
+    ``rows`` into ``v`` at window samples ``at, at + 1, ...``. One matrix product."""
+    if starts.size == 0:
+        return
+    idx = starts[:, None] + np.arange(m)
+    out = starts[:, None] + at + np.arange(rows.shape[0])
+    v[out] = np.hypot(x[idx] @ rows.T, y[idx] @ rows.T)
 
 
 def fill_gaps(
@@ -304,6 +330,38 @@ def slow_segments(
     return np.stack([first, last], axis=1).astype(np.int64)
 
 
+def segment_sums(
+    segs: NDArray[np.int64],
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    valid: NDArray[np.bool_],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+    """Sums of x and y over the valid samples of each inclusive row range, and their
+    count. Ranges in order without overlap (what detectors return) take one
+    ``np.add.reduceat``; others cumulative sums."""
+    segs = np.asarray(segs, dtype=np.int64).reshape(-1, 2)
+    ok = np.asarray(valid, dtype=bool)
+    a, b = segs[:, 0], segs[:, 1] + 1
+    if len(segs) == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+    all_ok = bool(ok.all())
+    xs = x if all_ok else np.where(ok, x, 0.0)
+    ys = y if all_ok else np.where(ok, y, 0.0)
+    if np.all(a[1:] >= b[:-1]) and np.all(b > a):
+        idx = np.stack([a, b], axis=1).ravel()
+        pad = idx[-1] >= len(xs)
+        if pad:
+            xs, ys, ok = np.r_[xs, 0.0], np.r_[ys, 0.0], np.r_[ok, False]
+        sx = np.add.reduceat(xs, idx)[::2]
+        sy = np.add.reduceat(ys, idx)[::2]
+        cnt = (b - a) if all_ok else np.add.reduceat(ok.astype(np.int64), idx)[::2]
+        return sx, sy, cnt.astype(np.int64)
+    cx = np.r_[0.0, np.cumsum(xs)]
+    cy = np.r_[0.0, np.cumsum(ys)]
+    cn = np.r_[0, np.cumsum(ok)]
+    return cx[b] - cx[a], cy[b] - cy[a], (cn[b] - cn[a]).astype(np.int64)
+
+
 def segment_centroids(
     segs: NDArray[np.int64],
     x: NDArray[np.float64],
@@ -311,15 +369,9 @@ def segment_centroids(
     valid: NDArray[np.bool_],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Mean x and y of the valid samples of each inclusive row range (NaN if none)."""
-    segs = np.asarray(segs, dtype=np.int64).reshape(-1, 2)
-    ok = np.asarray(valid, dtype=bool)
-    cx = np.r_[0.0, np.cumsum(np.where(ok, x, 0.0))]
-    cy = np.r_[0.0, np.cumsum(np.where(ok, y, 0.0))]
-    cn = np.r_[0, np.cumsum(ok)]
-    a, b = segs[:, 0], segs[:, 1] + 1
-    n = (cn[b] - cn[a]).astype(np.float64)
+    sx, sy, n = segment_sums(segs, x, y, valid)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (cx[b] - cx[a]) / n, (cy[b] - cy[a]) / n
+        return sx / n, sy / n
 
 
 def merge_segments(
@@ -337,36 +389,28 @@ def merge_segments(
     apart — Tobii's "merge adjacent fixations" (Olsen 2012). In time order, against the
     fixation as merged so far, so a slow drift does not chain many pieces into one.
 
-    Centroids come from cumulative sums (no pass over samples); the loop is over
-    fixations only.
+    Centroids come from per-fixation sums (no pass over samples in the loop); the loop
+    is over fixations only.
     """
     segs = np.asarray(segs, dtype=np.int64).reshape(-1, 2)
     if max_gap_ms <= 0 or len(segs) < 2:
         return segs
-    ok = np.asarray(valid, dtype=bool)
-    cx = np.r_[0.0, np.cumsum(np.where(ok, x, 0.0))]
-    cy = np.r_[0.0, np.cumsum(np.where(ok, y, 0.0))]
-    cn = np.r_[0, np.cumsum(ok)]
-    first, last = segs[:, 0].tolist(), (segs[:, 1] + 1).tolist()
+    sx, sy, sn = (v.tolist() for v in segment_sums(segs, x, y, valid))
+    first, last = segs[:, 0].tolist(), segs[:, 1].tolist()
     tf, tl = t[segs[:, 0]].tolist(), t[segs[:, 1]].tolist()
+    lim2 = max_dist_px * max_dist_px
     out = [[first[0], last[0]]]
-    end_t = tl[0]
+    ax, ay, an, end_t = sx[0], sy[0], sn[0], tl[0]
     for i in range(1, len(first)):
-        a, b = out[-1]
-        if tf[i] - end_t <= max_gap_ms:
-            n0, n1 = cn[b] - cn[a], cn[last[i]] - cn[first[i]]
-            if n0 and n1:
-                dx = (cx[b] - cx[a]) / n0 - (cx[last[i]] - cx[first[i]]) / n1
-                dy = (cy[b] - cy[a]) / n0 - (cy[last[i]] - cy[first[i]]) / n1
-                if dx * dx + dy * dy <= max_dist_px * max_dist_px:
-                    out[-1][1] = last[i]
-                    end_t = tl[i]
-                    continue
+        if tf[i] - end_t <= max_gap_ms and an and sn[i]:
+            dx, dy = ax / an - sx[i] / sn[i], ay / an - sy[i] / sn[i]
+            if dx * dx + dy * dy <= lim2:
+                out[-1][1] = last[i]
+                ax, ay, an, end_t = ax + sx[i], ay + sy[i], an + sn[i], tl[i]
+                continue
         out.append([first[i], last[i]])
-        end_t = tl[i]
-    res = np.array(out, dtype=np.int64)
-    res[:, 1] -= 1
-    return res
+        ax, ay, an, end_t = sx[i], sy[i], sn[i], tl[i]
+    return np.array(out, dtype=np.int64)
 
 
 def long_enough(

@@ -60,6 +60,7 @@ def adaptive_threshold(v: NDArray[np.float64], start_deg_s: float = START_PEAK_D
     rather than the paper's mean and SD: below 500 Hz a saccade's flanks are a fair
     share of the samples under ``PT`` and inflate an SD until ``PT`` runs away (median
     estimates of the noise are Engbert & Kliegl's 2003 choice for the same reason).
+    Long series use about 100 000 evenly spaced velocities.
 
     >>> rng = np.random.default_rng(0)
     >>> v = np.abs(rng.normal(0, 5, 10_000))  # fixation noise only
@@ -68,6 +69,8 @@ def adaptive_threshold(v: NDArray[np.float64], start_deg_s: float = START_PEAK_D
     """
     v = np.asarray(v, dtype=np.float64)
     v = v[np.isfinite(v)]
+    if v.size > 200_000:  # the noise's median and MAD need no more than this
+        v = v[:: v.size // 100_000]
     pt, m, sd = start_deg_s, 0.0, 0.0
     for _ in range(100):
         below = v[v < pt]
