@@ -159,6 +159,14 @@ def _session(store: Path, sid: int) -> tuple[Settings, list[dict]]:
         return Settings.from_toml(st.session(sid).settings_toml), st.events(sid)
 
 
+def _event_kinds(store: Path, sid: int) -> list[str]:
+    try:
+        with SessionStore(store) as st:
+            return [e["kind"] for e in st.events(sid)]
+    except Exception:  # the store is being written
+        return []
+
+
 def _labels(store: Path, sid: int) -> int:
     try:
         with SessionStore(store) as st:
@@ -179,7 +187,7 @@ def test_default_settings_on_a_real_1920x1080_screen(tmp_path: Path) -> None:
     store, log = tmp_path / "s.sqlite", tmp_path / "annotate.log"
     with x_screen(1920, 1080, tmp_path, "1920x1080") as x:
         proc = _annotate(x, store, "--participant", "P01", "--images", "synthetic:2:1:64",
-                         "--tracker", "sim", log=log)  # fmt: skip
+                         "--tracker", "sim", "--experimenter-view", log=log)  # fmt: skip
         dlg = x.wait_window("new annotation session", proc=proc)
         x.activate(dlg)
         x.shot("01_setup_asks_the_diagonal", tmp_path)
@@ -215,7 +223,15 @@ def test_default_settings_on_a_real_1920x1080_screen(tmp_path: Path) -> None:
         x.shot("06_validation_result", tmp_path)
         with SessionStore(store) as st:
             (v,) = st.validation_qualities(1)
-        x.key("space" if v["passed"] else "o")
+        view = x.wait_window("experimenter view", proc=proc)  # one screen: beside it
+        x.activate(view)
+        time.sleep(0.5)
+        x.shot("06b_operator_view_validation_plot", tmp_path)
+        x.key("space" if v["passed"] else "o")  # typed in the operator's view: it acts
+        x.until(lambda: "image" in _event_kinds(store, 1), 20, "the trials to start")
+        time.sleep(0.3)
+        x.shot("06c_operator_view_trials", tmp_path)
+        x.activate(win)
         time.sleep(1.6)  # blank, cross, blank: the first image
         x.shot("07_first_image", tmp_path)
         x.key("5")
