@@ -23,6 +23,7 @@ the start of the next one.
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import hashlib
 import json
@@ -119,8 +120,20 @@ def export_session(store: SessionStore, session_id: int, out_dir: str | Path) ->
     except OSError as exc:
         raise BidsExportError(
             f"cannot write the export of session {session_id} to {out}: "
-            f"{exc.strerror or exc}; free space (or fix permissions) and run the export again"
+            f"{exc.strerror or exc}; {_os_advice(exc, out)}, then run the export again"
         ) from exc
+
+
+def _os_advice(exc: OSError, out: Path) -> str:
+    """What to do about a failed write, by its cause (a missing folder is not a full disk)."""
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return (f"a folder on the way to {out} cannot be made or is a file: give "
+                "another --out")  # fmt: skip
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "fix the folder's permissions (or give another --out)"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free some space"
+    return "check the output folder (free space, permissions)"
 
 
 def read_marker(out_dir: str | Path) -> dict[str, Any]:

@@ -99,7 +99,10 @@ class SessionConfig:
                 f"participant {p!r}: use letters, digits, '-' or '_' only (a pseudonym,"
                 " never a real name)"
             )
-        if self.store.suffix not in (".sqlite", ".db"):
+        if self.store.is_dir():
+            out.append(f"store {self.store} is a folder: give a file in it, e.g. "
+                       f"{self.store / 'study.sqlite'}")  # fmt: skip
+        elif self.store.suffix not in (".sqlite", ".db"):
             out.append(f"store {self.store}: name it *.sqlite")
         if not self.store.parent.exists():
             out.append(f"store folder {self.store.parent} does not exist")

@@ -838,7 +838,13 @@ class SessionStore:
             sql += " AND phase = ?"
             params.append(phase)
         rows = self._query(sql + " ORDER BY local_s, rowid", params)
-        return _sample_table(cols, rows)
+        try:
+            return _sample_table(cols, rows)
+        except (TypeError, ValueError) as exc:  # text where a number belongs: edited outside
+            raise StoreError(
+                f"{self.path}: a gaze sample holds a value that is not a number "
+                f"({str(exc)[:80]}); the store was changed outside gazelab: restore it from a backup"
+            ) from None
 
     def samples_by_trial(
         self, session_id: int, *, phase: str | None = None

@@ -15,7 +15,7 @@ import dataclasses
 import math
 import tomllib
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -313,7 +313,7 @@ class Settings:
         unknown = set(data) - {"display", *_SECTIONS}
         if unknown:
             raise SettingsError(
-                f"{source}: unknown section(s) {sorted(unknown)}; "
+                f"{source}: unknown section(s) {_listing(unknown)}; "
                 f"known sections are {['display', *_SECTIONS]}"
             )
         kwargs: dict[str, Any] = {}
@@ -332,6 +332,15 @@ class Settings:
 MAX_CONFIG_BYTES = 1 << 20
 """Largest settings / run config read (1 MiB): configs are a few kB, and a config is
 untrusted input that must not take unbounded memory."""
+
+
+def _listing(names: Iterable[str], limit: int = 8, width: int = 40) -> str:
+    """Names for a one-line error: the first ``limit`` in order, each cut to ``width``
+    characters, then how many more (a file with 60,000 unknown sections gave a 589 KB line)."""
+    ordered = sorted(names)
+    shown = [n if len(n) <= width else n[: width - 3] + "..." for n in ordered[:limit]]
+    more = len(ordered) - len(shown)
+    return f"{shown}" + (f" and {more:,} more" if more else "")
 
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:
@@ -375,7 +384,7 @@ def dataclass_section(
     known = {f.name for f in dataclasses.fields(klass)}
     unknown = sorted(set(table) - known)
     if unknown:
-        raise SettingsError(f"{source}: unknown key(s) in [{section}]: {unknown}; "
+        raise SettingsError(f"{source}: unknown key(s) in [{section}]: {_listing(unknown)}; "
                             f"use {', '.join(sorted(known))}")  # fmt: skip
     for f in dataclasses.fields(klass):
         if f.name in table and not _same_kind(table[f.name], f.default):
@@ -448,7 +457,7 @@ def _section_from_dict(klass: type, table: Mapping[str, Any], source: str) -> An
     unknown = set(table) - names
     if unknown:
         raise SettingsError(
-            f"{source}: unknown key(s) {sorted(f'{section}.{k}' for k in unknown)}; "
+            f"{source}: unknown key(s) {_listing(f'{section}.{k}' for k in unknown)}; "
             f"[{section}] accepts {sorted(names)}"
         )
     try:
@@ -483,7 +492,7 @@ def _display_from_dict(table: Mapping[str, Any]) -> DisplayGeometry:
     unknown = set(table) - _DISPLAY_KEYS
     if unknown:
         raise SettingsError(
-            f"unknown key(s) {sorted('display.' + k for k in unknown)}; "
+            f"unknown key(s) {_listing('display.' + k for k in unknown)}; "
             f"[display] accepts {sorted(_DISPLAY_KEYS)}"
         )
     res = table.get("resolution_px", (2560, 1440))

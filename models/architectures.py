@@ -497,6 +497,11 @@ def load_classifier(path: str | Path) -> Any:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"model file not found: {p}")
+    if p.is_dir():
+        raise ArchitectureError(
+            f"{p} is a folder, not a model file: give the .keras file (a SavedModel folder is "
+            "not loaded; re-save the model with model.save('name.keras'))"
+        )
     if p.suffix != ".keras":
         raise ArchitectureError(
             f"{p}: only the .keras format is loaded (no HDF5/SavedModel/pickles); "

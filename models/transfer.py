@@ -122,6 +122,10 @@ def load_transfer_config(path: str | Path) -> TransferConfig:
     p = Path(path)
     text, data = read_toml_file(p, "transfer config")
     tr = dict(data.pop("transfer", {}))
+    for key in ("fractions", "strategies"):
+        if isinstance(tr.get(key), list):
+            tr[key] = tuple(tr[key])
+    ts = dataclass_section(TransferSettings, tr, str(p), "transfer", (TransferError,))
     missing = [k for k in ("source", "target") if k not in tr]
     if missing:
         # A default data set would be trained on in silence: say which one to name instead.
@@ -131,10 +135,6 @@ def load_transfer_config(path: str | Path) -> TransferConfig:
             f"{p}: [transfer] names no {' and no '.join(missing)}; give the data set(s), e.g. "
             f"{missing[0]} = {example} (the synthetic demo's is {missing[0]} = \"{demo}\")"
         )
-    for key in ("fractions", "strategies"):
-        if isinstance(tr.get(key), list):
-            tr[key] = tuple(tr[key])
-    ts = dataclass_section(TransferSettings, tr, str(p), "transfer", (TransferError,))
     return TransferConfig(ts, Settings.from_dict(data, source=str(p)), str(p), text)
 
 

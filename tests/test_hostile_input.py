@@ -74,6 +74,35 @@ def _store_with_bad_json(tmp: Path) -> Path:
     return path
 
 
+def _store_with_text_in_x(tmp: Path) -> Path:
+    """A store with one trial of samples, one of whose x values was set to text outside
+    gazelab (SQLite keeps text in a REAL column)."""
+    from gazelab.annotation.store import SessionStore
+    from gazelab.gaze.trackers.base import GazeSample
+
+    path = tmp / "textx.sqlite"
+    ids = [f"synthetic-0-{i:05d}" for i in range(4)]
+    with SessionStore(path, create=True) as store:
+        rec = store.create_session("P01", settings_toml="", seed=0, image_source="synthetic:4:0",
+                                   stimulus_order=ids, start_local_s=0.0)  # fmt: skip
+        samples = [GazeSample(time_ms=i * 16.7, local_s=i / 60, x=500.0, y=400.0)
+                   for i in range(60)]  # fmt: skip
+        store.add_samples(rec.id, samples, trial_index=0, phase="image")
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE gaze_samples SET x = 'abc' WHERE rowid = 5")
+    return path
+
+
+def _ferplus_with_a_huge_field(tmp: Path) -> Path:
+    """FER+ files whose one pixel field is 140 KB (Python's csv reader stops at 128 KiB)."""
+    root = tmp / "ferplus"
+    _write(root / "fer2013.csv", 'emotion,pixels,Usage\n0,"' + " ".join(["7"] * 70_000)
+           + '",Training\n')  # fmt: skip
+    votes = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,"
+    _write(root / "fer2013new.csv", votes + "unknown,NF\nTraining,fer0.png,10,0,0,0,0,0,0,0,0,0\n")
+    return root
+
+
 # id -> argv built in a fresh tmp folder, and a word the one-line message must contain.
 ROWS: dict[str, tuple[Build, str]] = {
     "toml nested too deeply": (
@@ -238,6 +267,59 @@ ROWS: dict[str, tuple[Build, str]] = {
         ],
         "7",
     ),
+    "fer+ pixel field over 128 KiB": (
+        lambda t: [
+            *("heatmaps", "--store", str(_store_with_session(t / "s.sqlite")), "--session", "1"),
+            *("--images", f"fer+:{_ferplus_with_a_huge_field(t)}", "--out", str(t / "o")),
+        ],
+        "fer2013.csv line 2",
+    ),
+    "sessions with text in a sample's x": (
+        lambda t: ["sessions", "--store", str(_store_with_text_in_x(t))],
+        "not a number",
+    ),
+    "export with text in a sample's x": (
+        lambda t: ["export", "--store", str(_store_with_text_in_x(t)), "--out", str(t / "o")],
+        "not a number",
+    ),
+    "heatmaps with text in a sample's x": (
+        lambda t: [
+            *("heatmaps", "--store", str(_store_with_text_in_x(t)), "--session", "1"),
+            *("--out", str(t / "o")),
+        ],
+        "not a number",
+    ),
+    "export out under a folder that cannot be made": (
+        lambda t: [
+            *("export", "--store", str(_store_with_session(t / "s.sqlite"))),
+            *("--out", "/proc/gazelab-none/o"),
+        ],
+        "cannot be made or is a file: give another --out",
+    ),
+    "annotate store is a folder": (
+        lambda t: ["annotate", "--store", str(t), "--participant", "P01", "--no-dialog"],
+        "is a folder: give a file in it",
+    ),
+    "saliency model is a folder": (
+        lambda t: [
+            "saliency",
+            "--model",
+            str(t),
+            "--images",
+            "synthetic:4:0",
+            "--out",
+            str(t / "o"),
+        ],  # fmt: skip
+        "is a folder, not a model file",
+    ),
+    "settings with 60,000 unknown sections": (
+        lambda t: [
+            "settings",
+            "--config",
+            str(_write(t / "many.toml", "".join(f"[s{i}]\n" for i in range(60_000)))),
+        ],
+        "and 59,992 more",
+    ),
     "annotate resume with the wrong participant": (
         lambda t: [
             *("annotate", "--store", str(_store_with_session(t / "s.sqlite")), "--resume", "1"),
@@ -285,6 +367,7 @@ def _assert_one_line_exit_2(code: int, err: str, word: str) -> None:
     assert code == 2, err
     assert "Traceback" not in err
     assert len(lines) == 1, err
+    assert len(lines[0]) < 1000, f"a line of {len(lines[0])} characters"
     assert lines[0].startswith("gazelab"), lines[0]
     assert word in lines[0], lines[0]
 

@@ -95,6 +95,24 @@ def _pixels(text: str | None, where: str) -> NDArray[np.uint8]:
     return px.astype(np.uint8)
 
 
+def _csv_rows(path: Path, columns: set[str] | None = None) -> list[dict[str, str]]:
+    """Every row of a CSV file; ``columns`` must be in its header. A row Python's csv reader
+    refuses (a field over its 128 KiB limit, a NUL byte) is a :class:`DatasetError` naming
+    the line, not a ``_csv.Error`` traceback."""
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        try:
+            missing = (columns or set()) - set(reader.fieldnames or [])
+            if missing:
+                raise DatasetError(f"{path}: missing column(s) {sorted(missing)}")
+            return list(reader)
+        except csv.Error as exc:
+            raise DatasetError(
+                f"{path} line {reader.line_num + 1}: not a row of a FER+ CSV file ({exc}); a "
+                "row's pixel field is 2304 numbers (about 9 KB)"
+            ) from None
+
+
 @register_layout(
     "fer+",
     aliases=("ferplus",),
@@ -113,14 +131,8 @@ def load_ferplus(
     root = Path(root)
     pix_path = require(root / "fer2013.csv", "FER2013 pixel file 'fer2013.csv'")
     new_path = require(root / "fer2013new.csv", "FER+ vote file 'fer2013new.csv'")
-    with pix_path.open(newline="", encoding="utf-8") as fh:
-        pix_rows = list(csv.DictReader(fh))
-    with new_path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"Usage", "Image name", *VOTE_COLUMNS} - set(reader.fieldnames or [])
-        if missing:
-            raise DatasetError(f"{new_path}: missing column(s) {sorted(missing)}")
-        vote_rows = list(reader)
+    pix_rows = _csv_rows(pix_path)
+    vote_rows = _csv_rows(new_path, {"Usage", "Image name", *VOTE_COLUMNS})
     if pix_rows and not {"pixels", "Usage"} <= set(pix_rows[0]):
         raise DatasetError(f"{pix_path}: expected columns 'emotion,pixels,Usage'")
     if len(pix_rows) != len(vote_rows):
