@@ -23,7 +23,7 @@ def idt(
     ``(max x - min x) + (max y - min y)`` is at most ``dispersion_px`` is grown
     while the dispersion stays under the threshold; it becomes a fixation.
     """
-    out: Segments = []
+    out: list[tuple[int, int]] = []
     for start, stop in valid_runs(valid):
         i = start
         while i < stop:
