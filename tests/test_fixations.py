@@ -55,7 +55,7 @@ PLAN = [
 ]
 
 
-@pytest.mark.parametrize("method", ["idt", "ivt", "flag"])
+@pytest.mark.parametrize("method", ["idt", "ivt", "ivt_filter", "adaptive", "flag"])
 def test_known_fixations_are_found_within_one_sample(method, reference_geometry):
     samples, truth = signal(PLAN)
     fx = detect_fixations(samples, method, reference_geometry)
@@ -126,7 +126,7 @@ def test_unknown_method_and_unsorted_times_are_errors(reference_geometry):
         detect_fixations(samples, "idt", reference_geometry)
 
 
-@pytest.mark.parametrize("method", ["idt", "ivt"])
+@pytest.mark.parametrize("method", ["idt", "ivt", "ivt_filter", "adaptive"])
 def test_stored_samples_arriving_in_bursts_give_the_same_fixations(
     method, tmp_path, reference_geometry
 ):
