@@ -93,9 +93,16 @@ def markdown(comp: Comparison, summ: dict[str, Any]) -> str:
 def plot_confusion(
     ax: Any, confusion: Any, title: str, axes_labels: tuple[str, str] = ("predicted", "true")
 ) -> None:
-    """A confusion matrix over :data:`~gazelab.CLASSES` on a matplotlib axis."""
+    """A confusion matrix over :data:`~gazelab.CLASSES` on a matplotlib axis, with the count
+    written in every cell."""
     ticks = [c[:3] for c in CLASSES]
-    ax.imshow(np.asarray(confusion), cmap="Blues")
+    c = np.asarray(confusion)
+    ax.imshow(c, cmap="Blues")
+    if c.ndim == 2 and c.size:
+        top = float(c.max()) or 1.0
+        for (i, j), v in np.ndenumerate(c):
+            ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=6,
+                    color="white" if v > 0.6 * top else "black")  # fmt: skip
     ax.set_xticks(range(len(CLASSES)), ticks, fontsize=7)
     ax.set_yticks(range(len(CLASSES)), ticks, fontsize=7)
     ax.set_xlabel(axes_labels[0])

@@ -310,9 +310,9 @@ def train_demo_model(path: Path, *, seed: int, quick: bool) -> dict[str, float]:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
-    from sklearn.metrics import f1_score
 
     from gazelab.models.architectures import build_model, to_model_input
+    from gazelab.models.scores import macro_f1
     from gazelab.models.synthetic import synthetic_faces
 
     n_train, size, epochs = (600, 32, 2) if quick else (3000, 64, 4)
@@ -331,7 +331,7 @@ def train_demo_model(path: Path, *, seed: int, quick: bool) -> dict[str, float]:
     for epoch in range(1, epochs + 1):
         model.fit(x, train.labels, batch_size=32, epochs=1, verbose=0, shuffle=True)
         pred = model.predict(xt, verbose=0).argmax(axis=1)
-        f1 = float(f1_score(test.labels, pred, average="macro"))
+        f1 = macro_f1(test.labels, pred)
         print(f"      epoch {epoch}/{epochs}: held-out macro-F1 {f1:.3f}")
     model.save(path)
     return {"macro_f1": round(f1, 4), "train_images": n_train, "input_px": size}

@@ -6,7 +6,8 @@ with Adam, class-weighted cross-entropy and the SPEC §8 augmentation
 0.5–1.5, horizontal flip), in a custom loop so that every step's loss is
 recorded exactly and the input can switch from masked to unmasked images
 between epochs (the Trainee schedule: masked for ``masked_epochs``, then
-unmasked; validation always unmasked). Validation macro-F1 is computed every
+unmasked; validation always unmasked). Validation macro-F1 (over the classes present in
+the validation labels: :mod:`gazelab.models.scores`) is computed every
 epoch (and every ``eval_every_steps``); the best epoch's model is kept as
 ``best.keras``.
 
@@ -408,9 +409,9 @@ def train_run(
     import dataclasses
 
     import tensorflow as tf
-    from sklearn.metrics import confusion_matrix, f1_score
 
     from gazelab.models.architectures import build_model
+    from gazelab.models.scores import confusion_counts, macro_f1
 
     t = training
     if masked_train is not None and masked_train.shape != data.x_train.shape:
@@ -494,9 +495,8 @@ def train_run(
             p = np.mean(p[: tp.outputs], axis=0)
         loss = float(np.mean(ce(data.y_val, p).numpy()))
         pred = p.argmax(axis=1)
-        f1 = float(f1_score(data.y_val, pred, average="macro", labels=list(range(n_classes)),
-                            zero_division=0))  # fmt: skip
-        return loss, f1, pred
+        # over the classes present in the validation labels (an absent class is not a 0)
+        return loss, macro_f1(data.y_val, pred, n_classes), pred
 
     steps: list[dict[str, Any]] = []
     epochs: list[dict[str, Any]] = []
@@ -574,7 +574,7 @@ def train_run(
         backup.finish()
     if best_weights is not None:
         model.set_weights(best_weights)
-    conf = confusion_matrix(data.y_val, best_pred, labels=list(range(n_classes))).tolist()
+    conf = confusion_counts(data.y_val, best_pred, n_classes).tolist()
     result = RunResult(name, steps, epochs, best, epochs[-1]["val_macro_f1"], out_dir, conf,
                        replicas, model, round(time.monotonic() - t_start, 2))  # fmt: skip
     if out_dir is not None and chief:
@@ -583,7 +583,8 @@ def train_run(
 
 
 def write_run(result: RunResult, out: Path, training: TrainingSettings) -> None:
-    """steps.csv, epochs.csv, run.json (settings), learning_curve.png, confusion.png."""
+    """steps.csv, epochs.csv, run.json (settings, scores), report.md (per-class F1 and the
+    confusion matrix with counts, at the best epoch), learning_curve.png, confusion.png."""
     import dataclasses
 
     import matplotlib
@@ -591,13 +592,24 @@ def write_run(result: RunResult, out: Path, training: TrainingSettings) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from gazelab.models.scores import scores_from_confusion, scores_markdown
+
     write_csv_rows(out / "steps.csv", result.steps)
     write_csv_rows(out / "epochs.csv", result.epochs)
+    k = len(result.confusion)
+    names = list(CLASSES) if k == len(CLASSES) else [str(i) for i in range(k)]
+    scores = scores_from_confusion(result.confusion, names) if k else None
     (out / "run.json").write_text(json.dumps({
         "name": result.name, "training": dataclasses.asdict(training),
         "best_macro_f1": result.best_f1, "final_macro_f1": result.final_f1,
-        "confusion": result.confusion, "classes": list(CLASSES),
+        "confusion": result.confusion, "classes": names, "scores_at_best": scores,
     }, indent=2))  # fmt: skip
+    if scores is not None:
+        (out / "report.md").write_text(
+            f"# {result.name}\n\nValidation at the best epoch (validation macro-F1 "
+            f"{result.best_f1:.3f}; last epoch {result.final_f1:.3f}).\n\n"
+            + scores_markdown(scores, "Validation scores at the best epoch")
+        )
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
     s = [r["step"] for r in result.steps]
     a1.plot(s, [r["loss"] for r in result.steps], lw=0.8)
@@ -705,7 +717,8 @@ of a few hundred validation images moves by about this much between evaluations)
 
 
 def reading_note(rows: list[dict[str, Any]], n_classes: int = len(CLASSES)) -> list[str]:
-    """How to read the summary (:func:`summarise`'s rows): the chance level of macro-F1; a
+    """How to read the summary (:func:`summarise`'s rows): the chance level of macro-F1
+    (``n_classes``: the classes present in the validation labels); a
     baseline that did not learn; mask-only runs at or under chance, and why; and each
     masked-then-unmasked run against the baseline after as many unmasked steps."""
     chance = 1 / n_classes
@@ -749,9 +762,16 @@ def write_summary(rows: list[dict[str, Any]], results: dict[str, RunResult], out
 
     out.mkdir(parents=True, exist_ok=True)
     write_csv_rows(out / "summary.csv", rows)
+    from gazelab.models.scores import scores_from_confusion, scores_markdown
+
     target = results["no_mask"].final_f1
+    conf = results["no_mask"].confusion
+    base_scores = scores_from_confusion(conf) if len(conf) == len(CLASSES) else None
+    over = ("" if base_scores is None else
+            f" (macro-F1 over the {len(base_scores['present'])} classes present in the "
+            f"validation labels; absent: {', '.join(base_scores['absent']) or 'none'})")  # fmt: skip
     lines = [
-        f"Baseline (no mask) final validation macro-F1: {target:.4f}",
+        f"Baseline (no mask) final validation macro-F1: {target:.4f}{over}",
         "",
         "| run | final macro-F1 | best macro-F1 | steps to baseline final | ratio to baseline |",
         "|---|---|---|---|---|",
@@ -763,8 +783,11 @@ def write_summary(rows: list[dict[str, Any]], results: dict[str, RunResult], out
         )
         lines.append(f"| {r['run']} | {r['final_macro_f1']:.4f} | {r['best_macro_f1']:.4f} | "
                      f"{st} | {ratio} |")  # fmt: skip
+    n_present = len(base_scores["present"]) if base_scores else len(CLASSES)
+    extra = ("" if base_scores is None else
+             "\n" + scores_markdown(base_scores, "The baseline (no mask) at its best epoch"))  # fmt: skip
     (out / "summary.md").write_text(
-        "\n".join(lines) + "\n\n" + "\n\n".join(reading_note(rows)) + "\n"
+        "\n".join(lines) + "\n\n" + "\n\n".join(reading_note(rows, n_present)) + "\n" + extra
     )
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, res in results.items():

@@ -169,3 +169,48 @@ def test_reading_note_names_the_mask_only_runs_at_or_under_chance():
     rows[0]["final_macro_f1"] = 0.2  # a baseline that did not learn: nothing to compare
     assert len(reading_note(rows)) == 2
     assert reading_note(rows)[1].startswith("The no-mask baseline ends at 0.200, under twice")
+
+
+def test_macro_f1_averages_the_classes_present_and_names_the_absent() -> None:
+    from gazelab import CLASSES
+    from gazelab.models.scores import classification_scores, macro_f1, scores_markdown
+
+    # 7 classes present (no neutral, as CK+ crops), every prediction right: 1.0, not 7/8
+    y = np.array([k for k in range(1, 8) for _ in range(3)])
+    s = classification_scores(y, y)
+    assert s["macro_f1"] == 1.0 and s["accuracy"] == 1.0
+    assert s["absent"] == ["neutral"] and s["per_class"]["neutral"]["f1"] is None
+    # hand-made: anger 4 images (3 right, 1 called neutral), happy 2 (1 right, 1 anger)
+    a, h, n = CLASSES.index("anger"), CLASSES.index("happy"), CLASSES.index("neutral")
+    t = np.array([a, a, a, a, h, h])
+    p = np.array([a, a, a, n, h, a])
+    s = classification_scores(t, p)
+    f1_anger = 2 * 3 / (2 * 3 + 1 + 1)  # TP 3, FP 1 (the happy), FN 1 (the neutral)
+    f1_happy = 2 * 1 / (2 * 1 + 0 + 1)
+    assert s["per_class"]["anger"]["f1"] == pytest.approx(f1_anger)
+    assert s["per_class"]["happy"]["f1"] == pytest.approx(f1_happy)
+    assert s["macro_f1"] == pytest.approx((f1_anger + f1_happy) / 2)
+    assert macro_f1(t, p) == pytest.approx((f1_anger + f1_happy) / 2)
+    assert s["accuracy"] == pytest.approx(4 / 6)
+    assert s["balanced_accuracy"] == pytest.approx((3 / 4 + 1 / 2) / 2)
+    assert s["predicted_absent"] == 1 and len(s["absent"]) == 6
+    assert s["confusion"][a][n] == 1 and s["confusion"][h][a] == 1
+    md = scores_markdown(s)
+    assert "over the 2 classes present: **0.708**" in md
+    assert "| anger | 1 | 3 | 0 | 0 | 0 | 0 | 0 | 0 |" in md  # counts: 1 called neutral
+
+
+def test_run_report_has_per_class_f1_and_confusion_counts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from gazelab.models.training import write_run
+
+    conf = np.zeros((8, 8), dtype=int)
+    conf[1, 1], conf[1, 2], conf[5, 5] = 5, 1, 4  # neutral and five other classes absent
+    res = RunResult("r", [{"step": 1, "epoch": 1, "loss": 1.0, "val_macro_f1": 0.9}],
+                    [{"epoch": 1}], 0.9, 0.9, tmp_path, conf.tolist())  # fmt: skip
+    write_run(res, tmp_path, SMALL)
+    run = json.loads((tmp_path / "run.json").read_text())
+    sc = run["scores_at_best"]
+    assert sc["present"] == ["anger", "happy"] and "neutral" in sc["absent"]
+    assert sc["macro_f1"] == pytest.approx((2 * 5 / 11 + 1.0) / 2)
+    md = (tmp_path / "report.md").read_text()
+    assert "| anger | 0 | 5 | 1 | 0 | 0 | 0 | 0 | 0 |" in md and "| happy |" in md
