@@ -236,6 +236,7 @@ def test_a_huge_layer_declared_in_a_few_kilobytes_is_refused_before_building(tmp
         read_model_config(path)
 
 
+@pytest.mark.tf
 def test_the_weight_count_is_exact_for_every_project_architecture() -> None:
     import json as _json
 

@@ -108,7 +108,8 @@ def import_pylsl() -> Any:
     user's own liblsl config, gazelab's (warnings and errors only,
     ``InletBufferReserveMs = 0``) is used."""
     if "LSLAPICFG" not in os.environ:
-        cfg = Path(tempfile.gettempdir()) / f"gazelab-liblsl-{os.getuid()}-v2.cfg"
+        uid = getattr(os, "getuid", lambda: 0)()
+        cfg = Path(tempfile.gettempdir()) / f"gazelab-liblsl-{uid}-v2.cfg"
         try:
             if not cfg.exists() or cfg.read_text() != _LIBLSL_CONFIG:
                 tmp = cfg.with_name(f"{cfg.name}.{os.getpid()}.tmp")
