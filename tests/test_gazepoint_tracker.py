@@ -330,7 +330,7 @@ def test_a_frozen_server_is_a_gap_and_a_reconnect() -> None:
         stop_server(proc)
     gaps = list(tracker.gaps)
     assert gaps[0].reason.startswith("the GazePoint server sent nothing for")
-    assert gaps[0].start_s <= t_stop + 0.05  # from the last byte, not from when it was noticed
+    assert gaps[0].start_s <= t_stop + 0.3  # from the last byte, not from when it was noticed
     assert _covered_s(gaps) >= (t_cont - t_stop) - 0.8
     assert tracker.stats.reconnects >= 1 and tracker.stats.silences >= 1
 
@@ -355,8 +355,8 @@ def test_records_that_stop_while_the_server_answers_are_a_gap() -> None:
     assert len(tracker.gaps) == 1, tracker.gaps
     (gap,) = tracker.gaps
     assert gap.reason.startswith("no data records for") and gap.reason.endswith("answered")
-    assert gap.start_s == pytest.approx(t_mute, abs=0.1)
-    assert gap.end_s == pytest.approx(t_back, abs=0.4)
+    assert gap.start_s == pytest.approx(t_mute, abs=0.25)
+    assert gap.end_s == pytest.approx(t_back, abs=0.5)
     assert tracker.stats.reconnects == 0
 
 

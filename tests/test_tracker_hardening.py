@@ -643,7 +643,7 @@ def test_push_mode_ignored_after_a_reconnect_is_asked_again_and_frames_come_back
         tracker.close()
         stop_server(proc)
     gaps = sorted(tracker.gaps, key=lambda g: g.start_s)
-    assert gaps[0].start_s <= t_deaf + 0.05
+    assert gaps[0].start_s <= t_deaf + 0.3  # from the last message, not from the fault
     assert max(g.end_s for g in gaps) >= t_hear  # the quiet time after the hang is a gap too
     assert any("no frames" in g.reason for g in gaps), [g.reason for g in gaps]
     for a, b in itertools.pairwise(gaps):
