@@ -176,14 +176,19 @@ def load_training_data(
     spec: str, input_size: int, channels: int = 1, *, val_fraction: float = 0.2, seed: int = 0
 ) -> TrainData:
     """Training and validation images from an image source spec (see :func:`load_labelled`).
-    The dataset's own split is used where it has one; otherwise a seeded split,
-    subject-independent where the images have subject ids, else stratified."""
+    The dataset's own split is used where it has one (train and val); a set split into
+    train and test only gives its validation images from the training part and leaves the
+    test images out; a set without a split is split here. Splits made here are seeded and
+    subject-independent where every image has a subject id (CK+ file names), else
+    stratified."""
     d = load_labelled(spec, input_size, channels)
     idx = np.arange(len(d))
     if (d.split == "train").any() and (d.split == "val").any():
         tr, va = idx[d.split == "train"], idx[d.split == "val"]
     else:
-        tr, va = split_indices(d.y, d.subjects, (1 - val_fraction, val_fraction), seed)
+        pool = idx[d.split == "train"] if (d.split == "train").any() else idx
+        a, b = split_indices(d.y[pool], d.subjects[pool], (1 - val_fraction, val_fraction), seed)
+        tr, va = pool[a], pool[b]
     return train_data(d.take(tr), d.take(va))
 
 
