@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import tempfile
@@ -44,6 +45,7 @@ from gazelab.gaze.recordings import (
     parse_eyelink_asc,
     parse_gazepoint_csv,
     parse_tobii_tsv,
+    parse_tx300_tsv,
 )
 from gazelab.gaze.trackers.simulator import precision_at, tracker_noise
 
@@ -130,6 +132,36 @@ def agreement(recs: list[Recording], px_per_deg: float, title: str) -> dict[str,
         print(f"{'count ratio range':<45}" + "".join(
             f"{min(counts[m]):>9.2f}-{max(counts[m]):.2f}" for m in methods))  # fmt: skip
     return kappas | {f"{m}:count": counts[m] for m in methods}
+
+
+I2MC_PX_PER_DEG = 2 * 650 * math.tan(math.radians(0.5)) / (509.174 / 1920)
+"""I2MC's TX300 examples: 1920 px over 50.9 cm at 65 cm."""
+
+
+def plausibility(dirs: list[Path]) -> None:
+    """Real recordings without events (Tobii TX300, I2MC's examples): per detector the
+    fixation count, median duration and share of valid samples in fixations."""
+    files = sorted({p for d in dirs for p in (d.glob("*.tsv") if d.is_dir() else [d])
+                    if "LGazePos2dx" in p.read_text(errors="replace").split("\n", 1)[0]})  # fmt: skip
+    if not files:
+        return
+    methods = [m for m in DETECTOR_ORDER if m in DETECTORS]
+    g = geometry_for(I2MC_PX_PER_DEG, (1920, 1080))
+    print("\nTobii TX300, 300 Hz, no events (I2MC examples): fixations / median ms / % in fixation")
+    print(f"{'recording':<34}{'s':>6}  " + "".join(f"{m:>18}" for m in methods))
+    for f in files:
+        for eye in "LR":
+            r = parse_tx300_tsv(f, eye=eye)
+            cells = []
+            for m in methods:
+                fx = detect_fixations(r.samples(), m, g)
+                inside = in_intervals(r.t_ms, np.stack([fx["onset_ms"], fx["offset_ms"]], 1))
+                med = float(np.median(fx["duration_ms"])) if len(fx["duration_ms"]) else 0.0
+                share = 100.0 * (inside & r.valid).sum() / max(int(r.valid.sum()), 1)
+                cells.append(f"{len(fx['onset_ms']):3d} / {med:4.0f} / {share:3.0f}%")
+            dur = (r.t_ms[-1] - r.t_ms[0]) / 1000.0
+            name = f"{f.stem.replace('i2mc_tx300_', '')} {eye}"
+            print(f"{name:<34}{dur:6.1f}  " + "".join(f"{c:>18}" for c in cells))
 
 
 # -- speed -----------------------------------------------------------------------------
@@ -278,7 +310,7 @@ def main() -> None:
     ap.add_argument("--gazepoint-screen", type=int, nargs=2, default=(1920, 1080))
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the speed trace")
     ap.add_argument("--idt-minutes", type=float, default=2.0, help="I-DT's share (both slow)")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--pm-python", default=os.environ.get("PYMOVEMENTS_PYTHON",
                                                           "/tmp/pmvenv/bin/python"))  # fmt: skip
     ap.add_argument("--no-speed", action="store_true")
@@ -297,6 +329,7 @@ def main() -> None:
             for hz, kind in ((333.0, "remote"), (59.0, "consumer"))]  # fmt: skip
     if semi:
         agreement(semi, args.px_per_deg, "EyeLink resampled + simulated tracker noise")
+    plausibility(dirs)
     if recs:
         k = real[DEFAULT_METHOD]
         c = real[f"{DEFAULT_METHOD}:count"]

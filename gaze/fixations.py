@@ -183,6 +183,7 @@ def savgol_velocity(
     *,
     window_ms: float,
     px_per_deg: float,
+    period_ms: float | None = None,
 ) -> NDArray[np.float64]:
     """Gaze speed, °/s, by Savitzky–Golay differentiation (order 2) of x and y.
 
@@ -193,8 +194,8 @@ def savgol_velocity(
     the parabola fitted to the stretch's first (last) window, as ``scipy.signal.
     savgol_filter(..., mode="interp")`` does; a stretch shorter than the window gets one
     fit to all of it (2 samples: the chord). Samples alone in their stretch, and invalid
-    ones, get ``inf``. The window in samples is
-    ``window_ms`` over the median sample period, rounded to an odd number ≥ 3.
+    ones, get ``inf``. The window in samples is ``window_ms`` over the sample period
+    (``period_ms``, default the median step), rounded to an odd number ≥ 3.
 
     Vectorised: one correlation with the window's coefficients for all interior
     samples, and one matrix product per kind of stretch end (no loop over samples or
@@ -210,7 +211,7 @@ def savgol_velocity(
     v = np.full(n, np.inf)
     if n < 2:
         return v
-    period = sample_period_ms(t)
+    period = sample_period_ms(t) if period_ms is None else period_ms
     if not math.isfinite(period):
         return v
     w = max(3, int(round(window_ms / period)) | 1)
@@ -229,12 +230,16 @@ def savgol_velocity(
         coef = savgol_coeffs(w, 2, deriv=1, delta=period, use="dot")
         vx = np.correlate(xx, coef, mode="valid")
         vy = np.correlate(yy, coef, mode="valid")
-        v[half : n - half] = np.hypot(vx, vy)
+        vx *= vx
+        vy *= vy
+        vx += vy
+        np.sqrt(vx, out=v[half : n - half])
     v[:half] = np.inf
     v[n - half :] = np.inf
-    single = np.ones(n, dtype=bool)  # samples in no stretch of 2 or more
-    single[_ranges(first, size)] = False
-    v[single] = np.inf
+    joined = np.zeros(n, dtype=bool)  # in a stretch of 2 or more
+    joined[1:] = step_ok
+    joined[:-1] |= step_ok
+    v[~joined] = np.inf
     long_ = size > w
     d = _slope_matrix(w, period)  # (w, w): row j = derivative at sample j of the window
     for starts, rows, at in (
@@ -245,15 +250,8 @@ def savgol_velocity(
     for m in np.unique(size[~long_]).tolist():  # short stretches: one fit to all of each
         starts = first[~long_][size[~long_] == m]
         _apply_fit(v, xx, yy, starts, m, _slope_matrix(m, period), 0)
-    return v * (1000.0 / px_per_deg)
-
-
-def _ranges(starts: NDArray[np.int64], sizes: NDArray[np.int64]) -> NDArray[np.int64]:
-    """The indices ``start .. start + size - 1`` of every range, concatenated."""
-    if starts.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    offs = np.repeat(starts - np.r_[0, np.cumsum(sizes)[:-1]], sizes)
-    return np.arange(int(sizes.sum()), dtype=np.int64) + offs
+    v *= 1000.0 / px_per_deg
+    return v
 
 
 def _slope_matrix(m: int, period: float) -> NDArray[np.float64]:
@@ -316,18 +314,25 @@ def fill_gaps(
 
 
 def slow_segments(
-    t: NDArray[np.float64], slow: NDArray[np.bool_], valid: NDArray[np.bool_] | None = None
+    t: NDArray[np.float64],
+    slow: NDArray[np.bool_],
+    valid: NDArray[np.bool_] | None = None,
+    period_ms: float | None = None,
 ) -> NDArray[np.int64]:
     """``(F, 2)`` inclusive row ranges of the runs of ``slow`` samples, split wherever two
     neighbours are not :func:`contiguous` (an invalid sample or a gap in time)."""
-    slow = np.asarray(slow, dtype=bool)
-    ok = slow if valid is None else slow & np.asarray(valid, dtype=bool)
-    if ok.size == 0:
+    ok = np.asarray(slow, dtype=bool)
+    if valid is not None:
+        ok = ok & np.asarray(valid, dtype=bool)
+    n = ok.size
+    if n == 0:
         return np.zeros((0, 2), dtype=np.int64)
-    joined = ok[:-1] & ok[1:] & contiguous(t, ok)  # step k -> k+1 inside one run
-    first = np.flatnonzero(ok & ~np.r_[False, joined])
-    last = np.flatnonzero(ok & ~np.r_[joined, False])
-    return np.stack([first, last], axis=1).astype(np.int64)
+    step = contiguous(t, ok, period_ms)  # step k -> k+1 inside one run
+    starts = ok.copy()
+    starts[1:] &= ~step
+    ends = ok.copy()
+    ends[:-1] &= ~step
+    return np.stack([np.flatnonzero(starts), np.flatnonzero(ends)], axis=1).astype(np.int64)
 
 
 def segment_sums(
@@ -349,9 +354,8 @@ def segment_sums(
     ys = y if all_ok else np.where(ok, y, 0.0)
     if np.all(a[1:] >= b[:-1]) and np.all(b > a):
         idx = np.stack([a, b], axis=1).ravel()
-        pad = idx[-1] >= len(xs)
-        if pad:
-            xs, ys, ok = np.r_[xs, 0.0], np.r_[ys, 0.0], np.r_[ok, False]
+        if idx[-1] >= len(xs):  # the last range runs to the end: reduceat's last sum does
+            idx = idx[:-1]
         sx = np.add.reduceat(xs, idx)[::2]
         sy = np.add.reduceat(ys, idx)[::2]
         cnt = (b - a) if all_ok else np.add.reduceat(ok.astype(np.int64), idx)[::2]

@@ -224,3 +224,26 @@ def test_vectorised_ivt_equals_the_loop_definition(seed: int) -> None:
         got = ivt(t, x, y, valid, min_fixation_ms=40.0, window_ms=win, **kw)
         want = _ivt_loop_reference(t, x, y, valid, window_ms=win, min_ms=40.0, **kw)
         assert [tuple(r) for r in got.tolist()] == want and len(want) > 5
+
+
+@pytest.mark.parametrize("overlapping", [False, True])
+def test_fixation_table_equals_the_loop_over_fixations(overlapping: bool) -> None:
+    from gazelab.gaze.fixations import fixation_table
+
+    rng = np.random.default_rng(1)
+    n = 2000
+    t = np.arange(n) * 2.0
+    x, y = rng.normal(500, 50, n), rng.normal(300, 50, n)
+    valid = rng.random(n) > 0.1
+    edges = np.sort(rng.choice(np.arange(1, n), 80, replace=False))
+    segs = np.stack([edges[::2], edges[1::2] - 1], axis=1)
+    segs[-1, 1] = n - 1  # one runs to the last sample
+    if overlapping:
+        segs = np.r_[segs, [[10, 500]]]
+    fx = fixation_table(segs, t, x, y, valid)
+    for k, (a, b) in enumerate(segs):
+        ok = valid[a : b + 1]
+        assert fx["x_px"][k] == pytest.approx(x[a : b + 1][ok].mean(), rel=1e-12)
+        assert fx["y_px"][k] == pytest.approx(y[a : b + 1][ok].mean(), rel=1e-12)
+        assert (fx["onset_ms"][k], fx["offset_ms"][k]) == (t[a], t[b])
+        assert fx["n_samples"][k] == b - a + 1 and fx["first_sample"][k] == a

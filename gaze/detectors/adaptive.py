@@ -34,6 +34,7 @@ from gazelab.gaze.fixations import (
     long_enough,
     merge_segments,
     register_detector,
+    sample_period_ms,
     savgol_velocity,
     slow_segments,
 )
@@ -100,9 +101,12 @@ def adaptive(
     max_onset_deg_s: float = 90.0,
 ) -> NDArray[np.int64]:
     """Fixations below the adaptive onset threshold; (F, 2) int64 inclusive row ranges."""
-    v = savgol_velocity(t, x, y, valid, window_ms=window_ms, px_per_deg=px_per_deg)
+    period = sample_period_ms(t)
+    v = savgol_velocity(
+        t, x, y, valid, window_ms=window_ms, px_per_deg=px_per_deg, period_ms=period
+    )
     thr = min(max(adaptive_threshold(v), MIN_ONSET_DEG_S), max_onset_deg_s)
-    segs = slow_segments(t, v < thr, valid)
+    segs = slow_segments(t, v < thr, valid, period)
     segs = merge_segments(segs, t, x, y, valid, max_gap_ms=merge_gap_ms,
                           max_dist_px=merge_angle_deg * px_per_deg)  # fmt: skip
     return long_enough(segs, t, min_fixation_ms)

@@ -17,6 +17,7 @@ from gazelab.gaze.fixations import (
     Thresholds,
     long_enough,
     register_detector,
+    sample_period_ms,
     savgol_velocity,
     slow_segments,
 )
@@ -53,8 +54,11 @@ def ivt(
     -------
     (F, 2) int64 inclusive row ranges.
     """
-    v = savgol_velocity(t, x, y, valid, window_ms=window_ms, px_per_deg=px_per_deg)
-    return long_enough(slow_segments(t, v < velocity_deg_s, valid), t, min_fixation_ms)
+    period = sample_period_ms(t)
+    v = savgol_velocity(
+        t, x, y, valid, window_ms=window_ms, px_per_deg=px_per_deg, period_ms=period
+    )
+    return long_enough(slow_segments(t, v < velocity_deg_s, valid, period), t, min_fixation_ms)
 
 
 @register_detector("ivt", "Savitzky–Golay velocity < velocity_deg_s for ≥ min_fixation_ms")

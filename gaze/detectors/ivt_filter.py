@@ -24,6 +24,7 @@ from gazelab.gaze.fixations import (
     long_enough,
     merge_segments,
     register_detector,
+    sample_period_ms,
     savgol_velocity,
     slow_segments,
 )
@@ -52,8 +53,9 @@ def ivt_filter(
     merging use the samples as recorded (interpolated ones are not data).
     """
     xf, yf, vf = fill_gaps(t, x, y, valid, max_gap_ms=gap_fill_ms)
-    v = savgol_velocity(t, xf, yf, vf, window_ms=window_ms, px_per_deg=px_per_deg)
-    segs = slow_segments(t, v < velocity_deg_s, vf)
+    period = sample_period_ms(t)
+    v = savgol_velocity(t, xf, yf, vf, window_ms=window_ms, px_per_deg=px_per_deg, period_ms=period)
+    segs = slow_segments(t, v < velocity_deg_s, vf, period)
     segs = merge_segments(segs, t, x, y, valid, max_gap_ms=merge_gap_ms,
                           max_dist_px=merge_angle_deg * px_per_deg)  # fmt: skip
     return long_enough(segs, t, min_fixation_ms)
