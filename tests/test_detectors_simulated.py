@@ -55,6 +55,9 @@ def test_precision_is_interpolated_in_log_rate_and_classes_are_checked():
     assert precision_at("remote", 1200).rms_s2s_deg == 0.27  # nearest outside the table
     with pytest.raises(ValueError, match="unknown tracker class"):
         precision_at("hmm", 60)
+    auto = [ObserverSettings.like("auto", hz).noise_rms_s2s_deg for hz in (60, 300, 1000)]
+    assert auto == [precision_at(k, hz).rms_s2s_deg
+                    for k, hz in (("consumer", 60), ("remote", 300), ("tower", 1000))]  # fmt: skip
 
 
 def test_default_observer_noise_is_the_white_noise_of_before():

@@ -133,6 +133,13 @@ TRACKER_PRECISION: dict[str, tuple[Precision, ...]] = {
 rate; see ``docs/fixations.md`` ("Simulated noise") for how each was obtained."""
 
 
+def tracker_class(rate_hz: float) -> str:
+    """The class of tracker that usually runs at ``rate_hz``: up to 150 Hz
+    ``"consumer"`` (Eye Tribe 30/60, Gazepoint 60/150), up to 600 Hz ``"remote"``
+    (Tobii TX300, Pro Spectrum), above ``"tower"`` (EyeLink 1000/2000)."""
+    return "consumer" if rate_hz <= 150 else "remote" if rate_hz <= 600 else "tower"
+
+
 def precision_at(kind: str, rate_hz: float) -> Precision:
     """The precision of tracker class ``kind`` at ``rate_hz``: interpolated linearly in
     log-rate between the measured rates, the nearest one outside them.
@@ -201,8 +208,9 @@ class ObserverSettings:
     @classmethod
     def like(cls, kind: str, rate_hz: float, **kw: Any) -> ObserverSettings:
         """Settings whose noise is tracker class ``kind``'s at ``rate_hz``
-        (:func:`precision_at`): ``"consumer"``, ``"remote"`` or ``"tower"``."""
-        p = precision_at(kind, rate_hz)
+        (:func:`precision_at`): ``"consumer"``, ``"remote"``, ``"tower"``, or ``"auto"``
+        for the class that usually runs at that rate (:func:`tracker_class`)."""
+        p = precision_at(tracker_class(rate_hz) if kind == "auto" else kind, rate_hz)
         return cls(noise_deg=p.std_deg, noise_rms_s2s_deg=p.rms_s2s_deg, rate_hz=rate_hz,
                    noise_drift_ms=p.drift_tau_ms, **kw)  # fmt: skip
 
