@@ -32,7 +32,12 @@ from PySide6.QtWidgets import (
 )
 
 from gazelab.annotation.preflight import PreflightResult, start_blocked
-from gazelab.annotation.screen import ScreenInfo, ScreenMemory, screen_geometry
+from gazelab.annotation.screen import (
+    ScreenInfo,
+    ScreenMemory,
+    reported_size_problem,
+    screen_geometry,
+)
 from gazelab.annotation.session import (
     SessionConfig,
     SessionSetupError,
@@ -296,19 +301,22 @@ class SetupDialog(QDialog):
         )
 
     def build(self) -> SessionConfig:
+        decides = self._resume is None and self.screen is not None  # the screen's geometry
         cfg = config_from_options(
             store=self.store.text().strip(),
             participant=self.participant.text().strip(),
             images=self.images.text().strip(),
             tracker=self.tracker.currentText().strip(),
             voice=self.voice.currentText().strip(),
-            diagonal_in=self.diagonal.value() if self.diagonal.value() > 0 else None,
-            resolution=self.resolution.text().strip(),
+            diagonal_in=self.diagonal.value()
+            if self.diagonal.value() > 0 and not decides
+            else None,
+            resolution=None if decides else self.resolution.text().strip(),
             distance_cm=self.distance.value(),
             settings=self._settings,
             resume=self._resume,
         )
-        if self._resume is None and self.screen is not None:
+        if decides:
             cfg = on_screen(cfg, self.screen, remembered_mm=self.memory.size_mm(self.screen.key),
                             operator_diagonal_in=self.operator_diagonal())  # fmt: skip
         return cfg
@@ -405,13 +413,10 @@ class SetupDialog(QDialog):
         result = self.preflight_result
         if result is not None and result.problems:
             cfg = dataclasses.replace(cfg, preflight_override=tuple(result.problems))
-        if (
-            cfg.screen is not None
-            and self.screen is not None
-            and cfg.screen.size_source in ("operator",)
-            and self._asked
-        ):  # asked once: remembered for this screen
-            d = cfg.settings.display
-            self.memory.remember(self.screen.key, (d.width_mm, d.height_mm))
+        scr = self.screen
+        if (cfg.screen is not None and scr is not None and cfg.screen.size_source == "operator"
+                and reported_size_problem(scr.resolution_px, scr.size_mm)):  # fmt: skip
+            d = cfg.settings.display  # given for a screen that cannot say: remembered
+            self.memory.remember(scr.key, (d.width_mm, d.height_mm))
         self.config = cfg
         self.accept()

@@ -133,6 +133,53 @@ def test_a_failed_preflight_blocks_the_start_unless_overridden() -> None:
     assert "23.8" in size and "27.0" in size
 
 
+@pytest.mark.gui
+def test_the_setup_dialog_asks_the_size_once_and_blocks_a_failed_preflight(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("PySide6")
+    from gazelab.app.setup_dialog import SetupDialog
+
+    xvfb = ScreenInfo("screen", (1920, 1080), (508.0, 286.0))  # a 96-dpi size: not trusted
+    memory = ScreenMemory(tmp_path / "screens.json")
+    init = dataclasses.replace(
+        SessionConfig(tmp_path / "s.sqlite", "P01", "synthetic:2:1:64"),
+        settings=dataclasses.replace(Settings(), tracker=TrackerSettings(kind="none")),
+    )
+    dlg = SetupDialog(init, screen=xvfb, memory=memory, preflight_options={"skip": ("microphone",)})
+    qtbot.addWidget(dlg)
+    assert dlg.resolution.text() == "1920x1080" and not dlg.resolution.isEnabled()
+    assert dlg.diagonal.value() == 0 and "unknown: give it" in dlg.screen_note.text()
+    dlg.ok_button.click()  # the size is not given: asked
+    assert dlg.config is None and "screen diagonal" in dlg.errors.text()
+    dlg.diagonal.setValue(23.8)
+    dlg.ok_button.click()  # the pre-flight runs and passes: the session may start
+    cfg = dlg.config
+    assert cfg is not None and cfg.preflight_override == ()
+    assert cfg.settings.display.resolution_px == (1920, 1080) and cfg.screen is not None
+    assert cfg.screen.size_source == "operator"
+    assert dlg.preflight_result is not None and not dlg.preflight_result.problems
+    assert memory.size_mm(xvfb.key) == pytest.approx((527.0, 296.4), abs=0.2)
+    again = SetupDialog(init, screen=xvfb, memory=memory)  # the same screen: not asked
+    qtbot.addWidget(again)
+    assert again.diagonal.value() == pytest.approx(23.8, abs=0.05)
+    assert "as given for this screen before" in again.screen_note.text()
+    # a screen that reports a measured size, and a settings resolution it does not have
+    edid = ScreenInfo("DP-1", (2560, 1440), (597.0, 336.0), "DEL", "U2719D")
+    bad = dataclasses.replace(init, images="folder:/nowhere/at/all")
+    dlg = SetupDialog(bad, screen=edid, memory=memory, preflight_options={"skip": ("microphone",)})
+    qtbot.addWidget(dlg)
+    assert dlg.diagonal.value() == pytest.approx(27.0, abs=0.05)  # as the screen reports it
+    dlg.images.setText("synthetic:2:1:64")
+    dlg.diagonal.setValue(24.0)  # the operator says otherwise: the pre-flight objects
+    dlg.ok_button.click()
+    assert dlg.config is None and not dlg.ok_button.isEnabled()
+    assert "reports 597x336 mm" in dlg.errors.text() and dlg.override.isVisibleTo(dlg)
+    dlg.override.setChecked(True)  # start despite it: recorded with the session
+    assert dlg.ok_button.isEnabled()
+    dlg.ok_button.click()
+    assert dlg.config is not None and "reports 597x336 mm" in dlg.config.preflight_override[0]
+    assert memory.size_mm(edid.key) is None  # a measuring screen is not overruled for good
+
+
 # -- a whole session on a real X screen (Xvfb + openbox, driven with xdotool) -----------------------
 def _annotate(x, store: Path, *args: str, log: Path):  # type: ignore[no-untyped-def]
     import subprocess
@@ -149,7 +196,7 @@ def _ended(x, proc, log: Path, timeout_s: float = 30.0) -> None:  # type: ignore
     try:
         proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        x.key("Return")  # a confirmation, if one is asked
+        x.key("Escape")  # a second Esc, if one is asked
         proc.wait(timeout=10)
     assert proc.returncode == 0, log.read_text()[-3000:]
 
@@ -239,7 +286,7 @@ def test_default_settings_on_a_real_1920x1080_screen(tmp_path: Path) -> None:
         x.shot("08_labelled", tmp_path)
         x.key("space")
         x.until(lambda: _labels(store, 1) == 1, 20, "the first label")
-        x.key("Escape")  # interrupted after one image: resumed below
+        x.key("Escape", "Escape")  # interrupted after one image (Esc twice): resumed below
         _ended(x, proc, log)
         settings, events = _session(store, 1)
         assert settings.display.resolution_px == (1920, 1080)  # what was shown
