@@ -206,6 +206,17 @@ def _session(store: Path, sid: int) -> tuple[Settings, list[dict]]:
         return Settings.from_toml(st.session(sid).settings_toml), st.events(sid)
 
 
+def _drawn_width(png: Path, row: int) -> int:
+    """Width, px, of what differs from the grey surround (128) on one row of a screenshot:
+    the stimulus as drawn."""
+    import numpy as np
+    from PIL import Image
+
+    line = np.asarray(Image.open(png).convert("RGB"), dtype=int)[row]
+    drawn = np.flatnonzero(np.abs(line - 128).sum(axis=1) > 6)
+    return int(drawn.max() - drawn.min() + 1) if drawn.size else 0
+
+
 def _event_kinds(store: Path, sid: int) -> list[str]:
     try:
         with SessionStore(store) as st:
@@ -280,7 +291,7 @@ def test_default_settings_on_a_real_1920x1080_screen(tmp_path: Path) -> None:
         x.shot("06c_operator_view_trials", tmp_path)
         x.activate(win)
         time.sleep(1.6)  # blank, cross, blank: the first image
-        x.shot("07_first_image", tmp_path)
+        assert _drawn_width(x.shot("07_first_image", tmp_path), 540) == 1020  # as recorded
         x.key("5")
         time.sleep(0.3)
         x.shot("08_labelled", tmp_path)
@@ -375,7 +386,7 @@ def test_default_settings_on_a_real_1366x768_screen(tmp_path: Path) -> None:
         time.sleep(1.6)
         x.key("1")
         time.sleep(0.3)
-        x.shot("03_image_labelled", tmp_path)
+        assert _drawn_width(x.shot("03_image_labelled", tmp_path), 384) == 708
         x.key("space")
         time.sleep(1.6)
         x.key("4", "space")
