@@ -400,3 +400,40 @@ def test_default_settings_on_a_real_1366x768_screen(tmp_path: Path) -> None:
     assert settings.stimulus.square_px == 708
     diag = math.hypot(settings.display.width_mm, settings.display.height_mm) / 25.4
     assert diag == pytest.approx(15.6, abs=0.02)
+
+
+@pytest.mark.gui
+def test_the_setup_dialog_browses_for_the_store_and_images_from_the_store_folder(
+    qtbot, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("PySide6")
+    from PySide6.QtWidgets import QFileDialog
+
+    from gazelab.app.setup_dialog import SetupDialog
+
+    (tmp_path / "study").mkdir()
+    (tmp_path / "faces").mkdir()
+    started: list[str] = []
+
+    def save_name(parent, title, start, filters, options=None):  # type: ignore[no-untyped-def]
+        started.append(start)
+        return str(tmp_path / "study" / "lab2"), filters
+
+    def folder(parent, title, start):  # type: ignore[no-untyped-def]
+        started.append(start)
+        return str(tmp_path / "faces")
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_name)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", folder)
+    dlg = SetupDialog(SessionConfig(tmp_path / "study" / "lab.sqlite", "P01"), screen=None)
+    qtbot.addWidget(dlg)
+    dlg.store.property("browse").click()
+    assert dlg.store.text() == str(tmp_path / "study" / "lab2.sqlite")  # named *.sqlite
+    dlg.images.property("browse").click()
+    assert dlg.images.text() == f"folder:{tmp_path / 'faces'}"
+    assert started == [str(tmp_path / "study" / "lab.sqlite"), str(tmp_path / "study")]
+    dlg.images.setText(f"ck+:{tmp_path / 'faces'}")  # a layout given stays that layout
+    dlg.images.property("browse").click()
+    assert dlg.images.text() == f"ck+:{tmp_path / 'faces'}" and started[-1] == str(
+        tmp_path / "faces"
+    )
