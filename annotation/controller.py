@@ -31,6 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gazelab.annotation.capture import GazeCapture
@@ -178,14 +179,22 @@ class AnnotationSession:
         self.last_label = ""  # what a view shows of the answers
         self.last_speech = ""
         self._listeners: list[Listener] = []
-        self.store = store or SessionStore(config.store, create=config.resume is None)
+        # A new store is created only once the tracker and the images are known to work: a
+        # set-up that fails leaves no empty store behind.
+        new_store = store is None and config.resume is None and not Path(config.store).exists()
+        opened = store or (
+            None if new_store else SessionStore(config.store, create=config.resume is None)
+        )
         self.images: ImageSource = images or open_image_source(config.images)
         self._shapes: dict[str, tuple[int, int]] = {}
         # every check before anything is written, connected or calibrated (SPEC §2 set-up)
         order: list[str] | None = None
         if config.resume is not None:
+            assert opened is not None
+            self.store = opened
             rec = self.store.session(config.resume)
             self._check_resume(rec)
+            self._last_recorded_s = self.store.last_recorded_s(rec.id)  # before this run writes
             self.settings = self._resumed_settings(rec)
             first = self.store.first_unlabelled_trial(rec.id)  # None: every image labelled
             n = len(rec.stimulus_order)
@@ -195,15 +204,22 @@ class AnnotationSession:
             if note:
                 self.notes.append(note)
             p = self.settings.protocol
+            row = 0 if opened is None else participant_index(opened, config.participant)
             order, seed, self.order_info = session_order(
                 self.images.ids, p.order, participant=config.participant,
-                participant_index=participant_index(self.store, config.participant),
-                seed=p.seed,
+                participant_index=row, seed=p.seed,
             )  # fmt: skip
             check_images(self.images, order)
         self.tracker = tracker or open_tracker(
             self.settings, mouse_position=mouse_position, clock=clock
         )
+        if opened is None:
+            try:
+                opened = SessionStore(config.store, create=True)
+            except BaseException:
+                self.tracker.close()
+                raise
+        self.store = opened
         try:
             if config.resume is not None:
                 self.record = self.store.session(config.resume)
@@ -314,10 +330,28 @@ class AnnotationSession:
         self._main: tuple[LabelingProtocol, Any, dict[str, tuple[int, int]]] | None = None
         now = clock()
         self._opened_s = now
+        if self.config.resume is not None:
+            self._close_interrupted_run(now)
         payload = {"resume": self.config.resume, "start_trial": self.protocol.trial_index,
                    "order": self.order_info, "notes": self.notes}  # fmt: skip
         self.commit(lambda: self.store.add_event(self.record.id, "app_open", now,
                                                  payload=payload))  # fmt: skip
+
+    def _close_interrupted_run(self, now: float) -> None:
+        """A resume: the time since the last run's last record is a recording gap (not data
+        loss), and the viewing of the image shown again, if it had begun, is kept but
+        marked, so the re-shown viewing is analysed alone."""
+        sid, trial = self.record.id, self.protocol.trial_index
+        last = self._last_recorded_s
+        closed = any(e["kind"] in ("quit", "done") for e in self.store.events(sid)[-3:])
+        reason = "session closed, then resumed" if closed else "the app stopped (crash or kill)"
+        if last is not None and last < now:
+            self.store.add_gap(sid, last, now, reason)
+        if trial < len(self.record.stimulus_order):
+            n = self.store.mark_interrupted_viewing(sid, trial)
+            if n:
+                self.store.add_event(sid, "viewing_interrupted", now, trial_index=trial,
+                                     payload={"samples": n, "reason": reason})  # fmt: skip
 
     # -- observers --------------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
@@ -367,6 +401,16 @@ class AnnotationSession:
         done, n = self.protocol.trials_done, self.protocol.n_trials
         return f"{done} of {n} images labelled, {n - done} left"
 
+    @property
+    def resumed(self) -> bool:
+        """This run continues a session recorded earlier."""
+        return self.config.resume is not None
+
+    def resume_text(self) -> str:
+        """Where a resumed session continues, in the participant's words."""
+        done, n = self.protocol.trials_done, self.protocol.n_trials
+        return f"Welcome back — the session continues with image {min(done + 1, n)} of {n}."
+
     # -- store writes and faults ------------------------------------------------------------
     def commit(self, write: Callable[[], object]) -> None:
         """A store write of the session's own, in order with the protocol's (held on a fault)."""
@@ -374,8 +418,14 @@ class AnnotationSession:
             self.recorder.commit(write)
 
     def event(self, kind: str, *, trial_index: int | None = None, **payload: Any) -> None:
-        """Store an event of the session's own (a key, a recognised answer ...); views hear it."""
+        """Store an event of the session's own (a key, a recognised answer ...); views hear it.
+
+        During practice nothing is stored (practice is not data: its trial numbers would
+        name the study's own images in an export); views still hear it."""
         now = self.clock()
+        if self.practising:
+            self._notify("event", event=kind, payload=payload)
+            return
         self.commit(lambda: self.store.add_event(self.record.id, kind, now,
                                                  trial_index=trial_index, payload=payload))  # fmt: skip
         if kind == "speech":

@@ -44,20 +44,27 @@ class SessionSummary:
     rms_s2s_deg: float
     std_deg: float
     loss_pct: float
+    validations_failed: int = 0  # runs that failed their thresholds (overridden or not)
+    gaps: int = 0  # recording gaps: the app stopped and the session was resumed, ...
+    gap_s: float = 0.0  # their total length, seconds (not counted as data loss)
 
 
 def image_windows(store: SessionStore, session_id: int) -> dict[int, tuple[float, float]]:
-    """Trial index -> ``(start, end)`` local seconds of its (first) image phase.
+    """Trial index -> ``(start, end)`` local seconds of its image phase.
 
-    A trial whose image phase never ended (a crash) ends at its last image sample.
+    A trial shown again after a stop is a new viewing: its last image phase counts (the
+    cut-short one's samples are marked, :meth:`SessionStore.mark_interrupted_viewing`).
+    A phase that a stop ended (the next record is the next run's ``app_open``, or there
+    is none) ends NaN: at its last sample, so the dead time is a recording gap, not loss.
     """
-    events = [e for e in store.events(session_id) if e["kind"] in PHASE_EVENTS]
+    events = [e for e in store.events(session_id) if e["kind"] in PHASE_EVENTS | {"app_open"}]
     out: dict[int, tuple[float, float]] = {}
     for k, ev in enumerate(events):
         ti = ev["trial_index"]
-        if ev["kind"] != "image" or ti is None or ti in out:
+        if ev["kind"] != "image" or ti is None:
             continue
-        end = next((e["local_s"] for e in events[k + 1 :]), math.nan)
+        after = events[k + 1] if k + 1 < len(events) else None
+        end = math.nan if after is None or after["kind"] == "app_open" else after["local_s"]
         out[int(ti)] = (float(ev["local_s"]), float(end))
     return out
 
@@ -142,6 +149,9 @@ def summarize_session(
         rms_s2s_deg=_mean([v.rms_s2s_deg for v in runs]),
         std_deg=_mean([v.std_deg for v in runs]),
         loss_pct=session_loss_pct(trials),
+        validations_failed=sum(not r["passed"] for r in store.validation_qualities(session_id)),
+        gaps=len(gaps := store.gaps(session_id)),
+        gap_s=sum((g["end_local_s"] or g["start_local_s"]) - g["start_local_s"] for g in gaps),
     )
 
 
@@ -174,7 +184,7 @@ def sessions_csv(rows: Sequence[SessionSummary]) -> str:
 def sessions_table(rows: Sequence[SessionSummary]) -> str:
     """A plain-text table for the terminal (accuracy and precision in °, loss in %)."""
     head = ("session", "participant", "date (UTC)", "tracker", "progress", "valid.",
-            "accuracy°", "RMS-S2S°", "STD°", "loss %")  # fmt: skip
+            "accuracy°", "RMS-S2S°", "STD°", "loss %", "gaps")  # fmt: skip
     body = [
         (
             str(r.session_id),
@@ -182,11 +192,13 @@ def sessions_table(rows: Sequence[SessionSummary]) -> str:
             r.date_utc[:16].replace("T", " "),
             r.tracker,
             f"{r.trials_done}/{r.trials_total}",
-            str(r.validations),
+            str(r.validations)
+            + (f" ({r.validations_failed} failed)" if r.validations_failed else ""),
             _fmt(r.accuracy_deg),
             _fmt(r.rms_s2s_deg, 3),
             _fmt(r.std_deg, 3),
             _fmt(r.loss_pct, 1),
+            f"{r.gaps} ({r.gap_s:.0f} s)" if r.gaps else "0",
         )
         for r in rows
     ]

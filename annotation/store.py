@@ -878,6 +878,30 @@ class SessionStore:
                 (session_id, start_local_s, end_local_s, reason),
             )
 
+    INTERRUPTED = "interrupted-"
+    """Prefix of the phase of samples of a viewing that a stop cut short (kept, not analysed)."""
+
+    def mark_interrupted_viewing(self, session_id: int, trial_index: int) -> int:
+        """The samples recorded so far for ``trial_index`` belong to a viewing that a stop
+        cut short: their phase becomes ``interrupted-<phase>``, so the trial's re-shown
+        viewing is analysed alone while these stay in the store. Returns how many."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE gaze_samples SET phase = ? || phase WHERE session_id = ?"
+                " AND trial_index = ? AND phase NOT LIKE ?",
+                (self.INTERRUPTED, session_id, trial_index, self.INTERRUPTED + "%"),
+            )
+            return int(cur.rowcount)
+
+    def last_recorded_s(self, session_id: int) -> float | None:
+        """Local time of the session's last stored sample or event (``None``: nothing yet)."""
+        rows = self._query(
+            "SELECT MAX(t) FROM (SELECT MAX(local_s) AS t FROM gaze_samples WHERE session_id = ?"
+            " UNION ALL SELECT MAX(local_s) FROM events WHERE session_id = ?)",
+            (session_id, session_id),
+        )
+        return None if rows[0][0] is None else float(rows[0][0])
+
     def gaps(self, session_id: int) -> list[dict[str, Any]]:
         rows = self._query(
             "SELECT start_local_s, end_local_s, reason FROM recording_gaps WHERE session_id = ?"

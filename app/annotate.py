@@ -132,7 +132,8 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         self.calibration_dwell_s = calibration_dwell_s
         self.validation_dwell_s = validation_dwell_s
         self._skip_calibration = skip_calibration
-        self._practised = False
+        self._practised = self.ctl.resumed  # practice is for a session's start, not its resume
+        self._esc_until: float | None = None
         self.mode = "start"
         self.message = ""  # the discreet line under the image (recognised word)
         self.warning = ""
@@ -344,8 +345,11 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         trial = p.trial_index if self.mode == "trials" else None
         self.ctl.event("key", trial_index=trial, key=chars or int(key), mode=self.mode)
         if key == Qt.Key.Key_Escape:
-            self.finish()
+            self.escape()
             return
+        if self._esc_until is not None:  # any other key: the session goes on
+            self._esc_until = None
+            self._warn("")
         if self.ctl.store_fault is not None:  # paused until the store works: R retries now
             if key == Qt.Key.Key_R:
                 self.retry_store()
@@ -376,6 +380,21 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
                     self.update()
             elif key == Qt.Key.Key_C and p.phase is Phase.PAUSED:
                 self.start_calibration()
+
+    ESC_CONFIRM_S = 3.0
+    """A second Esc within this time ends a running session (one Esc is easily pressed)."""
+
+    def escape(self) -> None:
+        """Esc: ends a finished or lost session at once; a running one on a second Esc."""
+        now = self.clock()
+        if self.mode in ("done", "lost", "start") or (
+            self._esc_until is not None and now <= self._esc_until
+        ):
+            self.finish()
+            return
+        self._esc_until = now + self.ESC_CONFIRM_S
+        self._warn(f"Esc again within {self.ESC_CONFIRM_S:.0f} s ends the session; any other key"
+                   " goes on")  # fmt: skip
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         self._mouse_xy = self.to_screen(event.position())

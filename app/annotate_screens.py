@@ -108,6 +108,7 @@ def instructions(win: AnnotationWindow) -> list[str]:
     )
     lines = [
         f"Participant {s.config.participant} — session {s.session_id} — {s.progress_text()}",
+        *([s.resume_text()] if s.resumed else []),
         f"{how}\n{keys}",
         f"You can correct a label before going on; then press {s.settings.protocol.advance_key}.",
     ]
@@ -231,13 +232,20 @@ def paint_calibration_result(win: AnnotationWindow, p: QPainter) -> None:
             mark = "" if ok else " ✗"
             text(win, p, f"{pt.accuracy_deg:.2f}°{mark}", QRectF(c.x() - 48, c.y() + 4, 96, 26),
                  GOOD if ok else BAD, 8)  # fmt: skip
-        head = (
-            f"Calibration {'done' if res.result else 'FAILED'} — the tracker reports a mean"
-            f" error of {res.deg:.2f}°"
-        )
+        head = calibration_headline(res.result, res.deg)
     else:
         head = "Calibration did not finish"
     _header(win, p, head + "\nSpace: validate — R: recalibrate — Esc: end")
+
+
+def calibration_headline(passed: bool, mean_error_deg: float) -> str:
+    """The calibration result's first line; trackers that report no error (LSL) say so."""
+    error = (
+        f"the tracker reports a mean error of {mean_error_deg:.2f}°"
+        if math.isfinite(mean_error_deg)
+        else "the tracker reports no error of its own (the validation measures it)"
+    )
+    return f"Calibration {'done' if passed else 'FAILED'} — {error}"
 
 
 def paint_validation_result(win: AnnotationWindow, p: QPainter) -> None:

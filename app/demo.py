@@ -294,12 +294,16 @@ def data_quality(store: SessionStore, session_id: int) -> dict[str, object]:
             "std_deg": round(q.std_deg, 3),
             "validation_loss_pct": round(q.loss_pct, 2),
             "validation_passed": bool(runs[0]["passed"]),
+            "validation_problems": list(runs[0]["problems"]),
         }
     parts = [f"data loss {loss:.1f} % of the image-phase samples"]
     if runs:
         parts.insert(0, f"validation accuracy {out['accuracy_deg']}° (worst target"
                      f" {out['max_accuracy_deg']}°), precision RMS-S2S {out['rms_s2s_deg']}°,"
                      f" STD {out['std_deg']}°")  # fmt: skip
+        if not runs[0]["passed"]:  # a lab would recalibrate: the demo says it went on anyway
+            problems = "; ".join(runs[0]["problems"]) or "thresholds not met"
+            parts.insert(0, f"VALIDATION FAILED ({problems}), the session went on as overridden")
     out["text"] = "; ".join(parts)
     return out
 

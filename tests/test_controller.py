@@ -134,6 +134,11 @@ def test_a_tracker_that_cannot_connect_leaves_no_session(tmp_path: Path) -> None
     cfg = SessionConfig(tmp_path / "s.sqlite", "P03", "synthetic:2:1:64", settings)
     with pytest.raises(Exception, match=str(port)):
         AnnotationSession(cfg)
+    assert not cfg.store.exists()  # no empty store left behind
+    with SessionStore(cfg.store, create=True) as st:  # an existing store keeps no session
+        assert st.sessions() == []
+    with pytest.raises(Exception, match=str(port)):
+        AnnotationSession(cfg)
     with SessionStore(cfg.store) as st:
         assert st.sessions() == []
 

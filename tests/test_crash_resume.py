@@ -102,5 +102,38 @@ def test_sigkill_mid_trial_then_resume(out_dir: Path) -> None:
     assert after["time_ms"].size > samples_before["time_ms"].size
     assert np.isin(samples_before["time_ms"], after["time_ms"]).all()
     report["samples_after_resume"] = int(after["time_ms"].size)
+
+    # the dead time is one recording gap, from the last record before the kill to the resume
+    (gap,) = store.gaps(sid)
+    opened = [e for e in store.events(sid) if e["kind"] == "app_open"]
+    assert gap["reason"] == "the app stopped (crash or kill)"
+    last_before = max(float(samples_before["local_s"].max()),
+                      max(e["local_s"] for e in events_before))  # fmt: skip
+    assert gap["start_local_s"] == pytest.approx(last_before)
+    assert gap["end_local_s"] == pytest.approx(opened[-1]["local_s"])
+    # the cut-short viewing of the re-shown image is kept, marked, and not analysed
+    (cut,) = (e for e in store.events(sid) if e["kind"] == "viewing_interrupted")
+    assert cut["trial_index"] == n_before
+    marked = after["phase"] == "interrupted-image"
+    kept = (after["trial_index"] == n_before) & np.char.startswith(
+        after["phase"].astype(str), "interrupted-"
+    )
+    assert kept.sum() == cut["payload"]["samples"] > 0 and marked.sum() > 0
+    image = store.samples(sid, trial_index=n_before, phase="image")
+    first_after_s = first_after["local_s"]
+    assert image["local_s"].size > 0 and (image["local_s"] >= first_after_s - 0.05).all()
+    # data loss within the recorded time: the re-shown viewing alone, no dead time
+    from gazelab.annotation.sessions import compute_trial_quality, summarize_session
+
+    quality = {q.trial_index: q for q in compute_trial_quality(store, sid, save=False)}
+    assert quality[n_before].loss_pct < 30.0, quality[n_before]
+    assert quality[n_before].duration_s < 2.0
+    summary = summarize_session(store, sid)
+    assert summary.gaps == 1 and summary.gap_s == pytest.approx(
+        gap["end_local_s"] - gap["start_local_s"]
+    )
+    assert summary.loss_pct < 30.0
+    report["trial_loss_pct"] = quality[n_before].loss_pct
+    report["session_loss_pct"] = summary.loss_pct
     (out_dir / "crash_report.json").write_text(json.dumps(report, indent=2))
     print(report)
