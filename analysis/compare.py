@@ -132,6 +132,11 @@ class Comparison:
     computed_maps: int = 0
     excluded: list[dict[str, Any]] = field(default_factory=list)
     """Trials left out by the ``[quality]`` limits: session, annotator, trial, image, reason."""
+    baselines: list[dict[str, Any]] = field(default_factory=list)
+    """Shuffled-image and centre-bias scores of every observed pair
+    (:func:`gazelab.analysis.baselines.baseline_rows`); empty when not computed."""
+    baseline_settings: dict[str, Any] = field(default_factory=dict)
+    """How :attr:`baselines` were made: draws, seed, centre map."""
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -188,6 +193,8 @@ def analyse_project(
     batch_size: int = 32,
     quality: QualitySettings | None = None,
     keep_maps: int | None = None,
+    baseline_draws: int = 3,
+    centre: str = "mean",
 ) -> Comparison:
     """Analyse the sessions (default: all in the store) against ``model``; see module doc.
 
@@ -196,7 +203,11 @@ def analyse_project(
 
     ``keep_maps``: keep the heatmaps (human and model) of only the first N images in
     order (those a report draws); the others are built for scoring and let go, so
-    memory does not grow with the study (a 560 px map is 2.5 MB). ``None``: keep all."""
+    memory does not grow with the study (a 560 px map is 2.5 MB). ``None``: keep all.
+
+    ``baseline_draws``: other images drawn per pair for the shuffled-image baseline, and
+    ``centre`` (``mean`` | ``gaussian``) the centre-bias map (:mod:`.baselines`); 0 draws
+    leaves both out."""
     from gazelab.models.architectures import to_model_input
 
     an = analysis or AnalysisSettings()
@@ -352,7 +363,7 @@ def analyse_project(
     if progress:
         progress("metrics", len(ordered), len(ordered))
     ref = first_settings or Settings()
-    return Comparison(
+    comp = Comparison(
         images=ordered,
         annotators=[
             a
@@ -370,12 +381,23 @@ def analyse_project(
         computed_maps=computed,
         excluded=excluded,
     )
+    if baseline_draws > 0:
+        from gazelab.analysis.baselines import baseline_rows
+
+        comp.baseline_settings = {"draws": baseline_draws, "seed": 0, "centre": centre}
+        comp.baselines = baseline_rows(
+            comp, draws=baseline_draws, seed=0, centre=centre,
+            progress=(lambda d, t: progress("baselines", d, t)) if progress else None,
+        )  # fmt: skip
+    return comp
 
 
 # -- summaries -------------------------------------------------------------------------------
 def summaries(comp: Comparison) -> dict[str, Any]:
     """Mean ± sd of every metric per annotator and per class (human vs model, human vs
-    human), pointing game, label agreement; plain Python values (JSON-ready)."""
+    human), pointing game, label agreement and, where computed, every score against the
+    shuffled-image and centre-bias baselines with the one-sentence layout note; plain
+    Python values (JSON-ready)."""
     df = comp.frame()
     out: dict[str, Any] = {"by_annotator": [], "by_class": []}
     for group_col, dest in (("annotator", "by_annotator"), ("class", "by_class")):
@@ -407,6 +429,12 @@ def summaries(comp: Comparison) -> dict[str, Any]:
         "human_fixations_in_regions": float(np.mean(in_regions)) if in_regions else None,
     }
     out["labels"] = label_summary(comp)
+    if comp.baselines:
+        from gazelab.analysis.baselines import baseline_summary, layout_sentence
+
+        out["baselines"] = baseline_summary(comp.rows, comp.baselines)
+        out["baseline_settings"] = dict(comp.baseline_settings)
+        out["layout_note"] = layout_sentence(out["baselines"])
     return out
 
 

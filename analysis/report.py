@@ -6,7 +6,10 @@ Files written into the report folder::
     by_annotator.csv         mean ± sd per annotator, versus the model and versus humans
     by_class.csv             the same per dataset class
     report.json              settings (TOML text), n, point source, summaries, labels
-    report.md                the tables in the paper's Table 1 layout, label agreement
+    report.md                the tables in the paper's Table 1 layout, every score against
+                             the shuffled-image and centre-bias baselines, label agreement
+    baselines.csv            one row per (image, annotator, partner, baseline) with every metric
+    baselines_summary.csv    observed vs each baseline per kind and metric, with CIs
     figures/metrics.png      metric distributions (human vs model, human vs human)
     figures/confusion.png    confusion matrices of annotators and model vs dataset labels
     figures/<image>.png      image | human heatmap | model heatmap | both contours
@@ -27,6 +30,7 @@ from numpy.typing import NDArray
 from gazelab import CLASSES
 from gazelab.analysis.compare import METRICS, PAPER_METRICS, Comparison, ImageAnalysis, summaries
 from gazelab.fileio import atomic_write, clean_stale_temporaries, safe_filename
+from gazelab.models.scores import scores_from_confusion
 
 HUMAN_COLOURS = ((255, 40, 0), (0, 160, 255), (255, 200, 0), (200, 0, 255), (0, 220, 120))
 MODEL_COLOUR = (40, 220, 40)
@@ -77,17 +81,64 @@ def markdown(comp: Comparison, summ: dict[str, Any]) -> str:
             f"Human fixations inside diagnostic regions: {pg['human_fixations_in_regions']:.1%}.",
             "",
         ]
+    if summ.get("baselines"):
+        lines += baseline_markdown(summ)
     lab = summ["labels"]
-    lines += ["## Labels", "", "| Who | n | accuracy vs dataset |", "|---|---|---|"]
-    for who, r in lab["annotators"].items():
-        lines.append(f"| {who} | {r['n']} | {r['accuracy']:.3f} |")
-    if "model" in lab:
-        lines.append(f"| model | {lab['model']['n']} | {lab['model']['accuracy']:.3f} |")
+    lines += ["## Labels", "",
+              "| Who | n | accuracy vs dataset | macro-F1 (classes present) | classes absent |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    whos = [*lab["annotators"].items(), *([("model", lab["model"])] if "model" in lab else [])]
+    for who, r in whos:
+        sc = scores_from_confusion(r["confusion"]) if len(r["confusion"]) == len(CLASSES) else None
+        f1 = "–" if sc is None else f"{sc['macro_f1']:.3f}"
+        absent = "–" if sc is None else (", ".join(sc["absent"]) or "none")
+        lines.append(f"| {who} | {r['n']} | {r['accuracy']:.3f} | {f1} | {absent} |")
     for k in lab["kappa"]:
         lines.append("")
         lines.append(f"Cohen's κ {k['a']} vs {k['b']} ({k['n']} images): {k['kappa']:.3f}")
     lines.append("")
     return "\n".join(lines)
+
+
+BASELINE_TABLE_METRICS = ("iou", "spearman", "cosine_distance", "nss", "auc_judd")
+"""Metrics of the report's baseline table (every metric is in ``baselines_summary.csv``)."""
+
+
+def baseline_markdown(summ: dict[str, Any]) -> list[str]:
+    """The report's baseline section: the layout sentence and, per comparison kind and
+    baseline, observed vs baseline with the difference (± 95 % CI, t over images) and the
+    ratio (paired bootstrap 95 % CI over images)."""
+    bs = summ.get("baseline_settings", {})
+    centre = ("a centred Gaussian" if bs.get("centre") == "gaussian" else
+              "the mean of the human maps of the other images (leave-one-image-out)")  # fmt: skip
+    lines = [
+        "## Baselines: how much of the agreement is face layout",
+        "",
+        summ.get("layout_note", ""),
+        "",
+        f"Shuffled image: the other side of each pair (annotator or model) on "
+        f"{bs.get('draws', '?')} other images of the same size, drawn with seed "
+        f"{bs.get('seed', 0)} and averaged. Centre bias: {centre}, cut to the mean area of "
+        "one human map; one map per image, the same for both comparison kinds. Difference: "
+        "observed − baseline, mean over images ± 95 % CI (Student's t); ratio: observed / "
+        "baseline with a paired bootstrap 95 % CI over images. For cosine distance lower is "
+        "closer. Every metric: baselines_summary.csv; per pair: baselines.csv.",
+        "",
+        "| versus | baseline | metric | images | observed | baseline | difference | ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summ["baselines"]:
+        if r["metric"] not in BASELINE_TABLE_METRICS:
+            continue
+        d = "–" if not math.isfinite(r["difference"]) else f"{r['difference']:+.3f}"
+        if math.isfinite(r["difference_ci"]):
+            d += f" ± {r['difference_ci']:.3f}"
+        ratio = "–" if not math.isfinite(r["ratio"]) else f"{r['ratio']:.2f}"
+        if math.isfinite(r["ratio_low"]):
+            ratio += f" [{r['ratio_low']:.2f}, {r['ratio_high']:.2f}]"
+        lines.append(f"| {r['versus']} | {r['baseline']} | {r['metric']} | {r['images']} | "
+                     f"{r['observed']:.3f} | {r['baseline_mean']:.3f} | {d} | {ratio} |")  # fmt: skip
+    return [*lines, ""]
 
 
 def plot_confusion(
@@ -153,6 +204,10 @@ def write_report(comp: Comparison, out: str | Path, *, max_image_figures: int = 
 
     for key in ("by_annotator", "by_class"):
         atomic_write(out / f"{key}.csv", pd.DataFrame(summ[key]).to_csv(index=False))
+    if comp.baselines:
+        atomic_write(out / "baselines.csv", pd.DataFrame(comp.baselines).to_csv(index=False))
+        atomic_write(out / "baselines_summary.csv",
+                     pd.DataFrame(summ["baselines"]).to_csv(index=False))  # fmt: skip
     doc = {
         "model": {"name": comp.model_name, "hash": comp.model_hash},
         "analyzer": comp.analysis.analyzer,
