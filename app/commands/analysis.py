@@ -127,6 +127,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"{r['iou_sd']:.3f}  Spearman {r['spearman_mean']:.3f}  "
             f"cosine distance {r['cosine_distance_mean']:.3f}"
         )
+    if summ.get("layout_note"):
+        print(f"  baselines: {summ['layout_note']}")
     print(f"report: {md}")
     return 0
 
