@@ -16,7 +16,7 @@ The threshold follows the recording's own noise instead of a fixed 30 °/s:
    ``merge_gap_ms`` and ``merge_angle_deg`` apart are joined (as Tobii's filter does,
    Olsen 2012), and those shorter than ``min_fixation_ms`` dropped (the paper: 40 ms).
 
-The onset threshold is kept within [:data:`MIN_ONSET_DEG_S`, 3 · ``velocity_deg_s``]:
+The onset threshold is kept within [:data:`MIN_ONSET_DEG_S`, :data:`MAX_ONSET_DEG_S`]:
 a trace with almost no noise would otherwise call drift a saccade and cut fixations
 short of where trackers' parsers end them, a very noisy one call saccades fixations.
 So on a quiet signal (a tower-mounted EyeLink) it is an I-VT at 25 °/s plus merging;
@@ -50,6 +50,11 @@ MIN_ONSET_DEG_S = 25.0
 """Lowest onset threshold used, °/s: between the 22 and 30 °/s of EyeLink's parser
 (psychophysical and cognitive configurations), so a quiet signal is cut where the
 tracker's own parser cuts it and fixational drift never splits a fixation."""
+MAX_ONSET_DEG_S = 300.0
+"""Highest onset threshold used, °/s: saccades of 5° and more peak at about 300 °/s or
+faster (the main sequence), so a higher threshold would take them for fixations. A
+consumer tracker's raw signal can be that noisy (a Gazepoint GP3 HD recording at
+150 Hz: 20 ms speed in fixations about 80 °/s, onset threshold about 230 °/s)."""
 
 
 def adaptive_threshold(v: NDArray[np.float64], start_deg_s: float = START_PEAK_DEG_S) -> float:
@@ -98,7 +103,7 @@ def adaptive(
     window_ms: float = 20.0,
     merge_gap_ms: float = 75.0,
     merge_angle_deg: float = 0.5,
-    max_onset_deg_s: float = 90.0,
+    max_onset_deg_s: float = MAX_ONSET_DEG_S,
 ) -> NDArray[np.int64]:
     """Fixations below the adaptive onset threshold; (F, 2) int64 inclusive row ranges."""
     period = sample_period_ms(t)
@@ -121,5 +126,5 @@ def detect(s: SampleArrays, geometry: DisplayGeometry, th: Thresholds) -> NDArra
         s.time_ms, s.x, s.y, s.valid,
         px_per_deg=geometry.px_per_deg(), min_fixation_ms=th.min_fixation_ms,
         window_ms=th.velocity_window_ms, merge_gap_ms=th.merge_gap_ms,
-        merge_angle_deg=th.merge_angle_deg, max_onset_deg_s=3.0 * th.velocity_deg_s,
+        merge_angle_deg=th.merge_angle_deg,
     )  # fmt: skip
