@@ -130,10 +130,11 @@ class ExperimenterView(QWidget):
         self.windows[run][key] = [self.ctl.clock(), math.inf]
         self._open = (run, key)
 
-    def _close(self) -> None:
+    def _close(self, at: float | None = None) -> None:
+        """End the open target's window now (or at ``at``, session seconds)."""
         if self._open is not None:
             run, key = self._open
-            self.windows[run][key][1] = self.ctl.clock()
+            self.windows[run][key][1] = self.ctl.clock() if at is None else at
             self._open = None
 
     def mode(self) -> str:
@@ -149,15 +150,18 @@ class ExperimenterView(QWidget):
                 self.windows[mode] = {}
                 self._samples[mode] = []
             if self._open is not None and self._open[0] != "validation":
-                self._close()
+                self._close(at=self._last_s)
             self._mode = mode
         target = getattr(win, "target", None)
+        # a target polled from the window changed at most a tick ago: its window ends with
+        # the last sample seen while it was still shown, not now (the next one's gaze)
         if mode in ("calibration", "drift_check") and target is not None:
             key = (float(target[0]), float(target[1]))
             if self._open != (mode, key):
+                self._close(at=self._last_s)
                 self._begin(mode, key)
         elif mode in ("calibration", "drift_check") and self._open is not None:
-            self._close()
+            self._close(at=self._last_s)
         run = self._open[0] if self._open is not None else None
         fresh = [g for g in self.ctl.recent_gaze(2.0) if g.local_s > self._last_s]
         if fresh:
@@ -177,7 +181,8 @@ class ExperimenterView(QWidget):
         table = {"local_s": a[:, 0], "x": a[:, 1], "y": a[:, 2], "valid": a[:, 3] > 0}
         keys = list(self.windows[run])
         wins = [(t0, t1) for t0, t1 in self.windows[run].values()]
-        dwell = getattr(self.window_, "validation_dwell_s", 1.0)
+        which = "calibration_dwell_s" if run == "calibration" else "validation_dwell_s"
+        dwell = getattr(self.window_, which, 1.0)
         per = gaze_per_target(table, wins, settle_s=min(0.5, dwell / 2))
         return dict(zip(keys, per, strict=True))
 

@@ -141,6 +141,11 @@ def test_the_operator_sees_calibration_and_validation_and_acts_from_the_view(
     view.grab().save(str(out_dir / "operator_calibration.png"))
     qtbot.waitUntil(lambda: win.mode == "calibration_result", timeout=10_000)
     qtbot.waitUntil(lambda: view.buttons["r"].isVisible(), timeout=2000)  # live buttons
+    calibrated = view.target_gaze("calibration")  # the calibration plot: 9 targets' gaze
+    assert len(calibrated) == 9
+    for (tx, ty), dots in calibrated.items():
+        assert len(dots) >= 5 and dots.mean(axis=0) == pytest.approx((tx + 40, ty), abs=1)
+    view.grab().save(str(out_dir / "operator_calibration_result.png"))
     assert view.available_keys() == ["space", "r"] and view.buttons["space"].isVisible()
     assert view.press("space")  # the operator starts the validation from the view
     qtbot.waitUntil(lambda: win.mode == "validation_result", timeout=15_000)
