@@ -296,13 +296,16 @@ def fill_gaps(
     (from the last valid sample before to the first after), as Tobii's I-VT filter's
     gap fill-in (Olsen 2012). Gaps at the ends and longer ones stay invalid.
 
-    Returns new ``x``, ``y`` and ``valid`` arrays.
+    Returns ``x``, ``y`` and ``valid`` with the gaps filled (new arrays; the inputs
+    themselves when there is nothing to fill).
     """
     bad_a, bad_b = run_bounds(~valid)
     inside = (bad_a > 0) & (bad_b < t.size)
     bad_a, bad_b = bad_a[inside], bad_b[inside]
     span = t[np.minimum(bad_b, t.size - 1)] - t[np.maximum(bad_a - 1, 0)]
     keep = span <= max_gap_ms
+    if not keep.any():
+        return x, y, valid
     x, y, valid = x.copy(), y.copy(), valid.copy()
     for a, b in zip(bad_a[keep].tolist(), bad_b[keep].tolist(), strict=True):
         t0, t1 = t[a - 1], t[b]
