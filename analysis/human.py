@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from gazelab.annotation.store import SessionStore
+from gazelab.gaze.clock_segments import split_by_clock
 from gazelab.gaze.fixations import FixationTable, add_frames, detect_fixations
 from gazelab.gaze.geometry import StimulusLayout
 from gazelab.gaze.heatmaps import HeatmapKernel, fixation_heatmap
@@ -80,6 +82,22 @@ class TrialGaze:
         raise ValueError(f"frame must be 'image' or 'stimulus', not {frame!r}")
 
 
+def detect_by_clock_segment(
+    samples: dict[str, NDArray[Any]], method: str, geometry: Any, **params: float
+) -> FixationTable:
+    """:func:`~gazelab.gaze.fixations.detect_fixations` on each clock segment of a trial
+    (:func:`~gazelab.gaze.clock_segments.split_by_clock`: a tracker restarted mid-trial
+    turns its clock back), joined into one table: ``first_sample`` indexes ``samples``,
+    onsets and offsets are on the trial's one timeline (the first segment's tracker clock)."""
+    parts = []
+    for first, seg in split_by_clock(samples):
+        fx = detect_fixations(seg, method, geometry, **params)
+        parts.append({**fx, "first_sample": fx["first_sample"] + first})
+    if len(parts) <= 1:
+        return parts[0] if parts else detect_fixations(samples, method, geometry, **params)
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def trial_gaze(
     store: SessionStore,
     session_id: int,
@@ -122,11 +140,8 @@ def trial_gaze(
         if image_id not in image_shapes:
             raise KeyError(f"no image shape given for image id {image_id!r} of trial {ti}")
         layout = StimulusLayout(s.display.resolution_px, square, image_shapes[image_id])
-        fx = detect_fixations(
-            samples,
-            s.fixations.method,
-            s.display,
-            **s.fixations.detector_params(),
+        fx = detect_by_clock_segment(
+            samples, s.fixations.method, s.display, **s.fixations.detector_params()
         )
         fx = add_frames(fx, layout)
         rows = [

@@ -13,6 +13,11 @@ it reports them, see :meth:`EyeTribeTracker.gaps_since
 :attr:`GazeCapture.warning` — while the tracker is down, and for
 :attr:`GazeCapture.RECOVERED_WARNING_S` after it came back, since a reconnect
 can be quicker than one poll. The session itself goes on.
+
+A tracker clock that jumps (back: a restarted Eye Tribe server counts from 0 again; or
+forward by more than the reception clock allows) is recorded as a gap too, from the last
+sample before the jump to the first after it (:class:`~gazelab.gaze.clock_segments.ClockJumpWatch`);
+analysis splits the trial there into clock segments.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from typing import Any
 
 from gazelab.annotation.protocol import LabelingProtocol
 from gazelab.annotation.store import BatchedSampleWriter, SessionStore, StoreError
-from gazelab.gaze.trackers.base import Tracker
+from gazelab.gaze.clock_segments import ClockJumpWatch
+from gazelab.gaze.trackers.base import Gap, Tracker
 
 
 class GazeCapture:
@@ -66,6 +72,8 @@ class GazeCapture:
         self._gaps_to_write: list[Any] = []
         self._recent_gap: tuple[Any, float] | None = None  # (gap, when it was seen)
         self.quality_error: StoreError | None = None  # storing the trial quality failed
+        self.clock_watch = ClockJumpWatch()
+        self._clock_jumps: list[Gap] = []  # seen in samples, written after the tracker's gaps
 
     @property
     def connected(self) -> bool:
@@ -98,6 +106,10 @@ class GazeCapture:
         if samples:
             self.writer.add_tagged((s, *self.protocol.phase_at(s.local_s)) for s in samples)
             self.received += len(samples)
+            jumps = self.clock_watch.feed(
+                [s.time_ms for s in samples], [s.local_s for s in samples]
+            )
+            self._clock_jumps += [Gap(j.start_s, j.end_s, j.reason) for j in jumps]
         else:
             self.writer.poll()
         self._watch_connection()
@@ -118,6 +130,10 @@ class GazeCapture:
             self._gaps_to_write += new
             self._recent_gap = (new[-1], now)
             self._lost_since = None  # the tracker's own gap covers the outage, exact times
+        if self._clock_jumps:  # after the outage the tracker reported (a restart: both)
+            self._gaps_to_write += self._clock_jumps
+            self._recent_gap = (self._clock_jumps[-1], now)
+            self._clock_jumps = []
         while self._gaps_to_write:  # one at a time: a store error keeps the rest for later
             gap = self._gaps_to_write[0]
             self.store.add_gap(self.session_id, gap.start_s, gap.end_s, gap.reason)

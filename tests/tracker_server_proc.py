@@ -12,7 +12,8 @@ standard input:
 ``hear``               Eye Tribe: behave again.
 ``quit``               stop and exit.
 
-``--product-rate TEXT`` makes the GazePoint server answer ``PRODUCT_ID`` with
+``--port N`` listens on port N (default: a free one): a restarted server takes its
+predecessor's port. ``--product-rate TEXT`` makes the GazePoint server answer ``PRODUCT_ID`` with
 ``RATE="TEXT"``. A frozen server is this process under SIGSTOP.
 """
 
@@ -65,13 +66,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("protocol", choices=("gazepoint", "eyetribe"))
     ap.add_argument("--product-rate")
+    ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
     server: Any
     if args.protocol == "gazepoint":
-        server = MoodyGazePoint(port=0, rate_hz=60)
+        server = MoodyGazePoint(port=args.port, rate_hz=60)
         server.product_rate = args.product_rate
     else:
-        server = MoodyEyeTribe(port=0, rate_hz=60, heartbeat_ms=100)
+        server = MoodyEyeTribe(port=args.port, rate_hz=60, heartbeat_ms=100)
     server.start()
     print(f"port {server.port}", flush=True)
     moods = {"mute": [MUTE], "unmute": [], "deaf": [DEAF], "sulk": [SULK], "hear": []}
