@@ -67,6 +67,7 @@ from gazelab.annotation.store import (
 from gazelab.errors import GazelabError
 from gazelab.gaze.geometry import StimulusLayout
 from gazelab.gaze.quality import (
+    PointQuality,
     QualityThresholds,
     ValidationQuality,
     validation_quality,
@@ -666,8 +667,13 @@ class AnnotationSession:
                 samples, targets, self._val_windows, self.settings.display,
                 rate_hz=float(self.settings.tracker.rate_hz), settle_s=settle_s,
             )  # fmt: skip
-        except STORE_FAULTS as exc:  # no validation this time; the session pauses
-            quality = validation_quality([])
+        except STORE_FAULTS as exc:  # not measured this time (the samples wait in memory);
+            # the session pauses, and the targets count as unmeasured: validate again
+            nan = (math.nan, math.nan)
+            quality = validation_quality([
+                PointQuality(t, nan, math.nan, math.nan, math.nan, 0, math.nan, 0)
+                for t in targets
+            ])  # fmt: skip
             self.on_store_fault(exc)
         if redo is not None and self.validation is not None:  # some targets measured again
             points = list(self.validation.quality.points)

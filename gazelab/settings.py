@@ -133,7 +133,9 @@ class TrackerSettings(_Validated):
         range=(1, 2000),
         doc="nominal sampling rate (EyeLink and Tobii Spectrum go to 1200-2000 Hz)",
     )
-    sample_batch_ms: float = setting(100.0, range=(1, 1000), doc="store commit interval")
+    sample_batch_ms: float = setting(
+        50.0, range=(1, 1000), doc="store commit interval: at most this much gaze is lost at a kill"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
