@@ -375,6 +375,10 @@ def compare_stage(out: Path, *, analyzer: str) -> tuple[dict[str, object], Compa
             f"      model's most relevant pixel in a diagnostic region: {pg['model_hit_rate']:.0%}"
         )
         result["pointing_game"] = pg["model_hit_rate"]
+    if summ.get("layout_note"):
+        print(textwrap.fill(summ["layout_note"], 88, initial_indent="      ",
+                            subsequent_indent="      "))  # fmt: skip
+        result["layout_note"] = summ["layout_note"]
     print(f"      report: {md}  (open the project: gazelab view --project {out})")
     return result, comp
 
@@ -437,6 +441,23 @@ def masks_and_trainee_stage(
         ratio = r["ratio_to_baseline_steps"]
         print(f"      {r['run']:<24} final macro-F1 {r['final_macro_f1']:.3f}, steps to the "
               f"baseline's final: {'never' if ratio is None else f'{ratio:.2f}× baseline'}")  # fmt: skip
-    for line in reading_note(rows):
+    for line in [*reading_note(rows), *TRAINEE_SCOPE]:
         print(textwrap.fill(line, 88, initial_indent="      ", subsequent_indent="      "))
     return {r["run"]: r["final_macro_f1"] for r in rows}
+
+
+TRAINEE_SCOPE = (
+    "What these numbers can show: that the whole chain runs (Trainer relevance -> negative, "
+    "mean and perceptive masks -> the seven Trainee runs) and how the runs of this one seed "
+    "compare on a few hundred synthetic faces in a few epochs. What they cannot show: "
+    "whether masks speed up training, for or against the paper. One seed at this size moves "
+    "by more than the differences between runs, and what a mask keeps or removes on a drawn "
+    "face says little about what it does on a photograph; a run 'behind' or 'never' here "
+    "is not a verdict on the method.",
+    "The paper's experiment on real faces (a Trainer trained on FER2013, masks of CK+ "
+    "crops, seven Trainee runs over 3 seeds, mean ± 95 % CI of steps to the baseline and "
+    "final macro-F1): the bench_trainee_real.py table in benchmarks/results.md; how to "
+    "get the data and point gazelab at it: docs/real-faces.md.",
+)
+"""Printed after the demo's Trainee table: what it can and cannot show, and where the
+real-data result is."""
