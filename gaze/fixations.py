@@ -57,8 +57,8 @@ COLUMNS = ("onset_ms", "offset_ms", "duration_ms", "x_px", "y_px", "n_samples", 
 
 DEFAULT_METHOD = "adaptive"
 """The default detector, chosen by ``benchmarks/bench_fixations.py``: κ ≥ 0.75 against
-EyeLink's own parser on every real recording evaluated, and the one that holds up under
-the noise of remote trackers (``docs/fixations.md``)."""
+EyeLink's own parser on every EyeLink recording evaluated (250-2000 Hz), and the one
+that holds up under the noise of remote and consumer trackers (``docs/fixations.md``)."""
 
 MAX_STEP_PERIODS = 2.5
 """A step between two samples longer than this many median sample periods is a gap."""
