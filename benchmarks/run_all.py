@@ -41,6 +41,8 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_saliency": ["--n", "64"],
     "bench_voice": ["--every", "3"],
     "bench_trainee": "--seeds 3 --n 800 --epochs 4 --masked 1 --trainer-epochs 3".split(),
+    # real faces from GAZELAB_FACE_DATA (fer2013/, CK+48/); skips without them
+    "bench_trainee_real": "--seeds 3 --trainer-n 3000 --trainer-epochs 4 --epochs 6 --masked 2".split(),
     "bench_transfer": ["--n", "1500", "--epochs", "6", "--fine-tune-epochs", "3"],
     "bench_viewer": ["--images", "200"],
 }
