@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from gazelab import CLASSES
 from gazelab.analysis.compare import METRICS, PAPER_METRICS, Comparison, ImageAnalysis, summaries
-from gazelab.fileio import atomic_write, clean_stale_temporaries, safe_filename
+from gazelab.fileio import atomic_open, atomic_write, clean_stale_temporaries, safe_filename
 from gazelab.models.scores import scores_from_confusion
 
 HUMAN_COLOURS = ((255, 40, 0), (0, 160, 255), (255, 200, 0), (200, 0, 255), (0, 220, 120))
@@ -196,7 +196,7 @@ def write_report(comp: Comparison, out: str | Path, *, max_image_figures: int = 
     out = Path(out)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    clean_stale_temporaries(out)  # left by a report run that was killed
+    clean_stale_temporaries(out, recursive=True)  # left by a report run that was killed
     summ = summaries(comp)
     df = comp.frame()
     atomic_write(out / "rows.csv", df.to_csv(index=False))
@@ -243,7 +243,8 @@ def write_report(comp: Comparison, out: str | Path, *, max_image_figures: int = 
             ax.boxplot(data, labels=names)
         ax.set_title(m + (" *" if m in PAPER_METRICS else ""))
     fig.tight_layout()
-    fig.savefig(fig_dir / "metrics.png", dpi=80)
+    with atomic_open(fig_dir / "metrics.png") as f:
+        fig.savefig(f, format="png", dpi=80)
     plt.close(fig)
 
     # confusion matrices
@@ -255,7 +256,8 @@ def write_report(comp: Comparison, out: str | Path, *, max_image_figures: int = 
             plot_confusion(ax, r["confusion"], f"{who}: accuracy {r['accuracy']:.2f}",
                            ("given", "dataset"))  # fmt: skip
         fig.tight_layout()
-        fig.savefig(fig_dir / "confusion.png", dpi=80)
+        with atomic_open(fig_dir / "confusion.png") as f:
+            fig.savefig(f, format="png", dpi=80)
         plt.close(fig)
 
     # per-image panels
@@ -267,7 +269,8 @@ def write_report(comp: Comparison, out: str | Path, *, max_image_figures: int = 
             ax.set_title(title, fontsize=8)
             ax.axis("off")
         fig.tight_layout()
-        fig.savefig(fig_dir / f"{safe_filename(im.image_id)}.png", dpi=80)
+        with atomic_open(fig_dir / f"{safe_filename(im.image_id)}.png") as f:
+            fig.savefig(f, format="png", dpi=80)
         plt.close(fig)
     return out / "report.md"
 

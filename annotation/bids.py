@@ -22,13 +22,13 @@ the start of the next one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import gzip
 import hashlib
 import json
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from typing import Any
 from gazelab.annotation.sessions import compute_trial_quality, session_loss_pct
 from gazelab.annotation.store import SessionRecord, SessionStore
 from gazelab.errors import GazelabError
-from gazelab.fileio import atomic_write, clean_stale_temporaries, temporary_name
+from gazelab.fileio import atomic_path, atomic_write, clean_stale_temporaries
 from gazelab.gaze.trackers.base import SAMPLE_FIELDS
 from gazelab.gaze.trackers.registry import TrackerKind, trackers
 from gazelab.settings import Settings
@@ -183,17 +183,11 @@ def _export_session(store: SessionStore, session_id: int, out: Path) -> dict[str
         "events": folder / f"{stem}_events.tsv",
         "events_json": folder / f"{stem}_events.json",
     }
-    tmp = {k: temporary_name(p) for k, p in final.items()}
-    try:
+    # all four written under temporary names; only when all are complete does each get
+    # its name (flushed to disk first); a failure removes the four temporaries
+    with contextlib.ExitStack() as stack:
+        tmp = {k: stack.enter_context(atomic_path(p)) for k, p in final.items()}
         counts = _write_files(store, rec, settings, t0, tmp)
-        for t in tmp.values():  # on disk before they get their names
-            with open(t, "rb") as fh:
-                os.fsync(fh.fileno())
-        for k, p in final.items():  # all four complete: now they get their names
-            os.replace(tmp[k], p)
-    finally:
-        for t in tmp.values():
-            t.unlink(missing_ok=True)
     _mark(out, session_id, {
         "complete": True,
         "session_uuid": rec.uuid,

@@ -111,14 +111,13 @@ def write_wav(path: str | Path, audio: NDArray[np.int16], rate: int = SAMPLE_RAT
     """Write mono 16-bit PCM atomically (a crash never leaves half a file under ``path``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".wav.part")
-    os.close(fd)
-    with wave.open(tmp, "wb") as w:
+    from gazelab.fileio import atomic_open
+
+    with atomic_open(path) as f, wave.open(f, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(int(rate))
         w.writeframes(np.asarray(audio, dtype=np.int16).tobytes())
-    os.replace(tmp, path)
     return path
 
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from gazelab import CLASSES
 from gazelab.errors import GazelabError
+from gazelab.fileio import atomic_open, atomic_write, save_model
 
 if TYPE_CHECKING:
     from gazelab.analysis.compare import Comparison
@@ -167,7 +168,7 @@ def run_demo(
     check_demo_out(out)
     out.mkdir(parents=True, exist_ok=True)
     clear_demo_out(out)
-    (out / DEMO_MARKER).write_text("written by gazelab demo; it may write over this folder\n")
+    atomic_write(out / DEMO_MARKER, "written by gazelab demo; it may write over this folder\n")
     size = 240 if quick else 480
     annotators = ("A1",) if quick else ("A1", "A2")
     view_s = (0.6, 0.9) if quick else (1.5, 2.5)
@@ -250,8 +251,10 @@ def run_demo(
                 base = place_in_square(images[t.image_id], square)
                 over = heat_overlay(base, t.heatmap)
                 small = Image.fromarray(over).resize((400, 400), Image.BILINEAR)
-                small.save(heat_dir / f"{rec.participant}_{t.image_id}.png")
-            np.savez_compressed(heat_dir / f"{rec.participant}_heatmaps.npz", **arrays)
+                with atomic_open(heat_dir / f"{rec.participant}_{t.image_id}.png") as f:
+                    small.save(f, format="PNG")
+            with atomic_open(heat_dir / f"{rec.participant}_heatmaps.npz") as f:
+                np.savez_compressed(f, **arrays)
             row = {
                 "participant": rec.participant,
                 "session": rec.id,
@@ -272,7 +275,7 @@ def run_demo(
     )
     summary["trainee"] = masks_and_trainee_stage(out, comp, seed=seed, quick=quick)
     summary["seconds"] = round(time.monotonic() - t_start, 1)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write(out / "summary.json", json.dumps(summary, indent=2))
     print(f"done in {summary['seconds']} s: {out}/summary.json")
     return summary
 
@@ -337,7 +340,7 @@ def train_demo_model(path: Path, *, seed: int, quick: bool) -> dict[str, float]:
         pred = model.predict(xt, verbose=0).argmax(axis=1)
         f1 = macro_f1(test.labels, pred)
         print(f"      epoch {epoch}/{epochs}: held-out macro-F1 {f1:.3f}")
-    model.save(path)
+    save_model(model, path)
     return {"macro_f1": round(f1, 4), "train_images": n_train, "input_px": size}
 
 

@@ -432,7 +432,9 @@ def load_settings(path: str | Path) -> Settings:
 
 
 def save_settings(settings: Settings, path: str | Path) -> None:
-    Path(path).write_text(settings.to_toml(), encoding="utf-8")
+    from gazelab.fileio import atomic_write
+
+    atomic_write(path, settings.to_toml())
 
 
 def _table(value: Any, name: str, source: str) -> Mapping[str, Any]:

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gazelab.fileio import write_csv_rows
+from gazelab.fileio import atomic_open, atomic_write, save_model, write_csv_rows
 from gazelab.models.esr import ESR_NETWORKS, BranchRates, ESRError
 
 PROTOCOLS = ("holdout", "ck+_10fold", "balanced", "fine_tune")
@@ -251,7 +251,7 @@ def run_trial(
                          out=out / "esr" / f"branch{b}", max_steps=max_steps,
                          progress=progress)  # fmt: skip
         seconds += r.seconds
-    model.save(out / "esr" / "esr.keras")
+    save_model(model, out / "esr" / "esr.keras")
     probs = predict_branches(model, test_set.x)
     label = f"ESR-{k} fine-tuned" if e.protocol == "fine_tune" else f"ESR-{k} level {e.level}"
     rows.append({"system": label, **ensemble_accuracy(probs, test_set.y),
@@ -351,7 +351,8 @@ def gradcam_figure(
                     ax.set_ylabel(f"branch {i + 1}", fontsize=7)
         fig.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=80)
+        with atomic_open(path) as f:
+            fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=80)
         plt.close(fig)
     return cams
 
@@ -373,8 +374,8 @@ def run_esr_experiment(
         raise ESRError("ESR experiments train with [training] strategy = 'default'")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.toml").write_text(cfg.text)
-    (out / "settings.toml").write_text(cfg.settings.to_toml())
+    atomic_write(out / "config.toml", cfg.text)
+    atomic_write(out / "settings.toml", cfg.settings.to_toml())
     data = load_labelled(cfg.images, t.input_size, 1, last_frames=cfg.last_frames, crop=cfg.crop)
     if progress:
         progress(f"{len(data)} images from {cfg.images} at {t.input_size} px; "
@@ -464,6 +465,6 @@ def write_results(rows: list[dict[str, Any]], cfg: ESRConfig, out: Path) -> None
                      f"{s['seconds']} |")  # fmt: skip
     if cfg.esr.protocol in REFERENCES and not cfg.images.startswith("synthetic"):
         lines += ["", f"Reference — {REFERENCES[cfg.esr.protocol]}"]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
-    (out / "esr.json").write_text(json.dumps({"esr": asdict(cfg.esr), "images": cfg.images,
-                                              "summary": summary}, indent=2) + "\n")  # fmt: skip
+    atomic_write(out / "summary.md", "\n".join(lines) + "\n")
+    atomic_write(out / "esr.json", json.dumps({"esr": asdict(cfg.esr), "images": cfg.images,
+                                               "summary": summary}, indent=2) + "\n")  # fmt: skip

@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 
 from gazelab import CLASSES
 from gazelab.errors import GazelabError
+from gazelab.fileio import atomic_open
 
 FEATURES = ("brows", "eyes", "nose", "mouth")
 
@@ -550,8 +551,8 @@ def write_folder(faces: SyntheticFaces, out: str | Path) -> Path:
     for img, lab, fid in zip(faces.images, faces.labels, faces.ids, strict=True):
         d = out / CLASSES[int(lab)]
         d.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(d / f"{fid}.png")
-    np.savez_compressed(
-        out / "regions.npz", ids=np.array(faces.ids), regions=faces.regions, labels=faces.labels
-    )
+        with atomic_open(d / f"{fid}.png") as f:
+            Image.fromarray(img).save(f, format="PNG")
+    with atomic_open(out / "regions.npz") as f:
+        np.savez_compressed(f, ids=np.array(faces.ids), regions=faces.regions, labels=faces.labels)
     return out

@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from gazelab import CLASSES
 from gazelab.errors import GazelabError
-from gazelab.fileio import write_csv_rows
+from gazelab.fileio import atomic_open, atomic_write, save_model, write_csv_rows
 from gazelab.settings import TrainingSettings
 
 
@@ -290,9 +290,7 @@ class _Backup:
 
         if self.chief:
             self.dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.dir / "history.json.tmp"
-            tmp.write_text(json.dumps(history))
-            tmp.replace(self.dir / "history.json")
+            atomic_write(self.dir / "history.json", json.dumps(history))
         self.epoch.assign(epoch)
         self.manager.save(checkpoint_number=epoch)
         if not self.chief:
@@ -565,7 +563,7 @@ def train_run(
             if out_dir is not None and save_best:
                 # Every worker saves (the save may take part in collectives); only
                 # the chief's copy is kept (TensorFlow's multi-worker saving guide).
-                model.save(out_dir / ("best.keras" if chief else f".best-{tag}.keras"))
+                save_model(model, out_dir / ("best.keras" if chief else f".best-{tag}.keras"))
                 if not chief:
                     (out_dir / f".best-{tag}.keras").unlink(missing_ok=True)
         if backup is not None and not stop:
@@ -575,8 +573,6 @@ def train_run(
                                 "fingerprint": fingerprint})  # fmt: skip
         if stop:
             break
-    if backup is not None:
-        backup.finish()
     if best_weights is not None:
         model.set_weights(best_weights)
     conf = confusion_counts(data.y_val, best_pred, n_classes).tolist()
@@ -584,6 +580,8 @@ def train_run(
                        replicas, model, round(time.monotonic() - t_start, 2))  # fmt: skip
     if out_dir is not None and chief:
         write_run(result, out_dir, t)
+    if backup is not None:  # only once the run's files are whole: a kill before resumes
+        backup.finish()
     return result
 
 
@@ -604,16 +602,17 @@ def write_run(result: RunResult, out: Path, training: TrainingSettings) -> None:
     k = len(result.confusion)
     names = list(CLASSES) if k == len(CLASSES) else [str(i) for i in range(k)]
     scores = scores_from_confusion(result.confusion, names) if k else None
-    (out / "run.json").write_text(json.dumps({
+    atomic_write(out / "run.json", json.dumps({
         "name": result.name, "training": dataclasses.asdict(training),
         "best_macro_f1": result.best_f1, "final_macro_f1": result.final_f1,
         "confusion": result.confusion, "classes": names, "scores_at_best": scores,
     }, indent=2))  # fmt: skip
     if scores is not None:
-        (out / "report.md").write_text(
+        atomic_write(
+            out / "report.md",
             f"# {result.name}\n\nValidation at the best epoch (validation macro-F1 "
             f"{result.best_f1:.3f}; last epoch {result.final_f1:.3f}).\n\n"
-            + scores_markdown(scores, "Validation scores at the best epoch")
+            + scores_markdown(scores, "Validation scores at the best epoch"),
         )
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))
     s = [r["step"] for r in result.steps]
@@ -626,14 +625,16 @@ def write_run(result: RunResult, out: Path, training: TrainingSettings) -> None:
     a2.set_ylabel("validation macro-F1")
     fig.suptitle(result.name)
     fig.tight_layout()
-    fig.savefig(out / "learning_curve.png", dpi=80)
+    with atomic_open(out / "learning_curve.png") as f:
+        fig.savefig(f, format="png", dpi=80)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     from gazelab.analysis.report import plot_confusion
 
     plot_confusion(ax, result.confusion, f"{result.name}: best macro-F1 {result.best_f1:.3f}")
     fig.tight_layout()
-    fig.savefig(out / "confusion.png", dpi=80)
+    with atomic_open(out / "confusion.png") as f:
+        fig.savefig(f, format="png", dpi=80)
     plt.close(fig)
 
 
@@ -791,8 +792,9 @@ def write_summary(rows: list[dict[str, Any]], results: dict[str, RunResult], out
     n_present = len(base_scores["present"]) if base_scores else len(CLASSES)
     extra = ("" if base_scores is None else
              "\n" + scores_markdown(base_scores, "The baseline (no mask) at its best epoch"))  # fmt: skip
-    (out / "summary.md").write_text(
-        "\n".join(lines) + "\n\n" + "\n\n".join(reading_note(rows, n_present)) + "\n" + extra
+    atomic_write(
+        out / "summary.md",
+        "\n".join(lines) + "\n\n" + "\n\n".join(reading_note(rows, n_present)) + "\n" + extra,
     )
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, res in results.items():
@@ -804,7 +806,8 @@ def write_summary(rows: list[dict[str, Any]], results: dict[str, RunResult], out
     ax.set_ylabel("validation macro-F1 (unmasked)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=80)
+    with atomic_open(out / "curves.png") as f:
+        fig.savefig(f, format="png", dpi=80)
     plt.close(fig)
 
 

@@ -46,7 +46,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab.errors import GazelabError
-from gazelab.fileio import write_csv_rows
+from gazelab.fileio import atomic_write, save_model, write_csv_rows
 
 STRATEGIES = ("BL", "FC", "FC+CL", "RE", "FU")
 TRAINED_LAYERS: dict[str, tuple[str, ...] | None] = {
@@ -173,8 +173,8 @@ def run_transfer(
         raise TransferError("memory-integrity runs train with [training] strategy = 'default'")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.toml").write_text(cfg.text)
-    (out / "settings.toml").write_text(cfg.settings.to_toml())
+    atomic_write(out / "config.toml", cfg.text)
+    atomic_write(out / "settings.toml", cfg.settings.to_toml())
     n_classes = len(CLASSES)
     size = t.input_size
     shape: tuple[int, int, int] = (size, size, 1)
@@ -203,7 +203,7 @@ def run_transfer(
     bl = train_run(t, train_data(s_tr, s_va), name="BL", out=out / "BL", plan=new_model,
                    restore_best=True, save_best=False, max_steps=max_steps, progress=progress,
                    n_classes=n_classes)  # fmt: skip
-    bl.model.save(out / "BL" / "model.keras")
+    save_model(bl.model, out / "BL" / "model.keras")
     bl_weights = bl.model.get_weights()
     rows.append({"strategy": "BL", "fraction": None, **test(bl.model),
                  "trained_layers": "", "target_train_images": 0, "seconds": bl.seconds})  # fmt: skip
@@ -232,7 +232,7 @@ def run_transfer(
                 r = train_run(ft, train_data(sub, t_va), name=name, out=out / name, plan=plan,
                               restore_best=True, save_best=False, max_steps=max_steps, progress=progress,
                               n_classes=n_classes)  # fmt: skip
-            r.model.save(out / name / "model.keras")
+            save_model(r.model, out / name / "model.keras")
             layers = TRAINED_LAYERS[strategy]
             rows.append({"strategy": strategy, "fraction": frac, **test(r.model),
                          "trained_layers": "all" if layers is None else " ".join(layers),
@@ -295,6 +295,6 @@ def write_table(
     bl = [r for r in rows if r["strategy"] == "BL"]
     if test_sizes is not None and bl:
         md += "\n" + reading_note(bl[0]["source_test"], *test_sizes, len(CLASSES)) + "\n"
-    (out / "table.md").write_text(md)
-    (out / "transfer.json").write_text(json.dumps(
+    atomic_write(out / "table.md", md)
+    atomic_write(out / "transfer.json", json.dumps(
         {"transfer": dataclasses.asdict(ts), "rows": rows}, indent=2) + "\n")  # fmt: skip

@@ -19,7 +19,7 @@ def cmd_saliency(args: argparse.Namespace) -> int:
 
     from gazelab.analysis.cache import SaliencyCache, cached_relevance
     from gazelab.analysis.saliency import SaliencyError
-    from gazelab.fileio import safe_filename
+    from gazelab.fileio import atomic_open, safe_filename
     from gazelab.models.architectures import load_classifier, to_model_input
     from gazelab.models.datasets.registry import check_image_spec, open_image_set
 
@@ -44,17 +44,18 @@ def cmd_saliency(args: argparse.Namespace) -> int:
     )  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        out / f"relevance_{args.analyzer}.npz",
-        **{iid: r.astype(np.float16) for iid, r in zip(ids, rel, strict=True)},
-    )
+    with atomic_open(out / f"relevance_{args.analyzer}.npz") as f:
+        np.savez_compressed(
+            f, **{iid: r.astype(np.float16) for iid, r in zip(ids, rel, strict=True)}
+        )
     if args.png:
         from gazelab.analysis.overlays import relevance_overlay
 
         for k, (iid, r) in enumerate(zip(ids, rel, strict=True)):
             pic = relevance_overlay(np.asarray(src.image(k)), r, title=f"{iid}: {args.analyzer}")
             # ids are paths (``happy/x.png``, even ``../x``): the name must stay inside --out
-            Image.fromarray(pic).save(out / f"{safe_filename(iid)}_{args.analyzer}.png")
+            with atomic_open(out / f"{safe_filename(iid)}_{args.analyzer}.png") as f:
+                Image.fromarray(pic).save(f, format="PNG")
     print(f"{len(ids)} relevance maps ({computed} computed, {len(ids) - computed} from the "
           f"cache) -> {out / f'relevance_{args.analyzer}.npz'}")  # fmt: skip
     return 0

@@ -54,7 +54,7 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
     from gazelab.analysis.overlays import heat_overlay, with_legend
     from gazelab.analysis.report import HUMAN_COLOURS
     from gazelab.annotation.store import SessionStore
-    from gazelab.fileio import safe_filename
+    from gazelab.fileio import atomic_open, safe_filename
     from gazelab.models.datasets.registry import as_image_spec, open_image_set
 
     limit = max_pixels(args)
@@ -96,7 +96,8 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
             raise HeatmapsError(f"session {rec.id}: {exc}") from None
         trials = trial_gaze(store, args.session, shapes)
     arrays = {t.image_id: t.heatmap.astype(np.float32) for t in trials}
-    np.savez_compressed(out / f"session{args.session}_heatmaps.npz", **arrays)
+    with atomic_open(out / f"session{args.session}_heatmaps.npz") as f:
+        np.savez_compressed(f, **arrays)
     for t in trials:
         # the overlay people read: the heatmap in image pixels over the image, with its
         # contour and a legend naming the participant (the NPZ keeps the bare maps)
@@ -107,7 +108,8 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
         n_fix = len(t.fixations["onset_ms"])
         over = with_legend(over, [(f"{rec.participant} ({n_fix} fixations)", colour)])
         # ids are paths (``happy/x.png``, even ``../x``): the name must stay inside --out
-        Image.fromarray(over).save(out / f"session{args.session}_{safe_filename(t.image_id)}.png")
+        with atomic_open(out / f"session{args.session}_{safe_filename(t.image_id)}.png") as f:
+            Image.fromarray(over).save(f, format="PNG")
         print(f"{t.image_id}: {n_fix} fixations")
     print(f"wrote {len(trials)} heatmaps to {out}: overlays on the images (PNG) and the "
           "stimulus-frame maps (NPZ)")  # fmt: skip

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gazelab.app.commands import analysis_settings, settings_of, tqdm_progress
 from gazelab.errors import GazelabError
+from gazelab.fileio import atomic_write, save_model
 
 
 def cmd_synthetic(args: argparse.Namespace) -> int:
@@ -100,8 +101,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{len(data.ids_train)} training, {len(data.ids_val)} validation images; "
           f"{t.architecture}, {t.epochs} epochs, strategy {t.strategy}")  # fmt: skip
     cfg.out.mkdir(parents=True, exist_ok=True)
-    (cfg.out / "config.toml").write_bytes(cfg.text.encode("utf-8"))  # as given, CRLF too
-    (cfg.out / "settings.toml").write_text(cfg.settings.to_toml())
+    atomic_write(cfg.out / "config.toml", cfg.text.encode("utf-8"))  # as given, CRLF too
+    atomic_write(cfg.out / "settings.toml", cfg.settings.to_toml())
     if args.role == "trainer":
         r = train_run(t, data, name="trainer", out=cfg.out, progress=print)
         print(f"best validation macro-F1 {r.best_f1:.4f}; model: {cfg.out / 'best.keras'}")
@@ -152,11 +153,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
     y = np.array([src.labels[i] for i in ids])
     pruned, res = prune(model, x, y, similar_deg=args.similar,
                         complementary_deg=args.complementary, layer_name=args.layer)  # fmt: skip
-    pruned.save(out)
+    save_model(pruned, out)
     summary = {**res.summary(), "model": str(args.model), "images": args.images,
                "n_images": len(ids), "merged_pairs": {str(k): v for k, v in res.plan.merged.items()},
                "complementary_maps": list(res.plan.complementary), "pruned_model": str(out)}  # fmt: skip
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write(out.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
     print(f"{res.plan.n_maps} maps: {len(res.plan.merged)} merged (< {args.similar}°), "
           f"{len(res.plan.complementary)} removed as complementary (> {args.complementary}°); "
           f"accuracy {res.accuracy_before:.4f} -> {res.accuracy_after:.4f}; parameters "
