@@ -12,7 +12,9 @@ nothing more; a full importer of recordings into a project is a separate matter.
   the gaze point in pixels and the fixation filter's event columns (``GazeEventType`` /
   ``Eye movement type`` and ``FixationIndex`` / ``Eye movement type index``).
 - :func:`parse_gazepoint_csv` — a Gazepoint export (``all_gaze.csv``): ``BPOGX/Y``
-  (fractions of the screen), ``BPOGV``, and the tracker's fixation ``FPOGID``/``FPOGV``.
+  (fractions of the screen), ``BPOGV``, and the tracker's fixations: each ``FPOGID`` from
+  its start ``FPOGS`` for its duration ``FPOGD`` (what Gazepoint Analysis exports as
+  fixations), or the samples flagged ``FPOGV``.
 
 Each returns a :class:`Recording`: ``t_ms`` (tracker clock, ms), ``x_px``, ``y_px``
 (screen px, NaN where missing), ``valid`` and ``fixations``, a ``(F, 2)`` array of the
@@ -275,13 +277,40 @@ def parse_tobii_tsv(source: str | Path) -> Recording:
     )  # fmt: skip
 
 
-def parse_gazepoint_csv(source: str | Path, screen_px: tuple[int, int]) -> Recording:
+def _snap(t: NDArray[np.float64], intervals: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``intervals`` with each bound within 0.5 ms of a sample time set to that time (a
+    start plus a duration, both rounded to 10 µs, misses its sample by rounding)."""
+    if t.size == 0 or intervals.size == 0:
+        return intervals
+    order = np.sort(t)
+    j = np.clip(np.searchsorted(order, intervals), 1, order.size - 1)
+    near = np.where(intervals - order[j - 1] < order[j] - intervals, order[j - 1], order[j])
+    return np.where(np.abs(near - intervals) <= 0.5, near, intervals)
+
+
+GAZEPOINT_REFERENCES = ("fixations", "valid")
+"""The two readings of a Gazepoint file's fixations (:func:`parse_gazepoint_csv`)."""
+
+
+def parse_gazepoint_csv(
+    source: str | Path, screen_px: tuple[int, int], reference: str = "fixations"
+) -> Recording:
     """Gaze and the tracker's fixations of a Gazepoint export (``*_all_gaze.csv``).
 
     ``TIME`` (s, or ``TIME(...)`` headers), ``BPOGX``/``BPOGY`` (fractions of the
-    screen, times ``screen_px``), ``BPOGV`` (valid), and the tracker's fixation filter:
-    a sample is in fixation ``FPOGID`` while ``FPOGV`` is 1.
+    screen, times ``screen_px``), ``BPOGV`` (valid), and the tracker's fixation filter,
+    read one of two ways (``reference``):
+
+    - ``"fixations"`` (default): each fixation ``FPOGID`` that was ever flagged valid
+      lasts from its start ``FPOGS`` for its duration ``FPOGD`` (s; the values of its last
+      valid sample) — the fixations Gazepoint Analysis exports (``*_fixations.csv``: one
+      row per ``FPOGID`` with ``FPOGS`` and ``FPOGD``);
+    - ``"valid"``: the samples of ``FPOGID`` while ``FPOGV`` is 1. The filter raises
+      ``FPOGV`` only once a fixation has lasted a few samples (about 20 ms at 150 Hz,
+      50 ms at 60 Hz), so this drops each fixation's first samples.
     """
+    if reference not in GAZEPOINT_REFERENCES:
+        raise ValueError(f"reference {reference!r}: choose one of {GAZEPOINT_REFERENCES}")
     text, name = _text(source)
     header, rows = _columns(text, ",", name)
     it = next((i for i, h in enumerate(header) if h.upper().startswith("TIME")), None)
@@ -289,8 +318,18 @@ def parse_gazepoint_csv(source: str | Path, screen_px: tuple[int, int]) -> Recor
         raise RecordingFormatError(f"{name}: no TIME column; is this a Gazepoint export?")
     ix, iy, iv = (_pick(header, (c,), name) for c in ("BPOGX", "BPOGY", "BPOGV"))
     fid, fv = _pick(header, ("FPOGID",), name), _pick(header, ("FPOGV",), name)
-    need = max(it, ix, iy, iv, fid, fv)
+    if reference == "fixations":
+        if "FPOGS" not in header or "FPOGD" not in header:
+            raise RecordingFormatError(
+                f"{name}: no FPOGS/FPOGD columns for the exported fixations; "
+                "read it with reference='valid' (FPOGID while FPOGV)"
+            )
+        fs, fd = header.index("FPOGS"), header.index("FPOGD")
+    else:
+        fs = fd = fid
+    need = max(it, ix, iy, iv, fid, fv, fs, fd)
     t, x, y, v, idx = [], [], [], [], []
+    span: dict[int, tuple[float, float]] = {}  # FPOGID -> (FPOGS, FPOGD) at its last valid row
     for r in rows:
         if len(r) <= need:
             continue
@@ -303,15 +342,23 @@ def parse_gazepoint_csv(source: str | Path, screen_px: tuple[int, int]) -> Recor
         v.append(_num(r[iv]) == 1)
         k = _num(r[fid]) if _num(r[fv]) == 1 else math.nan
         idx.append(int(k) + 1 if math.isfinite(k) else 0)
+        if reference == "fixations" and math.isfinite(k):
+            span[int(k)] = (_num(r[fs]) * 1000.0, _num(r[fd]) * 1000.0)
     if not t:
         raise RecordingFormatError(f"{name}: holds no gaze samples")
     ta, xa, ya = (np.array(a, dtype=np.float64) for a in (t, x, y))
     dt = np.diff(ta)
     rate = 1000.0 / float(np.median(dt[dt > 0])) if np.any(dt > 0) else math.nan
     valid = np.array(v, dtype=bool) & np.isfinite(xa) & np.isfinite(ya)
+    if reference == "fixations":
+        iv_ms = np.array([(s, s + d) for s, d in span.values()
+                          if math.isfinite(s) and math.isfinite(d)], dtype=np.float64)  # fmt: skip
+        fixations = _snap(ta, iv_ms.reshape(-1, 2))
+    else:
+        fixations = _runs_to_intervals(ta, np.array(idx, dtype=np.int64))
     return Recording(
-        ta, xa, ya, valid, _runs_to_intervals(ta, np.array(idx, dtype=np.int64)), rate,
-        (float(screen_px[0]), float(screen_px[1])), source=name,
+        ta, xa, ya, valid, fixations, rate, (float(screen_px[0]), float(screen_px[1])),
+        source=name,
     )  # fmt: skip
 
 

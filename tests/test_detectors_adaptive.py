@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gazelab.gaze.detectors.adaptive import MIN_ONSET_DEG_S, adaptive_threshold
-from gazelab.gaze.fixations import detect_fixations
+from gazelab.gaze.detectors.adaptive import (
+    DISPERSION_ABOVE_DEG_S,
+    MIN_ONSET_DEG_S,
+    adaptive,
+    adaptive_threshold,
+)
+from gazelab.gaze.fixations import detect_fixations, fixation_table, savgol_velocity
 from gazelab.gaze.recordings import in_intervals
 from gazelab.gaze.trackers.simulator import precision_at, tracker_noise
 
@@ -98,3 +103,45 @@ def test_threshold_is_kept_within_its_bounds(geometry):
     assert len(fx["onset_ms"]) == 1 and fx["duration_ms"][0] == 1999.0
     drift = dict(flat, x=500 + t / 1000 * (MIN_ONSET_DEG_S * 0.8) * PPD)  # below the floor
     assert len(detect_fixations(drift, "adaptive", geometry)["onset_ms"]) == 1
+
+
+def noisy_150hz(sd_deg=0.5, scale=1.0):
+    """A 150 Hz scanpath (30 fixations) with white noise of ``sd_deg`` per axis — the
+    order of the Gazepoint GP3 recordings' raw signal — in px at ``scale`` × 40 px/°."""
+    t, x, y, truth = scanpath(150, n_fix=30, seed=4)
+    e = np.random.default_rng(5).normal(0, sd_deg, (len(t), 2)) * PPD
+    s = {"time_ms": t, "x": (x + e[:, 0]) * scale, "y": (y + e[:, 1]) * scale}
+    return s, truth
+
+
+def test_a_signal_too_noisy_for_speed_is_split_by_dispersion(geometry):
+    s, truth = noisy_150hz()
+    t, x, y = s["time_ms"], s["x"], s["y"]
+    ok = np.ones(len(t), bool)
+    thr = adaptive_threshold(savgol_velocity(t, x, y, ok, window_ms=20, px_per_deg=PPD))
+    assert thr > DISPERSION_ABOVE_DEG_S  # about 180 °/s: saccades of 3-10° peak near it
+    fx = detect_fixations(s, "adaptive", geometry)
+    speed_only = fixation_table(
+        adaptive(t, x, y, ok, px_per_deg=PPD, min_fixation_ms=40.0,
+                 dispersion_above_deg_s=np.inf), t, x, y)  # fmt: skip
+    # the dispersion windows find each fixation (count 1.03x; by speed alone 0.87x) ...
+    assert abs(len(fx["onset_ms"]) - len(truth)) <= 1
+    assert len(speed_only["onset_ms"]) <= len(truth) - 3
+    onset_err = [np.min(np.abs(fx["onset_ms"] - a)) for a, _ in truth]
+    assert np.median(onset_err) <= 20.0  # 3 samples
+    # ... and, like Gazepoint's own filter, let them absorb the saccades' samples: the
+    # windows cover nearly every sample, so sample-level κ against the truth is low
+    covered = in_intervals(t, np.stack([fx["onset_ms"], fx["offset_ms"]], axis=1)).mean()
+    assert covered > 0.97 and kappa(truth, t, fx) < 0.3
+
+
+def test_the_dispersion_fallback_does_not_depend_on_pixels_per_degree():
+    from gazelab.gaze.recordings import geometry_for
+
+    a, _ = noisy_150hz()
+    b, _ = noisy_150hz(scale=0.75)  # the same gaze on a screen of 30 px/°
+    fa = detect_fixations(a, "adaptive", geometry_for(PPD, (1920, 1080)))
+    fb = detect_fixations(b, "adaptive", geometry_for(0.75 * PPD, (1920, 1080)))
+    assert len(fa["onset_ms"]) > 20
+    np.testing.assert_array_equal(fa["onset_ms"], fb["onset_ms"])
+    np.testing.assert_array_equal(fa["offset_ms"], fb["offset_ms"])

@@ -66,20 +66,33 @@ def test_tobii_export_reader_takes_fixations_from_the_filter_columns():
         parse_tobii_tsv("Recording timestamp\tGaze point X\tGaze point Y\n1\t2\t3\n")
 
 
-def test_gazepoint_reader_uses_fpogid_while_fpogv():
-    head = "CNT,TIME(2024),FPOGX,FPOGY,FPOGID,FPOGV,BPOGX,BPOGY,BPOGV"
+def test_gazepoint_reader_takes_the_exported_fixations_or_the_valid_flag():
+    # the filter flags a fixation valid (FPOGV) a few samples after its start FPOGS
+    head = "CNT,TIME(2024),FPOGX,FPOGY,FPOGS,FPOGD,FPOGID,FPOGV,BPOGX,BPOGY,BPOGV"
     rows = [
-        "0,0.000,0.5,0.5,7,1,0.50,0.50,1",
-        "1,0.016,0.5,0.5,7,1,0.51,0.50,1",
-        "2,0.033,0.5,0.5,7,0,0.70,0.50,1",
-        "3,0.050,0.7,0.5,8,1,0.70,0.51,1",
-        "4,0.066,0.7,0.5,8,1,0.00,0.00,0",
+        "0,0.000,0.5,0.5,0.000,0.000,7,0,0.50,0.50,1",
+        "1,0.016,0.5,0.5,0.000,0.016,7,1,0.51,0.50,1",
+        "2,0.033,0.5,0.5,0.000,0.033,7,1,0.70,0.50,1",
+        "3,0.050,0.7,0.5,0.033,0.033,7,0,0.70,0.51,1",
+        "4,0.066,0.7,0.5,0.050,0.016,8,1,0.70,0.51,1",
+        "5,0.083,0.7,0.5,0.050,0.033,8,1,0.00,0.00,0",
+        "6,0.100,0.7,0.5,0.100,0.000,9,0,0.90,0.90,1",
     ]
-    r = parse_gazepoint_csv(head + "\n" + "\n".join(rows), (1920, 1080))
-    np.testing.assert_allclose(r.t_ms, [0, 16, 33, 50, 66])
-    assert r.x_px[0] == 960 and r.valid.tolist() == [True] * 4 + [False]
-    assert r.fixations.tolist() == [[0, 16], [50, 66]]
-    assert r.rate_hz == pytest.approx(1000 / 16.5)
+    text = head + "\n" + "\n".join(rows)
+    r = parse_gazepoint_csv(text, (1920, 1080))
+    np.testing.assert_allclose(r.t_ms, [0, 16, 33, 50, 66, 83, 100])
+    assert r.x_px[0] == 960 and r.valid.tolist() == [True] * 5 + [False, True]
+    # FPOGS + FPOGD of each fixation's last valid row (9 was never valid); bounds on samples
+    assert r.fixations.tolist() == [[0, 33], [50, 83]]
+    assert r.rate_hz == pytest.approx(1000 / 17)
+    v = parse_gazepoint_csv(text, (1920, 1080), reference="valid")
+    assert v.fixations.tolist() == [[16, 33], [66, 83]]
+    old = "\n".join(",".join(c for i, c in enumerate(ln.split(",")) if i not in (4, 5))
+                    for ln in text.splitlines())  # fmt: skip
+    with pytest.raises(RecordingFormatError, match="reference='valid'"):
+        parse_gazepoint_csv(old, (1920, 1080))
+    assert parse_gazepoint_csv(old, (1920, 1080), reference="valid").fixations.tolist() == [
+        [16, 33], [66, 83]]  # fmt: skip
 
 
 def test_tx300_reader():
