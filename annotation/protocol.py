@@ -20,10 +20,11 @@ instead of losing or breaking it.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -131,9 +132,28 @@ class StoreRecorder:
         self.hold_on_fault = hold_on_fault
         self.held: deque[Callable[[], object]] = deque()
         self.fault: BaseException | None = None
+        self._deferred: list[Callable[[], object]] | None = None
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Writes inside the block are made, in order, when it ends: a view enters a phase
+        and paints it first, so the onset does not wait for the disk."""
+        if self._deferred is not None:  # nested: the outer block writes
+            yield
+            return
+        self._deferred = []
+        try:
+            yield
+        finally:
+            pending, self._deferred = self._deferred, None
+            for write in pending:
+                self.commit(write)
 
     def commit(self, write: Callable[[], object]) -> None:
         """Run one store write now, or hold it (behind earlier held ones) on a store fault."""
+        if self._deferred is not None:
+            self._deferred.append(write)
+            return
         if self.held:  # keep the order: nothing overtakes a held record
             self.held.append(write)
             return

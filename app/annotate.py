@@ -237,25 +237,50 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
                     self._auto_label_at = self.clock() + self.autopilot.view_s
             elif ch.phase is Phase.BLANK1:
                 self._stop_listening()
-            elif ch.phase is Phase.BLANK2 and self.ctl.protocol.image_id is not None:
-                self.scaled_image(self.ctl.protocol.image_id)  # decode + scale before the onset
-        deadline = self.ctl.protocol.next_deadline()
-        if deadline is not None:
-            self._phase_timer.start(max(0, int(round((deadline - self.clock()) * 1000))))
+        self._arm_phase_timer()
         if self.ctl.finished:
             self.mode = "done"
             self._stop_listening()
         self.repaint()  # paint now, not at the next event-loop turn: the onset is the paint
+        if self.mode == "trials":
+            QTimer.singleShot(0, self._prepare_image)  # after the onset's paint, not before
+
+    def _prepare_image(self) -> None:
+        """Decode and scale the coming image ahead (the next trial's while an image waits
+        for its label, this trial's in the blanks), so an onset is a plain copy."""
+        p = self.ctl.protocol
+        k = p.trial_index + (1 if p.phase is Phase.IMAGE else 0)
+        if p.phase is not Phase.PAUSED and k < p.n_trials:
+            self.scaled_image(p.order[k])
+
+    SPIN_S = 0.002
+    """The phase timer fires this much before a deadline; the rest is waited for in a tight
+    loop, so an onset does not carry the timer's millisecond rounding and wake-up jitter
+    (PsychoPy waits the last milliseconds the same way)."""
+
+    def _arm_phase_timer(self) -> None:
+        deadline = self.ctl.protocol.next_deadline()
+        if deadline is not None:
+            ms = (deadline - self.clock() - self.SPIN_S) * 1000
+            self._phase_timer.start(max(0, int(math.floor(ms))))
 
     def _on_deadline(self) -> None:
         if self.ctl.protocol.phase is Phase.PAUSED:
             return  # paused (a store fault) after the timer fired
-        changes = self.ctl.tick()
         deadline = self.ctl.protocol.next_deadline()
-        if not changes and deadline is not None:  # woke a little early: re-arm for the rest
-            self._phase_timer.start(max(0, int(math.ceil((deadline - self.clock()) * 1000))))
-            return
-        self._after_changes(changes)
+        if deadline is not None:
+            if deadline - self.clock() > 2 * self.SPIN_S:  # woke far too early: sleep again
+                self._arm_phase_timer()
+                return
+            give_up = time.perf_counter() + 2 * self.SPIN_S  # (a test's clock may stand still)
+            while self.clock() < deadline and time.perf_counter() < give_up:
+                pass  # at most ~2 ms: the timer fired SPIN_S early
+        with self.ctl.recorder.deferred():  # the phase's records are written after its paint
+            changes = self.ctl.tick()
+            if not changes:
+                self._arm_phase_timer()
+                return
+            self._after_changes(changes)
 
     def _poll(self) -> None:
         self.ctl.poll()

@@ -80,8 +80,10 @@ class ScreenMapping:
             img = to_qimage(self.ctl.images.image(iid)).scaled(
                 max(1, round(w * s)), max(1, round(h * s)),
                 Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation,
-            )  # fmt: skip
-            self._image_cache = {k: v for k, v in self._image_cache.items() if k.startswith(iid)}
+            ).convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)  # fmt: skip
+            # (the raster engine's own format: drawn by a plain copy at the onset, not converted)
+            while len(self._image_cache) >= 2:  # the image on screen and the next one
+                del self._image_cache[next(iter(self._image_cache))]
             self._image_cache[key] = img
         return self._image_cache[key]
 
