@@ -97,6 +97,40 @@ def test_detection_per_segment_on_one_timeline() -> None:
     assert fx["duration_ms"].tolist() == pytest.approx([483.33, 483.33], abs=0.01)
 
 
+def test_capture_records_each_jump_as_a_gap_and_a_real_gap_as_none() -> None:
+    from types import SimpleNamespace
+
+    from gazelab.annotation.capture import GazeCapture
+    from gazelab.gaze.trackers.base import GazeSample
+
+    batches = [
+        [GazeSample(t, 10 + t / 1000, 1.0, 1.0) for t in (0.0, 16.7, 33.3)],
+        [GazeSample(t, 10 + t / 1000, 1.0, 1.0) for t in (5033.3, 5050.0)],  # a real 5 s gap
+        [GazeSample(t, 15.1 + t / 1000, 1.0, 1.0) for t in (4.0, 20.7)],  # restarted: back
+        [GazeSample(t, 15.2, 1.0, 1.0) for t in (90_000.0,)],  # set forward 90 s
+    ]
+    tracker = SimpleNamespace(drain=lambda: batches.pop(0) if batches else [], connected=True)
+    gaps: list[tuple[float, float | None, str]] = []
+    events: list[str] = []
+    store = SimpleNamespace(
+        add_gap=lambda sid, a, b, why: gaps.append((a, b, why)),
+        add_event=lambda sid, kind, t, **kw: events.append(kind),
+        add_tagged_samples=lambda sid, batch: len(batch),
+    )
+    protocol = SimpleNamespace(trial_index=0, phase=SimpleNamespace(value="image"),
+                               phase_at=lambda t: (0, "image"))  # fmt: skip
+    capture = GazeCapture(tracker, store, 1, protocol, batch_ms=0.0, clock=lambda: 20.0)  # type: ignore[arg-type]
+    for _ in range(5):
+        capture.poll()
+    assert [g[2].split(" (")[0] for g in gaps] == [
+        "tracker clock jumped back 5046 ms",
+        "tracker clock jumped forward 89979 ms",
+    ]
+    assert gaps[0][:2] == pytest.approx((15.05, 15.104))
+    assert events == ["tracker_gap", "tracker_gap"]
+    assert capture.warning is not None and "clock jumped forward" in capture.warning
+
+
 # -- a real Eye Tribe server restarted mid-image -------------------------------------------------
 def restart_after_image_onset(
     store_path: Path, proc: Any, port: int, into_s: float, done: dict[str, Any]
@@ -165,7 +199,7 @@ def test_eyetribe_server_restarted_mid_image_then_heatmaps_compare_and_masks(
         with SessionStore(store_path, create=True) as store:
             rec = run_simulated_session(
                 store, stimuli, EyeTribeTracker(port=port), participant="P1", settings=s,
-                view_s=(3.0, 3.0), label_error=0.0, validate=False, image_source=spec,
+                view_s=(4.5, 4.5), label_error=0.0, validate=False, image_source=spec,
             )  # fmt: skip
             restarter.join(timeout=30)
             assert "error" not in done, done.get("error")
