@@ -3,10 +3,11 @@
 - Spearman on 560×560 maps with 90 % exact zeros: the zero block as one tie group
   vs ranking every pixel with ``scipy.stats.rankdata`` (the previous code).
 - NSS vs pysaliency's form (z-score the whole map, average at the fixations).
-- AUC-Judd with MIT's jitter vs without (the cost of breaking ties).
-- I-VT on 10 min of 60 Hz gaze vs the previous loop over valid runs and vs a
-  transcription of pymovements' core ``ivt`` (velocity threshold, then candidate
-  runs checked in a Python loop).
+- AUC-Judd with MIT's jitter vs without (the cost of breaking ties), and against a
+  literal loop of MIT's ``AUC_Judd.m`` (one pass over the map per fixated pixel, the
+  jitter drawn in each call as the reference does) at 1 to 2,000 fixated pixels:
+  identical values, ahead at every count.
+(The detectors' speed against pymovements is in bench_fixations.py.)
 Target: every ratio ≥ 1 (at par or faster); the Spearman ratio several-fold.
 """
 
@@ -20,10 +21,8 @@ import numpy as np
 from scipy.stats import rankdata
 
 from gazelab.analysis.metrics import auc_judd, nss, spearman
-from gazelab.gaze.detectors.ivt import ivt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.test_fixations import _ivt_loop_reference
 
 SHAPE = (560, 560)
 
@@ -49,26 +48,6 @@ def nss_pysaliency(s: np.ndarray, fix: np.ndarray) -> float:
     return float(z[fix > 0].mean())
 
 
-def ivt_loop(t, x, y, valid, thr, min_ms):  # type: ignore[no-untyped-def]
-    """The previous I-VT, a loop over valid runs (the tests keep it as the definition)."""
-    return _ivt_loop_reference(t, x, y, valid, velocity_px_per_ms=thr, min_duration_ms=min_ms)
-
-
-def ivt_pymovements_core(t, x, y, valid, thr, min_ms):
-    """pymovements.events.detection.ivt, transcribed: velocities, a threshold mask,
-    candidate runs from np.diff, then a Python loop keeping long-enough candidates."""
-    vx = np.gradient(x, t)
-    vy = np.gradient(y, t)
-    speed = np.hypot(vx, vy)
-    candidate = (speed <= thr) & valid
-    edges = np.flatnonzero(np.diff(np.r_[0, candidate.astype(np.int8), 0]))
-    out = []
-    for a, b in zip(edges[::2], edges[1::2], strict=True):
-        if t[b - 1] - t[a] >= min_ms:
-            out.append((int(a), int(b - 1)))
-    return out
-
-
 def main() -> None:
     rng = np.random.default_rng(0)
     a, b = truncated(rng), truncated(rng)
@@ -87,22 +66,27 @@ def main() -> None:
     print(f"auc_judd 560x560: {on * 1e3:.1f} ms with MIT's jitter, {off * 1e3:.1f} ms "
           f"without ({on / off:.2f}x the cost); values {auc_judd(a, fix):.3f} vs "
           f"{auc_judd(a, fix, jitter=False):.3f}")  # fmt: skip
-    n = 36_000  # 10 min at 60 Hz
-    t = np.arange(n) * (1000 / 60)
-    jumps = np.cumsum(rng.random(n) < 0.015) * 150.0
-    x = 500 + jumps % 900 + rng.normal(0, 2, n)
-    y = 300 + (jumps * 0.7) % 600 + rng.normal(0, 2, n)
-    valid = rng.random(n) > 0.02
-    thr, min_ms = 0.6, 80.0
-    assert ivt(t, x, y, valid, velocity_px_per_ms=thr, min_duration_ms=min_ms) == ivt_loop(
-        t, x, y, valid, thr, min_ms
-    )
-    fast = best(lambda: ivt(t, x, y, valid, velocity_px_per_ms=thr, min_duration_ms=min_ms))
-    loop = best(lambda: ivt_loop(t, x, y, valid, thr, min_ms), number=1)
-    pym = best(lambda: ivt_pymovements_core(t, x, y, valid, thr, min_ms))
-    print(f"ivt 36 000 samples: {fast * 1e3:.2f} ms; previous loop {loop * 1e3:.1f} ms "
-          f"({loop / fast:.1f}x); pymovements-style core {pym * 1e3:.2f} ms "
-          f"({pym / fast:.2f}x)")  # fmt: skip
+    # AUC-Judd against a literal loop of MIT's AUC_Judd.m (one pass over the map per
+    # fixated pixel), the same jitter (seed 0), at every number of fixated pixels
+    from gazelab.tests.test_metrics import _mit_auc_judd
+
+    s01 = (a - a.min()) / (a.max() - a.min())
+    noise = np.random.default_rng(0).random(SHAPE)
+    print("auc_judd 560x560 with MIT's jitter vs a literal loop of AUC_Judd.m (goal: ahead at"
+          " every number of fixated pixels, identical values):")  # fmt: skip
+    ahead = True
+    for n_fix in (1, 5, 20, 100, 500, 2000):
+        f = np.zeros(SHAPE, dtype=np.uint8)
+        f.flat[np.random.default_rng(n_fix).choice(f.size, n_fix, replace=False)] = 1
+        ours, ref = auc_judd(s01, f, seed=0), _mit_auc_judd(s01, f, noise)
+        assert abs(ours - ref) < 1e-12, (n_fix, ours, ref)
+        fast = best(lambda f=f: auc_judd(s01, f, seed=0), number=3, repeat=3)
+        slow = best(lambda f=f: _mit_auc_judd(s01, f, np.random.default_rng(0).random(SHAPE)),
+                    number=1, repeat=3)  # fmt: skip
+        ahead &= slow > fast
+        print(f"  {n_fix:5d} fixated px: {fast * 1e3:7.2f} ms vs MIT loop {slow * 1e3:8.2f} ms:"
+              f" x{slow / fast:.2f}; AUC {ours:.6f} = {ref:.6f}")  # fmt: skip
+    print(f"  ahead at every count: {'yes' if ahead else 'NO'}")
 
 
 if __name__ == "__main__":
