@@ -167,6 +167,7 @@ def baseline_rows(
     seed: int = 0,
     centre: str = "mean",
     sigma_fraction: float = 0.25,
+    max_images: int | None = 200,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Baseline scores of every observed pair of ``comp`` (see the module docstring).
@@ -177,6 +178,12 @@ def baseline_rows(
     ``baseline`` (``shuffled`` / ``centre``), ``draws`` (images averaged) and every metric
     of :data:`~gazelab.analysis.compare.METRICS`; NaN where no other image of the same
     size has the partner's map.
+
+    ``max_images``: score the pairs of at most this many images (a seeded sample; the
+    partners are drawn from all images and the centre map is the mean over all), so a
+    study of thousands of images costs about as much as 200: ``draws`` baseline scores
+    per pair make the baselines ``draws`` + 1 times the observed scoring. ``None``: every
+    image.
     """
     from gazelab.analysis.compare import METRICS, _fixation_map
     from gazelab.gaze.heatmaps import fixation_heatmap
@@ -282,13 +289,17 @@ def baseline_rows(
     import os
     from concurrent.futures import ThreadPoolExecutor
 
+    todo = list(range(len(images)))
+    if max_images is not None and len(todo) > max_images:
+        pick = np.random.default_rng([seed, len(todo)]).choice(len(todo), max_images, replace=False)
+        todo = sorted(int(k) for k in pick)
     out: list[dict[str, Any]] = []
-    workers = max(1, min(len(images), os.cpu_count() or 1))
+    workers = max(1, min(len(todo), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for done, rows in enumerate(pool.map(image_rows, range(len(images)))):
+        for done, rows in enumerate(pool.map(image_rows, todo)):
             out += rows
             if progress:
-                progress(done + 1, len(images))
+                progress(done + 1, len(todo))
     return out
 
 

@@ -195,6 +195,7 @@ def analyse_project(
     keep_maps: int | None = None,
     baseline_draws: int = 3,
     centre: str = "mean",
+    baseline_images: int | None = 200,
 ) -> Comparison:
     """Analyse the sessions (default: all in the store) against ``model``; see module doc.
 
@@ -207,7 +208,8 @@ def analyse_project(
 
     ``baseline_draws``: other images drawn per pair for the shuffled-image baseline, and
     ``centre`` (``mean`` | ``gaussian``) the centre-bias map (:mod:`.baselines`); 0 draws
-    leaves both out."""
+    leaves both out. ``baseline_images``: the baselines are scored on at most this many
+    images (a seeded sample; ``None``: all), which bounds their cost on large studies."""
     from gazelab.models.architectures import to_model_input
 
     an = analysis or AnalysisSettings()
@@ -384,9 +386,10 @@ def analyse_project(
     if baseline_draws > 0:
         from gazelab.analysis.baselines import baseline_rows
 
-        comp.baseline_settings = {"draws": baseline_draws, "seed": 0, "centre": centre}
+        comp.baseline_settings = {"draws": baseline_draws, "seed": 0, "centre": centre,
+                                  "max_images": baseline_images}  # fmt: skip
         comp.baselines = baseline_rows(
-            comp, draws=baseline_draws, seed=0, centre=centre,
+            comp, draws=baseline_draws, seed=0, centre=centre, max_images=baseline_images,
             progress=(lambda d, t: progress("baselines", d, t)) if progress else None,
         )  # fmt: skip
     return comp

@@ -118,7 +118,13 @@ def baseline_markdown(summ: dict[str, Any]) -> list[str]:
         "",
         f"Shuffled image: the other side of each pair (annotator or model) on "
         f"{bs.get('draws', '?')} other images of the same size, drawn with seed "
-        f"{bs.get('seed', 0)} and averaged. Centre bias: {centre}, cut to the mean area of "
+        f"{bs.get('seed', 0)} and averaged"
+        + (
+            f", on a seeded sample of at most {bs['max_images']} images"
+            if bs.get("max_images")
+            else ""
+        )
+        + f". Centre bias: {centre}, cut to the mean area of "
         "one human map; one map per image, the same for both comparison kinds. Difference: "
         "observed − baseline, mean over images ± 95 % CI (Student's t); ratio: observed / "
         "baseline with a paired bootstrap 95 % CI over images. For cosine distance lower is "

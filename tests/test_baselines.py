@@ -120,6 +120,17 @@ def test_shuffled_draws_only_other_images_of_the_same_size() -> None:
     assert by[big.image_id, "A", "centre"]["draws"] == 0
 
 
+def test_a_large_study_scores_a_seeded_sample_of_its_images() -> None:
+    comp = hand_made([(4.0 + 3 * k, 4.0) for k in range(6)])
+    rows = baseline_rows(comp, draws=2, max_images=3, seed=5)
+    scored = sorted({r["image_id"] for r in rows})
+    assert len(scored) == 3 and len(rows) == 3 * 2 * 3  # centre, model, other annotator
+    assert scored == sorted({r["image_id"] for r in baseline_rows(comp, max_images=3, seed=5)})
+    summ = baseline_summary(comp.rows, rows)
+    assert {r["images"] for r in summ} == {3}  # observed scores on the same 3 images
+    assert len({r["image_id"] for r in baseline_rows(comp, max_images=None)}) == 6
+
+
 def test_centre_maps() -> None:
     g = centre_gaussian((5, 5), 0.2)
     assert g[2, 2] == 1.0 and g[0, 0] == pytest.approx(math.exp(-(2**2 + 2**2) / (2 * 1.0**2)))
@@ -200,7 +211,7 @@ def test_analyse_project_scores_recorded_sessions_against_the_baselines(tmp_path
         model = build_model("small_cnn", (32, 32, 1), len(CLASSES))
         comp = analyse_project(store, model, ids, analysis=AnalysisSettings(analyzer="gradient"),
                                baseline_draws=2)  # fmt: skip
-    assert comp.baseline_settings == {"draws": 2, "seed": 0, "centre": "mean"}
+    assert comp.baseline_settings == {"draws": 2, "seed": 0, "centre": "mean", "max_images": 200}
     summ = summaries(comp)
     iou = _row(summ["baselines"], "human", "shuffled", "iou")
     assert iou["images"] == 4 and iou["observed"] == pytest.approx(1.0)
