@@ -1003,8 +1003,12 @@ class ViewerWindow(QtWidgets.QMainWindow):
         view = self.current_view()
         if view is None:
             raise RuntimeError("nothing to export: no image is shown")
+        from gazelab.fileio import atomic_path
+
         p = Path(path)
-        Image.fromarray(render_view(view, self.annotators, self.current_layers(), scale)).save(p)
+        picture = Image.fromarray(render_view(view, self.annotators, self.current_layers(), scale))
+        with atomic_path(p, keep_suffix=True) as tmp:  # the format follows the suffix
+            picture.save(tmp)
         self.status_label.setText(f"exported {p}")
         return p
 
@@ -1103,7 +1107,10 @@ def run_viewer(
         if not win.settled():
             QtCore.QTimer.singleShot(200, shoot)
             return
-        win.grab().save(screenshot)
+        from gazelab.fileio import atomic_path
+
+        with atomic_path(screenshot, keep_suffix=True) as tmp:
+            win.grab().save(str(tmp))
         loop.quit()
 
     QtCore.QTimer.singleShot(200, shoot)
