@@ -279,7 +279,10 @@ class ViewerProject:
         else:
             tg = found[0]
             tab = self.store.samples(ref.session_id, trial_index=ref.trial_index, phase="image")
-            t = np.asarray(tab["time_ms"], dtype=np.float64)
+            from gazelab.gaze.clock_segments import continuous_time_ms
+
+            # the trial's one timeline (a tracker restarted mid-trial turned its clock back)
+            t = continuous_time_ms(tab["time_ms"], tab["local_s"])
             t0 = float(t[0]) if len(t) else 0.0
             ok = np.asarray(tab["valid"], dtype=bool)
             sxy = np.column_stack([tab["x"], tab["y"]]).astype(np.float64)[ok]
