@@ -1,6 +1,7 @@
 """A really full disk (a small tmpfs holding the store) anywhere in a session: during the
-validation, the trials and the end screen the session pauses with a message, holds what it
-recorded in memory, and goes on once space returns, with nothing lost.
+calibration, the validation, a trial, a break and on the end screen the session pauses
+with a message, holds what it recorded in memory, and goes on once space returns, with
+nothing lost.
 
 Needs root (mount); skipped otherwise. The fake-connection tests in
 tests/test_session_hardening.py cover the same paths on any machine.
@@ -69,7 +70,9 @@ def test_a_full_disk_in_validation_trials_and_at_the_end_pauses_and_loses_nothin
     s = small_settings()
     s = dataclasses.replace(
         s,
-        protocol=dataclasses.replace(s.protocol, blank1_ms=50.0, cross_ms=50.0, blank2_ms=50.0),
+        protocol=dataclasses.replace(
+            s.protocol, blank1_ms=50.0, cross_ms=50.0, blank2_ms=50.0, break_every_n_trials=2
+        ),  # fmt: skip
         quality=dataclasses.replace(
             s.quality, validation_mean_accuracy_deg=5.0, validation_max_point_accuracy_deg=10.0
         ),  # fmt: skip
@@ -81,8 +84,13 @@ def test_a_full_disk_in_validation_trials_and_at_the_end_pauses_and_loses_nothin
     qtbot.addWidget(win)
     win.resize(800, 600)
     win.show()
+    # 0. the disk is full as the calibration starts: its result waits in memory
+    filler = fill(small_disk)
     qtbot.keyClick(win, Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: win.mode == "calibration_result", timeout=15_000)
+    qtbot.waitUntil(lambda: win.ctl.store_fault is not None, timeout=5000)
+    filler.unlink()
+    qtbot.waitUntil(lambda: win.ctl.store_fault is None, timeout=5000)
 
     # 1. the disk fills during the validation: no exception, paused, a message
     filler = fill(small_disk)
@@ -108,15 +116,25 @@ def test_a_full_disk_in_validation_trials_and_at_the_end_pauses_and_loses_nothin
     qtbot.waitUntil(lambda: win.ctl.store_fault is not None, timeout=5000)
     filler.unlink()
     qtbot.waitUntil(lambda: win.ctl.store_fault is None, timeout=5000)
-    for _ in range(3):
-        qtbot.waitUntil(lambda: win.protocol.phase is Phase.IMAGE or win.mode == "done",
+    breaks = 0
+    for _ in range(4):
+        qtbot.waitUntil(lambda: win.protocol.phase is Phase.IMAGE or win.mode in ("done", "break"),
                         timeout=5000)  # fmt: skip
         if win.mode == "done":
             break
+        if win.mode == "break":  # 2b. full during the break: Space goes on once space is back
+            breaks += 1
+            filler = fill(small_disk)
+            qtbot.keyClick(win, Qt.Key.Key_Space)
+            qtbot.waitUntil(lambda: win.ctl.store_fault is not None, timeout=10_000)
+            filler.unlink()
+            qtbot.waitUntil(lambda: win.ctl.store_fault is None, timeout=5000)
+            qtbot.waitUntil(lambda: win.protocol.phase is Phase.IMAGE, timeout=15_000)
         if win.protocol.current_label is None:
             qtbot.keyClick(win, Qt.Key.Key_2)
         qtbot.keyClick(win, Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: win.mode == "done", timeout=5000)
+    assert breaks == 1
 
     # 3. the disk fills on the end screen: closing writes what it can, and says so
     sid = win.session.id
@@ -129,7 +147,7 @@ def test_a_full_disk_in_validation_trials_and_at_the_end_pauses_and_loses_nothin
         labels = store.final_labels(sid)
         assert sorted(labels) == [0, 1, 2]
         kinds = [e["kind"] for e in store.events(sid)]
-        assert kinds.count("store_fault") >= 2  # the two pauses, each recorded
+        assert kinds.count("store_fault") >= 4  # the pauses, each recorded
         val = store.validation_qualities(sid)
         assert [v["passed"] for v in val][-1] is True
         t = np.sort(store.samples(sid)["time_ms"])
