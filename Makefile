@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-LOCK_HASH := $(shell cat requirements.lock requirements-nodeps.txt pyproject.toml scripts/bootstrap.sh | sha1sum | cut -c1-12)
+LOCK_HASH := $(shell cat requirements.lock requirements-nodeps.txt requirements-voice.txt pyproject.toml scripts/bootstrap.sh | sha1sum | cut -c1-12)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 export QT_QPA_PLATFORM ?= offscreen
 export TF_CPP_MIN_LOG_LEVEL ?= 2

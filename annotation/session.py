@@ -287,9 +287,15 @@ def config_from_options(
         stream=spec.stream if spec.stream is not None else s.tracker.stream,
     )
     vkind, _, model = voice.partition(":")
-    if vkind not in ("keys", "default", "vosk"):
-        raise SessionSetupError(f"voice {voice!r}: use keys, default or vosk:MODEL_DIR")
+    if vkind not in ("keys", "default", "pocketsphinx", "whisper", "vosk"):
+        raise SessionSetupError(
+            f"voice {voice!r}: use keys, default, pocketsphinx, whisper[:MODEL] or vosk:MODEL_DIR"
+        )
     v = dataclasses.replace(s.voice, backend=vkind, vosk_model=model or s.voice.vosk_model)
+    if vkind == "whisper":
+        v = dataclasses.replace(
+            s.voice, backend=vkind, whisper_model=model or s.voice.whisper_model
+        )
     display = s.display
     if diagonal_in is not None or resolution is not None or distance_cm is not None:
         res = display.resolution_px

@@ -148,6 +148,7 @@ class KeyboardRecognizer(_WavMixin):
     """Digit keys 0–7 → the classes in code order; no audio."""
 
     name = "keys"
+    model = ""
 
     @staticmethod
     def label_for_key(key: str) -> str | None:
@@ -351,7 +352,8 @@ def spectral_denoise(
 class PocketSphinxRecognizer(_WavMixin):
     """Offline English keyword-grammar recogniser with decoy-word rejection."""
 
-    name = "default"
+    name = "pocketsphinx"
+    model = "en-us (bundled with the pocketsphinx package)"
 
     def __init__(
         self,
@@ -420,6 +422,17 @@ class PocketSphinxRecognizer(_WavMixin):
 
 
 # -- vosk (user model) ------------------------------------------------------------------------
+VOSK_REQUIRED = ("am/final.mdl", "conf/mfcc.conf", "graph/HCLr.fst|graph/HCLG.fst",
+                 "graph/Gr.fst|graph/HCLG.fst", "graph/phones/word_boundary.int")  # fmt: skip
+"""Files a Vosk model folder needs for grammar decoding ("a|b": either)."""
+
+
+def vosk_missing_files(model_dir: str | Path) -> list[str]:
+    """The :data:`VOSK_REQUIRED` files absent from ``model_dir`` (Kaldi's layout)."""
+    root = Path(model_dir)
+    return [alt for alt in VOSK_REQUIRED if not any((root / a).is_file() for a in alt.split("|"))]
+
+
 class VoskRecognizer(_WavMixin):
     """Vosk with a user-supplied model folder; grammar = label words + ``[unk]``."""
 
@@ -432,10 +445,23 @@ class VoskRecognizer(_WavMixin):
                 f"{model_dir} is not a Vosk model folder (no am/ or conf/ inside);"
                 " download one from https://alphacephei.com/vosk/models and unpack it"
             )
+        missing = vosk_missing_files(model_dir)
+        if missing:
+            raise SpeechError(
+                f"{model_dir} is an incomplete Vosk model folder: missing {', '.join(missing)};"
+                " unpack the whole model from https://alphacephei.com/vosk/models again"
+            )
         import vosk
 
         vosk.SetLogLevel(-1)
-        self._model = vosk.Model(str(model_dir))
+        try:
+            self._model = vosk.Model(str(model_dir))
+        except Exception as exc:  # vosk raises a bare Exception("Failed to create a model")
+            raise SpeechError(
+                f"{model_dir}: Vosk could not load this model folder ({exc}); its files are"
+                " damaged or of another Vosk version — unpack the model again"
+            ) from exc
+        self.model = str(model_dir)
         self.min_confidence = min_confidence
         self.grammar = json.dumps([*SPOKEN_WORDS, "[unk]"])
 
@@ -469,12 +495,40 @@ def default_recognizer() -> SpeechRecognizer:
     return PocketSphinxRecognizer()
 
 
+BEST_WHISPER_MODELS = ("tiny.en", "base")
+"""Whisper models in the order benchmarks/bench_voice.py ranks them for spoken labels
+(docs/voice.md): ``default`` uses the first one installed."""
+
+
+def default_backend(root: Path | None = None) -> tuple[str, str]:
+    """``(backend, model)`` that ``voice.backend = 'default'`` uses: the best measured
+    recogniser that is installed — Whisper when faster-whisper and a model installed with
+    ``gazelab voice install`` are present, else PocketSphinx (nothing to download)."""
+    from gazelab.annotation.speech_whisper import installed_models, whisper_available
+
+    if whisper_available():
+        have = installed_models(root)
+        for name in BEST_WHISPER_MODELS:
+            if name in have:
+                return "whisper", name
+    return "pocketsphinx", "en-us (bundled with the pocketsphinx package)"
+
+
 def recognizer_from_settings(voice: VoiceSettings) -> SpeechRecognizer:
-    if voice.backend == "vosk":
+    backend = voice.backend
+    model = voice.whisper_model
+    if backend == "default":
+        backend, found = default_backend()
+        model = found if backend == "whisper" else model
+    if backend == "vosk":
         if not voice.vosk_model:
             raise SpeechError("voice.backend = 'vosk' needs voice.vosk_model (a model folder)")
         return VoskRecognizer(voice.vosk_model, min_confidence=voice.min_confidence)
-    if voice.backend == "default":
+    if backend == "whisper":
+        from gazelab.annotation.speech_whisper import WhisperRecognizer
+
+        return WhisperRecognizer(model)
+    if backend == "pocketsphinx":
         return PocketSphinxRecognizer()
     return KeyboardRecognizer()
 

@@ -34,6 +34,7 @@ from gazelab.app.commands.models import (
 )
 from gazelab.app.commands.sessions import cmd_annotate, cmd_demo, cmd_export, cmd_sessions
 from gazelab.app.commands.trackers import cmd_simulate_tracker
+from gazelab.app.commands.voice import add_voice_parser
 from gazelab.gaze.trackers.registry import tracker_usage
 from gazelab.models.datasets.registry import layout_usage, layouts
 from gazelab.models.masks import ALGORITHMS as MASK_ALGORITHMS
@@ -168,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", nargs=2, metavar=("LAYOUT", "PATH"),
                    help=f"e.g. --dataset ck+ DIR; LAYOUT: {', '.join(layouts())}")  # fmt: skip
     p.add_argument("--tracker", default="sim", help=f"default sim; one of {tracker_usage()}")
-    p.add_argument("--voice", default="keys", help="keys (default), default, or vosk:MODEL_DIR")
+    p.add_argument("--voice", default="keys",
+                   help="keys (default), default, pocketsphinx, whisper[:MODEL], vosk:DIR")  # fmt: skip
     p.add_argument("--screen-in", type=_number(5, 200),
                    help='screen diagonal in inches (default 27")')  # fmt: skip
     p.add_argument("--resolution", help="screen resolution WIDTHxHEIGHT (default 2560x1440)")
@@ -189,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="simulated participant: label each image correctly after SECONDS (demos, tests)",
     )
+
+    add_voice_parser(sub)
 
     p = add(
         "simulate-tracker",

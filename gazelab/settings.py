@@ -143,7 +143,16 @@ class VoiceSettings(_Validated):
     """Spoken-label recogniser (SPEC §2)."""
 
     _section = "voice"
-    backend: str = setting("keys", choices=("keys", "default", "vosk"))
+    backend: str = setting(
+        "keys",
+        choices=("keys", "default", "pocketsphinx", "whisper", "vosk"),
+        doc="default: the best measured recogniser installed (whisper with an installed"
+        " model, else pocketsphinx; docs/voice.md)",
+    )
+    whisper_model: str = setting(
+        "tiny.en",
+        doc="for backend = 'whisper': tiny.en, base (`gazelab voice install`) or a folder",
+    )
     vosk_model: str = setting("", doc="folder of a Vosk model, for backend = 'vosk'")
     min_confidence: float = setting(0.5, range=(0.0, 1.0))
 

