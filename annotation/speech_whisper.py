@@ -380,6 +380,7 @@ class WhisperRecognizer(_WavMixin):
                 " (pip install -r requirements-voice.txt)"
             ) from exc
         folder, self.model = resolve_model(model, root)
+        self.name = f"whisper:{model}"  # the session's "ready" message carries the model
         self.folder = folder
         self.beam_size = beam_size
         self.verify_unprompted = verify_unprompted
