@@ -179,11 +179,15 @@ def baseline_rows(
     of :data:`~gazelab.analysis.compare.METRICS`; NaN where no other image of the same
     size has the partner's map.
 
+    Partners: the images of one size are put in a seeded random cyclic order, and each
+    image's partners are the next ``draws`` images in it (every image is a partner
+    ``draws`` times); scoring along the order prepares each image's maps once.
+
     ``max_images``: score the pairs of at most this many images (a seeded sample; the
     partners are drawn from all images and the centre map is the mean over all), so a
     study of thousands of images costs about as much as 200: ``draws`` baseline scores
-    per pair make the baselines ``draws`` + 1 times the observed scoring. ``None``: every
-    image.
+    per pair make the baselines about ``draws`` + 1 times the observed scoring.
+    ``None``: every image.
     """
     from gazelab.analysis.compare import METRICS, _fixation_map
     from gazelab.gaze.heatmaps import fixation_heatmap
@@ -231,15 +235,27 @@ def baseline_rows(
             c = (totals[shapes[i]] - sum(unit_mass(m) for m in own)) / rest
         return PreparedMap(keep_top_fraction(c, frac))
 
-    looked = {a: [i for i, im in enumerate(images) if a in im.humans] for a in comp.annotators}
     has_model = [im.model_points is not None or im.model_heatmap is not None for im in images]
     nan = dict.fromkeys(METRICS, math.nan)
 
-    def partners(i: int, candidates: list[int], rng: np.random.Generator) -> list[int]:
-        pool = [j for j in candidates if j != i and shapes[j] == shapes[i]]
-        if len(pool) <= draws:
-            return pool
-        return sorted(rng.choice(pool, size=draws, replace=False).tolist())
+    # Partners: the images of each size in a seeded cyclic order; image k's partners are
+    # the next ``draws`` images in that order. Images are scored along the order, so each
+    # image's maps are prepared once and serve it and the ``draws`` images before it (a
+    # window of prepared maps), instead of once per pair and draw.
+    rng = np.random.default_rng([seed, len(images)])
+    todo: list[int] = []
+    partners_of: dict[int, list[int]] = {}
+    sample = max_images is not None and len(images) > max_images
+    for shape in sorted(set(shapes)):
+        group = [i for i in range(len(images)) if shapes[i] == shape]
+        cycle = [group[k] for k in rng.permutation(len(group))]
+        n_partners = min(draws, len(cycle) - 1)
+        for k, i in enumerate(cycle):
+            partners_of[i] = [cycle[(k + d) % len(cycle)] for d in range(1, n_partners + 1)]
+        # a sample is a stretch of the random order (itself a random sample), the group's
+        # share of max_images, so the window of prepared maps is shared along it
+        share = max(1, int(max_images * len(group) / len(images))) if sample else len(cycle)  # type: ignore[operator]
+        todo += cycle[:share]
 
     def mean_scores(scores: list[dict[str, float]]) -> dict[str, float]:
         if not scores:
@@ -251,56 +267,72 @@ def baseline_rows(
             out[m] = float(v.mean()) if v.size else math.nan
         return out
 
-    model_candidates = [j for j in range(len(images)) if has_model[j]]
+    import threading
 
-    def image_rows(i: int) -> list[dict[str, Any]]:
-        im = images[i]
-        rows: list[dict[str, Any]] = []
-        rng = np.random.default_rng([seed, i])
-        own = {a: human_map(i, a) for a in im.humans}
-        cm = centre_map(i, list(own.values()))
-        for a, g in im.humans.items():
-            ref = PreparedMap(own[a])
-            fixated = _fixation_map(g.points, shapes[i])
-            base = {"image_id": im.image_id, "annotator": a}
-            rows.append({**base, "versus": "-", "reference": "centre", "baseline": "centre",
-                         "draws": 0 if cm is None else 1,
-                         **(dict(nan) if cm is None else map_scores(ref, cm, fixated))})  # fmt: skip
-            if has_model[i]:
-                js = partners(i, model_candidates, rng)
-                sc = []
-                for j in js:
-                    mj = model_map(j)
-                    if mj is not None:
-                        sc.append(map_scores(ref, PreparedMap(mj), fixated))
-                rows.append({**base, "versus": "model", "reference": "model",
-                             "baseline": "shuffled", "draws": len(sc), **mean_scores(sc)})  # fmt: skip
-            for b in im.humans:
-                if b == a:
-                    continue
-                js = partners(i, looked.get(b, []), rng)
-                sc = [map_scores(ref, PreparedMap(human_map(j, b)), fixated) for j in js]
-                rows.append({**base, "versus": "human", "reference": b, "baseline": "shuffled",
-                             "draws": len(sc), **mean_scores(sc)})  # fmt: skip
-        return rows
+    lock, finished = threading.Lock(), [0]
 
-    # images are independent (each draws from its own seeded generator) and NumPy releases
-    # the GIL in its array work: one thread per core, rows in image order
+    def score_run(run: list[int]) -> list[tuple[int, list[dict[str, Any]]]]:
+        window: dict[int, dict[str, PreparedMap | None]] = {}
+
+        def prepared(j: int) -> dict[str, PreparedMap | None]:
+            if j not in window:
+                maps: dict[str, PreparedMap | None] = {
+                    a: PreparedMap(human_map(j, a)) for a in images[j].humans
+                }
+                mm = model_map(j) if has_model[j] else None
+                maps["\0model"] = None if mm is None else PreparedMap(mm)
+                window[j] = maps
+                while len(window) > draws + 2:  # oldest first (dicts keep insertion order)
+                    del window[next(iter(window))]
+            return window[j]
+
+        done = []
+        for i in run:
+            im = images[i]
+            own = prepared(i)
+            js = partners_of[i]
+            others = [prepared(j) for j in js]
+            cm = centre_map(i, [m.x for a, m in own.items() if a != "\0model" and m is not None])
+            rows: list[dict[str, Any]] = []
+            for a, g in im.humans.items():
+                ref = own[a]
+                assert ref is not None
+                fixated = _fixation_map(g.points, shapes[i])
+                base = {"image_id": im.image_id, "annotator": a}
+                rows.append({**base, "versus": "-", "reference": "centre", "baseline": "centre",
+                             "draws": 0 if cm is None else 1,
+                             **(dict(nan) if cm is None else map_scores(ref, cm, fixated))})  # fmt: skip
+                if has_model[i]:
+                    sc = [map_scores(ref, o["\0model"], fixated)
+                          for o in others if o.get("\0model") is not None]  # fmt: skip
+                    rows.append({**base, "versus": "model", "reference": "model",
+                                 "baseline": "shuffled", "draws": len(sc), **mean_scores(sc)})  # fmt: skip
+                for b in im.humans:
+                    if b == a:
+                        continue
+                    sc = [map_scores(ref, o[b], fixated) for o in others if o.get(b) is not None]
+                    rows.append({**base, "versus": "human", "reference": b, "baseline": "shuffled",
+                                 "draws": len(sc), **mean_scores(sc)})  # fmt: skip
+            done.append((i, rows))
+            if progress:
+                with lock:
+                    finished[0] += 1
+                    progress(finished[0], len(todo))
+        return done
+
+    # one contiguous run of the order per core (NumPy releases the GIL in its array work);
+    # rows come back in image order
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    todo = list(range(len(images)))
-    if max_images is not None and len(todo) > max_images:
-        pick = np.random.default_rng([seed, len(todo)]).choice(len(todo), max_images, replace=False)
-        todo = sorted(int(k) for k in pick)
-    out: list[dict[str, Any]] = []
     workers = max(1, min(len(todo), os.cpu_count() or 1))
+    size = -(-len(todo) // workers) if todo else 1
+    runs = [todo[k : k + size] for k in range(0, len(todo), size)]
+    by_image: dict[int, list[dict[str, Any]]] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for done, rows in enumerate(pool.map(image_rows, todo)):
-            out += rows
-            if progress:
-                progress(done + 1, len(todo))
-    return out
+        for result in pool.map(score_run, runs):
+            by_image.update(result)
+    return [r for i in sorted(by_image) for r in by_image[i]]
 
 
 def _per_image(
