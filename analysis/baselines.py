@@ -8,10 +8,11 @@ only be read against that floor. Two baselines, each scored exactly as the obser
 pixels on image *i*):
 
 shuffled image
-    The other side of the pair (annotator *b*, or the model) on another image *j ≠ i* of
-    the set with the same pixel size, ``draws`` images drawn per pair (seeded); the scores
-    are averaged over the draws. What remains of the observed score above it is specific to
-    image *i* (Borji & Itti 2013 call its NSS/AUC form "shuffled" metrics).
+    The other side of the pair (annotator *b*, or the model) on other images *j ≠ i* of
+    the set with the same pixel size: the next ``draws`` images after *i* in a seeded
+    random cyclic order of those images; the scores are averaged over them. What remains
+    of the observed score above it is specific to image *i* (Borji & Itti 2013 call its
+    NSS/AUC form "shuffled" metrics).
 
 centre bias
     One map that does not look at the image at all: the mean of every human map of the

@@ -117,8 +117,8 @@ def baseline_markdown(summ: dict[str, Any]) -> list[str]:
         summ.get("layout_note", ""),
         "",
         f"Shuffled image: the other side of each pair (annotator or model) on "
-        f"{bs.get('draws', '?')} other images of the same size, drawn with seed "
-        f"{bs.get('seed', 0)} and averaged"
+        f"{bs.get('draws', '?')} other images of the same size (the next ones in a random "
+        f"cyclic order, seed {bs.get('seed', 0)}), averaged"
         + (
             f", on a seeded sample of at most {bs['max_images']} images"
             if bs.get("max_images")
