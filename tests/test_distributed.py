@@ -136,6 +136,7 @@ def test_two_workers_train_like_one_process_and_resume_after_a_worker_is_killed(
         "confusion.png",
         "epochs.csv",
         "learning_curve.png",
+        "report.md",
         "run.json",
         "steps.csv",
     ]  # fmt: skip  (the chief's files, nothing else)
