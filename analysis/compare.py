@@ -195,7 +195,7 @@ def analyse_project(
     keep_maps: int | None = None,
     baseline_draws: int = 3,
     centre: str = "mean",
-    baseline_images: int | None = 200,
+    baseline_images: int | None = 100,
 ) -> Comparison:
     """Analyse the sessions (default: all in the store) against ``model``; see module doc.
 
