@@ -304,14 +304,16 @@ def baseline_rows(
                              "draws": 0 if cm is None else 1,
                              **(dict(nan) if cm is None else map_scores(ref, cm, fixated))})  # fmt: skip
                 if has_model[i]:
-                    sc = [map_scores(ref, o["\0model"], fixated)
-                          for o in others if o.get("\0model") is not None]  # fmt: skip
+                    sc = [map_scores(ref, m, fixated)
+                          for o in others if (m := o.get("\0model")) is not None]  # fmt: skip
                     rows.append({**base, "versus": "model", "reference": "model",
                                  "baseline": "shuffled", "draws": len(sc), **mean_scores(sc)})  # fmt: skip
                 for b in im.humans:
                     if b == a:
                         continue
-                    sc = [map_scores(ref, o[b], fixated) for o in others if o.get(b) is not None]
+                    sc = [
+                        map_scores(ref, m, fixated) for o in others if (m := o.get(b)) is not None
+                    ]
                     rows.append({**base, "versus": "human", "reference": b, "baseline": "shuffled",
                                  "draws": len(sc), **mean_scores(sc)})  # fmt: skip
             done.append((i, rows))

@@ -575,7 +575,7 @@ def train_run(
             break
     if best_weights is not None:
         model.set_weights(best_weights)
-    conf = confusion_counts(data.y_val, best_pred, n_classes).tolist()
+    conf = [] if best_pred is None else confusion_counts(data.y_val, best_pred, n_classes).tolist()
     result = RunResult(name, steps, epochs, best, epochs[-1]["val_macro_f1"], out_dir, conf,
                        replicas, model, round(time.monotonic() - t_start, 2))  # fmt: skip
     if out_dir is not None and chief:
