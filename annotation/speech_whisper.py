@@ -446,6 +446,15 @@ class WhisperRecognizer(_WavMixin):
             text = text.rsplit(" ", 1)[0] if " " in text else ""
         return text, score
 
+    def transcribe(self, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> tuple[str, str]:
+        """The label-prompted and the unprompted transcript of one answer (one encoding)."""
+        x = to_16k(audio, rate).astype(np.float32) / 32768.0
+        if x.size == 0:
+            return "", ""
+        with self._lock:
+            enc = self._model.encode(self._ct2.StorageView.from_array(self._features(x)))
+            return self._decode(enc, self._prompted)[0], self._decode(enc, self._plain)[0]
+
     def recognize(self, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> LabelResult:
         x = to_16k(audio, rate).astype(np.float32) / 32768.0
         if x.size == 0:
@@ -461,3 +470,43 @@ class WhisperRecognizer(_WavMixin):
                 ):
                     return LabelResult(None, f"{text} / unprompted: {plain}", 0.0)
         return LabelResult(label, text, float(np.exp(score)) if label else 0.0)
+
+
+def classes_named(text: str) -> set[str]:
+    """The classes of the label words anywhere in ``text``."""
+    return {SPOKEN_WORDS[w] for w in re.findall(r"[a-z]+", text.lower()) if w in SPOKEN_WORDS}
+
+
+class CombinedRecognizer(_WavMixin):
+    """Whisper and PocketSphinx on the same answer; each covers the other's weakness.
+
+    Whisper's whole-transcript rule accepts almost nothing that is not a label, but
+    rejects many accented or noisy labels; PocketSphinx's grammar accepts those labels,
+    but also takes other words for labels. An answer is accepted
+
+    - with Whisper's label when Whisper accepts it (whole transcript, no veto), else
+    - with PocketSphinx's label when a word of that class occurs anywhere in Whisper's
+      prompted transcript ("contempt to us" for "contemptuous") and the unprompted
+      transcript is not one other English word (:func:`other_word`).
+
+    Everything else is "not understood"."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, root: Path | None = None) -> None:
+        from gazelab.annotation.speech import PocketSphinxRecognizer
+
+        self.whisper = WhisperRecognizer(model, root=root)
+        self.sphinx = PocketSphinxRecognizer()
+        self.name = f"whisper+pocketsphinx:{model}"
+        self.model = f"{self.whisper.model} + pocketsphinx en-us"
+
+    def recognize(self, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> LabelResult:
+        prompted, plain = self.whisper.transcribe(audio, rate)
+        label = label_of_transcript(prompted)
+        if other_word(plain) is not None:
+            return LabelResult(None, f"{prompted} / unprompted: {plain}", 0.0)
+        if label is not None:
+            return LabelResult(label, prompted, 1.0)
+        ps = self.sphinx.recognize(audio, rate)
+        if ps.label is not None and ps.label in classes_named(prompted):
+            return LabelResult(ps.label, f"{ps.text} / whisper: {prompted}", ps.confidence)
+        return LabelResult(None, f"{ps.text} / whisper: {prompted}", 0.0)

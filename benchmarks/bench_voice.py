@@ -17,8 +17,9 @@ are *not* labels (everyday words and near-misses such as "hungry", "natural") ar
 rejected, so gains in acceptance are not bought by guessing.
 
 ``--backend`` takes a comma list (``pocketsphinx``, ``whisper:tiny.en``, ``whisper:base``,
-``vosk:DIR``); every backend hears the same answers in one run, interleaved answer by
-answer, so a busy machine slows them alike. For each it prints the per-voice and per-level
+``whisper+pocketsphinx:tiny.en``, ``vosk:DIR``); every backend hears the same answers in
+one run, interleaved answer by answer, so a busy machine slows them alike. For each it
+prints the per-voice and per-level
 table, the non-label table (gazelab.annotation.voice_sets: unrelated words, fillers,
 phrases, near-misses; clean and at the noisiest level) and the latency from the end of the
 answer to the label, then one line per goal: >= 97 % correct clean, >= 95 % at 20 dB,
@@ -142,6 +143,10 @@ def make_recognizer(spec: str, args: argparse.Namespace) -> Any:
         from gazelab.annotation.speech_whisper import WhisperRecognizer
 
         return WhisperRecognizer(model or "tiny.en")
+    if kind == "whisper+pocketsphinx":
+        from gazelab.annotation.speech_whisper import CombinedRecognizer
+
+        return CombinedRecognizer(model or "tiny.en")
     if kind == "vosk":
         return VoskRecognizer(model)
     if args.baseline:
