@@ -195,7 +195,27 @@ def accepted_non_labels(rec: object, kinds: tuple[str, ...], voices: tuple[str, 
     return len(hits), n, hits
 
 
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> object:
+    from gazelab.annotation.speech_whisper import WhisperRecognizer
+
+    root = tmp_path_factory.mktemp("models")
+    install_model("tiny.en", root=root, progress=False, download=False)
+    return WhisperRecognizer("tiny.en", root=root)
+
+
 @needs_espeak
+@needs_tiny
+def test_whisper_never_guesses_quick(tiny: object) -> None:
+    """One voice, clean: every unrelated word, filler and phrase is rejected."""
+    n_hits, n, hits = accepted_non_labels(
+        tiny, ("unrelated", "filler", "phrase"), ("en-us",), (None,)
+    )
+    assert n == 46 and n_hits == 0, hits
+
+
+@needs_espeak
+@pytest.mark.slow
 @needs_tiny
 def test_whisper_never_takes_other_words_for_labels(tmp_path: Path) -> None:
     from gazelab.annotation.speech_whisper import WhisperRecognizer
@@ -226,6 +246,7 @@ def test_whisper_never_takes_other_words_for_labels(tmp_path: Path) -> None:
 
 
 @needs_espeak
+@pytest.mark.slow
 def test_pocketsphinx_rejects_most_other_words() -> None:
     from gazelab.annotation.speech import PocketSphinxRecognizer
 
