@@ -67,7 +67,8 @@ def main() -> int:
         print(f"FAILED (exit {done.returncode}): {done.stderr[-1500:]}")
         return 1
     summary, reports = rows[-1], rows[:-1]
-    print(f"{args.trials} trials in {wall:.0f} s; spoken answers at {len(speak)} trials\n")
+    print(f"{args.trials} trials in {wall:.0f} s with the {summary.get('recognizer')} recogniser;"
+          f" spoken answers at {len(speak)} trials\n")  # fmt: skip
     print("| trial | window RSS MiB | window threads | voice RSS MiB | voice threads | streams |")
     print("|---:|---:|---:|---:|---:|---:|")
     for r in reports:

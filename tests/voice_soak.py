@@ -116,9 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         timer.stop()
         sid = win.session.id
         streams_open = capture_streams(dict(os.environ))
+        recognizer = win.listener.recognizer_name
         win.finish()
         print(json.dumps({"session": sid, "heard": heard, "max_streams": state["streams"],
-                          "streams_during": streams_open, "voice": win.voice}), flush=True)  # fmt: skip
+                          "streams_during": streams_open, "voice": win.voice,
+                          "recognizer": recognizer}), flush=True)  # fmt: skip
         app.quit()
 
     timer = QTimer()
