@@ -430,3 +430,135 @@ def layout_sentence(summary: Sequence[dict[str, Any]], metric: str = "iou") -> s
         + " and ".join(parts)
         + "; only the image-specific part is agreement about the image itself."
     )
+
+
+# -- one image at a time (the viewer) -----------------------------------------------------------
+def partner_indices(
+    shapes: Sequence[tuple[int, int]], draws: int = 3, seed: int = 0
+) -> dict[int, list[int]]:
+    """The shuffled-image partners of every image, by the rule of :func:`baseline_rows`:
+    the images of one size (``shapes[i]``, ``(H, W)`` px) in a seeded random cyclic order,
+    image *i*'s partners the next ``draws`` images after it (fewer where the size has
+    fewer other images). Same ``shapes``, ``draws`` and ``seed``: same partners."""
+    rng = np.random.default_rng([seed, len(shapes)])
+    out: dict[int, list[int]] = {}
+    for shape in sorted(set(shapes)):
+        group = [i for i in range(len(shapes)) if shapes[i] == shape]
+        cycle = [group[k] for k in rng.permutation(len(group))]
+        n_partners = min(draws, len(cycle) - 1)
+        for k, i in enumerate(cycle):
+            out[i] = [cycle[(k + d) % len(cycle)] for d in range(1, n_partners + 1)]
+    return out
+
+
+def image_baseline_rows(
+    image: Any,
+    partners: Sequence[Any],
+    centre_map: NDArray[np.float64] | None,
+) -> list[dict[str, Any]]:
+    """The rows of :func:`baseline_rows` for one image, as it scores them.
+
+    ``image``: an :class:`~gazelab.analysis.compare.ImageAnalysis` (its human maps, fixation
+    points and model map or points); ``partners``: the ImageAnalysis of its partner images
+    (:func:`partner_indices`); ``centre_map``: the centre-bias map ``(H, W)`` already cut to
+    one map's area (:func:`centre_for_image`), or ``None`` (NaN centre rows)."""
+    from gazelab.analysis.compare import METRICS, _fixation_map
+    from gazelab.gaze.heatmaps import fixation_heatmap
+
+    def model_map(im: Any) -> NDArray[np.float64] | None:
+        if im.model_heatmap is not None:
+            return np.asarray(im.model_heatmap, dtype=np.float64)
+        if im.model_points is None:
+            return None
+        c, r = im.kernel_px
+        return fixation_heatmap(im.model_points, tuple(im.image.shape[:2]), c, r)
+
+    nan = dict.fromkeys(METRICS, math.nan)
+
+    def mean_scores(scores: list[dict[str, float]]) -> dict[str, float]:
+        if not scores:
+            return dict(nan)
+        out = {}
+        for m in METRICS:
+            v = np.array([s.get(m, math.nan) for s in scores], dtype=np.float64)
+            v = v[np.isfinite(v)]
+            out[m] = float(v.mean()) if v.size else math.nan
+        return out
+
+    shape = (int(image.image.shape[0]), int(image.image.shape[1]))
+    has_model = image.model_points is not None or image.model_heatmap is not None
+    others: list[dict[str, PreparedMap | None]] = []
+    for p in partners:
+        maps: dict[str, PreparedMap | None] = {
+            a: PreparedMap(g.heatmap_or_build()) for a, g in p.humans.items()
+        }
+        mm = model_map(p) if has_model else None
+        maps["\0model"] = None if mm is None else PreparedMap(mm)
+        others.append(maps)
+    cm = None if centre_map is None else PreparedMap(centre_map)
+    rows: list[dict[str, Any]] = []
+    for a, g in image.humans.items():
+        ref = PreparedMap(g.heatmap_or_build())
+        fixated = _fixation_map(g.points, shape)
+        base = {"image_id": image.image_id, "annotator": a}
+        rows.append({**base, "versus": "-", "reference": "centre", "baseline": "centre",
+                     "draws": 0 if cm is None else 1,
+                     **(dict(nan) if cm is None else map_scores(ref, cm, fixated))})  # fmt: skip
+        if has_model:
+            sc = [map_scores(ref, m, fixated)
+                  for o in others if (m := o.get("\0model")) is not None]  # fmt: skip
+            rows.append({**base, "versus": "model", "reference": "model",
+                         "baseline": "shuffled", "draws": len(sc), **mean_scores(sc)})  # fmt: skip
+        for b in image.humans:
+            if b == a:
+                continue
+            sc = [map_scores(ref, m, fixated) for o in others if (m := o.get(b)) is not None]
+            rows.append({**base, "versus": "human", "reference": b, "baseline": "shuffled",
+                         "draws": len(sc), **mean_scores(sc)})  # fmt: skip
+    return rows
+
+
+class CentreTotals:
+    """The running sums behind the centre-bias map of :func:`baseline_rows`: per image size
+    the sum of the unit-mass human maps and their count, and the support fraction of every
+    map. :meth:`add` each image's human maps in image order, then :meth:`centre_for_image`."""
+
+    def __init__(self) -> None:
+        self.totals: dict[tuple[int, int], NDArray[np.float64]] = {}
+        self.counts: dict[tuple[int, int], int] = defaultdict(int)
+        self.supports: list[float] = []
+
+    def add(self, maps: Sequence[NDArray[np.float64]]) -> None:
+        """One image's human maps (each ``(H, W)``, all one size)."""
+        for m in maps:
+            shape = (int(m.shape[0]), int(m.shape[1]))
+            self.supports.append(np.count_nonzero(m > 0) / m.size)
+            um = unit_mass(m)
+            self.totals[shape] = self.totals[shape] + um if shape in self.totals else um
+            self.counts[shape] += 1
+
+    @property
+    def fraction(self) -> float:
+        """Mean support fraction of the maps added (0 for none)."""
+        return float(np.mean(self.supports)) if self.supports else 0.0
+
+    def centre_for_image(
+        self,
+        shape: tuple[int, int],
+        own: Sequence[NDArray[np.float64]],
+        centre: str = "mean",
+        sigma_fraction: float = 0.25,
+    ) -> NDArray[np.float64] | None:
+        """The centre-bias map of an image of ``shape`` whose human maps ``own`` were added:
+        the mean of the others' unit-mass maps (or the centred Gaussian) cut to one map's
+        mean support; ``None`` when no other image of the size has a map."""
+        if centre not in CENTRES:
+            raise ValueError(f"centre {centre!r}: choose one of {', '.join(CENTRES)}")
+        if centre == "gaussian":
+            c = centre_gaussian(shape, sigma_fraction)
+        else:
+            rest = self.counts[shape] - len(own)
+            if rest <= 0:
+                return None
+            c = (self.totals[shape] - sum(unit_mass(m) for m in own)) / rest
+        return keep_top_fraction(c, self.fraction)

@@ -48,12 +48,16 @@ from gazelab.analysis.overlays import (
 from gazelab.analysis.report import HUMAN_COLOURS, MODEL_COLOUR
 from gazelab.analysis.scanpath import fixation_radii, scanpath_at
 from gazelab.app.viewer_project import (
+    BASELINE_COLUMNS,
     ImageEntry,
     ImageView,
     ModelLayer,
     ViewerProject,
+    baseline_note,
+    baseline_table_rows,
     mean_of_counts,
     model_layer,
+    report_layout_sentence,
 )
 from gazelab.project import ProjectPaths
 from gazelab.settings import AnalysisSettings
@@ -186,6 +190,7 @@ class ProjectWorker(QtCore.QThread):
     image_failed = QtCore.Signal(str, str)
     model_ready = QtCore.Signal(object)  # ModelLayer
     summary_ready = QtCore.Signal(object)  # (Comparison, aoi rows)
+    baselines_ready = QtCore.Signal(str, object)  # image id, baseline rows or an error text
     progressed = QtCore.Signal(str, int, int)
     failed = QtCore.Signal(str)
 
@@ -243,13 +248,16 @@ class ProjectWorker(QtCore.QThread):
             loaded: Any = None
             counts: list[int] = []
             done = 0
+            baselines_for: tuple[str, ImageView, ModelLayer | None] | None = None
             while not self._stop:
                 with self._lock:
                     project.drawn_aois.update(self._drawn)
                 wanted, summary = self._take()
                 if wanted is not None:
                     try:
-                        self.image_ready.emit(wanted, project.view(wanted, self.model))
+                        shown = project.view(wanted, self.model)
+                        self.image_ready.emit(wanted, shown)
+                        baselines_for = (wanted, shown, self.model)
                     except Exception as exc:  # one image's problem, shown in the status line
                         self.image_failed.emit(wanted, f"{type(exc).__name__}: {exc}")
                     continue
@@ -268,6 +276,15 @@ class ProjectWorker(QtCore.QThread):
                         self.quality.emit(project.quality_rows())
                     except Exception as exc:
                         self.failed.emit(f"{type(exc).__name__}: {exc}")
+                    continue
+                if baselines_for is not None:  # after the image and the classes are shown
+                    iid, shown, layer = baselines_for
+                    baselines_for = None
+                    try:
+                        rows: object = project.baselines(shown, layer, progress=progress)
+                    except Exception as exc:  # shown in the baselines tab
+                        rows = f"{type(exc).__name__}: {exc}"
+                    self.baselines_ready.emit(iid, rows)
                     continue
                 if self.paths.model is not None and self.model is None and not model_failed:
                     # one step at a time (load, then the n survey in chunks), so images
@@ -375,6 +392,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.annotators: list[str] = []
         self.visible: list[ImageEntry] = []
         self.views: dict[str, ImageView] = {}
+        self.baselines: dict[str, list[dict[str, Any]] | str] = {}  # rows, or why none
+        self.set_sentence = ""  # the compare report's layout sentence, when there is one
         self.model: ModelLayer | None = None
         self.expects_model = False
         self.rendered: NDArray[np.uint8] | None = None  # heat layers, image resolution
@@ -433,6 +452,19 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.metrics = _table(["annotator", "versus", *METRICS])
         self.aoi_table = _table(["aoi", "annotator", "dwell_ms", "fixations", "ttff_ms",
                                  "visits", "revisits", "dwell_share", "relevance_share"])  # fmt: skip
+        self.baseline_table = _table(BASELINE_COLUMNS)
+        self.baseline_table.setToolTip(
+            "What the score of each pair would be from the face layout alone. shuffled: the "
+            "partner's map on other images of the set (the mean over a few seeded draws); "
+            "centre: the mean of every human map of the other images, cut to one map's area. "
+            "observed − baseline: the part of the agreement specific to this image.")  # fmt: skip
+        self.baseline_note = QtWidgets.QLabel("")
+        self.baseline_note.setWordWrap(True)
+        base_tab = QtWidgets.QWidget()
+        bl = QtWidgets.QVBoxLayout(base_tab)
+        bl.setContentsMargins(2, 2, 2, 2)
+        bl.addWidget(self.baseline_note)
+        bl.addWidget(self.baseline_table, 1)
         self.by_annotator = _table(["annotator"])
         self.by_class = _table(["class"])
         self.aoi_summary = _table(["aoi"])
@@ -457,6 +489,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             sl.addWidget(t, 1)
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.addTab(self.metrics, "metrics (this image)")
+        self.tabs.addTab(base_tab, "baselines")
         self.tabs.addTab(self.aoi_table, "AOIs (this image)")
         self.tabs.addTab(_scrolled(summary), "summary tables")
 
@@ -577,6 +610,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         w.image_failed.connect(self._on_image_failed)
         w.model_ready.connect(self._on_model)
         w.summary_ready.connect(self._on_summary)
+        w.baselines_ready.connect(self._on_baselines)
+        self.set_sentence = report_layout_sentence(paths.store)
         w.progressed.connect(self._on_progress)
         w.failed.connect(self._on_failed)
         w.start()
@@ -667,6 +702,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.model_note.setText(f"model {layer.name}: heatmap of the n = {layer.n_points} "
                                 f"most relevant pixels")  # fmt: skip
         self.views.clear()  # computed without the model
+        self.baselines.clear()
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self._status()
@@ -812,6 +848,8 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.caption.setText(caption)
         self.metrics.setRowCount(0)
         self.aoi_table.setRowCount(0)
+        self.baseline_table.setRowCount(0)
+        self.baseline_note.setText("")
 
     def _render(self) -> None:
         view = self.current_view()
@@ -832,9 +870,36 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.caption.setText(self._caption(im))
         _fill(self.metrics, ["annotator", "reference", *METRICS], im.rows)
         self.metrics.setHorizontalHeaderLabels(["annotator", "versus", *METRICS])
+        self._show_baselines(im.image_id)
         shown = [r for r in view.aoi_rows if layers.humans.get(r["annotator"], True)]
         _fill(self.aoi_table, ["aoi", "annotator", "dwell_ms", "fixations", "ttff_ms", "visits",
                                "revisits", "dwell_share", "relevance_share"], shown)  # fmt: skip
+
+    def _on_baselines(self, image_id: str, rows: list[dict[str, Any]] | str) -> None:
+        self.baselines[image_id] = rows
+        cur = self.current_entry()
+        if cur is not None and cur.image_id == image_id:
+            self._show_baselines(image_id)
+        self._status()
+
+    def _show_baselines(self, image_id: str) -> None:
+        """The baselines tab for the image shown: a score row and an observed − baseline
+        row per (annotator, versus, baseline), as computed in the worker."""
+        rows = self.baselines.get(image_id)
+        if rows is None:
+            self.baseline_table.setRowCount(0)
+            self.baseline_note.setText(
+                "computing the layout baselines …" if self._worker is not None
+                else "layout baselines: open a project (gazelab view --store) to compute them")  # fmt: skip
+            return
+        if isinstance(rows, str):
+            self.baseline_table.setRowCount(0)
+            self.baseline_note.setText(f"no layout baselines: {rows}")
+            return
+        self.baseline_table.setUpdatesEnabled(False)
+        _fill(self.baseline_table, BASELINE_COLUMNS, baseline_table_rows(rows))
+        self.baseline_table.setUpdatesEnabled(True)
+        self.baseline_note.setText(baseline_note(rows, self.set_sentence))
 
     def _caption(self, im: ImageAnalysis) -> str:
         labels = "; ".join(f"{a} said {g.label or '–'}" for a, g in im.humans.items())

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from gazelab import CLASSES
 from gazelab.analysis.aoi import AOI, aois_from_regions, image_aoi_rows, relevance_on_image
 from gazelab.analysis.compare import (
+    METRICS,
     AnalysisError,
     AnnotatorGaze,
     Comparison,
@@ -180,6 +181,8 @@ class ViewerProject:
         self.drawn_aois: dict[str, list[AOI]] = {}
         self._sources: dict[str, Any] = {}
         self._settings: dict[int, Settings] = {}
+        self._shapes: list[tuple[int, int]] | None = None
+        self._centre: Any = None  # CentreTotals, once computed
         records = self.store.sessions()
         if not records:
             raise AnalysisError(
@@ -383,8 +386,6 @@ class ViewerProject:
     # -- one image --------------------------------------------------------------------------
     def view(self, image_id: str, model: ModelLayer | None = None) -> ImageView:
         """Everything the viewer shows for one image (see the module docstring)."""
-        from gazelab.gaze.heatmaps import fixation_heatmap
-
         e = self._by_id[image_id]
         if e.true_class is None:
             src = self.source(e.source)
@@ -400,9 +401,7 @@ class ViewerProject:
                 continue
             c, radius = (float(v) for v in arr["kernel"])
             im.kernel_px = (c, radius)
-            weights = arr["duration_ms"] if arr["weighting"][0] and self.analysis.point_source \
-                == "events" else None  # fmt: skip
-            heat = fixation_heatmap(arr["points"], hw, c, radius, weights)
+            heat = self._heatmap(arr, hw)
             im.humans[ref.annotator] = AnnotatorGaze(
                 ref.annotator, ref.session_id, ref.label, arr["points"], arr["fix_xy"], heat
             )
@@ -427,6 +426,98 @@ class ViewerProject:
         gaze = {a: (sp.points, sp.onset_ms, sp.duration_ms) for a, sp in scanpaths.items()}
         rows = image_aoi_rows(image_id, e.true_class, aois, gaze, rel_img)
         return ImageView(im, scanpaths, aois, rows)
+
+    # -- layout baselines for one image ---------------------------------------------------
+    def shapes(self) -> list[tuple[int, int]]:
+        """Every entry's image size ``(H, W)`` px (each image read once, then kept)."""
+        if self._shapes is None:
+            self._shapes = []
+            for e in self.entries:
+                h, w = self.image(e).shape[:2]
+                self._shapes.append((int(h), int(w)))
+        return self._shapes
+
+    def human_maps(self, entry: ImageEntry) -> list[NDArray[np.float64]]:
+        """The image's human heatmaps, in the order :meth:`view` builds them."""
+        hw = self.shapes()[self.entries.index(entry)]
+        maps = []
+        for ref in entry.trials:
+            arr = self.trial_arrays(ref, hw)
+            if arr["n"].size:
+                maps.append(self._heatmap(arr, hw))
+        return maps
+
+    def _heatmap(self, arr: Mapping[str, NDArray[Any]], hw: tuple[int, int]) -> NDArray[np.float64]:
+        from gazelab.gaze.heatmaps import fixation_heatmap
+
+        c, radius = (float(v) for v in arr["kernel"])
+        weights = arr["duration_ms"] if arr["weighting"][0] and self.analysis.point_source \
+            == "events" else None  # fmt: skip
+        return fixation_heatmap(arr["points"], hw, c, radius, weights)
+
+    def centre_totals(self, progress: Progress | None = None) -> Any:
+        """The centre-bias sums over every image's human maps (one pass, then kept):
+        :class:`~gazelab.analysis.baselines.CentreTotals`."""
+        from gazelab.analysis.baselines import CentreTotals
+
+        if self._centre is None:
+            ct = CentreTotals()
+            for k, e in enumerate(self.entries):
+                if progress:
+                    progress("centre bias", k, len(self.entries))
+                ct.add(self.human_maps(e))
+            if progress:
+                progress("centre bias", len(self.entries), len(self.entries))
+            self._centre = ct
+        return self._centre
+
+    def baselines(
+        self,
+        view: ImageView,
+        model: ModelLayer | None = None,
+        *,
+        draws: int = 3,
+        seed: int = 0,
+        centre: str = "mean",
+        progress: Progress | None = None,
+    ) -> list[dict[str, Any]]:
+        """The layout baselines of the image of ``view`` (as :meth:`view` computed it with
+        ``model``), each row with the observed score beside it.
+
+        Rows as :func:`~gazelab.analysis.baselines.baseline_rows` gives for the image (the
+        same partners, drawn over the whole set, and the same centre map, the leave-one-
+        image-out mean over every image's human maps), one per (annotator, versus,
+        baseline), plus ``observed_<metric>`` (the mean of the image's observed rows of
+        that annotator and kind, as the summary pairs them) and ``diff_<metric>``
+        (observed − baseline). The centre row is given once per kind it serves."""
+        from gazelab.analysis.baselines import image_baseline_rows, partner_indices
+
+        im = view.analysis
+        i = next(k for k, e in enumerate(self.entries) if e.image_id == im.image_id)
+        js = partner_indices(self.shapes(), draws, seed).get(i, [])
+        partners = [self.view(self.entries[j].image_id, model).analysis for j in js]
+        totals = self.centre_totals(progress)
+        own = [g.heatmap_or_build() for g in im.humans.values()]
+        cmap = totals.centre_for_image(self.shapes()[i], own, centre)
+        out: list[dict[str, Any]] = []
+        for r in image_baseline_rows(im, partners, cmap):
+            kinds = [r["versus"]] if r["versus"] != "-" else ["human", "model"]
+            for kind in kinds:
+                obs = [o for o in im.rows if o["annotator"] == r["annotator"]
+                       and o["kind"] == kind
+                       and (kind == "model" or r["baseline"] == "centre"
+                            or o["reference"] == r["reference"])]  # fmt: skip
+                if not obs:
+                    continue
+                row = {**r, "versus": kind}
+                for m in METRICS:
+                    v = np.array([float(o[m]) for o in obs], dtype=np.float64)
+                    v = v[np.isfinite(v)]
+                    ov = float(v.mean()) if v.size else math.nan
+                    row[f"observed_{m}"] = ov
+                    row[f"diff_{m}"] = ov - float(r[m])
+                out.append(row)
+        return out
 
     def _model_layers(self, im: ImageAnalysis, layer: ModelLayer) -> NDArray[np.float64]:
         from gazelab.analysis.cache import cached_relevance
@@ -507,3 +598,69 @@ def model_layer(model: Any, mean_points: float, cache_dir: str | Path | None) ->
     cache = SaliencyCache(cache_dir) if cache_dir else None
     return ModelLayer(model, str(model.name), model_hash(model),
                       max(1, int(round(mean_points))), mean_points, cache)  # fmt: skip
+
+
+# -- the baselines tab, Qt-free -------------------------------------------------------------------
+BASELINE_COLUMNS = ["annotator", "versus", "baseline", "value", *METRICS]
+"""Columns of the viewer's baselines table (one metric a column)."""
+
+
+def baseline_table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:meth:`ViewerProject.baselines` rows as the table shows them: per (annotator,
+    versus, baseline) a ``score`` row (the baseline's score), an ``obs − base`` row
+    (observed − baseline) and an ``obs ÷ base`` row (observed / baseline). ``versus``:
+    the partner (annotator or ``model``) for shuffled rows, ``humans`` / ``model`` for the centre map."""
+    out = []
+    for r in rows:
+        versus = r["reference"] if r["baseline"] == "shuffled" else (
+            "humans" if r["versus"] == "human" else "model")  # fmt: skip
+        name = f"shuffled ×{r['draws']}" if r["baseline"] == "shuffled" else "centre"
+        base = {"annotator": r["annotator"], "versus": versus, "baseline": name}
+        out.append({**base, "value": "score", **{m: r[m] for m in METRICS}})
+        out.append({**base, "value": "obs − base",
+                    **{m: r[f"diff_{m}"] for m in METRICS}})  # fmt: skip
+        ratio = {}
+        for m in METRICS:
+            b = float(r[m])
+            ratio[m] = float(r[f"observed_{m}"]) / b if math.isfinite(b) and b != 0 else math.nan
+        out.append({**base, "value": "obs ÷ base", **ratio})
+    return out
+
+
+def baseline_note(rows: list[dict[str, Any]], set_sentence: str = "", metric: str = "iou") -> str:
+    """One line over the baselines table: the image's share of the observed ``metric``
+    that other images' maps reach (shuffled, per kind), then the set-wide sentence of a
+    compare report when there is one."""
+    parts = []
+    for kind, who in (("human", "human-vs-human"), ("model", "model-vs-human")):
+        sel = [r for r in rows if r["baseline"] == "shuffled" and r["versus"] == kind]
+        o = np.array([float(r[f"observed_{metric}"]) for r in sel])
+        b = np.array([float(r[metric]) for r in sel])
+        ok = np.isfinite(o) & np.isfinite(b)
+        if ok.any():
+            om, bm = float(o[ok].mean()), float(b[ok].mean())
+            share = f" ({bm / om:.0%} layout)" if om > 0 else ""
+            parts.append(f"{who} {metric.upper()} {om:.3f}, other images' maps {bm:.3f}{share}")
+    text = "This image: " + "; ".join(parts) + "." if parts else (
+        "This image: no other image of its size, so no shuffled-image baseline.")  # fmt: skip
+    return f"{text}\nThe set (compare report): {set_sentence}" if set_sentence else text
+
+
+def report_layout_sentence(store_path: str | Path) -> str:
+    """The set-wide layout sentence of the project's compare report
+    (``<project>/report/baselines_summary.csv``), or ``""`` when there is none."""
+    import csv
+
+    from gazelab.analysis.baselines import layout_sentence
+
+    p = Path(store_path).parent / "report" / "baselines_summary.csv"
+    try:
+        with p.open(newline="") as f:
+            rows: list[dict[str, Any]] = list(csv.DictReader(f))
+        for r in rows:
+            for k in ("observed", "baseline_mean", "difference", "difference_ci", "layout_share"):
+                r[k] = float(r[k]) if r.get(k) not in (None, "") else math.nan
+            r["images"] = int(float(r["images"] or 0))
+        return layout_sentence(rows) if rows else ""
+    except (OSError, KeyError, ValueError):
+        return ""

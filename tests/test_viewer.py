@@ -504,3 +504,83 @@ def test_viewer_on_a_real_screen(gaze_root, tmp_path, size) -> None:  # type: ig
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+@pytest.mark.tf
+def test_viewer_baselines_tab_equals_analysis_baselines(
+    qtbot, gaze_root, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The baselines tab of the image shown: computed in the worker, its numbers those of
+    analysis/baselines.py's baseline_rows over every image as the viewer computes them; A
+    and B fixate the same spots on every image (one layout), so the shuffled-image score
+    equals the observed one (ratio 1, difference 0) and the centre map scores lower."""
+    from types import SimpleNamespace
+
+    from gazelab.analysis.baselines import baseline_rows
+    from gazelab.analysis.compare import METRICS
+    from gazelab.app.viewer_project import BASELINE_COLUMNS, ViewerProject
+
+    root, _, _ = gaze_root
+    win = _gaze_only_window(qtbot, root, tmp_path, monkeypatch)
+    im = win.current()
+    assert im is not None
+    qtbot.waitUntil(lambda: im.image_id in win.baselines, timeout=120_000)
+    rows = win.baselines[im.image_id]
+    assert isinstance(rows, list), rows
+    # the oracle: baseline_rows (3 draws, seed 0, leave-one-image-out mean centre) on a
+    # comparison of every image's analysis as the viewer computes it
+    with ViewerProject(root / "project.sqlite", AnalysisSettings(analyzer="gradient"),
+                       cache_dir=tmp_path / "saliency-cache") as p:  # fmt: skip
+        images = [p.view(e.image_id).analysis for e in p.entries]
+    oracle = [r for r in baseline_rows(SimpleNamespace(images=images), max_images=None)  # type: ignore[arg-type]
+              if r["image_id"] == im.image_id]  # fmt: skip
+    assert len(oracle) == 4  # per annotator: the centre row, the shuffled row vs the other
+    key = {(r["annotator"], r["reference"], r["baseline"]): r for r in oracle}
+    assert len(rows) == 4 and {(r["annotator"], r["reference"], r["baseline"]) for r in rows} \
+        == set(key)  # fmt: skip
+    for r in rows:
+        o = key[(r["annotator"], r["reference"], r["baseline"])]
+        for m in METRICS:
+            assert r[m] == pytest.approx(o[m], rel=1e-9, abs=1e-12, nan_ok=True), (r, m)
+        if r["baseline"] == "shuffled":
+            assert r["draws"] == 3
+            for m in METRICS:  # the same layout on every image: nothing image-specific
+                assert r[m] == pytest.approx(r[f"observed_{m}"], abs=1e-9)
+                assert r[f"diff_{m}"] == pytest.approx(0.0, abs=1e-9)
+            assert r["cc"] / r["observed_cc"] == pytest.approx(1.0, abs=1e-9)
+        else:  # A and B look at disjoint spots (IoU 0); the mean of both overlaps each
+            assert r["observed_iou"] == 0.0 and r["iou"] > 0.2
+            assert r["diff_iou"] == pytest.approx(-r["iou"])
+    # the table shows those numbers (3 decimals): score, observed − baseline, ratio rows
+    t = win.baseline_table
+    assert t.rowCount() == 12
+    col = {t.horizontalHeaderItem(c).text(): c for c in range(t.columnCount())}
+    assert list(col) == BASELINE_COLUMNS
+    for k in range(t.rowCount()):
+        who, versus = t.item(k, col["annotator"]).text(), t.item(k, col["versus"]).text()
+        base, value = t.item(k, col["baseline"]).text(), t.item(k, col["value"]).text()
+        shuffled = base.startswith("shuffled")
+        (o,) = (r for r in oracle if r["annotator"] == who
+                and r["baseline"] == ("shuffled" if shuffled else "centre"))  # fmt: skip
+        if shuffled:
+            assert base == "shuffled ×3" and versus == o["reference"]
+        (mine,) = (r for r in rows if r["annotator"] == who and r["reference"] == o["reference"])
+        for m in METRICS:
+            want = {"score": o[m], "obs − base": mine[f"observed_{m}"] - o[m],
+                    "obs ÷ base": mine[f"observed_{m}"] / o[m] if o[m] else math.nan,
+                    }[value]  # fmt: skip
+            assert t.item(k, col[m]).text() == (f"{want:.3f}" if math.isfinite(want) else "–")
+        if shuffled and value == "obs ÷ base":
+            assert t.item(k, col["cc"]).text() == "1.000"
+            assert t.item(k, col["iou"]).text() == "–"  # 0 / 0
+    assert "human-vs-human IOU 0.000, other images' maps 0.000" in win.baseline_note.text()
+    # on a 1366x768 screen, the baselines tab in front
+    win.fit_to_screen((1366, 728))
+    win.tabs.setCurrentIndex(1)
+    qtbot.wait(50)
+    assert win.tabs.tabText(1) == "baselines"
+    shots = Path("/tmp/gazelab-shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    win.grab().save(str(shots / "viewer_baselines.png"))
+    win.grab().save(str(SHOTS / "viewer_baselines.png"))
+    win.close()
