@@ -49,6 +49,7 @@ from gazelab.analysis.report import HUMAN_COLOURS, MODEL_COLOUR
 from gazelab.analysis.scanpath import fixation_radii, scanpath_at
 from gazelab.app.viewer_project import (
     BASELINE_COLUMNS,
+    BASELINE_TIPS,
     ImageEntry,
     ImageView,
     ModelLayer,
@@ -203,6 +204,7 @@ class ProjectWorker(QtCore.QThread):
         self.model: ModelLayer | None = None
         self._wanted: str | None = None
         self._summary = False
+        self._baselines: str | None = None
         self._drawn: dict[str, list[AOI]] = {}
         self._lock = threading.Lock()
         self._wake: queue.Queue[None] = queue.Queue()
@@ -216,6 +218,12 @@ class ProjectWorker(QtCore.QThread):
     def request_summary(self) -> None:
         with self._lock:
             self._summary = True
+        self._wake.put(None)
+
+    def request_baselines(self, image_id: str) -> None:
+        """Compute the layout baselines of an image (after any image asked for)."""
+        with self._lock:
+            self._baselines = image_id
         self._wake.put(None)
 
     def set_drawn(self, image_id: str, aois: list[AOI]) -> None:
@@ -248,7 +256,7 @@ class ProjectWorker(QtCore.QThread):
             loaded: Any = None
             counts: list[int] = []
             done = 0
-            baselines_for: tuple[str, ImageView, ModelLayer | None] | None = None
+            last: tuple[str, ImageView, ModelLayer | None] | None = None
             while not self._stop:
                 with self._lock:
                     project.drawn_aois.update(self._drawn)
@@ -257,7 +265,7 @@ class ProjectWorker(QtCore.QThread):
                     try:
                         shown = project.view(wanted, self.model)
                         self.image_ready.emit(wanted, shown)
-                        baselines_for = (wanted, shown, self.model)
+                        last = (wanted, shown, self.model)
                     except Exception as exc:  # one image's problem, shown in the status line
                         self.image_failed.emit(wanted, f"{type(exc).__name__}: {exc}")
                     continue
@@ -277,14 +285,16 @@ class ProjectWorker(QtCore.QThread):
                     except Exception as exc:
                         self.failed.emit(f"{type(exc).__name__}: {exc}")
                     continue
-                if baselines_for is not None:  # after the image and the classes are shown
-                    iid, shown, layer = baselines_for
-                    baselines_for = None
+                with self._lock:
+                    base_id, self._baselines = self._baselines, None
+                if base_id is not None:  # only asked for while the baselines tab is shown
                     try:
-                        rows: object = project.baselines(shown, layer, progress=progress)
+                        if last is None or last[0] != base_id or last[2] is not self.model:
+                            last = (base_id, project.view(base_id, self.model), self.model)
+                        rows: object = project.baselines(last[1], self.model, progress=progress)
                     except Exception as exc:  # shown in the baselines tab
                         rows = f"{type(exc).__name__}: {exc}"
-                    self.baselines_ready.emit(iid, rows)
+                    self.baselines_ready.emit(base_id, rows)
                     continue
                 if self.paths.model is not None and self.model is None and not model_failed:
                     # one step at a time (load, then the n survey in chunks), so images
@@ -394,6 +404,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.views: dict[str, ImageView] = {}
         self.baselines: dict[str, list[dict[str, Any]] | str] = {}  # rows, or why none
         self.set_sentence = ""  # the compare report's layout sentence, when there is one
+        self._baselines_asked: set[str] = set()
         self.model: ModelLayer | None = None
         self.expects_model = False
         self.rendered: NDArray[np.uint8] | None = None  # heat layers, image resolution
@@ -453,18 +464,24 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.aoi_table = _table(["aoi", "annotator", "dwell_ms", "fixations", "ttff_ms",
                                  "visits", "revisits", "dwell_share", "relevance_share"])  # fmt: skip
         self.baseline_table = _table(BASELINE_COLUMNS)
-        self.baseline_table.setToolTip(
-            "What the score of each pair would be from the face layout alone. shuffled: the "
-            "partner's map on other images of the set (the mean over a few seeded draws); "
-            "centre: the mean of every human map of the other images, cut to one map's area. "
-            "observed − baseline: the part of the agreement specific to this image.")  # fmt: skip
+        for c, col in enumerate(BASELINE_COLUMNS):
+            self.baseline_table.horizontalHeaderItem(c).setToolTip(BASELINE_TIPS[col])
+        self.baseline_metric = QtWidgets.QComboBox()
+        self.baseline_metric.addItems(list(METRICS))
+        self.baseline_metric.setToolTip("the metric the baselines table shows")
+        self.baseline_metric.currentTextChanged.connect(self._layers_changed)
         self.baseline_note = QtWidgets.QLabel("")
         self.baseline_note.setWordWrap(True)
         base_tab = QtWidgets.QWidget()
         bl = QtWidgets.QVBoxLayout(base_tab)
         bl.setContentsMargins(2, 2, 2, 2)
-        bl.addWidget(self.baseline_note)
+        pick = QtWidgets.QHBoxLayout()
+        pick.addWidget(QtWidgets.QLabel("metric"))
+        pick.addWidget(self.baseline_metric)
+        pick.addStretch(1)
+        bl.addLayout(pick)
         bl.addWidget(self.baseline_table, 1)
+        bl.addWidget(self.baseline_note)
         self.by_annotator = _table(["annotator"])
         self.by_class = _table(["class"])
         self.aoi_summary = _table(["aoi"])
@@ -489,9 +506,12 @@ class ViewerWindow(QtWidgets.QMainWindow):
             sl.addWidget(t, 1)
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.addTab(self.metrics, "metrics (this image)")
+        self.baseline_tab = base_tab
         self.tabs.addTab(base_tab, "baselines")
         self.tabs.addTab(self.aoi_table, "AOIs (this image)")
-        self.tabs.addTab(_scrolled(summary), "summary tables")
+        self.summary_tab = _scrolled(summary)
+        self.tabs.addTab(self.summary_tab, "summary tables")
+        self.tabs.currentChanged.connect(lambda _: self._want_baselines())
 
         # right: layers
         self.show_image = QtWidgets.QCheckBox("image")
@@ -703,6 +723,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
                                 f"most relevant pixels")  # fmt: skip
         self.views.clear()  # computed without the model
         self.baselines.clear()
+        self._baselines_asked.clear()
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self._status()
@@ -871,25 +892,40 @@ class ViewerWindow(QtWidgets.QMainWindow):
         _fill(self.metrics, ["annotator", "reference", *METRICS], im.rows)
         self.metrics.setHorizontalHeaderLabels(["annotator", "versus", *METRICS])
         self._show_baselines(im.image_id)
+        self._want_baselines()
         shown = [r for r in view.aoi_rows if layers.humans.get(r["annotator"], True)]
         _fill(self.aoi_table, ["aoi", "annotator", "dwell_ms", "fixations", "ttff_ms", "visits",
                                "revisits", "dwell_share", "relevance_share"], shown)  # fmt: skip
 
     def _on_baselines(self, image_id: str, rows: list[dict[str, Any]] | str) -> None:
         self.baselines[image_id] = rows
+        self._baselines_asked.discard(image_id)
         cur = self.current_entry()
         if cur is not None and cur.image_id == image_id:
             self._show_baselines(image_id)
         self._status()
 
+    def _want_baselines(self) -> None:
+        """Ask the worker for the shown image's baselines while their tab is in front (they
+        read every image's maps once, so they wait until asked for)."""
+        view = self.current_view()
+        if view is None or self.tabs.currentWidget() is not self.baseline_tab:
+            return
+        iid = view.analysis.image_id
+        if iid not in self.baselines and iid not in self._baselines_asked and self._worker:
+            self._baselines_asked.add(iid)
+            self._worker.request_baselines(iid)
+            self._show_baselines(iid)
+
     def _show_baselines(self, image_id: str) -> None:
-        """The baselines tab for the image shown: a score row and an observed − baseline
-        row per (annotator, versus, baseline), as computed in the worker."""
+        """The baselines tab for the image shown, for the metric picked: a row per
+        (annotator, versus, baseline), as computed in the worker."""
         rows = self.baselines.get(image_id)
         if rows is None:
             self.baseline_table.setRowCount(0)
             self.baseline_note.setText(
-                "computing the layout baselines …" if self._worker is not None
+                "computing the layout baselines (the first image reads every image's maps once) …"
+                if self._worker is not None
                 else "layout baselines: open a project (gazelab view --store) to compute them")  # fmt: skip
             return
         if isinstance(rows, str):
@@ -897,9 +933,12 @@ class ViewerWindow(QtWidgets.QMainWindow):
             self.baseline_note.setText(f"no layout baselines: {rows}")
             return
         self.baseline_table.setUpdatesEnabled(False)
-        _fill(self.baseline_table, BASELINE_COLUMNS, baseline_table_rows(rows))
+        metric = self.baseline_metric.currentText()
+        _fill(self.baseline_table, BASELINE_COLUMNS, baseline_table_rows(rows, metric))
+        for c, col in enumerate(BASELINE_COLUMNS):
+            self.baseline_table.horizontalHeaderItem(c).setToolTip(BASELINE_TIPS[col])
         self.baseline_table.setUpdatesEnabled(True)
-        self.baseline_note.setText(baseline_note(rows, self.set_sentence))
+        self.baseline_note.setText(baseline_note(rows, self.set_sentence, metric))
 
     def _caption(self, im: ImageAnalysis) -> str:
         labels = "; ".join(f"{a} said {g.label or '–'}" for a, g in im.humans.items())
@@ -1011,7 +1050,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         agg = aoi_means(aoi_rows)
         _fill(self.aoi_summary, ["aoi", "annotator", "images", "dwell_ms", "fixations",
                                  "ttff_ms", "revisits", "relevance_share"], agg)  # fmt: skip
-        self.tabs.setCurrentIndex(2)
+        self.tabs.setCurrentWidget(self.summary_tab)
         self._status()
 
     @staticmethod

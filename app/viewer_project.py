@@ -487,7 +487,8 @@ class ViewerProject:
         Rows as :func:`~gazelab.analysis.baselines.baseline_rows` gives for the image (the
         same partners, drawn over the whole set, and the same centre map, the leave-one-
         image-out mean over every image's human maps), one per (annotator, versus,
-        baseline), plus ``observed_<metric>`` (the mean of the image's observed rows of
+        baseline), plus ``observed_of`` (the references of the observed rows),
+        ``observed_<metric>`` (the mean of the image's observed rows of
         that annotator and kind, as the summary pairs them) and ``diff_<metric>``
         (observed − baseline). The centre row is given once per kind it serves."""
         from gazelab.analysis.baselines import image_baseline_rows, partner_indices
@@ -509,7 +510,7 @@ class ViewerProject:
                             or o["reference"] == r["reference"])]  # fmt: skip
                 if not obs:
                     continue
-                row = {**r, "versus": kind}
+                row = {**r, "versus": kind, "observed_of": [o["reference"] for o in obs]}
                 for m in METRICS:
                     v = np.array([float(o[m]) for o in obs], dtype=np.float64)
                     v = v[np.isfinite(v)]
@@ -601,29 +602,42 @@ def model_layer(model: Any, mean_points: float, cache_dir: str | Path | None) ->
 
 
 # -- the baselines tab, Qt-free -------------------------------------------------------------------
-BASELINE_COLUMNS = ["annotator", "versus", "baseline", "value", *METRICS]
-"""Columns of the viewer's baselines table (one metric a column)."""
+BASELINE_COLUMNS = ["pair", "baseline", "obs", "base", "Δ", "÷"]
+"""Columns of the viewer's baselines table, for one metric at a time: the pair, the
+baseline, the observed score, the baseline's score, observed − baseline and
+observed ÷ baseline."""
+
+BASELINE_TIPS = {
+    "pair": "reference annotator vs partner (an annotator, the model, or every other "
+    "annotator for the centre map)",
+    "baseline": "shuffled: the partner's maps on other images of the set (3 seeded draws), "
+    "averaged; "
+    "centre: the mean of every human map of the other images, cut to one map's area",
+    "obs": "the observed score on this image (mean over the pairs the baseline stands for)",
+    "base": "the baseline's score",
+    "Δ": "observed − baseline: the part of the agreement specific to this image",
+    "÷": "observed ÷ baseline (1: the layout alone gives the whole score)",
+}
 
 
-def baseline_table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """:meth:`ViewerProject.baselines` rows as the table shows them: per (annotator,
-    versus, baseline) a ``score`` row (the baseline's score), an ``obs − base`` row
-    (observed − baseline) and an ``obs ÷ base`` row (observed / baseline). ``versus``:
-    the partner (annotator or ``model``) for shuffled rows, ``humans`` / ``model`` for the centre map."""
+def baseline_table_rows(rows: list[dict[str, Any]], metric: str = "iou") -> list[dict[str, Any]]:
+    """:meth:`ViewerProject.baselines` rows as the table shows them for ``metric``: one row
+    per (annotator, versus, baseline), ``pair`` ``A vs B`` / ``A vs model`` (the centre
+    row: the partners whose observed scores it stands against, ``A vs 3 others`` beyond
+    two), then observed, baseline,
+    difference and ratio (NaN where the baseline is 0 or missing)."""
     out = []
     for r in rows:
-        versus = r["reference"] if r["baseline"] == "shuffled" else (
-            "humans" if r["versus"] == "human" else "model")  # fmt: skip
-        name = f"shuffled ×{r['draws']}" if r["baseline"] == "shuffled" else "centre"
-        base = {"annotator": r["annotator"], "versus": versus, "baseline": name}
-        out.append({**base, "value": "score", **{m: r[m] for m in METRICS}})
-        out.append({**base, "value": "obs − base",
-                    **{m: r[f"diff_{m}"] for m in METRICS}})  # fmt: skip
-        ratio = {}
-        for m in METRICS:
-            b = float(r[m])
-            ratio[m] = float(r[f"observed_{m}"]) / b if math.isfinite(b) and b != 0 else math.nan
-        out.append({**base, "value": "obs ÷ base", **ratio})
+        if r["baseline"] == "shuffled":
+            pair, name = f"{r['annotator']} vs {r['reference']}", "shuffled"
+        else:
+            refs = r.get("observed_of") or ["model" if r["versus"] == "model" else "humans"]
+            who = ", ".join(refs) if len(refs) <= 2 else f"{len(refs)} others"
+            pair, name = f"{r['annotator']} vs {who}", "centre"
+        o, b = float(r[f"observed_{metric}"]), float(r[metric])
+        ratio = o / b if math.isfinite(b) and b != 0 else math.nan
+        out.append({"pair": pair, "baseline": name, "obs": o, "base": b,
+                    "Δ": float(r[f"diff_{metric}"]), "÷": ratio})  # fmt: skip
     return out
 
 
@@ -641,6 +655,9 @@ def baseline_note(rows: list[dict[str, Any]], set_sentence: str = "", metric: st
             om, bm = float(o[ok].mean()), float(b[ok].mean())
             share = f" ({bm / om:.0%} layout)" if om > 0 else ""
             parts.append(f"{who} {metric.upper()} {om:.3f}, other images' maps {bm:.3f}{share}")
+    draws = max((int(r["draws"]) for r in rows if r["baseline"] == "shuffled"), default=0)
+    if draws:
+        parts.append(f"shuffled: the partner's maps on {draws} other images")
     text = "This image: " + "; ".join(parts) + "." if parts else (
         "This image: no other image of its size, so no shuffled-image baseline.")  # fmt: skip
     return f"{text}\nThe set (compare report): {set_sentence}" if set_sentence else text

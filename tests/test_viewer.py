@@ -523,7 +523,8 @@ def test_viewer_baselines_tab_equals_analysis_baselines(
     root, _, _ = gaze_root
     win = _gaze_only_window(qtbot, root, tmp_path, monkeypatch)
     im = win.current()
-    assert im is not None
+    assert im is not None and not win.baselines  # lazy: computed when their tab is shown
+    win.tabs.setCurrentWidget(win.baseline_tab)
     qtbot.waitUntil(lambda: im.image_id in win.baselines, timeout=120_000)
     rows = win.baselines[im.image_id]
     assert isinstance(rows, list), rows
@@ -551,34 +552,47 @@ def test_viewer_baselines_tab_equals_analysis_baselines(
         else:  # A and B look at disjoint spots (IoU 0); the mean of both overlaps each
             assert r["observed_iou"] == 0.0 and r["iou"] > 0.2
             assert r["diff_iou"] == pytest.approx(-r["iou"])
-    # the table shows those numbers (3 decimals): score, observed − baseline, ratio rows
+    # the table shows those numbers (3 decimals) for the metric picked: observed, baseline,
+    # observed − baseline, observed ÷ baseline
     t = win.baseline_table
-    assert t.rowCount() == 12
-    col = {t.horizontalHeaderItem(c).text(): c for c in range(t.columnCount())}
-    assert list(col) == BASELINE_COLUMNS
-    for k in range(t.rowCount()):
-        who, versus = t.item(k, col["annotator"]).text(), t.item(k, col["versus"]).text()
-        base, value = t.item(k, col["baseline"]).text(), t.item(k, col["value"]).text()
-        shuffled = base.startswith("shuffled")
-        (o,) = (r for r in oracle if r["annotator"] == who
-                and r["baseline"] == ("shuffled" if shuffled else "centre"))  # fmt: skip
-        if shuffled:
-            assert base == "shuffled ×3" and versus == o["reference"]
-        (mine,) = (r for r in rows if r["annotator"] == who and r["reference"] == o["reference"])
-        for m in METRICS:
-            want = {"score": o[m], "obs − base": mine[f"observed_{m}"] - o[m],
-                    "obs ÷ base": mine[f"observed_{m}"] / o[m] if o[m] else math.nan,
-                    }[value]  # fmt: skip
-            assert t.item(k, col[m]).text() == (f"{want:.3f}" if math.isfinite(want) else "–")
-        if shuffled and value == "obs ÷ base":
-            assert t.item(k, col["cc"]).text() == "1.000"
-            assert t.item(k, col["iou"]).text() == "–"  # 0 / 0
-    assert "human-vs-human IOU 0.000, other images' maps 0.000" in win.baseline_note.text()
+    for metric in ("cc", "iou", "kld", "auc_judd"):
+        win.baseline_metric.setCurrentText(metric)
+        assert t.rowCount() == 4
+        col = {t.horizontalHeaderItem(c).text(): c for c in range(t.columnCount())}
+        assert list(col) == BASELINE_COLUMNS
+        for k in range(t.rowCount()):
+            pair, base = t.item(k, col["pair"]).text(), t.item(k, col["baseline"]).text()
+            who, versus = pair.split(" vs ")
+            shuffled = base.startswith("shuffled")
+            o = next(r for r in oracle if r["annotator"] == who
+                     and r["baseline"] == ("shuffled" if shuffled else "centre"))  # fmt: skip
+            if shuffled:
+                assert base == "shuffled" and versus == o["reference"]
+            else:  # the centre row stands against the other annotator's observed score
+                assert versus == ({"A", "B"} - {who}).pop()
+            mine = next(r for r in rows if r["annotator"] == who
+                        and r["reference"] == o["reference"])  # fmt: skip
+            assert mine["draws"] == (3 if shuffled else 1)
+            obs = mine[f"observed_{metric}"]
+            want = {"obs": obs, "base": o[metric], "Δ": obs - o[metric],
+                    "÷": obs / o[metric] if o[metric] else math.nan}  # fmt: skip
+            for c, v in want.items():
+                assert t.item(k, col[c]).text() == (f"{v:.3f}" if math.isfinite(v) else "–")
+            if shuffled and metric == "cc":
+                assert t.item(k, col["÷"]).text() == "1.000"
+                assert t.item(k, col["Δ"]).text() in ("0.000", "-0.000")
+            if shuffled and metric == "iou":
+                assert t.item(k, col["÷"]).text() == "–"  # 0 ÷ 0
+        assert f"human-vs-human {metric.upper()}" in win.baseline_note.text()
+    win.baseline_metric.setCurrentText("cc")  # the note: other images reach the same score
+    import re
+
+    said = re.search(r"CC (-?\d+\.\d+), other images' maps (-?\d+\.\d+)", win.baseline_note.text())
+    assert said is not None and said.group(1) == said.group(2) != "0.000"
     # on a 1366x768 screen, the baselines tab in front
     win.fit_to_screen((1366, 728))
-    win.tabs.setCurrentIndex(1)
     qtbot.wait(50)
-    assert win.tabs.tabText(1) == "baselines"
+    assert win.tabs.tabText(win.tabs.currentIndex()) == "baselines"
     shots = Path("/tmp/gazelab-shots")
     shots.mkdir(parents=True, exist_ok=True)
     win.grab().save(str(shots / "viewer_baselines.png"))
