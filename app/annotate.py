@@ -127,6 +127,8 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         self.listener = AnswerListener(recognizer, self.ctl.audio_dir, microphone=microphone)
         self.listener.recognized.connect(self._on_recognized)
         self.listener.problem.connect(self._on_voice_problem)
+        self.listener.ready.connect(self._on_voice_ready)
+        self.recognizer_name = ""  # what the voice child runs, once it has started
         self.voice = self.listener.voice
         self.autopilot = autopilot
         self.calibration_dwell_s = calibration_dwell_s
@@ -340,6 +342,13 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         p = self.ctl.protocol
         if p.phase is Phase.IMAGE:
             self.listener.feed(audio, p.trial_index, keep=not self.ctl.practising)
+
+    def _on_voice_ready(self, name: str) -> None:
+        """The voice child has started: the session records which recogniser and model."""
+        self.recognizer_name = name
+        if not self.ctl.lease_lost:
+            self.ctl.event("voice_ready", recognizer=name)
+        self.update()
 
     def _on_voice_problem(self, message: str, fatal: bool) -> None:
         """The voice child's warning; ``fatal``: it is gone, labels come from the keys."""

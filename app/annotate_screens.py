@@ -108,6 +108,8 @@ def instructions(win: AnnotationWindow) -> list[str]:
         if win.voice
         else "Press the key of the expression you see:"
     )
+    if win.voice:  # the operator sees which recogniser listens (or that it is starting)
+        how = f"[voice: {win.recognizer_name or 'starting…'}]\n" + how
     lines = [
         f"Participant {s.config.participant} — session {s.session_id} — {s.progress_text()}",
         *([s.resume_text()] if s.resumed else []),

@@ -26,6 +26,7 @@ class AnswerListener(QObject):
 
     recognized = Signal(object, object, int)  # LabelResult, wav path | None, trial index
     problem = Signal(str, bool)  # message, fatal (the voice is gone: keys from now on)
+    ready = Signal(str)  # the recogniser (and model) the child runs, once it has started
 
     def __init__(
         self,
@@ -69,7 +70,10 @@ class AnswerListener(QObject):
         """Emit what the child heard since the last call (the window's poll timer calls it)."""
         if self.worker is None:
             return
+        was_ready = self.worker.ready
         self._emit(self.worker.poll())
+        if self.worker.ready and not was_ready:
+            self.ready.emit(self.worker.recognizer_name)
         if not self.worker.alive:
             self.worker.close()
             self.worker = None

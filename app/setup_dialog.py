@@ -115,7 +115,7 @@ class SetupDialog(QDialog):
         self.tracker.setToolTip("; ".join(f"{k.name}: {k.help}" for k in trackers().values()))
         self.voice = QComboBox()
         self.voice.setEditable(True)
-        self.voice.addItems(["keys", "default", "vosk:"])
+        self.voice.addItems(["keys", "default", "pocketsphinx", "whisper:tiny.en", "vosk:"])
         self.voice.setCurrentText(
             f"vosk:{s.voice.vosk_model}" if s.voice.backend == "vosk" else s.voice.backend
         )

@@ -131,6 +131,10 @@ def test_the_window_goes_on_with_keys_when_the_voice_child_crashes(qtbot, tmp_pa
     win.show()
     qtbot.waitUntil(lambda: win.listener.worker is not None and win.listener.worker.ready,
                     timeout=20_000)  # fmt: skip
+    qtbot.waitUntil(lambda: win.recognizer_name == "loud-is-happy", timeout=5000)
+    from gazelab.app.annotate_screens import instructions
+
+    assert "[voice: loud-is-happy]" in "\n".join(instructions(win))  # the start screen says it
     win.begin()
     qtbot.waitUntil(lambda: win.protocol.phase is Phase.IMAGE, timeout=5000)
     win.feed_audio(answer(10000))  # trial 0 answered by voice
@@ -147,5 +151,7 @@ def test_the_window_goes_on_with_keys_when_the_voice_child_crashes(qtbot, tmp_pa
     with SessionStore(tmp_path / "study.sqlite") as store:
         sources = [lab.source for lab in store.labels(sid)]
         problems = [e["payload"] for e in store.events(sid) if e["kind"] == "voice_problem"]
+        ready = [e["payload"] for e in store.events(sid) if e["kind"] == "voice_ready"]
     assert sources == ["voice", "key"]
+    assert ready == [{"recognizer": "loud-is-happy"}]  # the session records the recogniser
     assert len(problems) == 1 and problems[0]["fatal"] is True
