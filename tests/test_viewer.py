@@ -598,3 +598,27 @@ def test_viewer_baselines_tab_equals_analysis_baselines(
     win.grab().save(str(shots / "viewer_baselines.png"))
     win.grab().save(str(SHOTS / "viewer_baselines.png"))
     win.close()
+
+
+def test_viewer_reads_the_compare_reports_layout_sentence(tmp_path) -> None:
+    """<project>/report/baselines_summary.csv (as compare writes it) gives the viewer the
+    report's own sentence; no report, no sentence."""
+    import pandas as pd
+
+    from gazelab.analysis.baselines import baseline_summary, layout_sentence
+    from gazelab.app.viewer_project import report_layout_sentence
+
+    store = tmp_path / "project.sqlite"
+    assert report_layout_sentence(store) == ""
+    rng = np.random.default_rng(3)
+    observed, base = [], []
+    for k in range(6):
+        o, b = 0.3 + 0.05 * rng.random(), 0.25 + 0.05 * rng.random()
+        observed.append({"image_id": f"i{k}", "annotator": "A", "kind": "human", "iou": o})
+        base.append({"image_id": f"i{k}", "annotator": "A", "versus": "human",
+                     "baseline": "shuffled", "iou": b})  # fmt: skip
+    summary = baseline_summary(observed, base, metrics=["iou"])
+    (tmp_path / "report").mkdir()
+    pd.DataFrame(summary).to_csv(tmp_path / "report" / "baselines_summary.csv", index=False)
+    said = report_layout_sentence(store)
+    assert said == layout_sentence(summary) and "of the human-vs-human IOU" in said
