@@ -321,7 +321,9 @@ class ViewerProject:
         if entry.image_id in self.aoi_file:
             return list(self.aoi_file[entry.image_id])
         r = self.regions(entry)
-        return face_region_names(aois_from_regions(r), r.shape[:2]) if r is not None else []
+        if r is None:
+            return []
+        return face_region_names(aois_from_regions(r), (int(r.shape[0]), int(r.shape[1])))
 
     # -- data quality -----------------------------------------------------------------------
     def quality_rows(self) -> list[dict[str, Any]]:
