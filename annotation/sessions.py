@@ -136,7 +136,9 @@ def summarize_session(
     rec = store.session(session_id)
     s = Settings.from_toml(rec.settings_toml, source=f"session {session_id} in {store.path}")
     trials = compute_trial_quality(store, session_id, s, save=save)
-    runs = [r["quality"] for r in store.validation_qualities(session_id)]
+    validations = store.validation_qualities(session_id)  # one read for both uses below
+    runs = [r["quality"] for r in validations]
+    gaps = store.gaps(session_id)
     return SessionSummary(
         session_id=rec.id,
         participant=rec.participant,
@@ -149,8 +151,8 @@ def summarize_session(
         rms_s2s_deg=_mean([v.rms_s2s_deg for v in runs]),
         std_deg=_mean([v.std_deg for v in runs]),
         loss_pct=session_loss_pct(trials),
-        validations_failed=sum(not r["passed"] for r in store.validation_qualities(session_id)),
-        gaps=len(gaps := store.gaps(session_id)),
+        validations_failed=sum(not r["passed"] for r in validations),
+        gaps=len(gaps),
         gap_s=sum((g["end_local_s"] or g["start_local_s"]) - g["start_local_s"] for g in gaps),
     )
 
