@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from gazelab.annotation.store import SessionStore
 from gazelab.gaze.trackers.simulator import EyeTribeSimulator
-from gazelab.tests.test_crash_resume import RATE, annotate, wait_for
+from gazelab.tests.test_crash_resume import (
+    RATE,
+    annotate,
+    kill_during_image,
+    started_session,
+)
 
 
 def one_kill(tmp: Path, k: int, rng: np.random.Generator) -> float:
@@ -34,17 +36,10 @@ def one_kill(tmp: Path, k: int, rng: np.random.Generator) -> float:
     with EyeTribeSimulator(port=0, rate_hz=RATE, screen_px=(800, 600)) as sim:
         proc = annotate(store_path, sim.port)
         try:
-            wait_for(store_path.exists, 60, "the store")
-            store = SessionStore(store_path)
-            wait_for(lambda: len(store.sessions()) == 1, 60, "the session")
-            sid = store.sessions()[0].id
+            store, sid = started_session(store_path)
             trial = int(rng.integers(1, 4))
-            wait_for(lambda: any(e["kind"] == "image" and e["trial_index"] == trial
-                                 for e in store.events(sid)), 60, "the image")  # fmt: skip
-            time.sleep(float(rng.uniform(0.05, 0.5)))  # the autopilot labels after 0.6 s
-            kill_ms = sim._tracker_time_ms()
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+            delay = float(rng.uniform(0.05, 0.5))  # the autopilot labels after 0.6 s
+            kill_ms = kill_during_image(proc, sim, store, sid, trial, delay, timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()

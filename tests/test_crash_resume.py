@@ -40,6 +40,28 @@ def wait_for(pred, timeout: float, what: str) -> None:  # type: ignore[no-untype
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def started_session(store_path: Path) -> tuple[SessionStore, int]:
+    """The store a running ``annotate`` created, and its session id, once both exist."""
+    wait_for(store_path.exists, 60, "the store")
+    store = SessionStore(store_path)
+    wait_for(lambda: len(store.sessions()) == 1, 60, "the session")
+    return store, store.sessions()[0].id
+
+
+def kill_during_image(  # type: ignore[no-untyped-def]
+    proc, sim, store: SessionStore, sid: int, trial: int, delay_s: float, timeout: float = 10
+) -> float:
+    """SIGKILL ``proc`` ``delay_s`` after trial ``trial``'s image is stored as shown;
+    returns the simulator's tracker time at the kill, ms."""
+    wait_for(lambda: any(e["kind"] == "image" and e["trial_index"] == trial
+                         for e in store.events(sid)), timeout, "the image")  # fmt: skip
+    time.sleep(delay_s)
+    kill_ms = float(sim._tracker_time_ms())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    return kill_ms
+
+
 def test_sigkill_mid_trial_then_resume(out_dir: Path) -> None:
     store_path = out_dir / "crash.sqlite"
     for p in out_dir.glob("crash.sqlite*"):
@@ -47,20 +69,11 @@ def test_sigkill_mid_trial_then_resume(out_dir: Path) -> None:
     with EyeTribeSimulator(port=0, rate_hz=RATE, screen_px=(800, 600)) as sim:
         proc = annotate(store_path, sim.port)
         try:
-            wait_for(store_path.exists, 60, "the store")
-            store = SessionStore(store_path)
-            wait_for(lambda: len(store.sessions()) == 1, 60, "the session")
-            sid = store.sessions()[0].id
+            store, sid = started_session(store_path)
             wait_for(lambda: len(store.labels(sid)) >= 3, 60, "three labels")
             n3 = len(store.labels(sid))
             # now in the middle of trial 3: wait until its image is on screen, then kill
-            wait_for(
-                lambda: any(e["kind"] == "image" and e["trial_index"] == n3
-                            for e in store.events(sid)), 10, "the next image")  # fmt: skip
-            time.sleep(0.25)
-            kill_ms = sim._tracker_time_ms()
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+            kill_ms = kill_during_image(proc, sim, store, sid, n3, 0.25)
         finally:
             if proc.poll() is None:
                 proc.kill()
