@@ -106,6 +106,7 @@ class VoiceWorker:
         self.process.start()
         child.close()
         self._dead_reported = False
+        self._fatal_seen = False  # the child said why it stops: its death is not news
         self.ready = False
         self.recognizer_name = ""
 
@@ -139,7 +140,7 @@ class VoiceWorker:
         if not self._dead_reported and not self.process.is_alive():
             out += self._drain()  # what it sent before it died
             self._dead_reported = True
-            if not any(isinstance(p, VoiceProblem) and p.fatal for p in out):
+            if not self._fatal_seen:  # it died without saying why: say how
                 out.append(VoiceProblem(_death_message(self.process.exitcode), fatal=True))
         return out
 
@@ -154,6 +155,7 @@ class VoiceWorker:
                     self.ready, self.recognizer_name = True, str(rest[0])
                 elif kind == "problem":
                     out.append(VoiceProblem(str(rest[0]), bool(rest[1])))
+                    self._fatal_seen |= bool(rest[1])
         except (EOFError, OSError):
             pass
         return out

@@ -105,6 +105,8 @@ def test_a_native_crash_of_the_voice_child_is_one_fatal_warning(tmp_path: Path) 
 def test_a_recogniser_that_cannot_start_is_fatal(tmp_path: Path) -> None:
     worker = VoiceWorker(_NoModel, tmp_path, microphone=False)
     got = wait_for(worker, 1)
+    worker.process.join(10)
+    assert worker.poll() == []  # its exit is not reported a second time
     worker.close()
     assert len(got) == 1 and got[0].fatal and "model folder missing" in got[0].message
 
