@@ -73,7 +73,7 @@ from gazelab.annotation.store import SessionStore
 from gazelab.settings import Settings
 
 store_path, wav_in = sys.argv[1], sys.argv[2]
-level, frames = microphone_level_dbfs(read_s=0.3)            # the pre-flight check
+level, frames = microphone_level_dbfs(read_s=0.3, timeout_s=5.0)  # the pre-flight check
 store = SessionStore(store_path, create=True)
 rec = store.create_session("P01", settings_toml=Settings().to_toml(), seed=0,
                            image_source="synthetic:1:0", stimulus_order=["img0"],
@@ -111,8 +111,9 @@ def test_spoken_answer_through_pulseaudio_is_stored_as_the_label_with_its_wav(pu
                           env=pulse, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    # the pre-flight read 0.3 s: some of it arrives (pulse starts late on a loaded machine)
-    assert out["frames"] > 0.05 * 16000 and out["level_dbfs"] < -60  # silence before speech
+    # the pre-flight asks for 0.3 s; a loaded machine's pulse server may deliver only the
+    # first few milliseconds of it in time (276 frames once in CI), so: some audio arrives
+    assert out["frames"] > 0 and out["level_dbfs"] < -60  # silence before speech
     assert out["utterances"] == 1
     assert out["label"] == "surprise", out
     assert 0.3 < out["seconds"] < 3.0
