@@ -74,6 +74,28 @@ open_image_source = open_image_set
 """Old name of :func:`~gazelab.models.datasets.registry.open_image_set`."""
 
 
+def whisper_model_problem(model: str) -> str:
+    """Why ``--voice whisper:MODEL`` cannot run ("" = it can): faster-whisper missing, a
+    model name that is neither known nor a CTranslate2 folder, or a known model that is not
+    installed. Checked at set-up, so a typo stops the session before it starts instead of
+    falling back to keys mid-session. The weights' sha256 is checked when the model loads."""
+    from gazelab.annotation.speech_whisper import MODELS, models_root, whisper_available
+
+    if not whisper_available():
+        return "whisper needs faster-whisper: pip install 'gazelab[voice]'"
+    if model in MODELS:
+        if not (models_root() / model).is_dir():
+            return f"whisper model '{model}' is not installed: run `gazelab voice install {model}`"
+        return ""
+    folder = Path(model).expanduser()
+    if not (folder / "model.bin").is_file():
+        return (
+            f"whisper model '{model}' is neither a known model ({', '.join(MODELS)}) nor a"
+            " folder holding a CTranslate2 model.bin; `gazelab voice list` shows the models"
+        )
+    return ""
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     """What a session needs; filled by the set-up dialog or ``gazelab annotate`` flags."""
@@ -123,6 +145,10 @@ class SessionConfig:
                 f"voice: {s.voice.vosk_model or '(no folder)'} is not a Vosk model folder"
                 " (it must contain am/); or choose the default recogniser"
             )
+        if s.voice.backend == "whisper":
+            whisper = whisper_model_problem(s.voice.whisper_model)
+            if whisper:
+                out.append(f"voice: {whisper}")
         return out
 
     def check(self) -> None:
