@@ -1,8 +1,22 @@
-"""Registries filled by modules: each module of a package registers itself when imported.
+"""One registry for every extension point: :class:`Registry`, filled by modules.
 
-Fixation detectors, trackers, analyzers, mask algorithms and dataset layouts are each a
-package whose modules register themselves; :func:`import_modules` imports them all (at
-the registry's own import), :class:`Discovery` does it once on first use, thread-safe.
+Trackers, fixation detectors, analyzers, mask algorithms, dataset layouts and importers
+are each a :class:`Registry`. An entry is added by a module that registers itself when
+imported (``@register_tracker(...)`` and the like); the registry finds those modules
+itself, the first time it is read:
+
+* every module of the extension point's own package (``gazelab.gaze.trackers`` ...);
+* every module another installed distribution names under the Python entry-point group
+  ``gazelab.<kind>`` (``gazelab.trackers``, ``gazelab.detectors`` ...), as pytest and
+  napari find their plug-ins. A third-party package declares, in its ``pyproject.toml``::
+
+      [project.entry-points."gazelab.trackers"]
+      mytracker = "my_package.my_tracker"
+
+A module that fails to import, the package's own or a third party's, is listed as
+unavailable with its error (:meth:`Registry.unavailable`) and every other entry still
+loads: one broken plug-in never takes the command line down. Discovery is thread-safe
+and happens once (:class:`Discovery`). See ``docs/extending.md``.
 """
 
 from __future__ import annotations
@@ -10,6 +24,39 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import threading
+from collections.abc import Callable, ItemsView, Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Generic, TypeVar
+
+from gazelab.errors import GazelabError
+
+T = TypeVar("T")
+
+ENTRY_POINT_PREFIX = "gazelab."
+"""Entry-point groups are ``gazelab.<kind>``: ``gazelab.trackers``, ``gazelab.detectors`` ..."""
+
+
+class RegistryError(GazelabError, ValueError):
+    """A name that is not registered (the message lists the choices)."""
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A plug-in module that failed to import: ``origin`` says where it came from (``module
+    gazelab.gaze.trackers.lsl`` or ``entry point toy = toy_pkg.tracker (toy-gazelab 0.1)``)
+    and ``error`` why (``ImportError: No module named 'pylsl'``)."""
+
+    name: str
+    origin: str
+    error: str
+
+    def line(self) -> str:
+        return f"{self.name}: unavailable, {self.origin} failed to load ({self.error})"
+
+
+def _error_text(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 def import_modules(package: str, failures: dict[str, str] | None = None) -> None:
@@ -24,20 +71,45 @@ def import_modules(package: str, failures: dict[str, str] | None = None) -> None
         try:
             importlib.import_module(f"{package}.{module.name}")
         except Exception as exc:  # recorded for the user, who sees it listed as unavailable
-            failures[module.name] = f"{type(exc).__name__}: {exc}"
+            failures[module.name] = _error_text(exc)
+
+
+@cache
+def _installed_entry_points() -> Any:
+    """Every installed distribution's entry points, read once per process (a few ms)."""
+    from importlib.metadata import entry_points
+
+    return entry_points()
+
+
+def plugin_entry_points(group: str) -> list[Any]:
+    """The installed entry points of ``group`` (``gazelab.trackers`` ...), by name."""
+    found = _installed_entry_points().select(group=group)
+    return sorted(found, key=lambda ep: ep.name)
 
 
 class Discovery:
-    """:func:`import_modules` of ``package`` once, on the first :meth:`ensure`.
+    """Import the plug-in modules of an extension point once, on the first :meth:`ensure`:
+    every module of ``package`` (when given), then every module named by an entry point of
+    ``group`` (when given).
 
     Thread-safe: a thread asking while another imports waits until every module is
     registered (threads once saw an incomplete registry); a module that asks the
-    registry while being imported gets what is registered so far.
+    registry while being imported gets what is registered so far. A module that fails is
+    recorded in ``unavailable`` (and, by module name, in ``failures`` when given).
     """
 
-    def __init__(self, package: str, failures: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        package: str | None,
+        failures: dict[str, str] | None = None,
+        *,
+        group: str | None = None,
+    ) -> None:
         self.package = package
+        self.group = group
         self.failures = failures
+        self.unavailable: dict[str, Unavailable] = {}
         self._done = False
         self._running = False
         self._lock = threading.RLock()
@@ -50,7 +122,182 @@ class Discovery:
                 return
             self._running = True
             try:
-                import_modules(self.package, self.failures)
+                self._discover()
                 self._done = True
             finally:
                 self._running = False
+
+    def _discover(self) -> None:
+        if self.package is not None:
+            failed: dict[str, str] = {}
+            import_modules(self.package, failed)
+            for name, error in failed.items():
+                self.unavailable[name] = Unavailable(name, f"module {self.package}.{name}", error)
+            if self.failures is not None:
+                self.failures.update(failed)
+        if self.group is not None:
+            for ep in plugin_entry_points(self.group):
+                try:
+                    ep.load()  # the module registers itself when imported
+                except Exception as exc:  # a broken third-party plug-in is listed, not fatal
+                    dist = getattr(ep, "dist", None)
+                    by = f" ({dist.name} {dist.version})" if dist is not None else ""
+                    origin = f"entry point {ep.name} = {ep.value}{by}"
+                    self.unavailable[ep.name] = Unavailable(ep.name, origin, _error_text(exc))
+                    if self.failures is not None:
+                        self.failures[ep.name] = _error_text(exc)
+
+
+class Registry(Generic[T]):
+    """Entries of one extension point by name, read like a mapping (``name in r``,
+    ``r[name]``, ``list(r)``, :meth:`items`), that discovers its plug-in modules on first
+    use; modules add entries with :meth:`add`. :meth:`get` differs from a dict's: an
+    unknown name is an error listing the choices.
+
+    Parameters
+    ----------
+    what : str
+        What one entry is, for messages: ``"tracker"``, ``"fixation detector"``.
+    package : str, optional
+        The package whose every module is a plug-in (``gazelab.gaze.trackers``).
+    group : str, optional
+        The entry-point group third parties register under (``gazelab.trackers``).
+    form : callable, optional
+        How an entry is written in :meth:`usage` (default: its name), e.g.
+        ``eyetribe[:HOST[:PORT]]``.
+    error : exception class
+        Raised by :meth:`get` for an unknown name (a :class:`RegistryError` by default).
+    """
+
+    def __init__(
+        self,
+        what: str,
+        package: str | None = None,
+        *,
+        group: str | None = None,
+        form: Callable[[T], str] | None = None,
+        error: type[Exception] = RegistryError,
+        failures: dict[str, str] | None = None,
+    ) -> None:
+        self.what = what
+        self.group = group
+        self._form = form
+        self._error = error
+        self._entries: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}
+        self.discovery = Discovery(package, failures, group=group)
+
+    # -- filling ---------------------------------------------------------------------------
+    def add(self, name: str, entry: T, *, aliases: tuple[str, ...] = ()) -> T:
+        """Register ``entry`` under ``name`` (and ``aliases``); a second, different entry of
+        the same name is an error (the same one again, as a module imported twice, is not)."""
+        for key in (name, *aliases):
+            have = self._entries.get(key) if key == name else self._lookup_raw(key)
+            if have is not None and have is not entry and have != entry:
+                raise ValueError(f"{self.what} {key!r} is registered twice")
+        self._entries[name] = entry
+        for alias in aliases:
+            self._aliases[alias] = name
+        return entry
+
+    def _lookup_raw(self, key: str) -> T | None:
+        if key in self._entries:
+            return self._entries[key]
+        target = self._aliases.get(key)
+        return self._entries.get(target) if target is not None else None
+
+    # -- reading ---------------------------------------------------------------------------
+    def ensure(self) -> Registry[T]:
+        """Import every plug-in module once (thread-safe); returns the registry."""
+        self.discovery.ensure()
+        return self
+
+    def __getitem__(self, name: str) -> T:
+        self.ensure()
+        entry = self._lookup_raw(name)
+        if entry is None:
+            raise KeyError(name)
+        return entry
+
+    def __contains__(self, name: object) -> bool:
+        self.ensure()
+        return isinstance(name, str) and self._lookup_raw(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        self.ensure()
+        return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        self.ensure()
+        return len(self._entries)
+
+    def names(self, where: Callable[[T], bool] | None = None) -> tuple[str, ...]:
+        """The registered names in registration order (the package's modules in file order,
+        then entry points), of the entries ``where`` accepts when given."""
+        self.ensure()
+        return tuple(n for n, e in self._entries.items() if where is None or where(e))
+
+    def all_names(self) -> tuple[str, ...]:
+        """:meth:`names` and every alias."""
+        self.ensure()
+        return (*self._entries, *self._aliases)
+
+    def items(self) -> ItemsView[str, T]:
+        self.ensure()
+        return dict(self._entries).items()
+
+    def values(self) -> list[T]:
+        self.ensure()
+        return list(self._entries.values())
+
+    def get(self, name: str) -> T:
+        """The entry ``name`` (or an alias of it), or ``error`` in one line: the choices
+        and the plug-ins that failed to load, with why."""
+        self.ensure()
+        entry = self._lookup_raw(name)
+        if entry is None:
+            raise self._error(self.unknown_message(name))
+        return entry
+
+    def unknown_message(self, name: str) -> str:
+        """``unknown tracker 'x'; choose one of a, b, c`` (+ the failed plug-ins)."""
+        return f"unknown {self.what} {name!r}; choose one of {self.usage()}{self.broken()}"
+
+    def broken(self) -> str:
+        """``; x: unavailable, module ... failed to load (...)`` for each failed plug-in, or
+        nothing: the tail of an error that lists the choices."""
+        return "".join(f"; {u.line()}" for u in self.unavailable().values())
+
+    def usage(self) -> str:
+        """Every entry as it is written (``form``), comma-separated: for ``--help``."""
+        self.ensure()
+        form = self._form or (lambda e: getattr(e, "name", "?"))
+        return ", ".join(form(e) for e in self._entries.values())
+
+    def unavailable(self) -> dict[str, Unavailable]:
+        """Plug-in modules that failed to import, by module or entry-point name."""
+        self.ensure()
+        return dict(self.discovery.unavailable)
+
+    def listing(self) -> list[str]:
+        """One line per entry (``name  help``) and per unavailable plug-in: what ``gazelab
+        plugins`` prints."""
+        self.ensure()
+        width = max((len(n) for n in self._entries), default=0)
+        lines = [f"{n:<{width}}  {getattr(e, 'help', '')}".rstrip()
+                 for n, e in self._entries.items()]  # fmt: skip
+        lines += [u.line() for u in self.unavailable().values()]
+        return lines
+
+
+def choices(
+    registry: Registry[Any], where: Callable[[Any], bool] | None = None
+) -> Callable[[], tuple[str, ...]]:
+    """A callable that reads ``registry``'s names when called (settings choices, read when a
+    value is checked, never a snapshot taken at import)."""
+
+    def read() -> tuple[str, ...]:
+        return registry.names(where)
+
+    read.__doc__ = f"the registered {registry.what} names"
+    return read
