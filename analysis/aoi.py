@@ -394,3 +394,20 @@ def write_aoi_csv(
     frame = pd.DataFrame(comparison_aoi_rows(comp, aois), columns=list(AOI_COLUMNS))
     atomic_write(out, frame.to_csv(index=False))
     return out
+
+
+def aoi_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean AOI statistics per (AOI, annotator) over images (NaN-aware; ``images`` counts
+    the images where the AOI exists)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["aoi"], r["annotator"]), []).append(r)
+    out = []
+    for (aoi, who), rs in sorted(groups.items()):
+        row: dict[str, Any] = {"aoi": aoi, "annotator": who, "images": len(rs)}
+        for k in ("dwell_ms", "fixations", "ttff_ms", "revisits", "relevance_share"):
+            v = np.array([float(r[k]) for r in rs])
+            v = v[np.isfinite(v)]
+            row[k] = float(v.mean()) if len(v) else math.nan
+        out.append(row)
+    return out

@@ -15,17 +15,15 @@ saved). A colour legend is drawn under the image, in the window and in exported 
 Tabs: this image's metrics and AOI statistics; summary tables over all images (the
 paper's Table 1 per annotator and per class, AOI means), exportable as CSV.
 
-Pure parts (:func:`compose`, :func:`render_view`) build RGB arrays; the window only
-shows them.
+The picture is drawn by :mod:`gazelab.analysis.render` (pure numpy: :func:`compose`,
+:func:`render_view`); the work runs in :class:`~gazelab.app.viewer_worker.ProjectWorker`;
+this module is the window and ``gazelab view``'s entry point.
 """
 
 from __future__ import annotations
 
 import math
-import queue
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,350 +32,39 @@ from numpy.typing import NDArray
 from PySide6 import QtCore, QtWidgets
 
 from gazelab import CLASSES
-from gazelab.analysis.aoi import AOI, write_aoi_file
+from gazelab.analysis.aoi import AOI, aoi_means, write_aoi_file
 from gazelab.analysis.compare import METRICS, Comparison, ImageAnalysis
-from gazelab.analysis.overlays import (
-    heat_overlay,
-    outline,
-    points_overlay,
-    polygon_overlay,
-    scanpath_overlay,
-    upscale,
-    with_legend,
+from gazelab.analysis.render import (
+    AOI_COLOUR,
+    DISPLAY_PX,
+    SCANPATH_MAX_RADIUS,
+    Layers,
+    annotator_colour,
+    compose,
+    display_scale,
+    legend_entries,
+    render_view,
+    replay_end_ms,
 )
-from gazelab.analysis.report import HUMAN_COLOURS, MODEL_COLOUR
-from gazelab.analysis.scanpath import fixation_radii, scanpath_at
 from gazelab.app.viewer_project import (
     BASELINE_COLUMNS,
     BASELINE_TIPS,
     ImageEntry,
     ImageView,
     ModelLayer,
-    ViewerProject,
     baseline_note,
     baseline_table_rows,
-    mean_of_counts,
-    model_layer,
     report_layout_sentence,
 )
+from gazelab.app.viewer_widgets import QUALITY_COLUMNS, split_sizes, window_size
+from gazelab.app.viewer_widgets import fill as _fill
+from gazelab.app.viewer_widgets import scrolled as _scrolled
+from gazelab.app.viewer_widgets import table as _table
+from gazelab.app.viewer_worker import ProjectWorker
 from gazelab.project import ProjectPaths
 from gazelab.settings import AnalysisSettings
 
 ALL = "(all)"
-AOI_COLOUR = (255, 255, 255)
-SCANPATH_MAX_RADIUS = 0.06  # of the image's longer side, for the longest fixation
-DISPLAY_PX = 768  # small images are enlarged to about this for the window
-QUALITY_COLUMNS = ["annotator", "session", "trials", "trials_rated", "loss_pct", "rms_s2s_deg",
-                   "std_deg", "validations", "passed", "accuracy_deg"]  # fmt: skip
-
-
-@dataclass
-class Layers:
-    """What the view shows."""
-
-    image: bool = True
-    humans: dict[str, bool] = field(default_factory=dict)  # annotator -> shown
-    model: bool = True
-    contours: bool = True
-    fixations: bool = False
-    human_opacity: float = 0.6
-    model_opacity: float = 0.6
-    scanpath: bool = False
-    aois: bool = False
-    replay_ms: float = math.inf  # scanpath replay time (inf: the whole trial)
-
-
-def annotator_colour(annotators: list[str], who: str) -> tuple[int, int, int]:
-    return HUMAN_COLOURS[annotators.index(who) % len(HUMAN_COLOURS)]
-
-
-def _shown(im: ImageAnalysis, annotators: list[str], layers: Layers) -> list[tuple[str, Any]]:
-    return [
-        (a, annotator_colour(annotators, a))
-        for a in annotators
-        if a in im.humans and layers.humans.get(a, True)
-    ]
-
-
-def compose(im: ImageAnalysis, annotators: list[str], layers: Layers) -> NDArray[np.uint8]:
-    """The heat layers of one image as RGB at image resolution (pure)."""
-    base = im.image if im.image.ndim == 3 else np.repeat(im.image[..., None], 3, axis=2)
-    out = base.copy() if layers.image else np.zeros_like(base)
-    shown = _shown(im, annotators, layers)
-    for a, colour in shown:
-        out = heat_overlay(
-            out, im.humans[a].heatmap_or_build(), colour, layers.human_opacity, contour=False
-        )
-    if layers.model and im.model_heatmap is not None:
-        out = heat_overlay(out, im.model_heatmap, MODEL_COLOUR, layers.model_opacity, contour=False)
-    if layers.contours:
-        for a, colour in shown:
-            out = outline(out, im.humans[a].heatmap_or_build(), colour)
-        if layers.model and im.model_heatmap is not None:
-            out = outline(out, im.model_heatmap, MODEL_COLOUR)
-    if layers.fixations:
-        for a, colour in shown:
-            out = points_overlay(out, im.humans[a].fixations, colour, radius=3)
-        if layers.model and im.model_points is not None:
-            out = points_overlay(out, im.model_points, MODEL_COLOUR, radius=2)
-    return out
-
-
-def legend_entries(
-    im: ImageAnalysis, annotators: list[str], layers: Layers
-) -> list[tuple[str, tuple[int, int, int]]]:
-    """(name, colour) of every coloured layer shown: annotators, then the model."""
-    any_layer = layers.contours or layers.fixations or layers.scanpath
-    out = []
-    for a, colour in _shown(im, annotators, layers):
-        if layers.human_opacity > 0 or any_layer:
-            label = im.humans[a].label
-            out.append((f"annotator {a}" + (f" (said {label})" if label else ""), colour))
-    if layers.model and im.model_heatmap is not None:
-        pred = f" (predicts {im.predicted})" if im.predicted else ""
-        out.append((f"model{pred}", MODEL_COLOUR))
-    return out
-
-
-def display_scale(image_hw: tuple[int, ...]) -> int:
-    """Integer enlargement that brings a small image to about :data:`DISPLAY_PX`."""
-    return int(min(8, max(1, DISPLAY_PX // max(1, max(image_hw[:2])))))
-
-
-def replay_end_ms(view: ImageView) -> float:
-    """The longest trial's gaze record on this image, ms."""
-    return max((sp.end_ms for sp in view.scanpaths.values()), default=0.0)
-
-
-def render_view(
-    view: ImageView, annotators: list[str], layers: Layers, scale: int = 1
-) -> NDArray[np.uint8]:
-    """The whole view as RGB: heat layers (:func:`compose`), enlarged ``scale`` times, AOI
-    outlines, scanpaths at ``layers.replay_ms`` and the colour legend below (pure)."""
-    im = view.analysis
-    rgb = upscale(compose(im, annotators, layers), scale)
-    if layers.aois:
-        for a in view.aois:
-            rgb = polygon_overlay(rgb, a.outline(), AOI_COLOUR, label=a.name, scale=scale,
-                                  font_px=max(11, 4 * scale))  # fmt: skip
-    if layers.scanpath:
-        shown = [(a, c) for a, c in _shown(im, annotators, layers) if a in view.scanpaths]
-        longest = max((float(view.scanpaths[a].duration_ms.max(initial=0)) for a, _ in shown),
-                      default=0.0)  # fmt: skip
-        max_r = SCANPATH_MAX_RADIUS * max(im.image.shape[:2])
-        for a, colour in shown:
-            sp = view.scanpaths[a]
-            frame = scanpath_at(sp, layers.replay_ms)
-            radii = fixation_radii(frame.elapsed_ms, max_r, longest)
-            live = math.isfinite(layers.replay_ms)
-            rgb = scanpath_overlay(
-                rgb, sp.points[frame.index], radii, colour, numbers=list(frame.index + 1),
-                scale=scale, gaze_xy=frame.gaze_xy if live else None,
-                samples_xy=frame.samples_xy if live else None,
-            )  # fmt: skip
-    swatch = max(12, round(rgb.shape[1] / 32))  # legible when the view is shrunk to fit
-    return with_legend(rgb, legend_entries(im, annotators, layers), swatch_px=swatch)
-
-
-# -- the worker ----------------------------------------------------------------------------------
-class ProjectWorker(QtCore.QThread):
-    """Opens the project and computes what the window asks for, one request at a time
-    (the newest image request wins), off the GUI thread."""
-
-    opened = QtCore.Signal(object)  # list[ImageEntry], annotators
-    classes = QtCore.Signal(object)  # image id -> class
-    quality = QtCore.Signal(object)  # data quality rows per session
-    image_ready = QtCore.Signal(str, object)  # image id, ImageView
-    image_failed = QtCore.Signal(str, str)
-    model_ready = QtCore.Signal(object)  # ModelLayer
-    summary_ready = QtCore.Signal(object)  # (Comparison, aoi rows)
-    baselines_ready = QtCore.Signal(str, object)  # image id, baseline rows or an error text
-    progressed = QtCore.Signal(str, int, int)
-    failed = QtCore.Signal(str)
-
-    def __init__(self, paths: ProjectPaths, analysis: AnalysisSettings,
-                 aois: dict[str, list[AOI]] | None = None) -> None:  # fmt: skip
-        super().__init__()
-        self.paths = paths
-        self.analysis = analysis
-        self.aois = aois
-        self.model: ModelLayer | None = None
-        self._wanted: str | None = None
-        self._summary = False
-        self._baselines: str | None = None
-        self._drawn: dict[str, list[AOI]] = {}
-        self._lock = threading.Lock()
-        self._wake: queue.Queue[None] = queue.Queue()
-        self._stop = False
-
-    def request(self, image_id: str) -> None:
-        with self._lock:
-            self._wanted = image_id
-        self._wake.put(None)
-
-    def request_summary(self) -> None:
-        with self._lock:
-            self._summary = True
-        self._wake.put(None)
-
-    def request_baselines(self, image_id: str) -> None:
-        """Compute the layout baselines of an image (after any image asked for)."""
-        with self._lock:
-            self._baselines = image_id
-        self._wake.put(None)
-
-    def set_drawn(self, image_id: str, aois: list[AOI]) -> None:
-        with self._lock:
-            self._drawn[image_id] = list(aois)
-        self._wake.put(None)
-
-    def stop(self) -> None:
-        self._stop = True
-        self._wake.put(None)
-
-    def _take(self) -> tuple[str | None, bool]:
-        with self._lock:
-            wanted, summary = self._wanted, self._summary
-            self._wanted, self._summary = None, False
-        return wanted, summary
-
-    def run(self) -> None:
-        try:
-            project = ViewerProject(
-                self.paths.store, self.analysis, cache_dir=self.paths.cache, aois=self.aois
-            )
-        except Exception as exc:  # shown in the window; nothing to lose here
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
-            return
-        progress = self.progressed.emit
-        with project:
-            self.opened.emit((project.entries, project.annotators))
-            classes_known = model_failed = False
-            loaded: Any = None
-            counts: list[int] = []
-            done = 0
-            last: tuple[str, ImageView, ModelLayer | None] | None = None
-            while not self._stop:
-                with self._lock:
-                    project.drawn_aois.update(self._drawn)
-                wanted, summary = self._take()
-                if wanted is not None:
-                    try:
-                        shown = project.view(wanted, self.model)
-                        self.image_ready.emit(wanted, shown)
-                        last = (wanted, shown, self.model)
-                    except Exception as exc:  # one image's problem, shown in the status line
-                        self.image_failed.emit(wanted, f"{type(exc).__name__}: {exc}")
-                    continue
-                if summary:
-                    try:
-                        self.summary_ready.emit(
-                            project.comparison(self.model, progress, lambda: self._stop)
-                        )
-                    except Exception as exc:
-                        self.image_failed.emit("", f"summary: {type(exc).__name__}: {exc}")
-                    continue
-                if not classes_known:
-                    classes_known = True
-                    try:
-                        self.classes.emit(project.load_classes())
-                        self.quality.emit(project.quality_rows())
-                    except Exception as exc:
-                        self.failed.emit(f"{type(exc).__name__}: {exc}")
-                    continue
-                with self._lock:
-                    base_id, self._baselines = self._baselines, None
-                if base_id is not None:  # only asked for while the baselines tab is shown
-                    try:
-                        if last is None or last[0] != base_id or last[2] is not self.model:
-                            last = (base_id, project.view(base_id, self.model), self.model)
-                        rows: object = project.baselines(last[1], self.model, progress=progress)
-                    except Exception as exc:  # shown in the baselines tab
-                        rows = f"{type(exc).__name__}: {exc}"
-                    self.baselines_ready.emit(base_id, rows)
-                    continue
-                if self.paths.model is not None and self.model is None and not model_failed:
-                    # one step at a time (load, then the n survey in chunks), so images
-                    # asked for meanwhile are shown without waiting for the survey
-                    try:
-                        if loaded is None:
-                            from gazelab.models.architectures import load_classifier
-
-                            progress("loading model", 0, 1)
-                            loaded = load_classifier(self.paths.model)
-                        elif done < len(project.entries):
-                            counts += project.point_counts(project.entries[done : done + 50])
-                            done = min(done + 50, len(project.entries))
-                            progress("fixations (for the model's n)", done, len(project.entries))
-                        else:
-                            self.model = model_layer(loaded, mean_of_counts(counts),
-                                                     self.paths.cache)  # fmt: skip
-                            self.model_ready.emit(self.model)
-                    except Exception as exc:
-                        model_failed = True
-                        self.failed.emit(f"model {self.paths.model}: {type(exc).__name__}: {exc}")
-                    continue
-                self._wake.get()
-
-
-# -- the window ----------------------------------------------------------------------------------
-def _table(columns: list[str]) -> QtWidgets.QTableWidget:
-    t = QtWidgets.QTableWidget(0, len(columns))
-    t.setHorizontalHeaderLabels(columns)
-    t.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-    t.setWordWrap(False)
-    t.horizontalHeader().setStretchLastSection(True)
-    t.verticalHeader().setVisible(False)
-    return t
-
-
-def _scrolled(widget: QtWidgets.QWidget) -> QtWidgets.QScrollArea:
-    """``widget`` in a scroll area: on a small screen it scrolls instead of making the
-    window taller than the screen."""
-    area = QtWidgets.QScrollArea()
-    area.setWidgetResizable(True)
-    area.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-    area.setWidget(widget)
-    return area
-
-
-def _fill(table: QtWidgets.QTableWidget, columns: list[str], rows: list[dict[str, Any]]) -> None:
-    table.setColumnCount(len(columns))
-    table.setHorizontalHeaderLabels(columns)
-    table.setRowCount(len(rows))
-    for r, row in enumerate(rows):
-        for c, col in enumerate(columns):
-            table.setItem(r, c, QtWidgets.QTableWidgetItem(_cell(row.get(col), col)))
-    table.resizeColumnsToContents()
-
-
-def _cell(v: Any, column: str = "") -> str:
-    """A table cell: durations (``*_ms``) in whole milliseconds, other numbers to 3
-    decimals, missing values as a dash."""
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, (float, np.floating)):
-        if not math.isfinite(float(v)):
-            return "–"
-        return f"{float(v):.0f}" if column.endswith("_ms") else f"{float(v):.3f}"
-    return str(v)
-
-
-def window_size(available: tuple[int, int]) -> tuple[int, int]:
-    """The viewer's size on a screen whose free area is ``available`` px: all of it but a
-    margin for the frame (it used to open at 1400x900, cut off on 1366x768)."""
-    w, h = available
-    return max(640, w - 16), max(480, h - 40)
-
-
-def split_sizes(width: int, list_px: int = 280) -> list[int]:
-    """Widths of the image list, the picture and the side column (layers over tables) in
-    a window ``width`` px wide: the picture gets at least half."""
-    left = int(min(max(list_px, 0.15 * width), 0.22 * width))
-    centre = max(width // 2, int(0.56 * width))
-    return [left, centre, max(200, width - left - centre)]
 
 
 class ViewerWindow(QtWidgets.QMainWindow):
@@ -1151,23 +838,6 @@ class ViewerWindow(QtWidgets.QMainWindow):
         super().closeEvent(event)
 
 
-def aoi_means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean AOI statistics per (AOI, annotator) over images (NaN-aware; ``images`` counts
-    the images where the AOI exists)."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["aoi"], r["annotator"]), []).append(r)
-    out = []
-    for (aoi, who), rs in sorted(groups.items()):
-        row: dict[str, Any] = {"aoi": aoi, "annotator": who, "images": len(rs)}
-        for k in ("dwell_ms", "fixations", "ttff_ms", "revisits", "relevance_share"):
-            v = np.array([float(r[k]) for r in rs])
-            v = v[np.isfinite(v)]
-            row[k] = float(v.mean()) if len(v) else math.nan
-        out.append(row)
-    return out
-
-
 def check_project_files(paths: ProjectPaths) -> None:
     """Refuse, before a window opens, a store that is not a gazelab store and a model file
     that is not a safe ``.keras`` model (both checked without TensorFlow): the command
@@ -1231,11 +901,22 @@ def run_viewer(
 
 
 __all__ = [
+    "AOI_COLOUR",
+    "DISPLAY_PX",
+    "QUALITY_COLUMNS",
+    "SCANPATH_MAX_RADIUS",
     "Layers",
     "ProjectWorker",
     "ViewerWindow",
+    "aoi_means",
+    "annotator_colour",
+    "check_project_files",
     "compose",
+    "display_scale",
     "legend_entries",
     "render_view",
+    "replay_end_ms",
     "run_viewer",
+    "split_sizes",
+    "window_size",
 ]
