@@ -1,0 +1,167 @@
+"""Gaze samples (one row each, tagged with trial and phase) and recording gaps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple
+from typing import Any
+
+import numpy as np
+
+from gazelab.annotation.store.connection import StoreConnection, StoreError
+from gazelab.gaze.trackers.base import SAMPLE_FIELDS, GazeSample
+
+
+class SamplesMixin(StoreConnection):
+    """A session's gaze samples, read back as columns, and its recording gaps."""
+
+    def add_samples(
+        self,
+        session_id: int,
+        samples: Iterable[GazeSample],
+        *,
+        trial_index: int | None = None,
+        phase: str | None = None,
+    ) -> int:
+        """Insert a batch of samples in one transaction; returns how many."""
+        return self.add_tagged_samples(session_id, [(s, trial_index, phase) for s in samples])
+
+    def add_tagged_samples(
+        self, session_id: int, batch: Sequence[tuple[GazeSample, int | None, str | None]]
+    ) -> int:
+        """Insert samples each with its own (trial, phase) tag, in one transaction."""
+        rows = [(session_id, t, ph, *astuple(s)) for s, t, ph in batch]
+        if not rows:
+            return 0
+        marks = ", ".join("?" * (3 + len(SAMPLE_FIELDS)))
+        with self._write() as db:
+            db.executemany(
+                f"INSERT INTO gaze_samples(session_id, trial_index, phase, {', '.join(SAMPLE_FIELDS)})"
+                f" VALUES ({marks})",
+                rows,
+            )
+        return len(rows)
+
+    def sample_count(self, session_id: int) -> int:
+        return int(
+            self._query("SELECT COUNT(*) FROM gaze_samples WHERE session_id = ?", (session_id,))[0][
+                0
+            ]
+        )
+
+    def samples(
+        self,
+        session_id: int,
+        trial_index: int | None = None,
+        *,
+        since_local_s: float | None = None,
+        phase: str | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Samples as columns (tidy table): ``trial_index``, ``phase`` and every sample field.
+
+        ``since_local_s`` keeps only samples recorded at or after that local time;
+        ``phase`` only those of one phase (``"image"``...). One trial's samples come
+        through the ``(session_id, trial_index, local_s)`` index; to read every trial of
+        a session, :meth:`samples_by_trial` reads the session once.
+        """
+        cols = ("trial_index", "phase", *SAMPLE_FIELDS)
+        sql = f"SELECT {', '.join(cols)} FROM gaze_samples WHERE session_id = ?"
+        params: list[Any] = [session_id]
+        if trial_index is not None:
+            sql += " AND trial_index = ?"
+            params.append(trial_index)
+        if since_local_s is not None:
+            sql += " AND local_s >= ?"
+            params.append(since_local_s)
+        if phase is not None:
+            sql += " AND phase = ?"
+            params.append(phase)
+        rows = self._query(sql + " ORDER BY local_s, rowid", params)
+        try:
+            return _sample_table(cols, rows)
+        except (TypeError, ValueError) as exc:  # text where a number belongs: edited outside
+            raise StoreError(
+                f"{self.path}: a gaze sample holds a value that is not a number "
+                f"({str(exc)[:80]}); the store was changed outside gazelab: restore it from a backup"
+            ) from None
+
+    def samples_by_trial(
+        self, session_id: int, *, phase: str | None = None
+    ) -> dict[int, dict[str, np.ndarray]]:
+        """Every trial's samples from one read of the session: trial index -> the table of
+        :meth:`samples` (time order kept). Samples outside trials are left out."""
+        table = self.samples(session_id, phase=phase)
+        trial = table["trial_index"]
+        if trial.size == 0:
+            return {}
+        order = np.argsort(trial, kind="stable")
+        sorted_trials = trial[order]
+        starts = np.flatnonzero(np.r_[True, sorted_trials[1:] != sorted_trials[:-1]])
+        ends = np.r_[starts[1:], sorted_trials.size]
+        out: dict[int, dict[str, np.ndarray]] = {}
+        for a, b in zip(starts, ends, strict=True):
+            ti = int(sorted_trials[a])
+            if ti < 0:
+                continue
+            rows = order[a:b]
+            out[ti] = {k: v[rows] for k, v in table.items()}
+        return out
+
+    def add_gap(
+        self, session_id: int, start_local_s: float, end_local_s: float | None, reason: str
+    ) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO recording_gaps(session_id, start_local_s, end_local_s, reason)"
+                " VALUES (?, ?, ?, ?)",
+                (session_id, start_local_s, end_local_s, reason),
+            )
+
+    INTERRUPTED = "interrupted-"
+    """Prefix of the phase of samples of a viewing that a stop cut short (kept, not analysed)."""
+
+    def mark_interrupted_viewing(self, session_id: int, trial_index: int) -> int:
+        """The samples recorded so far for ``trial_index`` belong to a viewing that a stop
+        cut short: their phase becomes ``interrupted-<phase>``, so the trial's re-shown
+        viewing is analysed alone while these stay in the store. Returns how many."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE gaze_samples SET phase = ? || phase WHERE session_id = ?"
+                " AND trial_index = ? AND phase NOT LIKE ?",
+                (self.INTERRUPTED, session_id, trial_index, self.INTERRUPTED + "%"),
+            )
+            return int(cur.rowcount)
+
+    def last_recorded_s(self, session_id: int) -> float | None:
+        """Local time of the session's last stored sample or event (``None``: nothing yet)."""
+        rows = self._query(
+            "SELECT MAX(t) FROM (SELECT MAX(local_s) AS t FROM gaze_samples WHERE session_id = ?"
+            " UNION ALL SELECT MAX(local_s) FROM events WHERE session_id = ?)",
+            (session_id, session_id),
+        )
+        return None if rows[0][0] is None else float(rows[0][0])
+
+    def gaps(self, session_id: int) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT start_local_s, end_local_s, reason FROM recording_gaps WHERE session_id = ?"
+            " ORDER BY id",
+            (session_id,),
+        )
+        return [dict(start_local_s=r[0], end_local_s=r[1], reason=r[2]) for r in rows]
+
+
+def _sample_table(cols: Sequence[str], rows: list[tuple[Any, ...]]) -> dict[str, np.ndarray]:
+    table: dict[str, np.ndarray] = {}
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in cols]
+    for name, values in zip(cols, columns, strict=True):
+        if name == "phase":
+            table[name] = np.array(values, dtype=object)
+        elif name in ("fix", "valid"):
+            table[name] = np.array(values, dtype=bool)
+        elif name in ("state",):
+            table[name] = np.array(values, dtype=np.int64)
+        elif name == "trial_index":
+            table[name] = np.array([-1 if v is None else v for v in values], dtype=np.int64)
+        else:
+            table[name] = np.array(values, dtype=np.float64)
+    return table
