@@ -360,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     quiet_tensorflow()
+    one_line_warnings(f"gazelab {args.command}")
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
@@ -378,6 +379,30 @@ def quiet_tensorflow() -> None:
     if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def one_line_warnings(prefix: str) -> None:
+    """Print gazelab's own warnings (:class:`~gazelab.errors.GazelabWarning`: skipped dataset
+    rows ...) as one line, ``<prefix>: warning: ...``, like the errors, instead of Python's
+    ``path.py:192: DatasetWarning: ...`` and a source line; other warnings are unchanged."""
+    import warnings
+
+    from gazelab.errors import GazelabWarning
+
+    python_way = getattr(warnings.showwarning, "python_way", warnings.showwarning)
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if not issubclass(category, GazelabWarning):
+            python_way(message, category, filename, lineno, file, line)
+            return
+        stream = sys.stderr if file is None else file
+        try:
+            stream.write(f"{prefix}: warning: {' '.join(str(message).split())}\n")
+        except OSError:  # stderr closed: a warning is not worth a crash
+            pass
+
+    show.python_way = python_way  # type: ignore[attr-defined]  # main() run again wraps once
+    warnings.showwarning = show
 
 
 def _one_line(exc: Exception) -> str:

@@ -10,3 +10,9 @@ from __future__ import annotations
 
 class GazelabError(Exception):
     """Bad input or a fault the user can fix: the message says what, where and what to do."""
+
+
+class GazelabWarning(UserWarning):
+    """Something a user should know that does not stop the work (rows of a dataset were
+    skipped ...): the command line prints it as one line, ``gazelab CMD: warning: ...``,
+    like an error, never with a source file and line."""

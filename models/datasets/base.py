@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gazelab import CLASSES
-from gazelab.errors import GazelabError
+from gazelab.errors import GazelabError, GazelabWarning
 from gazelab.settings import StimulusSettings
 
 
@@ -308,7 +308,7 @@ def skipped_note(name: str, skipped: Sequence[str]) -> None:
         )
 
 
-class DatasetWarning(UserWarning):
+class DatasetWarning(GazelabWarning):
     """Rows of a dataset were skipped (``ImageSet.skipped`` lists why)."""
 
 
