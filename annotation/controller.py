@@ -49,13 +49,11 @@ from gazelab.annotation.protocol import (
     session_order,
 )
 from gazelab.annotation.session import (
-    ImageSource,
     OpenTracker,
     SessionConfig,
     SessionSetupError,
     check_images,
     fit_to_screen,
-    open_image_source,
     open_tracker,
 )
 from gazelab.annotation.store import (
@@ -75,6 +73,8 @@ from gazelab.gaze.quality import (
 )
 from gazelab.gaze.trackers.base import CalibrationPoint, CalibrationResult, GazeSample
 from gazelab.gaze.trackers.protocol import calibration_points
+from gazelab.models.datasets.base import ImageSet
+from gazelab.models.datasets.registry import open_image_set
 from gazelab.settings import Settings
 
 Listener = Callable[[str, dict[str, Any]], None]
@@ -165,7 +165,7 @@ class AnnotationSession:
         *,
         store: SessionStore | None = None,
         tracker: OpenTracker | None = None,
-        images: ImageSource | None = None,
+        images: ImageSet | None = None,
         clock: Callable[[], float] = time.monotonic,
         mouse_position: Callable[[], tuple[float, float] | None] | None = None,
         hold_on_fault: bool = True,
@@ -186,7 +186,7 @@ class AnnotationSession:
         opened = store or (
             None if new_store else SessionStore(config.store, create=config.resume is None)
         )
-        self.images: ImageSource = images or open_image_source(config.images)
+        self.images: ImageSet = images or open_image_set(config.images)
         self._shapes: dict[str, tuple[int, int]] = {}
         # every check before anything is written, connected or calibrated (SPEC §2 set-up)
         order: list[str] | None = None
@@ -765,7 +765,7 @@ class AnnotationSession:
         n = self.settings.protocol.practice_trials
         if n <= 0 or self.practising:
             raise ProtocolError("no practice trials to start (protocol.practice_trials = 0)")
-        images = open_image_source(self.PRACTICE_IMAGES.format(n=n))
+        images = open_image_set(self.PRACTICE_IMAGES.format(n=n))
         self._main = (self.protocol, self.images, self._shapes)
         self.images, self._shapes = images, {}
         self.protocol = LabelingProtocol(images.ids, self.settings.protocol, clock=self.clock,

@@ -69,10 +69,10 @@ class PreflightResult:
 
 def check_images(config: SessionConfig) -> list[str]:
     """One line naming every image of the session's source that does not decode."""
-    from gazelab.annotation.session import open_image_source
+    from gazelab.models.datasets.registry import open_image_set
 
     try:
-        source = open_image_source(config.images)
+        source = open_image_set(config.images)
         _decode_images(source, list(source.ids))
     except GazelabError as exc:
         return [f"images: {exc}"]

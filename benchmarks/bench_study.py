@@ -44,9 +44,9 @@ def build_study(root: Path, n: int, seed: int = 0) -> Path:
         img = Image.fromarray(faces.images[i]).resize((560, 560), Image.Resampling.BILINEAR)
         img.save(d / f"{fid.replace('/', '_')}.png", compress_level=1)
     spec = f"folder:{folder}"
-    from gazelab.annotation.session import open_image_source
+    from gazelab.models.datasets.registry import open_image_set
 
-    ids = open_image_source(spec).ids
+    ids = open_image_set(spec).ids
     store_path = root / "study.sqlite"
     store = SessionStore(store_path, create=True)
     rng = np.random.default_rng(seed)

@@ -34,11 +34,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def build(root: Path, spec: str) -> Path:
     from gazelab import CLASSES
-    from gazelab.annotation.session import open_image_source
     from gazelab.annotation.store import SessionStore
+    from gazelab.models.datasets.registry import open_image_set
     from gazelab.tests.gaze_project import write_gaze_session
 
-    src = open_image_source(spec)
+    src = open_image_set(spec)
     truth = {iid: CLASSES[src.labels[iid]] for iid in src.ids}
     h, w = src.image(0).shape[:2]
     a = {iid: [(0.2 * w, 0.2 * h), (0.7 * w, 0.3 * h)] for iid in src.ids}
@@ -131,7 +131,7 @@ def main() -> None:
     ap.add_argument("--sources", default="folder,synthetic")
     args = ap.parse_args()
 
-    from gazelab.annotation.session import open_image_source
+    from gazelab.models.datasets.registry import open_image_set
     from gazelab.models.synthetic import synthetic_faces, write_folder
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,7 +157,7 @@ def main() -> None:
             root = build(base / kind, spec)
             print(f"[{kind}] built {args.images}-image project in {time.perf_counter() - t:.1f} s")
             t = time.perf_counter()
-            open_image_source(spec)
+            open_image_set(spec)
             print(f"[{kind}] opening the image set alone ({spec.split(':')[0]}): "
                   f"{time.perf_counter() - t:.2f} s")  # fmt: skip
             t_list, t_open = open_window(root)

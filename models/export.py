@@ -485,17 +485,17 @@ def export_image_set_masks(
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportSummary:
     """``gazelab masks --images``: model masks for a whole image set (spec as for
-    :func:`~gazelab.models.datasets.library.load_image_set`), streamed ``batch`` images at a
+    :func:`~gazelab.models.datasets.registry.open_image_set`), streamed ``batch`` images at a
     time. Relevance comes from ``relevance`` (shards of ``gazelab saliency --dataset`` for
     this model and these images) or is computed with ``analyzer`` (cached in ``cache``).
     Images over ``settings.stimulus.max_image_megapixels`` are refused before decoding."""
     from gazelab.analysis.cache import SaliencyCache, cached_relevance, model_hash
-    from gazelab.models.datasets.library import load_image_set
+    from gazelab.models.datasets.registry import open_image_set
 
     if algorithm == HUMAN:
         raise ExportError("human masks come from recorded sessions: use --project/--store")
     limit = int(settings.stimulus.max_image_megapixels * 1_000_000)
-    src = load_image_set(images, max_pixels=limit)
+    src = open_image_set(images, max_pixels=limit)
     mhash = model_hash(model)
     relevance_of: Callable[[list[int], NDArray[np.float32] | None], NDArray[np.float32]]
     if relevance is not None:  # maps written by `gazelab saliency --dataset`
@@ -550,9 +550,10 @@ def export_project_masks(
     its images), after analysing it with the model (``--model`` or the project's
     ``model.keras``). ``progress(stage, done, total)``."""
     from gazelab.analysis.cache import SaliencyCache
-    from gazelab.analysis.compare import ProjectPaths, analyse_project, annotator_keys
+    from gazelab.analysis.compare import analyse_project, annotator_keys
     from gazelab.annotation.store import SessionStore
     from gazelab.models.architectures import load_classifier
+    from gazelab.project import ProjectPaths
 
     paths = ProjectPaths.resolve(project, store=store, model=model, cache=cache)
     if paths.model is None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from gazelab.annotation.session import open_image_source
 from gazelab.annotation.store import SessionStore
 from gazelab.gaze.geometry import StimulusLayout
 from gazelab.gaze.trackers.base import GazeSample
+from gazelab.models.datasets.registry import open_image_set
 from gazelab.settings import Settings
 
 RATE_HZ = 60
@@ -29,7 +29,7 @@ def write_gaze_session(
 ) -> int:
     """A session whose trial for each image id holds fixations at the given image-px points."""
     s = settings or Settings()
-    src = open_image_source(image_source)
+    src = open_image_set(image_source)
     order = list(fixations)
     rec = store.create_session(
         participant,

@@ -117,9 +117,9 @@ def test_regions_become_ellipses_with_their_moments() -> None:
 
 
 def test_regions_of_the_synthetic_faces_are_aois() -> None:
-    from gazelab.annotation.session import open_image_source
+    from gazelab.models.datasets.registry import open_image_set
 
-    src = open_image_source("synthetic:2:3:96")
+    src = open_image_set("synthetic:2:3:96")
     for iid in src.ids:
         regions = src.regions[iid]
         aois = aois_from_regions(regions)

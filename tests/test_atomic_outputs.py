@@ -141,13 +141,13 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import tensorflow as tf
 
     from gazelab import CLASSES
-    from gazelab.annotation.session import open_image_source
     from gazelab.annotation.store import SessionStore
     from gazelab.models.architectures import build_model
+    from gazelab.models.datasets.registry import open_image_set
     from gazelab.tests.gaze_project import write_gaze_session
 
     root = tmp_path_factory.mktemp("inputs")
-    src = open_image_source(SOURCE)
+    src = open_image_set(SOURCE)
     truth = {iid: CLASSES[src.labels[iid]] for iid in src.ids}
     fix = {iid: [(10.0, 12.0), (40.0, 20.0), (30.0, 50.0)] for iid in src.ids}
     with SessionStore(root / "project.sqlite", create=True) as store:

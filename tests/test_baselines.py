@@ -196,13 +196,13 @@ def test_analyse_project_scores_recorded_sessions_against_the_baselines(tmp_path
 
     from gazelab import CLASSES
     from gazelab.analysis.compare import analyse_project
-    from gazelab.annotation.session import open_image_source
     from gazelab.annotation.store import SessionStore
     from gazelab.models.architectures import build_model
+    from gazelab.models.datasets.registry import open_image_set
     from gazelab.tests.gaze_project import write_gaze_session
 
     source = "synthetic:4:7:64"
-    src = open_image_source(source)
+    src = open_image_set(source)
     truth = {iid: CLASSES[src.labels[iid]] for iid in src.ids}
     same = {iid: [(10.0, 12.0), (40.0, 20.0), (30.0, 50.0)] for iid in src.ids}
     with SessionStore(tmp_path / "p.sqlite", create=True) as store:

@@ -51,13 +51,13 @@ def test_compare_config_quality_limits_leave_trials_out(
     model_file: Path, tmp_path: Path, capsys
 ) -> None:  # type: ignore[no-untyped-def]
     from gazelab import CLASSES
-    from gazelab.annotation.session import open_image_source
     from gazelab.annotation.store import SessionStore
     from gazelab.app.cli import main
+    from gazelab.models.datasets.registry import open_image_set
     from gazelab.tests.gaze_project import write_gaze_session
 
     source = "synthetic:4:7:64"
-    src = open_image_source(source)
+    src = open_image_set(source)
     truth = {iid: CLASSES[src.labels[iid]] for iid in src.ids}
     fix = {iid: [(10.0, 12.0), (40.0, 20.0), (30.0, 50.0)] for iid in src.ids}
     with SessionStore(tmp_path / "p.sqlite", create=True) as store:

@@ -15,8 +15,8 @@ from gazelab.analysis.compare import (
     summaries,
 )
 from gazelab.analysis.report import write_report
-from gazelab.annotation.session import open_image_source
 from gazelab.annotation.store import SessionStore
+from gazelab.models.datasets.registry import open_image_set
 from gazelab.settings import AnalysisSettings
 from gazelab.tests.gaze_project import write_gaze_session
 
@@ -36,7 +36,7 @@ def model():  # type: ignore[no-untyped-def]
 
 @pytest.fixture()
 def project(tmp_path):  # type: ignore[no-untyped-def]
-    src = open_image_source(SOURCE)
+    src = open_image_set(SOURCE)
     truth = {iid: CLASSES[src.labels[iid]] for iid in src.ids}
     a_fix = {iid: [(10.0, 12.0), (40.0, 20.0), (30.0, 50.0)] for iid in src.ids}
     b_fix = {iid: [(50.0, 50.0), (12.0, 40.0), (33.0, 8.0), (20.0, 20.0), (55.0, 30.0)]
@@ -162,7 +162,7 @@ def test_duration_weighting_reaches_the_comparison(tmp_path, model) -> None:  # 
     intervals of 1/60 s, so every weighted map is 283.3 ms × the unweighted one."""
     from gazelab.settings import HeatmapSettings, Settings
 
-    src = open_image_source(SOURCE)
+    src = open_image_set(SOURCE)
     truth = {iid: CLASSES[src.labels[iid]] for iid in src.ids}
     fix = {iid: [(10.0, 12.0), (40.0, 20.0)] for iid in src.ids}
     maps = {}

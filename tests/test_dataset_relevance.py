@@ -12,7 +12,7 @@ from gazelab.analysis.dataset_relevance import (
     explain_dataset,
     load_dataset_relevance,
 )
-from gazelab.annotation.session import open_image_source
+from gazelab.models.datasets.registry import open_image_set
 
 pytestmark = pytest.mark.tf
 SPEC = "synthetic:200:5:32"
@@ -39,7 +39,7 @@ class Stop(Exception):
 
 
 def test_interrupted_run_resumes_to_identical_output(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    src = open_image_source(SPEC)
+    src = open_image_set(SPEC)
     whole = explain_dataset(model, src, tmp_path / "a", shard_size=64, batch_size=32)
     assert len(whole) == 200 and whole.shape == (200, 32, 32)
     assert whole.meta["n_shards"] == 4 and whole.meta["complete"]
@@ -77,7 +77,7 @@ def test_interrupted_run_resumes_to_identical_output(model, tmp_path: Path) -> N
 
 
 def test_another_request_is_refused(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    src = open_image_source("synthetic:20:1:32")
+    src = open_image_set("synthetic:20:1:32")
     explain_dataset(model, src, tmp_path, shard_size=8)
     before = files(tmp_path)
     with pytest.raises(DatasetRelevanceError, match="differs in analyzer"):
@@ -121,9 +121,9 @@ WORKER_SCRIPT = """
 import sys
 import tensorflow as tf
 from gazelab.analysis.dataset_relevance import explain_dataset, worker_from_tf_config
-from gazelab.annotation.session import open_image_source
+from gazelab.models.datasets.registry import open_image_set
 model = tf.keras.models.load_model(sys.argv[1], compile=False)
-maps = explain_dataset(model, open_image_source(sys.argv[2]), sys.argv[3], shard_size=64,
+maps = explain_dataset(model, open_image_set(sys.argv[2]), sys.argv[3], shard_size=64,
                        batch_size=32, worker=worker_from_tf_config())
 print("FINISHED" if maps is not None else "PART DONE")
 """
@@ -164,7 +164,7 @@ def test_a_worker_alone_leaves_the_run_incomplete_until_the_rest_is_computed(
 ) -> None:  # type: ignore[no-untyped-def]
     from gazelab.analysis.dataset_relevance import worker_from_tf_config
 
-    src = open_image_source(SPEC)
+    src = open_image_set(SPEC)
     assert explain_dataset(model, src, tmp_path, shard_size=64, worker=(1, 2)) is None
     names = sorted(p.name for p in (tmp_path / "shards").iterdir())
     assert names == ["shard-00001.npz", "shard-00003.npz"]

@@ -110,16 +110,16 @@ def test_human_masks_from_a_project_with_fallback(tmp_path) -> None:  # type: ig
     import tensorflow as tf
 
     from gazelab.analysis.compare import analyse_project
-    from gazelab.annotation.session import open_image_source
     from gazelab.annotation.store import SessionStore
     from gazelab.gaze.heatmaps import fixation_heatmap
     from gazelab.models.architectures import build_model
+    from gazelab.models.datasets.registry import open_image_set
     from gazelab.models.export import jobs_from_comparison
     from gazelab.settings import AnalysisSettings
     from gazelab.tests.gaze_project import write_gaze_session
 
     source = "synthetic:3:5:64"
-    src = open_image_source(source)
+    src = open_image_set(source)
     truth = {i: CLASSES[src.labels[i]] for i in src.ids}
     tf.keras.utils.set_random_seed(0)
     model = build_model("small_cnn", (32, 32, 1), 8)

@@ -219,12 +219,13 @@ def _faces_folder(root: Path) -> Path:
 
 
 def test_corrupt_image_is_refused_before_calibration(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from gazelab.annotation.session import check_images, open_image_source
+    from gazelab.annotation.session import check_images
+    from gazelab.models.datasets.registry import open_image_set
 
     folder = _faces_folder(tmp_path / "faces")
     bad = sorted(folder.rglob("*.png"))[1]
     bad.write_bytes(bad.read_bytes()[:80])  # truncated mid-stream
-    src = open_image_source(f"folder:{folder}")
+    src = open_image_set(f"folder:{folder}")
     with pytest.raises(SessionSetupError, match=bad.name) as err:
         check_images(src, src.ids)
     assert "1 of the session's 4 images" in str(err.value) and "\n" not in str(err.value)

@@ -190,13 +190,13 @@ def test_compare_leaves_out_an_unvalidated_participant_and_reports_it(tmp_path):
     from gazelab import CLASSES
     from gazelab.analysis.compare import analyse_project
     from gazelab.analysis.report import write_report
-    from gazelab.annotation.session import open_image_source
     from gazelab.models.architectures import build_model
+    from gazelab.models.datasets.registry import open_image_set
     from gazelab.settings import AnalysisSettings, QualitySettings
     from gazelab.tests.gaze_project import write_gaze_session
 
     source = "synthetic:4:7:64"
-    src = open_image_source(source)
+    src = open_image_set(source)
     truth = {iid: CLASSES[src.labels[iid]] for iid in src.ids}
     fix = {iid: [(10.0, 12.0), (40.0, 20.0), (30.0, 50.0)] for iid in src.ids}
     tf.keras.utils.set_random_seed(0)

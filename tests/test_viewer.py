@@ -18,8 +18,8 @@ from PIL import Image
 from gazelab import CLASSES
 from gazelab.analysis.aoi import AOI, read_aoi_file
 from gazelab.analysis.report import HUMAN_COLOURS, MODEL_COLOUR
-from gazelab.annotation.session import open_image_source
 from gazelab.annotation.store import SessionStore
+from gazelab.models.datasets.registry import open_image_set
 from gazelab.project import ProjectPaths
 from gazelab.settings import AnalysisSettings
 from gazelab.tests.gaze_project import write_gaze_session
@@ -34,7 +34,7 @@ A_RED, B_BLUE = HUMAN_COLOURS[0], HUMAN_COLOURS[1]
 @pytest.fixture(scope="module")
 def gaze_root(tmp_path_factory):  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("project")
-    src = open_image_source(SOURCE)
+    src = open_image_set(SOURCE)
     truth = {iid: CLASSES[src.labels[iid]] for iid in src.ids}
     wrong = dict(truth)
     wrong[src.ids[2]] = CLASSES[(CLASSES.index(truth[src.ids[2]]) + 3) % len(CLASSES)]
