@@ -190,7 +190,7 @@ def baseline_rows(
     cost about twice its observed scoring: ``draws`` scores per pair on maps prepared once).
     ``None``: every image.
     """
-    from gazelab.analysis.compare import METRICS, _fixation_map
+    from gazelab.analysis.scoring import METRICS, fixation_map
     from gazelab.gaze.heatmaps import fixation_heatmap
 
     if centre not in CENTRES:
@@ -298,7 +298,7 @@ def baseline_rows(
             for a, g in im.humans.items():
                 ref = own[a]
                 assert ref is not None
-                fixated = _fixation_map(g.points, shapes[i])
+                fixated = fixation_map(g.points, shapes[i])
                 base = {"image_id": im.image_id, "annotator": a}
                 rows.append({**base, "versus": "-", "reference": "centre", "baseline": "centre",
                              "draws": 0 if cm is None else 1,
@@ -365,7 +365,7 @@ def baseline_summary(
     ``ratio_low``, ``ratio_high`` (paired bootstrap over images), ``layout_share``
     (baseline / observed).
     """
-    from gazelab.analysis.compare import METRICS
+    from gazelab.analysis.scoring import METRICS
 
     out: list[dict[str, Any]] = []
     for kind in ("human", "model"):
@@ -462,7 +462,7 @@ def image_baseline_rows(
     points and model map or points); ``partners``: the ImageAnalysis of its partner images
     (:func:`partner_indices`); ``centre_map``: the centre-bias map ``(H, W)`` already cut to
     one map's area (:func:`centre_for_image`), or ``None`` (NaN centre rows)."""
-    from gazelab.analysis.compare import METRICS, _fixation_map
+    from gazelab.analysis.scoring import METRICS, fixation_map
     from gazelab.gaze.heatmaps import fixation_heatmap
 
     def model_map(im: Any) -> NDArray[np.float64] | None:
@@ -499,7 +499,7 @@ def image_baseline_rows(
     rows: list[dict[str, Any]] = []
     for a, g in image.humans.items():
         ref = PreparedMap(g.heatmap_or_build())
-        fixated = _fixation_map(g.points, shape)
+        fixated = fixation_map(g.points, shape)
         base = {"image_id": image.image_id, "annotator": a}
         rows.append({**base, "versus": "-", "reference": "centre", "baseline": "centre",
                      "draws": 0 if cm is None else 1,

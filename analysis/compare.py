@@ -22,8 +22,6 @@ Both are written into the report.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import itertools
 import math
 import os
@@ -32,87 +30,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from gazelab import CLASSES
 from gazelab.analysis.cache import SaliencyCache, cached_relevance, model_hash
 from gazelab.analysis.human import trial_gaze
-from gazelab.analysis.metrics import (
-    MAP_METRICS,
-    PreparedMap,
-    cohen_kappa,
-    label_agreement,
-    map_scores,
-)
-from gazelab.analysis.saliency import model_points
+from gazelab.analysis.metrics import cohen_kappa, label_agreement
+from gazelab.analysis.scoring import METRICS as METRICS
+from gazelab.analysis.scoring import PAPER_METRICS as PAPER_METRICS
+from gazelab.analysis.scoring import ROW_COLUMNS, annotator_gaze, score_image
+from gazelab.analysis.scoring import AnalysisError as AnalysisError
+from gazelab.analysis.scoring import AnnotatorGaze as AnnotatorGaze
+from gazelab.analysis.scoring import ImageAnalysis as ImageAnalysis
+from gazelab.analysis.scoring import score_maps as score_maps
 from gazelab.annotation.session import ImageSource, SessionSetupError, open_image_source
 from gazelab.annotation.sessions import quality_exclusions
 from gazelab.annotation.store import SessionRecord, SessionStore
-from gazelab.errors import GazelabError
-from gazelab.gaze.geometry import model_input_to_image
-from gazelab.gaze.heatmaps import HeatmapKernel, fixation_heatmap
 from gazelab.models.datasets.base import DatasetError
 from gazelab.project import ProjectPaths as ProjectPaths  # moved there; the old import works
 from gazelab.settings import AnalysisSettings, QualitySettings, Settings
 
-METRICS = (*MAP_METRICS, "nss", "auc_judd")
-"""Report columns, in order: iou, spearman, cosine_distance, cc, sim, kld, nss, auc_judd."""
-PAPER_METRICS = ("iou", "spearman", "cosine_distance")
-
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-class AnalysisError(GazelabError, RuntimeError):
-    """The sessions cannot be analysed (no sessions, images missing, no fixations)."""
-
-
-@dataclass(frozen=True)
-class AnnotatorGaze:
-    """One annotator's look at one image, in image pixels."""
-
-    annotator: str
-    session_id: int
-    label: str | None
-    points: NDArray[np.float64]  # (N, 2) fixation points (events or samples)
-    fixations: NDArray[np.float64]  # (F, 2) fixation centroids, for display
-    heatmap: NDArray[np.float64] | None  # (H, W); None: not kept (``keep_maps``)
-    onset_ms: NDArray[np.float64] | None = None  # (F,) fixation onsets from the image onset
-    duration_ms: NDArray[np.float64] | None = None  # (F,) fixation durations (AOI statistics)
-    build: Callable[[], NDArray[np.float64]] | None = field(default=None, repr=False, compare=False)
-    """Builds the heatmap when it is not kept (``analyse_project(keep_maps=...)``)."""
-
-    def heatmap_or_build(self) -> NDArray[np.float64]:
-        if self.heatmap is not None:
-            return self.heatmap
-        if self.build is None:
-            raise AnalysisError(f"{self.annotator}: no heatmap kept and none can be built")
-        return self.build()
-
-
-@dataclass
-class ImageAnalysis:
-    """Everything known about one image: the image, each annotator's gaze, the model's view."""
-
-    image_id: str
-    true_class: str | None
-    image: NDArray[np.uint8]
-    regions: NDArray[np.float32] | None
-    humans: dict[str, AnnotatorGaze]
-    predicted: str = ""
-    relevance: NDArray[np.float32] | None = None  # (S, S) model-input resolution
-    model_points: NDArray[np.float64] | None = None  # (n, 2) image px
-    model_heatmap: NDArray[np.float64] | None = None  # (H, W)
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    model_hit: bool | None = None  # pointing game on the diagnostic regions
-    kernel_px: tuple[float, float] = (0.0, 0.0)  # (c, radius) of the §5 kernel in image px
-
-    @property
-    def disagreement(self) -> bool:
-        """Annotators gave different labels (or one differs from the dataset label)."""
-        given = {g.label for g in self.humans.values() if g.label is not None}
-        if self.true_class is not None and given:
-            given.add(self.true_class)
-        return len(given) > 1
 
 
 @dataclass
@@ -146,30 +83,7 @@ class Comparison:
         """Per-image metric rows as a pandas DataFrame."""
         import pandas as pd
 
-        cols = ["image_id", "class", "annotator", "reference", "kind", "label", *METRICS]
-        return pd.DataFrame(self.rows, columns=cols)
-
-
-def _fixation_map(points: NDArray[np.float64], shape: tuple[int, int]) -> NDArray[np.bool_]:
-    """Binary map of the pixels that hold a fixation point (points outside are dropped)."""
-    h, w = shape
-    out = np.zeros(shape, dtype=bool)
-    if len(points):
-        xi = np.floor(points[:, 0]).astype(int)
-        yi = np.floor(points[:, 1]).astype(int)
-        ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-        out[yi[ok], xi[ok]] = True
-    return out
-
-
-def score_maps(
-    human: NDArray[np.float64], other: NDArray[np.float64], human_points: NDArray[np.float64]
-) -> dict[str, float]:
-    """Every metric of ``other`` against ``human``; NaN where a metric is undefined (an empty
-    map has no mass for SIM/KL; no fixation inside the image leaves NSS/AUC undefined).
-    The numbers of :func:`analyse_project`, which prepares each map once for many pairs."""
-    fixated = _fixation_map(human_points, human.shape)  # type: ignore[arg-type]
-    return map_scores(PreparedMap(human), PreparedMap(other), fixated)
+        return pd.DataFrame(self.rows, columns=list(ROW_COLUMNS))
 
 
 def annotator_keys(records: Sequence[SessionRecord]) -> dict[int, str]:
@@ -246,7 +160,6 @@ def analyse_project(
         sources[rec.image_source] = src
         s = Settings.from_toml(rec.settings_toml, source=f"session {rec.id}")
         first_settings = first_settings or s
-        kernel = HeatmapKernel.from_geometry(s.display, s.heatmap.span_deg, s.heatmap.fwhm_fraction)
         labels = store.final_labels(rec.id)
         known = id_sets.setdefault(rec.image_source, set(src.ids))
         # each image decoded once for all sessions of the same source (the image is kept
@@ -258,8 +171,12 @@ def analyse_project(
                     decoded[rec.image_source, iid] = src.image(iid)
                 pixels[iid] = decoded[rec.image_source, iid]
         shapes = {iid: (int(a.shape[0]), int(a.shape[1])) for iid, a in pixels.items()}
-        left_out = quality_exclusions(store, rec.id, s, quality or QualitySettings())
-        for tg in trial_gaze(store, rec.id, shapes, s):
+        # the session's samples, read once: fixations, and data quality where none is stored
+        samples = store.samples_by_trial(rec.id, phase="image")
+        left_out = quality_exclusions(
+            store, rec.id, s, quality or QualitySettings(), samples=samples
+        )
+        for tg in trial_gaze(store, rec.id, shapes, s, samples=samples):
             iid = tg.image_id
             if tg.trial_index in left_out:
                 why = left_out[tg.trial_index]
@@ -275,22 +192,10 @@ def analyse_project(
                     src.regions.get(iid),
                     {},
                 )
-            im_kernel = kernel.scaled(1.0 / tg.layout.scale)
-            images[iid].kernel_px = (im_kernel.c, im_kernel.radius)
-            pts = tg.points(an.point_source, "image")
-            fix = tg.points("events", "image")
-            heat = tg.heatmap_in("image", an.point_source) if keep_maps is None else None
-            images[iid].humans[key[rec.id]] = AnnotatorGaze(
-                key[rec.id],
-                rec.id,
-                labels.get(tg.trial_index),
-                pts,
-                fix,
-                heat,
-                tg.fixations["onset_ms"] - tg.image_onset_ms,
-                tg.fixations["duration_ms"],
-                build=functools.partial(tg.heatmap_in, "image", an.point_source),
-            )
+            gaze = annotator_gaze(tg, key[rec.id], rec.id, labels.get(tg.trial_index),
+                                  an.point_source, keep_map=keep_maps is None)  # fmt: skip
+            images[iid].add(gaze)
+        del samples
     if not images and excluded:
         raise AnalysisError(
             f"every trial with gaze in sessions {[r.id for r in records]} was left out by the "
@@ -320,46 +225,19 @@ def analyse_project(
         progress=(lambda d, t: progress("saliency", d, t)) if progress else None,
     )
 
-    def score_image(i: int) -> None:
+    def score(i: int) -> None:
         im = ordered[i]
-        im.predicted = CLASSES[int(probs[i].argmax())] if probs.shape[1] == len(CLASSES) else ""
-        im.relevance = rel[i]
-        shape = (int(im.image.shape[0]), int(im.image.shape[1]))
-        c_img, r_img = im.kernel_px
-        pts = model_points(rel[i], n, shape)
-        im.model_points = pts
-        model_heatmap = fixation_heatmap(pts, shape, c_img, r_img)
-        keep = keep_maps is None or i < keep_maps
-        im.model_heatmap = model_heatmap if keep else None
-        if im.regions is not None:
-            ry, rx = np.unravel_index(int(np.argmax(rel[i])), rel[i].shape)
-            px = model_input_to_image([[rx, ry]], rel[i].shape, shape)[0]
-            yy = min(int(px[1]), shape[0] - 1)
-            xx = min(int(px[0]), shape[1] - 1)
-            im.model_hit = bool(im.regions[yy, xx] > 0)
-        # Each map is prepared once (ranks, norms, sorted values) and scored against
-        # every other: rows grow as annotators², the per-map work does not.
-        maps = {a: g.heatmap_or_build() for a, g in im.humans.items()}
-        if keep:
-            im.humans = {a: dataclasses.replace(g, heatmap=maps[a]) for a, g in im.humans.items()}
-        prepared = {a: PreparedMap(m) for a, m in maps.items()}
-        model_map = PreparedMap(model_heatmap)
-        for a, g in im.humans.items():
-            base = {"image_id": im.image_id, "class": im.true_class, "annotator": a}
-            fixated = _fixation_map(g.points, shape)
-            m = map_scores(prepared[a], model_map, fixated)
-            im.rows.append({**base, "reference": "model", "kind": "model", "label": g.label, **m})
-            for b in im.humans:
-                if b != a:
-                    m = map_scores(prepared[a], prepared[b], fixated)
-                    im.rows.append({**base, "reference": b, "kind": "human", "label": g.label, **m})
+        predicted = CLASSES[int(probs[i].argmax())] if probs.shape[1] == len(CLASSES) else ""
+        score_image(
+            im, rel[i], n, predicted=predicted, keep_maps=keep_maps is None or i < keep_maps
+        )
 
     # Images are independent and NumPy releases the GIL in its array work (sorts, dot
     # products, element-wise passes): one thread per core, results in image order.
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(ordered), os.cpu_count() or 1))) as pool:
-        for done, _ in enumerate(pool.map(score_image, range(len(ordered)))):
+        for done, _ in enumerate(pool.map(score, range(len(ordered)))):
             if progress:
                 progress("metrics", done, len(ordered))
     if progress:

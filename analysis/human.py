@@ -7,7 +7,7 @@ maps them into the stimulus frame and builds the span-limited Gaussian heatmap.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -37,6 +37,10 @@ class TrialGaze:
     kernel: HeatmapKernel  # stimulus-frame px
     duration_weighting: bool = False
     image_onset_ms: float = 0.0  # tracker time of the first image-phase sample (replay, TTFF)
+    gaze_samples: NDArray[np.float64] | None = None
+    """``(V, 3)``: every valid image-phase sample as (ms from the image onset on the trial's
+    one timeline, x, y screen px), for scanpath replay; kept only when asked for
+    (:func:`trial_gaze` ``keep_samples``)."""
 
     @cached_property
     def heatmap(self) -> NDArray[np.float64]:
@@ -60,10 +64,16 @@ class TrialGaze:
             kernel = self.kernel.scaled(1.0 / self.layout.scale)
         else:
             raise ValueError(f"frame must be 'image' or 'stimulus', not {frame!r}")
-        weights = None
+        return fixation_heatmap(
+            self.points(source, frame), shape, kernel.c, kernel.radius, self.weights(source)
+        )
+
+    def weights(self, source: str = "events") -> NDArray[np.float64] | None:
+        """Per-point heatmap weights: each fixation event's duration (ms) with
+        ``duration_weighting`` and ``source="events"``; ``None`` (equal weights) otherwise."""
         if self.duration_weighting and source == "events":
-            weights = self.fixations["duration_ms"]
-        return fixation_heatmap(self.points(source, frame), shape, kernel.c, kernel.radius, weights)
+            return np.asarray(self.fixations["duration_ms"], dtype=np.float64)
+        return None
 
     def points(self, source: str = "events", frame: str = "image") -> NDArray[np.float64]:
         """Fixation points, ``(N, 2)``: one per fixation event (centroid) or one per valid
@@ -101,57 +111,87 @@ def detect_by_clock_segment(
 def trial_gaze(
     store: SessionStore,
     session_id: int,
-    image_shapes: dict[str, tuple[int, int]],
+    image_shapes: Mapping[str, tuple[int, int]],
     settings: Settings | None = None,
     trial_indices: Collection[int] | None = None,
+    *,
+    samples: Mapping[int, dict[str, NDArray[Any]]] | None = None,
+    keep_samples: bool = False,
 ) -> list[TrialGaze]:
-    """Fixations and heatmaps of every trial of a session that has image-phase samples.
+    """Fixations and heatmaps of every trial of a session that has image-phase samples
+    (:func:`iter_trial_gaze`, as a list)."""
+    return list(iter_trial_gaze(store, session_id, image_shapes, settings, trial_indices,
+                                samples=samples, keep_samples=keep_samples))  # fmt: skip
 
-    ``image_shapes`` maps image id -> original ``(H, W)``, to place each image in
-    the stimulus square. ``settings`` default to the session's own; ``trial_indices``
-    keeps only those trials (the viewer reads one image's trials at a time).
+
+def iter_trial_gaze(
+    store: SessionStore,
+    session_id: int,
+    image_shapes: Mapping[str, tuple[int, int]],
+    settings: Settings | None = None,
+    trial_indices: Collection[int] | None = None,
+    *,
+    samples: Mapping[int, dict[str, NDArray[Any]]] | None = None,
+    keep_samples: bool = False,
+) -> Iterator[TrialGaze]:
+    """Fixations and heatmaps of every trial of a session that has image-phase samples, one
+    trial at a time in trial order.
+
+    ``image_shapes`` maps image id -> original ``(H, W)``, to place each image in the
+    stimulus square; it is looked up trial by trial, just before the trial is given (a
+    mapping that decodes images on demand decodes each one as its trial comes).
+    ``settings`` default to the session's own; ``trial_indices`` keeps only those trials
+    (the viewer reads one image's trials at a time). ``samples``: the session's
+    image-phase samples by trial as :meth:`SessionStore.samples_by_trial` gives them,
+    when the caller has read them already (they are not read again); otherwise a whole
+    session is read in one query and a few trials by one indexed query each.
+    ``keep_samples`` fills :attr:`TrialGaze.gaze_samples`.
     """
+    from gazelab.gaze.clock_segments import continuous_time_ms
+
     rec = store.session(session_id)
     s = settings or Settings.from_toml(rec.settings_toml, source=f"session {session_id}")
     kernel = HeatmapKernel.from_geometry(s.display, s.heatmap.span_deg, s.heatmap.fwhm_fraction)
     square = s.stimulus.square_px
-    out: list[TrialGaze] = []
     trials = [t for t in store.trials(session_id)
               if trial_indices is None or t["trial_index"] in trial_indices]  # fmt: skip
     # A few trials (the viewer): one indexed query each; a whole session: one read.
-    by_trial = (
-        store.samples_by_trial(session_id, phase="image")
-        if trial_indices is None or len(trials) > 8
-        else None
-    )
+    by_trial = samples
+    if by_trial is None and (trial_indices is None or len(trials) > 8):
+        by_trial = store.samples_by_trial(session_id, phase="image")
     for trial in trials:
         ti, image_id = trial["trial_index"], trial["image_id"]
         if by_trial is not None:
-            samples = by_trial.get(ti)
-            if samples is None:
+            table = by_trial.get(ti)
+            if table is None:
                 continue
         else:
-            table = store.samples(session_id, trial_index=ti)
-            keep = table["phase"] == "image"
-            if not keep.any():
-                continue
-            samples = {k: v[keep] for k, v in table.items()}
-        keep = samples["phase"] == "image"
+            table = store.samples(session_id, trial_index=ti, phase="image")
+        keep = table["phase"] == "image"
+        if not keep.any():
+            continue
+        tab = table if keep.all() else {k: v[keep] for k, v in table.items()}
         if image_id not in image_shapes:
             raise KeyError(f"no image shape given for image id {image_id!r} of trial {ti}")
         layout = StimulusLayout(s.display.resolution_px, square, image_shapes[image_id])
         fx = detect_by_clock_segment(
-            samples, s.fixations.method, s.display, **s.fixations.detector_params()
+            tab, s.fixations.method, s.display, **s.fixations.detector_params()
         )
         fx = add_frames(fx, layout)
         rows = [
             r
             for a, n in zip(fx["first_sample"], fx["n_samples"], strict=True)
             for r in range(int(a), int(a) + int(n))
-            if samples["valid"][r]
+            if tab["valid"][r]
         ]
-        fix_xy = np.stack([samples["x"][rows], samples["y"][rows]], axis=-1).reshape(-1, 2)
-        out.append(TrialGaze(ti, image_id, fx, int(keep.sum()), fix_xy, layout, kernel,
-                             s.heatmap.duration_weighting,
-                             float(samples["time_ms"][0])))  # fmt: skip
-    return out
+        fix_xy = np.stack([tab["x"][rows], tab["y"][rows]], axis=-1).reshape(-1, 2)
+        onset = float(tab["time_ms"][0])
+        replay = None
+        if keep_samples:
+            # the trial's one timeline (a tracker restarted mid-trial turned its clock back)
+            t = continuous_time_ms(tab["time_ms"], tab["local_s"])
+            ok = np.asarray(tab["valid"], dtype=bool)
+            replay = np.column_stack([t[ok] - onset, tab["x"][ok], tab["y"][ok]])
+            replay = replay.astype(np.float64).reshape(-1, 3)
+        yield TrialGaze(ti, image_id, fx, int(len(tab["phase"])), fix_xy, layout, kernel,
+                        s.heatmap.duration_weighting, onset, replay)  # fmt: skip

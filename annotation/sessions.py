@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from typing import Any
 
@@ -75,15 +75,18 @@ def compute_trial_quality(
     settings: Settings | None = None,
     *,
     save: bool = True,
+    samples: Mapping[int, dict[str, np.ndarray]] | None = None,
 ) -> list[TrialQuality]:
     """Per-trial data quality of a session from its stored samples (one read of the
-    session); stored with the session when ``save``. ``settings`` default to the
-    session's own (nominal rate, display geometry, I-VT threshold)."""
+    session, or ``samples`` when the caller has read them: its image-phase samples by
+    trial, :meth:`SessionStore.samples_by_trial`); stored with the session when ``save``.
+    ``settings`` default to the session's own (nominal rate, display geometry, I-VT
+    threshold)."""
     rec = store.session(session_id)
     s = settings or Settings.from_toml(rec.settings_toml, source=f"session {session_id}")
     rate = float(s.tracker.rate_hz)
     windows = image_windows(store, session_id)
-    by_trial = store.samples_by_trial(session_id, phase="image")
+    by_trial = samples if samples is not None else store.samples_by_trial(session_id, phase="image")
     out: list[TrialQuality] = []
     for ti in sorted(set(windows) | set(by_trial)):
         table = by_trial.get(ti)
@@ -213,14 +216,23 @@ def sessions_table(rows: Sequence[SessionSummary]) -> str:
 
 
 def quality_exclusions(
-    store: SessionStore, session_id: int, settings: Settings, quality: QualitySettings
+    store: SessionStore,
+    session_id: int,
+    settings: Settings,
+    quality: QualitySettings,
+    *,
+    samples: Mapping[int, dict[str, np.ndarray]] | None = None,
 ) -> dict[int, str]:
     """Trials of a session to leave out, trial index -> why (issue #18 item 5).
 
     A session whose validation accuracy (mean over its validation runs; the tracker's
     own validation figures for stores without them) exceeds ``max_accuracy_deg``
     loses every trial, as does one with no validation at all while that limit is set;
-    a trial whose data loss exceeds ``max_trial_loss_pct`` is left out on its own.
+    a trial whose data loss exceeds ``max_trial_loss_pct`` is left out on its own. The
+    data loss is the one stored with the session (:meth:`SessionStore.trial_quality`,
+    written when the recording ends); trials without a stored value (a recording that
+    stopped before) are measured from ``samples`` (the caller's read of the session's
+    image-phase samples by trial) or, without them, from one read of the session.
     """
     trials = [t["trial_index"] for t in store.trials(session_id)]
     if quality.max_accuracy_deg > 0:
@@ -237,12 +249,32 @@ def quality_exclusions(
             return dict.fromkeys(trials, why)
     out: dict[int, str] = {}
     if quality.max_trial_loss_pct < 100.0:
-        for q in compute_trial_quality(store, session_id, settings, save=False):
+        for q in stored_trial_quality(store, session_id, settings, samples=samples):
             if q.loss_pct > quality.max_trial_loss_pct:
                 out[q.trial_index] = (
                     f"data loss {q.loss_pct:.1f}% > {quality.max_trial_loss_pct:.1f}%"
                 )
     return out
+
+
+def stored_trial_quality(
+    store: SessionStore,
+    session_id: int,
+    settings: Settings | None = None,
+    *,
+    samples: Mapping[int, dict[str, np.ndarray]] | None = None,
+) -> list[TrialQuality]:
+    """The per-trial data quality stored with a session, by trial index; where none is
+    stored for a trial that has image-phase samples, the value measured from them
+    (:func:`compute_trial_quality` on ``samples`` when given, not saved). A session with
+    stored values and no ``samples`` is not read."""
+    stored = {q.trial_index: q for q in store.trial_quality(session_id)}
+    if stored and (samples is None or set(samples) <= set(stored)):
+        return [stored[k] for k in sorted(stored)]
+    measured = compute_trial_quality(store, session_id, settings, save=False, samples=samples)
+    out = {q.trial_index: q for q in measured}
+    out.update(stored)
+    return [out[k] for k in sorted(out)]
 
 
 EXCLUSION_COLUMNS = ("session", "annotator", "trial_index", "image_id", "reason")

@@ -3,11 +3,13 @@ and each image's gaze (fixations, scanpaths, heatmaps, AOI statistics) and model
 computed only when the image is shown (issue 20).
 
 Opening reads the store's sessions, trials and labels, nothing else. :meth:`ViewerProject.view`
-computes one image: its annotators' fixations (the same detection and frames as
-:func:`gazelab.analysis.compare.analyse_project`), heatmaps in image px, human-vs-human
-metrics, AOI statistics and, when a :class:`ModelLayer` is given, the model's relevance
-(through the saliency cache), its heatmap from the ``n`` most relevant pixels and the
-human-vs-model metrics. Each trial's fixations and samples are cached on disk
+computes one image with the scorer of :func:`gazelab.analysis.compare.analyse_project`
+(:mod:`gazelab.analysis.scoring`): its annotators' fixations, heatmaps in image px,
+human-vs-human metrics, AOI statistics and, when a :class:`ModelLayer` is given, the
+model's relevance (through the saliency cache), its heatmap from the ``n`` most relevant
+pixels and the human-vs-model metrics, so its rows are compare's rows. Each trial's
+samples are read once (fixations and the scanpath's samples from one read), and its
+fixations and samples are cached on disk
 (:class:`GazeCache`, beside the saliency cache), so an image seen once opens from the
 cache next time and the ``n`` of SPEC §6 (mean fixation points per annotator and image,
 over every trial) is cheap after the first survey.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,19 +34,22 @@ from numpy.typing import NDArray
 
 from gazelab import CLASSES
 from gazelab.analysis.aoi import AOI, aois_from_regions, image_aoi_rows, relevance_on_image
-from gazelab.analysis.compare import (
+from gazelab.analysis.compare import Comparison, annotator_keys
+from gazelab.analysis.scanpath import Scanpath
+from gazelab.analysis.scoring import (
     METRICS,
     AnalysisError,
     AnnotatorGaze,
-    Comparison,
     ImageAnalysis,
-    score_maps,
+    annotator_gaze,
+    score_image,
 )
-from gazelab.analysis.scanpath import Scanpath
 from gazelab.fileio import atomic_write
-from gazelab.settings import AnalysisSettings, Settings
+from gazelab.settings import AnalysisSettings, QualitySettings, Settings
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+IMAGES_KEPT = 8
+"""Decoded images kept (most recently used), so an image shown again is not decoded again."""
 Progress = Callable[[str, int, int], None]
 
 
@@ -169,6 +175,7 @@ class ViewerProject:
         *,
         cache_dir: str | Path | None = None,
         aois: Mapping[str, list[AOI]] | None = None,
+        quality: QualitySettings | None = None,
     ) -> None:
         from gazelab.annotation.store import SessionStore
 
@@ -179,9 +186,13 @@ class ViewerProject:
         self.gaze_cache = GazeCache(root.parent / "gaze-cache")
         self.aoi_file: dict[str, list[AOI]] = {k: list(v) for k, v in (aois or {}).items()}
         self.drawn_aois: dict[str, list[AOI]] = {}
+        self.quality = quality
+        """``[quality]`` limits: trials they leave out are not shown (``None``: none left out)."""
+        self._excluded: dict[int, dict[int, str]] = {}
         self._sources: dict[str, Any] = {}
         self._settings: dict[int, Settings] = {}
-        self._shapes: list[tuple[int, int]] | None = None
+        self._shape: dict[str, tuple[int, int]] = {}
+        self._pixels: OrderedDict[str, NDArray[np.uint8]] = OrderedDict()
         self._centre: Any = None  # CentreTotals, once computed
         records = self.store.sessions()
         if not records:
@@ -189,11 +200,7 @@ class ViewerProject:
                 f"no sessions in {self.store_path}: record one with 'gazelab annotate'"
             )
         self.records = {r.id: r for r in records}
-        names = [r.participant for r in records]
-        self.annotator_of = {
-            r.id: (r.participant if names.count(r.participant) == 1 else f"{r.participant}/s{r.id}")
-            for r in records
-        }
+        self.annotator_of = annotator_keys(records)
         self.annotators = list(dict.fromkeys(self.annotator_of[r.id] for r in records))
         self.entries: list[ImageEntry] = []
         by_id: dict[str, ImageEntry] = {}
@@ -224,12 +231,13 @@ class ViewerProject:
     # -- sources and classes ----------------------------------------------------------------
     def source(self, spec: str) -> Any:
         """The image set of a session's image spec (opened once)."""
-        from gazelab.annotation.session import SessionSetupError, open_image_source
+        from gazelab.annotation.session import SessionSetupError
         from gazelab.models.datasets.base import DatasetError
+        from gazelab.models.datasets.registry import open_image_set
 
         if spec not in self._sources:
             try:
-                self._sources[spec] = open_image_source(spec)
+                self._sources[spec] = open_image_set(spec)
             except (SessionSetupError, DatasetError) as exc:
                 raise AnalysisError(
                     f"the images of image source {spec!r} cannot be rebuilt: {exc}"
@@ -264,49 +272,84 @@ class ViewerProject:
             h.update(b"\0")
         return h.hexdigest()[:24]
 
-    def trial_arrays(self, ref: TrialRef, image_hw: tuple[int, int]) -> dict[str, NDArray[Any]]:
-        """One trial's fixations and samples in image px (cached once the trial is labelled:
-        an unlabelled trial may still be recording)."""
+    def excluded(self, ref: TrialRef) -> str | None:
+        """Why the ``[quality]`` limits leave this trial out (``None``: kept), from the
+        data quality stored with the session (:func:`quality_exclusions`)."""
+        if self.quality is None:
+            return None
+        if ref.session_id not in self._excluded:
+            from gazelab.annotation.sessions import quality_exclusions
+
+            self._excluded[ref.session_id] = quality_exclusions(
+                self.store, ref.session_id, self.settings(ref.session_id), self.quality
+            )
+        return self._excluded[ref.session_id].get(ref.trial_index)
+
+    def trial(
+        self, ref: TrialRef, image_hw: tuple[int, int]
+    ) -> tuple[AnnotatorGaze, NDArray[np.float64]] | None:
+        """One trial's gaze in image px (:func:`~gazelab.analysis.scoring.annotator_gaze`,
+        heatmap built when asked for) and its valid samples ``(V, 3)`` (ms from the image
+        onset, x, y image px) for the scanpath; ``None`` when it has no image-phase samples.
+        The trial's samples are read once, and cached on disk once the trial is labelled
+        (an unlabelled trial may still be recording)."""
         key = self._trial_key(ref, image_hw)
-        hit = self.gaze_cache.get(key)
-        if hit is not None:
-            return hit
-        from gazelab.analysis.human import trial_gaze
+        arrays = self.gaze_cache.get(key)
+        if arrays is None:
+            from gazelab.analysis.human import trial_gaze
 
-        s = self.settings(ref.session_id)
-        found = trial_gaze(
-            self.store, ref.session_id, {ref.image_id: image_hw}, s, {ref.trial_index}
-        )
-        if not found:
+            s = self.settings(ref.session_id)
+            found = trial_gaze(self.store, ref.session_id, {ref.image_id: image_hw}, s,
+                               {ref.trial_index}, keep_samples=True)  # fmt: skip
             arrays = {"n": np.zeros(0)}  # no image-phase samples: nothing to show
-        else:
-            tg = found[0]
-            tab = self.store.samples(ref.session_id, trial_index=ref.trial_index, phase="image")
-            from gazelab.gaze.clock_segments import continuous_time_ms
-
-            # the trial's one timeline (a tracker restarted mid-trial turned its clock back)
-            t = continuous_time_ms(tab["time_ms"], tab["local_s"])
-            t0 = float(t[0]) if len(t) else 0.0
-            ok = np.asarray(tab["valid"], dtype=bool)
-            sxy = np.column_stack([tab["x"], tab["y"]]).astype(np.float64)[ok]
-            img = tg.layout.screen_to_image(sxy) if len(sxy) else np.zeros((0, 2))
-            kernel = tg.kernel.scaled(1.0 / tg.layout.scale)
-            arrays = {
-                "n": np.ones(1),
-                "points": tg.points(self.analysis.point_source, "image"),
-                "fix_xy": tg.points("events", "image"),
-                "onset_ms": np.asarray(tg.fixations["onset_ms"], dtype=np.float64) - t0,
-                "duration_ms": np.asarray(tg.fixations["duration_ms"], dtype=np.float64),
-                "samples": np.column_stack([t[ok] - t0, img]).reshape(-1, 3),
-                "kernel": np.array([kernel.c, kernel.radius]),
-                "weighting": np.array([float(s.heatmap.duration_weighting)]),
-            }
-        if ref.label is not None:
-            self.gaze_cache.put(key, arrays)
-        return arrays
+            if found:
+                tg = found[0]
+                g = annotator_gaze(tg, ref.annotator, ref.session_id, ref.label,
+                                   self.analysis.point_source, keep_map=False)  # fmt: skip
+                replay = tg.gaze_samples if tg.gaze_samples is not None else np.zeros((0, 3))
+                img = tg.layout.screen_to_image(replay[:, 1:]) if len(replay) else np.zeros((0, 2))
+                arrays = {
+                    "n": np.ones(1),
+                    "points": g.points,
+                    "fix_xy": g.fixations,
+                    "onset_ms": g.onset_ms,
+                    "duration_ms": g.duration_ms,
+                    "weights": g.weights if g.weights is not None else np.zeros(0),
+                    "weighted": np.array([float(g.weights is not None)]),
+                    "samples": np.column_stack([replay[:, 0], img]).reshape(-1, 3),
+                    "kernel": np.array(g.kernel_px),
+                }
+            if ref.label is not None:
+                self.gaze_cache.put(key, arrays)
+        if not arrays["n"].size:
+            return None
+        c, radius = (float(v) for v in arrays["kernel"])
+        gaze = AnnotatorGaze(
+            ref.annotator, ref.session_id, ref.label, arrays["points"], arrays["fix_xy"], None,
+            arrays["onset_ms"], arrays["duration_ms"],
+            weights=arrays["weights"] if arrays["weighted"][0] else None,
+            kernel_px=(c, radius), image_hw=image_hw,
+        )  # fmt: skip
+        return gaze, arrays["samples"]
 
     def image(self, entry: ImageEntry) -> NDArray[np.uint8]:
-        return np.asarray(self.source(entry.source).image(entry.image_id))
+        """The entry's pixels; the last :data:`IMAGES_KEPT` decoded are kept."""
+        iid = entry.image_id
+        if iid in self._pixels:
+            self._pixels.move_to_end(iid)
+            return self._pixels[iid]
+        pixels = np.asarray(self.source(entry.source).image(iid))
+        self._shape[iid] = (int(pixels.shape[0]), int(pixels.shape[1]))
+        self._pixels[iid] = pixels
+        while len(self._pixels) > IMAGES_KEPT:
+            self._pixels.popitem(last=False)
+        return pixels
+
+    def shape(self, entry: ImageEntry) -> tuple[int, int]:
+        """The entry's image size ``(H, W)`` px (the image decoded once for it, then kept)."""
+        if entry.image_id not in self._shape:
+            self.image(entry)
+        return self._shape[entry.image_id]
 
     def regions(self, entry: ImageEntry) -> NDArray[np.float32] | None:
         regions = getattr(self.source(entry.source), "regions", None) or {}
@@ -357,11 +400,10 @@ class ViewerProject:
         """Fixation points of every trial with gaze on these images (computed or cached)."""
         counts: list[int] = []
         for e in entries:
-            shape = self.image(e).shape[:2]
+            hw = self.shape(e)
             for ref in e.trials:
-                arr = self.trial_arrays(ref, (int(shape[0]), int(shape[1])))
-                if arr["n"].size:
-                    counts.append(len(arr["points"]))
+                if self.excluded(ref) is None and (t := self.trial(ref, hw)) is not None:
+                    counts.append(len(t[0].points))
         return counts
 
     def mean_points(self, progress: Progress | None = None, chunk: int = 50) -> float:
@@ -394,36 +436,25 @@ class ViewerProject:
             k = src.labels.get(image_id) if image_id in src else None
             e.true_class = CLASSES[k] if k is not None and 0 <= k < len(CLASSES) else None
         pixels = self.image(e)
-        hw = (int(pixels.shape[0]), int(pixels.shape[1]))
+        hw = self.shape(e)
         im = ImageAnalysis(image_id, e.true_class, pixels, self.regions(e), {})
         scanpaths: dict[str, Scanpath] = {}
         for ref in e.trials:
-            arr = self.trial_arrays(ref, hw)
-            if not arr["n"].size:
+            t = None if self.excluded(ref) is not None else self.trial(ref, hw)
+            if t is None:
                 continue
-            c, radius = (float(v) for v in arr["kernel"])
-            im.kernel_px = (c, radius)
-            heat = self._heatmap(arr, hw)
-            im.humans[ref.annotator] = AnnotatorGaze(
-                ref.annotator, ref.session_id, ref.label, arr["points"], arr["fix_xy"], heat
-            )
+            gaze, samples = t
+            im.add(gaze)
             scanpaths[ref.annotator] = Scanpath.from_arrays(
-                arr["fix_xy"], arr["onset_ms"], arr["duration_ms"], arr["samples"]
+                gaze.fixations, gaze.onset_ms, gaze.duration_ms, samples
             )
         rel_img = None
         if model is not None and im.humans:
-            rel_img = self._model_layers(im, model)
-        for a, g in im.humans.items():
-            base = {"image_id": im.image_id, "class": im.true_class, "annotator": a}
-            if im.model_heatmap is not None:
-                m = score_maps(g.heatmap_or_build(), im.model_heatmap, g.points)
-                im.rows.append({**base, "reference": "model", "kind": "model", "label": g.label,
-                                **m})  # fmt: skip
-            for b, h in im.humans.items():
-                if b != a:
-                    m = score_maps(g.heatmap_or_build(), h.heatmap_or_build(), g.points)
-                    im.rows.append({**base, "reference": b, "kind": "human", "label": g.label,
-                                    **m})  # fmt: skip
+            rel, predicted = self._relevance(im, model)
+            score_image(im, rel, model.n_points, predicted=predicted)
+            rel_img = relevance_on_image(rel, hw)
+        else:
+            score_image(im)
         aois = self.aois(e)
         gaze = {a: (sp.points, sp.onset_ms, sp.duration_ms) for a, sp in scanpaths.items()}
         rows = image_aoi_rows(image_id, e.true_class, aois, gaze, rel_img)
@@ -431,31 +462,18 @@ class ViewerProject:
 
     # -- layout baselines for one image ---------------------------------------------------
     def shapes(self) -> list[tuple[int, int]]:
-        """Every entry's image size ``(H, W)`` px (each image read once, then kept)."""
-        if self._shapes is None:
-            self._shapes = []
-            for e in self.entries:
-                h, w = self.image(e).shape[:2]
-                self._shapes.append((int(h), int(w)))
-        return self._shapes
+        """Every entry's image size ``(H, W)`` px (each image decoded once for it)."""
+        return [self.shape(e) for e in self.entries]
 
     def human_maps(self, entry: ImageEntry) -> list[NDArray[np.float64]]:
         """The image's human heatmaps, in the order :meth:`view` builds them."""
-        hw = self.shapes()[self.entries.index(entry)]
+        hw = self.shape(entry)
         maps = []
         for ref in entry.trials:
-            arr = self.trial_arrays(ref, hw)
-            if arr["n"].size:
-                maps.append(self._heatmap(arr, hw))
+            t = None if self.excluded(ref) is not None else self.trial(ref, hw)
+            if t is not None:
+                maps.append(t[0].heatmap_or_build())
         return maps
-
-    def _heatmap(self, arr: Mapping[str, NDArray[Any]], hw: tuple[int, int]) -> NDArray[np.float64]:
-        from gazelab.gaze.heatmaps import fixation_heatmap
-
-        c, radius = (float(v) for v in arr["kernel"])
-        weights = arr["duration_ms"] if arr["weighting"][0] and self.analysis.point_source \
-            == "events" else None  # fmt: skip
-        return fixation_heatmap(arr["points"], hw, c, radius, weights)
 
     def centre_totals(self, progress: Progress | None = None) -> Any:
         """The centre-bias sums over every image's human maps (one pass, then kept):
@@ -522,29 +540,18 @@ class ViewerProject:
                 out.append(row)
         return out
 
-    def _model_layers(self, im: ImageAnalysis, layer: ModelLayer) -> NDArray[np.float64]:
+    def _relevance(self, im: ImageAnalysis, layer: ModelLayer) -> tuple[NDArray[Any], str]:
+        """The model's relevance map of the image (through the saliency cache) and its
+        predicted class."""
         from gazelab.analysis.cache import cached_relevance
-        from gazelab.analysis.saliency import model_points
-        from gazelab.gaze.geometry import model_input_to_image
-        from gazelab.gaze.heatmaps import fixation_heatmap
         from gazelab.models.architectures import to_model_input
 
         model = layer.model
         x = to_model_input([im.image], model.input_shape[1:])
         probs = np.asarray(model.predict(x, verbose=0))
-        im.predicted = CLASSES[int(probs[0].argmax())] if probs.shape[1] == len(CLASSES) else ""
+        predicted = CLASSES[int(probs[0].argmax())] if probs.shape[1] == len(CLASSES) else ""
         rel, _ = cached_relevance(model, x, self.analysis.analyzer, layer.cache)
-        im.relevance = rel[0]
-        hw = (int(im.image.shape[0]), int(im.image.shape[1]))
-        c, radius = im.kernel_px
-        im.model_points = model_points(rel[0], layer.n_points, hw)
-        im.model_heatmap = fixation_heatmap(im.model_points, hw, c, radius)
-        if im.regions is not None:
-            ry, rx = np.unravel_index(int(np.argmax(rel[0])), rel[0].shape)
-            px = model_input_to_image([[rx, ry]], rel[0].shape, hw)[0]
-            yy, xx = min(int(px[1]), hw[0] - 1), min(int(px[0]), hw[1] - 1)
-            im.model_hit = bool(im.regions[yy, xx] > 0)
-        return relevance_on_image(rel[0], hw)
+        return rel[0], predicted
 
     # -- all images (summary tables) --------------------------------------------------------
     def comparison(

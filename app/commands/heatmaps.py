@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from gazelab.app.commands import max_pixels
 from gazelab.errors import GazelabError
@@ -44,15 +46,56 @@ def session_image_shapes(
     return {i: (int(h), int(w)) for i, (h, w) in shapes.items()}
 
 
+class DecodedOnce(Mapping[str, tuple[int, int]]):
+    """``(H, W)`` of a session's images by id, each image decoded once, when its size is
+    first asked for; the pixels are kept until :meth:`pixels` has given them for every
+    trial that shows the image (``order``: the session's image ids, a repeat counted)."""
+
+    def __init__(self, images: ImageSet, index: Mapping[str, int], order: Sequence[str]) -> None:
+        self.images, self.index = images, index
+        self.shapes: dict[str, tuple[int, int]] = {}
+        self._pixels: dict[str, Any] = {}
+        self._uses = Counter(order)
+
+    def __getitem__(self, image_id: str) -> tuple[int, int]:
+        if image_id not in self.shapes:
+            img = self.images.image(self.index[image_id])
+            self._pixels[image_id] = img
+            self.shapes[image_id] = (int(img.shape[0]), int(img.shape[1]))
+        return self.shapes[image_id]
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self.index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def pixels(self, image_id: str) -> Any:
+        """The decoded image (decoded now if its size was not asked for), let go after its
+        last use."""
+        if image_id not in self._pixels:
+            self.shapes.pop(image_id, None)
+            self[image_id]
+        img = self._pixels[image_id]
+        self._uses[image_id] -= 1
+        if self._uses[image_id] <= 0:
+            del self._pixels[image_id]
+        return img
+
+
 def cmd_heatmaps(args: argparse.Namespace) -> int:
     """Heatmaps of one session on the images it stored (its image spec), or on ``--images``
     (any image spec, or a PATH in the ``--dataset`` layout)."""
     import numpy as np
     from PIL import Image
 
-    from gazelab.analysis.human import trial_gaze
+    from gazelab.analysis.human import iter_trial_gaze
     from gazelab.analysis.overlays import heat_overlay, with_legend
     from gazelab.analysis.report import HUMAN_COLOURS
+    from gazelab.analysis.scoring import annotator_gaze
     from gazelab.annotation.store import SessionStore
     from gazelab.fileio import atomic_open, safe_filename
     from gazelab.models.datasets.registry import as_image_spec, open_image_set
@@ -91,26 +134,31 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
                 ) from exc
         try:
             index = session_image_index(rec.stimulus_order, images, by_stem=bool(args.images))
-            shapes = session_image_shapes(rec.stimulus_order, images, by_stem=bool(args.images))
         except HeatmapsError as exc:
             raise HeatmapsError(f"session {rec.id}: {exc}") from None
-        trials = trial_gaze(store, args.session, shapes)
-    arrays = {t.image_id: t.heatmap.astype(np.float32) for t in trials}
+        # each image decoded once: for its size as its trial comes, then for its overlay
+        decoded = DecodedOnce(images, index, rec.stimulus_order)
+        arrays = {}
+        n = 0
+        for t in iter_trial_gaze(store, args.session, decoded):
+            arrays[t.image_id] = t.heatmap.astype(np.float32)
+            # the overlay people read: the heatmap in image pixels (the one builder of
+            # compare and the viewer) over the image, with its contour and a legend naming
+            # the participant (the NPZ keeps the bare stimulus-frame maps)
+            img = np.asarray(decoded.pixels(t.image_id))
+            base = img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2)
+            colour = HUMAN_COLOURS[0]
+            gaze = annotator_gaze(t, rec.participant, rec.id, None, "events")
+            over = heat_overlay(base, gaze.heatmap_or_build(), colour)
+            n_fix = len(t.fixations["onset_ms"])
+            over = with_legend(over, [(f"{rec.participant} ({n_fix} fixations)", colour)])
+            # ids are paths (``happy/x.png``, even ``../x``): the name must stay inside --out
+            with atomic_open(out / f"session{args.session}_{safe_filename(t.image_id)}.png") as f:
+                Image.fromarray(over).save(f, format="PNG")
+            print(f"{t.image_id}: {n_fix} fixations")
+            n += 1
     with atomic_open(out / f"session{args.session}_heatmaps.npz") as f:
         np.savez_compressed(f, **arrays)
-    for t in trials:
-        # the overlay people read: the heatmap in image pixels over the image, with its
-        # contour and a legend naming the participant (the NPZ keeps the bare maps)
-        img = np.asarray(images.image(index[t.image_id]))
-        base = img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2)
-        colour = HUMAN_COLOURS[0]
-        over = heat_overlay(base, t.heatmap_in("image"), colour)
-        n_fix = len(t.fixations["onset_ms"])
-        over = with_legend(over, [(f"{rec.participant} ({n_fix} fixations)", colour)])
-        # ids are paths (``happy/x.png``, even ``../x``): the name must stay inside --out
-        with atomic_open(out / f"session{args.session}_{safe_filename(t.image_id)}.png") as f:
-            Image.fromarray(over).save(f, format="PNG")
-        print(f"{t.image_id}: {n_fix} fixations")
-    print(f"wrote {len(trials)} heatmaps to {out}: overlays on the images (PNG) and the "
+    print(f"wrote {n} heatmaps to {out}: overlays on the images (PNG) and the "
           "stimulus-frame maps (NPZ)")  # fmt: skip
     return 0

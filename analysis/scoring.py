@@ -1,0 +1,236 @@
+"""One image's scores: every annotator's map against the model's and against every other
+annotator's (docs/analysis.md), the one scorer of ``gazelab compare``, the viewer and
+``gazelab heatmaps``.
+
+The pieces, each used by all three:
+
+* :func:`annotator_gaze`: one annotator's trial on an image (a
+  :class:`~gazelab.analysis.human.TrialGaze`) as an :class:`AnnotatorGaze` in image pixels:
+  its fixation points (events or samples), centroids, onsets and durations, and what its
+  heatmap is built from (points, per-point weights, kernel, image size).
+* :meth:`AnnotatorGaze.heatmap_or_build`: the human heatmap in image pixels, the span-limited
+  Gaussian of the heatmap settings with the kernel scaled by the display's image scale,
+  each fixation event weighted by its duration (ms) when ``heatmap.duration_weighting``
+  is on and the points are events.
+* :func:`score_image`: given an image's :class:`ImageAnalysis` (its annotators) and,
+  optionally, the model's relevance map, the model's ``n`` most relevant pixels and their
+  heatmap (:func:`~gazelab.analysis.saliency.model_heatmap`, same kernel), the pointing
+  game on the diagnostic regions, and the rows: per annotator *a*, *a* vs the model, then
+  *a* vs every other annotator *b*, each with every metric of :data:`METRICS`
+  (:func:`~gazelab.analysis.metrics.map_scores`: the reference is *a*'s map and *a*'s
+  fixated pixels). Each map is prepared once for all its pairs.
+
+Reference: Bylinskii, Z., Judd, T., Oliva, A., Torralba, A., Durand, F. (2019) What do
+different evaluation metrics tell us about saliency models? IEEE TPAMI 41(3), 740-757.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gazelab.analysis.metrics import MAP_METRICS, PreparedMap, map_scores
+from gazelab.errors import GazelabError
+
+if TYPE_CHECKING:
+    from gazelab.analysis.human import TrialGaze
+
+METRICS = (*MAP_METRICS, "nss", "auc_judd")
+"""Report columns, in order: iou, spearman, cosine_distance, cc, sim, kld, nss, auc_judd."""
+PAPER_METRICS = ("iou", "spearman", "cosine_distance")
+
+ROW_COLUMNS = ("image_id", "class", "annotator", "reference", "kind", "label", *METRICS)
+"""The columns of a row of :func:`score_image` (``compare``'s ``rows.csv``)."""
+
+
+class AnalysisError(GazelabError, RuntimeError):
+    """The sessions cannot be analysed (no sessions, images missing, no fixations)."""
+
+
+@dataclass(frozen=True)
+class AnnotatorGaze:
+    """One annotator's look at one image, in image pixels."""
+
+    annotator: str
+    session_id: int
+    label: str | None
+    points: NDArray[np.float64]  # (N, 2) fixation points (events or samples)
+    fixations: NDArray[np.float64]  # (F, 2) fixation centroids, for display
+    heatmap: NDArray[np.float64] | None  # (H, W); None: built when asked (heatmap_or_build)
+    onset_ms: NDArray[np.float64] | None = None  # (F,) fixation onsets from the image onset
+    duration_ms: NDArray[np.float64] | None = None  # (F,) fixation durations (AOI statistics)
+    weights: NDArray[np.float64] | None = field(default=None, repr=False, compare=False)
+    """``(N,)`` per-point heatmap weights (fixation durations, ms); ``None``: equal."""
+    kernel_px: tuple[float, float] | None = None
+    """``(c, radius)`` of the heatmap kernel in image px."""
+    image_hw: tuple[int, int] | None = None
+    """The image's ``(H, W)`` px."""
+
+    def heatmap_or_build(self) -> NDArray[np.float64]:
+        """The heatmap ``(H, W)``: the kept one, else built from the points, weights and kernel."""
+        if self.heatmap is not None:
+            return self.heatmap
+        if self.kernel_px is None or self.image_hw is None:
+            raise AnalysisError(f"{self.annotator}: no heatmap kept and none can be built")
+        from gazelab.gaze.heatmaps import fixation_heatmap
+
+        c, radius = self.kernel_px
+        return fixation_heatmap(self.points, self.image_hw, c, radius, self.weights)
+
+
+@dataclass
+class ImageAnalysis:
+    """Everything known about one image: the image, each annotator's gaze, the model's view."""
+
+    image_id: str
+    true_class: str | None
+    image: NDArray[np.uint8]
+    regions: NDArray[np.float32] | None
+    humans: dict[str, AnnotatorGaze]
+    predicted: str = ""
+    relevance: NDArray[np.float32] | None = None  # (S, S) model-input resolution
+    model_points: NDArray[np.float64] | None = None  # (n, 2) image px
+    model_heatmap: NDArray[np.float64] | None = None  # (H, W)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    model_hit: bool | None = None  # pointing game on the diagnostic regions
+    kernel_px: tuple[float, float] = (0.0, 0.0)  # (c, radius) of the heatmap kernel in image px
+
+    @property
+    def disagreement(self) -> bool:
+        """Annotators gave different labels (or one differs from the dataset label)."""
+        given = {g.label for g in self.humans.values() if g.label is not None}
+        if self.true_class is not None and given:
+            given.add(self.true_class)
+        return len(given) > 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The image's ``(H, W)`` px."""
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+    def add(self, gaze: AnnotatorGaze) -> None:
+        """Add (or replace) an annotator's gaze; the image's kernel becomes its kernel."""
+        self.humans[gaze.annotator] = gaze
+        if gaze.kernel_px is not None:
+            self.kernel_px = gaze.kernel_px
+
+
+def annotator_gaze(
+    trial: TrialGaze,
+    annotator: str,
+    session_id: int,
+    label: str | None,
+    point_source: str = "events",
+    *,
+    keep_map: bool = True,
+) -> AnnotatorGaze:
+    """One trial's gaze in image pixels (see the module docstring); ``keep_map`` builds the
+    heatmap now and keeps it, otherwise it is built when asked for."""
+    kernel = trial.kernel.scaled(1.0 / trial.layout.scale)
+    h, w = trial.layout.image_shape
+    onsets = np.asarray(trial.fixations["onset_ms"], dtype=np.float64) - trial.image_onset_ms
+    g = AnnotatorGaze(
+        annotator,
+        session_id,
+        label,
+        trial.points(point_source, "image"),
+        trial.points("events", "image"),
+        None,
+        onsets,
+        np.asarray(trial.fixations["duration_ms"], dtype=np.float64),
+        weights=trial.weights(point_source),
+        kernel_px=(float(kernel.c), float(kernel.radius)),
+        image_hw=(int(h), int(w)),
+    )
+    return replace(g, heatmap=g.heatmap_or_build()) if keep_map else g
+
+
+def fixation_map(points: NDArray[np.float64], shape: tuple[int, int]) -> NDArray[np.bool_]:
+    """Binary ``(H, W)`` map of the pixels that hold a fixation point (points ``(N, 2)``
+    image px; those outside the image are dropped)."""
+    h, w = shape
+    out = np.zeros(shape, dtype=bool)
+    if len(points):
+        xi = np.floor(points[:, 0]).astype(int)
+        yi = np.floor(points[:, 1]).astype(int)
+        ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        out[yi[ok], xi[ok]] = True
+    return out
+
+
+def score_maps(
+    human: NDArray[np.float64], other: NDArray[np.float64], human_points: NDArray[np.float64]
+) -> dict[str, float]:
+    """Every metric of ``other`` against ``human``; NaN where a metric is undefined (an empty
+    map has no mass for SIM/KL; no fixation inside the image leaves NSS/AUC undefined).
+    The numbers of :func:`score_image`, which prepares each map once for many pairs."""
+    fixated = fixation_map(human_points, (int(human.shape[0]), int(human.shape[1])))
+    return map_scores(PreparedMap(human), PreparedMap(other), fixated)
+
+
+def pointing_hit(
+    relevance: NDArray[Any], regions: NDArray[np.float32] | None, image_hw: tuple[int, int]
+) -> bool | None:
+    """The pointing game: is the model's most relevant pixel (``relevance`` ``(S, S)`` at
+    model-input resolution, mapped to the image ``(H, W)``) inside a diagnostic region
+    (``regions`` ``(H, W)`` > 0)? ``None`` without regions."""
+    from gazelab.gaze.geometry import model_input_to_image
+
+    if regions is None:
+        return None
+    ry, rx = np.unravel_index(int(np.argmax(relevance)), relevance.shape)
+    px = model_input_to_image([[rx, ry]], relevance.shape, image_hw)[0]
+    yy = min(int(px[1]), image_hw[0] - 1)
+    xx = min(int(px[0]), image_hw[1] - 1)
+    return bool(regions[yy, xx] > 0)
+
+
+def score_image(
+    im: ImageAnalysis,
+    relevance: NDArray[np.float32] | None = None,
+    n_points: int = 0,
+    *,
+    predicted: str = "",
+    keep_maps: bool = True,
+) -> ImageAnalysis:
+    """Score one image (see the module docstring); fills ``im`` and returns it.
+
+    ``relevance``: the model's relevance map ``(S, S)`` at model-input resolution, or
+    ``None`` (no model: human-vs-human rows only); ``n_points``: the ``n`` most relevant
+    pixels that make the model heatmap; ``predicted``: the model's class. ``keep_maps``:
+    keep the human and model heatmaps in ``im`` (else they are built for scoring and let
+    go). Rows are appended to ``im.rows`` with :data:`ROW_COLUMNS`.
+    """
+    from gazelab.analysis.saliency import model_heatmap, model_points
+
+    shape = im.shape
+    model_map = None
+    if relevance is not None:
+        im.predicted = predicted
+        im.relevance = relevance
+        c, radius = im.kernel_px
+        im.model_points = model_points(relevance, n_points, shape)
+        model_map = model_heatmap(relevance, n_points, shape, c, radius)
+        im.model_heatmap = model_map if keep_maps else None
+        im.model_hit = pointing_hit(relevance, im.regions, shape)
+    # Each map is prepared once (ranks, norms, sorted values) and scored against every
+    # other: rows grow as annotators², the per-map work does not.
+    maps = {a: g.heatmap_or_build() for a, g in im.humans.items()}
+    if keep_maps:
+        im.humans = {a: replace(g, heatmap=maps[a]) for a, g in im.humans.items()}
+    prepared = {a: PreparedMap(m) for a, m in maps.items()}
+    model_prepared = None if model_map is None else PreparedMap(model_map)
+    for a, g in im.humans.items():
+        base = {"image_id": im.image_id, "class": im.true_class, "annotator": a}
+        fixated = fixation_map(g.points, shape)
+        if model_prepared is not None:
+            m = map_scores(prepared[a], model_prepared, fixated)
+            im.rows.append({**base, "reference": "model", "kind": "model", "label": g.label, **m})
+        for b in im.humans:
+            if b != a:
+                m = map_scores(prepared[a], prepared[b], fixated)
+                im.rows.append({**base, "reference": b, "kind": "human", "label": g.label, **m})
+    return im
