@@ -24,6 +24,7 @@ from gazelab.analysis.saliency import ANALYZERS as ANALYZER_CHOICES
 from gazelab.app.commands import settings_of
 from gazelab.app.commands.analysis import cmd_compare, cmd_saliency, cmd_view
 from gazelab.app.commands.heatmaps import cmd_heatmaps
+from gazelab.app.commands.importing import add_import_parser
 from gazelab.app.commands.models import (
     cmd_esr,
     cmd_masks,
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add_voice_parser(sub)
+    add_import_parser(sub)
 
     p = add(
         "simulate-tracker",

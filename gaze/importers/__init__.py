@@ -1,0 +1,42 @@
+"""Importers of other trackers' recordings, one module per format, registered by name.
+
+Each format module (``eyelink``, ``tobii``, ``gazepoint``, ``csv``, ``bids``) registers a
+pure parser with :func:`~gazelab.gaze.importers.base.register_importer`; the package
+imports every module in it, so a new format is one new module (plus its test).
+:func:`~gazelab.gaze.importers.ingest.import_file` writes what a parser read into a
+store (``docs/import.md``).
+"""
+
+from __future__ import annotations
+
+from gazelab.gaze.importers.base import (
+    IMPORTERS,
+    CsvMapping,
+    ImportedRecording,
+    ImportFormatError,
+    ImportOptions,
+    Rect,
+    Trial,
+    register_importer,
+)
+from gazelab.plugins import import_modules
+
+__all__ = [
+    "IMPORTERS",
+    "CsvMapping",
+    "ImportFormatError",
+    "ImportOptions",
+    "ImportedRecording",
+    "Rect",
+    "Trial",
+    "importer_names",
+    "register_importer",
+]
+
+
+def importer_names() -> tuple[str, ...]:
+    """The registered import formats (CLI choices)."""
+    return tuple(sorted(IMPORTERS))
+
+
+import_modules(__name__)

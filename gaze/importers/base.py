@@ -1,0 +1,468 @@
+"""What every importer shares: the parsed recording, the options, the registry, the line reader.
+
+An importer is a pure function ``parse(path, options) -> list[ImportedRecording]``: it
+reads the file line by line (bounded memory: a line longer than :data:`MAX_LINE_BYTES`
+is an error, never read whole), checks every value it keeps, and returns one
+:class:`ImportedRecording` per recording and participant in the file. It never touches a
+store; :mod:`gazelab.gaze.importers.ingest` writes the recordings, one transaction per
+file. Every problem in the file is an :class:`ImportFormatError` whose message names the
+file, the line and the problem (one line; the CLI exits with status 2).
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gazelab.errors import GazelabError
+
+MAX_LINE_BYTES = 1 << 20
+"""Longest line read (1 MiB): a longer one is an error, found without reading it whole."""
+
+EYES = ("left", "right", "average")
+
+
+class ImportFormatError(GazelabError, ValueError):
+    """A recording file is not what its importer reads; the message says file, line, problem."""
+
+
+@dataclass(frozen=True)
+class Rect:
+    """Where an image was on screen, px: top-left ``(x, y)`` and size ``(w, h)`` (any
+    aspect ratio); ``w``/``h`` NaN when the file gives only the position."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {k: (v if math.isfinite(v) else None) for k, v in
+                (("x", self.x), ("y", self.y), ("w", self.w), ("h", self.h))}  # fmt: skip
+
+
+@dataclass
+class Trial:
+    """One trial: tracker-clock bounds (ms, inclusive), image id, image rectangle, variables."""
+
+    start_ms: float
+    end_ms: float
+    image_id: str
+    image_onset_ms: float | None = None
+    rect: Rect | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    label: str = ""
+
+
+@dataclass
+class ImportedRecording:
+    """One recording of one participant, as the file gives it.
+
+    Sample arrays are ``(N,)``, on the tracker's clock, in file order; positions are
+    screen pixels (origin top-left), NaN where missing. ``x``/``y``/``valid`` are the
+    chosen eye (``eye``: left, right, or the average of the valid eyes with one-eye
+    fallback); ``left_*``/``right_*`` keep both eyes as recorded. ``fix`` is true inside
+    one of the tracker's own fixations (of the chosen eye; the first recorded eye for
+    ``average``). ``events`` are the tracker's events and messages as
+    ``(time_ms, kind, payload)``.
+    """
+
+    participant: str
+    time_ms: NDArray[np.float64]
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+    valid: NDArray[np.bool_]
+    left_x: NDArray[np.float64]
+    left_y: NDArray[np.float64]
+    right_x: NDArray[np.float64]
+    right_y: NDArray[np.float64]
+    left_pupil: NDArray[np.float64]
+    right_pupil: NDArray[np.float64]
+    fix: NDArray[np.bool_]
+    trials: list[Trial]
+    events: list[tuple[float, str, dict[str, Any]]]
+    rate_hz: float
+    screen_px: tuple[int, int] | None
+    eyes_recorded: tuple[str, ...]
+    eye: str
+    source: str
+    recording: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # exact columns of a re-imported gazelab export (bids): every sample field, "phase"
+    # and "trial_index" as exported; the session clock, settings and image order with them
+    columns: dict[str, Any] = field(default_factory=dict)
+    settings_toml: str = ""
+    start_local_s: float | None = None
+    stimulus_order: list[str] | None = None
+    event_trials: list[int | None] | None = None  # per event, when on the session clock
+
+    @property
+    def n(self) -> int:
+        return int(self.time_ms.size)
+
+
+@dataclass(frozen=True)
+class CsvMapping:
+    """Column mapping of a generic CSV/TSV (``csv`` importer).
+
+    ``time`` (unit ``time_unit``: s, ms, us, ns); ``x``/``y`` (or ``left_x`` ...
+    ``right_y``) in ``xy_unit``: px, norm (fractions of the screen) or deg (from the
+    screen centre, needs the display geometry); ``validity`` a column whose value in
+    ``valid_values`` (or, when empty, a number ≤ ``valid_max``) marks a valid sample;
+    ``trial``/``image``/``participant`` optional columns.
+    """
+
+    time: str = "time"
+    time_unit: str = "ms"
+    x: str = "x"
+    y: str = "y"
+    left_x: str = ""
+    left_y: str = ""
+    right_x: str = ""
+    right_y: str = ""
+    xy_unit: str = "px"
+    validity: str = ""
+    valid_values: tuple[str, ...] = ()
+    valid_max: float = math.inf
+    trial: str = ""
+    image: str = ""
+    participant: str = ""
+    delimiter: str = ""
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What the user says about a recording (CLI flags or the import TOML)."""
+
+    participant: str = ""
+    eye: str = ""  # left | right | average; "" = average of what was recorded
+    screen_px: tuple[int, int] | None = None
+    screen_mm: tuple[float, float] | None = None
+    distance_mm: float | None = None
+    trial_start: str = ""  # regular expression on messages; group 1 (if any) = image id
+    trial_end: str = ""
+    image_var: str = ""  # a TRIAL_VAR naming the image
+    csv: CsvMapping = field(default_factory=CsvMapping)
+
+
+Parser = Callable[[Path, ImportOptions], list[ImportedRecording]]
+
+
+@dataclass(frozen=True)
+class Importer:
+    name: str
+    parse: Parser
+    help: str
+
+
+IMPORTERS: dict[str, Importer] = {}
+"""Importers by format name; filled by the modules of :mod:`gazelab.gaze.importers`."""
+
+
+def register_importer(name: str, help: str) -> Callable[[Parser], Parser]:
+    """Register ``parse(path, options) -> recordings`` under ``name``."""
+
+    def add(fn: Parser) -> Parser:
+        if name in IMPORTERS:
+            raise ValueError(f"importer {name!r} is registered twice")
+        IMPORTERS[name] = Importer(name, fn, help)
+        return fn
+
+    return add
+
+
+# -- reading ----------------------------------------------------------------------------------
+def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a UTF-8 text file, one line at a time (no line ending).
+
+    Bounded memory: a line longer than :data:`MAX_LINE_BYTES` raises without being read
+    whole; bytes that are not UTF-8 raise naming the line.
+    """
+    name = str(path)
+    try:
+        fh: Any = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    except OSError as exc:
+        raise ImportFormatError(f"{name}: cannot read it ({exc.strerror})") from exc
+    with fh:
+        count = 0
+        while True:
+            try:
+                raw = fh.readline(MAX_LINE_BYTES + 1)
+            except (OSError, EOFError) as exc:  # a damaged or cut .gz
+                raise ImportFormatError(f"{name}:{count + 1}: cannot be read ({exc})") from None
+            if not raw:
+                return
+            count += 1
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                raise ImportFormatError(
+                    f"{name}:{count}: line longer than {MAX_LINE_BYTES // 1024} KiB; "
+                    "is this a text export of the right format?"
+                )
+            if count == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ImportFormatError(
+                    f"{name}:{count}: not UTF-8 text (byte {exc.start + 1} of the line); "
+                    "export the file as UTF-8"
+                ) from None
+            yield count, text.rstrip("\r\n")
+
+
+def fail(path: Path | str, line: int, problem: str) -> ImportFormatError:
+    """The one-line error of a problem at ``path:line``."""
+    return ImportFormatError(f"{path}:{line}: {problem}")
+
+
+def number(token: str, path: Path | str, line: int, what: str, *, missing: bool = True) -> float:
+    """A finite number from ``token``; empty (or ``.``) is NaN when ``missing``; NaN, inf
+    or text are errors naming the line."""
+    t = token.strip()
+    if missing and t in ("", ".", "n/a", "NA"):
+        return math.nan
+    try:
+        v = float(t)
+    except ValueError:
+        raise fail(path, line, f"{what} {t[:40]!r} is not a number") from None
+    if not math.isfinite(v):
+        raise fail(path, line, f"{what} is {t[:40]!r}, not a finite number")
+    return v
+
+
+class Column:
+    """A growing float64 column (compact: ``array('d')``, not a list of floats)."""
+
+    def __init__(self) -> None:
+        self.data = array("d")
+
+    def append(self, v: float) -> None:
+        self.data.append(v)
+
+    def numpy(self) -> NDArray[np.float64]:
+        return np.frombuffer(self.data, dtype=np.float64).copy()
+
+
+def check_time(path: Path | str, line: int, t: float, previous: float) -> None:
+    """Sample times must not go backwards (equal times are kept: 2 kHz files in whole ms)."""
+    if t < previous:
+        raise fail(path, line, f"time {t:g} goes back from {previous:g}; samples must be in "
+                   "time order (one recording per file, or split the file)")  # fmt: skip
+
+
+def choose_eye(eye: str, recorded: tuple[str, ...], path: Path | str) -> str:
+    """The eye to use: ``left``, ``right`` or ``average``; default the average of the
+    recorded eyes (the one eye of a monocular file)."""
+    if eye and eye not in EYES:
+        raise ImportFormatError(f"--eye {eye!r}: choose one of {', '.join(EYES)}")
+    if not eye:
+        return "average" if len(recorded) == 2 else (recorded[0] if recorded else "average")
+    if eye in ("left", "right") and not recorded:
+        raise ImportFormatError(
+            f"{path}: the file has no per-eye gaze; leave out --eye (or give --eye average)"
+        )
+    if eye in ("left", "right") and eye not in recorded:
+        raise ImportFormatError(
+            f"{path}: the {eye} eye was not recorded (recorded: {', '.join(recorded)}); "
+            f"choose --eye {' or '.join(recorded)}"
+        )
+    return eye
+
+
+def combine_eyes(
+    eye: str,
+    lx: NDArray[np.float64],
+    ly: NDArray[np.float64],
+    rx: NDArray[np.float64],
+    ry: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Gaze of ``eye``: one eye's, or the mean of the valid eyes (one-eye fallback).
+
+    Returns ``(x, y, valid)``, ``(N,)`` each; an eye is valid where both its coordinates
+    are finite.
+    """
+    lv = np.isfinite(lx) & np.isfinite(ly)
+    rv = np.isfinite(rx) & np.isfinite(ry)
+    if eye == "left":
+        return lx.copy(), ly.copy(), lv
+    if eye == "right":
+        return rx.copy(), ry.copy(), rv
+    both = lv & rv
+    x = np.where(both, 0.5 * (lx + rx), np.where(lv, lx, rx))
+    y = np.where(both, 0.5 * (ly + ry), np.where(lv, ly, ry))
+    valid = lv | rv
+    return np.where(valid, x, np.nan), np.where(valid, y, np.nan), valid
+
+
+def image_id_of(name: str) -> str:
+    """An image id from a tracker's file name: forward slashes, no leading ``./``."""
+    text = name.strip().strip('"').replace("\\", "/")
+    while text.startswith("./"):
+        text = text[2:]
+    return text
+
+
+def compile_pattern(pattern: str, what: str) -> re.Pattern[str] | None:
+    if not pattern:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ImportFormatError(f"{what} {pattern!r} is not a regular expression ({exc})") from None
+
+
+def in_intervals_mask(t: NDArray[np.float64], iv: list[tuple[float, float]]) -> NDArray[np.bool_]:
+    """``(N,)`` bool: ``t`` inside one of the inclusive ``[a, b]`` intervals."""
+    from gazelab.gaze.recordings import in_intervals
+
+    if not iv:
+        return np.zeros(t.size, dtype=bool)
+    return in_intervals(t, np.array(iv, dtype=np.float64))
+
+
+def rate_of(t: NDArray[np.float64]) -> float:
+    """Sampling rate (Hz) from the median positive step of ``t`` (ms); NaN if unknown."""
+    dt = np.diff(t)
+    dt = dt[dt > 0]
+    return 1000.0 / float(np.median(dt)) if dt.size else math.nan
+
+
+class Accumulator:
+    """The samples of one recording of a table file (Tobii, Gazepoint, CSV), as read.
+
+    Per sample: time (ms), the file's combined gaze ``x``/``y``/``valid`` and each eye's
+    gaze and pupil (NaN where absent), the tracker's fixation index (0 outside its
+    fixations) and a stimulus key (runs of one non-empty key are trials).
+    """
+
+    def __init__(self, participant: str, recording: str) -> None:
+        self.participant = participant
+        self.recording = recording
+        self.t, self.x, self.y = Column(), Column(), Column()
+        self.lx, self.ly, self.rx, self.ry = Column(), Column(), Column(), Column()
+        self.lp, self.rp = Column(), Column()
+        self.valid = bytearray()
+        self.fix_index = array("q")
+        self.runs: list[list[Any]] = []  # [first sample, last sample, key, image id, rect]
+        self.events: list[tuple[float, str, dict[str, Any]]] = []
+        self.previous = -math.inf
+
+    def add(
+        self, path: Path | str, line: int, t: float, gaze: tuple[float, float, bool],
+        eyes: tuple[float, float, float, float, float, float], fix_index: int,
+        key: str = "", image: str = "", rect: Rect | None = None,
+    ) -> None:  # fmt: skip
+        check_time(path, line, t, self.previous)
+        self.previous = t
+        i = len(self.t.data)
+        self.t.append(t)
+        self.x.append(gaze[0])
+        self.y.append(gaze[1])
+        self.valid.append(1 if gaze[2] else 0)
+        for col, v in zip((self.lx, self.ly, self.rx, self.ry, self.lp, self.rp), eyes,
+                          strict=True):  # fmt: skip
+            col.append(v)
+        self.fix_index.append(fix_index)
+        if key:
+            last = self.runs[-1] if self.runs else None
+            if last is not None and last[2] == key and last[1] == i - 1:
+                last[1] = i
+            else:
+                self.runs.append([i, i, key, image or key, rect])
+
+    def build(
+        self, path: Path, options: ImportOptions, has_eyes: tuple[str, ...],
+        screen: tuple[int, int] | None, rate_hz: float | None = None,
+        fixation_events: list[tuple[float, str, dict[str, Any]]] | None = None,
+    ) -> ImportedRecording:  # fmt: skip
+        t = self.t.numpy()
+        lx, ly, rx, ry = (c.numpy() for c in (self.lx, self.ly, self.rx, self.ry))
+        eye = choose_eye(options.eye, has_eyes, path)
+        if has_eyes:
+            x, y, valid = combine_eyes(eye, lx, ly, rx, ry)
+        else:
+            x, y = self.x.numpy(), self.y.numpy()
+            valid = np.frombuffer(bytes(self.valid), dtype=np.uint8).astype(bool)
+            valid &= np.isfinite(x) & np.isfinite(y)
+        idx = np.frombuffer(self.fix_index, dtype=np.int64)
+        events = list(self.events)
+        if fixation_events is None:
+            fixation_events = _index_events(t, x, y, valid, idx)
+        events += fixation_events
+        trials = [
+            Trial(
+                float(t[a]),
+                float(t[b]),
+                image_id_of(str(img)),
+                float(t[a]),
+                rect,
+                {"key": str(key)},
+                str(key),
+            )  # fmt: skip
+            for a, b, key, img, rect in self.runs
+        ]
+        return ImportedRecording(
+            participant=options.participant or self.participant or path.stem,
+            time_ms=t, x=x, y=y, valid=valid, left_x=lx, left_y=ly, right_x=rx, right_y=ry,
+            left_pupil=self.lp.numpy(), right_pupil=self.rp.numpy(), fix=idx > 0,
+            trials=trials, events=events,
+            rate_hz=rate_hz if rate_hz is not None and math.isfinite(rate_hz) else rate_of(t),
+            screen_px=options.screen_px or screen, eyes_recorded=has_eyes, eye=eye,
+            source=str(path), recording=self.recording,
+        )  # fmt: skip
+
+
+def _index_events(
+    t: NDArray[np.float64], x: NDArray[np.float64], y: NDArray[np.float64],
+    valid: NDArray[np.bool_], idx: NDArray[np.int64],
+) -> list[tuple[float, str, dict[str, Any]]]:  # fmt: skip
+    """``tracker_fixation`` events of runs of one positive fixation index: first and last
+    sample time, mean valid position."""
+    if t.size == 0:
+        return []
+    change = np.flatnonzero(np.diff(idx) != 0) + 1
+    starts, stops = np.r_[0, change], np.r_[change, t.size]
+    out: list[tuple[float, str, dict[str, Any]]] = []
+    for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+        if idx[a] <= 0:
+            continue
+        ok = valid[a:b]
+        mx = float(np.mean(x[a:b][ok])) if ok.any() else None
+        my = float(np.mean(y[a:b][ok])) if ok.any() else None
+        out.append((float(t[a]), "tracker_fixation", {
+            "index": int(idx[a]), "onset_ms": float(t[a]), "offset_ms": float(t[b - 1]),
+            "x": mx, "y": my,
+        }))  # fmt: skip
+    return out
+
+
+def split_row(line: str, sep: str) -> list[str]:
+    """Cells of one delimited line (quoted cells with ``csv`` rules when quotes appear)."""
+    if '"' not in line:
+        return line.split(sep)
+    import csv
+
+    return next(csv.reader([line], delimiter=sep))
+
+
+def delimiter_of(header: str) -> str:
+    """Tab when the header has one, else ``;`` when it has no comma, else ``,``."""
+    if "\t" in header:
+        return "\t"
+    if ";" in header and "," not in header:
+        return ";"
+    return ","
+
+
+def normalise(name: str) -> str:
+    """A header for matching: lower case, no units in () or [], letters and digits only."""
+    return re.sub(r"[^a-z0-9]", "", re.sub(r"[\(\[].*?[\)\]]", "", name.lower()))

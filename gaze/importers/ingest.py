@@ -1,0 +1,223 @@
+"""Write parsed recordings into a store: one session per recording, one transaction per file.
+
+:func:`import_file` parses the whole file first (a bad line stops it before anything is
+written), refuses a file whose SHA-256 is already in the store, then writes every
+recording of the file in one SQLite transaction — a failure or a kill part-way leaves
+the store as it was. Each session gets:
+
+- settings: the display (``--resolution`` or the file's screen, ``--screen-mm``,
+  ``--distance-cm``) and the tracker's rate;
+- samples on the tracker's clock (``time_ms`` as in the file; ``local_s`` = ``time_ms``
+  / 1000, so the session clock is the tracker's), each tagged with its trial and phase
+  (``image`` from the image's onset to the trial's end, ``trial`` before it);
+- an ``import`` event (format, file, SHA-256, eyes recorded and used, rate, screen) and
+  one ``import_trial`` event per trial (image id, the image's rectangle on screen as the
+  file gives it, trial variables);
+- the tracker's events (``tracker_fixation``, ``tracker_saccade``, ``tracker_blink``) and
+  messages (``message``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gazelab.gaze.importers.base import (
+    IMPORTERS,
+    ImportedRecording,
+    ImportFormatError,
+    ImportOptions,
+)
+
+BATCH = 50_000
+"""Samples handed to the store at a time (bounded memory while writing)."""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def imported_hashes(store: Any) -> dict[str, int]:
+    """SHA-256 of every file imported into ``store`` -> the first session it gave."""
+    out: dict[str, int] = {}
+    for rec in store.sessions():
+        for ev in store.events(rec.id):
+            if ev["kind"] == "import" and isinstance(ev["payload"].get("sha256"), str):
+                out.setdefault(ev["payload"]["sha256"], rec.id)
+    return out
+
+
+@contextlib.contextmanager
+def one_transaction(store: Any) -> Iterator[None]:
+    """Every store write inside is one SQLite transaction (all or nothing).
+
+    Uses the store's ``transaction()`` when it has one; otherwise its writes share one
+    outer ``BEGIN IMMEDIATE ... COMMIT`` (a rollback on any exception).
+    """
+    if hasattr(store, "transaction"):
+        with store.transaction():
+            yield
+        return
+    with store._write() as db:
+
+        @contextlib.contextmanager
+        def nested() -> Iterator[Any]:
+            yield db
+
+        store._write = nested  # instance attribute: the store's own writes join this one
+        try:
+            yield
+        finally:
+            del store._write
+
+
+def settings_toml(rec: ImportedRecording, options: ImportOptions, fmt: str) -> str:
+    """The session's settings: display geometry and the tracker's nominal rate."""
+    if rec.settings_toml:
+        return rec.settings_toml
+    from gazelab.gaze.geometry import DisplayGeometry
+    from gazelab.settings import Settings, TrackerSettings
+
+    res = options.screen_px or rec.screen_px
+    if res is None:
+        raise ImportFormatError(
+            f"{rec.source}: the file does not say the screen's size; give --resolution WxH"
+        )
+    distance = options.distance_mm or 700.0
+    if options.screen_mm:
+        display = DisplayGeometry(options.screen_mm[0], options.screen_mm[1], res, distance)
+    else:
+        display = DisplayGeometry.from_diagonal(27.0, res, distance)
+    rate = int(round(rec.rate_hz)) if math.isfinite(rec.rate_hz) else 60
+    tracker = TrackerSettings(kind="gazepoint" if fmt == "gazepoint" else "none",
+                              rate_hz=min(max(rate, 1), 2000))  # fmt: skip
+    return Settings(display=display, tracker=tracker).to_toml()
+
+
+def _trial_tags(t: np.ndarray, rec: ImportedRecording) -> tuple[np.ndarray, list[str | None]]:
+    """Trial index (-1 outside) and phase of every sample, from the recording's trials."""
+    idx = np.full(t.size, -1, dtype=np.int64)
+    image = np.zeros(t.size, dtype=bool)
+    for k, tr in enumerate(rec.trials):
+        a = int(np.searchsorted(t, tr.start_ms, side="left"))
+        b = int(np.searchsorted(t, tr.end_ms, side="right"))
+        idx[a:b] = k
+        onset = tr.image_onset_ms if tr.image_onset_ms is not None else tr.start_ms
+        c = int(np.searchsorted(t, onset, side="left"))
+        image[max(a, c) : b] = True
+    phase: list[str | None] = [
+        None if i < 0 else ("image" if im else "trial")
+        for i, im in zip(idx.tolist(), image.tolist(), strict=True)
+    ]
+    return idx, phase
+
+
+def _write(store: Any, rec: ImportedRecording, sha: str, fmt: str, options: ImportOptions,
+           image_source: str) -> int:  # fmt: skip
+    from gazelab.gaze.trackers.base import SAMPLE_FIELDS, STATE_OK, STATE_TRACKING_LOST, GazeSample
+
+    exact = bool(rec.columns)
+    t = rec.time_ms
+    if exact:
+        local = rec.columns["local_s"]
+        trial_idx = rec.columns["trial_index"]
+        phases = rec.columns["phase"]
+        order = rec.stimulus_order or []
+        start = float(rec.start_local_s or 0.0)
+    else:
+        local = t / 1000.0
+        trial_idx, phases = _trial_tags(t, rec)
+        order = [tr.image_id for tr in rec.trials]
+        start = float(local[0])
+    session = store.create_session(
+        rec.participant, settings_toml=settings_toml(rec, options, fmt), seed=0,
+        image_source=image_source, stimulus_order=order, start_local_s=start,
+    )  # fmt: skip
+    sid = int(session.id)
+    store.add_event(sid, "import", start, payload={
+        "format": fmt, "file": Path(rec.source).name, "sha256": sha,
+        "recording": rec.recording, "eye": rec.eye, "eyes_recorded": list(rec.eyes_recorded),
+        "rate_hz": rec.rate_hz if math.isfinite(rec.rate_hz) else None,
+        "screen_px": list(options.screen_px or rec.screen_px or ()),
+        "samples": rec.n, **rec.metadata,
+    })  # fmt: skip
+    for k, tr in enumerate(rec.trials):
+        onset = tr.image_onset_ms if tr.image_onset_ms is not None else tr.start_ms
+        store.set_trial_onset(sid, k, onset / 1000.0, 0.0)
+        store.add_event(sid, "import_trial", tr.start_ms / 1000.0, trial_index=k, payload={
+            "image_id": tr.image_id, "start_ms": tr.start_ms, "end_ms": tr.end_ms,
+            "image_onset_ms": tr.image_onset_ms,
+            "image_rect_px": tr.rect.as_dict() if tr.rect else None,
+            "variables": tr.variables, "label": tr.label,
+        })  # fmt: skip
+    if exact:
+        cols = [rec.columns[f] for f in SAMPLE_FIELDS]
+    else:
+        nan = np.full(t.size, np.nan)
+        state = np.where(rec.valid, STATE_OK, STATE_TRACKING_LOST)
+        by_field = {
+            "time_ms": t, "local_s": local, "x": rec.x, "y": rec.y, "fix": rec.fix,
+            "state": state, "valid": rec.valid, "raw_x": rec.x, "raw_y": rec.y,
+            "left_x": rec.left_x, "left_y": rec.left_y, "right_x": rec.right_x,
+            "right_y": rec.right_y, "left_psize": rec.left_pupil,
+            "right_psize": rec.right_pupil,
+        }  # fmt: skip
+        cols = [by_field.get(f, nan) for f in SAMPLE_FIELDS]
+    kinds = {f: (bool if f in ("fix", "valid") else int if f == "state" else float)
+             for f in SAMPLE_FIELDS}  # fmt: skip
+    for a in range(0, t.size, BATCH):
+        b = min(a + BATCH, t.size)
+        lists = [[kinds[f](v) for v in np.asarray(c[a:b]).tolist()]
+                 for f, c in zip(SAMPLE_FIELDS, cols, strict=True)]  # fmt: skip
+        ti = np.asarray(trial_idx[a:b]).tolist()
+        batch = [
+            (GazeSample(*vals), None if k < 0 else int(k), ph)
+            for vals, k, ph in zip(zip(*lists, strict=True), ti, phases[a:b], strict=True)
+        ]
+        store.add_tagged_samples(sid, batch)
+    starts = np.array([tr.start_ms for tr in rec.trials])
+    ends = np.array([tr.end_ms for tr in rec.trials])
+    for j, (tm, kind, payload) in enumerate(rec.events):
+        if rec.event_trials is not None:
+            store.add_event(sid, kind, start + tm, trial_index=rec.event_trials[j],
+                            payload=payload)  # fmt: skip
+            continue
+        k = int(np.searchsorted(starts, tm, side="right")) - 1
+        inside = k >= 0 and tm <= ends[k]
+        store.add_event(sid, kind, tm / 1000.0, trial_index=k if inside else None,
+                        payload=payload)  # fmt: skip
+    return sid
+
+
+def import_file(
+    store: Any, fmt: str, path: Path, options: ImportOptions, image_source: str = ""
+) -> list[int]:
+    """Import one file: parse it, refuse it if already imported, write it atomically.
+
+    Returns the new session ids (one per recording and participant in the file).
+    """
+    if fmt not in IMPORTERS:
+        raise ImportFormatError(f"unknown import format {fmt!r}; choose one of {sorted(IMPORTERS)}")
+    path = Path(path)
+    if not path.is_file():
+        raise ImportFormatError(f"{path}: no such file")
+    sha = file_sha256(path)
+    done = imported_hashes(store)
+    if sha in done:
+        raise ImportFormatError(
+            f"{path} was imported already (session {done[sha]}, same SHA-256 {sha[:12]}…); "
+            "nothing imported"
+        )
+    recordings = IMPORTERS[fmt].parse(path, options)
+    with one_transaction(store):
+        return [_write(store, rec, sha, fmt, options, image_source) for rec in recordings]
