@@ -9,7 +9,7 @@ export QT_QPA_PLATFORM ?= offscreen
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install demo examples test test-all lint bench clean
+.PHONY: help install demo examples test test-all lint bench clean docs wheel-check
 
 help:
 	@echo "make demo   - run the whole product on synthetic faces + simulated Eye Tribe (headless)"
@@ -17,6 +17,8 @@ help:
 	@echo "make lint   - ruff format --check, ruff check, mypy on the core packages"
 	@echo "make bench  - run the benchmarks and write benchmarks/results.md (BENCH=\"esr --quick\": a subset)"
 	@echo "make examples - the ESR, memory-integrity and pruning examples (about 1 min each)"
+	@echo "make docs   - build the documentation site strictly into build/site (mkdocs)"
+	@echo "make wheel-check - build the wheel, install it into a new venv, run demo --quick from it"
 
 install: $(STAMP)
 
@@ -40,8 +42,19 @@ examples: $(STAMP)
 
 # Slow tests (model training, long socket soaks) run in CI and with SLOW=1.
 PYTEST_MARK := $(if $(or $(filter true,$(CI)),$(SLOW)),,-m "not slow")
+# CI also builds the docs site strictly (first: it fails fast) and, after the tests, installs
+# the built wheel into a new venv and runs the quick demo from it (scripts/wheel_check.sh).
+CI_ONLY = $(if $(filter true,$(CI)),$(MAKE) --no-print-directory $(1),@:)
 test: $(STAMP)
+	$(call CI_ONLY,docs)
 	$(PY) -m pytest $(PYTEST_MARK) $(PYTEST_ARGS)
+	$(call CI_ONLY,wheel-check)
+
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
+
+wheel-check: $(STAMP)
+	bash scripts/wheel_check.sh
 
 test-all: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
