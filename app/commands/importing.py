@@ -26,6 +26,8 @@ _CSV_FLAGS = (
     ("right_y", "right eye y column"),
     ("xy_unit", "px (default), norm (fractions of the screen) or deg (from the centre)"),
     ("validity", "validity column"),
+    ("left_validity", "left eye validity column"),
+    ("right_validity", "right eye validity column"),
     ("valid_values", "comma-separated values of the validity column that mean valid"),
     ("valid_max", "a validity number at most this is valid (e.g. 1 for Tobii codes)"),
     ("trial", "trial column"),

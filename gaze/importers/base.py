@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab.errors import GazelabError
+from gazelab.plugins import Registry
 
 MAX_LINE_BYTES = 1 << 20
 """Longest line read (1 MiB): a longer one is an error, found without reading it whole."""
@@ -116,8 +117,9 @@ class CsvMapping:
 
     ``time`` (unit ``time_unit``: s, ms, us, ns); ``x``/``y`` (or ``left_x`` ...
     ``right_y``) in ``xy_unit``: px, norm (fractions of the screen) or deg (from the
-    screen centre, needs the display geometry); ``validity`` a column whose value in
-    ``valid_values`` (or, when empty, a number ≤ ``valid_max``) marks a valid sample;
+    screen centre, needs the display geometry); ``validity`` (or per eye
+    ``left_validity``/``right_validity``) a column whose value in ``valid_values`` (or,
+    when that is empty, a number ≤ ``valid_max``) marks a valid sample;
     ``trial``/``image``/``participant`` optional columns.
     """
 
@@ -131,6 +133,8 @@ class CsvMapping:
     right_y: str = ""
     xy_unit: str = "px"
     validity: str = ""
+    left_validity: str = ""
+    right_validity: str = ""
     valid_values: tuple[str, ...] = ()
     valid_max: float = math.inf
     trial: str = ""
@@ -164,17 +168,18 @@ class Importer:
     help: str
 
 
-IMPORTERS: dict[str, Importer] = {}
-"""Importers by format name; filled by the modules of :mod:`gazelab.gaze.importers`."""
+IMPORTERS: Registry[Importer] = Registry(
+    "import format", "gazelab.gaze.importers", group="gazelab.importers", error=ImportFormatError
+)
+"""Importers by format name: the modules of :mod:`gazelab.gaze.importers` and those of
+installed packages' ``gazelab.importers`` entry points, imported on first use."""
 
 
 def register_importer(name: str, help: str) -> Callable[[Parser], Parser]:
     """Register ``parse(path, options) -> recordings`` under ``name``."""
 
     def add(fn: Parser) -> Parser:
-        if name in IMPORTERS:
-            raise ValueError(f"importer {name!r} is registered twice")
-        IMPORTERS[name] = Importer(name, fn, help)
+        IMPORTERS.add(name, Importer(name, fn, help))
         return fn
 
     return add

@@ -57,8 +57,9 @@ def parse_csv(path: Path, options: ImportOptions) -> list[ImportedRecording]:
     col = {h: i for i, h in reversed(list(enumerate(header)))}
     per_eye = bool(m.left_x or m.right_x)
     gaze_keys = ("left_x", "left_y", "right_x", "right_y") if per_eye else ("x", "y")
-    wanted = {k: getattr(m, k) for k in ("time", *gaze_keys, "validity", "trial", "image",
-                                        "participant") if getattr(m, k)}  # fmt: skip
+    keys = ("time", *gaze_keys, "validity", "left_validity", "right_validity", "trial",
+            "image", "participant")  # fmt: skip
+    wanted = {k: getattr(m, k) for k in keys if getattr(m, k)}
     for key, name in wanted.items():
         if name not in col:
             shown = ", ".join(header[:12]) + (" ..." if len(header) > 12 else "")
@@ -82,6 +83,12 @@ def parse_csv(path: Path, options: ImportOptions) -> list[ImportedRecording]:
         return to_px(math.nan if text.lower() == "nan" else number(text, path, line, header[index[key]]),
                      axis)  # fmt: skip
 
+    def is_valid(row: list[str], key: str, line: int) -> bool:
+        v = row[index[key]].strip()
+        if m.valid_values:
+            return v in m.valid_values
+        return number(v, path, line, header[index[key]], missing=False) <= m.valid_max
+
     groups: dict[str, Accumulator] = {}
     width = len(header)
     for n, line in lines:
@@ -103,13 +110,13 @@ def parse_csv(path: Path, options: ImportOptions) -> list[ImportedRecording]:
         else:
             x, y = cell(row, "x", n, 0), cell(row, "y", n, 1)
             lx = ly = rx = ry = math.nan
-        ok = True
-        if "validity" in index:
-            v = row[index["validity"]].strip()
-            ok = v in m.valid_values if m.valid_values else (
-                number(v, path, n, m.validity, missing=False) <= m.valid_max)  # fmt: skip
-            if not ok:
-                x = y = lx = ly = rx = ry = math.nan
+        if "left_validity" in index and not is_valid(row, "left_validity", n):
+            lx = ly = math.nan
+        if "right_validity" in index and not is_valid(row, "right_validity", n):
+            rx = ry = math.nan
+        ok = "validity" not in index or is_valid(row, "validity", n)
+        if not ok:
+            x = y = lx = ly = rx = ry = math.nan
         trial = row[index["trial"]].strip() if "trial" in index else ""
         image = row[index["image"]].strip() if "image" in index else ""
         key = f"{trial}\x1f{image}" if (trial or image) else ""

@@ -1,0 +1,132 @@
+"""``gazelab import tobii``: Tobii Studio and Pro Lab exports written in their documented
+column layouts (many participants in one file, per-eye gaze, media placement, fixation
+filter output)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gazelab.annotation.store import SessionStore
+from gazelab.app.cli import main
+from gazelab.gaze.fixations import detect_fixations
+from gazelab.gaze.importers import IMPORTERS, ImportFormatError, ImportOptions
+
+STUDIO_HEADER = [
+    "ParticipantName", "RecordingName", "RecordingTimestamp", "StudioEvent", "MediaName",
+    "MediaPosX (ADCSpx)", "MediaPosY (ADCSpx)", "MediaWidth", "MediaHeight",
+    "GazePointLeftX (ADCSpx)", "GazePointLeftY (ADCSpx)", "ValidityLeft",
+    "GazePointRightX (ADCSpx)", "GazePointRightY (ADCSpx)", "ValidityRight",
+    "GazePointX (ADCSpx)", "GazePointY (ADCSpx)", "GazePointX (MCSpx)", "GazePointY (MCSpx)",
+    "FixationIndex", "GazeEventType", "PupilLeft", "PupilRight",
+]  # fmt: skip
+
+
+def studio_file(path: Path, participants: tuple[str, ...] = ("P01", "P02")) -> dict[str, list]:
+    """A Tobii Studio export at 300 Hz: per participant 2 faces (each 30 samples) placed
+    off-centre on a 1280×1024 screen; the left eye lost on every 7th sample; fixation
+    index k for 10-sample runs; an event row between faces. Returns what was written."""
+    lines = ["\t".join(STUDIO_HEADER)]
+    written: dict[str, list] = {}
+    for p_i, who in enumerate(participants):
+        rows = []
+        t = 1000.0 * p_i
+        fix = 0
+        for face, (mx, my) in enumerate([(340, 112), (600, 200)]):
+            if face == 1:
+                lines.append("\t".join([who, "Rec1", f"{t:.0f}", "KeyPress", *[""] * 19]))
+            for i in range(30):
+                lx, ly = 500.0 + i + p_i, 400.0 + face
+                rx, ry = lx + 10.0, ly + 4.0
+                lv = 4 if i % 7 == 3 else 0
+                in_fix = (i % 15) < 10
+                if in_fix and i % 15 == 0:
+                    fix += 1
+                cells = [who, "Rec1", f"{t:.0f}", "", f"face{face}.png", str(mx), str(my),
+                         "400", "600",
+                         "" if lv else f"{lx:.1f}", "" if lv else f"{ly:.1f}", str(lv),
+                         f"{rx:.1f}", f"{ry:.1f}", "0",
+                         f"{(lx + rx) / 2:.1f}", f"{(ly + ry) / 2:.1f}", "1.0", "2.0",
+                         str(fix) if in_fix else "", "Fixation" if in_fix else "Saccade",
+                         "3,1", "3,2"]  # fmt: skip
+                lines.append("\t".join(cells))
+                rows.append((t, None if lv else lx, ly, rx, ry, in_fix))
+                t += 10.0 / 3.0
+                t = round(t, 3)
+        written[who] = rows
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return written
+
+
+def test_one_session_per_participant_with_every_sample(tmp_path: Path) -> None:
+    f = tmp_path / "study.tsv"
+    written = studio_file(f)
+    store = tmp_path / "s.sqlite"
+    assert main(["import", "tobii", str(f), "--store", str(store), "--eye", "left",
+                 "--resolution", "1280x1024", "--screen-mm", "376", "301"]) == 0  # fmt: skip
+    with SessionStore(store) as st:
+        recs = st.sessions()
+        assert [r.participant for r in recs] == ["P01", "P02"]
+        for rec in recs:
+            rows = written[rec.participant]
+            table = st.samples(rec.id)
+            assert len(table["time_ms"]) == len(rows) == 60
+            assert table["time_ms"].tolist() == [float(f"{r[0]:.0f}") for r in rows]
+            want = np.array([np.nan if r[1] is None else r[1] for r in rows])
+            assert np.array_equal(table["x"], np.round(want, 1), equal_nan=True)
+            assert int(table["valid"].sum()) == 60 - 8  # the left eye lost on 8 samples
+            assert rec.stimulus_order == ("face0.png", "face1.png")
+            assert table["trial_index"].tolist() == [0] * 30 + [1] * 30
+            trials = [e["payload"] for e in st.events(rec.id) if e["kind"] == "import_trial"]
+            assert trials[0]["image_rect_px"] == {"x": 340.0, "y": 112.0, "w": 400.0, "h": 600.0}
+            assert trials[1]["image_rect_px"] == {"x": 600.0, "y": 200.0, "w": 400.0, "h": 600.0}
+            kinds = [e["kind"] for e in st.events(rec.id)]
+            assert kinds.count("message") == 1  # the KeyPress row is an event, not a sample
+            # Tobii's fixation filter: 4 fixations of 10 samples, as the 'tracker' detector
+            assert kinds.count("tracker_fixation") == 4
+            fx = detect_fixations(table, "tracker")
+            assert fx["n_samples"].tolist() == [10, 10, 10, 10]
+            # per-eye columns kept as recorded, pupils read with a decimal comma
+            assert table["right_x"][0] == 510.0 + (rec.participant == "P02")
+            assert table["left_psize"][0] == 3.1 and table["right_psize"][0] == 3.2
+
+
+def test_average_of_valid_eyes_and_fallback(tmp_path: Path) -> None:
+    f = tmp_path / "study.tsv"
+    written = studio_file(f, ("P01",))
+    (r,) = IMPORTERS["tobii"].parse(f, ImportOptions())
+    rows = written["P01"]
+    want = np.array([rx if lx is None else (lx + rx) / 2 for _, lx, _, rx, _, _ in rows])
+    assert r.eye == "average" and np.allclose(r.x, want, rtol=0, atol=1e-9)
+    assert int(r.valid.sum()) == 60  # the right eye stands in for the lost left one
+
+
+def test_pro_lab_export_with_sensors_and_microseconds(tmp_path: Path) -> None:
+    header = ["Recording timestamp [μs]", "Sensor", "Participant name", "Recording name",
+              "Event", "Gaze point X [DACS px]", "Gaze point Y [DACS px]",
+              "Presented Media name", "Presented Media position X (DACSpx)",
+              "Presented Media position Y (DACSpx)", "Presented Media width (px)",
+              "Presented Media height (px)", "Eye movement type", "Eye movement type index"]  # fmt: skip
+    rows = [
+        ["1000000", "Eye Tracker", "A", "R1", "", "10", "20", "f.png", "5", "6", "7", "8", "Fixation", "1"],
+        ["1004000", "Gyroscope", "A", "R1", "", "", "", "", "", "", "", "", "", ""],
+        ["1008333", "Eye Tracker", "A", "R1", "", "11", "21", "f.png", "5", "6", "7", "8", "Fixation", "1"],
+        ["1010000", "", "A", "R1", "ImageStimulusEnd", "", "", "", "", "", "", "", "", ""],
+        ["1016666", "Eye Tracker", "A", "R1", "", "", "", "", "", "", "", "", "EyesNotFound", "1"],
+    ]  # fmt: skip
+    f = tmp_path / "pl.tsv"
+    f.write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n", encoding="utf-8")
+    (r,) = IMPORTERS["tobii"].parse(f, ImportOptions(screen_px=(1920, 1080)))
+    assert r.time_ms.tolist() == [1000.0, 1008.333, 1016.666]
+    assert r.valid.tolist() == [True, True, False] and r.fix.tolist() == [True, True, False]
+    assert r.participant == "A" and [t.image_id for t in r.trials] == ["f.png"]
+    assert [e[1] for e in r.events].count("message") == 1
+
+
+def test_participant_flag_refused_for_a_file_of_many(tmp_path: Path) -> None:
+    f = tmp_path / "study.tsv"
+    studio_file(f)
+    with pytest.raises(ImportFormatError, match="holds 2 participants"):
+        IMPORTERS["tobii"].parse(f, ImportOptions(participant="X"))
