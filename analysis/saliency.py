@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gazelab.errors import GazelabError
-from gazelab.plugins import import_modules
+from gazelab.plugins import Registry
 
 LRP_ANALYZERS = ("deep_taylor", "deep_taylor_bounded", "lrp_epsilon")
 """Computed in-process by :mod:`gazelab.analysis.lrp` (the same rules as iNNvestigate)."""
@@ -64,24 +64,29 @@ class Analyzer:
     help: str
 
 
-ANALYZER_REGISTRY: dict[str, Analyzer] = {}
-"""Relevance methods by name; :func:`relevance`, settings and CLI choices read it."""
+class SaliencyError(GazelabError, RuntimeError):
+    """The analyzer cannot explain this model (unsupported layer, bad input)."""
+
+
+ANALYZER_REGISTRY: Registry[Analyzer] = Registry(
+    "analyzer", "gazelab.analysis.analyzers", group="gazelab.analyzers", error=SaliencyError
+)
+"""Relevance methods by name: those defined here, the modules of
+:mod:`gazelab.analysis.analyzers` and installed packages' ``gazelab.analyzers`` entry
+points (imported on first use); :func:`relevance`, settings and CLI choices read it."""
+
+ANALYZERS = ANALYZER_REGISTRY
+"""The same registry: ``name in ANALYZERS``, ``list(ANALYZERS)`` (settings and CLI choices)."""
 
 
 def register_analyzer(name: str, help: str) -> Callable[[Explain], Explain]:
     """Register ``explain(model, x, neuron, batch_size) -> (N, H, W)`` under ``name``."""
 
     def add(fn: Explain) -> Explain:
-        if name in ANALYZER_REGISTRY:
-            raise ValueError(f"analyzer {name!r} is registered twice")
-        ANALYZER_REGISTRY[name] = Analyzer(name, fn, help)
+        ANALYZER_REGISTRY.add(name, Analyzer(name, fn, help))
         return fn
 
     return add
-
-
-class SaliencyError(GazelabError, RuntimeError):
-    """The analyzer cannot explain this model (unsupported layer, bad input)."""
 
 
 def _as_batch(images: ArrayLike, model: Any) -> NDArray[np.float32]:
@@ -113,9 +118,8 @@ def relevance(
     ``neuron``: the output unit to explain; ``None`` = the predicted class of each
     image. ``analyzer``: one of :data:`ANALYZERS`.
     """
-    if analyzer not in ANALYZERS:
-        raise SaliencyError(f"unknown analyzer {analyzer!r}; choose one of {', '.join(ANALYZERS)}")
-    return ANALYZER_REGISTRY[analyzer].explain(model, _as_batch(images, model), neuron, batch_size)
+    explain = ANALYZER_REGISTRY.get(analyzer).explain  # a SaliencyError listing the choices
+    return explain(model, _as_batch(images, model), neuron, batch_size)
 
 
 def _lrp(analyzer: str) -> Explain:
@@ -333,11 +337,6 @@ register_analyzer("gradient", "|∂ logit / ∂ input|, channels summed")(
 register_analyzer("gradcam", "Grad-CAM on the last convolutional layer, upsampled")(
     lambda model, x, neuron, batch_size: _run_compiled(model, "gradcam", x, neuron, batch_size)
 )
-
-
-import_modules("gazelab.analysis.analyzers")  # each module there registers an analyzer
-ANALYZERS: tuple[str, ...] = tuple(ANALYZER_REGISTRY)
-"""Every registered analyzer name (settings and CLI choices)."""
 
 
 def top_n_points(relevance_map: ArrayLike, n: int) -> NDArray[np.float64]:

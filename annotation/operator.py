@@ -23,8 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gazelab.gaze.geometry import DisplayGeometry
 from gazelab.gaze.quality import point_quality
-
-NOT_EYE_TRACKERS = frozenset({"mouse", "none"})
+from gazelab.gaze.trackers.registry import is_eye_tracker
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class DriftCheck:
 def drift_check_needed(tracker_kind: str, threshold_deg: float) -> bool:
     """A drift check runs after a break when it is on (a limit above 0) and there are eyes
     to check (not the mouse, not 'none')."""
-    return threshold_deg > 0 and tracker_kind not in NOT_EYE_TRACKERS
+    return threshold_deg > 0 and is_eye_tracker(tracker_kind)
 
 
 def drift_check(

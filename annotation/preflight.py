@@ -31,10 +31,8 @@ from gazelab.annotation.session import SessionConfig, SessionSetupError, open_tr
 from gazelab.annotation.session import check_images as _decode_images
 from gazelab.annotation.speech import SAMPLE_RATE, AnswerRecorder, SpeechError, UtteranceDetector
 from gazelab.errors import GazelabError
+from gazelab.gaze.trackers.registry import is_eye_tracker
 from gazelab.settings import Settings
-
-NOT_EYE_TRACKERS = frozenset({"mouse", "none"})
-"""Tracker kinds with no stream to measure (the mouse follows the pointer, none is silent)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,7 @@ def check_tracker(
     timestamps) is more than ``rate_tolerance`` off ``tracker.rate_hz``.
     """
     t = settings.tracker
-    if t.kind in NOT_EYE_TRACKERS:
+    if not is_eye_tracker(t.kind):  # the mouse follows the pointer, none is silent
         return TrackerCheck(t.kind)
     where = t.stream or f"{t.host}:{t.port or 'default port'}"
     try:
@@ -245,7 +243,7 @@ def preflight(
     if "tracker" not in skip:
         tracker = check_tracker(s, read_s=tracker_read_s)
         problems += tracker.problems
-        if s.tracker.kind in NOT_EYE_TRACKERS:
+        if not is_eye_tracker(s.tracker.kind):
             notes.append(f"tracker {s.tracker.kind}: no eye tracker, no gaze data quality")
     mic = None
     if "microphone" not in skip:

@@ -215,14 +215,17 @@ def _header(win: AnnotationWindow, p: QPainter, words: str, color: QColor = TEXT
 
 
 def _not_eye_tracker(win: AnnotationWindow) -> bool:
-    return win.ctl.settings.tracker.kind == "mouse"
+    from gazelab.gaze.trackers.registry import is_eye_tracker
+
+    return not is_eye_tracker(win.ctl.settings.tracker.kind)
 
 
 def paint_calibration_result(win: AnnotationWindow, p: QPainter) -> None:
     res = win.ctl.calibration
     if _not_eye_tracker(win):
-        _header(win, p, "The mouse tracker needs no calibration: the pointer is the gaze, so"
-                " there is no accuracy to measure.\nSpace: go on — Esc: end")  # fmt: skip
+        _header(win, p, f"The {win.ctl.settings.tracker.kind} tracker needs no calibration: it"
+                " does not measure the eyes, so there is no accuracy to measure.\n"
+                "Space: go on — Esc: end")  # fmt: skip
         return
     if res is not None:
         for pt in res.points:

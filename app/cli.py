@@ -33,12 +33,14 @@ from gazelab.app.commands.models import (
     cmd_train,
     cmd_transfer,
 )
+from gazelab.app.commands.plugins import cmd_plugins
 from gazelab.app.commands.sessions import cmd_annotate, cmd_demo, cmd_export, cmd_sessions
 from gazelab.app.commands.trackers import cmd_simulate_tracker
 from gazelab.app.commands.voice import add_voice_parser
-from gazelab.gaze.trackers.registry import tracker_usage
+from gazelab.gaze.trackers.registry import SERVERS, simulators, tracker_usage
 from gazelab.models.datasets.registry import layout_usage, layouts
 from gazelab.models.masks import ALGORITHMS as MASK_ALGORITHMS
+from gazelab.plugins import EXTENSION_POINTS, Choices
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -150,9 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images per session (default: 8)")  # fmt: skip
     p.add_argument("--seed", type=_count(0, 2**32 - 1), default=0, help="random seed (default: 0)")
     p.add_argument("--quick", action="store_true", help="smallest sizes, for tests")
-    p.add_argument("--tracker", choices=("eyetribe", "gazepoint", "lsl"), default="eyetribe",
-                   help="which tracker protocol the simulated sessions run through: the Eye "
-                   "Tribe's TCP JSON (default), GazePoint's Open Gaze API, or an LSL stream")  # fmt: skip
+    p.add_argument("--tracker", choices=Choices(lambda: simulators()), default="eyetribe",
+                   help="which tracker protocol the simulated sessions run through (default "
+                   "eyetribe): the trackers with an in-process simulator")  # fmt: skip
 
     p = add(
         "annotate",
@@ -199,11 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "simulate-tracker",
         cmd_simulate_tracker,
-        "run a tracker simulator: Eye Tribe server, GazePoint Open Gaze server or LSL stream",
+        "run a standalone tracker simulator (an Eye Tribe or GazePoint server, an LSL stream...)",
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--protocol", choices=("eyetribe", "gazepoint", "lsl"), default="eyetribe",
-                   help="Eye Tribe TCP JSON (default), GazePoint Open Gaze XML or LSL")  # fmt: skip
+    p.add_argument("--protocol", choices=SERVERS.choices(), default="eyetribe",
+                   help="the protocol served (default eyetribe)")  # fmt: skip
     p.add_argument("--port", type=_count(0, 65535),
                    help="TCP port (default: 6555 Eye Tribe, 4242 GazePoint; 0: any free port)")  # fmt: skip
     p.add_argument("--rate", type=_count(1, 1000), default=60,
@@ -225,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="folder",
                    help=f"layout of a bare --images PATH: {', '.join(layouts())}")  # fmt: skip
     p.add_argument("--out", type=_out_folder, required=True, help="output folder")
+
+    p = add("plugins", cmd_plugins, "list what is registered at each extension point (trackers, "
+            "fixation detectors, analyzers, masks, layouts...) and plug-ins that failed to load")  # fmt: skip
+    p.add_argument("kind", nargs="?", choices=tuple(EXTENSION_POINTS),
+                   help="only this extension point (default: all)")  # fmt: skip
 
     p = add("settings", cmd_settings, "print the default settings (or a validated file) as TOML")
     p.add_argument("--config", help="settings TOML file to validate and print")

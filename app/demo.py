@@ -43,14 +43,13 @@ if TYPE_CHECKING:
 S = 8  # stages
 
 
-DEMO_TRACKERS = {
-    "eyetribe": "the Eye Tribe simulator over its TCP JSON protocol",
-    "gazepoint": "the GazePoint simulator over the Open Gaze API (XML over TCP)",
-    "lsl": "a simulated gaze stream on the Lab Streaming Layer, read by the LSL inlet",
-}
-"""``gazelab demo --tracker``: which protocol the simulated sessions run through."""
-SIM_KIND = {"eyetribe": "sim", "gazepoint": "gazepoint-sim", "lsl": "lsl-sim"}
-"""The registered tracker kind of each demo tracker."""
+def demo_trackers() -> dict[str, str]:
+    """``gazelab demo --tracker`` choices: each tracker with an in-process simulator (the
+    tracker registry's ``simulates`` trait), mapped to the simulator's registered kind
+    (``eyetribe`` -> ``sim``)."""
+    from gazelab.gaze.trackers.registry import simulators
+
+    return {real: sim.name for real, sim in simulators().items()}
 
 
 @contextlib.contextmanager
@@ -58,12 +57,13 @@ def simulated_tracker(
     kind: str, settings: Any, *, seed: int, k: int
 ) -> Iterator[tuple[Any, Any, str]]:
     """(tracker, synthetic observer, where it runs) of annotator ``k``: a simulator of
-    ``kind`` (:data:`DEMO_TRACKERS`) and gazelab's real client for it, stopped on exit."""
-    from gazelab.gaze.trackers.registry import TrackerRequest, open_tracker_request
+    ``kind`` (:func:`demo_trackers`) and gazelab's real client for it, stopped on exit."""
+    from gazelab.gaze.trackers.registry import TRACKERS, TrackerRequest, open_tracker_request
 
-    if kind not in DEMO_TRACKERS:
-        raise ValueError(f"demo tracker {kind!r}: choose one of {', '.join(DEMO_TRACKERS)}")
-    if kind == "eyetribe":
+    sim_kind = demo_trackers().get(kind)
+    if sim_kind is None:
+        raise ValueError(f"demo tracker {kind!r}: choose one of {', '.join(demo_trackers())}")
+    if kind == "eyetribe":  # each annotator's simulator noise seeded apart
         from gazelab.gaze.trackers.eyetribe import EyeTribeTracker
         from gazelab.gaze.trackers.simulator import EyeTribeSimulator, SyntheticObserver
 
@@ -76,7 +76,7 @@ def simulated_tracker(
             )
         return
     request = TrackerRequest(
-        kind=SIM_KIND[kind],
+        kind=sim_kind,
         rate_hz=60,
         screen_px=settings.display.resolution_px,
         geometry=settings.display,
@@ -84,11 +84,10 @@ def simulated_tracker(
     )
     opened = open_tracker_request(request)
     try:
-        where = (
-            f"simulated GazePoint on 127.0.0.1:{opened.simulator.port}"
-            if kind == "gazepoint"
-            else f"simulated LSL gaze stream {opened.tracker.name!r}"
-        )
+        port = getattr(opened.simulator, "port", None)
+        stream = getattr(opened.tracker, "name", None)
+        where = TRACKERS[sim_kind].help + (f" on 127.0.0.1:{port}" if port else "")
+        where += f" ({stream!r})" if isinstance(stream, str) and not port else ""
         yield opened.tracker, opened.observer, where
     finally:
         opened.close()
@@ -175,7 +174,7 @@ def run_demo(
     settings = Settings()
     # the kind recorded with the sessions (BIDS sidecar: manufacturer, model, kind)
     settings = settings.replace(
-        tracker=dataclasses.replace(settings.tracker, kind=SIM_KIND[tracker])
+        tracker=dataclasses.replace(settings.tracker, kind=demo_trackers()[tracker])
     )
     if quick:
         settings = settings.replace(

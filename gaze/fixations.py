@@ -20,8 +20,9 @@ of the valid samples, screen px), ``n_samples`` (rows from first to last) and
 ``first_sample`` (row index).
 
 Detectors live one per module in :mod:`gazelab.gaze.detectors` (``idt``, ``ivt``,
-``ivt_filter``, ``adaptive``, ``flag``) and register themselves in :data:`DETECTORS`
-with :func:`register_detector`; settings choices and CLI help read that registry.
+``ivt_filter``, ``adaptive``, ``flag``), or in another package that names them under the
+``gazelab.detectors`` entry point, and register themselves in :data:`DETECTORS` with
+:func:`register_detector`; settings choices and CLI help read that registry.
 The shared steps are here: Savitzky–Golay velocity (:func:`savgol_velocity`), gap
 filling (:func:`fill_gaps`), runs of slow samples (:func:`slow_segments`) and merging
 and discarding of fixations (:func:`merge_segments`). See ``docs/fixations.md``.
@@ -38,7 +39,6 @@ Examples
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -46,9 +46,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import savgol_coeffs
 
 from gazelab.gaze.geometry import DisplayGeometry, StimulusLayout
+from gazelab.plugins import Registry
 
 FixationTable = dict[str, NDArray[Any]]
 Segments = list[tuple[int, int]] | NDArray[np.int64]  # inclusive (first, last) sample rows
@@ -120,17 +120,18 @@ class Detector:
     help: str
 
 
-DETECTORS: dict[str, Detector] = {}
-"""Fixation detectors by name; filled by the modules of :mod:`gazelab.gaze.detectors`."""
+DETECTORS: Registry[Detector] = Registry(
+    "fixation method", "gazelab.gaze.detectors", group="gazelab.detectors"
+)
+"""Fixation detectors by name: the modules of :mod:`gazelab.gaze.detectors` and those of
+installed packages' ``gazelab.detectors`` entry points, imported on first use."""
 
 
 def register_detector(name: str, help: str) -> Callable[[DetectorFunction], DetectorFunction]:
     """Register ``detect(samples, geometry, thresholds) -> segments`` under ``name``."""
 
     def add(fn: DetectorFunction) -> DetectorFunction:
-        if name in DETECTORS:
-            raise ValueError(f"fixation detector {name!r} is registered twice")
-        DETECTORS[name] = Detector(name, fn, help)
+        DETECTORS.add(name, Detector(name, fn, help))
         return fn
 
     return add
@@ -138,7 +139,7 @@ def register_detector(name: str, help: str) -> Callable[[DetectorFunction], Dete
 
 def detector_names() -> tuple[str, ...]:
     """The registered detector names (settings choices, CLI help)."""
-    return tuple(DETECTORS)
+    return DETECTORS.names()
 
 
 def valid_runs(valid: NDArray[np.bool_]) -> list[tuple[int, int]]:
@@ -229,6 +230,8 @@ def savgol_velocity(
     if not valid.all():
         xx, yy = np.where(valid, xx, 0.0), np.where(valid, yy, 0.0)
     if n >= w:  # interior: one correlation; the ends are overwritten below
+        from scipy.signal import savgol_coeffs  # here: SciPy costs 0.4 s to import
+
         coef = savgol_coeffs(w, 2, deriv=1, delta=period, use="dot")
         vx = np.correlate(xx, coef, mode="valid")
         vy = np.correlate(yy, coef, mode="valid")
@@ -473,8 +476,7 @@ def detect_fixations(
     -------
     dict of (F,) arrays, columns :data:`COLUMNS`.
     """
-    if method not in DETECTORS:
-        raise ValueError(f"unknown fixation method {method!r}; choose one of {sorted(DETECTORS)}")
+    detector = DETECTORS.get(method)  # a ValueError listing the choices
     unknown = sorted(set(params) - set(THRESHOLD_NAMES))
     if unknown:
         raise TypeError(f"unknown fixation parameter(s) {unknown}; known: {THRESHOLD_NAMES}")
@@ -482,7 +484,7 @@ def detect_fixations(
     if len(s.time_ms) > 1 and np.any(np.diff(s.time_ms[s.valid]) < 0):
         raise ValueError("sample times must be non-decreasing; sort the samples by time first")
     th = Thresholds(**{k: float(v) for k, v in params.items()})
-    segs = DETECTORS[method].detect(s, geometry or DisplayGeometry.from_diagonal(), th)
+    segs = detector.detect(s, geometry or DisplayGeometry.from_diagonal(), th)
     return fixation_table(segs, s.time_ms, s.x, s.y, s.valid)
 
 
@@ -522,7 +524,3 @@ def add_frames(fixations: FixationTable, layout: StimulusLayout) -> FixationTabl
         "y_img": img[:, 1],
         "in_image": layout.inside_image(xy),
     }
-
-
-# Register the detectors (they import this module's names, defined above).
-importlib.import_module("gazelab.gaze.detectors")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import threading
-from collections.abc import Callable, ItemsView, Iterator
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic, TypeVar
@@ -200,6 +200,12 @@ class Registry(Generic[T]):
             self._aliases[alias] = name
         return entry
 
+    def remove(self, name: str) -> None:
+        """Take ``name`` and its aliases out (tests that register a toy entry)."""
+        self._entries.pop(name, None)
+        for alias in [a for a, n in self._aliases.items() if n == name]:
+            del self._aliases[alias]
+
     def _lookup_raw(self, key: str) -> T | None:
         if key in self._entries:
             return self._entries[key]
@@ -237,6 +243,10 @@ class Registry(Generic[T]):
         self.ensure()
         return tuple(n for n, e in self._entries.items() if where is None or where(e))
 
+    def choices(self, where: Callable[[T], bool] | None = None) -> Choices:
+        """:meth:`names` read each time they are asked for (settings and CLI choices)."""
+        return Choices(lambda: self.names(where))
+
     def all_names(self) -> tuple[str, ...]:
         """:meth:`names` and every alias."""
         self.ensure()
@@ -249,6 +259,11 @@ class Registry(Generic[T]):
     def values(self) -> list[T]:
         self.ensure()
         return list(self._entries.values())
+
+    def find(self, name: str) -> T | None:
+        """The entry ``name`` (or an alias of it), or ``None``: a dict's ``get``."""
+        self.ensure()
+        return self._lookup_raw(name)
 
     def get(self, name: str) -> T:
         """The entry ``name`` (or an alias of it), or ``error`` in one line: the choices
@@ -284,20 +299,63 @@ class Registry(Generic[T]):
         plugins`` prints."""
         self.ensure()
         width = max((len(n) for n in self._entries), default=0)
-        lines = [f"{n:<{width}}  {getattr(e, 'help', '')}".rstrip()
+        lines = [f"{n:<{width}}  {getattr(e, 'help', None) or getattr(e, 'about', '')}".rstrip()
                  for n, e in self._entries.items()]  # fmt: skip
         lines += [u.line() for u in self.unavailable().values()]
         return lines
 
 
-def choices(
-    registry: Registry[Any], where: Callable[[Any], bool] | None = None
-) -> Callable[[], tuple[str, ...]]:
-    """A callable that reads ``registry``'s names when called (settings choices, read when a
-    value is checked, never a snapshot taken at import)."""
+class Choices(Sequence[str]):
+    """Names read when asked (``in``, iteration, ``len``), never a snapshot taken at import:
+    what settings fields and ``argparse`` take as ``choices`` for a registry's names."""
 
-    def read() -> tuple[str, ...]:
-        return registry.names(where)
+    def __init__(self, read: Callable[[], Iterable[str]]) -> None:
+        self._read = read
 
-    read.__doc__ = f"the registered {registry.what} names"
-    return read
+    def _names(self) -> tuple[str, ...]:
+        return tuple(self._read())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and self._names() == tuple(other)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+EXTENSION_POINTS: dict[str, str] = {
+    "trackers": "gazelab.gaze.trackers.registry:TRACKERS",
+    "detectors": "gazelab.gaze.fixations:DETECTORS",
+    "analyzers": "gazelab.analysis.saliency:ANALYZER_REGISTRY",
+    "masks": "gazelab.models.masks:MODEL_MASKS",
+    "layouts": "gazelab.models.datasets.registry:LAYOUTS",
+    "importers": "gazelab.gaze.importers.base:IMPORTERS",
+    "simulators": "gazelab.gaze.trackers.registry:SERVERS",
+}
+"""Every extension point: its kind (``gazelab plugins KIND``; the entry-point group is
+``gazelab.<kind>``, except simulators, which come with the ``gazelab.trackers`` modules)
+-> where its :class:`Registry` lives."""
+
+
+def extension_point(kind: str) -> Registry[Any]:
+    """The :class:`Registry` of ``kind`` (a key of :data:`EXTENSION_POINTS`)."""
+    if kind not in EXTENSION_POINTS:
+        raise RegistryError(f"unknown kind of plug-in {kind!r}; choose one of "
+                            f"{', '.join(EXTENSION_POINTS)}")  # fmt: skip
+    module, _, attr = EXTENSION_POINTS[kind].partition(":")
+    registry: Registry[Any] = getattr(importlib.import_module(module), attr)
+    return registry

@@ -14,8 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
-import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,9 @@ import tomli_w
 
 from gazelab.analysis.saliency import ANALYZERS
 from gazelab.errors import GazelabError
-from gazelab.gaze.fixations import DEFAULT_METHOD, detector_names
+from gazelab.gaze.fixations import DEFAULT_METHOD, DETECTORS
 from gazelab.gaze.geometry import DisplayGeometry
-from gazelab.gaze.trackers.registry import tracker_names
+from gazelab.gaze.trackers.registry import TRACKERS
 
 
 class SettingsError(GazelabError, ValueError):
@@ -36,10 +35,12 @@ def setting(
     default: Any,
     *,
     range: tuple[float, float] | None = None,
-    choices: tuple[Any, ...] | Callable[[], tuple[Any, ...]] | None = None,
+    choices: Collection[Any] | None = None,
     doc: str = "",
 ) -> Any:
-    """A dataclass field with its allowed values, checked by :func:`validate`."""
+    """A dataclass field with its allowed values, checked by :func:`validate`. ``choices``:
+    a tuple, or a registry's names read when checked (``TRACKERS.choices()``, a
+    :class:`~gazelab.plugins.Choices`), never a snapshot taken at import."""
     meta = {"range": range, "choices": choices, "doc": doc}
     if isinstance(default, (list, dict)):
         raise TypeError("use tuples for sequence defaults so settings stay frozen")
@@ -53,8 +54,6 @@ def validate(obj: Any, section: str = "") -> None:
         key = f"{section}.{f.name}" if section else f.name
         lo_hi = f.metadata.get("range")
         choices = f.metadata.get("choices")
-        if callable(choices):  # read from a registry when checked, not at import
-            choices = choices()
         if choices is not None and value not in choices:
             raise SettingsError(
                 f"{key} = {value!r} is not allowed; choose one of {', '.join(map(repr, choices))}"
@@ -122,7 +121,7 @@ class TrackerSettings(_Validated):
     """Which tracker to use and how to reach it (SPEC §3)."""
 
     _section = "tracker"
-    kind: str = setting("sim", choices=tracker_names, doc="gaze.trackers.registry.TRACKERS")
+    kind: str = setting("sim", choices=TRACKERS.choices(), doc="gaze.trackers.registry.TRACKERS")
     host: str = setting("127.0.0.1")
     port: int = setting(
         0, range=(0, 65535), doc="0 = the tracker's own (Eye Tribe 6555, GazePoint 4242)"
@@ -164,7 +163,7 @@ class FixationSettings(_Validated):
     _section = "fixations"
     method: str = setting(
         DEFAULT_METHOD,
-        choices=detector_names(),
+        choices=DETECTORS.choices(),
         doc="gaze.detectors: one per module; the default chosen by benchmarks/bench_fixations.py",
     )
     dispersion_deg: float = setting(1.0, range=(0.01, 10.0), doc="idt")
@@ -206,7 +205,9 @@ class AnalysisSettings(_Validated):
 
     _section = "analysis"
     analyzer: str = setting(
-        "deep_taylor", choices=ANALYZERS, doc="relevance method (analysis.saliency.ANALYZERS)"
+        "deep_taylor",
+        choices=ANALYZERS.choices(),
+        doc="relevance method (analysis.saliency.ANALYZERS)",
     )
     point_source: str = setting(
         "events",
@@ -389,30 +390,57 @@ def dataclass_section(
     klass: type, table: Mapping[str, Any], source: str, section: str,
     errors: tuple[type[Exception], ...] = (),
 ) -> Any:  # fmt: skip
-    """``klass(**table)`` for a config section: unknown keys, and the errors ``klass`` raises
-    for bad values (``errors``, plus ``TypeError``), become a ``SettingsError`` naming the
-    file and the section."""
-    known = {f.name for f in dataclasses.fields(klass)}
-    unknown = sorted(set(table) - known)
+    """``klass(**table)`` for a config section: the one way a TOML table becomes a settings
+    dataclass (the ``[protocol]``... sections here, and the ESR and transfer configs' own).
+
+    Unknown keys and a value of the wrong kind (:func:`typed_value`) raise a
+    :class:`SettingsError` naming the file, ``section.key``, the value and what is allowed;
+    so do the errors ``klass`` raises for bad values (its range and choice checks,
+    ``errors``, ``TypeError``).
+    """
+    known = [f.name for f in dataclasses.fields(klass)]
+    unknown = set(table) - set(known)
     if unknown:
-        raise SettingsError(f"{source}: unknown key(s) in [{section}]: {_listing(unknown)}; "
-                            f"use {', '.join(sorted(known))}")  # fmt: skip
-    for f in dataclasses.fields(klass):
-        if f.name in table and not _same_kind(table[f.name], f.default):
-            value = table[f.name]
-            shown = list(value) if isinstance(value, tuple) else value
-            kind = (f"a list like {list(f.default)}" if isinstance(f.default, tuple)
-                    else _KIND_NAMES.get(type(f.default), type(f.default).__name__))  # fmt: skip
-            raise SettingsError(f"{source} [{section}]: {f.name} = {shown!r} must be {kind}")
-    catch: tuple[type[Exception], ...] = (*errors, TypeError)
+        raise SettingsError(
+            f"{source}: unknown key(s) {_listing(f'{section}.{k}' for k in unknown)}; "
+            f"[{section}] accepts {sorted(known)}"
+        )
+    values = {
+        f.name: typed_value(table[f.name], f.default, f"{section}.{f.name}", source)
+        for f in dataclasses.fields(klass)
+        if f.name in table
+    }
     try:
-        return klass(**table)
-    except catch as exc:
+        return klass(**values)
+    except SettingsError as exc:  # the field checks name the key; add the file
+        if str(exc).startswith(source):
+            raise
+        raise SettingsError(f"{source}: {exc}") from exc
+    except (*errors, TypeError) as exc:
         raise SettingsError(f"{source} [{section}]: {exc}") from exc
 
 
 _KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number",
                str: "a string"}  # fmt: skip
+
+
+def typed_value(value: Any, default: Any, key: str, source: str = "") -> Any:
+    """``value`` from TOML where a field with ``default`` stands: a whole number where a
+    number is wanted becomes a float, a list where a tuple is wanted a tuple; a value of
+    another kind is a :class:`SettingsError` (``source: key = 'x' must be a whole
+    number``). A field without a plain default (bool, int, float, str, tuple) takes the
+    value as it is and checks it itself."""
+    if not _same_kind(value, default):
+        shown = list(value) if isinstance(value, tuple) else value
+        kind = (f"a list like {list(default)}" if isinstance(default, tuple)
+                else _KIND_NAMES[type(default)])  # fmt: skip
+        where = f"{source}: " if source else ""
+        raise SettingsError(f"{where}{key} = {shown!r} must be {kind}")
+    if isinstance(default, float):
+        return float(value)
+    if isinstance(default, tuple):
+        return tuple(float(v) if default and isinstance(default[0], float) else v for v in value)
+    return value
 
 
 def _same_kind(value: Any, default: Any) -> bool:
@@ -452,34 +480,8 @@ def _table(value: Any, name: str, source: str) -> Mapping[str, Any]:
     return value
 
 
-def _coerce(klass: type, name: str, value: Any, key: str) -> Any:
-    hints = typing.get_type_hints(klass)
-    want = hints[name]
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if want in (int, float, str, bool) and not isinstance(value, want):
-        raise SettingsError(f"{key} = {value!r} must be of type {want.__name__}")
-    if want is int and isinstance(value, bool):
-        raise SettingsError(f"{key} = {value!r} must be an integer")
-    return value
-
-
 def _section_from_dict(klass: type, table: Mapping[str, Any], source: str) -> Any:
-    section = klass._section  # type: ignore[attr-defined]
-    names = {f.name for f in dataclasses.fields(klass)}
-    unknown = set(table) - names
-    if unknown:
-        raise SettingsError(
-            f"{source}: unknown key(s) {_listing(f'{section}.{k}' for k in unknown)}; "
-            f"[{section}] accepts {sorted(names)}"
-        )
-    try:
-        values = {k: _coerce(klass, k, v, f"{section}.{k}") for k, v in table.items()}
-        return klass(**values)
-    except SettingsError as exc:  # name the file the value came from
-        if str(exc).startswith(source):
-            raise
-        raise SettingsError(f"{source}: {exc}") from exc
+    return dataclass_section(klass, table, source, klass._section)  # type: ignore[attr-defined]
 
 
 _DISPLAY_KEYS = {

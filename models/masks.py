@@ -29,8 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gazelab.errors import GazelabError
-from gazelab.gaze.heatmaps import fixation_heatmap
-from gazelab.plugins import import_modules
+from gazelab.plugins import Choices, Registry
 
 
 class MaskError(GazelabError, ValueError):
@@ -75,6 +74,7 @@ def perceptive_mask(relevance: ArrayLike, n: int, c: float, radius: float) -> ND
     """Keep the support of the heatmap of the ``n`` most relevant pixels (kernel ``c``,
     ``radius`` in relevance-map pixels)."""
     from gazelab.analysis.saliency import top_n_points
+    from gazelab.gaze.heatmaps import fixation_heatmap  # here: Numba costs 0.4 s to import
 
     r = _relevance(relevance)
     if n < 1:
@@ -105,6 +105,8 @@ def human_mask_from_fixations(
     """The human mask at training resolution: fixations in image pixels (``(N, 2)`` x, y)
     and the kernel in image pixels, both scaled to ``out_shape`` and the heatmap built
     there (exact, no resampling of a finer heatmap)."""
+    from gazelab.gaze.heatmaps import fixation_heatmap
+
     pts = np.asarray(points_img, dtype=np.float64).reshape(-1, 2)
     ih, iw = image_shape
     oh, ow = out_shape
@@ -151,8 +153,12 @@ class ModelMaskAlgorithm:
     help: str
 
 
-MODEL_MASKS: dict[str, ModelMaskAlgorithm] = {}
-"""Model-derived mask algorithms by name (SPEC §7); the export and the CLI dispatch on it."""
+MODEL_MASKS: Registry[ModelMaskAlgorithm] = Registry(
+    "model mask", "gazelab.models.mask_algorithms", group="gazelab.masks", error=MaskError
+)
+"""Model-derived mask algorithms by name: those defined here, the modules of
+:mod:`gazelab.models.mask_algorithms` and installed packages' ``gazelab.masks`` entry
+points (imported on first use); the export and the CLI dispatch on it."""
 
 
 def register_model_mask(
@@ -161,9 +167,9 @@ def register_model_mask(
     """Register ``make(relevance, parameters) -> mask`` as the model mask ``name``."""
 
     def add(make: Callable[..., Any]) -> Callable[..., Any]:
-        if name in MODEL_MASKS or name == HUMAN:
-            raise ValueError(f"mask algorithm {name!r} is registered twice")
-        MODEL_MASKS[name] = ModelMaskAlgorithm(name, make, recorded, help)
+        if name == HUMAN:
+            raise ValueError(f"mask algorithm {name!r} is the human mask's name")
+        MODEL_MASKS.add(name, ModelMaskAlgorithm(name, make, recorded, help))
         return make
 
     return add
@@ -194,11 +200,9 @@ def model_mask(
     relevance: ArrayLike, algorithm: str, parameters: MaskParameters
 ) -> NDArray[np.bool_]:
     """The registered model mask ``algorithm`` of one relevance map."""
-    if algorithm not in MODEL_MASKS:
-        raise MaskError(f"{algorithm!r} is not a model mask; use {', '.join(MODEL_MASKS)}")
-    return MODEL_MASKS[algorithm].make(np.asarray(relevance), parameters)
+    make = MODEL_MASKS.get(algorithm).make  # a MaskError listing the choices
+    return make(np.asarray(relevance), parameters)
 
 
-import_modules("gazelab.models.mask_algorithms")  # each module there registers a mask
-ALGORITHMS: tuple[str, ...] = (*MODEL_MASKS, HUMAN)
-"""Every mask algorithm: the registered model masks, then ``human``."""
+ALGORITHMS = Choices(lambda: (*MODEL_MASKS, HUMAN))
+"""Every mask algorithm, read when asked: the registered model masks, then ``human``."""

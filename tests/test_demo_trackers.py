@@ -12,12 +12,19 @@ import pytest
 from gazelab.annotation.bids import export_session
 from gazelab.annotation.simulated import Stimulus, run_simulated_session
 from gazelab.annotation.store import SessionStore
-from gazelab.app.demo import DEMO_TRACKERS, SIM_KIND, simulated_tracker
+from gazelab.app.demo import demo_trackers, simulated_tracker
 from gazelab.models.synthetic import synthetic_faces
 from gazelab.settings import ProtocolSettings, Settings
 
+SIM_KIND = demo_trackers()
 
-@pytest.mark.parametrize("kind", sorted(DEMO_TRACKERS))
+
+def test_the_demo_trackers_are_the_registered_simulators() -> None:
+    assert {"eyetribe", "gazepoint", "lsl"} <= set(SIM_KIND)  # at least these
+    assert SIM_KIND["eyetribe"] == "sim" and SIM_KIND["lsl"] == "lsl-sim"
+
+
+@pytest.mark.parametrize("kind", sorted(SIM_KIND))
 def test_a_simulated_session_through_each_demo_tracker(kind: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     faces = synthetic_faces(3, size=64, seed=1)
     stimuli = [Stimulus(fid, (64, 64), int(lab), reg)

@@ -168,7 +168,7 @@ def test_every_registered_detector_is_a_settings_choice():
 
     field = {f.name: f for f in dataclasses.fields(FixationSettings)}["method"]
     assert set(field.metadata["choices"]) == set(DETECTORS)
-    assert set(DETECTORS) == {"idt", "ivt", "ivt_filter", "adaptive", "flag"}
+    assert {"idt", "ivt", "ivt_filter", "adaptive", "flag"} <= set(DETECTORS)  # at least these
     assert FixationSettings().method == "adaptive"  # chosen by benchmarks/bench_fixations.py
 
 

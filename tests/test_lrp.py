@@ -221,4 +221,4 @@ def test_settings_offer_exactly_the_registered_analyzers() -> None:
     from gazelab.settings import AnalysisSettings
 
     field = {f.name: f for f in dataclasses.fields(AnalysisSettings)}["analyzer"]
-    assert tuple(field.metadata["choices"]) == ANALYZERS
+    assert tuple(field.metadata["choices"]) == ANALYZERS.names()

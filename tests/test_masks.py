@@ -107,7 +107,7 @@ def test_every_mask_algorithm_is_registered_and_a_cli_choice():
     from gazelab.app.cli import build_parser
     from gazelab.models.masks import ALGORITHMS, HUMAN, MODEL_MASKS
 
-    assert set(MODEL_MASKS) == {"negative", "mean", "perceptive", "random"}  # random: a module
+    assert {"negative", "mean", "perceptive", "random"} <= set(MODEL_MASKS)  # random: a module
     assert ALGORITHMS == (*MODEL_MASKS, HUMAN)
     masks = build_parser()._subparsers._group_actions[0].choices["masks"]  # type: ignore[union-attr]
     algorithm = next(a for a in masks._actions if a.dest == "algorithm")

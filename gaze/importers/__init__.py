@@ -1,8 +1,10 @@
 """Importers of other trackers' recordings, one module per format, registered by name.
 
 Each format module (``eyelink``, ``tobii``, ``gazepoint``, ``csv``, ``bids``) registers a
-pure parser with :func:`~gazelab.gaze.importers.base.register_importer`; the package
-imports every module in it, so a new format is one new module (plus its test).
+pure parser with :func:`~gazelab.gaze.importers.base.register_importer`; the registry
+(:data:`~gazelab.gaze.importers.base.IMPORTERS`) imports every module here, and those
+installed packages name under the ``gazelab.importers`` entry point, the first time it is
+read, so a new format is one new module (plus its test).
 :func:`~gazelab.gaze.importers.ingest.import_file` writes what a parser read into a
 store (``docs/import.md``).
 """
@@ -19,7 +21,6 @@ from gazelab.gaze.importers.base import (
     Trial,
     register_importer,
 )
-from gazelab.plugins import import_modules
 
 __all__ = [
     "IMPORTERS",
@@ -37,6 +38,3 @@ __all__ = [
 def importer_names() -> tuple[str, ...]:
     """The registered import formats (CLI choices)."""
     return tuple(sorted(IMPORTERS))
-
-
-import_modules(__name__)

@@ -361,7 +361,7 @@ class GazePointSimulator(TcpSimulatorServer):
 
 
 @register_tracker("gazepoint-sim", "the GazePoint simulator in-process, through the real client",
-                  simulated=True, model="gazelab GazePoint simulator")  # fmt: skip
+                  simulated=True, simulates="gazepoint", model="gazelab GazePoint simulator")  # fmt: skip
 def open_simulated_gazepoint(request: TrackerRequest) -> OpenTracker:
     from gazelab.gaze.trackers.gazepoint import GazePointTracker
 

@@ -217,7 +217,7 @@ class LSLGazeOutlet(RunsUntilStopped):
 
 
 @register_tracker("lsl-sim", "a simulated LSL gaze stream in-process, through the real inlet",
-                  simulated=True, model="gazelab LSL gaze simulator")  # fmt: skip
+                  simulated=True, simulates="lsl", model="gazelab LSL gaze simulator")  # fmt: skip
 def open_simulated_lsl(request: TrackerRequest) -> OpenTracker:
     import uuid
 

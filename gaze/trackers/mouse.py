@@ -147,7 +147,8 @@ class NullTracker:
         pass
 
 
-@register_tracker("mouse", "the mouse pointer as gaze (demos; no eye tracker)", model="mouse")
+@register_tracker("mouse", "the mouse pointer as gaze (demos; no eye tracker)", model="mouse",
+                  eye_tracker=False)  # fmt: skip
 def open_mouse(request: TrackerRequest) -> OpenTracker:
     if request.mouse_position is None:
         raise TrackerSpecError("tracker 'mouse' needs a window to read the pointer from")
@@ -158,6 +159,6 @@ def open_mouse(request: TrackerRequest) -> OpenTracker:
     return OpenTracker(tracker)
 
 
-@register_tracker("none", "no eye tracker: labels only", model="none")
+@register_tracker("none", "no eye tracker: labels only", model="none", eye_tracker=False)
 def open_none(request: TrackerRequest) -> OpenTracker:
     return OpenTracker(NullTracker())

@@ -1,11 +1,13 @@
-"""Trackers registered by name: ``eyetribe``, ``sim``, ``gazepoint``, ``gazepoint-sim``,
-``lsl``, ``lsl-sim``, ``mouse``, ``none`` (DESIGN "one owner per concept").
+"""Trackers registered by name (``eyetribe``, ``sim``, ``gazepoint``, ``lsl``, ``mouse``,
+``none`` ...) in :data:`TRACKERS`, a :class:`~gazelab.plugins.Registry`.
 
 Each tracker module registers how to open itself with :func:`register_tracker`; the
-registry imports every module of :mod:`gazelab.gaze.trackers` the first time it is
+registry imports every module of :mod:`gazelab.gaze.trackers`, and every module an
+installed package names under the ``gazelab.trackers`` entry point, the first time it is
 read, so adding a tracker is one new module (plus its test) and nothing else:
 ``gazelab annotate --tracker``, the settings' ``tracker.kind`` choices, the set-up
-dialog and the help text all read :data:`TRACKERS`.
+dialog, ``gazelab demo --tracker`` (simulators) and the help text all read
+:data:`TRACKERS` (``docs/extending.md``).
 
 A tracker is named on the command line as ``KIND[:ARGS]``: ``eyetribe:HOST:PORT``,
 ``gazepoint:HOST``, ``lsl:type=Gaze``, ``sim``. What ARGS mean is the tracker's
@@ -22,7 +24,7 @@ from typing import Any
 from gazelab.errors import GazelabError
 from gazelab.gaze.geometry import DisplayGeometry
 from gazelab.gaze.trackers.base import Tracker
-from gazelab.plugins import Discovery
+from gazelab.plugins import Registry
 
 
 class TrackerSpecError(GazelabError, ValueError):
@@ -66,12 +68,20 @@ class OpenTracker:
 Opener = Callable[[TrackerRequest], OpenTracker]
 
 
+ARG_FORMS = {"address": "{}[:HOST[:PORT]]", "stream": "{}[:type=Gaze|name=NAME]", "none": "{}"}
+"""How ``KIND:ARGS`` is written for each argument form (:attr:`TrackerKind.args`)."""
+
+
 @dataclass(frozen=True)
 class TrackerKind:
-    """A registered tracker: how to open it and how it is named.
+    """A registered tracker: how to open it, how it is named, and what it is.
 
     ``args``: what ``KIND:ARGS`` carries — ``"address"`` (``HOST[:PORT]``),
-    ``"stream"`` (an LSL stream query) or ``"none"``.
+    ``"stream"`` (an LSL stream query) or ``"none"``. ``eye_tracker``: it measures the
+    eyes, so calibration, validation, drift checks and data quality mean something (false
+    for ``mouse`` and ``none``). ``simulated``: a simulator in-process; ``simulates``: the
+    tracker whose protocol that simulator speaks (``sim`` simulates ``eyetribe``), which
+    makes it a ``gazelab demo --tracker`` choice.
     """
 
     name: str
@@ -81,11 +91,28 @@ class TrackerKind:
     simulated: bool = False
     manufacturer: str = "gazelab"
     model: str = ""
+    eye_tracker: bool = True
+    simulates: str = ""
+
+    @property
+    def form(self) -> str:
+        """How it is named on the command line: ``eyetribe[:HOST[:PORT]]``."""
+        return ARG_FORMS[self.args].format(self.name)
 
 
-TRACKERS: dict[str, TrackerKind] = {}
 UNAVAILABLE: dict[str, str] = {}
 """Tracker modules that failed to import, with the reason (shown when one is asked for)."""
+
+TRACKERS: Registry[TrackerKind] = Registry(
+    "tracker",
+    "gazelab.gaze.trackers",
+    group="gazelab.trackers",
+    form=lambda k: k.form,
+    error=TrackerSpecError,
+    failures=UNAVAILABLE,
+)
+"""Every tracker by name: this package's modules and the ``gazelab.trackers`` entry points
+of installed packages, imported on first use."""
 
 
 def register_tracker(
@@ -96,41 +123,52 @@ def register_tracker(
     simulated: bool = False,
     manufacturer: str = "gazelab",
     model: str = "",
+    eye_tracker: bool = True,
+    simulates: str = "",
 ) -> Callable[[Opener], Opener]:
-    """Register ``open(request) -> OpenTracker`` as the tracker ``name``; ``manufacturer``
-    and ``model`` go into exported sidecars (BIDS ``Manufacturer``,
-    ``ManufacturersModelName``)."""
-    if args not in ("address", "stream", "none"):
+    """Register ``open(request) -> OpenTracker`` as the tracker ``name`` (traits: see
+    :class:`TrackerKind`); ``manufacturer`` and ``model`` go into exported sidecars (BIDS
+    ``Manufacturer``, ``ManufacturersModelName``)."""
+    if args not in ARG_FORMS:
         raise ValueError(f"tracker {name!r}: args must be address, stream or none")
 
     def add(fn: Opener) -> Opener:
-        if name in TRACKERS and TRACKERS[name].open is not fn:
-            raise ValueError(f"tracker {name!r} is registered twice")
-        TRACKERS[name] = TrackerKind(name, fn, args, help, simulated, manufacturer, model or name)
+        kind = TrackerKind(
+            name, fn, args, help, simulated, manufacturer, model or name, eye_tracker, simulates
+        )
+        TRACKERS.add(name, kind)  # the same module imported twice is fine, two openers not
         return fn
 
     return add
 
 
-_DISCOVERY = Discovery("gazelab.gaze.trackers", failures=UNAVAILABLE)
-
-
 def trackers() -> dict[str, TrackerKind]:
-    """The registry, after importing every tracker module once (:class:`Discovery`: a
-    module that fails to import is listed in :data:`UNAVAILABLE`)."""
-    _DISCOVERY.ensure()
-    return TRACKERS
+    """Every tracker by name, after importing every tracker module once (a module that
+    fails to import is listed in :data:`UNAVAILABLE`)."""
+    return dict(TRACKERS.items())
 
 
 def tracker_names() -> tuple[str, ...]:
     """Registered tracker names (settings choices, CLI help)."""
-    return tuple(trackers())
+    return TRACKERS.names()
 
 
 def tracker_usage() -> str:
     """One line for ``--help``: every tracker with the arguments it takes."""
-    forms = {"address": "{}[:HOST[:PORT]]", "stream": "{}[:type=Gaze|name=NAME]", "none": "{}"}
-    return ", ".join(forms[k.args].format(k.name) for k in trackers().values())
+    return TRACKERS.usage()
+
+
+def is_eye_tracker(kind: str) -> bool:
+    """Whether the tracker ``kind`` measures the eyes (calibration, validation, drift checks
+    and gaze quality apply): its ``eye_tracker`` trait; an unknown kind counts as one."""
+    known = TRACKERS.find(kind)
+    return known is None or known.eye_tracker
+
+
+def simulators() -> dict[str, TrackerKind]:
+    """The in-process simulators by the tracker they simulate (``eyetribe`` -> ``sim``):
+    the ``gazelab demo --tracker`` choices."""
+    return {k.simulates: k for k in TRACKERS.values() if k.simulated and k.simulates}
 
 
 @dataclass(frozen=True)
@@ -146,11 +184,9 @@ class TrackerSpec:
 def parse_tracker_spec(spec: str) -> TrackerSpec:
     """``eyetribe:10.0.0.2:6555`` / ``gazepoint:HOST`` / ``lsl:name=Tobii`` / ``sim``."""
     kind, _, rest = spec.strip().partition(":")
-    known = trackers()
-    if kind not in known:
-        broken = "".join(f"; module {m} failed to load ({why})" for m, why in UNAVAILABLE.items())
-        raise TrackerSpecError(f"tracker {spec!r}: use one of {tracker_usage()}{broken}")
-    k = known[kind]
+    if kind not in TRACKERS:
+        raise TrackerSpecError(f"tracker {spec!r}: use one of {tracker_usage()}{TRACKERS.broken()}")
+    k = TRACKERS[kind]
     if not rest:
         return TrackerSpec(kind)
     if k.args == "none":
@@ -171,7 +207,54 @@ def parse_tracker_spec(spec: str) -> TrackerSpec:
 
 def open_tracker_request(request: TrackerRequest) -> OpenTracker:
     """Open and connect the tracker ``request.kind`` names."""
-    known = trackers()
-    if request.kind not in known:
-        raise TrackerSpecError(f"tracker {request.kind!r}: use one of {tracker_usage()}")
-    return known[request.kind].open(request)
+    if request.kind not in TRACKERS:
+        raise TrackerSpecError(
+            f"tracker {request.kind!r}: use one of {tracker_usage()}{TRACKERS.broken()}"
+        )
+    return TRACKERS[request.kind].open(request)
+
+
+@dataclass(frozen=True)
+class ServeRequest:
+    """What ``gazelab simulate-tracker`` asks of a standalone simulator: where to listen
+    (``port`` None: the protocol's own), its rate, and the gaze it plays (``source``: a
+    replay, or ``None`` for the synthetic observer)."""
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+    rate_hz: int = 60
+    heartbeat_ms: int = 250
+    source: Any = None
+    seed: int = 0
+    what: str = "synthetic observer"  # what drives the gaze, for the line printed
+
+
+Serve = Callable[[ServeRequest], tuple[Any, str]]
+"""``serve(request) -> (started simulator with serve_forever(), one line saying where)``."""
+
+
+@dataclass(frozen=True)
+class SimulatorServer:
+    """A standalone simulator of the tracker protocol ``name`` (``eyetribe``): a
+    ``gazelab simulate-tracker --protocol`` choice."""
+
+    name: str
+    serve: Serve
+    help: str
+
+
+SERVERS: Registry[SimulatorServer] = Registry(
+    "simulator protocol", "gazelab.gaze.trackers", group="gazelab.trackers"
+)
+"""Standalone tracker simulators by the protocol they serve; registered, like the trackers,
+by the modules of this package and of ``gazelab.trackers`` entry points."""
+
+
+def register_server(name: str, help: str) -> Callable[[Serve], Serve]:
+    """Register ``serve(request) -> (simulator, where)`` as the simulator of protocol ``name``."""
+
+    def add(fn: Serve) -> Serve:
+        SERVERS.add(name, SimulatorServer(name, fn, help))
+        return fn
+
+    return add

@@ -8,10 +8,11 @@ An image spec is ``LAYOUT:ARGUMENT``: ``synthetic:N:SEED[:SIZE][:subjects=K][:re
 heatmaps, saliency, masks, prune, train, esr, transfer) goes through it, and sessions store
 the spec so the same images are rebuilt later.
 
-Each layout module of :mod:`gazelab.models.datasets` registers its loader with
-:func:`register_layout`; the registry imports every module of the package the first time it
-is read, so a new layout is one new module (plus its test) and nothing else: the CLI help,
-error messages and ``SessionConfig.problems()`` read :func:`layouts`.
+Each layout module of :mod:`gazelab.models.datasets` (or of another package, named under
+the ``gazelab.layouts`` entry point) registers its loader with :func:`register_layout` in
+:data:`LAYOUTS`; the registry imports those modules the first time it is read, so a new
+layout is one new module (plus its test) and nothing else: the CLI help, error messages
+and ``SessionConfig.problems()`` read :func:`layouts`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gazelab.models.datasets.base import DatasetError, ImageSet
-from gazelab.plugins import Discovery
+from gazelab.plugins import Registry
 
 Loader = Callable[..., ImageSet]
 """``loader(argument, *, max_pixels=None, **options) -> ImageSet``."""
@@ -64,7 +65,15 @@ class Layout:
         return [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.name != "max_pixels"]
 
 
-_LAYOUTS: dict[str, Layout] = {}
+LAYOUTS: Registry[Layout] = Registry(
+    "dataset layout",
+    "gazelab.models.datasets",
+    group="gazelab.layouts",
+    form=lambda layout: layout.usage,
+    error=DatasetError,
+)
+"""Every layout by name (aliases too): this package's modules and installed packages'
+``gazelab.layouts`` entry points, imported on first use."""
 
 
 def register_layout(
@@ -83,36 +92,22 @@ def register_layout(
     def add(loader: Loader) -> Loader:
         layout = Layout(name, loader, usage or f"{name}:PATH", about, tuple(aliases),
                         problem or _folder_problem, needs_argument)  # fmt: skip
-        for key in (name, *aliases):
-            if key in _LAYOUTS and _LAYOUTS[key].load is not loader:
-                raise ValueError(f"dataset layout {key!r} is registered twice")
-            _LAYOUTS[key] = layout
+        LAYOUTS.add(name, layout, aliases=tuple(aliases))
         return loader
 
     return add
 
 
-_DISCOVERY = Discovery("gazelab.models.datasets")
-
-
-def _discover() -> None:
-    """Import every layout module once (thread-safe, :class:`~gazelab.plugins.Discovery`)."""
-    _DISCOVERY.ensure()
-
-
 def layouts() -> dict[str, Layout]:
     """Every registered layout by its name (aliases left out): those without an argument
     (``synthetic``) first, then by name."""
-    _discover()
-    named = sorted((v for k, v in _LAYOUTS.items() if k == v.name),
-                   key=lambda v: (v.needs_argument, v.name))  # fmt: skip
+    named = sorted(LAYOUTS.values(), key=lambda v: (v.needs_argument, v.name))
     return {v.name: v for v in named}
 
 
 def layout_names() -> list[str]:
     """Every name a spec may start with, aliases included."""
-    _discover()
-    return list(_LAYOUTS)
+    return list(LAYOUTS.all_names())
 
 
 def layout_usage() -> str:
@@ -123,20 +118,21 @@ def layout_usage() -> str:
 def find_layout(name: str) -> Layout:
     """The layout called ``name`` (case-insensitive, aliases too), or a :class:`DatasetError`
     listing the registered ones."""
-    _discover()
-    layout = _LAYOUTS.get(name.strip().lower())
+    layout = LAYOUTS.find(name.strip().lower())
     if layout is None:
-        raise DatasetError(f"unknown dataset layout {name!r}; choose one of {', '.join(layouts())}")
+        raise DatasetError(f"unknown dataset layout {name!r}; choose one of "
+                           f"{', '.join(layouts())}{LAYOUTS.broken()}")  # fmt: skip
     return layout
 
 
 def parse_image_spec(spec: str) -> tuple[Layout, str]:
     """``LAYOUT:ARGUMENT`` -> the registered layout and its argument (not yet loaded)."""
     kind, _, rest = spec.partition(":")
-    _discover()
-    if kind.strip().lower() not in _LAYOUTS:
-        raise DatasetError(f"unknown image source {spec!r}; use one of {layout_usage()}")
-    layout = _LAYOUTS[kind.strip().lower()]
+    layout = LAYOUTS.find(kind.strip().lower())
+    if layout is None:
+        raise DatasetError(
+            f"unknown image source {spec!r}; use one of {layout_usage()}{LAYOUTS.broken()}"
+        )
     if layout.needs_argument and not rest:
         raise DatasetError(f"image source {spec!r} needs a path: {layout.usage}")
     return layout, rest
@@ -148,8 +144,7 @@ def as_image_spec(text: str, layout: str = "folder") -> str:
     ``:``; ``WORD:...`` that is no existing path counts as a spec too, so a mistyped layout
     is refused with the registered ones listed instead of being looked for as a folder."""
     kind, sep, _ = text.partition(":")
-    _discover()
-    if sep and kind.strip().lower() in _LAYOUTS:
+    if sep and kind.strip().lower() in LAYOUTS:
         return text
     if sep and re.fullmatch(r"[A-Za-z][\w+-]+", kind) and not Path(text).exists():
         return text
