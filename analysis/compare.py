@@ -37,7 +37,14 @@ from gazelab.analysis.human import trial_gaze
 from gazelab.analysis.metrics import cohen_kappa, label_agreement
 from gazelab.analysis.scoring import METRICS as METRICS
 from gazelab.analysis.scoring import PAPER_METRICS as PAPER_METRICS
-from gazelab.analysis.scoring import ROW_COLUMNS, annotator_gaze, score_image
+from gazelab.analysis.scoring import (
+    ROW_COLUMNS,
+    annotator_gaze,
+    class_name,
+    model_n,
+    predicted_class,
+    score_image,
+)
 from gazelab.analysis.scoring import AnalysisError as AnalysisError
 from gazelab.analysis.scoring import AnnotatorGaze as AnnotatorGaze
 from gazelab.analysis.scoring import ImageAnalysis as ImageAnalysis
@@ -184,14 +191,8 @@ def analyse_project(
                                  "trial_index": tg.trial_index, "image_id": iid, "reason": why})  # fmt: skip
                 continue
             if iid not in images:
-                cls = src.labels.get(iid)
-                images[iid] = ImageAnalysis(
-                    iid,
-                    CLASSES[cls] if cls is not None and 0 <= cls < len(CLASSES) else None,
-                    pixels[iid],
-                    src.regions.get(iid),
-                    {},
-                )
+                cls = class_name(src.labels.get(iid))
+                images[iid] = ImageAnalysis(iid, cls, pixels[iid], src.regions.get(iid), {})
             gaze = annotator_gaze(tg, key[rec.id], rec.id, labels.get(tg.trial_index),
                                   an.point_source, keep_map=keep_maps is None)  # fmt: skip
             images[iid].add(gaze)
@@ -206,11 +207,7 @@ def analyse_project(
         raise AnalysisError(
             f"sessions {[r.id for r in records]} have no gaze samples during image phases"
         )
-    counts = [len(g.points) for im in images.values() for g in im.humans.values()]
-    mean_points = float(np.mean(counts))
-    n = max(1, int(round(mean_points)))
-    if sum(counts) == 0:
-        raise AnalysisError("no fixation in any trial: check the tracker and fixation settings")
+    mean_points, n = model_n([len(g.points) for im in images.values() for g in im.humans.values()])
 
     ordered = sorted(images.values(), key=lambda im: im.image_id)
     x = to_model_input([im.image for im in ordered], model.input_shape[1:])
@@ -227,10 +224,8 @@ def analyse_project(
 
     def score(i: int) -> None:
         im = ordered[i]
-        predicted = CLASSES[int(probs[i].argmax())] if probs.shape[1] == len(CLASSES) else ""
-        score_image(
-            im, rel[i], n, predicted=predicted, keep_maps=keep_maps is None or i < keep_maps
-        )
+        keep = keep_maps is None or i < keep_maps
+        score_image(im, rel[i], n, predicted=predicted_class(probs[i]), keep_maps=keep)
 
     # Images are independent and NumPy releases the GIL in its array work (sorts, dot
     # products, element-wise passes): one thread per core, results in image order.

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gazelab import CLASSES
 from gazelab.analysis.metrics import MAP_METRICS, PreparedMap, map_scores
 from gazelab.errors import GazelabError
 
@@ -80,6 +81,34 @@ class AnnotatorGaze:
         c, radius = self.kernel_px
         return fixation_heatmap(self.points, self.image_hw, c, radius, self.weights)
 
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        """The gaze as named arrays (an on-disk cache's entry), without the heatmap;
+        :meth:`from_arrays` gives it back."""
+        empty = np.zeros(0)
+        return {
+            "points": self.points, "fix_xy": self.fixations,
+            "onset_ms": empty if self.onset_ms is None else self.onset_ms,
+            "duration_ms": empty if self.duration_ms is None else self.duration_ms,
+            "weights": empty if self.weights is None else self.weights,
+            "weighted": np.array([float(self.weights is not None)]),
+            "kernel": np.array(self.kernel_px if self.kernel_px is not None else (np.nan, np.nan)),
+            "image_hw": np.array(self.image_hw if self.image_hw is not None else (0, 0)),
+        }  # fmt: skip
+
+    @classmethod
+    def from_arrays(
+        cls, annotator: str, session_id: int, label: str | None, arrays: dict[str, NDArray[Any]]
+    ) -> AnnotatorGaze:
+        """The gaze of :meth:`arrays` (heatmap built when asked for)."""
+        c, radius = (float(v) for v in arrays["kernel"])
+        h, w = (int(v) for v in arrays["image_hw"])
+        return cls(
+            annotator, session_id, label, arrays["points"], arrays["fix_xy"], None,
+            arrays["onset_ms"], arrays["duration_ms"],
+            weights=arrays["weights"] if arrays["weighted"][0] else None,
+            kernel_px=(c, radius), image_hw=(h, w),
+        )  # fmt: skip
+
 
 @dataclass
 class ImageAnalysis:
@@ -116,6 +145,26 @@ class ImageAnalysis:
         self.humans[gaze.annotator] = gaze
         if gaze.kernel_px is not None:
             self.kernel_px = gaze.kernel_px
+
+
+def class_name(index: int | None) -> str | None:
+    """The class name of a class index into :data:`gazelab.CLASSES` (``None``: unknown)."""
+    return CLASSES[index] if index is not None and 0 <= index < len(CLASSES) else None
+
+
+def predicted_class(probs: NDArray[Any]) -> str:
+    """The class a model's output ``(classes,)`` predicts; ``""`` for a model of other classes."""
+    return CLASSES[int(np.argmax(probs))] if len(probs) == len(CLASSES) else ""
+
+
+def model_n(counts: list[int]) -> tuple[float, int]:
+    """The ``n`` of the model heatmap: the mean number of fixation points per (annotator,
+    image) over ``counts`` (one count per annotator's trial on an image), and that mean
+    rounded (at least 1); an :class:`AnalysisError` when there is no fixation at all."""
+    if not counts or sum(counts) == 0:
+        raise AnalysisError("no fixation in any trial: check the tracker and fixation settings")
+    mean = float(np.mean(counts))
+    return mean, max(1, int(round(mean)))
 
 
 def annotator_gaze(

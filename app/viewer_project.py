@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gazelab import CLASSES
 from gazelab.analysis.aoi import AOI, aois_from_regions, image_aoi_rows, relevance_on_image
 from gazelab.analysis.compare import Comparison, annotator_keys
 from gazelab.analysis.scanpath import Scanpath
@@ -42,6 +41,9 @@ from gazelab.analysis.scoring import (
     AnnotatorGaze,
     ImageAnalysis,
     annotator_gaze,
+    class_name,
+    model_n,
+    predicted_class,
     score_image,
 )
 from gazelab.fileio import atomic_write
@@ -249,8 +251,7 @@ class ViewerProject:
         out: dict[str, str | None] = {}
         for e in self.entries:
             src = self.source(e.source)
-            k = src.labels.get(e.image_id) if e.image_id in src else None
-            e.true_class = CLASSES[k] if k is not None and 0 <= k < len(CLASSES) else None
+            e.true_class = class_name(src.labels.get(e.image_id) if e.image_id in src else None)
             out[e.image_id] = e.true_class
         return out
 
@@ -308,28 +309,13 @@ class ViewerProject:
                                    self.analysis.point_source, keep_map=False)  # fmt: skip
                 replay = tg.gaze_samples if tg.gaze_samples is not None else np.zeros((0, 3))
                 img = tg.layout.screen_to_image(replay[:, 1:]) if len(replay) else np.zeros((0, 2))
-                arrays = {
-                    "n": np.ones(1),
-                    "points": g.points,
-                    "fix_xy": g.fixations,
-                    "onset_ms": g.onset_ms,
-                    "duration_ms": g.duration_ms,
-                    "weights": g.weights if g.weights is not None else np.zeros(0),
-                    "weighted": np.array([float(g.weights is not None)]),
-                    "samples": np.column_stack([replay[:, 0], img]).reshape(-1, 3),
-                    "kernel": np.array(g.kernel_px),
-                }
+                samples = np.column_stack([replay[:, 0], img]).reshape(-1, 3)
+                arrays = {"n": np.ones(1), **g.arrays(), "samples": samples}
             if ref.label is not None:
                 self.gaze_cache.put(key, arrays)
         if not arrays["n"].size:
             return None
-        c, radius = (float(v) for v in arrays["kernel"])
-        gaze = AnnotatorGaze(
-            ref.annotator, ref.session_id, ref.label, arrays["points"], arrays["fix_xy"], None,
-            arrays["onset_ms"], arrays["duration_ms"],
-            weights=arrays["weights"] if arrays["weighted"][0] else None,
-            kernel_px=(c, radius), image_hw=image_hw,
-        )  # fmt: skip
+        gaze = AnnotatorGaze.from_arrays(ref.annotator, ref.session_id, ref.label, arrays)
         return gaze, arrays["samples"]
 
     def image(self, entry: ImageEntry) -> NDArray[np.uint8]:
@@ -433,8 +419,7 @@ class ViewerProject:
         e = self._by_id[image_id]
         if e.true_class is None:
             src = self.source(e.source)
-            k = src.labels.get(image_id) if image_id in src else None
-            e.true_class = CLASSES[k] if k is not None and 0 <= k < len(CLASSES) else None
+            e.true_class = class_name(src.labels.get(image_id) if image_id in src else None)
         pixels = self.image(e)
         hw = self.shape(e)
         im = ImageAnalysis(image_id, e.true_class, pixels, self.regions(e), {})
@@ -549,9 +534,8 @@ class ViewerProject:
         model = layer.model
         x = to_model_input([im.image], model.input_shape[1:])
         probs = np.asarray(model.predict(x, verbose=0))
-        predicted = CLASSES[int(probs[0].argmax())] if probs.shape[1] == len(CLASSES) else ""
         rel, _ = cached_relevance(model, x, self.analysis.analyzer, layer.cache)
-        return rel[0], predicted
+        return rel[0], predicted_class(probs[0])
 
     # -- all images (summary tables) --------------------------------------------------------
     def comparison(
@@ -596,9 +580,7 @@ class ViewerProject:
 
 def mean_of_counts(counts: list[int]) -> float:
     """The SPEC §6 mean of fixation points per (annotator, image); an error when none."""
-    if not counts or sum(counts) == 0:
-        raise AnalysisError("no fixation in any trial: check the tracker and fixation settings")
-    return float(np.mean(counts))
+    return model_n(counts)[0]
 
 
 def model_layer(model: Any, mean_points: float, cache_dir: str | Path | None) -> ModelLayer:
