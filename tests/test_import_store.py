@@ -1,0 +1,141 @@
+"""``gazelab import`` and the store: the BIDS round trip bit for bit, a file imported twice,
+an import that fails part-way (nothing half-imported), and the commands downstream
+(``sessions``, ``heatmaps``) on an imported session."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gazelab.annotation.bids import _FIELD_TO_COLUMN, export_session
+from gazelab.annotation.store import SessionStore
+from gazelab.app.cli import main
+from gazelab.gaze.importers import ImportFormatError, ImportOptions
+from gazelab.gaze.importers.ingest import import_file
+from gazelab.gaze.trackers.base import SAMPLE_FIELDS, GazeSample
+from gazelab.models.datasets import open_image_set
+from tests.gaze_project import write_gaze_session
+
+DATA = Path(__file__).parent / "data" / "recordings"
+BINO = DATA / "pymovements_eyelink_binocular_example.asc"
+SPEC = "synthetic:3:7:48"
+
+
+def _gaze_rows(path: Path) -> list[str]:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return fh.read().splitlines()
+
+
+def test_bids_round_trip_is_bit_identical(tmp_path: Path) -> None:
+    ids = open_image_set(SPEC).ids
+    rng = np.random.default_rng(5)
+    with SessionStore(tmp_path / "a.sqlite", create=True) as a:
+        sid = write_gaze_session(a, "P01", SPEC, {ids[0]: [(10.0, 12.0)],
+                                                  ids[1]: [(8.0, 8.0), (40.0, 40.0)]}, {})  # fmt: skip
+        extra = [GazeSample(5000.0 + i * 16.7, 60.0 + i * 0.0167, *rng.normal(300, 50, 2),
+                            bool(i % 2), 7, True, *rng.normal(300, 50, 12))
+                 for i in range(40)]  # fmt: skip
+        a.add_samples(sid, extra, trial_index=None, phase="blank1")
+        for k in (0, 1):  # a session's image onsets name each trial's image in the export
+            a.add_event(sid, "image", 0.3 * k, trial_index=k)
+        a.add_event(sid, "label", 61.0, trial_index=1, payload={"label": "happy"})
+        first = export_session(a, sid, tmp_path / "e1")["gaze"]
+        n_a = a.sample_count(sid)
+    store_b = tmp_path / "b.sqlite"
+    assert main(["import", "bids", str(tmp_path / "e1"), "--store", str(store_b)]) == 0
+    with SessionStore(store_b) as b:
+        (rec,) = b.sessions()
+        assert rec.participant == "P01" and rec.stimulus_order[:2] == tuple(ids[:2])
+        assert b.sample_count(rec.id) == n_a == len(_gaze_rows(first)) - 1
+        table = b.samples(rec.id)
+        second = export_session(b, rec.id, tmp_path / "e2")["gaze"]
+        labels = [e for e in b.events(rec.id) if e["kind"] == "label"]
+    # every stored value is the exported one, bit for bit; the re-export is the same text
+    rows = [r.split("\t") for r in _gaze_rows(first)]
+    header, body = rows[0], rows[1:]
+    columns = {**_FIELD_TO_COLUMN, "local_s": "t_s"}
+    for field, col in columns.items():
+        cells = [r[header.index(col)] for r in body]
+        want = np.array([np.nan if c == "n/a" else float(c) for c in cells])
+        got = table[field].astype(np.float64)
+        assert np.array_equal(got, want, equal_nan=True), field
+    assert _gaze_rows(second) == _gaze_rows(first)
+    assert labels[0]["payload"] == {"label": "happy"} and labels[0]["trial_index"] == 1
+    assert set(SAMPLE_FIELDS) <= set(table)
+
+
+def test_the_same_file_twice_is_refused(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    store = tmp_path / "s.sqlite"
+    copy = tmp_path / "renamed.asc"
+    copy.write_bytes(BINO.read_bytes())
+    assert main(["import", "eyelink", str(BINO), "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert main(["import", "eyelink", str(copy), "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "was imported already (session 1, same SHA-256" in err
+    with SessionStore(store) as st:
+        assert len(st.sessions()) == 1 and st.sample_count(1) == 368
+
+
+def test_a_failure_mid_file_leaves_nothing(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store_path = tmp_path / "s.sqlite"
+    with SessionStore(store_path, create=True) as st:
+        import_file(st, "eyelink", DATA / "pymovements_raccoons.asc", ImportOptions())
+        before = (len(st.sessions()), st.sample_count(1), len(st.events(1)))
+        calls = {"n": 0}
+        original = st.add_tagged_samples
+
+        def failing(session_id, batch):  # type: ignore[no-untyped-def]
+            calls["n"] += 1
+            original(session_id, batch)  # the samples are written ... then the disk fails
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(st, "add_tagged_samples", failing)
+        with pytest.raises(OSError):
+            import_file(st, "eyelink", BINO, ImportOptions())
+        assert calls["n"] == 1
+        monkeypatch.undo()
+        assert (len(st.sessions()), st.sample_count(1), len(st.events(1))) == before
+        assert st.sample_count(2) == 0 and [r.id for r in st.sessions()] == [1]
+    # the failed file was not recorded as imported: it imports now
+    with SessionStore(store_path) as st:
+        (sid,) = import_file(st, "eyelink", BINO, ImportOptions())
+        assert st.sample_count(sid) == 368
+
+
+def test_sessions_and_heatmaps_run_on_an_imported_session(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    ids = open_image_set(SPEC).ids
+    f = tmp_path / "gaze.csv"
+    lines = ["t,x,y,image"]
+    t = 0.0
+    for image, (x, y) in ((ids[0], (1200.0, 700.0)), (ids[1], (1300.0, 760.0))):
+        for _ in range(60):  # 1 s of a still gaze at 60 Hz: one fixation per image
+            lines.append(f"{t:.3f},{x},{y},{image}")
+            t += 1000.0 / 60.0
+    f.write_text("\n".join(lines) + "\n")
+    store = tmp_path / "s.sqlite"
+    assert main(["import", "csv", str(f), "--store", str(store), "--participant", "P03",
+                 "--resolution", "2560x1440", "--images", SPEC, "--image", "image",
+                 "--time", "t"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["sessions", "--store", str(store), "--csv"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and ",P03," in out[1]
+    assert main(["heatmaps", "--store", str(store), "--session", "1",
+                 "--out", str(tmp_path / "h")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"{ids[0]}: 1 fixations" in out and f"{ids[1]}: 1 fixations" in out
+    heat = np.load(tmp_path / "h" / "session1_heatmaps.npz")
+    assert sorted(heat.files) == sorted(ids[:2])
+
+
+def test_unknown_format_and_missing_file_are_one_line(tmp_path: Path) -> None:
+    with SessionStore(tmp_path / "s.sqlite", create=True) as st:
+        with pytest.raises(ImportFormatError, match="unknown import format 'edf'"):
+            import_file(st, "edf", BINO, ImportOptions())
+        with pytest.raises(ImportFormatError, match="no such file"):
+            import_file(st, "eyelink", tmp_path / "nope.asc", ImportOptions())
