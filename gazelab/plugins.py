@@ -22,11 +22,15 @@ and happens once (:class:`Discovery`). See ``docs/extending.md``.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
+import re
+import sys
 import threading
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from gazelab.errors import GazelabError
@@ -75,17 +79,42 @@ def import_modules(package: str, failures: dict[str, str] | None = None) -> None
 
 
 @cache
-def _installed_entry_points() -> Any:
-    """Every installed distribution's entry points, read once per process (a few ms)."""
-    from importlib.metadata import entry_points
+def _installed_entry_points() -> tuple[Any, ...]:
+    """The entry points of the ``gazelab.*`` groups of every distribution on ``sys.path``,
+    read once per process. Only distributions whose ``entry_points.txt`` names such a group
+    are parsed: ``importlib.metadata.entry_points()`` parses them all (50 ms of CPU with
+    270 installed, a third of a ``--help``'s budget); this takes a few ms. The first
+    distribution of a name on the path wins, as for imports."""
+    found: list[Any] = []
+    seen: set[str] = set()
+    for folder in sys.path:
+        try:
+            listing = os.scandir(folder or ".")
+        except OSError:  # a zip file, or gone
+            continue
+        with listing:
+            infos = [e.path for e in listing if e.name.endswith((".dist-info", ".egg-info"))]
+        for info in sorted(infos):
+            try:
+                text = Path(info, "entry_points.txt").read_text(encoding="utf-8")
+            except (OSError, UnicodeError):
+                continue
+            if f"[{ENTRY_POINT_PREFIX}" not in text:
+                continue
+            from importlib.metadata import PathDistribution  # only when there is a plug-in
 
-    return entry_points()
+            dist = PathDistribution(Path(info))
+            name = re.sub(r"[-_.]+", "-", str(dist.metadata["Name"] or info)).lower()
+            if name not in seen:
+                seen.add(name)
+                found.extend(dist.entry_points)
+    return tuple(found)
 
 
 def plugin_entry_points(group: str) -> list[Any]:
     """The installed entry points of ``group`` (``gazelab.trackers`` ...), by name."""
-    found = _installed_entry_points().select(group=group)
-    return sorted(found, key=lambda ep: ep.name)
+    return sorted((ep for ep in _installed_entry_points() if ep.group == group),
+                  key=lambda ep: ep.name)  # fmt: skip
 
 
 class Discovery:
