@@ -1,0 +1,286 @@
+"""The default recogniser, PocketSphinx (offline English, nothing to download): a keyword
+grammar of the label words, their accent variants and decoy words, after spectral
+noise subtraction.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gazelab.annotation.speech.base import (
+    SAMPLE_RATE,
+    SPOKEN_WORDS,
+    LabelResult,
+    SpeechError,
+    label_of_words,
+)
+from gazelab.annotation.speech.wav import _WavMixin, to_16k
+
+N_DECOYS = 400
+DECOY_SEED = 0
+DECOY_MIN_DISTANCE = 0.5
+
+
+def _model_dir() -> Path:
+    try:
+        from pocketsphinx import get_model_path
+    except ImportError as exc:  # pragma: no cover - pinned in requirements.lock
+        raise SpeechError(
+            "the default recogniser needs the 'pocketsphinx' package (run `make install`)"
+        ) from exc
+    return Path(get_model_path()) / "en-us"
+
+
+VOWELS = frozenset("AA AE AH AO AW AY EH ER EY IH IY OW OY UH UW".split())
+
+
+def phone_distance(a: Sequence[str], b: Sequence[str]) -> float:
+    """Edit distance between two phone strings over the longer one's length (0 same, 1
+    nothing shared); a vowel for another vowel costs 0.5, as accents swap vowels."""
+    prev = [float(j) for j in range(len(b) + 1)]
+    for i, pa in enumerate(a, 1):
+        cur = [float(i)]
+        for j, pb in enumerate(b, 1):
+            sub = 0.0 if pa == pb else 0.5 if (pa in VOWELS and pb in VOWELS) else 1.0
+            cur.append(min(prev[j] + 1.0, cur[j - 1] + 1.0, prev[j - 1] + sub))
+        prev = cur
+    return prev[-1] / max(len(a), len(b), 1)
+
+
+@cache
+def decoy_words(
+    n: int = N_DECOYS, seed: int = DECOY_SEED, min_distance: float = DECOY_MIN_DISTANCE
+) -> tuple[str, ...]:
+    """A fixed sample of dictionary words that compete with the labels (rejection).
+
+    Words whose pronunciation lies within ``min_distance`` (:func:`phone_distance`) of a
+    label word's, accent variants included, are left out: they would take real answers
+    from the labels (a repeat where none was needed) rather than catch other words."""
+    entries: dict[str, list[tuple[str, ...]]] = {}
+    labels: list[tuple[str, ...]] = []
+    with open(_model_dir() / "cmudict-en-us.dict", encoding="utf-8") as f:
+        for line in f:
+            head, _, phones = line.strip().partition(" ")
+            word = re.sub(r"\(\d+\)$", "", head)
+            if word in SPOKEN_WORDS:
+                labels.append(tuple(phones.split()))
+            if not re.fullmatch(r"[a-z]{3,}", word):
+                continue
+            if any(word.startswith(s[:5]) for s in SPOKEN_WORDS):
+                continue  # no forms of the label words themselves
+            entries.setdefault(word, []).append(tuple(phones.split()))
+    labels += [tuple(p.split()) for ps in ACCENT_VARIANTS.values() for p in ps]
+    words = list(entries)  # dictionary order
+    rng = np.random.default_rng(seed)
+    if min_distance <= 0:  # the plain sample (the default before issue 21.7)
+        return tuple(sorted(rng.choice(words, n, replace=False).tolist()))
+    chosen: list[str] = []
+    for k in rng.permutation(len(words)):
+        prons = entries[words[k]]  # every pronunciation goes into the grammar's dictionary
+        if all(phone_distance(p, lab) >= min_distance for p in prons for lab in labels):
+            chosen.append(words[k])
+            if len(chosen) == n:
+                break
+    return tuple(sorted(chosen))
+
+
+ACCENT_VARIANTS: dict[str, tuple[str, ...]] = {
+    # Non-rhotic (British, Caribbean, New York) endings: -er, -ear, -ared lose the R.
+    # British short a (/a/, between US AE and AA), yod in "neutral", lax final -y,
+    # northern English /ʊ/ in "disgust", h-dropping; New York raised /æ/ ("sad" as
+    # S EH AH D, "angry" as EY NG G R IY); all in the model's ARPAbet phones.
+    "neutral": ("N Y UW T R AH L", "N Y UW T R AE L", "N Y OW T R AH L"),
+    "anger": ("AE NG G AH", "AA NG G AH", "AA NG G ER", "AE NG G AA", "EH NG G ER", "EY NG G ER"),
+    "angry": (
+        "AA NG G R IY",
+        "AE NG G R IH",
+        "AA NG G R IH",
+        "AA NG G R EY",
+        "EH NG G R IY",
+        "EY NG G R IY",
+    ),
+    "contemptuous": ("K AH N T EH M P CH OW AH S",),
+    "disgust": ("D IH S G UH S T", "D IH Z G AH S T"),
+    "disgusted": ("D IH S G UH S T IH D", "D IH S G AH S T EH D"),
+    "fear": ("F IH AH", "F IY AH", "F IY R"),
+    "scared": ("S K EH AH D", "S K EH D", "S K ER D", "S K AE D"),
+    "fearful": ("F IH AH F AH L", "F IY AH F AH L", "F IH F AH L"),
+    "happy": (
+        "HH AA P IY",
+        "HH AE P IH",
+        "HH AA P IH",
+        "HH AA P EY",
+        "AA P IY",
+        "AE P IY",
+        "HH EH P IY",
+    ),
+    "happiness": (
+        "HH AA P IH N AH S",
+        "HH AE P IH N AH S",
+        "HH AA P IY N EH S",
+        "AA P IH N AH S",
+        "HH EH P IY N AH S",
+        "HH EH P IH N AH S",
+    ),
+    "sadness": (
+        "S AA D N AH S",
+        "S AA D N EH S",
+        "S AE D N EH S",
+        "S EH AH D N AH S",
+        "S EH D N AH S",
+    ),
+    "sad": ("S AA D", "S EH AH D", "S EH D"),
+    "surprise": ("S AH P R OY Z",),
+    "surprised": ("S AH P R OY Z D",),
+}
+"""Pronunciations the US-English dictionary lacks, for accents beyond General American
+(issue 21.7; measured with espeak-ng's British, Scottish, Lancashire, West Midlands,
+Caribbean and New York voices in benchmarks/bench_voice.py)."""
+
+
+def grammar_dictionary(
+    words: Sequence[str], decoys: Sequence[str], *, accent_variants: bool = True
+) -> str:
+    """The recogniser's pronunciation dictionary: every pronunciation the US-English
+    dictionary gives the label ``words`` and ``decoys``, plus :data:`ACCENT_VARIANTS` of
+    the label words (CMU format: ``word``, ``word(2)``, ... then the phones)."""
+    wanted = set(words) | set(decoys)
+    prons: dict[str, list[str]] = {w: [] for w in (*words, *decoys)}
+    with open(_model_dir() / "cmudict-en-us.dict", encoding="utf-8") as f:
+        for line in f:
+            head, _, phones = line.strip().partition(" ")
+            word = re.sub(r"\(\d+\)$", "", head)
+            if word in wanted:
+                prons[word].append(phones.strip())
+    if accent_variants:
+        for word in words:
+            for phones in ACCENT_VARIANTS.get(word, ()):
+                if phones not in prons[word]:
+                    prons[word].append(phones)
+    missing = [w for w, p in prons.items() if not p]
+    if missing:
+        raise SpeechError(f"no pronunciation for {', '.join(missing)} in the dictionary")
+    return "".join(
+        f"{w if i == 0 else f'{w}({i + 1})'} {p}\n"
+        for w, ps in prons.items()
+        for i, p in enumerate(ps)
+    )
+
+
+def spectral_denoise(
+    x: NDArray[np.floating[Any]],
+    *,
+    rate: int = SAMPLE_RATE,
+    frame_ms: float = 32.0,
+    percentile: float = 20.0,
+    over_subtraction: float = 3.0,
+    floor: float = 0.05,
+) -> NDArray[np.float64]:
+    """Steady room noise taken out of an answer by spectral subtraction.
+
+    The noise power spectrum is estimated from the ``percentile``-th percentile of each
+    frequency bin's power over the frames (the quiet frames between and around words;
+    no separate noise recording needed), scaled to the mean of exponentially distributed
+    noise power; each bin's magnitude is scaled by
+    ``sqrt(max(1 - over_subtraction * noise / power, floor**2))``. On clean speech the
+    estimate is near zero and the answer passes almost unchanged. ``x``: samples at
+    ``rate`` Hz; returns float64 samples, same length. Noise that fills fricatives
+    otherwise makes the decoder hear "f" and "s" (10 dB white noise: 6 % of the label
+    words became "fear"/"fearful" without it, 0-1 % with it; benchmarks/bench_voice.py).
+    """
+    from scipy.signal import istft, stft
+
+    x = np.asarray(x, dtype=np.float64)
+    n = int(rate * frame_ms / 1000)
+    if x.size < 4 * n:
+        return x
+    _, _, spec = stft(x, fs=rate, nperseg=n, noverlap=3 * n // 4)
+    power = np.abs(spec) ** 2
+    # A noise-only bin's power is exponentially distributed: its p-th percentile is
+    # -ln(1 - p) times its mean.
+    noise = np.percentile(power, percentile, axis=1, keepdims=True) / -np.log1p(-percentile / 100)
+    gain = np.sqrt(np.maximum(1.0 - over_subtraction * noise / np.maximum(power, 1e-12), floor**2))
+    _, y = istft(spec * gain, fs=rate, nperseg=n, noverlap=3 * n // 4)
+    return np.asarray(y[: x.size], dtype=np.float64)
+
+
+class PocketSphinxRecognizer(_WavMixin):
+    """Offline English keyword-grammar recogniser with decoy-word rejection."""
+
+    name = "pocketsphinx"
+    model = "en-us (bundled with the pocketsphinx package)"
+
+    def __init__(
+        self,
+        *,
+        words: Sequence[str] = tuple(SPOKEN_WORDS),
+        n_decoys: int = N_DECOYS,
+        decoy_min_distance: float = DECOY_MIN_DISTANCE,
+        noise_floor_db: float | None = 20.0,
+        passes: int = 2,
+        accent_variants: bool = True,
+        denoise: bool = True,
+        decoder_options: dict[str, Any] | None = None,
+    ) -> None:
+        from pocketsphinx import Decoder
+
+        model = _model_dir()
+        self.words = tuple(words)
+        self.decoys = decoy_words(n_decoys, min_distance=decoy_min_distance) if n_decoys else ()
+        self.noise_floor_db = noise_floor_db
+        self.passes = passes
+        self.denoise = denoise
+        grammar = (
+            "#JSGF V1.0;\ngrammar labels;\npublic <answer> = "
+            + " | ".join((*self.words, *self.decoys))
+            + " ;\n"
+        )
+        dictionary = grammar_dictionary(self.words, self.decoys, accent_variants=accent_variants)
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "labels.dict").write_text(dictionary, encoding="utf-8")
+            self._decoder = Decoder(
+                hmm=str(model / "en-us"), dict=str(Path(tmp) / "labels.dict"), lm=None,
+                logfn=os.devnull, **(decoder_options or {}),
+            )  # fmt: skip
+        self._decoder.add_jsgf_string("labels", grammar)
+        self._decoder.activate_search("labels")
+        self._lock = threading.Lock()
+
+    def recognize(self, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> LabelResult:
+        x = to_16k(audio, rate).astype(np.float64)
+        hyp = self._decode(spectral_denoise(x) if self.denoise else x)
+        text = re.sub(r"\(\d+\)", "", hyp.hypstr).strip() if hyp is not None else ""
+        label = label_of_words(text)
+        confidence = float(hyp.prob) if (hyp is not None and label) else 0.0
+        return LabelResult(label, text, confidence)
+
+    def _decode(self, x: NDArray[np.float64]) -> Any:
+        """The grammar's best hypothesis for ``x`` (16 kHz float samples), or ``None``."""
+        rms = float(np.sqrt(np.mean(x**2))) if x.size else 0.0
+        pad = np.zeros(int(0.3 * SAMPLE_RATE))
+        x = np.concatenate([pad, x, pad])
+        if self.noise_floor_db is not None and rms > 0:
+            # A white-noise floor ``noise_floor_db`` under the answer's RMS: digital silence
+            # and very clean synthetic speech upset the decoder's energy/cepstral
+            # normalisation (measured: 88 % → 100 % on espeak-ng words, tests/test_speech.py).
+            sd = rms / 10 ** (self.noise_floor_db / 20)
+            x += np.random.default_rng(x.size).normal(0.0, sd, x.size)
+        raw = np.clip(np.rint(x), -32768, 32767).astype(np.int16).tobytes()
+        with self._lock:
+            hyp = None
+            for _ in range(self.passes):
+                self._decoder.start_utt()
+                self._decoder.process_raw(raw, full_utt=True)
+                self._decoder.end_utt()
+                hyp = self._decoder.hyp()
+        return hyp
