@@ -20,6 +20,7 @@ from gazelab.gaze.quality import (
 )
 from gazelab.gaze.trackers.base import CalibrationPoint, CalibrationResult
 from gazelab.gaze.trackers.protocol import calibration_points
+from gazelab.gaze.trackers.registry import is_eye_tracker
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ class ValidationMixin(GazeMixin):
             quality = validation_quality(points)
             targets = list(self.validation.targets)
         kind = self._val_kind
-        meaningful = self.settings.tracker.kind != "mouse"
+        meaningful = is_eye_tracker(self.settings.tracker.kind)  # no limits on the mouse
         problems = tuple(self.thresholds.problems(quality)) if meaningful else ()
         errors = [p.accuracy_deg for p in quality.points]
         pts = tuple(CalibrationPoint(x, y, e) for (x, y), e in zip(targets, errors, strict=True))
