@@ -51,7 +51,7 @@ test: $(STAMP)
 	$(call CI_ONLY,wheel-check)
 
 docs: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
 
 wheel-check: $(STAMP)
 	bash scripts/wheel_check.sh
