@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from gazelab.plugins import Choices
+
 _TOP_KEYS = {"participant": str, "images": str, "resolution": list, "screen_mm": list,
              "distance_cm": (int, float), "eye": str, "trial_start": str, "trial_end": str,
              "image_var": str}  # fmt: skip
@@ -37,13 +39,19 @@ _CSV_FLAGS = (
 )
 
 
+def _formats() -> tuple[str, ...]:
+    from gazelab.gaze.importers import IMPORTERS
+
+    return IMPORTERS.names()
+
+
 def add_import_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """The ``import`` sub-command."""
     help_ = "import EyeLink, Tobii, Gazepoint, CSV or gazelab BIDS recordings into a store"
     p = sub.add_parser("import", help=help_, description=help_)
     p.set_defaults(handler=cmd_import)
-    p.add_argument("format", choices=("eyelink", "tobii", "gazepoint", "csv", "bids"),
-                   help="file format")  # fmt: skip
+    p.add_argument("format", choices=Choices(_formats),
+                   help="file format: eyelink, tobii, gazepoint, csv, bids (or a plug-in's)")  # fmt: skip
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="recordings (bids: *_gaze.tsv.gz files or export folders)")  # fmt: skip
     p.add_argument("--store", required=True, help="project store (.sqlite; made if missing)")
