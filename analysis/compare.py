@@ -5,8 +5,11 @@ images from the image source stored with each session, detects fixations and
 builds every annotator's heatmap, explains the model's prediction for every
 image (relevance maps cached on disk), turns the ``n`` most relevant pixels into
 the model heatmap, and scores every annotator against the model and against
-each other annotator, image by image. :func:`summaries` gives the paper's
-Table 1 layout (mean ± sd per annotator; per class).
+each other annotator, image by image, with the per-image scorer of
+:mod:`gazelab.analysis.scoring` (the viewer's and ``gazelab heatmaps``' too; its types
+``ImageAnalysis``, ``AnnotatorGaze``, ``METRICS`` and ``AnalysisError`` are importable from
+here as well). :func:`summaries` gives the paper's Table 1 layout (mean ± sd per
+annotator; per class).
 
 Frames: fixations are mapped from the screen into *image* pixels and both
 heatmaps are built there with the §5 kernel scaled by the display's image

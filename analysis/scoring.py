@@ -1,5 +1,5 @@
 """One image's scores: every annotator's map against the model's and against every other
-annotator's (docs/analysis.md), the one scorer of ``gazelab compare``, the viewer and
+annotator's (docs/analysis-pipeline.md), the one scorer of ``gazelab compare``, the viewer and
 ``gazelab heatmaps``.
 
 The pieces, each used by all three:
@@ -230,8 +230,9 @@ def pointing_hit(
 
     if regions is None:
         return None
-    ry, rx = np.unravel_index(int(np.argmax(relevance)), relevance.shape)
-    px = model_input_to_image([[rx, ry]], relevance.shape, image_hw)[0]
+    size = (int(relevance.shape[0]), int(relevance.shape[1]))
+    ry, rx = np.unravel_index(int(np.argmax(relevance)), size)
+    px = model_input_to_image([[rx, ry]], size, image_hw)[0]
     yy = min(int(px[1]), image_hw[0] - 1)
     xx = min(int(px[0]), image_hw[1] - 1)
     return bool(regions[yy, xx] > 0)

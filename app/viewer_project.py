@@ -428,10 +428,11 @@ class ViewerProject:
             t = None if self.excluded(ref) is not None else self.trial(ref, hw)
             if t is None:
                 continue
-            gaze, samples = t
-            im.add(gaze)
+            g, samples = t
+            im.add(g)
+            assert g.onset_ms is not None and g.duration_ms is not None  # trial() gives them
             scanpaths[ref.annotator] = Scanpath.from_arrays(
-                gaze.fixations, gaze.onset_ms, gaze.duration_ms, samples
+                g.fixations, g.onset_ms, g.duration_ms, samples
             )
         rel_img = None
         if model is not None and im.humans:
