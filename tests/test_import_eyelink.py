@@ -179,3 +179,17 @@ def test_imgload_center_and_top_left_rectangles(tmp_path: Path) -> None:
         trial_events = [e for e in st.events(1) if e["kind"] == "import_trial"]
     assert trial_events[0]["payload"]["image_rect_px"] == {"x": 250.0, "y": 300.0, "w": 300.0,
                                                            "h": 400.0}  # fmt: skip
+
+
+def test_tracker_detector_on_a_binocular_recording(tmp_path: Path) -> None:
+    """The left eye's EFIX events (the events of ``average``), inside the samples, exactly."""
+    with _import(tmp_path, str(BINO)) as st:
+        table = st.samples(1)
+        ev = next(e for e in st.events(1) if e["kind"] == "import")
+    assert ev["payload"]["tracker_events_eye"] == "L"
+    efix = _efix(BINO, "L")
+    t0, t1 = table["time_ms"][0], table["time_ms"][-1]
+    want = [(max(a, t0), min(b, t1)) for a, b in efix if b >= t0 and a <= t1]
+    fx = detect_fixations(table, "tracker")
+    got = list(zip(fx["onset_ms"].tolist(), fx["offset_ms"].tolist(), strict=True))
+    assert got == want and len(want) == len(efix) == 2

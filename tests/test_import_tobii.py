@@ -13,6 +13,7 @@ from gazelab.annotation.store import SessionStore
 from gazelab.app.cli import main
 from gazelab.gaze.fixations import detect_fixations
 from gazelab.gaze.importers import IMPORTERS, ImportFormatError, ImportOptions
+from gazelab.settings import Settings
 
 STUDIO_HEADER = [
     "ParticipantName", "RecordingName", "RecordingTimestamp", "StudioEvent", "MediaName",
@@ -91,6 +92,10 @@ def test_one_session_per_participant_with_every_sample(tmp_path: Path) -> None:
             # per-eye columns kept as recorded, pupils read with a decimal comma
             assert table["right_x"][0] == 510.0 + (rec.participant == "P02")
             assert table["left_psize"][0] == 3.1 and table["right_psize"][0] == 3.2
+            # the display as given: 1280×1024 px on 376×301 mm (pixels not square)
+            d = Settings.from_toml(rec.settings_toml).display
+            assert (d.resolution_px, d.width_mm, d.height_mm) == ((1280, 1024), 376.0, 301.0)
+            assert d.width_mm / 1280 == 0.29375 and d.height_mm / 1024 == 0.2939453125
 
 
 def test_average_of_valid_eyes_and_fallback(tmp_path: Path) -> None:
