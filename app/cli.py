@@ -2,45 +2,28 @@
 
 This module builds the parser and runs a handler; each handler's body lives in
 :mod:`gazelab.app.commands` (one module per concept) and imports what it needs inside
-itself, so ``gazelab --help`` and the tracker/annotation commands start without TensorFlow
-or Qt. Errors a user can fix (bad settings, a wrong dataset layout, an unknown session) are
-printed as one clear line and exit with status 2.
+itself, so the tracker/annotation commands start without TensorFlow or Qt; ``--help`` is
+read back from :mod:`gazelab.app.help_cache` once built, importing no registry. Errors a
+user can fix (bad settings, a wrong dataset layout, an unknown session) are printed as one
+clear line and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
-import logging
 import math
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from gazelab import __version__
-from gazelab.analysis.saliency import ANALYZERS as ANALYZER_CHOICES
-from gazelab.app.commands import settings_of
-from gazelab.app.commands.analysis import cmd_compare, cmd_saliency, cmd_view
-from gazelab.app.commands.heatmaps import cmd_heatmaps
-from gazelab.app.commands.importing import add_import_parser
-from gazelab.app.commands.models import (
-    cmd_esr,
-    cmd_masks,
-    cmd_prune,
-    cmd_synthetic,
-    cmd_train,
-    cmd_transfer,
-)
-from gazelab.app.commands.plugins import cmd_plugins
-from gazelab.app.commands.sessions import cmd_annotate, cmd_demo, cmd_export, cmd_sessions
-from gazelab.app.commands.trackers import cmd_simulate_tracker
-from gazelab.app.commands.voice import add_voice_parser
-from gazelab.gaze.trackers.registry import SERVERS, simulators, tracker_usage
-from gazelab.models.datasets.registry import layout_usage, layouts
-from gazelab.models.masks import ALGORITHMS as MASK_ALGORITHMS
-from gazelab.plugins import EXTENSION_POINTS, Choices
+from gazelab.app import help_cache
+
+TYPE_CHECKING = False  # typing is not imported at run time: --help answered from the cache
+if TYPE_CHECKING:  # needs only argparse, os and sys
+    from typing import NoReturn
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -48,6 +31,8 @@ Handler = Callable[[argparse.Namespace], int]
 # -- handlers: one module per concept in gazelab.app.commands -----------------------------------
 def cmd_settings(args: argparse.Namespace) -> int:
     """Print the settings (defaults, or a file's after validation) as TOML."""
+    from gazelab.app.commands import settings_of
+
     print(settings_of(args).to_toml(), end="")
     return 0
 
@@ -131,6 +116,29 @@ def _worker(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole parser. Building it reads every registry (their plug-ins import NumPy ...):
+    the imports are here, not at the top, so a cached ``--help`` needs none of them."""
+    from gazelab.analysis.saliency import ANALYZERS as ANALYZER_CHOICES
+    from gazelab.app.commands.analysis import cmd_compare, cmd_saliency, cmd_view
+    from gazelab.app.commands.heatmaps import cmd_heatmaps
+    from gazelab.app.commands.importing import add_import_parser
+    from gazelab.app.commands.models import (
+        cmd_esr,
+        cmd_masks,
+        cmd_prune,
+        cmd_synthetic,
+        cmd_train,
+        cmd_transfer,
+    )
+    from gazelab.app.commands.plugins import cmd_plugins
+    from gazelab.app.commands.sessions import cmd_annotate, cmd_demo, cmd_export, cmd_sessions
+    from gazelab.app.commands.trackers import cmd_simulate_tracker
+    from gazelab.app.commands.voice import add_voice_parser
+    from gazelab.gaze.trackers.registry import SERVERS, simulators, tracker_usage
+    from gazelab.models.datasets.registry import layout_usage, layouts
+    from gazelab.models.masks import ALGORITHMS as MASK_ALGORITHMS
+    from gazelab.plugins import EXTENSION_POINTS, Choices
+
     parser = _Parser(
         prog="gazelab",
         description="Eye-tracking studies of facial-expression recognition: run annotation "
@@ -366,8 +374,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --help/--version: read back when nothing it depends on changed
+    asked = help_cache.request(argv) if help_cache.usable() else None
+    if asked is not None and (text := help_cache.lookup(asked)) is not None:
+        sys.stdout.write(text)
+        sys.exit(0)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if asked is not None:
+        with help_cache.recording(asked):  # prints the help, keeps it, exits
+            args = parser.parse_args(argv)
+    else:
+        args = parser.parse_args(argv)
     quiet_tensorflow()
     one_line_warnings(f"gazelab {args.command}")
     try:
@@ -387,6 +405,8 @@ def quiet_tensorflow() -> None:
     one line; a user who sets ``TF_CPP_MIN_LOG_LEVEL`` (0 = everything) keeps them."""
     if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        import logging
+
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 

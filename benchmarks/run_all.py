@@ -39,6 +39,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_mask_leak": ["--n", "800", "--trainer-epochs", "3"],
     "bench_pruning": ["--n", "1000", "--epochs", "4"],
     "bench_saliency": ["--n", "64"],
+    "bench_startup": ["--repeat", "3"],
     "bench_voice": ["--every", "3"],
     "bench_trainee": "--seeds 3 --n 800 --epochs 4 --masked 1 --trainer-epochs 3".split(),
     # real faces from GAZELAB_FACE_DATA (fer2013/, CK+48/); skips without them
