@@ -52,11 +52,11 @@ from gazelab.analysis.scoring import AnalysisError as AnalysisError
 from gazelab.analysis.scoring import AnnotatorGaze as AnnotatorGaze
 from gazelab.analysis.scoring import ImageAnalysis as ImageAnalysis
 from gazelab.analysis.scoring import score_maps as score_maps
-from gazelab.annotation.session import ImageSource, SessionSetupError, open_image_source
+from gazelab.annotation.session import SessionSetupError
 from gazelab.annotation.sessions import quality_exclusions
 from gazelab.annotation.store import SessionRecord, SessionStore
-from gazelab.models.datasets.base import DatasetError
-from gazelab.project import ProjectPaths as ProjectPaths  # moved there; the old import works
+from gazelab.models.datasets.base import DatasetError, ImageSet
+from gazelab.models.datasets.registry import open_image_set
 from gazelab.settings import AnalysisSettings, QualitySettings, Settings
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -151,7 +151,7 @@ def analyse_project(
         raise AnalysisError(f"no sessions in {store.path}: record one with 'gazelab annotate'")
     key = annotator_keys(records)
 
-    sources: dict[str, ImageSource] = {}
+    sources: dict[str, ImageSet] = {}
     id_sets: dict[str, set[str]] = {}
     decoded: dict[tuple[str, str], Any] = {}
     images: dict[str, ImageAnalysis] = {}
@@ -161,7 +161,7 @@ def analyse_project(
         if progress:
             progress("gaze", k, len(records))
         try:
-            src = sources.get(rec.image_source) or open_image_source(rec.image_source)
+            src = sources.get(rec.image_source) or open_image_set(rec.image_source)
         except (SessionSetupError, DatasetError) as exc:
             raise AnalysisError(
                 f"session {rec.id} ({rec.participant}): its images cannot be rebuilt from "

@@ -152,7 +152,7 @@ def explain_dataset(
     progress: Progress | None = None,
     worker: tuple[int, int] | None = None,
 ) -> DatasetRelevance | None:
-    """Explain every image of ``source`` (an :class:`~gazelab.annotation.session.ImageSource`)
+    """Explain every image of ``source`` (an :class:`~gazelab.models.datasets.base.ImageSet`)
     into ``out``, skipping shards already written by an identical earlier request.
 
     ``progress(done, total)`` is called with images done after every batch.

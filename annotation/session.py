@@ -32,7 +32,7 @@ from gazelab.gaze.trackers.registry import (
     parse_tracker_spec,
 )
 from gazelab.models.datasets.base import ImageSet
-from gazelab.models.datasets.registry import image_spec_problem, open_image_set
+from gazelab.models.datasets.registry import image_spec_problem
 from gazelab.settings import Settings
 
 
@@ -40,11 +40,7 @@ class SessionSetupError(GazelabError, ValueError):
     """The session cannot start; the message lists every problem found."""
 
 
-ImageSource = ImageSet
-"""Old name of :class:`~gazelab.models.datasets.base.ImageSet`, the one image record."""
-
-
-def check_images(source: ImageSource, image_ids: Sequence[str]) -> None:
+def check_images(source: ImageSet, image_ids: Sequence[str]) -> None:
     """Decode every image a session will show, before calibration (SPEC §2).
 
     A file that cannot be decoded would otherwise stop the session on the fixation
@@ -68,10 +64,6 @@ def check_images(source: ImageSource, image_ids: Sequence[str]) -> None:
             f"{len(bad)} of the session's {len(image_ids)} images in {source.spec} cannot be"
             f" shown (replace or remove the files, then start again): {'; '.join(bad[:10])}{more}"
         )
-
-
-open_image_source = open_image_set
-"""Old name of :func:`~gazelab.models.datasets.registry.open_image_set`."""
 
 
 def whisper_model_problem(model: str) -> str:

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gazelab.annotation.session import ImageSource, SessionConfig, open_image_source
+from gazelab.annotation.session import SessionConfig
 from gazelab.app.cli import main
 from gazelab.models.datasets import ImageSet, open_image_set
 from gazelab.models.datasets.base import DatasetError
-from gazelab.models.datasets.library import load_dataset, load_image_set
+from gazelab.models.datasets.library import load_dataset
 from gazelab.models.datasets.registry import layout_names, layouts, parse_image_spec
 from gazelab.models.synthetic import synthetic_faces
 
@@ -30,9 +30,12 @@ def test_the_registry_holds_every_layout_and_alias() -> None:
     assert parse_image_spec("ferplus:/d") == (layouts()["fer+"], "/d")
 
 
-def test_old_names_are_the_one_parser_and_record() -> None:
-    assert ImageSource is ImageSet
-    assert open_image_source is open_image_set and load_image_set is open_image_set
+def test_one_name_for_the_parser_and_the_record() -> None:
+    import gazelab.annotation.session as session
+    import gazelab.models.datasets.library as library
+
+    assert not {"ImageSource", "open_image_source"} & set(vars(session))
+    assert "load_image_set" not in vars(library)
 
 
 def test_synthetic_set_by_position_and_by_id() -> None:
@@ -101,7 +104,7 @@ def test_every_path_layout_is_accepted_by_annotate_problems(name: str, tmp_path:
 
 
 def test_annotate_accepts_fer_plus(tmp_path: Path) -> None:
-    """Was refused by problems() while open_image_source accepted it (issue 17)."""
+    """Was refused by problems() while open_image_set accepted it (issue 17)."""
     store = tmp_path / "s.sqlite"
     assert SessionConfig(store, "P01", images=f"fer+:{tmp_path}").problems() == []
     assert SessionConfig(store, "P01", images="synthetic:4:0:subjects=2").problems() == []

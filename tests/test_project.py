@@ -30,7 +30,7 @@ def test_missing_files_are_named(tmp_path: Path) -> None:
         ProjectPaths.resolve(store=tmp_path / "s.sqlite", model=tmp_path / "m.keras")
 
 
-def test_the_old_import_still_works() -> None:
-    from gazelab.analysis.compare import ProjectPaths as Old
+def test_project_paths_has_one_home() -> None:
+    import gazelab.analysis.compare as compare
 
-    assert Old is ProjectPaths
+    assert "ProjectPaths" not in vars(compare)

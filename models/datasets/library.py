@@ -1,8 +1,6 @@
-"""Old names of the image-set parser, kept as thin aliases of
-:mod:`gazelab.models.datasets.registry` (the one parser of image specs).
-
-``load_image_set(spec)`` is :func:`~gazelab.models.datasets.registry.open_image_set`;
-``load_dataset("ck+", path)`` loads a path in a registered layout.
+"""``load_dataset("ck+", path)``: a path in a registered layout, by the layout's name
+(an image spec such as ``ck+:PATH`` is opened by
+:func:`~gazelab.models.datasets.registry.open_image_set`, the one parser of image specs).
 """
 
 from __future__ import annotations
@@ -10,9 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gazelab.models.datasets.base import ImageSet
-from gazelab.models.datasets.registry import find_layout, open_image_set
-
-load_image_set = open_image_set
+from gazelab.models.datasets.registry import find_layout
 
 
 def load_dataset(name: str, path: str | Path, *, max_pixels: int | None = None) -> ImageSet:
