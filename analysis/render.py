@@ -138,8 +138,8 @@ def render_view(
     im = view.analysis
     rgb = upscale(compose(im, annotators, layers), scale)
     if layers.aois:
-        for a in view.aois:
-            rgb = polygon_overlay(rgb, a.outline(), AOI_COLOUR, label=a.name, scale=scale,
+        for aoi in view.aois:
+            rgb = polygon_overlay(rgb, aoi.outline(), AOI_COLOUR, label=aoi.name, scale=scale,
                                   font_px=max(11, 4 * scale))  # fmt: skip
     if layers.scanpath:
         shown = [(a, c) for a, c in _shown(im, annotators, layers) if a in view.scanpaths]
