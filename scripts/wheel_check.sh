@@ -27,5 +27,7 @@ venv/bin/python -c 'import gazelab.app, sys; p = gazelab.app.__file__; sys.exit(
 venv/bin/gazelab --help >/dev/null
 venv/bin/gazelab demo --quick --out demo-out >demo.log 2>&1 || { tail -40 demo.log; exit 1; }
 test -s demo-out/summary.json
+cd - >/dev/null
+rm -rf "$work/venv"   # 1.8 GiB; kept only when a step failed, to look into
 echo "wheel-check: $(basename "$wheel") built and installed with [ml] in ${built} s;" \
      "gazelab demo --quick from it passed; $((SECONDS - start)) s in all"
