@@ -20,7 +20,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab.analysis.aoi import AOI
-from gazelab.analysis.compare import ImageAnalysis
 from gazelab.analysis.overlays import (
     heat_overlay,
     outline,
@@ -32,6 +31,7 @@ from gazelab.analysis.overlays import (
 )
 from gazelab.analysis.report import HUMAN_COLOURS, MODEL_COLOUR
 from gazelab.analysis.scanpath import Scanpath, fixation_radii, scanpath_at
+from gazelab.analysis.scoring import ImageAnalysis
 
 AOI_COLOUR = (255, 255, 255)
 SCANPATH_MAX_RADIUS = 0.06  # of the image's longer side, for the longest fixation
