@@ -14,9 +14,11 @@ from typing import Any
 
 from gazelab.plugins import Choices
 
-_TOP_KEYS = {"participant": str, "images": str, "resolution": list, "screen_mm": list,
-             "distance_cm": (int, float), "eye": str, "trial_start": str, "trial_end": str,
-             "image_var": str}  # fmt: skip
+_TOP_KEYS: dict[str, type | tuple[type, ...]] = {
+    "participant": str, "images": str, "resolution": list, "screen_mm": list,
+    "distance_cm": (int, float), "eye": str, "trial_start": str, "trial_end": str,
+    "image_var": str,
+}  # fmt: skip
 _CSV_FLAGS = (
     ("time", "time column (default: time)"),
     ("time_unit", "s, ms (default), us or ns"),
@@ -45,7 +47,7 @@ def _formats() -> tuple[str, ...]:
     return IMPORTERS.names()
 
 
-def add_import_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_import_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``import`` sub-command."""
     help_ = "import EyeLink, Tobii, Gazepoint, CSV or gazelab BIDS recordings into a store"
     p = sub.add_parser("import", help=help_, description=help_)

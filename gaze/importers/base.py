@@ -229,18 +229,21 @@ def fail(path: Path | str, line: int, problem: str) -> ImportFormatError:
     return ImportFormatError(f"{path}:{line}: {problem}")
 
 
+_MISSING = ("", ".", "n/a", "NA")
+
+
 def number(token: str, path: Path | str, line: int, what: str, *, missing: bool = True) -> float:
     """A finite number from ``token``; empty (or ``.``) is NaN when ``missing``; NaN, inf
     or text are errors naming the line."""
-    t = token.strip()
-    if missing and t in ("", ".", "n/a", "NA"):
-        return math.nan
     try:
-        v = float(t)
+        v = float(token)
     except ValueError:
+        t = token.strip()
+        if missing and t in _MISSING:
+            return math.nan
         raise fail(path, line, f"{what} {t[:40]!r} is not a number") from None
-    if not math.isfinite(v):
-        raise fail(path, line, f"{what} is {t[:40]!r}, not a finite number")
+    if v - v != 0.0:  # NaN or ±inf
+        raise fail(path, line, f"{what} is {token.strip()[:40]!r}, not a finite number")
     return v
 
 
@@ -249,9 +252,7 @@ class Column:
 
     def __init__(self) -> None:
         self.data = array("d")
-
-    def append(self, v: float) -> None:
-        self.data.append(v)
+        self.append = self.data.append  # bound once: no Python frame per value
 
     def numpy(self) -> NDArray[np.float64]:
         return np.frombuffer(self.data, dtype=np.float64).copy()

@@ -116,15 +116,19 @@ def parse_tobii(path: Path, options: ImportOptions) -> list[ImportedRecording]:
     screen: tuple[int, int] | None = None
     width = len(header)
 
-    def cell(row: list[str], key: str) -> str:
-        i = col.get(key)
-        return "" if i is None else row[i].strip()
+    at = {k: col.get(k, width) for k in _NAMES}  # a missing column reads the empty cell
+    what = {k: header[i] if i < width else k for k, i in at.items()}
+    i_t, i_x, i_y, i_lx, i_ly, i_rx, i_ry, i_lv, i_rv, i_lp, i_rp = (
+        at[k] for k in ("time", "x", "y", "lx", "ly", "rx", "ry", "lv", "rv", "lp", "rp")
+    )
+    has_sensor, has_lv, has_rv, has_rect = "sensor" in col, "lv" in col, "rv" in col, "mx" in col
 
     def num(row: list[str], key: str, line: int) -> float:
-        text = cell(row, key)
-        return number(text.replace(",", ".") if comma else text, path, line, header[col[key]]
-                      if key in col else key)  # fmt: skip
+        text = row[at[key]]
+        return number(text.replace(",", ".") if comma else text, path, line, what[key])
 
+    last_media, last_rect = "", None
+    last_rect_cells: tuple[str, ...] = ()
     for n, line in lines:
         if not line.strip():
             continue
@@ -132,45 +136,52 @@ def parse_tobii(path: Path, options: ImportOptions) -> list[ImportedRecording]:
         if len(row) != width:
             raise fail(path, n, f"{len(row)} fields, the header has {width}; the line is cut "
                        "or has extra separators")  # fmt: skip
-        key = (cell(row, "participant"), cell(row, "recording"))
+        row.append("")
+        key = (row[at["participant"]].strip(), row[at["recording"]].strip())
         acc = groups.get(key)
         if acc is None:
             acc = groups[key] = Accumulator(key[0], key[1])
-        sensor = cell(row, "sensor")
-        if "sensor" in col and sensor not in ("Eye Tracker", ""):
+        sensor = row[at["sensor"]].strip()
+        if has_sensor and sensor not in ("Eye Tracker", ""):
             continue
-        gaze_cells = [cell(row, k) for k in ("x", "y", "lx", "ly", "rx", "ry", "lv", "rv")]
-        event = cell(row, "event")
-        if event and not any(gaze_cells) and (sensor == "" or "sensor" not in col):
+        event = row[at["event"]].strip()
+        if event and not any(row[i].strip() for i in (i_x, i_y, i_lx, i_ly, i_rx, i_ry, i_lv,
+                                                        i_rv)):  # fmt: skip
             t_ev = num(row, "time", n) * scale
-            acc.events.append((t_ev, "message", {"text": event, "value": cell(row, "evalue")}))
+            acc.events.append((t_ev, "message", {"text": event,
+                                                 "value": row[at["evalue"]].strip()}))  # fmt: skip
             continue
         t = num(row, "time", n)
         if not math.isfinite(t):
             raise fail(path, n, "no time stamp on a gaze row")
         t *= scale
-        if screen is None and cell(row, "resolution"):
-            parts = cell(row, "resolution").lower().replace("x", " ").split()
+        if screen is None and row[at["resolution"]].strip():
+            parts = row[at["resolution"]].lower().replace("x", " ").split()
             if len(parts) == 2:
                 screen = (int(number(parts[0], path, n, "resolution")),
                           int(number(parts[1], path, n, "resolution")))  # fmt: skip
         x, y = num(row, "x", n), num(row, "y", n)
-        lx, ly, rx, ry = (num(row, k, n) for k in ("lx", "ly", "rx", "ry"))
-        if "lv" in col and not _valid(cell(row, "lv"), path, n):
+        lx, ly, rx, ry = num(row, "lx", n), num(row, "ly", n), num(row, "rx", n), num(row, "ry", n)
+        if has_lv and not _valid(row[i_lv], path, n):
             lx = ly = math.nan
-        if "rv" in col and not _valid(cell(row, "rv"), path, n):
+        if has_rv and not _valid(row[i_rv], path, n):
             rx = ry = math.nan
         lp, rp = num(row, "lp", n), num(row, "rp", n)
         fix_index = 0
-        if cell(row, "etype") == "Fixation":
+        if row[at["etype"]].strip() == "Fixation":
             k = num(row, "eindex", n)
             fix_index = int(k) if math.isfinite(k) else 0
-        media = cell(row, "media")
+        media = row[at["media"]].strip()
         rect = None
-        if media and "mx" in col:
-            mx, my, mw, mh = (num(row, k, n) for k in ("mx", "my", "mw", "mh"))
-            if math.isfinite(mx) and math.isfinite(my):
-                rect = Rect(mx, my, mw, mh)
+        if media and has_rect:
+            cells = tuple(row[at[k]] for k in ("mx", "my", "mw", "mh"))
+            if media == last_media and cells == last_rect_cells:
+                rect = last_rect
+            else:
+                mx, my, mw, mh = (num(row, k, n) for k in ("mx", "my", "mw", "mh"))
+                if math.isfinite(mx) and math.isfinite(my):
+                    rect = Rect(mx, my, mw, mh)
+                last_media, last_rect, last_rect_cells = media, rect, cells
         acc.add(path, n, t, (x, y, math.isfinite(x) and math.isfinite(y)),
                 (lx, ly, rx, ry, lp, rp), fix_index, media, media, rect)  # fmt: skip
     out = [acc.build(path, options, has_eyes, screen) for acc in groups.values()
