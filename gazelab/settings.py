@@ -410,13 +410,14 @@ def dataclass_section(
         for f in dataclasses.fields(klass)
         if f.name in table
     }
+    catch: tuple[type[Exception], ...] = (*errors, TypeError)
     try:
         return klass(**values)
     except SettingsError as exc:  # the field checks name the key; add the file
         if str(exc).startswith(source):
             raise
         raise SettingsError(f"{source}: {exc}") from exc
-    except (*errors, TypeError) as exc:
+    except catch as exc:
         raise SettingsError(f"{source} [{section}]: {exc}") from exc
 
 
