@@ -173,15 +173,19 @@ def _write(store: Any, rec: ImportedRecording, sha: str, fmt: str, options: Impo
             "right_psize": rec.right_pupil,
         }  # fmt: skip
         cols = [by_field.get(f, nan) for f in SAMPLE_FIELDS]
-    kinds = {f: (bool if f in ("fix", "valid") else int if f == "state" else float)
-             for f in SAMPLE_FIELDS}  # fmt: skip
+    dtypes = {f: (bool if f in ("fix", "valid") else np.int64 if f == "state" else np.float64)
+              for f in SAMPLE_FIELDS}  # fmt: skip
+    fast = getattr(store, "add_sample_rows", None)  # plain tuples, no per-sample object
     for a in range(0, t.size, BATCH):
         b = min(a + BATCH, t.size)
-        lists = [[kinds[f](v) for v in np.asarray(c[a:b]).tolist()]
+        lists = [np.asarray(c[a:b]).astype(dtypes[f]).tolist()
                  for f, c in zip(SAMPLE_FIELDS, cols, strict=True)]  # fmt: skip
-        ti = np.asarray(trial_idx[a:b]).tolist()
+        ti = [None if k < 0 else k for k in np.asarray(trial_idx[a:b]).tolist()]
+        if fast is not None:
+            fast(sid, list(zip(ti, phases[a:b], *lists, strict=True)))
+            continue
         batch = [
-            (GazeSample(*vals), None if k < 0 else int(k), ph)
+            (GazeSample(*vals), k, ph)
             for vals, k, ph in zip(zip(*lists, strict=True), ti, phases[a:b], strict=True)
         ]
         store.add_tagged_samples(sid, batch)
