@@ -210,8 +210,8 @@ def _gazelab(site: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
 def test_an_installed_package_adds_a_tracker_and_a_detector(plugin_site: Path,
                                                             tmp_path: Path) -> None:  # fmt: skip
     # the CLI's help and choices
-    annotate = _gazelab(plugin_site, "annotate", "--help")
-    assert annotate.returncode == 0, annotate.stderr
+    annotate = _gazelab(plugin_site, "annotate", "--help")  # the broken one is installed too
+    assert annotate.returncode == 0 and not annotate.stderr, annotate.stderr
     assert "toytracker[:HOST[:PORT]]" in " ".join(annotate.stdout.split())
     # the settings' allowed choices: a settings file naming both validates
     cfg = tmp_path / "plugin.toml"
@@ -248,15 +248,12 @@ def test_a_broken_plugin_is_listed_as_unavailable_and_the_exit_status_is_unchang
     plugin_site: Path, tmp_path: Path
 ) -> None:
     listing = _gazelab(plugin_site, "plugins", "detectors")
-    plain = _gazelab(None, "plugins", "detectors")
-    assert listing.returncode == plain.returncode == 0, listing.stderr
+    assert listing.returncode == 0, listing.stderr  # as without it
     assert (
         "broken: unavailable, entry point broken = gazelab_broken.detector (gazelab-broken 0.1)"
         " failed to load (RuntimeError: the toy plug-in is broken)"
     ) in listing.stdout
     assert "Traceback" not in listing.stderr
-    helped = _gazelab(plugin_site, "annotate", "--help")
-    assert helped.returncode == 0 and "Traceback" not in helped.stderr
     cfg = tmp_path / "broken.toml"
     cfg.write_text('[fixations]\nmethod = "broken"\n')
     refused = _gazelab(plugin_site, "settings", "--config", str(cfg))
