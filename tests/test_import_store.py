@@ -139,3 +139,40 @@ def test_unknown_format_and_missing_file_are_one_line(tmp_path: Path) -> None:
             import_file(st, "edf", BINO, ImportOptions())
         with pytest.raises(ImportFormatError, match="no such file"):
             import_file(st, "eyelink", tmp_path / "nope.asc", ImportOptions())
+
+
+def test_a_kill_mid_file_leaves_nothing(tmp_path: Path) -> None:
+    """SIGKILL while the file's transaction is being written (its pages already spilling
+    into the write-ahead log): the store reopens with exactly what it held before."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    store = tmp_path / "s.sqlite"
+    assert main(["import", "eyelink", str(BINO), "--store", str(store)]) == 0
+    f = tmp_path / "big.csv"
+    with open(f, "w") as fh:
+        fh.write("time,x,y\n")
+        fh.writelines(
+            f"{i * 3.333:.3f},{500 + i % 97}.5,{400 + i % 89}.25\n" for i in range(400_000)
+        )
+    wal = Path(str(store) + "-wal")
+    start = wal.stat().st_size if wal.exists() else 0
+    proc = subprocess.Popen([sys.executable, "-m", "gazelab.app.cli", "import", "csv", str(f),
+                             "--store", str(store), "--resolution", "1920x1080"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        while proc.poll() is None and (wal.stat().st_size if wal.exists() else 0) < start + (
+            8 << 20
+        ):
+            time.sleep(0.01)  # polling, not a timed assertion
+        if proc.poll() is not None:
+            pytest.skip("the import finished before its pages reached the write-ahead log")
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    with SessionStore(store) as st:
+        assert [r.id for r in st.sessions()] == [1] and st.sample_count(1) == 368
+        assert st.sample_count(2) == 0
