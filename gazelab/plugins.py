@@ -274,7 +274,11 @@ class Registry(Generic[T]):
 
     def choices(self, where: Callable[[T], bool] | None = None) -> Choices:
         """:meth:`names` read each time they are asked for (settings and CLI choices)."""
-        return Choices(lambda: self.names(where))
+        return Choices(lambda: self.names(where), self._why_not)
+
+    def _why_not(self, name: str) -> str:
+        broken = self.unavailable().get(name)
+        return broken.line() if broken is not None else ""
 
     def all_names(self) -> tuple[str, ...]:
         """:meth:`names` and every alias."""
@@ -338,8 +342,16 @@ class Choices(Sequence[str]):
     """Names read when asked (``in``, iteration, ``len``), never a snapshot taken at import:
     what settings fields and ``argparse`` take as ``choices`` for a registry's names."""
 
-    def __init__(self, read: Callable[[], Iterable[str]]) -> None:
+    def __init__(
+        self, read: Callable[[], Iterable[str]], why_not: Callable[[str], str] | None = None
+    ) -> None:
         self._read = read
+        self._why_not = why_not
+
+    def why_not(self, name: str) -> str:
+        """Why ``name`` is no choice when a plug-in of that name failed to load (``x:
+        unavailable, ... failed to load (...)``), else nothing: for the error's tail."""
+        return self._why_not(name) if self._why_not is not None else ""
 
     def _names(self) -> tuple[str, ...]:
         return tuple(self._read())

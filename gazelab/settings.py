@@ -25,6 +25,7 @@ from gazelab.errors import GazelabError
 from gazelab.gaze.fixations import DEFAULT_METHOD, DETECTORS
 from gazelab.gaze.geometry import DisplayGeometry
 from gazelab.gaze.trackers.registry import TRACKERS
+from gazelab.plugins import Choices
 
 
 class SettingsError(GazelabError, ValueError):
@@ -55,8 +56,10 @@ def validate(obj: Any, section: str = "") -> None:
         lo_hi = f.metadata.get("range")
         choices = f.metadata.get("choices")
         if choices is not None and value not in choices:
+            why = choices.why_not(value) if isinstance(choices, Choices) else ""
             raise SettingsError(
                 f"{key} = {value!r} is not allowed; choose one of {', '.join(map(repr, choices))}"
+                + (f"; {why}" if why else "")
             )
         if lo_hi is not None:
             lo, hi = lo_hi

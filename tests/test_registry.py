@@ -118,6 +118,34 @@ def test_every_extension_point_is_a_registry_with_at_least_the_shipped_entries()
         assert isinstance(err.value, ValueError | RuntimeError)  # each kind's own error
 
 
+def test_settings_and_cli_choices_read_the_registry_when_asked() -> None:
+    """No snapshot at import: a detector registered after the settings and the CLI were
+    imported is at once a settings choice and, in a new parser, a CLI choice."""
+    import dataclasses
+
+    from gazelab.app.cli import build_parser
+    from gazelab.gaze.fixations import DETECTORS, register_detector, valid_runs
+    from gazelab.settings import FixationSettings, SettingsError
+
+    with pytest.raises(SettingsError, match="fixations.method = 'late' is not allowed"):
+        FixationSettings(method="late")
+    register_detector("late", "registered after import")(
+        lambda s, g, th: [(a, b - 1) for a, b in valid_runs(s.valid)]
+    )
+    try:
+        assert FixationSettings(method="late").method == "late"
+        field = {f.name: f for f in dataclasses.fields(FixationSettings)}["method"]
+        assert "late" in field.metadata["choices"]
+        parser = build_parser()
+        sub = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+        analyzer = next(a for a in sub["saliency"]._actions if a.dest == "analyzer")
+        assert list(analyzer.choices) == list(extension_point("analyzers"))
+    finally:
+        DETECTORS.remove("late")
+    with pytest.raises(SettingsError):
+        FixationSettings(method="late")
+
+
 def test_eye_tracker_and_simulator_traits_decide_what_a_tracker_is() -> None:
     from gazelab.annotation.operator import drift_check_needed
     from gazelab.app.demo import demo_trackers
@@ -259,3 +287,7 @@ def test_a_broken_plugin_is_listed_as_unavailable_and_the_exit_status_is_unchang
     refused = _gazelab(plugin_site, "settings", "--config", str(cfg))
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert "fixations.method = 'broken' is not allowed" in refused.stderr
+    assert refused.stderr.strip().endswith(
+        "; broken: unavailable, entry point broken = gazelab_broken.detector (gazelab-broken 0.1)"
+        " failed to load (RuntimeError: the toy plug-in is broken)"
+    )
