@@ -79,6 +79,12 @@ def test_the_same_file_twice_is_refused(tmp_path: Path, capsys) -> None:  # type
     assert "was imported already (session 1, same SHA-256" in err
     with SessionStore(store) as st:
         assert len(st.sessions()) == 1 and st.sample_count(1) == 368
+    # twice in one command: the first is imported, the second refused
+    other = tmp_path / "o.sqlite"
+    assert main(["import", "eyelink", str(BINO), str(copy), "--store", str(other)]) == 2
+    assert "was imported already (session 1" in capsys.readouterr().err
+    with SessionStore(other) as st:
+        assert len(st.sessions()) == 1 and st.sample_count(1) == 368
 
 
 def test_a_failure_mid_file_leaves_nothing(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

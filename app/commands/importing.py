@@ -186,7 +186,7 @@ def _files(fmt: str, names: list[str]) -> list[Path]:
 def cmd_import(args: argparse.Namespace) -> int:
     """Import each file (one transaction each); print the sessions made."""
     from gazelab.annotation.store import SessionStore
-    from gazelab.gaze.importers.ingest import import_file
+    from gazelab.gaze.importers.ingest import import_file, imported_hashes
 
     options, images = options_of(args)
     files = _files(args.format, args.files)
@@ -195,8 +195,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     made = 0
     try:
         with SessionStore(store_path, create=True) as store:
+            known = imported_hashes(store)
             for path in files:
-                ids = import_file(store, args.format, path, options, images)
+                ids = import_file(store, args.format, path, options, images, known)
                 made += len(ids)
                 for sid in ids:
                     rec = store.session(sid)

@@ -204,11 +204,18 @@ def _write(store: Any, rec: ImportedRecording, sha: str, fmt: str, options: Impo
 
 
 def import_file(
-    store: Any, fmt: str, path: Path, options: ImportOptions, image_source: str = ""
+    store: Any,
+    fmt: str,
+    path: Path,
+    options: ImportOptions,
+    image_source: str = "",
+    known: dict[str, int] | None = None,
 ) -> list[int]:
     """Import one file: parse it, refuse it if already imported, write it atomically.
 
     Returns the new session ids (one per recording and participant in the file).
+    ``known`` (SHA-256 -> session, from :func:`imported_hashes`) saves reading the store's
+    events again for each of many files; the new file's hash is added to it.
     """
     if fmt not in IMPORTERS:
         raise ImportFormatError(f"unknown import format {fmt!r}; choose one of {sorted(IMPORTERS)}")
@@ -216,7 +223,7 @@ def import_file(
     if not path.is_file():
         raise ImportFormatError(f"{path}: no such file")
     sha = file_sha256(path)
-    done = imported_hashes(store)
+    done = imported_hashes(store) if known is None else known
     if sha in done:
         raise ImportFormatError(
             f"{path} was imported already (session {done[sha]}, same SHA-256 {sha[:12]}…); "
@@ -224,4 +231,7 @@ def import_file(
         )
     recordings = IMPORTERS[fmt].parse(path, options)
     with one_transaction(store):
-        return [_write(store, rec, sha, fmt, options, image_source) for rec in recordings]
+        ids = [_write(store, rec, sha, fmt, options, image_source) for rec in recordings]
+    if known is not None and ids:
+        known[sha] = ids[0]
+    return ids
