@@ -96,6 +96,8 @@ def test_one_session_per_participant_with_every_sample(tmp_path: Path) -> None:
             d = Settings.from_toml(rec.settings_toml).display
             assert (d.resolution_px, d.width_mm, d.height_mm) == ((1280, 1024), 376.0, 301.0)
             assert d.width_mm / 1280 == 0.29375 and d.height_mm / 1024 == 0.2939453125
+            imp = next(e["payload"] for e in st.events(rec.id) if e["kind"] == "import")
+            assert imp["mm_per_px"] == [0.29375, 0.2939453125] and imp["screen_mm_given"]
 
 
 def test_average_of_valid_eyes_and_fallback(tmp_path: Path) -> None:

@@ -139,12 +139,19 @@ def _write(store: Any, rec: ImportedRecording, sha: str, fmt: str, options: Impo
         trial_idx, phases = _trial_tags(t, rec)
         order = [tr.image_id for tr in rec.trials]
         start = float(local[0])
+    from gazelab.settings import Settings
+
+    toml = settings_toml(rec, options, fmt)
+    display = Settings.from_toml(toml, source=rec.source).display
     session = store.create_session(
-        rec.participant, settings_toml=settings_toml(rec, options, fmt), seed=0,
+        rec.participant, settings_toml=toml, seed=0,
         image_source=image_source, stimulus_order=order, start_local_s=start,
     )  # fmt: skip
     sid = int(session.id)
     store.add_event(sid, "import", start, payload={
+        "mm_per_px": [display.width_mm / display.resolution_px[0],
+                      display.height_mm / display.resolution_px[1]],
+        "screen_mm_given": options.screen_mm is not None or exact,
         "format": fmt, "file": Path(rec.source).name, "sha256": sha,
         "recording": rec.recording, "eye": rec.eye, "eyes_recorded": list(rec.eyes_recorded),
         "rate_hz": rec.rate_hz if math.isfinite(rec.rate_hz) else None,
