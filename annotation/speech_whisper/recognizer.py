@@ -1,0 +1,198 @@
+"""Recognising a spoken label with Whisper: :class:`WhisperRecognizer` (whole-label
+transcripts only, the unprompted veto) and :class:`CombinedRecognizer` (Whisper and
+PocketSphinx on the same answer).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gazelab.annotation.speech import (
+    SAMPLE_RATE,
+    SPOKEN_WORDS,
+    LabelResult,
+    SpeechError,
+    _WavMixin,
+    to_16k,
+)
+from gazelab.annotation.speech_whisper.models import DEFAULT_MODEL, resolve_model
+
+PAD_S = 0.5
+"""Silence added after the answer before encoding (s)."""
+MIN_ENCODE_S = 3.0
+"""Shortest window the encoder sees (s); shorter answers are padded with silence."""
+MAX_TOKENS = 16
+"""Most tokens decoded per answer (a label answer is one to three words; short windows
+make Whisper repeat a word, which the whole-transcript rule accepts)."""
+PROMPT = "Neutral, anger, angry, contempt, disgust, fear, afraid, scared, happy, sad, surprise."
+"""The decoder prompt: the label words, so the model expects one of them."""
+
+
+# -- recogniser ---------------------------------------------------------------------------------
+def label_of_transcript(text: str) -> str | None:
+    """The class when every word of ``text`` is a label word of that one class, else ``None``."""
+    words = re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())
+    classes = {SPOKEN_WORDS.get(w) for w in words}
+    if not words or None in classes or len(classes) != 1:
+        return None
+    return classes.pop()
+
+
+@cache
+def english_words() -> frozenset[str]:
+    """The words of the US-English pronouncing dictionary that ships with pocketsphinx."""
+    from gazelab.annotation.speech import _model_dir
+
+    with open(_model_dir() / "cmudict-en-us.dict", encoding="utf-8") as f:
+        return frozenset(re.sub(r"\(\d+\)$", "", line.split(" ", 1)[0]) for line in f)
+
+
+def other_word(text: str) -> str | None:
+    """The word when ``text`` is one English word (repeated or not) that is not a label
+    word, else ``None``."""
+    words = set(re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower()))
+    if len(words) != 1 or words & set(SPOKEN_WORDS):
+        return None
+    word = words.pop()
+    return word if word in english_words() else None
+
+
+class WhisperRecognizer(_WavMixin):
+    """A Whisper model (CTranslate2, int8 on the CPU) restricted to whole-label transcripts."""
+
+    name = "whisper"
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        root: Path | None = None,
+        threads: int = 2,
+        beam_size: int = 2,
+        verify_unprompted: bool = False,
+        veto_other_word: bool = True,
+        full_window: bool = False,
+    ) -> None:
+        try:
+            import ctranslate2
+            import tokenizers
+            from faster_whisper.feature_extractor import FeatureExtractor
+            from faster_whisper.tokenizer import Tokenizer
+        except ImportError as exc:
+            raise SpeechError(
+                "voice.backend = 'whisper' needs faster-whisper"
+                " (pip install -r requirements-voice.txt)"
+            ) from exc
+        folder, self.model = resolve_model(model, root)
+        self.name = f"whisper:{model}"  # the session's "ready" message carries the model
+        self.folder = folder
+        self.beam_size = beam_size
+        self.verify_unprompted = verify_unprompted
+        self.veto_other_word = veto_other_word
+        self.full_window = full_window
+        self._ct2 = ctranslate2
+        self._model = ctranslate2.models.Whisper(
+            str(folder), device="cpu", compute_type="int8", intra_threads=threads
+        )
+        tok = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+        multilingual = self._model.is_multilingual
+        self._tok = Tokenizer(tok, multilingual, task="transcribe", language="en")
+        self._fe = FeatureExtractor(feature_size=self._model.n_mels)
+        start = [*self._tok.sot_sequence, self._tok.no_timestamps]
+        self._prompted = [self._tok.sot_prev, *self._tok.encode(" " + PROMPT), *start]
+        self._plain = start
+        self._lock = threading.Lock()
+
+    def _features(self, x: NDArray[np.float32]) -> Any:
+        """Log-mel features of ``x`` padded with silence (``n_mels`` x even frames)."""
+        n = max(x.size + int(PAD_S * SAMPLE_RATE), int(MIN_ENCODE_S * SAMPLE_RATE))
+        if self.full_window:
+            n = max(n, 30 * SAMPLE_RATE)
+        x = np.concatenate([x, np.zeros(n - x.size, np.float32)])
+        f = self._fe(x, padding=0)
+        frames = min(3000, f.shape[1] // 2 * 2)
+        return np.ascontiguousarray(f[None, :, :frames], dtype=np.float32)
+
+    def _decode(self, enc: Any, prompt: list[int]) -> tuple[str, float]:
+        r = self._model.generate(
+            enc, [prompt], beam_size=self.beam_size, max_length=len(prompt) + MAX_TOKENS, return_scores=True,
+            suppress_blank=True, suppress_tokens=[-1], max_initial_timestamp_index=0,
+        )[0]  # fmt: skip
+        ids = [t for t in r.sequences_ids[0] if t < self._tok.eot]
+        score = float(r.scores[0]) if r.scores else -np.inf
+        text = self._tok.decode(ids).strip()
+        if len(r.sequences_ids[0]) >= MAX_TOKENS:  # cut off: the last word may be partial
+            text = text.rsplit(" ", 1)[0] if " " in text else ""
+        return text, score
+
+    def transcribe(self, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> tuple[str, str]:
+        """The label-prompted and the unprompted transcript of one answer (one encoding)."""
+        x = to_16k(audio, rate).astype(np.float32) / 32768.0
+        if x.size == 0:
+            return "", ""
+        with self._lock:
+            enc = self._model.encode(self._ct2.StorageView.from_array(self._features(x)))
+            return self._decode(enc, self._prompted)[0], self._decode(enc, self._plain)[0]
+
+    def recognize(self, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> LabelResult:
+        x = to_16k(audio, rate).astype(np.float32) / 32768.0
+        if x.size == 0:
+            return LabelResult(None, "", 0.0)
+        with self._lock:
+            enc = self._model.encode(self._ct2.StorageView.from_array(self._features(x)))
+            text, score = self._decode(enc, self._prompted)
+            label = label_of_transcript(text)
+            if label is not None and (self.verify_unprompted or self.veto_other_word):
+                plain, _ = self._decode(enc, self._plain)
+                if (self.verify_unprompted and label_of_transcript(plain) != label) or (
+                    self.veto_other_word and other_word(plain) is not None
+                ):
+                    return LabelResult(None, f"{text} / unprompted: {plain}", 0.0)
+        return LabelResult(label, text, float(np.exp(score)) if label else 0.0)
+
+
+def classes_named(text: str) -> set[str]:
+    """The classes of the label words anywhere in ``text``."""
+    return {SPOKEN_WORDS[w] for w in re.findall(r"[a-z]+", text.lower()) if w in SPOKEN_WORDS}
+
+
+class CombinedRecognizer(_WavMixin):
+    """Whisper and PocketSphinx on the same answer; each covers the other's weakness.
+
+    Whisper's whole-transcript rule accepts almost nothing that is not a label, but
+    rejects many accented or noisy labels; PocketSphinx's grammar accepts those labels,
+    but also takes other words for labels. An answer is accepted
+
+    - with Whisper's label when Whisper accepts it (whole transcript, no veto), else
+    - with PocketSphinx's label when a word of that class occurs anywhere in Whisper's
+      prompted transcript ("contempt to us" for "contemptuous") and the unprompted
+      transcript is not one other English word (:func:`other_word`).
+
+    Everything else is "not understood"."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, root: Path | None = None) -> None:
+        from gazelab.annotation.speech import PocketSphinxRecognizer
+
+        self.whisper = WhisperRecognizer(model, root=root)
+        self.sphinx = PocketSphinxRecognizer()
+        self.name = f"whisper+pocketsphinx:{model}"
+        self.model = f"{self.whisper.model} + pocketsphinx en-us"
+
+    def recognize(self, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> LabelResult:
+        prompted, plain = self.whisper.transcribe(audio, rate)
+        label = label_of_transcript(prompted)
+        if other_word(plain) is not None:
+            return LabelResult(None, f"{prompted} / unprompted: {plain}", 0.0)
+        if label is not None:
+            return LabelResult(label, prompted, 1.0)
+        ps = self.sphinx.recognize(audio, rate)
+        if ps.label is not None and ps.label in classes_named(prompted):
+            return LabelResult(ps.label, f"{ps.text} / whisper: {prompted}", ps.confidence)
+        return LabelResult(None, f"{ps.text} / whisper: {prompted}", 0.0)
