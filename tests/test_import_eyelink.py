@@ -193,3 +193,18 @@ def test_tracker_detector_on_a_binocular_recording(tmp_path: Path) -> None:
     fx = detect_fixations(table, "tracker")
     got = list(zip(fx["onset_ms"].tolist(), fx["offset_ms"].tolist(), strict=True))
     assert got == want and len(want) == len(efix) == 2
+
+
+def test_a_latin1_file_with_its_encoding(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    asc = tmp_path / "l.asc"
+    asc.write_bytes("SAMPLES\tGAZE\tLEFT\tRATE\t1000.00\nMSG\t9 tecnología\n"
+                    "10\t1.0\t2.0\t3.0\t...\n".encode("latin-1"))  # fmt: skip
+    store = tmp_path / "s.sqlite"
+    assert main(["import", "eyelink", str(asc), "--store", str(store), "--resolution",
+                 "800x600"]) == 2  # fmt: skip
+    assert f"{asc}:2: not UTF-8 text (byte 15 of the line)" in capsys.readouterr().err
+    assert main(["import", "eyelink", str(asc), "--store", str(store), "--resolution",
+                 "800x600", "--encoding", "latin-1"]) == 0  # fmt: skip
+    with SessionStore(store) as st:
+        texts = [e["payload"]["text"] for e in st.events(1) if e["kind"] == "message"]
+    assert texts == ["tecnología"]

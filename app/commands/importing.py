@@ -17,7 +17,7 @@ from gazelab.plugins import Choices
 _TOP_KEYS: dict[str, type | tuple[type, ...]] = {
     "participant": str, "images": str, "resolution": list, "screen_mm": list,
     "distance_cm": (int, float), "eye": str, "trial_start": str, "trial_end": str,
-    "image_var": str,
+    "image_var": str, "encoding": str,
 }  # fmt: skip
 _CSV_FLAGS = (
     ("time", "time column (default: time)"),
@@ -70,6 +70,7 @@ def add_import_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    "(group 1 = image id); default: TRIALID ... TRIAL_RESULT")  # fmt: skip
     p.add_argument("--trial-end", help="regular expression of a trial's end message")
     p.add_argument("--image-var", help="the TRIAL_VAR naming the image (EyeLink)")
+    p.add_argument("--encoding", help="the files' text encoding (default UTF-8), e.g. latin-1")
     g = p.add_argument_group("csv column mapping")
     for name, text in _CSV_FLAGS:
         g.add_argument(f"--{name.replace('_', '-')}", dest=f"csv_{name}", help=text)
@@ -168,6 +169,7 @@ def options_of(args: argparse.Namespace) -> tuple[Any, str]:
         trial_start=pick("trial_start") or "",
         trial_end=pick("trial_end") or "",
         image_var=pick("image_var") or "",
+        encoding=pick("encoding") or "utf-8",
         csv=csv_mapping,
     )
     return options, pick("images") or ""

@@ -11,6 +11,7 @@ file, the line and the problem (one line; the CLI exits with status 2).
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import math
 import re
@@ -155,6 +156,7 @@ class ImportOptions:
     trial_start: str = ""  # regular expression on messages; group 1 (if any) = image id
     trial_end: str = ""
     image_var: str = ""  # a TRIAL_VAR naming the image
+    encoding: str = "utf-8"  # the file's text encoding
     csv: CsvMapping = field(default_factory=CsvMapping)
 
 
@@ -186,12 +188,17 @@ def register_importer(name: str, help: str) -> Callable[[Parser], Parser]:
 
 
 # -- reading ----------------------------------------------------------------------------------
-def read_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` of a UTF-8 text file, one line at a time (no line ending).
+def read_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a text file (UTF-8 unless told), one line at a time (no
+    line ending; a ``.gz`` file is read through gzip).
 
     Bounded memory: a line longer than :data:`MAX_LINE_BYTES` raises without being read
-    whole; bytes that are not UTF-8 raise naming the line.
+    whole; bytes that are not in ``encoding`` raise naming the line.
     """
+    try:
+        label = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+    except LookupError:
+        raise ImportFormatError(f"--encoding {encoding!r} is not a known text encoding") from None
     name = str(path)
     try:
         fh: Any = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
@@ -215,11 +222,11 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
             if count == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode(encoding)
             except UnicodeDecodeError as exc:
                 raise ImportFormatError(
-                    f"{name}:{count}: not UTF-8 text (byte {exc.start + 1} of the line); "
-                    "export the file as UTF-8"
+                    f"{name}:{count}: not {label} text (byte {exc.start + 1} of the line); "
+                    "export the file as UTF-8, or give its --encoding (e.g. latin-1)"
                 ) from None
             yield count, text.rstrip("\r\n")
 

@@ -60,7 +60,7 @@ def parse_bids(path: Path, options: ImportOptions) -> list[ImportedRecording]:
     except SettingsError as exc:
         raise ImportFormatError(str(exc)) from None
     fields = _export_columns()
-    lines = read_lines(path)
+    lines = read_lines(path, options.encoding)
     first = next(lines, None)
     if first is None:
         raise ImportFormatError(f"{path}: empty file")

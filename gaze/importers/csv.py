@@ -48,7 +48,7 @@ def parse_csv(path: Path, options: ImportOptions) -> list[ImportedRecording]:
     if m.xy_unit == "deg" and (options.screen_mm is None or options.distance_mm is None):
         raise ImportFormatError(f"{path}: gaze in degrees needs --screen-mm W H and "
                                 "--distance-cm D")  # fmt: skip
-    lines = read_lines(path)
+    lines = read_lines(path, options.encoding)
     first = next(lines, None)
     if first is None:
         raise ImportFormatError(f"{path}: empty file")

@@ -142,7 +142,7 @@ def parse_eyelink(path: Path, options: ImportOptions) -> list[ImportedRecording]
     trials = _Trials(options)
     previous = -math.inf
     eye_cols: tuple[tuple[Column, Column, Column], ...] = ()
-    for n, line in read_lines(path):
+    for n, line in read_lines(path, options.encoding):
         if not line:
             continue
         c = line[0]

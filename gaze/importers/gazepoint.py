@@ -42,7 +42,7 @@ def parse_gazepoint(path: Path, options: ImportOptions) -> list[ImportedRecordin
             "size with --resolution WxH (e.g. 1920x1080)"
         )
     w, h = options.screen_px
-    lines = read_lines(path)
+    lines = read_lines(path, options.encoding)
     first = next(lines, None)
     if first is None:
         raise ImportFormatError(f"{path}: empty file; is this a Gazepoint export?")

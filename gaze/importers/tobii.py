@@ -96,7 +96,7 @@ def _valid(token: str, path: Path, line: int) -> bool:
 @register_importer("tobii", "Tobii Pro Lab / Tobii Studio TSV or CSV export (many participants)")
 def parse_tobii(path: Path, options: ImportOptions) -> list[ImportedRecording]:
     """The recordings of a Tobii export, one per participant and recording (module docstring)."""
-    lines = read_lines(path)
+    lines = read_lines(path, options.encoding)
     first = next(lines, None)
     if first is None:
         raise ImportFormatError(f"{path}: empty file; is this a Tobii export?")
