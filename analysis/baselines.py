@@ -332,7 +332,9 @@ def baseline_rows(
     size = -(-len(todo) // workers) if todo else 1
     runs = [todo[k : k + size] for k in range(0, len(todo), size)]
     by_image: dict[int, list[dict[str, Any]]] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    from gazelab.analysis.compare import blas_threads
+
+    with blas_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
         for result in pool.map(score_run, runs):
             by_image.update(result)
     return [r for i in sorted(by_image) for r in by_image[i]]

@@ -96,6 +96,15 @@ class Comparison:
         return pd.DataFrame(self.rows, columns=list(ROW_COLUMNS))
 
 
+def blas_threads(n: int) -> Any:
+    """A context in which BLAS (NumPy's dot products) uses ``n`` threads (threadpoolctl);
+    the thread pools of :func:`analyse_project` and the baselines run their workers in
+    ``blas_threads(1)``."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=n, user_api="blas")
+
+
 def annotator_keys(records: Sequence[SessionRecord]) -> dict[int, str]:
     """The annotator name of each session (by id), as reports and mask exports use it: the
     participant, or ``participant/s<id>`` for a participant with several of ``records``."""
@@ -231,10 +240,12 @@ def analyse_project(
         score_image(im, rel[i], n, predicted=predicted_class(probs[i]), keep_maps=keep)
 
     # Images are independent and NumPy releases the GIL in its array work (sorts, dot
-    # products, element-wise passes): one thread per core, results in image order.
+    # products, element-wise passes): one thread per core, results in image order, each
+    # worker's BLAS on one thread (workers × BLAS threads would spin against each other).
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(ordered), os.cpu_count() or 1))) as pool:
+    workers = max(1, min(len(ordered), os.cpu_count() or 1))
+    with blas_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
         for done, _ in enumerate(pool.map(score, range(len(ordered)))):
             if progress:
                 progress("metrics", done, len(ordered))
