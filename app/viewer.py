@@ -33,7 +33,7 @@ from PySide6 import QtCore, QtWidgets
 
 from gazelab import CLASSES
 from gazelab.analysis.aoi import AOI, aoi_means, write_aoi_file
-from gazelab.analysis.compare import METRICS, Comparison, ImageAnalysis
+from gazelab.analysis.compare import Comparison, ImageAnalysis
 from gazelab.analysis.render import (
     AOI_COLOUR,
     DISPLAY_PX,
@@ -47,19 +47,14 @@ from gazelab.analysis.render import (
     replay_end_ms,
 )
 from gazelab.app.viewer_project import (
-    BASELINE_COLUMNS,
-    BASELINE_TIPS,
     ImageEntry,
     ImageView,
     ModelLayer,
-    baseline_note,
-    baseline_table_rows,
     report_layout_sentence,
 )
+from gazelab.app.viewer_tables import ViewerTables
 from gazelab.app.viewer_widgets import QUALITY_COLUMNS, split_sizes, window_size
-from gazelab.app.viewer_widgets import fill as _fill
 from gazelab.app.viewer_widgets import scrolled as _scrolled
-from gazelab.app.viewer_widgets import table as _table
 from gazelab.app.viewer_worker import ProjectWorker
 from gazelab.project import ProjectPaths
 from gazelab.settings import AnalysisSettings
@@ -67,7 +62,7 @@ from gazelab.settings import AnalysisSettings
 ALL = "(all)"
 
 
-class ViewerWindow(QtWidgets.QMainWindow):
+class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
     """Browse a project's images with human (and model) gaze layers and their statistics."""
 
     def __init__(
@@ -147,58 +142,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         bar.addWidget(self.replay, 1)
         bar.addWidget(self.replay_label)
 
-        self.metrics = _table(["annotator", "versus", *METRICS])
-        self.aoi_table = _table(["aoi", "annotator", "dwell_ms", "fixations", "ttff_ms",
-                                 "visits", "revisits", "dwell_share", "relevance_share"])  # fmt: skip
-        self.baseline_table = _table(BASELINE_COLUMNS)
-        for c, col in enumerate(BASELINE_COLUMNS):
-            self.baseline_table.horizontalHeaderItem(c).setToolTip(BASELINE_TIPS[col])
-        self.baseline_metric = QtWidgets.QComboBox()
-        self.baseline_metric.addItems(list(METRICS))
-        self.baseline_metric.setToolTip("the metric the baselines table shows")
-        self.baseline_metric.currentTextChanged.connect(self._layers_changed)
-        self.baseline_note = QtWidgets.QLabel("")
-        self.baseline_note.setWordWrap(True)
-        base_tab = QtWidgets.QWidget()
-        bl = QtWidgets.QVBoxLayout(base_tab)
-        bl.setContentsMargins(2, 2, 2, 2)
-        pick = QtWidgets.QHBoxLayout()
-        pick.addWidget(QtWidgets.QLabel("metric"))
-        pick.addWidget(self.baseline_metric)
-        pick.addStretch(1)
-        bl.addLayout(pick)
-        bl.addWidget(self.baseline_table, 1)
-        bl.addWidget(self.baseline_note)
-        self.by_annotator = _table(["annotator"])
-        self.by_class = _table(["class"])
-        self.aoi_summary = _table(["aoi"])
-        self.quality_table = _table(QUALITY_COLUMNS)
-        self.quality: list[dict[str, Any]] = []
-        self.summary_button = QtWidgets.QPushButton("Compute summary over all images")
-        self.summary_button.clicked.connect(self.compute_summary)
-        self.tables_button = QtWidgets.QPushButton("Export tables as CSV…")
-        self.tables_button.clicked.connect(self._export_tables_dialog)
-        self.tables_button.setEnabled(False)
-        summary = QtWidgets.QWidget()
-        sl = QtWidgets.QVBoxLayout(summary)
-        row = QtWidgets.QHBoxLayout()
-        row.addWidget(self.summary_button)
-        row.addWidget(self.tables_button)
-        row.addStretch(1)
-        sl.addLayout(row)
-        for title, t in (("per annotator (mean ± sd over images)", self.by_annotator),
-                         ("per class", self.by_class), ("areas of interest", self.aoi_summary),
-                         ("data quality per session", self.quality_table)):  # fmt: skip
-            sl.addWidget(QtWidgets.QLabel(f"<b>{title}</b>"))
-            sl.addWidget(t, 1)
-        self.tabs = QtWidgets.QTabWidget()
-        self.tabs.addTab(self.metrics, "metrics (this image)")
-        self.baseline_tab = base_tab
-        self.tabs.addTab(base_tab, "baselines")
-        self.tabs.addTab(self.aoi_table, "AOIs (this image)")
-        self.summary_tab = _scrolled(summary)
-        self.tabs.addTab(self.summary_tab, "summary tables")
-        self.tabs.currentChanged.connect(lambda _: self._want_baselines())
+        self.tabs = self._build_tables()
 
         # right: layers
         self.show_image = QtWidgets.QCheckBox("image")
@@ -398,11 +342,6 @@ class ViewerWindow(QtWidgets.QMainWindow):
             e.true_class = classes.get(e.image_id, e.true_class)
         self._refilter(keep=True)
 
-    def _on_quality(self, rows: list[dict[str, Any]]) -> None:
-        self.quality = rows
-        _fill(self.quality_table, QUALITY_COLUMNS, rows)
-        self.tables_button.setEnabled(True)
-
     def _on_model(self, layer: ModelLayer) -> None:
         self.model = layer
         self.show_model.setEnabled(True)
@@ -554,10 +493,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
         self.rendered = self.shown = None
         self.item.clear()
         self.caption.setText(caption)
-        self.metrics.setRowCount(0)
-        self.aoi_table.setRowCount(0)
-        self.baseline_table.setRowCount(0)
-        self.baseline_note.setText("")
+        self._clear_tables()
 
     def _render(self) -> None:
         view = self.current_view()
@@ -576,56 +512,7 @@ class ViewerWindow(QtWidgets.QMainWindow):
             else f"{layers.replay_ms:6.0f} / {end:.0f} ms"
         )  # fmt: skip
         self.caption.setText(self._caption(im))
-        _fill(self.metrics, ["annotator", "reference", *METRICS], im.rows)
-        self.metrics.setHorizontalHeaderLabels(["annotator", "versus", *METRICS])
-        self._show_baselines(im.image_id)
-        self._want_baselines()
-        shown = [r for r in view.aoi_rows if layers.humans.get(r["annotator"], True)]
-        _fill(self.aoi_table, ["aoi", "annotator", "dwell_ms", "fixations", "ttff_ms", "visits",
-                               "revisits", "dwell_share", "relevance_share"], shown)  # fmt: skip
-
-    def _on_baselines(self, image_id: str, rows: list[dict[str, Any]] | str) -> None:
-        self.baselines[image_id] = rows
-        self._baselines_asked.discard(image_id)
-        cur = self.current_entry()
-        if cur is not None and cur.image_id == image_id:
-            self._show_baselines(image_id)
-        self._status()
-
-    def _want_baselines(self) -> None:
-        """Ask the worker for the shown image's baselines while their tab is in front (they
-        read every image's maps once, so they wait until asked for)."""
-        view = self.current_view()
-        if view is None or self.tabs.currentWidget() is not self.baseline_tab:
-            return
-        iid = view.analysis.image_id
-        if iid not in self.baselines and iid not in self._baselines_asked and self._worker:
-            self._baselines_asked.add(iid)
-            self._worker.request_baselines(iid)
-            self._show_baselines(iid)
-
-    def _show_baselines(self, image_id: str) -> None:
-        """The baselines tab for the image shown, for the metric picked: a row per
-        (annotator, versus, baseline), as computed in the worker."""
-        rows = self.baselines.get(image_id)
-        if rows is None:
-            self.baseline_table.setRowCount(0)
-            self.baseline_note.setText(
-                "computing the layout baselines (the first image reads every image's maps once) …"
-                if self._worker is not None
-                else "layout baselines: open a project (gazelab view --store) to compute them")  # fmt: skip
-            return
-        if isinstance(rows, str):
-            self.baseline_table.setRowCount(0)
-            self.baseline_note.setText(f"no layout baselines: {rows}")
-            return
-        self.baseline_table.setUpdatesEnabled(False)
-        metric = self.baseline_metric.currentText()
-        _fill(self.baseline_table, BASELINE_COLUMNS, baseline_table_rows(rows, metric))
-        for c, col in enumerate(BASELINE_COLUMNS):
-            self.baseline_table.horizontalHeaderItem(c).setToolTip(BASELINE_TIPS[col])
-        self.baseline_table.setUpdatesEnabled(True)
-        self.baseline_note.setText(baseline_note(rows, self.set_sentence, metric))
+        self._fill_image_tables(view, layers)
 
     def _caption(self, im: ImageAnalysis) -> str:
         labels = "; ".join(f"{a} said {g.label or '–'}" for a, g in im.humans.items())
@@ -711,79 +598,6 @@ class ViewerWindow(QtWidgets.QMainWindow):
         )
         if path:
             self._attempt("save the AOIs", path, lambda: self.save_aois(path))
-
-    # -- summary tables ---------------------------------------------------------------------
-    def compute_summary(self) -> None:
-        """Compute the summary tables over every image (in the worker)."""
-        if self.comparison is not None:
-            self._on_summary((self.comparison, []))
-            return
-        if self._worker is not None:
-            self.summary_button.setEnabled(False)
-            self._worker.request_summary()
-
-    def _on_summary(self, payload: tuple[Comparison, list[dict[str, Any]]]) -> None:
-        from gazelab.analysis.compare import summaries
-
-        comp, aoi_rows = payload
-        summ = summaries(comp)
-        self.summary = (summ, aoi_rows)
-        self.summary_button.setEnabled(True)
-        self.tables_button.setEnabled(True)
-        for table, key, col in ((self.by_annotator, "by_annotator", "annotator"),
-                                (self.by_class, "by_class", "class")):  # fmt: skip
-            rows = [self._mean_sd(r, col) for r in summ[key]]
-            _fill(table, [col, "versus", "n", *METRICS], rows)
-        agg = aoi_means(aoi_rows)
-        _fill(self.aoi_summary, ["aoi", "annotator", "images", "dwell_ms", "fixations",
-                                 "ttff_ms", "revisits", "relevance_share"], agg)  # fmt: skip
-        self.tabs.setCurrentWidget(self.summary_tab)
-        self._status()
-
-    @staticmethod
-    def _mean_sd(row: dict[str, Any], col: str) -> dict[str, Any]:
-        out = {col: row[col], "versus": row["versus"], "n": row["n"]}
-        for m in METRICS:
-            mean, sd = row[f"{m}_mean"], row[f"{m}_sd"]
-            if not math.isfinite(mean):
-                out[m] = "–"
-            else:
-                out[m] = f"{mean:.3f} ± {sd:.3f}" if math.isfinite(sd) else f"{mean:.3f}"
-        return out
-
-    def export_tables(self, folder: str | Path) -> list[Path]:
-        """Write the tables as CSV: quality.csv (data quality per session) and, once the
-        summary is computed, by_annotator.csv, by_class.csv and aoi.csv."""
-        import pandas as pd
-
-        from gazelab.fileio import atomic_write
-
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "quality.csv", pd.DataFrame(self.quality, columns=QUALITY_COLUMNS)
-                     .to_csv(index=False))  # fmt: skip
-        written = [out / "quality.csv"]
-        if self.summary is None:
-            self.status_label.setText(f"data quality written to {out} (no summary computed)")
-            return written
-        summ, aoi_rows = self.summary
-        for key in ("by_annotator", "by_class"):
-            atomic_write(out / f"{key}.csv", pd.DataFrame(summ[key]).to_csv(index=False))
-            written.append(out / f"{key}.csv")
-        from gazelab.analysis.aoi import AOI_COLUMNS
-
-        atomic_write(out / "aoi.csv", pd.DataFrame(aoi_rows, columns=list(AOI_COLUMNS))
-                     .to_csv(index=False))  # fmt: skip
-        written.append(out / "aoi.csv")
-        self.status_label.setText(f"tables written to {out}")
-        return written
-
-    def _export_tables_dialog(self) -> None:
-        folder = QtWidgets.QFileDialog.getExistingDirectory(
-            self, "Export tables into", str(self.project_dir)
-        )
-        if folder:
-            self._attempt("export the tables", folder, lambda: self.export_tables(folder))
 
     # -- export ------------------------------------------------------------------------------
     def export_png(self, path: str | Path, scale: int = 1) -> Path:
