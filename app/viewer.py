@@ -57,7 +57,7 @@ from gazelab.app.viewer_widgets import QUALITY_COLUMNS, split_sizes, window_size
 from gazelab.app.viewer_widgets import scrolled as _scrolled
 from gazelab.app.viewer_worker import ProjectWorker
 from gazelab.project import ProjectPaths
-from gazelab.settings import AnalysisSettings
+from gazelab.settings import AnalysisSettings, QualitySettings
 
 ALL = "(all)"
 
@@ -73,6 +73,7 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         *,
         show_errors: bool = True,
         aois: dict[str, list[AOI]] | None = None,
+        quality: QualitySettings | None = None,
     ) -> None:
         super().__init__()
         import pyqtgraph as pg
@@ -224,7 +225,7 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         if comparison is not None:
             self.set_comparison(comparison)
         elif paths is not None:
-            self.open_project(paths, analysis or AnalysisSettings(), aois)
+            self.open_project(paths, analysis or AnalysisSettings(), aois, quality)
 
     def fit_to_screen(self, available: tuple[int, int] | None = None) -> None:
         """Size the window to the screen's free area (or ``available``) and give the
@@ -249,11 +250,12 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
 
     # -- project ----------------------------------------------------------------------------
     def open_project(self, paths: ProjectPaths, analysis: AnalysisSettings,
-                     aois: dict[str, list[AOI]] | None = None) -> None:  # fmt: skip
+                     aois: dict[str, list[AOI]] | None = None,
+                     quality: QualitySettings | None = None) -> None:  # fmt: skip
         self.expects_model = paths.model is not None
         self.status_label.setText(f"opening {paths.store} …")
         self.progress.setRange(0, 0)
-        w = self._worker = ProjectWorker(paths, analysis, aois)
+        w = self._worker = ProjectWorker(paths, analysis, aois, quality)
         w.opened.connect(self._on_opened)
         w.classes.connect(self._on_classes)
         w.quality.connect(self._on_quality)
@@ -673,9 +675,11 @@ def run_viewer(
     analysis: AnalysisSettings | None = None,
     screenshot: str | None = None,
     aois: str | None = None,
+    quality: QualitySettings | None = None,
 ) -> int:
     """Open the viewer on a project (``--screenshot PNG``: save the window once loaded, exit;
-    ``aois``: an AOI file, JSON or CSV by image id)."""
+    ``aois``: an AOI file, JSON or CSV by image id; ``quality``: the ``[quality]`` limits,
+    whose excluded trials the viewer leaves out as compare does)."""
     from gazelab.analysis.aoi import read_aoi_file
 
     paths = ProjectPaths.resolve(project, store=store, model=model, cache=cache)
@@ -684,7 +688,7 @@ def run_viewer(
     from gazelab.app.qt import application
 
     app = application()
-    win = ViewerWindow(paths, analysis, show_errors=not screenshot, aois=aoi_map)
+    win = ViewerWindow(paths, analysis, show_errors=not screenshot, aois=aoi_map, quality=quality)
     win.show()
     if not screenshot:
         return int(app.exec())

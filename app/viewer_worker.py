@@ -23,7 +23,7 @@ from gazelab.app.viewer_project import (
     model_layer,
 )
 from gazelab.project import ProjectPaths
-from gazelab.settings import AnalysisSettings
+from gazelab.settings import AnalysisSettings, QualitySettings
 
 
 class ProjectWorker(QtCore.QThread):
@@ -42,11 +42,13 @@ class ProjectWorker(QtCore.QThread):
     failed = QtCore.Signal(str)
 
     def __init__(self, paths: ProjectPaths, analysis: AnalysisSettings,
-                 aois: dict[str, list[AOI]] | None = None) -> None:  # fmt: skip
+                 aois: dict[str, list[AOI]] | None = None,
+                 quality_limits: QualitySettings | None = None) -> None:  # fmt: skip
         super().__init__()
         self.paths = paths
         self.analysis = analysis
         self.aois = aois
+        self.quality_limits = quality_limits  # [quality]: the trials compare leaves out
         self.model: ModelLayer | None = None
         self._wanted: str | None = None
         self._summary = False
@@ -90,7 +92,11 @@ class ProjectWorker(QtCore.QThread):
     def run(self) -> None:
         try:
             project = ViewerProject(
-                self.paths.store, self.analysis, cache_dir=self.paths.cache, aois=self.aois
+                self.paths.store,
+                self.analysis,
+                cache_dir=self.paths.cache,
+                aois=self.aois,
+                quality=self.quality_limits,
             )
         except Exception as exc:  # shown in the window; nothing to lose here
             self.failed.emit(f"{type(exc).__name__}: {exc}")

@@ -225,3 +225,41 @@ def test_the_stored_trial_quality_is_what_compare_and_the_viewer_use(project, mo
         assert list(p.view(ids[1]).analysis.humans) == ["A", "B"]
     with ViewerProject(path, an, cache_dir=tmp_path / "w" / "saliency-cache") as p:
         assert list(p.view(ids[0]).analysis.humans) == ["A", "B"]  # no limits: all shown
+
+
+def test_gazelab_view_gives_the_window_the_quality_limits_of_its_config(tmp_path, monkeypatch):
+    """``gazelab view --config`` hands ``[quality]`` to the window, which hands it to the
+    project worker, so the window leaves out the trials compare leaves out."""
+    import gazelab.app.viewer as viewer
+    from gazelab.app.cli import main
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(viewer, "run_viewer", lambda *a, **k: seen.update(k) or 0)
+    config = tmp_path / "limits.toml"
+    config.write_text("[quality]\nmax_trial_loss_pct = 20.0\n")
+    store = tmp_path / "p.sqlite"
+    assert main(["view", "--store", str(store), "--config", str(config)]) == 0
+    assert seen["quality"].max_trial_loss_pct == 20.0
+
+
+def test_the_viewer_window_leaves_out_what_the_quality_limits_leave_out(project, tmp_path,
+                                                                        monkeypatch) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """The window (``run_viewer``, as ``gazelab view`` runs it) builds its project with the
+    limits it was given: the worker's ViewerProject gets them."""
+    import gazelab.app.viewer_worker as worker
+    from gazelab.app.viewer import run_viewer
+
+    path, _, _ = project
+    given: list[Any] = []
+    real = worker.ViewerProject
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        given.append(kwargs.get("quality"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(worker, "ViewerProject", recording)
+    limits = QualitySettings(max_trial_loss_pct=20.0)
+    shot = tmp_path / "view.png"
+    assert run_viewer(None, store=str(path), cache=str(tmp_path / "c"), screenshot=str(shot),
+                      analysis=AnalysisSettings(analyzer="gradient"), quality=limits) == 0  # fmt: skip
+    assert given == [limits] and shot.is_file()

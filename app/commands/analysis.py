@@ -138,7 +138,9 @@ def cmd_view(args: argparse.Namespace) -> int:
     """Open the overlay viewer on a project."""
     from gazelab.app.viewer import run_viewer
 
+    settings = settings_of(args)  # [quality] limits leave out the trials compare leaves out
     return run_viewer(
         args.project, store=args.store, model=args.model, cache=args.cache,
-        analysis=analysis_settings(args), screenshot=args.screenshot, aois=args.aois,
+        analysis=analysis_settings(args, settings), screenshot=args.screenshot,
+        aois=args.aois, quality=settings.quality,
     )  # fmt: skip
