@@ -1,0 +1,294 @@
+"""Baseline rows, scored exactly as the observed pairs: for a whole comparison
+(:func:`baseline_rows`), or one image at a time as the viewer shows it
+(:func:`partner_indices`, :func:`image_baseline_rows`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gazelab.analysis.baselines.maps import (
+    CENTRES,
+    centre_gaussian,
+    keep_top_fraction,
+    unit_mass,
+)
+from gazelab.analysis.metrics import PreparedMap, map_scores
+
+if TYPE_CHECKING:
+    from gazelab.analysis.compare import Comparison
+
+
+BASELINES = ("shuffled", "centre")
+"""Baseline names, in report order."""
+
+
+def baseline_rows(
+    comp: Comparison,
+    *,
+    draws: int = 3,
+    seed: int = 0,
+    centre: str = "mean",
+    sigma_fraction: float = 0.25,
+    max_images: int | None = 100,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Baseline scores of every observed pair of ``comp`` (see the module docstring).
+
+    Rows: ``image_id``, ``annotator`` (the reference, whose map and fixations on the image
+    are scored against), ``versus`` (``human`` / ``model`` for shuffled rows, ``-`` for the
+    centre row that serves both), ``reference`` (``b``, ``model`` or ``centre``),
+    ``baseline`` (``shuffled`` / ``centre``), ``draws`` (images averaged) and every metric
+    of :data:`~gazelab.analysis.compare.METRICS`; NaN where no other image of the same
+    size has the partner's map.
+
+    Partners: the images of one size are put in a seeded random cyclic order, and each
+    image's partners are the next ``draws`` images in it (every image is a partner
+    ``draws`` times); scoring along the order prepares each image's maps once.
+
+    ``max_images``: score the pairs of at most this many images (a seeded sample; the
+    partners are drawn from all images and the centre map is the mean over all), so a
+    study of thousands of images costs about as much as 100 (the baselines of an image
+    cost about twice its observed scoring: ``draws`` scores per pair on maps prepared once).
+    ``None``: every image.
+    """
+    from gazelab.analysis.scoring import METRICS, fixation_map
+    from gazelab.gaze.heatmaps import fixation_heatmap
+
+    if centre not in CENTRES:
+        raise ValueError(f"centre {centre!r}: choose one of {', '.join(CENTRES)}")
+    images = comp.images
+    shapes = [(int(im.image.shape[0]), int(im.image.shape[1])) for im in images]
+
+    def human_map(i: int, a: str) -> NDArray[np.float64]:
+        return images[i].humans[a].heatmap_or_build()
+
+    def model_map(i: int) -> NDArray[np.float64] | None:
+        im = images[i]
+        if im.model_heatmap is not None:
+            return im.model_heatmap
+        if im.model_points is None:
+            return None
+        c, r = im.kernel_px
+        return fixation_heatmap(im.model_points, shapes[i], c, r)
+
+    # centre maps: one pass over the human maps (built where not kept, and let go) for the
+    # unit-mass sum per image size and the mean support; each image's own maps are taken
+    # out of the sum when it is scored (leave-one-image-out)
+    totals: dict[tuple[int, int], NDArray[np.float64]] = {}
+    counts: dict[tuple[int, int], int] = defaultdict(int)
+    supports: list[float] = []
+    for i, im in enumerate(images):
+        for a in im.humans:
+            m = human_map(i, a)
+            supports.append(np.count_nonzero(m > 0) / m.size)
+            if centre == "mean":
+                um = unit_mass(m)
+                totals[shapes[i]] = totals[shapes[i]] + um if shapes[i] in totals else um
+                counts[shapes[i]] += 1
+    frac = float(np.mean(supports)) if supports else 0.0
+
+    def centre_map(i: int, own: list[NDArray[np.float64]]) -> PreparedMap | None:
+        if centre == "gaussian":
+            c = centre_gaussian(shapes[i], sigma_fraction)
+        else:
+            rest = counts[shapes[i]] - len(own)
+            if rest <= 0:
+                return None
+            c = (totals[shapes[i]] - sum(unit_mass(m) for m in own)) / rest
+        return PreparedMap(keep_top_fraction(c, frac))
+
+    has_model = [im.model_points is not None or im.model_heatmap is not None for im in images]
+    nan = dict.fromkeys(METRICS, math.nan)
+
+    # Partners: the images of each size in a seeded cyclic order; image k's partners are
+    # the next ``draws`` images in that order. Images are scored along the order, so each
+    # image's maps are prepared once and serve it and the ``draws`` images before it (a
+    # window of prepared maps), instead of once per pair and draw.
+    rng = np.random.default_rng([seed, len(images)])
+    todo: list[int] = []
+    partners_of: dict[int, list[int]] = {}
+    sample = max_images is not None and len(images) > max_images
+    for shape in sorted(set(shapes)):
+        group = [i for i in range(len(images)) if shapes[i] == shape]
+        cycle = [group[k] for k in rng.permutation(len(group))]
+        n_partners = min(draws, len(cycle) - 1)
+        for k, i in enumerate(cycle):
+            partners_of[i] = [cycle[(k + d) % len(cycle)] for d in range(1, n_partners + 1)]
+        # a sample is a stretch of the random order (itself a random sample), the group's
+        # share of max_images, so the window of prepared maps is shared along it
+        share = max(1, int(max_images * len(group) / len(images))) if sample else len(cycle)  # type: ignore[operator]
+        todo += cycle[:share]
+
+    def mean_scores(scores: list[dict[str, float]]) -> dict[str, float]:
+        if not scores:
+            return dict(nan)
+        out = {}
+        for m in METRICS:
+            v = np.array([s.get(m, math.nan) for s in scores], dtype=np.float64)
+            v = v[np.isfinite(v)]
+            out[m] = float(v.mean()) if v.size else math.nan
+        return out
+
+    import threading
+
+    lock, finished = threading.Lock(), [0]
+
+    def score_run(run: list[int]) -> list[tuple[int, list[dict[str, Any]]]]:
+        window: dict[int, dict[str, PreparedMap | None]] = {}
+
+        def prepared(j: int) -> dict[str, PreparedMap | None]:
+            if j not in window:
+                maps: dict[str, PreparedMap | None] = {
+                    a: PreparedMap(human_map(j, a)) for a in images[j].humans
+                }
+                mm = model_map(j) if has_model[j] else None
+                maps["\0model"] = None if mm is None else PreparedMap(mm)
+                window[j] = maps
+                while len(window) > draws + 1:  # oldest first (dicts keep insertion order)
+                    del window[next(iter(window))]
+            return window[j]
+
+        done = []
+        for i in run:
+            im = images[i]
+            own = prepared(i)
+            js = partners_of[i]
+            others = [prepared(j) for j in js]
+            cm = centre_map(i, [m.x for a, m in own.items() if a != "\0model" and m is not None])
+            rows: list[dict[str, Any]] = []
+            for a, g in im.humans.items():
+                ref = own[a]
+                assert ref is not None
+                fixated = fixation_map(g.points, shapes[i])
+                base = {"image_id": im.image_id, "annotator": a}
+                rows.append({**base, "versus": "-", "reference": "centre", "baseline": "centre",
+                             "draws": 0 if cm is None else 1,
+                             **(dict(nan) if cm is None else map_scores(ref, cm, fixated))})  # fmt: skip
+                if has_model[i]:
+                    sc = [map_scores(ref, m, fixated)
+                          for o in others if (m := o.get("\0model")) is not None]  # fmt: skip
+                    rows.append({**base, "versus": "model", "reference": "model",
+                                 "baseline": "shuffled", "draws": len(sc), **mean_scores(sc)})  # fmt: skip
+                for b in im.humans:
+                    if b == a:
+                        continue
+                    sc = [
+                        map_scores(ref, m, fixated) for o in others if (m := o.get(b)) is not None
+                    ]
+                    rows.append({**base, "versus": "human", "reference": b, "baseline": "shuffled",
+                                 "draws": len(sc), **mean_scores(sc)})  # fmt: skip
+            done.append((i, rows))
+            if progress:
+                with lock:
+                    finished[0] += 1
+                    progress(finished[0], len(todo))
+        return done
+
+    # one contiguous run of the order per core (NumPy releases the GIL in its array work);
+    # rows come back in image order
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(len(todo), os.cpu_count() or 1))
+    size = -(-len(todo) // workers) if todo else 1
+    runs = [todo[k : k + size] for k in range(0, len(todo), size)]
+    by_image: dict[int, list[dict[str, Any]]] = {}
+    from gazelab.analysis.compare import blas_threads
+
+    with blas_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
+        for result in pool.map(score_run, runs):
+            by_image.update(result)
+    return [r for i in sorted(by_image) for r in by_image[i]]
+
+
+# -- one image at a time (the viewer) -----------------------------------------------------------
+def partner_indices(
+    shapes: Sequence[tuple[int, int]], draws: int = 3, seed: int = 0
+) -> dict[int, list[int]]:
+    """The shuffled-image partners of every image, by the rule of :func:`baseline_rows`:
+    the images of one size (``shapes[i]``, ``(H, W)`` px) in a seeded random cyclic order,
+    image *i*'s partners the next ``draws`` images after it (fewer where the size has
+    fewer other images). Same ``shapes``, ``draws`` and ``seed``: same partners."""
+    rng = np.random.default_rng([seed, len(shapes)])
+    out: dict[int, list[int]] = {}
+    for shape in sorted(set(shapes)):
+        group = [i for i in range(len(shapes)) if shapes[i] == shape]
+        cycle = [group[k] for k in rng.permutation(len(group))]
+        n_partners = min(draws, len(cycle) - 1)
+        for k, i in enumerate(cycle):
+            out[i] = [cycle[(k + d) % len(cycle)] for d in range(1, n_partners + 1)]
+    return out
+
+
+def image_baseline_rows(
+    image: Any,
+    partners: Sequence[Any],
+    centre_map: NDArray[np.float64] | None,
+) -> list[dict[str, Any]]:
+    """The rows of :func:`baseline_rows` for one image, as it scores them.
+
+    ``image``: an :class:`~gazelab.analysis.compare.ImageAnalysis` (its human maps, fixation
+    points and model map or points); ``partners``: the ImageAnalysis of its partner images
+    (:func:`partner_indices`); ``centre_map``: the centre-bias map ``(H, W)`` already cut to
+    one map's area (:func:`centre_for_image`), or ``None`` (NaN centre rows)."""
+    from gazelab.analysis.scoring import METRICS, fixation_map
+    from gazelab.gaze.heatmaps import fixation_heatmap
+
+    def model_map(im: Any) -> NDArray[np.float64] | None:
+        if im.model_heatmap is not None:
+            return np.asarray(im.model_heatmap, dtype=np.float64)
+        if im.model_points is None:
+            return None
+        c, r = im.kernel_px
+        return fixation_heatmap(im.model_points, tuple(im.image.shape[:2]), c, r)
+
+    nan = dict.fromkeys(METRICS, math.nan)
+
+    def mean_scores(scores: list[dict[str, float]]) -> dict[str, float]:
+        if not scores:
+            return dict(nan)
+        out = {}
+        for m in METRICS:
+            v = np.array([s.get(m, math.nan) for s in scores], dtype=np.float64)
+            v = v[np.isfinite(v)]
+            out[m] = float(v.mean()) if v.size else math.nan
+        return out
+
+    shape = (int(image.image.shape[0]), int(image.image.shape[1]))
+    has_model = image.model_points is not None or image.model_heatmap is not None
+    others: list[dict[str, PreparedMap | None]] = []
+    for p in partners:
+        maps: dict[str, PreparedMap | None] = {
+            a: PreparedMap(g.heatmap_or_build()) for a, g in p.humans.items()
+        }
+        mm = model_map(p) if has_model else None
+        maps["\0model"] = None if mm is None else PreparedMap(mm)
+        others.append(maps)
+    cm = None if centre_map is None else PreparedMap(centre_map)
+    rows: list[dict[str, Any]] = []
+    for a, g in image.humans.items():
+        ref = PreparedMap(g.heatmap_or_build())
+        fixated = fixation_map(g.points, shape)
+        base = {"image_id": image.image_id, "annotator": a}
+        rows.append({**base, "versus": "-", "reference": "centre", "baseline": "centre",
+                     "draws": 0 if cm is None else 1,
+                     **(dict(nan) if cm is None else map_scores(ref, cm, fixated))})  # fmt: skip
+        if has_model:
+            sc = [map_scores(ref, m, fixated)
+                  for o in others if (m := o.get("\0model")) is not None]  # fmt: skip
+            rows.append({**base, "versus": "model", "reference": "model",
+                         "baseline": "shuffled", "draws": len(sc), **mean_scores(sc)})  # fmt: skip
+        for b in image.humans:
+            if b == a:
+                continue
+            sc = [map_scores(ref, m, fixated) for o in others if (m := o.get(b)) is not None]
+            rows.append({**base, "versus": "human", "reference": b, "baseline": "shuffled",
+                         "draws": len(sc), **mean_scores(sc)})  # fmt: skip
+    return rows
