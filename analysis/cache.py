@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,25 @@ class SaliencyCache:
         buf = io.BytesIO()
         np.save(buf, np.asarray(rel, dtype=np.float32))
         atomic_write(p, buf.getvalue())
+
+    def get_order(self, key: str) -> NDArray[Any] | None:
+        """A prepared map's support order (:class:`~gazelab.analysis.metrics.PreparedMap`),
+        by the map's content hash; ``None`` when absent or unreadable."""
+        p = self.root / "prepared" / key[:2] / f"{key}.npy"
+        try:
+            return np.asarray(np.load(p))
+        except (OSError, ValueError, EOFError):
+            return None
+
+    def put_order(self, key: str, order: NDArray[Any]) -> None:
+        """Keep a prepared map's support order (written to a temporary name and renamed,
+        without fsync: a lost or torn file is only a cache miss, checked on reading)."""
+        p = self.root / "prepared" / key[:2] / f"{key}.npy"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, order)
+        os.replace(tmp, p)
 
 
 def cached_relevance(

@@ -237,7 +237,9 @@ def analyse_project(
     def score(i: int) -> None:
         im = ordered[i]
         keep = keep_maps is None or i < keep_maps
-        score_image(im, rel[i], n, predicted=predicted_class(probs[i]), keep_maps=keep)
+        score_image(
+            im, rel[i], n, predicted=predicted_class(probs[i]), keep_maps=keep, orders=cache
+        )
 
     # Images are independent and NumPy releases the GIL in its array work (sorts, dot
     # products, element-wise passes): one thread per core, results in image order, each

@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 from gazelab import CLASSES
 from gazelab.analysis.metrics import MAP_METRICS, PreparedMap, map_scores
+from gazelab.analysis.metrics.prepared import OrderStore
 from gazelab.errors import GazelabError
 
 if TYPE_CHECKING:
@@ -245,6 +246,7 @@ def score_image(
     *,
     predicted: str = "",
     keep_maps: bool = True,
+    orders: OrderStore | None = None,
 ) -> ImageAnalysis:
     """Score one image (see the module docstring); fills ``im`` and returns it.
 
@@ -252,7 +254,9 @@ def score_image(
     ``None`` (no model: human-vs-human rows only); ``n_points``: the ``n`` most relevant
     pixels that make the model heatmap; ``predicted``: the model's class. ``keep_maps``:
     keep the human and model heatmaps in ``im`` (else they are built for scoring and let
-    go). Rows are appended to ``im.rows`` with :data:`ROW_COLUMNS`.
+    go). ``orders``: where each prepared map's sort is kept between runs (the saliency
+    cache; the rows are the same with or without). Rows are appended to ``im.rows`` with
+    :data:`ROW_COLUMNS`.
     """
     from gazelab.analysis.saliency import model_heatmap, model_points
 
@@ -271,8 +275,8 @@ def score_image(
     maps = {a: g.heatmap_or_build() for a, g in im.humans.items()}
     if keep_maps:
         im.humans = {a: replace(g, heatmap=maps[a]) for a, g in im.humans.items()}
-    prepared = {a: PreparedMap(m) for a, m in maps.items()}
-    model_prepared = None if model_map is None else PreparedMap(model_map)
+    prepared = {a: PreparedMap(m, orders) for a, m in maps.items()}
+    model_prepared = None if model_map is None else PreparedMap(model_map, orders)
     for a, g in im.humans.items():
         base = {"image_id": im.image_id, "class": im.true_class, "annotator": a}
         fixated = fixation_map(g.points, shape)

@@ -66,16 +66,19 @@ def _ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def _average_ranks(v: NDArray[np.float64], order: NDArray[np.intp]) -> NDArray[np.float64]:
-    """``scipy.stats.rankdata(v, method="average")`` given ``order`` (an argsort of ``v``):
-    without ties every rank is its position in the order (scattered in one pass); with
-    ties, scipy's."""
+    """``scipy.stats.rankdata(v, method="average")`` given ``order`` (any order that sorts
+    ``v`` ascending): without ties every rank is its position in the order (scattered in
+    one pass); with ties, scipy's formula on the sorted values (the same floats)."""
     sv = v[order]
-    if sv.size > 1 and not bool(np.all(sv[1:] > sv[:-1])):  # ties (or an unsorted order)
-        from scipy.stats import rankdata
-
-        return np.asarray(rankdata(v, method="average"), dtype=np.float64)
     r = np.empty(v.size, dtype=np.float64)
-    r[order] = np.arange(1, v.size + 1, dtype=np.float64)
+    if sv.size < 2 or bool(np.all(sv[1:] > sv[:-1])):
+        r[order] = np.arange(1, v.size + 1, dtype=np.float64)
+        return r
+    # ties: scipy's formula on the sorted values, each tie group its mean rank
+    obs = np.r_[True, sv[1:] != sv[:-1]]
+    dense = obs.cumsum()
+    count = np.r_[np.nonzero(obs)[0], len(obs)]
+    r[order] = 0.5 * (count[dense] + count[dense - 1] + 1)
     return r
 
 

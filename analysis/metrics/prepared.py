@@ -4,9 +4,10 @@ support, the work every comparison repeats, and :func:`map_scores` scores two of
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -35,6 +36,16 @@ def _jitter(size: int, seed: int) -> tuple[NDArray[Any], ...]:
     return _JITTER_CACHE[key]
 
 
+class OrderStore(Protocol):
+    """Where :class:`PreparedMap` keeps the sort of a map's support between runs, by the
+    map's content (:meth:`PreparedMap.content_key`); e.g.
+    :class:`~gazelab.analysis.cache.SaliencyCache`."""
+
+    def get_order(self, key: str) -> NDArray[Any] | None: ...
+
+    def put_order(self, key: str, order: NDArray[Any]) -> None: ...
+
+
 class PreparedMap:
     """One map with the work every comparison repeats done once, on its support.
 
@@ -47,7 +58,7 @@ class PreparedMap:
     order; tested to 1e-12).
     """
 
-    def __init__(self, a: ArrayLike) -> None:
+    def __init__(self, a: ArrayLike, orders: OrderStore | None = None) -> None:
         x = np.asarray(a, dtype=np.float64)
         if not np.isfinite(x).all():
             raise MetricError("maps contain NaN or infinite values")
@@ -59,6 +70,7 @@ class PreparedMap:
         self.values = self.flat[self.support]
         self.n_zero = self.n - self.support.size
         self._cache: dict[str, Any] = {}
+        self._orders = orders
 
     def _get(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -91,7 +103,31 @@ class PreparedMap:
     def order(self) -> NDArray[np.intp]:
         """The order that sorts :attr:`values` ascending (one sort per map: the ranks and
         AUC-Judd's sorted values are both taken from it)."""
-        return self._get("order", lambda: np.argsort(self.values))
+        return self._get("order", self._make_order)
+
+    def content_key(self) -> str:
+        """A hash of the map's shape, support and values (hex, 32 characters)."""
+        h = hashlib.blake2b(repr(self.shape).encode(), digest_size=16)
+        h.update(np.ascontiguousarray(self.support).tobytes())
+        h.update(np.ascontiguousarray(self.values).tobytes())
+        return h.hexdigest()
+
+    def _make_order(self) -> NDArray[np.intp]:
+        """The sort of the support, from the ``orders`` store when it holds one for this
+        content (checked: a permutation that sorts the values), else sorted and stored."""
+        m = self.values.size
+        if self._orders is None or m < 2:
+            return np.argsort(self.values)
+        key = self.content_key()
+        got = self._orders.get_order(key)
+        if got is not None and got.shape == (m,) and got.min() >= 0 and got.max() < m:
+            order = got.astype(np.intp)
+            sv = self.values[order]
+            if bool(np.all(sv[1:] >= sv[:-1])) and int(np.bincount(order).max()) == 1:
+                return order
+        order = np.argsort(self.values)
+        self._orders.put_order(key, order.astype(np.int32 if m < 2**31 else np.int64))
+        return order
 
     @property
     def values_centred(self) -> tuple[NDArray[np.float64], float, float]:
