@@ -280,6 +280,7 @@ def analyse_project(
         comp.baselines = baseline_rows(
             comp, draws=baseline_draws, seed=0, centre=centre, max_images=baseline_images,
             progress=(lambda d, t: progress("baselines", d, t)) if progress else None,
+            orders=cache,
         )  # fmt: skip
     return comp
 

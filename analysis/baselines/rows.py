@@ -20,6 +20,7 @@ from gazelab.analysis.baselines.maps import (
     unit_mass,
 )
 from gazelab.analysis.metrics import PreparedMap, map_scores
+from gazelab.analysis.metrics.prepared import OrderStore
 
 if TYPE_CHECKING:
     from gazelab.analysis.compare import Comparison
@@ -38,6 +39,7 @@ def baseline_rows(
     sigma_fraction: float = 0.25,
     max_images: int | None = 100,
     progress: Callable[[int, int], None] | None = None,
+    orders: OrderStore | None = None,
 ) -> list[dict[str, Any]]:
     """Baseline scores of every observed pair of ``comp`` (see the module docstring).
 
@@ -56,7 +58,8 @@ def baseline_rows(
     partners are drawn from all images and the centre map is the mean over all), so a
     study of thousands of images costs about as much as 100 (the baselines of an image
     cost about twice its observed scoring: ``draws`` scores per pair on maps prepared once).
-    ``None``: every image.
+    ``None``: every image. ``orders``: where each prepared map's sort is kept between runs
+    (the saliency cache; the rows are the same with or without).
     """
     from gazelab.analysis.scoring import METRICS, fixation_map
     from gazelab.gaze.heatmaps import fixation_heatmap
@@ -102,7 +105,7 @@ def baseline_rows(
             if rest <= 0:
                 return None
             c = (totals[shapes[i]] - sum(unit_mass(m) for m in own)) / rest
-        return PreparedMap(keep_top_fraction(c, frac))
+        return PreparedMap(keep_top_fraction(c, frac), orders)
 
     has_model = [im.model_points is not None or im.model_heatmap is not None for im in images]
     nan = dict.fromkeys(METRICS, math.nan)
@@ -146,10 +149,10 @@ def baseline_rows(
         def prepared(j: int) -> dict[str, PreparedMap | None]:
             if j not in window:
                 maps: dict[str, PreparedMap | None] = {
-                    a: PreparedMap(human_map(j, a)) for a in images[j].humans
+                    a: PreparedMap(human_map(j, a), orders) for a in images[j].humans
                 }
                 mm = model_map(j) if has_model[j] else None
-                maps["\0model"] = None if mm is None else PreparedMap(mm)
+                maps["\0model"] = None if mm is None else PreparedMap(mm, orders)
                 window[j] = maps
                 while len(window) > draws + 1:  # oldest first (dicts keep insertion order)
                     del window[next(iter(window))]

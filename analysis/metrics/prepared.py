@@ -22,7 +22,8 @@ from gazelab.analysis.metrics.maps import (
 )
 
 _JITTER_CACHE: dict[tuple[int, int], tuple[NDArray[Any], ...]] = {}
-"""(size, seed) -> MIT jitter noise, sorted, and its sort order: one draw per size and seed."""
+"""(size, seed) -> MIT jitter noise, sorted, its sort order and each pixel's place in it: one
+draw per size and seed."""
 
 
 def _jitter(size: int, seed: int) -> tuple[NDArray[Any], ...]:
@@ -32,7 +33,9 @@ def _jitter(size: int, seed: int) -> tuple[NDArray[Any], ...]:
             _JITTER_CACHE.clear()
         noise: NDArray[np.float64] = np.random.default_rng(seed).random(size) * AUC_JITTER
         order = np.argsort(noise, kind="stable")
-        _JITTER_CACHE[key] = (noise, noise[order], order)
+        where = np.empty(size, dtype=np.intp)  # each pixel's place in the sorted noise
+        where[order] = np.arange(size)
+        _JITTER_CACHE[key] = (noise, noise[order], order, where)
     return _JITTER_CACHE[key]
 
 
@@ -192,7 +195,7 @@ class PreparedMap:
         if self.n_zero == 0 or sup.size == 0 or self.values.min() < 0:
             values = _auc_scaled(flat, True, seed)  # no zero block to exploit: the reference
             return lambda fix: _auc_from_values(values[fix], values)
-        noise, noise_sorted, noise_order = _jitter(n, seed)
+        noise, noise_sorted, noise_order, noise_where = _jitter(n, seed)
         hi = float(self.values.max())  # the map's min is 0 (its zero block)
         v_sup = self.values / hi + noise[sup]  # as _auc_scaled: (s - 0) / (hi - 0) + noise
         # the jittered map's min: the zero block's smallest noise (found among the
@@ -208,7 +211,9 @@ class PreparedMap:
         r_sup_sorted = np.sort(r_sup[self.order], kind="stable")
         # support pixels, as if zero: their noise in the cached sorted order (a monotone
         # map of sorted values is sorted; the same floats as sorting them)
-        r_sup_noise = (noise_sorted[self.nonzero[noise_order]] - v_lo) / scale
+        in_sorted = np.zeros(n, dtype=bool)  # the support's places in the sorted noise
+        in_sorted[noise_where[sup]] = True
+        r_sup_noise = (noise_sorted[in_sorted] - v_lo) / scale
 
         def zero_block_above(t: float) -> int:
             """Pixels whose value would be ≥ t if they were in the zero block: the
