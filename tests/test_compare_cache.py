@@ -1,0 +1,128 @@
+"""compare with its on-disk cache warm gives the rows of a cold run, bit for bit: relevance
+maps and the sort of every prepared map are read back, checked, and change no number."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gazelab import CLASSES
+from gazelab.analysis.cache import SaliencyCache
+from gazelab.analysis.compare import analyse_project, blas_threads
+from gazelab.analysis.metrics import PreparedMap, map_scores
+from gazelab.annotation.store import SessionStore
+from gazelab.models.datasets.registry import open_image_set
+from gazelab.settings import AnalysisSettings
+from gazelab.tests.gaze_project import write_gaze_session
+
+pytestmark = pytest.mark.tf
+SOURCE = "synthetic:6:7:64"
+
+
+class CountingCache(SaliencyCache):
+    """A saliency cache that counts the prepared-map orders it reads and writes."""
+
+    def __init__(self, root: Any) -> None:
+        super().__init__(root)
+        self.reads = self.writes = 0
+
+    def get_order(self, key: str) -> Any:
+        out = super().get_order(key)
+        self.reads += out is not None
+        return out
+
+    def put_order(self, key: str, order: Any) -> None:
+        self.writes += 1
+        super().put_order(key, order)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    from gazelab.models.architectures import build_model
+
+    tf.keras.utils.set_random_seed(0)
+    model = build_model("small_cnn", (32, 32, 1), len(CLASSES))
+    src = open_image_set(SOURCE)
+    rng = np.random.default_rng(3)
+    store = SessionStore(tmp_path_factory.mktemp("study") / "project.sqlite", create=True)
+    for name in ("A", "B", "C"):
+        fix = {iid: [tuple(p) for p in rng.uniform(6, 58, (int(rng.integers(2, 6)), 2))]
+               for iid in src.ids}  # fmt: skip
+        write_gaze_session(store, name, SOURCE, fix, {iid: "happy" for iid in src.ids})
+    yield store, model
+    store.close()
+
+
+def _same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
+    """Equal rows, floats compared by their bits (NaN equal to NaN)."""
+    if len(a) != len(b):
+        return False
+    for ra, rb in zip(a, b, strict=True):
+        if ra.keys() != rb.keys():
+            return False
+        for k, va in ra.items():
+            vb = rb[k]
+            if isinstance(va, float) and isinstance(vb, float):
+                if not (va == vb or (math.isnan(va) and math.isnan(vb))):
+                    return False
+                if np.float64(va).tobytes() != np.float64(vb).tobytes() and not math.isnan(va):
+                    return False
+            elif va != vb:
+                return False
+    return True
+
+
+def test_rows_with_the_cache_warm_equal_the_rows_cold_bit_for_bit(study, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store, model = study
+    an = AnalysisSettings(analyzer="gradient")
+    plain = analyse_project(store, model, analysis=an, baseline_images=None)
+    cache = CountingCache(tmp_path / "cache")
+    cold = analyse_project(store, model, analysis=an, cache=cache, baseline_images=None)
+    # every map sorted once and kept; the baselines read back the observed pairs' maps
+    cold_reads, cold_writes = cache.reads, cache.writes
+    assert cold_writes > 0
+    assert len(list((tmp_path / "cache" / "prepared").rglob("*.npy"))) > 0
+    cache.reads = cache.writes = 0
+    warm = analyse_project(store, model, analysis=an, cache=cache, baseline_images=None)
+    assert warm.computed_maps == 0 and cache.writes == 0  # all read back
+    assert cache.reads == cold_reads + cold_writes
+    assert len(cold.rows) == 6 * 3 * 3  # 6 images x 3 annotators x (model + 2 others)
+    assert len(cold.baselines) > 0
+    assert _same(cold.rows, warm.rows) and _same(cold.baselines, warm.baselines)
+    assert _same(plain.rows, warm.rows) and _same(plain.baselines, warm.baselines)
+
+
+def test_a_wrong_or_torn_order_file_is_a_miss_not_a_wrong_number(tmp_path) -> None:
+    from gazelab.gaze.heatmaps import fixation_heatmap
+
+    rng = np.random.default_rng(0)
+    a = fixation_heatmap(rng.uniform(10, 50, (4, 2)), (60, 60), 4.0, 12.0)
+    b = fixation_heatmap(rng.uniform(10, 50, (3, 2)), (60, 60), 4.0, 12.0)
+    fixated = np.zeros((60, 60), dtype=bool)
+    fixated[20, 30] = fixated[40, 12] = True
+    want = map_scores(PreparedMap(a), PreparedMap(b), fixated)
+    cache = CountingCache(tmp_path)
+    first = map_scores(PreparedMap(a, cache), PreparedMap(b, cache), fixated)
+    assert cache.writes == 2 and first == want
+    for p in sorted((tmp_path / "prepared").rglob("*.npy")):
+        order = np.load(p)
+        np.save(p, order[::-1].copy())  # a permutation, but not the sort: must be refused
+        break
+    for p in sorted((tmp_path / "prepared").rglob("*.npy"))[1:]:
+        p.write_bytes(p.read_bytes()[:40])  # torn
+    cache.reads = cache.writes = 0
+    again = map_scores(PreparedMap(a, cache), PreparedMap(b, cache), fixated)
+    assert cache.writes == 2 and again == want
+
+
+def test_blas_runs_on_one_thread_inside_the_workers_context() -> None:
+    from threadpoolctl import threadpool_info
+
+    with blas_threads(1):
+        blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+        assert blas and all(i["num_threads"] == 1 for i in blas)
