@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from gazelab.annotation.store import SessionStore
 from gazelab.gaze.clock_segments import split_by_clock
 from gazelab.gaze.fixations import FixationTable, add_frames, detect_fixations
-from gazelab.gaze.geometry import StimulusLayout
+from gazelab.gaze.geometry import StimulusLayout, StimulusPlacement
 from gazelab.gaze.heatmaps import HeatmapKernel, fixation_heatmap
 from gazelab.settings import Settings
 
@@ -41,6 +41,9 @@ class TrialGaze:
     """``(V, 3)``: every valid image-phase sample as (ms from the image onset on the trial's
     one timeline, x, y screen px), for scanpath replay; kept only when asked for
     (:func:`trial_gaze` ``keep_samples``)."""
+    placement: StimulusPlacement | None = None
+    """Where the image really was on screen (:mod:`gazelab.analysis.placement`); the image
+    frame follows it. ``None``: the centred square of ``layout``."""
 
     @cached_property
     def heatmap(self) -> NDArray[np.float64]:
@@ -61,12 +64,21 @@ class TrialGaze:
             shape, kernel = (square, square), self.kernel
         elif frame == "image":
             shape = self.layout.image_shape
-            kernel = self.kernel.scaled(1.0 / self.layout.scale)
+            kernel = self.image_kernel()
         else:
             raise ValueError(f"frame must be 'image' or 'stimulus', not {frame!r}")
-        return fixation_heatmap(
-            self.points(source, frame), shape, kernel.c, kernel.radius, self.weights(source)
-        )
+        if kernel.circular:
+            return fixation_heatmap(
+                self.points(source, frame), shape, kernel.c, kernel.radius, self.weights(source)
+            )
+        return kernel.heatmap(self.points(source, frame), shape, self.weights(source))
+
+    def image_kernel(self) -> HeatmapKernel:
+        """The heatmap kernel in original image pixels: the screen kernel divided by the
+        image's scale in x and in y (an ellipse on non-square pixels or a stretched image)."""
+        if self.placement is None:
+            return self.kernel.scaled(1.0 / self.layout.scale)
+        return self.kernel.for_image(self.placement)
 
     def weights(self, source: str = "events") -> NDArray[np.float64] | None:
         """Per-point heatmap weights: each fixation event's duration (ms) with
@@ -86,6 +98,8 @@ class TrialGaze:
             raise ValueError(f"point source must be 'events' or 'samples', not {source!r}")
         screen = np.asarray(screen, dtype=np.float64).reshape(-1, 2)
         if frame == "image":
+            if self.placement is not None:
+                return self.placement.screen_to_image(screen)
             return self.layout.screen_to_image(screen)
         if frame == "stimulus":
             return self.layout.screen_to_stimulus(screen)
@@ -147,11 +161,13 @@ def iter_trial_gaze(
     session is read in one query and a few trials by one indexed query each.
     ``keep_samples`` fills :attr:`TrialGaze.gaze_samples`.
     """
+    from gazelab.analysis.placement import SessionPlacements
     from gazelab.gaze.clock_segments import continuous_time_ms
 
     rec = store.session(session_id)
     s = settings or Settings.from_toml(rec.settings_toml, source=f"session {session_id}")
     kernel = HeatmapKernel.from_geometry(s.display, s.heatmap.span_deg, s.heatmap.fwhm_fraction)
+    placements = SessionPlacements.read(store, session_id, s)
     square = s.stimulus.square_px
     trials = [t for t in store.trials(session_id)
               if trial_indices is None or t["trial_index"] in trial_indices]  # fmt: skip
@@ -178,6 +194,16 @@ def iter_trial_gaze(
             tab, s.fixations.method, s.display, **s.fixations.detector_params()
         )
         fx = add_frames(fx, layout)
+        placement = placements.for_trial(ti, layout.image_shape)
+        trial_kernel = kernel
+        if placement.square_px is None:  # the image where it really was, not the square
+            trial_kernel = HeatmapKernel.from_placement(
+                placement, s.heatmap.span_deg, s.heatmap.fwhm_fraction
+            )
+            xy = np.stack([fx["x_px"], fx["y_px"]], axis=-1).reshape(-1, 2)
+            img = placement.screen_to_image(xy)
+            fx = {**fx, "x_img": img[:, 0], "y_img": img[:, 1],
+                  "in_image": placement.inside_image(xy)}  # fmt: skip
         rows = [
             r
             for a, n in zip(fx["first_sample"], fx["n_samples"], strict=True)
@@ -193,5 +219,5 @@ def iter_trial_gaze(
             ok = np.asarray(tab["valid"], dtype=bool)
             replay = np.column_stack([t[ok] - onset, tab["x"][ok], tab["y"][ok]])
             replay = replay.astype(np.float64).reshape(-1, 3)
-        yield TrialGaze(ti, image_id, fx, int(len(tab["phase"])), fix_xy, layout, kernel,
-                        s.heatmap.duration_weighting, onset, replay)  # fmt: skip
+        yield TrialGaze(ti, image_id, fx, int(len(tab["phase"])), fix_xy, layout, trial_kernel,
+                        s.heatmap.duration_weighting, onset, replay, placement)  # fmt: skip

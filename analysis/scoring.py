@@ -179,7 +179,7 @@ def annotator_gaze(
 ) -> AnnotatorGaze:
     """One trial's gaze in image pixels (see the module docstring); ``keep_map`` builds the
     heatmap now and keeps it, otherwise it is built when asked for."""
-    kernel = trial.kernel.scaled(1.0 / trial.layout.scale)
+    kernel = trial.image_kernel().area_circle()  # an ellipse on non-square px: same area
     h, w = trial.layout.image_shape
     onsets = np.asarray(trial.fixations["onset_ms"], dtype=np.float64) - trial.image_onset_ms
     g = AnnotatorGaze(

@@ -30,6 +30,9 @@ from numpy.typing import ArrayLike, NDArray
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.3548...
 MM_PER_INCH = 25.4
+PLACEMENT_EVENT = "stimulus_placement"
+"""The event ``annotate`` records at each image onset: :meth:`StimulusPlacement.to_payload`
+(``image_rect_px`` and ``mm_per_px``, the fields an imported trial records)."""
 
 
 @dataclass(frozen=True)
@@ -224,3 +227,157 @@ def model_input_to_image(
     p = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
     (mh, mw), (ih, iw) = model_hw, image_hw
     return np.column_stack([(p[:, 0] + 0.5) * iw / mw, (p[:, 1] + 0.5) * ih / mh])
+
+
+@dataclass(frozen=True)
+class StimulusPlacement:
+    """Where one image really was on the screen, and how big the screen's pixels are.
+
+    The one record of a trial's stimulus geometry: the image's rectangle on screen (any
+    position and aspect ratio, even partly off-screen), the image's own shape and the
+    screen's millimetres per pixel in x and in y (pixels need not be square), with the
+    viewing distance. ``gazelab annotate`` shows each image scaled into a centred square
+    (:meth:`centred_square`); an imported recording gives the rectangle the file states.
+
+    Attributes
+    ----------
+    rect_px : (float, float, float, float)
+        ``(x, y, width, height)`` of the displayed image on screen, pixels; top-left
+        corner and size. Width and height must be positive.
+    image_shape : (int, int)
+        The original image's ``(height, width)``, pixels.
+    mm_per_px : (float, float)
+        Size of one screen pixel in x and in y, millimetres.
+    distance_mm : float
+        Eye-to-screen distance, millimetres.
+    screen_px : (int, int)
+        Screen ``(width, height)``, pixels.
+    square_px : int or None
+        Side of the centred stimulus square the image was fitted into (``annotate``), or
+        ``None`` when the rectangle is all there is (an imported recording). When set, the
+        conversions are :class:`StimulusLayout`'s own arithmetic, bit for bit.
+
+    Examples
+    --------
+    >>> p = StimulusPlacement((700.0, 150.0, 300.0, 450.0), (600, 400), (0.25, 0.35), 600.0,
+    ...                       (1280, 1024))
+    >>> p.screen_to_image([[850.0, 375.0]]).tolist()
+    [[200.0, 300.0]]
+    """
+
+    rect_px: tuple[float, float, float, float]
+    image_shape: tuple[int, int]
+    mm_per_px: tuple[float, float]
+    distance_mm: float
+    screen_px: tuple[int, int]
+    square_px: int | None = None
+
+    def __post_init__(self) -> None:
+        x, y, w, h = self.rect_px
+        if not all(math.isfinite(v) for v in (x, y, w, h)) or w <= 0 or h <= 0:
+            raise ValueError(
+                f"image rectangle {self.rect_px!r} (x, y, width, height px) must be finite"
+                " with a positive size"
+            )
+        ih, iw = self.image_shape
+        if ih <= 0 or iw <= 0:
+            raise ValueError(f"image shape {self.image_shape!r} (H, W) must be positive")
+        for name, v in (("mm per px in x", self.mm_per_px[0]),
+                        ("mm per px in y", self.mm_per_px[1]),
+                        ("viewing distance (mm)", self.distance_mm)):  # fmt: skip
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} = {v!r} must be a positive number")
+
+    @classmethod
+    def centred_square(
+        cls,
+        display: DisplayGeometry,
+        square_px: int,
+        image_shape: tuple[int, int],
+        screen_px: tuple[int, int] | None = None,
+    ) -> StimulusPlacement:
+        """What ``annotate`` shows: the image scaled (aspect kept, never cropped) into a
+        ``square_px`` square centred on the screen (:class:`StimulusLayout`'s numbers).
+
+        Pixels are taken square at the display's mean pitch
+        (:attr:`DisplayGeometry.pixel_pitch_mm`), the assumption every result so far was
+        computed with, so the kernel and all numbers stay as they were.
+        """
+        screen = tuple(screen_px or display.resolution_px)
+        layout = StimulusLayout((int(screen[0]), int(screen[1])), int(square_px),
+                                (int(image_shape[0]), int(image_shape[1])))  # fmt: skip
+        pitch = display.pixel_pitch_mm
+        return cls(layout.image_rect_on_screen, layout.image_shape, (pitch, pitch),
+                   float(display.distance_mm), layout.screen_px, layout.square_px)  # fmt: skip
+
+    @property
+    def layout(self) -> StimulusLayout | None:
+        """The centred-square layout (``annotate``), or ``None`` for a free rectangle."""
+        if self.square_px is None:
+            return None
+        return StimulusLayout(self.screen_px, self.square_px, self.image_shape)
+
+    @property
+    def scale_xy(self) -> tuple[float, float]:
+        """Screen pixels per image pixel in x and in y (equal when the aspect is kept)."""
+        if self.square_px is not None:
+            k = StimulusLayout(self.screen_px, self.square_px, self.image_shape).scale
+            return (k, k)
+        ih, iw = self.image_shape
+        return (self.rect_px[2] / iw, self.rect_px[3] / ih)
+
+    def screen_to_image(self, xy: ArrayLike) -> NDArray[np.float64]:
+        """``(N, 2)`` screen px -> original image px: ``(x - x0) / s_x, (y - y0) / s_y``."""
+        layout = self.layout
+        if layout is not None:
+            return layout.screen_to_image(xy)
+        x0, y0 = self.rect_px[0], self.rect_px[1]
+        return (np.asarray(xy, dtype=np.float64) - np.array([x0, y0])) / np.array(self.scale_xy)
+
+    def image_to_screen(self, xy: ArrayLike) -> NDArray[np.float64]:
+        """``(N, 2)`` original image px -> screen px."""
+        layout = self.layout
+        if layout is not None:
+            return layout.image_to_screen(xy)
+        x0, y0 = self.rect_px[0], self.rect_px[1]
+        return np.asarray(xy, dtype=np.float64) * np.array(self.scale_xy) + np.array([x0, y0])
+
+    def inside_image(self, xy_screen: ArrayLike) -> NDArray[np.bool_]:
+        """Which screen points fall on the image."""
+        i = self.screen_to_image(xy_screen)
+        ih, iw = self.image_shape
+        return (i[..., 0] >= 0) & (i[..., 0] < iw) & (i[..., 1] >= 0) & (i[..., 1] < ih)
+
+    def px_per_deg_xy(self, deg: float = 1.0) -> tuple[float, float]:
+        """Screen pixels in x and in y spanned by ``deg`` degrees centred on the line of
+        sight: ``2 d tan(deg / 2) / mm_per_px``."""
+        extent_mm = 2.0 * self.distance_mm * math.tan(math.radians(deg) / 2.0)
+        return (extent_mm / self.mm_per_px[0], extent_mm / self.mm_per_px[1])
+
+    def deg_per_px_xy(self) -> tuple[float, float]:
+        """Degrees of visual angle of one screen pixel in x and in y, centred on the line
+        of sight: ``2 atan(mm_per_px / 2d)`` in degrees."""
+        d = self.distance_mm
+        return tuple(  # type: ignore[return-value]
+            math.degrees(2.0 * math.atan(m / (2.0 * d))) for m in self.mm_per_px
+        )
+
+    def deg_per_image_px_xy(self) -> tuple[float, float]:
+        """Degrees of visual angle of one *image* pixel in x and in y at the rectangle."""
+        (dx, dy), (sx, sy) = self.deg_per_px_xy(), self.scale_xy
+        return (dx * sx, dy * sy)
+
+    def to_payload(self, image_id: str = "") -> dict[str, object]:
+        """The fields an image-onset event records (the importer's ``image_rect_px`` and
+        ``mm_per_px``, with the rest of the record); :func:`placement_from_payload` reads
+        them back."""
+        x, y, w, h = self.rect_px
+        return {
+            "image_id": image_id,
+            "image_rect_px": {"x": x, "y": y, "w": w, "h": h},
+            "image_shape": [int(self.image_shape[0]), int(self.image_shape[1])],
+            "mm_per_px": [float(self.mm_per_px[0]), float(self.mm_per_px[1])],
+            "distance_mm": float(self.distance_mm),
+            "screen_px": [int(self.screen_px[0]), int(self.screen_px[1])],
+            "square_px": self.square_px,
+        }

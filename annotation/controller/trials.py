@@ -14,6 +14,7 @@ from gazelab.annotation.protocol import (
     PhaseChange,
     ProtocolError,
 )
+from gazelab.gaze.geometry import PLACEMENT_EVENT, StimulusPlacement
 from gazelab.models.datasets.registry import open_image_set
 
 
@@ -77,10 +78,33 @@ class TrialsMixin(ValidationMixin):
         if self.protocol.phase is Phase.PAUSED:
             return []
         changes = self.protocol.tick()
+        for ch in changes:
+            if ch.phase is Phase.IMAGE:
+                self._record_placement(ch.trial_index, ch.changed_s)
         if changes:
             self.steer_observer()
             self._notify("phase", phase=self.protocol.phase)
         return changes
+
+    def _record_placement(self, trial_index: int, local_s: float) -> None:
+        """Record where the image of ``trial_index`` is shown (the centred square), in the
+        fields an imported trial's ``image_rect_px`` has (:mod:`gazelab.analysis.placement`
+        reads both). Not in practice; the image's shape is looked up when the write runs
+        (after the onset's paint, in the window)."""
+        if self.practising or trial_index < 0 or trial_index >= len(self.protocol.order):
+            return
+        image_id = self.protocol.order[trial_index]
+        sid = self.record.id
+
+        def write() -> None:
+            placement = StimulusPlacement.centred_square(
+                self.settings.display, self.settings.stimulus.square_px,
+                self.image_shape(image_id), self.screen_px,
+            )  # fmt: skip
+            self.store.add_event(sid, PLACEMENT_EVENT, local_s, trial_index=trial_index,
+                                 payload=placement.to_payload(image_id))  # fmt: skip
+
+        self.commit(write)
 
     def give_label(self, answer: LabelAnswer) -> bool:
         ok = self.protocol.give_label(answer)

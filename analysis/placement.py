@@ -1,0 +1,133 @@
+"""Where each trial's image was on screen: the one reader of a session's placements.
+
+An imported recording stores, per trial, an ``import_trial`` event whose
+``image_rect_px`` is the image's rectangle on screen as the file gives it (EyeLink
+``!V IMGLOAD``, Tobii media position and size), and in its ``import`` event the screen's
+millimetres per pixel in x and in y. ``gazelab annotate`` records, at each image onset, a
+``stimulus_placement`` event with the same fields for the centred square it shows.
+:meth:`SessionPlacements.for_trial` turns either into a
+:class:`~gazelab.gaze.geometry.StimulusPlacement`; a trial with neither (a session
+recorded before placements were stored, a format that does not say where the image was)
+gets the centred square of the session's settings — what ``annotate`` has always shown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gazelab.gaze.geometry import PLACEMENT_EVENT, StimulusPlacement
+from gazelab.settings import Settings
+
+IMPORT_TRIAL_EVENT = "import_trial"
+IMPORT_EVENT = "import"
+_KINDS = (PLACEMENT_EVENT, IMPORT_TRIAL_EVENT, IMPORT_EVENT)
+
+
+def _placement_events(store: Any, session_id: int) -> list[tuple[int | None, str, dict]]:
+    """``(trial_index, kind, payload)`` of a session's placement events, in time order.
+
+    Reads only those kinds when the store allows a query (an imported session holds many
+    tracker events that need not be decoded); otherwise filters :meth:`events`."""
+    query = getattr(store, "_query", None)
+    if query is not None:
+        rows = query(
+            "SELECT trial_index, kind, payload FROM events WHERE session_id = ?"
+            f" AND kind IN ({', '.join('?' * len(_KINDS))}) ORDER BY local_s, id",
+            (session_id, *_KINDS),
+        )
+        return [(r[0], r[1], json.loads(r[2]) if r[2] else {}) for r in rows]
+    return [(e["trial_index"], e["kind"], e["payload"]) for e in store.events(session_id)
+            if e["kind"] in _KINDS]  # fmt: skip
+
+
+def _number(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
+@dataclass(frozen=True)
+class SessionPlacements:
+    """The placement events of one session, by trial (:meth:`read`)."""
+
+    settings: Settings
+    by_trial: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+    """trial index -> the payload of its last placement event (``image_rect_px`` ...)."""
+    mm_per_px: tuple[float, float] | None = None
+    """The screen's mm per pixel in x and y from an ``import`` event, if any."""
+
+    @classmethod
+    def read(
+        cls, store: Any, session_id: int, settings: Settings | None = None
+    ) -> SessionPlacements:
+        """The placements recorded in a session (settings default to the session's own)."""
+        if settings is None:
+            rec = store.session(session_id)
+            settings = Settings.from_toml(rec.settings_toml, source=f"session {session_id}")
+        by_trial: dict[int, Mapping[str, Any]] = {}
+        mm: tuple[float, float] | None = None
+        for ti, kind, payload in _placement_events(store, session_id):
+            if kind == IMPORT_EVENT:
+                m = payload.get("mm_per_px")
+                if isinstance(m, list) and len(m) == 2:
+                    mx, my = _number(m[0]), _number(m[1])
+                    if mx > 0 and my > 0 and math.isfinite(mx + my):
+                        mm = (mx, my)
+            elif ti is not None and isinstance(payload.get("image_rect_px"), dict):
+                by_trial[int(ti)] = payload
+        return cls(settings, by_trial, mm)
+
+    def centred_square(self, image_shape: tuple[int, int]) -> StimulusPlacement:
+        """The centred square of the session's settings (what ``annotate`` shows)."""
+        s = self.settings
+        return StimulusPlacement.centred_square(s.display, s.stimulus.square_px, image_shape)
+
+    def for_trial(self, trial_index: int, image_shape: tuple[int, int]) -> StimulusPlacement:
+        """Where trial ``trial_index``'s image (original ``(H, W)`` ``image_shape``) was.
+
+        The recorded rectangle when there is one: an ``annotate`` event rebuilds its centred
+        square; an imported one is taken as given. A rectangle with a position but no size
+        (EyeLink ``IMGLOAD`` without width and height) is the image at its own size, its
+        position the centre for ``CENTER`` and the top-left corner otherwise. Otherwise the
+        centred square of the settings.
+        """
+        payload = self.by_trial.get(trial_index)
+        if payload is None:
+            return self.centred_square(image_shape)
+        s = self.settings
+        square = payload.get("square_px")
+        if square is not None:  # annotate's own centred square
+            screen = payload.get("screen_px") or s.display.resolution_px
+            return StimulusPlacement.centred_square(
+                s.display, int(square), image_shape, (int(screen[0]), int(screen[1]))
+            )
+        r = payload["image_rect_px"]
+        x, y, w, h = (_number(r.get(k)) for k in ("x", "y", "w", "h"))
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return self.centred_square(image_shape)
+        ih, iw = image_shape
+        if not (math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
+            w, h = float(iw), float(ih)
+            if (payload.get("variables") or {}).get("imgload") == "CENTER":
+                x, y = x - w / 2.0, y - h / 2.0
+        d = s.display
+        mm = self.mm_per_px or (d.width_mm / d.resolution_px[0], d.height_mm / d.resolution_px[1])
+        return StimulusPlacement((x, y, w, h), (int(ih), int(iw)), mm, float(d.distance_mm),
+                                 (int(d.resolution_px[0]), int(d.resolution_px[1])))  # fmt: skip
+
+
+def trial_placement(
+    store: Any,
+    session_id: int,
+    trial_index: int,
+    image_shape: tuple[int, int],
+    settings: Settings | None = None,
+) -> StimulusPlacement:
+    """Where one trial's image was on screen (:meth:`SessionPlacements.for_trial`)."""
+    return SessionPlacements.read(store, session_id, settings).for_trial(trial_index, image_shape)
