@@ -136,16 +136,27 @@ class PreparedMap:
     def values_centred(self) -> tuple[NDArray[np.float64], float, float]:
         return self._get("values", lambda: self._centre(self.values, 0.0, self.n_zero, self.n))
 
-    def dense_centred(self, ranks: bool) -> NDArray[np.float64]:
-        """The centred ranks (or values) of every pixel, as one flat array."""
+    def centred_and_zero(self, ranks: bool) -> NDArray[np.float64]:
+        """The centred ranks (or values) on the support followed by the zero block's one
+        value: indexed by :attr:`place`, every pixel's centred rank (or value)."""
 
         def make() -> NDArray[np.float64]:
             c, cz, _ = self.ranks_centred if ranks else self.values_centred
-            out = np.full(self.n, cz)
-            out[self.support] = c
+            return np.append(c, cz)
+
+        return self._get(f"ext{ranks}", make)
+
+    @property
+    def place(self) -> NDArray[np.int32]:
+        """Every pixel's place on the support, or the support's size for a zero pixel
+        (``(n,)`` int32, a quarter of a dense float64 map)."""
+
+        def make() -> NDArray[np.int32]:
+            out = np.full(self.n, self.support.size, dtype=np.int32)
+            out[self.support] = np.arange(self.support.size, dtype=np.int32)
             return out
 
-        return self._get(f"dense{ranks}", make)
+        return self._get("place", make)
 
     @property
     def nonzero(self) -> NDArray[np.bool_]:
@@ -247,17 +258,19 @@ class PreparedMap:
         return auc
 
 
-def _pearson_sparse(a: PreparedMap, b: PreparedMap, ranks: bool) -> float:
+def _pearson_sparse(
+    a: PreparedMap, b: PreparedMap, ranks: bool, b_at_a: NDArray[np.int32] | None = None
+) -> float:
     """Pearson's r of two maps given on their supports with a constant elsewhere:
     Σ a·b = Σ over a's support of a·b + a_zero · (Σ over all of b − Σ over a's support
-    of b), with ``b`` gathered from its dense form (built once per map)."""
+    of b), with ``b`` gathered at a's support through its :attr:`~PreparedMap.place`
+    (``b_at_a``: ``b.place[a.support]``, when the caller has it)."""
     ca, za, ssa = a.ranks_centred if ranks else a.values_centred
     cb, zb, ssb = b.ranks_centred if ranks else b.values_centred
     den = np.sqrt(ssa * ssb)
     if not den > 0:
         return 0.0
-    b_dense = b.dense_centred(ranks)
-    b_on_a = b_dense[a.support]
+    b_on_a = b.centred_and_zero(ranks)[b.place[a.support] if b_at_a is None else b_at_a]
     b_total = float(cb.sum() + b.n_zero * zb)
     dot = float(np.dot(ca, b_on_a)) + za * (b_total - float(b_on_a.sum()))
     return dot / float(den)
@@ -282,11 +295,12 @@ def map_scores(
     inter = int(np.count_nonzero(hp & op))
     union = n_h + n_o - inter
     out["iou"] = 1.0 if union == 0 else inter / union
-    out["spearman"] = _pearson_sparse(human, other, ranks=True)
+    other_at_human = other.place[human.support]
+    out["spearman"] = _pearson_sparse(human, other, True, other_at_human)
     nx, ny = human.norm, other.norm
     cos = float(np.dot(human.flat[both], other.flat[both])) if both.size else 0.0
     out["cosine_distance"] = 1.0 if nx == 0 or ny == 0 else float(1.0 - cos / (nx * ny))
-    out["cc"] = _pearson_sparse(human, other, ranks=False)
+    out["cc"] = _pearson_sparse(human, other, False, other_at_human)
     tp, tq = human.total, other.total
     if isinstance(tp, MetricError) or isinstance(tq, MetricError):
         out["sim"] = out["kld"] = math.nan
