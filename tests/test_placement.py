@@ -279,3 +279,33 @@ def test_annotates_recorded_square_reads_back_as_the_centred_square(tmp_path: Pa
         assert got == want
         layout = StimulusLayout((800, 600), 400, shape)
         assert got.rect_px == layout.image_rect_on_screen
+
+
+def test_an_imported_eyelink_file_maps_gaze_into_its_imgload_rectangle(tmp_path: Path) -> None:
+    """End to end through ``gazelab import``: 400 ms at the rectangle's centre and 400 ms at
+    its top-left quarter point land at the image's centre and quarter point."""
+    from gazelab.app.cli import main
+
+    lines = ["MSG\t5 DISPLAY_COORDS 0 0 1279 1023", "SAMPLES\tGAZE\tLEFT\tRATE\t500.00",
+             "MSG\t10 TRIALID 1", "MSG\t10 !V IMGLOAD TOP_LEFT faces/a.png 700 150 300 450"]  # fmt: skip
+    t = 10
+    for x, y in ((850.0, 375.0), (775.0, 262.5)):
+        for _ in range(200):
+            lines.append(f"{t}\t{x}\t{y}\t1000.0\t...")
+            t += 2
+    lines.append(f"MSG\t{t} TRIAL_RESULT 0")
+    asc = tmp_path / "r.asc"
+    asc.write_text("\n".join(lines) + "\n")
+    store = tmp_path / "s.sqlite"
+    argv = ["import", "eyelink", str(asc), "--store", str(store), "--screen-mm", "320", "358.4",
+            "--distance-cm", "60"]  # fmt: skip
+    assert main(argv) == 0
+    with SessionStore(store) as st:
+        (rec,) = st.sessions()
+        p = trial_placement(st, rec.id, 0, SHAPE)
+        assert p.rect_px == RECT and p.mm_per_px == pytest.approx(MM, rel=1e-12)
+        (tg,) = trial_gaze(st, rec.id, {"faces/a.png": SHAPE})
+    pts = tg.points("events", "image")
+    assert len(pts) == 2
+    assert pts == pytest.approx(np.array([[200.0, 300.0], [100.0, 150.0]]))
+    assert tg.image_kernel().c_xy == pytest.approx(hand_kernel_image_px()[:2], rel=1e-12)
