@@ -188,6 +188,8 @@ def test_summaries_and_report_carry_the_baselines(tmp_path) -> None:  # type: ig
     assert (tmp_path / "r" / "baselines_summary.csv").stat().st_size > 0
 
 
+# slow tier: quick: test_summaries_and_report_carry_the_baselines and test_scoring's analyse_project rows
+@pytest.mark.slow
 @pytest.mark.tf
 def test_analyse_project_scores_recorded_sessions_against_the_baselines(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Two recorded annotators who fixate the same three points on every image agree

@@ -66,6 +66,8 @@ print("PySide6" in sys.modules, "PySide6.QtCore" in sys.modules)
 """
 
 
+# slow tier: quick: test_controller_step_by_step_with_the_simulator, and the GUI's full session
+@pytest.mark.slow
 def test_a_whole_simulated_session_runs_without_qt(tmp_path: Path) -> None:
     store = tmp_path / "s.sqlite"
     out = subprocess.run(

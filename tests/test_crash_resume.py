@@ -62,6 +62,8 @@ def kill_during_image(  # type: ignore[no-untyped-def]
     return kill_ms
 
 
+# slow tier: quick: test_controller's test_the_headless_runner_resumes_where_it_stopped
+@pytest.mark.slow
 def test_sigkill_mid_trial_then_resume(out_dir: Path) -> None:
     store_path = out_dir / "crash.sqlite"
     for p in out_dir.glob("crash.sqlite*"):

@@ -16,6 +16,8 @@ from gazelab.app.cli import main
 from gazelab.errors import GazelabError
 
 
+# slow tier: each stage has its own quick tests; CI also runs demo --quick from the installed wheel
+@pytest.mark.slow
 def test_quick_demo_runs_every_stage(tmp_path, capsys):
     summary = __import__("gazelab.app.demo", fromlist=["run_demo"]).run_demo(
         tmp_path, n_images=3, seed=1, quick=True

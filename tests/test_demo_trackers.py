@@ -24,7 +24,9 @@ def test_the_demo_trackers_are_the_registered_simulators() -> None:
     assert SIM_KIND["eyetribe"] == "sim" and SIM_KIND["lsl"] == "lsl-sim"
 
 
-@pytest.mark.parametrize("kind", sorted(SIM_KIND))
+# slow tier for all but the default: the GazePoint and LSL clients have their own quick tests
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=() if k == "eyetribe" else pytest.mark.slow)
+                                  for k in sorted(SIM_KIND)])  # fmt: skip
 def test_a_simulated_session_through_each_demo_tracker(kind: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     faces = synthetic_faces(3, size=64, seed=1)
     stimuli = [Stimulus(fid, (64, 64), int(lab), reg)
@@ -42,6 +44,13 @@ def test_a_simulated_session_through_each_demo_tracker(kind: str, tmp_path) -> N
         assert len(store.final_labels(rec.id)) == 3
         assert store.sample_count(rec.id) > 3 * 0.4 * 60 * 0.8  # ≥ 80 % of the image phases
         assert [c["kind"] for c in store.calibrations(rec.id)][:2] == ["calibration", "validation"]
+        stored = store.trial_quality(rec.id)  # written at the session's end, one row per trial
+        assert [q.trial_index for q in stored] == [0, 1, 2]
+        for q in stored:  # 0.4-0.5 s of image at 60 Hz; how many frames arrive depends on load
+            assert 20 <= q.n_expected <= 40 and q.n_samples > 0
+            assert q.loss_pct == pytest.approx(
+                100.0 * max(0, q.n_expected - q.n_samples) / q.n_expected
+            )
         export_session(store, rec.id, tmp_path / "bids")
     (sidecar,) = (tmp_path / "bids").rglob("*_gaze.json")
     meta = json.loads(sidecar.read_text())

@@ -60,6 +60,8 @@ def fill(disk: Path) -> Path:
     return filler
 
 
+# slow tier: quick: test_session_hardening's disk-full pause and resume
+@pytest.mark.slow
 def test_a_full_disk_in_validation_trials_and_at_the_end_pauses_and_loses_nothing(
     qtbot, small_disk: Path
 ) -> None:  # type: ignore[no-untyped-def]

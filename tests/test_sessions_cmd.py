@@ -240,6 +240,8 @@ def test_gazelab_sessions_refuses_hostile_stores_in_one_line(tmp_path, capsys):
         assert word in err and len(err.splitlines()) == 1, err
 
 
+# slow tier: quick: test_demo_trackers checks the stored trial quality of its eyetribe session
+@pytest.mark.slow
 def test_a_recorded_session_stores_its_trial_quality_at_the_end(tmp_path):
     from gazelab.annotation.simulated import Stimulus, run_simulated_session
     from gazelab.gaze.trackers.eyetribe import EyeTribeTracker

@@ -78,6 +78,8 @@ def test_vosk_result_parsing_and_model_check(tmp_path: Path) -> None:
     assert isinstance(recognizer_from_settings(VoiceSettings()), KeyboardRecognizer)
 
 
+# slow tier: quick: test_voice_accents (voices clean and in noise) and test_voice_never_guess's quick run
+@pytest.mark.slow
 @needs_espeak
 def test_spoken_labels_two_voices_noise_and_rejection(out_dir: Path) -> None:
     rec = PocketSphinxRecognizer()
