@@ -3,6 +3,10 @@
 Layout under the cache root::
 
     <model hash>/<analyzer>[-n<neuron>]/<image hash>.npy     float32 (H, W)
+    prepared/<key[:2]>/<key>.npy     int32 (m,): the sort of a prepared map's support,
+                                     by the hash of the map's non-zero values
+    decoded/<key[:2]>/<key>.npy      uint8 (H, W[, 3]): a decoded image, by the hash of
+                                     its file's bytes (read back memory-mapped)
 
 The model hash covers the architecture (JSON) and every weight; the image hash
 covers the exact model input (after resizing and scaling), so a map is reused
@@ -92,6 +96,35 @@ class SaliencyCache:
         with open(tmp, "wb") as f:
             np.save(f, order)
         os.replace(tmp, p)
+
+
+def decoded_image(src: Any, image_id: str, cache: SaliencyCache | None) -> NDArray[np.uint8]:
+    """Image ``image_id`` of the image set ``src``, decoded once per file content: with a
+    ``cache`` and a set that reads files (``ImageSet.files``), the decoded pixels are kept
+    under ``decoded/<hash of the file's bytes>.npy`` and read back memory-mapped (the OS
+    pages them in as they are used; they take no heap). Otherwise ``src.image(image_id)``."""
+    files = getattr(src, "files", None)
+    if cache is None or files is None:
+        return np.asarray(src.image(image_id))
+    path = Path(files[src.index(image_id)])
+    try:
+        key = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+    except OSError:
+        return np.asarray(src.image(image_id))  # the loader names the file in its error
+    p = cache.root / "decoded" / key[:2] / f"{key}.npy"
+    try:
+        got = np.load(p, mmap_mode="r")
+        if got.dtype == np.uint8 and got.ndim in (2, 3):
+            return got
+    except (OSError, ValueError, EOFError):
+        pass
+    pixels = np.asarray(src.image(image_id))
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, pixels)
+    os.replace(tmp, p)
+    return pixels
 
 
 def cached_relevance(

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from gazelab import CLASSES
-from gazelab.analysis.cache import SaliencyCache, cached_relevance, model_hash
+from gazelab.analysis.cache import SaliencyCache, cached_relevance, decoded_image, model_hash
 from gazelab.analysis.human import trial_gaze
 from gazelab.analysis.metrics import cohen_kappa, label_agreement
 from gazelab.analysis.scoring import METRICS as METRICS
@@ -187,7 +187,7 @@ def analyse_project(
         for iid in rec.stimulus_order:
             if iid in known:
                 if (rec.image_source, iid) not in decoded:
-                    decoded[rec.image_source, iid] = src.image(iid)
+                    decoded[rec.image_source, iid] = decoded_image(src, iid, cache)
                 pixels[iid] = decoded[rec.image_source, iid]
         shapes = {iid: (int(a.shape[0]), int(a.shape[1])) for iid, a in pixels.items()}
         # the session's samples, read once: fixations, and data quality where none is stored

@@ -126,3 +126,33 @@ def test_blas_runs_on_one_thread_inside_the_workers_context() -> None:
     with blas_threads(1):
         blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
         assert blas and all(i["num_threads"] == 1 for i in blas)
+
+
+def test_decoded_images_come_back_from_the_cache_by_file_content(tmp_path) -> None:
+    from PIL import Image
+
+    from gazelab.analysis.cache import decoded_image
+
+    folder = tmp_path / "images" / CLASSES[0]
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        Image.fromarray(rng.integers(0, 256, (20, 24), dtype=np.uint8)).save(folder / f"f{k}.png")
+    src = open_image_set(f"folder:{tmp_path / 'images'}")
+    assert src.files is not None and len(src.files) == 2
+    cache = SaliencyCache(tmp_path / "cache")
+    calls = []
+    image = src.image
+    src.image = lambda key: calls.append(key) or image(key)  # type: ignore[method-assign]
+    iid = src.ids[0]
+    first = decoded_image(src, iid, cache)
+    again = decoded_image(src, iid, cache)
+    assert calls == [iid]  # decoded once, then read back
+    assert isinstance(again, np.memmap) and again.dtype == np.uint8
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(again, image(iid))
+    # another content under the same name: a new key, decoded anew
+    path = src.files[src.index(iid)]
+    Image.fromarray(np.zeros((20, 24), dtype=np.uint8)).save(path)
+    assert not decoded_image(src, iid, cache).any() and calls == [iid, iid]
+    assert decoded_image(src, iid, None).shape == (20, 24)  # without a cache: the loader

@@ -141,6 +141,9 @@ class ImageSet:
         for datasets without them.
     spec : str
         The image spec the set was opened from (``''`` when built directly).
+    files : list of Path or None
+        The file each image is decoded from, where the set reads files (``folder:``);
+        ``None`` otherwise. Lets a cache key a decoded image by its file's content.
     """
 
     name: str
@@ -165,8 +168,10 @@ class ImageSet:
         skipped: list[str] | None = None,
         regions: dict[str, NDArray[np.float32]] | None = None,
         spec: str = "",
+        files: list[Path] | None = None,
     ) -> None:
         n = len(ids)
+        self.files = files if files is not None and len(files) == n else None
         self.name, self.ids, self.split, self.loader = name, ids, split, loader
         self.labels = labels if isinstance(labels, Labels) else Labels(labels, ids)
         self.subjects = (
@@ -224,6 +229,7 @@ class ImageSet:
             skipped=list(self.skipped),
             regions={i: self.regions[i] for i in ids if i in self.regions},
             spec=self.spec,
+            files=None if self.files is None else [self.files[i] for i in idx],
         )
 
 

@@ -149,4 +149,5 @@ def load_folder(
         loader=lambda i: read_image(paths[i], max_pixels=max_pixels),
         subjects=np.array(subjects, dtype=object),
         skipped=skipped,
+        files=list(paths),
     )
