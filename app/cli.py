@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     from gazelab.app.commands.sessions import cmd_annotate, cmd_demo, cmd_export, cmd_sessions
     from gazelab.app.commands.trackers import cmd_simulate_tracker
     from gazelab.app.commands.voice import add_voice_parser
+    from gazelab.gaze.fixations import DETECTORS
     from gazelab.gaze.trackers.registry import SERVERS, simulators, tracker_usage
     from gazelab.models.datasets.registry import layout_usage, layouts
     from gazelab.models.masks import ALGORITHMS as MASK_ALGORITHMS
@@ -234,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
                    f"it): {layout_usage()}, or a PATH in the --dataset layout")  # fmt: skip
     p.add_argument("--dataset", default="folder",
                    help=f"layout of a bare --images PATH: {', '.join(layouts())}")  # fmt: skip
+    p.add_argument("--fixations", metavar="METHOD", choices=DETECTORS.choices(),
+                   help="fixation detector instead of the session's own [fixations] method:"
+                   f" {', '.join(DETECTORS.names())}")  # fmt: skip
     p.add_argument("--out", type=_out_folder, required=True, help="output folder")
 
     p = add("plugins", cmd_plugins, "list what is registered at each extension point (trackers, "

@@ -93,3 +93,29 @@ def test_heatmap_pngs_are_overlays_on_the_image_with_a_legend(store: Path, tmp_p
     assert (far == int(face[-2, -2])).all()
     legend = png[face.shape[0] :]
     assert (np.abs(legend.reshape(-1, 3) - np.array(HUMAN_COLOURS[0])).sum(axis=1) == 0).any()
+
+
+def test_heatmaps_take_any_registered_fixation_detector(
+    store: Path, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """``--fixations METHOD`` swaps the session's detector for any registered one (a
+    plug-in's too: the choices are the registry's); an unknown one is refused by argparse."""
+    from gazelab.gaze.fixations import DETECTORS
+
+    assert _run("--store", str(store), "--session", "1", "--fixations", "idt",
+                "--out", str(tmp_path / "i")) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "fixations: idt (the session recorded " in out
+    assert (
+        sorted(np.load(tmp_path / "i" / "session1_heatmaps.npz").files)
+        == open_image_set(SPEC).ids[:2]
+    )
+    with pytest.raises(SystemExit) as exit_:
+        _run("--store", str(store), "--session", "1", "--fixations", "nosuch",
+             "--out", str(tmp_path / "n"))  # fmt: skip
+    assert exit_.value.code == 2
+    assert "nosuch" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["heatmaps", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert all(name in helptext for name in DETECTORS.names())

@@ -138,9 +138,20 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
             raise HeatmapsError(f"session {rec.id}: {exc}") from None
         # each image decoded once: for its size as its trial comes, then for its overlay
         decoded = DecodedOnce(images, index, rec.stimulus_order)
+        settings = None  # the session's own
+        if getattr(args, "fixations", None):
+            import dataclasses
+
+            from gazelab.settings import Settings
+
+            own = Settings.from_toml(rec.settings_toml, source=f"session {rec.id}")
+            settings = dataclasses.replace(
+                own, fixations=dataclasses.replace(own.fixations, method=args.fixations)
+            )
+            print(f"fixations: {args.fixations} (the session recorded {own.fixations.method})")
         arrays = {}
         n = 0
-        for t in iter_trial_gaze(store, args.session, decoded):
+        for t in iter_trial_gaze(store, args.session, decoded, settings):
             arrays[t.image_id] = t.heatmap.astype(np.float32)
             # the overlay people read: the heatmap in image pixels (the one builder of
             # compare and the viewer) over the image, with its contour and a legend naming
