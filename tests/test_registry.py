@@ -241,6 +241,8 @@ def test_an_installed_package_adds_a_tracker_and_a_detector(plugin_site: Path,
     annotate = _gazelab(plugin_site, "annotate", "--help")  # the broken one is installed too
     assert annotate.returncode == 0 and not annotate.stderr, annotate.stderr
     assert "toytracker[:HOST[:PORT]]" in " ".join(annotate.stdout.split())
+    heatmaps = _gazelab(plugin_site, "heatmaps", "--help")  # a detector flag: --fixations
+    assert heatmaps.returncode == 0 and "toydetector" in heatmaps.stdout, heatmaps.stderr
     # the settings' allowed choices: a settings file naming both validates
     cfg = tmp_path / "plugin.toml"
     cfg.write_text('[tracker]\nkind = "toytracker"\nhost = "10.0.0.9"\n'
