@@ -93,14 +93,14 @@ def test_a_failure_mid_file_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
         import_file(st, "eyelink", DATA / "pymovements_raccoons.asc", ImportOptions())
         before = (len(st.sessions()), st.sample_count(1), len(st.events(1)))
         calls = {"n": 0}
-        original = st.add_tagged_samples
+        original = st.add_sample_rows
 
         def failing(session_id, batch):  # type: ignore[no-untyped-def]
             calls["n"] += 1
             original(session_id, batch)  # the samples are written ... then the disk fails
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(st, "add_tagged_samples", failing)
+        monkeypatch.setattr(st, "add_sample_rows", failing)
         with pytest.raises(OSError):
             import_file(st, "eyelink", BINO, ImportOptions())
         assert calls["n"] == 1
@@ -182,3 +182,31 @@ def test_a_kill_mid_file_leaves_nothing(tmp_path: Path) -> None:
     with SessionStore(store) as st:
         assert [r.id for r in st.sessions()] == [1] and st.sample_count(1) == 368
         assert st.sample_count(2) == 0
+
+
+def test_store_transaction_and_sample_rows(tmp_path: Path) -> None:
+    """The store's ``transaction()`` keeps all of its writes or none; ``add_sample_rows``
+    stores what ``add_tagged_samples`` stores for the same samples."""
+    from gazelab.annotation.store import StoreError
+    from gazelab.settings import Settings
+
+    s = GazeSample(10.0, 0.5, 1.5, 2.5, True, 7, True, *([np.nan] * 12))
+    with SessionStore(tmp_path / "s.sqlite", create=True) as st:
+        kw = dict(settings_toml=Settings().to_toml(), seed=0, image_source="",
+                  stimulus_order=["a"], start_local_s=0.0)  # fmt: skip
+        with pytest.raises(RuntimeError), st.transaction():
+            sid = st.create_session("P01", **kw).id
+            st.add_sample_rows(sid, [(0, "image", *(getattr(s, f) for f in SAMPLE_FIELDS))])
+            st.add_event(sid, "x", 0.0)
+            raise RuntimeError("stop")
+        assert st.sessions() == [] and st.sample_count(sid) == 0
+        with st.transaction():
+            a = st.create_session("P01", **kw).id
+            b = st.create_session("P02", **kw).id
+            st.add_tagged_samples(a, [(s, 0, "image")])
+            st.add_sample_rows(b, [(0, "image", *(getattr(s, f) for f in SAMPLE_FIELDS))])
+        ta, tb = st.samples(a), st.samples(b)
+        assert all(np.array_equal(ta[k], tb[k], equal_nan=True) for k in ta if k != "phase")
+        assert list(ta["phase"]) == list(tb["phase"]) == ["image"]
+        with pytest.raises(StoreError, match="a sample row has 3 values, not 21"):
+            st.add_sample_rows(a, [(0, "image", 1.0)])

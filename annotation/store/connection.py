@@ -43,6 +43,8 @@ def _utc_now() -> str:
 class StoreConnection:
     """One SQLite connection to a project's store, shared by threads under one lock."""
 
+    _joined: int | None = None  # the thread whose writes join an open transaction()
+
     def __init__(
         self, path: str | Path, *, create: bool = False, busy_timeout_s: float = 60.0
     ) -> None:
@@ -164,6 +166,9 @@ class StoreConnection:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._joined == threading.get_ident():  # inside transaction(): join it
+                yield self._db
+                return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -178,6 +183,18 @@ class StoreConnection:
                     raise
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every write of this thread inside is one transaction: all of them are kept, or
+        none (an exception, or a kill before the end, rolls every one back). Other threads
+        and processes wait for it; an importer writes a whole file this way."""
+        with self._write():
+            self._joined = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._joined = None
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

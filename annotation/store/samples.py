@@ -42,6 +42,26 @@ class SamplesMixin(StoreConnection):
             )
         return len(rows)
 
+    def add_sample_rows(self, session_id: int, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Insert samples given as plain tuples ``(trial_index, phase, *SAMPLE_FIELDS)``
+        in one transaction; returns how many. The same rows as :meth:`add_tagged_samples`
+        without a :class:`GazeSample` per sample (importers hand over millions)."""
+        if not rows:
+            return 0
+        width = 2 + len(SAMPLE_FIELDS)
+        bad = next((r for r in rows if len(r) != width), None)
+        if bad is not None:
+            raise StoreError(f"a sample row has {len(bad)} values, not {width} "
+                             "(trial_index, phase and the sample fields)")  # fmt: skip
+        marks = ", ".join("?" * (1 + width))
+        with self._write() as db:
+            db.executemany(
+                f"INSERT INTO gaze_samples(session_id, trial_index, phase, {', '.join(SAMPLE_FIELDS)})"
+                f" VALUES ({marks})",
+                ((session_id, *r) for r in rows),
+            )
+        return len(rows)
+
     def sample_count(self, session_id: int) -> int:
         return int(
             self._query("SELECT COUNT(*) FROM gaze_samples WHERE session_id = ?", (session_id,))[0][

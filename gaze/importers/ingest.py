@@ -59,26 +59,9 @@ def imported_hashes(store: Any) -> dict[str, int]:
 
 @contextlib.contextmanager
 def one_transaction(store: Any) -> Iterator[None]:
-    """Every store write inside is one SQLite transaction (all or nothing).
-
-    Uses the store's ``transaction()`` when it has one; otherwise its writes share one
-    outer ``BEGIN IMMEDIATE ... COMMIT`` (a rollback on any exception).
-    """
-    if hasattr(store, "transaction"):
-        with store.transaction():
-            yield
-        return
-    with store._write() as db:
-
-        @contextlib.contextmanager
-        def nested() -> Iterator[Any]:
-            yield db
-
-        store._write = nested  # instance attribute: the store's own writes join this one
-        try:
-            yield
-        finally:
-            del store._write
+    """Every store write inside is one SQLite transaction (all or nothing)."""
+    with store.transaction():
+        yield
 
 
 def settings_toml(rec: ImportedRecording, options: ImportOptions, fmt: str) -> str:
@@ -124,7 +107,7 @@ def _trial_tags(t: np.ndarray, rec: ImportedRecording) -> tuple[np.ndarray, list
 
 def _write(store: Any, rec: ImportedRecording, sha: str, fmt: str, options: ImportOptions,
            image_source: str) -> int:  # fmt: skip
-    from gazelab.gaze.trackers.base import SAMPLE_FIELDS, STATE_OK, STATE_TRACKING_LOST, GazeSample
+    from gazelab.gaze.trackers.base import SAMPLE_FIELDS, STATE_OK, STATE_TRACKING_LOST
 
     exact = bool(rec.columns)
     t = rec.time_ms
@@ -182,20 +165,12 @@ def _write(store: Any, rec: ImportedRecording, sha: str, fmt: str, options: Impo
         cols = [by_field.get(f, nan) for f in SAMPLE_FIELDS]
     dtypes = {f: (bool if f in ("fix", "valid") else np.int64 if f == "state" else np.float64)
               for f in SAMPLE_FIELDS}  # fmt: skip
-    fast = getattr(store, "add_sample_rows", None)  # plain tuples, no per-sample object
     for a in range(0, t.size, BATCH):
         b = min(a + BATCH, t.size)
         lists = [np.asarray(c[a:b]).astype(dtypes[f]).tolist()
                  for f, c in zip(SAMPLE_FIELDS, cols, strict=True)]  # fmt: skip
         ti = [None if k < 0 else k for k in np.asarray(trial_idx[a:b]).tolist()]
-        if fast is not None:
-            fast(sid, list(zip(ti, phases[a:b], *lists, strict=True)))
-            continue
-        batch = [
-            (GazeSample(*vals), k, ph)
-            for vals, k, ph in zip(zip(*lists, strict=True), ti, phases[a:b], strict=True)
-        ]
-        store.add_tagged_samples(sid, batch)
+        store.add_sample_rows(sid, list(zip(ti, phases[a:b], *lists, strict=True)))
     starts = np.array([tr.start_ms for tr in rec.trials])
     ends = np.array([tr.end_ms for tr in rec.trials])
     for j, (tm, kind, payload) in enumerate(rec.events):
