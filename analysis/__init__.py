@@ -1,1 +1,1 @@
-"""Analysis: model saliency, human vs model heatmaps, metrics, reports (SPEC §6)."""
+"""Analysis: model saliency, human vs model heatmaps, metrics, reports (docs/algorithms.md#model-heatmaps)."""

@@ -1,5 +1,5 @@
 """Areas of interest (AOIs): named polygons or ellipses on an image, and the gaze and
-relevance statistics per AOI that eye-tracking studies report (issue 20).
+relevance statistics per AOI that eye-tracking studies report.
 
 AOIs come from the diagnostic regions of an image set (:func:`aois_from_regions`:
 each connected region becomes the ellipse of the same second moments), from a file

@@ -1,4 +1,4 @@
-"""Human gaze vs model saliency over a project's sessions (SPEC §6, issue 6).
+"""Human gaze vs model saliency over a project's sessions (docs/comparison.md).
 
 :func:`analyse_project` reads the chosen sessions from the store, rebuilds their
 images from the image source stored with each session, detects fixations and
@@ -12,12 +12,12 @@ here as well). :func:`summaries` gives the paper's Table 1 layout (mean ± sd pe
 annotator; per class).
 
 Frames: fixations are mapped from the screen into *image* pixels and both
-heatmaps are built there with the §5 kernel scaled by the display's image
+heatmaps are built there with the heatmap kernel (docs/algorithms.md#heatmaps) scaled by the display's image
 scale (``HeatmapKernel.scaled``), which is the stimulus-frame heatmap resampled
 to image resolution, without the resampling. Model points are the centres of
 relevance-map pixels mapped to image pixels.
 
-``n`` (SPEC §6) is the mean number of fixation points per (annotator, image)
+``n`` (docs/comparison.md) is the mean number of fixation points per (annotator, image)
 over the chosen sessions, rounded; a point is a fixation *event* (centroid) or
 every valid *sample* inside a fixation, per ``AnalysisSettings.point_source``.
 Both are written into the report.

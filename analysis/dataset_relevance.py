@@ -1,4 +1,4 @@
-"""Relevance maps of a whole dataset, streamed to float16 NPZ shards (issue 8, SPEC §6–7).
+"""Relevance maps of a whole dataset, streamed to float16 NPZ shards (docs/relevance-at-scale.md).
 
 The paper explains every training image (FER+: ~35 000; AffectNet-sized sets: ~270 000)
 before masking. :func:`explain_dataset` reads the images shard by shard, explains them

@@ -1,4 +1,4 @@
-"""Human fixations and heatmaps of a recorded session (SPEC §4–§5).
+"""Human fixations and heatmaps of a recorded session (docs/algorithms.md).
 
 Reads the image-phase samples of each trial from the store, detects fixations
 with the method and thresholds of :class:`~gazelab.settings.FixationSettings`,
@@ -47,11 +47,12 @@ class TrialGaze:
 
     @cached_property
     def heatmap(self) -> NDArray[np.float64]:
-        """The §5 heatmap in the stimulus frame, ``(square_px, square_px)``."""
+        """The heatmap (docs/algorithms.md#heatmaps) in the stimulus frame, ``(square_px, square_px)``."""
         return self.heatmap_in("stimulus")
 
     def heatmap_in(self, frame: str = "stimulus", source: str = "events") -> NDArray[np.float64]:
-        """The §5 heatmap of this trial: the one builder for every frame and point source.
+        """The heatmap (docs/algorithms.md#heatmaps) of this trial: the one builder for every frame
+        and point source.
 
         ``frame`` is ``"stimulus"`` (the square, ``(square_px, square_px)``) or
         ``"image"`` (original image pixels, the kernel scaled with the image). With

@@ -1,8 +1,8 @@
 """Layer-wise relevance propagation in TensorFlow 2: deep Taylor (z+ / zβ) and LRP-ε.
 
-SPEC §6 explains a classifier with deep Taylor decomposition. iNNvestigate builds
+docs/algorithms.md#saliency explains a classifier with deep Taylor decomposition. iNNvestigate builds
 its analyzers by re-creating the Keras graph layer by layer in graph mode, which
-takes minutes for MobileNetV2 and longer for InceptionV3 (issue 8), and it has no
+takes minutes for MobileNetV2 and longer for InceptionV3, and it has no
 rule for ReLU6. This module implements the same rules directly: one forward pass
 that keeps every layer's input, then one reverse sweep over the layers in a
 ``tf.function``, traced once per model and reused for every batch.

@@ -231,7 +231,7 @@ def write_report(comp: Comparison, out: str | Path, *, max_image_figures: int = 
     md = markdown(comp, summ)
     from gazelab.annotation.sessions import exclusions_csv, exclusions_markdown
 
-    md += "\n" + exclusions_markdown(comp.excluded, comp.annotators)  # issue #18: quality
+    md += "\n" + exclusions_markdown(comp.excluded, comp.annotators)  # trials left out by quality
     atomic_write(out / "excluded.csv", exclusions_csv(comp.excluded))
     atomic_write(out / "report.md", md)
 

@@ -1,4 +1,4 @@
-"""Model relevance maps (SPEC §6): deep Taylor, LRP, gradients and Grad-CAM, by name.
+"""Model relevance maps (docs/algorithms.md#saliency): deep Taylor, LRP, gradients and Grad-CAM, by name.
 
 ``deep_taylor`` (the paper's analyzer), ``deep_taylor_bounded`` and ``lrp_epsilon``
 run in-process on TensorFlow 2 (:mod:`gazelab.analysis.lrp`): iNNvestigate's rules,
@@ -361,7 +361,8 @@ def top_n_points(relevance_map: ArrayLike, n: int) -> NDArray[np.float64]:
 def model_points(
     relevance_map: ArrayLike, n: int, image_hw: tuple[int, int]
 ) -> NDArray[np.float64]:
-    """SPEC §6: the ``n`` most relevant pixels of a model-input relevance map, as image
+    """docs/algorithms.md#model-heatmaps: the ``n`` most relevant pixels of a model-input relevance
+    map, as image
     px ``(n, 2)`` of ``(x, y)`` (pixel centres; :func:`gaze.geometry.model_input_to_image`)."""
     from gazelab.gaze.geometry import model_input_to_image
 
@@ -376,7 +377,8 @@ def model_heatmap(
     c: float,
     radius: float,
 ) -> NDArray[np.float64]:
-    """SPEC §6: the model heatmap in image px — the §5 heatmap (``c``, ``radius`` in image
+    """docs/algorithms.md#model-heatmaps: the model heatmap in image px — the heatmap of
+    docs/algorithms.md#heatmaps (``c``, ``radius`` in image
     px) of the :func:`model_points`."""
     from gazelab.gaze.heatmaps import fixation_heatmap
 

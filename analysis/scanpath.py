@@ -1,5 +1,5 @@
 """Scanpaths: one annotator's fixations on one image in time order, and their replay
-(SPEC §4; the layer eye-tracking viewers such as EyeLink Data Viewer draw).
+(docs/algorithms.md#fixations; the layer eye-tracking viewers such as EyeLink Data Viewer draw).
 
 A :class:`Scanpath` holds the fixations (image px, ms from the image onset) and the
 valid gaze samples of one trial. :func:`scanpath_at` says what a replay shows at

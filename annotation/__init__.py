@@ -1,1 +1,2 @@
-"""Annotation sessions: protocol state machine, session store, labels and speech (SPEC §2)."""
+"""Annotation sessions: protocol state machine, session store, labels and speech
+(docs/running-a-session.md#the-protocol)."""

@@ -211,7 +211,7 @@ def _finite(value: float) -> float | None:
 
 
 def _quality_fields(store: SessionStore, rec: SessionRecord, settings: Settings) -> dict[str, Any]:
-    """The data-quality entries of the gaze sidecar (issue #18 item 5).
+    """The data-quality entries of the gaze sidecar.
 
     BIDS eye-tracking (BEP020) names where they exist: ``AverageCalibrationError`` and
     ``MaximalCalibrationError`` (degrees) of the validation that opened the recording

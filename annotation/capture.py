@@ -5,7 +5,7 @@ headless loop). Each sample is tagged with the trial and phase in effect at the
 sample's own local timestamp (not at drain time), so samples drained just after
 a phase flip still land in the phase they were recorded in.
 
-Tracker faults never pass unnoticed (issue #16): a lost connection, a silent
+Tracker faults never pass unnoticed: a lost connection, a silent
 tracker, a failed reader or samples dropped from a full queue are each written
 to the store as a gap (with the tracker's own start/end times and reason, when
 it reports them, see :meth:`EyeTribeTracker.gaps_since
@@ -182,7 +182,7 @@ class GazeCapture:
 
     def close(self) -> None:
         """Take the last samples, commit everything, record an open gap as such, then store
-        the session's per-trial data quality (issue #18)."""
+        the session's per-trial data quality."""
         try:
             self.poll()
         finally:

@@ -1,4 +1,4 @@
-"""Pre-flight checks before a session starts (issue #18 item 6), without Qt.
+"""Pre-flight checks before a session starts, without Qt.
 
 Everything that would otherwise fail mid-session is tried in the set-up, each
 check returning one line per problem (empty = fine):

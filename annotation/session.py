@@ -41,7 +41,7 @@ class SessionSetupError(GazelabError, ValueError):
 
 
 def check_images(source: ImageSet, image_ids: Sequence[str]) -> None:
-    """Decode every image a session will show, before calibration (SPEC §2).
+    """Decode every image a session will show, before calibration (docs/running-a-session.md#the-protocol).
 
     A file that cannot be decoded would otherwise stop the session on the fixation
     cross before its image; here it is one :class:`SessionSetupError` naming each
@@ -150,7 +150,8 @@ class SessionConfig:
 
 
 def fit_to_screen(settings: Settings) -> tuple[Settings, str]:
-    """The settings with the stimulus square that fits the screen (SPEC §2), and a note.
+    """The settings with the stimulus square that fits the screen
+    (docs/running-a-session.md#the-protocol), and a note.
 
     The square shrinks (images keep their aspect, never cropped) until it fits with
     ``stimulus.feedback_line_px`` free under it for the recognised word; the session
@@ -339,7 +340,7 @@ def config_from_options(
 
 
 def __getattr__(name: str) -> Any:
-    """``annotation.session.AnnotationSession`` (DESIGN.md's name) is the controller's class;
+    """``annotation.session.AnnotationSession`` (the name the architecture uses) is the controller's class;
     imported on first use, since the controller builds on this module."""
     if name == "AnnotationSession":
         from gazelab.annotation.controller import AnnotationSession

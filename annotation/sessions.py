@@ -7,7 +7,7 @@ phase event of the session (the next trial's ``blank1``, ``paused``, ``done`` or
 ``quit``). Accuracy belongs to the validation runs
 (:meth:`SessionStore.validation_qualities`). Per session: the mean of the
 validation runs' accuracy and precision, and the data loss over all trials'
-expected samples (issue #18 item 5).
+expected samples.
 """
 
 from __future__ import annotations
@@ -223,7 +223,7 @@ def quality_exclusions(
     *,
     samples: Mapping[int, dict[str, np.ndarray]] | None = None,
 ) -> dict[int, str]:
-    """Trials of a session to leave out, trial index -> why (issue #18 item 5).
+    """Trials of a session to leave out, trial index -> why.
 
     A session whose validation accuracy (mean over its validation runs; the tracker's
     own validation figures for stores without them) exceeds ``max_accuracy_deg``

@@ -3,7 +3,8 @@
 Drives the same :class:`~gazelab.annotation.controller.AnnotationSession` as the
 full-screen window, with a sleep loop instead of Qt timers: calibration,
 validation (before the trials and every ``protocol.validate_every_n_trials``),
-the CK+ labeling trial sequence of SPEC §2 (blank → cross → blank → image), gaze
+the CK+ labeling trial sequence of docs/running-a-session.md#the-protocol (blank → cross → blank →
+image), gaze
 samples tagged with trial and phase in ≤ 100 ms batches, labels, and resume.
 The participant is simulated: the synthetic observer (if given) is steered by the
 session to look at the targets, the cross and the image's diagnostic regions, and

@@ -1,4 +1,4 @@
-"""The ``gazelab`` command line: one entry point, one sub-command per job (DESIGN "CLI").
+"""The ``gazelab`` command line: one entry point, one sub-command per job (docs/cli.md).
 
 This module builds the parser and runs a handler; each handler's body lives in
 :mod:`gazelab.app.commands` (one module per concept) and imports what it needs inside

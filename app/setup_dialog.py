@@ -269,7 +269,7 @@ class SetupDialog(QDialog):
         return float(v)
 
     def _show_resume(self, init: SessionConfig) -> None:
-        """A resume: the session's own participant, images and screen, fixed (issue 18.2)."""
+        """A resume: the session's own participant, images and screen, fixed."""
         from gazelab.annotation.store import SessionStore
         from gazelab.errors import GazelabError
         from gazelab.settings import Settings

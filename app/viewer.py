@@ -1,5 +1,5 @@
 """``gazelab view``: the overlay viewer (PySide6 + pyqtgraph), a thin view over
-:class:`gazelab.app.viewer_project.ViewerProject` (issue 20).
+:class:`gazelab.app.viewer_project.ViewerProject`.
 
 Opening reads only the store's index of images; each image's fixations, heatmaps,
 scanpaths, AOI statistics and (with a model) relevance are computed when it is shown,

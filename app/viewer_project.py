@@ -1,6 +1,6 @@
 """The viewer's project, without Qt: an index of a store's images opened in milliseconds,
 and each image's gaze (fixations, scanpaths, heatmaps, AOI statistics) and model layers
-computed only when the image is shown (issue 20).
+computed only when the image is shown.
 
 Opening reads the store's sessions, trials and labels, nothing else. :meth:`ViewerProject.view`
 computes one image with the scorer of :func:`gazelab.analysis.compare.analyse_project`
@@ -11,7 +11,7 @@ pixels and the human-vs-model metrics, so its rows are compare's rows. Each tria
 samples are read once (fixations and the scanpath's samples from one read), and its
 fixations and samples are cached on disk
 (:class:`GazeCache`, beside the saliency cache), so an image seen once opens from the
-cache next time and the ``n`` of SPEC §6 (mean fixation points per annotator and image,
+cache next time and the ``n`` of docs/comparison.md (mean fixation points per annotator and image,
 over every trial) is cheap after the first survey.
 
 The window (:mod:`gazelab.app.viewer`) drives this from a worker thread; tests and
@@ -133,7 +133,7 @@ class ImageView:
 
 @dataclass
 class ModelLayer:
-    """A loaded model and the ``n`` of SPEC §6 for its heatmaps."""
+    """A loaded model and the ``n`` of docs/comparison.md for its heatmaps."""
 
     model: Any
     name: str
@@ -381,7 +381,7 @@ class ViewerProject:
             })  # fmt: skip
         return rows
 
-    # -- the SPEC §6 n over every trial -----------------------------------------------------
+    # -- the docs/comparison.md n over every trial -----------------------------------------------------
     def point_counts(self, entries: list[ImageEntry]) -> list[int]:
         """Fixation points of every trial with gaze on these images (computed or cached)."""
         counts: list[int] = []
@@ -580,7 +580,7 @@ class ViewerProject:
 
 
 def mean_of_counts(counts: list[int]) -> float:
-    """The SPEC §6 mean of fixation points per (annotator, image); an error when none."""
+    """The docs/comparison.md mean of fixation points per (annotator, image); an error when none."""
     return model_n(counts)[0]
 
 

@@ -1,4 +1,4 @@
-"""Annotation app timing (issue 5), offscreen Qt.
+"""Annotation app timing, offscreen Qt.
 
 1. Stimulus onset error: 250 trials (1,000 phase changes) of the real protocol at
    shortened timings (100/50/100 ms, image until labelled; a simulated participant

@@ -1,4 +1,4 @@
-"""Human gaze vs model saliency on synthetic faces (issue 6 acceptance).
+"""Human gaze vs model saliency on synthetic faces (docs/comparison.md).
 
 Three simulated annotators (the synthetic observer over the Eye Tribe simulator's
 TCP protocol, sessions run side by side) label N synthetic faces; a small CNN is

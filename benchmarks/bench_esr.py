@@ -1,4 +1,4 @@
-"""ESR-4 vs a single network vs a traditional ensemble of 4 (issue 9, seed 002).
+"""ESR-4 vs a single network vs a traditional ensemble of 4 (Siqueira et al. 2020).
 
 Synthetic faces with 60 subject identities, subject-independent 80/10/10 split (the
 ``holdout`` protocol of ``gazelab esr``): ESR-4 branching at level 3 (each branch on three

@@ -1,4 +1,4 @@
-"""Relevance at the paper's scale (issue 8): MobileNetV2 and InceptionV3.
+"""Relevance at the paper's scale: MobileNetV2 and InceptionV3.
 
 For each (architecture, input size) this prints, measured in the same run on the
 same batches:

@@ -1,4 +1,4 @@
-"""LSL ingest during a GUI annotation session (issue 19).
+"""LSL ingest during a GUI annotation session.
 
 Runs the real annotation window (offscreen Qt, 1920×1080, 8 synthetic faces, a
 simulated participant labelling after 0.5 s) with the ``lsl-sim`` tracker — an

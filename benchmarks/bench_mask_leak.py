@@ -1,4 +1,4 @@
-"""Do masks alone give the class away? (issue 21.3)
+"""Do masks alone give the class away?
 
 A mask should say *where* to look, not *what* the expression is: on real faces every
 expression uses the same features (brows, eyes, nose, mouth). Here a nearest-centroid
@@ -7,7 +7,7 @@ the other half) and its accuracy is compared with chance (1/8):
 
 - ``regions``: the faces' diagnostic regions (``regions > 0``);
 - ``observer``: a simulated observer's contour mask (fixations drawn from the regions as
-  the tracker simulator draws them, the §5 kernel of the reference set-up);
+  the tracker simulator draws them, the heatmap kernel (docs/algorithms.md#heatmaps) of the reference set-up);
 - ``negative`` / ``mean`` / ``perceptive``: model masks from a small Trainer's deep Taylor
   relevance (skipped with ``--no-model``);
 - ``<alg> (edges)``: the same three algorithms on the image's own gradient magnitude
@@ -83,7 +83,7 @@ def main() -> None:
 
     t0 = time.monotonic()
     settings = Settings()
-    c, radius = relevance_kernel(settings, args.size)  # the §5 kernel at this size
+    c, radius = relevance_kernel(settings, args.size)  # the heatmap kernel at this size
     faces = synthetic_faces(args.n, size=args.size, seed=300)
     masks: dict[str, NDArray[np.bool_]] = {
         "regions": faces.regions > 0,

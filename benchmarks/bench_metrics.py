@@ -1,4 +1,4 @@
-"""Metric and I-VT speed (issue 22), each against its reference measured in this run.
+"""Metric and I-VT speed, each against its reference measured in this run.
 
 - Spearman on 560×560 maps with 90 % exact zeros: the zero block as one tie group
   vs ranking every pixel with ``scipy.stats.rankdata`` (the previous code).

@@ -1,6 +1,6 @@
-"""Distinctiveness pruning (issue 9, seed 003) on synthetic faces.
+"""Distinctiveness pruning (Narayan & Ge) on synthetic faces.
 
-Trains seed 003's six-module CNN (48×48 grey, 16 → 256 maps, global average pooling)
+Trains Narayan & Ge's six-module CNN (48×48 grey, 16 → 256 maps, global average pooling)
 on synthetic faces, then prunes the last conv layer's 256 maps at the paper's two
 threshold pairs (8° / 172° and 10° / 170°) and wider ones, up to where accuracy drops,
 planning on the validation images and measuring on held-out test images. Prints accuracy and model

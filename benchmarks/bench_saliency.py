@@ -1,8 +1,8 @@
-"""Saliency and comparison speed (issue 6), on synthetic faces.
+"""Saliency and comparison speed, on synthetic faces.
 
 Prints deep-Taylor throughput (images/s, once traced; the first call's tracing
 time apart) as a ratio to a plain gradient pass of the same model in the same
-run, and the time per image of the model heatmap (top-n points → §5
+run, and the time per image of the model heatmap (top-n points → heatmap
 Gaussians on the 1200×1200 stimulus frame) plus all map metrics against a
 human heatmap.
 
@@ -18,7 +18,7 @@ import numpy as np
 
 
 def eager_gradient(model, x):  # type: ignore[no-untyped-def]
-    """The gradient analyzer before issue 22: model.predict for the targets, then an
+    """The gradient analyzer before it was compiled: model.predict for the targets, then an
     eager tape over the logits model, rebuilt on every call."""
     import tensorflow as tf
 

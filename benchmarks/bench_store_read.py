@@ -1,4 +1,4 @@
-"""Reading a session's gaze trial by trial (issue #22: "reading gaze is quadratic").
+"""Reading a session's gaze trial by trial (it was quadratic in the trials before the trial index).
 
 Builds one session of ``--trials`` trials (blank/cross/blank then ~2 s of image at
 ``--rate`` Hz, samples tagged with their trial) and times, in the same run:

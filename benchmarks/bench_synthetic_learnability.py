@@ -1,4 +1,4 @@
-"""Synthetic faces are learnable but not trivial (issue 3).
+"""Synthetic faces are learnable but not trivial.
 
 A small CNN (3 conv blocks) trains on 4 000 synthetic faces at 64×64 and is
 scored by macro-F1 on 1 000 held-out faces after 1 and after 5 epochs.

@@ -1,4 +1,4 @@
-"""The seven-run Trainee experiment on synthetic faces, over several seeds (issues 7, 21.4).
+"""The seven-run Trainee experiment on synthetic faces, over several seeds.
 
 For every seed: a Trainer (small CNN) is trained on N synthetic faces; its deep Taylor
 relevance of every training image gives negative / mean / perceptive masks (exported and

@@ -1,4 +1,4 @@
-"""Memory integrity across datasets (issue 9, seed 001) on synthetic faces.
+"""Memory integrity across datasets (Tannugi et al. 2019) on synthetic faces.
 
 Source: synthetic faces drawn by renderer ``a`` from a pool of 60 identities; target:
 renderer ``b`` (other identity ranges, darker, softer, lower contrast) with 30 other

@@ -1,4 +1,4 @@
-"""Opening the viewer on a big project (issue 20: "13 s for 8 images"; must open 1 000
+"""Opening the viewer on a big project (it took 13 s for 8 images; it must open 1 000
 images in under 3 s).
 
 Builds, in one run, projects of synthetic faces (``--size`` px) with two annotators

@@ -1,4 +1,4 @@
-"""Spoken labels across accents, speeds and noise (issue 21.7).
+"""Spoken labels across accents, speeds and noise.
 
 Every word the default recogniser accepts as a label (``SPOKEN_WORDS``: the 8 class
 names and their spoken synonyms) is synthesised by espeak-ng in each voice at each
@@ -29,7 +29,7 @@ near-misses <= 10 %, wrong labels <= 0.5 %; latency p95 <= 1.0 s.
 The voices are those the tests do not use (tests/test_speech.py speaks en-us and
 en-us+f3): British (standard, RP, Scottish, Lancaster, West Midlands, a female
 variant), Caribbean, New York and a US male variant. ``--baseline`` runs the recogniser
-as it was before issue 21.7 (US dictionary only, no denoising, 100 plain decoys).
+as it was in the first version (US dictionary only, no denoising, 100 plain decoys).
 ``--noise babble`` mixes six espeak-ng voices reading other sentences instead of white
 noise. ``--decoys N`` and ``--option KEY=VALUE`` (a PocketSphinx setting) are for tuning.
 

@@ -1,4 +1,4 @@
-"""Run the benchmarks and write their printed lines to ``benchmarks/results.md`` (issue 21.6).
+"""Run the benchmarks and write their printed lines to ``benchmarks/results.md``.
 
 Numbers typed by hand go stale; this file is generated. Each benchmark runs as its own
 process (``python benchmarks/bench_X.py [args]``); its standard output is kept verbatim

@@ -1,4 +1,4 @@
-"""Gaze layer: display geometry, trackers, fixation detection, heatmaps (SPEC §3–§5).
+"""Gaze layer: display geometry, trackers, fixation detection, heatmaps (docs/algorithms.md).
 
 No Qt and no TensorFlow here: importing ``gazelab.gaze`` stays fast.
 """

@@ -1,4 +1,4 @@
-"""Fixation detection: the tracker's flag, I-DT, I-VT and its refinements (SPEC §4).
+"""Fixation detection: the tracker's flag, I-DT, I-VT and its refinements (docs/algorithms.md#fixations).
 
 Input is a tidy sample table (mapping of column -> ``(N,)`` array) in the one
 sample schema, the fields of :class:`~gazelab.gaze.trackers.base.GazeSample`:
@@ -79,12 +79,12 @@ class SampleArrays:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Detector parameters in degrees and ms (SPEC §4; ``FixationSettings``).
+    """Detector parameters in degrees and ms (docs/algorithms.md#fixations; ``FixationSettings``).
 
     Attributes
     ----------
     dispersion_deg, min_duration_ms : I-DT: dispersion at most ``dispersion_deg`` over
-        at least ``min_duration_ms`` (Salvucci & Goldberg 2000; SPEC §4: 1.0°, 100 ms).
+        at least ``min_duration_ms`` (Salvucci & Goldberg 2000; docs/algorithms.md#fixations: 1.0°, 100 ms).
     velocity_deg_s : I-VT threshold (``ivt``, ``ivt_filter``; Olsen 2012: 30 °/s).
     min_fixation_ms : shortest fixation the velocity detectors (``ivt``,
         ``ivt_filter``, ``adaptive``) keep (Nyström & Holmqvist 2010: 40 ms; Tobii's

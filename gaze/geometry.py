@@ -1,7 +1,7 @@
 """Display geometry: pixels <-> degrees of visual angle, and the stimulus frame.
 
-Implements SPEC §2 (reference set-up: 27" 2560×1440 monitor at 70 cm, images
-scaled into a centred 1200×1200 square) and the span/Gaussian numbers of §5.
+Implements docs/algorithms.md#visual-geometry (reference set-up: 27" 2560×1440 monitor at 70 cm, images
+scaled into a centred 1200×1200 square) and the span/Gaussian numbers of docs/algorithms.md#heatmaps.
 
 Coordinates are ``(x, y)`` in pixels, origin at the top-left, x to the right,
 y down. Three frames are used:
@@ -92,7 +92,7 @@ class DisplayGeometry:
     def deg_to_px(self, deg: float) -> float:
         """On-screen extent, pixels, of a visual angle centred on the line of sight.
 
-        ``2 d tan(deg / 2) / pitch`` (SPEC §5).
+        ``2 d tan(deg / 2) / pitch`` (docs/algorithms.md#heatmaps).
         """
         return 2.0 * self.distance_mm * math.tan(math.radians(deg) / 2.0) / self.pixel_pitch_mm
 
@@ -106,7 +106,8 @@ class DisplayGeometry:
 
 
 def visual_span_px(geometry: DisplayGeometry, span_deg: float = 5.0) -> float:
-    """Diameter, pixels, of the visual span on screen (SPEC §5: ≈ 262 px in the reference)."""
+    """Diameter, pixels, of the visual span on screen (docs/algorithms.md#heatmaps: ≈ 262 px in the
+    reference)."""
     return geometry.deg_to_px(span_deg)
 
 
@@ -124,7 +125,7 @@ class StimulusLayout:
     screen_px : (int, int)
         Screen ``(width, height)``, pixels.
     square_px : int
-        Side of the stimulus square, pixels (SPEC §2: 1200).
+        Side of the stimulus square, pixels (docs/algorithms.md#visual-geometry: 1200).
     image_shape : (int, int)
         Original image ``(height, width)``, pixels.
     """
@@ -194,7 +195,8 @@ def fit_stimulus_square(
     screen_px: tuple[int, int], square_px: int, feedback_line_px: int = 0
 ) -> int:
     """Side, pixels, of the largest centred square no bigger than ``square_px`` that fits
-    the screen with ``feedback_line_px`` free under it (SPEC §2: the recognised word is
+    the screen with ``feedback_line_px`` free under it (docs/algorithms.md#visual-geometry: the
+    recognised word is
     drawn there; the square stays centred, so as much room is left above).
 
     Images are scaled into the square keeping their aspect, never cropped, so shrinking

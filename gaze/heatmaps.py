@@ -1,4 +1,4 @@
-"""Fixation heatmaps with a hard visual-span cut-off (SPEC §5).
+"""Fixation heatmaps with a hard visual-span cut-off (docs/algorithms.md#heatmaps).
 
 For fixations ``f_n = (x_n, y_n)`` the intensity of pixel ``(x, y)`` is
 
@@ -327,7 +327,7 @@ def fixation_heatmap_naive(
 
 
 def contour_mask(heatmap: ArrayLike) -> NDArray[np.bool_]:
-    """Pixels inside the heatmap's contour: ``heatmap > 0`` (SPEC §5)."""
+    """Pixels inside the heatmap's contour: ``heatmap > 0`` (docs/algorithms.md#heatmaps)."""
     return np.asarray(heatmap) > 0
 
 

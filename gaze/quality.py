@@ -1,6 +1,6 @@
 """Eye-tracking data quality: accuracy, precision (RMS-S2S, STD) and data loss.
 
-The measures eye-tracking papers must report (issue #18 item 5), with the
+The measures eye-tracking papers must report, with the
 standard definitions of Holmqvist, Nyström & Mulvey (2012), "Eye tracker data
 quality: what it is and how to measure it", and Holmqvist & Andersson (2017):
 
@@ -344,7 +344,7 @@ def fixation_precision_deg(
 
     Over a trial the eyes move, so precision is measured only where they stand still
     (Holmqvist et al. 2012): pairs of adjacent valid samples whose angular velocity is at
-    most ``velocity_deg_s`` (the I-VT threshold, SPEC §4) are fixation steps.
+    most ``velocity_deg_s`` (the I-VT threshold, docs/algorithms.md#fixations) are fixation steps.
     RMS-S2S is over those steps; STD is pooled over the runs of samples they link
     (``sqrt`` of the summed squared deviations from each run's own mean, in angular
     coordinates, over the samples of runs of two or more). NaN where there are none.
@@ -418,7 +418,7 @@ def trial_quality(
 
 @dataclass(frozen=True)
 class QualityThresholds:
-    """Limits a validation must meet before the trials start (issue #18 item 4).
+    """Limits a validation must meet before the trials start.
 
     ``max_loss_pct`` (optional) also bounds the run's data loss.
     """

@@ -19,6 +19,6 @@ CLASSES: tuple[str, ...] = (
     "sadness",
     "surprise",
 )
-"""The 8 CK+ expression classes, in CK+ emotion-code order (SPEC §2)."""
+"""The 8 CK+ expression classes, in CK+ emotion-code order (docs/running-a-session.md#the-protocol)."""
 
 __all__ = ["CLASSES", "__version__"]

@@ -1,4 +1,4 @@
-"""The one base of every error a user can act on (DESIGN "one owner per concept").
+"""The one base of every error a user can act on (docs/architecture.md#extension-points).
 
 Each module's error subclasses :class:`GazelabError` (and keeps its builtin base,
 ``ValueError`` or ``RuntimeError``, for callers that catch those). The command line

@@ -1,8 +1,9 @@
 """Typed, validated settings for every stage, loaded from and saved to TOML.
 
 Every session, analysis and training run stores the ``Settings`` it was made
-with (as TOML text), so each result says how it was made (DESIGN.md, "Rules of
-the house"). Defaults are the reference set-up of SPEC §2 and §5.
+with (as TOML text), so each result says how it was made (docs/architecture.md#rules-of-the-house).
+Defaults are the reference set-up of docs/running-a-session.md#the-protocol and
+docs/algorithms.md#heatmaps.
 
 Each field declares its allowed values next to its default (``range`` or
 ``choices``); a bad value or an unknown key raises :class:`SettingsError`
@@ -38,7 +39,7 @@ from gazelab.gaze.trackers.registry import TRACKERS
 
 @dataclasses.dataclass(frozen=True)
 class StimulusSettings(_Validated):
-    """How each image is shown (SPEC §2)."""
+    """How each image is shown (docs/running-a-session.md#the-protocol)."""
 
     _section = "stimulus"
     square_px: int = setting(1200, range=(64, 8192), doc="side of the centred stimulus square")
@@ -59,7 +60,8 @@ class StimulusSettings(_Validated):
 
 @dataclasses.dataclass(frozen=True)
 class ProtocolSettings(_Validated):
-    """Trial timings and session flow (SPEC §2; defaults from Utz & Carbon 2016)."""
+    """Trial timings and session flow (docs/running-a-session.md#the-protocol; defaults from Utz &
+    Carbon 2016)."""
 
     _section = "protocol"
     blank1_ms: float = setting(500.0, range=(0, 10_000))
@@ -83,7 +85,7 @@ class ProtocolSettings(_Validated):
 
 @dataclasses.dataclass(frozen=True)
 class TrackerSettings(_Validated):
-    """Which tracker to use and how to reach it (SPEC §3)."""
+    """Which tracker to use and how to reach it (docs/running-a-session.md#trackers)."""
 
     _section = "tracker"
     kind: str = setting("sim", choices=TRACKERS.choices(), doc="gaze.trackers.registry.TRACKERS")
@@ -104,7 +106,7 @@ class TrackerSettings(_Validated):
 
 @dataclasses.dataclass(frozen=True)
 class VoiceSettings(_Validated):
-    """Spoken-label recogniser (SPEC §2)."""
+    """Spoken-label recogniser (docs/voice.md)."""
 
     _section = "voice"
     backend: str = setting(
@@ -123,7 +125,7 @@ class VoiceSettings(_Validated):
 
 @dataclasses.dataclass(frozen=True)
 class FixationSettings(_Validated):
-    """Fixation detection (SPEC §4)."""
+    """Fixation detection (docs/algorithms.md#fixations)."""
 
     _section = "fixations"
     method: str = setting(
@@ -156,7 +158,7 @@ class FixationSettings(_Validated):
 
 @dataclasses.dataclass(frozen=True)
 class HeatmapSettings(_Validated):
-    """Fixation heatmaps (SPEC §5)."""
+    """Fixation heatmaps (docs/algorithms.md#heatmaps)."""
 
     _section = "heatmap"
     span_deg: float = setting(5.0, range=(0.1, 60.0), doc="visual span")
@@ -166,7 +168,7 @@ class HeatmapSettings(_Validated):
 
 @dataclasses.dataclass(frozen=True)
 class AnalysisSettings(_Validated):
-    """Saliency and comparison (SPEC §6)."""
+    """Saliency and comparison (docs/algorithms.md#model-heatmaps)."""
 
     _section = "analysis"
     analyzer: str = setting(
@@ -183,7 +185,7 @@ class AnalysisSettings(_Validated):
 
 @dataclasses.dataclass(frozen=True)
 class MaskSettings(_Validated):
-    """Mask algorithms (SPEC §7)."""
+    """Mask algorithms (docs/algorithms.md#masks)."""
 
     _section = "masks"
     negative_fraction: float = setting(0.1, range=(0.0, 1.0))
@@ -191,7 +193,7 @@ class MaskSettings(_Validated):
 
 @dataclasses.dataclass(frozen=True)
 class TrainingSettings(_Validated):
-    """Trainer / Trainee training (SPEC §8)."""
+    """Trainer / Trainee training (docs/algorithms.md#training)."""
 
     _section = "training"
     architecture: str = setting(
@@ -215,13 +217,13 @@ class TrainingSettings(_Validated):
     eval_every_steps: int = setting(
         0, range=(0, 10**9), doc="validation macro-F1 every N steps too (0 = once per epoch)"
     )
-    augment: bool = setting(True, choices=(False, True), doc="SPEC §8 augmentation")
+    augment: bool = setting(True, choices=(False, True), doc="docs/algorithms.md#training")
     class_weighted: bool = setting(True, choices=(False, True))
 
 
 @dataclasses.dataclass(frozen=True)
 class QualitySettings(_Validated):
-    """Data-quality limits (issue #18; definitions in gaze/quality.py)."""
+    """Data-quality limits (definitions in gaze/quality.py)."""
 
     _section = "quality"
     validation_mean_accuracy_deg: float = setting(

@@ -1,1 +1,1 @@
-"""Models backend: datasets, synthetic faces, masks, Trainer/Trainee training (SPEC §7–§8)."""
+"""Models backend: datasets, synthetic faces, masks, Trainer/Trainee training (docs/masks-and-training.md)."""

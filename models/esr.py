@@ -1,4 +1,4 @@
-"""Ensembles with shared representations, ESR (seed 002, Siqueira et al.).
+"""Ensembles with shared representations, ESR (Siqueira et al. 2020; docs/seed-systems.md).
 
 A shared convolutional base (the first ``level`` conv blocks) feeds ``k`` branches;
 each branch holds the remaining conv blocks, global average pooling and its own

@@ -1,4 +1,5 @@
-"""ESR experiments as configs (seed 002): protocols, baselines, results and Grad-CAM.
+"""ESR experiments as configs (Siqueira et al. 2020; docs/seed-systems.md): protocols, baselines,
+results and Grad-CAM.
 
 A config is a TOML file with ``[data]``, ``[esr]`` and the usual ``[training]`` section
 (``epochs`` = epochs per branch / network; the learning rate is the new branch's)::
@@ -66,9 +67,9 @@ RATE_SCHEMES = {"varied": (1.0, 0.2), "fixed": (1.0, 1.0), "frozen": (0.0, 0.0)}
 "varied lr." 0.1 / 0.02, "fixed lr." and "frozen layers")."""
 
 REFERENCES = {
-    "ck+_10fold": "paper (seed 002): ESR-4 level 3 on CK+ 89.4 ± 2.2 %",
-    "balanced": "paper (seed 002): ESR-9 on AffectNet 59.3 %",
-    "fine_tune": "paper (seed 002): ESR-9 fine-tuned on FER+ 87.15 ± 0.1 %",
+    "ck+_10fold": "paper (Siqueira et al. 2020): ESR-4 level 3 on CK+ 89.4 ± 2.2 %",
+    "balanced": "paper (Siqueira et al. 2020): ESR-9 on AffectNet 59.3 %",
+    "fine_tune": "paper (Siqueira et al. 2020): ESR-9 fine-tuned on FER+ 87.15 ± 0.1 %",
 }
 
 

@@ -1,4 +1,4 @@
-"""Binary training masks from relevance maps and from human gaze (SPEC §7).
+"""Binary training masks from relevance maps and from human gaze (docs/algorithms.md#masks).
 
 Every function is pure: arrays in, a boolean mask out, ``True`` = keep the
 pixel, ``False`` = zeroed (the training image is ``I ⊙ M``).
@@ -10,10 +10,11 @@ Tie and edge rules (so that the masks are exact and order-free):
   the threshold are zeroed together). Pixels at the map's minimum are never
   zeroed, so a constant map (no information) keeps the whole image.
 - **mean**: zeroed where ``R < mean(R)``; a constant map keeps everything.
-- **perceptive (model)**: the §6 model heatmap from the n most relevant pixels
+- **perceptive (model)**: the model heatmap (docs/algorithms.md#model-heatmaps) from the n most
+  relevant pixels
   (ties broken in raster order, :func:`~gazelab.analysis.saliency.top_n_points`)
-  with the §5 kernel in relevance-map pixels; zeroed where it is 0.
-- **human**: the §5 heatmap of an annotator's fixations; zeroed where it is 0.
+  with the heatmap kernel (docs/algorithms.md#heatmaps) in relevance-map pixels; zeroed where it is 0.
+- **human**: the heatmap of docs/algorithms.md#heatmaps of an annotator's fixations; zeroed where it is 0.
 
 NaN or infinite relevance is an error (:class:`MaskError`), never a silent mask.
 """
@@ -133,7 +134,8 @@ def apply_mask(image: ArrayLike, mask: ArrayLike) -> NDArray[np.float32]:
 # -- the registry ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MaskParameters:
-    """What a model mask may use: the negative fraction, and the §6 perceptive points and
+    """What a model mask may use: the negative fraction, and the perceptive points
+    (docs/algorithms.md#model-heatmaps) and
     kernel (``c``, ``radius`` in relevance-map pixels)."""
 
     negative_fraction: float = 0.1
@@ -176,7 +178,8 @@ def register_model_mask(
 
 
 HUMAN = "human"
-"""The one mask from gaze, not from a model: the support of an annotator's heatmap (§7)."""
+"""The one mask from gaze, not from a model: the support of an annotator's heatmap
+(docs/algorithms.md#masks)."""
 
 
 @register_model_mask("negative", "zero the most relevant fraction of pixels",

@@ -1,4 +1,4 @@
-"""Distinctiveness pruning of a convolution layer's feature maps (seed 003; Gedeon's
+"""Distinctiveness pruning of a convolution layer's feature maps (Narayan & Ge; Gedeon's
 "distinctiveness" applied per feature map).
 
 Each feature map of the pruned layer is described by its activation vector over the

@@ -1,4 +1,5 @@
-"""Memory integrity across datasets (seed 001): fine-tuning strategies and their table.
+"""Memory integrity across datasets (Tannugi et al. 2019; docs/seed-systems.md): fine-tuning
+strategies and their table.
 
 A simplified VGG (48 × 48 grey, ≈ 19.2 M parameters, :func:`~gazelab.models.architectures.
 simplified_vgg`) is trained on a *source* dataset, then adapted to a *target* with each

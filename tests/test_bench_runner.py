@@ -1,4 +1,4 @@
-"""benchmarks/run_all.py: results.md from the benchmarks' own printed lines (issue 21.6)."""
+"""benchmarks/run_all.py: results.md from the benchmarks' own printed lines."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""benchmarks/bench_trainee.py: mean ± 95 % CI over seeds (issue 21.4)."""
+"""benchmarks/bench_trainee.py: mean ± 95 % CI over seeds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The study-scale options of the command line (issue 22, issue 18 item 5): `saliency
+"""The study-scale options of the command line: `saliency
 --dataset --worker I/N` on hosts sharing a folder, and `compare --config` with [quality]
 limits that leave trials out."""
 

@@ -1,4 +1,4 @@
-"""Human vs model comparison over a project (issue 6): numbers on hand-placed fixations."""
+"""Human vs model comparison over a project: numbers on hand-placed fixations."""
 
 from __future__ import annotations
 

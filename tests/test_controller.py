@@ -1,4 +1,4 @@
-"""The Qt-free session controller (issue 17): a whole session from Python, no Qt imported."""
+"""The Qt-free session controller: a whole session from Python, no Qt imported."""
 
 from __future__ import annotations
 

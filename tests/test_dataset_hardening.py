@@ -1,4 +1,4 @@
-"""Datasets and images are untrusted input (issue 16, items 2, 3, 14): no path escapes the
+"""Datasets and images are untrusted input: no path escapes the
 dataset root or the output folder, no image is decoded past the pixel limit, no label
 value is silently truncated or wrapped, and mask export streams. Fixtures are written in
 each dataset's real layout."""

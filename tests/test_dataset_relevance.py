@@ -132,7 +132,7 @@ print("FINISHED" if maps is not None else "PART DONE")
 # slow tier: quick: test_interrupted_run_resumes_to_identical_output (the shards, resumed)
 @pytest.mark.slow
 def test_two_hosts_share_the_shards_and_their_union_equals_one_host(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """issue 22: `saliency --dataset` across hosts: each worker (index/count from
+    """`saliency --dataset` across hosts: each worker (index/count from
     TF_CONFIG) computes its shards into the shared folder; the union, index and
     metadata are byte-identical to a one-host run."""
     import json

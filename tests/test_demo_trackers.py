@@ -1,4 +1,4 @@
-"""`gazelab demo --tracker lsl|gazepoint|eyetribe` (issue 19): the simulated sessions run
+"""`gazelab demo --tracker lsl|gazepoint|eyetribe`: the simulated sessions run
 through each protocol's real client, and the session records which tracker it was."""
 
 from __future__ import annotations

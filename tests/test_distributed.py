@@ -1,4 +1,4 @@
-"""Training beyond one process (issue 22): tf.distribute's MultiWorkerMirroredStrategy
+"""Training beyond one process: tf.distribute's MultiWorkerMirroredStrategy
 with two real worker processes on 127.0.0.1, and the per-epoch backup that lets a run
 resume after a crash (BackupAndRestore for the custom loop)."""
 

@@ -1,4 +1,4 @@
-"""ESR, ensembles with shared representations (models/esr.py, seed 002)."""
+"""ESR, ensembles with shared representations (models/esr.py, Siqueira et al. 2020)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FER+ vote rules (SPEC §8, issue 21.1): the published "majority" mode drops single votes
+"""FER+ vote rules (docs/settings-and-data.md#data): the published "majority" mode drops single votes
 as outliers, then needs a strict majority of what remains; "strict" counts every vote."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fixation detection on synthetic signals with known fixations (SPEC §4)."""
+"""Fixation detection on synthetic signals with known fixations (docs/algorithms.md#fixations)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GazePoint Open Gaze API client (issue #19): the gazelab simulator and a transcript-replay server."""
+"""GazePoint Open Gaze API client: the gazelab simulator and a transcript-replay server."""
 
 from __future__ import annotations
 

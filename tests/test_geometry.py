@@ -1,4 +1,5 @@
-"""Geometry of the reference set-up (SPEC §2, §5) and the frame mappings."""
+"""Geometry of the reference set-up (docs/running-a-session.md#the-protocol,
+docs/algorithms.md#heatmaps) and the frame mappings."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fixation heatmaps against the closed form of SPEC §5."""
+"""Fixation heatmaps against the closed form of docs/algorithms.md#heatmaps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``gazelab heatmaps`` rebuilds a session's images from the spec stored with it (issue 17)."""
+"""``gazelab heatmaps`` rebuilds a session's images from the spec stored with it."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_a_stored_spec_that_cannot_be_rebuilt_asks_for_images(tmp_path: Path, ca
 
 
 def test_heatmap_pngs_are_overlays_on_the_image_with_a_legend(store: Path, tmp_path: Path) -> None:
-    """issue 20.3: the PNG is the image with the heatmap over it (not a bare grey map): the
+    """The PNG is the image with the heatmap over it (not a bare grey map): the
     fixated pixel takes the annotator colour, a far pixel keeps the face, a legend row
     below names the participant."""
     from PIL import Image

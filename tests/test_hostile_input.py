@@ -1,5 +1,5 @@
 """Every command line is untrusted input: a table of bad inputs, each answered by one line
-on stderr and exit status 2 — never a traceback (issue 16, item 12).
+on stderr and exit status 2 — never a traceback.
 
 The table is run in-process through ``gazelab.app.cli.main`` (an uncaught exception fails
 the test with its traceback); two rows also run as real processes, where a traceback on

@@ -1,4 +1,4 @@
-"""One parser of image specs and one ImageSet (issue 17): every registered layout is
+"""One parser of image specs and one ImageSet: every registered layout is
 accepted everywhere an image spec is, and the record is read by position or by id."""
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def test_every_path_layout_is_accepted_by_annotate_problems(name: str, tmp_path:
 
 
 def test_annotate_accepts_fer_plus(tmp_path: Path) -> None:
-    """Was refused by problems() while open_image_set accepted it (issue 17)."""
+    """Was refused by problems() while open_image_set accepted it."""
     store = tmp_path / "s.sqlite"
     assert SessionConfig(store, "P01", images=f"fer+:{tmp_path}").problems() == []
     assert SessionConfig(store, "P01", images="synthetic:4:0:subjects=2").problems() == []
@@ -195,7 +195,7 @@ def test_a_new_layout_is_one_registration(
 
 
 def test_a_synthetic_set_renders_each_face_when_asked_identical_to_the_whole_set() -> None:
-    """A 1 000-face set opens without drawing (the viewer's < 3 s open, issue 20); each face
+    """A 1 000-face set opens without drawing (the viewer's < 3 s open); each face
     and its regions, drawn alone, equal their rendering in synthetic_faces."""
     import time
 

@@ -1,4 +1,4 @@
-"""The CLI and the core packages start without TensorFlow or Qt (DESIGN "Rules of the house")."""
+"""The CLI and the core packages start without TensorFlow or Qt (docs/architecture.md#rules-of-the-house)."""
 
 from __future__ import annotations
 

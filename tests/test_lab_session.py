@@ -1,4 +1,4 @@
-"""Lab-ready sessions (issue 18): screen fit, resume geometry, counterbalanced order,
+"""Lab-ready sessions: screen fit, resume geometry, counterbalanced order,
 validation screens, instructions and the experimenter view."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""LSL gaze inlet (issue #19): real pylsl outlets on loopback, metadata mapping, loss and reconnect."""
+"""LSL gaze inlet: real pylsl outlets on loopback, metadata mapping, loss and reconnect."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Masks (SPEC §7) on small hand-made relevance maps: exact expected masks."""
+"""Masks (docs/algorithms.md#masks) on small hand-made relevance maps: exact expected masks."""
 
 from __future__ import annotations
 

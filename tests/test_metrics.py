@@ -134,7 +134,7 @@ def test_compare_maps_has_every_column() -> None:
     assert 0 < out["iou"] < 1 and out["nss"] > 0
 
 
-# -- issue 22: the fast exact Spearman, MIT's AUC-Judd, NSS at pysaliency's speed -----------
+# -- the fast exact Spearman, MIT's AUC-Judd, NSS at pysaliency's speed -----------
 def _truncated_heatmap(rng: np.random.Generator, shape: tuple[int, int], zero: float) -> np.ndarray:
     """A map whose ``zero`` share of pixels are exact zeros (truncated Gaussians)."""
     m = rng.gamma(2.0, size=shape)

@@ -1,4 +1,4 @@
-"""The real microphone path (issue #18 item 6), through a PulseAudio server, not arrays.
+"""The real microphone path, through a PulseAudio server, not arrays.
 
 A private PulseAudio server (its own socket and HOME under the test's folder, so
 nothing else on the machine sees it) gets a null sink whose monitor is the default

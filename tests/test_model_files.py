@@ -1,4 +1,4 @@
-"""Model files are untrusted input (issue 16, item 1): loading a ``.keras`` file never runs
+"""Model files are untrusted input: loading a ``.keras`` file never runs
 code named in it. Crafted files are built here, byte by byte, without Keras."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Analyzers and mask algorithms added as one module each (issue 17): a module in
+"""Analyzers and mask algorithms added as one module each: a module in
 analysis/analyzers/ or models/mask_algorithms/ registers itself and is at once a settings
 choice, a CLI choice and usable; here the two shipped that way, input × gradient and the
 random-mask control, are checked by their numbers and through the command line."""

@@ -1,4 +1,4 @@
-"""Pre-flight (issue #18 item 6): images, tracker, microphone and screen checked before start."""
+"""Pre-flight: images, tracker, microphone and screen checked before start."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""ProjectPaths: the files of a project folder, or each named on its own (issue 17: moved
-out of analysis/compare.py to gazelab/project.py)."""
+"""ProjectPaths: the files of a project folder, or each named on its own (a command-line
+concern: it lives in gazelab/project.py, not in analysis/compare.py)."""
 
 from __future__ import annotations
 

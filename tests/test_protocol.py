@@ -1,4 +1,4 @@
-"""The labeling protocol state machine on a fake clock (SPEC §2)."""
+"""The labeling protocol state machine on a fake clock (docs/running-a-session.md#the-protocol)."""
 
 from __future__ import annotations
 

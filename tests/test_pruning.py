@@ -1,4 +1,4 @@
-"""Distinctiveness pruning (models/pruning.py, seed 003) on hand-built feature maps."""
+"""Distinctiveness pruning (models/pruning.py, Narayan & Ge) on hand-built feature maps."""
 
 from __future__ import annotations
 

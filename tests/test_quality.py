@@ -1,4 +1,4 @@
-"""Data quality (issue #18 item 5): accuracy, RMS-S2S, STD and data loss on synthetic samples."""
+"""Data quality: accuracy, RMS-S2S, STD and data loss on synthetic samples."""
 
 from __future__ import annotations
 

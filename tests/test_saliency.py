@@ -83,7 +83,7 @@ def test_gradient_and_gradcam_in_process(model) -> None:  # type: ignore[no-unty
 
 
 def test_gradient_is_traced_once_per_model_and_equals_the_eager_tape(model) -> None:  # type: ignore[no-untyped-def]
-    """issue 22: the gradient analyzer is one compiled function per model, reused by
+    """The gradient analyzer is one compiled function per model, reused by
     every batch, with the same numbers as an eager GradientTape over the logits."""
     import tensorflow as tf
 

@@ -1,4 +1,4 @@
-"""Issue #16, the live session, the store and exported files: faults never lose or hide data.
+"""The live session, the store and exported files: faults never lose or hide data.
 
 A full disk pauses a running session with a message and it resumes once space is
 back, nothing lost; a corrupt image is refused before calibration; one session

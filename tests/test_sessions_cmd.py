@@ -1,4 +1,4 @@
-"""``gazelab sessions``: one row per session with progress and data quality (issue #18 item 5)."""
+"""``gazelab sessions``: one row per session with progress and data quality."""
 
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def test_bids_sidecar_carries_data_quality(tmp_path):
     assert side2["DataQuality"]["DataLossPercent"] is None  # strict JSON: no NaN
 
 
-# -- compare: trial exclusion by the [quality] limits (issue #18 item 5) ----------------------
+# -- compare: trial exclusion by the [quality] limits ----------------------
 def test_quality_exclusions_by_trial_loss_and_session_accuracy(tmp_path):
     from gazelab.annotation.sessions import quality_exclusions
     from gazelab.settings import QualitySettings

@@ -1,4 +1,4 @@
-"""Spoken labels: espeak-ng voices through the out-of-the-box recogniser (SPEC §2)."""
+"""Spoken labels: espeak-ng voices through the out-of-the-box recogniser (docs/voice.md)."""
 
 from __future__ import annotations
 

@@ -112,7 +112,7 @@ def _nearest_centroid(masks: np.ndarray, labels: np.ndarray) -> float:
 
 
 def test_region_masks_alone_do_not_tell_the_class() -> None:
-    """Issue 21.3: with class-specific regions a binary region mask gave the class 91 % of
+    """With class-specific regions a binary region mask gave the class 91 % of
     the time (nearest centroid, chance 12.5 %); now it is at chance (goal <= 1.5x)."""
     faces = synthetic_faces(480, size=32, seed=300)
     assert _nearest_centroid(faces.regions > 0, faces.labels) <= 1.5 / 8

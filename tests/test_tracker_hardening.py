@@ -1,4 +1,4 @@
-"""Issue #16, items 4-6 and the simulator's share of 12: the Eye Tribe client under hostile input.
+"""The Eye Tribe client and its simulator under hostile input.
 
 A tiny scripted server on 127.0.0.1 (:class:`ScriptedServer`) sends crafted
 lines; the client must count every bad message and go on, turn every fault

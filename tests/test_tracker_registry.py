@@ -1,6 +1,6 @@
 """The tracker registry: every tracker is one registered module; settings, the command
 line and the set-up dialog read the registry; each simulated tracker opens through the
-session's one entry point and streams gaze (issues 17 and 19)."""
+session's one entry point and streams gaze."""
 
 from __future__ import annotations
 

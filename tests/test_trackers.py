@@ -1,4 +1,5 @@
-"""Eye Tribe client <-> simulator over real sockets, transcript replay, and fuzzing (SPEC §3)."""
+"""Eye Tribe client <-> simulator over real sockets, transcript replay, and fuzzing
+(docs/running-a-session.md#the-eye-tribe-protocol)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Memory integrity across datasets (models/transfer.py, seed 001)."""
+"""Memory integrity across datasets (models/transfer.py, Tannugi et al. 2019)."""
 
 from __future__ import annotations
 

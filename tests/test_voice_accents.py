@@ -1,4 +1,4 @@
-"""Spoken labels in accents and noise the other speech tests do not use (issue 21.7).
+"""Spoken labels in accents and noise the other speech tests do not use.
 
 The default recogniser must accept British pronunciations of the label words (no R in
 "anger", "fear", "scared"; the short /a/ of "happy", "sad") and words in 10 dB noise,
@@ -129,7 +129,7 @@ def test_british_voices_clean_and_in_10_db_noise_never_mislabelled(
     for level, results in outcomes.items():
         assert not [r for r in results if r.endswith("WRONG")], results
         correct = sum(r.endswith("correct") for r in results) / len(results)
-        # Before issue 21.7: 16/24 clean ("anger" and "sad" rejected in every voice,
+        # The first version: 16/24 clean ("anger" and "sad" rejected in every voice,
         # Scottish "happy" taken for "afraid") and 18/24 at 10 dB with one wrong label;
         # measured now: 24/24 at both levels.
         assert correct >= 22 / 24, (level, results)

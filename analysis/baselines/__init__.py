@@ -1,5 +1,5 @@
 """Baselines for map agreement: how much of a human-vs-human or model-vs-human score is
-just the layout of a face (SPEC §6).
+just the layout of a face (docs/algorithms.md#model-heatmaps).
 
 Faces shown aligned put eyes, nose and mouth at nearly the same pixels in every image, so
 two maps agree a good deal even when they were made on *different* images. A score can

@@ -1,4 +1,4 @@
-"""Comparing two maps (human vs model, human vs human) and two label sets (SPEC §6).
+"""Comparing two maps (human vs model, human vs human) and two label sets (docs/algorithms.md#metrics).
 
 The paper's three measures — IoU of the contour masks, Spearman rank
 correlation, cosine distance — plus the standard saliency metrics of the MIT

@@ -1,9 +1,9 @@
 """The annotation session without Qt: create/resume, calibrate, validate, poll, label, advance.
 
 :class:`AnnotationSession` owns everything a session does that is neither
-painting nor timing nor keys (DESIGN "a Qt-free session controller", issue 17):
+painting nor timing nor keys (docs/architecture.md#data-flow):
 the set-up checks, the store record and its lease, the tracker, the protocol
-state machine (SPEC §2), gaze capture, calibration and validation results,
+state machine (docs/running-a-session.md#the-protocol), gaze capture, calibration and validation results,
 labels, pauses, store faults and the end. The full-screen window
 (:mod:`gazelab.app.annotate`) paints its state, times its phases and forwards
 keys; the headless runner (:mod:`gazelab.annotation.simulated`) drives the same

@@ -94,7 +94,8 @@ class AnnotationSession(TrialsMixin):
         )
         self.images: ImageSet = images or open_image_set(config.images)
         self._shapes: dict[str, tuple[int, int]] = {}
-        # every check before anything is written, connected or calibrated (SPEC §2 set-up)
+        # every check before anything is written, connected or calibrated
+        # (docs/running-a-session.md#step-by-step)
         order: list[str] | None = None
         if config.resume is not None:
             assert opened is not None

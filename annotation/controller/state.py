@@ -96,7 +96,8 @@ class SessionState:
         return self._shapes[image_id]
 
     def layout_for(self, image_id: str) -> StimulusLayout:
-        """Where ``image_id`` lies on screen (the stimulus frame of SPEC §2)."""
+        """Where ``image_id`` lies on screen (the stimulus frame of
+        docs/running-a-session.md#the-protocol)."""
         return StimulusLayout(
             self.screen_px, self.settings.stimulus.square_px, self.image_shape(image_id)
         )

@@ -1,4 +1,5 @@
-"""The CK+ labeling protocol as a state machine (SPEC §2), free of Qt and of wall time.
+"""The CK+ labeling protocol as a state machine (docs/running-a-session.md#the-protocol), free of
+Qt and of wall time.
 
 Each trial runs ``blank1`` → ``cross`` → ``blank2`` → ``image``; the image stays
 until the participant has given a label **and** presses the advance key. The

@@ -11,7 +11,8 @@ from gazelab.annotation.protocol.machine import ProtocolError
 
 
 def stimulus_order(image_ids: Sequence[str], seed: int) -> list[str]:
-    """The session's presentation order: a permutation fixed by the stored seed (SPEC §2)."""
+    """The session's presentation order: a permutation fixed by the stored seed
+    (docs/running-a-session.md#the-protocol)."""
     import numpy as np
 
     perm = np.random.default_rng(seed).permutation(len(image_ids))

@@ -26,7 +26,8 @@ class SessionPlan:
 
 
 def resume_plan(store: SessionStore, session_id: int) -> SessionPlan:
-    """Where a restarted session continues: the first unlabelled image (SPEC §2)."""
+    """Where a restarted session continues: the first unlabelled image
+    (docs/running-a-session.md#the-protocol)."""
     rec = store.session(session_id)
     first = store.first_unlabelled_trial(session_id)
     start = len(rec.stimulus_order) if first is None else first

@@ -1,4 +1,4 @@
-"""Spoken labels (SPEC §2): recognisers restricted to the label words, WAV capture.
+"""Spoken labels (docs/voice.md): recognisers restricted to the label words, WAV capture.
 
 Three :class:`SpeechRecognizer` implementations, chosen by ``VoiceSettings.backend``:
 

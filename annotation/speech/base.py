@@ -21,7 +21,7 @@ NOT_SPOKEN = frozenset({"neutrality", "none", "mad", "joy"})
 """Label synonyms that name dataset folders but are not accepted as spoken answers."""
 
 SPOKEN_WORDS: dict[str, str] = {w: c for w, c in SYNONYMS.items() if w not in NOT_SPOKEN}
-"""Words a participant may say, and the class each means (SPEC §2)."""
+"""Words a participant may say, and the class each means (docs/voice.md)."""
 
 
 class SpeechError(GazelabError, RuntimeError):

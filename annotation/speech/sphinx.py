@@ -82,7 +82,7 @@ def decoy_words(
     labels += [tuple(p.split()) for ps in ACCENT_VARIANTS.values() for p in ps]
     words = list(entries)  # dictionary order
     rng = np.random.default_rng(seed)
-    if min_distance <= 0:  # the plain sample (the default before issue 21.7)
+    if min_distance <= 0:  # the plain sample (the first version's default)
         return tuple(sorted(rng.choice(words, n, replace=False).tolist()))
     chosen: list[str] = []
     for k in rng.permutation(len(words)):
@@ -144,7 +144,7 @@ ACCENT_VARIANTS: dict[str, tuple[str, ...]] = {
     "surprised": ("S AH P R OY Z D",),
 }
 """Pronunciations the US-English dictionary lacks, for accents beyond General American
-(issue 21.7; measured with espeak-ng's British, Scottish, Lancashire, West Midlands,
+(measured with espeak-ng's British, Scottish, Lancashire, West Midlands,
 Caribbean and New York voices in benchmarks/bench_voice.py)."""
 
 

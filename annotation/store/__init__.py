@@ -1,4 +1,5 @@
-"""The project store: one SQLite database (WAL mode) per project (SPEC §2, DESIGN "One store").
+"""The project store: one SQLite database (WAL mode) per project
+(docs/running-a-session.md#the-protocol, docs/architecture.md#rules-of-the-house).
 
 Holds participants (pseudonymous ids only), sessions (settings snapshot, seed,
 stimulus order, software version), calibrations, trials, gaze samples, events,

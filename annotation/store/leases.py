@@ -2,7 +2,7 @@
 
 A live session holds a *lease* on its session (:meth:`LeasesMixin.acquire_lease`):
 one row naming the holder (host, pid) that the holder renews while it runs and
-deletes at the end, so the same session cannot be run twice at once (SPEC §2:
+deletes at the end, so the same session cannot be run twice at once (docs/running-a-session.md#the-protocol:
 "two sessions of one never overwrite each other"). A lease whose holder died
 (its pid is gone on this host) or stopped renewing it for :data:`LEASE_STALE_S`
 may be taken over.

@@ -94,7 +94,7 @@ MIGRATIONS: tuple[str, ...] = (
         reason TEXT NOT NULL
     );
     """,
-    # v3: data quality (issue #18 item 5) and a per-trial sample index (issue #22: reading
+    # v3: data quality and a per-trial sample index (without it, reading
     # one trial's samples scanned the whole session, so reading a session was quadratic).
     """
     CREATE INDEX gaze_samples_trial ON gaze_samples(session_id, trial_index, local_s);

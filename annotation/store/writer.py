@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 class BatchedSampleWriter:
-    """Buffers tagged samples and commits them at least every ``batch_ms`` (SPEC §2).
+    """Buffers tagged samples and commits them at least every ``batch_ms``
+    (docs/running-a-session.md#the-protocol).
 
     Call :meth:`add` as samples arrive and :meth:`poll` often (a GUI timer);
     :meth:`flush` commits whatever is pending. A crash loses at most the samples

@@ -1,4 +1,4 @@
-"""The bodies of the ``gazelab`` sub-commands, one module per concept (DESIGN "CLI").
+"""The bodies of the ``gazelab`` sub-commands, one module per concept (docs/cli.md).
 
 :mod:`gazelab.app.cli` builds the parser and catches user errors; each ``cmd_x(args)`` here
 turns the parsed flags into a call of the core function that owns the work and prints what

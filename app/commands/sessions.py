@@ -70,7 +70,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    """List a store's sessions: participant, date, progress, data quality (issue #18)."""
+    """List a store's sessions: participant, date, progress, data quality."""
     from gazelab.annotation.sessions import list_sessions, sessions_csv, sessions_table
     from gazelab.annotation.store import SessionStore
 

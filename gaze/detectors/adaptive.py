@@ -1,4 +1,4 @@
-"""Adaptive, noise-driven velocity threshold (Nyström & Holmqvist 2010), SPEC §4.
+"""Adaptive, noise-driven velocity threshold (Nyström & Holmqvist 2010), docs/algorithms.md#fixations.
 
 Nyström, M., & Holmqvist, K. (2010). An adaptive algorithm for fixation, saccade, and
 glissade detection in eyetracking data. *Behavior Research Methods*, 42(1), 188–204.

@@ -1,4 +1,4 @@
-"""The tracker's own fixation flag (Eye Tribe ``fix``, GazePoint ``FPOGV``), SPEC §4."""
+"""The tracker's own fixation flag (Eye Tribe ``fix``, GazePoint ``FPOGV``), docs/algorithms.md#fixations."""
 
 from __future__ import annotations
 

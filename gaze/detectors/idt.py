@@ -1,4 +1,4 @@
-"""I-DT: dispersion-threshold identification (Salvucci & Goldberg 2000), SPEC §4."""
+"""I-DT: dispersion-threshold identification (Salvucci & Goldberg 2000), docs/algorithms.md#fixations."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""I-VT: velocity-threshold identification (Salvucci & Goldberg 2000), SPEC §4.
+"""I-VT: velocity-threshold identification (Salvucci & Goldberg 2000), docs/algorithms.md#fixations.
 
 The velocity is the field's: Savitzky–Golay differentiation, order 2, over
 ``velocity_window_ms`` (Nyström & Holmqvist 2010; pymovements' ``savitzky_golay``),
@@ -42,7 +42,7 @@ def ivt(
     t, x, y, valid : (N,) arrays
         Tracker time (ms), screen position (px), validity.
     velocity_deg_s : float
-        Threshold, °/s (SPEC §4: 30 °/s).
+        Threshold, °/s (docs/algorithms.md#fixations: 30 °/s).
     px_per_deg : float
         Screen pixels per degree (the session geometry).
     min_fixation_ms : float

@@ -1,4 +1,4 @@
-"""The I-VT fixation filter of Tobii's software (Olsen 2012), SPEC §4.
+"""The I-VT fixation filter of Tobii's software (Olsen 2012), docs/algorithms.md#fixations.
 
 Olsen, A. (2012). *The Tobii I-VT fixation filter: algorithm description*. Tobii
 Technology. Its steps, each a parameter in ms or degrees:

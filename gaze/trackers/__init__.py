@@ -1,1 +1,2 @@
-"""Trackers: the `Tracker` interface, Eye Tribe client, simulator server, mouse tracker (SPEC §3)."""
+"""Trackers: the `Tracker` interface, Eye Tribe client, simulator server, mouse tracker
+(docs/running-a-session.md#trackers)."""

@@ -1,4 +1,5 @@
-"""The tracker interface and the gaze sample record (SPEC §3, DESIGN "Hardware behind protocols")."""
+"""The tracker interface and the gaze sample record (docs/running-a-session.md#trackers,
+docs/architecture.md#rules-of-the-house)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Protocol, Self, runtime_checkable
 
 from gazelab.errors import GazelabError
 
-# Eye Tribe `state` bit flags (SPEC §3).
+# Eye Tribe `state` bit flags (docs/running-a-session.md#the-eye-tribe-protocol).
 STATE_TRACKING_GAZE = 0x01
 STATE_TRACKING_EYES = 0x02
 STATE_TRACKING_PRESENCE = 0x04
@@ -197,7 +198,8 @@ SAMPLE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(GazeSample))
 
 
 def sample_is_valid(state: int, x: float, y: float, screen_px: tuple[int, int]) -> bool:
-    """SPEC §4: failed/lost states, untracked gaze, or off-screen positions are invalid."""
+    """docs/algorithms.md#fixations: failed/lost states, untracked gaze, or off-screen positions
+    are invalid."""
     if state & (STATE_TRACKING_FAIL | STATE_TRACKING_LOST):
         return False
     if not state & STATE_TRACKING_GAZE:

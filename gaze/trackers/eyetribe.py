@@ -1,4 +1,5 @@
-"""TCP client for the Eye Tribe server (real ET1000 or the gazelab simulator), SPEC §3.
+"""TCP client for the Eye Tribe server (real ET1000 or the gazelab simulator),
+docs/running-a-session.md#the-eye-tribe-protocol.
 
 One reader thread parses newline-separated JSON: pushed frames become
 :class:`GazeSample` records in a queue (:meth:`EyeTribeTracker.drain`), replies
@@ -7,7 +8,7 @@ notifications (800 calibration changed, ...) are kept (the latest few). A
 heartbeat thread sends ``{"category": "heartbeat"}`` at the interval the server
 reports.
 
-Faults never end the stream silently (issue #16):
+Faults never end the stream silently:
 
 - a malformed, truncated or over-long message (over ``max_line_bytes``) is
   counted in :attr:`EyeTribeTracker.stats` and skipped; it never raises;
@@ -84,7 +85,7 @@ class EyeTribeTracker(SocketTrackerClient):
     than one interval. After one quiet interval the reader sends a heartbeat of its
     own (a probe), so a late heartbeat thread cannot make a live tracker look
     silent; silence is then noticed 1.5-1.75 intervals after the last message,
-    within the 2 that issue #16 asks for.
+    within the 2 intervals allowed.
     """
 
     def __init__(

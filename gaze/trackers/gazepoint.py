@@ -1,4 +1,5 @@
-"""Client of the GazePoint Open Gaze API (XML over TCP, port 4242), issue #19.
+"""Client of the GazePoint Open Gaze API (XML over TCP, port 4242);
+docs/running-a-session.md#trackers.
 
 The protocol (one XML element per line; ``SET``/``GET`` answered by ``ACK``/``NACK``,
 ``REC`` data records, ``CAL`` calibration reports) is parsed in
@@ -12,7 +13,7 @@ connection, reader thread, line framing, reconnection and gaps are the TCP clien
 server's reset at calibration), best point of gaze scaled to screen pixels by
 ``SCREEN_SIZE``, ``fix`` from the fixation filter's valid flag. Lines are
 parsed one element at a time with :mod:`xml.etree` and never longer than
-``max_line_bytes`` (DESIGN "Untrusted files stay data"); malformed lines and
+``max_line_bytes`` (docs/input-hardening.md); malformed lines and
 records are counted in :attr:`GazePointTracker.stats` and skipped, the stream
 goes on. Dropped connections are handled like the Eye Tribe client's: the
 client reconnects, re-enables the data it had asked for and records the

@@ -1,4 +1,4 @@
-"""A GazePoint Open Gaze API server simulator (issue #19), sharing the synthetic observer.
+"""A GazePoint Open Gaze API server simulator, sharing the synthetic observer.
 
 :class:`GazePointSimulator` listens on TCP like Gazepoint Control (port 4242
 by default; ``port=0`` picks a free one), answers ``GET``/``SET`` with

@@ -1,4 +1,4 @@
-"""Lab Streaming Layer inlet for gaze streams (issue #19; DESIGN "Hardware behind protocols").
+"""Lab Streaming Layer inlet for gaze streams (docs/architecture.md#rules-of-the-house).
 
 Most of today's trackers (Tobii, EyeLink, Pupil Labs, SMI, ...) publish gaze
 on the Lab Streaming Layer through the vendors' or the community's LSL apps.
@@ -24,7 +24,7 @@ The stream's description (spec, channel map, conversion to pixels, inlet sizing)
 
 Calibration is the vendor's, done outside gazelab; :meth:`LSLTracker.calibrate`
 reports that with NaN accuracies and gazelab's validation pass measures the
-accuracy through the stream (SPEC §2).
+accuracy through the stream (docs/running-a-session.md#the-protocol).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""An LSL gaze outlet for tests and demos: the synthetic observer as a *Gaze* stream (issue #19).
+"""An LSL gaze outlet for tests and demos: the synthetic observer as a *Gaze* stream.
 
 :class:`LSLGazeOutlet` publishes gaze from a
 :class:`~gazelab.gaze.trackers.simulator.SyntheticObserver` (or any gaze

@@ -1,4 +1,4 @@
-"""A tracker that follows the mouse, for demos without an eye tracker (SPEC §3).
+"""A tracker that follows the mouse, for demos without an eye tracker (docs/running-a-session.md#trackers).
 
 The position comes from a callable (the GUI passes the cursor position), so
 this module needs no Qt. A background thread samples it at ``rate_hz``.

@@ -1,4 +1,5 @@
-"""The Eye Tribe server's TCP JSON protocol: message building and tolerant parsing (SPEC §3).
+"""The Eye Tribe server's TCP JSON protocol: message building and tolerant parsing
+(docs/running-a-session.md#the-eye-tribe-protocol).
 
 Messages are JSON objects separated by newlines. Requests carry
 ``category`` (``tracker`` / ``calibration`` / ``heartbeat``), ``request`` and
@@ -9,7 +10,7 @@ screen / tracker change notifications; others are errors with an optional
 
 Received bytes are split into lines by :class:`LineSplitter`, which caps the
 length of one line, so a peer that never sends a newline cannot make either
-side buffer without limit (issue #16).
+side buffer without limit.
 """
 
 from __future__ import annotations

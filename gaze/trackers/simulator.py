@@ -1,4 +1,5 @@
-"""A protocol-faithful Eye Tribe server simulator (SPEC §3), and a synthetic observer.
+"""A protocol-faithful Eye Tribe server simulator
+(docs/running-a-session.md#the-eye-tribe-protocol), and a synthetic observer.
 
 :class:`EyeTribeSimulator` listens on TCP like the real server (port 6555 by
 default), answers ``tracker get/set``, ``heartbeat`` and the ``calibration``

@@ -47,7 +47,7 @@ def small_cnn(input_shape: tuple[int, int, int], n_classes: int) -> Any:
 
 
 def six_module_cnn(input_shape: tuple[int, int, int], n_classes: int) -> Any:
-    """Seed 003's CNN: six modules of conv + batch norm + ReLU + pooling, 16 → 256 feature
+    """Narayan & Ge's CNN: six modules of conv + batch norm + ReLU + pooling, 16 → 256 feature
     maps, max pooling in the first five and global average pooling in the last, then the
     class scores. Distinctiveness pruning works on the last conv layer's maps."""
     import tensorflow as tf
@@ -74,7 +74,7 @@ VGG_FC = 1664
 
 
 def simplified_vgg(input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0) -> Any:
-    """Seed 001's simplified VGG for 48×48 grey faces: three blocks of two 3×3 conv → batch
+    """Tannugi et al.'s simplified VGG for 48×48 grey faces: three blocks of two 3×3 conv → batch
     norm → ReLU and max pooling (64, 128, 256 filters), two fully connected layers of 1 664
     units, each followed by 50 % dropout, and the class scores; ≈ 19.2 M parameters at
     48×48. The paper gives the parameter count, not the layer list: this is our

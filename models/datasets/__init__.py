@@ -1,5 +1,5 @@
 """Image sets: the one :class:`ImageSet` record and the one parser of image specs,
-:func:`open_image_set` (SPEC §8). Each layout (CK+, FER+, AffectNet, folder-per-class,
+:func:`open_image_set` (docs/settings-and-data.md#data). Each layout (CK+, FER+, AffectNet, folder-per-class,
 synthetic) is one module here that registers itself (:mod:`.registry`)."""
 
 from gazelab.models.datasets.base import DatasetError, ImageSet

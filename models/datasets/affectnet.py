@@ -1,4 +1,4 @@
-"""AffectNet manually annotated part (SPEC §8).
+"""AffectNet manually annotated part (docs/settings-and-data.md#data).
 
 ::
 

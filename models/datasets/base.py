@@ -1,4 +1,4 @@
-"""The record every dataset loader returns, and label-name normalisation (SPEC §8)."""
+"""The record every dataset loader returns, and label-name normalisation (docs/settings-and-data.md#data)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ SYNONYMS: dict[str, str] = {
     "surprise": "surprise",
     "surprised": "surprise",
 }
-"""Words (and dataset folder names) that mean each of the 8 classes (SPEC §2)."""
+"""Words (and dataset folder names) that mean each of the 8 classes
+(docs/running-a-session.md#the-protocol)."""
 
 
 def class_of(word: str) -> str | None:

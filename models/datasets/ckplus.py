@@ -1,4 +1,4 @@
-"""CK+ in its distributed layout (SPEC §8).
+"""CK+ in its distributed layout (docs/settings-and-data.md#data).
 
 ::
 

@@ -1,4 +1,4 @@
-"""FER+ : ``fer2013.csv`` pixels with ``fer2013new.csv`` crowd votes (SPEC §8).
+"""FER+ : ``fer2013.csv`` pixels with ``fer2013new.csv`` crowd votes (docs/settings-and-data.md#data).
 
 ``fer2013.csv`` has columns ``emotion,pixels,Usage`` (48×48 grey pixels as a
 space-separated string); ``fer2013new.csv`` has, row for row,

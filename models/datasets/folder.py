@@ -1,4 +1,4 @@
-"""A plain folder-per-class layout: ``ROOT/[<split>/]<class>/*.png|jpg`` (SPEC §8).
+"""A plain folder-per-class layout: ``ROOT/[<split>/]<class>/*.png|jpg`` (docs/settings-and-data.md#data).
 
 Folder names may be any synonym of the 8 classes (``happiness``, ``angry``...).
 

@@ -1,5 +1,4 @@
-"""Dataset layouts registered by name, and the one parser of image specs (DESIGN "one image
-set").
+"""Dataset layouts registered by name, and the one parser of image specs (docs/architecture.md#data-flow).
 
 An image spec is ``LAYOUT:ARGUMENT``: ``synthetic:N:SEED[:SIZE][:subjects=K][:renderer=a|b]``,
 ``folder:PATH``, ``ck+:PATH`` (or ``ckplus:``), ``fer+:PATH`` (or ``ferplus:``),

@@ -1,4 +1,4 @@
-"""Mask export (SPEC §7, ``gazelab masks``): PNGs + one compressed NPZ + a manifest.
+"""Mask export (docs/algorithms.md#masks, ``gazelab masks``): PNGs + one compressed NPZ + a manifest.
 
 Layout of an export folder::
 

@@ -21,7 +21,8 @@ def _fit(mask: NDArray[np.bool_], size: int | None) -> NDArray[np.bool_]:
 
 
 def relevance_kernel(settings: Any, rel_size: int) -> tuple[float, float]:
-    """The §5 kernel in relevance-map pixels, for an image that fills the stimulus square
+    """The heatmap kernel (docs/algorithms.md#heatmaps) in relevance-map pixels, for an image that
+    fills the stimulus square
     and is resized to ``rel_size`` for the model: stimulus px × rel_size / square_px."""
     from gazelab.gaze.heatmaps import HeatmapKernel
 

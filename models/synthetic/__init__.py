@@ -1,7 +1,7 @@
 """Procedural synthetic faces for the 8 expression classes, with diagnostic-region maps.
 
 Stands in for licensed datasets (CK+, FER+, AffectNet) in the demo, tests and
-benchmarks (SPEC §8). Each face is drawn analytically in a canonical face frame
+benchmarks (docs/settings-and-data.md#data). Each face is drawn analytically in a canonical face frame
 (``u`` right, ``v`` down, face centre at 0, unit = half the image side) and
 sampled at any resolution, so one seed gives the same face at 64 or 1200 px.
 

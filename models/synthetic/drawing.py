@@ -16,7 +16,7 @@ from gazelab import CLASSES
 FEATURES = ("brows", "eyes", "nose", "mouth")
 
 DIAGNOSTIC_FEATURES: dict[str, tuple[str, ...]] = {c: FEATURES for c in CLASSES}
-"""The features each class changes: all four, for every class (issue 21.3)."""
+"""The features each class changes: all four, for every class."""
 
 REGION_WEIGHTS: dict[str, dict[str, float]] = {
     "neutral": {"brows": 0.9, "eyes": 1.0, "nose": 0.7, "mouth": 1.0},

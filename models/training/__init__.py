@@ -1,4 +1,4 @@
-"""Trainer and Trainee training (SPEC §8): one training loop for both.
+"""Trainer and Trainee training (docs/algorithms.md#training): one training loop for both.
 
 The package holds one concept per module: :mod:`.data` (image sets as model input,
 splits), :mod:`.loop` (:func:`train_run`: strategy, augmentation, the training loop; its

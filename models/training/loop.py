@@ -1,7 +1,7 @@
-"""Trainer and Trainee training (SPEC §8): one training loop for both.
+"""Trainer and Trainee training (docs/algorithms.md#training): one training loop for both.
 
 A run trains a classifier from :data:`~gazelab.models.architectures.ARCHITECTURES`
-with Adam, class-weighted cross-entropy and the SPEC §8 augmentation
+with Adam, class-weighted cross-entropy and the docs/algorithms.md#training augmentation
 (rotation ±25°, shift 10 %, zoom ±15 %, channel shift 20 %, brightness
 0.5–1.5, horizontal flip), in a custom loop so that every step's loss is
 recorded exactly and the input can switch from masked to unmasked images
@@ -80,7 +80,7 @@ def worker_role(strategy: Any) -> tuple[bool, str]:
 
 
 def augmenter(seed: int) -> Any:
-    """The SPEC §8 augmentation as Keras preprocessing layers (+ brightness and channel
+    """The docs/algorithms.md#training augmentation as Keras preprocessing layers (+ brightness and channel
     shift as plain TF ops), applied on the batch in the training step."""
     import tensorflow as tf
 
