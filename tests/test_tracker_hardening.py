@@ -259,16 +259,20 @@ def test_reader_failure_is_a_gap_a_warning_and_a_reconnect(monkeypatch) -> None:
 
     feed = P.LineSplitter.feed
     calls = {"n": 0}
+    mine: list[P.LineSplitter] = []  # only this client's splitter fails: a reader thread an
+    # earlier test left behind in this process must not take the injected failure
 
     def failing_feed(self: P.LineSplitter, chunk: bytes) -> list[bytes]:
-        calls["n"] += 1
-        if calls["n"] == 40:
-            raise RuntimeError("injected reader failure")
+        if mine and self is mine[0]:
+            calls["n"] += 1
+            if calls["n"] == 40:
+                raise RuntimeError("injected reader failure")
         return feed(self, chunk)
 
     monkeypatch.setattr(P.LineSplitter, "feed", failing_feed)
     with ScriptedServer(on_push=script) as server:
         with EyeTribeTracker(port=server.port) as client:
+            mine.append(client._splitter)
             capture, store = capture_of(client)
             # Hold the reconnect back for 0.5 s so that the outage is visible to polling.
             open_ = client._open
