@@ -467,6 +467,22 @@ def split_row(line: str, sep: str) -> list[str]:
     return next(csv.reader([line], delimiter=sep))
 
 
+def table_rows(
+    lines: Iterator[tuple[int, str]], sep: str, width: int, path: Path | str
+) -> Iterator[tuple[int, list[str]]]:
+    """``(line number, cells)`` of each non-blank line of a delimited table whose header has
+    ``width`` columns; a line with another number of cells is an :class:`ImportFormatError`
+    naming the file and line (a cut line, or extra separators)."""
+    for n, line in lines:
+        if not line.strip():
+            continue
+        row = split_row(line, sep)
+        if len(row) != width:
+            raise fail(path, n, f"{len(row)} fields, the header has {width}; the line is cut "
+                       "or has extra separators")  # fmt: skip
+        yield n, row
+
+
 def delimiter_of(header: str) -> str:
     """Tab when the header has one, else ``;`` when it has no comma, else ``,``."""
     if "\t" in header:

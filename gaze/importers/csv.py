@@ -27,6 +27,7 @@ from gazelab.gaze.importers.base import (
     read_lines,
     register_importer,
     split_row,
+    table_rows,
 )
 
 TIME_UNITS = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}
@@ -91,13 +92,7 @@ def parse_csv(path: Path, options: ImportOptions) -> list[ImportedRecording]:
 
     groups: dict[str, Accumulator] = {}
     width = len(header)
-    for n, line in lines:
-        if not line.strip():
-            continue
-        row = split_row(line, sep)
-        if len(row) != width:
-            raise fail(path, n, f"{len(row)} fields, the header has {width}; the line is cut "
-                       "or has extra separators")  # fmt: skip
+    for n, row in table_rows(lines, sep, width, path):
         who = row[index["participant"]].strip() if "participant" in index else ""
         acc = groups.get(who)
         if acc is None:

@@ -30,6 +30,7 @@ from gazelab.gaze.importers.base import (
     read_lines,
     register_importer,
     split_row,
+    table_rows,
 )
 
 
@@ -65,13 +66,7 @@ def parse_gazepoint(path: Path, options: ImportOptions) -> list[ImportedRecordin
         i = col.get(name)
         return math.nan if i is None else number(row[i], path, line, name)
 
-    for n, line in lines:
-        if not line.strip():
-            continue
-        row = split_row(line, sep)
-        if len(row) != width:
-            raise fail(path, n, f"{len(row)} fields, the header has {width}; the line is cut "
-                       "or has extra separators")  # fmt: skip
+    for n, row in table_rows(lines, sep, width, path):
         t = number(row[it], path, n, "TIME", missing=False) * 1000.0
         if per_eye:
             lv, rv = num(row, "LPOGV", n) == 1, num(row, "RPOGV", n) == 1

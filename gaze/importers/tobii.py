@@ -41,6 +41,7 @@ from gazelab.gaze.importers.base import (
     read_lines,
     register_importer,
     split_row,
+    table_rows,
 )
 
 _NAMES: dict[str, tuple[str, ...]] = {
@@ -129,13 +130,7 @@ def parse_tobii(path: Path, options: ImportOptions) -> list[ImportedRecording]:
 
     last_media, last_rect = "", None
     last_rect_cells: tuple[str, ...] = ()
-    for n, line in lines:
-        if not line.strip():
-            continue
-        row = split_row(line, sep)
-        if len(row) != width:
-            raise fail(path, n, f"{len(row)} fields, the header has {width}; the line is cut "
-                       "or has extra separators")  # fmt: skip
+    for n, row in table_rows(lines, sep, width, path):
         row.append("")
         key = (row[at["participant"]].strip(), row[at["recording"]].strip())
         acc = groups.get(key)
