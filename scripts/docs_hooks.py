@@ -15,7 +15,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from mkdocs.plugins import event_priority
 
+
+# First of all on_config handlers: mkdocstrings reads its ``paths`` in its own on_config and
+# leaves out a folder that does not exist yet, as on a fresh clone (no build/ yet).
+@event_priority(100)
 def on_config(config: Any) -> Any:
     root = Path(config.config_file_path).resolve().parent
     with (root / "pyproject.toml").open("rb") as f:
