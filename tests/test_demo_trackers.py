@@ -46,8 +46,9 @@ def test_a_simulated_session_through_each_demo_tracker(kind: str, tmp_path) -> N
         assert [c["kind"] for c in store.calibrations(rec.id)][:2] == ["calibration", "validation"]
         stored = store.trial_quality(rec.id)  # written at the session's end, one row per trial
         assert [q.trial_index for q in stored] == [0, 1, 2]
-        for q in stored:  # 0.4-0.5 s of image at 60 Hz; how many frames arrive depends on load
-            assert 20 <= q.n_expected <= 40 and q.n_samples > 0
+        for q in stored:  # 0.4-0.5 s of image at 60 Hz, longer on a loaded machine (0.82 s once)
+            assert q.duration_s >= 0.35 and abs(q.n_expected - 60 * q.duration_s) <= 1
+            assert q.n_samples > 0
             assert q.loss_pct == pytest.approx(
                 100.0 * max(0, q.n_expected - q.n_samples) / q.n_expected
             )
