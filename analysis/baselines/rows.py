@@ -30,6 +30,17 @@ BASELINES = ("shuffled", "centre")
 """Baseline names, in report order."""
 
 
+def _mean_scores(scores: list[dict[str, float]], metrics: Sequence[str]) -> dict[str, float]:
+    """Each metric's mean over a baseline's draws, leaving out non-finite values (NaN where
+    none is finite, or there are no draws)."""
+    out = {}
+    for m in metrics:
+        v = np.array([s.get(m, math.nan) for s in scores], dtype=np.float64)
+        v = v[np.isfinite(v)]
+        out[m] = float(v.mean()) if v.size else math.nan
+    return out
+
+
 def baseline_rows(
     comp: Comparison,
     *,
@@ -129,16 +140,6 @@ def baseline_rows(
         share = max(1, int(max_images * len(group) / len(images))) if sample else len(cycle)  # type: ignore[operator]
         todo += cycle[:share]
 
-    def mean_scores(scores: list[dict[str, float]]) -> dict[str, float]:
-        if not scores:
-            return dict(nan)
-        out = {}
-        for m in METRICS:
-            v = np.array([s.get(m, math.nan) for s in scores], dtype=np.float64)
-            v = v[np.isfinite(v)]
-            out[m] = float(v.mean()) if v.size else math.nan
-        return out
-
     import threading
 
     lock, finished = threading.Lock(), [0]
@@ -178,7 +179,8 @@ def baseline_rows(
                     sc = [map_scores(ref, m, fixated)
                           for o in others if (m := o.get("\0model")) is not None]  # fmt: skip
                     rows.append({**base, "versus": "model", "reference": "model",
-                                 "baseline": "shuffled", "draws": len(sc), **mean_scores(sc)})  # fmt: skip
+                                 "baseline": "shuffled", "draws": len(sc),
+                                 **_mean_scores(sc, METRICS)})  # fmt: skip
                 for b in im.humans:
                     if b == a:
                         continue
@@ -186,7 +188,7 @@ def baseline_rows(
                         map_scores(ref, m, fixated) for o in others if (m := o.get(b)) is not None
                     ]
                     rows.append({**base, "versus": "human", "reference": b, "baseline": "shuffled",
-                                 "draws": len(sc), **mean_scores(sc)})  # fmt: skip
+                                 "draws": len(sc), **_mean_scores(sc, METRICS)})  # fmt: skip
             done.append((i, rows))
             if progress:
                 with lock:
@@ -254,16 +256,6 @@ def image_baseline_rows(
 
     nan = dict.fromkeys(METRICS, math.nan)
 
-    def mean_scores(scores: list[dict[str, float]]) -> dict[str, float]:
-        if not scores:
-            return dict(nan)
-        out = {}
-        for m in METRICS:
-            v = np.array([s.get(m, math.nan) for s in scores], dtype=np.float64)
-            v = v[np.isfinite(v)]
-            out[m] = float(v.mean()) if v.size else math.nan
-        return out
-
     shape = (int(image.image.shape[0]), int(image.image.shape[1]))
     has_model = image.model_points is not None or image.model_heatmap is not None
     others: list[dict[str, PreparedMap | None]] = []
@@ -287,11 +279,11 @@ def image_baseline_rows(
             sc = [map_scores(ref, m, fixated)
                   for o in others if (m := o.get("\0model")) is not None]  # fmt: skip
             rows.append({**base, "versus": "model", "reference": "model",
-                         "baseline": "shuffled", "draws": len(sc), **mean_scores(sc)})  # fmt: skip
+                         "baseline": "shuffled", "draws": len(sc), **_mean_scores(sc, METRICS)})  # fmt: skip
         for b in image.humans:
             if b == a:
                 continue
             sc = [map_scores(ref, m, fixated) for o in others if (m := o.get(b)) is not None]
             rows.append({**base, "versus": "human", "reference": b, "baseline": "shuffled",
-                         "draws": len(sc), **mean_scores(sc)})  # fmt: skip
+                         "draws": len(sc), **_mean_scores(sc, METRICS)})  # fmt: skip
     return rows
