@@ -108,9 +108,17 @@ def test_a_full_disk_in_validation_trials_and_at_the_end_pauses_and_loses_nothin
     assert win.ctl.store_fault is not None
     filler.unlink()
     qtbot.waitUntil(lambda: win.ctl.store_fault is None, timeout=5000)
-    qtbot.keyClick(win, Qt.Key.Key_F)  # measure the (unmeasured) targets again
-    qtbot.waitUntil(lambda: win.mode == "validation_result" and win.ctl.may_start(),
-                    timeout=20_000)  # fmt: skip
+    # measure the (unmeasured) targets again, as an operator would: F while a target fails
+    # (on a loaded machine a 1 s dwell can miss a target's samples once)
+    for _ in range(3):
+        before = win.ctl.validation
+        qtbot.keyClick(win, Qt.Key.Key_F)
+        qtbot.waitUntil(lambda: win.ctl.validation is not before  # noqa: B023
+                        and win.mode == "validation_result", timeout=20_000)  # fmt: skip
+        if win.ctl.may_start():
+            break
+    v = win.ctl.validation
+    assert win.ctl.may_start(), f"validation still fails after 3 redos: {v and v.problems}"
     qtbot.keyClick(win, Qt.Key.Key_Space)
 
     # 2. the disk fills during a trial's image: paused, the trial starts again after
