@@ -93,14 +93,14 @@ def test_a_failure_mid_file_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
         import_file(st, "eyelink", DATA / "pymovements_raccoons.asc", ImportOptions())
         before = (len(st.sessions()), st.sample_count(1), len(st.events(1)))
         calls = {"n": 0}
-        original = st.add_sample_rows
+        original = st.add_sample_columns
 
-        def failing(session_id, batch):  # type: ignore[no-untyped-def]
+        def failing(session_id, trial_index, phase, columns):  # type: ignore[no-untyped-def]
             calls["n"] += 1
-            original(session_id, batch)  # the samples are written ... then the disk fails
+            original(session_id, trial_index, phase, columns)  # written ... then the disk fails
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(st, "add_sample_rows", failing)
+        monkeypatch.setattr(st, "add_sample_columns", failing)
         with pytest.raises(OSError):
             import_file(st, "eyelink", BINO, ImportOptions())
         assert calls["n"] == 1
@@ -186,7 +186,8 @@ def test_a_kill_mid_file_leaves_nothing(tmp_path: Path) -> None:
 
 def test_store_transaction_and_sample_rows(tmp_path: Path) -> None:
     """The store's ``transaction()`` keeps all of its writes or none; ``add_sample_rows``
-    stores what ``add_tagged_samples`` stores for the same samples."""
+    and ``add_sample_columns`` store what ``add_tagged_samples`` stores for the same
+    samples."""
     from gazelab.annotation.store import StoreError
     from gazelab.settings import Settings
 
@@ -203,10 +204,18 @@ def test_store_transaction_and_sample_rows(tmp_path: Path) -> None:
         with st.transaction():
             a = st.create_session("P01", **kw).id
             b = st.create_session("P02", **kw).id
+            c = st.create_session("P03", **kw).id
             st.add_tagged_samples(a, [(s, 0, "image")])
             st.add_sample_rows(b, [(0, "image", *(getattr(s, f) for f in SAMPLE_FIELDS))])
-        ta, tb = st.samples(a), st.samples(b)
+            assert st.add_sample_columns(c, [0], ["image"],
+                                         [[getattr(s, f)] for f in SAMPLE_FIELDS]) == 1  # fmt: skip
+        ta, tb, tc = st.samples(a), st.samples(b), st.samples(c)
         assert all(np.array_equal(ta[k], tb[k], equal_nan=True) for k in ta if k != "phase")
-        assert list(ta["phase"]) == list(tb["phase"]) == ["image"]
+        assert all(np.array_equal(ta[k], tc[k], equal_nan=True) for k in ta if k != "phase")
+        assert list(ta["phase"]) == list(tb["phase"]) == list(tc["phase"]) == ["image"]
+        with pytest.raises(StoreError, match="sample columns of different lengths"):
+            st.add_sample_columns(a, [0, 1], ["image"], [[1.0, 2.0]] * len(SAMPLE_FIELDS))
+        with pytest.raises(StoreError, match=f"3 sample columns, not {len(SAMPLE_FIELDS)}"):
+            st.add_sample_columns(a, [0], ["image"], [[1.0]] * 3)
         with pytest.raises(StoreError, match="a sample row has 3 values, not 21"):
             st.add_sample_rows(a, [(0, "image", 1.0)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,36 @@ class SamplesMixin(StoreConnection):
                 ((session_id, *r) for r in rows),
             )
         return len(rows)
+
+    def add_sample_columns(
+        self,
+        session_id: int,
+        trial_index: Sequence[int | None],
+        phase: Sequence[str | None],
+        columns: Sequence[Sequence[Any]],
+    ) -> int:
+        """Insert samples given as columns, in one transaction; returns how many.
+
+        ``trial_index`` and ``phase`` are ``(N,)``; ``columns`` holds one ``(N,)`` sequence
+        of plain Python values per field of ``SAMPLE_FIELDS``, in that order. The same
+        rows as :meth:`add_sample_rows` without building a tuple per sample first.
+        """
+        n = len(trial_index)
+        if len(columns) != len(SAMPLE_FIELDS):
+            raise StoreError(f"{len(columns)} sample columns, not {len(SAMPLE_FIELDS)} "
+                             "(one per sample field)")  # fmt: skip
+        if any(len(c) != n for c in (phase, *columns)):
+            raise StoreError(f"sample columns of different lengths (trial_index has {n})")
+        if not n:
+            return 0
+        marks = ", ".join("?" * (3 + len(SAMPLE_FIELDS)))
+        with self._write() as db:
+            db.executemany(
+                f"INSERT INTO gaze_samples(session_id, trial_index, phase, {', '.join(SAMPLE_FIELDS)})"
+                f" VALUES ({marks})",
+                zip(repeat(session_id, n), trial_index, phase, *columns, strict=True),
+            )
+        return n
 
     def sample_count(self, session_id: int) -> int:
         return int(

@@ -9,15 +9,21 @@ stored value is the exported one exactly (``float`` of the exported text).
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import json
 import math
 import re
+import zlib
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from gazelab.gaze.importers.base import (
+    MAX_LINE_BYTES,
     Column,
     ImportedRecording,
     ImportFormatError,
@@ -60,39 +66,14 @@ def parse_bids(path: Path, options: ImportOptions) -> list[ImportedRecording]:
     except SettingsError as exc:
         raise ImportFormatError(str(exc)) from None
     fields = _export_columns()
-    lines = read_lines(path, options.encoding)
-    first = next(lines, None)
-    if first is None:
-        raise ImportFormatError(f"{path}: empty file")
-    header = split_row(first[1], "\t")
     want = ["t_s", "trial_index", "phase", *fields.values()]
-    missing = [c for c in want if c not in header]
-    if missing:
-        raise fail(path, 1, f"no column(s) {missing}; is this a gazelab export?")
-    at = {c: header.index(c) for c in want}
-    cols = {f: Column() for f in fields}
-    local, trial = Column(), Column()
-    phase: list[str | None] = []
-    previous = -math.inf
-    for n, line in lines:
-        row = line.split("\t")
-        if len(row) != len(header):
-            raise fail(path, n, f"{len(row)} fields, the header has {len(header)}; the line is cut")
-        t = number(row[at["t_s"]], path, n, "t_s", missing=False)
-        if t < previous:
-            raise fail(path, n, f"t_s {t!r} goes back from {previous!r}")
-        previous = t
-        local.append(t)
-        trial.append(number(row[at["trial_index"]], path, n, "trial_index", missing=False))
-        p = row[at["phase"]]
-        phase.append(None if p == "n/a" else p)
-        for f, c in fields.items():
-            cols[f].append(number(row[at[c]], path, n, c))
-    if not len(local.data):
-        raise ImportFormatError(f"{path}: holds no samples")
-    arrays = {f: c.numpy() for f, c in cols.items()}
-    arrays["local_s"] = local.numpy()
-    trials = trial.numpy().astype(np.int64)
+    table = _fast_table(path, options.encoding, want)
+    if table is None:  # anything irregular: the line-by-line reader names the problem
+        table = _checked_table(path, options.encoding, want)
+    values, phase = table
+    arrays = {f: values[c] for f, c in fields.items()}
+    arrays["local_s"] = values["t_s"]
+    trials = values["trial_index"].astype(np.int64)
     events, event_trials, images = _events(path.with_name(stem + "_events.tsv"))
     n_trials = max([int(trials.max()) + 1, *(k + 1 for k in images)])
     order = [images.get(k, "") for k in range(n_trials)]
@@ -113,6 +94,150 @@ def parse_bids(path: Path, options: ImportOptions) -> list[ImportedRecording]:
         event_trials=event_trials,
         metadata={"exported_session_uuid": meta.get("SessionUUID")},
     )]  # fmt: skip
+
+
+_REQUIRED = ("t_s", "trial_index")  # a value on every line
+_BLOCK = 1 << 21
+"""Bytes of the decompressed file parsed at a time by :func:`_fast_table` (bounded memory)."""
+
+Table = tuple[dict[str, NDArray[np.float64]], list[str | None]]
+"""Every numeric column of a gaze file by its name, and the ``phase`` column."""
+
+
+def _checked_table(path: Path, encoding: str, want: list[str]) -> Table:
+    """The gaze table read line by line, every value checked by :func:`number`: the reader
+    whose errors name the file, line and problem."""
+    lines = read_lines(path, encoding)
+    first = next(lines, None)
+    if first is None:
+        raise ImportFormatError(f"{path}: empty file")
+    header = split_row(first[1], "\t")
+    missing = [c for c in want if c not in header]
+    if missing:
+        raise fail(path, 1, f"no column(s) {missing}; is this a gazelab export?")
+    at = {c: header.index(c) for c in want}
+    numeric = [c for c in want if c != "phase"]
+    cols = {c: Column() for c in numeric}
+    phase: list[str | None] = []
+    previous = -math.inf
+    for n, line in lines:
+        row = line.split("\t")
+        if len(row) != len(header):
+            raise fail(path, n, f"{len(row)} fields, the header has {len(header)}; the line is cut")
+        for c in numeric:
+            v = number(row[at[c]], path, n, c, missing=c not in _REQUIRED)
+            if c == "t_s":
+                if v < previous:
+                    raise fail(path, n, f"t_s {v!r} goes back from {previous!r}")
+                previous = v
+            cols[c].append(v)
+        p = row[at["phase"]]
+        phase.append(None if p == "n/a" else p)
+    if not phase:
+        raise ImportFormatError(f"{path}: holds no samples")
+    return {c: col.numpy() for c, col in cols.items()}, phase
+
+
+def _floats(cells: list[str], required: bool) -> NDArray[np.float64] | None:
+    """``(N,)`` values of one column's cells exactly as :func:`number` reads them (``float``
+    of the text, NaN for the export's ``n/a``); ``None`` where :func:`number` would refuse
+    a cell or could read it otherwise (text, NaN, inf, another missing token)."""
+    n = len(cells)
+    n_missing = cells.count("n/a")
+    try:
+        if n_missing == 0:
+            values = np.fromiter(map(float, cells), np.float64, n)
+        elif required:
+            return None
+        elif n_missing == n:
+            return np.full(n, np.nan)
+        else:
+            values = np.fromiter(
+                (math.nan if c == "n/a" else float(c) for c in cells), np.float64, n
+            )
+    except ValueError:
+        return None
+    if int(np.count_nonzero(np.isfinite(values))) != n - n_missing:
+        return None
+    return values
+
+
+def _fast_table(path: Path, encoding: str, want: list[str]) -> Table | None:
+    """The gaze table parsed a block at a time, a column at a time (about 4x faster than
+    :func:`_checked_table`), or ``None`` at the first thing that is not a well-formed
+    export (a cut or long line, other bytes, a refused value, times going back): the
+    caller then reads the file with :func:`_checked_table`, whose error names the line.
+
+    Every value is ``float`` of its text, as :func:`_checked_table` reads it.
+    """
+    try:
+        if codecs.lookup(encoding).name != "utf-8":
+            return None
+    except LookupError:
+        return None
+    numeric = [c for c in want if c != "phase"]
+    parts: dict[str, list[NDArray[np.float64]]] = {c: [] for c in numeric}
+    phase: list[str | None] = []
+    at: dict[str, int] = {}
+    width = 0
+    carry = b""
+    try:
+        fh: Any = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+        with fh:
+            while True:
+                block = fh.read(_BLOCK)
+                data = carry + block
+                if not block:
+                    if not data:
+                        break
+                    chunk, carry = data, b""  # the last line, without a line ending
+                else:
+                    cut = data.rfind(b"\n")
+                    if cut < 0:
+                        if len(data) > MAX_LINE_BYTES:
+                            return None
+                        carry = data
+                        continue
+                    chunk, carry = data[:cut], data[cut + 1 :]
+                if len(carry) > MAX_LINE_BYTES:
+                    return None
+                if not at and chunk.startswith(codecs.BOM_UTF8):
+                    chunk = chunk[len(codecs.BOM_UTF8) :]
+                raw = chunk.split(b"\n")
+                if max(map(len, raw)) > MAX_LINE_BYTES:
+                    return None
+                text = chunk.decode("utf-8")
+                if "\r" in text:
+                    return None
+                lines = text.split("\n")
+                if not at:
+                    head = lines.pop(0)
+                    header = split_row(head, "\t")
+                    if any(c not in header for c in want):
+                        return None
+                    at = {c: header.index(c) for c in want}
+                    width = len(header)
+                    text = text[len(head) + 1 :]
+                if lines:
+                    if set(map(str.count, lines, repeat("\t"))) != {width - 1}:
+                        return None  # a line with other than the header's width
+                    cells = text.replace("\n", "\t").split("\t")
+                    for c in numeric:
+                        values = _floats(cells[at[c] :: width], c in _REQUIRED)
+                        if values is None:
+                            return None
+                        parts[c].append(values)
+                    phase.extend(None if p == "n/a" else p for p in cells[at["phase"] :: width])
+                if not block:
+                    break
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError):
+        return None
+    if not phase:
+        return None
+    table = {c: np.concatenate(parts[c]) for c in numeric}
+    if bool(np.any(np.diff(table["t_s"]) < 0)):
+        return None
+    return table, phase
 
 
 def _events(

@@ -170,7 +170,7 @@ def _write(store: Any, rec: ImportedRecording, sha: str, fmt: str, options: Impo
         lists = [np.asarray(c[a:b]).astype(dtypes[f]).tolist()
                  for f, c in zip(SAMPLE_FIELDS, cols, strict=True)]  # fmt: skip
         ti = [None if k < 0 else k for k in np.asarray(trial_idx[a:b]).tolist()]
-        store.add_sample_rows(sid, list(zip(ti, phases[a:b], *lists, strict=True)))
+        store.add_sample_columns(sid, ti, phases[a:b], lists)
     starts = np.array([tr.start_ms for tr in rec.trials])
     ends = np.array([tr.end_ms for tr in rec.trials])
     for j, (tm, kind, payload) in enumerate(rec.events):
