@@ -6,14 +6,20 @@
 - AUC-Judd with MIT's jitter vs without (the cost of breaking ties), and against a
   literal loop of MIT's ``AUC_Judd.m`` (one pass over the map per fixated pixel, the
   jitter drawn in each call as the reference does) at 1 to 2,000 fixated pixels:
-  identical values, ahead at every count.
+  identical values, ahead at every count by at least x1.2. Both draw the same 313,600
+  jitter values per call (PCG64, ~1 ms: the floor of either); the reference then scales
+  and copies the whole map twice more (Fortran-order ravel) and sums a fresh boolean
+  map per threshold, ours scales only the fixated pixels and counts into one buffer
+  (or binary-searches each pixel among the thresholds, above 400 of them).
 (The detectors' speed against pymovements is in bench_fixations.py.)
 Target: every ratio ≥ 1 (at par or faster); the Spearman ratio several-fold.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 import timeit
 from pathlib import Path
 
@@ -28,7 +34,10 @@ SHAPE = (560, 560)
 
 
 def best(fn, number: int = 3, repeat: int = 5) -> float:
-    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
+    """Best of ``repeat`` runs, process CPU seconds per call (steadier than wall time on a
+    machine other processes load)."""
+    runs = timeit.repeat(fn, number=number, repeat=repeat, timer=time.process_time)
+    return min(runs) / number
 
 
 def truncated(rng: np.random.Generator, zero: float = 0.9) -> np.ndarray:
@@ -49,6 +58,8 @@ def nss_pysaliency(s: np.ndarray, fix: np.ndarray) -> float:
 
 
 def main() -> None:
+    print(f"(process CPU time, best of several runs; 1-min load average {os.getloadavg()[0]:.2f}"
+          f" on {os.cpu_count()} cores)")  # fmt: skip
     rng = np.random.default_rng(0)
     a, b = truncated(rng), truncated(rng)
     fix = (rng.random(SHAPE) < 0.001).astype(np.uint8)
@@ -72,8 +83,8 @@ def main() -> None:
 
     s01 = (a - a.min()) / (a.max() - a.min())
     noise = np.random.default_rng(0).random(SHAPE)
-    print("auc_judd 560x560 with MIT's jitter vs a literal loop of AUC_Judd.m (goal: ahead at"
-          " every number of fixated pixels, identical values):")  # fmt: skip
+    print("auc_judd 560x560 with MIT's jitter vs a literal loop of AUC_Judd.m (goal: ahead by"
+          " >= x1.2 at every number of fixated pixels, identical values):")  # fmt: skip
     ahead = True
     for n_fix in (1, 5, 20, 100, 500, 2000):
         f = np.zeros(SHAPE, dtype=np.uint8)
@@ -83,10 +94,10 @@ def main() -> None:
         fast = best(lambda f=f: auc_judd(s01, f, seed=0), number=3, repeat=3)
         slow = best(lambda f=f: _mit_auc_judd(s01, f, np.random.default_rng(0).random(SHAPE)),
                     number=1, repeat=3)  # fmt: skip
-        ahead &= slow > fast
+        ahead &= slow >= 1.2 * fast
         print(f"  {n_fix:5d} fixated px: {fast * 1e3:7.2f} ms vs MIT loop {slow * 1e3:8.2f} ms:"
               f" x{slow / fast:.2f}; AUC {ours:.6f} = {ref:.6f}")  # fmt: skip
-    print(f"  ahead at every count: {'yes' if ahead else 'NO'}")
+    print(f"  ahead by >= x1.2 at every count: {'yes' if ahead else 'NO'}")
 
 
 if __name__ == "__main__":

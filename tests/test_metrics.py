@@ -207,6 +207,49 @@ def test_auc_judd_equals_the_mit_reference_on_tied_and_untied_maps(zero: float) 
         )
 
 
+@pytest.mark.parametrize("n_fix", [1, 7, 60, 401, 900])
+def test_auc_judd_equals_the_mit_reference_with_either_count(n_fix: int) -> None:
+    """Up to 400 fixated pixels the map is counted with a pass per threshold, above with
+    a binary search per pixel; both give the reference's numbers on uint8-like maps
+    (256 tie levels), truncated maps and maps outside 0..1 (negative, rescaled)."""
+    rng = np.random.default_rng(n_fix)
+    maps = [
+        np.round(rng.random((45, 47)) * 255) / 255,
+        _truncated_heatmap(rng, (45, 47), 0.9),
+        rng.normal(size=(45, 47)) * 1e3 - 5,
+    ]
+    for s in maps:
+        fix = np.zeros(s.size, dtype=int)
+        fix[rng.choice(s.size, n_fix, replace=False)] = 1
+        fix = fix.reshape(s.shape)
+        s01 = (s - s.min()) / (s.max() - s.min())
+        noise = np.random.default_rng(3).random(s.shape)
+        assert auc_judd(s01, fix, seed=3) == pytest.approx(
+            _mit_auc_judd(s01, fix, noise), abs=1e-12
+        )
+        assert auc_judd(s, fix, jitter=False) == pytest.approx(
+            _mit_auc_judd(s, fix, None), abs=1e-12
+        )
+
+
+def test_auc_judd_threshold_search_is_exact() -> None:
+    """Counting the unscaled map against each threshold's least preimage gives the
+    counts of the scaled map itself (the scaling rounds monotonically)."""
+    from gazelab.analysis.metrics.maps import _least_scaled_at_or_above, _n_at_or_above
+
+    rng = np.random.default_rng(5)
+    u = np.concatenate([rng.random(3000) * 1e-7, rng.random(300), [0.25] * 50])
+    lo, scale = float(u.min()), float(u.max() - u.min())
+    t = np.sort((u[rng.choice(u.size, 500, replace=False)] - lo) / scale)
+    x = _least_scaled_at_or_above(t, lo, scale)
+    assert x is not None
+    v = (u - lo) / scale
+    want = np.array([np.count_nonzero(v >= ti) for ti in t])
+    assert np.array_equal(_n_at_or_above(u, x), want)  # the binary search (500 > 400)
+    assert np.array_equal(_n_at_or_above(u, x[:40]), want[:40])  # one pass each
+    assert np.array_equal(_n_at_or_above(v, t), want)
+
+
 def test_auc_judd_jitter_breaks_ties_on_truncated_maps() -> None:
     """Most fixations on exact zeros: without jitter every tied pixel counts as above the
     threshold (a pessimistic number); with MIT's jitter the ties fall at random (chance)."""
