@@ -11,11 +11,14 @@ each other annotator, image by image, with the per-image scorer of
 here as well). :func:`summaries` gives the paper's Table 1 layout (mean ± sd per
 annotator; per class).
 
-Frames: fixations are mapped from the screen into *image* pixels and both
-heatmaps are built there with the heatmap kernel (docs/algorithms.md#heatmaps) scaled by the display's image
-scale (``HeatmapKernel.scaled``), which is the stimulus-frame heatmap resampled
-to image resolution, without the resampling. Model points are the centres of
-relevance-map pixels mapped to image pixels.
+Frames: fixations are mapped from the screen into *image* pixels through each trial's
+placement (where the image really was: :mod:`gazelab.analysis.placement`) and both
+heatmaps are built there with the heatmap kernel (docs/algorithms.md#heatmaps) divided by
+the image's scale in x and in y (``HeatmapKernel.for_image``): a circle for ``annotate``'s
+centred square (the stimulus-frame heatmap resampled to image resolution, without the
+resampling), an ellipse for an image shown on non-square pixels or stretched. Each
+annotator's map has its own trial's kernel; the model heatmap has the image's (its last
+trial's). Model points are the centres of relevance-map pixels mapped to image pixels.
 
 ``n`` (docs/comparison.md) is the mean number of fixation points per (annotator, image)
 over the chosen sessions, rounded; a point is a fixation *event* (centroid) or
@@ -44,6 +47,7 @@ from gazelab.analysis.scoring import (
     ROW_COLUMNS,
     annotator_gaze,
     class_name,
+    kernel_dict,
     model_n,
     predicted_class,
     score_image,
@@ -73,6 +77,8 @@ class Comparison:
     n_points: int
     mean_points: float
     kernel_image_px: dict[str, float]
+    """The first image's kernel in image px: ``c``, ``radius`` (for an ellipse the circle of
+    the same area) and ``c_x``, ``c_y``, ``r_x``, ``r_y``."""
     model_name: str
     model_hash: str
     settings_toml: str
@@ -265,7 +271,7 @@ def analyse_project(
         analysis=an,
         n_points=n,
         mean_points=mean_points,
-        kernel_image_px={"c": ordered[0].kernel_px[0], "radius": ordered[0].kernel_px[1]},
+        kernel_image_px=kernel_dict(ordered[0].kernel_px, ordered[0].kernel_xy),
         model_name=str(model.name),
         model_hash=model_hash(model),
         settings_toml=ref.replace(analysis=an).to_toml(),

@@ -47,22 +47,39 @@ class TrialGaze:
 
     @cached_property
     def heatmap(self) -> NDArray[np.float64]:
-        """The heatmap (docs/algorithms.md#heatmaps) in the stimulus frame, ``(square_px, square_px)``."""
+        """The heatmap (docs/algorithms.md#heatmaps) in the stimulus frame
+        (:meth:`stimulus_shape`: the square, or the image's rectangle on screen)."""
         return self.heatmap_in("stimulus")
+
+    @property
+    def free_rect(self) -> bool:
+        """Whether the image was where a recording says (an imported rectangle), not in
+        the centred square of ``layout``."""
+        return self.placement is not None and self.placement.square_px is None
+
+    def stimulus_shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the stimulus frame, screen px: the centred square
+        ``(square_px, square_px)``, or for an imported rectangle its own size rounded to
+        whole pixels (origin at its top-left corner)."""
+        if self.free_rect:
+            assert self.placement is not None
+            _, _, w, h = self.placement.rect_px
+            return (max(1, round(h)), max(1, round(w)))
+        return (self.layout.square_px, self.layout.square_px)
 
     def heatmap_in(self, frame: str = "stimulus", source: str = "events") -> NDArray[np.float64]:
         """The heatmap (docs/algorithms.md#heatmaps) of this trial: the one builder for every frame
         and point source.
 
-        ``frame`` is ``"stimulus"`` (the square, ``(square_px, square_px)``) or
-        ``"image"`` (original image pixels, the kernel scaled with the image). With
+        ``frame`` is ``"stimulus"`` (screen px: the square, ``(square_px, square_px)``, or
+        an imported image's rectangle on screen, :meth:`stimulus_shape`) or ``"image"``
+        (original image pixels, the kernel scaled with the image). With
         ``duration_weighting`` each fixation event is weighted by its duration; with
         ``source="samples"`` every sample in a fixation is a point, so time already
         weights it.
         """
         if frame == "stimulus":
-            square = self.layout.square_px
-            shape, kernel = (square, square), self.kernel
+            shape, kernel = self.stimulus_shape(), self.kernel
         elif frame == "image":
             shape = self.layout.image_shape
             kernel = self.image_kernel()
@@ -90,7 +107,8 @@ class TrialGaze:
 
     def points(self, source: str = "events", frame: str = "image") -> NDArray[np.float64]:
         """Fixation points, ``(N, 2)``: one per fixation event (centroid) or one per valid
-        sample inside a fixation (``source="samples"``), in the ``image`` or ``stimulus`` frame."""
+        sample inside a fixation (``source="samples"``), in the ``image`` or ``stimulus`` frame
+        (an imported rectangle's stimulus frame: screen px from its top-left corner)."""
         if source == "events":
             screen = np.stack([self.fixations["x_px"], self.fixations["y_px"]], axis=-1)
         elif source == "samples":
@@ -103,6 +121,10 @@ class TrialGaze:
                 return self.placement.screen_to_image(screen)
             return self.layout.screen_to_image(screen)
         if frame == "stimulus":
+            if self.free_rect:
+                assert self.placement is not None
+                x0, y0 = self.placement.rect_px[0], self.placement.rect_px[1]
+                return screen - np.array([x0, y0])
             return self.layout.screen_to_stimulus(screen)
         raise ValueError(f"frame must be 'image' or 'stimulus', not {frame!r}")
 

@@ -9,12 +9,14 @@ The pieces, each used by all three:
   its fixation points (events or samples), centroids, onsets and durations, and what its
   heatmap is built from (points, per-point weights, kernel, image size).
 * :meth:`AnnotatorGaze.heatmap_or_build`: the human heatmap in image pixels, the span-limited
-  Gaussian of the heatmap settings with the kernel scaled by the display's image scale,
-  each fixation event weighted by its duration (ms) when ``heatmap.duration_weighting``
-  is on and the points are events.
+  Gaussian of the heatmap settings with the kernel of the trial's own placement (where
+  the image was on screen, :mod:`gazelab.analysis.placement`): circular in degrees, so
+  an ellipse in image pixels on non-square pixels or a stretched image, the circle's own
+  code path otherwise; each fixation event weighted by its duration (ms) when
+  ``heatmap.duration_weighting`` is on and the points are events.
 * :func:`score_image`: given an image's :class:`ImageAnalysis` (its annotators) and,
   optionally, the model's relevance map, the model's ``n`` most relevant pixels and their
-  heatmap (:func:`~gazelab.analysis.saliency.model_heatmap`, same kernel), the pointing
+  heatmap (:func:`~gazelab.analysis.saliency.model_heatmap`, the image's kernel), the pointing
   game on the diagnostic regions, and the rows: per annotator *a*, *a* vs the model, then
   *a* vs every other annotator *b*, each with every metric of :data:`METRICS`
   (:func:`~gazelab.analysis.metrics.map_scores`: the reference is *a*'s map and *a*'s
@@ -39,6 +41,31 @@ from gazelab.errors import GazelabError
 
 if TYPE_CHECKING:
     from gazelab.analysis.human import TrialGaze
+    from gazelab.gaze.heatmaps import HeatmapKernel
+
+KernelXY = tuple[float, float, float, float]
+"""An elliptical heatmap kernel ``(c_x, c_y, r_x, r_y)``, px: Gaussian widths and cut-off
+radii in x and in y."""
+
+
+def kernel_of(kernel_px: tuple[float, float], kernel_xy: KernelXY | None) -> HeatmapKernel:
+    """The :class:`~gazelab.gaze.heatmaps.HeatmapKernel` of a ``(c, radius)`` circle, or of
+    ``(c_x, c_y, r_x, r_y)`` when given (an ellipse)."""
+    from gazelab.gaze.heatmaps import HeatmapKernel
+
+    if kernel_xy is None:
+        return HeatmapKernel(float(kernel_px[0]), float(kernel_px[1]))
+    cx, cy, rx, ry = (float(v) for v in kernel_xy)
+    return HeatmapKernel(cx, rx, cy, ry)
+
+
+def kernel_dict(kernel_px: tuple[float, float], kernel_xy: KernelXY | None) -> dict[str, float]:
+    """A kernel as a result records it: ``c`` and ``radius`` (the circle, or for an ellipse
+    the circle of the same area, for readers of one number) and ``c_x, c_y, r_x, r_y``."""
+    cx, cy, rx, ry = kernel_xy or (kernel_px[0], kernel_px[0], kernel_px[1], kernel_px[1])
+    return {"c": float(kernel_px[0]), "radius": float(kernel_px[1]),
+            "c_x": float(cx), "c_y": float(cy), "r_x": float(rx), "r_y": float(ry)}  # fmt: skip
+
 
 METRICS = (*MAP_METRICS, "nss", "auc_judd")
 """Report columns, in order: iou, spearman, cosine_distance, cc, sim, kld, nss, auc_judd."""
@@ -67,9 +94,21 @@ class AnnotatorGaze:
     weights: NDArray[np.float64] | None = field(default=None, repr=False, compare=False)
     """``(N,)`` per-point heatmap weights (fixation durations, ms); ``None``: equal."""
     kernel_px: tuple[float, float] | None = None
-    """``(c, radius)`` of the heatmap kernel in image px."""
+    """``(c, radius)`` of the heatmap kernel in image px; for an elliptical kernel
+    (:attr:`kernel_xy`) the circle of the same area (``√(c_x c_y)``, ``√(r_x r_y)``), a
+    summary only: the heatmap is built with the ellipse."""
     image_hw: tuple[int, int] | None = None
     """The image's ``(H, W)`` px."""
+    kernel_xy: KernelXY | None = None
+    """``(c_x, c_y, r_x, r_y)`` in image px when the trial's kernel is an ellipse there
+    (non-square screen pixels, an image scaled differently in x and y); ``None``: the
+    circle :attr:`kernel_px`."""
+
+    def kernel(self) -> HeatmapKernel:
+        """The heatmap kernel in image px (an ellipse when :attr:`kernel_xy` is set)."""
+        if self.kernel_px is None:
+            raise AnalysisError(f"{self.annotator}: no heatmap kernel")
+        return kernel_of(self.kernel_px, self.kernel_xy)
 
     def heatmap_or_build(self) -> NDArray[np.float64]:
         """The heatmap ``(H, W)``: the kept one, else built from the points, weights and kernel."""
@@ -79,6 +118,8 @@ class AnnotatorGaze:
             raise AnalysisError(f"{self.annotator}: no heatmap kept and none can be built")
         from gazelab.gaze.heatmaps import fixation_heatmap
 
+        if self.kernel_xy is not None:
+            return self.kernel().heatmap(self.points, self.image_hw, self.weights)
         c, radius = self.kernel_px
         return fixation_heatmap(self.points, self.image_hw, c, radius, self.weights)
 
@@ -93,6 +134,7 @@ class AnnotatorGaze:
             "weights": empty if self.weights is None else self.weights,
             "weighted": np.array([float(self.weights is not None)]),
             "kernel": np.array(self.kernel_px if self.kernel_px is not None else (np.nan, np.nan)),
+            "kernel_xy": np.array(self.kernel_xy if self.kernel_xy is not None else ()),
             "image_hw": np.array(self.image_hw if self.image_hw is not None else (0, 0)),
         }  # fmt: skip
 
@@ -100,14 +142,20 @@ class AnnotatorGaze:
     def from_arrays(
         cls, annotator: str, session_id: int, label: str | None, arrays: dict[str, NDArray[Any]]
     ) -> AnnotatorGaze:
-        """The gaze of :meth:`arrays` (heatmap built when asked for)."""
+        """The gaze of :meth:`arrays` (heatmap built when asked for); arrays without
+        ``kernel_xy`` (written before kernels could be ellipses) give the circle."""
         c, radius = (float(v) for v in arrays["kernel"])
         h, w = (int(v) for v in arrays["image_hw"])
+        xy = arrays.get("kernel_xy")
+        kxy: KernelXY | None = None
+        if xy is not None and np.size(xy) == 4:
+            cx, cy, rx, ry = (float(v) for v in np.ravel(xy))
+            kxy = (cx, cy, rx, ry)
         return cls(
             annotator, session_id, label, arrays["points"], arrays["fix_xy"], None,
             arrays["onset_ms"], arrays["duration_ms"],
             weights=arrays["weights"] if arrays["weighted"][0] else None,
-            kernel_px=(c, radius), image_hw=(h, w),
+            kernel_px=(c, radius), image_hw=(h, w), kernel_xy=kxy,
         )  # fmt: skip
 
 
@@ -127,6 +175,9 @@ class ImageAnalysis:
     rows: list[dict[str, Any]] = field(default_factory=list)
     model_hit: bool | None = None  # pointing game on the diagnostic regions
     kernel_px: tuple[float, float] = (0.0, 0.0)  # (c, radius) of the heatmap kernel in image px
+    kernel_xy: KernelXY | None = None
+    """``(c_x, c_y, r_x, r_y)`` image px when the image's kernel is an ellipse (then
+    :attr:`kernel_px` is the circle of the same area); the model heatmap is built with it."""
 
     @property
     def disagreement(self) -> bool:
@@ -142,10 +193,31 @@ class ImageAnalysis:
         return int(self.image.shape[0]), int(self.image.shape[1])
 
     def add(self, gaze: AnnotatorGaze) -> None:
-        """Add (or replace) an annotator's gaze; the image's kernel becomes its kernel."""
+        """Add (or replace) an annotator's gaze; the image's kernel (the model heatmap's)
+        becomes its kernel. Each annotator's own heatmap keeps its trial's kernel, so
+        trials shown on different screens or rectangles are each built with their own."""
         self.humans[gaze.annotator] = gaze
         if gaze.kernel_px is not None:
             self.kernel_px = gaze.kernel_px
+            self.kernel_xy = gaze.kernel_xy
+
+    def kernel(self) -> HeatmapKernel:
+        """The image's heatmap kernel in image px (the model heatmap's)."""
+        return kernel_of(self.kernel_px, self.kernel_xy)
+
+    def model_heatmap_or_build(self) -> NDArray[np.float64] | None:
+        """The model heatmap ``(H, W)``: the kept one, else built from the model points with
+        the image's kernel; ``None`` without a model."""
+        if self.model_heatmap is not None:
+            return self.model_heatmap
+        if self.model_points is None:
+            return None
+        from gazelab.gaze.heatmaps import fixation_heatmap
+
+        if self.kernel_xy is not None:
+            return self.kernel().heatmap(self.model_points, self.shape)
+        c, radius = self.kernel_px
+        return fixation_heatmap(self.model_points, self.shape, c, radius)
 
 
 def class_name(index: int | None) -> str | None:
@@ -178,8 +250,15 @@ def annotator_gaze(
     keep_map: bool = True,
 ) -> AnnotatorGaze:
     """One trial's gaze in image pixels (see the module docstring); ``keep_map`` builds the
-    heatmap now and keeps it, otherwise it is built when asked for."""
-    kernel = trial.image_kernel().area_circle()  # an ellipse on non-square px: same area
+    heatmap now and keeps it, otherwise it is built when asked for. The kernel is the
+    trial's own (:meth:`~gazelab.analysis.human.TrialGaze.image_kernel`): a circle as
+    ``kernel_px``, an ellipse as ``kernel_xy`` (with its equal-area circle as ``kernel_px``)."""
+    kernel = trial.image_kernel()
+    circle = kernel.area_circle()  # the kernel itself when circular
+    kernel_xy = None
+    if not kernel.circular:
+        (cx, cy), (rx, ry) = kernel.c_xy, kernel.radius_xy
+        kernel_xy = (float(cx), float(cy), float(rx), float(ry))
     h, w = trial.layout.image_shape
     onsets = np.asarray(trial.fixations["onset_ms"], dtype=np.float64) - trial.image_onset_ms
     g = AnnotatorGaze(
@@ -192,8 +271,9 @@ def annotator_gaze(
         onsets,
         np.asarray(trial.fixations["duration_ms"], dtype=np.float64),
         weights=trial.weights(point_source),
-        kernel_px=(float(kernel.c), float(kernel.radius)),
+        kernel_px=(float(circle.c), float(circle.radius)),
         image_hw=(int(h), int(w)),
+        kernel_xy=kernel_xy,
     )
     return replace(g, heatmap=g.heatmap_or_build()) if keep_map else g
 
@@ -267,7 +347,10 @@ def score_image(
         im.relevance = relevance
         c, radius = im.kernel_px
         im.model_points = model_points(relevance, n_points, shape)
-        model_map = model_heatmap(relevance, n_points, shape, c, radius)
+        if im.kernel_xy is None:
+            model_map = model_heatmap(relevance, n_points, shape, c, radius)
+        else:  # the image's elliptical kernel, on the same points
+            model_map = im.kernel().heatmap(im.model_points, shape)
         im.model_heatmap = model_map if keep_maps else None
         im.model_hit = pointing_hit(relevance, im.regions, shape)
     # Each map is prepared once (ranks, norms, sorted values) and scored against every

@@ -102,16 +102,34 @@ def human_mask_from_fixations(
     out_shape: tuple[int, int],
     c_img: float,
     radius_img: float,
+    *,
+    c_y_img: float | None = None,
+    radius_y_img: float | None = None,
 ) -> NDArray[np.bool_]:
     """The human mask at training resolution: fixations in image pixels (``(N, 2)`` x, y)
     and the kernel in image pixels, both scaled to ``out_shape`` and the heatmap built
-    there (exact, no resampling of a finer heatmap)."""
+    there (exact, no resampling of a finer heatmap).
+
+    ``c_y_img``, ``radius_y_img``: the kernel's y width and cut-off when it is an ellipse
+    in image pixels (``c_img``, ``radius_img`` are then x's; an image shown on non-square
+    screen pixels or stretched). An ellipse is scaled to the output along each axis on its
+    own, ``c_x·s_x, c_y·s_y, r_x·s_x, r_y·s_y``, exact for any output aspect; the mask is
+    the ellipses' contour. A circle keeps its own path, bit for bit as before (a
+    non-square output: built in image pixels and resampled)."""
     from gazelab.gaze.heatmaps import fixation_heatmap
 
     pts = np.asarray(points_img, dtype=np.float64).reshape(-1, 2)
     ih, iw = image_shape
     oh, ow = out_shape
     sx, sy = ow / iw, oh / ih
+    cy = c_img if c_y_img is None else c_y_img
+    ry = radius_img if radius_y_img is None else radius_y_img
+    if cy != c_img or ry != radius_img:
+        scaled = pts * np.array([sx, sy])
+        heat = fixation_heatmap(
+            scaled, out_shape, c_img * sx, radius_img * sx, c_y=cy * sy, radius_y=ry * sy
+        )
+        return human_mask(heat)
     if not math.isclose(sx, sy, rel_tol=1e-6):
         # anisotropic resize: an ellipse in the output; build at image resolution instead
         from gazelab.gaze.heatmaps import resample_heatmap

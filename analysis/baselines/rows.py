@@ -73,7 +73,6 @@ def baseline_rows(
     (the saliency cache; the rows are the same with or without).
     """
     from gazelab.analysis.scoring import METRICS, fixation_map
-    from gazelab.gaze.heatmaps import fixation_heatmap
 
     if centre not in CENTRES:
         raise ValueError(f"centre {centre!r}: choose one of {', '.join(CENTRES)}")
@@ -84,13 +83,9 @@ def baseline_rows(
         return images[i].humans[a].heatmap_or_build()
 
     def model_map(i: int) -> NDArray[np.float64] | None:
-        im = images[i]
-        if im.model_heatmap is not None:
-            return im.model_heatmap
-        if im.model_points is None:
-            return None
-        c, r = im.kernel_px
-        return fixation_heatmap(im.model_points, shapes[i], c, r)
+        # the kept map, else built with the image's kernel (an ellipse where it is one)
+        out: NDArray[np.float64] | None = images[i].model_heatmap_or_build()
+        return out
 
     # centre maps: one pass over the human maps (built where not kept, and let go) for the
     # unit-mass sum per image size and the mean support; each image's own maps are taken
@@ -244,15 +239,12 @@ def image_baseline_rows(
     (:func:`partner_indices`); ``centre_map``: the centre-bias map ``(H, W)`` already cut to
     one map's area (:func:`centre_for_image`), or ``None`` (NaN centre rows)."""
     from gazelab.analysis.scoring import METRICS, fixation_map
-    from gazelab.gaze.heatmaps import fixation_heatmap
 
     def model_map(im: Any) -> NDArray[np.float64] | None:
         if im.model_heatmap is not None:
             return np.asarray(im.model_heatmap, dtype=np.float64)
-        if im.model_points is None:
-            return None
-        c, r = im.kernel_px
-        return fixation_heatmap(im.model_points, tuple(im.image.shape[:2]), c, r)
+        out: NDArray[np.float64] | None = im.model_heatmap_or_build()  # the image's kernel
+        return out
 
     nan = dict.fromkeys(METRICS, math.nan)
 

@@ -1,4 +1,6 @@
-"""``gazelab heatmaps``: fixations and human heatmaps (stimulus frame) of a stored session."""
+"""``gazelab heatmaps``: fixations and human heatmaps of a stored session, in the stimulus
+frame (the centred square, or an imported image's rectangle on screen) and in image pixels
+(with the kernel of each trial's placement: an ellipse on non-square pixels)."""
 
 from __future__ import annotations
 
@@ -150,17 +152,19 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
             )
             print(f"fixations: {args.fixations} (the session recorded {own.fixations.method})")
         arrays = {}
+        image_maps = {}
         n = 0
         for t in iter_trial_gaze(store, args.session, decoded, settings):
             arrays[t.image_id] = t.heatmap.astype(np.float32)
             # the overlay people read: the heatmap in image pixels (the one builder of
-            # compare and the viewer) over the image, with its contour and a legend naming
-            # the participant (the NPZ keeps the bare stimulus-frame maps)
+            # compare and the viewer, the trial's own kernel) over the image, with its
+            # contour and a legend naming the participant; the NPZs keep the bare maps
             img = np.asarray(decoded.pixels(t.image_id))
             base = img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=2)
             colour = HUMAN_COLOURS[0]
             gaze = annotator_gaze(t, rec.participant, rec.id, None, "events")
-            over = heat_overlay(base, gaze.heatmap_or_build(), colour)
+            image_maps[t.image_id] = gaze.heatmap_or_build()
+            over = heat_overlay(base, image_maps[t.image_id], colour)
             n_fix = len(t.fixations["onset_ms"])
             over = with_legend(over, [(f"{rec.participant} ({n_fix} fixations)", colour)])
             # ids are paths (``happy/x.png``, even ``../x``): the name must stay inside --out
@@ -170,6 +174,8 @@ def cmd_heatmaps(args: argparse.Namespace) -> int:
             n += 1
     with atomic_open(out / f"session{args.session}_heatmaps.npz") as f:
         np.savez_compressed(f, **arrays)
-    print(f"wrote {n} heatmaps to {out}: overlays on the images (PNG) and the "
-          "stimulus-frame maps (NPZ)")  # fmt: skip
+    with atomic_open(out / f"session{args.session}_heatmaps_image.npz") as f:
+        np.savez_compressed(f, **image_maps)
+    print(f"wrote {n} heatmaps to {out}: overlays on the images (PNG), the "
+          "stimulus-frame maps (float32 NPZ) and the image-pixel maps (float64 NPZ)")  # fmt: skip
     return 0
