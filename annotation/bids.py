@@ -33,15 +33,20 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gazelab.annotation.sessions import compute_trial_quality, session_loss_pct
+from gazelab.analysis.placement import SessionPlacements
+from gazelab.annotation.sessions import session_loss_pct, session_trial_quality
 from gazelab.annotation.store import SessionRecord, SessionStore
 from gazelab.errors import GazelabError
 from gazelab.fileio import atomic_path, atomic_write, clean_stale_temporaries
+from gazelab.gaze.geometry import DisplayGeometry
 from gazelab.gaze.trackers.base import SAMPLE_FIELDS
 from gazelab.gaze.trackers.registry import TrackerKind, trackers
 from gazelab.settings import Settings
 
 TASK = "cklabel"
+STIM_COLUMNS = ("stim_x", "stim_y", "stim_w", "stim_h")
+"""events.tsv columns: each trial's image rectangle on screen, px (``x, y`` its top-left
+corner, ``w, h`` its size); ``n/a`` outside trials and where it is not known."""
 MARKER = "gazelab_export.json"  # OUT/…: which sessions finished exporting (written last)
 
 
@@ -217,11 +222,12 @@ def _quality_fields(store: SessionStore, rec: SessionRecord, settings: Settings)
     ``MaximalCalibrationError`` (degrees) of the validation that opened the recording
     (the last one of kind ``calibration-validation``, else the first run), and
     ``CalibrationCount``. Precision and data loss have no BIDS name: they are under
-    ``DataQuality`` with their definitions (gaze/quality.py).
+    ``DataQuality`` with their definitions (gaze/quality.py). The trials' values are those
+    stored with the session when it has them (:func:`session_trial_quality`).
     """
     runs = store.validation_qualities(rec.id)
     opening = [r for r in runs if r["kind"] == "calibration-validation"] or runs[:1]
-    trials = compute_trial_quality(store, rec.id, settings, save=False)
+    trials = session_trial_quality(store, rec.id, settings)
     fields: dict[str, Any] = {
         "CalibrationCount": sum(c["kind"] == "calibration" for c in store.calibrations(rec.id)),
     }
@@ -283,6 +289,77 @@ def _quality_fields(store: SessionStore, rec: SessionRecord, settings: Settings)
     return fields
 
 
+def _display_pitch(g: DisplayGeometry) -> tuple[float, float]:
+    """One screen pixel's width and height, mm, from the display's size and resolution."""
+    return (g.width_mm / g.resolution_px[0], g.height_mm / g.resolution_px[1])
+
+
+def _rect_cells(rect: tuple[float, float, float, float] | None) -> list[str]:
+    """The ``stim_*`` cells: every digit of the rectangle (``repr``), so a re-import reads
+    the very numbers; ``n/a`` where the trial's rectangle is not known."""
+    if rect is None:
+        return ["n/a"] * len(STIM_COLUMNS)
+    return [repr(float(v)) for v in rect]
+
+
+def _trial_rects(
+    store: SessionStore, rec: SessionRecord, places: SessionPlacements
+) -> dict[int, tuple[float, float, float, float]]:
+    """Trial index -> where its image was on screen, ``(x, y, w, h)`` px
+    (:meth:`SessionPlacements.for_trial`, the one reader of a trial's placement).
+
+    The image's own shape is needed only where the rectangle follows from it (the
+    settings' centred square of a session recorded before placements were stored, a
+    position without a size): it is the recorded one (``image_shape`` of ``annotate``'s
+    event), else the image decoded from the session's image source; a trial whose image
+    cannot be read there is left without a rectangle (``n/a``)."""
+    source: list[Any] = []  # the image set, opened on first need ([None] when it cannot be)
+
+    def decoded_shape(image_id: str) -> tuple[int, int] | None:
+        if not source:
+            try:
+                from gazelab.models.datasets.registry import open_image_set
+
+                source.append(open_image_set(rec.image_source) if rec.image_source else None)
+            except (GazelabError, OSError, ValueError):
+                source.append(None)
+        images = source[0]
+        if images is None or image_id not in images:
+            return None
+        try:
+            pixels = images.image(image_id)
+        except (GazelabError, OSError, ValueError):
+            return None
+        return (int(pixels.shape[0]), int(pixels.shape[1]))
+
+    out: dict[int, tuple[float, float, float, float]] = {}
+    for tr in store.trials(rec.id):
+        ti, image_id = int(tr["trial_index"]), str(tr["image_id"])
+        payload = places.by_trial.get(ti) or {}
+        shape: tuple[int, int] | None = None
+        recorded = payload.get("image_shape")
+        if isinstance(recorded, list) and len(recorded) == 2:
+            shape = (int(recorded[0]), int(recorded[1]))
+        elif payload.get("square_px") is None and _sized(payload.get("image_rect_px")):
+            shape = (1, 1)  # the rectangle is all there is; the image's size is not used
+        else:
+            shape = decoded_shape(image_id)
+        if shape is not None and shape[0] > 0 and shape[1] > 0:
+            out[ti] = places.for_trial(ti, shape).rect_px
+    return out
+
+
+def _sized(rect: Any) -> bool:
+    """A recorded rectangle with a finite, positive width and height."""
+    if not isinstance(rect, dict):
+        return False
+    try:
+        w, h = float(rect.get("w")), float(rect.get("h"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0
+
+
 def _write_files(
     store: SessionStore, rec: SessionRecord, settings: Settings, t0: float, paths: dict[str, Path]
 ) -> dict[str, int]:
@@ -308,6 +385,8 @@ def _write_files(
             writer.writerow([_cell(row[c]) for c in columns])
 
     g = settings.display
+    places = SessionPlacements.read(store, session_id, settings)
+    rects = _trial_rects(store, rec, places)
     known = trackers()
     tracker = known.get(settings.tracker.kind) or TrackerKind(
         settings.tracker.kind, known["none"].open, "none", "", manufacturer="unknown"
@@ -323,7 +402,16 @@ def _write_files(
         "ScreenResolution": list(g.resolution_px),
         "ScreenDistance": g.distance_mm / 1000.0,
         "PixelPitchMillimetres": g.pixel_pitch_mm,
+        "PixelPitchMillimetresXY": list(places.mm_per_px or _display_pitch(g)),
         "StimulusSquarePixels": settings.stimulus.square_px,
+        "StimulusPlacement": {
+            "Description": "where each trial's image was on screen: events.tsv columns "
+            + ", ".join(STIM_COLUMNS)
+            + " (px, top-left corner and size, origin top-left "
+            "of the screen); PixelPitchMillimetresXY is one screen pixel's width and "
+            "height in mm (pixels need not be square)",
+            "Trials": len(rects),
+        },
         "Columns": columns,
         **{c: {"Description": d, "Units": u} for c, (u, d) in _GAZE_COLUMNS.items()},
         "SessionUUID": rec.uuid,
@@ -337,7 +425,8 @@ def _write_files(
     }
     paths["gaze_json"].write_text(json.dumps(gaze_json, indent=2), encoding="utf-8")
 
-    ev_cols = ["onset", "duration", "trial_type", "trial_index", "image_id", "value", "payload"]
+    ev_cols = ["onset", "duration", "trial_type", "trial_index", "image_id", "value", "payload",
+               *STIM_COLUMNS]  # fmt: skip
     trials = {t["trial_index"]: t for t in store.trials(session_id)}
     events = store.events(session_id)
     with paths["events"].open("w", encoding="utf-8", newline="") as fh:
@@ -358,6 +447,7 @@ def _write_files(
                     _cell(image_id),
                     _cell(value),
                     json.dumps(ev["payload"], sort_keys=True),
+                    *_rect_cells(rects.get(ti) if ti is not None else None),
                 ]
             )
     events_json = {
@@ -371,9 +461,14 @@ def _write_files(
         "image_id": {"Description": "stimulus image id"},
         "value": {"Description": "label or key of label/keypress events"},
         "payload": {"Description": "all event fields as JSON"},
+        "stim_x": {"Description": "left edge of the trial's image on screen", "Units": "px"},
+        "stim_y": {"Description": "top edge of the trial's image on screen", "Units": "px"},
+        "stim_w": {"Description": "width of the trial's image on screen", "Units": "px"},
+        "stim_h": {"Description": "height of the trial's image on screen", "Units": "px"},
         "StimulusPresentation": {
             "ScreenResolution": list(g.resolution_px),
             "ScreenDistance": g.distance_mm / 1000.0,
+            "PixelPitchMillimetresXY": list(places.mm_per_px or _display_pitch(g)),
         },
     }
     paths["events_json"].write_text(json.dumps(events_json, indent=2), encoding="utf-8")

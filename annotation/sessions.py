@@ -8,6 +8,11 @@ phase event of the session (the next trial's ``blank1``, ``paused``, ``done`` or
 (:meth:`SessionStore.validation_qualities`). Per session: the mean of the
 validation runs' accuracy and precision, and the data loss over all trials'
 expected samples.
+
+A recording stores its per-trial quality when it ends; ``gazelab sessions`` and the
+BIDS sidecar read those rows (:func:`session_trial_quality`) and measure only sessions
+without them (an imported recording, one that stopped early). Angles use the pixel's
+size in x and in y (:func:`quality_geometry`), never one mean pitch.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from gazelab.annotation.store import SessionStore
-from gazelab.gaze.quality import TrialQuality, trial_quality
+from gazelab.gaze.geometry import DisplayGeometry
+from gazelab.gaze.quality import TrialQuality, display_with_pitch, trial_quality
 from gazelab.settings import QualitySettings, Settings
 
 PHASE_EVENTS = frozenset({"blank1", "cross", "blank2", "image", "paused", "done", "quit"})
@@ -69,6 +75,18 @@ def image_windows(store: SessionStore, session_id: int) -> dict[int, tuple[float
     return out
 
 
+def quality_geometry(store: SessionStore, session_id: int, settings: Settings) -> DisplayGeometry:
+    """The display that a session's angles are measured on: the settings' display, its
+    pixels the size in x and in y that the session recorded (an imported recording's
+    ``mm_per_px``, :class:`~gazelab.analysis.placement.SessionPlacements`), else the
+    settings' own ``width_mm / width_px`` and ``height_mm / height_px``. Never one mean
+    pitch: on 0.25 × 0.35 mm pixels a gaze 1° below a target is 1° off, not 0.86°."""
+    from gazelab.analysis.placement import SessionPlacements
+
+    mm = SessionPlacements.read(store, session_id, settings).mm_per_px
+    return display_with_pitch(settings.display, mm)
+
+
 def compute_trial_quality(
     store: SessionStore,
     session_id: int,
@@ -85,6 +103,7 @@ def compute_trial_quality(
     rec = store.session(session_id)
     s = settings or Settings.from_toml(rec.settings_toml, source=f"session {session_id}")
     rate = float(s.tracker.rate_hz)
+    geometry = quality_geometry(store, session_id, s)
     windows = image_windows(store, session_id)
     by_trial = samples if samples is not None else store.samples_by_trial(session_id, phase="image")
     out: list[TrialQuality] = []
@@ -106,7 +125,7 @@ def compute_trial_quality(
                 table["y"] if table is not None else empty,
                 table["valid"] if table is not None else np.zeros(0, bool),
                 t,
-                s.display,
+                geometry,
                 rate_hz=rate,
                 duration_s=max(0.0, end - start),
                 velocity_deg_s=s.fixations.velocity_deg_s,
@@ -131,14 +150,36 @@ def _mean(values: Sequence[float]) -> float:
     return float(np.mean(finite)) if finite else math.nan
 
 
+def session_trial_quality(
+    store: SessionStore, session_id: int, settings: Settings | None = None
+) -> list[TrialQuality]:
+    """A session's per-trial data quality as ``gazelab sessions`` and the BIDS sidecar
+    report it: the rows stored with the session (written when its recording ended) when
+    they cover every trial shown (each ``image`` phase), read without touching the
+    samples; otherwise measured from the samples (:func:`compute_trial_quality`, not
+    saved), a stored row still winning over the measured one for its trial (a recording
+    that stopped before storing its last trials)."""
+    stored = {q.trial_index: q for q in store.trial_quality(session_id)}
+    if stored and set(image_windows(store, session_id)) <= set(stored):
+        return [stored[k] for k in sorted(stored)]
+    measured = {q.trial_index: q
+                for q in compute_trial_quality(store, session_id, settings, save=False)}  # fmt: skip
+    measured.update(stored)
+    return [measured[k] for k in sorted(measured)]
+
+
 def summarize_session(
     store: SessionStore, session_id: int, *, save: bool = False
 ) -> SessionSummary:
-    """Participant, date, tracker, progress and data quality of one session (the per-trial
-    quality is recomputed from the samples, and stored when ``save``)."""
+    """Participant, date, tracker, progress and data quality of one session.
+
+    The per-trial quality is the stored one where the session has it
+    (:func:`session_trial_quality`); ``save`` measures it from the samples again and
+    stores it."""
     rec = store.session(session_id)
     s = Settings.from_toml(rec.settings_toml, source=f"session {session_id} in {store.path}")
-    trials = compute_trial_quality(store, session_id, s, save=save)
+    trials = (compute_trial_quality(store, session_id, s, save=True) if save
+              else session_trial_quality(store, session_id, s))  # fmt: skip
     validations = store.validation_qualities(session_id)  # one read for both uses below
     runs = [r["quality"] for r in validations]
     gaps = store.gaps(session_id)

@@ -49,7 +49,7 @@ from gazelab.analysis.scoring import (
 from gazelab.fileio import atomic_write
 from gazelab.settings import AnalysisSettings, QualitySettings, Settings
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: the replay's samples mapped through the trial's placement
 IMAGES_KEPT = 8
 """Decoded images kept (most recently used), so an image shown again is not decoded again."""
 Progress = Callable[[str, int, int], None]
@@ -308,7 +308,9 @@ class ViewerProject:
                 g = annotator_gaze(tg, ref.annotator, ref.session_id, ref.label,
                                    self.analysis.point_source, keep_map=False)  # fmt: skip
                 replay = tg.gaze_samples if tg.gaze_samples is not None else np.zeros((0, 3))
-                img = tg.layout.screen_to_image(replay[:, 1:]) if len(replay) else np.zeros((0, 2))
+                # the image where it really was (the trial's placement), not the square
+                frame = tg.placement if tg.placement is not None else tg.layout
+                img = frame.screen_to_image(replay[:, 1:]) if len(replay) else np.zeros((0, 2))
                 samples = np.column_stack([replay[:, 0], img]).reshape(-1, 3)
                 arrays = {"n": np.ones(1), **g.arrays(), "samples": samples}
             if ref.label is not None:

@@ -19,11 +19,14 @@ quality: what it is and how to measure it", and Holmqvist & Andersson (2017):
   duration) that are missing or invalid. Without an expected count, the share
   of the given samples that are invalid.
 
-Angles come from the display geometry (:class:`gaze.geometry.DisplayGeometry`):
-the eye sits on the normal through the screen centre at ``distance_mm``. A pixel
-``(x, y)`` is the direction ``((x - cx) pw, (y - cy) ph, D)`` in millimetres;
-angular distances are the angles between such directions (exact, also off
-centre), and the angular coordinates used for STD are
+Angles come from the screen's geometry: a :class:`gaze.geometry.DisplayGeometry` or a
+trial's :class:`gaze.geometry.StimulusPlacement` (its screen and millimetres per pixel).
+The eye sits on the normal through the screen centre at ``distance_mm``. A pixel
+``(x, y)`` is the direction ``((x - cx) pw, (y - cy) ph, D)`` in millimetres, with the
+pixel's own width ``pw`` and height ``ph`` (pixels need not be square: a Tobii Studio
+screen of 1280×1024 px on 0.25 × 0.35 mm pixels is measured in each axis with its own
+pitch, never one mean pitch); angular distances are the angles between such directions
+(exact, also off centre), and the angular coordinates used for STD are
 ``atan((x - cx) pw / D)``, ``atan((y - cy) ph / D)`` in degrees.
 
 Examples
@@ -35,6 +38,14 @@ Examples
 ...                   np.ones(n, bool), g, expected_samples=125)
 >>> round(q.accuracy_deg, 3), q.rms_s2s_deg, q.loss_pct
 (0.382, 0.0, 20.0)
+
+On 0.25 × 0.35 mm pixels at 60 cm, a gaze ``600 tan 1° / 0.35`` px below the target is
+1° off (one mean pitch of 0.30 mm would say 0.86°):
+
+>>> tall = DisplayGeometry(1280 * 0.25, 1024 * 0.35, (1280, 1024), 600.0)
+>>> dy = 600.0 * math.tan(math.radians(1.0)) / 0.35
+>>> round(float(angular_distance_deg((640.0, 512.0), (640.0, 512.0 + dy), tall)), 9)
+1.0
 """
 
 from __future__ import annotations
@@ -46,7 +57,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gazelab.gaze.geometry import DisplayGeometry
+from gazelab.gaze.geometry import DisplayGeometry, StimulusPlacement
+
+Screen = DisplayGeometry | StimulusPlacement
+"""What angles are measured on: a display, or a trial's placement (its screen, millimetres
+per pixel in x and y, and viewing distance)."""
 
 
 @dataclass(frozen=True)
@@ -100,16 +115,39 @@ class ValidationQuality:
     loss_pct: float
 
 
-def _centred_mm(
-    x_px: NDArray[np.float64], y_px: NDArray[np.float64], geometry: DisplayGeometry
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def pixel_pitch_xy(geometry: Screen) -> tuple[float, float]:
+    """The size of one screen pixel in x and in y, millimetres (never one mean pitch)."""
+    if isinstance(geometry, StimulusPlacement):
+        return (float(geometry.mm_per_px[0]), float(geometry.mm_per_px[1]))
     w, h = geometry.resolution_px
-    pw, ph = geometry.width_mm / w, geometry.height_mm / h
+    return (geometry.width_mm / w, geometry.height_mm / h)
+
+
+def display_with_pitch(
+    display: DisplayGeometry, mm_per_px: tuple[float, float] | None
+) -> DisplayGeometry:
+    """``display`` with pixels ``mm_per_px`` (x, y) in size: the screen's width and height
+    in millimetres become ``mm_per_px`` × its resolution. ``None``, or the display's own
+    pitch, returns ``display`` itself."""
+    if mm_per_px is None:
+        return display
+    w, h = display.resolution_px
+    mx, my = float(mm_per_px[0]), float(mm_per_px[1])
+    if (mx, my) == (display.width_mm / w, display.height_mm / h):
+        return display
+    return DisplayGeometry(mx * w, my * h, display.resolution_px, display.distance_mm)
+
+
+def _centred_mm(
+    x_px: NDArray[np.float64], y_px: NDArray[np.float64], geometry: Screen
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    w, h = geometry.screen_px if isinstance(geometry, StimulusPlacement) else geometry.resolution_px
+    pw, ph = pixel_pitch_xy(geometry)
     return (x_px - w / 2.0) * pw, (y_px - h / 2.0) * ph
 
 
 def angular_distance_deg(
-    a_xy_px: ArrayLike, b_xy_px: ArrayLike, geometry: DisplayGeometry
+    a_xy_px: ArrayLike, b_xy_px: ArrayLike, geometry: Screen
 ) -> NDArray[np.float64]:
     """Angle, degrees, between the lines of sight to screen points ``a`` and ``b``.
 
@@ -117,8 +155,9 @@ def angular_distance_deg(
     ----------
     a_xy_px, b_xy_px : (..., 2) float, screen pixels
         Broadcast against each other.
-    geometry : DisplayGeometry
-        The eye is on the normal through the screen centre, ``distance_mm`` away.
+    geometry : DisplayGeometry or StimulusPlacement
+        The screen, its pixels' size in x and y; the eye is on the normal through the
+        screen centre, ``distance_mm`` away.
 
     Returns
     -------
@@ -137,7 +176,7 @@ def angular_distance_deg(
 
 
 def angular_position_deg(
-    x_px: ArrayLike, y_px: ArrayLike, geometry: DisplayGeometry
+    x_px: ArrayLike, y_px: ArrayLike, geometry: Screen
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Horizontal and vertical gaze angles, degrees, from the screen centre's normal."""
     mx, my = _centred_mm(
@@ -159,7 +198,7 @@ def _valid_mask(
 
 
 def precision_deg(
-    x_px: ArrayLike, y_px: ArrayLike, valid: ArrayLike, geometry: DisplayGeometry
+    x_px: ArrayLike, y_px: ArrayLike, valid: ArrayLike, geometry: Screen
 ) -> tuple[float, float]:
     """``(rms_s2s_deg, std_deg)`` of a run of samples (module docstring definitions).
 
@@ -204,7 +243,7 @@ def point_quality(
     x_px: ArrayLike,
     y_px: ArrayLike,
     valid: ArrayLike,
-    geometry: DisplayGeometry,
+    geometry: Screen,
     *,
     expected_samples: int | None = None,
 ) -> PointQuality:
@@ -218,8 +257,8 @@ def point_quality(
         Gaze samples in time order (already without the saccade to the target).
     valid : (N,) bool
         The tracker's validity flag; non-finite coordinates count as invalid too.
-    geometry : DisplayGeometry
-        Pixels -> degrees.
+    geometry : DisplayGeometry or StimulusPlacement
+        Pixels -> degrees, each axis with its own pixel size.
     expected_samples : int, optional
         Nominal rate × window duration; default ``N``.
     """
@@ -279,7 +318,7 @@ def validation_run_quality(
     samples: Mapping[str, ArrayLike],
     targets: Sequence[tuple[float, float]],
     windows: Sequence[tuple[float, float]],
-    geometry: DisplayGeometry,
+    geometry: Screen,
     *,
     rate_hz: float | None = None,
     settle_s: float = 0.5,
@@ -337,7 +376,7 @@ def fixation_precision_deg(
     y_px: ArrayLike,
     valid: ArrayLike,
     t_s: ArrayLike,
-    geometry: DisplayGeometry,
+    geometry: Screen,
     velocity_deg_s: float = 30.0,
 ) -> tuple[float, float]:
     """``(rms_s2s_deg, std_deg)`` during fixations of a free-viewing recording.
@@ -387,7 +426,7 @@ def trial_quality(
     y_px: ArrayLike,
     valid: ArrayLike,
     t_s: ArrayLike,
-    geometry: DisplayGeometry,
+    geometry: Screen,
     *,
     rate_hz: float,
     duration_s: float,
