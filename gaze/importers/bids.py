@@ -92,7 +92,7 @@ def parse_bids(path: Path, options: ImportOptions) -> list[ImportedRecording]:
                                    "_nan": nan},
         settings_toml=settings, start_local_s=0.0, stimulus_order=order,
         event_trials=event_trials,
-        metadata={"exported_session_uuid": meta.get("SessionUUID")},
+        metadata={"exported_session_uuid": meta.get("SessionUUID"), **_pitch(meta)},
     )]  # fmt: skip
 
 
@@ -258,6 +258,10 @@ def _events(
     if any(c not in header for c in need):
         raise fail(path, 1, f"needs the columns {list(need)}")
     at = {c: header.index(c) for c in need}
+    # optional stim_x/stim_y/stim_w/stim_h: the trial's image rectangle on screen, px
+    stim = [header.index(c) for c in STIM_COLUMNS] if set(STIM_COLUMNS) <= set(header) else []
+    rects: dict[int, tuple[float, dict[str, float]]] = {}
+    placed: set[int] = set()
     for n, line in lines:
         row = split_row(line, "\t")
         if len(row) != len(header):
@@ -273,4 +277,29 @@ def _events(
         trials.append(ti)
         if ti is not None and row[at["image_id"]] != "n/a":
             images[ti] = row[at["image_id"]]
+        if ti is not None and isinstance(payload, dict) and payload.get("image_rect_px"):
+            placed.add(ti)
+        if ti is not None and stim and ti not in rects:
+            v = [number(row[i], path, n, header[i]) for i in stim]
+            if all(map(math.isfinite, v)):
+                rects[ti] = (onset, dict(zip("xywh", v, strict=True)))
+    for ti, (onset, rect) in rects.items():  # a rectangle no event of its trial records
+        if ti not in placed:
+            events.append((onset, "stimulus_placement",
+                           {"image_id": images.get(ti, ""), "image_rect_px": rect}))  # fmt: skip
+            trials.append(ti)
     return events, trials, images
+
+
+STIM_COLUMNS = ("stim_x", "stim_y", "stim_w", "stim_h")  # as gazelab.annotation.bids writes
+
+
+def _pitch(meta: dict[str, Any]) -> dict[str, Any]:
+    """``{"mm_per_px": [x, y]}`` from the sidecar's ``PixelPitchMillimetresXY`` (one screen
+    pixel's width and height, mm), for the session's ``import`` event; ``{}`` without it."""
+    xy = meta.get("PixelPitchMillimetresXY")
+    if not (isinstance(xy, list) and len(xy) == 2):
+        return {}
+    if not all(isinstance(v, int | float) and math.isfinite(v) and v > 0 for v in xy):
+        return {}
+    return {"mm_per_px": [float(xy[0]), float(xy[1])]}
