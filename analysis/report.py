@@ -42,6 +42,19 @@ def _fmt(mean: float, sd: float) -> str:
     return f"{mean:.3f} ± {sd:.3f}" if math.isfinite(sd) else f"{mean:.3f}"
 
 
+def kernel_sentence(k: dict[str, float]) -> str:
+    """The report's line on the heatmap kernel: ``c`` and ``radius``, or the ellipse
+    ``c_x, c_y, r_x, r_y`` when the first image's kernel is one (non-square pixels)."""
+    xy = [k.get(n) for n in ("c_x", "c_y", "r_x", "r_y")]
+    if any(v is None for v in xy) or (xy[0] == xy[1] and xy[2] == xy[3]):
+        return f"Heatmap kernel in image pixels: c = {k['c']:.2f}, radius = {k['radius']:.2f}."
+    return (
+        f"Heatmap kernel in image pixels (the first image's; each trial has its own): an "
+        f"ellipse, c_x = {k['c_x']:.2f}, c_y = {k['c_y']:.2f}, r_x = {k['r_x']:.2f}, "
+        f"r_y = {k['r_y']:.2f}."
+    )
+
+
 def markdown(comp: Comparison, summ: dict[str, Any]) -> str:
     """The report as Markdown: Table 1 layout per annotator, per class, labels."""
     lines = [
@@ -52,8 +65,7 @@ def markdown(comp: Comparison, summ: dict[str, Any]) -> str:
         f"Model heatmap from the n = {comp.n_points} most relevant pixels "
         f"(mean fixation points per image and annotator = {comp.mean_points:.2f}, "
         f"points = fixation {comp.analysis.point_source}).",
-        f"Heatmap kernel in image pixels: c = {comp.kernel_image_px['c']:.2f}, "
-        f"radius = {comp.kernel_image_px['radius']:.2f}.",
+        kernel_sentence(comp.kernel_image_px),
         "Metrics: Spearman with average ranks over all pixels (zeros are one tie group); "
         "AUC-Judd as the MIT saliency benchmark computes it (map scaled to 0..1, ties "
         "broken by its jitter of at most 1e-7, seed 0); NSS at the fixated pixels.",

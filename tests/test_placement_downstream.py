@@ -162,6 +162,8 @@ def test_compare_builds_each_trials_own_ellipse_by_hand(tmp_path: Path, model: A
     assert set(kern) == {"c", "radius", "c_x", "c_y", "r_x", "r_y"}
     assert (kern["c_x"], kern["c_y"], kern["r_x"], kern["r_y"]) == pytest.approx(k2, rel=1e-12)
     assert comp.kernel_image_px["radius"] == pytest.approx(k2[2], rel=1e-12)
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "Heatmap kernel in image pixels: c = 35.60, radius = 104.79." in md
 
 
 @pytest.mark.tf
@@ -176,6 +178,10 @@ def test_compare_of_p1_alone_records_the_ellipse(tmp_path: Path, model: Any) -> 
     k = comp.kernel_image_px
     assert (k["c_x"], k["c_y"], k["r_x"], k["r_y"]) == pytest.approx(k1, rel=1e-12)
     assert im.kernel_xy == pytest.approx(k1, rel=1e-12)
+    from gazelab.analysis.report import markdown, summaries
+
+    assert ("an ellipse, c_x = 47.47, c_y = 33.90, r_x = 139.72, r_y = 99.80."
+            in markdown(comp, summaries(comp)))  # fmt: skip
     assert im.model_points is not None and im.model_heatmap is not None
     want = hand_heatmap([tuple(p) for p in im.model_points], k1, SHAPE)
     assert np.abs(im.model_heatmap - want).max() < 1e-9
