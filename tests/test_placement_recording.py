@@ -246,7 +246,8 @@ def test_viewer_replay_maps_the_rectangles_corner_to_the_images_corner(tmp_path:
     # the replay's gaze cross is on the image's top-left corner ...
     assert at(2, 0) == white and at(0, 2) == white and at(3, 1) == white
     # ... not where the centred square would have put that sample (230, 119 image px)
-    s = Settings.from_toml(SessionStore(store).session(ref.session_id).settings_toml)
+    with SessionStore(store) as st:
+        s = Settings.from_toml(st.session(ref.session_id).settings_toml)
     wrong = StimulusLayout(SCREEN, s.stimulus.square_px, SHAPE).screen_to_image([[700.0, 150.0]])
     wx, wy = (int(round(v)) for v in wrong[0])
     assert (wx, wy) == (230, 119)
