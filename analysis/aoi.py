@@ -8,7 +8,10 @@ and saved with :func:`write_aoi_file`). :func:`aoi_statistics` gives, per AOI, f
 annotator's fixations on one image: dwell time, fixation count, time to first
 fixation, visits and revisits, and the share of the model's positive relevance
 inside the AOI. Coordinates are image px ``(x, y)``, origin top-left; pixel
-``(i, j)`` covers ``[i, i+1) x [j, j+1)`` and is inside an AOI when its centre is.
+``(i, j)`` covers ``[i, i+1) x [j, j+1)`` and is inside an AOI when its centre is. The
+fixations come in the same image px through each trial's placement (where the image
+really was on screen, :mod:`gazelab.analysis.placement`), so an AOI follows the image
+wherever and however large it was shown.
 
 File formats (one AOI per entry; ``angle_deg`` optional, counter-clockwise on screen)::
 
