@@ -49,7 +49,8 @@ from gazelab.analysis.scoring import (
 from gazelab.fileio import atomic_write
 from gazelab.settings import AnalysisSettings, QualitySettings, Settings
 
-CACHE_VERSION = 3  # 3: the replay's samples mapped through the trial's placement
+CACHE_VERSION = 4  # 3: the replay's samples mapped through the trial's placement; 4: its
+# elliptical kernel (kernel_xy) kept with the gaze
 IMAGES_KEPT = 8
 """Decoded images kept (most recently used), so an image shown again is not decoded again."""
 Progress = Callable[[str, int, int], None]

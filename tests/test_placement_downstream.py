@@ -372,3 +372,30 @@ def test_annotate_session_is_the_centred_square_bit_for_bit(tmp_path: Path, mode
     assert np.abs(stim - want_stim.astype(np.float32)).max() <= 1e-6
     img = np.load(out / f"session{sids['A']}_heatmaps_image.npz")[IMAGE]
     assert np.array_equal(img, maps["A"])
+
+
+# -- the viewer's gaze cache ---------------------------------------------------------------
+def test_a_trials_ellipse_survives_the_gaze_cache(tmp_path: Path) -> None:
+    """``AnnotatorGaze.arrays`` (the viewer's on-disk entry) keeps ``kernel_xy``; an entry
+    written before it (no ``kernel_xy``) reads back as the circle it was built with."""
+    from gazelab.analysis.human import trial_gaze
+    from gazelab.analysis.scoring import AnnotatorGaze, annotator_gaze
+
+    store, _, p1, _ = import_sessions(tmp_path)
+    with SessionStore(store) as st:
+        (tg,) = trial_gaze(st, p1, {IMAGE: SHAPE})
+    g = annotator_gaze(tg, "P1", p1, None, keep_map=False)
+    assert g.kernel_xy == pytest.approx(hand_kernel_image_px(), rel=1e-12)
+    path = tmp_path / "entry.npz"
+    np.savez(path, **g.arrays())
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    back = AnnotatorGaze.from_arrays("P1", p1, None, arrays)
+    assert back.kernel_xy == g.kernel_xy and back.kernel_px == g.kernel_px
+    assert np.array_equal(back.heatmap_or_build(), g.heatmap_or_build())
+    assert np.abs(back.heatmap_or_build() - hand_heatmap(P1_FIX, g.kernel_xy, SHAPE)).max() < 1e-9
+    old = {k: v for k, v in arrays.items() if k != "kernel_xy"}
+    circle = AnnotatorGaze.from_arrays("P1", p1, None, old)
+    assert circle.kernel_xy is None
+    c, r = g.kernel_px  # type: ignore[misc]
+    assert np.array_equal(circle.heatmap_or_build(), fixation_heatmap(g.points, SHAPE, c, r))
