@@ -253,6 +253,12 @@ def test_exported_human_mask_is_the_ellipses_contour(tmp_path: Path, model: Any)
     assert (cols.min(), cols.max(), rows.min(), rows.max()) == (0, 54, 6, 42)
     (row,) = ms.rows
     assert json.loads(row["parameters"])["kernels_image_px"] == [pytest.approx(list(k1), abs=1e-4)]
+    # the command: gazelab masks --algorithm human --annotator P1 writes the same mask
+    model.save(tmp_path / "m.keras")
+    assert main(["masks", "--algorithm", "human", "--store", str(store), "--model",
+                 str(tmp_path / "m.keras"), "--annotator", "P1", "--size", str(size),
+                 "--out", str(tmp_path / "cli")]) == 0  # fmt: skip
+    assert np.array_equal(load_masks(tmp_path / "cli").mask(IMAGE), want)
     # ... not the circle of the same area
     c, r = math.sqrt(k1[0] * k1[1]), math.sqrt(k1[2] * k1[3])
     assert not np.array_equal(want, hand_contour([(P1_FIX, (c, c, r, r))], size))
