@@ -24,13 +24,17 @@ store takes what was held, the interrupted trial starts again at its first blank
 Timing: phase switches are scheduled with precise single-shot timers at the
 protocol's deadlines; the onset of a phase is the end of the first paint that
 shows it (``QWidget.paintEvent`` after drawing), recorded as a ``flip`` event
-with its error against the schedule.
+with its error against the schedule. Nothing else runs in the few milliseconds
+before a timed onset (the gaze poll and the prefetch of the next image wait
+until after it), the last of them is slept, not spun, and the garbage collector
+is off from the timer to the paint.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import math
 import sys
 import time
@@ -249,16 +253,58 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
 
     def _prepare_image(self) -> None:
         """Decode and scale the coming image ahead (the next trial's while an image waits
-        for its label, this trial's in the blanks), so an onset is a plain copy."""
+        for its label, this trial's in the blanks), so an onset is a plain copy.
+
+        Never in the last milliseconds before a timed onset that does not show it (the
+        next onset's paint asks again): there it would delay that onset by its own
+        duration (1–20 ms); before the image's own onset it runs anyway (better late
+        here than decoded inside that onset's paint)."""
         p = self.ctl.protocol
         k = p.trial_index + (1 if p.phase is Phase.IMAGE else 0)
-        if p.phase is not Phase.PAUSED and k < p.n_trials:
-            self.scaled_image(p.order[k])
+        if p.phase is Phase.PAUSED or k >= p.n_trials:
+            return
+        key = p.order[k]
+        if p.phase is not Phase.BLANK2 and self._onset_within(self._prepare_s + self.QUIET_S):
+            return
+        t0 = time.perf_counter()
+        self.scaled_image(key)
+        took = time.perf_counter() - t0
+        if took > 0.0005:  # (a cached image takes microseconds: not an estimate)
+            self._prepare_s = max(took, 0.8 * self._prepare_s)
+
+    _prepare_s = 0.02
+    """How long preparing an image takes, s (the last real one, decaying from the longest)."""
 
     SPIN_S = 0.002
-    """The phase timer fires this much before a deadline; the rest is waited for in a tight
-    loop, so an onset does not carry the timer's millisecond rounding and wake-up jitter
-    (PsychoPy waits the last milliseconds the same way)."""
+    """The phase timer fires this much before a deadline (a precise QTimer is up to ~1 ms
+    late); the rest is waited for here, so an onset does not carry the timer's millisecond
+    rounding and wake-up jitter (PsychoPy waits the last milliseconds the same way)."""
+
+    SPIN_FINAL_S = 0.0003
+    """Of that wait, all but this last part is slept (the CPU given back: a process that
+    spins for milliseconds on a loaded machine is the one the scheduler preempts, for a
+    whole time slice, right at the onset); the last part, a tight loop."""
+
+    QUIET_S = 0.004
+    """Work that can wait (the gaze poll, preparing an image) does not start when a timed
+    onset is less than this (plus its own expected duration) away."""
+
+    def _onset_within(self, seconds: float) -> bool:
+        """Whether a timed phase onset is due in less than ``seconds``."""
+        deadline = self.ctl.protocol.next_deadline()
+        return deadline is not None and deadline - self.clock() < seconds
+
+    def _wait_until(self, deadline: float) -> None:
+        """Return at ``deadline`` (the window's clock): sleep until SPIN_FINAL_S before it,
+        then spin; at most 2 × SPIN_S in all (a test's clock may stand still)."""
+        give_up = time.perf_counter() + 2 * self.SPIN_S
+        while True:
+            left = deadline - self.clock()
+            budget = give_up - time.perf_counter()
+            if left <= 0 or budget <= 0:
+                return
+            if left > self.SPIN_FINAL_S:
+                time.sleep(min(left - self.SPIN_FINAL_S, budget))
 
     def _arm_phase_timer(self) -> None:
         deadline = self.ctl.protocol.next_deadline()
@@ -270,21 +316,27 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         if self.ctl.protocol.phase is Phase.PAUSED:
             return  # paused (a store fault) after the timer fired
         deadline = self.ctl.protocol.next_deadline()
-        if deadline is not None:
-            if deadline - self.clock() > 2 * self.SPIN_S:  # woke far too early: sleep again
-                self._arm_phase_timer()
-                return
-            give_up = time.perf_counter() + 2 * self.SPIN_S  # (a test's clock may stand still)
-            while self.clock() < deadline and time.perf_counter() < give_up:
-                pass  # at most ~2 ms: the timer fired SPIN_S early
-        with self.ctl.recorder.deferred():  # the phase's records are written after its paint
-            changes = self.ctl.tick()
-            if not changes:
-                self._arm_phase_timer()
-                return
-            self._after_changes(changes)
+        if deadline is not None and deadline - self.clock() > 2 * self.SPIN_S:
+            self._arm_phase_timer()  # woke far too early: sleep again
+            return
+        collecting = gc.isenabled()
+        gc.disable()  # no collection pause between the timer and the onset's paint
+        try:
+            with self.ctl.recorder.deferred():  # the phase's records: after its paint
+                if deadline is not None:
+                    self._wait_until(deadline)  # at most ~2 ms: the timer fired SPIN_S early
+                changes = self.ctl.tick()
+                if not changes:
+                    self._arm_phase_timer()
+                    return
+                self._after_changes(changes)
+        finally:
+            if collecting:
+                gc.enable()
 
     def _poll(self) -> None:
+        if self._onset_within(self.QUIET_S):
+            return  # runs again in 10 ms, after the onset (the tracker buffers meanwhile)
         self.ctl.poll()
         self._sync_store()
         if self.ctl.lease_lost:
@@ -313,6 +365,12 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         return ok
 
     def advance(self) -> bool:
+        with self.ctl.recorder.deferred():  # the key's and the phase's records: after the paint
+            step = self._advance()
+        self._sync_store()  # (a fault of those records shows once they are written)
+        return step
+
+    def _advance(self) -> bool:
         step = self.ctl.advance()
         self._sync_store()
         if step:
