@@ -37,7 +37,10 @@ def _gaze(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     return cx + rng.normal(0, 2, n), cy + rng.normal(0, 2, n)
 
 
-def write_study(out: Path, p: int, images: int, seconds: float, rate: int) -> dict[str, list[Path]]:
+def write_study(
+    out: Path, p: int, images: int, seconds: float, rate: int, ids: list[str] | None = None
+) -> dict[str, list[Path]]:
+    """The study in every format; ``ids`` names the images (default ``faceNNN.png``)."""
     rng = np.random.default_rng(0)
     per_image = int(seconds * rate)
     step = 1000.0 / rate
@@ -61,7 +64,7 @@ def write_study(out: Path, p: int, images: int, seconds: float, rate: int) -> di
                 for img in range(images):
                     x, y = _gaze(rng, per_image)
                     t = t0 + np.arange(per_image) * step
-                    image = f"face{img:03d}.png"
+                    image = ids[img] if ids else f"face{img:03d}.png"
                     fa.write(f"MSG\t{t[0]:.0f} TRIALID {img}\n"
                              f"MSG\t{t[0]:.0f} !V IMGLOAD CENTER {image} 640 512 400 600\n")  # fmt: skip
                     fa.writelines(
@@ -103,15 +106,62 @@ def baseline_s(paths: list[Path]) -> float:
 
 def run_child(argv: list[str]) -> tuple[float, float, str]:
     """Wall seconds and peak RSS (MB) of ``gazelab ARGV`` in a child process."""
+    return run_child_py(["-m", "gazelab.app.cli", *argv])
+
+
+def run_child_py(argv: list[str]) -> tuple[float, float, str]:
+    """Wall seconds and peak RSS (MB) of ``python ARGV`` in a child process."""
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "gazelab.app.cli", *argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     err = proc.stderr.read() if proc.stderr else ""
     if status != 0:
         raise SystemExit(f"gazelab {' '.join(argv[:2])} failed: {err.strip()}")
     return wall, usage.ru_maxrss / 1024.0, err
+
+
+def write_faces(folder: Path, n: int) -> list[str]:
+    """``n`` synthetic faces as 400 × 600 px portrait PNGs in class folders (a ``folder:``
+    image set, the rectangle the EyeLink and Tobii files place them in); their ids."""
+    from PIL import Image
+
+    from gazelab import CLASSES
+    from gazelab.models.synthetic import synthetic_faces
+
+    faces = synthetic_faces(n, size=128, seed=0)
+    ids = []
+    for i in range(n):
+        iid = f"{CLASSES[int(faces.labels[i])]}/face{i:03d}.png"
+        (folder / iid).parent.mkdir(parents=True, exist_ok=True)
+        img = Image.fromarray(faces.images[i]).resize((400, 600), Image.Resampling.BILINEAR)
+        img.save(folder / iid, compress_level=1)
+        ids.append(iid)
+    return ids
+
+
+def make_model(path: Path, steps: int = 8) -> None:
+    """A small CNN (64 × 64 px grey input) trained ``steps`` batches on other synthetic
+    faces, saved to ``path``; run in a child so this process stays without TensorFlow."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from gazelab import CLASSES
+    from gazelab.fileio import save_model
+    from gazelab.models.architectures import build_model, to_model_input
+    from gazelab.models.synthetic import synthetic_faces
+
+    tf.keras.utils.set_random_seed(0)
+    train = synthetic_faces(32 * steps, size=128, seed=1000)
+    model = build_model("small_cnn", (64, 64, 1), len(CLASSES))
+    model.compile(tf.keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    x = to_model_input(train.images, (64, 64, 1))
+    model.fit(x, train.labels, batch_size=32, epochs=1, verbose=0)
+    save_model(model, path)
+
+
+GOAL_S, GOAL_MB = 60.0, 1024.0
 
 
 def main() -> None:
@@ -121,19 +171,33 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0, help="per image")
     ap.add_argument("--rate", type=int, default=300)
     ap.add_argument("--formats", default="eyelink,tobii,gazepoint,csv,bids")
+    ap.add_argument("--compare", default="eyelink",
+                    help="the imported store `gazelab compare` is timed on ('none': no compare)")  # fmt: skip
+    ap.add_argument("--make-model", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.make_model:
+        make_model(args.make_model)
+        return
     n = args.participants * args.images * int(args.seconds * args.rate)
     print(f"study: {args.participants} participants x {args.images} images x "
           f"{args.seconds:g} s at {args.rate} Hz = {n:,} samples per format")  # fmt: skip
+    print(f"load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
+          f"({os.cpu_count()} cores)")  # fmt: skip
+    goal = f"goal <= {GOAL_S:g} s, <= {GOAL_MB:g} MB"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        files = write_study(out, args.participants, args.images, args.seconds, args.rate)
+        ids = write_faces(out / "faces", args.images)
+        files = write_study(out, args.participants, args.images, args.seconds, args.rate, ids)
         print(f"{'format':<10} {'samples':>10} {'import s':>9} {'samples/s':>10} "
-              f"{'peak MB':>8} {'read s':>7} {'ratio':>6}")  # fmt: skip
-        common = ["--resolution", "1280x1024", "--screen-mm", "376", "301"]
-        for fmt in args.formats.split(","):
+              f"{'peak MB':>8} {'read s':>7} {'ratio':>6}  {goal}")  # fmt: skip
+        common = ["--resolution", "1280x1024", "--screen-mm", "376", "301",
+                  "--images", f"folder:{out / 'faces'}"]  # fmt: skip
+
+        def imported(fmt: str) -> tuple[float, float, float]:
             store = out / f"{fmt}.sqlite"
             if fmt == "bids":
+                if not (out / "csv.sqlite").exists():
+                    imported("csv")
                 run_child(["export", "--store", str(out / "csv.sqlite"), "--out", str(out / "e")])
                 paths = sorted((out / "e").rglob("*_gaze.tsv.gz"))
                 argv = ["import", "bids", str(out / "e"), "--store", str(store)]
@@ -144,8 +208,48 @@ def main() -> None:
                     argv += ["--image", "image"]
             wall, peak, _ = run_child(argv)
             base = baseline_s(paths) if fmt != "bids" else float("nan")
+            return wall, peak, base
+
+        for fmt in args.formats.split(","):
+            wall, peak, base = imported(fmt)
+            met = "met" if wall <= GOAL_S and peak <= GOAL_MB else "NOT met"
             print(f"{fmt:<10} {n:>10,} {wall:>9.1f} {n / wall:>10,.0f} {peak:>8.0f} "
-                  f"{base:>7.2f} {wall / base:>6.1f}")  # fmt: skip
+                  f"{base:>7.2f} {wall / base:>6.1f}  {met}")  # fmt: skip
+        if args.compare != "none":
+            compare_line(out, args.compare, n, args.images, args.participants, imported)
+    print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+def compare_line(out: Path, fmt: str, n: int, images: int, participants: int,
+                 imported: object) -> None:  # fmt: skip
+    """``gazelab compare`` on the imported ``fmt`` store (every participant vs every other
+    and vs a small CNN), cold (empty saliency cache) then warm, each in a child process.
+
+    The ratio is the compare time over the time of reading the store's samples once
+    (``SessionStore.samples`` of every session, in this process: what any compare of
+    the imported gaze must at least do)."""
+    store = out / f"{fmt}.sqlite"
+    if not store.exists():
+        imported(fmt)  # type: ignore[operator]
+    t = time.perf_counter()
+    run_child_py([str(Path(__file__).resolve()), "--make-model", str(out / "model.keras")])
+    print(f"model: small_cnn trained 8 steps of 32 faces ({time.perf_counter() - t:.1f} s, "
+          "not timed below)")  # fmt: skip
+    from gazelab.annotation.store import SessionStore
+
+    t = time.perf_counter()
+    with SessionStore(store) as st:
+        for rec in st.sessions():
+            st.samples(rec.id)
+    read = time.perf_counter() - t
+    argv = ["compare", "--store", str(store), "--model", str(out / "model.keras"),
+            "--cache", str(out / "cache"), "--report", str(out / "report")]  # fmt: skip
+    for name in ("cold", "warm"):
+        wall, peak, _ = run_child(argv)
+        met = "met" if wall <= GOAL_S and peak <= GOAL_MB else "NOT met"
+        print(f"compare {fmt} store ({participants} x {images} images, {n:,} samples), {name}: "
+              f"{wall:.1f} s, peak {peak:.0f} MB; reading the samples {read:.1f} s, "
+              f"ratio {wall / read:.1f}; goal <= {GOAL_S:g} s, <= {GOAL_MB:g} MB: {met}")  # fmt: skip
 
 
 if __name__ == "__main__":
