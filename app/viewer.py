@@ -53,7 +53,13 @@ from gazelab.app.viewer_project import (
     report_layout_sentence,
 )
 from gazelab.app.viewer_tables import ViewerTables
-from gazelab.app.viewer_widgets import QUALITY_COLUMNS, split_sizes, window_size
+from gazelab.app.viewer_widgets import (
+    QUALITY_COLUMNS,
+    picture_split,
+    picture_width,
+    split_sizes,
+    window_size,
+)
 from gazelab.app.viewer_widgets import scrolled as _scrolled
 from gazelab.app.viewer_worker import ProjectWorker
 from gazelab.project import ProjectPaths
@@ -171,7 +177,7 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         self.save_aois_button.clicked.connect(self._save_aois_dialog)
         self.export_button = QtWidgets.QPushButton("Export PNG…")
         self.export_button.clicked.connect(self._export_dialog)
-        right = QtWidgets.QWidget()
+        right = self.layers_panel = QtWidgets.QWidget()
         right.setMinimumWidth(240)
         rl = QtWidgets.QVBoxLayout(right)
         rl.addWidget(QtWidgets.QLabel("<b>Layers</b>"))
@@ -181,13 +187,17 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         rl.addWidget(self.model_note)
         for w in (self.show_contours, self.show_fixations, self.show_scanpath, self.show_aois):
             rl.addWidget(w)
-        rl.addWidget(QtWidgets.QLabel("human opacity"))
-        rl.addWidget(self.human_opacity)
-        rl.addWidget(QtWidgets.QLabel("model opacity"))
-        rl.addWidget(self.model_opacity)
+        # compact: each opacity beside its slider, the two file buttons on one row, so the
+        # whole panel (Export PNG included) shows without scrolling on a 1366x768 screen
+        opacities = QtWidgets.QFormLayout()
+        opacities.addRow("human opacity", self.human_opacity)
+        opacities.addRow("model opacity", self.model_opacity)
+        rl.addLayout(opacities)
         rl.addWidget(self.draw_button)
-        rl.addWidget(self.save_aois_button)
-        rl.addWidget(self.export_button)
+        files = QtWidgets.QHBoxLayout()
+        files.addWidget(self.save_aois_button)
+        files.addWidget(self.export_button)
+        rl.addLayout(files)
         rl.addStretch(1)
 
         top = QtWidgets.QWidget()  # the picture, its caption and the replay bar
@@ -197,7 +207,8 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         tl.addWidget(self.caption)
         tl.addLayout(bar)
         side = self.side = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        side.addWidget(_scrolled(right))  # the layers, then the tables under them
+        self.layers_area = _scrolled(right)
+        side.addWidget(self.layers_area)  # the layers, then the tables under them
         side.addWidget(self.tabs)
         side.setStretchFactor(1, 1)
         split = self.split = QtWidgets.QSplitter()
@@ -216,6 +227,12 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         self.annotator_filter.currentIndexChanged.connect(self._refilter)
         self.disagreement.toggled.connect(self._refilter)
         self.images.currentRowChanged.connect(lambda _row: self._show_current())
+        self._fit_pending = False  # the picture column is cut to the picture once it is shown
+        self._fitted: tuple[tuple[str, bool], tuple[int, ...], list[int]] | None = None
+        self._fit_timer = QtCore.QTimer(self)  # the window's own: it goes with the window
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.timeout.connect(self._fit_picture)
+        self.plot.installEventFilter(self)
         self.fit_to_screen()
         self.project_dir = Path.cwd()  # where file dialogs open: the project's folder
         if paths is not None:
@@ -239,7 +256,59 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         w, h = window_size(available)
         self.resize(w, h)
         self.split.setSizes(split_sizes(w))
-        self.side.setSizes([int(h * 0.42), int(h * 0.58)])
+        self._fit_side(h)
+        self._fit_pending = True
+        self._fit_picture()
+
+    def _fit_side(self, height: int | None = None) -> None:
+        """The side column's split: the whole layers panel (its words wrapped to the column's
+        width) when it takes at most 55 % of the height (it scrolls beyond), the tables the
+        rest."""
+        if height is None:  # the column's own height once laid out, else the window's
+            height = self.side.height() if self.side.height() > 100 else self.height()
+        panel = self.layers_panel
+        width = self.layers_area.viewport().width()
+        layout = panel.layout()
+        need = panel.sizeHint().height()
+        if width > 100 and layout is not None and layout.hasHeightForWidth():
+            need = max(need, layout.totalHeightForWidth(width))
+        top = min(need + 2 * self.layers_area.frameWidth() + 4, int(height * 0.55))
+        self.side.setSizes([top, max(120, height - top)])
+
+    def _fit_picture(self) -> None:
+        """Cut the picture column to what the picture uses at the window's height (it is
+        drawn whole, aspect kept: a wider column only adds black bars) and give the rest to
+        the side column's layers and tables; the picture never gets less than
+        :func:`split_sizes` gave it when it can use that.
+
+        Done once the first picture is shown after :meth:`fit_to_screen`, and again when
+        another image or the model's layer changes the picture's shape, unless the splitter
+        was moved by hand since (not when a layer is toggled: the columns would jump)."""
+        if self.shown is None or not self.plot.isVisible():
+            return
+        e = self.current_entry()
+        key = (e.image_id if e is not None else "", self.model is not None)
+        if not self._fit_pending:
+            if self._fitted is None or self.split.sizes() != self._fitted[2]:
+                return  # never fitted, or the splitter was moved by hand
+            if key == self._fitted[0] or self.shown.shape[:2] == self._fitted[1]:
+                return
+        box = self.view.sceneBoundingRect()
+        if box.height() < 50 or self.plot.width() < 50:
+            return  # not laid out yet: the plot's resize event comes back here
+        self._fit_pending = False
+        need = picture_width(self.shown.shape, (box.height(), box.width()),
+                             self.plot.width() - box.width())  # fmt: skip
+        sizes = self.split.sizes()
+        most = split_sizes(sum(sizes))[1]  # what the picture got before it was known
+        self.split.setSizes(picture_split(sizes, need, most))
+        self._fitted = (key, self.shown.shape[:2], self.split.sizes())
+        self._fit_side()
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:
+        if watched is self.plot and event.type() == QtCore.QEvent.Type.Resize:
+            self._fit_timer.start(0)  # after pyqtgraph's own layout
+        return super().eventFilter(watched, event)
 
     def _slider(self, value: int) -> QtWidgets.QSlider:
         s = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
@@ -326,6 +395,7 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
             box.toggled.connect(self._layers_changed)
             self.human_layer_box.addWidget(box)
             self.human_boxes[a] = box
+        self._fit_side()  # a check box per annotator: the layers panel grew
         self._refilter()
 
     def _status(self) -> None:
@@ -508,6 +578,7 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         self.shown = render_view(view, self.annotators, layers, self.scale)
         self.item.setImage(self.shown, levels=(0, 255))
         self.view.autoRange(padding=0.0)
+        self._fit_picture()
         end = replay_end_ms(view)
         self.replay_label.setText(
             "whole trial" if not math.isfinite(layers.replay_ms)

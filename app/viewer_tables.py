@@ -27,7 +27,7 @@ from gazelab.app.viewer_project import (
     baseline_note,
     baseline_table_rows,
 )
-from gazelab.app.viewer_widgets import QUALITY_COLUMNS
+from gazelab.app.viewer_widgets import QUALITY_COLUMNS, rows_height
 from gazelab.app.viewer_widgets import fill as _fill
 from gazelab.app.viewer_widgets import scrolled as _scrolled
 from gazelab.app.viewer_widgets import table as _table
@@ -109,14 +109,18 @@ class ViewerTables:
                          ("per class", self.by_class), ("areas of interest", self.aoi_summary),
                          ("data quality per session", self.quality_table)):  # fmt: skip
             sl.addWidget(QtWidgets.QLabel(f"<b>{title}</b>"))
-            sl.addWidget(t, 1)
+            sl.addWidget(t)  # as tall as its rows (up to 8): the tab scrolls, no table is squashed
+        sl.addStretch(1)
+        self._fit_summary_tables()
         tabs = self.tabs = QtWidgets.QTabWidget()
-        self.tabs.addTab(self.metrics, "metrics (this image)")
+        # short titles, so that the four tabs fit a side column 450 px wide (1366x768)
+        for page, title, tip in ((self.metrics, "metrics", "this image's metrics"),
+                                 (base_tab, "baselines", "this image's layout baselines"),
+                                 (self.aoi_table, "AOIs", "this image's areas of interest"),
+                                 (_scrolled(summary), "summary", "tables over all images")):  # fmt: skip
+            tabs.setTabToolTip(tabs.addTab(page, title), tip)
         self.baseline_tab = base_tab
-        self.tabs.addTab(base_tab, "baselines")
-        self.tabs.addTab(self.aoi_table, "AOIs (this image)")
-        self.summary_tab = _scrolled(summary)
-        self.tabs.addTab(self.summary_tab, "summary tables")
+        self.summary_tab = tabs.widget(3)
         self.tabs.currentChanged.connect(lambda _: self._want_baselines())
         return tabs
 
@@ -140,6 +144,7 @@ class ViewerTables:
     def _on_quality(self, rows: list[dict[str, Any]]) -> None:
         self.quality = rows
         _fill(self.quality_table, QUALITY_COLUMNS, rows)
+        self._fit_summary_tables()
         self.tables_button.setEnabled(True)
 
     def _on_baselines(self, image_id: str, rows: list[dict[str, Any]] | str) -> None:
@@ -210,8 +215,19 @@ class ViewerTables:
         agg = aoi_means(aoi_rows)
         _fill(self.aoi_summary, ["aoi", "annotator", "images", "dwell_ms", "fixations",
                                  "ttff_ms", "revisits", "relevance_share"], agg)  # fmt: skip
+        self._fit_summary_tables()
         self.tabs.setCurrentWidget(self.summary_tab)
         self._status()
+
+    def summary_tables(self) -> list[QtWidgets.QTableWidget]:
+        """The tables of the summary tab, top to bottom."""
+        return [self.by_annotator, self.by_class, self.aoi_summary, self.quality_table]
+
+    def _fit_summary_tables(self) -> None:
+        """Each summary table as tall as its rows, up to 8 (it used to share the tab's height
+        with the other three: two rows of each showed, whatever their number)."""
+        for t in self.summary_tables():
+            t.setFixedHeight(rows_height(t, 8))
 
     @staticmethod
     def _mean_sd(row: dict[str, Any], col: str) -> dict[str, Any]:

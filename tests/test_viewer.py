@@ -429,21 +429,76 @@ def test_an_image_that_cannot_be_computed_is_named_not_waited_for(qtbot, gaze_ro
 def test_viewer_fits_the_screen_and_gives_the_picture_half(
     qtbot, gaze_root, tmp_path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
+    """On a 1366x768 and a 1920x1080 screen: the window fills the free area, the picture is
+    drawn whole and as tall as its column (half the window when it can use it, no wider than
+    it uses), and the side column gets the rest: the whole layers panel (Export PNG
+    included) without scrolling, the four tabs without scroll arrows, no check box cut."""
     from gazelab.app.viewer import split_sizes, window_size
+    from gazelab.app.viewer_widgets import picture_split, picture_width
 
     assert window_size((1366, 728)) == (1350, 688)  # a 1366x768 screen less its panel
     for width in (1350, 1904):
         left, centre, right = split_sizes(width)
         assert centre >= width / 2 and left >= 200 and right >= 200
         assert left + centre + right == width
+    # a 720x780 picture in a box 600 px tall with 18 px of margins: 554 px (+4 of slack)
+    assert picture_width((780, 720, 3), (600.0, 900.0), 18.0) == 576
+    assert picture_split([330, 700, 320], 576, 756) == [330, 576, 444]
+    assert picture_split([330, 700, 320], 900, 756) == [330, 756, 264]  # never past split_sizes
+    root, _, _ = gaze_root
+    win = _gaze_only_window(qtbot, root, tmp_path, monkeypatch)
+    sides = {}
+    for avail in ((1366, 728), (1920, 1080)):
+        win.fit_to_screen(avail)
+        qtbot.wait(100)
+        assert (win.width(), win.height()) == window_size(avail)
+        # the picture: whole, as tall as the box that draws it, and the box no wider than it
+        box = win.view.sceneBoundingRect()
+        pic = win.item.mapRectToScene(win.item.boundingRect())
+        assert box.contains(pic.adjusted(1, 1, -1, -1))
+        assert pic.height() >= box.height() - 2
+        assert box.width() - pic.width() <= 8  # was 160 px of black at 1366x768
+        assert win.plot.height() >= 0.75 * win.height()
+        left, centre, side = win.split.sizes()
+        sides[avail] = side
+        assert centre >= min(win.width() / 2 - 20, pic.width())
+        # the side column: the layers panel whole, every control readable, the tabs in a row
+        assert win.layers_area.verticalScrollBar().maximum() == 0
+        assert not win.export_button.visibleRegion().isEmpty()
+        for box_ in (win.show_scanpath, win.show_image, *win.human_boxes.values()):
+            assert box_.width() >= box_.sizeHint().width(), box_.text()
+        bar = win.tabs.tabBar()
+        assert sum(bar.tabRect(i).width() for i in range(bar.count())) <= win.tabs.width()
+        win.grab().save(str(SHOTS / f"viewer_{avail[0]}x{avail[1]}.png"))
+    assert sides[(1366, 728)] >= 400  # was 314 (260 in a real window)
+    assert sides[(1920, 1080)] >= 620  # was 553
+    # at 1920x1080 this image's metrics show all but at most one of their 12 columns
+    assert win.metrics.horizontalScrollBar().maximum() <= 1  # was 5 columns hidden
+    win.close()
+
+
+def test_viewer_summary_tables_show_their_rows(qtbot, gaze_root, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The summary tab on a 1366x768 screen: each table as tall as its rows (up to 8; the
+    tab scrolls), not the quarter of the tab that showed two rows of each whatever their
+    number; the tabs' short titles say the rest in their tool tips."""
     root, _, _ = gaze_root
     win = _gaze_only_window(qtbot, root, tmp_path, monkeypatch)
     win.fit_to_screen((1366, 728))
+    win.compute_summary()
+    qtbot.waitUntil(lambda: win.summary is not None, timeout=120_000)
     qtbot.wait(50)
-    assert (win.width(), win.height()) == (1350, 688)
-    assert win.plot.width() >= win.width() / 2 - 20  # the picture: at least half the window
-    assert win.plot.height() >= 0.75 * win.height()
-    win.grab().save(str(SHOTS / "viewer_1366x768.png"))
+    assert win.tabs.currentWidget() is win.summary_tab
+    titles = [win.tabs.tabText(i) for i in range(win.tabs.count())]
+    assert titles == ["metrics", "baselines", "AOIs", "summary"]
+    assert "this image" in win.tabs.tabToolTip(0) and "all images" in win.tabs.tabToolTip(3)
+    counts = [t.rowCount() for t in win.summary_tables()]
+    assert counts[0] == 2 and counts[3] == 2 and counts[2] >= 4  # A, B; sessions; AOIs x 2
+    for t in win.summary_tables():
+        shown = min(t.rowCount(), 8)
+        rows_px = sum(t.rowHeight(r) for r in range(shown))
+        assert t.viewport().height() >= rows_px, (t.rowCount(), t.viewport().height(), rows_px)
+        assert t.viewport().height() <= rows_px + t.rowHeight(0) + 4  # no empty room
+    win.grab().save(str(SHOTS / "viewer_summary_1366x768.png"))
     win.close()
 
 
