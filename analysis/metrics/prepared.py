@@ -52,7 +52,7 @@ class OrderStore(Protocol):
 class PreparedMap:
     """One map with the work every comparison repeats done once, on its support.
 
-    Study heatmaps are 88–91 % exact zeros, so a map is kept as its non-zero pixels
+    Study heatmaps are 80–91 % exact zeros, so a map is kept as its non-zero pixels
     (indices and values) plus the size of its zero block; ranks, centred values and
     sums of squares, mass, NSS mean/sd and the MIT-jittered AUC values are computed
     from those. Scoring one map against many others (rows grow as annotators²) then
@@ -63,15 +63,19 @@ class PreparedMap:
 
     def __init__(self, a: ArrayLike, orders: OrderStore | None = None) -> None:
         x = np.asarray(a, dtype=np.float64)
-        if not np.isfinite(x).all():
-            raise MetricError("maps contain NaN or infinite values")
         self.x = x
         self.shape = x.shape
         self.flat = x.ravel()
         self.n = self.flat.size
-        self.support = np.flatnonzero(self.flat)  # sorted indices of the non-zero pixels
+        # sorted indices of the non-zero pixels (a boolean pass first: NumPy's nonzero on
+        # a float array is several times slower than on the comparison's booleans)
+        self.support = np.flatnonzero(self.flat != 0)
         self.values = self.flat[self.support]
-        self.n_zero = self.n - self.support.size
+        if not np.isfinite(self.values).all():  # zeros are finite: NaN and ±inf are here
+            raise MetricError("maps contain NaN or infinite values")
+        self.m = self.support.size
+        self.n_zero = self.n - self.m
+        self.n_neg = int(np.count_nonzero(self.values < 0))
         self._cache: dict[str, Any] = {}
         self._orders = orders
 
@@ -95,24 +99,31 @@ class PreparedMap:
 
         def make() -> tuple[NDArray[np.float64], float, float]:
             v = self.values
-            n_neg = int(np.count_nonzero(v < 0))
-            r = _average_ranks(v, self.order) if v.size else v
-            r = r + np.where(v > 0, self.n_zero, 0)
-            return self._centre(r, n_neg + (self.n_zero + 1) / 2.0, self.n_zero, self.n)
+            if v.size:
+                r = _average_ranks(v, self.order, self._get("sorted", lambda: v[self.order]))
+            else:
+                r = v
+            if self.n_neg == 0:  # every value positive: all ranks shift by the zero block
+                r += self.n_zero  # integers and halves: exact, as r + where(v > 0, n_zero, 0)
+            else:
+                r = r + np.where(v > 0, self.n_zero, 0)
+            return self._centre(r, self.n_neg + (self.n_zero + 1) / 2.0, self.n_zero, self.n)
 
         return self._get("ranks", make)
 
     @property
     def order(self) -> NDArray[np.intp]:
-        """The order that sorts :attr:`values` ascending (one sort per map: the ranks and
-        AUC-Judd's sorted values are both taken from it)."""
+        """The order that sorts :attr:`values` ascending (one sort per map: the ranks are
+        taken from it)."""
         return self._get("order", self._make_order)
 
     def content_key(self) -> str:
-        """A hash of the map's non-zero values in pixel order (hex, 32 characters): all the
-        sort of the support depends on."""
+        """A fingerprint of the map's non-zero values in pixel order (hex, 32 characters):
+        their number and every 8th of them. It only routes to a stored sort, which is
+        checked before use (any sort that passes the check gives the same numbers), so a
+        map that shares it with another costs a re-sort, never a wrong number."""
         h = hashlib.blake2b(f"{self.values.dtype.str}{self.values.size}".encode(), digest_size=16)
-        h.update(np.ascontiguousarray(self.values).tobytes())
+        h.update(np.ascontiguousarray(self.values[::8]).tobytes())
         return h.hexdigest()
 
     def _make_order(self) -> NDArray[np.intp]:
@@ -127,6 +138,7 @@ class PreparedMap:
             order = got.astype(np.intp)
             sv = self.values[order]
             if bool(np.all(sv[1:] >= sv[:-1])) and int(np.bincount(order).max()) == 1:
+                self._cache["sorted"] = sv  # the ranks take the sorted values from here
                 return order
         order = np.argsort(self.values)
         self._orders.put_order(key, order.astype(np.int32 if m < 2**31 else np.int64))
@@ -146,6 +158,22 @@ class PreparedMap:
 
         return self._get(f"ext{ranks}", make)
 
+    def centred_total(self, ranks: bool) -> float:
+        """The sum over all pixels of the centred ranks (or values): the support's sum
+        plus the zero block's."""
+
+        def make() -> float:
+            c, cz, _ = self.ranks_centred if ranks else self.values_centred
+            return float(c.sum() + self.n_zero * cz)
+
+        return self._get(f"total{ranks}", make)
+
+    @property
+    def values_and_zero(self) -> NDArray[np.float64]:
+        """The support's values followed by a 0: indexed by :attr:`place`, every pixel's
+        value."""
+        return self._get("vext", lambda: np.append(self.values, 0.0))
+
     @property
     def place(self) -> NDArray[np.int32]:
         """Every pixel's place on the support, or the support's size for a zero pixel
@@ -160,6 +188,8 @@ class PreparedMap:
 
     @property
     def nonzero(self) -> NDArray[np.bool_]:
+        """``(n,)`` bool: the pixels on the support."""
+
         def make() -> NDArray[np.bool_]:
             m = np.zeros(self.n, dtype=bool)
             m[self.support] = True
@@ -176,12 +206,24 @@ class PreparedMap:
         """The map's mass, or the error SIM/KL report for it."""
 
         def make() -> float | MetricError:
-            if (self.values < 0).any():
+            if self.n_neg:
                 return MetricError("SIM and KL need non-negative maps")
             t = float(self.values.sum())
             return t if t > 0 else MetricError("SIM and KL need maps with positive mass")
 
         return self._get("total", make)
+
+    @property
+    def distribution(self) -> NDArray[np.float64]:
+        """The support's values over the map's mass (KL's P); needs a positive :attr:`total`."""
+
+        def make() -> NDArray[np.float64]:
+            t = self.total
+            if isinstance(t, MetricError):
+                raise t
+            return self.values / t
+
+        return self._get("p", make)
 
     @property
     def mean_sd(self) -> tuple[float, float]:
@@ -191,64 +233,117 @@ class PreparedMap:
 
         return self._get("mean_sd", make)
 
-    def auc_counter(self, seed: int = 0) -> Callable[[NDArray[np.bool_]], float]:
-        """AUC-Judd of this map at a fixated-pixel map, as :func:`auc_judd` computes it.
+    def auc_counter(self, seed: int = 0) -> Callable[[NDArray[Any]], float]:
+        """AUC-Judd of this map at the fixated pixels, as :func:`auc_judd` computes it:
+        the returned function takes a fixated-pixel map (bool, this map's shape) or the
+        fixated pixels' flat indices (ascending).
 
         The reference adds MIT's jitter to every pixel, rescales and sorts them all. Here
         the zero block is counted through the (cached, sorted) jitter of all pixels minus
-        that of the support: every value is the same float the reference computes, and
+        that of the support, and the support's pixels at or above each threshold are
+        counted directly (one pass per threshold for a few thresholds, one binary search
+        per pixel for many): every value is the same float the reference computes, and
         every count the same integer, without sorting the map.
         """
-        return self._get(f"auc{seed}", lambda: self._make_auc(seed))
+        count = self._get(f"auc{seed}", lambda: self._make_auc(seed))
 
-    def _make_auc(self, seed: int) -> Callable[[NDArray[np.bool_]], float]:
-        flat, sup, n = self.flat, self.support, self.n
-        if self.n_zero == 0 or sup.size == 0 or self.values.min() < 0:
+        def auc(fix: NDArray[Any]) -> float:
+            f = np.asarray(fix)
+            return float(count(np.flatnonzero(f) if f.dtype == np.bool_ else f.ravel()))
+
+        return auc
+
+    def _make_auc(self, seed: int) -> Callable[[NDArray[np.intp]], float]:
+        flat, sup, n, m = self.flat, self.support, self.n, self.m
+        if self.n_zero == 0 or m == 0 or self.n_neg:
             values = _auc_scaled(flat, True, seed)  # no zero block to exploit: the reference
-            return lambda fix: _auc_from_values(values[fix], values)
-        noise, noise_sorted, noise_order, noise_where = _jitter(n, seed)
-        hi = float(self.values.max())  # the map's min is 0 (its zero block)
-        v_sup = self.values / hi + noise[sup]  # as _auc_scaled: (s - 0) / (hi - 0) + noise
-        # the jittered map's min: the zero block's smallest noise (found among the
-        # smallest noise values overall); its max: on the support (a value of 1 + noise)
+            return lambda idx: _auc_from_values(values[idx], values)
+        noise, noise_sorted, noise_order, _ = _jitter(n, seed)
+        jit = AUC_JITTER  # every noise value is in [0, jit]
+        order = self.order
+        sv = self._get("sorted", lambda: self.values[order])
+        hi = float(sv[-1])  # the map's max; its min is 0 (its zero block)
+        # a: the scaled values in sorted order (fl(v / hi) is monotone: sorted). The reference
+        # jitters them: v = fl(a + noise) in [a, fl(a + jit)], then r = f(v) = (v - lo) / scale,
+        # monotone in v. A support pixel's v and r are computed as the reference computes them
+        # wherever the bounds below cannot decide.
+        a = sv / hi
+
+        def v_at(j: NDArray[np.intp]) -> NDArray[np.float64]:
+            """The jittered values at sorted positions ``j``: the reference's floats."""
+            return np.asarray(a[j] + noise[sup[order[j]]], dtype=np.float64)
+
+        # the jittered map's min: on the support, among the pixels whose a is within jit of
+        # the smallest (no other can be below it), or the zero block's smallest noise (found
+        # among the smallest noise values overall); its max: on the support, among the
+        # pixels whose a is within 2 jit of the largest
+        first = int(np.searchsorted(a, a[0] + jit, side="right"))
+        last = int(np.searchsorted(a, a[-1] - 2 * jit, side="left"))
+        place = self.place
         k = 0
-        while self.nonzero[noise_order[k]]:
+        while place[noise_order[k]] < m:
             k += 1
-        v_lo = min(float(v_sup.min()), float(noise_sorted[k]))
-        scale = max(float(v_sup.max()), float(noise_sorted[-1])) - v_lo
-        r_sup = (v_sup - v_lo) / scale
-        # sorted from the values' order, which the 1e-7 jitter leaves nearly sorted: a
-        # stable (merge) sort then costs about one pass; the same floats as np.sort(r_sup)
-        r_sup_sorted = np.sort(r_sup[self.order], kind="stable")
-        # support pixels, as if zero: their noise in the cached sorted order (a monotone
-        # map of sorted values is sorted; the same floats as sorting them)
-        in_sorted = np.zeros(n, dtype=bool)  # the support's places in the sorted noise
-        in_sorted[noise_where[sup]] = True
-        r_sup_noise = (noise_sorted[in_sorted] - v_lo) / scale
+        v_lo = min(float(v_at(np.arange(first)).min()), float(noise_sorted[k]))
+        v_hi = float(v_at(np.arange(last, m)).max())
+        scale = max(v_hi, float(noise_sorted[-1])) - v_lo
+        zero_max = float((noise_sorted[-1] - v_lo) / scale)  # a zero pixel's largest value
 
-        def zero_block_above(t: float) -> int:
-            """Pixels whose value would be ≥ t if they were in the zero block: the
-            monotone f(u) = (u − lo) / scale searched on the sorted noise, exactly."""
-            p = int(np.searchsorted(noise_sorted, t * scale + v_lo, side="left"))
-            while p > 0 and (noise_sorted[p - 1] - v_lo) / scale >= t:
-                p -= 1
-            while p < n and (noise_sorted[p] - v_lo) / scale < t:
-                p += 1
-            return n - p
+        def f(v: NDArray[np.float64]) -> NDArray[np.float64]:
+            return np.asarray((v - v_lo) / scale, dtype=np.float64)
 
-        def auc(fix: NDArray[np.bool_]) -> float:
-            idx = np.flatnonzero(fix)
-            pos = np.minimum(np.searchsorted(sup, idx), sup.size - 1)
+        def as_zero_support() -> NDArray[np.float64]:
+            """The support's pixels as the reference values a zero pixel: f(noise)."""
+            return self._get(f"as_zero{seed}", lambda: f(noise[sup]))  # type: ignore[no-any-return]
+
+        def support_at_least(t: NDArray[np.float64]) -> NDArray[np.intp]:
+            """Support pixels whose jittered value is ≥ each ``t``, exactly: every pixel with
+            a ≥ a_hi (f(a_hi) ≥ t, so f(v) ≥ t) counts, none with a < a_lo (f(a_lo + jit) < t)
+            does, and the few in between are computed."""
+            a_hi = t * scale + v_lo
+            while (low := f(a_hi) < t).any():
+                a_hi[low] = np.nextafter(a_hi[low], np.inf)
+            a_lo = a_hi - 2 * jit
+            while (high := f(a_lo + jit) >= t).any():
+                a_lo[high] -= jit
+            j_hi = np.searchsorted(a, a_hi, side="left")
+            j_lo = np.searchsorted(a, a_lo, side="left")
+            out = m - j_hi
+            for i in np.flatnonzero(j_hi > j_lo):
+                out[i] += int(np.count_nonzero(f(v_at(np.arange(j_lo[i], j_hi[i]))) >= t[i]))
+            return np.asarray(out, dtype=np.intp)
+
+        def as_zero_at_least(t: NDArray[np.float64]) -> NDArray[np.intp]:
+            """Pixels whose value would be ≥ each ``t`` if they were in the zero block,
+            minus the support's pixels among them: the zero block's pixels ≥ t. The
+            monotone f searched on the sorted noise, exactly; none above a zero pixel's
+            largest value."""
+            out = np.zeros(t.size, dtype=np.intp)
+            low = t <= zero_max
+            if not low.any():
+                return out
+            tl = t[low]
+            p = np.searchsorted(noise_sorted, tl * scale + v_lo, side="left")
+            while True:  # back while the pixel before is still at or above t
+                back = (p > 0) & (f(noise_sorted[np.maximum(p - 1, 0)]) >= tl)
+                if not back.any():
+                    break
+                p[back] -= 1
+            while True:  # forward while the pixel at p is below t
+                fwd = (p < n) & (f(noise_sorted[np.minimum(p, n - 1)]) < tl)
+                if not fwd.any():
+                    break
+                p[fwd] += 1
+            out[low] = (n - p) - _count_at_least(as_zero_support(), tl)
+            return out
+
+        def auc(idx: NDArray[np.intp]) -> float:
+            pos = np.minimum(np.searchsorted(sup, idx), m - 1)
             on_sup = sup[pos] == idx
-            thr = np.where(on_sup, r_sup[pos], (noise[idx] - v_lo) / scale)
+            r_on = f(self.values[pos] / hi + noise[sup[pos]])  # the reference's r there
+            thr = np.where(on_sup, r_on, f(noise[idx]))
             s_fix = np.sort(thr)[::-1]
             n_fix = s_fix.size
-            zero_above = np.array([zero_block_above(float(t)) for t in s_fix], dtype=np.int64)
-            above = (
-                (sup.size - np.searchsorted(r_sup_sorted, s_fix, side="left"))
-                + zero_above
-                - (sup.size - np.searchsorted(r_sup_noise, s_fix, side="left"))
-            )
+            above = support_at_least(s_fix) + as_zero_at_least(s_fix)
             tp = np.arange(1, n_fix + 1) / n_fix
             fp = (above - np.arange(1, n_fix + 1)) / (n - n_fix)
             tpr = np.concatenate([[0.0], tp, [1.0]])
@@ -256,6 +351,22 @@ class PreparedMap:
             return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
 
         return auc
+
+
+_FEW_THRESHOLDS = 16
+"""Up to this many thresholds, :func:`_count_at_least` counts with one pass each."""
+
+
+def _count_at_least(values: NDArray[np.float64], t_desc: NDArray[np.float64]) -> NDArray[np.intp]:
+    """How many of ``values`` are ≥ each threshold of ``t_desc`` (descending), exactly: one
+    counting pass per threshold for a few, else one binary search per value into the
+    thresholds and a histogram (``values.size`` × log k instead of k passes)."""
+    k = t_desc.size
+    if k <= _FEW_THRESHOLDS:
+        return np.array([np.count_nonzero(values >= t) for t in t_desc], dtype=np.intp)
+    t = t_desc[::-1]  # ascending
+    passed = np.bincount(np.searchsorted(t, values, side="right"), minlength=k + 1)
+    return np.asarray(np.cumsum(passed[::-1])[::-1][1:][::-1], dtype=np.intp)
 
 
 def _pearson_sparse(
@@ -266,13 +377,13 @@ def _pearson_sparse(
     of b), with ``b`` gathered at a's support through its :attr:`~PreparedMap.place`
     (``b_at_a``: ``b.place[a.support]``, when the caller has it)."""
     ca, za, ssa = a.ranks_centred if ranks else a.values_centred
-    cb, zb, ssb = b.ranks_centred if ranks else b.values_centred
+    _, _, ssb = b.ranks_centred if ranks else b.values_centred
     den = np.sqrt(ssa * ssb)
     if not den > 0:
         return 0.0
-    b_on_a = b.centred_and_zero(ranks)[b.place[a.support] if b_at_a is None else b_at_a]
-    b_total = float(cb.sum() + b.n_zero * zb)
-    dot = float(np.dot(ca, b_on_a)) + za * (b_total - float(b_on_a.sum()))
+    where = b.place[a.support] if b_at_a is None else b_at_a
+    b_on_a = np.take(b.centred_and_zero(ranks), where)
+    dot = float(np.dot(ca, b_on_a)) + za * (b.centred_total(ranks) - float(b_on_a.sum()))
     return dot / float(den)
 
 
@@ -282,40 +393,60 @@ def map_scores(
     """Every map metric of ``other`` against ``human`` (the :data:`MAP_METRICS` and, with
     a ``fixated`` pixel map of the human fixations, NSS and AUC-Judd of ``other``);
     NaN where a metric is undefined (SIM/KL of a map without mass, NSS/AUC without a
-    fixated pixel)."""
+    fixated pixel).
+
+    Everything is taken on ``human``'s support, where ``other`` is gathered once through
+    its :attr:`~PreparedMap.place`: its values there (0 off its support), its centred
+    ranks and values; the pixels non-zero in both are those of the human support whose
+    place is on ``other``'s."""
     if human.shape != other.shape:
         raise MetricError(
             f"maps differ in shape: {human.shape} vs {other.shape}; resample one first"
         )
     out: dict[str, float] = {}
-    both = other.support[human.nonzero[other.support]]  # pixels non-zero in both (sorted)
-    hp, op = human.flat[both] > 0, other.flat[both] > 0
-    n_h = int(np.count_nonzero(human.values > 0))
-    n_o = int(np.count_nonzero(other.values > 0))
-    inter = int(np.count_nonzero(hp & op))
+    other_at_human = other.place[human.support]
+    o_on_h = np.take(other.values_and_zero, other_at_human)  # other at human's support
+    in_both = other_at_human < other.m  # of human's support, the pixels non-zero in both
+    h_both, o_both = human.values[in_both], o_on_h[in_both]  # in pixel order
+    n_h, n_o = human.m - human.n_neg, other.m - other.n_neg  # pixels > 0
+    if human.n_neg == 0 and other.n_neg == 0:  # non-zero in both: > 0 in both
+        inter = h_both.size
+    else:
+        inter = int(np.count_nonzero((h_both > 0) & (o_both > 0)))
     union = n_h + n_o - inter
     out["iou"] = 1.0 if union == 0 else inter / union
-    other_at_human = other.place[human.support]
     out["spearman"] = _pearson_sparse(human, other, True, other_at_human)
     nx, ny = human.norm, other.norm
-    cos = float(np.dot(human.flat[both], other.flat[both])) if both.size else 0.0
+    cos = float(np.dot(h_both, o_both)) if h_both.size else 0.0
     out["cosine_distance"] = 1.0 if nx == 0 or ny == 0 else float(1.0 - cos / (nx * ny))
     out["cc"] = _pearson_sparse(human, other, False, other_at_human)
     tp, tq = human.total, other.total
     if isinstance(tp, MetricError) or isinstance(tq, MetricError):
         out["sim"] = out["kld"] = math.nan
     else:
-        out["sim"] = float(np.minimum(human.flat[both] / tp, other.flat[both] / tq).sum())
-        p = human.values / tp  # P log(...) is 0 where P is 0
-        q = other.flat[human.support] / tq
-        out["kld"] = float(np.sum(p * np.log(EPS + p / (EPS + q))))
+        out["sim"] = float(np.minimum(h_both / tp, o_both / tq).sum())
+        p = human.distribution  # P log(...) is 0 where P is 0: the human support only
+        r = o_on_h / tq  # Q there; then EPS + P / (EPS + Q), its log, times P: in place
+        r += EPS
+        np.divide(p, r, out=r)
+        r += EPS
+        np.log(r, out=r)
+        r *= p
+        out["kld"] = float(np.sum(r))
     if fixated is None:
         return out
     fix = fixated.ravel()
-    if fix.shape != other.flat.shape or not fix.any():
+    if fix.shape != other.flat.shape:
+        out["nss"] = out["auc_judd"] = math.nan
+        return out
+    idx = np.flatnonzero(fix)
+    if not idx.size:
         out["nss"] = out["auc_judd"] = math.nan
         return out
     mean, sd = other.mean_sd
-    out["nss"] = float((other.flat[fix].mean() - mean) / sd) if sd > 0 else 0.0
-    out["auc_judd"] = other.auc_counter()(fix) if fix.sum() < fix.size else math.nan
+    out["nss"] = float((other.flat[idx].mean() - mean) / sd) if sd > 0 else 0.0
+    if idx.size < fix.size:
+        out["auc_judd"] = other._get("auc0", lambda: other._make_auc(0))(idx)
+    else:
+        out["auc_judd"] = math.nan
     return out
