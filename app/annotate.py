@@ -124,6 +124,9 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setCursor(Qt.CursorShape.BlankCursor)
+        # paintEvent fills the whole window itself: without this Qt fills it first too,
+        # a second full-window fill inside every onset's paint (~0.25 ms at 1280x720)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         if recognizer is None and self.settings.voice.backend != "keys":
             # built in the voice child process, never here: a native fault there costs the
             # voice, not the session
