@@ -130,6 +130,12 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         self.view = self.plot.addViewBox(lockAspect=True, invertY=True)
         self.item = pg.ImageItem()
         self.view.addItem(self.item)
+        # the corners of the AOI being drawn, as they are clicked (white, outlined in black)
+        self.corners = pg.PlotDataItem(pen=pg.mkPen(AOI_COLOUR, width=2), symbol="o",
+                                       symbolSize=9, symbolBrush=AOI_COLOUR,
+                                       symbolPen=pg.mkPen((0, 0, 0), width=1.5))  # fmt: skip
+        self.corners.setZValue(10)
+        self.view.addItem(self.corners)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
         self.caption = QtWidgets.QLabel("")
         self.caption.setWordWrap(True)
@@ -140,6 +146,15 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         self.replay.setRange(0, 0)
         self.replay.valueChanged.connect(self._layers_changed)
         self.replay_label = QtWidgets.QLabel("whole trial")
+        # as wide as its widest text: the slider keeps its length when the replay starts
+        widest = max(("whole trial", "99999 / 99999 ms"),
+                     key=self.replay_label.fontMetrics().horizontalAdvance)  # fmt: skip
+        self.replay_label.setMinimumWidth(
+            self.replay_label.fontMetrics().horizontalAdvance(widest) + 6
+        )
+        self.replay_label.setAlignment(
+            QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter
+        )
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(40)
         self.timer.timeout.connect(self._tick)
@@ -540,6 +555,9 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         return None if v is None else v.analysis
 
     def _show_current(self) -> None:
+        if self.drawing:  # corners clicked on the image shown before: start again
+            self.drawing = []
+            self.corners.setData([], [])
         e = self.current_entry()
         if e is None:
             self._clear("no image matches the filters" if self.entries else "")
@@ -577,7 +595,7 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         self.rendered = compose(im, self.annotators, layers)
         self.shown = render_view(view, self.annotators, layers, self.scale)
         self.item.setImage(self.shown, levels=(0, 255))
-        self.view.autoRange(padding=0.0)
+        self.view.autoRange(padding=0.0, items=[self.item])
         self._fit_picture()
         end = replay_end_ms(view)
         self.replay_label.setText(
@@ -630,7 +648,11 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
             self.status_label.setText("click the AOI's corners on the image, then Finish AOI")
             return
         pts, self.drawing = self.drawing or [], None
+        self.corners.setData([], [])
         self.draw_button.setText("Draw AOI (click corners)")
+        if len(pts) < 3:
+            self.status_label.setText(f"no AOI added: {len(pts)} corners clicked, 3 or more "
+                                      "make one")  # fmt: skip
         if len(pts) >= 3:
             name, ok = QtWidgets.QInputDialog.getText(self, "AOI name", "name of the new AOI")
             if ok and name.strip():
@@ -640,9 +662,19 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         if self.drawing is None or self.current_view() is None:
             return
         p = self.view.mapSceneToView(event.scenePos())
-        self.drawing.append((p.x() / self.scale, p.y() / self.scale))
-        self.status_label.setText(f"AOI corner {len(self.drawing)} at "
-                                  f"({self.drawing[-1][0]:.0f}, {self.drawing[-1][1]:.0f}) px")  # fmt: skip
+        self.add_corner(p.x() / self.scale, p.y() / self.scale)
+
+    def add_corner(self, x: float, y: float) -> None:
+        """A corner of the AOI being drawn, in image px: drawn on the picture at once (the
+        clicks used to leave no mark until the AOI was finished)."""
+        if self.drawing is None:
+            return
+        self.drawing.append((x, y))
+        xs = [px * self.scale for px, _ in self.drawing]
+        ys = [py * self.scale for _, py in self.drawing]
+        self.corners.setData(xs, ys)
+        self.status_label.setText(f"AOI corner {len(self.drawing)} at ({x:.0f}, {y:.0f}) px"
+                                  "; Finish AOI closes it")  # fmt: skip
 
     def add_aoi(self, aoi: AOI) -> None:
         """Add an AOI to the current image (replacing one of the same name); its statistics
@@ -653,6 +685,8 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         iid = view.analysis.image_id
         kept = [a for a in (self.drawn.get(iid) or view.aois) if a.name != aoi.name]
         self.drawn[iid] = [*kept, aoi]
+        self.status_label.setText(f"AOI {aoi.name} added to {iid}; Save AOIs… writes the "
+                                  "AOIs drawn as a file that --aois reads")  # fmt: skip
         self.show_aois.setChecked(True)
         if self._worker is not None:
             self._worker.set_drawn(iid, self.drawn[iid])

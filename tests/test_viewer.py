@@ -331,6 +331,53 @@ def test_viewer_aoi_drawn_statistics_and_saved(qtbot, gaze_root, tmp_path, monke
     win.close()
 
 
+def test_viewer_draws_the_aoi_corners_as_they_are_clicked(
+    qtbot, gaze_root, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Drawing an AOI: each clicked corner shows on the picture at once (a click left no
+    mark until the AOI was finished), at the corner's place on the enlarged picture; the
+    AOI made of them is added with its name, and the status line says so."""
+    from PySide6 import QtWidgets
+
+    root, _, _ = gaze_root
+    win = _gaze_only_window(qtbot, root, tmp_path, monkeypatch)
+    assert win.scale == 8  # the 96 px faces are shown 8 times enlarged
+    win.draw_button.setChecked(True)
+    for x, y in ((10.0, 60.0), (40.0, 60.0), (40.0, 90.0)):
+        win.add_corner(x, y)
+    xs, ys = win.corners.getData()
+    assert list(xs) == [80.0, 320.0, 320.0] and list(ys) == [480.0, 480.0, 720.0]
+    assert "AOI corner 3 at (40, 90) px" in win.status_label.text()
+    # the corners are drawn over the picture, where the picture's pixel (40, 90) is
+    corner, pixel = win.corners.mapToScene(320.0, 720.0), win.item.mapToScene(320.0, 720.0)
+    assert abs(corner.x() - pixel.x()) < 0.5 and abs(corner.y() - pixel.y()) < 0.5
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getText", lambda *a: ("chin", True))
+    win.draw_button.setChecked(False)
+    assert win.drawing is None and len(win.corners.getData()[0] or []) == 0
+    assert "AOI chin added" in win.status_label.text()
+    qtbot.waitUntil(lambda: win.current_view() is not None, timeout=60_000)
+    assert win.current_view().aois[-1].name == "chin"
+    win.close()
+
+
+def test_viewer_replay_bar_keeps_its_length(qtbot, gaze_root, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The replay slider is as long mid-trial ("350 / 633 ms") as for the whole trial: its
+    label is as wide as its widest text (it grew when the replay started, and the slider
+    under the pointer moved)."""
+    root, _, _ = gaze_root
+    win = _gaze_only_window(qtbot, root, tmp_path, monkeypatch)
+    win.fit_to_screen((1366, 728))
+    qtbot.wait(100)
+    whole = (win.replay_label.text(), win.replay.width(), win.replay.x())
+    assert whole[1] >= 300  # under a picture column cut to the picture, still a long slider
+    win.set_replay_ms(350)
+    qtbot.wait(50)
+    mid = (win.replay_label.text(), win.replay.width(), win.replay.x())
+    assert whole[0] == "whole trial" and mid[0].strip().startswith("350 /")
+    assert mid[1:] == whole[1:]
+    win.close()
+
+
 @pytest.mark.tf
 def test_cli_compare_view_and_saliency_with_aois(project, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     """compare --aois writes aoi.csv with the hand-placed AOI's statistics; view --aois
