@@ -366,6 +366,7 @@ class Accumulator:
         self.valid = bytearray()
         self.fix_index = array("q")
         self.runs: list[list[Any]] = []  # [first sample, last sample, key, image id, rect]
+        self.last_run: list[Any] | None = None  # runs[-1]
         self.events: list[tuple[float, str, dict[str, Any]]] = []
         self.previous = -math.inf
 
@@ -374,23 +375,29 @@ class Accumulator:
         eyes: tuple[float, float, float, float, float, float], fix_index: int,
         key: str = "", image: str = "", rect: Rect | None = None,
     ) -> None:  # fmt: skip
-        check_time(path, line, t, self.previous)
+        if t < self.previous:  # once per sample: the columns' appends written out
+            check_time(path, line, t, self.previous)
         self.previous = t
         i = len(self.t.data)
         self.t.append(t)
         self.x.append(gaze[0])
         self.y.append(gaze[1])
         self.valid.append(1 if gaze[2] else 0)
-        for col, v in zip((self.lx, self.ly, self.rx, self.ry, self.lp, self.rp), eyes,
-                          strict=True):  # fmt: skip
-            col.append(v)
+        lx, ly, rx, ry, lp, rp = eyes
+        self.lx.append(lx)
+        self.ly.append(ly)
+        self.rx.append(rx)
+        self.ry.append(ry)
+        self.lp.append(lp)
+        self.rp.append(rp)
         self.fix_index.append(fix_index)
         if key:
-            last = self.runs[-1] if self.runs else None
+            last = self.last_run
             if last is not None and last[2] == key and last[1] == i - 1:
                 last[1] = i
             else:
-                self.runs.append([i, i, key, image or key, rect])
+                self.last_run = [i, i, key, image or key, rect]
+                self.runs.append(self.last_run)
 
     def build(
         self, path: Path, options: ImportOptions, has_eyes: tuple[str, ...],

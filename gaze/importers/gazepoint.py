@@ -62,34 +62,41 @@ def parse_gazepoint(path: Path, options: ImportOptions) -> list[ImportedRecordin
     spans: dict[int, tuple[float, float, float, float]] = {}
     width = len(header)
 
-    def num(row: list[str], name: str, line: int) -> float:
-        i = col.get(name)
+    def num(row: list[str], i: int | None, name: str, line: int) -> float:
         return math.nan if i is None else number(row[i], path, line, name)
 
+    # each column's index looked up once (None: not in the file, read as NaN)
+    i_lv, i_rv, i_lx, i_ly, i_rx, i_ry = (col.get(k) for k in ("LPOGV", "RPOGV", "LPOGX",
+                                                                "LPOGY", "RPOGX", "RPOGY"))  # fmt: skip
+    i_bx, i_by, i_bv, i_fid, i_fv = (col.get(k) for k in ("BPOGX", "BPOGY", "BPOGV", "FPOGID",
+                                                           "FPOGV"))  # fmt: skip
+    i_fs, i_fd, i_fx, i_fy = (col.get(k) for k in ("FPOGS", "FPOGD", "FPOGX", "FPOGY"))
+    i_lp, i_rp = col.get(pupils[0]), col.get(pupils[1])
+    i_user, i_media = col.get("USER"), col.get(media_col)
     for n, row in table_rows(lines, sep, width, path):
         t = number(row[it], path, n, "TIME", missing=False) * 1000.0
         if per_eye:
-            lv, rv = num(row, "LPOGV", n) == 1, num(row, "RPOGV", n) == 1
-            lx = num(row, "LPOGX", n) * w if lv else math.nan
-            ly = num(row, "LPOGY", n) * h if lv else math.nan
-            rx = num(row, "RPOGX", n) * w if rv else math.nan
-            ry = num(row, "RPOGY", n) * h if rv else math.nan
+            lv, rv = num(row, i_lv, "LPOGV", n) == 1, num(row, i_rv, "RPOGV", n) == 1
+            lx = num(row, i_lx, "LPOGX", n) * w if lv else math.nan
+            ly = num(row, i_ly, "LPOGY", n) * h if lv else math.nan
+            rx = num(row, i_rx, "RPOGX", n) * w if rv else math.nan
+            ry = num(row, i_ry, "RPOGY", n) * h if rv else math.nan
         else:
             lx = ly = rx = ry = math.nan
-        bx, by = num(row, "BPOGX", n) * w, num(row, "BPOGY", n) * h
-        bv = num(row, "BPOGV", n) == 1
-        fid = num(row, "FPOGID", n)
-        fv = num(row, "FPOGV", n) == 1
+        bx, by = num(row, i_bx, "BPOGX", n) * w, num(row, i_by, "BPOGY", n) * h
+        bv = num(row, i_bv, "BPOGV", n) == 1
+        fid = num(row, i_fid, "FPOGID", n)
+        fv = num(row, i_fv, "FPOGV", n) == 1
         fix_index = int(fid) + 1 if fv and math.isfinite(fid) else 0
         if fix_index:
-            spans[int(fid)] = (num(row, "FPOGS", n), num(row, "FPOGD", n),
-                               num(row, "FPOGX", n), num(row, "FPOGY", n))  # fmt: skip
-        user = row[col["USER"]].strip() if "USER" in col else ""
+            spans[int(fid)] = (num(row, i_fs, "FPOGS", n), num(row, i_fd, "FPOGD", n),
+                               num(row, i_fx, "FPOGX", n), num(row, i_fy, "FPOGY", n))  # fmt: skip
+        user = row[i_user].strip() if i_user is not None else ""
         if user:
             acc.events.append((t, "message", {"text": user}))
-        media = row[col[media_col]].strip() if media_col in col else ""
-        acc.add(path, n, t, (bx, by, bv), (lx, ly, rx, ry, num(row, pupils[0], n),
-                num(row, pupils[1], n)), fix_index, media, media)  # fmt: skip
+        media = row[i_media].strip() if i_media is not None else ""
+        acc.add(path, n, t, (bx, by, bv), (lx, ly, rx, ry, num(row, i_lp, pupils[0], n),
+                num(row, i_rp, pupils[1], n)), fix_index, media, media)  # fmt: skip
     if not len(acc.t.data):
         raise ImportFormatError(f"{path}: holds no gaze samples; is this a Gazepoint export?")
     events: list[tuple[float, str, dict[str, Any]]] = []

@@ -124,7 +124,11 @@ def parse_tobii(path: Path, options: ImportOptions) -> list[ImportedRecording]:
     )
     has_sensor, has_lv, has_rv, has_rect = "sensor" in col, "lv" in col, "rv" in col, "mx" in col
 
+    absent = {k for k, i in at.items() if i == width}  # read as the empty cell: NaN
+
     def num(row: list[str], key: str, line: int) -> float:
+        if key in absent:
+            return math.nan
         text = row[at[key]]
         return number(text.replace(",", ".") if comma else text, path, line, what[key])
 
@@ -169,7 +173,7 @@ def parse_tobii(path: Path, options: ImportOptions) -> list[ImportedRecording]:
         media = row[at["media"]].strip()
         rect = None
         if media and has_rect:
-            cells = tuple(row[at[k]] for k in ("mx", "my", "mw", "mh"))
+            cells = (row[at["mx"]], row[at["my"]], row[at["mw"]], row[at["mh"]])
             if media == last_media and cells == last_rect_cells:
                 rect = last_rect
             else:
