@@ -293,7 +293,10 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
     onset is less than this (plus its own expected duration) away."""
 
     def _onset_within(self, seconds: float) -> bool:
-        """Whether a timed phase onset is due in less than ``seconds``."""
+        """Whether a timed phase onset is due in less than ``seconds`` (its timer armed:
+        a deadline nothing waits for, e.g. while paused, holds nothing back)."""
+        if not self._phase_timer.isActive():
+            return False
         deadline = self.ctl.protocol.next_deadline()
         return deadline is not None and deadline - self.clock() < seconds
 
