@@ -93,9 +93,13 @@ class ViewerTables:
         self.aoi_summary = _table(["aoi"])
         self.quality_table = _table(QUALITY_COLUMNS)
         self.quality: list[dict[str, Any]] = []
-        self.summary_button = QtWidgets.QPushButton("Compute summary over all images")
+        # short words: the row fits a side column 400 px wide (the tables scroll sideways
+        # themselves; the tab does not)
+        self.summary_button = QtWidgets.QPushButton("Compute summary")
+        self.summary_button.setToolTip("compute the summary tables over all images")
         self.summary_button.clicked.connect(self.compute_summary)
-        self.tables_button = QtWidgets.QPushButton("Export tables as CSV…")
+        self.tables_button = QtWidgets.QPushButton("Export CSV…")
+        self.tables_button.setToolTip("write the tables below as CSV files into a folder")
         self.tables_button.clicked.connect(self._export_tables_dialog)
         self.tables_button.setEnabled(False)
         summary = QtWidgets.QWidget()

@@ -545,6 +545,8 @@ def test_viewer_summary_tables_show_their_rows(qtbot, gaze_root, tmp_path, monke
         rows_px = sum(t.rowHeight(r) for r in range(shown))
         assert t.viewport().height() >= rows_px, (t.rowCount(), t.viewport().height(), rows_px)
         assert t.viewport().height() <= rows_px + t.rowHeight(0) + 4  # no empty room
+    # the tab scrolls down, never sideways (each table scrolls sideways itself)
+    assert win.summary_tab.horizontalScrollBar().maximum() == 0
     win.grab().save(str(SHOTS / "viewer_summary_1366x768.png"))
     win.close()
 
