@@ -12,6 +12,11 @@ The model hash covers the architecture (JSON) and every weight; the image hash
 covers the exact model input (after resizing and scaling), so a map is reused
 only for the same numbers in and the same model. Files are written to a
 temporary name and renamed, so a crash never leaves a half-written map.
+
+``prepared/`` and ``decoded/`` are derived data, cheap to make again: they are kept
+under a size cap (:meth:`SaliencyCache.trim`, ``[analysis] cache_max_mb``), the least
+recently used files deleted first (a file read back is touched). Relevance maps are
+never evicted.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,10 +87,17 @@ class SaliencyCache:
 
     def get_order(self, key: str) -> NDArray[Any] | None:
         """A prepared map's support order (:class:`~gazelab.analysis.metrics.PreparedMap`),
-        by the map's content hash; ``None`` when absent or unreadable."""
+        by the map's content key; ``None`` when absent or unreadable. A file read back is
+        touched (its modification time is the last use: :meth:`trim` evicts by it)."""
         p = self.root / "prepared" / key[:2] / f"{key}.npy"
         try:
-            return np.asarray(np.load(p))
+            with open(p, "rb") as f:
+                data = f.read()
+            out = _vector_npy(data)
+            if out is None:  # another layout than the one put_order writes: NumPy reads it
+                out = np.asarray(np.load(io.BytesIO(data)))
+            os.utime(p)
+            return out
         except (OSError, ValueError, EOFError):
             return None
 
@@ -96,6 +110,83 @@ class SaliencyCache:
         with open(tmp, "wb") as f:
             np.save(f, order)
         os.replace(tmp, p)
+
+    def trim(self, max_bytes: int) -> int:
+        """Delete the least recently used files of ``prepared/`` and ``decoded/`` (oldest
+        modification time first: written or read back) until both together hold at most
+        ``max_bytes``; ``max_bytes <= 0``: no cap. Relevance maps are never deleted, nor a
+        temporary file younger than an hour (another process may be writing it). Returns
+        the bytes deleted."""
+        if max_bytes <= 0:
+            return 0
+        files: list[tuple[int, int, str]] = []
+        stale = time.time_ns() - 3600 * 10**9
+        for sub in ("prepared", "decoded"):
+            for d in _scandir(self.root / sub):
+                if not d.is_dir(follow_symlinks=False):
+                    continue
+                for e in _scandir(Path(d.path)):
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if e.is_file(follow_symlinks=False) and (
+                        not e.name.startswith(".") or st.st_mtime_ns < stale
+                    ):
+                        files.append((st.st_mtime_ns, st.st_size, e.path))
+        total = sum(size for _, size, _ in files)
+        freed = 0
+        for _, size, path in sorted(files):
+            if total <= max_bytes:
+                break
+            try:
+                os.unlink(path)
+            except OSError:  # gone already (another process trimming): not counted
+                continue
+            total -= size
+            freed += size
+        return freed
+
+    def size(self) -> int:
+        """Bytes held by ``prepared/`` and ``decoded/`` (what :meth:`trim` caps)."""
+        return sum(
+            e.stat(follow_symlinks=False).st_size
+            for sub in ("prepared", "decoded")
+            for d in _scandir(self.root / sub)
+            if d.is_dir(follow_symlinks=False)
+            for e in _scandir(Path(d.path))
+            if e.is_file(follow_symlinks=False)
+        )
+
+
+def _scandir(path: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except OSError:
+        return []
+
+
+_NPY_VECTOR = re.compile(
+    rb"\{'descr': '(<i4|<i8)', 'fortran_order': False, 'shape': \((\d+),\), \} *\n"
+)
+
+
+def _vector_npy(data: bytes) -> NDArray[Any] | None:
+    """A 1-D little-endian int32/int64 ``.npy`` file's array from its bytes (version 1
+    header, as ``np.save`` writes it), without NumPy's general header parser (a literal
+    eval); ``None`` for any other layout, or a size that does not match the header."""
+    if data[:8] != b"\x93NUMPY\x01\x00" or len(data) < 10:
+        return None
+    hlen = int.from_bytes(data[8:10], "little")
+    m = _NPY_VECTOR.fullmatch(data, 10, 10 + hlen)
+    if m is None:
+        return None
+    dtype = np.dtype(m.group(1).decode())
+    n = int(m.group(2))
+    if len(data) != 10 + hlen + n * dtype.itemsize:
+        raise ValueError("torn file")  # a miss, like np.load's error
+    return np.frombuffer(data, dtype=dtype, offset=10 + hlen)
 
 
 def decoded_image(src: Any, image_id: str, cache: SaliencyCache | None) -> NDArray[np.uint8]:
@@ -115,6 +206,7 @@ def decoded_image(src: Any, image_id: str, cache: SaliencyCache | None) -> NDArr
     try:
         got = np.load(p, mmap_mode="r")
         if got.dtype == np.uint8 and got.ndim in (2, 3):
+            os.utime(p)  # used now: the last to be evicted (SaliencyCache.trim)
             return got
     except (OSError, ValueError, EOFError):
         pass

@@ -288,6 +288,8 @@ def analyse_project(
             progress=(lambda d, t: progress("baselines", d, t)) if progress else None,
             orders=cache,
         )  # fmt: skip
+    if cache is not None:  # the derived files (sorts, decoded images) under their size cap
+        cache.trim(an.cache_max_mb * 2**20)
     return comp
 
 

@@ -181,6 +181,12 @@ class AnalysisSettings(_Validated):
         choices=("events", "samples"),
         doc="a fixation point is a fixation event (centroid) or each sample in a fixation",
     )
+    cache_max_mb: int = setting(
+        2048,
+        range=(0, 10**7),
+        doc="size cap (MiB) of the saliency cache's derived files (prepared-map sorts, "
+        "decoded images), least recently used deleted first after each compare; 0: no cap",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

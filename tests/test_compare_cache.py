@@ -156,3 +156,50 @@ def test_decoded_images_come_back_from_the_cache_by_file_content(tmp_path) -> No
     Image.fromarray(np.zeros((20, 24), dtype=np.uint8)).save(path)
     assert not decoded_image(src, iid, cache).any() and calls == [iid, iid]
     assert decoded_image(src, iid, None).shape == (20, 24)  # without a cache: the loader
+
+
+def test_the_derived_files_are_capped_least_recently_used_first(tmp_path) -> None:
+    import os
+
+    cache = SaliencyCache(tmp_path)
+    rng = np.random.default_rng(0)
+    orders = {f"{k:02x}" * 16: rng.permutation(1000).astype(np.int32) for k in range(5)}
+    for t, (key, order) in enumerate(orders.items()):
+        cache.put_order(key, order)
+        p = tmp_path / "prepared" / key[:2] / f"{key}.npy"
+        os.utime(p, ns=(10**18 + t * 10**9, 10**18 + t * 10**9))  # written in key order
+    rel = tmp_path / "model" / "gradient" / "x.npy"  # a relevance map: never evicted
+    cache.put("model", "gradient", None, "x", np.ones((4, 4), dtype=np.float32))
+    one = (tmp_path / "prepared" / "00" / f"{'00' * 16}.npy").stat().st_size
+    assert cache.size() == 5 * one
+    keys = list(orders)
+    got = cache.get_order(keys[0])  # read back: now the most recently used
+    assert got is not None and np.array_equal(got, orders[keys[0]])
+    assert cache.trim(0) == 0 and cache.size() == 5 * one  # 0: no cap
+    freed = cache.trim(3 * one)
+    assert freed == 2 * one and cache.size() == 3 * one
+    left = {k for k in keys if cache.get_order(k) is not None}
+    assert left == {keys[0], keys[3], keys[4]}  # the two oldest unused went first
+    assert rel.exists()
+    assert cache.trim(1) == 3 * one and cache.size() == 0 and rel.exists()
+
+
+def test_compare_trims_the_cache_to_its_setting(study, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    store, model = study
+    asked: list[int] = []
+
+    class Trimmed(SaliencyCache):
+        def trim(self, max_bytes: int) -> int:
+            asked.append(max_bytes)
+            return super().trim(max_bytes)
+
+    cache = Trimmed(tmp_path / "cache")
+    an = AnalysisSettings(analyzer="gradient")
+    assert an.cache_max_mb == 2048  # the default cap
+    analyse_project(store, model, analysis=replace(an, cache_max_mb=0), cache=cache)
+    full = cache.size()
+    assert full > 0 and asked == [0]  # no cap: nothing deleted
+    analyse_project(store, model, analysis=replace(an, cache_max_mb=3), cache=cache)
+    assert asked == [0, 3 * 2**20] and cache.size() == full  # under the cap: kept
