@@ -11,6 +11,7 @@ from PySide6.QtCore import QTimer
 from gazelab.annotation.screen import ScreenInfo, ScreenMemory
 from gazelab.annotation.session import SessionConfig, on_screen, screen_event
 from gazelab.app.annotate import AnnotationWindow, Autopilot
+from gazelab.app.annotate_screens import windowed_size
 from gazelab.app.setup_dialog import qt_screen_info
 
 
@@ -44,9 +45,10 @@ def run_annotation(
     for note in win.ctl.notes:
         print(f"gazelab annotate: {note}", file=sys.stderr)
     view = open_experimenter_view(win, app) if experimenter_view else None
-    if windowed:
-        w, h = win.settings.display.resolution_px
-        win.resize(min(w, 1600), min(h, 900))
+    if windowed:  # the whole window on the screen it opens on
+        geo = app.primaryScreen().availableGeometry() if app.primaryScreen() else None
+        free = (geo.width(), geo.height()) if geo is not None else None
+        win.resize(*windowed_size(win.settings.display.resolution_px, free))
         win.show()
     else:
         win.showFullScreen()

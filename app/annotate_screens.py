@@ -88,12 +88,47 @@ class ScreenMapping:
         return self._image_cache[key]
 
 
+MIN_TEXT_PX = 11  # the smallest text drawn, px: a window much smaller than its screen
+
+
+def font_px(size: float, scale: float) -> int:
+    """The pixel size of text of ``size`` (session screen px / 2) in a window that shows the
+    screen ``scale`` times: scaled with the window, never under :data:`MIN_TEXT_PX` (a
+    --windowed session on a laptop showed the validation's numbers 8 px high).
+
+    >>> font_px(7, 1.0), font_px(7, 0.48), font_px(11, 0.48)
+    (14, 11, 11)
+    """
+    return max(MIN_TEXT_PX, int(size * scale * 2))
+
+
+def windowed_size(resolution_px: tuple[int, int], available_px: tuple[int, int] | None,
+                  most_px: tuple[int, int] = (1600, 900)) -> tuple[int, int]:  # fmt: skip
+    """The size of a ``--windowed`` session's window: the session's screen shrunk (aspect
+    kept) to at most ``most_px`` and to the free area of the screen it opens on, less a
+    margin for the frame (1600x900 opened cut off on a 1366x768 screen: a third of the
+    validation targets were off the screen).
+
+    >>> windowed_size((2560, 1440), (1366, 728))
+    (1223, 688)
+    >>> windowed_size((1024, 768), (1920, 1040))
+    (1024, 768)
+    """
+    w, h = resolution_px
+    limits = [most_px[0] / w, most_px[1] / h, 1.0]
+    if available_px is not None:
+        limits += [(available_px[0] - 16) / w, (available_px[1] - 40) / h]
+    s = max(0.1, min(limits))
+    return max(320, int(w * s)), max(240, int(h * s))
+
+
 def text(
     win: AnnotationWindow, p: QPainter, words: str, rect: QRectF, color: QColor, size: float
 ) -> None:
-    """Centred, wrapped text; ``size`` in session screen px / 2 (scaled with the window)."""
+    """Centred, wrapped text; ``size`` in session screen px / 2 (scaled with the window,
+    :func:`font_px`)."""
     f = QFont()
-    f.setPixelSize(max(8, int(size * win.scale() * 2)))
+    f.setPixelSize(font_px(size, win.scale()))
     p.setFont(f)
     p.setPen(color)
     p.drawText(rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, words)
