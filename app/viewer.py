@@ -287,7 +287,8 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
         need = panel.sizeHint().height()
         if width > 100 and layout is not None and layout.hasHeightForWidth():
             need = max(need, layout.totalHeightForWidth(width))
-        top = min(need + 2 * self.layers_area.frameWidth() + 4, int(height * 0.55))
+        slack = self.layers_panel.fontMetrics().height()  # a line more wrapped than guessed
+        top = min(need + 2 * self.layers_area.frameWidth() + slack, int(height * 0.55))
         self.side.setSizes([top, max(120, height - top)])
 
     def _fit_picture(self) -> None:
@@ -456,6 +457,9 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
             QtWidgets.QMessageBox.critical(self, "gazelab view", message)
 
     def _on_image(self, image_id: str, view: ImageView) -> None:
+        drawn = self.drawn.get(image_id)
+        if drawn is not None and [a.name for a in view.aois] != [a.name for a in drawn]:
+            return  # computed before the last AOI was drawn: the view with it is on its way
         self.views[image_id] = view
         if self._pending == image_id:
             self._pending = None
@@ -751,6 +755,10 @@ class ViewerWindow(ViewerTables, QtWidgets.QMainWindow):
             return False
         return True
 
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        QtCore.QTimer.singleShot(0, self, self._fit_side)  # its words wrap at their width now
+
     def closeEvent(self, event: Any) -> None:
         self.timer.stop()
         if self._worker is not None and self._worker.isRunning():
@@ -769,6 +777,28 @@ def check_project_files(paths: ProjectPaths) -> None:
     SessionStore(paths.store).close()
     if paths.model is not None:
         read_model_config(paths.model)
+    check_cache_folders(paths.cache)
+
+
+def check_cache_folders(cache: Path) -> None:
+    """Refuse, before a window opens, a saliency cache folder (or the gaze cache beside it)
+    that cannot be made or written: the window said it as a model error, naming the model
+    file ("model M.keras: FileNotFoundError: ... '/proc/gaze-cache'")."""
+    import os
+
+    from gazelab.analysis.compare import AnalysisError
+
+    for folder in (Path(cache), Path(cache).parent / "gaze-cache"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            writable = os.access(folder, os.W_OK)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            raise AnalysisError(f"the cache folder {folder} cannot be made ({why}); give"
+                                " --cache a folder you can write") from None  # fmt: skip
+        if not writable:
+            raise AnalysisError(f"the cache folder {folder} is not writable; give --cache a"
+                                " folder you can write")  # fmt: skip
 
 
 def run_viewer(
@@ -833,6 +863,7 @@ __all__ = [
     "ViewerWindow",
     "aoi_means",
     "annotator_colour",
+    "check_cache_folders",
     "check_project_files",
     "compose",
     "display_scale",

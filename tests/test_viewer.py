@@ -352,9 +352,16 @@ def test_viewer_draws_the_aoi_corners_as_they_are_clicked(
     corner, pixel = win.corners.mapToScene(320.0, 720.0), win.item.mapToScene(320.0, 720.0)
     assert abs(corner.x() - pixel.x()) < 0.5 and abs(corner.y() - pixel.y()) < 0.5
     monkeypatch.setattr(QtWidgets.QInputDialog, "getText", lambda *a: ("chin", True))
+    before = win.current_view()
+    assert before is not None and "chin" not in [a.name for a in before.aois]
     win.draw_button.setChecked(False)
     assert win.drawing is None and len(win.corners.getData()[0] or []) == 0
     assert "AOI chin added" in win.status_label.text()
+    # a view of this image computed before the AOI (asked for earlier, arriving late) is
+    # not shown as the view with it (its AOI table had no row of the new AOI)
+    win._on_image(before.analysis.image_id, before)
+    late = win.views.get(before.analysis.image_id)
+    assert late is None or late.aois[-1].name == "chin"
     qtbot.waitUntil(lambda: win.current_view() is not None, timeout=60_000)
     assert win.current_view().aois[-1].name == "chin"
     win.close()
@@ -376,6 +383,21 @@ def test_viewer_replay_bar_keeps_its_length(qtbot, gaze_root, tmp_path, monkeypa
     assert whole[0] == "whole trial" and mid[0].strip().startswith("350 /")
     assert mid[1:] == whole[1:]
     win.close()
+
+
+def test_view_refuses_a_cache_folder_it_cannot_make(gaze_root, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """--cache where no folder can be made: one line before any window (the window opened
+    and blamed the model file: "model M.keras: FileNotFoundError: ... gaze-cache")."""
+    from gazelab.app.cli import main
+
+    root, _, _ = gaze_root
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    code = main(["view", "--store", str(root / "project.sqlite"), "--cache", str(a_file / "c")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "Traceback" not in err
+    assert f"the cache folder {a_file / 'c'} cannot be made" in err and "--cache" in err
+    assert "model" not in err
 
 
 @pytest.mark.tf
