@@ -291,9 +291,8 @@ class PreparedMap:
         def f(v: NDArray[np.float64]) -> NDArray[np.float64]:
             return np.asarray((v - v_lo) / scale, dtype=np.float64)
 
-        def as_zero_support() -> NDArray[np.float64]:
-            """The support's pixels as the reference values a zero pixel: f(noise)."""
-            return self._get(f"as_zero{seed}", lambda: f(noise[sup]))  # type: ignore[no-any-return]
+        values = self.values  # the closures below hold no reference to self (no cycle)
+        sup_noise: list[NDArray[np.float64]] = []  # the support's noise, when first needed
 
         def support_at_least(t: NDArray[np.float64]) -> NDArray[np.intp]:
             """Support pixels whose jittered value is ≥ each ``t``, exactly: every pixel with
@@ -333,13 +332,18 @@ class PreparedMap:
                 if not fwd.any():
                     break
                 p[fwd] += 1
-            out[low] = (n - p) - _count_at_least(as_zero_support(), tl)
+            # a support pixel, as if zero, is ≥ t exactly when its noise is ≥ the noise at
+            # p (f is monotone and p the first place where f reaches t)
+            if not sup_noise:
+                sup_noise.append(noise[sup])
+            inside = _count_at_least(sup_noise[0], noise_sorted[np.minimum(p, n - 1)])
+            out[low] = (n - p) - np.where(p < n, inside, 0)
             return out
 
         def auc(idx: NDArray[np.intp]) -> float:
             pos = np.minimum(np.searchsorted(sup, idx), m - 1)
             on_sup = sup[pos] == idx
-            r_on = f(self.values[pos] / hi + noise[sup[pos]])  # the reference's r there
+            r_on = f(values[pos] / hi + noise[sup[pos]])  # the reference's r there
             thr = np.where(on_sup, r_on, f(noise[idx]))
             s_fix = np.sort(thr)[::-1]
             n_fix = s_fix.size
