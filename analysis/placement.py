@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gazelab.gaze.geometry import PLACEMENT_EVENT, StimulusPlacement
+from gazelab.errors import GazelabError
+from gazelab.gaze.geometry import PLACEMENT_EVENT, StimulusPlacement, rect_problem
 from gazelab.settings import Settings
 
 IMPORT_TRIAL_EVENT = "import_trial"
@@ -44,7 +45,14 @@ def _placement_events(store: Any, session_id: int) -> list[tuple[int | None, str
             if e["kind"] in _KINDS]  # fmt: skip
 
 
+class PlacementError(GazelabError, ValueError):
+    """A trial's recorded image rectangle cannot be where the image was (zero or negative
+    size, not a number, wholly off the screen, many screens wide)."""
+
+
 def _number(v: Any) -> float:
+    if isinstance(v, bool):
+        return math.nan
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -61,6 +69,8 @@ class SessionPlacements:
     """trial index -> the payload of its last placement event (``image_rect_px`` ...)."""
     mm_per_px: tuple[float, float] | None = None
     """The screen's mm per pixel in x and y from an ``import`` event, if any."""
+    session_id: int | None = None
+    """The session read (named in the error of a rectangle that cannot be)."""
 
     @classmethod
     def read(
@@ -81,7 +91,7 @@ class SessionPlacements:
                         mm = (mx, my)
             elif ti is not None and isinstance(payload.get("image_rect_px"), dict):
                 by_trial[int(ti)] = payload
-        return cls(settings, by_trial, mm)
+        return cls(settings, by_trial, mm, session_id)
 
     def centred_square(self, image_shape: tuple[int, int]) -> StimulusPlacement:
         """The centred square of the session's settings (what ``annotate`` shows)."""
@@ -96,6 +106,14 @@ class SessionPlacements:
         (EyeLink ``IMGLOAD`` without width and height) is the image at its own size, its
         position the centre for ``CENTER`` and the top-left corner otherwise. Otherwise the
         centred square of the settings.
+
+        Raises
+        ------
+        PlacementError
+            A recorded rectangle that cannot be where the image was
+            (:func:`~gazelab.gaze.geometry.rect_problem`: a size given as zero, negative or
+            not a number, wholly off the screen, more than 4 screens wide or high): the
+            message names the session, trial, image and values.
         """
         payload = self.by_trial.get(trial_index)
         if payload is None:
@@ -108,15 +126,25 @@ class SessionPlacements:
                 s.display, int(square), image_shape, (int(screen[0]), int(screen[1]))
             )
         r = payload["image_rect_px"]
-        x, y, w, h = (_number(r.get(k)) for k in ("x", "y", "w", "h"))
-        if not (math.isfinite(x) and math.isfinite(y)):
+        if r.get("x") is None or r.get("y") is None:  # no position recorded
             return self.centred_square(image_shape)
+        x, y, w, h = (_number(r.get(k)) for k in ("x", "y", "w", "h"))
         ih, iw = image_shape
-        if not (math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
+        if r.get("w") is None or r.get("h") is None:  # a position without a size
             w, h = float(iw), float(ih)
             if (payload.get("variables") or {}).get("imgload") == "CENTER":
                 x, y = x - w / 2.0, y - h / 2.0
         d = s.display
+        why = rect_problem((x, y, w, h), (int(d.resolution_px[0]), int(d.resolution_px[1])))
+        if why is not None:
+            who = "" if self.session_id is None else f"session {self.session_id} "
+            raise PlacementError(
+                f"{who}trial {trial_index} ({payload.get('image_id') or 'image'}): the recorded"
+                f" image rectangle x={r.get('x')!r} y={r.get('y')!r} w={r.get('w')!r}"
+                f" h={r.get('h')!r} px {why}; correct the rectangle in the recording"
+                " (IMGLOAD, media position and size, stim_* columns) or the screen size in"
+                " its settings, and import it again"
+            )
         mm = self.mm_per_px or (d.width_mm / d.resolution_px[0], d.height_mm / d.resolution_px[1])
         return StimulusPlacement((x, y, w, h), (int(ih), int(iw)), mm, float(d.distance_mm),
                                  (int(d.resolution_px[0]), int(d.resolution_px[1])))  # fmt: skip

@@ -151,19 +151,25 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def session_trial_quality(
-    store: SessionStore, session_id: int, settings: Settings | None = None
+    store: SessionStore,
+    session_id: int,
+    settings: Settings | None = None,
+    *,
+    samples: Mapping[int, dict[str, np.ndarray]] | None = None,
 ) -> list[TrialQuality]:
-    """A session's per-trial data quality as ``gazelab sessions`` and the BIDS sidecar
-    report it: the rows stored with the session (written when its recording ended) when
-    they cover every trial shown (each ``image`` phase), read without touching the
-    samples; otherwise measured from the samples (:func:`compute_trial_quality`, not
-    saved), a stored row still winning over the measured one for its trial (a recording
-    that stopped before storing its last trials)."""
+    """A session's per-trial data quality as ``gazelab sessions``, the BIDS sidecar and
+    ``compare``'s quality limits use it: the rows stored with the session (written when
+    its recording ended) when they cover every trial shown (each ``image`` phase), read
+    without touching the samples; otherwise measured from the samples
+    (:func:`compute_trial_quality` on ``samples`` when the caller has read them, else one
+    read of the session; not saved), a stored row still winning over the measured one for
+    its trial (a recording that stopped before storing its last trials). A trial shown
+    without any sample is measured too (100 % loss), never taken as fine."""
     stored = {q.trial_index: q for q in store.trial_quality(session_id)}
     if stored and set(image_windows(store, session_id)) <= set(stored):
         return [stored[k] for k in sorted(stored)]
-    measured = {q.trial_index: q
-                for q in compute_trial_quality(store, session_id, settings, save=False)}  # fmt: skip
+    measured = {q.trial_index: q for q in compute_trial_quality(
+        store, session_id, settings, save=False, samples=samples)}  # fmt: skip
     measured.update(stored)
     return [measured[k] for k in sorted(measured)]
 
@@ -270,10 +276,11 @@ def quality_exclusions(
     own validation figures for stores without them) exceeds ``max_accuracy_deg``
     loses every trial, as does one with no validation at all while that limit is set;
     a trial whose data loss exceeds ``max_trial_loss_pct`` is left out on its own. The
-    data loss is the one stored with the session (:meth:`SessionStore.trial_quality`,
-    written when the recording ends); trials without a stored value (a recording that
-    stopped before) are measured from ``samples`` (the caller's read of the session's
-    image-phase samples by trial) or, without them, from one read of the session.
+    data loss is :func:`session_trial_quality`'s: the one stored with the session
+    (:meth:`SessionStore.trial_quality`, written when the recording ends) when it covers
+    every trial shown; trials without a stored value (a recording that stopped before,
+    a trial with no sample at all) are measured from ``samples`` (the caller's read of
+    the session's image-phase samples by trial) or, without them, from one read of it.
     """
     trials = [t["trial_index"] for t in store.trials(session_id)]
     if quality.max_accuracy_deg > 0:
@@ -290,32 +297,12 @@ def quality_exclusions(
             return dict.fromkeys(trials, why)
     out: dict[int, str] = {}
     if quality.max_trial_loss_pct < 100.0:
-        for q in stored_trial_quality(store, session_id, settings, samples=samples):
+        for q in session_trial_quality(store, session_id, settings, samples=samples):
             if q.loss_pct > quality.max_trial_loss_pct:
                 out[q.trial_index] = (
                     f"data loss {q.loss_pct:.1f}% > {quality.max_trial_loss_pct:.1f}%"
                 )
     return out
-
-
-def stored_trial_quality(
-    store: SessionStore,
-    session_id: int,
-    settings: Settings | None = None,
-    *,
-    samples: Mapping[int, dict[str, np.ndarray]] | None = None,
-) -> list[TrialQuality]:
-    """The per-trial data quality stored with a session, by trial index; where none is
-    stored for a trial that has image-phase samples, the value measured from them
-    (:func:`compute_trial_quality` on ``samples`` when given, not saved). A session with
-    stored values and no ``samples`` is not read."""
-    stored = {q.trial_index: q for q in store.trial_quality(session_id)}
-    if stored and (samples is None or set(samples) <= set(stored)):
-        return [stored[k] for k in sorted(stored)]
-    measured = compute_trial_quality(store, session_id, settings, save=False, samples=samples)
-    out = {q.trial_index: q for q in measured}
-    out.update(stored)
-    return [out[k] for k in sorted(out)]
 
 
 EXCLUSION_COLUMNS = ("session", "annotator", "trial_index", "image_id", "reason")

@@ -383,3 +383,62 @@ class StimulusPlacement:
             "screen_px": [int(self.screen_px[0]), int(self.screen_px[1])],
             "square_px": self.square_px,
         }
+
+
+RECT_MAX_SCREENS = 4.0
+"""An image rectangle may be at most this many screens wide and high (a larger one is a
+unit or typing error in the file, and its stimulus-frame heatmap would not fit in memory)."""
+PITCH_MAX_MM = 100.0
+"""The largest screen pixel taken as real, millimetres (an LED wall's is about 10 mm)."""
+
+
+def rect_problem(rect: tuple[float, float, float, float], screen_px: tuple[int, int]) -> str | None:
+    """Why ``rect`` (``x, y, w, h`` screen px, top-left corner and size) cannot be where an
+    image was shown on a ``screen_px`` ``(W, H)`` screen, or ``None`` when it can.
+
+    Refused: a value that is not a finite number, a width or height under one pixel, a
+    rectangle more than :data:`RECT_MAX_SCREENS` screens wide or high, and one wholly off
+    the screen (no gaze can fall on it). Partly off the screen is allowed.
+
+    >>> rect_problem((700.0, 150.0, 300.0, 450.0), (1280, 1024)) is None
+    True
+    >>> rect_problem((700.0, 150.0, 0.0, 450.0), (1280, 1024))
+    'has a width or height under 1 px'
+    """
+    if len(rect) != 4 or not all(_finite_number(v) for v in rect):
+        return "is not four finite numbers"
+    x, y, w, h = (float(v) for v in rect)
+    sw, sh = screen_px
+    if w < 1.0 or h < 1.0:
+        return "has a width or height under 1 px"
+    if w > RECT_MAX_SCREENS * sw or h > RECT_MAX_SCREENS * sh:
+        return f"is more than {RECT_MAX_SCREENS:g} times the {sw}x{sh} px screen"
+    if x >= sw or y >= sh or x + w <= 0.0 or y + h <= 0.0:
+        return f"lies wholly off the {sw}x{sh} px screen"
+    return None
+
+
+def pitch_problem(mm_per_px: object) -> str | None:
+    """Why ``mm_per_px`` is not one screen pixel's width and height in millimetres (two
+    numbers in ``(0, PITCH_MAX_MM]``), or ``None`` when it is.
+
+    >>> pitch_problem([0.25, 0.35]) is None
+    True
+    >>> pitch_problem([0, 1])
+    'must be two numbers of mm in (0, 100]'
+    """
+    ok = (
+        isinstance(mm_per_px, list | tuple)
+        and len(mm_per_px) == 2
+        and all(_finite_number(v) and 0.0 < float(v) <= PITCH_MAX_MM for v in mm_per_px)
+    )
+    return None if ok else f"must be two numbers of mm in (0, {PITCH_MAX_MM:g}]"
+
+
+def _finite_number(v: object) -> bool:
+    """A real number (not a bool, string or None) that is finite."""
+    return (
+        isinstance(v, int | float | np.integer | np.floating)
+        and not isinstance(v, bool | np.bool_)
+        and math.isfinite(float(v))
+    )

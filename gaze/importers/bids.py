@@ -60,7 +60,8 @@ def parse_bids(path: Path, options: ImportOptions) -> list[ImportedRecording]:
     sidecar = path.with_name(stem + "_gaze.json")
     try:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
-        settings = Settings.from_dict(meta["Settings"], source=str(sidecar)).to_toml()
+        parsed = Settings.from_dict(meta["Settings"], source=str(sidecar))
+        settings = parsed.to_toml()
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ImportFormatError(f"{sidecar}: missing or unreadable sidecar ({exc})") from None
     except SettingsError as exc:
@@ -74,7 +75,8 @@ def parse_bids(path: Path, options: ImportOptions) -> list[ImportedRecording]:
     arrays = {f: values[c] for f, c in fields.items()}
     arrays["local_s"] = values["t_s"]
     trials = values["trial_index"].astype(np.int64)
-    events, event_trials, images = _events(path.with_name(stem + "_events.tsv"))
+    screen = (int(parsed.display.resolution_px[0]), int(parsed.display.resolution_px[1]))
+    events, event_trials, images = _events(path.with_name(stem + "_events.tsv"), screen)
     n_trials = max([int(trials.max()) + 1, *(k + 1 for k in images)])
     order = [images.get(k, "") for k in range(n_trials)]
     m = re.match(r"sub-([A-Za-z0-9]+)", stem)
@@ -92,7 +94,7 @@ def parse_bids(path: Path, options: ImportOptions) -> list[ImportedRecording]:
                                    "_nan": nan},
         settings_toml=settings, start_local_s=0.0, stimulus_order=order,
         event_trials=event_trials,
-        metadata={"exported_session_uuid": meta.get("SessionUUID"), **_pitch(meta)},
+        metadata={"exported_session_uuid": meta.get("SessionUUID"), **_pitch(meta, sidecar)},
     )]  # fmt: skip
 
 
@@ -241,9 +243,14 @@ def _fast_table(path: Path, encoding: str, want: list[str]) -> Table | None:
 
 
 def _events(
-    path: Path,
+    path: Path, screen_px: tuple[int, int]
 ) -> tuple[list[tuple[float, str, dict[str, Any]]], list[int | None], dict[int, str]]:
-    """Events (onset s, kind, payload), their trials, and each trial's image id."""
+    """Events (onset s, kind, payload), their trials, and each trial's image id. A trial's
+    ``stim_*`` rectangle that cannot be on the ``screen_px`` screen
+    (:func:`~gazelab.gaze.geometry.rect_problem`) is refused with its line."""
+    from gazelab.annotation.bids import STIM_COLUMNS
+    from gazelab.gaze.geometry import rect_problem
+
     events: list[tuple[float, str, dict[str, Any]]] = []
     trials: list[int | None] = []
     images: dict[int, str] = {}
@@ -282,6 +289,11 @@ def _events(
         if ti is not None and stim and ti not in rects:
             v = [number(row[i], path, n, header[i]) for i in stim]
             if all(map(math.isfinite, v)):
+                why = rect_problem((v[0], v[1], v[2], v[3]), screen_px)
+                if why is not None:
+                    raise fail(path, n, f"the image rectangle stim_x/stim_y/stim_w/stim_h"
+                               f" {' '.join(row[i] for i in stim)} px {why}; correct it or"
+                               " write n/a in all four")  # fmt: skip
                 rects[ti] = (onset, dict(zip("xywh", v, strict=True)))
     for ti, (onset, rect) in rects.items():  # a rectangle no event of its trial records
         if ti not in placed:
@@ -291,15 +303,19 @@ def _events(
     return events, trials, images
 
 
-STIM_COLUMNS = ("stim_x", "stim_y", "stim_w", "stim_h")  # as gazelab.annotation.bids writes
-
-
-def _pitch(meta: dict[str, Any]) -> dict[str, Any]:
+def _pitch(meta: dict[str, Any], sidecar: Path) -> dict[str, Any]:
     """``{"mm_per_px": [x, y]}`` from the sidecar's ``PixelPitchMillimetresXY`` (one screen
-    pixel's width and height, mm), for the session's ``import`` event; ``{}`` without it."""
-    xy = meta.get("PixelPitchMillimetresXY")
-    if not (isinstance(xy, list) and len(xy) == 2):
+    pixel's width and height, mm), for the session's ``import`` event; ``{}`` without it.
+    A value that is not two sizes (:func:`~gazelab.gaze.geometry.pitch_problem`) is
+    refused."""
+    from gazelab.gaze.geometry import pitch_problem
+
+    if "PixelPitchMillimetresXY" not in meta:
         return {}
-    if not all(isinstance(v, int | float) and math.isfinite(v) and v > 0 for v in xy):
-        return {}
+    xy = meta["PixelPitchMillimetresXY"]
+    why = pitch_problem(xy)
+    if why is not None:
+        raise ImportFormatError(f"{sidecar}: PixelPitchMillimetresXY {json.dumps(xy)} {why}"
+                                " (one screen pixel's width and height); correct it, or"
+                                " delete the key to use the settings' screen size")  # fmt: skip
     return {"mm_per_px": [float(xy[0]), float(xy[1])]}
