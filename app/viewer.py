@@ -777,7 +777,8 @@ def check_project_files(paths: ProjectPaths) -> None:
     SessionStore(paths.store).close()
     if paths.model is not None:
         read_model_config(paths.model)
-    check_cache_folders(paths.cache)
+    if paths.cache is not None:
+        check_cache_folders(paths.cache)
 
 
 def check_cache_folders(cache: Path) -> None:
