@@ -21,6 +21,7 @@ from typing import Any
 
 from gazelab.errors import GazelabError
 from gazelab.gaze.geometry import PLACEMENT_EVENT, StimulusPlacement, rect_problem
+from gazelab.gaze.quality import pixel_pitch_xy
 from gazelab.settings import Settings
 
 IMPORT_TRIAL_EVENT = "import_trial"
@@ -145,7 +146,7 @@ class SessionPlacements:
                 " (IMGLOAD, media position and size, stim_* columns) or the screen size in"
                 " its settings, and import it again"
             )
-        mm = self.mm_per_px or (d.width_mm / d.resolution_px[0], d.height_mm / d.resolution_px[1])
+        mm = self.mm_per_px or pixel_pitch_xy(d)
         return StimulusPlacement((x, y, w, h), (int(ih), int(iw)), mm, float(d.distance_mm),
                                  (int(d.resolution_px[0]), int(d.resolution_px[1])))  # fmt: skip
 

@@ -116,12 +116,8 @@ class AnnotatorGaze:
             return self.heatmap
         if self.kernel_px is None or self.image_hw is None:
             raise AnalysisError(f"{self.annotator}: no heatmap kept and none can be built")
-        from gazelab.gaze.heatmaps import fixation_heatmap
-
-        if self.kernel_xy is not None:
-            return self.kernel().heatmap(self.points, self.image_hw, self.weights)
-        c, radius = self.kernel_px
-        return fixation_heatmap(self.points, self.image_hw, c, radius, self.weights)
+        # the circle's own fixation_heatmap call (bit for bit), or the ellipse
+        return self.kernel().heatmap(self.points, self.image_hw, self.weights)
 
     def arrays(self) -> dict[str, NDArray[Any]]:
         """The gaze as named arrays (an on-disk cache's entry), without the heatmap;
@@ -212,12 +208,7 @@ class ImageAnalysis:
             return self.model_heatmap
         if self.model_points is None:
             return None
-        from gazelab.gaze.heatmaps import fixation_heatmap
-
-        if self.kernel_xy is not None:
-            return self.kernel().heatmap(self.model_points, self.shape)
-        c, radius = self.kernel_px
-        return fixation_heatmap(self.model_points, self.shape, c, radius)
+        return self.kernel().heatmap(self.model_points, self.shape)  # circle or ellipse
 
 
 def class_name(index: int | None) -> str | None:

@@ -38,7 +38,7 @@ from gazelab.annotation.sessions import session_loss_pct, session_trial_quality
 from gazelab.annotation.store import SessionRecord, SessionStore
 from gazelab.errors import GazelabError
 from gazelab.fileio import atomic_path, atomic_write, clean_stale_temporaries
-from gazelab.gaze.geometry import DisplayGeometry
+from gazelab.gaze.quality import pixel_pitch_xy
 from gazelab.gaze.trackers.base import SAMPLE_FIELDS
 from gazelab.gaze.trackers.registry import TrackerKind, trackers
 from gazelab.settings import Settings
@@ -289,11 +289,6 @@ def _quality_fields(store: SessionStore, rec: SessionRecord, settings: Settings)
     return fields
 
 
-def _display_pitch(g: DisplayGeometry) -> tuple[float, float]:
-    """One screen pixel's width and height, mm, from the display's size and resolution."""
-    return (g.width_mm / g.resolution_px[0], g.height_mm / g.resolution_px[1])
-
-
 def _rect_cells(rect: tuple[float, float, float, float] | None) -> list[str]:
     """The ``stim_*`` cells: every digit of the rectangle (``repr``), so a re-import reads
     the very numbers; ``n/a`` where the trial's rectangle is not known."""
@@ -402,7 +397,7 @@ def _write_files(
         "ScreenResolution": list(g.resolution_px),
         "ScreenDistance": g.distance_mm / 1000.0,
         "PixelPitchMillimetres": g.pixel_pitch_mm,
-        "PixelPitchMillimetresXY": list(places.mm_per_px or _display_pitch(g)),
+        "PixelPitchMillimetresXY": list(places.mm_per_px or pixel_pitch_xy(g)),
         "StimulusSquarePixels": settings.stimulus.square_px,
         "StimulusPlacement": {
             "Description": "where each trial's image was on screen: events.tsv columns "
@@ -468,7 +463,7 @@ def _write_files(
         "StimulusPresentation": {
             "ScreenResolution": list(g.resolution_px),
             "ScreenDistance": g.distance_mm / 1000.0,
-            "PixelPitchMillimetresXY": list(places.mm_per_px or _display_pitch(g)),
+            "PixelPitchMillimetresXY": list(places.mm_per_px or pixel_pitch_xy(g)),
         },
     }
     paths["events_json"].write_text(json.dumps(events_json, indent=2), encoding="utf-8")

@@ -31,12 +31,8 @@ from gazelab.gaze.quality import (
 )
 from gazelab.gaze.trackers.base import SAMPLE_FIELDS, STATE_OK, GazeSample
 from gazelab.settings import Settings
+from gazelab.tests.test_placement import DIST, MM, RECT, SCREEN, SHAPE
 
-SCREEN = (1280, 1024)
-MM = (0.25, 0.35)
-DIST = 600.0
-RECT = (700.0, 150.0, 300.0, 450.0)
-SHAPE = (600, 400)
 IMAGE_ID = "happy/a.png"
 TALL = DisplayGeometry(SCREEN[0] * MM[0], SCREEN[1] * MM[1], SCREEN, DIST)
 
