@@ -63,21 +63,37 @@ class PreparedMap:
 
     def __init__(self, a: ArrayLike, orders: OrderStore | None = None) -> None:
         x = np.asarray(a, dtype=np.float64)
-        self.x = x
         self.shape = x.shape
-        self.flat = x.ravel()
-        self.n = self.flat.size
+        flat = x.ravel()
+        self.n = flat.size
         # sorted indices of the non-zero pixels (a boolean pass first: NumPy's nonzero on
         # a float array is several times slower than on the comparison's booleans)
-        self.support = np.flatnonzero(self.flat != 0)
-        self.values = self.flat[self.support]
+        self.support = np.flatnonzero(flat != 0)
+        self.m = self.support.size
+        # the values on the support, followed by the zero block's 0 (indexed by place: every
+        # pixel's value); the dense map itself is not kept (x rebuilds it)
+        vext = np.empty(self.m + 1, dtype=np.float64)
+        np.take(flat, self.support, out=vext[: self.m])
+        vext[self.m] = 0.0
+        self.values = vext[: self.m]
         if not np.isfinite(self.values).all():  # zeros are finite: NaN and ±inf are here
             raise MetricError("maps contain NaN or infinite values")
-        self.m = self.support.size
         self.n_zero = self.n - self.m
         self.n_neg = int(np.count_nonzero(self.values < 0))
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[str, Any] = {"vext": vext}
         self._orders = orders
+
+    @property
+    def x(self) -> NDArray[np.float64]:
+        """The map ``shape``, rebuilt from the support (a new array each time)."""
+        out = np.zeros(self.n, dtype=np.float64)
+        out[self.support] = self.values
+        return out.reshape(self.shape)
+
+    @property
+    def flat(self) -> NDArray[np.float64]:
+        """The map flattened ``(n,)``, rebuilt from the support (a new array each time)."""
+        return self.x.ravel()
 
     def _get(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -88,28 +104,35 @@ class PreparedMap:
     def _centre(
         on_support: NDArray[np.float64], zero_value: float, n_zero: int, n: int
     ) -> tuple[NDArray[np.float64], float, float]:
+        """(centred values on the support followed by the zero block's one, that one, sum of
+        squares): the support's part is ``ext[:-1]``, one array for both uses."""
         mean = (on_support.sum() + n_zero * zero_value) / n
-        c = on_support - mean
+        ext = np.empty(on_support.size + 1, dtype=np.float64)
+        c = ext[:-1]
+        np.subtract(on_support, mean, out=c)
         cz = zero_value - mean
-        return c, float(cz), float(np.dot(c, c) + n_zero * cz * cz)
+        ext[-1] = cz
+        return ext, float(cz), float(np.dot(c, c) + n_zero * cz * cz)
 
     @property
     def ranks_centred(self) -> tuple[NDArray[np.float64], float, float]:
         """(centred ranks on the support, centred rank of the zero block, sum of squares)."""
 
-        def make() -> tuple[NDArray[np.float64], float, float]:
-            v = self.values
-            if v.size:
-                r = _average_ranks(v, self.order, self._get("sorted", lambda: v[self.order]))
-            else:
-                r = v
-            if self.n_neg == 0:  # every value positive: all ranks shift by the zero block
-                r += self.n_zero  # integers and halves: exact, as r + where(v > 0, n_zero, 0)
-            else:
-                r = r + np.where(v > 0, self.n_zero, 0)
-            return self._centre(r, self.n_neg + (self.n_zero + 1) / 2.0, self.n_zero, self.n)
+        ext, cz, ss = self._get("ranks", self._make_ranks)
+        return ext[:-1], cz, ss
 
-        return self._get("ranks", make)
+    def _make_ranks(self) -> tuple[NDArray[np.float64], float, float]:
+        v = self.values
+        if v.size:
+            sv = self._cache.pop("sorted", None)  # the check's, when the sort was read back
+            r = _average_ranks(v, self.order, sv)
+        else:
+            r = v.copy()
+        if self.n_neg == 0:  # every value positive: all ranks shift by the zero block
+            r += self.n_zero  # integers and halves: exact, as r + where(v > 0, n_zero, 0)
+        else:
+            r = r + np.where(v > 0, self.n_zero, 0)
+        return self._centre(r, self.n_neg + (self.n_zero + 1) / 2.0, self.n_zero, self.n)
 
     @property
     def order(self) -> NDArray[np.intp]:
@@ -146,17 +169,19 @@ class PreparedMap:
 
     @property
     def values_centred(self) -> tuple[NDArray[np.float64], float, float]:
-        return self._get("values", lambda: self._centre(self.values, 0.0, self.n_zero, self.n))
+        """(centred values on the support, centred value of the zero block, sum of squares)."""
+        ext, cz, ss = self._get("values", self._make_values)
+        return ext[:-1], cz, ss
+
+    def _make_values(self) -> tuple[NDArray[np.float64], float, float]:
+        return self._centre(self.values, 0.0, self.n_zero, self.n)
 
     def centred_and_zero(self, ranks: bool) -> NDArray[np.float64]:
         """The centred ranks (or values) on the support followed by the zero block's one
         value: indexed by :attr:`place`, every pixel's centred rank (or value)."""
-
-        def make() -> NDArray[np.float64]:
-            c, cz, _ = self.ranks_centred if ranks else self.values_centred
-            return np.append(c, cz)
-
-        return self._get(f"ext{ranks}", make)
+        if ranks:
+            return self._get("ranks", self._make_ranks)[0]  # type: ignore[no-any-return]
+        return self._get("values", self._make_values)[0]  # type: ignore[no-any-return]
 
     def centred_total(self, ranks: bool) -> float:
         """The sum over all pixels of the centred ranks (or values): the support's sum
@@ -172,7 +197,7 @@ class PreparedMap:
     def values_and_zero(self) -> NDArray[np.float64]:
         """The support's values followed by a 0: indexed by :attr:`place`, every pixel's
         value."""
-        return self._get("vext", lambda: np.append(self.values, 0.0))
+        return self._cache["vext"]  # type: ignore[no-any-return]
 
     @property
     def place(self) -> NDArray[np.int32]:
@@ -254,14 +279,15 @@ class PreparedMap:
         return auc
 
     def _make_auc(self, seed: int) -> Callable[[NDArray[np.intp]], float]:
-        flat, sup, n, m = self.flat, self.support, self.n, self.m
+        sup, n, m = self.support, self.n, self.m
         if self.n_zero == 0 or m == 0 or self.n_neg:
-            values = _auc_scaled(flat, True, seed)  # no zero block to exploit: the reference
-            return lambda idx: _auc_from_values(values[idx], values)
+            scaled = _auc_scaled(self.flat, True, seed)  # no zero block to exploit: the reference
+            return lambda idx: _auc_from_values(scaled[idx], scaled)
         noise, noise_sorted, noise_order, _ = _jitter(n, seed)
         jit = AUC_JITTER  # every noise value is in [0, jit]
         order = self.order
-        sv = self._get("sorted", lambda: self.values[order])
+        sv = self._cache.get("sorted")
+        sv = self.values[order] if sv is None else sv
         hi = float(sv[-1])  # the map's max; its min is 0 (its zero block)
         # a: the scaled values in sorted order (fl(v / hi) is monotone: sorted). The reference
         # jitters them: v = fl(a + noise) in [a, fl(a + jit)], then r = f(v) = (v - lo) / scale,
@@ -440,7 +466,7 @@ def map_scores(
     if fixated is None:
         return out
     fix = fixated.ravel()
-    if fix.shape != other.flat.shape:
+    if fix.shape != (other.n,):
         out["nss"] = out["auc_judd"] = math.nan
         return out
     idx = np.flatnonzero(fix)
@@ -448,7 +474,8 @@ def map_scores(
         out["nss"] = out["auc_judd"] = math.nan
         return out
     mean, sd = other.mean_sd
-    out["nss"] = float((other.flat[idx].mean() - mean) / sd) if sd > 0 else 0.0
+    at_fix = np.take(other.values_and_zero, other.place[idx])  # other's values there
+    out["nss"] = float((at_fix.mean() - mean) / sd) if sd > 0 else 0.0
     if idx.size < fix.size:
         out["auc_judd"] = other._get("auc0", lambda: other._make_auc(0))(idx)
     else:
