@@ -93,14 +93,39 @@ def baseline_rows(
     totals: dict[tuple[int, int], NDArray[np.float64]] = {}
     counts: dict[tuple[int, int], int] = defaultdict(int)
     supports: list[float] = []
-    for i, im in enumerate(images):
-        for a in im.humans:
+
+    def image_pass(i: int) -> list[tuple[float, NDArray[np.float64] | None]]:
+        """Image i's human maps (built, then let go): support fraction and unit-mass map."""
+        out = []
+        for a in images[i].humans:
             m = human_map(i, a)
-            supports.append(np.count_nonzero(m > 0) / m.size)
-            if centre == "mean":
-                um = unit_mass(m)
-                totals[shapes[i]] = totals[shapes[i]] + um if shapes[i] in totals else um
-                counts[shapes[i]] += 1
+            out.append(
+                (np.count_nonzero(m > 0) / m.size, unit_mass(m) if centre == "mean" else None)
+            )
+        return out
+
+    # the maps are built on every core, a few images ahead; the sums are taken in image
+    # order on this thread (the same floats as one loop)
+    import os
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    n_workers = max(1, min(len(images), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        ahead: deque[Future[list[tuple[float, NDArray[np.float64] | None]]]] = deque()
+        nxt = 0
+        for i in range(len(images)):
+            while nxt < len(images) and len(ahead) < 2 * n_workers:
+                ahead.append(pool.submit(image_pass, nxt))
+                nxt += 1
+            for fraction, um in ahead.popleft().result():
+                supports.append(fraction)
+                if um is not None:
+                    if shapes[i] in totals:
+                        np.add(totals[shapes[i]], um, out=totals[shapes[i]])
+                    else:
+                        totals[shapes[i]] = um  # a new array (unit_mass): summed into in place
+                    counts[shapes[i]] += 1
     frac = float(np.mean(supports)) if supports else 0.0
 
     def centre_map(i: int, own: list[NDArray[np.float64]]) -> PreparedMap | None:
