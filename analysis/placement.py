@@ -84,14 +84,16 @@ class SessionPlacements:
         by_trial: dict[int, Mapping[str, Any]] = {}
         mm: tuple[float, float] | None = None
         for ti, kind, payload in _placement_events(store, session_id):
+            if not isinstance(payload, Mapping):  # not an object: records nothing
+                continue
             if kind == IMPORT_EVENT:
                 m = payload.get("mm_per_px")
                 if isinstance(m, list) and len(m) == 2:
                     mx, my = _number(m[0]), _number(m[1])
                     if mx > 0 and my > 0 and math.isfinite(mx + my):
                         mm = (mx, my)
-            elif ti is not None and isinstance(payload.get("image_rect_px"), dict):
-                by_trial[int(ti)] = payload
+            elif ti is not None and payload.get("image_rect_px") is not None:
+                by_trial[int(ti)] = payload  # a rectangle that is not one: for_trial refuses
         return cls(settings, by_trial, mm, session_id)
 
     def centred_square(self, image_shape: tuple[int, int]) -> StimulusPlacement:
@@ -127,6 +129,13 @@ class SessionPlacements:
                 s.display, int(square), image_shape, (int(screen[0]), int(screen[1]))
             )
         r = payload["image_rect_px"]
+        where = (f"{'' if self.session_id is None else f'session {self.session_id} '}trial"
+                 f" {trial_index} ({payload.get('image_id') or 'image'})")  # fmt: skip
+        fix = ("correct the rectangle in the recording (IMGLOAD, media position and size,"
+               " stim_* columns) or the screen size in its settings, and import it again")  # fmt: skip
+        if not isinstance(r, Mapping):
+            raise PlacementError(f"{where}: the recorded image rectangle {r!r} is not"
+                                 f" {{x, y, w, h}} px; {fix}")  # fmt: skip
         if r.get("x") is None or r.get("y") is None:  # no position recorded
             return self.centred_square(image_shape)
         x, y, w, h = (_number(r.get(k)) for k in ("x", "y", "w", "h"))
@@ -138,13 +147,9 @@ class SessionPlacements:
         d = s.display
         why = rect_problem((x, y, w, h), (int(d.resolution_px[0]), int(d.resolution_px[1])))
         if why is not None:
-            who = "" if self.session_id is None else f"session {self.session_id} "
             raise PlacementError(
-                f"{who}trial {trial_index} ({payload.get('image_id') or 'image'}): the recorded"
-                f" image rectangle x={r.get('x')!r} y={r.get('y')!r} w={r.get('w')!r}"
-                f" h={r.get('h')!r} px {why}; correct the rectangle in the recording"
-                " (IMGLOAD, media position and size, stim_* columns) or the screen size in"
-                " its settings, and import it again"
+                f"{where}: the recorded image rectangle x={r.get('x')!r} y={r.get('y')!r}"
+                f" w={r.get('w')!r} h={r.get('h')!r} px {why}; {fix}"
             )
         mm = self.mm_per_px or pixel_pitch_xy(d)
         return StimulusPlacement((x, y, w, h), (int(ih), int(iw)), mm, float(d.distance_mm),

@@ -335,8 +335,8 @@ def _trial_rects(
         recorded = payload.get("image_shape")
         if isinstance(recorded, list) and len(recorded) == 2:
             shape = (int(recorded[0]), int(recorded[1]))
-        elif payload.get("square_px") is None and _sized(payload.get("image_rect_px")):
-            shape = (1, 1)  # the rectangle is all there is; the image's size is not used
+        elif payload.get("square_px") is None and _stated(payload.get("image_rect_px")):
+            shape = (1, 1)  # the rectangle is all there is (checked there); no image size used
         else:
             shape = decoded_shape(image_id)
         if shape is not None and shape[0] > 0 and shape[1] > 0:
@@ -344,15 +344,15 @@ def _trial_rects(
     return out
 
 
-def _sized(rect: Any) -> bool:
-    """A recorded rectangle with a finite, positive width and height."""
+def _stated(rect: Any) -> bool:
+    """A recorded rectangle that states all it is (position and size, or something that is
+    not a rectangle at all: :meth:`SessionPlacements.for_trial` refuses it by name), as
+    opposed to none, or a position without a size (the image's own size completes it)."""
+    if rect is None:
+        return False
     if not isinstance(rect, dict):
-        return False
-    try:
-        w, h = float(rect.get("w")), float(rect.get("h"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-    return math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0
+        return True
+    return all(rect.get(k) is not None for k in ("x", "y", "w", "h"))
 
 
 def _write_files(

@@ -284,3 +284,26 @@ def test_annotate_validation_error_one_degree_off_in_y_is_one_degree() -> None:
     # one mean pitch (0.30 mm) said 0.857° and 1.200°
     mean = [tall.px_to_deg(dy), tall.px_to_deg(dx)]
     assert mean == pytest.approx([0.857, 1.200], abs=1e-3)
+
+
+@pytest.mark.parametrize("rect", [[700, 150, 300, 450], "700 150 300 450", 7])
+def test_a_bids_payload_rectangle_that_is_not_an_object_is_refused_where_read(
+    export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], rect: object
+) -> None:
+    """A hand-edited payload's ``image_rect_px`` that is not ``{x, y, w, h}``: before, the
+    trial silently became the settings' centred square (the stim_* columns ignored)."""
+    folder, events, _ = edited_copy(export, tmp_path)
+    rows = read_events(events)
+    for row in rows:
+        payload = json.loads(row["payload"])
+        if row["trial_type"] == "import_trial":
+            payload["image_rect_px"] = rect
+        row["payload"] = json.dumps(payload, sort_keys=True)
+    write_events(events, rows)
+    store = tmp_path / "s.sqlite"
+    assert main(["import", "bids", str(folder), "--store", str(store)]) == 0
+    capsys.readouterr()
+    with SessionStore(store) as st, pytest.raises(PlacementError, match="is not {x, y, w, h}"):
+        trial_placement(st, 1, 0, SHAPE)
+    err = refused(["export", "--store", str(store), "--out", str(tmp_path / "again")], capsys)
+    assert f"session 1 trial 0 (happy/a.png): the recorded image rectangle {rect!r}" in err
