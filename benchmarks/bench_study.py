@@ -84,16 +84,16 @@ def timed_compare(store_path: Path, model, cache_dir: Path) -> dict[str, float]:
         marks.setdefault(stage, []).append(time.perf_counter())
 
     store = SessionStore(store_path)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     comp = analyse_project(
         store, model, cache=SaliencyCache(cache_dir), progress=progress, keep_maps=24
     )  # as gazelab compare
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     summaries(comp)
     write_report(comp, cache_dir.parent / "report", max_image_figures=8)
     t2 = time.perf_counter()
     store.close()
-    out = {"total": t1 - t0, "report": t2 - t1, "images": float(len(comp.images))}
+    out = {"total": t1 - t0, "cpu": c1 - c0, "report": t2 - t1, "images": float(len(comp.images))}
     starts = {s: marks[s][0] for s in STAGES if s in marks}
     names = [s for s in STAGES if s in starts]
     for a, b in zip(names, names[1:] + ["end"], strict=True):
@@ -171,12 +171,15 @@ def main() -> None:
         cold = timed_compare(big, model, root / "big" / "cache")
         warm = timed_compare(big, model, root / "big" / "cache")
         touched = touched_bytes(root / "big", n, 2, 560)
+        derived = sum(p.stat().st_size for sub in ("prepared", "decoded")
+                      for p in (root / "big" / "cache" / sub).rglob("*.npy"))  # fmt: skip
         bandwidth = copy_bandwidth()
         peak = traced_peak(big, model, root / "big" / "cache", 24)
     for name, big_r, small_r, large_r in (("cold", cold, s_cold, l_cold),
                                           ("warm", warm, s_warm, l_warm)):  # fmt: skip
         print(f"{n} images x 2 annotators, {name}: compare {big_r['total']:.1f} s "
-              f"(+ report {big_r['report']:.1f} s)")  # fmt: skip
+              f"(process CPU {big_r['cpu']:.1f} s on {os.cpu_count()} cores; "
+              f"+ report {big_r['report']:.1f} s)")  # fmt: skip
         for stage in STAGES:
             per = small_r.get(stage, 0.0) / k
             ratio = big_r.get(stage, 0.0) / (per * n) if per > 0 else float("nan")
@@ -193,6 +196,8 @@ def main() -> None:
           f"warm is {warm['total'] / floor:.0f}x the floor")  # fmt: skip
     print("BLAS: one thread per scoring worker (threadpoolctl), "
           f"{min(n, os.cpu_count() or 1)} workers")  # fmt: skip
+    print(f"cache: prepared sorts and decoded images {derived / 2**20:.0f} MiB on disk "
+          "(capped by [analysis] cache_max_mb)")  # fmt: skip
     print(f"memory: traced peak of the {n}-image warm compare keeping 24 maps: {peak:.0f} MiB")
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     for what, got, goal, unit in (("warm", warm["total"], 5.0, "s"), ("cold", cold["total"], 10.0, "s"),
