@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gazelab.errors import GazelabError
-from gazelab.gaze.geometry import PLACEMENT_EVENT, StimulusPlacement, rect_problem
+from gazelab.gaze.geometry import (
+    PLACEMENT_EVENT,
+    StimulusPlacement,
+    pitch_problem,
+    rect_problem,
+)
 from gazelab.gaze.quality import pixel_pitch_xy
 from gazelab.settings import Settings
 
@@ -152,6 +157,13 @@ class SessionPlacements:
                 f" w={r.get('w')!r} h={r.get('h')!r} px {why}; {fix}"
             )
         mm = self.mm_per_px or pixel_pitch_xy(d)
+        bad_pitch = pitch_problem(list(mm))
+        if bad_pitch is not None:
+            raise PlacementError(
+                f"{where}: the screen's pixel size {mm[0]:g} x {mm[1]:g} mm (its width and"
+                f" height in mm over its resolution in px) {bad_pitch}; import the recording"
+                " again with the screen's real size (--screen-mm W H)"
+            )
         return StimulusPlacement((x, y, w, h), (int(ih), int(iw)), mm, float(d.distance_mm),
                                  (int(d.resolution_px[0]), int(d.resolution_px[1])))  # fmt: skip
 

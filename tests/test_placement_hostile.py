@@ -307,3 +307,19 @@ def test_a_bids_payload_rectangle_that_is_not_an_object_is_refused_where_read(
         trial_placement(st, 1, 0, SHAPE)
     err = refused(["export", "--store", str(store), "--out", str(tmp_path / "again")], capsys)
     assert f"session 1 trial 0 (happy/a.png): the recorded image rectangle {rect!r}" in err
+
+
+def test_a_screen_of_absurd_pixel_size_stops_the_maps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--screen-mm 1e9 358.4: 781 m wide pixels made a kernel of 7e-5 px (a map of bare
+    points). The trial's placement refuses a pixel over 100 mm, naming it."""
+    store, root = tmp_path / "s.sqlite", images(tmp_path)
+    argv = ["import", "eyelink", str(write_asc(tmp_path / "r.asc", [(850.0, 375.0, 50)])),
+            "--store", str(store), "--screen-mm", "1e9", "358.4", "--distance-cm", "60"]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    err = refused(["heatmaps", "--store", str(store), "--session", "1",
+                   "--images", f"folder:{root}", "--out", str(tmp_path / "hm")], capsys)  # fmt: skip
+    assert "session 1 trial 0 (happy/a.png): the screen's pixel size 781250 x 0.35 mm" in err
+    assert "(0, 100]" in err and "--screen-mm W H" in err
