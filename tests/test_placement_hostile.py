@@ -114,6 +114,21 @@ def test_a_bids_rectangle_wholly_off_the_screen_is_refused(
     assert "1280.0 150.0 300.0 450.0 px lies wholly off the 1280x1024 px screen" in err
 
 
+def test_a_bids_rectangle_partly_n_a_is_refused(
+    export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A position without a size in stim_* (w and h n/a): before, the whole rectangle was
+    dropped without a word and the trial became the settings' centred square."""
+    folder, events, _ = edited_copy(export, tmp_path)
+    rows = read_events(events)
+    for row in rows:
+        if row["trial_index"] != "n/a":
+            row.update(stim_w="n/a", stim_h="n/a")
+    write_events(events, rows)
+    err = refused(["import", "bids", str(folder), "--store", str(tmp_path / "s.sqlite")], capsys)
+    assert str(events) in err and "700.0 150.0 n/a n/a is partly n/a" in err
+
+
 def test_bids_stim_columns_of_n_a_leave_the_trial_to_its_settings(
     export: Path, tmp_path: Path
 ) -> None:

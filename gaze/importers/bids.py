@@ -288,6 +288,10 @@ def _events(
             placed.add(ti)
         if ti is not None and stim and ti not in rects:
             v = [number(row[i], path, n, header[i]) for i in stim]
+            if any(map(math.isfinite, v)) and not all(map(math.isfinite, v)):
+                raise fail(path, n, f"the image rectangle stim_x/stim_y/stim_w/stim_h"
+                           f" {' '.join(row[i] for i in stim)} is partly n/a; give all"
+                           " four or write n/a in all four")  # fmt: skip
             if all(map(math.isfinite, v)):
                 why = rect_problem((v[0], v[1], v[2], v[3]), screen_px)
                 if why is not None:
