@@ -65,6 +65,59 @@ noise of remote and consumer trackers (``docs/fixations.md``)."""
 MAX_STEP_PERIODS = 2.5
 """A step between two samples longer than this many median sample periods is a gap."""
 
+SQUARE_PITCH_RTOL = 1e-3
+"""Pixels whose x and y pitch (mm) differ by less than this fraction are square: both
+axes use the one mean :meth:`DisplayGeometry.px_per_deg`, the arithmetic of every result
+before per-axis scales (the reference 27" 2560×1440 display's pitches differ by 2e-5)."""
+
+PxPerDeg = float | tuple[float, float]
+"""Screen pixels per degree: one number for square pixels, or ``(x, y)``."""
+
+
+def px_per_deg_xy(geometry: DisplayGeometry) -> tuple[float, float]:
+    """Screen pixels per degree in x and in y near the screen centre, ``2 d tan(0.5°) /
+    pitch`` with each axis' own pitch (``width_mm / width_px``, ``height_mm /
+    height_px``).
+
+    When the pitches differ by less than :data:`SQUARE_PITCH_RTOL` both are
+    :meth:`DisplayGeometry.px_per_deg` (the mean pitch), so square pixels give exactly
+    the numbers they always did.
+
+    >>> px_per_deg_xy(DisplayGeometry(1280 * 0.25, 1024 * 0.35, (1280, 1024), 600.0))
+    ... # doctest: +ELLIPSIS
+    (41.88..., 29.92...)
+    """
+    w, h = geometry.resolution_px
+    pitch_x, pitch_y = geometry.width_mm / w, geometry.height_mm / h
+    if abs(pitch_x - pitch_y) <= SQUARE_PITCH_RTOL * max(pitch_x, pitch_y):
+        mean = geometry.px_per_deg()
+        return (mean, mean)
+    extent_mm = 2.0 * geometry.distance_mm * math.tan(math.radians(0.5))
+    return (extent_mm / pitch_x, extent_mm / pitch_y)
+
+
+def axis_scales(px_per_deg: PxPerDeg) -> tuple[float, float] | None:
+    """``(x, y)`` pixels per degree when the two differ, ``None`` when one number serves
+    both axes (a float, or a pair of equal ones)."""
+    if isinstance(px_per_deg, tuple):
+        px, py = float(px_per_deg[0]), float(px_per_deg[1])
+        return None if px == py else (px, py)
+    return None
+
+
+def mean_scale(px_per_deg: PxPerDeg) -> float:
+    """The one pixels-per-degree of square pixels (the first of an equal pair)."""
+    return float(px_per_deg[0] if isinstance(px_per_deg, tuple) else px_per_deg)
+
+
+def to_degrees(
+    x: NDArray[np.float64], y: NDArray[np.float64], scales: tuple[float, float]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Screen px -> degrees on each axis: ``x / px_per_deg_x``, ``y / px_per_deg_y``
+    (the small-angle rate at the screen centre; distances between the results are
+    visual angles in degrees)."""
+    return np.asarray(x, dtype=np.float64) / scales[0], np.asarray(y, dtype=np.float64) / scales[1]
+
 
 @dataclass(frozen=True)
 class SampleArrays:
@@ -185,7 +238,7 @@ def savgol_velocity(
     valid: NDArray[np.bool_],
     *,
     window_ms: float,
-    px_per_deg: float,
+    px_per_deg: PxPerDeg,
     period_ms: float | None = None,
 ) -> NDArray[np.float64]:
     """Gaze speed, °/s, by Savitzky–Golay differentiation (order 2) of x and y.
@@ -199,6 +252,11 @@ def savgol_velocity(
     fit to all of it (2 samples: the chord). Samples alone in their stretch, and invalid
     ones, get ``inf``. The window in samples is ``window_ms`` over the sample period
     (``period_ms``, default the median step), rounded to an odd number ≥ 3.
+
+    ``px_per_deg`` is one number for square pixels (the speed in px/s over it), or the
+    ``(x, y)`` pair of :func:`px_per_deg_xy`: when the two differ, x and y are turned to
+    degrees each by its own scale before differentiating, so a movement along y on
+    tall pixels is not read at the mean pitch.
 
     Vectorised: one correlation with the window's coefficients for all interior
     samples, and one matrix product per kind of stretch end (no loop over samples or
@@ -229,6 +287,9 @@ def savgol_velocity(
     yy = np.asarray(y, dtype=np.float64)
     if not valid.all():
         xx, yy = np.where(valid, xx, 0.0), np.where(valid, yy, 0.0)
+    scales = axis_scales(px_per_deg)
+    if scales is not None:  # non-square pixels: each axis in degrees
+        xx, yy = to_degrees(xx, yy, scales)
     if n >= w:  # interior: one correlation; the ends are overwritten below
         from scipy.signal import savgol_coeffs  # here: SciPy costs 0.4 s to import
 
@@ -255,7 +316,7 @@ def savgol_velocity(
     for m in np.unique(size[~long_]).tolist():  # short stretches: one fit to all of each
         starts = first[~long_][size[~long_] == m]
         _apply_fit(v, xx, yy, starts, m, _slope_matrix(m, period), 0)
-    v *= 1000.0 / px_per_deg
+    v *= 1000.0 if scales is not None else 1000.0 / mean_scale(px_per_deg)
     return v
 
 

@@ -44,14 +44,19 @@ from numpy.typing import NDArray
 
 from gazelab.gaze.detectors.idt import idt
 from gazelab.gaze.fixations import (
+    PxPerDeg,
     SampleArrays,
     Thresholds,
+    axis_scales,
     long_enough,
+    mean_scale,
     merge_segments,
+    px_per_deg_xy,
     register_detector,
     sample_period_ms,
     savgol_velocity,
     slow_segments,
+    to_degrees,
 )
 from gazelab.gaze.geometry import DisplayGeometry
 
@@ -120,7 +125,7 @@ def adaptive(
     y: NDArray[np.float64],
     valid: NDArray[np.bool_],
     *,
-    px_per_deg: float,
+    px_per_deg: PxPerDeg,
     min_fixation_ms: float,
     window_ms: float = 20.0,
     merge_gap_ms: float = 75.0,
@@ -134,24 +139,31 @@ def adaptive(
     (onset threshold × ``min_fixation_ms``, degrees; ``window_ms`` if that is longer)
     and I-DT windows of at least that duration are the fixations (see the module docstring); in both cases
     they are then merged (``merge_gap_ms``, ``merge_angle_deg``) and kept if at least
-    ``min_fixation_ms`` long.
+    ``min_fixation_ms`` long. ``px_per_deg`` is one number or ``(x, y)``
+    (:func:`~gazelab.gaze.fixations.px_per_deg_xy`); when the two differ, speed,
+    dispersion and merging distances are measured on x and y in degrees.
     """
     period = sample_period_ms(t)
     v = savgol_velocity(
         t, x, y, valid, window_ms=window_ms, px_per_deg=px_per_deg, period_ms=period
     )
     thr = min(max(adaptive_threshold(v), MIN_ONSET_DEG_S), max_onset_deg_s)
+    scales = axis_scales(px_per_deg)
+    if scales is None:  # distances in screen px
+        dx, dy, unit = x, y, mean_scale(px_per_deg)
+    else:  # non-square pixels: distances in degrees
+        (dx, dy), unit = to_degrees(x, y, scales), 1.0
     if thr > dispersion_above_deg_s:  # too noisy for speed: dispersion of the same scale
         span_ms = max(min_fixation_ms, window_ms)
-        disp_px = thr * span_ms / 1000.0 * px_per_deg
+        disp = thr * span_ms / 1000.0 * unit
         segs = np.asarray(
-            idt(t, x, y, valid, dispersion_px=disp_px, min_duration_ms=span_ms),
+            idt(t, dx, dy, valid, dispersion_px=disp, min_duration_ms=span_ms),
             dtype=np.int64,
         ).reshape(-1, 2)
     else:
         segs = slow_segments(t, v < thr, valid, period)
-    segs = merge_segments(segs, t, x, y, valid, max_gap_ms=merge_gap_ms,
-                          max_dist_px=merge_angle_deg * px_per_deg)  # fmt: skip
+    segs = merge_segments(segs, t, dx, dy, valid, max_gap_ms=merge_gap_ms,
+                          max_dist_px=merge_angle_deg * unit)  # fmt: skip
     return long_enough(segs, t, min_fixation_ms)
 
 
@@ -162,7 +174,7 @@ def adaptive(
 def detect(s: SampleArrays, geometry: DisplayGeometry, th: Thresholds) -> NDArray[np.int64]:
     return adaptive(
         s.time_ms, s.x, s.y, s.valid,
-        px_per_deg=geometry.px_per_deg(), min_fixation_ms=th.min_fixation_ms,
+        px_per_deg=px_per_deg_xy(geometry), min_fixation_ms=th.min_fixation_ms,
         window_ms=th.velocity_window_ms, merge_gap_ms=th.merge_gap_ms,
         merge_angle_deg=th.merge_angle_deg,
     )  # fmt: skip

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from gazelab.gaze.fixations import SampleArrays, Segments, Thresholds, register_detector, valid_runs
+from gazelab.gaze.fixations import (
+    SampleArrays,
+    Segments,
+    Thresholds,
+    axis_scales,
+    px_per_deg_xy,
+    register_detector,
+    to_degrees,
+    valid_runs,
+)
 from gazelab.gaze.geometry import DisplayGeometry
 
 
@@ -21,7 +30,9 @@ def idt(
 
     A window of at least ``min_duration_ms`` whose dispersion
     ``(max x - min x) + (max y - min y)`` is at most ``dispersion_px`` is grown
-    while the dispersion stays under the threshold; it becomes a fixation.
+    while the dispersion stays under the threshold; it becomes a fixation. ``x``, ``y``
+    and ``dispersion_px`` may be in any one unit (the ``idt`` detector passes degrees on
+    non-square pixels: each axis over its own pixels per degree).
     """
     out: list[tuple[int, int]] = []
     for start, stop in valid_runs(valid):
@@ -50,7 +61,10 @@ def idt(
 
 @register_detector("idt", "dispersion ≤ dispersion_deg over ≥ min_duration_ms")
 def detect(s: SampleArrays, geometry: DisplayGeometry, th: Thresholds) -> Segments:
-    return idt(
-        s.time_ms, s.x, s.y, s.valid,
-        dispersion_px=geometry.deg_to_px(th.dispersion_deg), min_duration_ms=th.min_duration_ms,
-    )  # fmt: skip
+    scales = axis_scales(px_per_deg_xy(geometry))
+    if scales is None:  # square pixels: dispersion in screen px
+        x, y, limit = s.x, s.y, geometry.deg_to_px(th.dispersion_deg)
+    else:  # non-square pixels: x and y each in degrees, the same threshold in degrees
+        x, y = to_degrees(s.x, s.y, scales)
+        limit = geometry.deg_to_px(th.dispersion_deg) / geometry.px_per_deg()
+    return idt(s.time_ms, x, y, s.valid, dispersion_px=limit, min_duration_ms=th.min_duration_ms)

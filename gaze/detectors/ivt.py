@@ -13,9 +13,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab.gaze.fixations import (
+    PxPerDeg,
     SampleArrays,
     Thresholds,
     long_enough,
+    px_per_deg_xy,
     register_detector,
     sample_period_ms,
     savgol_velocity,
@@ -31,7 +33,7 @@ def ivt(
     valid: NDArray[np.bool_],
     *,
     velocity_deg_s: float,
-    px_per_deg: float,
+    px_per_deg: PxPerDeg,
     min_fixation_ms: float,
     window_ms: float = 20.0,
 ) -> NDArray[np.int64]:
@@ -43,8 +45,10 @@ def ivt(
         Tracker time (ms), screen position (px), validity.
     velocity_deg_s : float
         Threshold, °/s (docs/algorithms.md#fixations: 30 °/s).
-    px_per_deg : float
-        Screen pixels per degree (the session geometry).
+    px_per_deg : float or (float, float)
+        Screen pixels per degree (the session geometry): one number, or ``(x, y)``
+        (:func:`~gazelab.gaze.fixations.px_per_deg_xy`; each axis is turned to degrees
+        by its own when they differ).
     min_fixation_ms : float
         Shortest fixation kept (last minus first sample time).
     window_ms : float
@@ -65,6 +69,6 @@ def ivt(
 def detect(s: SampleArrays, geometry: DisplayGeometry, th: Thresholds) -> NDArray[np.int64]:
     return ivt(
         s.time_ms, s.x, s.y, s.valid,
-        velocity_deg_s=th.velocity_deg_s, px_per_deg=geometry.px_per_deg(),
+        velocity_deg_s=th.velocity_deg_s, px_per_deg=px_per_deg_xy(geometry),
         min_fixation_ms=th.min_fixation_ms, window_ms=th.velocity_window_ms,
     )  # fmt: skip

@@ -18,15 +18,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gazelab.gaze.fixations import (
+    PxPerDeg,
     SampleArrays,
     Thresholds,
+    axis_scales,
     fill_gaps,
     long_enough,
+    mean_scale,
     merge_segments,
+    px_per_deg_xy,
     register_detector,
     sample_period_ms,
     savgol_velocity,
     slow_segments,
+    to_degrees,
 )
 from gazelab.gaze.geometry import DisplayGeometry
 
@@ -38,7 +43,7 @@ def ivt_filter(
     valid: NDArray[np.bool_],
     *,
     velocity_deg_s: float,
-    px_per_deg: float,
+    px_per_deg: PxPerDeg,
     min_fixation_ms: float,
     window_ms: float = 20.0,
     gap_fill_ms: float = 75.0,
@@ -50,14 +55,19 @@ def ivt_filter(
     Parameters as :func:`~gazelab.gaze.detectors.ivt.ivt`, plus ``gap_fill_ms``
     (interpolate invalid runs up to this long), ``merge_gap_ms`` and
     ``merge_angle_deg`` (join fixations this close in time and angle). Centroids for
-    merging use the samples as recorded (interpolated ones are not data).
+    merging use the samples as recorded (interpolated ones are not data); with
+    ``(x, y)`` pixels per degree that differ they are compared in degrees.
     """
     xf, yf, vf = fill_gaps(t, x, y, valid, max_gap_ms=gap_fill_ms)
     period = sample_period_ms(t)
     v = savgol_velocity(t, xf, yf, vf, window_ms=window_ms, px_per_deg=px_per_deg, period_ms=period)
     segs = slow_segments(t, v < velocity_deg_s, vf, period)
-    segs = merge_segments(segs, t, x, y, valid, max_gap_ms=merge_gap_ms,
-                          max_dist_px=merge_angle_deg * px_per_deg)  # fmt: skip
+    scales = axis_scales(px_per_deg)
+    if scales is None:
+        mx, my, dist = x, y, merge_angle_deg * mean_scale(px_per_deg)
+    else:  # non-square pixels: centroids in degrees
+        (mx, my), dist = to_degrees(x, y, scales), merge_angle_deg
+    segs = merge_segments(segs, t, mx, my, valid, max_gap_ms=merge_gap_ms, max_dist_px=dist)
     return long_enough(segs, t, min_fixation_ms)
 
 
@@ -68,7 +78,7 @@ def ivt_filter(
 def detect(s: SampleArrays, geometry: DisplayGeometry, th: Thresholds) -> NDArray[np.int64]:
     return ivt_filter(
         s.time_ms, s.x, s.y, s.valid,
-        velocity_deg_s=th.velocity_deg_s, px_per_deg=geometry.px_per_deg(),
+        velocity_deg_s=th.velocity_deg_s, px_per_deg=px_per_deg_xy(geometry),
         min_fixation_ms=th.min_fixation_ms, window_ms=th.velocity_window_ms,
         gap_fill_ms=th.gap_fill_ms, merge_gap_ms=th.merge_gap_ms,
         merge_angle_deg=th.merge_angle_deg,
