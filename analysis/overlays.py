@@ -163,7 +163,13 @@ def polygon_overlay(
     font_px: int = 11,
 ) -> NDArray[np.uint8]:
     """A closed outline (image px, times ``scale``) with its label (``font_px`` high) at
-    its top-left."""
+    its top-left.
+
+    The label is drawn with a halo (a stroke of :func:`halo_colour`: black round light
+    text, white round dark text, ``font_px / 8`` px, at least 1) so it reads on any
+    face; it sits just above the outline, or just inside it when the outline touches
+    the image's top edge (no room above).
+    """
     from PIL import Image, ImageDraw
 
     img = Image.fromarray(rgb)
@@ -174,8 +180,21 @@ def polygon_overlay(
         if label:
             x0 = min(p[0] for p in pts)
             y0 = min(p[1] for p in pts)
-            draw.text((x0, max(0.0, y0 - 2)), label, fill=colour, font=_font(font_px), anchor="lb")
+            stroke = max(1, round(font_px / 8))
+            if y0 - 2 - stroke >= font_px:  # room for the text over the outline
+                at, anchor = (x0 + stroke, y0 - 2 - stroke), "lb"
+            else:  # the outline at the image's top edge: just inside it
+                at, anchor = (x0 + width + stroke, y0 + width + stroke), "lt"
+            draw.text(at, label, fill=colour, font=_font(font_px), anchor=anchor,
+                      stroke_width=stroke, stroke_fill=halo_colour(colour))  # fmt: skip
     return np.asarray(img).copy()
+
+
+def halo_colour(colour: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black for a light text colour, white for a dark one (Rec. 601 luma ``0.299 R +
+    0.587 G + 0.114 B`` over or under 128)."""
+    r, g, b = colour[:3]
+    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b >= 128 else (255, 255, 255)
 
 
 def with_legend(

@@ -54,3 +54,34 @@ def test_render_view_enlarges_draws_aois_and_adds_the_legend() -> None:
     assert plain.shape == framed.shape
     assert (framed[:40] != plain[:40]).any() and (framed[40:] == plain[40:]).all()
     assert [name for name, _ in legend_entries(im, ["A"], Layers())] == ["annotator A (said happy)"]
+
+
+def test_aoi_labels_have_a_dark_halo_on_a_light_face() -> None:
+    from gazelab.analysis.overlays import halo_colour, polygon_overlay
+
+    white = np.full((120, 160, 3), 255, dtype=np.uint8)
+    square = np.array([[40.0, 60.0], [120.0, 60.0], [120.0, 110.0], [40.0, 110.0]])
+    bare = polygon_overlay(white, square, (255, 255, 255))
+    out = polygon_overlay(white, square, (255, 255, 255), label="mouth", font_px=11)
+    assert (bare == 255).all()  # a white outline on white: nothing to see
+    label = out[40:60, 38:100]  # above the outline's top-left corner
+    dark = (label.max(axis=-1) < 64).sum()
+    assert dark >= 20  # the halo: black pixels round the white letters
+    assert (label.min(axis=-1) == 255).any()  # the letters themselves stay white
+    assert (out[:38] == 255).all() and (out[61:] == 255).all()  # only there
+    # an outline at the image's top edge: the label goes inside, still haloed
+    top = polygon_overlay(white, square - [0.0, 60.0], (255, 255, 255), label="brows")
+    assert (top[2:20, 40:100].max(axis=-1) < 64).sum() >= 20
+    assert halo_colour((255, 255, 255)) == (0, 0, 0) and halo_colour((20, 20, 80)) == (255,) * 3
+
+
+def test_render_view_aoi_label_reads_on_a_white_image() -> None:
+    from dataclasses import replace
+
+    white = replace(_analysis(), image=np.full((20, 30, 3), 255, dtype=np.uint8))
+    view = SimpleNamespace(analysis=white, scanpaths={},
+                           aois=[AOI.polygon("nose", [(3, 8), (27, 8), (15, 18)])])  # fmt: skip
+    rgb = render_view(view, ["A"], Layers(aois=True, humans={"A": False}), scale=4)
+    near = rgb[8:32, 10:100]  # round the label over the outline's top (y 32, x 12 at x4)
+    assert (near.max(axis=-1) < 64).sum() >= 20
+    assert (rgb[:8, :] == 255).all()  # nothing else dark above it
