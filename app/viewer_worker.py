@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from pathlib import Path
 from typing import Any
 
 from PySide6 import QtCore
@@ -24,6 +25,20 @@ from gazelab.app.viewer_project import (
 )
 from gazelab.project import ProjectPaths
 from gazelab.settings import AnalysisSettings, QualitySettings
+
+STEP_LOAD = "model load"
+"""Reading the classifier file (``load_classifier``)."""
+STEP_GAZE = "gaze cache: fixations for the model's n"
+"""The survey of every trial's fixation points (computed or read from the gaze cache)."""
+STEP_SALIENCY = "saliency cache"
+"""The model layer: the model's hash and its saliency cache (``model_layer``)."""
+
+
+def model_step_error(step: str, model: str | Path, exc: BaseException) -> str:
+    """The status line of a failure while the model layer is prepared, naming the step
+    that failed first (a full gaze cache is not a broken model file):
+    ``"<step> failed (model <file name>): <ExcName>: <message>"``."""
+    return f"{step} failed (model {Path(model).name}): {type(exc).__name__}: {exc}"
 
 
 class ProjectWorker(QtCore.QThread):
@@ -151,6 +166,7 @@ class ProjectWorker(QtCore.QThread):
                 if self.paths.model is not None and self.model is None and not model_failed:
                     # one step at a time (load, then the n survey in chunks), so images
                     # asked for meanwhile are shown without waiting for the survey
+                    step = STEP_LOAD
                     try:
                         if loaded is None:
                             from gazelab.models.architectures import load_classifier
@@ -158,18 +174,21 @@ class ProjectWorker(QtCore.QThread):
                             progress("loading model", 0, 1)
                             loaded = load_classifier(self.paths.model)
                         elif done < len(project.entries):
-                            counts += project.point_counts(project.entries[done : done + 50])
+                            chunk = project.entries[done : done + 50]
+                            step = f"{STEP_GAZE} ({chunk[0].image_id}…{chunk[-1].image_id})"
+                            counts += project.point_counts(chunk)
                             done = min(done + 50, len(project.entries))
                             progress("fixations (for the model's n)", done, len(project.entries))
                         else:
+                            step = f"{STEP_SALIENCY} ({self.paths.cache})"
                             self.model = model_layer(loaded, mean_of_counts(counts),
                                                      self.paths.cache)  # fmt: skip
                             self.model_ready.emit(self.model)
                     except Exception as exc:
                         model_failed = True
-                        self.failed.emit(f"model {self.paths.model}: {type(exc).__name__}: {exc}")
+                        self.failed.emit(model_step_error(step, self.paths.model, exc))
                     continue
                 self._wake.get()
 
 
-__all__ = ["ProjectWorker"]
+__all__ = ["ProjectWorker", "model_step_error"]

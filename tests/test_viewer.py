@@ -748,3 +748,49 @@ def test_viewer_reads_the_compare_reports_layout_sentence(tmp_path) -> None:
     pd.DataFrame(summary).to_csv(tmp_path / "report" / "baselines_summary.csv", index=False)
     said = report_layout_sentence(store)
     assert said == layout_sentence(summary) and "of the human-vs-human IOU" in said
+
+
+@pytest.mark.parametrize("broken", ["load", "gaze", "saliency"])
+def test_model_layer_failure_names_the_step_that_failed(
+    qtbot, gaze_root, tmp_path, monkeypatch, broken
+) -> None:  # type: ignore[no-untyped-def]
+    """A failure while the model layer is prepared names its step (model load, the gaze
+    cache's fixation survey for n, the saliency cache), not always the model file."""
+    import gazelab.app.viewer_worker as vw
+    import gazelab.models.architectures as arch
+    from gazelab.app.viewer_project import ViewerProject
+
+    root, src, _ = gaze_root
+    model = tmp_path / "m.keras"
+    model.write_text("")
+
+    def fail(what):  # type: ignore[no-untyped-def]
+        def go(*a, **k):  # type: ignore[no-untyped-def]
+            raise OSError(f"{what} broke")
+
+        return go
+
+    fake = object()
+    monkeypatch.setattr(
+        arch, "load_classifier", fail("load") if broken == "load" else lambda p: fake
+    )
+    if broken == "gaze":
+        monkeypatch.setattr(ViewerProject, "point_counts", fail("gaze"))
+    layers: list[tuple[object, float]] = []
+    monkeypatch.setattr(vw, "model_layer", fail("saliency") if broken == "saliency"
+                        else lambda m, n, c: layers.append((m, n)))  # fmt: skip
+    paths = ProjectPaths(root / "project.sqlite", model, tmp_path / "saliency-cache")
+    worker = vw.ProjectWorker(paths, AnalysisSettings(analyzer="gradient"))
+    errors: list[str] = []
+    worker.failed.connect(lambda m: (errors.append(m), worker.stop()))
+    worker.run()  # in this thread: stops at the first failure
+    assert len(errors) == 1 and not layers
+    first, last = src.ids[0], src.ids[-1]
+    expected = {
+        "load": "model load failed (model m.keras): OSError: load broke",
+        "gaze": f"gaze cache: fixations for the model's n ({first}…{last}) failed (model "
+        "m.keras): OSError: gaze broke",
+        "saliency": f"saliency cache ({tmp_path / 'saliency-cache'}) failed (model m.keras): "
+        "OSError: saliency broke",
+    }[broken]
+    assert errors[0] == expected
