@@ -45,3 +45,30 @@ NON_LABELS: dict[str, tuple[str, ...]] = {
 }
 """The non-label set by kind; goals: unrelated, fillers and phrases accepted <= 2 %,
 near-misses <= 10 % (docs/voice.md)."""
+
+# -- tuning lists ---------------------------------------------------------------------------
+# PocketSphinx's rejection settings (the common words in its grammar, the n-best margin) were
+# tuned on these lists in TRAINING_VOICES, which the tests and benchmarks/bench_voice.py do
+# not use; the lists above and the benchmark's voices only measure.
+TRAINING_VOICES = ("en-us+m1", "en-gb+m4", "en-gb-x-rp+f2", "en-gb-scotland+m5",
+                   "en-gb-x-gbclan+f4", "en-gb-x-gbcwmd+m2", "en-029+f1", "en-us-nyc+m6")  # fmt: skip
+TRAINING_SPEEDS = (170, 230, 120)
+"""espeak-ng voices and words-per-minute of the tuning set (none used by a test or the
+benchmark)."""
+
+TRAINING_NON_LABELS: dict[str, tuple[str, ...]] = {
+    "unrelated": ("bottle", "green", "house", "money", "dinner", "letter", "pizza", "car", "dog",
+                  "cat", "tree", "hello", "sorry", "right", "fine", "good", "what", "here",
+                  "there", "one", "two", "three", "ten", "stop", "go", "wait", "hat", "pen",
+                  "shoe", "milk", "ball", "face", "free", "sea", "fee", "sir", "sock", "feet",
+                  "fish", "key"),
+    "filler": ("uhm", "huh", "ahh", "eh", "hm", "well", "like", "so", "ehm", "aha"),
+    "phrase": ("let me think", "is that right", "one second", "I am not sure", "sorry what",
+               "go on", "never mind", "again please"),
+    "near-miss": ("neutrino", "nutrient", "anguish", "angler", "hangar", "ankle", "contemplate",
+                  "contents", "context", "discus", "disgrace", "fir", "fee", "fever", "feral",
+                  "afar", "affray", "scarce", "sacred", "skewered", "careless", "fretful",
+                  "hoppy", "happens", "heaps", "sadder", "sod", "saddle", "sandy", "sedan",
+                  "sublime", "suppress", "surplus"),
+}  # fmt: skip
+"""The tuning set's non-label words, disjoint from :data:`NON_LABELS`."""

@@ -151,11 +151,48 @@ def make_recognizer(spec: str, args: argparse.Namespace) -> Any:
         return VoskRecognizer(model)
     if args.baseline:
         return PocketSphinxRecognizer(
-            n_decoys=100, decoy_min_distance=0.0, accent_variants=False, denoise=False
-        )
+            n_decoys=100, decoy_min_distance=0.0, accent_variants=False, denoise=False,
+            n_common=0, margin=None,
+        )  # fmt: skip
     options = {k: float(v) for k, v in (o.split("=") for o in args.option)}
-    kw = {"n_decoys": args.decoys} if args.decoys is not None else {}
+    kw: dict[str, Any] = {"n_decoys": args.decoys} if args.decoys is not None else {}
+    if args.common is not None:
+        kw["n_common"] = args.common
+    if args.margin is not None:
+        kw["margin"] = None if args.margin < 0 else args.margin
     return PocketSphinxRecognizer(decoder_options=options, **kw)
+
+
+def print_sweep(
+    rows: list[tuple[str, str, str | None, float]],
+    margins: list[float],
+    levels: list[float | None],
+    level_name: dict[float | None, str],
+) -> None:
+    """The trade-off of PocketSphinx's n-best margin, from one decode per answer: for each
+    margin, label answers accepted and correct per level, wrong labels, and non-labels
+    accepted (``rows``: what was said — a class or a non-label kind —, level, the label
+    before the margin, its lead)."""
+    from gazelab import CLASSES
+
+    print("-- trade-off of the n-best margin (same answers, one decode each)")
+    head = " ".join(f"{'ok ' + level_name[lv]:>9}" for lv in levels)
+    print(f"{'margin':>7} {head} {'wrong':>6} {'unrelated':>10} {'near-miss':>10}")
+    for m in margins:
+        ok: dict[str, list[bool]] = defaultdict(list)
+        wrong, other, near = [], [], []
+        for what, level, label, lead in rows:
+            accepted = label if (label is not None and lead > m) else None
+            if what in CLASSES:
+                ok[level].append(accepted == what)
+                wrong.append(accepted is not None and accepted != what)
+            elif what == "near-miss":
+                near.append(accepted is not None)
+            else:
+                other.append(accepted is not None)
+        cells = " ".join(f"{np.mean(ok[level_name[lv]]):>9.1%}" for lv in levels)
+        print(f"{m:>7g} {cells} {np.mean(wrong):>6.2%} {np.mean(other):>10.2%} "
+              f"{np.mean(near):>10.1%}")  # fmt: skip
 
 
 def main() -> None:
@@ -170,16 +207,27 @@ def main() -> None:
     ap.add_argument("--baseline", action="store_true", help="PocketSphinx before 21.7")
     ap.add_argument("--decoys", type=int, default=None, help="decoy words (default: speech.py's)")
     ap.add_argument("--option", action="append", default=[], help="decoder option KEY=VALUE")
+    ap.add_argument("--common", type=int, default=None, help="common words in the grammar")
+    ap.add_argument("--margin", type=float, default=None, help="n-best lead; < 0: none")
+    ap.add_argument("--sweep", default="",
+                    help="PocketSphinx: trade-off table for these n-best margins (a comma list)")  # fmt: skip
+    ap.add_argument("--tuning-set", action="store_true",
+                    help="the tuning set (voice_sets.TRAINING_*) instead of the measuring one")  # fmt: skip
     ap.add_argument("--show-errors", action="store_true", help="list each wrong answer")
     args = ap.parse_args()
     if shutil.which("espeak-ng") is None:
         sys.exit("bench_voice: espeak-ng is not installed (apt-get install espeak-ng)")
 
+    from gazelab.annotation import voice_sets
     from gazelab.annotation.speech import SPOKEN_WORDS
-    from gazelab.annotation.voice_sets import NON_LABELS
 
+    NON_LABELS = voice_sets.NON_LABELS
     voices = args.voices.split(",")
     speeds = [int(s) for s in args.speeds.split(",")]
+    if args.tuning_set:
+        NON_LABELS = voice_sets.TRAINING_NON_LABELS
+        voices = list(voice_sets.TRAINING_VOICES)
+        speeds = list(voice_sets.TRAINING_SPEEDS)
     levels = [None if s == "clean" else float(s) for s in args.snr.split(",")]
     level_name = {lv: "clean" if lv is None else f"{lv:g} dB" for lv in levels}
     backends = args.backend.split(",")
@@ -193,6 +241,14 @@ def main() -> None:
     counts = {b: defaultdict(lambda: [0, 0, 0]) for b in backends}
     errors: dict[str, list[str]] = {b: [] for b in backends}
     latencies: dict[str, list[float]] = {b: [] for b in backends}
+    # --sweep: PocketSphinx's label before the n-best margin and its lead, per answer:
+    # (what it was, level, label, lead); what is a class (a label answer) or a kind.
+    swept: dict[str, list[tuple[str, str, str | None, float]]] = {b: [] for b in backends}
+
+    def sweep(b: str, rec: Any, what: str, level: str) -> None:
+        if hasattr(rec, "last_lead"):
+            swept[b].append((what, level, rec.last_label, rec.last_lead))
+
     for i, (voice, speed, word) in enumerate(cases):
         audio, rate = synthesise(word, voice, speed)
         for lv in levels:
@@ -202,6 +258,7 @@ def main() -> None:
                 t = time.perf_counter()
                 res = rec.recognize(x, rate)
                 latencies[b].append(time.perf_counter() - t)
+                sweep(b, rec, SPOKEN_WORDS[word], level_name[lv])
                 outcome = 0 if res.label == SPOKEN_WORDS[word] else 1 if res.label is None else 2
                 for key in ((voice, level_name[lv]), ("voice", voice), ("level", level_name[lv])):
                     counts[b][key][outcome] += 1
@@ -225,14 +282,15 @@ def main() -> None:
                         t = time.perf_counter()
                         label = rec.recognize(x, rate).label
                         latencies[b].append(time.perf_counter() - t)
+                        sweep(b, rec, kind, level_name[lv])
                         accepted[b][(kind, level_name[lv])].append(label is not None)
                         if label is not None and args.show_errors:
                             shown[b].append(f"  accepted {voice:<15} {level_name[lv]:>6} "
                                             f"{word!r} as {label}")  # fmt: skip
 
-    print(f"{len(cases)} (voice, speed, word) cases "
+    print(f"{'TUNING SET: ' if args.tuning_set else ''}{len(cases)} (voice, speed, word) cases "
           f"{'(every ' + str(args.every) + '-th) ' if args.every > 1 else ''}x "
-          f"{len(levels)} levels of {args.noise} noise; speeds {args.speeds} wpm; voices "
+          f"{len(levels)} levels of {args.noise} noise; speeds {','.join(map(str, speeds))} wpm; voices "
           f"{len(voices)}; load average at start {load[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
     goal_of = {"clean": 0.97, "20 dB": 0.95, "10 dB": 0.90}
     for b in backends:
@@ -268,6 +326,8 @@ def main() -> None:
             print(f"{kind:<12} " + " ".join(f"{np.mean(c):>7.1%} of {len(c):>5}" for c in cells))
         for e in shown[b]:
             print(e)
+        if swept[b] and args.sweep:
+            print_sweep(swept[b], [float(m) for m in args.sweep.split(",")], levels, level_name)
         lat = 1000 * np.asarray(latencies[b])
         # Goal lines.
         for lv in levels:

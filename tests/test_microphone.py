@@ -128,8 +128,10 @@ def test_spoken_answer_through_pulseaudio_is_stored_as_the_label_with_its_wav(pu
     assert rate == 16000 and recorded.size == int(round(out["seconds"] * 16000))
 
 
-SOAK_WORDS = {1: "neutral", 2: "happy", 3: "surprise", 4: "disgust"}
-"""The label said at trials 1-4; each is said again at trials 50, 100, 150 and the last."""
+SOAK_WORDS = {1: "neutral", 2: "fear", 3: "surprise", 4: "disgust"}
+"""The label said at trials 1-4; each is said again at trials 50, 100, 150 and the last.
+(Not "happy": espeak-ng's en-us "happy" comes within PocketSphinx's n-best margin of
+"thirty" late in a session, and is asked again, docs/voice.md.)"""
 
 
 @pytest.mark.slow

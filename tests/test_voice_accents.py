@@ -131,8 +131,9 @@ def test_british_voices_clean_and_in_10_db_noise_never_mislabelled(
         correct = sum(r.endswith("correct") for r in results) / len(results)
         # The first version: 16/24 clean ("anger" and "sad" rejected in every voice,
         # Scottish "happy" taken for "afraid") and 18/24 at 10 dB with one wrong label;
-        # measured now: 24/24 at both levels.
-        assert correct >= 22 / 24, (level, results)
+        # then 24/24 at both levels; with the n-best margin (an answer within it of
+        # another word is asked again, docs/voice.md) 21/24 clean, 17/24 at 10 dB.
+        assert correct >= (20 if level == "clean" else 16) / 24, (level, results)
 
 
 @needs_espeak

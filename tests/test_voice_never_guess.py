@@ -39,7 +39,12 @@ from gazelab.annotation.speech_whisper import (
     resolve_model,
     whisper_available,
 )
-from gazelab.annotation.voice_sets import NEAR_MISSES, NON_LABELS
+from gazelab.annotation.voice_sets import (
+    NEAR_MISSES,
+    NON_LABELS,
+    TRAINING_NON_LABELS,
+    TRAINING_VOICES,
+)
 from gazelab.app.cli import main
 from gazelab.settings import VoiceSettings
 
@@ -51,6 +56,8 @@ needs_tiny = pytest.mark.skipif(
     reason="faster-whisper / the tiny.en model package not installed (requirements-voice.txt)",
 )
 VOICES = ("en-us", "en-us+f3")
+BENCH_VOICES = ("en-gb", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
+                "en-gb+f3", "en-029", "en-us-nyc", "en-us+m3")  # fmt: skip
 
 
 def espeak(text: str, voice: str) -> tuple[NDArray[np.int16], int]:
@@ -79,6 +86,37 @@ def test_non_label_sets_hold_no_label_word() -> None:
             assert not set(phrase.lower().split()) & set(SPOKEN_WORDS), (kind, phrase)
     assert set(NEAR_MISSES) <= set(SPOKEN_WORDS)
     assert sum(len(w) for w in NON_LABELS.values()) == 79
+
+
+def test_tuning_set_is_apart_from_the_measuring_sets_and_the_grammar() -> None:
+    """PocketSphinx was tuned on other words in other voices; no word of either non-label
+    set is a word of its grammar (decoys, common words), so rejection is not learnt."""
+    from gazelab.annotation.speech import common_words, decoy_words
+
+    measuring = {w for ws in NON_LABELS.values() for p in ws for w in p.lower().split()}
+    tuning = {w for ws in TRAINING_NON_LABELS.values() for p in ws for w in p.lower().split()}
+    entries = {w for ws in NON_LABELS.values() for w in ws}
+    assert not entries & {w for ws in TRAINING_NON_LABELS.values() for w in ws}
+    assert len(tuning - measuring) >= 80  # phrases may share "I", "not", "please"
+    assert not set(TRAINING_VOICES) & {*VOICES, *BENCH_VOICES}
+    for phrase in (w for ws in TRAINING_NON_LABELS.values() for w in ws):
+        assert not set(phrase.lower().split()) & set(SPOKEN_WORDS), phrase
+    grammar = set(decoy_words()) | set(common_words())
+    assert len(common_words()) >= 300  # the frequent words far from every label word
+    assert "yeah" in grammar and "fear" not in grammar
+    assert not grammar & (measuring | tuning), grammar & (measuring | tuning)
+
+
+def test_nbest_lead_compares_the_best_label_path_with_the_best_other_word() -> None:
+    from gazelab.annotation.speech import nbest_lead
+
+    assert nbest_lead([("fear", 0.70), ("few", 0.69), ("fear", 0.60)]) == pytest.approx(
+        np.log(0.70 / 0.69)
+    )
+    assert nbest_lead([("happy", 0.5), ("happy", 0.4)]) == np.inf  # only label paths
+    assert nbest_lead([("yeah", 0.7), ("fear", 0.6)]) == pytest.approx(np.log(6 / 7))
+    assert nbest_lead([("yeah", 0.7)]) == -np.inf
+    assert nbest_lead([]) == -np.inf
 
 
 def test_whole_transcript_rule() -> None:
@@ -245,15 +283,46 @@ def test_whisper_never_takes_other_words_for_labels(tmp_path: Path) -> None:
     assert n_hits / n <= 0.20, hits
 
 
-@needs_espeak
-@pytest.mark.slow
-def test_pocketsphinx_rejects_most_other_words() -> None:
+@pytest.fixture(scope="module")
+def sphinx() -> object:
     from gazelab.annotation.speech import PocketSphinxRecognizer
 
-    rec = PocketSphinxRecognizer()
-    n_hits, n, hits = accepted_non_labels(rec, ("unrelated", "filler", "phrase"), VOICES, (None,))
-    assert n == 92
-    # The goal is <= 2 %; measured 15 of 92 (16 %, mostly "fear" for short words):
-    # PocketSphinx misses it, so 'default' uses Whisper when installed (docs/voice.md).
-    # This bound keeps it from getting worse.
-    assert n_hits / n <= 0.20, hits
+    return PocketSphinxRecognizer()
+
+
+@needs_espeak
+@pytest.mark.slow
+def test_pocketsphinx_never_takes_other_words_for_labels(sphinx: object) -> None:
+    """Unrelated words, fillers and phrases, clean and in 10 dB white noise, in the tests'
+    two voices (the common words and the n-best margin were tuned on other voices)."""
+    n_hits, n, hits = accepted_non_labels(
+        sphinx, ("unrelated", "filler", "phrase"), VOICES, (None, 10.0)
+    )
+    assert n == 184
+    clean = [h for h in hits if "/None/" in h]
+    assert len(clean) / 92 <= 0.02, hits  # the goal, clean: measured 1 of 92 (before: 15)
+    # Both levels: the goal (<= 2 %) is missed at 10 dB — measured 6 of 184 (3.3 %),
+    # mostly "fear" for "apple", "purple" in noise (docs/voice.md). No worse than that:
+    assert n_hits / n <= 0.04, hits
+
+
+@needs_espeak
+@pytest.mark.slow
+def test_pocketsphinx_label_answers_and_near_misses(sphinx: object) -> None:
+    wrong, correct = [], 0
+    for voice in VOICES:
+        for k, word in enumerate(SPOKEN_WORDS):
+            audio, rate = espeak(word, voice)
+            label = sphinx.recognize(padded(audio, rate, None, k), rate).label  # type: ignore[attr-defined]
+            correct += label == SPOKEN_WORDS[word]
+            if label is not None and label != SPOKEN_WORDS[word]:
+                wrong.append(f"{voice}/{word}->{label}")
+    assert not wrong
+    # Of 34; measured 31 ("anger" heard as "under", "sad" and "surprised" within the
+    # margin of another word: asked again). Before the margin: 34.
+    assert correct >= 30, correct
+    n_hits, n, hits = accepted_non_labels(sphinx, ("near-miss",), VOICES, (None,))
+    assert n == 66
+    # The goal is <= 10 %; measured 13 of 66 (20 %: "neutron", "beer", "careful",
+    # "tearful" in both voices): missed (docs/voice.md; before the margin ~45 %).
+    assert n_hits / n <= 0.25, hits

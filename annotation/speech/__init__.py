@@ -6,9 +6,11 @@ Three :class:`SpeechRecognizer` implementations, chosen by ``VoiceSettings.backe
     :class:`PocketSphinxRecognizer` — offline English, nothing to download: the
     ``pocketsphinx`` wheel ships its own US-English acoustic model and
     dictionary. Recognition uses a JSGF grammar of the label words and their
-    synonyms *plus* a fixed set of decoy words drawn from the dictionary, away from
-    the label words' pronunciations; an answer that matches a decoy better than any
-    label word is rejected ("not understood"), never turned into a guessed label.
+    synonyms *plus* a fixed set of decoy words drawn from the dictionary and the most
+    frequent English words (:func:`common_words`), away from the label words'
+    pronunciations; an answer that matches one of them better than any label word, or
+    not clearly worse (the n-best lead :data:`MARGIN`, :func:`nbest_lead`), is rejected
+    ("not understood"), never turned into a guessed label.
     The grammar's own dictionary adds pronunciations of the label words for accents
     beyond General American (:data:`ACCENT_VARIANTS`: non-rhotic "anger", "fear",
     "scared"; British short a; ...). Steady room noise is taken out by spectral
@@ -62,12 +64,16 @@ from gazelab.annotation.speech.sphinx import (
     ACCENT_VARIANTS,
     DECOY_MIN_DISTANCE,
     DECOY_SEED,
+    MARGIN,
+    N_COMMON,
     N_DECOYS,
     VOWELS,
     PocketSphinxRecognizer,
     _model_dir,
+    common_words,
     decoy_words,
     grammar_dictionary,
+    nbest_lead,
     phone_distance,
     spectral_denoise,
 )
@@ -81,6 +87,8 @@ __all__ = [
     "DECOY_SEED",
     "KeyboardRecognizer",
     "LabelResult",
+    "MARGIN",
+    "N_COMMON",
     "NOT_SPOKEN",
     "N_DECOYS",
     "PocketSphinxRecognizer",
@@ -92,11 +100,13 @@ __all__ = [
     "VOSK_REQUIRED",
     "VOWELS",
     "VoskRecognizer",
+    "common_words",
     "decoy_words",
     "default_backend",
     "default_recognizer",
     "grammar_dictionary",
     "label_of_words",
+    "nbest_lead",
     "phone_distance",
     "read_wav",
     "recognizer_from_settings",

@@ -1,6 +1,7 @@
 """The default recogniser, PocketSphinx (offline English, nothing to download): a keyword
-grammar of the label words, their accent variants and decoy words, after spectral
-noise subtraction.
+grammar of the label words, their accent variants, decoy words and common English words,
+after spectral noise subtraction; a label is accepted only when it beats every other word
+of the grammar by a margin in the n-best list.
 """
 
 from __future__ import annotations
@@ -24,11 +25,21 @@ from gazelab.annotation.speech.base import (
     SpeechError,
     label_of_words,
 )
+from gazelab.annotation.speech.common_words import COMMON_WORDS
 from gazelab.annotation.speech.wav import _WavMixin, to_16k
 
 N_DECOYS = 400
 DECOY_SEED = 0
 DECOY_MIN_DISTANCE = 0.5
+N_COMMON = len(COMMON_WORDS)
+"""Common English words in the grammar (all of :data:`COMMON_WORDS`, less those within
+``DECOY_MIN_DISTANCE`` of a label word's pronunciation)."""
+MARGIN = 0.02
+"""Least lead, in natural-log path score (pocketsphinx's scaled score, ``ln(hyp.score)``),
+of the best label path over the best path of any other grammar word in the n-best list;
+tuned on the tuning set (:data:`gazelab.annotation.voice_sets.TRAINING_VOICES`)."""
+N_BEST = 300
+"""Paths of the lattice's n-best list searched for the best competing word."""
 
 
 def _model_dir() -> Path:
@@ -55,6 +66,31 @@ def phone_distance(a: Sequence[str], b: Sequence[str]) -> float:
             cur.append(min(prev[j] + 1.0, cur[j - 1] + 1.0, prev[j - 1] + sub))
         prev = cur
     return prev[-1] / max(len(a), len(b), 1)
+
+
+@cache
+def common_words(n: int = N_COMMON, min_distance: float = DECOY_MIN_DISTANCE) -> tuple[str, ...]:
+    """The first ``n`` of :data:`COMMON_WORDS` (most frequent first) whose every
+    pronunciation lies at least ``min_distance`` (:func:`phone_distance`) from each label
+    word's, accent variants included (as for :func:`decoy_words`)."""
+    prons: dict[str, list[tuple[str, ...]]] = {}
+    labels: list[tuple[str, ...]] = []
+    wanted = set(COMMON_WORDS[:n])
+    with open(_model_dir() / "cmudict-en-us.dict", encoding="utf-8") as f:
+        for line in f:
+            head, _, phones = line.strip().partition(" ")
+            word = re.sub(r"\(\d+\)$", "", head)
+            if word in SPOKEN_WORDS:
+                labels.append(tuple(phones.split()))
+            elif word in wanted:
+                prons.setdefault(word, []).append(tuple(phones.split()))
+    labels += [tuple(p.split()) for ps in ACCENT_VARIANTS.values() for p in ps]
+    return tuple(
+        w
+        for w in COMMON_WORDS[:n]
+        if w in prons
+        and all(phone_distance(p, lab) >= min_distance for p in prons[w] for lab in labels)
+    )
 
 
 @cache
@@ -215,7 +251,13 @@ def spectral_denoise(
 
 
 class PocketSphinxRecognizer(_WavMixin):
-    """Offline English keyword-grammar recogniser with decoy-word rejection."""
+    """Offline English keyword-grammar recogniser with decoy-word rejection.
+
+    The grammar is one word: a label word, a decoy word (:func:`decoy_words`) or a common
+    English word (:func:`common_words`). A label is accepted only when its best path
+    leads the best path of any other word in the lattice's n-best list by more than
+    ``margin`` (:data:`MARGIN`); otherwise the answer is "not understood". ``margin=None``
+    and ``n_common=0`` give the recogniser as it was before this rule (docs/voice.md)."""
 
     name = "pocketsphinx"
     model = "en-us (bundled with the pocketsphinx package)"
@@ -226,6 +268,8 @@ class PocketSphinxRecognizer(_WavMixin):
         words: Sequence[str] = tuple(SPOKEN_WORDS),
         n_decoys: int = N_DECOYS,
         decoy_min_distance: float = DECOY_MIN_DISTANCE,
+        n_common: int = N_COMMON,
+        margin: float | None = MARGIN,
         noise_floor_db: float | None = 20.0,
         passes: int = 2,
         accent_variants: bool = True,
@@ -236,7 +280,10 @@ class PocketSphinxRecognizer(_WavMixin):
 
         model = _model_dir()
         self.words = tuple(words)
-        self.decoys = decoy_words(n_decoys, min_distance=decoy_min_distance) if n_decoys else ()
+        decoys = decoy_words(n_decoys, min_distance=decoy_min_distance) if n_decoys else ()
+        common = common_words(n_common, decoy_min_distance) if n_common else ()
+        self.decoys = (*decoys, *(w for w in common if w not in set(decoys)))
+        self.margin = margin
         self.noise_floor_db = noise_floor_db
         self.passes = passes
         self.denoise = denoise
@@ -255,17 +302,23 @@ class PocketSphinxRecognizer(_WavMixin):
         self._decoder.add_jsgf_string("labels", grammar)
         self._decoder.activate_search("labels")
         self._lock = threading.Lock()
+        self.last_label: str | None = None
+        self.last_lead = 0.0
 
     def recognize(self, audio: NDArray[np.int16], rate: int = SAMPLE_RATE) -> LabelResult:
         x = to_16k(audio, rate).astype(np.float64)
-        hyp = self._decode(spectral_denoise(x) if self.denoise else x)
+        hyp, lead = self._decode(spectral_denoise(x) if self.denoise else x)
         text = re.sub(r"\(\d+\)", "", hyp.hypstr).strip() if hyp is not None else ""
         label = label_of_words(text)
-        confidence = float(hyp.prob) if (hyp is not None and label) else 0.0
-        return LabelResult(label, text, confidence)
+        self.last_label, self.last_lead = label, lead  # before the margin (bench_voice --sweep)
+        if label is not None and self.margin is not None and lead <= self.margin:
+            # Another word of the grammar fits nearly as well: ask again rather than guess.
+            return LabelResult(None, f"{text} (lead {lead:.4f} <= {self.margin:g})", 0.0)
+        return LabelResult(label, text, min(lead, 1.0) if label else 0.0)
 
-    def _decode(self, x: NDArray[np.float64]) -> Any:
-        """The grammar's best hypothesis for ``x`` (16 kHz float samples), or ``None``."""
+    def _decode(self, x: NDArray[np.float64]) -> tuple[Any, float]:
+        """The grammar's best hypothesis for ``x`` (16 kHz float samples), or ``None``, and
+        the best label path's lead over the best other word's path (:func:`nbest_lead`)."""
         rms = float(np.sqrt(np.mean(x**2))) if x.size else 0.0
         pad = np.zeros(int(0.3 * SAMPLE_RATE))
         x = np.concatenate([pad, x, pad])
@@ -283,4 +336,41 @@ class PocketSphinxRecognizer(_WavMixin):
                 self._decoder.process_raw(raw, full_utt=True)
                 self._decoder.end_utt()
                 hyp = self._decoder.hyp()
-        return hyp
+            lead = 0.0
+            if hyp is not None and self.margin is not None:
+                paths = []
+                for k, h in enumerate(self._decoder.nbest()):
+                    if k >= N_BEST:
+                        break
+                    paths.append((re.sub(r"\(\d+\)", "", h.hypstr).strip(), float(h.score)))
+                text = re.sub(r"\(\d+\)", "", hyp.hypstr).strip()
+                lead = nbest_lead(paths, label_of_words(text))
+        return hyp, lead
+
+
+def nbest_lead(paths: Sequence[tuple[str, float]], label: str | None = None) -> float:
+    """How far the best path of a label word leads the best path of any word that does
+    not name the same class (a decoy, a common word, or another class's label word).
+
+    ``paths``: ``(word, score)`` of n-best paths, ``score`` as pocketsphinx reports it
+    (a likelihood scaled into (0, 1]; its natural log is compared). ``label``: the class
+    whose words lead (default: the class of the best label-word path). Returns
+    ``ln(best of the class) - ln(best other)``; ``inf`` when no other word has a path
+    (the lattice kept only that class's paths), ``-inf`` when the class has none.
+
+    >>> round(nbest_lead([("fear", 0.70), ("few", 0.69), ("fear", 0.60)]), 4)
+    0.0144
+    >>> round(nbest_lead([("surprise", 0.70), ("surprised", 0.69), ("sad", 0.68)]), 4)
+    0.029
+    >>> nbest_lead([("happy", 0.7), ("happiness", 0.6)])
+    inf
+    """
+    logs = [(word, float(np.log(max(score, 1e-300)))) for word, score in paths if word]
+    if label is None:
+        label = next((SPOKEN_WORDS[w] for w, _ in sorted(logs, key=lambda p: -p[1])
+                      if w in SPOKEN_WORDS), None)  # fmt: skip
+    best_label = max((s for w, s in logs if SPOKEN_WORDS.get(w) == label), default=-np.inf)
+    best_other = max((s for w, s in logs if SPOKEN_WORDS.get(w) != label), default=-np.inf)
+    if label is None or best_label == -np.inf:
+        return -np.inf
+    return float(best_label - best_other)
