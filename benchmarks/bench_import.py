@@ -6,7 +6,8 @@ per participant; one Tobii Studio TSV holding every participant; Gazepoint CSVs;
 CSVs), the images as 400 × 600 px faces in a ``folder:`` set (the rectangle the EyeLink
 and Tobii files place them in), imports each into a fresh store with ``gazelab import``
 in a child process, and exports and re-imports the CSV store (``bids``). Prints per
-format: samples, wall time, samples/s, peak resident memory of the child, and the ratio
+format: samples, wall time, samples/s, peak resident memory and CPU time (user +
+system: what other processes' load changes least) of the child, and the ratio
 of the import time to a baseline measured in the same run: reading the same files line
 by line and splitting every line (what any importer must at least do).
 
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -115,18 +117,24 @@ def baseline_s(paths: list[Path]) -> float:
     return time.perf_counter() - t
 
 
-def run_child(
-    argv: list[str], max_s: float = math.inf, max_mb: float = math.inf
-) -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MB) of ``gazelab ARGV`` in a child process (see
-    :func:`run_child_py` for the limits)."""
+class Child(NamedTuple):
+    """A child process's wall time (s; ``inf`` when stopped), peak resident memory (MB),
+    CPU time (user + system, s: what the load of other processes changes least) and
+    its stderr (or where it was stopped)."""
+
+    wall: float
+    peak_mb: float
+    cpu_s: float
+    note: str
+
+
+def run_child(argv: list[str], max_s: float = math.inf, max_mb: float = math.inf) -> Child:
+    """``gazelab ARGV`` in a child process (see :func:`run_child_py` for the limits)."""
     return run_child_py(["-m", "gazelab.app.cli", *argv], max_s, max_mb)
 
 
-def run_child_py(
-    argv: list[str], max_s: float = math.inf, max_mb: float = math.inf
-) -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MB) of ``python ARGV`` in a child process; its output
+def run_child_py(argv: list[str], max_s: float = math.inf, max_mb: float = math.inf) -> Child:
+    """Wall seconds, peak RSS (MB) and CPU seconds of ``python ARGV`` in a child; its output
     goes to temporary files (a pipe nobody reads would stop it when full).
 
     A child past ``max_s`` seconds or ``max_mb`` MB resident is stopped (the machine is
@@ -143,15 +151,20 @@ def run_child_py(
             if time.perf_counter() - t > max_s or rss > max_mb:
                 stopped = f"stopped at {time.perf_counter() - t:.0f} s, {rss:.0f} MB resident"
                 proc.kill()
+                _, status, usage = os.wait4(proc.pid, 0)  # its peak memory and CPU time
+                break
             time.sleep(0.2)
         wall = time.perf_counter() - t
         errf.seek(0)
         err = errf.read()
+    cpu = usage.ru_utime + usage.ru_stime
     if stopped:
-        return math.inf, usage.ru_maxrss / 1024.0, stopped
+        last = [x.strip() for x in err.replace("\r", "\n").splitlines() if x.strip()]
+        stopped += f"; its last progress: {last[-1][:120]}" if last else ""
+        return Child(math.inf, usage.ru_maxrss / 1024.0, cpu, stopped)
     if status != 0:
         raise SystemExit(f"gazelab {' '.join(argv[:2])} failed: {err.strip()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024.0, err
+    return Child(wall, usage.ru_maxrss / 1024.0, cpu, err)
 
 
 def _rss_mb(pid: int) -> float:
@@ -237,11 +250,11 @@ def main() -> None:
         ids = write_faces(out / "faces", args.images)
         files = write_study(out, args.participants, args.images, args.seconds, args.rate, ids)
         print(f"{'format':<10} {'samples':>10} {'import s':>9} {'samples/s':>10} "
-              f"{'peak MB':>8} {'read s':>7} {'ratio':>6}  {goal}")  # fmt: skip
+              f"{'peak MB':>8} {'CPU s':>6} {'read s':>7} {'ratio':>6}  {goal}")  # fmt: skip
         common = ["--resolution", "1280x1024", "--screen-mm", "376", "301",
                   "--images", f"folder:{out / 'faces'}"]  # fmt: skip
 
-        def imported(fmt: str) -> tuple[float, float, float]:
+        def imported(fmt: str) -> tuple[Child, float]:
             store = out / f"{fmt}.sqlite"
             if fmt == "bids":
                 if not (out / "csv.sqlite").exists():
@@ -254,14 +267,14 @@ def main() -> None:
                 argv = ["import", fmt, *map(str, paths), "--store", str(store), *common]
                 if fmt == "csv":
                     argv += ["--image", "image"]
-            wall, peak, _ = run_child(argv)
+            child = run_child(argv)
             base = baseline_s(paths) if fmt != "bids" else float("nan")
-            return wall, peak, base
+            return child, base
 
         for fmt in args.formats.split(","):
-            wall, peak, base = imported(fmt)
+            (wall, peak, cpu, _), base = imported(fmt)
             met = "met" if wall <= GOAL_S and peak <= GOAL_MB else "NOT met"
-            print(f"{fmt:<10} {n:>10,} {wall:>9.1f} {n / wall:>10,.0f} {peak:>8.0f} "
+            print(f"{fmt:<10} {n:>10,} {wall:>9.1f} {n / wall:>10,.0f} {peak:>8.0f} {cpu:>6.1f} "
                   f"{base:>7.2f} {wall / base:>6.1f}  {met}")  # fmt: skip
         if args.compare != "none":
             compare_line(out, args.compare, n, args.images, args.participants, imported,
@@ -294,13 +307,13 @@ def compare_line(out: Path, fmt: str, n: int, images: int, participants: int,
     argv = ["compare", "--store", str(store), "--model", str(out / "model.keras"),
             "--cache", str(out / "cache"), "--report", str(out / "report")]  # fmt: skip
     for name in ("cold", "warm"):
-        wall, peak, note = run_child(argv, max_s=max_s, max_mb=max_mb)
+        wall, peak, cpu, note = run_child(argv, max_s=max_s, max_mb=max_mb)
         met = "met" if wall <= GOAL_S and peak <= GOAL_MB else "NOT met"
         took = (
             f"{wall:.1f} s" if math.isfinite(wall) else f"> {max_s:g} s or > {max_mb:g} MB ({note})"
         )
         print(f"compare {fmt} store ({participants} x {images} images, {n:,} samples), {name}: "
-              f"{took}, peak {peak:.0f} MB; reading the samples {read:.1f} s, "
+              f"{took}, peak {peak:.0f} MB, CPU {cpu:.1f} s; reading the samples {read:.1f} s, "
               f"ratio {wall / read:.1f}; goal <= {GOAL_S:g} s, <= {GOAL_MB:g} MB: {met}")  # fmt: skip
         if not math.isfinite(wall):
             break  # a stopped cold run leaves no cache for a warm one
