@@ -180,8 +180,8 @@ class PreparedMap:
         """The centred ranks (or values) on the support followed by the zero block's one
         value: indexed by :attr:`place`, every pixel's centred rank (or value)."""
         if ranks:
-            return self._get("ranks", self._make_ranks)[0]  # type: ignore[no-any-return]
-        return self._get("values", self._make_values)[0]  # type: ignore[no-any-return]
+            return self._get("ranks", self._make_ranks)[0]
+        return self._get("values", self._make_values)[0]
 
     def centred_total(self, ranks: bool) -> float:
         """The sum over all pixels of the centred ranks (or values): the support's sum
@@ -197,7 +197,7 @@ class PreparedMap:
     def values_and_zero(self) -> NDArray[np.float64]:
         """The support's values followed by a 0: indexed by :attr:`place`, every pixel's
         value."""
-        return self._cache["vext"]  # type: ignore[no-any-return]
+        return self._cache["vext"]
 
     @property
     def place(self) -> NDArray[np.int32]:
