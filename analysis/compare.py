@@ -228,7 +228,17 @@ def analyse_project(
     mean_points, n = model_n([len(g.points) for im in images.values() for g in im.humans.values()])
 
     ordered = sorted(images.values(), key=lambda im: im.image_id)
-    x = to_model_input([im.image for im in ordered], model.input_shape[1:])
+    # the model input: each image resized on its own (PIL releases the GIL), a stretch of
+    # the images per core, put back in order
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(len(ordered), os.cpu_count() or 1))
+    step = -(-len(ordered) // workers)
+    stretches = [[im.image for im in ordered[k : k + step]] for k in range(0, len(ordered), step)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        x = np.concatenate(
+            list(pool.map(lambda imgs: to_model_input(imgs, model.input_shape[1:]), stretches))
+        )
     probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     analyzer = an.analyzer
     rel, computed = cached_relevance(
@@ -250,9 +260,6 @@ def analyse_project(
     # Images are independent and NumPy releases the GIL in its array work (sorts, dot
     # products, element-wise passes): one thread per core, results in image order, each
     # worker's BLAS on one thread (workers × BLAS threads would spin against each other).
-    from concurrent.futures import ThreadPoolExecutor
-
-    workers = max(1, min(len(ordered), os.cpu_count() or 1))
     with blas_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
         for done, _ in enumerate(pool.map(score, range(len(ordered)))):
             if progress:
