@@ -203,3 +203,38 @@ def test_compare_trims_the_cache_to_its_setting(study, tmp_path) -> None:  # typ
     assert full > 0 and asked == [0]  # no cap: nothing deleted
     analyse_project(store, model, analysis=replace(an, cache_max_mb=3), cache=cache)
     assert asked == [0, 3 * 2**20] and cache.size() == full  # under the cap: kept
+
+
+def test_prepared_auc_judd_is_the_reference_float_on_odd_maps() -> None:
+    """The prepared map counts AUC-Judd's thresholds through its sort with exact bounds and
+    only computes the few pixels near each one: the same float as auc_judd, on heatmaps,
+    tied maps, a one-pixel support, maps without a zero block or with negative values, and
+    fixated pixels on and off the support (few and many thresholds)."""
+    from gazelab.analysis.metrics import auc_judd
+    from gazelab.gaze.heatmaps import fixation_heatmap
+
+    rng = np.random.default_rng(11)
+    checked = 0
+    for case in range(60):
+        h, w = int(rng.integers(6, 70)), int(rng.integers(6, 70))
+        kind = case % 5
+        if kind == 0:
+            pts = rng.uniform(0, min(h, w), (int(rng.integers(1, 5)), 2))
+            m = fixation_heatmap(pts, (h, w), float(rng.uniform(1, 6)), float(rng.uniform(2, 15)))
+        elif kind == 1:
+            m = np.round(rng.random((h, w)) * 3) * (rng.random((h, w)) < 0.3)  # ties
+        elif kind == 2:
+            m = np.zeros((h, w))
+            m.ravel()[rng.integers(0, h * w)] = 2.0  # one pixel
+        elif kind == 3:
+            m = rng.random((h, w)) + 0.01  # no zero block
+        else:
+            m = rng.random((h, w)) * (rng.random((h, w)) < 0.5) - 0.1 * (rng.random((h, w)) < 0.1)
+        prepared = PreparedMap(m)
+        for k in (1, 5, 30):
+            fix = np.zeros((h, w), dtype=bool)
+            fix.ravel()[rng.choice(h * w, k, replace=False)] = True
+            got = map_scores(prepared, prepared, fix)["auc_judd"]
+            assert np.float64(got).tobytes() == np.float64(auc_judd(m, fix)).tobytes()
+            checked += 1
+    assert checked == 180
