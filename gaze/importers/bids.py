@@ -165,7 +165,7 @@ def _floats(cells: list[str], required: bool) -> NDArray[np.float64] | None:
 
 
 def _fast_table(path: Path, encoding: str, want: list[str]) -> Table | None:
-    """The gaze table parsed a block at a time, a column at a time (about 4x faster than
+    """The gaze table parsed a block at a time, a column at a time (about 3x faster than
     :func:`_checked_table`), or ``None`` at the first thing that is not a well-formed
     export (a cut or long line, other bytes, a refused value, times going back): the
     caller then reads the file with :func:`_checked_table`, whose error names the line.
