@@ -27,10 +27,11 @@ def centre_gaussian(shape: tuple[int, int], sigma_fraction: float = 0.25) -> NDA
     return np.exp(-(y[:, None] + x[None, :]) / (2.0 * sigma * sigma))
 
 
-def keep_top_fraction(m: ArrayLike, fraction: float) -> NDArray[np.float64]:
+def keep_top_fraction(m: ArrayLike, fraction: float, *, copy: bool = True) -> NDArray[np.float64]:
     """``m`` with all but its ``round(fraction × size)`` largest positive pixels set to 0
-    (ties at the cut kept, so a few more may stay); the whole map for ``fraction >= 1``."""
-    a = np.array(m, dtype=np.float64)
+    (ties at the cut kept, so a few more may stay); the whole map for ``fraction >= 1``.
+    ``copy=False``: a float64 ``m`` is cut in place (and returned)."""
+    a = np.array(m, dtype=np.float64, copy=copy)
     k = int(round(fraction * a.size))
     if k >= a.size:
         return a

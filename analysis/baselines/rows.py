@@ -17,7 +17,6 @@ from gazelab.analysis.baselines.maps import (
     CENTRES,
     centre_gaussian,
     keep_top_fraction,
-    unit_mass,
 )
 from gazelab.analysis.metrics import PreparedMap, map_scores
 from gazelab.analysis.metrics.prepared import OrderStore
@@ -94,14 +93,17 @@ def baseline_rows(
     counts: dict[tuple[int, int], int] = defaultdict(int)
     supports: list[float] = []
 
-    def image_pass(i: int) -> list[tuple[float, NDArray[np.float64] | None]]:
-        """Image i's human maps (built, then let go): support fraction and unit-mass map."""
+    masses: dict[tuple[int, str], float] = {}  # each human map's mass (its dense sum)
+
+    def image_pass(i: int) -> list[tuple[str, float, float, NDArray[np.float64] | None]]:
+        """Image i's human maps (built, then let go): annotator, support fraction, mass
+        and unit-mass map (unit_mass's floats: the map over its dense sum)."""
         out = []
         for a in images[i].humans:
-            m = human_map(i, a)
-            out.append(
-                (np.count_nonzero(m > 0) / m.size, unit_mass(m) if centre == "mean" else None)
-            )
+            m = np.asarray(human_map(i, a), dtype=np.float64)
+            mass = float(m.sum())
+            um = (m / mass if mass > 0 else np.zeros_like(m)) if centre == "mean" else None
+            out.append((a, np.count_nonzero(m > 0) / m.size, mass, um))
         return out
 
     # the maps are built on every core, a few images ahead; the sums are taken in image
@@ -112,14 +114,16 @@ def baseline_rows(
 
     n_workers = max(1, min(len(images), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        ahead: deque[Future[list[tuple[float, NDArray[np.float64] | None]]]] = deque()
+        ahead: deque[Future[list[tuple[str, float, float, NDArray[np.float64] | None]]]]
+        ahead = deque()
         nxt = 0
         for i in range(len(images)):
             while nxt < len(images) and len(ahead) < 2 * n_workers:
                 ahead.append(pool.submit(image_pass, nxt))
                 nxt += 1
-            for fraction, um in ahead.popleft().result():
+            for a, fraction, mass, um in ahead.popleft().result():
                 supports.append(fraction)
+                masses[i, a] = mass
                 if um is not None:
                     if shapes[i] in totals:
                         np.add(totals[shapes[i]], um, out=totals[shapes[i]])
@@ -128,15 +132,22 @@ def baseline_rows(
                     counts[shapes[i]] += 1
     frac = float(np.mean(supports)) if supports else 0.0
 
-    def centre_map(i: int, own: list[NDArray[np.float64]]) -> PreparedMap | None:
+    def centre_map(i: int, own: list[tuple[str, PreparedMap]]) -> PreparedMap | None:
+        """The centre map of image i, whose human maps (prepared) are ``own``."""
         if centre == "gaussian":
             c = centre_gaussian(shapes[i], sigma_fraction)
         else:
             rest = counts[shapes[i]] - len(own)
             if rest <= 0:
                 return None
-            c = (totals[shapes[i]] - sum(unit_mass(m) for m in own)) / rest
-        return PreparedMap(keep_top_fraction(c, frac), orders)
+            # the sum of the own maps at unit mass, from their supports: the floats of
+            # sum(unit_mass(m) for m in own) (0 + x is x; a zero pixel adds 0)
+            mine = np.zeros(shapes[i][0] * shapes[i][1], dtype=np.float64)
+            for a, m in own:
+                if masses[i, a] > 0:
+                    mine[m.support] += m.values / masses[i, a]
+            c = (totals[shapes[i]] - mine.reshape(shapes[i])) / rest
+        return PreparedMap(keep_top_fraction(c, frac, copy=False), orders)
 
     has_model = [im.model_points is not None or im.model_heatmap is not None for im in images]
     nan = dict.fromkeys(METRICS, math.nan)
@@ -185,7 +196,7 @@ def baseline_rows(
             own = prepared(i)
             js = partners_of[i]
             others = [prepared(j) for j in js]
-            cm = centre_map(i, [m.x for a, m in own.items() if a != "\0model" and m is not None])
+            cm = centre_map(i, [(a, m) for a, m in own.items() if a != "\0model" and m is not None])
             rows: list[dict[str, Any]] = []
             for a, g in im.humans.items():
                 ref = own[a]
