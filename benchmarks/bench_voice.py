@@ -31,7 +31,11 @@ en-us+f3): British (standard, RP, Scottish, Lancaster, West Midlands, a female
 variant), Caribbean, New York and a US male variant. ``--baseline`` runs the recogniser
 as it was in the first version (US dictionary only, no denoising, 100 plain decoys).
 ``--noise babble`` mixes six espeak-ng voices reading other sentences instead of white
-noise. ``--decoys N`` and ``--option KEY=VALUE`` (a PocketSphinx setting) are for tuning.
+noise. ``--decoys N``, ``--common N``, ``--margin M`` and ``--option KEY=VALUE`` (a
+PocketSphinx setting) are for tuning; ``--sweep 0,0.01,0.02`` adds PocketSphinx's
+trade-off table of the n-best margin (one decode per answer); ``--tuning-set`` runs the
+tuning set (``voice_sets.TRAINING_VOICES``, ``TRAINING_SPEEDS``, ``TRAINING_NON_LABELS``)
+on which the margin was chosen, instead of the measuring one.
 
     python benchmarks/bench_voice.py [--backend pocketsphinx,whisper:tiny.en] [--speeds 140,200]
         [--snr clean,20,10] [--noise white|babble] [--voices en-gb,...] [--every 1]
