@@ -93,9 +93,12 @@ class SaliencyCache:
         try:
             with open(p, "rb") as f:
                 data = f.read()
+            # only the layout put_order writes is read; anything else is a miss (re-sorted
+            # and rewritten). Not np.load: it parses the header with ast.literal_eval, which
+            # CPython 3.11 does not make thread-safe (SystemError with the scoring workers)
             out = _vector_npy(data)
-            if out is None:  # another layout than the one put_order writes: NumPy reads it
-                out = np.asarray(np.load(io.BytesIO(data)))
+            if out is None:
+                return None
             os.utime(p)
             return out
         except (OSError, ValueError, EOFError):
