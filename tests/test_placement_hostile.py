@@ -184,24 +184,70 @@ def asc_with(tmp_path: Path, imgload: str) -> Path:
     return asc
 
 
-@pytest.mark.parametrize(
-    ("imgload", "why"),
-    [("TOP_LEFT happy/a.png 700 150 0 0", "w=0.0 h=0.0 px has a width or height under 1 px"),
-     ("TOP_LEFT happy/a.png 700 150 -300 450", "w=-300.0 h=450.0 px has a width or height under 1 px"),
-     ("TOP_LEFT happy/a.png 5000 4000 300 450", "lies wholly off the 1280x1024 px screen"),
-     ("TOP_LEFT happy/a.png 700 150 1e12 450", "is more than 4 times the 1280x1024 px screen")],
-)  # fmt: skip
-def test_an_imgload_rectangle_that_cannot_be_stops_every_map(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], imgload: str, why: str
-) -> None:
+BAD_IMGLOAD = [
+    ("TOP_LEFT happy/a.png 700 150 0 0", (700, 150, 0, 0), "has a width or height under 1 px"),
+    ("TOP_LEFT happy/a.png 700 150 -300 450", (700, 150, -300, 450),
+     "has a width or height under 1 px"),
+    ("TOP_LEFT happy/a.png 5000 4000 300 450", (5000, 4000, 300, 450),
+     "lies wholly off the 1280x1024 px screen"),
+    ("TOP_LEFT happy/a.png 700 150 1e12 450", (700, 150, 1e12, 450),
+     "is more than 4 times the 1280x1024 px screen"),
+]  # fmt: skip
+ASC_ARGS = ["--screen-mm", "320", "358.4", "--distance-cm", "60"]
+
+
+@pytest.mark.parametrize(("imgload", "rect", "why"), BAD_IMGLOAD)
+def test_an_imgload_rectangle_that_cannot_be_is_refused_at_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], imgload: str,
+    rect: tuple[float, float, float, float], why: str,
+) -> None:  # fmt: skip
     """Before: a size of 0 or -300 was taken as the image's own size (a map of another
     rectangle), 1e12 px wide ran out of memory with a traceback, and off the screen gave
-    an empty map. Now the trial's placement names session, trial, image and values."""
+    an empty map. Now the import refuses the file in one line and writes nothing."""
+    store = tmp_path / "s.sqlite"
+    asc = asc_with(tmp_path, imgload)
+    err = refused(["import", "eyelink", str(asc), "--store", str(store), *ASC_ARGS], capsys)
+    x, y, w, h = rect
+    assert (
+        f"{asc}: trial 0 (happy/a.png): the image rectangle x={x:g} y={y:g} w={w:g} h={h:g}" in err
+    )
+    assert why in err and "nothing imported" in err
+    if store.exists():
+        with SessionStore(store) as st:
+            assert st.sessions() == []
+
+
+def test_a_screen_pixel_size_that_cannot_be_is_refused_at_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "s.sqlite"
+    asc = asc_with(tmp_path, "TOP_LEFT happy/a.png 700 150 300 450")
+    err = refused(["import", "eyelink", str(asc), "--store", str(store),
+                   "--screen-mm", "1e9", "358.4", "--distance-cm", "60"], capsys)  # fmt: skip
+    assert str(asc) in err and "must be two numbers of mm in (0, 100]" in err
+    assert "--screen-mm" in err and "nothing imported" in err
+
+
+@pytest.mark.parametrize(("imgload", "rect", "why"), BAD_IMGLOAD)
+def test_a_stored_rectangle_that_cannot_be_stops_every_map(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], imgload: str,
+    rect: tuple[float, float, float, float], why: str,
+) -> None:  # fmt: skip
+    """A store written before the import checked rectangles (or edited since): the
+    trial's placement names session, trial, image and values, and no map is written."""
+    import sqlite3
+
     store, root = tmp_path / "s.sqlite", images(tmp_path)
-    argv = ["import", "eyelink", str(asc_with(tmp_path, imgload)), "--store", str(store),
-            "--screen-mm", "320", "358.4", "--distance-cm", "60"]  # fmt: skip
-    assert main(argv) == 0
+    good = asc_with(tmp_path, "TOP_LEFT happy/a.png 700 150 300 450")
+    assert main(["import", "eyelink", str(good), "--store", str(store), *ASC_ARGS]) == 0
     capsys.readouterr()
+    with sqlite3.connect(store) as db:
+        ((eid, payload),) = db.execute(
+            "SELECT id, payload FROM events WHERE kind = 'import_trial'"
+        ).fetchall()
+        p = json.loads(payload)
+        p["image_rect_px"] = dict(zip("xywh", (float(v) for v in rect), strict=True))
+        db.execute("UPDATE events SET payload = ? WHERE id = ?", (json.dumps(p), eid))
     with SessionStore(store) as st, pytest.raises(PlacementError, match="session 1 trial 0"):
         trial_placement(st, 1, 0, SHAPE)
     err = refused(["heatmaps", "--store", str(store), "--session", "1",
@@ -327,12 +373,22 @@ def test_a_bids_payload_rectangle_that_is_not_an_object_is_refused_where_read(
 def test_a_screen_of_absurd_pixel_size_stops_the_maps(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--screen-mm 1e9 358.4: 781 m wide pixels made a kernel of 7e-5 px (a map of bare
-    points). The trial's placement refuses a pixel over 100 mm, naming it."""
+    """A stored pixel size of 781 m (--screen-mm 1e9 358.4, refused at import now, in a
+    store written before) made a kernel of 7e-5 px (a map of bare points). The trial's
+    placement refuses a pixel over 100 mm, naming it."""
+    import sqlite3
+
     store, root = tmp_path / "s.sqlite", images(tmp_path)
     argv = ["import", "eyelink", str(write_asc(tmp_path / "r.asc", [(850.0, 375.0, 50)])),
-            "--store", str(store), "--screen-mm", "1e9", "358.4", "--distance-cm", "60"]  # fmt: skip
+            "--store", str(store), "--screen-mm", "320", "358.4", "--distance-cm", "60"]  # fmt: skip
     assert main(argv) == 0
+    with sqlite3.connect(store) as db:
+        ((eid, payload),) = db.execute(
+            "SELECT id, payload FROM events WHERE kind = 'import'"
+        ).fetchall()
+        p = json.loads(payload)
+        p["mm_per_px"] = [781250.0, 0.35]
+        db.execute("UPDATE events SET payload = ? WHERE id = ?", (json.dumps(p), eid))
     capsys.readouterr()
     err = refused(["heatmaps", "--store", str(store), "--session", "1",
                    "--images", f"folder:{root}", "--out", str(tmp_path / "hm")], capsys)  # fmt: skip

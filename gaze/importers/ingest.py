@@ -185,6 +185,35 @@ def _write(store: Any, rec: ImportedRecording, sha: str, fmt: str, options: Impo
     return sid
 
 
+def _check_geometry(path: Path, rec: ImportedRecording, options: ImportOptions, fmt: str) -> None:
+    """Refuse, before anything is written, a screen pixel size or an image rectangle that
+    cannot be (the checks the placement reader applies when the maps are built)."""
+    from gazelab.gaze.geometry import pitch_problem, rect_problem
+    from gazelab.settings import Settings
+
+    d = Settings.from_toml(settings_toml(rec, options, fmt), source=rec.source).display
+    sw, sh = (int(v) for v in d.resolution_px)
+    mm = [d.width_mm / sw, d.height_mm / sh]
+    problem = pitch_problem(mm)
+    if problem is not None:
+        raise ImportFormatError(
+            f"{path}: the screen's pixel size {mm[0]:.6g} x {mm[1]:.6g} mm ({d.width_mm:g} x "
+            f"{d.height_mm:g} mm over {sw}x{sh} px) {problem}; give --screen-mm and "
+            "--resolution of the screen the recording was made on; nothing imported"
+        )
+    for k, tr in enumerate(rec.trials):
+        r = tr.rect
+        if r is None or not (math.isfinite(r.w) and math.isfinite(r.h)):
+            continue  # no rectangle, or a position only: the image at its own size
+        problem = rect_problem((r.x, r.y, r.w, r.h), (sw, sh))
+        if problem is not None:
+            raise ImportFormatError(
+                f"{path}: trial {k} ({tr.image_id}): the image rectangle x={r.x:g} y={r.y:g} "
+                f"w={r.w:g} h={r.h:g} px {problem}; correct it in the file or give the "
+                "screen's --resolution; nothing imported"
+            )
+
+
 def import_file(
     store: Any,
     fmt: str,
@@ -212,6 +241,8 @@ def import_file(
             "nothing imported"
         )
     recordings = IMPORTERS[fmt].parse(path, options)
+    for rec in recordings:
+        _check_geometry(path, rec, options, fmt)
     with one_transaction(store):
         ids = [_write(store, rec, sha, fmt, options, image_source) for rec in recordings]
     if known is not None and ids:
