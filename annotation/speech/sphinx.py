@@ -10,7 +10,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -68,23 +68,33 @@ def phone_distance(a: Sequence[str], b: Sequence[str]) -> float:
     return prev[-1] / max(len(a), len(b), 1)
 
 
-@cache
-def common_words(n: int = N_COMMON, min_distance: float = DECOY_MIN_DISTANCE) -> tuple[str, ...]:
-    """The first ``n`` of :data:`COMMON_WORDS` (most frequent first) whose every
-    pronunciation lies at least ``min_distance`` (:func:`phone_distance`) from each label
-    word's, accent variants included (as for :func:`decoy_words`)."""
-    prons: dict[str, list[tuple[str, ...]]] = {}
+def _pronunciations(
+    keep: Callable[[str], bool],
+) -> tuple[dict[str, list[tuple[str, ...]]], list[tuple[str, ...]]]:
+    """The dictionary's pronunciations of the words ``keep`` selects (dictionary order;
+    label words never), and every pronunciation of the label words, accent variants
+    included."""
+    entries: dict[str, list[tuple[str, ...]]] = {}
     labels: list[tuple[str, ...]] = []
-    wanted = set(COMMON_WORDS[:n])
     with open(_model_dir() / "cmudict-en-us.dict", encoding="utf-8") as f:
         for line in f:
             head, _, phones = line.strip().partition(" ")
             word = re.sub(r"\(\d+\)$", "", head)
             if word in SPOKEN_WORDS:
                 labels.append(tuple(phones.split()))
-            elif word in wanted:
-                prons.setdefault(word, []).append(tuple(phones.split()))
+            elif keep(word):
+                entries.setdefault(word, []).append(tuple(phones.split()))
     labels += [tuple(p.split()) for ps in ACCENT_VARIANTS.values() for p in ps]
+    return entries, labels
+
+
+@cache
+def common_words(n: int = N_COMMON, min_distance: float = DECOY_MIN_DISTANCE) -> tuple[str, ...]:
+    """The first ``n`` of :data:`COMMON_WORDS` (most frequent first) whose every
+    pronunciation lies at least ``min_distance`` (:func:`phone_distance`) from each label
+    word's, accent variants included (as for :func:`decoy_words`)."""
+    wanted = set(COMMON_WORDS[:n])
+    prons, labels = _pronunciations(wanted.__contains__)
     return tuple(
         w
         for w in COMMON_WORDS[:n]
@@ -102,20 +112,10 @@ def decoy_words(
     Words whose pronunciation lies within ``min_distance`` (:func:`phone_distance`) of a
     label word's, accent variants included, are left out: they would take real answers
     from the labels (a repeat where none was needed) rather than catch other words."""
-    entries: dict[str, list[tuple[str, ...]]] = {}
-    labels: list[tuple[str, ...]] = []
-    with open(_model_dir() / "cmudict-en-us.dict", encoding="utf-8") as f:
-        for line in f:
-            head, _, phones = line.strip().partition(" ")
-            word = re.sub(r"\(\d+\)$", "", head)
-            if word in SPOKEN_WORDS:
-                labels.append(tuple(phones.split()))
-            if not re.fullmatch(r"[a-z]{3,}", word):
-                continue
-            if any(word.startswith(s[:5]) for s in SPOKEN_WORDS):
-                continue  # no forms of the label words themselves
-            entries.setdefault(word, []).append(tuple(phones.split()))
-    labels += [tuple(p.split()) for ps in ACCENT_VARIANTS.values() for p in ps]
+    entries, labels = _pronunciations(
+        lambda word: bool(re.fullmatch(r"[a-z]{3,}", word))
+        and not any(word.startswith(s[:5]) for s in SPOKEN_WORDS)  # no forms of the labels
+    )
     words = list(entries)  # dictionary order
     rng = np.random.default_rng(seed)
     if min_distance <= 0:  # the plain sample (the first version's default)

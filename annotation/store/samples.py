@@ -12,6 +12,11 @@ import numpy as np
 from gazelab.annotation.store.connection import StoreConnection, StoreError
 from gazelab.gaze.trackers.base import SAMPLE_FIELDS, GazeSample
 
+_INSERT_SAMPLES = (
+    f"INSERT INTO gaze_samples(session_id, trial_index, phase, {', '.join(SAMPLE_FIELDS)})"
+    f" VALUES ({', '.join('?' * (3 + len(SAMPLE_FIELDS)))})"
+)
+
 
 class SamplesMixin(StoreConnection):
     """A session's gaze samples, read back as columns, and its recording gaps."""
@@ -34,14 +39,14 @@ class SamplesMixin(StoreConnection):
         rows = [(session_id, t, ph, *astuple(s)) for s, t, ph in batch]
         if not rows:
             return 0
-        marks = ", ".join("?" * (3 + len(SAMPLE_FIELDS)))
-        with self._write() as db:
-            db.executemany(
-                f"INSERT INTO gaze_samples(session_id, trial_index, phase, {', '.join(SAMPLE_FIELDS)})"
-                f" VALUES ({marks})",
-                rows,
-            )
+        self._insert_samples(rows)
         return len(rows)
+
+    def _insert_samples(self, rows: Iterable[Sequence[Any]]) -> None:
+        """One ``executemany`` of ``(session_id, trial_index, phase, *SAMPLE_FIELDS)`` rows
+        in one write transaction."""
+        with self._write() as db:
+            db.executemany(_INSERT_SAMPLES, rows)
 
     def add_sample_rows(self, session_id: int, rows: Sequence[tuple[Any, ...]]) -> int:
         """Insert samples given as plain tuples ``(trial_index, phase, *SAMPLE_FIELDS)``
@@ -54,13 +59,7 @@ class SamplesMixin(StoreConnection):
         if bad is not None:
             raise StoreError(f"a sample row has {len(bad)} values, not {width} "
                              "(trial_index, phase and the sample fields)")  # fmt: skip
-        marks = ", ".join("?" * (1 + width))
-        with self._write() as db:
-            db.executemany(
-                f"INSERT INTO gaze_samples(session_id, trial_index, phase, {', '.join(SAMPLE_FIELDS)})"
-                f" VALUES ({marks})",
-                ((session_id, *r) for r in rows),
-            )
+        self._insert_samples((session_id, *r) for r in rows)
         return len(rows)
 
     def add_sample_columns(
@@ -84,13 +83,7 @@ class SamplesMixin(StoreConnection):
             raise StoreError(f"sample columns of different lengths (trial_index has {n})")
         if not n:
             return 0
-        marks = ", ".join("?" * (3 + len(SAMPLE_FIELDS)))
-        with self._write() as db:
-            db.executemany(
-                f"INSERT INTO gaze_samples(session_id, trial_index, phase, {', '.join(SAMPLE_FIELDS)})"
-                f" VALUES ({marks})",
-                zip(repeat(session_id, n), trial_index, phase, *columns, strict=True),
-            )
+        self._insert_samples(zip(repeat(session_id, n), trial_index, phase, *columns, strict=True))
         return n
 
     def sample_count(self, session_id: int) -> int:
