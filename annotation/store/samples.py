@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple
 from itertools import repeat
@@ -16,6 +17,11 @@ _INSERT_SAMPLES = (
     f"INSERT INTO gaze_samples(session_id, trial_index, phase, {', '.join(SAMPLE_FIELDS)})"
     f" VALUES ({', '.join('?' * (3 + len(SAMPLE_FIELDS)))})"
 )
+_READ_CHUNK = 65_536
+"""Rows fetched from SQLite at a time when reading samples (bounded Python objects)."""
+_MAX_PHASE_CODES = 200
+"""More distinct phases than this (a store edited outside) are read as text in a query of
+their own instead of as numbers."""
 
 
 class SamplesMixin(StoreConnection):
@@ -108,26 +114,82 @@ class SamplesMixin(StoreConnection):
         through the ``(session_id, trial_index, local_s)`` index; to read every trial of
         a session, :meth:`samples_by_trial` reads the session once.
         """
-        cols = ("trial_index", "phase", *SAMPLE_FIELDS)
-        sql = f"SELECT {', '.join(cols)} FROM gaze_samples WHERE session_id = ?"
+        where = "session_id = ?"
         params: list[Any] = [session_id]
         if trial_index is not None:
-            sql += " AND trial_index = ?"
+            where += " AND trial_index = ?"
             params.append(trial_index)
         if since_local_s is not None:
-            sql += " AND local_s >= ?"
+            where += " AND local_s >= ?"
             params.append(since_local_s)
         if phase is not None:
-            sql += " AND phase = ?"
+            where += " AND phase = ?"
             params.append(phase)
-        rows = self._query(sql + " ORDER BY local_s, rowid", params)
         try:
-            return _sample_table(cols, rows)
+            return self._sample_columns(where, params)
         except (TypeError, ValueError) as exc:  # text where a number belongs: edited outside
             raise StoreError(
                 f"{self.path}: a gaze sample holds a value that is not a number "
                 f"({str(exc)[:80]}); the store was changed outside gazelab: restore it from a backup"
             ) from None
+
+    def _sample_columns(self, where: str, params: Sequence[Any]) -> dict[str, np.ndarray]:
+        """The table of :meth:`samples` for the rows matching ``where``, read column-wise.
+
+        The phase (text, a handful of distinct values) comes back as its number in the
+        session's list of distinct phases, so that every selected value is a number: each
+        chunk of rows becomes one ``(rows, columns)`` float array in one numpy call (NULL
+        -> NaN) instead of one Python list per column. Floats are read as stored (bit for
+        bit); the integer and boolean columns are exact below 2**53.
+        """
+        distinct = [r[0] for r in self._query(
+            f"SELECT DISTINCT phase FROM gaze_samples WHERE {where}", params)]  # fmt: skip
+        names = [p for p in distinct if p is not None]
+        if len(names) > _MAX_PHASE_CODES:  # a store edited outside: one query for the text
+            code_sql, code_params = "NULL", []
+        else:
+            code_sql = "CASE phase" + " WHEN ? THEN ?" * len(names) + " END" if names else "NULL"
+            code_params = [v for k, p in enumerate(names) for v in (p, k)]
+        sql = (f"SELECT {code_sql}, trial_index, {', '.join(SAMPLE_FIELDS)} FROM gaze_samples"
+               f" WHERE {where} ORDER BY local_s, rowid")  # fmt: skip
+        width = 2 + len(SAMPLE_FIELDS)
+        chunks: list[np.ndarray] = []
+        with self._lock:
+            try:
+                cur = self._db.execute(sql, [*code_params, *params])
+                while rows := cur.fetchmany(_READ_CHUNK):
+                    chunks.append(np.array(rows, dtype=np.float64).reshape(-1, width))
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+        data = np.concatenate(chunks) if len(chunks) > 1 else (
+            chunks[0] if chunks else np.zeros((0, width)))  # fmt: skip
+        columns = np.ascontiguousarray(data.T)  # one contiguous row per column
+        code = columns[0]
+        if len(names) > _MAX_PHASE_CODES:
+            phases = np.empty(code.size, dtype=object)
+            phases[:] = [r[0] for r in self._query(
+                f"SELECT phase FROM gaze_samples WHERE {where} ORDER BY local_s, rowid", params)]  # fmt: skip
+        else:
+            lookup = np.empty(len(names) + 1, dtype=object)
+            lookup[: len(names)] = names
+            lookup[-1] = None
+            phases = lookup[np.where(np.isnan(code), len(names), code).astype(np.intp)]
+        trial = columns[1]
+        table: dict[str, np.ndarray] = {
+            "trial_index": np.where(np.isnan(trial), -1, trial).astype(np.int64),
+            "phase": phases,
+        }
+        for j, name in enumerate(SAMPLE_FIELDS, start=2):
+            col = columns[j]
+            if name in ("fix", "valid"):
+                table[name] = (col != 0) & ~np.isnan(col)  # NULL reads as False
+            elif name == "state":
+                if np.isnan(col).any():
+                    raise TypeError("a sample's state is NULL")
+                table[name] = col.astype(np.int64)
+            else:
+                table[name] = col
+        return table
 
     def samples_by_trial(
         self, session_id: int, *, phase: str | None = None
@@ -192,20 +254,3 @@ class SamplesMixin(StoreConnection):
             (session_id,),
         )
         return [dict(start_local_s=r[0], end_local_s=r[1], reason=r[2]) for r in rows]
-
-
-def _sample_table(cols: Sequence[str], rows: list[tuple[Any, ...]]) -> dict[str, np.ndarray]:
-    table: dict[str, np.ndarray] = {}
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in cols]
-    for name, values in zip(cols, columns, strict=True):
-        if name == "phase":
-            table[name] = np.array(values, dtype=object)
-        elif name in ("fix", "valid"):
-            table[name] = np.array(values, dtype=bool)
-        elif name in ("state",):
-            table[name] = np.array(values, dtype=np.int64)
-        elif name == "trial_index":
-            table[name] = np.array([-1 if v is None else v for v in values], dtype=np.int64)
-        else:
-            table[name] = np.array(values, dtype=np.float64)
-    return table
