@@ -15,9 +15,11 @@ import codecs
 import gzip
 import math
 import re
+import zlib
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby, repeat
 from pathlib import Path
 from typing import Any
 
@@ -399,6 +401,38 @@ class Accumulator:
                 self.last_run = [i, i, key, image or key, rect]
                 self.runs.append(self.last_run)
 
+    def extend(
+        self, t: NDArray[np.float64], gaze: tuple[NDArray[np.float64], NDArray[np.float64],
+                                                  NDArray[np.bool_]],
+        eyes: tuple[NDArray[np.float64], ...], fix_index: NDArray[np.int64],
+        runs: list[tuple[int, int, str, str, Rect | None]],
+    ) -> bool:  # fmt: skip
+        """:meth:`add` for a block of samples as columns (``(M,)`` each), with their runs of
+        one key ``(first, last, key, image, rect)`` counted from the block's first sample.
+        ``False`` (nothing added) when a time goes back: the checked reader names the line."""
+        if t.size == 0:
+            return True
+        if t[0] < self.previous or bool(np.any(t[1:] < t[:-1])):
+            return False
+        self.previous = float(t[-1])
+        base = len(self.t.data)
+        for column, values in zip(
+            (self.t, self.x, self.y, self.lx, self.ly, self.rx, self.ry, self.lp, self.rp),
+            (t, gaze[0], gaze[1], *eyes),
+            strict=True,
+        ):
+            column.data.frombytes(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+        self.valid += gaze[2].astype(np.uint8).tobytes()
+        self.fix_index.frombytes(np.ascontiguousarray(fix_index, dtype=np.int64).tobytes())
+        for a, b, key, image, rect in runs:
+            last = self.last_run
+            if last is not None and last[2] == key and last[1] == base + a - 1:
+                last[1] = base + b
+            else:
+                self.last_run = [base + a, base + b, key, image or key, rect]
+                self.runs.append(self.last_run)
+        return True
+
     def build(
         self, path: Path, options: ImportOptions, has_eyes: tuple[str, ...],
         screen: tuple[int, int] | None, rate_hz: float | None = None,
@@ -502,3 +536,138 @@ def delimiter_of(header: str) -> str:
 def normalise(name: str) -> str:
     """A header for matching: lower case, no units in () or [], letters and digits only."""
     return re.sub(r"[^a-z0-9]", "", re.sub(r"[\(\[].*?[\)\]]", "", name.lower()))
+
+
+# -- the block-and-column reader ---------------------------------------------------------------
+BLOCK_BYTES = 1 << 21
+"""Bytes of a file parsed at a time by :func:`table_blocks` (bounded memory)."""
+
+MISSING_TOKENS = ("", ".", "n/a", "NA")
+"""The cells :func:`number` reads as no value (after stripping spaces)."""
+
+
+class Irregular(Exception):
+    """:func:`table_blocks` met something the line-by-line reader must judge (and name)."""
+
+
+def table_blocks(
+    path: Path, encoding: str, sep: str | None = None, *, crlf: bool = False,
+    block: int = BLOCK_BYTES, max_line: int = MAX_LINE_BYTES,
+) -> Iterator[tuple[str, str, list[str], int]]:  # fmt: skip
+    """A delimited table a block at a time: ``(header line, separator, cells, rows)`` per
+    block of ``block`` bytes, ``cells`` the block's rows' cells in one flat list (column
+    ``j`` is ``cells[j::width]``), ``width`` the header's.
+
+    Raises :class:`Irregular` at anything that is not a plain, regular table, so that the
+    caller reads the file line by line instead (whose errors name the line): another
+    encoding than UTF-8, other bytes, a line longer than ``max_line`` bytes, a quote, a
+    blank line, a line of another width, a carriage return (unless ``crlf``: then CRLF
+    line endings are read as the line reader reads them). A UTF-8 BOM is skipped; ``sep``
+    ``None`` is the header's (:func:`delimiter_of`).
+    """
+    try:
+        if codecs.lookup(encoding).name != "utf-8":
+            raise Irregular
+    except LookupError:
+        raise Irregular from None
+    head: str | None = None
+    width = 0
+    carry = b""
+    try:
+        fh: Any = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+        with fh:
+            while True:
+                more = fh.read(block)
+                data = carry + more
+                if not more:
+                    if not data:
+                        return
+                    chunk, carry = data, b""  # the last line, without a line ending
+                else:
+                    cut = data.rfind(b"\n")
+                    if cut < 0:
+                        if len(data) > max_line:
+                            raise Irregular
+                        carry = data
+                        continue
+                    chunk, carry = data[:cut], data[cut + 1 :]
+                if len(carry) > max_line:
+                    raise Irregular
+                if head is None and chunk.startswith(codecs.BOM_UTF8):
+                    chunk = chunk[len(codecs.BOM_UTF8) :]
+                text = chunk.decode("utf-8")
+                if "\r" in text:
+                    if not crlf:
+                        raise Irregular
+                    text = text.replace("\r\n", "\n")
+                    if text.endswith("\r"):
+                        text = text[:-1]
+                    if "\r" in text:
+                        raise Irregular
+                lines = text.split("\n")
+                if max(map(len, lines)) * 4 > max_line:  # UTF-8: at most 4 bytes a character
+                    if max(map(len, chunk.split(b"\n"))) > max_line:
+                        raise Irregular
+                if head is None:
+                    head = lines.pop(0)
+                    sep = sep or delimiter_of(head)
+                    width = len(split_row(head, sep))
+                    text = text[len(head) + 1 :]
+                assert sep is not None
+                if lines:
+                    if '"' in text or set(map(str.count, lines, repeat(sep))) != {width - 1}:
+                        raise Irregular  # quoted cells, a blank line, another width
+                    yield head, sep, text.replace("\n", sep).split(sep), len(lines)
+                if not more:
+                    return
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError):
+        raise Irregular from None
+
+
+def float_cells(
+    cells: Sequence[str], missing: tuple[str, ...] = MISSING_TOKENS, *, strip: bool = True
+) -> NDArray[np.float64] | None:
+    """``(N,)`` values of one column's cells exactly as :func:`number` reads them (``float``
+    of the text; a ``missing`` token, after stripping spaces when ``strip``, is NaN), or
+    ``None`` where :func:`number` would refuse a cell (text, NaN, inf)."""
+    n = len(cells)
+    n_missing = sum(map(cells.count, missing)) if missing else 0
+    try:
+        if n_missing == 0:
+            values = np.fromiter(map(float, cells), np.float64, n)
+        elif n_missing == n:
+            return np.full(n, np.nan)
+        else:
+            gone = frozenset(missing)
+            values = np.fromiter((math.nan if c in gone else float(c) for c in cells),
+                                 np.float64, n)  # fmt: skip
+    except ValueError:
+        if not (strip and missing):
+            return None
+        gone = frozenset(missing)
+        try:  # padded missing tokens, as number() reads them
+            values = np.fromiter((math.nan if c.strip() in gone else float(c) for c in cells),
+                                 np.float64, n)  # fmt: skip
+        except ValueError:
+            return None
+        n_missing = sum(1 for c in cells if c.strip() in gone)
+    if int(np.count_nonzero(np.isfinite(values))) != n - n_missing:
+        return None
+    return values
+
+
+def key_runs(keys: Sequence[str]) -> list[tuple[int, int, str, str]]:
+    """Runs of one non-empty key (spaces stripped) as ``(first, last, key, key)``, indices
+    into ``keys``: the trials :meth:`Accumulator.add` finds, for :meth:`Accumulator.extend`."""
+    runs: list[tuple[int, int, str, str]] = []
+    i = 0
+    for raw, group in groupby(keys):
+        m = sum(1 for _ in group)
+        key = raw.strip()
+        if key:
+            if runs and runs[-1][2] == key and runs[-1][1] == i - 1:
+                runs[-1] = (runs[-1][0], i + m - 1, key, key)
+            else:
+                runs.append((i, i + m - 1, key, key))
+        i += m
+    return runs

@@ -9,13 +9,9 @@ stored value is the exported one exactly (``float`` of the exported text).
 
 from __future__ import annotations
 
-import codecs
-import gzip
 import json
 import math
 import re
-import zlib
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +24,14 @@ from gazelab.gaze.importers.base import (
     ImportedRecording,
     ImportFormatError,
     ImportOptions,
+    Irregular,
     fail,
+    float_cells,
     number,
     read_lines,
     register_importer,
     split_row,
+    table_blocks,
 )
 
 GAZE_SUFFIX = "_gaze.tsv.gz"
@@ -140,99 +139,37 @@ def _checked_table(path: Path, encoding: str, want: list[str]) -> Table:
     return {c: col.numpy() for c, col in cols.items()}, phase
 
 
-def _floats(cells: list[str], required: bool) -> NDArray[np.float64] | None:
-    """``(N,)`` values of one column's cells exactly as :func:`number` reads them (``float``
-    of the text, NaN for the export's ``n/a``); ``None`` where :func:`number` would refuse
-    a cell or could read it otherwise (text, NaN, inf, another missing token)."""
-    n = len(cells)
-    n_missing = cells.count("n/a")
-    try:
-        if n_missing == 0:
-            values = np.fromiter(map(float, cells), np.float64, n)
-        elif required:
-            return None
-        elif n_missing == n:
-            return np.full(n, np.nan)
-        else:
-            values = np.fromiter(
-                (math.nan if c == "n/a" else float(c) for c in cells), np.float64, n
-            )
-    except ValueError:
-        return None
-    if int(np.count_nonzero(np.isfinite(values))) != n - n_missing:
-        return None
-    return values
-
-
 def _fast_table(path: Path, encoding: str, want: list[str]) -> Table | None:
     """The gaze table parsed a block at a time, a column at a time (about 3x faster than
-    :func:`_checked_table`), or ``None`` at the first thing that is not a well-formed
-    export (a cut or long line, other bytes, a refused value, times going back): the
-    caller then reads the file with :func:`_checked_table`, whose error names the line.
+    :func:`_checked_table`; :func:`~gazelab.gaze.importers.base.table_blocks`), or ``None``
+    at the first thing that is not a well-formed export (a cut or long line, other bytes,
+    a refused value, times going back): the caller then reads the file with
+    :func:`_checked_table`, whose error names the line.
 
     Every value is ``float`` of its text, as :func:`_checked_table` reads it.
     """
-    try:
-        if codecs.lookup(encoding).name != "utf-8":
-            return None
-    except LookupError:
-        return None
     numeric = [c for c in want if c != "phase"]
     parts: dict[str, list[NDArray[np.float64]]] = {c: [] for c in numeric}
     phase: list[str | None] = []
     at: dict[str, int] = {}
-    width = 0
-    carry = b""
     try:
-        fh: Any = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-        with fh:
-            while True:
-                block = fh.read(_BLOCK)
-                data = carry + block
-                if not block:
-                    if not data:
-                        break
-                    chunk, carry = data, b""  # the last line, without a line ending
-                else:
-                    cut = data.rfind(b"\n")
-                    if cut < 0:
-                        if len(data) > MAX_LINE_BYTES:
-                            return None
-                        carry = data
-                        continue
-                    chunk, carry = data[:cut], data[cut + 1 :]
-                if len(carry) > MAX_LINE_BYTES:
+        for head, _sep, cells, _rows in table_blocks(
+            path, encoding, "\t", block=_BLOCK, max_line=MAX_LINE_BYTES
+        ):
+            if not at:
+                header = split_row(head, "\t")
+                if any(c not in header for c in want):
                     return None
-                if not at and chunk.startswith(codecs.BOM_UTF8):
-                    chunk = chunk[len(codecs.BOM_UTF8) :]
-                raw = chunk.split(b"\n")
-                if max(map(len, raw)) > MAX_LINE_BYTES:
+                at = {c: header.index(c) for c in want}
+                width = len(header)
+            for c in numeric:
+                values = float_cells(cells[at[c] :: width], () if c in _REQUIRED else ("n/a",),
+                                     strip=False)  # fmt: skip
+                if values is None:
                     return None
-                text = chunk.decode("utf-8")
-                if "\r" in text:
-                    return None
-                lines = text.split("\n")
-                if not at:
-                    head = lines.pop(0)
-                    header = split_row(head, "\t")
-                    if any(c not in header for c in want):
-                        return None
-                    at = {c: header.index(c) for c in want}
-                    width = len(header)
-                    text = text[len(head) + 1 :]
-                if lines:
-                    if set(map(str.count, lines, repeat("\t"))) != {width - 1}:
-                        return None  # a line with other than the header's width
-                    cells = text.replace("\n", "\t").split("\t")
-                    for c in numeric:
-                        values = _floats(cells[at[c] :: width], c in _REQUIRED)
-                        if values is None:
-                            return None
-                        parts[c].append(values)
-                    phase.extend(None if p == "n/a" else p for p in cells[at["phase"] :: width])
-                if not block:
-                    break
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError):
+                parts[c].append(values)
+            phase.extend(None if p == "n/a" else p for p in cells[at["phase"] :: width])
+    except Irregular:
         return None
     if not phase:
         return None
