@@ -65,6 +65,49 @@ from gazelab.settings import AnalysisSettings, QualitySettings, Settings
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
+KEPT_MAPS_MB = 200
+"""The most the kept heatmaps (``keep_maps``) may hold, MiB: fewer images keep theirs
+when an image has many annotators (:func:`kept_images`); the report builds the others'
+maps when it draws them."""
+
+MMAP_THRESHOLD = 131072
+"""glibc's mmap threshold (bytes) set at the start of :func:`analyse_project`
+(:func:`lower_mmap_threshold`)."""
+
+
+def lower_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Have glibc's malloc serve blocks of ``threshold`` bytes or more with their own
+    ``mmap`` (``mallopt(M_MMAP_THRESHOLD)``), so a freed heatmap goes back to the system at
+    once instead of staying in a thread's arena; glibc otherwise raises the threshold to
+    the largest block freed (up to 32 MiB) and the scoring threads' arenas keep many maps'
+    worth of freed blocks. Linux (glibc) only: elsewhere, or when it fails, nothing is
+    changed and ``False`` is returned."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_mmap_threshold = -3  # malloc.h
+        return bool(libc.mallopt(m_mmap_threshold, int(threshold)))
+    except (OSError, AttributeError):
+        return False
+
+
+def kept_images(shapes_annotators: Sequence[tuple[tuple[int, int], int]], keep: int,
+                max_mb: float = KEPT_MAPS_MB) -> int:  # fmt: skip
+    """How many of the first images keep their heatmaps: at most ``keep``, and no more than
+    fit in ``max_mb`` MiB, each image's maps being ``annotators + 1`` (the model's) float64
+    maps of its ``(H, W)`` (``shapes_annotators``: per image in order)."""
+    used = 0.0
+    for k, ((h, w), annotators) in enumerate(shapes_annotators[:keep]):
+        used += (annotators + 1) * h * w * 8 / 2**20
+        if used > max_mb:
+            return k
+    return min(keep, len(shapes_annotators))
+
 
 @dataclass
 class Comparison:
@@ -148,9 +191,16 @@ def analyse_project(
     ``baseline_draws``: other images drawn per pair for the shuffled-image baseline, and
     ``centre`` (``mean`` | ``gaussian``) the centre-bias map (:mod:`.baselines`); 0 draws
     leaves both out. ``baseline_images``: the baselines are scored on at most this many
-    images (a seeded sample; ``None``: all), which bounds their cost on large studies."""
+    images (a seeded sample; ``None``: all), which bounds their cost on large studies.
+
+    ``analysis.human_pairs``: ``all`` (every ordered pair of annotators) or ``others``
+    (each annotator against the pooled maps of the others; the baselines pair the same
+    way), see :func:`~gazelab.analysis.scoring.score_image`. The kept maps are bounded to
+    :data:`KEPT_MAPS_MB` (:func:`kept_images`), and glibc's mmap threshold is lowered
+    (:func:`lower_mmap_threshold`)."""
     from gazelab.models.architectures import to_model_input
 
+    lower_mmap_threshold()
     an = analysis or AnalysisSettings()
     records = store.sessions()
     if session_ids is not None:
@@ -250,12 +300,17 @@ def analyse_project(
         progress=(lambda d, t: progress("saliency", d, t)) if progress else None,
     )
 
+    n_kept = (
+        None
+        if keep_maps is None
+        else kept_images([(im.shape, len(im.humans)) for im in ordered], keep_maps)
+    )
+
     def score(i: int) -> None:
         im = ordered[i]
-        keep = keep_maps is None or i < keep_maps
-        score_image(
-            im, rel[i], n, predicted=predicted_class(probs[i]), keep_maps=keep, orders=cache
-        )
+        keep = n_kept is None or i < n_kept
+        score_image(im, rel[i], n, predicted=predicted_class(probs[i]), keep_maps=keep,
+                    orders=cache, human_pairs=an.human_pairs)  # fmt: skip
 
     # Images are independent and NumPy releases the GIL in its array work (sorts, dot
     # products, element-wise passes): one thread per core, results in image order, each
@@ -293,7 +348,7 @@ def analyse_project(
         comp.baselines = baseline_rows(
             comp, draws=baseline_draws, seed=0, centre=centre, max_images=baseline_images,
             progress=(lambda d, t: progress("baselines", d, t)) if progress else None,
-            orders=cache,
+            orders=cache, human_pairs=an.human_pairs,
         )  # fmt: skip
     if cache is not None:  # the derived files (sorts, decoded images) under their size cap
         cache.trim(an.cache_max_mb * 2**20)

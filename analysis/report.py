@@ -195,11 +195,10 @@ def image_panels(im: ImageAnalysis, annotators: list[str]) -> list[tuple[str, ND
         heat = g.heatmap_or_build()
         panels.append((f"{a}: {g.label}", heat_overlay(base, heat, colour)))
         contours = outline(contours, heat, colour)
-    if im.model_heatmap is not None:
-        panels.append(
-            (f"model: {im.predicted}", heat_overlay(base, im.model_heatmap, MODEL_COLOUR))
-        )
-        contours = outline(contours, im.model_heatmap, MODEL_COLOUR)
+    model_map = im.model_heatmap_or_build()  # built here where compare let it go
+    if model_map is not None:
+        panels.append((f"model: {im.predicted}", heat_overlay(base, model_map, MODEL_COLOUR)))
+        contours = outline(contours, model_map, MODEL_COLOUR)
     panels.append(("contours", contours))
     return panels
 

@@ -303,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated session ids (default: all)")  # fmt: skip
     p.add_argument("--report", type=_out_folder, help="report folder (default: <project>/report)")
     p.add_argument("--aois", help="AOI file by image id, .json or .csv (default: image regions)")
+    p.add_argument("--human-pairs", choices=("all", "others"),
+                   help="human rows: every ordered pair (all, default) or each annotator vs "
+                   "the pooled maps of the others (others: linear in annotators)")  # fmt: skip
 
     p = add("view", cmd_view, "overlay viewer: images, human and model heatmaps, metrics")
     project_args(p)

@@ -11,9 +11,11 @@ system: what other processes' load changes least) of the child, and the ratio
 of the import time to a baseline measured in the same run: reading the same files line
 by line and splitting every line (what any importer must at least do).
 
-Then ``gazelab compare`` on the imported EyeLink store (``--compare FORMAT``): every
-participant against every other and against a small CNN (trained 8 batches here, not
-timed), with an empty saliency cache (cold) and again (warm), each in a child process;
+Then ``gazelab compare --human-pairs others`` on the imported EyeLink store (``--compare
+FORMAT``): every participant against the pooled maps of all the others (``--human-pairs``
+sets it: ``all`` scores every ordered pair, A(A-1) per image) and against a small CNN
+(trained 8 batches here, not timed), with an empty saliency cache (cold) and again (warm),
+each in a child process;
 its ratio is to reading every session's samples from the store once. A compare past
 ``--compare-max-s`` / ``--compare-max-mb`` is stopped (the machine is shared).
 
@@ -230,6 +232,8 @@ def main() -> None:
     ap.add_argument("--formats", default="eyelink,tobii,gazepoint,csv,bids")
     ap.add_argument("--compare", default="eyelink",
                     help="the imported store `gazelab compare` is timed on ('none': no compare)")  # fmt: skip
+    ap.add_argument("--human-pairs", default="others", choices=("all", "others"),
+                    help="compare's pairing of participants (default: others)")  # fmt: skip
     ap.add_argument("--compare-max-s", type=float, default=300.0,
                     help="stop a compare running longer (s; the machine is shared)")  # fmt: skip
     ap.add_argument("--compare-max-mb", type=float, default=4096.0,
@@ -278,14 +282,16 @@ def main() -> None:
                   f"{base:>7.2f} {wall / base:>6.1f}  {met}")  # fmt: skip
         if args.compare != "none":
             compare_line(out, args.compare, n, args.images, args.participants, imported,
-                         args.compare_max_s, args.compare_max_mb)  # fmt: skip
+                         args.compare_max_s, args.compare_max_mb, args.human_pairs)  # fmt: skip
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 def compare_line(out: Path, fmt: str, n: int, images: int, participants: int,
-                 imported: object, max_s: float, max_mb: float) -> None:  # fmt: skip
-    """``gazelab compare`` on the imported ``fmt`` store (every participant vs every other
-    and vs a small CNN), cold (empty saliency cache) then warm, each in a child process.
+                 imported: object, max_s: float, max_mb: float,
+                 human_pairs: str = "others") -> None:  # fmt: skip
+    """``gazelab compare --human-pairs HUMAN_PAIRS`` on the imported ``fmt`` store (every
+    participant vs the pooled others, or vs every other with ``all``, and vs a small CNN),
+    cold (empty saliency cache) then warm, each in a child process.
 
     The ratio is the compare time over the time of reading the store's samples once
     (``SessionStore.samples`` of every session, in this process: what any compare of
@@ -305,14 +311,16 @@ def compare_line(out: Path, fmt: str, n: int, images: int, participants: int,
             st.samples(rec.id)
     read = time.perf_counter() - t
     argv = ["compare", "--store", str(store), "--model", str(out / "model.keras"),
-            "--cache", str(out / "cache"), "--report", str(out / "report")]  # fmt: skip
+            "--cache", str(out / "cache"), "--report", str(out / "report"),
+            "--human-pairs", human_pairs]  # fmt: skip
     for name in ("cold", "warm"):
         wall, peak, cpu, note = run_child(argv, max_s=max_s, max_mb=max_mb)
         met = "met" if wall <= GOAL_S and peak <= GOAL_MB else "NOT met"
         took = (
             f"{wall:.1f} s" if math.isfinite(wall) else f"> {max_s:g} s or > {max_mb:g} MB ({note})"
         )
-        print(f"compare {fmt} store ({participants} x {images} images, {n:,} samples), {name}: "
+        print(f"compare --human-pairs {human_pairs} {fmt} store ({participants} x {images} "
+              f"images, {n:,} samples), {name}: "
               f"{took}, peak {peak:.0f} MB, CPU {cpu:.1f} s; reading the samples {read:.1f} s, "
               f"ratio {wall / read:.1f}; goal <= {GOAL_S:g} s, <= {GOAL_MB:g} MB: {met}")  # fmt: skip
         if not math.isfinite(wall):

@@ -187,6 +187,13 @@ class AnalysisSettings(_Validated):
         doc="size cap (MiB) of the saliency cache's derived files (prepared-map sorts, "
         "decoded images), least recently used deleted first after each compare; 0: no cap",
     )
+    human_pairs: str = setting(
+        "all",
+        choices=("all", "others"),
+        doc="human-vs-human rows: 'all' scores every ordered pair of annotators (A(A-1) per "
+        "image), 'others' each annotator against the pooled maps of all other annotators of "
+        "the image (A per image; docs/comparison.md#pooled-others)",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

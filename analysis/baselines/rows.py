@@ -50,6 +50,7 @@ def baseline_rows(
     max_images: int | None = 100,
     progress: Callable[[int, int], None] | None = None,
     orders: OrderStore | None = None,
+    human_pairs: str = "all",
 ) -> list[dict[str, Any]]:
     """Baseline scores of every observed pair of ``comp`` (see the module docstring).
 
@@ -70,8 +71,26 @@ def baseline_rows(
     cost about twice its observed scoring: ``draws`` scores per pair on maps prepared once).
     ``None``: every image. ``orders``: where each prepared map's sort is kept between runs
     (the saliency cache; the rows are the same with or without).
+
+    ``human_pairs``: the pairing of the observed human rows
+    (:func:`~gazelab.analysis.scoring.score_image`). ``all``: a shuffled row per ordered
+    pair (*a*, *b*), *b*'s map on the partner images. ``others``: one shuffled row per
+    annotator *a* (``reference`` ``others``), scored against the pooled map of every
+    annotator but *a* on each partner image
+    (:func:`~gazelab.analysis.scoring.leave_one_out_sums`), so the baselines cost A maps per
+    image and draw as the observed rows do; a partner image only *a* looked at is not a
+    draw.
     """
-    from gazelab.analysis.scoring import METRICS, fixation_map
+    from gazelab.analysis.scoring import (
+        METRICS,
+        OTHERS,
+        check_human_pairs,
+        fixation_map,
+        leave_one_out_sums,
+        pooled_total,
+    )
+
+    check_human_pairs(human_pairs)
 
     if centre not in CENTRES:
         raise ValueError(f"centre {centre!r}: choose one of {', '.join(CENTRES)}")
@@ -175,6 +194,78 @@ def baseline_rows(
 
     lock, finished = threading.Lock(), [0]
 
+    Dense = tuple[dict[str, NDArray[np.float64]], NDArray[np.float64] | None, PreparedMap | None]
+
+    def score_run_others(run: list[int]) -> list[tuple[int, list[dict[str, Any]]]]:
+        """``score_run`` for ``human_pairs = "others"``: the window keeps each image's dense
+        human maps, their sum and the prepared model map; the pooled maps of the partners
+        are summed and prepared per (annotator, partner) and let go."""
+        window: dict[int, Dense] = {}
+
+        def dense(j: int) -> Dense:
+            if j not in window:
+                maps = {a: np.asarray(human_map(j, a), dtype=np.float64) for a in images[j].humans}
+                total = pooled_total(maps.values()) if maps else None
+                mm = model_map(j) if has_model[j] else None
+                window[j] = (maps, total, None if mm is None else PreparedMap(mm, orders))
+                while len(window) > draws + 1:  # oldest first (dicts keep insertion order)
+                    del window[next(iter(window))]
+            return window[j]
+
+        done = []
+        for i in run:
+            im = images[i]
+            own_maps = dense(i)[0]
+            own = {a: PreparedMap(m, orders) for a, m in own_maps.items()}
+            others = [dense(j) for j in partners_of[i]]
+            cm = centre_map(i, list(own.items()))
+            # each annotator a of image i against the pooled map of every annotator but a
+            # on each partner image j (all of j's maps when a did not look at j; no draw
+            # when only a did), partner by partner
+            pooled_scores: dict[str, list[dict[str, float]]] = {a: [] for a in im.humans}
+            fixated_of = {a: fixation_map(g.points, shapes[i]) for a, g in im.humans.items()}
+            if len(im.humans) > 1:
+                for maps_j, total_j, _ in others:
+                    if total_j is None:
+                        continue
+                    loo = leave_one_out_sums(list(maps_j.values())) if len(maps_j) > 1 else None
+                    for b in maps_j:
+                        pooled_b = next(loo) if loo is not None else None
+                        if b in own and pooled_b is not None:
+                            pooled_scores[b].append(
+                                map_scores(own[b], PreparedMap(pooled_b, orders), fixated_of[b])
+                            )
+                    pooled_all: PreparedMap | None = None
+                    for a in im.humans:
+                        if a not in maps_j:
+                            if pooled_all is None:
+                                pooled_all = PreparedMap(total_j, orders)
+                            pooled_scores[a].append(map_scores(own[a], pooled_all, fixated_of[a]))
+            rows: list[dict[str, Any]] = []
+            for a in im.humans:
+                ref = own[a]
+                fixated = fixated_of[a]
+                base = {"image_id": im.image_id, "annotator": a}
+                rows.append({**base, "versus": "-", "reference": "centre", "baseline": "centre",
+                             "draws": 0 if cm is None else 1,
+                             **(dict(nan) if cm is None else map_scores(ref, cm, fixated))})  # fmt: skip
+                if has_model[i]:
+                    sc = [map_scores(ref, o[2], fixated) for o in others if o[2] is not None]
+                    rows.append({**base, "versus": "model", "reference": "model",
+                                 "baseline": "shuffled", "draws": len(sc),
+                                 **_mean_scores(sc, METRICS)})  # fmt: skip
+                if len(im.humans) < 2:
+                    continue  # no observed human row to match
+                sc = pooled_scores[a]
+                rows.append({**base, "versus": "human", "reference": OTHERS, "baseline": "shuffled",
+                             "draws": len(sc), **_mean_scores(sc, METRICS)})  # fmt: skip
+            done.append((i, rows))
+            if progress:
+                with lock:
+                    finished[0] += 1
+                    progress(finished[0], len(todo))
+        return done
+
     def score_run(run: list[int]) -> list[tuple[int, list[dict[str, Any]]]]:
         window: dict[int, dict[str, PreparedMap | None]] = {}
 
@@ -239,7 +330,8 @@ def baseline_rows(
     from gazelab.analysis.compare import blas_threads
 
     with blas_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
-        for result in pool.map(score_run, runs):
+        scorer = score_run_others if human_pairs == OTHERS else score_run
+        for result in pool.map(scorer, runs):
             by_image.update(result)
     return [r for i in sorted(by_image) for r in by_image[i]]
 

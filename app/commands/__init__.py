@@ -55,4 +55,6 @@ def analysis_settings(args: argparse.Namespace, settings: Any = None) -> Any:
     return AnalysisSettings(
         analyzer=args.analyzer or base.analyzer,
         point_source=args.point_source or base.point_source,
+        cache_max_mb=base.cache_max_mb,
+        human_pairs=getattr(args, "human_pairs", None) or base.human_pairs,
     )

@@ -1,0 +1,202 @@
+"""``[analysis] human_pairs``: every ordered pair of annotators (``all``) or each annotator
+against the pooled map of the others (``others``), in the rows, the baselines, the settings
+and the command line."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gazelab.analysis.baselines import baseline_rows
+from gazelab.analysis.compare import (
+    METRICS,
+    AnnotatorGaze,
+    Comparison,
+    ImageAnalysis,
+    kept_images,
+    lower_mmap_threshold,
+)
+from gazelab.analysis.metrics import PreparedMap, map_scores
+from gazelab.analysis.scoring import fixation_map, leave_one_out_sums, score_image
+from gazelab.gaze.heatmaps import fixation_heatmap
+from gazelab.settings import AnalysisSettings, Settings, SettingsError
+
+SHAPE = (32, 40)
+C, RADIUS = 2.0, 5.0
+# four annotators, each fixating a few points with durations (the maps' weights)
+LOOKS = {
+    "A": ([[8.0, 8.0], [20.0, 14.0]], [200.0, 400.0]),
+    "B": ([[9.5, 8.5], [30.0, 20.0], [20.0, 15.0]], [150.0, 250.0, 300.0]),
+    "C": ([[25.0, 25.0]], [500.0]),
+    "D": ([[10.0, 9.0], [33.0, 6.0]], [100.0, 600.0]),
+}
+
+
+def shifted(dx: float) -> dict[str, AnnotatorGaze]:
+    """The four annotators' gaze (their looks moved ``dx`` px right), heatmaps built with
+    their durations as weights."""
+    out = {}
+    for k, (a, (pts, dur)) in enumerate(LOOKS.items()):
+        p = np.array(pts, dtype=np.float64) + np.array([dx, 0.0])
+        w = np.array(dur, dtype=np.float64)
+        heat = fixation_heatmap(p, SHAPE, C, RADIUS, w)
+        out[a] = AnnotatorGaze(a, k + 1, "happy", p, p, heat, weights=w,
+                               kernel_px=(C, RADIUS), image_hw=SHAPE)  # fmt: skip
+    return out
+
+
+def image(i: int, dx: float = 0.0) -> ImageAnalysis:
+    return ImageAnalysis(f"im{i}", "happy", np.zeros(SHAPE, np.uint8), None, shifted(dx),
+                         kernel_px=(C, RADIUS))  # fmt: skip
+
+
+def relevance() -> np.ndarray:
+    r = np.zeros((8, 8), np.float32)
+    r[2, 3], r[5, 6] = 1.0, 0.5
+    return r
+
+
+def hand_others(humans: dict[str, AnnotatorGaze], a: str) -> dict[str, float]:
+    """map_scores of annotator a's map against the sum of the other three's maps."""
+    rest = sum(g.heatmap for b, g in humans.items() if b != a)
+    fixated = fixation_map(humans[a].points, SHAPE)
+    return map_scores(PreparedMap(humans[a].heatmap), PreparedMap(rest), fixated)
+
+
+# The pooled map sums the others in another order than the hand's sum (prefix + suffix):
+# the same to a few ulp; every metric, Spearman's ranks too, agrees to 1e-9 here.
+TOLERANCE: dict[str, float] = {}
+
+
+def test_others_rows_equal_the_hand_computation_for_every_metric() -> None:
+    im = score_image(image(0), relevance(), 3, human_pairs="others")
+    human = [r for r in im.rows if r["kind"] == "human"]
+    assert [r["annotator"] for r in human] == list("ABCD")
+    assert {r["reference"] for r in human} == {"others"}
+    assert len([r for r in im.rows if r["kind"] == "model"]) == 4
+    for r in human:
+        want = hand_others(im.humans, r["annotator"])
+        for m in METRICS:
+            if math.isnan(want[m]):
+                assert math.isnan(r[m]), (r["annotator"], m)
+            else:
+                tol = TOLERANCE.get(m, 1e-9)
+                assert r[m] == pytest.approx(want[m], rel=tol, abs=1e-12), (r["annotator"], m)
+    # the pooled map is no single annotator's: A's score against it is not A's against B
+    all_rows = score_image(image(0), relevance(), 3).rows
+    ab = next(r for r in all_rows if r["annotator"] == "A" and r["reference"] == "B")
+    ao = next(r for r in human if r["annotator"] == "A")
+    assert ao["cc"] != pytest.approx(ab["cc"], abs=1e-3)
+
+
+def test_the_pooled_maps_are_the_sums_of_the_others() -> None:
+    maps = [g.heatmap for g in shifted(0.0).values()]
+    before = [m.copy() for m in maps]
+    pooled = list(leave_one_out_sums(maps))
+    assert len(pooled) == 4
+    for k, p in enumerate(pooled):
+        rest = sum(m for j, m in enumerate(maps) if j != k)
+        np.testing.assert_allclose(p, rest, rtol=1e-14, atol=0)
+        assert np.array_equal(p == 0, rest == 0)  # the same support
+    assert all(np.array_equal(m, b) for m, b in zip(maps, before, strict=True))  # untouched
+    assert np.array_equal(next(leave_one_out_sums(maps[:1])), np.zeros(SHAPE))
+    assert list(leave_one_out_sums([])) == []
+
+
+def test_all_rows_are_those_of_before() -> None:
+    """``all`` (the default) is the pairing of every ordered pair: 4 x 3 human rows, each
+    map_scores of a against b."""
+    default = score_image(image(0), relevance(), 3).rows
+    assert score_image(image(0), relevance(), 3, human_pairs="all").rows == default
+    human = [r for r in default if r["kind"] == "human"]
+    assert len(human) == 12
+    humans = shifted(0.0)
+    for r in human:
+        a, b = r["annotator"], r["reference"]
+        fixated = fixation_map(humans[a].points, SHAPE)
+        want = map_scores(PreparedMap(humans[a].heatmap), PreparedMap(humans[b].heatmap), fixated)
+        assert {m: r[m] for m in METRICS} == pytest.approx(want, nan_ok=True)
+
+
+def test_a_bad_pairing_is_refused() -> None:
+    with pytest.raises(ValueError, match="human_pairs 'pairs'.*all, others"):
+        score_image(image(0), None, 0, human_pairs="pairs")
+
+
+def comparison(pairs: str, dxs: list[float]) -> Comparison:
+    images = [score_image(image(i, dx), relevance(), 3, human_pairs=pairs)
+              for i, dx in enumerate(dxs)]  # fmt: skip
+    return Comparison(images, list("ABCD"), [1, 2, 3, 4], AnalysisSettings(human_pairs=pairs),
+                      3, 3.0, {"c": C, "radius": RADIUS}, "m", "h", "")  # fmt: skip
+
+
+def test_shuffled_baseline_pairs_each_annotator_with_the_others_on_the_partners() -> None:
+    dxs = [0.0, 3.0, -2.0]
+    comp = comparison("others", dxs)
+    rows = baseline_rows(comp, draws=2, human_pairs="others")
+    shuffled = [r for r in rows if r["baseline"] == "shuffled" and r["versus"] == "human"]
+    assert len(shuffled) == 3 * 4  # one per (image, annotator), not per pair
+    assert {r["reference"] for r in shuffled} == {"others"}
+    assert all(r["draws"] == 2 for r in shuffled)
+    # by hand: image 0's annotator B against the pooled others on each partner image
+    from gazelab.analysis.baselines import partner_indices
+
+    partners = partner_indices([SHAPE] * 3, draws=2)[0]
+    b = comp.images[0].humans["B"]
+    fixated = fixation_map(b.points, SHAPE)
+    draws = [hand_scores(b.heatmap, comp.images[j].humans, "B", fixated) for j in partners]
+    row = next(r for r in shuffled if r["image_id"] == "im0" and r["annotator"] == "B")
+    for m in METRICS:
+        want = np.mean([d[m] for d in draws])
+        assert row[m] == pytest.approx(want, rel=TOLERANCE.get(m, 1e-9), abs=1e-12), m
+    # the centre and model rows are those of the pairing "all"
+    every = baseline_rows(comparison("all", dxs), draws=2)
+    assert len([r for r in every if r["versus"] == "human"]) == 3 * 12
+    same = [r for r in every if r["versus"] != "human"]
+    assert [r for r in rows if r["versus"] != "human"] == pytest.approx(same, nan_ok=True)
+
+
+def hand_scores(ref, humans, a, fixated):  # type: ignore[no-untyped-def]
+    rest = sum(g.heatmap for b, g in humans.items() if b != a)
+    return map_scores(PreparedMap(ref), PreparedMap(rest), fixated)
+
+
+def test_kept_maps_are_bounded() -> None:
+    big = ((560, 560), 20)  # 21 maps of 2.4 MiB: 50 MiB an image
+    assert kept_images([big] * 24, 24, max_mb=200) == 3
+    assert kept_images([((64, 64), 2)] * 30, 24) == 24
+    assert kept_images([((64, 64), 2)] * 5, 24) == 5
+    assert isinstance(lower_mmap_threshold(), bool)
+
+
+def test_the_setting_round_trips_and_a_bad_value_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert AnalysisSettings().human_pairs == "all"
+    s = Settings().replace(analysis=AnalysisSettings(human_pairs="others"))
+    assert Settings.from_toml(s.to_toml()).analysis.human_pairs == "others"
+    with pytest.raises(SettingsError, match="human_pairs"):
+        Settings.from_toml('[analysis]\nhuman_pairs = "some"\n')
+
+
+def test_the_command_line_option(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import argparse
+
+    from gazelab.app.commands import analysis_settings
+
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('[analysis]\nhuman_pairs = "others"\ncache_max_mb = 7\n')
+    ns = argparse.Namespace(analyzer=None, point_source=None, human_pairs=None, config=str(cfg))
+    an = analysis_settings(ns)
+    assert an.human_pairs == "others" and an.cache_max_mb == 7
+    ns.human_pairs = "all"
+    assert analysis_settings(ns).human_pairs == "all"
+    # a bad value: one line, exit 2, before anything is read
+    out = subprocess.run([sys.executable, "-m", "gazelab.app.cli", "compare", "--store", "x.sqlite",
+                          "--human-pairs", "some"], capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 2
+    errors = [ln for ln in out.stderr.splitlines() if "error" in ln]
+    assert len(errors) == 1 and "--human-pairs" in errors[0] and "'some'" in errors[0]
+    assert "Traceback" not in out.stderr
