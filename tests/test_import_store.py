@@ -219,3 +219,34 @@ def test_store_transaction_and_sample_rows(tmp_path: Path) -> None:
             st.add_sample_columns(a, [0], ["image"], [[1.0]] * 3)
         with pytest.raises(StoreError, match="a sample row has 3 values, not 21"):
             st.add_sample_rows(a, [(0, "image", 1.0)])
+
+
+@pytest.mark.parametrize("name", ["pymovements_raccoons.asc", BINO.name])
+def test_import_stores_each_trials_quality_and_sessions_reads_it(
+    tmp_path: Path, monkeypatch, capsys, name: str
+) -> None:  # type: ignore[no-untyped-def]
+    from gazelab.annotation import sessions
+
+    store = tmp_path / "s.sqlite"
+    assert main(["import", "eyelink", str(DATA / name), "--store", str(store)]) == 0
+    capsys.readouterr()
+    with SessionStore(store) as st:
+        ids = [r.id for r in st.sessions()]
+        for sid in ids:
+            stored = st.trial_quality(sid)
+            measured = sessions.compute_trial_quality(st, sid, save=False)  # from the store
+            assert stored and stored == measured  # one row per trial, the same numbers
+            assert len(stored) == len({e["trial_index"] for e in st.events(sid)
+                                       if e["kind"] == "import_trial"})  # fmt: skip
+            assert any(0.0 < q.loss_pct < 100.0 or q.rms_s2s_deg > 0 for q in stored)
+    calls: list[int] = []
+    compute = sessions.compute_trial_quality
+
+    def counting(store, session_id, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(session_id)
+        return compute(store, session_id, *args, **kwargs)
+
+    monkeypatch.setattr(sessions, "compute_trial_quality", counting)
+    assert main(["sessions", "--store", str(store), "--csv"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1 + len(ids)
+    assert calls == []  # read, not measured

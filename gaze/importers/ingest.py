@@ -152,6 +152,7 @@ def _write(store: Any, rec: ImportedRecording, sha: str, fmt: str, options: Impo
         })  # fmt: skip
     if exact:
         cols = [rec.columns[f] for f in SAMPLE_FIELDS]
+        by_cols = {f: rec.columns[f] for f in ("x", "y", "valid")}
     else:
         nan = np.full(t.size, np.nan)
         state = np.where(rec.valid, STATE_OK, STATE_TRACKING_LOST)
@@ -163,6 +164,7 @@ def _write(store: Any, rec: ImportedRecording, sha: str, fmt: str, options: Impo
             "right_psize": rec.right_pupil,
         }  # fmt: skip
         cols = [by_field.get(f, nan) for f in SAMPLE_FIELDS]
+        by_cols = {f: by_field[f] for f in ("x", "y", "valid")}
     dtypes = {f: (bool if f in ("fix", "valid") else np.int64 if f == "state" else np.float64)
               for f in SAMPLE_FIELDS}  # fmt: skip
     for a in range(0, t.size, BATCH):
@@ -182,7 +184,58 @@ def _write(store: Any, rec: ImportedRecording, sha: str, fmt: str, options: Impo
         inside = k >= 0 and tm <= ends[k]
         store.add_event(sid, kind, tm / 1000.0, trial_index=k if inside else None,
                         payload=payload)  # fmt: skip
+    _store_trial_quality(store, sid, local, trial_idx, phases, by_cols)
     return sid
+
+
+def _image_samples_by_trial(
+    local_s: np.ndarray, trial_index: np.ndarray, phase: Any, columns: dict[str, np.ndarray]
+) -> dict[int, dict[str, np.ndarray]] | None:
+    """The image-phase samples of each trial as the store reads them back
+    (:meth:`SessionStore.samples_by_trial` with ``phase="image"``: time order, ties in
+    the order written), from the arrays being written; ``None`` where a time is NaN
+    (the store's order of NULL times is its own: read back instead).
+
+    ``columns`` holds ``(N,)`` arrays ``x``, ``y`` (px, float64) and ``valid`` (bool).
+    """
+    ti = np.asarray(trial_index, dtype=np.int64)
+    ph = np.asarray(phase, dtype=object)
+    rows = np.flatnonzero((ph == "image") & (ti >= 0))
+    t = np.asarray(local_s, dtype=np.float64)[rows]
+    if np.isnan(t).any():
+        return None
+    rows = rows[np.lexsort((rows, t, ti[rows]))]  # by trial, then time, then as written
+    trials = ti[rows]
+    starts = np.flatnonzero(np.r_[True, trials[1:] != trials[:-1]]) if rows.size else rows
+    ends = np.r_[starts[1:], rows.size]
+    t_all = np.asarray(local_s, dtype=np.float64)
+    return {
+        int(trials[a]): {
+            "local_s": t_all[rows[a:b]],
+            **{k: v[rows[a:b]] for k, v in columns.items()},
+        }  # fmt: skip
+        for a, b in zip(starts, ends, strict=True)
+    }
+
+
+def _store_trial_quality(
+    store: Any, sid: int, local_s: Any, trial_index: Any, phase: Any, by_field: dict[str, Any]
+) -> None:
+    """Measure and store each trial's data quality (loss, precision) as a recording
+    stores it when it ends, so that ``gazelab sessions``, the viewer and the BIDS
+    sidecar read it instead of measuring the session again: the same values
+    :func:`~gazelab.annotation.sessions.compute_trial_quality` gives on the stored
+    samples, measured on the arrays in memory (one sort, then per trial)."""
+    from gazelab.annotation.sessions import compute_trial_quality
+
+    n = len(local_s)
+    columns = {
+        "x": np.asarray(by_field["x"], dtype=np.float64).reshape(n),
+        "y": np.asarray(by_field["y"], dtype=np.float64).reshape(n),
+        "valid": np.asarray(by_field["valid"]).astype(bool).reshape(n),
+    }
+    samples = _image_samples_by_trial(np.asarray(local_s), np.asarray(trial_index), phase, columns)
+    compute_trial_quality(store, sid, save=True, samples=samples)
 
 
 def _check_geometry(path: Path, rec: ImportedRecording, options: ImportOptions, fmt: str) -> None:
