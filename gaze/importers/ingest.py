@@ -204,9 +204,11 @@ def _image_samples_by_trial(
     t = np.asarray(local_s, dtype=np.float64)[rows]
     if np.isnan(t).any():
         return None
+    if not rows.size:
+        return {}
     rows = rows[np.lexsort((rows, t, ti[rows]))]  # by trial, then time, then as written
     trials = ti[rows]
-    starts = np.flatnonzero(np.r_[True, trials[1:] != trials[:-1]]) if rows.size else rows
+    starts = np.flatnonzero(np.r_[True, trials[1:] != trials[:-1]])
     ends = np.r_[starts[1:], rows.size]
     t_all = np.asarray(local_s, dtype=np.float64)
     return {
