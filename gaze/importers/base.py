@@ -629,31 +629,50 @@ def float_cells(
 ) -> NDArray[np.float64] | None:
     """``(N,)`` values of one column's cells exactly as :func:`number` reads them (``float``
     of the text; a ``missing`` token, after stripping spaces when ``strip``, is NaN), or
-    ``None`` where :func:`number` would refuse a cell (text, NaN, inf)."""
+    ``None`` where :func:`number` would refuse a cell (text, NaN, inf).
+
+    A column of few distinct texts (validity codes, a stimulus position) is read one
+    distinct text at a time."""
     n = len(cells)
-    n_missing = sum(map(cells.count, missing)) if missing else 0
+    gone = frozenset(missing)
+    sample = cells[:512]
+    if len(set(sample)) * 8 <= len(sample):
+        distinct = set(cells)
+        if len(distinct) * 8 <= n:
+            table: dict[str, float] = {}
+            for text in distinct:
+                v = _cell_value(text, gone, strip)
+                if v is None:
+                    return None
+                table[text] = v
+            return np.fromiter(map(table.__getitem__, cells), np.float64, n)
     try:
-        if n_missing == 0:
-            values = np.fromiter(map(float, cells), np.float64, n)
-        elif n_missing == n:
-            return np.full(n, np.nan)
-        else:
-            gone = frozenset(missing)
-            values = np.fromiter((math.nan if c in gone else float(c) for c in cells),
-                                 np.float64, n)  # fmt: skip
+        values = np.fromiter(map(float, cells), np.float64, n)
     except ValueError:
-        if not (strip and missing):
+        if not missing:
             return None
-        gone = frozenset(missing)
-        try:  # padded missing tokens, as number() reads them
-            values = np.fromiter((math.nan if c.strip() in gone else float(c) for c in cells),
-                                 np.float64, n)  # fmt: skip
-        except ValueError:
-            return None
-        n_missing = sum(1 for c in cells if c.strip() in gone)
+    else:
+        return values if bool(np.isfinite(values).all()) else None
+    try:
+        values = np.fromiter(
+            (math.nan if (c.strip() if strip else c) in gone else float(c) for c in cells),
+            np.float64, n,
+        )  # fmt: skip
+    except ValueError:
+        return None
+    n_missing = sum(1 for c in cells if (c.strip() if strip else c) in gone)
     if int(np.count_nonzero(np.isfinite(values))) != n - n_missing:
         return None
     return values
+
+
+def _cell_value(text: str, gone: frozenset[str], strip: bool) -> float | None:
+    """One cell as :func:`float_cells` reads it; ``None`` where refused."""
+    try:
+        v = float(text)
+    except ValueError:
+        return math.nan if (text.strip() if strip else text) in gone else None
+    return v if math.isfinite(v) else None
 
 
 def key_runs(keys: Sequence[str]) -> list[tuple[int, int, str, str]]:
