@@ -143,3 +143,18 @@ def test_a_text_value_where_a_number_belongs_is_one_store_error(
     db.close()
     with SessionStore(path) as store, pytest.raises(StoreError, match="not a number"):
         store.samples(ids[0])
+
+
+def test_a_phase_gazelab_does_not_write_reads_back_as_stored(
+    store_path: tuple[Path, list[int]],
+) -> None:
+    path, ids = store_path
+    db = sqlite3.connect(path)
+    db.execute("UPDATE gaze_samples SET phase = 'calibration' WHERE rowid IN (3, 4, 900)")
+    db.commit()
+    db.close()
+    with SessionStore(path) as store:
+        got = store.samples(ids[0])
+        assert_same(got, reference_samples(path, ids[0]))
+        assert_same(store.samples(ids[1]), reference_samples(path, ids[1]))
+    assert list(got["phase"]).count("calibration") == 3

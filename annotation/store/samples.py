@@ -19,9 +19,15 @@ _INSERT_SAMPLES = (
 )
 _READ_CHUNK = 65_536
 """Rows fetched from SQLite at a time when reading samples (bounded Python objects)."""
-_MAX_PHASE_CODES = 200
-"""More distinct phases than this (a store edited outside) are read as text in a query of
-their own instead of as numbers."""
+_BASE_PHASES = ("image", "blank1", "cross", "blank2", "trial", "idle", "paused", "done", "quit")
+_KNOWN_PHASES: tuple[str, ...] = (*_BASE_PHASES, *(f"interrupted-{p}" for p in _BASE_PHASES))
+"""Phases that samples are stored with (the protocol's, an import's ``trial``, and those
+of an interrupted viewing), read back as numbers."""
+_PHASE_CODE = (
+    "CASE WHEN phase IS NULL THEN NULL ELSE CASE phase"
+    + "".join(f" WHEN '{p}' THEN {k}" for k, p in enumerate(_KNOWN_PHASES))
+    + " ELSE -1 END END"
+)
 
 
 class SamplesMixin(StoreConnection):
@@ -136,27 +142,20 @@ class SamplesMixin(StoreConnection):
     def _sample_columns(self, where: str, params: Sequence[Any]) -> dict[str, np.ndarray]:
         """The table of :meth:`samples` for the rows matching ``where``, read column-wise.
 
-        The phase (text, a handful of distinct values) comes back as its number in the
-        session's list of distinct phases, so that every selected value is a number: each
-        chunk of rows becomes one ``(rows, columns)`` float array in one numpy call (NULL
-        -> NaN) instead of one Python list per column. Floats are read as stored (bit for
-        bit); the integer and boolean columns are exact below 2**53.
+        The phase (text) comes back as its number in :data:`_KNOWN_PHASES` (NULL: NULL,
+        another text: -1, then the phases are read as text in a query of their own), so
+        that every selected value is a number: each chunk of rows becomes one ``(rows,
+        columns)`` float array in one numpy call (NULL -> NaN) instead of one Python list
+        per column. Floats are read as stored (bit for bit); the integer and boolean
+        columns are exact below 2**53.
         """
-        distinct = [r[0] for r in self._query(
-            f"SELECT DISTINCT phase FROM gaze_samples WHERE {where}", params)]  # fmt: skip
-        names = [p for p in distinct if p is not None]
-        if len(names) > _MAX_PHASE_CODES:  # a store edited outside: one query for the text
-            code_sql, code_params = "NULL", []
-        else:
-            code_sql = "CASE phase" + " WHEN ? THEN ?" * len(names) + " END" if names else "NULL"
-            code_params = [v for k, p in enumerate(names) for v in (p, k)]
-        sql = (f"SELECT {code_sql}, trial_index, {', '.join(SAMPLE_FIELDS)} FROM gaze_samples"
+        sql = (f"SELECT {_PHASE_CODE}, trial_index, {', '.join(SAMPLE_FIELDS)} FROM gaze_samples"
                f" WHERE {where} ORDER BY local_s, rowid")  # fmt: skip
         width = 2 + len(SAMPLE_FIELDS)
         chunks: list[np.ndarray] = []
         with self._lock:
             try:
-                cur = self._db.execute(sql, [*code_params, *params])
+                cur = self._db.execute(sql, params)
                 while rows := cur.fetchmany(_READ_CHUNK):
                     chunks.append(np.array(rows, dtype=np.float64).reshape(-1, width))
             except sqlite3.Error as exc:
@@ -165,15 +164,16 @@ class SamplesMixin(StoreConnection):
             chunks[0] if chunks else np.zeros((0, width)))  # fmt: skip
         columns = np.ascontiguousarray(data.T)  # one contiguous row per column
         code = columns[0]
-        if len(names) > _MAX_PHASE_CODES:
+        if (code < 0).any():  # a phase gazelab does not write: the store was edited
             phases = np.empty(code.size, dtype=object)
             phases[:] = [r[0] for r in self._query(
                 f"SELECT phase FROM gaze_samples WHERE {where} ORDER BY local_s, rowid", params)]  # fmt: skip
         else:
-            lookup = np.empty(len(names) + 1, dtype=object)
-            lookup[: len(names)] = names
-            lookup[-1] = None
-            phases = lookup[np.where(np.isnan(code), len(names), code).astype(np.intp)]
+            n = len(_KNOWN_PHASES)
+            lookup = np.empty(n + 1, dtype=object)
+            lookup[:n] = _KNOWN_PHASES
+            lookup[n] = None
+            phases = lookup[np.where(np.isnan(code), n, code).astype(np.intp)]
         trial = columns[1]
         table: dict[str, np.ndarray] = {
             "trial_index": np.where(np.isnan(trial), -1, trial).astype(np.int64),
