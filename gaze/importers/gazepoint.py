@@ -31,6 +31,7 @@ from gazelab.gaze.importers.base import (
     ImportFormatError,
     ImportOptions,
     Irregular,
+    Rect,
     delimiter_of,
     fail,
     float_cells,
@@ -118,7 +119,6 @@ def _checked_rows(
         lay.sep, lay.width, lay.it, lay.per_eye, lay.col, lay.pupils, lay.media_col, lay.w, lay.h
     )  # fmt: skip
     spans: Spans = {}
-    spans: dict[int, tuple[float, float, float, float]] = {}
 
     def num(row: list[str], i: int | None, name: str, line: int) -> float:
         return math.nan if i is None else number(row[i], path, line, name)
@@ -216,7 +216,9 @@ def _fast_rows(path: Path, encoding: str, lay: _Layout, acc: Accumulator) -> Spa
                         if u in said:
                             acc.events.append((float(t[r]), "message", {"text": u.strip()}))
             media = cells[col[lay.media_col] :: lay.width] if lay.media_col in col else [""] * rows
-            runs = [(a, b, k, image, None) for a, b, k, image in key_runs(media)]
+            runs: list[tuple[int, int, str, str, Rect | None]] = [
+                (a, b, k, image, None) for a, b, k, image in key_runs(media)
+            ]
             eyes = (lx, ly, rx, ry, nums(lay.pupils[0]), nums(lay.pupils[1]))
             if not acc.extend(t, (bx, by, bv), eyes, fix, runs):
                 return None
