@@ -423,7 +423,9 @@ def score_image(
             m = map_scores(prepared[a], model_prepared, fixated)
             im.rows.append({**base, "reference": "model", "kind": "model", "label": g.label, **m})
         if pooled is not None:  # the maps' order: the annotators'
-            m = map_scores(prepared[a], PreparedMap(next(pooled), orders), fixated)
+            # a pooled map is scored once: its sort is not kept in the cache (A files of
+            # the map's size per image, never read again unless the study is rerun)
+            m = map_scores(prepared[a], PreparedMap(next(pooled)), fixated)
             im.rows.append({**base, "reference": OTHERS, "kind": "human", "label": g.label, **m})
             continue
         for b in im.humans:

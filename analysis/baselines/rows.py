@@ -199,7 +199,8 @@ def baseline_rows(
     def score_run_others(run: list[int]) -> list[tuple[int, list[dict[str, Any]]]]:
         """``score_run`` for ``human_pairs = "others"``: the window keeps each image's dense
         human maps, their sum and the prepared model map; the pooled maps of the partners
-        are summed and prepared per (annotator, partner) and let go."""
+        are summed and prepared per (annotator, partner) and let go (their sorts are not
+        kept in ``orders``: each is used once)."""
         window: dict[int, Dense] = {}
 
         def dense(j: int) -> Dense:
@@ -233,13 +234,13 @@ def baseline_rows(
                         pooled_b = next(loo) if loo is not None else None
                         if b in own and pooled_b is not None:
                             pooled_scores[b].append(
-                                map_scores(own[b], PreparedMap(pooled_b, orders), fixated_of[b])
+                                map_scores(own[b], PreparedMap(pooled_b), fixated_of[b])
                             )
                     pooled_all: PreparedMap | None = None
                     for a in im.humans:
                         if a not in maps_j:
                             if pooled_all is None:
-                                pooled_all = PreparedMap(total_j, orders)
+                                pooled_all = PreparedMap(total_j)
                             pooled_scores[a].append(map_scores(own[a], pooled_all, fixated_of[a]))
             rows: list[dict[str, Any]] = []
             for a in im.humans:
