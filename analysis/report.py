@@ -34,6 +34,9 @@ from gazelab.models.scores import scores_from_confusion
 
 HUMAN_COLOURS = ((255, 40, 0), (0, 160, 255), (255, 200, 0), (200, 0, 255), (0, 220, 120))
 MODEL_COLOUR = (40, 220, 40)
+MAX_ANNOTATOR_PANELS = 8
+"""Above this many annotators an image's figure draws their pooled map (the sum of their
+heatmaps) in one panel instead of one panel each."""
 
 
 def _fmt(mean: float, sd: float) -> str:
@@ -187,6 +190,15 @@ def image_panels(im: ImageAnalysis, annotators: list[str]) -> list[tuple[str, ND
     base = im.image if im.image.ndim == 3 else np.repeat(im.image[..., None], 3, axis=2)
     panels = [(f"{im.image_id} ({im.true_class})", base)]
     contours = base.copy()
+    present = [a for a in annotators if a in im.humans]
+    if len(present) > MAX_ANNOTATOR_PANELS:  # one pooled panel (the figure stays readable)
+        from gazelab.analysis.scoring import pooled_total
+
+        heat = pooled_total(im.humans[a].heatmap_or_build() for a in present)
+        colour = HUMAN_COLOURS[0]
+        panels.append((f"{len(present)} annotators pooled", heat_overlay(base, heat, colour)))
+        contours = outline(contours, heat, colour)
+        annotators = []
     for k, a in enumerate(annotators):
         if a not in im.humans:
             continue

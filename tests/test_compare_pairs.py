@@ -200,3 +200,18 @@ def test_the_command_line_option(tmp_path) -> None:  # type: ignore[no-untyped-d
     errors = [ln for ln in out.stderr.splitlines() if "error" in ln]
     assert len(errors) == 1 and "--human-pairs" in errors[0] and "'some'" in errors[0]
     assert "Traceback" not in out.stderr
+
+
+def test_a_figure_of_many_annotators_draws_their_pooled_map() -> None:
+    from gazelab.analysis.report import MAX_ANNOTATOR_PANELS, image_panels
+
+    few = image(0)
+    assert [t for t, _ in image_panels(few, list("ABCD"))][1:5] == [
+        "A: happy", "B: happy", "C: happy", "D: happy"
+    ]  # fmt: skip
+    many = image(1)
+    base = many.humans["A"]
+    names = [f"P{k:02d}" for k in range(MAX_ANNOTATOR_PANELS + 1)]
+    many.humans = {n: base for n in names}
+    titles = [t for t, _ in image_panels(many, names)]
+    assert titles == ["im1 (happy)", f"{len(names)} annotators pooled", "contours"]
