@@ -93,7 +93,14 @@ def layout_sentence(summary: Sequence[dict[str, Any]], metric: str = "iou") -> s
     parts = []
     for kind, who in (("human", "human-vs-human"), ("model", "model-vs-human")):
         r = _find(summary, kind, "shuffled", metric)
-        if r is None or not math.isfinite(r["layout_share"]):
+        if r is None:
+            continue
+        if not math.isfinite(r["layout_share"]):  # observed 0 (or no image): no share
+            if r["images"] and math.isfinite(r["baseline_mean"]):
+                parts.append(
+                    f"{r['baseline_mean']:.3f} against an observed {r['observed']:.3f} "
+                    f"of the {who} {metric.upper()} (no share of nothing; {r['images']} images)"
+                )
             continue
         ci = f" ± {r['difference_ci']:.3f}" if math.isfinite(r["difference_ci"]) else ""
         parts.append(
