@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported
+
 import numpy as np
 from numpy.typing import NDArray
 from PySide6.QtCore import QEventLoop, Qt, QTimer
