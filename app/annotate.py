@@ -22,12 +22,16 @@ every second (or on ``R``) the window asks the session to try again; once the
 store takes what was held, the interrupted trial starts again at its first blank.
 
 Timing: phase switches are scheduled with precise single-shot timers at the
-protocol's deadlines; the onset of a phase is the end of the first paint that
-shows it (``QWidget.paintEvent`` after drawing), recorded as a ``flip`` event
-with its error against the schedule. Nothing else runs in the few milliseconds
-before a timed onset (the gaze poll and the prefetch of the next image wait
-until after it), the last of them is slept, not spun, and the garbage collector
-is off from the timer to the paint.
+protocol's deadlines. Where OpenGL with swap control can be had (setting
+``stimulus.flip``, :mod:`gazelab.app.annotate_flip`), each phase is drawn into an
+OpenGL back buffer, swapped on the display's refresh, and its onset is the swap's
+completion (clock ``flip``); elsewhere (the offscreen platform of the tests, a
+driver without swap control) the onset is the end of the first paint that shows it
+(``QWidget.paintEvent`` after drawing; clock ``paint``). Either is recorded as a
+``flip`` event with its error against the schedule and the clock it came from.
+Nothing else runs in the few milliseconds before a timed onset (the gaze poll and
+the prefetch of the next image wait until after it), the last of them is slept, not
+spun, and the garbage collector is off from the timer to the paint.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from gazelab.annotation.speech import (
 )
 from gazelab.annotation.store import SessionStore
 from gazelab.app import annotate_screens as screens
+from gazelab.app.annotate_flip import StimulusSurface, choose_surface
 from gazelab.app.annotate_screens import ScreenMapping, to_qimage
 from gazelab.app.annotate_targets import TargetScreens
 from gazelab.app.annotate_voice import AnswerListener
@@ -98,6 +103,10 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         super().__init__()
         self.clock = clock
         self._mouse_xy: tuple[float, float] | None = None
+        # how phases reach the screen, decided before the session opens: a flip asked for
+        # that cannot be had is one line, with nothing written
+        self.surface = choose_surface(config.settings.stimulus.flip)
+        self._gl: StimulusSurface | None = None
         self.ctl = AnnotationSession(
             config, store=store, tracker=tracker, clock=clock,
             mouse_position=lambda: self._mouse_xy, actual_screen_px=actual_screen_px,
@@ -156,6 +165,28 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         self._poll_timer = self._timer(self._poll)
         self._poll_timer.start(10)
         self._retry_timer = self._timer(self.retry_store)  # while the store fails: every second
+        if self.surface.clock == "flip":
+            self._gl = StimulusSurface(self)
+            self._gl_box = QWidget.createWindowContainer(self._gl, self)
+            self._gl_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            self._gl_box.setGeometry(self.rect())
+        self.ctl.event("display_surface", **self.surface.as_event())
+
+    def update(self, *args: Any) -> None:  # type: ignore[override]
+        """Show the new state at the next turn of the event loop (on the OpenGL surface
+        when there is one)."""
+        if self._gl is not None:
+            self._gl.schedule()
+        else:
+            super().update(*args)
+
+    def present(self) -> None:
+        """Show the state now, not at the next event-loop turn: a phase's onset is this
+        (the paint's end, or the OpenGL frame's swap)."""
+        if self._gl is not None:
+            self._gl.render()
+        else:
+            self.repaint()
 
     def _warn(self, words: str) -> None:
         self.warning = words
@@ -250,7 +281,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         if self.ctl.finished:
             self.mode = "done"
             self._stop_listening()
-        self.repaint()  # paint now, not at the next event-loop turn: the onset is the paint
+        self.present()  # now, not at the next event-loop turn: the onset is this
         if self.mode == "trials":
             QTimer.singleShot(0, self._prepare_image)  # after the onset's paint, not before
 
@@ -270,7 +301,9 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         if p.phase is not Phase.BLANK2 and self._onset_within(self._prepare_s + self.QUIET_S):
             return
         t0 = time.perf_counter()
-        self.scaled_image(key)
+        image = self.scaled_image(key)
+        if self._gl is not None:
+            self._gl.preload(image)  # its texture too
         took = time.perf_counter() - t0
         if took > 0.0005:  # (a cached image takes microseconds: not an estimate)
             self._prepare_s = max(took, 0.8 * self._prepare_s)
@@ -516,8 +549,21 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         self.closed.emit()
 
     # -- painting ---------------------------------------------------------------------------
+    def resizeEvent(self, event: Any) -> None:
+        if self._gl is not None:
+            self._gl_box.setGeometry(self.rect())
+        super().resizeEvent(event)
+
     def paintEvent(self, event: QPaintEvent) -> None:
+        if self._gl is not None:
+            return  # the OpenGL surface covers the window and draws the screens
         p = QPainter(self)
+        self.paint_screen(p)
+        p.end()
+        self.shown("paint")
+
+    def paint_screen(self, p: QPainter) -> None:
+        """Draw the current screen with ``p`` (the window's paint, or the OpenGL surface's)."""
         p.fillRect(self.rect(), screens.BACKGROUNDS[self.settings.stimulus.background])
         if self.mode == "trials":
             screens.paint_trial(self, p)
@@ -530,13 +576,16 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         else:
             screens.paint_message(self, p)
         screens.paint_overlays(self, p)
-        p.end()
+
+    def shown(self, clock: str) -> None:
+        """The screen just reached the display (``clock``: ``paint`` or ``flip``): the first
+        time a phase does, that is its onset."""
         if self.mode == "trials":
             proto = self.ctl.protocol
             shown = (proto.trial_index, proto.phase, proto.phase_scheduled_s)
             if shown != self._shown:  # the first paint of a phase: its onset
                 self._shown = shown
-                proto.flipped(proto.phase, self.clock())
+                proto.flipped(proto.phase, self.clock(), clock=clock)
 
 
 def run_annotation(config: SessionConfig, **options: Any) -> int:

@@ -1,28 +1,39 @@
-"""Annotation app timing, offscreen Qt.
+"""Annotation app timing: the raster path offscreen, then the OpenGL path on a real X screen.
 
 1. Stimulus onset error: 250 trials (1,000 phase changes) of the real protocol at
    shortened timings (100/50/100 ms, image until labelled; a simulated participant
    labels after 0.05 s), run in the application's event loop (``app.exec``, as
-   ``gazelab annotate`` runs), offscreen. Prints mean, p90, p99 and max error of each
-   phase's onset (end of the first paint vs. schedule) and, as the baseline, the
-   lateness of a bare precise single-shot QTimer in the same event loop and run (half
-   of its 300 firings before the trials, half after, so a load that changes during the
-   run weighs on both); the goals: mean <= 1 ms, p99 <= 2x the bare timer's p99.
-   States the load it ran under (1-min load average before and after).
+   ``gazelab annotate`` runs). Prints which path ran (``paint``: the raster path, onset
+   = end of the first paint; ``flip``: drawn with OpenGL, onset = the swap done), the
+   mean, p90, p99 and max error of each phase's onset vs. its schedule and, as the
+   baseline, the lateness of a bare precise single-shot QTimer in the same event loop
+   and run (half of its 300 firings before the trials, half after, so a load that
+   changes during the run weighs on both); the goals: mean <= 1 ms, p99 <= 2x the bare
+   timer's p99. States the load it ran under (1-min load average before and after).
+   First offscreen (``stimulus.flip = paint``, 1280x720 window); then, where Xvfb is
+   installed, again in a child process on Xvfb + openbox at 1920x1080 full screen with
+   ``stimulus.flip = swap`` (OpenGL through Mesa; Xvfb has no refresh to wait for, so
+   no vsync there), ``--gl-flip`` changes it.
 2. Gaze ingest at 1 000 Hz with the GUI running trials: frames sent by the
    simulator vs. samples in the store (lost must be 0), and the ingest rate as a
    ratio to a headless capture loop (no GUI) over the same simulator.
 
-    python benchmarks/bench_annotation.py [--trials 100] [--ingest-s 20]
+    python benchmarks/bench_annotation.py [--trials 100] [--ingest-s 20] [--gl-flip swap]
+    python benchmarks/bench_annotation.py --xvfb --flip swap --ingest-s 0  # the GL part alone
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported
@@ -43,16 +54,49 @@ from gazelab.gaze.trackers.simulator import EyeTribeSimulator
 from gazelab.settings import Settings
 
 RES = (1280, 720)
+X_RES = (1920, 1080)  # the Xvfb screen of the OpenGL run
 
 
-def settings(kind: str, rate: int = 60) -> Settings:
+def settings(
+    kind: str, rate: int = 60, res: tuple[int, int] = RES, flip: str = "paint"
+) -> Settings:
     s = Settings()
     return dataclasses.replace(
         s,
-        display=DisplayGeometry.from_diagonal(27.0, RES, 700.0),
-        stimulus=dataclasses.replace(s.stimulus, square_px=600),
+        display=DisplayGeometry.from_diagonal(27.0, res, 700.0),
+        stimulus=dataclasses.replace(s.stimulus, square_px=600 * res[1] // RES[1], flip=flip),
         tracker=dataclasses.replace(s.tracker, kind=kind, rate_hz=rate),
     )
+
+
+@contextlib.contextmanager
+def xvfb(width: int, height: int) -> Iterator[str]:
+    """An Xvfb display at ``width`` x ``height`` with openbox; yields its name (``:N``)."""
+    num = 60 + os.getpid() % 100
+    while Path(f"/tmp/.X11-unix/X{num}").exists() or Path(f"/tmp/.X{num}-lock").exists():
+        num += 1
+    display = f":{num}"
+    procs = [subprocess.Popen(["Xvfb", display, "-screen", "0", f"{width}x{height}x24",
+                               "-nolisten", "tcp"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]  # fmt: skip
+    try:
+        end = time.monotonic() + 15
+        while not Path(f"/tmp/.X11-unix/X{num}").exists():
+            if procs[0].poll() is not None or time.monotonic() > end:
+                raise SystemExit(f"bench_annotation: Xvfb {display} did not start")
+            time.sleep(0.1)
+        if shutil.which("openbox"):
+            procs.append(subprocess.Popen(["openbox"], env={**os.environ, "DISPLAY": display},
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+            time.sleep(0.8)
+        yield display
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 def run_until(app: QApplication, pred, timeout: float) -> None:  # type: ignore[no-untyped-def]
@@ -85,20 +129,26 @@ def timer_lateness(app: QApplication, n: int = 300, ms: int = 50) -> NDArray[np.
     return np.array(out)
 
 
-def onset_benchmark(app: QApplication, trials: int, tmp: Path) -> None:
+def onset_benchmark(app: QApplication, trials: int, tmp: Path, flip: str = "paint",
+                    full_screen: bool = False) -> None:  # fmt: skip
     """Phase onsets of the annotation window in the application's event loop (app.exec,
     as ``gazelab annotate`` runs it), 4 phase changes a trial."""
     load_before = os.getloadavg()[0]
     base_before = timer_lateness(app, n=150)
-    s = settings("none")
+    res = X_RES if full_screen else RES
+    s = settings("none", res=res, flip=flip)
     s = dataclasses.replace(
         s, protocol=dataclasses.replace(s.protocol, blank1_ms=100.0, cross_ms=50.0, blank2_ms=100.0)
     )
     cfg = SessionConfig(tmp / "onset.sqlite", "B01", f"synthetic:{trials}:0", s)
     win = AnnotationWindow(cfg, autopilot=Autopilot(view_s=0.05), skip_calibration=True,
                            microphone=False)  # fmt: skip
-    win.resize(*RES)
-    win.show()
+    surface = win.surface
+    if full_screen:
+        win.showFullScreen()
+    else:
+        win.resize(*RES)
+        win.show()
     done = QTimer()
     done.timeout.connect(lambda: app.quit() if win.mode == "done" else None)
     done.start(50)
@@ -114,8 +164,19 @@ def onset_benchmark(app: QApplication, trials: int, tmp: Path) -> None:
     errors = {ph: np.array([f["payload"]["error_ms"] for f in flips if f["payload"]["phase"] == ph])
               for ph in ("blank1", "cross", "blank2", "image")}  # fmt: skip
     every = np.concatenate(list(errors.values()))
+    clocks = sorted({f["payload"].get("clock", "?") for f in flips})
+    if surface.clock == "flip":
+        path = (f"flip: drawn with OpenGL ({surface.renderer}), swapped, onset = the swap done"
+                f" (glFinish); vsync {'on' if surface.vsync else 'not available'}")  # fmt: skip
+    else:
+        path = "paint: raster, onset = end of the first paint" + (
+            f" ({surface.why})" if surface.why else ""
+        )
+    print(f"path {surface.clock} (stimulus.flip = {flip!r}; Qt platform"
+          f" {QApplication.platformName()}, {win.width()}x{win.height()}): {path};"
+          f" onsets recorded with clock {clocks}")  # fmt: skip
     print(f"phase onsets in the application's event loop: {every.size} phase changes over"
-          f" {trials} trials (onset = end of the first paint; error = onset - schedule);"
+          f" {trials} trials (error = onset - schedule);"
           f" 1-min load average {load_before:.2f} before, {load_after:.2f} after, on"
           f" {os.cpu_count()} cores")  # fmt: skip
     print("| phase | n | mean ms | p90 ms | p99 ms | max ms |")
@@ -189,16 +250,43 @@ def ingest_benchmark(app: QApplication, seconds: float, tmp: Path) -> None:
     )
 
 
+def gl_run(trials: int, flip: str) -> None:
+    """The onsets again on Xvfb + openbox at 1920x1080 (a child process: Qt's platform is
+    chosen once per process)."""
+    if shutil.which("Xvfb") is None:
+        print("OpenGL path: not measured (Xvfb is not installed: apt-get install xvfb openbox)")
+        return
+    print(f"\nthe same on Xvfb + openbox at {X_RES[0]}x{X_RES[1]}, full screen:", flush=True)
+    cmd = [sys.executable, __file__, "--xvfb", "--flip", flip, "--trials", str(trials),
+           "--ingest-s", "0"]  # fmt: skip
+    r = subprocess.run(cmd, check=False)
+    if r.returncode != 0:
+        print(f"OpenGL path: the child run failed (exit {r.returncode})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--trials", type=int, default=250, help="4 phase changes each")
     ap.add_argument("--ingest-s", type=float, default=20.0)
+    ap.add_argument("--flip", default="paint", choices=("auto", "vsync", "swap", "paint"),
+                    help="stimulus.flip of this run")  # fmt: skip
+    ap.add_argument("--xvfb", action="store_true",
+                    help=f"run on a new Xvfb + openbox at {X_RES[0]}x{X_RES[1]}, full screen")  # fmt: skip
+    ap.add_argument("--gl-flip", default="swap", choices=("auto", "vsync", "swap", "none"),
+                    help="stimulus.flip of the Xvfb run after the offscreen one; none: skip it")  # fmt: skip
     args = ap.parse_args()
-    app = QApplication.instance() or QApplication(["bench"])
-    with tempfile.TemporaryDirectory() as d:
-        onset_benchmark(app, args.trials, Path(d))
-        if args.ingest_s > 0:
-            ingest_benchmark(app, args.ingest_s, Path(d))
+    with contextlib.ExitStack() as stack:
+        if args.xvfb:
+            os.environ["DISPLAY"] = stack.enter_context(xvfb(*X_RES))
+            os.environ["QT_QPA_PLATFORM"] = "xcb"
+        app = QApplication.instance() or QApplication(["bench"])
+        with tempfile.TemporaryDirectory() as d:
+            onset_benchmark(app, args.trials, Path(d), args.flip, full_screen=args.xvfb)
+            if args.ingest_s > 0:
+                ingest_benchmark(app, args.ingest_s, Path(d))
+        app.shutdown()  # off the X server before it goes
+    if not args.xvfb and args.gl_flip != "none":
+        gl_run(args.trials, args.gl_flip)
 
 
 if __name__ == "__main__":

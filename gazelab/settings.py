@@ -56,6 +56,15 @@ class StimulusSettings(_Validated):
         doc="larger images (width × height, from the file header) are refused before "
         "decoding: a few-KB PNG can claim gigabytes of pixels; PIL's own limit is 89",
     )
+    flip: str = setting(
+        "auto",
+        choices=("auto", "vsync", "swap", "paint"),
+        doc="how a phase reaches the screen and when its onset is taken"
+        " (docs/running-a-session.md#stimulus-onsets): vsync = drawn with OpenGL, swapped on"
+        " the display's refresh, onset at the swap; swap = the same where the driver offers"
+        " no swap control; paint = drawn by the CPU, onset at the paint's end; auto = vsync"
+        " where it can be had, else paint",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -144,12 +144,13 @@ class LabelingProtocol:
             changes.append(self._enter(nxt, self._deadline))
         return changes
 
-    def flipped(self, phase: Phase, flip_s: float | None = None) -> None:
-        """The view reports that ``phase`` reached the screen at ``flip_s`` (default: now)."""
+    def flipped(self, phase: Phase, flip_s: float | None = None, clock: str = "paint") -> None:
+        """The view reports that ``phase`` reached the screen at ``flip_s`` (default: now);
+        ``clock``: what that time is, ``flip`` (a buffer swap) or ``paint`` (a paint's end)."""
         if phase is not self.phase:
             return  # a late paint of a phase already left: not an onset
         t = self.clock() if flip_s is None else flip_s
-        self.sink.flip(self.trial_index, phase, self.phase_scheduled_s, t)
+        self.sink.flip(self.trial_index, phase, self.phase_scheduled_s, t, clock=clock)
 
     def give_label(self, answer: LabelAnswer) -> bool:
         """Record a label for the image on screen; a later one replaces it (relabel)."""

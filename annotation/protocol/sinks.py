@@ -26,7 +26,10 @@ class ListSink:
     def phase(self, change: PhaseChange) -> None:
         self.records.append(("phase", change))
 
-    def flip(self, trial_index: int, phase: Phase, scheduled_s: float, flip_s: float) -> None:
+    def flip(
+        self, trial_index: int, phase: Phase, scheduled_s: float, flip_s: float,
+        clock: str = "paint",
+    ) -> None:  # fmt: skip
         self.records.append(("flip", (trial_index, phase, scheduled_s, flip_s)))
 
     def label(self, trial_index: int, answer: LabelAnswer, local_s: float) -> None:
@@ -116,7 +119,12 @@ class StoreRecorder:
             )
         )
 
-    def flip(self, trial_index: int, phase: Phase, scheduled_s: float, flip_s: float) -> None:
+    def flip(
+        self, trial_index: int, phase: Phase, scheduled_s: float, flip_s: float,
+        clock: str = "paint",
+    ) -> None:  # fmt: skip
+        """An onset; ``clock`` says what its time is: ``flip`` (the frame's buffer swap
+        done) or ``paint`` (the end of the first paint; no swap seen)."""
         error_ms = (flip_s - scheduled_s) * 1000.0
         self.commit(
             lambda: self.store.add_event(
@@ -124,7 +132,12 @@ class StoreRecorder:
                 "flip",
                 flip_s,
                 trial_index=trial_index,
-                payload={"phase": phase.value, "scheduled_s": scheduled_s, "error_ms": error_ms},
+                payload={
+                    "phase": phase.value,
+                    "scheduled_s": scheduled_s,
+                    "error_ms": error_ms,
+                    "clock": clock,
+                },  # fmt: skip
             )
         )
         if phase is Phase.IMAGE:
