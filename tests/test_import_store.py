@@ -221,6 +221,54 @@ def test_store_transaction_and_sample_rows(tmp_path: Path) -> None:
             st.add_sample_rows(a, [(0, "image", 1.0)])
 
 
+def test_sample_columns_null_and_shared_columns_store_the_same_rows(tmp_path: Path) -> None:
+    """``add_sample_columns`` with a ``None`` (NULL) column, one list given for two fields
+    and 0/1 ints for the flags stores, value for value and type for type, what
+    ``add_sample_rows`` stores for the same samples given in full (NaN, bools)."""
+    import struct
+
+    from gazelab.gaze.importers.ingest import _batch_columns
+    from gazelab.settings import Settings
+
+    rng = np.random.default_rng(3)
+    n = 257
+    x, y = rng.normal(600, 50, n), rng.normal(500, 40, n)
+    x[5] = np.nan
+    valid = rng.random(n) > 0.1
+    by_field = {"time_ms": np.arange(n) * 3.3333 + 10.0, "x": x, "y": y, "raw_x": x,
+                "raw_y": y, "valid": valid, "fix": ~valid, "state": np.where(valid, 0, 2),
+                "left_x": x + 1.0}  # fmt: skip
+    by_field["local_s"] = by_field["time_ms"] / 1000.0
+    nan = np.full(n, np.nan)
+    cols = [by_field.get(f, nan) for f in SAMPLE_FIELDS]
+    trial = [None if k < 3 else k // 100 for k in range(n)]
+    phase = [None if k < 3 else "image" for k in range(n)]
+    fields = ", ".join(["trial_index", "phase", *SAMPLE_FIELDS])
+    with SessionStore(tmp_path / "s.sqlite", create=True) as st:
+        kw = dict(settings_toml=Settings().to_toml(), seed=0, image_source="",
+                  stimulus_order=["a"], start_local_s=0.0)  # fmt: skip
+        a, b = st.create_session("P01", **kw).id, st.create_session("P02", **kw).id
+        full = [[bool(v) if f in ("fix", "valid") else int(v) if f == "state" else float(v)
+                 for v in c] for f, c in zip(SAMPLE_FIELDS, cols, strict=True)]  # fmt: skip
+        st.add_sample_rows(a, list(zip(trial, phase, *full, strict=True)))
+        lists = _batch_columns(SAMPLE_FIELDS, cols, 0, n)
+        assert sum(c is None for c in lists) == 9  # the NaN columns: NULL in the statement
+        assert lists[SAMPLE_FIELDS.index("raw_x")] is lists[SAMPLE_FIELDS.index("x")]
+        assert st.add_sample_columns(b, trial, phase, lists) == n
+
+        def rows(sid: int) -> list[tuple[object, ...]]:
+            typed = ", ".join(f"{c}, typeof({c})" for c in fields.split(", "))
+            got = st._query(f"SELECT {typed} FROM gaze_samples WHERE session_id = ? "
+                            "ORDER BY rowid", (sid,))  # fmt: skip
+            return [tuple(struct.pack("<d", v) if isinstance(v, float) else v for v in r)
+                    for r in got]  # fmt: skip
+
+        ra, rb = rows(a), rows(b)
+    assert len(ra) == n and ra == rb
+    assert ra[5][2 * (2 + SAMPLE_FIELDS.index("x")) + 1] == "null"  # NaN is stored as NULL
+    assert ra[0][:4] == (None, "null", None, "null")
+
+
 @pytest.mark.parametrize("name", ["pymovements_raccoons.asc", BINO.name])
 def test_import_stores_each_trials_quality_and_sessions_reads_it(
     tmp_path: Path, monkeypatch, capsys, name: str

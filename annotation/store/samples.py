@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,29 @@ _PHASE_CODE = (
     + "".join(f" WHEN '{p}' THEN {k}" for k, p in enumerate(_KNOWN_PHASES))
     + " ELSE -1 END END"
 )
+
+
+def _column_insert(
+    session_id: int, columns: Sequence[Sequence[Any] | None]
+) -> tuple[str, list[Sequence[Any]]]:
+    """The ``INSERT`` of :meth:`SamplesMixin.add_sample_columns` and the columns it binds
+    after ``trial_index`` (``?1``) and ``phase`` (``?2``): the session id written in, a
+    ``None`` column as ``NULL``, a column object given again as its first parameter."""
+    bound: list[Sequence[Any]] = []
+    slot: dict[int, int] = {}  # id of a column object -> its parameter number
+    values: list[str] = [str(session_id), "?1", "?2"]
+    for c in columns:
+        if c is None:
+            values.append("NULL")
+            continue
+        k = slot.get(id(c))
+        if k is None:
+            bound.append(c)
+            k = slot[id(c)] = len(bound) + 2
+        values.append(f"?{k}")
+    sql = (f"INSERT INTO gaze_samples(session_id, trial_index, phase, {', '.join(SAMPLE_FIELDS)})"
+           f" VALUES ({', '.join(values)})")  # fmt: skip
+    return sql, bound
 
 
 class SamplesMixin(StoreConnection):
@@ -79,23 +101,32 @@ class SamplesMixin(StoreConnection):
         session_id: int,
         trial_index: Sequence[int | None],
         phase: Sequence[str | None],
-        columns: Sequence[Sequence[Any]],
+        columns: Sequence[Sequence[Any] | None],
     ) -> int:
         """Insert samples given as columns, in one transaction; returns how many.
 
         ``trial_index`` and ``phase`` are ``(N,)``; ``columns`` holds one ``(N,)`` sequence
-        of plain Python values per field of ``SAMPLE_FIELDS``, in that order. The same
-        rows as :meth:`add_sample_rows` without building a tuple per sample first.
+        of plain Python values per field of ``SAMPLE_FIELDS``, in that order, or ``None``
+        for a field that is NULL in every row. The same rows as :meth:`add_sample_rows`
+        without building a tuple per sample first.
+
+        Each row's values are bound one by one by the ``sqlite3`` module, the larger part
+        of an insert's time, so fewer are bound: a ``None`` column is a ``NULL`` in the
+        statement, and one sequence object given for several fields is bound once per row
+        (a numbered parameter). Plain ``int``, ``float`` and ``str`` values bind fastest
+        (a ``bool`` or ``None`` value goes through the module's adapter lookup first).
         """
         n = len(trial_index)
         if len(columns) != len(SAMPLE_FIELDS):
             raise StoreError(f"{len(columns)} sample columns, not {len(SAMPLE_FIELDS)} "
                              "(one per sample field)")  # fmt: skip
-        if any(len(c) != n for c in (phase, *columns)):
+        if any(len(c) != n for c in (phase, *columns) if c is not None):
             raise StoreError(f"sample columns of different lengths (trial_index has {n})")
         if not n:
             return 0
-        self._insert_samples(zip(repeat(session_id, n), trial_index, phase, *columns, strict=True))
+        sql, bound = _column_insert(int(session_id), columns)
+        with self._write() as db:
+            db.executemany(sql, zip(trial_index, phase, *bound, strict=True))
         return n
 
     def sample_count(self, session_id: int) -> int:

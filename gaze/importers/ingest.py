@@ -165,12 +165,9 @@ def _write(store: Any, rec: ImportedRecording, sha: str, fmt: str, options: Impo
         }  # fmt: skip
         cols = [by_field.get(f, nan) for f in SAMPLE_FIELDS]
         by_cols = {f: by_field[f] for f in ("x", "y", "valid")}
-    dtypes = {f: (bool if f in ("fix", "valid") else np.int64 if f == "state" else np.float64)
-              for f in SAMPLE_FIELDS}  # fmt: skip
     for a in range(0, t.size, BATCH):
         b = min(a + BATCH, t.size)
-        lists = [np.asarray(c[a:b]).astype(dtypes[f]).tolist()
-                 for f, c in zip(SAMPLE_FIELDS, cols, strict=True)]  # fmt: skip
+        lists = _batch_columns(SAMPLE_FIELDS, cols, a, b)
         ti = [None if k < 0 else k for k in np.asarray(trial_idx[a:b]).tolist()]
         store.add_sample_columns(sid, ti, phases[a:b], lists)
     starts = np.array([tr.start_ms for tr in rec.trials])
@@ -186,6 +183,33 @@ def _write(store: Any, rec: ImportedRecording, sha: str, fmt: str, options: Impo
                         payload=payload)  # fmt: skip
     _store_trial_quality(store, sid, local, trial_idx, phases, by_cols)
     return sid
+
+
+def _batch_columns(
+    fields: tuple[str, ...], cols: list[Any], a: int, b: int
+) -> list[list[Any] | None]:
+    """Samples ``a:b`` of each field's column as plain Python values for
+    :meth:`SessionStore.add_sample_columns`, chosen to bind fast: ``fix`` and ``valid`` as
+    0/1 ``int`` (what SQLite stores for a ``bool``), ``state`` as ``int``, the others as
+    ``float``; a float column that is NaN throughout as ``None`` (a ``NULL`` column: SQLite
+    stores NaN as ``NULL``); one list for a column object given for several fields (bound
+    once per row). The stored values are the same."""
+    out: list[list[Any] | None] = []
+    made: dict[tuple[int, str], list[Any] | None] = {}
+    for f, c in zip(fields, cols, strict=True):
+        kind = "bool" if f in ("fix", "valid") else "int" if f == "state" else "float"
+        key = (id(c), kind)
+        if key not in made:
+            part = np.asarray(c[a:b])
+            if kind == "bool":
+                made[key] = part.astype(bool).astype(np.int64).tolist()
+            elif kind == "int":
+                made[key] = part.astype(np.int64).tolist()
+            else:
+                values = part.astype(np.float64)
+                made[key] = None if bool(np.isnan(values).all()) else values.tolist()
+        out.append(made[key])
+    return out
 
 
 def _image_samples_by_trial(
