@@ -144,10 +144,10 @@ def choose_surface(flip: str) -> SurfaceChoice:
             return SurfaceChoice(flip, "flip", True, renderer)
         return SurfaceChoice(flip, "paint", why=problem)
     if not renderer or (flip == "vsync" and not vsync):
-        other = "swap (OpenGL without vsync) or " if renderer else ""
+        other = "'swap' (OpenGL without vsync), " if renderer else ""
         raise FlipUnavailable(
             f"stimulus.flip = {flip!r} cannot be had here: {problem}; set stimulus.flip ="
-            f" {other}'paint' (or 'auto') in the settings"
+            f" {other}'paint' or 'auto' in the settings (--config)"
         )
     return SurfaceChoice(flip, "flip", vsync, renderer)
 
