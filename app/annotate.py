@@ -70,6 +70,9 @@ from gazelab.app.annotate_voice import AnswerListener
 
 __all__ = ["AnnotationWindow", "Autopilot", "run_annotation", "to_qimage"]
 
+NEXT_PHASE = {Phase.BLANK1: Phase.CROSS, Phase.CROSS: Phase.BLANK2, Phase.BLANK2: Phase.IMAGE}
+"""The timed phase each timed phase gives way to (the one drawn ahead of its onset)."""
+
 KEY_NAMES = {"space": Qt.Key.Key_Space, "return": Qt.Key.Key_Return, "right": Qt.Key.Key_Right}
 
 
@@ -298,7 +301,9 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         if p.phase is Phase.PAUSED or k >= p.n_trials:
             return
         key = p.order[k]
-        if p.phase is not Phase.BLANK2 and self._onset_within(self._prepare_s + self.QUIET_S):
+        if p.phase is not Phase.BLANK2 and self._onset_within(
+            self._prepare_s + self.QUIET_S + self._ahead_s()
+        ):
             return
         t0 = time.perf_counter()
         image = self.scaled_image(key)
@@ -325,6 +330,20 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
     """Work that can wait (the gaze poll, preparing an image) does not start when a timed
     onset is less than this (plus its own expected duration) away."""
 
+    def _ahead_s(self) -> float:
+        """How long before a deadline the OpenGL surface draws the coming phase's frame
+        (its measured drawing time; 0 on the raster path, which paints after the switch)."""
+        return self._gl.draw_s if self._gl is not None else 0.0
+
+    def frame_key(self, phase: Phase | None = None) -> tuple[object, ...]:
+        """What a frame shows, to tell whether one drawn ahead for ``phase`` (the coming
+        one) is still the frame to swap in once the phase has come."""
+        p = self.ctl.protocol
+        ph = p.phase if phase is None else phase
+        message = ("" if phase is not None else self.message) if ph is Phase.IMAGE else ""
+        return (self.mode, p.trial_index, ph, message, self.warning, self.ctl.store_message,
+                self.width(), self.height())  # fmt: skip
+
     def _onset_within(self, seconds: float) -> bool:
         """Whether a timed phase onset is due in less than ``seconds`` (its timer armed:
         a deadline nothing waits for, e.g. while paused, holds nothing back)."""
@@ -348,20 +367,24 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
     def _arm_phase_timer(self) -> None:
         deadline = self.ctl.protocol.next_deadline()
         if deadline is not None:
-            ms = (deadline - self.clock() - self.SPIN_S) * 1000
+            ms = (deadline - self.clock() - self.SPIN_S - self._ahead_s()) * 1000
             self._phase_timer.start(max(0, int(math.floor(ms))))
 
     def _on_deadline(self) -> None:
         if self.ctl.protocol.phase is Phase.PAUSED:
             return  # paused (a store fault) after the timer fired
         deadline = self.ctl.protocol.next_deadline()
-        if deadline is not None and deadline - self.clock() > 2 * self.SPIN_S:
+        if deadline is not None and deadline - self.clock() > 2 * self.SPIN_S + self._ahead_s():
             self._arm_phase_timer()  # woke far too early: sleep again
             return
         collecting = gc.isenabled()
         gc.disable()  # no collection pause between the timer and the onset's paint
         try:
             with self.ctl.recorder.deferred():  # the phase's records: after its paint
+                coming = NEXT_PHASE.get(self.ctl.protocol.phase)
+                if self._gl is not None and coming is not None and self.mode == "trials":
+                    # the coming phase's frame drawn now, so its onset is a swap
+                    self._gl.draw_ahead(coming, self.frame_key(coming))
                 if deadline is not None:
                     self._wait_until(deadline)  # at most ~2 ms: the timer fired SPIN_S early
                 changes = self.ctl.tick()
@@ -374,7 +397,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
                 gc.enable()
 
     def _poll(self) -> None:
-        if self._onset_within(self.QUIET_S):
+        if self._onset_within(self.QUIET_S + self._ahead_s()):
             return  # runs again in 10 ms, after the onset (the tracker buffers meanwhile)
         self.ctl.poll()
         self._sync_store()
@@ -562,11 +585,12 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         p.end()
         self.shown("paint")
 
-    def paint_screen(self, p: QPainter) -> None:
-        """Draw the current screen with ``p`` (the window's paint, or the OpenGL surface's)."""
+    def paint_screen(self, p: QPainter, coming: Phase | None = None) -> None:
+        """Draw the current screen with ``p`` (the window's paint, or the OpenGL surface's);
+        ``coming``: the trial's screen in that phase instead (drawn ahead of its onset)."""
         p.fillRect(self.rect(), screens.BACKGROUNDS[self.settings.stimulus.background])
         if self.mode == "trials":
-            screens.paint_trial(self, p)
+            screens.paint_trial(self, p, coming)
         elif self.mode in ("calibration", "validation", "drift_check"):
             screens.paint_target(self, p)
         elif self.mode == "calibration_result":

@@ -21,6 +21,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import dataclasses
+import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer
@@ -37,6 +39,7 @@ from PySide6.QtGui import (
     QWindow,
 )
 
+from gazelab.annotation.protocol import Phase
 from gazelab.errors import GazelabError
 
 if TYPE_CHECKING:
@@ -170,7 +173,10 @@ class StimulusSurface(QWindow):
         self._device: object | None = None
         self._size = QSize()
         self._pending = False
+        self._ahead: tuple[object, ...] | None = None  # what the frame drawn ahead shows
         self.frames = 0  # frames swapped (tests read it)
+        self.drawn_ahead = 0  # of them, drawn before their phase's deadline
+        self.swap_s: deque[float] = deque(maxlen=4096)  # the last frames' swap + glFinish, s
 
     def schedule(self) -> None:
         """Render at the next turn of the event loop (coalesced): ``QWidget.update``'s role."""
@@ -178,12 +184,17 @@ class StimulusSurface(QWindow):
             self._pending = True
             QTimer.singleShot(0, self.render)
 
-    def render(self) -> bool:
-        """Draw the window's screen, swap, wait for the swap to be done (``glFinish``) and
-        report the onset with the ``flip`` clock; ``False`` when not on the screen."""
+    draw_s = 0.004
+    """How long drawing a frame takes, s (the last one, decaying from the longest; at most
+    MAX_DRAW_S): the coming phase's frame is drawn this long before its deadline."""
+
+    MAX_DRAW_S = 0.02
+
+    def _draw(self, coming: Phase | None = None) -> bool:
+        """Draw the window's screen (or the trial's in phase ``coming``) into the back
+        buffer; ``False`` when not on the screen."""
         from PySide6.QtOpenGL import QOpenGLPaintDevice
 
-        self._pending = False
         if not self.isExposed() or not self.ctx.makeCurrent(self):
             return False
         dpr = self.devicePixelRatio()
@@ -193,10 +204,38 @@ class StimulusSurface(QWindow):
             device.setDevicePixelRatio(dpr)
             self._device, self._size = device, size
         p = QPainter(self._device)  # type: ignore[call-overload]
-        self.win.paint_screen(p)
+        self.win.paint_screen(p, coming)
         p.end()
+        return True
+
+    def draw_ahead(self, coming: Phase, key: tuple[object, ...]) -> None:
+        """Draw the frame of the phase about to come and wait until the GPU has drawn it
+        (``glFinish``): at the deadline :meth:`render` only swaps it in, if what it shows
+        (``key``, :meth:`AnnotationWindow.frame_key`) is still what is due."""
+        t0 = time.perf_counter()
+        self._ahead = None
+        if not self._draw(coming):
+            return
+        self.ctx.functions().glFinish()
+        self._ahead = key
+        took = time.perf_counter() - t0
+        self.draw_s = min(self.MAX_DRAW_S, max(took, 0.8 * self.draw_s))
+
+    def render(self) -> bool:
+        """Draw the window's screen (unless the frame drawn ahead is it), swap, wait for the
+        swap to be done (``glFinish``) and report the onset with the ``flip`` clock;
+        ``False`` when not on the screen."""
+        self._pending = False
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead != self.win.frame_key() or not self.ctx.makeCurrent(self):
+            if not self._draw():
+                return False
+        else:
+            self.drawn_ahead += 1
+        t0 = time.perf_counter()
         self.ctx.swapBuffers(self)
         self.ctx.functions().glFinish()  # returns once the swap is done (with vsync: the refresh)
+        self.swap_s.append(time.perf_counter() - t0)
         self.frames += 1
         self.win.shown("flip")
         return True
@@ -209,6 +248,7 @@ class StimulusSurface(QWindow):
 
         if not self.isExposed() or not self.ctx.makeCurrent(self):
             return
+        self._ahead = None  # (drawn over the back buffer)
         p = QPainter(self._device or QOpenGLPaintDevice(QSize(1, 1)))  # type: ignore[call-overload]
         p.drawImage(QRectF(0, 0, 1, 1), image)
         p.end()

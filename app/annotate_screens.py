@@ -173,10 +173,12 @@ def paint_message(win: AnnotationWindow, p: QPainter) -> None:
     _panel_text(win, p, "\n\n".join(lines), band, TEXT, 11)
 
 
-def paint_trial(win: AnnotationWindow, p: QPainter) -> None:
+def paint_trial(win: AnnotationWindow, p: QPainter, coming: Phase | None = None) -> None:
+    """The trial's screen in its phase, or in phase ``coming`` (drawn ahead of its onset:
+    an image without the recognised word, which a new image clears)."""
     s = win.ctl
     settings = s.settings
-    phase = s.protocol.phase
+    phase = s.protocol.phase if coming is None else coming
     if phase is Phase.CROSS:
         c = win.to_widget(s.screen_px[0] / 2, s.screen_px[1] / 2)
         k = win.scale()
@@ -193,7 +195,9 @@ def paint_trial(win: AnnotationWindow, p: QPainter) -> None:
         x0, y0, _, _ = s.layout_for(iid).image_rect_on_screen
         tl = win.to_widget(x0, y0)
         p.drawImage(QPointF(round(tl.x()), round(tl.y())), win.scaled_image(iid))
-        if win.message:  # discreet: small, below the square, ≥ 4.5:1 on the surround
+        if (
+            win.message and coming is None
+        ):  # discreet: small, below the square, ≥ 4.5:1 on the surround
             sq = settings.stimulus.square_px
             a = win.to_widget(0, s.screen_px[1] / 2 + sq / 2)
             rect = QRectF(0, a.y() + 4, win.width(), max(20.0, win.height() - a.y() - 8))

@@ -156,6 +156,7 @@ def onset_benchmark(app: QApplication, trials: int, tmp: Path, flip: str = "pain
     app.exec()
     done.stop()
     sid = win.session.id
+    gl = win._gl
     win.finish()
     store = SessionStore(cfg.store)
     flips = [e for e in store.events(sid) if e["kind"] == "flip"]
@@ -187,6 +188,12 @@ def onset_benchmark(app: QApplication, trials: int, tmp: Path, flip: str = "pain
     b99 = float(np.percentile(base, 99))
     print(f"| bare precise QTimer (baseline) | {base.size} | {base.mean():.2f}"
           f" | {np.percentile(base, 90):.2f} | {b99:.2f} | {base.max():.2f} |")  # fmt: skip
+    if gl is not None and gl.swap_s:
+        sw = np.array(gl.swap_s) * 1000
+        print(f"OpenGL frames: {gl.frames} swapped, {gl.drawn_ahead} of them drawn ahead of their"
+              f" deadline; swap + glFinish median {np.median(sw):.2f} ms, p99"
+              f" {np.percentile(sw, 99):.2f} ms (the least an onset can be late here);"
+              f" drawing a frame ~{gl.draw_s * 1000:.1f} ms")  # fmt: skip
     mean, p99 = float(every.mean()), float(np.percentile(every, 99))
     print(f"mean onset error {mean:.2f} ms (goal <= 1.0): {'met' if mean <= 1.0 else 'NOT met'}")
     print(f"p99 onset error / bare timer p99: {p99:.2f} / {b99:.2f} = x{p99 / max(b99, 1e-3):.2f}"
