@@ -81,6 +81,43 @@ def test_an_opengl_flip_offscreen_is_one_line_and_writes_nothing(
     assert choose_surface("paint").clock == "paint"
 
 
+def test_a_frame_drawn_ahead_is_the_frame_its_phase_shows(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """What the OpenGL surface draws before a deadline (the coming phase) is, pixel for
+    pixel, what the window shows once the phase has come; and its key says so."""
+    from PySide6.QtGui import QImage, QPainter
+
+    from gazelab.annotation.protocol import Phase
+
+    cfg = SessionConfig(tmp_path / "t.sqlite", "P01", "synthetic:2:3", flip_settings("paint"))
+    win = AnnotationWindow(cfg, microphone=False, skip_calibration=True)
+    qtbot.addWidget(win)
+    win.resize(640, 360)
+    win.show()
+    qtbot.waitExposed(win)
+
+    def drawn(coming: Phase | None = None) -> QImage:
+        img = QImage(win.size(), QImage.Format.Format_ARGB32_Premultiplied)
+        p = QPainter(img)
+        win.paint_screen(p, coming)
+        p.end()
+        return img
+
+    win.begin()
+    ahead: dict[Phase, tuple[QImage, tuple[object, ...]]] = {}
+    for now, coming in ((Phase.BLANK1, Phase.CROSS), (Phase.CROSS, Phase.BLANK2),
+                        (Phase.BLANK2, Phase.IMAGE)):  # fmt: skip
+        qtbot.waitUntil(lambda now=now: win.protocol.phase is now, timeout=5000)
+        win.message = "anger"  # a word from before: a new image clears it
+        ahead[coming] = (drawn(coming), win.frame_key(coming))
+        qtbot.waitUntil(lambda coming=coming: win.protocol.phase is coming, timeout=5000)
+        image, key = ahead[coming]
+        assert key == win.frame_key(), coming
+        assert image == drawn(), coming
+    assert ahead[Phase.CROSS][0] != ahead[Phase.BLANK2][0]  # (the frames do differ)
+    assert ahead[Phase.IMAGE][0] != ahead[Phase.BLANK2][0]
+    win.finish()
+
+
 # -- the OpenGL surface on a real X screen -------------------------------------------------------
 
 CHILD = textwrap.dedent(
@@ -128,13 +165,14 @@ CHILD = textwrap.dedent(
     QTimer.singleShot(300, win.begin)
     QTimer.singleShot(30000, app.quit)
     app.exec()
-    sid, frames, size = win.session.id, win._gl.frames if win._gl else 0, [win.width(), win.height()]
+    sid, size = win.session.id, [win.width(), win.height()]
+    frames, ahead = (win._gl.frames, win._gl.drawn_ahead) if win._gl else (0, 0)
     choice = win.surface
     win.finish()
     events = SessionStore(cfg.store).events(sid)
     out.write_text(json.dumps({
         "renderer": renderer, "vsync": vsync, "refused": refused, "clock": choice.clock,
-        "frames": frames, "size": size, "shot": bool(shots and shots[0]),
+        "frames": frames, "ahead": ahead, "size": size, "shot": bool(shots and shots[0]),
         "flips": [e["payload"] for e in events if e["kind"] == "flip"],
         "surface": [e["payload"] for e in events if e["kind"] == "display_surface"],
     }))
@@ -166,6 +204,7 @@ def test_the_opengl_surface_on_a_real_x_screen(tmp_path: Path) -> None:
     assert [f["phase"] for f in got["flips"]] == ["blank1", "cross", "blank2", "image"] * trials
     assert {f["clock"] for f in got["flips"]} == {"flip"}
     assert got["frames"] >= 4 * trials  # every onset was a swapped frame
+    assert trials <= got["ahead"] <= 3 * trials  # cross, blank2, image: drawn before the deadline
     assert got["surface"][0]["clock"] == "flip" and got["surface"][0]["renderer"] == got["renderer"]
     if not got["vsync"]:
         assert "stimulus.flip = 'vsync' cannot be had here" in got["refused"]
