@@ -109,14 +109,26 @@ def build_flat(path: Path, n: int) -> int:
         return rec.id
 
 
-def read_rows_old(path: Path, session_id: int) -> dict[str, np.ndarray]:
-    """The previous ``samples()``: every row a Python tuple, then one array per column."""
+def read_rows_old(
+    path: Path,
+    session_id: int,
+    trial_index: int | None = None,
+    *,
+    since_local_s: float | None = None,
+    phase: str | None = None,
+) -> dict[str, np.ndarray]:
+    """The previous ``samples()``, with its filters: every row a Python tuple, then one
+    array per column (the reference tests/test_store_read.py checks ``samples()`` against)."""
     cols = ("trial_index", "phase", *SAMPLE_FIELDS)
+    sql = f"SELECT {', '.join(cols)} FROM gaze_samples WHERE session_id = ?"
+    params: list[Any] = [session_id]
+    for name, value, test in (("trial_index", trial_index, "="),
+                              ("local_s", since_local_s, ">="), ("phase", phase, "=")):  # fmt: skip
+        if value is not None:
+            sql += f" AND {name} {test} ?"
+            params.append(value)
     db = sqlite3.connect(path)
-    rows = db.execute(
-        f"SELECT {', '.join(cols)} FROM gaze_samples WHERE session_id = ? ORDER BY local_s, rowid",
-        (session_id,),
-    ).fetchall()
+    rows = db.execute(sql + " ORDER BY local_s, rowid", params).fetchall()
     db.close()
     table: dict[str, np.ndarray] = {}
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in cols]

@@ -1,4 +1,5 @@
-"""The store's columnar sample read equals the row-by-row read it replaced, bit for bit."""
+"""The store's columnar sample read equals the row-by-row read it replaced, bit for bit
+(``reference_samples``: the benchmark's ``read_rows_old``, the previous ``samples()``)."""
 
 from __future__ import annotations
 
@@ -9,48 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from benchmarks.bench_store_read import read_rows_old as reference_samples
 from gazelab.annotation.store import SessionStore, StoreError
 from gazelab.gaze.trackers.base import SAMPLE_FIELDS
-
-
-def reference_samples(
-    path: Path,
-    session_id: int,
-    trial_index: int | None = None,
-    *,
-    since_local_s: float | None = None,
-    phase: str | None = None,
-) -> dict[str, np.ndarray]:
-    """The previous read: every row as a Python tuple, then one array per column."""
-    cols = ("trial_index", "phase", *SAMPLE_FIELDS)
-    sql = f"SELECT {', '.join(cols)} FROM gaze_samples WHERE session_id = ?"
-    params: list[Any] = [session_id]
-    if trial_index is not None:
-        sql += " AND trial_index = ?"
-        params.append(trial_index)
-    if since_local_s is not None:
-        sql += " AND local_s >= ?"
-        params.append(since_local_s)
-    if phase is not None:
-        sql += " AND phase = ?"
-        params.append(phase)
-    db = sqlite3.connect(path)
-    rows = db.execute(sql + " ORDER BY local_s, rowid", params).fetchall()
-    db.close()
-    table: dict[str, np.ndarray] = {}
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in cols]
-    for name, values in zip(cols, columns, strict=True):
-        if name == "phase":
-            table[name] = np.array(values, dtype=object)
-        elif name in ("fix", "valid"):
-            table[name] = np.array(values, dtype=bool)
-        elif name == "state":
-            table[name] = np.array(values, dtype=np.int64)
-        elif name == "trial_index":
-            table[name] = np.array([-1 if v is None else v for v in values], dtype=np.int64)
-        else:
-            table[name] = np.array(values, dtype=np.float64)
-    return table
 
 
 def assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
