@@ -175,7 +175,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
             self._gl_box.setGeometry(self.rect())
         self.ctl.event("display_surface", **self.surface.as_event())
 
-    def update(self, *args: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any) -> None:
         """Show the new state at the next turn of the event loop (on the OpenGL surface
         when there is one)."""
         if self._gl is not None:

@@ -23,7 +23,7 @@ import ctypes.util
 import dataclasses
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer
 from PySide6.QtGui import (
@@ -69,7 +69,7 @@ class SurfaceChoice:
     renderer: str = ""
     why: str = ""
 
-    def as_event(self) -> dict[str, object]:
+    def as_event(self) -> dict[str, Any]:
         """The session's ``display_surface`` event."""
         return dataclasses.asdict(self)
 
