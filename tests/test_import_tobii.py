@@ -137,3 +137,78 @@ def test_participant_flag_refused_for_a_file_of_many(tmp_path: Path) -> None:
     studio_file(f)
     with pytest.raises(ImportFormatError, match="holds 2 participants"):
         IMPORTERS["tobii"].parse(f, ImportOptions(participant="X"))
+
+
+REC = Path(__file__).parent / "data" / "recordings"
+
+
+@pytest.mark.parametrize(
+    ("name", "samples", "trial", "messages", "fixations"),
+    [
+        ("tobii_studio_rec01.tsv", 252, ("Augenblicke.jpg", (40.0, 0.0, 1200.0, 1024.0)),
+         ["ImageStart", "LeftMouseClick", "ImageEnd"], 4),
+        ("tobii_studio_rec04_two_stimuli.tsv", 1231,
+         ("SMI Label.bmp", (465.0, 369.0, 351.0, 287.0)),
+         ["InstructionStart", "LeftMouseClick", "KeyPress", "InstructionEnd", "ImageStart",
+          "ImageEnd"], 72),
+    ],
+)  # fmt: skip
+def test_real_tobii_studio_all_data_export(
+    tmp_path: Path,
+    monkeypatch,
+    name: str,
+    samples: int,
+    trial: tuple,
+    messages: list,
+    fixations: int,
+) -> None:  # type: ignore[no-untyped-def]
+    """Real Tobii Studio 1-2 "All-Data" exports (50 Hz, both eyes, CRLF, decimal comma):
+    every gaze row is a sample on the file's ``Timestamp``, ``No media`` is no trial, the
+    event rows are messages, and the tracker's fixations are the file's ``FixationIndex``
+    runs (counted from 0) from their first to their last sample; both readers agree."""
+    import csv
+
+    from gazelab.gaze.importers import tobii
+
+    path = REC / name
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    gaze = [r for r in rows if r["Number"]]
+    spans: dict[int, list[float]] = {}
+    for r in gaze:
+        if r["FixationIndex"]:
+            spans.setdefault(int(r["FixationIndex"]), []).append(float(r["Timestamp"]))
+    (rec,) = IMPORTERS["tobii"].parse(path, ImportOptions())
+    assert rec.n == len(gaze) == samples and rec.participant == path.stem
+    assert rec.time_ms.tolist() == [float(r["Timestamp"]) for r in gaze]
+    assert rec.rate_hz == 50.0 and rec.eyes_recorded == ("left", "right")
+    left_ok = np.array([r["ValidityLeft"] in ("0", "1") for r in gaze])
+    want_lx = [float(r["GazePointXLeft"].replace(",", ".")) for r in gaze]
+    assert np.array_equal(rec.left_x, np.where(left_ok, want_lx, np.nan), equal_nan=True)
+    assert len(rec.trials) == 1
+    image, rect = rec.trials[0].image_id, rec.trials[0].rect
+    assert (image, (rect.x, rect.y, rect.w, rect.h)) == trial  # type: ignore[union-attr]
+    on_image = [float(r["Timestamp"]) for r in gaze if r["StimuliName"] == trial[0]]
+    assert (rec.trials[0].start_ms, rec.trials[0].end_ms) == (on_image[0], on_image[-1])
+    assert [e[2]["text"] for e in rec.events if e[1] == "message"] == messages
+    fix = [e[2] for e in rec.events if e[1] == "tracker_fixation"]
+    assert len(fix) == len(spans) == fixations
+    assert [(f["index"], f["onset_ms"], f["offset_ms"]) for f in fix] == [
+        (k, ts[0], ts[-1]) for k, ts in sorted(spans.items())
+    ]
+    assert int(rec.fix.sum()) == sum(map(len, spans.values())) < samples
+    monkeypatch.setattr(tobii, "_fast_rows", lambda *a: None)  # the line-by-line reader
+    (checked,) = IMPORTERS["tobii"].parse(path, ImportOptions())
+    for k in ("time_ms", "x", "y", "left_x", "left_y", "right_x", "right_y", "left_pupil",
+              "right_pupil", "fix", "valid"):  # fmt: skip
+        assert getattr(rec, k).tobytes() == getattr(checked, k).tobytes(), k
+    assert repr(rec.events) == repr(checked.events) and rec.trials == checked.trials
+    store = tmp_path / "s.sqlite"
+    assert main(["import", "tobii", str(path), "--store", str(store),
+                 "--resolution", "1280x1024"]) == 0  # fmt: skip
+    with SessionStore(store) as st:
+        sessions = st.sessions()
+        assert len(sessions) == 1
+        sid = sessions[0].id
+        assert st.sample_count(sid) == samples
+        assert st.samples(sid)["time_ms"].tolist() == rec.time_ms.tolist()

@@ -4,19 +4,24 @@ Columns are found by name with units and spacing ignored (``GazePointX (ADCSpx)`
 ``Gaze point X [DACS px]`` and ``Gaze point X`` are one column; screen coordinates are
 preferred over media coordinates, ``MCS``):
 
-- ``RecordingTimestamp`` / ``Recording timestamp`` (ms; µs when the header says so);
+- ``RecordingTimestamp`` / ``Recording timestamp`` (ms; µs when the header says so), or
+  Tobii Studio 1-2's ``Timestamp`` (ms) in its "All-Data" exports;
 - ``ParticipantName`` / ``Participant name`` and ``RecordingName`` / ``Recording name``:
   one recording per participant and recording (a file with many participants gives many);
-- the gaze point (``GazePointX/Y``) and each eye's (``GazePointLeftX`` ..., ``Gaze point
-  left X`` ...) with its validity (Studio: codes 0-4, valid ≤ 1; Pro Lab: ``Valid``);
+- the gaze point (``GazePointX/Y``) and each eye's (``GazePointLeftX`` ...,
+  ``GazePointXLeft`` ..., ``Gaze point left X`` ...) with its validity (Studio: codes
+  0-4, valid ≤ 1; Pro Lab: ``Valid``);
   pupils (``PupilLeft``, ``Pupil diameter left``);
 - the presented stimulus (``MediaName``, ``Presented Media name`` or ``Presented Stimulus
   name``), with its position and size on screen (``MediaPosX (ADCSpx)``, ``MediaWidth``,
-  ``Presented Media position X (DACSpx)``, ``Presented Media width``): each run of one
-  stimulus is a trial, its rectangle recorded;
+  ``Presented Media position X (DACSpx)``, ``Presented Media width``; Studio 1-2's
+  ``StimuliName``): each run of one stimulus is a trial, its rectangle recorded
+  (``No media`` is no stimulus);
 - the fixation filter's output (``GazeEventType`` / ``Eye movement type`` and
   ``FixationIndex`` / ``Eye movement type index``): a sample is in the tracker's fixation
-  *k* when its type is ``Fixation`` and its index is *k*;
+  *k* when its type is ``Fixation`` and its index is *k*; without a type column (Tobii
+  Studio 1-2's ``FixationIndex``, counted from 0) a sample is in the fixation its index
+  names, none where the cell is empty;
 - rows of other sensors (Pro Lab's ``Sensor`` column: gyroscope, accelerometer, ...) are
   not gaze samples; a row with only an event (``Event`` / ``StudioEvent``) is a message.
 
@@ -62,15 +67,15 @@ _NAMES: dict[str, tuple[str, ...]] = {
     "recording": ("recordingname",),
     "x": ("gazepointx",),
     "y": ("gazepointy",),
-    "lx": ("gazepointleftx",),
-    "ly": ("gazepointlefty",),
-    "rx": ("gazepointrightx",),
-    "ry": ("gazepointrighty",),
+    "lx": ("gazepointleftx", "gazepointxleft"),
+    "ly": ("gazepointlefty", "gazepointyleft"),
+    "rx": ("gazepointrightx", "gazepointxright"),
+    "ry": ("gazepointrighty", "gazepointyright"),
     "lv": ("validityleft",),
     "rv": ("validityright",),
     "lp": ("pupilleft", "pupildiameterleft"),
     "rp": ("pupilright", "pupildiameterright"),
-    "media": ("medianame", "presentedmedianame", "presentedstimulusname"),
+    "media": ("medianame", "presentedmedianame", "presentedstimulusname", "stimuliname"),
     "mx": ("mediaposx", "presentedmediapositionx"),
     "my": ("mediaposy", "presentedmediapositiony"),
     "mw": ("mediawidth", "presentedmediawidth"),
@@ -84,8 +89,13 @@ _NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+_NO_MEDIA = "No media"
+"""Tobii Studio's stimulus name for the time no stimulus was shown: not a trial."""
+
+
 def _find(header: list[str]) -> dict[str, int]:
-    """Column index of each known column present (screen coordinates before media ones)."""
+    """Column index of each known column present (screen coordinates before media ones);
+    the time is Tobii Studio 1-2's ``Timestamp`` (ms) where no recording timestamp is."""
     norm = [normalise(h) for h in header]
     out: dict[str, int] = {}
     for key, names in _NAMES.items():
@@ -93,6 +103,8 @@ def _find(header: list[str]) -> dict[str, int]:
         if hits:
             screen = [i for i in hits if "mcs" not in header[i].lower()]
             out[key] = (screen or hits)[0]
+    if "time" not in out and "timestamp" in norm:
+        out["time"] = norm.index("timestamp")
     return out
 
 
@@ -119,6 +131,7 @@ class _Layout:
     has_eyes: tuple[str, ...]
     scale: float
     comma: bool
+    index_only: bool = False  # a fixation index without an event type (Studio 1-2)
 
 
 def _layout(path: Path, first: str) -> _Layout:
@@ -139,6 +152,7 @@ def _layout(path: Path, first: str) -> _Layout:
         has_eyes=("left", "right") if all(k in col for k in ("lx", "ly", "rx", "ry")) else (),
         scale=1e-3 if any(u in header[col["time"]] for u in ("μs", "µs", "[us]")) else 1.0,
         comma=sep == "\t",
+        index_only="eindex" in col and "etype" not in col,
     )  # fmt: skip
 
 
@@ -162,6 +176,11 @@ def parse_tobii(path: Path, options: ImportOptions) -> list[ImportedRecording]:
     groups, screen = read
     out = [acc.build(path, options, lay.has_eyes, screen) for acc in groups.values()
            if len(acc.t.data)]  # fmt: skip
+    if lay.index_only:  # the events name the file's fixation index (counted from 0)
+        for rec in out:
+            for _t, kind, payload in rec.events:
+                if kind == "tracker_fixation":
+                    payload["index"] -= 1
     if not out:
         raise ImportFormatError(f"{path}: holds no gaze samples; is this a Tobii export?")
     if options.participant and len(out) > 1:
@@ -228,10 +247,15 @@ def _checked_rows(path: Path, lines: Iterator[tuple[int, str]], lay: _Layout) ->
             rx = ry = math.nan
         lp, rp = num(row, "lp", n), num(row, "rp", n)
         fix_index = 0
-        if row[at["etype"]].strip() == "Fixation":
+        if lay.index_only:  # the fixation each sample is in, counted from 0
+            k = num(row, "eindex", n)
+            fix_index = int(k) + 1 if math.isfinite(k) else 0
+        elif row[at["etype"]].strip() == "Fixation":
             k = num(row, "eindex", n)
             fix_index = int(k) if math.isfinite(k) else 0
         media = row[at["media"]].strip()
+        if media == _NO_MEDIA:
+            media = ""
         rect = None
         if media and has_rect:
             cells = (row[at["mx"]], row[at["my"]], row[at["mw"]], row[at["mh"]])
@@ -364,7 +388,15 @@ def _fast_block(
     fix = np.zeros(rows, dtype=np.int64)
     types = column("etype")
     fixation = {u for u in set(types) if u.strip() == "Fixation"}
-    if fixation:
+    if lay.index_only:  # the fixation each sample is in, counted from 0
+        k = nums("eindex")
+        if k is None:
+            return False
+        k = np.where(np.isfinite(k), k, -1.0)
+        if bool(np.any(np.abs(k) >= 2.0**62)):
+            return False
+        fix = k.astype(np.int64) + 1
+    elif fixation:
         isfix = np.fromiter((c in fixation for c in types), bool, rows)
         index = column("eindex")
         k = _numbers([index[r] for r in np.flatnonzero(isfix).tolist()], lay, MISSING_TOKENS)
@@ -381,6 +413,8 @@ def _fast_block(
             return False
         rect_at = np.stack(parts)  # type: ignore[arg-type]
     media = column("media")
+    if any(m.strip() == _NO_MEDIA for m in set(media)):
+        media = ["" if m.strip() == _NO_MEDIA else m for m in media]
     valid = np.isfinite(x) & np.isfinite(y)
     for a, b, key in spans:
         runs: list[tuple[int, int, str, str, Rect | None]] = []
