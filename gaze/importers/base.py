@@ -631,9 +631,13 @@ def float_cells(
     of the text; a ``missing`` token, after stripping spaces when ``strip``, is NaN), or
     ``None`` where :func:`number` would refuse a cell (text, NaN, inf).
 
-    A column of few distinct texts (validity codes, a stimulus position) is read one
-    distinct text at a time."""
+    Plain decimals are read as bytes (:func:`plain_decimals`); else a column of few
+    distinct texts (validity codes, a stimulus position) is read one distinct text at a
+    time."""
     n = len(cells)
+    values = plain_decimals(cells)
+    if values is not None:
+        return values
     gone = frozenset(missing)
     sample = cells[:512]
     if len(set(sample)) * 8 <= len(sample):
@@ -646,9 +650,6 @@ def float_cells(
                     return None
                 table[text] = v
             return np.fromiter(map(table.__getitem__, cells), np.float64, n)
-    values = plain_decimals(cells)
-    if values is not None:
-        return values
     try:
         values = np.fromiter(map(float, cells), np.float64, n)
     except ValueError:
@@ -715,7 +716,7 @@ def plain_decimals(cells: Sequence[str]) -> NDArray[np.float64] | None:
     lengths = np.empty(n, np.int64)
     lengths[:-1], lengths[-1] = ends - starts[:-1], len(raw) - starts[-1]
     out = np.empty(n)
-    for length in np.unique(lengths).tolist():
+    for length in np.flatnonzero(np.bincount(lengths)).tolist():
         at = np.flatnonzero(lengths == length)
         values = _decimal_rows(data[starts[at, None] + np.arange(length)])
         if values is None:
