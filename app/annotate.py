@@ -352,10 +352,11 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         deadline = self.ctl.protocol.next_deadline()
         return deadline is not None and deadline - self.clock() < seconds
 
-    def _wait_until(self, deadline: float) -> None:
+    def _wait_until(self, deadline: float, longest_s: float | None = None) -> None:
         """Return at ``deadline`` (the window's clock): sleep until SPIN_FINAL_S before it,
-        then spin; at most 2 × SPIN_S in all (a test's clock may stand still)."""
-        give_up = time.perf_counter() + 2 * self.SPIN_S
+        then spin; at most ``longest_s`` (2 × SPIN_S) in all (a test's clock may stand
+        still)."""
+        give_up = time.perf_counter() + (2 * self.SPIN_S if longest_s is None else longest_s)
         while True:
             left = deadline - self.clock()
             budget = give_up - time.perf_counter()
@@ -386,7 +387,9 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
                     # the coming phase's frame drawn now, so its onset is a swap
                     self._gl.draw_ahead(coming, self.frame_key(coming))
                 if deadline is not None:
-                    self._wait_until(deadline)  # at most ~2 ms: the timer fired SPIN_S early
+                    # at most ~2 ms: the timer fired SPIN_S early (and the drawing-ahead
+                    # time, which the drawing may have taken less of)
+                    self._wait_until(deadline, 2 * self.SPIN_S + self._ahead_s())
                 changes = self.ctl.tick()
                 if not changes:
                     self._arm_phase_timer()
