@@ -80,7 +80,8 @@ threshold: the freed maps of the scoring windows ((A + 1) maps an image) would o
 in the threads' arenas (resident 1.56 GB instead of 0.75 GB at A = 20). Below it the
 threshold is left alone: every map-sized block would be a fresh ``mmap`` whose pages fault
 in on first use, which at 2 annotators made a warm compare cost 2.4-3x the CPU (most of
-it in the kernel: 3.7 M page faults for 100 images instead of 0.3-0.4 M)."""
+it in the kernel: 3.7 M page faults for 100 images); below it the thresholds are raised
+instead (:data:`ARENA_THRESHOLD`: 0.06-0.1 M faults)."""
 
 
 def lower_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
@@ -90,6 +91,21 @@ def lower_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
     the largest block freed (up to 32 MiB) and the scoring threads' arenas keep many maps'
     worth of freed blocks. Linux (glibc) only: elsewhere, or when it fails, nothing is
     changed and ``False`` is returned."""
+    return set_malloc_thresholds(threshold)
+
+
+ARENA_THRESHOLD = 32 * 2**20
+"""glibc's mmap and trim thresholds (bytes) :func:`analyse_project` sets below
+:data:`MMAP_MIN_ANNOTATORS` annotators: a map-sized block comes from a thread's arena, where
+a freed one is reused without fresh pages to fault in, and an arena gives memory back once
+32 MiB are free at its top. (glibc's own dynamic threshold is no help here: it rises to the
+size of the largest block freed, and a block of exactly that size is still ``mmap``-ed.)"""
+
+
+def set_malloc_thresholds(mmap_threshold: int, trim_threshold: int | None = None) -> bool:
+    """glibc's ``mallopt(M_MMAP_THRESHOLD)`` and, when given, ``mallopt(M_TRIM_THRESHOLD)``
+    (bytes; either turns glibc's dynamic thresholds off for the process). Linux (glibc)
+    only: elsewhere, or when it fails, ``False``."""
     import sys
 
     if not sys.platform.startswith("linux"):
@@ -98,8 +114,11 @@ def lower_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
-        m_mmap_threshold = -3  # malloc.h
-        return bool(libc.mallopt(m_mmap_threshold, int(threshold)))
+        m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+        ok = bool(libc.mallopt(m_mmap_threshold, int(mmap_threshold)))
+        if trim_threshold is not None:
+            ok = bool(libc.mallopt(m_trim_threshold, int(trim_threshold))) and ok
+        return ok
     except (OSError, AttributeError):
         return False
 
@@ -205,7 +224,8 @@ def analyse_project(
     (each annotator against the pooled maps of the others; the baselines pair the same
     way), see :func:`~gazelab.analysis.scoring.score_image`. The kept maps are bounded to
     :data:`KEPT_MAPS_MB` (:func:`kept_images`), and glibc's mmap threshold is lowered
-    (:func:`lower_mmap_threshold`) for images with :data:`MMAP_MIN_ANNOTATORS` or more."""
+    (:func:`lower_mmap_threshold`) for images with :data:`MMAP_MIN_ANNOTATORS` or more
+    annotators, raised (:data:`ARENA_THRESHOLD`) for fewer."""
     from gazelab.models.architectures import to_model_input
 
     an = analysis or AnalysisSettings()
@@ -287,6 +307,8 @@ def analyse_project(
     ordered = sorted(images.values(), key=lambda im: im.image_id)
     if max(len(im.humans) for im in ordered) >= MMAP_MIN_ANNOTATORS:
         lower_mmap_threshold()
+    else:
+        set_malloc_thresholds(ARENA_THRESHOLD, ARENA_THRESHOLD)
     # the model input: each image resized on its own (PIL releases the GIL), a stretch of
     # the images per core, put back in order
     from concurrent.futures import ThreadPoolExecutor
