@@ -76,12 +76,12 @@ annotators (:func:`lower_mmap_threshold`, :data:`MMAP_MIN_ANNOTATORS`)."""
 
 MMAP_MIN_ANNOTATORS = 8
 """From this many annotators on an image, :func:`analyse_project` lowers glibc's mmap
-threshold: the freed maps of the scoring windows ((A + 1) maps an image) would otherwise stay
-in the threads' arenas (resident 1.56 GB instead of 0.75 GB at A = 20). Below it the
-threshold is left alone: every map-sized block would be a fresh ``mmap`` whose pages fault
-in on first use, which at 2 annotators made a warm compare cost 2.4-3x the CPU (most of
-it in the kernel: 3.7 M page faults for 100 images); below it the thresholds are raised
-instead (:data:`ARENA_THRESHOLD`: 0.06-0.1 M faults)."""
+threshold (:func:`lower_mmap_threshold`): the freed maps of the scoring windows ((A + 1)
+maps an image) would otherwise stay in the threads' arenas (resident 1.56 GB instead of
+0.75 GB at A = 20). Below it the thresholds are raised instead (:data:`ARENA_THRESHOLD`):
+with the lowered one every map-sized block is a fresh ``mmap`` whose pages fault in on first
+use, which at 2 annotators made a warm compare cost 2.4-3x the CPU, most of it in the
+kernel (3.7 M page faults for 100 images; 0.03-0.1 M with the raised thresholds)."""
 
 
 def lower_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
