@@ -440,10 +440,11 @@ class ViewerProject:
         rel_img = None
         if model is not None and im.humans:
             rel, predicted = self._relevance(im, model)
-            score_image(im, rel, model.n_points, predicted=predicted)
+            score_image(im, rel, model.n_points, predicted=predicted,
+                        human_pairs=self.analysis.human_pairs)  # fmt: skip
             rel_img = relevance_on_image(rel, hw)
         else:
-            score_image(im)
+            score_image(im, human_pairs=self.analysis.human_pairs)
         aois = self.aois(e)
         gaze = {a: (sp.points, sp.onset_ms, sp.duration_ms) for a, sp in scanpaths.items()}
         rows = image_aoi_rows(image_id, e.true_class, aois, gaze, rel_img)
@@ -510,7 +511,7 @@ class ViewerProject:
         own = [g.heatmap_or_build() for g in im.humans.values()]
         cmap = totals.centre_for_image(self.shapes()[i], own, centre)
         out: list[dict[str, Any]] = []
-        for r in image_baseline_rows(im, partners, cmap):
+        for r in image_baseline_rows(im, partners, cmap, self.analysis.human_pairs):
             kinds = [r["versus"]] if r["versus"] != "-" else ["human", "model"]
             for kind in kinds:
                 obs = [o for o in im.rows if o["annotator"] == r["annotator"]

@@ -215,3 +215,124 @@ def test_a_figure_of_many_annotators_draws_their_pooled_map() -> None:
     many.humans = {n: base for n in names}
     titles = [t for t, _ in image_panels(many, names)]
     assert titles == ["im1 (happy)", f"{len(names)} annotators pooled", "contours"]
+
+
+def uneven(pairs: str) -> Comparison:
+    """Five images; image 2 without annotator C, image 4 seen by A alone: partners where
+    an annotator did not look (scored against all of the partner's maps) and where only
+    the annotator did (no draw)."""
+    comp = comparison(pairs, [0.0, 3.0, -2.0, 1.0, 4.0])
+    del comp.images[2].humans["C"]
+    comp.images[4].humans = {"A": comp.images[4].humans["A"]}
+    return comp
+
+
+def plain_others_rows(comp: Comparison, draws: int) -> dict[tuple[str, str], dict[str, float]]:
+    """The shuffled human rows of ``others`` the plain way: every (image, annotator, partner)
+    pools and prepares the partner's maps afresh (no window, no kept sorts)."""
+    from gazelab.analysis.baselines import partner_indices
+    from gazelab.analysis.scoring import pooled_total
+
+    partners = partner_indices([SHAPE] * len(comp.images), draws=draws)
+    out = {}
+    for i, im in enumerate(comp.images):
+        if len(im.humans) < 2:
+            continue
+        for a, g in im.humans.items():
+            ref, fixated = PreparedMap(g.heatmap), fixation_map(g.points, SHAPE)
+            scores = []
+            for j in partners[i]:
+                theirs = {b: h.heatmap for b, h in comp.images[j].humans.items()}
+                if a not in theirs:
+                    pooled = pooled_total(theirs.values())
+                elif len(theirs) > 1:
+                    pooled = list(leave_one_out_sums(list(theirs.values())))[list(theirs).index(a)]
+                else:
+                    continue
+                scores.append(map_scores(ref, PreparedMap(pooled), fixated))
+            mean = {}
+            for m in METRICS:
+                v = np.array([s[m] for s in scores], dtype=np.float64)
+                v = v[np.isfinite(v)]
+                mean[m] = float(v.mean()) if v.size else math.nan
+            out[im.image_id, a] = {"draws": len(scores), **mean}
+    return out
+
+
+def test_others_baseline_rows_are_those_of_the_plain_path_bit_for_bit() -> None:
+    """The window of pooled partner maps and their sorts kept in memory change no bit."""
+    comp = uneven("others")
+    rows = baseline_rows(comp, draws=3, human_pairs="others")
+    want = plain_others_rows(comp, 3)
+    human = [r for r in rows if r["versus"] == "human"]
+    assert {(r["image_id"], r["annotator"]) for r in human} == set(want)
+    assert len(human) == 3 * 4 + 3  # image 4 (A alone) has no human row
+    for r in human:
+        w = want[r["image_id"], r["annotator"]]
+        assert r["draws"] == w["draws"]
+        for m in METRICS:
+            assert r[m] == w[m] or (math.isnan(r[m]) and math.isnan(w[m])), (r, m)
+    # a partner without the annotator counts (all its maps), one seen by the annotator
+    # alone does not
+    assert {r["draws"] for r in human} == {2, 3}
+
+
+def test_centre_and_model_baseline_rows_are_one_helper_for_both_pairings() -> None:
+    """The centre and shuffled-model rows of ``others`` are those of ``all``, bit for bit."""
+    a = [r for r in baseline_rows(uneven("all"), draws=3) if r["versus"] != "human"]
+    o = baseline_rows(uneven("others"), draws=3, human_pairs="others")
+    o = [r for r in o if r["versus"] != "human"]
+    assert len(a) == len(o) == 2 * (4 + 4 + 3 + 4 + 1)
+    for x, y in zip(a, o, strict=True):
+        assert x.keys() == y.keys()
+        assert all(x[k] == y[k] or (isinstance(x[k], float) and math.isnan(x[k]) and math.isnan(y[k]))
+                   for k in x)  # fmt: skip
+
+
+def test_memory_orders_keep_the_most_recent_sorts() -> None:
+    from gazelab.analysis.baselines.rows import MemoryOrders
+
+    store = MemoryOrders(2)
+    for k in "abc":
+        store.put_order(k, np.array([0, 1], dtype=np.int32))
+    assert store.get_order("a") is None  # the oldest let go
+    assert store.get_order("b") is not None
+    store.put_order("d", np.array([1, 0], dtype=np.int32))  # b was used last: c goes
+    assert store.get_order("c") is None and store.get_order("b") is not None
+    assert (store.hits, store.misses) == (2, 2)
+    # a prepared map reads its sort back, checked, and scores the same
+    m = image(0).humans["A"].heatmap + image(0).humans["B"].heatmap
+    first = PreparedMap(m, store)
+    again = PreparedMap(m, store)
+    fixated = fixation_map(image(0).humans["C"].points, SHAPE)
+    ref = PreparedMap(image(0).humans["C"].heatmap)
+    assert map_scores(ref, first, fixated) == map_scores(ref, again, fixated)
+    assert store.hits == 3
+
+
+@pytest.mark.parametrize("pairs", ["all", "others"])
+def test_the_viewer_s_one_image_baseline_follows_human_pairs(pairs: str) -> None:
+    """image_baseline_rows (the viewer's tab) pairs annotators as baseline_rows does."""
+    from gazelab.analysis.baselines import CentreTotals, image_baseline_rows, partner_indices
+
+    comp = uneven(pairs)
+    rows = baseline_rows(comp, draws=2, human_pairs=pairs)
+    totals = CentreTotals()
+    for im in comp.images:
+        totals.add([g.heatmap for g in im.humans.values()])
+    partners = partner_indices([SHAPE] * len(comp.images), draws=2)
+    for i, im in enumerate(comp.images):
+        own = [g.heatmap for g in im.humans.values()]
+        cmap = totals.centre_for_image(SHAPE, own, "mean")
+        got = image_baseline_rows(im, [comp.images[j] for j in partners[i]], cmap, pairs)
+        want = [r for r in rows if r["image_id"] == im.image_id]
+        key = ("annotator", "versus", "reference", "baseline", "draws")
+        assert [tuple(r[k] for k in key) for r in got] == [tuple(r[k] for k in key) for r in want]
+        for g, w in zip(got, want, strict=True):
+            assert {m: g[m] for m in METRICS} == pytest.approx(
+                {m: w[m] for m in METRICS}, rel=1e-12, abs=1e-15, nan_ok=True
+            )
+    refs = {r["reference"] for r in rows if r["versus"] == "human"}
+    assert refs == ({"others"} if pairs == "others" else set("ABCD"))
+    with pytest.raises(ValueError, match="human_pairs"):
+        image_baseline_rows(comp.images[0], [], None, "pairs")

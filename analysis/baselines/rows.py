@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,58 @@ def _mean_scores(scores: list[dict[str, float]], metrics: Sequence[str]) -> dict
         v = v[np.isfinite(v)]
         out[m] = float(v.mean()) if v.size else math.nan
     return out
+
+
+class MemoryOrders:
+    """An in-memory :class:`~gazelab.analysis.metrics.prepared.OrderStore` of at most
+    ``capacity`` sorts, the least recently used let go first: a pooled map of a partner
+    image is sorted the first time it is prepared and its sort is read back (checked, as
+    any stored sort) for the other images that draw the same partner, instead of sorting
+    it again. Sorts are ``int32`` (a quarter MB for 240 000 pixels)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, int(capacity))
+        self._orders: OrderedDict[str, NDArray[Any]] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get_order(self, key: str) -> NDArray[Any] | None:
+        got = self._orders.get(key)
+        if got is None:
+            self.misses += 1
+            return None
+        self._orders.move_to_end(key)
+        self.hits += 1
+        return got
+
+    def put_order(self, key: str, order: NDArray[Any]) -> None:
+        self._orders[key] = order
+        self._orders.move_to_end(key)
+        while len(self._orders) > self.capacity:
+            self._orders.popitem(last=False)
+
+
+def _centre_and_model_rows(
+    base: dict[str, Any],
+    ref: PreparedMap,
+    fixated: NDArray[np.bool_],
+    centre: PreparedMap | None,
+    models: list[PreparedMap] | None,
+    metrics: Sequence[str],
+) -> list[dict[str, Any]]:
+    """The rows of one reference map (annotator *a* on image *i*, prepared, and its fixated
+    pixels) that do not depend on how humans are paired: the centre-bias row (NaN without a
+    centre map) and, with ``models`` (the model maps of the partner images that have one,
+    in partner order; ``None``: the image has no model), the shuffled-model row, the mean
+    over those draws. One function for ``all`` and ``others`` and the viewer's one image."""
+    nan = dict.fromkeys(metrics, math.nan)
+    rows = [{**base, "versus": "-", "reference": "centre", "baseline": "centre",
+             "draws": 0 if centre is None else 1,
+             **(nan if centre is None else map_scores(ref, centre, fixated))}]  # fmt: skip
+    if models is not None:
+        sc = [map_scores(ref, m, fixated) for m in models]
+        rows.append({**base, "versus": "model", "reference": "model", "baseline": "shuffled",
+                     "draws": len(sc), **_mean_scores(sc, metrics)})  # fmt: skip
+    return rows
 
 
 def baseline_rows(
@@ -169,7 +221,6 @@ def baseline_rows(
         return PreparedMap(keep_top_fraction(c, frac, copy=False), orders)
 
     has_model = [im.model_points is not None or im.model_heatmap is not None for im in images]
-    nan = dict.fromkeys(METRICS, math.nan)
 
     # Partners: the images of each size in a seeded cyclic order; image k's partners are
     # the next ``draws`` images in that order. Images are scored along the order, so each
@@ -194,31 +245,53 @@ def baseline_rows(
 
     lock, finished = threading.Lock(), [0]
 
-    Dense = tuple[dict[str, NDArray[np.float64]], NDArray[np.float64] | None, PreparedMap | None]
+    everyone = {a for im in images for a in im.humans}
+    n_annotators = max((len(im.humans) for im in images), default=1)
+
+    # a partner image of the window: the pooled map of every annotator but b (by b), the
+    # pooled map of all (where an annotator of another image did not look at it), the
+    # prepared model map
+    Partner = tuple[
+        dict[str, NDArray[np.float64]], NDArray[np.float64] | None, PreparedMap | None, bool
+    ]
 
     def score_run_others(run: list[int]) -> list[tuple[int, list[dict[str, Any]]]]:
-        """``score_run`` for ``human_pairs = "others"``: the window keeps each image's dense
-        human maps, their sum and the prepared model map; the pooled maps of the partners
-        are summed and prepared per (annotator, partner) and let go (their sorts are not
-        kept in ``orders``: each is used once)."""
-        window: dict[int, Dense] = {}
+        """``score_run`` for ``human_pairs = "others"``. Each partner image's pooled maps
+        (:func:`~gazelab.analysis.scoring.leave_one_out_sums`) are summed once when it
+        enters the window of the next ``draws`` partners and kept there as dense maps; each
+        is prepared for every image that draws it, its sort kept in memory
+        (:class:`MemoryOrders`, the window's maps) and read back by the next image that
+        draws the same partner, instead of sorted again (a pooled map is used by ``draws``
+        images). The pooled sorts are not put in ``orders`` (the on-disk cache)."""
+        window: dict[int, Partner] = {}
+        pooled_orders = MemoryOrders((max(draws, 1) + 1) * n_annotators)
 
-        def dense(j: int) -> Dense:
+        def partner(j: int) -> Partner:
             if j not in window:
                 maps = {a: np.asarray(human_map(j, a), dtype=np.float64) for a in images[j].humans}
-                total = pooled_total(maps.values()) if maps else None
+                loo = (
+                    dict(zip(maps, leave_one_out_sums(list(maps.values())), strict=True))
+                    if len(maps) > 1
+                    else {}
+                )
+                # the pooled map of all of j's annotators: only for an annotator who did not
+                # look at j
+                total = pooled_total(maps.values()) if maps and not everyone <= set(maps) else None
                 mm = model_map(j) if has_model[j] else None
-                window[j] = (maps, total, None if mm is None else PreparedMap(mm, orders))
-                while len(window) > draws + 1:  # oldest first (dicts keep insertion order)
+                del maps
+                prepared_model = None if mm is None else PreparedMap(mm, orders)
+                window[j] = (loo, total, prepared_model, bool(images[j].humans))
+                while len(window) > max(draws, 1):  # oldest first (dicts keep insertion order)
                     del window[next(iter(window))]
             return window[j]
 
         done = []
         for i in run:
             im = images[i]
-            own_maps = dense(i)[0]
-            own = {a: PreparedMap(m, orders) for a, m in own_maps.items()}
-            others = [dense(j) for j in partners_of[i]]
+            # the image's own maps, prepared (built again where not kept: its pooled maps,
+            # not its own, are what the window keeps)
+            own = {a: PreparedMap(human_map(i, a), orders) for a in im.humans}
+            others = [partner(j) for j in partners_of[i]]
             cm = centre_map(i, list(own.items()))
             # each annotator a of image i against the pooled map of every annotator but a
             # on each partner image j (all of j's maps when a did not look at j; no draw
@@ -226,35 +299,28 @@ def baseline_rows(
             pooled_scores: dict[str, list[dict[str, float]]] = {a: [] for a in im.humans}
             fixated_of = {a: fixation_map(g.points, shapes[i]) for a, g in im.humans.items()}
             if len(im.humans) > 1:
-                for maps_j, total_j, _ in others:
-                    if total_j is None:
+                for j, (loo_j, total_j, _, looked) in zip(partners_of[i], others, strict=True):
+                    if not looked:
                         continue
-                    loo = leave_one_out_sums(list(maps_j.values())) if len(maps_j) > 1 else None
-                    for b in maps_j:
-                        pooled_b = next(loo) if loo is not None else None
-                        if b in own and pooled_b is not None:
+                    for b, pooled_b in loo_j.items():
+                        if b in own:
                             pooled_scores[b].append(
-                                map_scores(own[b], PreparedMap(pooled_b), fixated_of[b])
+                                map_scores(
+                                    own[b], PreparedMap(pooled_b, pooled_orders), fixated_of[b]
+                                )  # fmt: skip
                             )
                     pooled_all: PreparedMap | None = None
                     for a in im.humans:
-                        if a not in maps_j:
+                        if a not in images[j].humans:
                             if pooled_all is None:
-                                pooled_all = PreparedMap(total_j)
+                                assert total_j is not None
+                                pooled_all = PreparedMap(total_j, pooled_orders)
                             pooled_scores[a].append(map_scores(own[a], pooled_all, fixated_of[a]))
             rows: list[dict[str, Any]] = []
             for a in im.humans:
-                ref = own[a]
-                fixated = fixated_of[a]
                 base = {"image_id": im.image_id, "annotator": a}
-                rows.append({**base, "versus": "-", "reference": "centre", "baseline": "centre",
-                             "draws": 0 if cm is None else 1,
-                             **(dict(nan) if cm is None else map_scores(ref, cm, fixated))})  # fmt: skip
-                if has_model[i]:
-                    sc = [map_scores(ref, o[2], fixated) for o in others if o[2] is not None]
-                    rows.append({**base, "versus": "model", "reference": "model",
-                                 "baseline": "shuffled", "draws": len(sc),
-                                 **_mean_scores(sc, METRICS)})  # fmt: skip
+                models = [o[2] for o in others if o[2] is not None] if has_model[i] else None
+                rows += _centre_and_model_rows(base, own[a], fixated_of[a], cm, models, METRICS)
                 if len(im.humans) < 2:
                     continue  # no observed human row to match
                 sc = pooled_scores[a]
@@ -295,15 +361,12 @@ def baseline_rows(
                 assert ref is not None
                 fixated = fixation_map(g.points, shapes[i])
                 base = {"image_id": im.image_id, "annotator": a}
-                rows.append({**base, "versus": "-", "reference": "centre", "baseline": "centre",
-                             "draws": 0 if cm is None else 1,
-                             **(dict(nan) if cm is None else map_scores(ref, cm, fixated))})  # fmt: skip
-                if has_model[i]:
-                    sc = [map_scores(ref, m, fixated)
-                          for o in others if (m := o.get("\0model")) is not None]  # fmt: skip
-                    rows.append({**base, "versus": "model", "reference": "model",
-                                 "baseline": "shuffled", "draws": len(sc),
-                                 **_mean_scores(sc, METRICS)})  # fmt: skip
+                models = (
+                    [m for o in others if (m := o.get("\0model")) is not None]
+                    if has_model[i]
+                    else None
+                )
+                rows += _centre_and_model_rows(base, ref, fixated, cm, models, METRICS)
                 for b in im.humans:
                     if b == a:
                         continue
@@ -360,14 +423,27 @@ def image_baseline_rows(
     image: Any,
     partners: Sequence[Any],
     centre_map: NDArray[np.float64] | None,
+    human_pairs: str = "all",
 ) -> list[dict[str, Any]]:
     """The rows of :func:`baseline_rows` for one image, as it scores them.
 
     ``image``: an :class:`~gazelab.analysis.compare.ImageAnalysis` (its human maps, fixation
     points and model map or points); ``partners``: the ImageAnalysis of its partner images
     (:func:`partner_indices`); ``centre_map``: the centre-bias map ``(H, W)`` already cut to
-    one map's area (:func:`centre_for_image`), or ``None`` (NaN centre rows)."""
-    from gazelab.analysis.scoring import METRICS, fixation_map
+    one map's area (:func:`centre_for_image`), or ``None`` (NaN centre rows);
+    ``human_pairs``: ``all`` (a shuffled row per ordered pair) or ``others`` (one per
+    annotator, against the pooled map of the others on each partner), as
+    :func:`baseline_rows` pairs them."""
+    from gazelab.analysis.scoring import (
+        METRICS,
+        OTHERS,
+        check_human_pairs,
+        fixation_map,
+        leave_one_out_sums,
+        pooled_total,
+    )
+
+    check_human_pairs(human_pairs)
 
     def model_map(im: Any) -> NDArray[np.float64] | None:
         if im.model_heatmap is not None:
@@ -375,36 +451,50 @@ def image_baseline_rows(
         out: NDArray[np.float64] | None = im.model_heatmap_or_build()  # the image's kernel
         return out
 
-    nan = dict.fromkeys(METRICS, math.nan)
-
     shape = (int(image.image.shape[0]), int(image.image.shape[1]))
     has_model = image.model_points is not None or image.model_heatmap is not None
-    others: list[dict[str, PreparedMap | None]] = []
+    models: list[PreparedMap] | None = [] if has_model else None
     for p in partners:
-        maps: dict[str, PreparedMap | None] = {
-            a: PreparedMap(g.heatmap_or_build()) for a, g in p.humans.items()
-        }
         mm = model_map(p) if has_model else None
-        maps["\0model"] = None if mm is None else PreparedMap(mm)
-        others.append(maps)
+        if mm is not None and models is not None:
+            models.append(PreparedMap(mm))
     cm = None if centre_map is None else PreparedMap(centre_map)
-    rows: list[dict[str, Any]] = []
-    for a, g in image.humans.items():
-        ref = PreparedMap(g.heatmap_or_build())
-        fixated = fixation_map(g.points, shape)
-        base = {"image_id": image.image_id, "annotator": a}
-        rows.append({**base, "versus": "-", "reference": "centre", "baseline": "centre",
-                     "draws": 0 if cm is None else 1,
-                     **(dict(nan) if cm is None else map_scores(ref, cm, fixated))})  # fmt: skip
-        if has_model:
-            sc = [map_scores(ref, m, fixated)
-                  for o in others if (m := o.get("\0model")) is not None]  # fmt: skip
-            rows.append({**base, "versus": "model", "reference": "model",
-                         "baseline": "shuffled", "draws": len(sc), **_mean_scores(sc, METRICS)})  # fmt: skip
-        for b in image.humans:
-            if b == a:
+    own = {a: PreparedMap(g.heatmap_or_build()) for a, g in image.humans.items()}
+    fixated_of = {a: fixation_map(g.points, shape) for a, g in image.humans.items()}
+    # the human side of the shuffled rows: (annotator, reference) -> the draws' scores
+    human: dict[tuple[str, str], list[dict[str, float]]] = {}
+    if human_pairs == OTHERS:
+        human = {(a, OTHERS): [] for a in image.humans} if len(image.humans) > 1 else {}
+        for p in partners if human else []:
+            maps = {b: np.asarray(g.heatmap_or_build(), dtype=np.float64)
+                    for b, g in p.humans.items()}  # fmt: skip
+            if not maps:
                 continue
-            sc = [map_scores(ref, m, fixated) for o in others if (m := o.get(b)) is not None]
-            rows.append({**base, "versus": "human", "reference": b, "baseline": "shuffled",
-                         "draws": len(sc), **_mean_scores(sc, METRICS)})  # fmt: skip
+            if len(maps) > 1:
+                for b, pooled in zip(maps, leave_one_out_sums(list(maps.values())), strict=True):
+                    if b in own:
+                        human[b, OTHERS].append(
+                            map_scores(own[b], PreparedMap(pooled), fixated_of[b])
+                        )
+            rest = [a for a in image.humans if a not in maps]
+            if rest:
+                pooled_all = PreparedMap(pooled_total(maps.values()))
+                for a in rest:
+                    human[a, OTHERS].append(map_scores(own[a], pooled_all, fixated_of[a]))
+    else:
+        theirs = [{b: PreparedMap(g.heatmap_or_build()) for b, g in p.humans.items()}
+                  for p in partners]  # fmt: skip
+        for a in image.humans:
+            for b in image.humans:
+                if b != a:
+                    human[a, b] = [map_scores(own[a], o[b], fixated_of[a])
+                                   for o in theirs if b in o]  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    for a in image.humans:
+        base = {"image_id": image.image_id, "annotator": a}
+        rows += _centre_and_model_rows(base, own[a], fixated_of[a], cm, models, METRICS)
+        for (x, b), sc in human.items():
+            if x == a:
+                rows.append({**base, "versus": "human", "reference": b, "baseline": "shuffled",
+                             "draws": len(sc), **_mean_scores(sc, METRICS)})  # fmt: skip
     return rows
