@@ -203,20 +203,25 @@ def baseline_rows(
                     counts[shapes[i]] += 1
     frac = float(np.mean(supports)) if supports else 0.0
 
-    def centre_map(i: int, own: list[tuple[str, PreparedMap]]) -> PreparedMap | None:
-        """The centre map of image i, whose human maps (prepared) are ``own``."""
+    def centre_map(
+        i: int, own: Sequence[tuple[str, PreparedMap | NDArray[np.float64]]]
+    ) -> PreparedMap | None:
+        """The centre map of image i, whose human maps (prepared, or dense) are ``own``."""
         if centre == "gaussian":
             c = centre_gaussian(shapes[i], sigma_fraction)
         else:
             rest = counts[shapes[i]] - len(own)
             if rest <= 0:
                 return None
-            # the sum of the own maps at unit mass, from their supports: the floats of
-            # sum(unit_mass(m) for m in own) (0 + x is x; a zero pixel adds 0)
+            # the sum of the own maps at unit mass, from their supports (or dense: a zero
+            # pixel adds 0): the floats of sum(unit_mass(m) for m in own) (0 + x is x)
             mine = np.zeros(shapes[i][0] * shapes[i][1], dtype=np.float64)
             for a, m in own:
                 if masses[i, a] > 0:
-                    mine[m.support] += m.values / masses[i, a]
+                    if isinstance(m, PreparedMap):
+                        mine[m.support] += m.values / masses[i, a]
+                    else:
+                        mine += m.ravel() / masses[i, a]
             c = (totals[shapes[i]] - mine.reshape(shapes[i])) / rest
         return PreparedMap(keep_top_fraction(c, frac, copy=False), orders)
 
@@ -288,42 +293,32 @@ def baseline_rows(
         done = []
         for i in run:
             im = images[i]
-            # the image's own maps, prepared (built again where not kept: its pooled maps,
-            # not its own, are what the window keeps)
-            own = {a: PreparedMap(human_map(i, a), orders) for a in im.humans}
+            # the image's own maps, dense (built again where not kept: its pooled maps, not
+            # its own, are what the window keeps); each is prepared for its own rows only
+            own = {a: np.asarray(human_map(i, a), dtype=np.float64) for a in im.humans}
             others = [partner(j) for j in partners_of[i]]
             cm = centre_map(i, list(own.items()))
-            # each annotator a of image i against the pooled map of every annotator but a
-            # on each partner image j (all of j's maps when a did not look at j; no draw
-            # when only a did), partner by partner
-            pooled_scores: dict[str, list[dict[str, float]]] = {a: [] for a in im.humans}
-            fixated_of = {a: fixation_map(g.points, shapes[i]) for a, g in im.humans.items()}
-            if len(im.humans) > 1:
+            rows: list[dict[str, Any]] = []
+            for a, g in im.humans.items():
+                ref = PreparedMap(own[a], orders)
+                fixated = fixation_map(g.points, shapes[i])
+                base = {"image_id": im.image_id, "annotator": a}
+                models = [o[2] for o in others if o[2] is not None] if has_model[i] else None
+                rows += _centre_and_model_rows(base, ref, fixated, cm, models, METRICS)
+                if len(im.humans) < 2:
+                    continue  # no observed human row to match
+                # a against the pooled map of every annotator but a on each partner image j
+                # (all of j's maps when a did not look at j; no draw when only a did)
+                sc = []
                 for j, (loo_j, total_j, _, looked) in zip(partners_of[i], others, strict=True):
                     if not looked:
                         continue
-                    for b, pooled_b in loo_j.items():
-                        if b in own:
-                            pooled_scores[b].append(
-                                map_scores(
-                                    own[b], PreparedMap(pooled_b, pooled_orders), fixated_of[b]
-                                )  # fmt: skip
-                            )
-                    pooled_all: PreparedMap | None = None
-                    for a in im.humans:
-                        if a not in images[j].humans:
-                            if pooled_all is None:
-                                assert total_j is not None
-                                pooled_all = PreparedMap(total_j, pooled_orders)
-                            pooled_scores[a].append(map_scores(own[a], pooled_all, fixated_of[a]))
-            rows: list[dict[str, Any]] = []
-            for a in im.humans:
-                base = {"image_id": im.image_id, "annotator": a}
-                models = [o[2] for o in others if o[2] is not None] if has_model[i] else None
-                rows += _centre_and_model_rows(base, own[a], fixated_of[a], cm, models, METRICS)
-                if len(im.humans) < 2:
-                    continue  # no observed human row to match
-                sc = pooled_scores[a]
+                    if a in images[j].humans:
+                        pooled = loo_j.get(a)
+                    else:
+                        pooled = total_j
+                    if pooled is not None:
+                        sc.append(map_scores(ref, PreparedMap(pooled, pooled_orders), fixated))
                 rows.append({**base, "versus": "human", "reference": OTHERS, "baseline": "shuffled",
                              "draws": len(sc), **_mean_scores(sc, METRICS)})  # fmt: skip
             done.append((i, rows))
