@@ -744,8 +744,9 @@ def _decimal_rows(rows: NDArray[np.uint8]) -> NDArray[np.float64] | None:
     if not bool(((d >= 48) & (d <= 57)).all()):
         return None
     after = int(np.count_nonzero(digits > marks[-1])) if layout.endswith(b".") else 0
-    place = 10.0 ** np.arange(digits.size - 1, -1, -1)  # exact: at most 10**14
-    m = (d - 48).astype(np.float64) @ place  # integers below 10**15: every sum exact
+    m = np.zeros(len(d))
+    for j in range(digits.size):  # Horner: integers below 10**15, every step exact
+        m = m * 10.0 + (d[:, j] - 48)
     values: NDArray[np.float64] = m / _TEN[after]
     return -values if negative else values
 
