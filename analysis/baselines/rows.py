@@ -269,7 +269,7 @@ def baseline_rows(
         draws the same partner, instead of sorted again (a pooled map is used by ``draws``
         images). The pooled sorts are not put in ``orders`` (the on-disk cache)."""
         window: dict[int, Partner] = {}
-        pooled_orders = MemoryOrders((max(draws, 1) + 1) * n_annotators)
+        pooled_orders = MemoryOrders(max(draws, 1) * (n_annotators + 1))
 
         def partner(j: int) -> Partner:
             if j not in window:
