@@ -300,3 +300,32 @@ def test_prepared_maps_score_like_the_plain_functions() -> None:
     assert math.isnan(map_scores(prepared[0], prepared[1], np.zeros((40, 60), bool))["nss"])
     with pytest.raises(MetricError, match="shape"):
         map_scores(prepared[0], PreparedMap(np.zeros((3, 3))))
+
+
+def test_prepared_place_fits_the_support_and_scores_alike() -> None:
+    """A support of fewer than 2**16 pixels keeps its places as uint16, a larger one as
+    int32; either way every pixel maps to its place (zeros to the support's size) and the
+    pairs score like the plain metrics."""
+    import math
+
+    from gazelab.analysis.metrics import MAP_METRICS, PreparedMap, map_scores
+
+    rng = np.random.default_rng(5)
+    big = _truncated_heatmap(rng, (300, 300), 0.2)  # ~72 000 non-zero pixels
+    small = _truncated_heatmap(rng, (300, 300), 0.9)  # ~9 000
+    fixated = rng.random((300, 300)) < 0.001
+    pb, ps = PreparedMap(big), PreparedMap(small)
+    assert pb.m >= 2**16 > ps.m
+    assert pb.place.dtype == np.int32 and ps.place.dtype == np.uint16
+    for p, x in ((pb, big), (ps, small)):
+        want_place = np.full(x.size, p.m)
+        want_place[np.flatnonzero(x)] = np.arange(p.m)
+        assert np.array_equal(p.place, want_place)
+    for a, pa, b, pp in ((big, pb, small, ps), (small, ps, big, pb)):
+        got = map_scores(pa, pp, fixated)
+        want = {name: fn(a, b) for name, fn in MAP_METRICS.items()}
+        want["nss"] = nss(b, fixated)
+        want["auc_judd"] = auc_judd(b, fixated)
+        for k, v in want.items():
+            assert not math.isnan(got[k])
+            assert got[k] == pytest.approx(v, rel=1e-12, abs=1e-12), k

@@ -201,13 +201,16 @@ class PreparedMap:
         return self._cache["vext"]
 
     @property
-    def place(self) -> NDArray[np.int32]:
+    def place(self) -> NDArray[np.unsignedinteger[Any] | np.signedinteger[Any]]:
         """Every pixel's place on the support, or the support's size for a zero pixel
-        (``(n,)`` int32, a quarter of a dense float64 map)."""
+        (``(n,)``: uint16 for a support of fewer than 2¹⁶ pixels, an eighth of a dense
+        float64 map — a 560 px heatmap's ~60 000 — else int32, a quarter)."""
 
-        def make() -> NDArray[np.int32]:
-            out = np.full(self.n, self.support.size, dtype=np.int32)
-            out[self.support] = np.arange(self.support.size, dtype=np.int32)
+        def make() -> NDArray[np.unsignedinteger[Any] | np.signedinteger[Any]]:
+            m = self.support.size
+            kind = np.uint16 if m < 2**16 else np.int32
+            out = np.full(self.n, m, dtype=kind)
+            out[self.support] = np.arange(m, dtype=kind)
             return out
 
         return self._get("place", make)
@@ -401,7 +404,7 @@ def _count_at_least(values: NDArray[np.float64], t_desc: NDArray[np.float64]) ->
 
 
 def _pearson_sparse(
-    a: PreparedMap, b: PreparedMap, ranks: bool, b_at_a: NDArray[np.int32] | None = None
+    a: PreparedMap, b: PreparedMap, ranks: bool, b_at_a: NDArray[np.intp] | None = None
 ) -> float:
     """Pearson's r of two maps given on their supports with a constant elsewhere:
     Σ a·b = Σ over a's support of a·b + a_zero · (Σ over all of b − Σ over a's support
@@ -412,7 +415,7 @@ def _pearson_sparse(
     den = np.sqrt(ssa * ssb)
     if not den > 0:
         return 0.0
-    where = b.place[a.support] if b_at_a is None else b_at_a
+    where = np.take(b.place, a.support).astype(np.intp) if b_at_a is None else b_at_a
     b_on_a = np.take(b.centred_and_zero(ranks), where)
     dot = float(np.dot(ca, b_on_a)) + za * (b.centred_total(ranks) - float(b_on_a.sum()))
     return dot / float(den)
@@ -435,9 +438,9 @@ def map_scores(
             f"maps differ in shape: {human.shape} vs {other.shape}; resample one first"
         )
     out: dict[str, float] = {}
-    # one gather of the other's places (int32) at the human support, widened once to the
-    # index type the gathers below take (each would otherwise convert it again)
-    other_at_human = other.place[human.support].astype(np.intp)
+    # one gather of the other's places (uint16 or int32) at the human support, widened once
+    # to the index type the gathers below take (each would otherwise convert it again)
+    other_at_human = np.take(other.place, human.support).astype(np.intp)
     o_on_h = np.take(other.values_and_zero, other_at_human)  # other at human's support
     # of human's support, the places of the pixels non-zero in both, in pixel order
     both = np.flatnonzero(other_at_human < other.m)
