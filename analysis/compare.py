@@ -330,6 +330,7 @@ def analyse_project(
         batch_size=batch_size,
         progress=(lambda d, t: progress("saliency", d, t)) if progress else None,
     )
+    del x  # the model input (images x S x S float32) is not needed past here
 
     n_kept = (
         None
