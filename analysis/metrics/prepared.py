@@ -298,10 +298,17 @@ class PreparedMap:
         # monotone in v. A support pixel's v and r are computed as the reference computes them
         # wherever the bounds below cannot decide.
         a = sv / hi
+        # the noise of the support's pixels in sorted order: what the jittered values at
+        # sorted positions add, and (counted in any order) the support's part of the zero
+        # block's counts. With it the counter needs the order no more; once the ranks are
+        # made from it too, the map lets it go (a map's largest array after its places)
+        noise_at = np.take(noise, np.take(sup, order))
+        if "ranks" in self._cache:
+            self._cache.pop("order", None)
 
         def v_at(j: NDArray[np.intp]) -> NDArray[np.float64]:
             """The jittered values at sorted positions ``j``: the reference's floats."""
-            return np.asarray(a[j] + noise[sup[order[j]]], dtype=np.float64)
+            return np.asarray(a[j] + noise_at[j], dtype=np.float64)
 
         # the jittered map's min: on the support, among the pixels whose a is within jit of
         # the smallest (no other can be below it), or the zero block's smallest noise (found
@@ -322,7 +329,6 @@ class PreparedMap:
             return np.asarray((v - v_lo) / scale, dtype=np.float64)
 
         values = self.values  # the closures below hold no reference to self (no cycle)
-        sup_noise: list[NDArray[np.float64]] = []  # the support's noise, when first needed
 
         def support_at_least(t: NDArray[np.float64]) -> NDArray[np.intp]:
             """Support pixels whose jittered value is ≥ each ``t``, exactly: every pixel with
@@ -364,9 +370,7 @@ class PreparedMap:
                 p[fwd] += 1
             # a support pixel, as if zero, is ≥ t exactly when its noise is ≥ the noise at
             # p (f is monotone and p the first place where f reaches t)
-            if not sup_noise:
-                sup_noise.append(noise[sup])
-            inside = _count_at_least(sup_noise[0], noise_sorted[np.minimum(p, n - 1)])
+            inside = _count_at_least(noise_at, noise_sorted[np.minimum(p, n - 1)])
             out[low] = (n - p) - np.where(p < n, inside, 0)
             return out
 
