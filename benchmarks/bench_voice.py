@@ -33,9 +33,12 @@ as it was in the first version (US dictionary only, no denoising, 100 plain deco
 ``--noise babble`` mixes six espeak-ng voices reading other sentences instead of white
 noise. ``--decoys N``, ``--common N``, ``--margin M`` and ``--option KEY=VALUE`` (a
 PocketSphinx setting) are for tuning; ``--sweep 0,0.01,0.02`` adds PocketSphinx's
-trade-off table of the n-best margin (one decode per answer); ``--tuning-set`` runs the
-tuning set (``voice_sets.TRAINING_VOICES``, ``TRAINING_SPEEDS``, ``TRAINING_NON_LABELS``)
-on which the margin was chosen, instead of the measuring one.
+trade-off table of the n-best margin (one decode per answer) and Whisper's of its veto
+margin (lead = ln P(label word) − ln P(the other word the unprompted decode heard);
+accepted when lead > margin, so a margin of −2 is ``VETO_MARGIN`` = 2 and 1e9 the hard
+veto); ``--tuning-set`` runs the tuning set (``voice_sets.TRAINING_VOICES``,
+``TRAINING_SPEEDS``, ``TRAINING_NON_LABELS``) on which the margins were chosen, instead
+of the measuring one.
 
     python benchmarks/bench_voice.py [--backend pocketsphinx,whisper:tiny.en] [--speeds 140,200]
         [--snr clean,20,10] [--noise white|babble] [--voices en-gb,...] [--every 1]
@@ -156,12 +159,16 @@ def make_recognizer(spec: str, args: argparse.Namespace) -> Any:
     if args.baseline:
         return PocketSphinxRecognizer(
             n_decoys=100, decoy_min_distance=0.0, accent_variants=False, denoise=False,
-            n_common=0, margin=None,
+            n_common=0, margin=None, rival=False, passes=2, cmn="live",
         )  # fmt: skip
     options = {k: float(v) for k, v in (o.split("=") for o in args.option)}
     kw: dict[str, Any] = {"n_decoys": args.decoys} if args.decoys is not None else {}
     if args.common is not None:
         kw["n_common"] = args.common
+    if args.neighbours is not None:
+        kw["neighbours"] = args.neighbours
+    if args.rival:
+        kw["rival"] = True
     if args.margin is not None:
         kw["margin"] = None if args.margin < 0 else args.margin
     return PocketSphinxRecognizer(decoder_options=options, **kw)
@@ -172,14 +179,16 @@ def print_sweep(
     margins: list[float],
     levels: list[float | None],
     level_name: dict[float | None, str],
+    title: str | None = None,
 ) -> None:
-    """The trade-off of PocketSphinx's n-best margin, from one decode per answer: for each
-    margin, label answers accepted and correct per level, wrong labels, and non-labels
-    accepted (``rows``: what was said — a class or a non-label kind —, level, the label
-    before the margin, its lead)."""
+    """The trade-off of PocketSphinx's n-best margin (or of Whisper's veto margin,
+    ``title``), from one decode per answer: for each margin, label answers accepted and
+    correct per level, wrong labels, and non-labels accepted (``rows``: what was said — a
+    class or a non-label kind —, level, the label before the margin, its lead)."""
     from gazelab import CLASSES
 
-    print("-- trade-off of the n-best margin (same answers, one decode each)")
+    what_margin = "n-best margin" if title is None else title
+    print(f"-- trade-off of the {what_margin} (same answers, one decode each)")
     head = " ".join(f"{'ok ' + level_name[lv]:>9}" for lv in levels)
     print(f"{'margin':>7} {head} {'wrong':>6} {'unrelated':>10} {'near-miss':>10}")
     for m in margins:
@@ -213,6 +222,10 @@ def main() -> None:
     ap.add_argument("--option", action="append", default=[], help="decoder option KEY=VALUE")
     ap.add_argument("--common", type=int, default=None, help="common words in the grammar")
     ap.add_argument("--margin", type=float, default=None, help="n-best lead; < 0: none")
+    ap.add_argument("--neighbours", type=float, default=None,
+                    help="PocketSphinx: the label words' dictionary neighbours (edit cost)")  # fmt: skip
+    ap.add_argument("--rival", action="store_true",
+                    help="PocketSphinx: the lead over a decode without the label's class too")  # fmt: skip
     ap.add_argument("--sweep", default="",
                     help="PocketSphinx: trade-off table for these n-best margins (a comma list)")  # fmt: skip
     ap.add_argument("--tuning-set", action="store_true",
@@ -331,7 +344,10 @@ def main() -> None:
         for e in shown[b]:
             print(e)
         if swept[b] and args.sweep:
-            print_sweep(swept[b], [float(m) for m in args.sweep.split(",")], levels, level_name)
+            title = "veto margin (accepted when lead > margin)" if b.startswith("whisper") else None
+            print_sweep(
+                swept[b], [float(m) for m in args.sweep.split(",")], levels, level_name, title
+            )
         lat = 1000 * np.asarray(latencies[b])
         # Goal lines.
         for lv in levels:

