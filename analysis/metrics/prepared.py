@@ -446,9 +446,8 @@ def map_scores(
     # to the index type the gathers below take (each would otherwise convert it again)
     other_at_human = np.take(other.place, human.support).astype(np.intp)
     o_on_h = np.take(other.values_and_zero, other_at_human)  # other at human's support
-    # of human's support, the places of the pixels non-zero in both, in pixel order
-    both = np.flatnonzero(other_at_human < other.m)
-    h_both, o_both = np.take(human.values, both), np.take(o_on_h, both)
+    in_both = other_at_human < other.m  # of human's support, the pixels non-zero in both
+    h_both, o_both = human.values[in_both], o_on_h[in_both]  # in pixel order
     n_h, n_o = human.m - human.n_neg, other.m - other.n_neg  # pixels > 0
     if human.n_neg == 0 and other.n_neg == 0:  # non-zero in both: > 0 in both
         inter = h_both.size
@@ -465,9 +464,8 @@ def map_scores(
     if isinstance(tp, MetricError) or isinstance(tq, MetricError):
         out["sim"] = out["kld"] = math.nan
     else:
+        out["sim"] = float(np.minimum(h_both / tp, o_both / tq).sum())
         p = human.distribution  # P log(...) is 0 where P is 0: the human support only
-        # h_both / tp is p at those places: the same quotients
-        out["sim"] = float(np.minimum(np.take(p, both), o_both / tq).sum())
         r = o_on_h / tq  # Q there; then EPS + P / (EPS + Q), its log, times P: in place
         r += EPS
         np.divide(p, r, out=r)
