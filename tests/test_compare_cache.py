@@ -120,6 +120,28 @@ def test_a_wrong_or_torn_order_file_is_a_miss_not_a_wrong_number(tmp_path) -> No
     assert cache.writes == 2 and again == want
 
 
+def test_an_order_that_repeats_a_tied_pixel_is_a_miss(tmp_path) -> None:
+    """A stored order is used only if it is a permutation that sorts the values: one that
+    repeats a pixel of a tie group (the values still read non-decreasing) is refused and
+    re-sorted, as is any order of a map without ties that is not the sort."""
+    x = np.zeros((4, 4))
+    x.flat[[1, 5, 6, 9, 12]] = [1.0, 2.0, 2.0, 3.0, 0.5]  # support order: 1, 5, 6, 9, 12
+    cache = CountingCache(tmp_path)
+    want = PreparedMap(x, cache).ranks_centred
+    key = PreparedMap(x).content_key()
+    cache.put_order(key, np.array([4, 0, 1, 1, 3], dtype=np.int32))  # 2.0's pixel twice
+    cache.reads = cache.writes = 0
+    got = PreparedMap(x, cache)
+    assert sorted(got.order) == [0, 1, 2, 3, 4] and cache.writes == 1  # re-sorted
+    assert np.all(np.diff(got.values[got.order]) >= 0)
+    assert np.array_equal(got.ranks_centred[0], want[0]) and got.ranks_centred[1:] == want[1:]
+    y = x.copy()
+    y.flat[6] = 2.5  # no ties: a repeated pixel would break the rise
+    cache.put_order(PreparedMap(y).content_key(), np.array([4, 0, 0, 2, 3], dtype=np.int32))
+    cache.writes = 0
+    assert list(PreparedMap(y, cache).order) == [4, 0, 1, 2, 3] and cache.writes == 1
+
+
 def test_blas_runs_on_one_thread_inside_the_workers_context() -> None:
     from threadpoolctl import threadpool_info
 

@@ -161,7 +161,11 @@ class PreparedMap:
         if got is not None and got.shape == (m,) and got.min() >= 0 and got.max() < m:
             order = got.astype(np.intp)
             sv = self.values[order]
-            if bool(np.all(sv[1:] >= sv[:-1])) and int(np.bincount(order).max()) == 1:
+            # strictly rising: no pixel is in the order twice (it would repeat its value), so
+            # m places in range are a permutation; with ties that is checked (bincount)
+            if bool(np.all(sv[1:] > sv[:-1])) or (
+                bool(np.all(sv[1:] >= sv[:-1])) and int(np.bincount(order).max()) == 1
+            ):
                 self._cache["sorted"] = sv  # the ranks take the sorted values from here
                 return order
         order = np.argsort(self.values)
