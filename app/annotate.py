@@ -333,16 +333,18 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
     def _ahead_s(self) -> float:
         """How long before a deadline the OpenGL surface draws the coming phase's frame
         (its measured drawing time; 0 on the raster path, which paints after the switch)."""
-        return self._gl.draw_s if self._gl is not None else 0.0
+        coming = NEXT_PHASE.get(self.ctl.protocol.phase)
+        return self._gl.draw_s(coming) if self._gl is not None and coming is not None else 0.0
 
     def frame_key(self, phase: Phase | None = None) -> tuple[object, ...]:
         """What a frame shows, to tell whether one drawn ahead for ``phase`` (the coming
         one) is still the frame to swap in once the phase has come."""
         p = self.ctl.protocol
         ph = p.phase if phase is None else phase
-        message = ("" if phase is not None else self.message) if ph is Phase.IMAGE else ""
-        return (self.mode, p.trial_index, ph, message, self.warning, self.ctl.store_message,
-                self.width(), self.height())  # fmt: skip
+        image = ph is Phase.IMAGE  # (blanks and the cross are the same in every trial)
+        message = ("" if phase is not None else self.message) if image else ""
+        return (self.mode, p.trial_index if image else None, ph, message, self.warning,
+                self.ctl.store_message, self.width(), self.height())  # fmt: skip
 
     def _onset_within(self, seconds: float) -> bool:
         """Whether a timed phase onset is due in less than ``seconds`` (its timer armed:

@@ -176,6 +176,8 @@ class StimulusSurface(QWindow):
         self._ahead: tuple[object, ...] | None = None  # what the frame drawn ahead shows
         self.frames = 0  # frames swapped (tests read it)
         self.drawn_ahead = 0  # of them, drawn before their phase's deadline
+        self._draw_s: dict[Phase, float] = {}
+        self._pixel: Any = None  # the 1 px framebuffer textures are uploaded with
         self.swap_s: deque[float] = deque(maxlen=4096)  # the last frames' swap + glFinish, s
 
     def schedule(self) -> None:
@@ -184,11 +186,16 @@ class StimulusSurface(QWindow):
             self._pending = True
             QTimer.singleShot(0, self.render)
 
-    draw_s = 0.004
-    """How long drawing a frame takes, s (the last one, decaying from the longest; at most
-    MAX_DRAW_S): the coming phase's frame is drawn this long before its deadline."""
+    FIRST_DRAW_S = 0.004
+    """How long drawing a phase's frame is taken to take before it has been measured, s."""
 
     MAX_DRAW_S = 0.02
+
+    def draw_s(self, coming: Phase) -> float:
+        """How long drawing ``coming``'s frame takes, s (per phase: an image takes longer
+        than a blank; the last one, decaying from the longest, at most MAX_DRAW_S): the
+        frame is drawn this long before the phase's deadline."""
+        return self._draw_s.get(coming, self.FIRST_DRAW_S)
 
     def _draw(self, coming: Phase | None = None) -> bool:
         """Draw the window's screen (or the trial's in phase ``coming``) into the back
@@ -219,7 +226,7 @@ class StimulusSurface(QWindow):
         self.ctx.functions().glFinish()
         self._ahead = key
         took = time.perf_counter() - t0
-        self.draw_s = min(self.MAX_DRAW_S, max(took, 0.8 * self.draw_s))
+        self._draw_s[coming] = min(self.MAX_DRAW_S, max(took, 0.8 * self.draw_s(coming)))
 
     def render(self) -> bool:
         """Draw the window's screen (unless the frame drawn ahead is it), swap, wait for the
@@ -238,20 +245,28 @@ class StimulusSurface(QWindow):
         self.swap_s.append(time.perf_counter() - t0)
         self.frames += 1
         self.win.shown("flip")
+        if self.win.mode == "trials" and self.win.ctl.protocol.phase is Phase.IMAGE:
+            # the blank after the image comes with a key press, not at a deadline: its
+            # frame is drawn now, and the back buffer keeps it until then
+            self.draw_ahead(Phase.BLANK1, self.win.frame_key(Phase.BLANK1))
         return True
 
     def preload(self, image: QImage) -> None:
-        """Upload ``image`` as a texture now (drawn 1 px into the back buffer, which the next
-        frame paints over whole), so the onset that shows it does not wait for the upload
-        (~10 ms for a 800x800 image through Mesa's llvmpipe)."""
-        from PySide6.QtOpenGL import QOpenGLPaintDevice
+        """Upload ``image`` as a texture now (drawn into a 1 px framebuffer of its own: the
+        back buffer keeps the frame drawn ahead), so the onset that shows it does not wait
+        for the upload (~10 ms for a 800x800 image through Mesa's llvmpipe)."""
+        from PySide6.QtOpenGL import QOpenGLFramebufferObject, QOpenGLPaintDevice
 
         if not self.isExposed() or not self.ctx.makeCurrent(self):
             return
-        self._ahead = None  # (drawn over the back buffer)
-        p = QPainter(self._device or QOpenGLPaintDevice(QSize(1, 1)))  # type: ignore[call-overload]
+        if self._pixel is None:  # (the device referenced while painting: Qt needs it alive)
+            self._pixel = (QOpenGLFramebufferObject(QSize(1, 1)), QOpenGLPaintDevice(QSize(1, 1)))
+        fbo, device = self._pixel
+        fbo.bind()
+        p = QPainter(device)
         p.drawImage(QRectF(0, 0, 1, 1), image)
         p.end()
+        fbo.release()
         self.ctx.functions().glFinish()
 
     # -- what reaches this window goes to the annotation window --------------------------
