@@ -17,7 +17,9 @@ and the cache read whole, and every map scoring builds written once: images ×
 (annotators + 1) × H × W × 8 bytes) over this machine's copy bandwidth, measured in
 the same run (``np.copyto`` of 256 MiB, best of 3); the warm time is printed as a
 multiple of it. Peak memory: the traced (tracemalloc: Python and NumPy) peak of the
-654-image warm compare keeping the 24 maps a report draws.
+654-image warm compare keeping the 24 maps a report draws. Each compare's process CPU is
+printed split into user and system time with its minor page faults (fresh pages the kernel
+maps in: what the malloc thresholds of ``analyse_project`` are about).
 
 Goals on the 2-core reference machine: warm ≤ 5 s, cold ≤ 10 s, peak ≤ 300 MiB.
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -84,16 +87,20 @@ def timed_compare(store_path: Path, model, cache_dir: Path) -> dict[str, float]:
         marks.setdefault(stage, []).append(time.perf_counter())
 
     store = SessionStore(store_path)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0, c0 = time.perf_counter(), time.process_time()
     comp = analyse_project(
         store, model, cache=SaliencyCache(cache_dir), progress=progress, keep_maps=24
     )  # as gazelab compare
     t1, c1 = time.perf_counter(), time.process_time()
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
     summaries(comp)
     write_report(comp, cache_dir.parent / "report", max_image_figures=8)
     t2 = time.perf_counter()
     store.close()
-    out = {"total": t1 - t0, "cpu": c1 - c0, "report": t2 - t1, "images": float(len(comp.images))}
+    out = {"total": t1 - t0, "cpu": c1 - c0, "report": t2 - t1, "images": float(len(comp.images)),
+           "user": r1.ru_utime - r0.ru_utime, "system": r1.ru_stime - r0.ru_stime,
+           "faults": float(r1.ru_minflt - r0.ru_minflt)}  # fmt: skip
     starts = {s: marks[s][0] for s in STAGES if s in marks}
     names = [s for s in STAGES if s in starts]
     for a, b in zip(names, names[1:] + ["end"], strict=True):
@@ -178,8 +185,9 @@ def main() -> None:
     for name, big_r, small_r, large_r in (("cold", cold, s_cold, l_cold),
                                           ("warm", warm, s_warm, l_warm)):  # fmt: skip
         print(f"{n} images x 2 annotators, {name}: compare {big_r['total']:.1f} s "
-              f"(process CPU {big_r['cpu']:.1f} s on {os.cpu_count()} cores; "
-              f"+ report {big_r['report']:.1f} s)")  # fmt: skip
+              f"(process CPU {big_r['cpu']:.1f} s on {os.cpu_count()} cores: user "
+              f"{big_r['user']:.1f} s, system {big_r['system']:.1f} s, "
+              f"{big_r['faults'] / 1e6:.2f} M page faults; + report {big_r['report']:.1f} s)")  # fmt: skip
         for stage in STAGES:
             per = small_r.get(stage, 0.0) / k
             ratio = big_r.get(stage, 0.0) / (per * n) if per > 0 else float("nan")
