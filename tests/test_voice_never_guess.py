@@ -119,6 +119,21 @@ def test_nbest_lead_compares_the_best_label_path_with_the_best_other_word() -> N
     assert nbest_lead([]) == -np.inf
 
 
+def test_phone_neighbours_are_the_edits_within_the_cost() -> None:
+    from gazelab.annotation.speech import neighbour_words, phone_neighbours
+
+    near = phone_neighbours(("S", "AE", "D"), 1.0, ("S", "AE", "EH", "D", "T"))
+    assert near[("S", "AE", "D")] == 0.0
+    assert near[("S", "EH", "D")] == 0.5  # a vowel for a vowel
+    assert near[("S", "AE", "T")] == 1.0  # a consonant for another
+    assert near[("S", "AE", "D", "T")] == 1.0 and near[("AE", "D")] == 1.0
+    assert ("S", "EH", "T") not in near  # 1.5
+    words = set(neighbour_words(1.0))
+    assert {"anchor", "angler", "beer", "sat"} <= words  # by rule from the dictionary
+    assert not words & set(SPOKEN_WORDS)
+    assert "said" not in words  # a homophone of the accent variant S EH D of "sad"
+
+
 def test_whole_transcript_rule() -> None:
     assert label_of_transcript("Happy.") == "happy"
     assert label_of_transcript("happy, happiness") == "happy"
@@ -253,6 +268,30 @@ def test_whisper_never_guesses_quick(tiny: object) -> None:
 
 
 @needs_espeak
+@needs_tiny
+def test_whisper_teacher_forced_likelihood_matches_the_decoder(tiny: object) -> None:
+    """The veto's likelihoods (one batched, teacher-forced decoder call) agree with the
+    decoder's own score of its greedy transcript, and a label word the audio does not
+    hold is far less likely than the word that was said."""
+    from gazelab.annotation.speech import to_16k
+
+    rec = tiny
+    audio, rate = espeak("table", "en-us")
+    x = to_16k(padded(audio, rate, None, 0), rate).astype(np.float32) / 32768.0
+    enc = rec._model.encode(rec._ct2.StorageView.from_array(rec._features(x)))  # type: ignore[attr-defined]
+    g = rec._model.generate(enc, [rec._plain], beam_size=1, max_length=30, return_scores=True,  # type: ignore[attr-defined]
+                            suppress_blank=False, suppress_tokens=[])[0]  # fmt: skip
+    ids = g.sequences_ids[0]
+    fear = rec._tok.encode(" fear")  # type: ignore[attr-defined]
+    ll = rec.log_likelihoods(enc, rec._plain, [ids, fear, ids])  # type: ignore[attr-defined]
+    # ctranslate2's score: the sum of the tokens' and the end's log-probabilities over
+    # the number of tokens.
+    assert ll[0] == pytest.approx(g.scores[0] * len(ids), abs=1e-3)
+    assert ll[2] == pytest.approx(ll[0], abs=1e-6)  # batch position does not matter
+    assert ll[1] < ll[0] - 5.0
+
+
+@needs_espeak
 @pytest.mark.slow
 @needs_tiny
 def test_whisper_never_takes_other_words_for_labels(tmp_path: Path) -> None:
@@ -275,11 +314,14 @@ def test_whisper_never_takes_other_words_for_labels(tmp_path: Path) -> None:
             if label is not None and label != SPOKEN_WORDS[word]:
                 wrong.append(f"{voice}/{word}->{label}")
     assert not wrong
-    assert correct >= 20, correct  # of 34; measured 23 (PocketSphinx: 34, test_speech.py)
+    # Of 34; measured 29 with the full prompt, the silence before and the likelihood-ratio
+    # veto (before: 23; "fear" heard unprompted as "here" still vetoed).
+    assert correct >= 27, correct
     n_hits, n, hits = accepted_non_labels(rec, ("near-miss",), VOICES, (None,))
     assert n == 66
-    # The goal is <= 10 %; measured 10 of 66 (15 %: "anchor", "discussed", "frayed",
-    # "nappy" in both voices) here, 8.4 % on the benchmark's 9 voices: missed in these two.
+    # The goal is <= 10 %; measured 13 of 66 (20 %: "beer", "frayed", "tearful", "nappy" in
+    # both voices) here (before: 10), against 8.0 % on the tuning set and the benchmark's
+    # figure in docs/voice.md: missed in these two voices.
     assert n_hits / n <= 0.20, hits
 
 

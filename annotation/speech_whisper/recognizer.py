@@ -39,13 +39,13 @@ PROMPT = (
     " fearful, happy, happiness, sad, sadness, surprise, surprised."
 )
 """The decoder prompt: every label word, so the model expects one of them."""
-VETO_MARGIN = 0.0
+VETO_MARGIN = 2.0
 """Natural-log likelihood margin of the unprompted veto (:meth:`WhisperRecognizer.veto_lead`):
-an answer whose unprompted transcript is one other English word is rejected unless the
-label word is at most this much less likely than that word, unprompted. 0: the label
-must be at least as likely as the other word. Chosen on the tuning set
-(``bench_voice.py --tuning-set --sweep``): the largest margin that kept unrelated words
-<= 2 % and near-misses <= 10 % there (docs/voice.md)."""
+when the unprompted transcript does not name the prompted label's class, the answer is
+rejected unless the label word is at most this much less likely than that transcript,
+unprompted (a likelihood ratio of e^-2 ≈ 0.14). Chosen on the tuning set
+(``bench_voice.py --tuning-set``): the most lenient margin that kept unrelated words
+<= 2 % and near-misses <= 10 % there (docs/voice.md#whisper-the-veto-as-a-likelihood-ratio)."""
 
 
 # -- recogniser ---------------------------------------------------------------------------------
@@ -219,15 +219,13 @@ class WhisperRecognizer(_WavMixin):
             if label is not None and (self.verify_unprompted or self.veto_other_word):
                 plain, _, plain_ids = self._decode_ids(enc, self._plain)
                 vetoed = self.verify_unprompted and label_of_transcript(plain) != label
-                if self.veto_other_word and other_word(plain) is not None:
-                    # The unprompted decode heard another word: a likelihood-ratio test
-                    # (label word against that word) decides, or a hard veto.
-                    if self.veto_margin is None:
-                        self.last_lead = -np.inf
-                    else:
-                        self.last_lead = self.veto_lead(enc, label, plain_ids)
-                    vetoed = vetoed or self.veto_margin is None
-                    vetoed = vetoed or self.last_lead < -(self.veto_margin or 0.0)
+                if self.veto_other_word and self.veto_margin is None:  # the hard veto
+                    self.last_lead = -np.inf if other_word(plain) is not None else np.inf
+                elif self.veto_other_word and label_of_transcript(plain) != label:
+                    # The unprompted decode heard something else: a likelihood-ratio test
+                    # of the label word against what it heard decides.
+                    self.last_lead = self.veto_lead(enc, label, plain_ids)
+                vetoed = vetoed or self.last_lead < -(self.veto_margin or 0.0)
                 if vetoed:
                     return LabelResult(None, f"{text} / unprompted: {plain}", 0.0)
         return LabelResult(label, text, float(np.exp(score)) if label else 0.0)
