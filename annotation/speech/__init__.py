@@ -9,15 +9,16 @@ Three :class:`SpeechRecognizer` implementations, chosen by ``VoiceSettings.backe
     synonyms *plus* a fixed set of decoy words drawn from the dictionary and the most
     frequent English words (:func:`common_words`), away from the label words'
     pronunciations; an answer that matches one of them better than any label word, or
-    not clearly worse (the n-best lead :data:`MARGIN`, :func:`nbest_lead`), is rejected
+    not clearly worse (the lead :data:`MARGIN` in the n-best list, :func:`nbest_lead`,
+    and over a rival decode of the grammar without the label's class), is rejected
     ("not understood"), never turned into a guessed label.
     The grammar's own dictionary adds pronunciations of the label words for accents
     beyond General American (:data:`ACCENT_VARIANTS`: non-rhotic "anger", "fear",
     "scared"; British short a; ...). Steady room noise is taken out by spectral
-    subtraction (:func:`spectral_denoise`); each utterance is decoded twice so the
-    cepstral-mean normalisation has adapted to the speaker and the room before the
-    pass that counts, with a white-noise floor 20 dB under the answer's level added
-    first. benchmarks/bench_voice.py measures acceptance per accent and noise level.
+    subtraction (:func:`spectral_denoise`); each utterance is decoded in one pass with
+    the cepstral mean taken over the whole answer (``cmn=batch``), with a white-noise
+    floor 20 dB under the answer's level added first. benchmarks/bench_voice.py
+    measures acceptance per accent and noise level.
 ``vosk``
     :class:`VoskRecognizer` — a user-supplied Vosk model folder, decoding with
     the label words plus ``[unk]`` as grammar; words with a confidence under
@@ -74,7 +75,9 @@ from gazelab.annotation.speech.sphinx import (
     decoy_words,
     grammar_dictionary,
     nbest_lead,
+    neighbour_words,
     phone_distance,
+    phone_neighbours,
     spectral_denoise,
 )
 from gazelab.annotation.speech.wav import _WavMixin, read_wav, to_16k, write_wav
@@ -107,7 +110,9 @@ __all__ = [
     "grammar_dictionary",
     "label_of_words",
     "nbest_lead",
+    "neighbour_words",
     "phone_distance",
+    "phone_neighbours",
     "read_wav",
     "recognizer_from_settings",
     "spectral_denoise",
