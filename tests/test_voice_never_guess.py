@@ -343,9 +343,9 @@ def test_pocketsphinx_never_takes_other_words_for_labels(sphinx: object) -> None
     assert n == 184
     clean = [h for h in hits if "/None/" in h]
     assert len(clean) / 92 <= 0.02, hits  # the goal, clean: measured 1 of 92 (before: 15)
-    # Both levels: the goal (<= 2 %) is missed at 10 dB — measured 6 of 184 (3.3 %),
-    # mostly "fear" for "apple", "purple" in noise (docs/voice.md). No worse than that:
-    assert n_hits / n <= 0.04, hits
+    # Both levels: the goal (<= 2 %) is missed at 10 dB — measured 4 of 184 (2.2 %; margin
+    # 0.02: 6 of 184), "fear" for "apple", "purple" in noise (docs/voice.md). Was <= 4 %:
+    assert n_hits / n <= 0.03, hits
 
 
 @needs_espeak
@@ -360,11 +360,13 @@ def test_pocketsphinx_label_answers_and_near_misses(sphinx: object) -> None:
             if label is not None and label != SPOKEN_WORDS[word]:
                 wrong.append(f"{voice}/{word}->{label}")
     assert not wrong
-    # Of 34; measured 31 ("anger" heard as "under", "sad" and "surprised" within the
-    # margin of another word: asked again). Before the margin: 34.
-    assert correct >= 30, correct
+    # Of 34; measured 28 ("anger" heard as "under", "disgust" as "because"; "disgust",
+    # "scared", "sad", "surprised" within the margin 0.035 of another word: asked again).
+    # Margin 0.02: 31 (the floor was 30); before the margin: 34.
+    assert correct >= 27, correct
     n_hits, n, hits = accepted_non_labels(sphinx, ("near-miss",), VOICES, (None,))
     assert n == 66
-    # The goal is <= 10 %; measured 13 of 66 (20 %: "neutron", "beer", "careful",
-    # "tearful" in both voices): missed (docs/voice.md; before the margin ~45 %).
-    assert n_hits / n <= 0.25, hits
+    # The goal is <= 10 %; measured 11 of 66 (17 %: "beer", "careful", "tearful",
+    # "contentious" in both voices): missed (docs/voice.md; margin 0.02: 13 of 66, before
+    # the margin ~45 %). Was <= 25 %:
+    assert n_hits / n <= 0.20, hits
