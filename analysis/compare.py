@@ -71,17 +71,8 @@ when an image has many annotators (:func:`kept_images`); the report builds the o
 maps when it draws them."""
 
 MMAP_THRESHOLD = 131072
-"""glibc's mmap threshold (bytes) :func:`analyse_project` sets for a study with many
-annotators (:func:`lower_mmap_threshold`, :data:`MMAP_MIN_ANNOTATORS`)."""
-
-MMAP_MIN_ANNOTATORS = 8
-"""From this many annotators on an image, :func:`analyse_project` lowers glibc's mmap
-threshold (:func:`lower_mmap_threshold`): the freed maps of the scoring windows ((A + 1)
-maps an image) would otherwise stay in the threads' arenas (resident 1.56 GB instead of
-0.75 GB at A = 20). Below it the thresholds are raised instead (:data:`ARENA_THRESHOLD`):
-with the lowered one every map-sized block is a fresh ``mmap`` whose pages fault in on first
-use, which at 2 annotators made a warm compare cost 2.4-3x the CPU, most of it in the
-kernel (3.7 M page faults for 100 images; 0.03-0.1 M with the raised thresholds)."""
+"""glibc's mmap threshold (bytes) of :func:`lower_mmap_threshold`: the memory-saving
+setting :func:`analyse_project` no longer uses (see :data:`ARENA_THRESHOLD`)."""
 
 
 def lower_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
@@ -90,13 +81,18 @@ def lower_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
     once instead of staying in a thread's arena; glibc otherwise raises the threshold to
     the largest block freed (up to 32 MiB) and the scoring threads' arenas keep many maps'
     worth of freed blocks. Linux (glibc) only: elsewhere, or when it fails, nothing is
-    changed and ``False`` is returned."""
+    changed and ``False`` is returned.
+
+    The price is time: every map-sized block is then a fresh ``mmap`` whose pages fault in
+    on first use. Measured on the imported 20 participants x 120 images study with
+    ``--human-pairs others``: 718 s of CPU and a 1.52 GB peak with this threshold,
+    290 s and 1.68 GB with :data:`ARENA_THRESHOLD`, which :func:`analyse_project` sets."""
     return set_malloc_thresholds(threshold)
 
 
 ARENA_THRESHOLD = 32 * 2**20
-"""glibc's mmap and trim thresholds (bytes) :func:`analyse_project` sets below
-:data:`MMAP_MIN_ANNOTATORS` annotators: a map-sized block comes from a thread's arena, where
+"""glibc's mmap and trim thresholds (bytes) :func:`analyse_project` sets for every study:
+a map-sized block comes from a thread's arena, where
 a freed one is reused without fresh pages to fault in, and an arena gives memory back once
 32 MiB are free at its top. (glibc's own dynamic threshold is no help here: it rises to the
 size of the largest block freed, and a block of exactly that size is still ``mmap``-ed.)"""
@@ -223,9 +219,8 @@ def analyse_project(
     ``analysis.human_pairs``: ``all`` (every ordered pair of annotators) or ``others``
     (each annotator against the pooled maps of the others; the baselines pair the same
     way), see :func:`~gazelab.analysis.scoring.score_image`. The kept maps are bounded to
-    :data:`KEPT_MAPS_MB` (:func:`kept_images`), and glibc's mmap threshold is lowered
-    (:func:`lower_mmap_threshold`) for images with :data:`MMAP_MIN_ANNOTATORS` or more
-    annotators, raised (:data:`ARENA_THRESHOLD`) for fewer."""
+    :data:`KEPT_MAPS_MB` (:func:`kept_images`), and glibc's mmap and trim thresholds are raised
+    (:data:`ARENA_THRESHOLD`) so that map-sized blocks are reused in the threads' arenas."""
     from gazelab.models.architectures import to_model_input
 
     an = analysis or AnalysisSettings()
@@ -305,10 +300,7 @@ def analyse_project(
     mean_points, n = model_n([len(g.points) for im in images.values() for g in im.humans.values()])
 
     ordered = sorted(images.values(), key=lambda im: im.image_id)
-    if max(len(im.humans) for im in ordered) >= MMAP_MIN_ANNOTATORS:
-        lower_mmap_threshold()
-    else:
-        set_malloc_thresholds(ARENA_THRESHOLD, ARENA_THRESHOLD)
+    set_malloc_thresholds(ARENA_THRESHOLD, ARENA_THRESHOLD)
     # the model input: each image resized on its own (PIL releases the GIL), a stretch of
     # the images per core, put back in order
     from concurrent.futures import ThreadPoolExecutor
