@@ -128,6 +128,14 @@ class VoiceSettings(_Validated):
         "tiny.en",
         doc="for backend = 'whisper': tiny.en, base (`gazelab voice install`) or a folder",
     )
+    whisper_veto: str = setting(
+        "ratio",
+        choices=("ratio", "strict"),
+        doc="for backend = 'whisper': ratio = a label is vetoed when it is more than"
+        " VETO_MARGIN less likely than the unprompted transcript (more labels accepted);"
+        " strict = vetoed whenever the unprompted transcript is one other English word"
+        " (fewer near-misses taken); docs/voice.md",
+    )
     vosk_model: str = setting("", doc="folder of a Vosk model, for backend = 'vosk'")
     min_confidence: float = setting(0.5, range=(0.0, 1.0))
 

@@ -204,6 +204,22 @@ def test_backend_settings() -> None:
             recognizer_from_settings(v)
 
 
+@needs_tiny
+def test_the_whisper_veto_setting_reaches_the_recognizer(tmp_path: Path) -> None:
+    from gazelab.annotation.speech_whisper import VETO_MARGIN
+
+    install_model("tiny.en", root=tmp_path, progress=False, download=False)
+    folder = str(resolve_model("tiny.en", tmp_path)[0])
+    ratio = recognizer_from_settings(VoiceSettings(backend="whisper", whisper_model=folder))
+    strict = recognizer_from_settings(
+        VoiceSettings(backend="whisper", whisper_model=folder, whisper_veto="strict")
+    )
+    assert ratio.veto_margin == VETO_MARGIN == 2.0  # type: ignore[attr-defined]
+    assert strict.veto_margin is None and strict.veto_other_word  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="whisper_veto"):
+        VoiceSettings(whisper_veto="lenient")
+
+
 # -- vosk -----------------------------------------------------------------------------------------
 def test_vosk_incomplete_model_folder_names_the_missing_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

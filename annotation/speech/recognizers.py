@@ -145,9 +145,10 @@ def recognizer_from_settings(voice: VoiceSettings) -> SpeechRecognizer:
             raise SpeechError("voice.backend = 'vosk' needs voice.vosk_model (a model folder)")
         return VoskRecognizer(voice.vosk_model, min_confidence=voice.min_confidence)
     if backend == "whisper":
-        from gazelab.annotation.speech_whisper import WhisperRecognizer
+        from gazelab.annotation.speech_whisper import VETO_MARGIN, WhisperRecognizer
 
-        return WhisperRecognizer(model)
+        margin = None if voice.whisper_veto == "strict" else VETO_MARGIN  # None: the hard veto
+        return WhisperRecognizer(model, veto_margin=margin)
     if backend == "pocketsphinx":
         return PocketSphinxRecognizer()
     return KeyboardRecognizer()
