@@ -191,19 +191,14 @@ def neighbour_words(max_cost: float = NEIGHBOUR_COST) -> tuple[str, ...]:
     word's first five letters), words that are not plain lower-case words, and
     homophones of a label pronunciation (cost 0: no acoustic evidence tells them apart,
     so they would only take real answers)."""
+    entries, labels = _pronunciations(
+        lambda word: re.fullmatch(r"[a-z]{2,}", word) is not None
+        and not any(word.startswith(s[:5]) for s in SPOKEN_WORDS)
+    )
     index: dict[tuple[str, ...], list[str]] = {}
-    labels: list[tuple[str, ...]] = []
-    with open(_model_dir() / "cmudict-en-us.dict", encoding="utf-8") as f:
-        for line in f:
-            head, _, phones = line.strip().partition(" ")
-            word = re.sub(r"\(\d+\)$", "", head)
-            if word in SPOKEN_WORDS:
-                labels.append(tuple(phones.split()))
-            elif re.fullmatch(r"[a-z]{2,}", word) and not any(
-                word.startswith(s[:5]) for s in SPOKEN_WORDS
-            ):
-                index.setdefault(tuple(phones.split()), []).append(word)
-    labels += [tuple(p.split()) for ps in ACCENT_VARIANTS.values() for p in ps]
+    for word, prons in entries.items():
+        for pron in prons:
+            index.setdefault(pron, []).append(word)
     phone_set = sorted({x for p in index for x in p})
     homophones = {w for p in labels for w in index.get(p, ())}
     found: set[str] = set()
