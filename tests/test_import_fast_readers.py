@@ -109,7 +109,9 @@ def test_tobii_fast_reader_every_value_bit_for_bit(tmp_path: Path, monkeypatch) 
     r = recs[0]
     assert [t.image_id for t in r.trials] == ["face0.png", "face1.png", "face2.png"]
     assert r.trials[0].rect == tobii.Rect(440.0, 212.0, 400.0, 600.0)
-    assert np.isnan(r.left_x).sum() > 500 and r.left_pupil[0] == 3.25  # decimal comma
+    assert np.isnan(r.left_x).sum() > 500 and r.left_pupil[1] == 3.25  # decimal comma
+    lost = np.isnan(r.left_pupil)  # a lost eye's pupil (validity 4): never a number
+    assert lost.sum() > 100 and np.isnan(r.left_x[lost]).all()
     assert np.signbit(r.left_x[r.left_x == 0.0]).all()
     assert r.fix.sum() > 0
 

@@ -132,6 +132,20 @@ def test_pro_lab_export_with_sensors_and_microseconds(tmp_path: Path) -> None:
     assert [e[1] for e in r.events].count("message") == 1
 
 
+def test_pro_lab_index_without_its_type_column_is_no_fixation(tmp_path: Path) -> None:
+    """Pro Lab's "Eye movement type index" numbers saccades too: without the "Eye movement
+    type" column it says nothing about fixations (Studio's FixationIndex does)."""
+    header = ["Recording timestamp [ms]", "Participant name", "Recording name",
+              "Gaze point X [DACS px]", "Gaze point Y [DACS px]", "Eye movement type index"]  # fmt: skip
+    index = [1] * 5 + [1] * 3 + [2] * 5  # fixation 1, saccade 1, fixation 2
+    rows = [[str(10 * i), "A", "R1", str(100 + i), "200", str(k)] for i, k in enumerate(index)]
+    f = tmp_path / "pl.tsv"
+    f.write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n", encoding="utf-8")
+    (r,) = IMPORTERS["tobii"].parse(f, ImportOptions(screen_px=(1920, 1080)))
+    assert r.n == 13 and not r.fix.any()
+    assert not [e for e in r.events if e[1] == "tracker_fixation"]
+
+
 def test_participant_flag_refused_for_a_file_of_many(tmp_path: Path) -> None:
     f = tmp_path / "study.tsv"
     studio_file(f)
@@ -185,6 +199,10 @@ def test_real_tobii_studio_all_data_export(
     left_ok = np.array([r["ValidityLeft"] in ("0", "1") for r in gaze])
     want_lx = [float(r["GazePointXLeft"].replace(",", ".")) for r in gaze]
     assert np.array_equal(rec.left_x, np.where(left_ok, want_lx, np.nan), equal_nan=True)
+    # a lost eye's pupil is missing, not the export's -1
+    want_lp = [float(r["PupilLeft"].replace(",", ".") or "nan") for r in gaze]
+    assert np.array_equal(rec.left_pupil, np.where(left_ok, want_lp, np.nan), equal_nan=True)
+    assert not np.any(rec.left_pupil[np.isfinite(rec.left_pupil)] < 0)
     assert len(rec.trials) == 1
     image, rect = rec.trials[0].image_id, rec.trials[0].rect
     assert (image, (rect.x, rect.y, rect.w, rect.h)) == trial  # type: ignore[union-attr]

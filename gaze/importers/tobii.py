@@ -152,7 +152,12 @@ def _layout(path: Path, first: str) -> _Layout:
         has_eyes=("left", "right") if all(k in col for k in ("lx", "ly", "rx", "ry")) else (),
         scale=1e-3 if any(u in header[col["time"]] for u in ("μs", "µs", "[us]")) else 1.0,
         comma=sep == "\t",
-        index_only="eindex" in col and "etype" not in col,
+        # Studio 1-2's FixationIndex numbers fixations only; Pro Lab's "Eye movement type
+        # index" numbers saccades too, and without its type column says nothing
+        index_only=(
+            "eindex" in col and "etype" not in col
+            and normalise(header[col["eindex"]]) == "fixationindex"
+        ),
     )  # fmt: skip
 
 
@@ -241,11 +246,11 @@ def _checked_rows(path: Path, lines: Iterator[tuple[int, str]], lay: _Layout) ->
             screen = _screen_of(row[at["resolution"]], path, n)
         x, y = num(row, "x", n), num(row, "y", n)
         lx, ly, rx, ry = num(row, "lx", n), num(row, "ly", n), num(row, "rx", n), num(row, "ry", n)
-        if has_lv and not _valid(row[i_lv], path, n):
-            lx = ly = math.nan
-        if has_rv and not _valid(row[i_rv], path, n):
-            rx = ry = math.nan
         lp, rp = num(row, "lp", n), num(row, "rp", n)
+        if has_lv and not _valid(row[i_lv], path, n):  # a lost eye's pupil too (Studio: -1)
+            lx = ly = lp = math.nan
+        if has_rv and not _valid(row[i_rv], path, n):
+            rx = ry = rp = math.nan
         fix_index = 0
         if lay.index_only:  # the fixation each sample is in, counted from 0
             k = num(row, "eindex", n)
@@ -372,7 +377,7 @@ def _fast_block(
                     return False
                 if screen[0] is not None:
                     break
-    for eye, ex, ey in (("lv", lx, ly), ("rv", rx, ry)):
+    for eye, ex, ey, ep in (("lv", lx, ly, lp), ("rv", rx, ry, rp)):
         if eye in absent:
             continue
         validity = column(eye)
@@ -385,6 +390,7 @@ def _fast_block(
         ok = np.fromiter(map(table.__getitem__, validity), bool, rows)
         ex[~ok] = np.nan
         ey[~ok] = np.nan
+        ep[~ok] = np.nan  # a lost eye's pupil too (Studio: -1)
     fix = np.zeros(rows, dtype=np.int64)
     types = column("etype")
     fixation = {u for u in set(types) if u.strip() == "Fixation"}
