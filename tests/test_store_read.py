@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,22 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmarks.bench_store_read import read_rows_old as reference_samples
 from gazelab.annotation.store import SessionStore, StoreError
 from gazelab.gaze.trackers.base import SAMPLE_FIELDS
+
+
+def _bench_store_read() -> Any:
+    """``benchmarks/bench_store_read.py`` loaded by path (the tests do not rely on the
+    repository root being importable)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_store_read.py"
+    spec = importlib.util.spec_from_file_location("bench_store_read", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+reference_samples = _bench_store_read().read_rows_old
 
 
 def assert_same(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
