@@ -36,6 +36,7 @@ spun, and the garbage collector is off from the timer to the paint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gc
@@ -117,7 +118,15 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         try:
             self._open(recognizer, autopilot, calibration_dwell_s, validation_dwell_s,
                        skip_calibration, microphone)  # fmt: skip
-        except BaseException:
+        except BaseException as exc:
+            # the voice child and its microphone stop with the window that failed to open,
+            # and the session says why it ended
+            listener = getattr(self, "listener", None)
+            if listener is not None:
+                listener.blockSignals(True)  # nothing reaches a half-built window
+                listener.close()
+            with contextlib.suppress(Exception):
+                self.ctl.event("window_failed", error=f"{type(exc).__name__}: {exc}")
             self.ctl.finish()
             raise
 

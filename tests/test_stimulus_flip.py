@@ -229,3 +229,38 @@ def test_the_opengl_surface_on_a_real_x_screen(tmp_path: Path) -> None:
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
     assert (x1 - x0, y1 - y0) == (800, 800), (x0, x1, y0, y1)
     assert ((x0 + x1) / 2, (y0 + y1) / 2) == (960, 540)
+
+
+def test_a_surface_that_fails_after_the_session_opened_stops_the_voice_and_says_why(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The probe found OpenGL but the window's own context fails: the voice child (and its
+    microphone) stops with the window, and the session records why it ended."""
+    from gazelab.annotation.store import SessionStore
+    from gazelab.app import annotate, annotate_voice
+    from gazelab.app.annotate_flip import SurfaceChoice
+    from gazelab.tests.test_voice_worker import LoudIsHappy
+
+    def no_context(*_: object) -> None:
+        raise FlipUnavailable("no OpenGL context for the stimulus window")
+
+    workers: list[object] = []
+    real = annotate_voice.VoiceWorker
+
+    def keep(*a: object, **k: object) -> object:
+        workers.append(real(*a, **k))  # type: ignore[arg-type]
+        return workers[-1]
+
+    monkeypatch.setattr(annotate, "choose_surface", lambda flip: SurfaceChoice(flip, "flip"))
+    monkeypatch.setattr(annotate, "StimulusSurface", no_context)
+    monkeypatch.setattr(annotate_voice, "VoiceWorker", keep)
+    store = tmp_path / "t.sqlite"
+    cfg = SessionConfig(store, "P01", "synthetic:2:3", flip_settings("swap"))
+    with pytest.raises(FlipUnavailable):
+        AnnotationWindow(cfg, recognizer=LoudIsHappy, microphone=False, skip_calibration=True)
+    (worker,) = workers
+    assert not worker.process.is_alive()  # type: ignore[attr-defined]
+    with SessionStore(store) as st:
+        (session,) = st.sessions()
+        (failed,) = (e["payload"] for e in st.events(session.id) if e["kind"] == "window_failed")
+    assert failed["error"] == "FlipUnavailable: no OpenGL context for the stimulus window"
