@@ -95,7 +95,10 @@ ARENA_THRESHOLD = 32 * 2**20
 a map-sized block comes from a thread's arena, where
 a freed one is reused without fresh pages to fault in, and an arena gives memory back once
 32 MiB are free at its top. (glibc's own dynamic threshold is no help here: it rises to the
-size of the largest block freed, and a block of exactly that size is still ``mmap``-ed.)"""
+size of the largest block freed, and a block of exactly that size is still ``mmap``-ed.)
+They stay set for the rest of the process (``mallopt`` cannot hand glibc its dynamic
+thresholds back): a long-lived process such as the viewer keeps up to 32 MiB free in each
+arena after a compare."""
 
 
 def set_malloc_thresholds(mmap_threshold: int, trim_threshold: int | None = None) -> bool:
