@@ -141,7 +141,12 @@ def test_a_200_trial_session_holds_one_capture_stream_and_hears_every_answer_as_
     """The whole session's microphone path: the window records the default source of a real
     audio server for 200 trials; the same WAVs played at trials 1-4 and again late in the
     session are heard as the same labels, and the server never holds more than one
-    capture stream (it held n streams at trial n, and the app died within 30 trials)."""
+    capture stream (it held n streams at trial n, and the app died within 30 trials).
+
+    A recogniser may ask for a repeat rather than guess (the never-guess rule): the driver
+    then plays the WAV once more, as a participant says it again. Two of the 20 answers may
+    be asked again in the whole session; a leaking or degrading capture path is asked far
+    more (one CI run got no label for trial 103's "disgust", and for no other answer)."""
     wavs = {w: _spoken(w, tmp_path / f"{w}.wav") for w in set(SOAK_WORDS.values())}
     n = 200
     speak = dict(SOAK_WORDS)
@@ -158,7 +163,9 @@ def test_a_200_trial_session_holds_one_capture_stream_and_hears_every_answer_as_
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     summary = rows[-1]
     heard = {int(t): label for t, label in summary["heard"].items()}
-    assert heard == speak, (heard, done.stderr[-2000:])
+    why = (summary["recognizer"], summary["repeats"], done.stderr[-2000:])
+    assert heard == speak, (heard, *why)
+    assert sum(len(asked) for asked in summary["repeats"].values()) <= 2, why
     assert summary["voice"] is True and summary["max_streams"] == 1
     assert summary["streams_during"] == 1
     reports = rows[:-1]
@@ -170,6 +177,6 @@ def test_a_200_trial_session_holds_one_capture_stream_and_hears_every_answer_as_
         assert len(labels) == n
         for trial, word in speak.items():
             assert (labels[trial - 1].label, labels[trial - 1].source) == (word, "voice")
-        audio = store.audio(rec.id)
+        audio = store.audio(rec.id)  # the label's utterance (a repeated one is a speech event)
         assert len(audio) == len(speak) and all(Path(a["path"]).is_file() for a in audio)
         assert all(a["label_id"] is not None for a in audio)

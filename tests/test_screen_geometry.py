@@ -258,7 +258,8 @@ def test_default_settings_on_a_real_1920x1080_screen(tmp_path: Path) -> None:
         x.key("Return")  # OK: the pre-flight runs, passes, the session starts
         win = x.wait_window("— P01$", proc=proc)
         x.activate(win)
-        assert x.geometry(win)[2:] == (1920, 1080)  # full screen
+        # full screen: the window manager applies the state after the window maps
+        x.until(lambda: x.geometry(win)[2:] == (1920, 1080), 10, "the window to fill the screen")
         time.sleep(0.5)
         x.shot("03_start_screen", tmp_path)
         x.key("space")
@@ -379,7 +380,7 @@ def test_default_settings_on_a_real_1366x768_screen(tmp_path: Path) -> None:
         x.key("Return")
         win = x.wait_window("— P01$", proc=proc)
         x.activate(win)
-        assert x.geometry(win)[2:] == (1366, 768)
+        x.until(lambda: x.geometry(win)[2:] == (1366, 768), 10, "the window to fill the screen")
         time.sleep(0.5)
         x.shot("02_start_screen", tmp_path)
         x.key("space")

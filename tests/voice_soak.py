@@ -5,10 +5,13 @@ Run in a process whose environment reaches a PulseAudio server (see
 default microphone through the voice child process, the simulated Eye Tribe records
 gaze, and at the trials named in ``--speak`` a label WAV is played into the server's
 sink with ``paplay`` while the image is on screen; the driver then waits for the spoken
-label and advances. At every other trial a key label is given at once. Every
+label and advances. When the window asks for a repeat ("not understood"), the WAV is
+played again, as a participant says it again, up to ``--repeats`` times. At every other
+trial a key label is given at once. Every
 ``--report-every`` trials it prints one JSON line: trial, RSS of the window's process and
 of the voice child (MiB), threads of each, capture streams the audio server holds; at
-the end one JSON line with what each spoken trial was heard as.
+the end one JSON line with what each spoken trial was heard as, and how often it was asked
+again (with what the recogniser heard then).
 
     python -m gazelab.tests.voice_soak --trials 200 --store S.sqlite \
         --speak 1:neutral.wav,100:neutral.wav --report-every 50
@@ -46,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speak", default="", help="TRIAL:WAV,... (trials count from 1)")
     ap.add_argument("--report-every", type=int, default=50)
     ap.add_argument("--answer-timeout", type=float, default=8.0)
+    ap.add_argument("--repeats", type=int, default=1, help="plays of a WAV again when asked")
     args = ap.parse_args(argv)
 
     from PySide6.QtCore import QTimer
@@ -71,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     win.resize(800, 600)
     win.show()
     heard: dict[int, str | None] = {}
+    repeats: dict[int, list[str]] = {}  # trial -> what was heard each time it was asked again
     state: dict[str, float | int | None] = {"trial": None, "since": 0.0, "streams": 0}
 
     def report(trial: int) -> None:
@@ -84,6 +89,18 @@ def main(argv: list[str] | None = None) -> int:
             "streams": capture_streams(dict(os.environ)),
         }
         print(json.dumps(row), flush=True)
+
+    def on_recognized(result, _wav, trial_index) -> None:  # type: ignore[no-untyped-def]
+        trial = trial_index + 1
+        if result.label is not None or trial not in speak or trial != state["trial"]:
+            return
+        asked = repeats.setdefault(trial, [])
+        asked.append(result.text)
+        if len(asked) <= args.repeats:  # the participant says it again
+            state["since"] = time.monotonic()
+            subprocess.Popen(["paplay", speak[trial]])
+
+    win.listener.recognized.connect(on_recognized)
 
     def step() -> None:
         p = win.protocol
@@ -118,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         streams_open = capture_streams(dict(os.environ))
         recognizer = win.listener.recognizer_name
         win.finish()
-        print(json.dumps({"session": sid, "heard": heard, "max_streams": state["streams"],
+        print(json.dumps({"session": sid, "heard": heard, "repeats": repeats,
+                          "max_streams": state["streams"],
                           "streams_during": streams_open, "voice": win.voice,
                           "recognizer": recognizer}), flush=True)  # fmt: skip
         app.quit()
