@@ -7,13 +7,16 @@ Layout under the cache root::
                                      by the hash of the map's non-zero values
     decoded/<key[:2]>/<key>.npy      uint8 (H, W[, 3]): a decoded image, by the hash of
                                      its file's bytes (read back memory-mapped)
+    scores/<key[:2]>/<key>.json      a pair's map scores (``map_scores``), by the exact
+                                     content of both maps, the fixated pixels and the
+                                     metrics' code (``pair_key``)
 
 The model hash covers the architecture (JSON) and every weight; the image hash
 covers the exact model input (after resizing and scaling), so a map is reused
 only for the same numbers in and the same model. Files are written to a
 temporary name and renamed, so a crash never leaves a half-written map.
 
-``prepared/`` and ``decoded/`` are derived data, cheap to make again: they are kept
+``prepared/``, ``decoded/`` and ``scores/`` are derived data, cheap to make again: they are kept
 under a size cap (:meth:`SaliencyCache.trim`, ``[analysis] cache_max_mb``), the least
 recently used files deleted first (a file read back is touched). Relevance maps are
 never evicted.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import threading
@@ -48,6 +52,10 @@ def model_hash(model: Any) -> str:
 def array_hash(x: NDArray[Any]) -> str:
     """SHA-256 of an array's dtype, shape and bytes (hex, 24 characters)."""
     return array_sha256(x)[:24]
+
+
+DERIVED = ("prepared", "decoded", "scores")
+"""The cache's folders of derived data, kept under :meth:`SaliencyCache.trim`'s cap."""
 
 
 class SaliencyCache:
@@ -114,17 +122,50 @@ class SaliencyCache:
             np.save(f, order)
         os.replace(tmp, p)
 
+    def get_scores(self, key: str) -> dict[str, float] | None:
+        """A pair's stored map scores (:func:`~gazelab.analysis.metrics.map_scores`), by
+        :func:`~gazelab.analysis.metrics.prepared.pair_key`; ``None`` when absent or not a
+        JSON object of metric names and floats (a miss: scored again and rewritten). A
+        file read back is touched, as :meth:`get_order`'s."""
+        p = self.root / "scores" / key[:2] / f"{key}.json"
+        try:
+            with open(p, "rb") as f:
+                data = f.read(4096)
+            got = json.loads(data)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(got, dict) or not all(
+            isinstance(k, str) and type(v) is float for k, v in got.items()
+        ):
+            return None
+        try:
+            os.utime(p)
+        except OSError:
+            pass
+        return got
+
+    def put_scores(self, key: str, scores: dict[str, float]) -> None:
+        """Keep a pair's map scores: JSON, each float written as its shortest repr (read
+        back as the same float; NaN as ``NaN``), to a temporary name and renamed."""
+        if not all(isinstance(v, float) for v in scores.values()):
+            return  # only floats are kept (a score is a float, NaN where undefined)
+        p = self.root / "scores" / key[:2] / f"{key}.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps({k: float(v) for k, v in scores.items()}))
+        os.replace(tmp, p)
+
     def trim(self, max_bytes: int) -> int:
-        """Delete the least recently used files of ``prepared/`` and ``decoded/`` (oldest
-        modification time first: written or read back) until both together hold at most
-        ``max_bytes``; ``max_bytes <= 0``: no cap. Relevance maps are never deleted, nor a
+        """Delete the least recently used files of ``prepared/``, ``decoded/`` and
+        ``scores/`` (oldest modification time first: written or read back) until together
+        they hold at most ``max_bytes``; ``max_bytes <= 0``: no cap. Relevance maps are never deleted, nor a
         temporary file younger than an hour (another process may be writing it). Returns
         the bytes deleted."""
         if max_bytes <= 0:
             return 0
         files: list[tuple[int, int, str]] = []
         stale = time.time_ns() - 3600 * 10**9
-        for sub in ("prepared", "decoded"):
+        for sub in DERIVED:
             for d in _scandir(self.root / sub):
                 if not d.is_dir(follow_symlinks=False):
                     continue
@@ -151,10 +192,11 @@ class SaliencyCache:
         return freed
 
     def size(self) -> int:
-        """Bytes held by ``prepared/`` and ``decoded/`` (what :meth:`trim` caps)."""
+        """Bytes held by ``prepared/``, ``decoded/`` and ``scores/`` (what :meth:`trim`
+        caps)."""
         return sum(
             e.stat(follow_symlinks=False).st_size
-            for sub in ("prepared", "decoded")
+            for sub in DERIVED
             for d in _scandir(self.root / sub)
             if d.is_dir(follow_symlinks=False)
             for e in _scandir(Path(d.path))

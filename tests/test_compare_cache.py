@@ -1,8 +1,10 @@
 """compare with its on-disk cache warm gives the rows of a cold run, bit for bit: relevance
-maps and the sort of every prepared map are read back, checked, and change no number."""
+maps, the sort of every prepared map and every pair's scores are read back (sorts checked)
+and change no number."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -23,11 +25,21 @@ SOURCE = "synthetic:6:7:64"
 
 
 class CountingCache(SaliencyCache):
-    """A saliency cache that counts the prepared-map orders it reads and writes."""
+    """A saliency cache that counts the prepared-map orders and the pairs' scores it reads
+    and writes."""
 
     def __init__(self, root: Any) -> None:
         super().__init__(root)
-        self.reads = self.writes = 0
+        self.reads = self.writes = self.score_reads = self.score_writes = 0
+
+    def get_scores(self, key: str) -> Any:
+        out = super().get_scores(key)
+        self.score_reads += out is not None
+        return out
+
+    def put_scores(self, key: str, scores: Any) -> None:
+        self.score_writes += 1
+        super().put_scores(key, scores)
 
     def get_order(self, key: str) -> Any:
         out = super().get_order(key)
@@ -37,6 +49,12 @@ class CountingCache(SaliencyCache):
     def put_order(self, key: str, order: Any) -> None:
         self.writes += 1
         super().put_order(key, order)
+
+
+class OrdersOnlyCache(CountingCache):
+    """A cache that keeps sorts but no scores (every pair scored again on a warm run)."""
+
+    get_scores = None  # type: ignore[assignment]
 
 
 @pytest.fixture(scope="module")
@@ -77,20 +95,29 @@ def _same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
     return True
 
 
-def test_rows_with_the_cache_warm_equal_the_rows_cold_bit_for_bit(study, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("kept", ["scores", "sorts only"])
+def test_rows_with_the_cache_warm_equal_the_rows_cold_bit_for_bit(study, tmp_path, kept) -> None:  # type: ignore[no-untyped-def]
     store, model = study
     an = AnalysisSettings(analyzer="gradient")
     plain = analyse_project(store, model, analysis=an, baseline_images=None)
-    cache = CountingCache(tmp_path / "cache")
+    cache = (CountingCache if kept == "scores" else OrdersOnlyCache)(tmp_path / "cache")
     cold = analyse_project(store, model, analysis=an, cache=cache, baseline_images=None)
     # every map sorted once and kept; the baselines read back the observed pairs' maps
     cold_reads, cold_writes = cache.reads, cache.writes
     assert cold_writes > 0
     assert len(list((tmp_path / "cache" / "prepared").rglob("*.npy"))) > 0
+    pairs = len(list((tmp_path / "cache" / "scores").rglob("*.json")))
     cache.reads = cache.writes = 0
+    cold_score_reads, cold_score_writes = cache.score_reads, cache.score_writes
+    cache.score_reads = cache.score_writes = 0
     warm = analyse_project(store, model, analysis=an, cache=cache, baseline_images=None)
     assert warm.computed_maps == 0 and cache.writes == 0  # all read back
-    assert cache.reads == cold_reads + cold_writes
+    if kept == "scores":  # every pair read back: no map needs its sort
+        assert cold_score_writes > 0 and pairs == cold_score_writes  # one file a pair
+        assert cache.score_reads == cold_score_reads + cold_score_writes
+        assert cache.score_writes == 0 and cache.reads == 0
+    else:
+        assert pairs == 0 and cache.reads == cold_reads + cold_writes
     assert len(cold.rows) == 6 * 3 * 3  # 6 images x 3 annotators x (model + 2 others)
     assert len(cold.baselines) > 0
     assert _same(cold.rows, warm.rows) and _same(cold.baselines, warm.baselines)
@@ -106,7 +133,7 @@ def test_a_wrong_or_torn_order_file_is_a_miss_not_a_wrong_number(tmp_path) -> No
     fixated = np.zeros((60, 60), dtype=bool)
     fixated[20, 30] = fixated[40, 12] = True
     want = map_scores(PreparedMap(a), PreparedMap(b), fixated)
-    cache = CountingCache(tmp_path)
+    cache = OrdersOnlyCache(tmp_path)  # the sorts' path: every pair scored again
     first = map_scores(PreparedMap(a, cache), PreparedMap(b, cache), fixated)
     assert cache.writes == 2 and first == want
     for p in sorted((tmp_path / "prepared").rglob("*.npy")):
@@ -118,6 +145,53 @@ def test_a_wrong_or_torn_order_file_is_a_miss_not_a_wrong_number(tmp_path) -> No
     cache.reads = cache.writes = 0
     again = map_scores(PreparedMap(a, cache), PreparedMap(b, cache), fixated)
     assert cache.writes == 2 and again == want
+
+
+def test_a_pair_s_scores_are_kept_by_exact_content_and_a_bad_file_is_a_miss(
+    tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A pair's scores are read back as the same floats (NaN included) under a key that
+    names both maps, the fixated pixels and the metrics' code exactly: one changed pixel,
+    one more fixated pixel or another code version is another key; a torn file or one
+    that is not metric names and floats is a miss, scored again and rewritten."""
+    from gazelab.analysis.metrics import prepared
+    from gazelab.gaze.heatmaps import fixation_heatmap
+
+    rng = np.random.default_rng(1)
+    a = fixation_heatmap(rng.uniform(10, 50, (4, 2)), (60, 60), 4.0, 12.0)
+    b = fixation_heatmap(rng.uniform(10, 50, (3, 2)), (60, 60), 4.0, 12.0)
+    fixated = np.zeros((60, 60), dtype=bool)
+    fixated[20, 30] = True
+    cache = CountingCache(tmp_path)
+
+    def scored(x, y, fix):  # type: ignore[no-untyped-def]
+        return map_scores(PreparedMap(x, cache), PreparedMap(y, cache), fix)
+
+    want = map_scores(PreparedMap(a), PreparedMap(b), fixated)
+    assert scored(a, b, fixated) == want and cache.score_writes == 1
+    again = scored(a, b, fixated)
+    assert cache.score_reads == 1 and cache.score_writes == 1
+    assert {k: np.float64(v).tobytes() for k, v in again.items()} == {
+        k: np.float64(v).tobytes() for k, v in want.items()
+    }
+    (f,) = (tmp_path / "scores").rglob("*.json")
+    b2 = b.copy()
+    b2[30, 30] = np.nextafter(b2[30, 30], 1.0)  # one pixel, one ulp
+    fixated2 = fixated.copy()
+    fixated2[40, 12] = True
+    for x, y, fix in ((a, b2, fixated), (a, b, fixated2), (a, b, None), (b, a, fixated)):
+        scored(x, y, fix)
+    assert cache.score_writes == 5 and cache.score_reads == 1  # four new keys
+    monkeypatch.setattr(prepared, "_CODE_KEY", ["another version of the metrics"])
+    scored(a, b, fixated)
+    assert cache.score_writes == 6 and cache.score_reads == 1
+    monkeypatch.undo()
+    for bad in (f.read_bytes()[:30], b'{"iou": "0.5"}', b"[1.0]", b"\xff\xfe"):
+        f.write_bytes(bad)
+        assert scored(a, b, fixated) == want  # a miss: scored again ...
+        assert json.loads(f.read_text()) == want  # ... and rewritten
+    nan_pair = scored(np.zeros((60, 60)), b, fixated)  # no mass: SIM, KL NaN
+    assert math.isnan(nan_pair["sim"]) and math.isnan(scored(np.zeros((60, 60)), b, fixated)["kld"])
 
 
 def test_an_order_that_repeats_a_tied_pixel_is_a_miss(tmp_path) -> None:
