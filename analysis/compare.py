@@ -247,9 +247,9 @@ def analyse_project(
     images: dict[str, ImageAnalysis] = {}
     first_settings: Settings | None = None
     excluded: list[dict[str, Any]] = []
-    for k, rec in enumerate(records):
-        if progress:
-            progress("gaze", k, len(records))
+    # what each session needs, in order: its image set, settings, labels and decoded images
+    prepared_sessions = []
+    for rec in records:
         try:
             src = sources.get(rec.image_source) or open_image_set(rec.image_source)
         except (SessionSetupError, DatasetError) as exc:
@@ -260,7 +260,6 @@ def analyse_project(
         sources[rec.image_source] = src
         s = Settings.from_toml(rec.settings_toml, source=f"session {rec.id}")
         first_settings = first_settings or s
-        labels = store.final_labels(rec.id)
         known = id_sets.setdefault(rec.image_source, set(src.ids))
         # each image decoded once for all sessions of the same source (the image is kept
         # with its analysis anyway)
@@ -270,26 +269,51 @@ def analyse_project(
                 if (rec.image_source, iid) not in decoded:
                     decoded[rec.image_source, iid] = decoded_image(src, iid, cache)
                 pixels[iid] = decoded[rec.image_source, iid]
+        prepared_sessions.append((rec, src, s, pixels))
+
+    def session_gaze(rec: SessionRecord, s: Settings, pixels: dict[str, Any]) -> list[Any]:
+        """A session's trials: (trial index, image id, its annotator gaze or None, why it
+        was left out). Runs on a worker thread (the store serialises its reads; fixation
+        detection and the fixation points are NumPy and Numba work that releases the GIL)."""
+        labels = store.final_labels(rec.id)
         shapes = {iid: (int(a.shape[0]), int(a.shape[1])) for iid, a in pixels.items()}
         # the session's samples, read once: fixations, and data quality where none is stored
         samples = store.samples_by_trial(rec.id, phase="image")
         left_out = quality_exclusions(
             store, rec.id, s, quality or QualitySettings(), samples=samples
         )
+        out: list[Any] = []
         for tg in trial_gaze(store, rec.id, shapes, s, samples=samples):
-            iid = tg.image_id
             if tg.trial_index in left_out:
-                why = left_out[tg.trial_index]
-                excluded.append({"session": rec.id, "annotator": key[rec.id],
-                                 "trial_index": tg.trial_index, "image_id": iid, "reason": why})  # fmt: skip
+                out.append((tg.trial_index, tg.image_id, None, left_out[tg.trial_index]))
                 continue
-            if iid not in images:
-                cls = class_name(src.labels.get(iid))
-                images[iid] = ImageAnalysis(iid, cls, pixels[iid], src.regions.get(iid), {})
             gaze = annotator_gaze(tg, key[rec.id], rec.id, labels.get(tg.trial_index),
                                   an.point_source, keep_map=keep_maps is None)  # fmt: skip
-            images[iid].add(gaze)
-        del samples
+            out.append((tg.trial_index, tg.image_id, gaze, None))
+        return out
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    # sessions on one thread per core, at most that many sessions' samples in memory at
+    # once; merged in session order (the same images, rows and exclusions as one loop)
+    n_threads = max(1, min(len(prepared_sessions), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        futures = [pool.submit(session_gaze, rec, s, px) for rec, _, s, px in prepared_sessions]
+        for k, ((rec, src, _, pixels), fut) in enumerate(
+            zip(prepared_sessions, futures, strict=True)
+        ):
+            if progress:
+                progress("gaze", k, len(records))
+            for trial_index, iid, gaze, why in fut.result():
+                if gaze is None:
+                    excluded.append({"session": rec.id, "annotator": key[rec.id],
+                                     "trial_index": trial_index, "image_id": iid,
+                                     "reason": why})  # fmt: skip
+                    continue
+                if iid not in images:
+                    cls = class_name(src.labels.get(iid))
+                    images[iid] = ImageAnalysis(iid, cls, pixels[iid], src.regions.get(iid), {})
+                images[iid].add(gaze)
     if not images and excluded:
         raise AnalysisError(
             f"every trial with gaze in sessions {[r.id for r in records]} was left out by the "

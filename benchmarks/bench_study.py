@@ -157,6 +157,7 @@ def main() -> None:
     args = ap.parse_args()
     import tensorflow as tf
 
+    from gazelab.analysis.cache import DERIVED
     from gazelab.models.architectures import build_model
 
     print(f"load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
@@ -178,8 +179,8 @@ def main() -> None:
         cold = timed_compare(big, model, root / "big" / "cache")
         warm = timed_compare(big, model, root / "big" / "cache")
         touched = touched_bytes(root / "big", n, 2, 560)
-        derived = sum(p.stat().st_size for sub in ("prepared", "decoded")
-                      for p in (root / "big" / "cache" / sub).rglob("*.npy"))  # fmt: skip
+        derived = sum(p.stat().st_size for sub in DERIVED
+                      for p in (root / "big" / "cache" / sub).rglob("*") if p.is_file())  # fmt: skip
         bandwidth = copy_bandwidth()
         peak = traced_peak(big, model, root / "big" / "cache", 24)
     for name, big_r, small_r, large_r in (("cold", cold, s_cold, l_cold),
@@ -204,7 +205,7 @@ def main() -> None:
           f"warm is {warm['total'] / floor:.0f}x the floor")  # fmt: skip
     print("BLAS: one thread per scoring worker (threadpoolctl), "
           f"{min(n, os.cpu_count() or 1)} workers")  # fmt: skip
-    print(f"cache: prepared sorts and decoded images {derived / 2**20:.0f} MiB on disk "
+    print(f"cache: prepared sorts, decoded images and pair scores {derived / 2**20:.0f} MiB on disk "
           "(capped by [analysis] cache_max_mb)")  # fmt: skip
     print(f"memory: traced peak of the {n}-image warm compare keeping 24 maps: {peak:.0f} MiB")
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
