@@ -158,7 +158,8 @@ class Comparison:
     """Shuffled-image and centre-bias scores of every observed pair
     (:func:`gazelab.analysis.baselines.baseline_rows`); empty when not computed."""
     baseline_settings: dict[str, Any] = field(default_factory=dict)
-    """How :attr:`baselines` were made: draws, seed, centre map."""
+    """How :attr:`baselines` were made: draws, seed, centre map, the bounds (``max_images``,
+    ``max_maps``) and the reference maps scored (``maps``, ``maps_by_annotator``)."""
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -218,6 +219,10 @@ def analyse_project(
     ``centre`` (``mean`` | ``gaussian``) the centre-bias map (:mod:`.baselines`); 0 draws
     leaves both out. ``baseline_images``: the baselines are scored on at most this many
     images (a seeded sample; ``None``: all), which bounds their cost on large studies.
+
+    ``analysis.baseline_maps``: the baselines score at most this many (image, annotator)
+    reference maps of those images (:func:`~gazelab.analysis.baselines.bounded_references`;
+    0: all); :attr:`Comparison.baseline_settings` records the bound and the maps scored.
 
     ``analysis.human_pairs``: ``all`` (every ordered pair of annotators) or ``others``
     (each annotator against the pooled maps of the others; the baselines pair the same
@@ -394,13 +399,17 @@ def analyse_project(
     if baseline_draws > 0:
         from gazelab.analysis.baselines import baseline_rows
 
-        comp.baseline_settings = {"draws": baseline_draws, "seed": 0, "centre": centre,
-                                  "max_images": baseline_images}  # fmt: skip
         comp.baselines = baseline_rows(
             comp, draws=baseline_draws, seed=0, centre=centre, max_images=baseline_images,
             progress=(lambda d, t: progress("baselines", d, t)) if progress else None,
-            orders=cache, human_pairs=an.human_pairs,
+            orders=cache, human_pairs=an.human_pairs, max_maps=an.baseline_maps or None,
         )  # fmt: skip
+        # the reference maps the baselines scored, per annotator (study order)
+        used = {(r["image_id"], r["annotator"]) for r in comp.baselines}
+        per = {a: sum(1 for _, b in used if b == a) for a in comp.annotators}
+        comp.baseline_settings = {"draws": baseline_draws, "seed": 0, "centre": centre,
+                                  "max_images": baseline_images, "max_maps": an.baseline_maps,
+                                  "maps": len(used), "maps_by_annotator": per}  # fmt: skip
     if cache is not None:  # the derived files (sorts, decoded images) under their size cap
         cache.trim(an.cache_max_mb * 2**20)
     return comp

@@ -119,6 +119,17 @@ BASELINE_TABLE_METRICS = ("iou", "spearman", "cosine_distance", "nss", "auc_judd
 """Metrics of the report's baseline table (every metric is in ``baselines_summary.csv``)."""
 
 
+def _maps_note(bs: dict[str, Any]) -> str:
+    """The reference maps the baselines scored, and their bound (``[analysis]
+    baseline_maps``), as a clause of the report's baseline paragraph ("" when not recorded)."""
+    if "maps" not in bs:
+        return ""
+    per = [int(v) for v in bs.get("maps_by_annotator", {}).values()]
+    spread = f", {min(per)}–{max(per)} per annotator" if per else ""
+    bound = f"at most {bs['max_maps']}" if bs.get("max_maps") else "no bound"
+    return f"; {bs['maps']} reference maps of (image, annotator) scored ({bound}{spread})"
+
+
 def baseline_markdown(summ: dict[str, Any]) -> list[str]:
     """The report's baseline section: the layout sentence and, per comparison kind and
     baseline, observed vs baseline with the difference (± 95 % CI, t over images) and the
@@ -139,6 +150,7 @@ def baseline_markdown(summ: dict[str, Any]) -> list[str]:
             if bs.get("max_images")
             else ""
         )
+        + _maps_note(bs)
         + f". Centre bias: {centre}, cut to the mean area of "
         "one human map; one map per image, the same for both comparison kinds. Difference: "
         "observed − baseline, mean over images ± 95 % CI (Student's t); ratio: observed / "

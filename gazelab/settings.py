@@ -211,6 +211,13 @@ class AnalysisSettings(_Validated):
         "image), 'others' each annotator against the pooled maps of all other annotators of "
         "the image (A per image; docs/comparison.md#pooled-others)",
     )
+    baseline_maps: int = setting(
+        200,
+        range=(0, 10**9),
+        doc="the chance-level baselines score at most this many (image, annotator) reference "
+        "maps of their sampled images, each image in turn and the annotators rotating in a "
+        "seeded order (docs/comparison.md#baseline-maps); 0: every map",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

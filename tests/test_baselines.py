@@ -213,7 +213,9 @@ def test_analyse_project_scores_recorded_sessions_against_the_baselines(tmp_path
         model = build_model("small_cnn", (32, 32, 1), len(CLASSES))
         comp = analyse_project(store, model, ids, analysis=AnalysisSettings(analyzer="gradient"),
                                baseline_draws=2)  # fmt: skip
-    assert comp.baseline_settings == {"draws": 2, "seed": 0, "centre": "mean", "max_images": 100}
+    assert comp.baseline_settings == {"draws": 2, "seed": 0, "centre": "mean", "max_images": 100,
+                                      "max_maps": 200, "maps": 8,
+                                      "maps_by_annotator": {"A": 4, "A2": 4}}  # fmt: skip
     summ = summaries(comp)
     iou = _row(summ["baselines"], "human", "shuffled", "iou")
     assert iou["images"] == 4 and iou["observed"] == pytest.approx(1.0)

@@ -51,6 +51,7 @@ from gazelab.analysis.baselines.maps import (
 from gazelab.analysis.baselines.rows import (
     BASELINES,
     baseline_rows,
+    bounded_references,
     image_baseline_rows,
     partner_indices,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "CentreTotals",
     "baseline_rows",
     "baseline_summary",
+    "bounded_references",
     "centre_gaussian",
     "image_baseline_rows",
     "keep_top_fraction",

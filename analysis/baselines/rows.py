@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,6 +68,51 @@ class MemoryOrders:
             self._orders.popitem(last=False)
 
 
+def bounded_references(
+    annotators_of: Sequence[Sequence[str]], max_maps: int | None, seed: int = 0
+) -> list[list[str]]:
+    """The reference maps of the baselines under a bound: for each sampled image (in
+    scoring order, its annotators in ``annotators_of``), the annotators whose maps are
+    scored against the baselines, at most ``max_maps`` maps in all.
+
+    Unbounded (``max_maps`` ``None`` or 0, or the images hold no more maps than that):
+    every annotator of every image, unchanged. Bounded: the maps are dealt out one per
+    image in turn (every image gets one before any gets a second; an image never more
+    than it has; with fewer maps than images only the first ``max_maps`` images get one),
+    and each image takes its annotators in a rotation of all annotators in a seeded
+    random order (``numpy.random.default_rng([seed, 2])``): the annotators of the image
+    used least so far, and among them the next in the rotation after the previous image's
+    last; an annotator who did not look at an image keeps the turn for the next. Each
+    annotator is a reference about equally often (exactly, ±1, when every annotator saw
+    every image). An image's chosen annotators keep their order in ``annotators_of``."""
+    chosen = [list(a) for a in annotators_of]
+    if not max_maps or sum(len(a) for a in chosen) <= max_maps:
+        return chosen
+    quota = [0] * len(chosen)
+    left = int(max_maps)
+    while left > 0:
+        for k, names in enumerate(chosen):
+            if left > 0 and quota[k] < len(names):
+                quota[k] += 1
+                left -= 1
+    everyone = sorted({a for names in chosen for a in names})
+    order = np.random.default_rng([seed, 2]).permutation(len(everyone))
+    place = {everyone[k]: p for p, k in enumerate(order)}  # each annotator's turn
+    n, at = len(everyone), 0
+    count = dict.fromkeys(everyone, 0)
+    out: list[list[str]] = []
+    for names, q in zip(chosen, quota, strict=True):
+        # the least used annotators of the image first, then the next in the rotation
+        ahead = sorted(names, key=lambda a: (count[a], (place[a] - at) % n))
+        taken = set(ahead[:q])
+        for a in taken:
+            count[a] += 1
+        if taken:
+            at = (at + max((place[a] - at) % n for a in taken) + 1) % n
+        out.append([a for a in names if a in taken])
+    return out
+
+
 def _centre_and_model_rows(
     base: dict[str, Any],
     ref: PreparedMap,
@@ -103,6 +148,7 @@ def baseline_rows(
     progress: Callable[[int, int], None] | None = None,
     orders: OrderStore | None = None,
     human_pairs: str = "all",
+    max_maps: int | None = None,
 ) -> list[dict[str, Any]]:
     """Baseline scores of every observed pair of ``comp`` (see the module docstring).
 
@@ -121,7 +167,12 @@ def baseline_rows(
     partners are drawn from all images and the centre map is the mean over all), so a
     study of thousands of images costs about as much as 100 (the baselines of an image
     cost about twice its observed scoring: ``draws`` scores per pair on maps prepared once).
-    ``None``: every image. ``orders``: where each prepared map's sort is kept between runs
+    ``None``: every image. ``max_maps``: score at most this many reference maps (image,
+    annotator) of those images (:func:`bounded_references`: each sampled image gets its
+    turn, the annotators rotate in a seeded order), so a study of many annotators costs
+    about as much as one of two; ``None`` or 0: every annotator of every sampled image
+    (the rows are those of no bound whenever the images hold no more maps than that).
+    ``orders``: where each prepared map's sort is kept between runs
     (the saliency cache; the rows are the same with or without).
 
     ``human_pairs``: the pairing of the observed human rows
@@ -204,13 +255,14 @@ def baseline_rows(
     frac = float(np.mean(supports)) if supports else 0.0
 
     def centre_map(
-        i: int, own: Sequence[tuple[str, PreparedMap | NDArray[np.float64]]]
+        i: int, own: Iterable[tuple[str, PreparedMap | NDArray[np.float64]]]
     ) -> PreparedMap | None:
-        """The centre map of image i, whose human maps (prepared, or dense) are ``own``."""
+        """The centre map of image i, whose human maps (prepared, or dense; all of them, in
+        the image's annotator order, read only for the ``mean`` centre) are ``own``."""
         if centre == "gaussian":
             c = centre_gaussian(shapes[i], sigma_fraction)
         else:
-            rest = counts[shapes[i]] - len(own)
+            rest = counts[shapes[i]] - len(images[i].humans)
             if rest <= 0:
                 return None
             # the sum of the own maps at unit mass, from their supports (or dense: a zero
@@ -245,6 +297,11 @@ def baseline_rows(
         # share of max_images, so the window of prepared maps is shared along it
         share = max(1, int(max_images * len(group) / len(images))) if sample else len(cycle)  # type: ignore[operator]
         todo += cycle[:share]
+    # the reference maps of the sampled images, under the bound (images left without one
+    # are not scored; they are still partners)
+    refs_of = dict(zip(todo, bounded_references([list(images[i].humans) for i in todo],
+                                                max_maps, seed), strict=True))  # fmt: skip
+    todo = [i for i in todo if refs_of[i]]
 
     import threading
 
@@ -295,12 +352,15 @@ def baseline_rows(
             im = images[i]
             # the image's own maps, dense (built again where not kept: its pooled maps, not
             # its own, are what the window keeps); each is prepared for its own rows only
-            own = {a: np.asarray(human_map(i, a), dtype=np.float64) for a in im.humans}
+            own = {a: np.asarray(human_map(i, a), dtype=np.float64) for a in refs_of[i]}
             others = [partner(j) for j in partners_of[i]]
-            cm = centre_map(i, list(own.items()))
+            # the centre map takes out every one of the image's maps (those not among the
+            # references built one at a time)
+            cm = centre_map(i, ((a, own[a] if a in own else human_map(i, a)) for a in im.humans))
             rows: list[dict[str, Any]] = []
-            for a, g in im.humans.items():
-                ref = PreparedMap(own[a], orders)
+            for a in refs_of[i]:
+                g = im.humans[a]
+                ref = PreparedMap(own.pop(a), orders)
                 fixated = fixation_map(g.points, shapes[i])
                 base = {"image_id": im.image_id, "annotator": a}
                 models = [o[2] for o in others if o[2] is not None] if has_model[i] else None
@@ -351,7 +411,8 @@ def baseline_rows(
             others = [prepared(j) for j in js]
             cm = centre_map(i, [(a, m) for a, m in own.items() if a != "\0model" and m is not None])
             rows: list[dict[str, Any]] = []
-            for a, g in im.humans.items():
+            for a in refs_of[i]:
+                g = im.humans[a]
                 ref = own[a]
                 assert ref is not None
                 fixated = fixation_map(g.points, shapes[i])
