@@ -80,6 +80,49 @@ def _code_key() -> str:
     return _CODE_KEY[0]
 
 
+RADIX_MIN = 4096
+"""From this many values on, :func:`sort_order` sorts by radix passes; below, ``argsort``."""
+
+
+def sort_order(values: NDArray[np.float64]) -> NDArray[np.intp]:
+    """An order ``(m,)`` that sorts ``values`` ``(m,)`` (finite floats, no zeros needed)
+    ascending; equal values in any order (they share their average rank, and every use of
+    a map's sort accepts any order that sorts it).
+
+    ``np.argsort`` of the 240 000 non-zero values of a pooled 400 × 600 px map costs
+    ~17 ms; NumPy's stable argsort of 16-bit keys is a radix sort (~1 ms). The float's
+    bits, made monotone (a non-negative float's bits already are; a negative one's are
+    flipped, a positive one's sign bit set), are sorted on their top 32 bits in two stable
+    radix passes of 16 bits (least significant first), and the runs of equal top bits —
+    values within ~10⁻⁶ of each other, a few hundred pixels of a study map — are then
+    sorted on the full values where they are out of order: ~7 ms, the same ranks and the
+    same sorted values as ``argsort``."""
+    v = np.ascontiguousarray(values, dtype=np.float64)
+    m = v.size
+    if m < RADIX_MIN:
+        return np.argsort(v)
+    u = v.view(np.uint64)
+    if bool((v < 0).any()):
+        u = np.where(u >> np.uint64(63), ~u, u | np.uint64(1 << 63))
+    hi = u >> np.uint64(32)
+    order = np.argsort(hi.astype(np.uint16), kind="stable")
+    order = order[np.argsort((hi >> np.uint64(16)).astype(np.uint16)[order], kind="stable")]
+    sv = v[order]
+    if bool((sv[1:] < sv[:-1]).any()):
+        # the runs of equal top bits, each sorted on its full values (lexsort: run, value)
+        key = hi[order]
+        same = key[1:] == key[:-1]
+        inrun = np.zeros(m, dtype=bool)
+        inrun[:-1] |= same
+        inrun[1:] |= same
+        pos = np.flatnonzero(inrun)
+        start = np.ones(pos.size, dtype=bool)
+        start[1:] = ~((pos[1:] == pos[:-1] + 1) & same[pos[1:] - 1])
+        perm = np.lexsort((sv[pos], np.cumsum(start)))
+        order[pos] = order[pos[perm]]
+    return order
+
+
 class PreparedMap:
     """One map with the work every comparison repeats done once, on its support.
 
@@ -200,7 +243,7 @@ class PreparedMap:
         content (checked: a permutation that sorts the values), else sorted and stored."""
         m = self.values.size
         if self._orders is None or m < 2:
-            return np.argsort(self.values)
+            return sort_order(self.values)
         key = self.content_key()
         got = self._orders.get_order(key)
         if got is not None and got.shape == (m,) and got.min() >= 0 and got.max() < m:
@@ -213,7 +256,7 @@ class PreparedMap:
             ):
                 self._cache["sorted"] = sv  # the ranks take the sorted values from here
                 return order
-        order = np.argsort(self.values)
+        order = sort_order(self.values)
         self._orders.put_order(key, order.astype(np.int32 if m < 2**31 else np.int64))
         return order
 
