@@ -310,6 +310,18 @@ def baseline_rows(
     everyone = {a for im in images for a in im.humans}
     n_annotators = max((len(im.humans) for im in images), default=1)
 
+    # the annotators whose pooled map on partner j some image's reference needs, and how
+    # many draws use each pooled map (by annotator; None: all of j's maps pooled)
+    wanted: dict[int, set[str]] = defaultdict(set)
+    uses: dict[tuple[int, str | None], int] = defaultdict(int)
+    for i in todo:
+        for j in partners_of[i]:
+            for a in refs_of[i]:
+                looked = a in images[j].humans
+                if looked:
+                    wanted[j].add(a)
+                uses[j, a if looked else None] += 1
+
     # a partner image of the window: the pooled map of every annotator but b (by b), the
     # pooled map of all (where an annotator of another image did not look at it), the
     # prepared model map
@@ -320,19 +332,27 @@ def baseline_rows(
     def score_run_others(run: list[int]) -> list[tuple[int, list[dict[str, Any]]]]:
         """``score_run`` for ``human_pairs = "others"``. Each partner image's pooled maps
         (:func:`~gazelab.analysis.scoring.leave_one_out_sums`) are summed once when it
-        enters the window of the next ``draws`` partners and kept there as dense maps; each
-        is prepared for every image that draws it, its sort kept in memory
-        (:class:`MemoryOrders`, the window's maps) and read back by the next image that
-        draws the same partner, instead of sorted again (a pooled map is used by ``draws``
-        images). The pooled sorts are not put in ``orders`` (the on-disk cache)."""
+        enters the window of the next ``draws`` partners, and those of the annotators that
+        the images drawing it score (``wanted``) are kept there as dense maps; each
+        is prepared for every image that draws it; the sort of one that more than one draw
+        uses (``uses``) is kept in memory (:class:`MemoryOrders`, the window's maps) and
+        read back by the next image that draws the same partner, instead of sorted again.
+        The pooled sorts are not put in ``orders`` (the on-disk cache)."""
         window: dict[int, Partner] = {}
-        pooled_orders = MemoryOrders(max(draws, 1) * (n_annotators + 1))
+        per_partner = max((len(w) for w in wanted.values()), default=0) + 1
+        pooled_orders = MemoryOrders(max(draws, 1) * min(per_partner, n_annotators + 1))
 
         def partner(j: int) -> Partner:
             if j not in window:
                 maps = {a: np.asarray(human_map(j, a), dtype=np.float64) for a in images[j].humans}
+                # only the pooled maps of the references of the images that draw j (under
+                # the bound a few of j's annotators); the others are let go as they come
                 loo = (
-                    dict(zip(maps, leave_one_out_sums(list(maps.values())), strict=True))
+                    {
+                        b: p
+                        for b, p in zip(maps, leave_one_out_sums(list(maps.values())), strict=True)
+                        if b in wanted[j]
+                    }  # fmt: skip
                     if len(maps) > 1
                     else {}
                 )
@@ -373,12 +393,11 @@ def baseline_rows(
                 for j, (loo_j, total_j, _, looked) in zip(partners_of[i], others, strict=True):
                     if not looked:
                         continue
-                    if a in images[j].humans:
-                        pooled = loo_j.get(a)
-                    else:
-                        pooled = total_j
+                    looked_j = a in images[j].humans
+                    pooled = loo_j.get(a) if looked_j else total_j
                     if pooled is not None:
-                        sc.append(map_scores(ref, PreparedMap(pooled, pooled_orders), fixated))
+                        kept = pooled_orders if uses[j, a if looked_j else None] > 1 else None
+                        sc.append(map_scores(ref, PreparedMap(pooled, kept), fixated))
                 rows.append({**base, "versus": "human", "reference": OTHERS, "baseline": "shuffled",
                              "draws": len(sc), **_mean_scores(sc, METRICS)})  # fmt: skip
             done.append((i, rows))
