@@ -65,7 +65,7 @@ from gazelab.settings import AnalysisSettings, QualitySettings, Settings
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
-KEPT_MAPS_MB = 200
+KEPT_MAPS_MB = 64
 """The most the kept heatmaps (``keep_maps``) may hold, MiB: fewer images keep theirs
 when an image has many annotators (:func:`kept_images`); the report builds the others'
 maps when it draws them."""

@@ -92,3 +92,30 @@ def test_the_report_names_the_maps_and_the_bound() -> None:
         baseline_markdown({"baselines": [], "baseline_settings": {**bs, "max_maps": 0}})
     )
     assert "scored (no bound, 10–10 per annotator)" in text
+
+
+def test_pooled_of_gives_the_prefix_and_suffix_floats_of_the_wanted_maps_only() -> None:
+    import numpy as np
+
+    from gazelab.analysis.baselines.rows import pooled_of
+    from gazelab.analysis.scoring import leave_one_out_sums, pooled_total
+
+    rng = np.random.default_rng(1)
+    maps = {f"P{k}": rng.random((9, 11)) * (rng.random((9, 11)) > 0.4) for k in range(7)}
+    names = list(maps)
+    every = dict(zip(names, leave_one_out_sums(list(maps.values())), strict=True))
+    built: list[str] = []
+
+    def build(a: str) -> np.ndarray:
+        built.append(a)
+        return maps[a]
+
+    for wanted in ([], ["P0"], ["P6"], ["P3"], ["P0", "P6"], ["P2", "P4", "P5"], names):
+        for total in (False, True):
+            got, tot = pooled_of(build, names, wanted, total=total)
+            assert sorted(got) == sorted(wanted)
+            assert all(np.array_equal(got[a], every[a]) for a in wanted)  # bit for bit
+            assert (tot is None) != total
+            if total:
+                assert np.array_equal(tot, pooled_total(maps.values()))
+    assert pooled_of(build, ["P0"], ["P0"]) == ({}, None)  # one annotator: no pooled map

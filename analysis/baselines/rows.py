@@ -113,6 +113,53 @@ def bounded_references(
     return out
 
 
+def pooled_of(
+    build: Callable[[str], NDArray[np.float64]],
+    names: Sequence[str],
+    wanted: Iterable[str],
+    *,
+    total: bool = False,
+) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.float64] | None]:
+    """The pooled maps ``(H, W)`` of the annotators in ``wanted`` only, by name: for each,
+    the sum of every other map of ``names`` (the image's annotators in order), the floats
+    of :func:`~gazelab.analysis.scoring.leave_one_out_sums` (prefix + suffix sums); none
+    for fewer than two annotators. With ``total``, also the sum of all the maps, the floats
+    of :func:`~gazelab.analysis.scoring.pooled_total` (else ``None``).
+
+    ``build(name)`` gives an annotator's dense map; maps are built as the sums need them
+    (some twice, once for the suffix and once for the prefix sums) and let go, and only the
+    suffix sums the wanted annotators need are kept: a few maps held instead of every map
+    and every suffix sum (at 20 annotators 9 instead of 39 maps of a 400 × 600 image)."""
+    n = len(names)
+    need = {k for k, a in enumerate(names) if a in set(wanted)} if n > 1 else set()
+    # suffix[k] = map k + suffix[k + 1], right to left; suffix[k + 1] kept for a wanted k
+    after: dict[int, NDArray[np.float64]] = {}
+    run: NDArray[np.float64] | None = None
+    for k in range(n - 1, min(need, default=n - 1), -1):
+        m = np.asarray(build(names[k]), dtype=np.float64)
+        run = np.array(m, dtype=np.float64) if run is None else np.add(m, run)
+        if k - 1 in need:
+            after[k - 1] = run  # a new array at every step
+    pooled: dict[str, NDArray[np.float64]] = {}
+    prefix: NDArray[np.float64] | None = None
+    stop = n if total else max(need, default=-1)
+    for k in range(n):
+        if k in need:
+            a = after.pop(k, None)
+            if prefix is None:
+                pooled[names[k]] = a if a is not None else np.zeros_like(build(names[k]))
+            else:
+                pooled[names[k]] = prefix.copy() if a is None else np.add(prefix, a)
+        if k >= stop:
+            break
+        m = np.asarray(build(names[k]), dtype=np.float64)
+        if prefix is None:
+            prefix = np.array(m, dtype=np.float64)
+        else:
+            np.add(prefix, m, out=prefix)
+    return pooled, prefix if total else None
+
+
 def _centre_and_model_rows(
     base: dict[str, Any],
     ref: PreparedMap,
@@ -189,8 +236,6 @@ def baseline_rows(
         OTHERS,
         check_human_pairs,
         fixation_map,
-        leave_one_out_sums,
-        pooled_total,
     )
 
     check_human_pairs(human_pairs)
@@ -344,23 +389,13 @@ def baseline_rows(
 
         def partner(j: int) -> Partner:
             if j not in window:
-                maps = {a: np.asarray(human_map(j, a), dtype=np.float64) for a in images[j].humans}
                 # only the pooled maps of the references of the images that draw j (under
-                # the bound a few of j's annotators); the others are let go as they come
-                loo = (
-                    {
-                        b: p
-                        for b, p in zip(maps, leave_one_out_sums(list(maps.values())), strict=True)
-                        if b in wanted[j]
-                    }  # fmt: skip
-                    if len(maps) > 1
-                    else {}
-                )
-                # the pooled map of all of j's annotators: only for an annotator who did not
-                # look at j
-                total = pooled_total(maps.values()) if maps and not everyone <= set(maps) else None
+                # the bound a few of j's annotators), and the pooled map of all of j's
+                # annotators only for an annotator who did not look at j
+                names = list(images[j].humans)
+                loo, total = pooled_of(lambda a: human_map(j, a), names, wanted[j],
+                                       total=bool(names) and not everyone <= set(names))  # fmt: skip
                 mm = model_map(j) if has_model[j] else None
-                del maps
                 prepared_model = None if mm is None else PreparedMap(mm, orders)
                 window[j] = (loo, total, prepared_model, bool(images[j].humans))
                 while len(window) > max(draws, 1):  # oldest first (dicts keep insertion order)
