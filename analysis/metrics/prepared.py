@@ -97,10 +97,19 @@ def sort_order(values: NDArray[np.float64]) -> NDArray[np.intp]:
     values within ~10⁻⁶ of each other, a few hundred pixels of a study map — are then
     sorted on the full values where they are out of order: ~7 ms, the same ranks and the
     same sorted values as ``argsort``."""
+    return sorted_order(values)[0]
+
+
+def sorted_order(
+    values: NDArray[np.float64],
+) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """:func:`sort_order` and the sorted values ``values[order]`` ``(m,)`` it checks (the
+    ranks take them instead of gathering them again)."""
     v = np.ascontiguousarray(values, dtype=np.float64)
     m = v.size
     if m < RADIX_MIN:
-        return np.argsort(v)
+        order = np.argsort(v)
+        return order, v[order]
     u = v.view(np.uint64)
     if bool((v < 0).any()):
         u = np.where(u >> np.uint64(63), ~u, u | np.uint64(1 << 63))
@@ -120,7 +129,8 @@ def sort_order(values: NDArray[np.float64]) -> NDArray[np.intp]:
         start[1:] = ~((pos[1:] == pos[:-1] + 1) & same[pos[1:] - 1])
         perm = np.lexsort((sv[pos], np.cumsum(start)))
         order[pos] = order[pos[perm]]
-    return order
+        sv[pos] = sv[pos[perm]]
+    return order, sv
 
 
 class PreparedMap:
@@ -243,7 +253,8 @@ class PreparedMap:
         content (checked: a permutation that sorts the values), else sorted and stored."""
         m = self.values.size
         if self._orders is None or m < 2:
-            return sort_order(self.values)
+            order, self._cache["sorted"] = sorted_order(self.values)
+            return order
         key = self.content_key()
         got = self._orders.get_order(key)
         if got is not None and got.shape == (m,) and got.min() >= 0 and got.max() < m:
@@ -256,7 +267,7 @@ class PreparedMap:
             ):
                 self._cache["sorted"] = sv  # the ranks take the sorted values from here
                 return order
-        order = sort_order(self.values)
+        order, self._cache["sorted"] = sorted_order(self.values)
         self._orders.put_order(key, order.astype(np.int32 if m < 2**31 else np.int64))
         return order
 
