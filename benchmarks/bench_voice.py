@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -149,7 +150,11 @@ def make_recognizer(spec: str, args: argparse.Namespace) -> Any:
     if kind == "whisper":
         from gazelab.annotation.speech_whisper import WhisperRecognizer
 
-        return WhisperRecognizer(model or "tiny.en")
+        kw = {}
+        if args.neighbour_margin is not None:
+            nm = args.neighbour_margin
+            kw["neighbour_margin"] = None if nm == "none" else float(nm)
+        return WhisperRecognizer(model or "tiny.en", **kw)
     if kind == "whisper+pocketsphinx":
         from gazelab.annotation.speech_whisper import CombinedRecognizer
 
@@ -174,17 +179,55 @@ def make_recognizer(spec: str, args: argparse.Namespace) -> Any:
     return PocketSphinxRecognizer(decoder_options=options, **kw)
 
 
+def rule_near_misses(per_word: int = 6) -> tuple[str, ...]:
+    """A near-miss tuning list made by rule: for each label word, the ``per_word`` most
+    frequent (unigram probability of the language model that ships with pocketsphinx) of
+    its dictionary neighbours (one phone edit: :func:`~gazelab.annotation.speech.neighbour_words`),
+    each neighbour counted for the label word it is closest to; no word of the measuring
+    lists (``voice_sets.NON_LABELS``), none under three letters, none the model lacks."""
+    import pocketsphinx
+
+    from gazelab.annotation import voice_sets
+    from gazelab.annotation.speech import SPOKEN_WORDS
+    from gazelab.annotation.speech.sphinx import ACCENT_VARIANTS, _model_dir, neighbour_words
+    from gazelab.annotation.speech_whisper.recognizer import _dictionary, phone_edit_cost
+
+    lm = pocketsphinx.NGramModel.readfile(str(_model_dir() / "en-us.lm.bin"))
+    label_prons: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    with open(_model_dir() / "cmudict-en-us.dict", encoding="utf-8") as f:
+        for line in f:
+            head, _, phones = line.strip().partition(" ")
+            word = head.split("(")[0]
+            if word in SPOKEN_WORDS:
+                label_prons[word].append(tuple(phones.split()))
+    for word, ps in ACCENT_VARIANTS.items():
+        label_prons[word] += [tuple(p.split()) for p in ps]
+    measuring = {w for ws in voice_sets.NON_LABELS.values() for p in ws for w in p.lower().split()}
+    unknown = lm.prob(["zzzqqqx"])
+    by_label: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for w in neighbour_words(1.0):
+        if w in measuring or len(w) < 3 or lm.prob([w]) <= unknown:
+            continue
+        cost = {lab: min(phone_edit_cost(p, q) for p in _dictionary()[w] for q in qs)
+                for lab, qs in label_prons.items()}  # fmt: skip
+        by_label[min(cost, key=cost.__getitem__)].append((-lm.prob([w]), w))
+    return tuple(w for lab in SPOKEN_WORDS for _, w in sorted(by_label[lab])[:per_word])
+
+
 def print_sweep(
-    rows: list[tuple[str, str, str | None, float]],
+    rows: list[tuple[str, str, str | None, float, bool]],
     margins: list[float],
     levels: list[float | None],
     level_name: dict[float | None, str],
     title: str | None = None,
+    near_at: float | None = None,
 ) -> None:
     """The trade-off of PocketSphinx's n-best margin (or of Whisper's veto margin,
     ``title``), from one decode per answer: for each margin, label answers accepted and
     correct per level, wrong labels, and non-labels accepted (``rows``: what was said — a
-    class or a non-label kind —, level, the label before the margin, its lead)."""
+    class or a non-label kind —, level, the label before the margin, its lead, whether
+    Whisper's unprompted transcript was a near-miss neighbour). With ``near_at``, the
+    margins apply to the neighbour answers only and ``near_at`` to every other one."""
     from gazelab import CLASSES
 
     what_margin = "n-best margin" if title is None else title
@@ -194,8 +237,9 @@ def print_sweep(
     for m in margins:
         ok: dict[str, list[bool]] = defaultdict(list)
         wrong, other, near = [], [], []
-        for what, level, label, lead in rows:
-            accepted = label if (label is not None and lead > m) else None
+        for what, level, label, lead, is_near in rows:
+            m_here = m if near_at is None or is_near else near_at
+            accepted = label if (label is not None and lead > m_here) else None
             if what in CLASSES:
                 ok[level].append(accepted == what)
                 wrong.append(accepted is not None and accepted != what)
@@ -230,6 +274,13 @@ def main() -> None:
                     help="PocketSphinx: trade-off table for these n-best margins (a comma list)")  # fmt: skip
     ap.add_argument("--tuning-set", action="store_true",
                     help="the tuning set (voice_sets.TRAINING_*) instead of the measuring one")  # fmt: skip
+    ap.add_argument("--rule-near-misses", type=int, default=0, metavar="N",
+                    help="add N dictionary neighbours per label word to the near-miss list")  # fmt: skip
+    ap.add_argument("--near-sweep", default="",
+                    help="Whisper: trade-off table for these margins on near-miss neighbours")  # fmt: skip
+    ap.add_argument("--neighbour-margin", default=None,
+                    help="Whisper: veto margin for near-miss neighbours ('none': VETO_MARGIN)")  # fmt: skip
+    ap.add_argument("--dump", default="", help="write the swept rows (JSON) to this file")
     ap.add_argument("--show-errors", action="store_true", help="list each wrong answer")
     args = ap.parse_args()
     if shutil.which("espeak-ng") is None:
@@ -245,6 +296,11 @@ def main() -> None:
         NON_LABELS = voice_sets.TRAINING_NON_LABELS
         voices = list(voice_sets.TRAINING_VOICES)
         speeds = list(voice_sets.TRAINING_SPEEDS)
+    if args.rule_near_misses:
+        extra = [
+            w for w in rule_near_misses(args.rule_near_misses) if w not in NON_LABELS["near-miss"]
+        ]
+        NON_LABELS = {**NON_LABELS, "near-miss": (*NON_LABELS["near-miss"], *extra)}
     levels = [None if s == "clean" else float(s) for s in args.snr.split(",")]
     level_name = {lv: "clean" if lv is None else f"{lv:g} dB" for lv in levels}
     backends = args.backend.split(",")
@@ -260,11 +316,12 @@ def main() -> None:
     latencies: dict[str, list[float]] = {b: [] for b in backends}
     # --sweep: PocketSphinx's label before the n-best margin and its lead, per answer:
     # (what it was, level, label, lead); what is a class (a label answer) or a kind.
-    swept: dict[str, list[tuple[str, str, str | None, float]]] = {b: [] for b in backends}
+    swept: dict[str, list[tuple[str, str, str | None, float, bool]]] = {b: [] for b in backends}
 
     def sweep(b: str, rec: Any, what: str, level: str) -> None:
         if hasattr(rec, "last_lead"):
-            swept[b].append((what, level, rec.last_label, rec.last_lead))
+            near = bool(getattr(rec, "last_near", False))
+            swept[b].append((what, level, rec.last_label, rec.last_lead, near))
 
     for i, (voice, speed, word) in enumerate(cases):
         audio, rate = synthesise(word, voice, speed)
@@ -343,11 +400,19 @@ def main() -> None:
             print(f"{kind:<12} " + " ".join(f"{np.mean(c):>7.1%} of {len(c):>5}" for c in cells))
         for e in shown[b]:
             print(e)
+        if swept[b] and args.dump:
+            with open(f"{args.dump}.{b.replace(':', '_')}.json", "w", encoding="utf-8") as f:
+                json.dump([[*r[:3], float(r[3]), r[4]] for r in swept[b]], f)
         if swept[b] and args.sweep:
             title = "veto margin (accepted when lead > margin)" if b.startswith("whisper") else None
             print_sweep(
                 swept[b], [float(m) for m in args.sweep.split(",")], levels, level_name, title
             )
+        if swept[b] and args.near_sweep:
+            vm = getattr(recs[b], "veto_margin", None)
+            print_sweep(swept[b], [float(m) for m in args.near_sweep.split(",")], levels,
+                        level_name, "veto margin on near-miss neighbours only",
+                        near_at=-vm if vm is not None else np.inf)  # fmt: skip
         lat = 1000 * np.asarray(latencies[b])
         # Goal lines.
         for lv in levels:

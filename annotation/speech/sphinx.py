@@ -34,11 +34,14 @@ DECOY_MIN_DISTANCE = 0.5
 N_COMMON = len(COMMON_WORDS)
 """Common English words in the grammar (all of :data:`COMMON_WORDS`, less those within
 ``DECOY_MIN_DISTANCE`` of a label word's pronunciation)."""
-MARGIN = 0.035
+MARGIN = 0.04
 """Least lead, in natural-log path score (pocketsphinx's scaled score, ``ln(hyp.score)``),
 of the best label path over the best path of any other grammar word in the n-best list:
 the smallest margin that met the three never-guess goals on the tuning set
-(:data:`gazelab.annotation.voice_sets.TRAINING_VOICES`, docs/voice.md)."""
+(:data:`gazelab.annotation.voice_sets.TRAINING_VOICES`) with its near-miss list widened by
+rule (the 6 most frequent dictionary neighbours of each label word:
+``bench_voice.py --tuning-set --rule-near-misses 6``; 0.035 with the hand-written list
+alone; docs/voice.md)."""
 RIVAL = False
 """With ``True``, a label that wins is decoded a second time with the grammar less its
 class, and the lead over that decode's best word counts too (a likelihood ratio against

@@ -52,6 +52,7 @@ from gazelab.annotation.speech_whisper.models import (
 from gazelab.annotation.speech_whisper.recognizer import (
     MAX_TOKENS,
     MIN_ENCODE_S,
+    NEIGHBOUR_VETO_MARGIN,
     PAD_BEFORE_S,
     PAD_S,
     PROMPT,
@@ -61,7 +62,9 @@ from gazelab.annotation.speech_whisper.recognizer import (
     classes_named,
     english_words,
     label_of_transcript,
+    near_miss_word,
     other_word,
+    phone_edit_cost,
 )
 
 __all__ = [
@@ -71,6 +74,7 @@ __all__ = [
     "MAX_TOKENS",
     "MIN_ENCODE_S",
     "MODELS",
+    "NEIGHBOUR_VETO_MARGIN",
     "ModelFile",
     "ModelSpec",
     "PAD_BEFORE_S",
@@ -84,7 +88,9 @@ __all__ = [
     "installed_models",
     "label_of_transcript",
     "models_root",
+    "near_miss_word",
     "other_word",
+    "phone_edit_cost",
     "resolve_model",
     "sha256_file",
     "verify_model",
