@@ -179,12 +179,14 @@ def make_recognizer(spec: str, args: argparse.Namespace) -> Any:
     return PocketSphinxRecognizer(decoder_options=options, **kw)
 
 
-def rule_near_misses(per_word: int = 6) -> tuple[str, ...]:
-    """A near-miss tuning list made by rule: for each label word, the ``per_word`` most
-    frequent (unigram probability of the language model that ships with pocketsphinx) of
-    its dictionary neighbours (one phone edit: :func:`~gazelab.annotation.speech.neighbour_words`),
-    each neighbour counted for the label word it is closest to; no word of the measuring
-    lists (``voice_sets.NON_LABELS``), none under three letters, none the model lacks."""
+def rule_near_misses(per_word: int = 6, draw: str = "frequent") -> tuple[str, ...]:
+    """A near-miss tuning list made by rule: for each label word, ``per_word`` of its
+    dictionary neighbours — the most frequent (``draw="frequent"``: unigram probability of
+    the language model that ships with pocketsphinx) or a seeded draw (``"seeded"``,
+    seed 0, names included); neighbours are within one phone edit
+    (:func:`~gazelab.annotation.speech.neighbour_words`), each counted for the label word
+    it is closest to; no word of the measuring lists (``voice_sets.NON_LABELS``), none
+    under three letters, none the model lacks."""
     import pocketsphinx
 
     from gazelab.annotation import voice_sets
@@ -206,12 +208,19 @@ def rule_near_misses(per_word: int = 6) -> tuple[str, ...]:
     unknown = lm.prob(["zzzqqqx"])
     by_label: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for w in neighbour_words(1.0):
-        if w in measuring or len(w) < 3 or lm.prob([w]) <= unknown:
+        if w in measuring or len(w) < 3 or (draw == "frequent" and lm.prob([w]) <= unknown):
             continue
         cost = {lab: min(phone_edit_cost(p, q) for p in _dictionary()[w] for q in qs)
                 for lab, qs in label_prons.items()}  # fmt: skip
         by_label[min(cost, key=cost.__getitem__)].append((-lm.prob([w]), w))
-    return tuple(w for lab in SPOKEN_WORDS for _, w in sorted(by_label[lab])[:per_word])
+    if draw == "frequent":
+        return tuple(w for lab in SPOKEN_WORDS for _, w in sorted(by_label[lab])[:per_word])
+    rng = np.random.default_rng(0)
+    out: list[str] = []
+    for lab in SPOKEN_WORDS:
+        ws = sorted(w for _, w in by_label[lab])
+        out += rng.choice(ws, min(per_word, len(ws)), replace=False).tolist() if ws else []
+    return tuple(out)
 
 
 def print_sweep(
@@ -276,6 +285,8 @@ def main() -> None:
                     help="the tuning set (voice_sets.TRAINING_*) instead of the measuring one")  # fmt: skip
     ap.add_argument("--rule-near-misses", type=int, default=0, metavar="N",
                     help="add N dictionary neighbours per label word to the near-miss list")  # fmt: skip
+    ap.add_argument("--rule-draw", choices=("frequent", "seeded"), default="frequent",
+                    help="which neighbours --rule-near-misses takes")  # fmt: skip
     ap.add_argument("--near-sweep", default="",
                     help="Whisper: trade-off table for these margins on near-miss neighbours")  # fmt: skip
     ap.add_argument("--neighbour-margin", default=None,
@@ -298,7 +309,9 @@ def main() -> None:
         speeds = list(voice_sets.TRAINING_SPEEDS)
     if args.rule_near_misses:
         extra = [
-            w for w in rule_near_misses(args.rule_near_misses) if w not in NON_LABELS["near-miss"]
+            w
+            for w in rule_near_misses(args.rule_near_misses, args.rule_draw)
+            if w not in NON_LABELS["near-miss"]
         ]
         NON_LABELS = {**NON_LABELS, "near-miss": (*NON_LABELS["near-miss"], *extra)}
     levels = [None if s == "clean" else float(s) for s in args.snr.split(",")]
