@@ -25,6 +25,7 @@ import and for the compare.
     python benchmarks/bench_import.py                      # the full study
     python benchmarks/bench_import.py --participants 2 --images 12   # a tenth of it
     python benchmarks/bench_import.py --formats bids --compare none  # one format
+    python benchmarks/bench_import.py --formats eyelink     # the import the compare uses
 """
 
 from __future__ import annotations
@@ -314,6 +315,7 @@ def compare_line(out: Path, fmt: str, n: int, images: int, participants: int,
             "--cache", str(out / "cache"), "--report", str(out / "report"),
             "--human-pairs", human_pairs]  # fmt: skip
     for name in ("cold", "warm"):
+        load = os.getloadavg()[0]
         wall, peak, cpu, note = run_child(argv, max_s=max_s, max_mb=max_mb)
         met = "met" if wall <= GOAL_S and peak <= GOAL_MB else "NOT met"
         took = (
@@ -323,6 +325,11 @@ def compare_line(out: Path, fmt: str, n: int, images: int, participants: int,
               f"images, {n:,} samples), {name}: "
               f"{took}, peak {peak:.0f} MB, CPU {cpu:.1f} s; reading the samples {read:.1f} s, "
               f"ratio {wall / read:.1f}; goal <= {GOAL_S:g} s, <= {GOAL_MB:g} MB: {met}")  # fmt: skip
+        print(f"GOAL compare {name} ({participants} x {images}, --human-pairs {human_pairs}): "
+              f"wall {took} / {GOAL_S:g} s = ratio {wall / GOAL_S:.2f}; peak {peak:.0f} / "
+              f"{GOAL_MB:g} MB = ratio {peak / GOAL_MB:.2f}; CPU {cpu:.1f} s on "
+              f"{os.cpu_count()} cores; load average {load:.2f} -> {os.getloadavg()[0]:.2f}: "
+              f"{met}")  # fmt: skip
         if not math.isfinite(wall):
             break  # a stopped cold run leaves no cache for a warm one
 
