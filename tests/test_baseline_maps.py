@@ -119,3 +119,17 @@ def test_pooled_of_gives_the_prefix_and_suffix_floats_of_the_wanted_maps_only() 
             if total:
                 assert np.array_equal(tot, pooled_total(maps.values()))
     assert pooled_of(build, ["P0"], ["P0"]) == ({}, None)  # one annotator: no pooled map
+
+
+def test_leave_one_out_built_gives_the_prefix_and_suffix_floats() -> None:
+    import numpy as np
+
+    from gazelab.analysis.scoring import leave_one_out_built, leave_one_out_sums
+
+    rng = np.random.default_rng(2)
+    for n in (1, 2, 3, 7):
+        maps = [rng.random((9, 11)) * (rng.random((9, 11)) > 0.4) for _ in range(n)]
+        built = list(leave_one_out_built(lambda k: maps[k].copy(), n))  # noqa: B023
+        assert len(built) == n
+        for (m, p), want, own in zip(built, leave_one_out_sums(maps), maps, strict=True):
+            assert np.array_equal(m, own) and np.array_equal(p, want)  # bit for bit
