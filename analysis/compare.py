@@ -122,6 +122,24 @@ def set_malloc_thresholds(mmap_threshold: int, trim_threshold: int | None = None
         return False
 
 
+def release_free_memory() -> bool:
+    """glibc's ``malloc_trim(0)``: every arena gives the free pages it holds back to the
+    system. The model's threads (TensorFlow's own) free their working memory into their
+    own arenas, where the scoring threads never reuse it; trimmed once the relevance maps
+    are made, it no longer counts towards the peak. Linux (glibc) only: elsewhere, or
+    when it fails, ``False``."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def kept_images(shapes_annotators: Sequence[tuple[tuple[int, int], int]], keep: int,
                 max_mb: float = KEPT_MAPS_MB) -> int:  # fmt: skip
     """How many of the first images keep their heatmaps: at most ``keep``, and no more than
@@ -355,6 +373,7 @@ def analyse_project(
         progress=(lambda d, t: progress("saliency", d, t)) if progress else None,
     )
     del x  # the model input (images x S x S float32) is not needed past here
+    release_free_memory()  # what the model's and the gaze stage's threads freed
 
     n_kept = (
         None
