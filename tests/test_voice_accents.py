@@ -134,8 +134,10 @@ def test_british_voices_clean_and_in_10_db_noise_never_mislabelled(
         # then 24/24 at both levels; with the n-best margin (an answer within it of
         # another word is asked again, docs/voice.md) 0.02: 21/24 clean, 17/24 at 10 dB
         # (floors 20 and 16); 0.035, tuned for the never-guess goals: 16/24 clean, 9/24 at
-        # 10 dB ("sad", "scared", "anger", "fear", "surprised" within the margin).
-        assert correct >= (15 if level == "clean" else 8) / 24, (level, results)
+        # 10 dB ("sad", "scared", "anger", "fear", "surprised" within the margin); 0.04,
+        # re-tuned on the wider near-miss tuning list: 16/24 clean, 7/24 at 10 dB, never
+        # a wrong label (floors 15 and 6).
+        assert correct >= (15 if level == "clean" else 6) / 24, (level, results)
 
 
 @needs_espeak

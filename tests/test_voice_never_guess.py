@@ -153,6 +153,28 @@ def test_other_word_veto() -> None:
     assert other_word("") is None
 
 
+def test_near_miss_word_is_a_one_phone_neighbour_of_a_label_word() -> None:
+    """The unprompted transcript is a near-miss heard as itself when it is one dictionary
+    word within one phone edit of a label pronunciation: the same words as
+    neighbour_words(1.0), checked word by word."""
+    from gazelab.annotation.speech import neighbour_words
+    from gazelab.annotation.speech_whisper import near_miss_word, phone_edit_cost
+
+    assert phone_edit_cost(("S", "AE", "D"), ("S", "AE", "T")) == 1.0
+    assert phone_edit_cost(("S", "AE", "D"), ("S", "EH", "D")) == 0.5
+    assert near_miss_word("Beer.") == "beer"  # B IH R for F IH R
+    assert near_miss_word("anchor, anchor") == "anchor"
+    assert near_miss_word("here") == "here"  # HH IY R for F IY R: a neighbour too
+    assert near_miss_word("said") is None  # S EH D: an accent variant of "sad" itself
+    assert near_miss_word("table") is None  # far from every label word
+    assert near_miss_word("hungry") is None  # two edits from "angry"
+    assert near_miss_word("fear") is None and near_miss_word("fears") is None  # label forms
+    assert near_miss_word("fair enough") is None  # not one word
+    near = set(neighbour_words(1.0))
+    for word in ("sat", "sand", "frayed", "tearful", "angler", "beer", "via"):
+        assert (near_miss_word(word) is not None) == (word in near), word
+
+
 # -- model install ------------------------------------------------------------------------------
 @needs_tiny
 def test_voice_install_copies_the_model_with_sha256_check_and_default_uses_it(
@@ -214,7 +236,7 @@ def test_the_whisper_veto_setting_reaches_the_recognizer(tmp_path: Path) -> None
     strict = recognizer_from_settings(
         VoiceSettings(backend="whisper", whisper_model=folder, whisper_veto="strict")
     )
-    assert ratio.veto_margin == VETO_MARGIN == 2.0  # type: ignore[attr-defined]
+    assert ratio.veto_margin == VETO_MARGIN == 1.0  # type: ignore[attr-defined]
     assert strict.veto_margin is None and strict.veto_other_word  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="whisper_veto"):
         VoiceSettings(whisper_veto="lenient")
@@ -330,15 +352,18 @@ def test_whisper_never_takes_other_words_for_labels(tmp_path: Path) -> None:
             if label is not None and label != SPOKEN_WORDS[word]:
                 wrong.append(f"{voice}/{word}->{label}")
     assert not wrong
-    # Of 34; measured 29 with the full prompt, the silence before and the likelihood-ratio
-    # veto (before: 23; "fear" heard unprompted as "here" still vetoed).
-    assert correct >= 27, correct
+    # Of 34; measured 28 with the veto margin 1 (29 with margin 2; before the likelihood
+    # ratio 23; "fear" heard unprompted as "here" still vetoed). Bound: the measured count
+    # less 3 (the binomial standard deviation at 28/34 is 2.2 answers):
+    assert correct >= 25, correct
     n_hits, n, hits = accepted_non_labels(rec, ("near-miss",), VOICES, (None,))
     assert n == 66
-    # The goal is <= 10 %; measured 13 of 66 (20 %: "beer", "frayed", "tearful", "nappy" in
-    # both voices) here (before: 10), against 8.0 % on the tuning set and the benchmark's
-    # figure in docs/voice.md: missed in these two voices.
-    assert n_hits / n <= 0.20, hits
+    # The goal is <= 10 %: missed in these two voices. Measured 11 of 66 (16.7 %: "beer",
+    # "frayed", "tearful", "nappy" in both voices, "anchor", "fair", "hippy") with the veto
+    # margin 1 (13 with margin 2, 10 with the first hard veto), against 6.3-9.6 % on the
+    # tuning set and 12.4 % on the benchmark (docs/voice.md). Bound: the measured count plus
+    # 4 (the binomial standard deviation at 11/66 is 3.0 answers), 15 of 66:
+    assert n_hits <= 15, hits
 
 
 @pytest.fixture(scope="module")
@@ -359,9 +384,10 @@ def test_pocketsphinx_never_takes_other_words_for_labels(sphinx: object) -> None
     assert n == 184
     clean = [h for h in hits if "/None/" in h]
     assert len(clean) / 92 <= 0.02, hits  # the goal, clean: measured 1 of 92 (before: 15)
-    # Both levels: the goal (<= 2 %) is missed at 10 dB — measured 4 of 184 (2.2 %; margin
-    # 0.02: 6 of 184), "fear" for "apple", "purple" in noise (docs/voice.md). Was <= 4 %:
-    assert n_hits / n <= 0.03, hits
+    # Both levels: the goal (<= 2 %), now met — measured 3 of 184 (1.6 %: "purple" -> fear,
+    # "thanks" -> anger at 10 dB, "I think so" -> fear clean) with the margin 0.04 (0.035:
+    # 4 of 184, asserted <= 3 %; 0.02: 6). At the goal's limit (3 of 184): one more fails.
+    assert n_hits / n <= 0.02, hits
 
 
 @needs_espeak
@@ -376,13 +402,15 @@ def test_pocketsphinx_label_answers_and_near_misses(sphinx: object) -> None:
             if label is not None and label != SPOKEN_WORDS[word]:
                 wrong.append(f"{voice}/{word}->{label}")
     assert not wrong
-    # Of 34; measured 28 ("anger" heard as "under", "disgust" as "because"; "disgust",
-    # "scared", "sad", "surprised" within the margin 0.035 of another word: asked again).
-    # Margin 0.02: 31 (the floor was 30); before the margin: 34.
-    assert correct >= 27, correct
+    # Of 34; measured 27 with the margin 0.04 ("anger" heard as "under", "disgust" as
+    # "because"; others within the margin of another word: asked again). Margin 0.035: 28;
+    # 0.02: 31; before the margin: 34. Bound: the measured count less 3 (the binomial
+    # standard deviation at 27/34 is 2.4 answers):
+    assert correct >= 24, correct
     n_hits, n, hits = accepted_non_labels(sphinx, ("near-miss",), VOICES, (None,))
     assert n == 66
-    # The goal is <= 10 %; measured 11 of 66 (17 %: "beer", "careful", "tearful",
-    # "contentious" in both voices): missed (docs/voice.md; margin 0.02: 13 of 66, before
-    # the margin ~45 %). Was <= 25 %:
-    assert n_hits / n <= 0.20, hits
+    # The goal is <= 10 %: missed. Measured 11 of 66 (17 %: "beer", "careful", "tearful",
+    # "contentious" in both voices, "neutron", "content", "contest") with the margin 0.04
+    # as with 0.035 (docs/voice.md; 0.02: 13 of 66, before the margin ~45 %). Bound: the
+    # measured count plus 4 (binomial standard deviation 3.0 answers), 15 of 66:
+    assert n_hits <= 15, hits
