@@ -359,37 +359,58 @@ def leave_one_out_sums(maps: Sequence[NDArray[np.float64]]) -> Iterator[NDArray[
 
 
 def leave_one_out_built(
-    build: Callable[[int], NDArray[np.float64]], n: int
+    build: Callable[[int], NDArray[np.float64]], n: int, block: int = 5
 ) -> Iterator[tuple[NDArray[np.float64], NDArray[np.float64]]]:
     """For k = 0 … n − 1: (map k, the sum of every other map), the floats of
-    :func:`leave_one_out_sums` on the n maps ``build(k)`` ``(H, W)``. No map is held:
-    each is built when the suffix sums need it and again for its own turn, so an
-    image's n − 1 suffix sums and the running prefix are in memory instead of its n
-    maps besides them (at 20 annotators of 400 × 600 px, 35 MB less)."""
-    suffix: list[NDArray[np.float64] | None] = [None] * (n + 1)
-    for k in range(n - 1, 0, -1):  # suffix[k] = map k + suffix[k + 1] (k >= 1)
-        nxt = suffix[k + 1]
+    :func:`leave_one_out_sums` on the n maps ``build(k)`` ``(H, W)``, with few maps in
+    memory: no map is held (each is built when a sum needs it: two or three times), and
+    of the n − 1 suffix sums only every ``block``-th is kept, the ones between rebuilt
+    from it block by block as the prefix reaches them (the same additions in the same
+    order: the same floats). At 20 annotators about 9 maps held instead of 39 (20 maps
+    and 19 suffix sums; 55 MB less at 400 × 600 px)."""
+    block = max(1, int(block))
+
+    def suffix_from(start: int, stop: int, nxt: NDArray[np.float64] | None) -> dict[int, Any]:
+        """suffix[k] for k = stop − 1 down to start, from suffix[stop] = ``nxt``."""
+        out: dict[int, Any] = {}
+        for k in range(stop - 1, start - 1, -1):
+            m = np.asarray(build(k), dtype=np.float64)
+            nxt = np.array(m, dtype=np.float64) if nxt is None else np.add(m, nxt)
+            out[k] = nxt
+        return out
+
+    # the kept suffix sums: suffix[c] for c = block, 2 block, ... (< n), right to left
+    kept: dict[int, NDArray[np.float64]] = {}
+    run: NDArray[np.float64] | None = None
+    for k in range(n - 1, 0, -1):
         m = np.asarray(build(k), dtype=np.float64)
-        suffix[k] = np.array(m, dtype=np.float64) if nxt is None else np.add(m, nxt)
-        del m
+        run = np.array(m, dtype=np.float64) if run is None else np.add(m, run)
+        if k % block == 0:
+            kept[k] = run
+    del run
     prefix: NDArray[np.float64] | None = None
-    for k in range(n):
-        m = np.asarray(build(k), dtype=np.float64)
-        after = suffix[k + 1]
-        suffix[k + 1] = None  # let it go once used
-        if prefix is None:
-            pooled = after if after is not None else np.zeros_like(m)
-        elif after is None:
-            pooled = prefix.copy()
-        else:
-            pooled = np.add(prefix, after)
-        del after
-        yield m, pooled
-        del pooled
-        if prefix is None:
-            prefix = np.array(m, dtype=np.float64)
-        else:
-            np.add(prefix, m, out=prefix)
+    for b0 in range(0, n, block):
+        b1 = min(b0 + block, n)
+        # suffix[b0 + 1 .. b1 - 1] from the kept suffix[b1] (None past the last map)
+        top = kept.pop(b1, None)
+        sums = suffix_from(b0 + 1, b1, top)
+        sums[b1] = top
+        for k in range(b0, b1):
+            m = np.asarray(build(k), dtype=np.float64)
+            after = sums.pop(k + 1, None)
+            if prefix is None:
+                pooled = after if after is not None else np.zeros_like(m)
+            elif after is None:
+                pooled = prefix.copy()
+            else:
+                pooled = np.add(prefix, after)
+            del after
+            yield m, pooled
+            del pooled
+            if prefix is None:
+                prefix = np.array(m, dtype=np.float64)
+            else:
+                np.add(prefix, m, out=prefix)
 
 
 def pooled_total(maps: Iterable[NDArray[np.float64]]) -> NDArray[np.float64]:

@@ -127,9 +127,10 @@ def test_leave_one_out_built_gives_the_prefix_and_suffix_floats() -> None:
     from gazelab.analysis.scoring import leave_one_out_built, leave_one_out_sums
 
     rng = np.random.default_rng(2)
-    for n in (1, 2, 3, 7):
+    for n in (1, 2, 3, 5, 6, 7, 10, 20, 21):
         maps = [rng.random((9, 11)) * (rng.random((9, 11)) > 0.4) for _ in range(n)]
-        built = list(leave_one_out_built(lambda k: maps[k].copy(), n))  # noqa: B023
-        assert len(built) == n
-        for (m, p), want, own in zip(built, leave_one_out_sums(maps), maps, strict=True):
-            assert np.array_equal(m, own) and np.array_equal(p, want)  # bit for bit
+        for block in (1, 2, 5, 40):
+            built = list(leave_one_out_built(lambda k: maps[k].copy(), n, block))  # noqa: B023
+            assert len(built) == n
+            for (m, p), want, own in zip(built, leave_one_out_sums(maps), maps, strict=True):
+                assert np.array_equal(m, own) and np.array_equal(p, want)  # bit for bit
