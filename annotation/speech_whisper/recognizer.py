@@ -56,7 +56,7 @@ near-miss heard as itself): the label is accepted only when its lead is at least
 ``-NEIGHBOUR_VETO_MARGIN``; ``-inf`` rejects every such answer, ``None`` (the default)
 uses :data:`VETO_MARGIN`. Off: on the tuning set the hard rule cost 4.4 points of clean label
 answers ("fear" heard unprompted as "here") for 0.5 point of near-misses
-(docs/voice.md#whisper-near-misses-heard-as-themselves)."""
+(docs/voice.md#whisper-a-wider-near-miss-tuning-list-near-misses-heard-as-themselves)."""
 
 
 # -- recogniser ---------------------------------------------------------------------------------
