@@ -242,8 +242,8 @@ class PreparedMap:
 
         def make() -> str:
             h = hashlib.sha256(f"{self.shape}{self.values.dtype.str}{self.m}".encode())
-            h.update(self.support.astype(np.int32 if self.n < 2**31 else np.int64))
-            h.update(np.ascontiguousarray(self.values))
+            h.update(self.support.astype(np.int32 if self.n < 2**31 else np.int64).data)
+            h.update(np.ascontiguousarray(self.values).data)
             return h.hexdigest()
 
         return self._get("exact", make)
@@ -541,7 +541,7 @@ def pair_key(human: PreparedMap, other: PreparedMap, fixated: NDArray[np.bool_] 
     else:
         fix = np.asarray(fixated)  # as map_scores reads it: the pixels that are not 0
         h.update(f"{fix.shape}".encode())
-        h.update(np.packbits(fix.ravel() if fix.dtype == np.bool_ else fix.ravel() != 0))
+        h.update(np.packbits(fix.ravel() if fix.dtype == np.bool_ else fix.ravel() != 0).data)
     return h.hexdigest()
 
 
