@@ -4,7 +4,8 @@ Starts a private PulseAudio server (null sink, its monitor the default source, A
 routed to it), then runs ``python -m gazelab.tests.voice_soak``: the annotation window
 (offscreen) with the simulated Eye Tribe and the default recogniser listening to the
 default microphone for ``--trials`` trials; a label WAV (espeak-ng) is played at trials
-1-4 and again every 100 trials. Every 50 trials it prints the window process's and the
+1-4 and again every 100 trials (played once more when the window asks for a repeat, as a
+participant says it again). Every 50 trials it prints the window process's and the
 voice child's resident memory and threads and the capture streams the audio server holds.
 
 Goal: flat — one capture stream all session, threads constant, RSS at the last report
@@ -26,9 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from gazelab.annotation.speech import SPOKEN_WORDS
 from gazelab.tests.pulse_server import PulseUnavailable, private_pulseaudio
 
-WORDS = ("neutral", "happy", "surprise", "disgust")
+WORDS = ("neutral", "happiness", "surprise", "disgusted")
+"""Label words the default recogniser hears clear of its n-best margin (as the test's,
+tests/test_microphone.py): "happy" and "disgust" are asked again at random trials."""
 
 
 def main() -> int:
@@ -75,7 +79,7 @@ def main() -> int:
         print(f"| {r['trial']} | {r['rss_mib']:.1f} | {r['threads']} | {r['voice_rss_mib']:.1f}"
               f" | {r['voice_threads']} | {r['streams']} |")  # fmt: skip
     heard = {int(t): lab for t, lab in summary["heard"].items()}
-    same = sum(heard.get(t) == w for t, w in speak.items())
+    same = sum(heard.get(t) == SPOKEN_WORDS[w] for t, w in speak.items())
     first, last = reports[0], reports[-1]
     rss_ratio = last["rss_mib"] / first["rss_mib"]
     voice_ratio = last["voice_rss_mib"] / first["voice_rss_mib"]
@@ -92,6 +96,14 @@ def main() -> int:
           f" (goal <= x1.10)")  # fmt: skip
     print(f"capture streams at most: {summary['max_streams']} (goal 1)")
     print(f"spoken labels heard as at trials 1-4: {same}/{len(speak)} (goal all)")
+    for t, w in sorted(speak.items()):
+        if heard.get(t) != SPOKEN_WORDS[w]:
+            print(f"  trial {t}: {w!r} ended as {heard.get(t)!r} (typed by the operator)")
+    asked = summary.get("repeats", {})
+    times = sum(len(a) for a in asked.values())
+    print(f"asked to repeat: {times} times at {len(asked)} of {len(speak)} spoken trials")
+    for t, a in sorted(asked.items(), key=lambda kv: int(kv[0])):
+        print(f"  trial {t} ({speak[int(t)]!r}): heard {a}")
     print(f"flat: {'yes' if flat and same == len(speak) else 'NO'}")
     return 0
 
