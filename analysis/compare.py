@@ -90,6 +90,12 @@ def lower_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
     return set_malloc_thresholds(threshold)
 
 
+GAZE_THREADS: int | None = 1
+"""Threads that read sessions and detect their fixations in :func:`analyse_project`
+(``None``: one per core). One: the per-trial work is mostly Python under the GIL and the
+store serialises its reads, so two threads were slower on the 654-image two-annotator
+study (warm gaze stage 2.66-2.88 s on one thread, 2.86-3.47 s on two, interleaved runs)."""
+
 ARENA_THRESHOLD = 32 * 2**20
 """glibc's mmap and trim thresholds (bytes) :func:`analyse_project` sets for every study:
 a map-sized block comes from a thread's arena, where
@@ -317,9 +323,9 @@ def analyse_project(
 
     from concurrent.futures import ThreadPoolExecutor
 
-    # sessions on one thread per core, at most that many sessions' samples in memory at
+    # sessions on GAZE_THREADS threads, at most that many sessions' samples in memory at
     # once; merged in session order (the same images, rows and exclusions as one loop)
-    n_threads = max(1, min(len(prepared_sessions), os.cpu_count() or 1))
+    n_threads = max(1, min(len(prepared_sessions), GAZE_THREADS or os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
         futures = [pool.submit(session_gaze, rec, s, px) for rec, _, s, px in prepared_sessions]
         for k, ((rec, src, _, pixels), fut) in enumerate(
