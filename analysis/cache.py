@@ -115,12 +115,9 @@ class SaliencyCache:
     def put_order(self, key: str, order: NDArray[Any]) -> None:
         """Keep a prepared map's support order (written to a temporary name and renamed,
         without fsync: a lost or torn file is only a cache miss, checked on reading)."""
-        p = self.root / "prepared" / key[:2] / f"{key}.npy"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, order)
-        os.replace(tmp, p)
+        buf = io.BytesIO()
+        np.save(buf, order)
+        _put_derived(self.root / "prepared" / key[:2] / f"{key}.npy", buf.getvalue())
 
     def get_scores(self, key: str) -> dict[str, float] | None:
         """A pair's stored map scores (:func:`~gazelab.analysis.metrics.map_scores`), by
@@ -149,11 +146,8 @@ class SaliencyCache:
         back as the same float; NaN as ``NaN``), to a temporary name and renamed."""
         if not all(isinstance(v, float) for v in scores.values()):
             return  # only floats are kept (a score is a float, NaN where undefined)
-        p = self.root / "scores" / key[:2] / f"{key}.json"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({k: float(v) for k, v in scores.items()}))
-        os.replace(tmp, p)
+        data = json.dumps({k: float(v) for k, v in scores.items()}).encode()
+        _put_derived(self.root / "scores" / key[:2] / f"{key}.json", data)
 
     def trim(self, max_bytes: int) -> int:
         """Delete the least recently used files of ``prepared/``, ``decoded/`` and
@@ -177,7 +171,7 @@ class SaliencyCache:
                     if e.is_file(follow_symlinks=False) and (
                         not e.name.startswith(".") or st.st_mtime_ns < stale
                     ):
-                        files.append((st.st_mtime_ns, st.st_size, e.path))
+                        files.append((st.st_mtime_ns, _disk_bytes(st), e.path))
         total = sum(size for _, size, _ in files)
         freed = 0
         for _, size, path in sorted(files):
@@ -192,16 +186,40 @@ class SaliencyCache:
         return freed
 
     def size(self) -> int:
-        """Bytes held by ``prepared/``, ``decoded/`` and ``scores/`` (what :meth:`trim`
-        caps)."""
+        """Bytes on disk held by ``prepared/``, ``decoded/`` and ``scores/`` (what
+        :meth:`trim` caps; each file's blocks)."""
         return sum(
-            e.stat(follow_symlinks=False).st_size
+            _disk_bytes(e.stat(follow_symlinks=False))
             for sub in DERIVED
             for d in _scandir(self.root / sub)
             if d.is_dir(follow_symlinks=False)
             for e in _scandir(Path(d.path))
             if e.is_file(follow_symlinks=False)
         )
+
+
+def _put_derived(path: Path, data: bytes) -> None:
+    """Write a derived file (a sort, a pair's scores) best-effort: to a unique temporary
+    name beside it, then renamed (a reader never sees it torn). A full disk or a read-only
+    cache only loses the file (a later miss), never the compare; the temporary is removed."""
+    tmp = path.with_name(
+        f".{path.name}.{os.getpid()}.{threading.get_ident()}.{os.urandom(4).hex()}.tmp"
+    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
+def _disk_bytes(st: os.stat_result) -> int:
+    """What a file takes on disk (its blocks; a 200-byte file holds a 4 KiB block)."""
+    return max(st.st_size, getattr(st, "st_blocks", 0) * 512)
 
 
 def _scandir(path: Path) -> list[os.DirEntry[str]]:

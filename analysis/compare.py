@@ -92,7 +92,7 @@ def lower_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
 
 GAZE_THREADS: int | None = 1
 """Threads that read sessions and detect their fixations in :func:`analyse_project`
-(``None``: one per core). One: the per-trial work is mostly Python under the GIL and the
+(``None`` or 0: one per core). One: the per-trial work is mostly Python under the GIL and the
 store serialises its reads, so two threads were slower on the 654-image two-annotator
 study (warm gaze stage 2.66-2.88 s on one thread, 2.86-3.47 s on two, interleaved runs)."""
 
@@ -278,6 +278,8 @@ def analyse_project(
     excluded: list[dict[str, Any]] = []
     # what each session needs, in order: its image set, settings, labels and decoded images
     prepared_sessions = []
+    if progress:
+        progress("gaze", 0, len(records))
     for rec in records:
         try:
             src = sources.get(rec.image_source) or open_image_set(rec.image_source)
@@ -302,8 +304,8 @@ def analyse_project(
 
     def session_gaze(rec: SessionRecord, s: Settings, pixels: dict[str, Any]) -> list[Any]:
         """A session's trials: (trial index, image id, its annotator gaze or None, why it
-        was left out). Runs on a worker thread (the store serialises its reads; fixation
-        detection and the fixation points are NumPy and Numba work that releases the GIL)."""
+        was left out). Runs on one of :data:`GAZE_THREADS` threads (the store serialises its
+        reads; the per-trial work is mostly Python)."""
         labels = store.final_labels(rec.id)
         shapes = {iid: (int(a.shape[0]), int(a.shape[1])) for iid, a in pixels.items()}
         # the session's samples, read once: fixations, and data quality where none is stored
@@ -327,22 +329,26 @@ def analyse_project(
     # once; merged in session order (the same images, rows and exclusions as one loop)
     n_threads = max(1, min(len(prepared_sessions), GAZE_THREADS or os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        futures = [pool.submit(session_gaze, rec, s, px) for rec, _, s, px in prepared_sessions]
-        for k, ((rec, src, _, pixels), fut) in enumerate(
-            zip(prepared_sessions, futures, strict=True)
-        ):
-            if progress:
-                progress("gaze", k, len(records))
-            for trial_index, iid, gaze, why in fut.result():
-                if gaze is None:
-                    excluded.append({"session": rec.id, "annotator": key[rec.id],
-                                     "trial_index": trial_index, "image_id": iid,
-                                     "reason": why})  # fmt: skip
-                    continue
-                if iid not in images:
-                    cls = class_name(src.labels.get(iid))
-                    images[iid] = ImageAnalysis(iid, cls, pixels[iid], src.regions.get(iid), {})
-                images[iid].add(gaze)
+        try:
+            futures = [pool.submit(session_gaze, rec, s, px) for rec, _, s, px in prepared_sessions]
+            for k, ((rec, src, _, pixels), fut) in enumerate(
+                zip(prepared_sessions, futures, strict=True)
+            ):
+                if progress:
+                    progress("gaze", k, len(records))
+                for trial_index, iid, gaze, why in fut.result():
+                    if gaze is None:
+                        excluded.append({"session": rec.id, "annotator": key[rec.id],
+                                         "trial_index": trial_index, "image_id": iid,
+                                         "reason": why})  # fmt: skip
+                        continue
+                    if iid not in images:
+                        cls = class_name(src.labels.get(iid))
+                        images[iid] = ImageAnalysis(iid, cls, pixels[iid], src.regions.get(iid), {})
+                    images[iid].add(gaze)
+        except BaseException:  # an error or Ctrl-C: the sessions not started are dropped
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     if not images and excluded:
         raise AnalysisError(
             f"every trial with gaze in sessions {[r.id for r in records]} was left out by the "

@@ -194,6 +194,55 @@ def test_a_pair_s_scores_are_kept_by_exact_content_and_a_bad_file_is_a_miss(
     assert math.isnan(nan_pair["sim"]) and math.isnan(scored(np.zeros((60, 60)), b, fixated)["kld"])
 
 
+def test_the_code_key_changes_with_one_byte_of_the_metrics_source(tmp_path) -> None:
+    """Stored scores are keyed by the bytes of the metrics' source: a copy of maps.py with
+    one byte changed gives another key; an unreadable file a key no call repeats; the
+    module's own key is that of its two files."""
+    from pathlib import Path
+
+    from gazelab.analysis.metrics import prepared
+
+    here = Path(prepared.__file__)
+    files = [here, here.with_name("maps.py")]
+    assert prepared.code_key(files) == prepared._code_key()
+    copy = tmp_path / "maps.py"
+    src = files[1].read_bytes()
+    copy.write_bytes(src)
+    assert prepared.code_key([here, copy]) == prepared._code_key()
+    copy.write_bytes(src.replace(b"EPS", b"EPs", 1))
+    assert prepared.code_key([here, copy]) != prepared._code_key()
+    gone = [here, tmp_path / "missing.py"]
+    assert prepared.code_key(gone) != prepared.code_key(gone)
+
+
+def test_a_cache_that_cannot_be_written_loses_files_not_the_compare(tmp_path) -> None:
+    """A read-only cache folder: sorts and scores are not kept (no temporary left behind)
+    and the scores are the same."""
+    import os
+
+    from gazelab.gaze.heatmaps import fixation_heatmap
+
+    rng = np.random.default_rng(2)
+    a = fixation_heatmap(rng.uniform(10, 50, (4, 2)), (60, 60), 4.0, 12.0)
+    b = fixation_heatmap(rng.uniform(10, 50, (3, 2)), (60, 60), 4.0, 12.0)
+    root = tmp_path / "cache"
+    root.mkdir()
+    os.chmod(root, 0o500)
+    try:
+        cache = SaliencyCache(root)
+        got = map_scores(PreparedMap(a, cache), PreparedMap(b, cache))
+        assert got == map_scores(PreparedMap(a), PreparedMap(b))
+        assert list(root.rglob("*")) == [] or os.geteuid() == 0  # root writes anyway
+    finally:
+        os.chmod(root, 0o700)
+    if os.geteuid() == 0:  # root ignores the mode: a file where the folder should be
+        blocked = tmp_path / "blocked"
+        blocked.write_text("not a folder")
+        cache = SaliencyCache(blocked)
+        assert map_scores(PreparedMap(a, cache), PreparedMap(b, cache)) == got
+        assert blocked.read_text() == "not a folder"
+
+
 def test_an_order_that_repeats_a_tied_pixel_is_a_miss(tmp_path) -> None:
     """A stored order is used only if it is a permutation that sorts the values: one that
     repeats a pixel of a tie group (the values still read non-decreasing) is refused and
@@ -266,7 +315,8 @@ def test_the_derived_files_are_capped_least_recently_used_first(tmp_path) -> Non
         os.utime(p, ns=(10**18 + t * 10**9, 10**18 + t * 10**9))  # written in key order
     rel = tmp_path / "model" / "gradient" / "x.npy"  # a relevance map: never evicted
     cache.put("model", "gradient", None, "x", np.ones((4, 4), dtype=np.float32))
-    one = (tmp_path / "prepared" / "00" / f"{'00' * 16}.npy").stat().st_size
+    st = (tmp_path / "prepared" / "00" / f"{'00' * 16}.npy").stat()
+    one = max(st.st_size, st.st_blocks * 512)  # on disk: its blocks
     assert cache.size() == 5 * one
     keys = list(orders)
     got = cache.get_order(keys[0])  # read back: now the most recently used

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,8 +37,10 @@ def _jitter(size: int, seed: int) -> tuple[NDArray[Any], ...]:
         order = np.argsort(noise, kind="stable")
         where = np.empty(size, dtype=np.intp)  # each pixel's place in the sorted noise
         where[order] = np.arange(size)
-        _JITTER_CACHE[key] = (noise, noise[order], order, where)
-    return _JITTER_CACHE[key]
+        out = (noise, noise[order], order, where)
+        _JITTER_CACHE[key] = out  # another thread may clear the cache: return the local
+        return out
+    return _JITTER_CACHE.get(key) or _jitter(size, seed)
 
 
 class OrderStore(Protocol):
@@ -60,23 +64,28 @@ class ScoreStore(Protocol):
     def put_scores(self, key: str, scores: dict[str, float]) -> None: ...
 
 
-_CODE_KEY: list[str] = []
+def code_key(files: Sequence[Path]) -> str:
+    """SHA-256 (hex) of what a stored pair's scores depend on besides the maps: the bytes of
+    the metrics' source ``files`` and the numeric environment (Python, NumPy and the
+    machine's architecture: a NumPy upgrade may change a sum or the AUC jitter in its last
+    bits). A file that cannot be read (a frozen build) makes a key no run repeats."""
+    import platform
+    import sys
+
+    h = hashlib.sha256(f"{sys.version}|{np.__version__}|{platform.machine()}".encode())
+    for f in files:
+        try:
+            h.update(f.read_bytes())
+        except OSError:
+            h.update(os.urandom(16))
+    return h.hexdigest()
+
+
+_CODE_KEY: list[str] = [code_key([Path(__file__), Path(__file__).with_name("maps.py")])]
+"""The metrics' :func:`code_key`, taken when the module is imported (the code that runs)."""
 
 
 def _code_key() -> str:
-    """SHA-256 of the source of the metrics (this module and ``maps.py``): any change to
-    how a score is computed makes every stored score a miss."""
-    if not _CODE_KEY:
-        from pathlib import Path
-
-        here = Path(__file__)
-        h = hashlib.sha256()
-        for f in (here, here.with_name("maps.py")):
-            try:
-                h.update(f.read_bytes())
-            except OSError:  # no source (a frozen build): never reuse a stored score
-                h.update(str(id(h)).encode())
-        _CODE_KEY.append(h.hexdigest())
     return _CODE_KEY[0]
 
 
