@@ -16,10 +16,10 @@ covers the exact model input (after resizing and scaling), so a map is reused
 only for the same numbers in and the same model. Files are written to a
 temporary name and renamed, so a crash never leaves a half-written map.
 
-``prepared/``, ``decoded/`` and ``scores/`` are derived data, cheap to make again: they are kept
-under a size cap (:meth:`SaliencyCache.trim`, ``[analysis] cache_max_mb``), the least
-recently used files deleted first (a file read back is touched). Relevance maps are
-never evicted.
+``prepared/``, ``decoded/`` and ``scores/`` are derived data, cheap to make again: they
+are kept under a size cap (:meth:`SaliencyCache.trim`, ``[analysis] cache_max_mb``), the
+least recently used files deleted first (a file read back is touched). Relevance maps
+are never evicted.
 """
 
 from __future__ import annotations
@@ -146,15 +146,15 @@ class SaliencyCache:
         back as the same float; NaN as ``NaN``), to a temporary name and renamed."""
         if not all(isinstance(v, float) for v in scores.values()):
             return  # only floats are kept (a score is a float, NaN where undefined)
-        data = json.dumps({k: float(v) for k, v in scores.items()}).encode()
+        data = json.dumps(scores).encode()
         _put_derived(self.root / "scores" / key[:2] / f"{key}.json", data)
 
     def trim(self, max_bytes: int) -> int:
         """Delete the least recently used files of ``prepared/``, ``decoded/`` and
         ``scores/`` (oldest modification time first: written or read back) until together
-        they hold at most ``max_bytes``; ``max_bytes <= 0``: no cap. Relevance maps are never deleted, nor a
-        temporary file younger than an hour (another process may be writing it). Returns
-        the bytes deleted."""
+        they hold at most ``max_bytes`` on disk; ``max_bytes <= 0``: no cap. Relevance maps
+        are never deleted, nor a temporary file younger than an hour (another process may
+        be writing it). Returns the bytes deleted."""
         if max_bytes <= 0:
             return 0
         files: list[tuple[int, int, str]] = []

@@ -182,7 +182,7 @@ def test_a_pair_s_scores_are_kept_by_exact_content_and_a_bad_file_is_a_miss(
     for x, y, fix in ((a, b2, fixated), (a, b, fixated2), (a, b, None), (b, a, fixated)):
         scored(x, y, fix)
     assert cache.score_writes == 5 and cache.score_reads == 1  # four new keys
-    monkeypatch.setattr(prepared, "_CODE_KEY", ["another version of the metrics"])
+    monkeypatch.setattr(prepared, "_CODE_KEY", "another version of the metrics")
     scored(a, b, fixated)
     assert cache.score_writes == 6 and cache.score_reads == 1
     monkeypatch.undo()
@@ -204,13 +204,13 @@ def test_the_code_key_changes_with_one_byte_of_the_metrics_source(tmp_path) -> N
 
     here = Path(prepared.__file__)
     files = [here, here.with_name("maps.py")]
-    assert prepared.code_key(files) == prepared._code_key()
+    assert prepared.code_key(files) == prepared._CODE_KEY
     copy = tmp_path / "maps.py"
     src = files[1].read_bytes()
     copy.write_bytes(src)
-    assert prepared.code_key([here, copy]) == prepared._code_key()
+    assert prepared.code_key([here, copy]) == prepared._CODE_KEY
     copy.write_bytes(src.replace(b"EPS", b"EPs", 1))
-    assert prepared.code_key([here, copy]) != prepared._code_key()
+    assert prepared.code_key([here, copy]) != prepared._CODE_KEY
     gone = [here, tmp_path / "missing.py"]
     assert prepared.code_key(gone) != prepared.code_key(gone)
 

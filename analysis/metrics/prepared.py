@@ -30,17 +30,16 @@ draw per size and seed."""
 
 def _jitter(size: int, seed: int) -> tuple[NDArray[Any], ...]:
     key = (size, seed)
-    if key not in _JITTER_CACHE:
+    got = _JITTER_CACHE.get(key)  # one read: another thread may clear the cache after it
+    if got is None:
         if len(_JITTER_CACHE) > 8:
             _JITTER_CACHE.clear()
         noise: NDArray[np.float64] = np.random.default_rng(seed).random(size) * AUC_JITTER
         order = np.argsort(noise, kind="stable")
         where = np.empty(size, dtype=np.intp)  # each pixel's place in the sorted noise
         where[order] = np.arange(size)
-        out = (noise, noise[order], order, where)
-        _JITTER_CACHE[key] = out  # another thread may clear the cache: return the local
-        return out
-    return _JITTER_CACHE.get(key) or _jitter(size, seed)
+        got = _JITTER_CACHE[key] = (noise, noise[order], order, where)
+    return got
 
 
 class OrderStore(Protocol):
@@ -81,12 +80,8 @@ def code_key(files: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-_CODE_KEY: list[str] = [code_key([Path(__file__), Path(__file__).with_name("maps.py")])]
+_CODE_KEY = code_key([Path(__file__), Path(__file__).with_name("maps.py")])
 """The metrics' :func:`code_key`, taken when the module is imported (the code that runs)."""
-
-
-def _code_key() -> str:
-    return _CODE_KEY[0]
 
 
 RADIX_MIN = 4096
@@ -544,7 +539,7 @@ _FIXATED_KEYS = (*_PAIR_KEYS, "nss", "auc_judd")
 def pair_key(human: PreparedMap, other: PreparedMap, fixated: NDArray[np.bool_] | None) -> str:
     """The key a pair's scores are stored under: SHA-256 of the metrics' code, both maps'
     :meth:`~PreparedMap.exact_key` and the fixated pixels (hex, 64 characters)."""
-    h = hashlib.sha256(f"{_code_key()}{human.exact_key()}{other.exact_key()}".encode())
+    h = hashlib.sha256(f"{_CODE_KEY}{human.exact_key()}{other.exact_key()}".encode())
     if fixated is None:
         h.update(b"no fixated pixels")
     else:
