@@ -90,12 +90,6 @@ def lower_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
     return set_malloc_thresholds(threshold)
 
 
-GAZE_THREADS: int | None = 1
-"""Threads that read sessions and detect their fixations in :func:`analyse_project`
-(``None`` or 0: one per core). One: the per-trial work is mostly Python under the GIL and the
-store serialises its reads, so two threads were slower on the 654-image two-annotator
-study (warm gaze stage 2.66-2.88 s on one thread, 2.86-3.47 s on two, interleaved runs)."""
-
 ARENA_THRESHOLD = 32 * 2**20
 """glibc's mmap and trim thresholds (bytes) :func:`analyse_project` sets for every study:
 a map-sized block comes from a thread's arena, where
@@ -276,11 +270,9 @@ def analyse_project(
     images: dict[str, ImageAnalysis] = {}
     first_settings: Settings | None = None
     excluded: list[dict[str, Any]] = []
-    # what each session needs, in order: its image set, settings, labels and decoded images
-    prepared_sessions = []
-    if progress:
-        progress("gaze", 0, len(records))
-    for rec in records:
+    for k, rec in enumerate(records):
+        if progress:
+            progress("gaze", k, len(records))
         try:
             src = sources.get(rec.image_source) or open_image_set(rec.image_source)
         except (SessionSetupError, DatasetError) as exc:
@@ -291,6 +283,7 @@ def analyse_project(
         sources[rec.image_source] = src
         s = Settings.from_toml(rec.settings_toml, source=f"session {rec.id}")
         first_settings = first_settings or s
+        labels = store.final_labels(rec.id)
         known = id_sets.setdefault(rec.image_source, set(src.ids))
         # each image decoded once for all sessions of the same source (the image is kept
         # with its analysis anyway)
@@ -300,55 +293,26 @@ def analyse_project(
                 if (rec.image_source, iid) not in decoded:
                     decoded[rec.image_source, iid] = decoded_image(src, iid, cache)
                 pixels[iid] = decoded[rec.image_source, iid]
-        prepared_sessions.append((rec, src, s, pixels))
-
-    def session_gaze(rec: SessionRecord, s: Settings, pixels: dict[str, Any]) -> list[Any]:
-        """A session's trials: (trial index, image id, its annotator gaze or None, why it
-        was left out). Runs on one of :data:`GAZE_THREADS` threads (the store serialises its
-        reads; the per-trial work is mostly Python)."""
-        labels = store.final_labels(rec.id)
         shapes = {iid: (int(a.shape[0]), int(a.shape[1])) for iid, a in pixels.items()}
         # the session's samples, read once: fixations, and data quality where none is stored
         samples = store.samples_by_trial(rec.id, phase="image")
         left_out = quality_exclusions(
             store, rec.id, s, quality or QualitySettings(), samples=samples
         )
-        out: list[Any] = []
         for tg in trial_gaze(store, rec.id, shapes, s, samples=samples):
+            iid = tg.image_id
             if tg.trial_index in left_out:
-                out.append((tg.trial_index, tg.image_id, None, left_out[tg.trial_index]))
+                why = left_out[tg.trial_index]
+                excluded.append({"session": rec.id, "annotator": key[rec.id],
+                                 "trial_index": tg.trial_index, "image_id": iid, "reason": why})  # fmt: skip
                 continue
+            if iid not in images:
+                cls = class_name(src.labels.get(iid))
+                images[iid] = ImageAnalysis(iid, cls, pixels[iid], src.regions.get(iid), {})
             gaze = annotator_gaze(tg, key[rec.id], rec.id, labels.get(tg.trial_index),
                                   an.point_source, keep_map=keep_maps is None)  # fmt: skip
-            out.append((tg.trial_index, tg.image_id, gaze, None))
-        return out
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    # sessions on GAZE_THREADS threads, at most that many sessions' samples in memory at
-    # once; merged in session order (the same images, rows and exclusions as one loop)
-    n_threads = max(1, min(len(prepared_sessions), GAZE_THREADS or os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        try:
-            futures = [pool.submit(session_gaze, rec, s, px) for rec, _, s, px in prepared_sessions]
-            for k, ((rec, src, _, pixels), fut) in enumerate(
-                zip(prepared_sessions, futures, strict=True)
-            ):
-                if progress:
-                    progress("gaze", k, len(records))
-                for trial_index, iid, gaze, why in fut.result():
-                    if gaze is None:
-                        excluded.append({"session": rec.id, "annotator": key[rec.id],
-                                         "trial_index": trial_index, "image_id": iid,
-                                         "reason": why})  # fmt: skip
-                        continue
-                    if iid not in images:
-                        cls = class_name(src.labels.get(iid))
-                        images[iid] = ImageAnalysis(iid, cls, pixels[iid], src.regions.get(iid), {})
-                    images[iid].add(gaze)
-        except BaseException:  # an error or Ctrl-C: the sessions not started are dropped
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+            images[iid].add(gaze)
+        del samples
     if not images and excluded:
         raise AnalysisError(
             f"every trial with gaze in sessions {[r.id for r in records]} was left out by the "
