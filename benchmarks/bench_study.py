@@ -157,7 +157,7 @@ def main() -> None:
     args = ap.parse_args()
     import tensorflow as tf
 
-    from gazelab.analysis.cache import DERIVED
+    from gazelab.analysis.cache import SaliencyCache
     from gazelab.models.architectures import build_model
 
     print(f"load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
@@ -179,8 +179,7 @@ def main() -> None:
         cold = timed_compare(big, model, root / "big" / "cache")
         warm = timed_compare(big, model, root / "big" / "cache")
         touched = touched_bytes(root / "big", n, 2, 560)
-        derived = sum(p.stat().st_size for sub in DERIVED
-                      for p in (root / "big" / "cache" / sub).rglob("*") if p.is_file())  # fmt: skip
+        derived = SaliencyCache(root / "big" / "cache").size()  # what the cap counts
         bandwidth = copy_bandwidth()
         peak = traced_peak(big, model, root / "big" / "cache", 24)
     for name, big_r, small_r, large_r in (("cold", cold, s_cold, l_cold),

@@ -79,7 +79,8 @@ def main() -> int:
         print(f"| {r['trial']} | {r['rss_mib']:.1f} | {r['threads']} | {r['voice_rss_mib']:.1f}"
               f" | {r['voice_threads']} | {r['streams']} |")  # fmt: skip
     heard = {int(t): lab for t, lab in summary["heard"].items()}
-    same = sum(heard.get(t) == SPOKEN_WORDS[w] for t, w in speak.items())
+    missed = {t: w for t, w in sorted(speak.items()) if heard.get(t) != SPOKEN_WORDS[w]}
+    same = len(speak) - len(missed)
     first, last = reports[0], reports[-1]
     rss_ratio = last["rss_mib"] / first["rss_mib"]
     voice_ratio = last["voice_rss_mib"] / first["voice_rss_mib"]
@@ -96,9 +97,8 @@ def main() -> int:
           f" (goal <= x1.10)")  # fmt: skip
     print(f"capture streams at most: {summary['max_streams']} (goal 1)")
     print(f"spoken labels heard as at trials 1-4: {same}/{len(speak)} (goal all)")
-    for t, w in sorted(speak.items()):
-        if heard.get(t) != SPOKEN_WORDS[w]:
-            print(f"  trial {t}: {w!r} ended as {heard.get(t)!r} (typed by the operator)")
+    for t, w in missed.items():
+        print(f"  trial {t}: {w!r} ended as {heard.get(t)!r} (typed by the operator)")
     asked = summary.get("repeats", {})
     times = sum(len(a) for a in asked.values())
     print(f"asked to repeat: {times} times at {len(asked)} of {len(speak)} spoken trials")

@@ -7,9 +7,9 @@ gaze, and at the trials named in ``--speak`` a label WAV is played into the serv
 sink with ``paplay`` while the image is on screen; the driver then waits for the spoken
 label and advances. When the window asks for a repeat ("not understood"), the WAV is
 played again, as a participant says it again, up to ``--repeats`` times. At every other
-trial a key label is given at once. Every
-``--report-every`` trials it prints one JSON line: trial, RSS of the window's process and
-of the voice child (MiB), threads of each, capture streams the audio server holds; at
+trial a key label is given at once. Every ``--report-every`` trials it prints one JSON
+line: trial, RSS of the window's process and of the voice child (MiB), threads of each,
+capture streams the audio server holds; at
 the end one JSON line with what each spoken trial was heard as, and how often it was asked
 again (with what the recogniser heard then).
 
