@@ -7,30 +7,33 @@ Layout under the cache root::
                                      by the hash of the map's non-zero values
     decoded/<key[:2]>/<key>.npy      uint8 (H, W[, 3]): a decoded image, by the hash of
                                      its file's bytes (read back memory-mapped)
-    scores/<key[:2]>/<key>.json      a pair's map scores (``map_scores``), by the exact
-                                     content of both maps, the fixated pixels and the
-                                     metrics' code (``pair_key``)
+    scores.sqlite                    the pairs' map scores (``map_scores``), one row a
+                                     pair, by the exact content of both maps, the
+                                     fixated pixels and the metrics' code (``pair_key``)
 
 The model hash covers the architecture (JSON) and every weight; the image hash
 covers the exact model input (after resizing and scaling), so a map is reused
 only for the same numbers in and the same model. Files are written to a
 temporary name and renamed, so a crash never leaves a half-written map.
 
-``prepared/``, ``decoded/`` and ``scores/`` are derived data, cheap to make again: they
-are kept under a size cap (:meth:`SaliencyCache.trim`, ``[analysis] cache_max_mb``), the
-least recently used files deleted first (a file read back is touched). Relevance maps
-are never evicted.
+``prepared/``, ``decoded/`` and ``scores.sqlite`` are derived data, cheap to make again:
+they are kept under a size cap (:meth:`SaliencyCache.trim`, ``[analysis] cache_max_mb``),
+the least recently used files and rows deleted first (a file read back is touched, a row
+read back gets its last use). Relevance maps are never evicted. The scores were once one
+JSON file a pair under ``scores/``: a cache from then keeps those files only until the
+cap deletes them (they are not read).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import re
+import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,7 +58,11 @@ def array_hash(x: NDArray[Any]) -> str:
 
 
 DERIVED = ("prepared", "decoded", "scores")
-"""The cache's folders of derived data, kept under :meth:`SaliencyCache.trim`'s cap."""
+"""The cache's folders of derived data, kept under :meth:`SaliencyCache.trim`'s cap (with
+``scores.sqlite``; ``scores/`` holds an older cache's files)."""
+
+SCORES_DB = "scores.sqlite"
+"""The file of the pairs' scores under the cache root."""
 
 
 class SaliencyCache:
@@ -63,6 +70,7 @@ class SaliencyCache:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self._scores = _ScoreDB(self.root / SCORES_DB)
 
     def _path(self, model_key: str, analyzer: str, neuron: int | None, image_key: str) -> Path:
         sub = analyzer if neuron is None else f"{analyzer}-n{neuron}"
@@ -122,37 +130,26 @@ class SaliencyCache:
     def get_scores(self, key: str) -> dict[str, float] | None:
         """A pair's stored map scores (:func:`~gazelab.analysis.metrics.map_scores`), by
         :func:`~gazelab.analysis.metrics.prepared.pair_key`; ``None`` when absent or not a
-        JSON object of metric names and floats (a miss: scored again and rewritten). A
-        file read back is touched, as :meth:`get_order`'s."""
-        p = self.root / "scores" / key[:2] / f"{key}.json"
-        try:
-            with open(p, "rb") as f:
-                data = f.read(4096)
-            got = json.loads(data)
-        except (OSError, ValueError):
-            return None
-        if not isinstance(got, dict) or not all(
-            isinstance(k, str) and type(v) is float for k, v in got.items()
-        ):
-            return None
-        try:
-            os.utime(p)
-        except OSError:
-            pass
-        return got
+        row of metric names and float64 values (a miss: scored again and rewritten). A row
+        read back gets its last use (for :meth:`trim`) with the next commit."""
+        return self._scores.get(key)
 
     def put_scores(self, key: str, scores: dict[str, float]) -> None:
-        """Keep a pair's map scores: JSON, each float written as its shortest repr (read
-        back as the same float; NaN as ``NaN``), to a temporary name and renamed."""
-        if not all(isinstance(v, float) for v in scores.values()):
-            return  # only floats are kept (a score is a float, NaN where undefined)
-        data = json.dumps(scores).encode()
-        _put_derived(self.root / "scores" / key[:2] / f"{key}.json", data)
+        """Keep a pair's map scores (the exact floats, NaN included) in ``scores.sqlite``:
+        kept in memory and committed with others (:meth:`flush`), readable at once. Only
+        floats under plain metric names are kept."""
+        self._scores.put(key, scores)
+
+    def flush(self) -> None:
+        """Commit the pairs' scores kept in memory (``compare`` does at its end; also done
+        by :meth:`trim`, :meth:`size` and when the cache is dropped)."""
+        self._scores.flush()
 
     def trim(self, max_bytes: int) -> int:
         """Delete the least recently used files of ``prepared/``, ``decoded/`` and
-        ``scores/`` (oldest modification time first: written or read back) until together
-        they hold at most ``max_bytes`` on disk; ``max_bytes <= 0``: no cap. Relevance maps
+        ``scores/`` and rows of ``scores.sqlite`` (oldest modification time or last use
+        first: written or read back) until together they hold at most ``max_bytes`` on
+        disk (a row counts as its share of the file); ``max_bytes <= 0``: no cap. Relevance maps
         are never deleted, nor a temporary file younger than an hour (another process may
         be writing it). Returns the bytes deleted."""
         if max_bytes <= 0:
@@ -172,23 +169,32 @@ class SaliencyCache:
                         not e.name.startswith(".") or st.st_mtime_ns < stale
                     ):
                         files.append((st.st_mtime_ns, _disk_bytes(st), e.path))
-        total = sum(size for _, size, _ in files)
+        rows, db_bytes = self._scores.usage()
+        per_row = db_bytes // max(1, len(rows))  # a row's share of the file
+        entries: list[tuple[int, int, str, bool]] = [(t, size, p, False) for t, size, p in files]
+        entries += [(t, per_row, key, True) for t, key in rows]
+        total = sum(size for _, size, _, _ in entries) + (db_bytes - per_row * len(rows))
         freed = 0
-        for _, size, path in sorted(files):
+        gone: list[str] = []
+        for _, size, what, row in sorted(entries):
             if total <= max_bytes:
                 break
+            if row:
+                gone.append(what)
+                total -= size
+                continue
             try:
-                os.unlink(path)
+                os.unlink(what)
             except OSError:  # gone already (another process trimming): not counted
                 continue
             total -= size
             freed += size
-        return freed
+        return freed + self._scores.delete(gone)
 
     def size(self) -> int:
-        """Bytes on disk held by ``prepared/``, ``decoded/`` and ``scores/`` (what
-        :meth:`trim` caps; each file's blocks)."""
-        return sum(
+        """Bytes on disk held by ``prepared/``, ``decoded/``, ``scores/`` and
+        ``scores.sqlite`` (what :meth:`trim` caps; each file's blocks)."""
+        return self._scores.usage()[1] + sum(
             _disk_bytes(e.stat(follow_symlinks=False))
             for sub in DERIVED
             for d in _scandir(self.root / sub)
@@ -198,8 +204,231 @@ class SaliencyCache:
         )
 
 
+class _ScoreDB:
+    """The pairs' scores in one SQLite file (``scores.sqlite`` under the cache root): one row
+    a pair (the metric names, the floats as little-endian float64 bytes, the last use in
+    ns). Writes are kept in memory and committed together (:meth:`flush`, every
+    :data:`FLUSH_ROWS` rows, and at exit), reads see them at once; the last use of the rows
+    read is written with the next commit. Best-effort throughout: a file that cannot be
+    opened, written or read (a read-only cache, a full disk, another process holding the
+    lock) loses rows, never the compare; a file that is not a database is replaced."""
+
+    FLUSH_ROWS = 4096
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._con: sqlite3.Connection | None = None
+        self._dead = False  # the file cannot be used: every read a miss, writes dropped
+        self._pending: dict[str, tuple[str, bytes]] = {}
+        self._touched: set[str] = set()
+        weakref.finalize(self, _ScoreDB._flush_at_exit, self._lock, self._pending,
+                         self._touched, path)  # fmt: skip
+
+    # -- the connection ---------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection | None:
+        """The open connection (made on first use); ``None`` when the file cannot be used."""
+        if self._con is not None or self._dead:
+            return self._con
+        for attempt in range(2):
+            try:
+                if not self.path.parent.is_dir():
+                    self._dead = True
+                    return None
+                con = sqlite3.connect(self.path, timeout=2.0, check_same_thread=False,
+                                      isolation_level=None)  # fmt: skip
+                try:
+                    con.execute("PRAGMA auto_vacuum = FULL")  # deleted rows shrink the file
+                    con.execute("PRAGMA synchronous = OFF")  # derived data: a loss is a miss
+                    con.execute(_SCORES_TABLE)
+                except sqlite3.Error:
+                    con.close()
+                    raise
+                self._con = con
+                return con
+            except sqlite3.DatabaseError as exc:
+                if attempt or isinstance(exc, sqlite3.OperationalError) or not _unlink(self.path):
+                    break  # not a database and not removable, or busy/unwritable: no store
+            except (sqlite3.Error, OSError):
+                break
+        self._dead = True
+        return None
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    # -- rows -------------------------------------------------------------------------------
+    def get(self, key: str) -> dict[str, float] | None:
+        with self._lock:
+            row = self._pending.get(key)
+            if row is None:
+                con = self._connect()
+                if con is None:
+                    return None
+                try:
+                    row = con.execute(
+                        "SELECT names, vals FROM scores WHERE key = ?", (key,)
+                    ).fetchone()
+                except sqlite3.Error:
+                    return None
+                if row is None:
+                    return None
+                self._touched.add(key)
+        return _scores_of_row(*row)
+
+    def put(self, key: str, scores: dict[str, float]) -> None:
+        row = _row_of_scores(scores)
+        if row is None:
+            return
+        with self._lock:
+            if self._dead:
+                return
+            self._pending[key] = row
+            full = len(self._pending) >= self.FLUSH_ROWS
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the rows written and the last use of those read (one transaction)."""
+        with self._lock:
+            if not self._pending and not self._touched:
+                return
+            pending, touched = dict(self._pending), set(self._touched)
+            self._pending.clear()
+            self._touched.clear()
+            con = self._connect()
+            if con is not None:
+                _commit(con, pending, touched)
+
+    @staticmethod
+    def _flush_at_exit(lock: threading.Lock, pending: dict[str, tuple[str, bytes]],
+                       touched: set[str], path: Path) -> None:  # fmt: skip
+        """What a cache dropped without :meth:`flush` still holds, committed on its own
+        connection (at garbage collection or interpreter exit)."""
+        with lock:
+            if not pending and not touched:
+                return
+            try:
+                con = sqlite3.connect(path, timeout=2.0, isolation_level=None)
+            except sqlite3.Error:
+                return
+            try:
+                con.execute(_SCORES_TABLE)
+                _commit(con, dict(pending), set(touched))
+            except sqlite3.Error:
+                pass
+            finally:
+                con.close()
+            pending.clear()
+            touched.clear()
+
+    # -- the size cap -----------------------------------------------------------------------
+    def usage(self) -> tuple[list[tuple[int, str]], int]:
+        """(last use ns and key of every row, oldest first; the file's bytes on disk)."""
+        self.flush()
+        with self._lock:
+            if not self.path.exists():  # not made yet (nothing kept): not made here
+                return [], 0
+            con = self._connect()
+            if con is None:
+                return [], 0
+            try:
+                rows = con.execute("SELECT used, key FROM scores ORDER BY used").fetchall()
+                size = _disk_bytes(os.stat(self.path))
+            except (sqlite3.Error, OSError):
+                return [], 0
+        return [(int(u), str(k)) for u, k in rows], size
+
+    def delete(self, keys: list[str]) -> int:
+        """Delete rows; returns the bytes the file shrank by."""
+        if not keys:
+            return 0
+        with self._lock:
+            con = self._connect()
+            if con is None:
+                return 0
+            try:
+                before = _disk_bytes(os.stat(self.path))
+                con.execute("BEGIN IMMEDIATE")
+                con.executemany("DELETE FROM scores WHERE key = ?", [(k,) for k in keys])
+                con.execute("COMMIT")
+                return max(0, before - _disk_bytes(os.stat(self.path)))
+            except (sqlite3.Error, OSError):
+                _rollback(con)
+                return 0
+
+
+_SCORES_TABLE = (
+    "CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, names TEXT NOT NULL, "
+    "vals BLOB NOT NULL, used INTEGER NOT NULL) WITHOUT ROWID"
+)
+
+
+def _commit(con: sqlite3.Connection, pending: dict[str, tuple[str, bytes]],
+            touched: set[str]) -> None:  # fmt: skip
+    """Write ``pending`` rows and the last use of ``touched`` keys in one transaction;
+    on any error nothing is written (the rows are lost: later misses)."""
+    now = time.time_ns()
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany(
+            "INSERT OR REPLACE INTO scores (key, names, vals, used) VALUES (?, ?, ?, ?)",
+            [(k, names, vals, now) for k, (names, vals) in pending.items()],
+        )
+        con.executemany("UPDATE scores SET used = ? WHERE key = ?",
+                        [(now, k) for k in touched - pending.keys()])  # fmt: skip
+        con.execute("COMMIT")
+    except sqlite3.Error:
+        _rollback(con)
+
+
+def _rollback(con: sqlite3.Connection) -> None:
+    try:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
+def _unlink(path: Path) -> bool:
+    try:
+        path.unlink(missing_ok=True)
+        return True
+    except OSError:
+        return False
+
+
+def _row_of_scores(scores: dict[str, float]) -> tuple[str, bytes] | None:
+    """A pair's scores as a row (names joined by commas, the floats' float64 bytes);
+    ``None`` unless every name is a plain word and every value a float."""
+    if not scores or not all(
+        isinstance(k, str) and _NAME.fullmatch(k) and isinstance(v, float)
+        for k, v in scores.items()
+    ):
+        return None
+    return ",".join(scores), np.array(list(scores.values()), dtype="<f8").tobytes()
+
+
+def _scores_of_row(names: object, vals: object) -> dict[str, float] | None:
+    """The scores a row holds; ``None`` (a miss) for anything :func:`_row_of_scores` does
+    not write: names that are not words, values not one float64 a name."""
+    if not isinstance(names, str) or not isinstance(vals, bytes):
+        return None
+    keys = names.split(",")
+    if len(vals) != 8 * len(keys) or not all(_NAME.fullmatch(k) for k in keys):
+        return None
+    return dict(zip(keys, np.frombuffer(vals, dtype="<f8").tolist(), strict=True))
+
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+
+
 def _put_derived(path: Path, data: bytes) -> None:
-    """Write a derived file (a sort, a pair's scores) best-effort: to a unique temporary
+    """Write a derived file (a sort) best-effort: to a unique temporary
     name beside it, then renamed (a reader never sees it torn). A full disk or a read-only
     cache only loses the file (a later miss), never the compare; the temporary is removed."""
     tmp = path.with_name(

@@ -266,33 +266,45 @@ def analyse_project(
 
     sources: dict[str, ImageSet] = {}
     id_sets: dict[str, set[str]] = {}
-    decoded: dict[tuple[str, str], Any] = {}
+    for rec in records:
+        if rec.image_source in sources:
+            continue
+        try:
+            sources[rec.image_source] = open_image_set(rec.image_source)
+        except (SessionSetupError, DatasetError) as exc:
+            raise AnalysisError(
+                f"session {rec.id} ({rec.participant}): its images cannot be rebuilt from "
+                f"image source {rec.image_source!r}: {exc}"
+            ) from exc
+        id_sets[rec.image_source] = set(sources[rec.image_source].ids)
+    # each image decoded once for all sessions of the same source (the image is kept with
+    # its analysis anyway); a set of files by a thread per core (each call opens its own
+    # file; PIL's decoder and the cache's writes release the GIL), others in this thread
+    needed = list(dict.fromkeys(
+        (rec.image_source, iid) for rec in records for iid in rec.stimulus_order
+        if iid in id_sets[rec.image_source]
+    ))  # fmt: skip
+    from concurrent.futures import ThreadPoolExecutor
+
+    def decode(w: tuple[str, str]) -> Any:
+        return decoded_image(sources[w[0]], w[1], cache)
+
+    files = [w for w in needed if getattr(sources[w[0]], "files", None) is not None]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(files), os.cpu_count() or 1))) as pool:
+        decoded = dict(zip(files, pool.map(decode, files), strict=True))
+    decoded.update((w, decode(w)) for w in needed if w not in decoded)
     images: dict[str, ImageAnalysis] = {}
     first_settings: Settings | None = None
     excluded: list[dict[str, Any]] = []
     for k, rec in enumerate(records):
         if progress:
             progress("gaze", k, len(records))
-        try:
-            src = sources.get(rec.image_source) or open_image_set(rec.image_source)
-        except (SessionSetupError, DatasetError) as exc:
-            raise AnalysisError(
-                f"session {rec.id} ({rec.participant}): its images cannot be rebuilt from "
-                f"image source {rec.image_source!r}: {exc}"
-            ) from exc
-        sources[rec.image_source] = src
+        src = sources[rec.image_source]
         s = Settings.from_toml(rec.settings_toml, source=f"session {rec.id}")
         first_settings = first_settings or s
         labels = store.final_labels(rec.id)
-        known = id_sets.setdefault(rec.image_source, set(src.ids))
-        # each image decoded once for all sessions of the same source (the image is kept
-        # with its analysis anyway)
-        pixels = {}
-        for iid in rec.stimulus_order:
-            if iid in known:
-                if (rec.image_source, iid) not in decoded:
-                    decoded[rec.image_source, iid] = decoded_image(src, iid, cache)
-                pixels[iid] = decoded[rec.image_source, iid]
+        pixels = {iid: decoded[rec.image_source, iid] for iid in rec.stimulus_order
+                  if (rec.image_source, iid) in decoded}  # fmt: skip
         shapes = {iid: (int(a.shape[0]), int(a.shape[1])) for iid, a in pixels.items()}
         # the session's samples, read once: fixations, and data quality where none is stored
         samples = store.samples_by_trial(rec.id, phase="image")
@@ -405,7 +417,8 @@ def analyse_project(
         comp.baseline_settings = {"draws": baseline_draws, "seed": 0, "centre": centre,
                                   "max_images": baseline_images, "max_maps": an.baseline_maps,
                                   "maps": len(used), "maps_by_annotator": per}  # fmt: skip
-    if cache is not None:  # the derived files (sorts, decoded images) under their size cap
+    if cache is not None:  # the pairs' scores committed; the derived data under its size cap
+        cache.flush()
         cache.trim(an.cache_max_mb * 2**20)
     return comp
 

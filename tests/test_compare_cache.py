@@ -4,7 +4,6 @@ and change no number."""
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -76,6 +75,20 @@ def study(tmp_path_factory):  # type: ignore[no-untyped-def]
     store.close()
 
 
+def _rows(root: Any) -> dict[str, tuple[str, bytes]]:
+    """The rows of the cache's scores file: key -> (names, float64 bytes)."""
+    import sqlite3
+
+    path = root / "scores.sqlite"
+    if not path.exists():
+        return {}
+    con = sqlite3.connect(path)
+    try:
+        return {k: (n, v) for k, n, v in con.execute("SELECT key, names, vals FROM scores")}
+    finally:
+        con.close()
+
+
 def _same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
     """Equal rows, floats compared by their bits (NaN equal to NaN)."""
     if len(a) != len(b):
@@ -106,14 +119,14 @@ def test_rows_with_the_cache_warm_equal_the_rows_cold_bit_for_bit(study, tmp_pat
     cold_reads, cold_writes = cache.reads, cache.writes
     assert cold_writes > 0
     assert len(list((tmp_path / "cache" / "prepared").rglob("*.npy"))) > 0
-    pairs = len(list((tmp_path / "cache" / "scores").rglob("*.json")))
+    pairs = len(_rows(tmp_path / "cache"))  # committed at the compare's end
     cache.reads = cache.writes = 0
     cold_score_reads, cold_score_writes = cache.score_reads, cache.score_writes
     cache.score_reads = cache.score_writes = 0
     warm = analyse_project(store, model, analysis=an, cache=cache, baseline_images=None)
     assert warm.computed_maps == 0 and cache.writes == 0  # all read back
     if kept == "scores":  # every pair read back: no map needs its sort
-        assert cold_score_writes > 0 and pairs == cold_score_writes  # one file a pair
+        assert cold_score_writes > 0 and pairs == cold_score_writes  # one row a pair
         assert cache.score_reads == cold_score_reads + cold_score_writes
         assert cache.score_writes == 0 and cache.reads == 0
     else:
@@ -174,7 +187,8 @@ def test_a_pair_s_scores_are_kept_by_exact_content_and_a_bad_file_is_a_miss(
     assert {k: np.float64(v).tobytes() for k, v in again.items()} == {
         k: np.float64(v).tobytes() for k, v in want.items()
     }
-    (f,) = (tmp_path / "scores").rglob("*.json")
+    cache.flush()
+    ((key, row),) = _rows(tmp_path).items()
     b2 = b.copy()
     b2[30, 30] = np.nextafter(b2[30, 30], 1.0)  # one pixel, one ulp
     fixated2 = fixated.copy()
@@ -186,12 +200,28 @@ def test_a_pair_s_scores_are_kept_by_exact_content_and_a_bad_file_is_a_miss(
     scored(a, b, fixated)
     assert cache.score_writes == 6 and cache.score_reads == 1
     monkeypatch.undo()
-    for bad in (f.read_bytes()[:30], b'{"iou": "0.5"}', b"[1.0]", b"\xff\xfe"):
-        f.write_bytes(bad)
-        assert scored(a, b, fixated) == want  # a miss: scored again ...
-        assert json.loads(f.read_text()) == want  # ... and rewritten
+    cache.flush()
+    names, vals = row
+    bad_rows = ((names, vals[:30]), ("iou,spearman", vals), (names.replace("iou", "i-u"), vals),
+                (names, "not bytes"), (7, vals))  # fmt: skip
+    for bad in bad_rows:
+        _set_row(tmp_path, key, bad)
+        fresh = CountingCache(tmp_path)  # nothing of the good row left in memory
+        assert map_scores(PreparedMap(a, fresh), PreparedMap(b, fresh), fixated) == want
+        assert fresh.score_reads == 0 and fresh.score_writes == 1  # a miss: scored again ...
+        fresh.flush()
+        assert _rows(tmp_path)[key] == row  # ... and rewritten
     nan_pair = scored(np.zeros((60, 60)), b, fixated)  # no mass: SIM, KL NaN
     assert math.isnan(nan_pair["sim"]) and math.isnan(scored(np.zeros((60, 60)), b, fixated)["kld"])
+
+
+def _set_row(root: Any, key: str, row: tuple[Any, Any]) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(root / "scores.sqlite")
+    with con:
+        con.execute("UPDATE scores SET names = ?, vals = ? WHERE key = ?", (*row, key))
+    con.close()
 
 
 def test_the_code_key_changes_with_one_byte_of_the_metrics_source(tmp_path) -> None:
@@ -384,3 +414,69 @@ def test_prepared_auc_judd_is_the_reference_float_on_odd_maps() -> None:
             assert np.float64(got).tobytes() == np.float64(auc_judd(m, fix)).tobytes()
             checked += 1
     assert checked == 180
+
+
+def test_scores_and_files_are_capped_together_least_recently_used_first(tmp_path) -> None:
+    """The scores' rows share the cap with the derived files: the oldest entry of either
+    kind goes first (a row counts as its share of the file), and a cap of one byte leaves
+    no row and no file."""
+    import os
+    import sqlite3
+
+    cache = SaliencyCache(tmp_path)
+    rng = np.random.default_rng(0)
+    keys = [f"{k:02x}" * 16 for k in range(3)]
+    for t, key in enumerate(keys):
+        cache.put_order(key, rng.permutation(1000).astype(np.int32))
+        p = tmp_path / "prepared" / key[:2] / f"{key}.npy"
+        os.utime(p, ns=(10**18 + t * 10**9, 10**18 + t * 10**9))
+    pairs = [f"pair{k}" for k in range(3)]
+    for k in pairs:
+        cache.put_scores(k, {"iou": 0.5, "kld": math.nan})
+    cache.flush()
+    con = sqlite3.connect(tmp_path / "scores.sqlite")
+    with con:  # each pair last used half a second after the file of its number
+        for t, k in enumerate(pairs):
+            con.execute(
+                "UPDATE scores SET used = ? WHERE key = ?", (10**18 + t * 10**9 + 5 * 10**8, k)
+            )
+    con.close()
+    st = (tmp_path / "prepared" / "00" / f"{'00' * 16}.npy").stat()
+    one = max(st.st_size, st.st_blocks * 512)  # on disk: its blocks
+    full = cache.size()
+    assert full > 3 * one  # the files and the scores' file
+    cache.trim(full - one - 1)  # the oldest file, then the oldest row
+    assert cache.get_order(keys[0]) is None and cache.get_scores(pairs[0]) is None
+    assert cache.get_order(keys[1]) is not None
+    got = cache.get_scores(pairs[1])
+    assert got is not None and got["iou"] == 0.5 and math.isnan(got["kld"])
+    cache.trim(1)
+    assert _rows(tmp_path) == {} and not list((tmp_path / "prepared").rglob("*.npy"))
+
+
+def test_a_scores_file_that_is_not_a_database_is_replaced(tmp_path) -> None:
+    from gazelab.gaze.heatmaps import fixation_heatmap
+
+    rng = np.random.default_rng(4)
+    a = fixation_heatmap(rng.uniform(10, 50, (4, 2)), (60, 60), 4.0, 12.0)
+    b = fixation_heatmap(rng.uniform(10, 50, (3, 2)), (60, 60), 4.0, 12.0)
+    (tmp_path / "scores.sqlite").write_bytes(b"\x00not a database\xff" * 100)
+    cache = SaliencyCache(tmp_path)
+    got = map_scores(PreparedMap(a, cache), PreparedMap(b, cache))
+    assert got == map_scores(PreparedMap(a), PreparedMap(b))
+    cache.flush()
+    assert len(_rows(tmp_path)) == 1
+    again = SaliencyCache(tmp_path)
+    assert map_scores(PreparedMap(a, again), PreparedMap(b, again)) == got
+
+
+def test_scores_left_in_memory_are_committed_when_the_cache_is_dropped(tmp_path) -> None:
+    import gc
+
+    cache = SaliencyCache(tmp_path)
+    cache.put_scores("k", {"iou": 0.25})
+    assert cache.get_scores("k") == {"iou": 0.25}  # readable before the commit
+    del cache
+    gc.collect()
+    assert list(_rows(tmp_path)) == ["k"]
+    assert SaliencyCache(tmp_path).get_scores("k") == {"iou": 0.25}
