@@ -1,6 +1,8 @@
-"""``sort_order``: the radix sort of a prepared map's support sorts it as ``argsort`` does
-(the same sorted values and average ranks), and the scores are those of ``argsort``'s
-order bit for bit."""
+"""``sort_order``: the radix sort of a prepared map's support (and, where NumPy's
+``argsort`` is vectorised, that argsort) sorts it as ``argsort`` does (the same sorted
+values and average ranks), and the scores are those of ``argsort``'s order bit for bit;
+the centred ranks of a positive map without ties (one scatter) are those of the average
+ranks, shifted and centred."""
 
 from __future__ import annotations
 
@@ -31,8 +33,10 @@ def values(kind: str, rng: np.random.Generator) -> np.ndarray:
     return v[v != 0]
 
 
+@pytest.mark.parametrize("simd", [False, True])
 @pytest.mark.parametrize("kind", ["normal", "ties", "same top bits", "extremes", "heatmap"])
-def test_the_order_sorts_as_argsort(kind: str) -> None:
+def test_the_order_sorts_as_argsort(kind: str, simd: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(prepared, "SIMD_ARGSORT", simd)  # the radix passes, or argsort
     rng = np.random.default_rng(len(kind))
     for _ in range(5):
         v = values(kind, rng)
@@ -55,6 +59,35 @@ def test_scores_are_those_of_argsort_bit_for_bit(monkeypatch: pytest.MonkeyPatch
         return [map_scores(PreparedMap(a), PreparedMap(b), fixated)
                 for a in maps for b in maps if a is not b]  # fmt: skip
 
+    monkeypatch.setattr(prepared, "SIMD_ARGSORT", False)  # the radix passes on this machine too
     radix = scores()
     monkeypatch.setattr(prepared, "RADIX_MIN", 10**9)  # argsort everywhere
     assert repr(radix) == repr(scores())
+
+
+def test_centred_ranks_of_a_positive_map_are_the_shifted_average_ranks() -> None:
+    """``_centred_positions`` (no ties, every value positive) gives the floats of the
+    general path: average ranks, shifted by the zero block, centred by ``_centre``."""
+    rng = np.random.default_rng(5)
+    for shape, zeros in (((120, 160), 0.4), ((7, 9), 0.0), ((50, 50), 0.97), ((1, 1), 0.0)):
+        x = rng.random(shape) + 1e-3
+        x[rng.random(shape) < zeros] = 0.0
+        p = PreparedMap(x)
+        v = p.values
+        r = _average_ranks(v, np.argsort(v), None) + p.n_zero
+        want = PreparedMap._centre(r, (p.n_zero + 1) / 2.0, p.n_zero, p.n)
+        got = p.centred_and_zero(True), *p.ranks_centred[1:]
+        assert np.array_equal(got[0], want[0]) and got[1:] == want[1:]
+
+
+def test_exact_key_names_the_support_and_the_values() -> None:
+    """The same values on another support, or one value changed, is another key."""
+    x = np.zeros((6, 7))
+    x[1, 2], x[3, 4] = 0.5, 0.25
+    y = np.zeros((6, 7))
+    y[1, 3], y[3, 4] = 0.5, 0.25  # same values, same count, one pixel moved
+    z = x.copy()
+    z[3, 4] = np.nextafter(0.25, 1.0)
+    keys = {PreparedMap(m).exact_key() for m in (x, y, z, x.reshape(7, 6))}
+    assert len(keys) == 4
+    assert PreparedMap(x).exact_key() == PreparedMap(x.copy()).exact_key()
