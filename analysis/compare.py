@@ -247,8 +247,6 @@ def analyse_project(
     way), see :func:`~gazelab.analysis.scoring.score_image`. The kept maps are bounded to
     :data:`KEPT_MAPS_MB` (:func:`kept_images`), and glibc's mmap and trim thresholds are raised
     (:data:`ARENA_THRESHOLD`) so that map-sized blocks are reused in the threads' arenas."""
-    from gazelab.models.architectures import to_model_input
-
     an = analysis or AnalysisSettings()
     records = store.sessions()
     if session_ids is not None:
@@ -293,74 +291,31 @@ def analyse_project(
     with ThreadPoolExecutor(max_workers=max(1, min(len(files), os.cpu_count() or 1))) as pool:
         decoded = dict(zip(files, pool.map(decode, files), strict=True))
     decoded.update((w, decode(w)) for w in needed if w not in decoded)
-    images: dict[str, ImageAnalysis] = {}
-    first_settings: Settings | None = None
-    excluded: list[dict[str, Any]] = []
-    for k, rec in enumerate(records):
-        if progress:
-            progress("gaze", k, len(records))
-        src = sources[rec.image_source]
-        s = Settings.from_toml(rec.settings_toml, source=f"session {rec.id}")
-        first_settings = first_settings or s
-        labels = store.final_labels(rec.id)
-        pixels = {iid: decoded[rec.image_source, iid] for iid in rec.stimulus_order
-                  if (rec.image_source, iid) in decoded}  # fmt: skip
-        shapes = {iid: (int(a.shape[0]), int(a.shape[1])) for iid, a in pixels.items()}
-        # the session's samples, read once: fixations, and data quality where none is stored
-        samples = store.samples_by_trial(rec.id, phase="image")
-        left_out = quality_exclusions(
-            store, rec.id, s, quality or QualitySettings(), samples=samples
+    # The model's pass (input, predictions, relevance) runs in a thread beside the gaze loop
+    # (TensorFlow and PIL release the GIL; the loop is mostly Python), on every image a
+    # session presented; its progress is reported here once the loop is done.
+    shown = list(dict.fromkeys(
+        (rec.image_source, t["image_id"]) for rec in records for t in store.trials(rec.id)
+        if (rec.image_source, t["image_id"]) in decoded
+    ))  # fmt: skip
+    model_run = _ModelPass(model, [decoded[w] for w in shown], an.analyzer, cache, batch_size)
+    try:
+        images, origin, first_settings, excluded = _gaze_stage(
+            store, records, key, sources, decoded, an, quality, keep_maps, progress
         )
-        for tg in trial_gaze(store, rec.id, shapes, s, samples=samples):
-            iid = tg.image_id
-            if tg.trial_index in left_out:
-                why = left_out[tg.trial_index]
-                excluded.append({"session": rec.id, "annotator": key[rec.id],
-                                 "trial_index": tg.trial_index, "image_id": iid, "reason": why})  # fmt: skip
-                continue
-            if iid not in images:
-                cls = class_name(src.labels.get(iid))
-                images[iid] = ImageAnalysis(iid, cls, pixels[iid], src.regions.get(iid), {})
-            gaze = annotator_gaze(tg, key[rec.id], rec.id, labels.get(tg.trial_index),
-                                  an.point_source, keep_map=keep_maps is None)  # fmt: skip
-            images[iid].add(gaze)
-        del samples
-    if not images and excluded:
-        raise AnalysisError(
-            f"every trial with gaze in sessions {[r.id for r in records]} was left out by the "
-            f"[quality] limits ({len(excluded)} trials; e.g. {excluded[0]['reason']}); "
-            "loosen [quality] in the settings or record validations"
-        )
-    if not images:
-        raise AnalysisError(
-            f"sessions {[r.id for r in records]} have no gaze samples during image phases"
-        )
-    mean_points, n = model_n([len(g.points) for im in images.values() for g in im.humans.values()])
-
-    ordered = sorted(images.values(), key=lambda im: im.image_id)
-    set_malloc_thresholds(ARENA_THRESHOLD, ARENA_THRESHOLD)
-    # the model input: each image resized on its own (PIL releases the GIL), a stretch of
-    # the images per core, put back in order
-    from concurrent.futures import ThreadPoolExecutor
-
-    workers = max(1, min(len(ordered), os.cpu_count() or 1))
-    step = -(-len(ordered) // workers)
-    stretches = [[im.image for im in ordered[k : k + step]] for k in range(0, len(ordered), step)]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        x = np.concatenate(
-            list(pool.map(lambda imgs: to_model_input(imgs, model.input_shape[1:]), stretches))
-        )
-    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
-    analyzer = an.analyzer
-    rel, computed = cached_relevance(
-        model,
-        x,
-        analyzer,
-        cache,
-        batch_size=batch_size,
-        progress=(lambda d, t: progress("saliency", d, t)) if progress else None,
+    except BaseException:
+        model_run.stop()
+        raise
+    probs_all, rel_all, computed = model_run.result(
+        (lambda d, t: progress("saliency", d, t)) if progress else None
     )
-    del x  # the model input (images x S x S float32) is not needed past here
+    mean_points, n = model_n([len(g.points) for im in images.values() for g in im.humans.values()])
+    ordered = sorted(images.values(), key=lambda im: im.image_id)
+    at = {w: k for k, w in enumerate(shown)}
+    pick = np.array([at[origin[im.image_id]] for im in ordered], dtype=np.intp)
+    probs, rel = probs_all[pick], rel_all[pick]
+    del probs_all, rel_all
+    set_malloc_thresholds(ARENA_THRESHOLD, ARENA_THRESHOLD)
     release_free_memory()  # what the model's and the gaze stage's threads freed
 
     n_kept = (
@@ -378,6 +333,7 @@ def analyse_project(
     # Images are independent and NumPy releases the GIL in its array work (sorts, dot
     # products, element-wise passes): one thread per core, results in image order, each
     # worker's BLAS on one thread (workers × BLAS threads would spin against each other).
+    workers = max(1, min(len(ordered), os.cpu_count() or 1))
     with blas_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
         for done, _ in enumerate(pool.map(score, range(len(ordered)))):
             if progress:
@@ -421,6 +377,141 @@ def analyse_project(
         cache.flush()
         cache.trim(an.cache_max_mb * 2**20)
     return comp
+
+
+def _gaze_stage(
+    store: SessionStore,
+    records: Sequence[SessionRecord],
+    key: dict[int, str],
+    sources: dict[str, ImageSet],
+    decoded: dict[tuple[str, str], Any],
+    an: AnalysisSettings,
+    quality: QualitySettings | None,
+    keep_maps: int | None,
+    progress: Progress | None,
+) -> tuple[
+    dict[str, ImageAnalysis], dict[str, tuple[str, str]], Settings | None, list[dict[str, Any]]
+]:
+    """Every session's trials read, their fixations detected and added to their image's
+    analysis (:func:`analyse_project`'s gaze stage); returns (the images by id, the image
+    source and id each image's pixels come from, the first session's settings, the trials
+    the [quality] limits left out)."""
+    images: dict[str, ImageAnalysis] = {}
+    origin: dict[str, tuple[str, str]] = {}  # the (image source, id) each image's pixels are
+    first_settings: Settings | None = None
+    excluded: list[dict[str, Any]] = []
+    for k, rec in enumerate(records):
+        if progress:
+            progress("gaze", k, len(records))
+        src = sources[rec.image_source]
+        s = Settings.from_toml(rec.settings_toml, source=f"session {rec.id}")
+        first_settings = first_settings or s
+        labels = store.final_labels(rec.id)
+        pixels = {iid: decoded[rec.image_source, iid] for iid in rec.stimulus_order
+                  if (rec.image_source, iid) in decoded}  # fmt: skip
+        shapes = {iid: (int(a.shape[0]), int(a.shape[1])) for iid, a in pixels.items()}
+        # the session's samples, read once: fixations, and data quality where none is stored
+        samples = store.samples_by_trial(rec.id, phase="image")
+        left_out = quality_exclusions(
+            store, rec.id, s, quality or QualitySettings(), samples=samples
+        )
+        for tg in trial_gaze(store, rec.id, shapes, s, samples=samples):
+            iid = tg.image_id
+            if tg.trial_index in left_out:
+                why = left_out[tg.trial_index]
+                excluded.append({"session": rec.id, "annotator": key[rec.id],
+                                 "trial_index": tg.trial_index, "image_id": iid, "reason": why})  # fmt: skip
+                continue
+            if iid not in images:
+                cls = class_name(src.labels.get(iid))
+                images[iid] = ImageAnalysis(iid, cls, pixels[iid], src.regions.get(iid), {})
+                origin[iid] = (rec.image_source, iid)
+            gaze = annotator_gaze(tg, key[rec.id], rec.id, labels.get(tg.trial_index),
+                                  an.point_source, keep_map=keep_maps is None)  # fmt: skip
+            images[iid].add(gaze)
+        del samples
+    if not images and excluded:
+        raise AnalysisError(
+            f"every trial with gaze in sessions {[r.id for r in records]} was left out by the "
+            f"[quality] limits ({len(excluded)} trials; e.g. {excluded[0]['reason']}); "
+            "loosen [quality] in the settings or record validations"
+        )
+    if not images:
+        raise AnalysisError(
+            f"sessions {[r.id for r in records]} have no gaze samples during image phases"
+        )
+    return images, origin, first_settings, excluded
+
+
+class _ModelPass:
+    """The model's input, predictions and relevance maps of ``images`` in a thread of its
+    own (:func:`analyse_project` runs the gaze stage meanwhile). :meth:`result` waits for
+    it, passing its progress on from the caller's thread; :meth:`stop` ends it at the next
+    chunk of relevance maps (the caller failed)."""
+
+    def __init__(self, model: Any, images: list[Any], analyzer: str,
+                 cache: SaliencyCache | None, batch_size: int) -> None:  # fmt: skip
+        import queue
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._events: queue.Queue[tuple[int, int]] = queue.Queue()
+        self._stopped = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gazelab-model")
+        self._future = self._pool.submit(self._run, model, images, analyzer, cache, batch_size)
+
+    def _run(self, model: Any, images: list[Any], analyzer: str, cache: SaliencyCache | None,
+             batch_size: int) -> tuple[Any, Any, int]:  # fmt: skip
+        from concurrent.futures import ThreadPoolExecutor
+
+        from gazelab.models.architectures import to_model_input
+
+        if not images:  # no trial shown: the gaze stage says so
+            return np.zeros((0, 0)), np.zeros((0, 0, 0), dtype=np.float32), 0
+        # the model input: each image resized on its own (PIL releases the GIL), a stretch
+        # of the images per core, put back in order
+        workers = max(1, min(len(images), os.cpu_count() or 1))
+        step = max(1, -(-len(images) // workers))
+        stretches = [images[k : k + step] for k in range(0, len(images), step)]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            x = np.concatenate(
+                list(pool.map(lambda imgs: to_model_input(imgs, model.input_shape[1:]), stretches))
+            )
+        probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+        def advance(done: int, total: int) -> None:
+            if self._stopped.is_set():
+                raise _Stopped
+            self._events.put((done, total))
+
+        rel, computed = cached_relevance(
+            model, x, analyzer, cache, batch_size=batch_size, progress=advance
+        )
+        return probs, rel, computed
+
+    def result(self, progress: Callable[[int, int], None] | None) -> tuple[Any, Any, int]:
+        """(predictions, relevance maps, maps computed), each in the images' order."""
+        import queue
+
+        try:
+            while not self._future.done() or not self._events.empty():
+                try:
+                    done, total = self._events.get(timeout=0.05)
+                except queue.Empty:
+                    continue
+                if progress:
+                    progress(done, total)
+            return self._future.result()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Stopped(Exception):
+    """The model pass was stopped (:meth:`_ModelPass.stop`)."""
 
 
 # -- summaries -------------------------------------------------------------------------------
