@@ -39,6 +39,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -291,9 +292,7 @@ def savgol_velocity(
     if scales is not None:  # non-square pixels: each axis in degrees
         xx, yy = to_degrees(xx, yy, scales)
     if n >= w:  # interior: one correlation; the ends are overwritten below
-        from scipy.signal import savgol_coeffs  # here: SciPy costs 0.4 s to import
-
-        coef = savgol_coeffs(w, 2, deriv=1, delta=period, use="dot")
+        coef = _slope_weights(w, period)
         vx = np.correlate(xx, coef, mode="valid")
         vy = np.correlate(yy, coef, mode="valid")
         vx *= vx
@@ -320,15 +319,29 @@ def savgol_velocity(
     return v
 
 
+@functools.lru_cache(maxsize=64)
+def _slope_weights(w: int, period: float) -> NDArray[np.float64]:
+    """The window's Savitzky–Golay slope weights (order 2, first derivative; read-only),
+    made once per window and sample period: a recording's trials share one or a few."""
+    from scipy.signal import savgol_coeffs  # here: SciPy costs 0.4 s to import
+
+    coef = savgol_coeffs(w, 2, deriv=1, delta=period, use="dot")
+    coef.flags.writeable = False
+    return coef
+
+
+@functools.lru_cache(maxsize=64)
 def _slope_matrix(m: int, period: float) -> NDArray[np.float64]:
     """``(m, m)``: row ``j`` gives the slope at sample ``j`` of the least-squares parabola
-    (a line for 2 samples) through ``m`` samples ``period`` apart, as weights."""
+    (a line for 2 samples) through ``m`` samples ``period`` apart, as weights (read-only,
+    made once per size and period)."""
     tau = np.arange(m, dtype=np.float64) * period
     deg = 2 if m >= 3 else 1
     p = np.linalg.pinv(np.vander(tau, deg + 1, increasing=True))  # (deg+1, m)
     rows = np.repeat(p[1][None, :], m, axis=0)
     if deg == 2:
         rows += 2.0 * tau[:, None] * p[2][None, :]
+    rows.flags.writeable = False
     return rows
 
 
