@@ -353,7 +353,13 @@ def top_n_points(relevance_map: ArrayLike, n: int) -> NDArray[np.float64]:
     if n <= 0:
         return np.zeros((0, 2))
     flat = r.ravel()
-    order = np.argsort(-flat, kind="stable")[: min(n, flat.size)]
+    k = min(n, flat.size)
+    if k < flat.size:  # the values down to the k-th largest (ties included, in raster order)
+        kth = np.partition(flat, flat.size - k)[flat.size - k]
+        cand = np.flatnonzero(flat >= kth)
+        order = cand[np.argsort(-flat[cand], kind="stable")[:k]]
+    else:
+        order = np.argsort(-flat, kind="stable")
     ys, xs = np.unravel_index(order, r.shape)
     return np.stack([xs, ys], axis=1).astype(np.float64)
 

@@ -136,6 +136,17 @@ def test_top_n_points_and_model_heatmap() -> None:
     assert top_n_points(r, 0).shape == (0, 2)
     with pytest.raises(SaliencyError, match="NaN"):
         top_n_points(np.full((2, 2), np.nan), 1)
+    # the k largest by partition, then sorted: the first k of a full stable sort, with ties
+    # across the k-th value (integers, signed zeros) in raster order, for every k
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        h, w = (int(v) for v in rng.integers(1, 12, 2))
+        m = rng.integers(-2, 3, (h, w)).astype(float) if trial % 2 else rng.normal(size=(h, w))
+        m[rng.random((h, w)) < 0.2] = -0.0
+        for k in (1, int(rng.integers(1, h * w + 1)), h * w, h * w + 2):
+            order = np.argsort(-m.ravel(), kind="stable")[:k]
+            ys, xs = np.unravel_index(order, m.shape)
+            assert top_n_points(m, k).tolist() == np.stack([xs, ys], axis=1).tolist()
     # one relevant pixel in a 10×10 map → one Gaussian at its centre in a 100×100 frame
     r2 = np.zeros((10, 10))
     r2[2, 7] = 1.0
