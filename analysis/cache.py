@@ -208,51 +208,76 @@ class _ScoreDB:
     """The pairs' scores in one SQLite file (``scores.sqlite`` under the cache root): one row
     a pair (the metric names, the floats as little-endian float64 bytes, the last use in
     ns). Writes are kept in memory and committed together (:meth:`flush`, every
-    :data:`FLUSH_ROWS` rows, and at exit), reads see them at once; the last use of the rows
-    read is written with the next commit. Best-effort throughout: a file that cannot be
-    opened, written or read (a read-only cache, a full disk, another process holding the
-    lock) loses rows, never the compare; a file that is not a database is replaced."""
+    :data:`FLUSH_ROWS` rows, and when the cache is dropped), reads see them at once; the
+    last use of the rows read is written with the next commit. Best-effort throughout: a
+    file that cannot be opened or written (a read-only cache, a full disk) loses rows,
+    never the compare; another process holding the file's lock makes a miss and the file
+    is tried again :data:`RETRY_S` later; a file that is not a database, or a damaged one,
+    is replaced (once a process)."""
 
     FLUSH_ROWS = 4096
+    RETRY_S = 5.0
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._con: sqlite3.Connection | None = None
         self._dead = False  # the file cannot be used: every read a miss, writes dropped
+        self._retry_at = 0.0  # busy: not tried before this time (time.monotonic)
+        self._replaced = False
         self._pending: dict[str, tuple[str, bytes]] = {}
         self._touched: set[str] = set()
         weakref.finalize(self, _ScoreDB._flush_at_exit, self._lock, self._pending,
                          self._touched, path)  # fmt: skip
 
-    # -- the connection ---------------------------------------------------------------------
+    # -- the connection (every method below holds the lock) -------------------------------
     def _connect(self) -> sqlite3.Connection | None:
-        """The open connection (made on first use); ``None`` when the file cannot be used."""
-        if self._con is not None or self._dead:
+        """The open connection (made on first use); ``None`` when the file cannot be used
+        now (busy: tried again later) or at all."""
+        if self._con is not None or self._dead or time.monotonic() < self._retry_at:
             return self._con
-        for attempt in range(2):
+        if not self.path.parent.is_dir():
+            self._dead = True
+            return None
+        try:
+            self._con = _open_scores(self.path)
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                self._retry_at = time.monotonic() + self.RETRY_S
+            else:  # cannot be opened or written (read-only, not a folder)
+                self._dead = True
+        except sqlite3.DatabaseError:  # not a database
+            self._damaged()
+        except (sqlite3.Error, OSError):
+            self._dead = True
+        return self._con
+
+    def _failed(self, exc: Exception) -> None:
+        """After an error from the open file: busy: try again later; damaged: replaced."""
+        if isinstance(exc, sqlite3.OperationalError):
+            if _busy(exc):
+                self._retry_at = time.monotonic() + self.RETRY_S
+            return
+        if isinstance(exc, sqlite3.DatabaseError):
+            self._damaged()
+
+    def _damaged(self) -> None:
+        """The file is not a database, or a damaged one: deleted and made anew, once a
+        process (then, or when it cannot be deleted, the store is off)."""
+        if self._con is not None:
             try:
-                if not self.path.parent.is_dir():
-                    self._dead = True
-                    return None
-                con = sqlite3.connect(self.path, timeout=2.0, check_same_thread=False,
-                                      isolation_level=None)  # fmt: skip
-                try:
-                    con.execute("PRAGMA auto_vacuum = FULL")  # deleted rows shrink the file
-                    con.execute("PRAGMA synchronous = OFF")  # derived data: a loss is a miss
-                    con.execute(_SCORES_TABLE)
-                except sqlite3.Error:
-                    con.close()
-                    raise
-                self._con = con
-                return con
-            except sqlite3.DatabaseError as exc:
-                if attempt or isinstance(exc, sqlite3.OperationalError) or not _unlink(self.path):
-                    break  # not a database and not removable, or busy/unwritable: no store
-            except (sqlite3.Error, OSError):
-                break
-        self._dead = True
-        return None
+                self._con.close()
+            except sqlite3.Error:
+                pass
+            self._con = None
+        if self._replaced or not _unlink(self.path):
+            self._dead = True
+            return
+        self._replaced = True
+        try:
+            self._con = _open_scores(self.path)
+        except (sqlite3.Error, OSError):
+            self._dead = True
 
     def close(self) -> None:
         self.flush()
@@ -273,7 +298,8 @@ class _ScoreDB:
                     row = con.execute(
                         "SELECT names, vals FROM scores WHERE key = ?", (key,)
                     ).fetchone()
-                except sqlite3.Error:
+                except sqlite3.Error as exc:
+                    self._failed(exc)
                     return None
                 if row is None:
                     return None
@@ -302,7 +328,10 @@ class _ScoreDB:
             self._touched.clear()
             con = self._connect()
             if con is not None:
-                _commit(con, pending, touched)
+                try:
+                    _commit(con, pending, touched)
+                except sqlite3.Error as exc:
+                    self._failed(exc)
 
     @staticmethod
     def _flush_at_exit(lock: threading.Lock, pending: dict[str, tuple[str, bytes]],
@@ -313,11 +342,10 @@ class _ScoreDB:
             if not pending and not touched:
                 return
             try:
-                con = sqlite3.connect(path, timeout=2.0, isolation_level=None)
-            except sqlite3.Error:
+                con = _open_scores(path)
+            except (sqlite3.Error, OSError):
                 return
             try:
-                con.execute(_SCORES_TABLE)
                 _commit(con, dict(pending), set(touched))
             except sqlite3.Error:
                 pass
@@ -328,7 +356,8 @@ class _ScoreDB:
 
     # -- the size cap -----------------------------------------------------------------------
     def usage(self) -> tuple[list[tuple[int, str]], int]:
-        """(last use ns and key of every row, oldest first; the file's bytes on disk)."""
+        """(last use ns and key of every row, oldest first; the bytes the rows take: the
+        file's pages in use)."""
         self.flush()
         with self._lock:
             if not self.path.exists():  # not made yet (nothing kept): not made here
@@ -338,13 +367,15 @@ class _ScoreDB:
                 return [], 0
             try:
                 rows = con.execute("SELECT used, key FROM scores ORDER BY used").fetchall()
-                size = _disk_bytes(os.stat(self.path))
-            except (sqlite3.Error, OSError):
+                size = _pages_in_use(con)
+            except sqlite3.Error as exc:
+                self._failed(exc)
                 return [], 0
         return [(int(u), str(k)) for u, k in rows], size
 
     def delete(self, keys: list[str]) -> int:
-        """Delete rows; returns the bytes the file shrank by."""
+        """Delete rows and give the file's free pages back (``VACUUM``: the file holds small
+        rows, rewritten in well under a second); returns the bytes the file shrank by."""
         if not keys:
             return 0
         with self._lock:
@@ -356,9 +387,12 @@ class _ScoreDB:
                 con.execute("BEGIN IMMEDIATE")
                 con.executemany("DELETE FROM scores WHERE key = ?", [(k,) for k in keys])
                 con.execute("COMMIT")
+                con.execute("VACUUM")
                 return max(0, before - _disk_bytes(os.stat(self.path)))
-            except (sqlite3.Error, OSError):
+            except (sqlite3.Error, OSError) as exc:
                 _rollback(con)
+                if isinstance(exc, sqlite3.Error):
+                    self._failed(exc)
                 return 0
 
 
@@ -368,10 +402,38 @@ _SCORES_TABLE = (
 )
 
 
+def _open_scores(path: Path) -> sqlite3.Connection:
+    """A connection to the scores file, its table made where it is new; raises
+    ``sqlite3.Error`` (the connection closed) when the file cannot be used."""
+    con = sqlite3.connect(path, timeout=2.0, check_same_thread=False, isolation_level=None)
+    try:
+        con.execute("PRAGMA synchronous = OFF")  # derived data: a lost row is a miss
+        con.execute(_SCORES_TABLE)
+        con.execute("SELECT 1 FROM scores LIMIT 1").fetchall()  # a damaged file fails here
+    except sqlite3.Error:
+        con.close()
+        raise
+    return con
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether an error is another connection holding the file's lock."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _pages_in_use(con: sqlite3.Connection) -> int:
+    """The bytes of the file's pages that hold data (its size less its free pages)."""
+    pages = con.execute("PRAGMA page_count").fetchone()[0]
+    free = con.execute("PRAGMA freelist_count").fetchone()[0]
+    size = con.execute("PRAGMA page_size").fetchone()[0]
+    return int(pages - free) * int(size)
+
+
 def _commit(con: sqlite3.Connection, pending: dict[str, tuple[str, bytes]],
             touched: set[str]) -> None:  # fmt: skip
-    """Write ``pending`` rows and the last use of ``touched`` keys in one transaction;
-    on any error nothing is written (the rows are lost: later misses)."""
+    """Write ``pending`` rows and the last use of ``touched`` keys in one transaction; on
+    an error nothing is written (the rows are lost: later misses) and it is raised."""
     now = time.time_ns()
     try:
         con.execute("BEGIN IMMEDIATE")
@@ -384,6 +446,7 @@ def _commit(con: sqlite3.Connection, pending: dict[str, tuple[str, bytes]],
         con.execute("COMMIT")
     except sqlite3.Error:
         _rollback(con)
+        raise
 
 
 def _rollback(con: sqlite3.Connection) -> None:

@@ -293,11 +293,14 @@ def analyse_project(
     decoded.update((w, decode(w)) for w in needed if w not in decoded)
     # The model's pass (input, predictions, relevance) runs in a thread beside the gaze loop
     # (TensorFlow and PIL release the GIL; the loop is mostly Python), on every image a
-    # session presented; its progress is reported here once the loop is done.
-    shown = list(dict.fromkeys(
+    # session presented; its progress is reported here once the loop is done
+    shown = sorted(dict.fromkeys(
         (rec.image_source, t["image_id"]) for rec in records for t in store.trials(rec.id)
         if (rec.image_source, t["image_id"]) in decoded
-    ))  # fmt: skip
+    ), key=lambda w: w[1])  # fmt: skip
+    # in image id order, as the images are scored: where every image shown has gaze the
+    # model sees the batches it saw when it ran after the gaze stage (a batch's companions
+    # move a relevance map's last bits)
     model_run = _ModelPass(model, [decoded[w] for w in shown], an.analyzer, cache, batch_size)
     try:
         images, origin, first_settings, excluded = _gaze_stage(
@@ -313,7 +316,10 @@ def analyse_project(
     ordered = sorted(images.values(), key=lambda im: im.image_id)
     at = {w: k for k, w in enumerate(shown)}
     pick = np.array([at[origin[im.image_id]] for im in ordered], dtype=np.intp)
-    probs, rel = probs_all[pick], rel_all[pick]
+    if np.array_equal(pick, np.arange(len(shown))):  # every image shown has gaze, in order
+        probs, rel = probs_all, rel_all
+    else:
+        probs, rel = probs_all[pick], rel_all[pick]
     del probs_all, rel_all
     set_malloc_thresholds(ARENA_THRESHOLD, ARENA_THRESHOLD)
     release_free_memory()  # what the model's and the gaze stage's threads freed
@@ -446,8 +452,9 @@ def _gaze_stage(
 class _ModelPass:
     """The model's input, predictions and relevance maps of ``images`` in a thread of its
     own (:func:`analyse_project` runs the gaze stage meanwhile). :meth:`result` waits for
-    it, passing its progress on from the caller's thread; :meth:`stop` ends it at the next
-    chunk of relevance maps (the caller failed)."""
+    it, passing its progress on from the caller's thread; :meth:`stop` (the caller failed)
+    and an interrupted :meth:`result` end it at its next step: a stretch of resized images,
+    the predictions, a chunk of relevance maps."""
 
     def __init__(self, model: Any, images: list[Any], analyzer: str,
                  cache: SaliencyCache | None, batch_size: int) -> None:  # fmt: skip
@@ -468,26 +475,33 @@ class _ModelPass:
 
         if not images:  # no trial shown: the gaze stage says so
             return np.zeros((0, 0)), np.zeros((0, 0, 0), dtype=np.float32), 0
+
+        def resized(imgs: list[Any]) -> Any:
+            self._check()
+            return to_model_input(imgs, model.input_shape[1:])
+
         # the model input: each image resized on its own (PIL releases the GIL), a stretch
         # of the images per core, put back in order
         workers = max(1, min(len(images), os.cpu_count() or 1))
         step = max(1, -(-len(images) // workers))
         stretches = [images[k : k + step] for k in range(0, len(images), step)]
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            x = np.concatenate(
-                list(pool.map(lambda imgs: to_model_input(imgs, model.input_shape[1:]), stretches))
-            )
+            x = np.concatenate(list(pool.map(resized, stretches)))
+        self._check()
         probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
 
         def advance(done: int, total: int) -> None:
-            if self._stopped.is_set():
-                raise _Stopped
+            self._check()
             self._events.put((done, total))
 
         rel, computed = cached_relevance(
             model, x, analyzer, cache, batch_size=batch_size, progress=advance
         )
         return probs, rel, computed
+
+    def _check(self) -> None:
+        if self._stopped.is_set():
+            raise _Stopped
 
     def result(self, progress: Callable[[int, int], None] | None) -> tuple[Any, Any, int]:
         """(predictions, relevance maps, maps computed), each in the images' order."""
@@ -502,8 +516,11 @@ class _ModelPass:
                 if progress:
                     progress(done, total)
             return self._future.result()
+        except BaseException:  # Ctrl-C or a failing progress: the pass ends at its next step
+            self._stopped.set()
+            raise
         finally:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def stop(self) -> None:
         self._stopped.set()

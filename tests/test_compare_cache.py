@@ -480,3 +480,51 @@ def test_scores_left_in_memory_are_committed_when_the_cache_is_dropped(tmp_path)
     gc.collect()
     assert list(_rows(tmp_path)) == ["k"]
     assert SaliencyCache(tmp_path).get_scores("k") == {"iou": 0.25}
+
+
+def test_a_trim_meets_its_cap_with_many_rows(tmp_path) -> None:
+    """Rows deleted give their pages back: one trim to half the scores' size leaves at most
+    that, and keeps the most recently used half."""
+    cache = SaliencyCache(tmp_path)
+    for k in range(3000):
+        cache.put_scores(f"{k:064x}", {"iou": k / 3000, "spearman": 0.5, "kld": math.nan})
+    cache.flush()
+    full = cache.size()
+    cache.trim(full // 2)
+    assert cache.size() <= full // 2
+    left = _rows(tmp_path)
+    assert 1000 < len(left) < 2000
+    assert (tmp_path / "scores.sqlite").stat().st_size <= full // 2 + 4096
+
+
+def test_a_busy_scores_file_is_a_miss_then_tried_again(tmp_path, monkeypatch) -> None:
+    """Another process holding the file's lock: reads miss and rows wait, the store is not
+    switched off; once the lock is gone (and the retry time passed) both work."""
+    import sqlite3
+
+    from gazelab.analysis import cache as cache_mod
+
+    first = SaliencyCache(tmp_path)
+    first.put_scores("a", {"iou": 0.5})
+    first.flush()
+    monkeypatch.setattr(cache_mod._ScoreDB, "RETRY_S", 0.0)
+    other = sqlite3.connect(tmp_path / "scores.sqlite", isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # holds the lock: readers and writers wait, then give up
+    cache = SaliencyCache(tmp_path)
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: _short(a, k))
+    assert cache.get_scores("a") is None  # busy: a miss
+    cache.put_scores("b", {"iou": 0.25})
+    other.execute("COMMIT")
+    other.close()
+    monkeypatch.undo()
+    assert cache.get_scores("a") == {"iou": 0.5}  # tried again
+    cache.flush()
+    assert sorted(_rows(tmp_path)) == ["a", "b"]
+
+
+def _short(args: Any, kwargs: Any) -> Any:
+    """sqlite3.connect with a 0.1 s busy timeout (the test's lock is not waited out)."""
+    import sqlite3
+
+    connect = sqlite3.dbapi2.connect  # the module's own function, not the patched name
+    return connect(*args, **{**kwargs, "timeout": 0.1})
