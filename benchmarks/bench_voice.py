@@ -150,10 +150,16 @@ def make_recognizer(spec: str, args: argparse.Namespace) -> Any:
     if kind == "whisper":
         from gazelab.annotation.speech_whisper import WhisperRecognizer
 
-        kw = {}
+        kw: dict[str, Any] = {}
         if args.neighbour_margin is not None:
             nm = args.neighbour_margin
             kw["neighbour_margin"] = None if nm == "none" else float(nm)
+        if args.veto_margin is not None:
+            kw["veto_margin"] = args.veto_margin
+        if args.unit_rival is not None:
+            kw["unit_rival"] = args.unit_rival == "on"
+        if args.whisper_denoise is not None:
+            kw["denoise"] = args.whisper_denoise == "on"
         return WhisperRecognizer(model or "tiny.en", **kw)
     if kind == "whisper+pocketsphinx":
         from gazelab.annotation.speech_whisper import CombinedRecognizer
@@ -167,7 +173,7 @@ def make_recognizer(spec: str, args: argparse.Namespace) -> Any:
             n_common=0, margin=None, rival=False, passes=2, cmn="live",
         )  # fmt: skip
     options = {k: float(v) for k, v in (o.split("=") for o in args.option)}
-    kw: dict[str, Any] = {"n_decoys": args.decoys} if args.decoys is not None else {}
+    kw = {"n_decoys": args.decoys} if args.decoys is not None else {}
     if args.common is not None:
         kw["n_common"] = args.common
     if args.neighbours is not None:
@@ -291,7 +297,16 @@ def main() -> None:
                     help="Whisper: trade-off table for these margins on near-miss neighbours")  # fmt: skip
     ap.add_argument("--neighbour-margin", default=None,
                     help="Whisper: veto margin for near-miss neighbours ('none': VETO_MARGIN)")  # fmt: skip
+    ap.add_argument("--veto-margin", type=float, default=None,
+                    help="Whisper: the veto margin (default: VETO_MARGIN)")  # fmt: skip
+    ap.add_argument("--unit-rival", choices=("on", "off"), default=None,
+                    help="Whisper: weigh a repeated phrase said once (default: UNIT_RIVAL)")  # fmt: skip
+    ap.add_argument("--whisper-denoise", choices=("on", "off"), default=None,
+                    help="Whisper: spectral subtraction before encoding (default: DENOISE)")  # fmt: skip
     ap.add_argument("--dump", default="", help="write the swept rows (JSON) to this file")
+    ap.add_argument("--scores", default="",
+                    help="Whisper: write every answer's transcripts and label-word likelihoods "
+                    "(JSON lines) to FILE.BACKEND.jsonl")  # fmt: skip
     ap.add_argument("--show-errors", action="store_true", help="list each wrong answer")
     args = ap.parse_args()
     if shutil.which("espeak-ng") is None:
@@ -330,11 +345,24 @@ def main() -> None:
     # --sweep: PocketSphinx's label before the n-best margin and its lead, per answer:
     # (what it was, level, label, lead); what is a class (a label answer) or a kind.
     swept: dict[str, list[tuple[str, str, str | None, float, bool]]] = {b: [] for b in backends}
+    decoded: dict[str, list[float]] = {b: [] for b in backends}  # Whisper: lead over the transcript
+
+    score_files = {
+        b: open(f"{args.scores}.{b.replace(':', '_')}.jsonl", "w", encoding="utf-8")
+        for b, rec in recs.items()
+        if args.scores and hasattr(rec, "answer_scores")
+    }
+
+    def scores(b: str, rec: Any, x: NDArray[np.int16], rate: int, **case: Any) -> None:
+        if b in score_files:
+            row = {**case, **rec.answer_scores(x, rate)}
+            score_files[b].write(json.dumps(row) + "\n")
 
     def sweep(b: str, rec: Any, what: str, level: str) -> None:
         if hasattr(rec, "last_lead"):
             near = bool(getattr(rec, "last_near", False))
             swept[b].append((what, level, rec.last_label, rec.last_lead, near))
+            decoded[b].append(float(getattr(rec, "last_lead_decoded", rec.last_lead)))
 
     for i, (voice, speed, word) in enumerate(cases):
         audio, rate = synthesise(word, voice, speed)
@@ -346,6 +374,8 @@ def main() -> None:
                 res = rec.recognize(x, rate)
                 latencies[b].append(time.perf_counter() - t)
                 sweep(b, rec, SPOKEN_WORDS[word], level_name[lv])
+                scores(b, rec, x, rate, what=SPOKEN_WORDS[word], word=word, voice=voice,
+                       speed=speed, level=level_name[lv], label=res.label)  # fmt: skip
                 outcome = 0 if res.label == SPOKEN_WORDS[word] else 1 if res.label is None else 2
                 for key in ((voice, level_name[lv]), ("voice", voice), ("level", level_name[lv])):
                     counts[b][key][outcome] += 1
@@ -370,11 +400,15 @@ def main() -> None:
                         label = rec.recognize(x, rate).label
                         latencies[b].append(time.perf_counter() - t)
                         sweep(b, rec, kind, level_name[lv])
+                        scores(b, rec, x, rate, what=kind, word=word, voice=voice,
+                               speed=speeds[k % len(speeds)], level=level_name[lv], label=label)  # fmt: skip
                         accepted[b][(kind, level_name[lv])].append(label is not None)
                         if label is not None and args.show_errors:
                             shown[b].append(f"  accepted {voice:<15} {level_name[lv]:>6} "
                                             f"{word!r} as {label}")  # fmt: skip
 
+    for f in score_files.values():
+        f.close()
     print(f"{'TUNING SET: ' if args.tuning_set else ''}{len(cases)} (voice, speed, word) cases "
           f"{'(every ' + str(args.every) + '-th) ' if args.every > 1 else ''}x "
           f"{len(levels)} levels of {args.noise} noise; speeds {','.join(map(str, speeds))} wpm; voices "
@@ -415,7 +449,8 @@ def main() -> None:
             print(e)
         if swept[b] and args.dump:
             with open(f"{args.dump}.{b.replace(':', '_')}.json", "w", encoding="utf-8") as f:
-                json.dump([[*r[:3], float(r[3]), r[4]] for r in swept[b]], f)
+                pairs = zip(swept[b], decoded[b], strict=True)
+                json.dump([[*r[:3], float(r[3]), r[4], d] for r, d in pairs], f)
         if swept[b] and args.sweep:
             title = "veto margin (accepted when lead > margin)" if b.startswith("whisper") else None
             print_sweep(

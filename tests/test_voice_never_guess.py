@@ -236,7 +236,7 @@ def test_the_whisper_veto_setting_reaches_the_recognizer(tmp_path: Path) -> None
     strict = recognizer_from_settings(
         VoiceSettings(backend="whisper", whisper_model=folder, whisper_veto="strict")
     )
-    assert ratio.veto_margin == VETO_MARGIN == 1.0  # type: ignore[attr-defined]
+    assert ratio.veto_margin == VETO_MARGIN == 2.0 and ratio.unit_rival  # type: ignore[attr-defined]
     assert strict.veto_margin is None and strict.veto_other_word  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="whisper_veto"):
         VoiceSettings(whisper_veto="lenient")
@@ -352,18 +352,20 @@ def test_whisper_never_takes_other_words_for_labels(tmp_path: Path) -> None:
             if label is not None and label != SPOKEN_WORDS[word]:
                 wrong.append(f"{voice}/{word}->{label}")
     assert not wrong
-    # Of 34; measured 28 with the veto margin 1 (29 with margin 2; before the likelihood
-    # ratio 23; "fear" heard unprompted as "here" still vetoed). Bound: the measured count
+    # Of 34; measured 28 with the veto margin 2 and the repeated phrase weighed said once
+    # (28 with margin 1 before it; before the likelihood ratio 23; "fear" heard unprompted as
+    # "here", "anger" as "and" still vetoed; the same in two runs). Bound: the measured count
     # less 3 (the binomial standard deviation at 28/34 is 2.2 answers):
     assert correct >= 25, correct
     n_hits, n, hits = accepted_non_labels(rec, ("near-miss",), VOICES, (None,))
     assert n == 66
-    # The goal is <= 10 %: missed in these two voices. Measured 11 of 66 (16.7 %: "beer",
-    # "frayed", "tearful", "nappy" in both voices, "anchor", "fair", "hippy") with the veto
-    # margin 1 (13 with margin 2, 10 with the first hard veto), against 6.3-9.6 % on the
-    # tuning set and 12.4 % on the benchmark (docs/voice.md). Bound: the measured count plus
-    # 4 (the binomial standard deviation at 11/66 is 3.0 answers), 15 of 66:
-    assert n_hits <= 15, hits
+    # The goal is <= 10 %: missed in these two voices. Measured 9 of 66 (13.6 %: "tearful",
+    # "nappy" in both voices, "discuss", "discussed", "frayed", "beer", "hippy"; the same in
+    # two runs) with the veto margin 2 and the repeated phrase weighed said once (11 with
+    # margin 1 before it, 10 with the first hard veto), against 5.7-9.7 % on the tuning set
+    # and 11.7 % on the benchmark (docs/voice.md). Bound: the measured count plus 4 (the
+    # binomial standard deviation at 9/66 is 2.8 answers), 13 of 66:
+    assert n_hits <= 13, hits
 
 
 @pytest.fixture(scope="module")
