@@ -38,7 +38,11 @@ margin (lead = ln P(label word) − ln P(the other word the unprompted decode he
 accepted when lead > margin, so a margin of −2 is ``VETO_MARGIN`` = 2 and 1e9 the hard
 veto); ``--tuning-set`` runs the tuning set (``voice_sets.TRAINING_VOICES``,
 ``TRAINING_SPEEDS``, ``TRAINING_NON_LABELS``) on which the margins were chosen, instead
-of the measuring one.
+of the measuring one. ``--scores FILE`` writes, per Whisper answer, both transcripts and the
+teacher-forced likelihood of every label word (the diagnosis of rejected answers in
+docs/voice.md); ``--veto-margin``, ``--unit-rival on|off`` and ``--whisper-denoise on|off``
+override Whisper's settings; ``--dump FILE`` writes the swept leads (for Whisper both the
+lead over the transcript and over the likelier of it and its repeated phrase said once).
 
     python benchmarks/bench_voice.py [--backend pocketsphinx,whisper:tiny.en] [--speeds 140,200]
         [--snr clean,20,10] [--noise white|babble] [--voices en-gb,...] [--every 1]

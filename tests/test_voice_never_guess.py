@@ -144,6 +144,17 @@ def test_whole_transcript_rule() -> None:
     assert label_of_transcript("") is None and label_of_transcript("...") is None
 
 
+def test_repeated_unit_is_the_phrase_said_once() -> None:
+    from gazelab.annotation.speech_whisper.recognizer import repeated_unit
+
+    assert repeated_unit("Edgar Edgar Edgar Edgar") == "edgar"
+    assert repeated_unit("Add this. Add this. Add this.") == "add this"
+    assert repeated_unit("and just and just and") == "and just"  # cut inside a repetition
+    assert repeated_unit("Here.") == "here"
+    assert repeated_unit("sadness of it") == "sadness of it"  # no repetition: the words
+    assert repeated_unit("") == "" and repeated_unit("...") == ""
+
+
 def test_other_word_veto() -> None:
     assert other_word("Hungry. Hungry.") == "hungry"  # a near-miss the prompt made "angry"
     assert other_word("bear") == "bear"
@@ -236,8 +247,8 @@ def test_the_whisper_veto_setting_reaches_the_recognizer(tmp_path: Path) -> None
     strict = recognizer_from_settings(
         VoiceSettings(backend="whisper", whisper_model=folder, whisper_veto="strict")
     )
-    assert ratio.veto_margin == VETO_MARGIN == 2.0 and ratio.unit_rival  # type: ignore[attr-defined]
-    assert strict.veto_margin is None and strict.veto_other_word  # type: ignore[attr-defined]
+    assert ratio.veto_margin == VETO_MARGIN == 2.0 and ratio.unit_rival
+    assert strict.veto_margin is None and strict.veto_other_word
     with pytest.raises(ValueError, match="whisper_veto"):
         VoiceSettings(whisper_veto="lenient")
 

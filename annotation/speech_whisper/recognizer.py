@@ -49,7 +49,7 @@ margin that kept unrelated words <= 2 %, near-misses <= 10 % and wrong labels <=
 on the hand-written near-miss list together with each of two rule-made ones (dictionary
 neighbours of the label words: the most frequent, and a seeded draw). It was 1 before
 :data:`UNIT_RIVAL` made the veto weigh a repeated transcript as the phrase said once
-(docs/voice.md#whisper-the-repeated-phrase-said-once)."""
+(docs/voice.md#whisper-why-label-answers-are-rejected-and-the-repeated-phrase-said-once)."""
 UNIT_RIVAL = True
 """The veto also weighs the phrase the unprompted transcript repeats, said once
 (:func:`repeated_unit`: "Edgar" for "Edgar Edgar Edgar"), and keeps the likelier of it and
