@@ -343,7 +343,9 @@ def main() -> None:
     load = os.getloadavg()
 
     cases = [(v, s, w) for v in voices for s in speeds for w in SPOKEN_WORDS][:: args.every]
-    counts = {b: defaultdict(lambda: [0, 0, 0]) for b in backends}
+    counts: dict[str, defaultdict[Any, list[int]]] = {
+        b: defaultdict(lambda: [0, 0, 0]) for b in backends
+    }
     errors: dict[str, list[str]] = {b: [] for b in backends}
     latencies: dict[str, list[float]] = {b: [] for b in backends}
     # --sweep: PocketSphinx's label before the n-best margin and its lead, per answer:
@@ -391,7 +393,7 @@ def main() -> None:
 
     # Answers that are not labels: every kind, each voice (half the words with --every > 1),
     # clean and at the noisiest level.
-    accepted = {b: defaultdict(list) for b in backends}
+    accepted: dict[str, defaultdict[Any, list[Any]]] = {b: defaultdict(list) for b in backends}
     shown: dict[str, list[str]] = {b: [] for b in backends}
     for j, voice in enumerate(voices):
         for kind, words in NON_LABELS.items():
