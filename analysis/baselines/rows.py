@@ -382,8 +382,19 @@ def baseline_rows(
         is prepared for every image that draws it; the sort of one that more than one draw
         uses (``uses``) is kept in memory (:class:`MemoryOrders`, the window's maps) and
         read back by the next image that draws the same partner, instead of sorted again.
-        The pooled sorts are not put in ``orders`` (the on-disk cache)."""
+        The pooled sorts are not put in ``orders`` (the on-disk cache). A pooled map is let
+        go after the last draw of this run that uses it, not when its partner image leaves
+        the window (most are used by one image of the ``draws`` that draw the partner)."""
         window: dict[int, Partner] = {}
+        # draws of this run left per pooled map: (partner, annotator), or (partner, None)
+        # for the pooled map of all of the partner's annotators
+        left: dict[tuple[int, str | None], int] = defaultdict(int)
+        for i in run:
+            if len(images[i].humans) >= 2:
+                for j in partners_of[i]:
+                    if images[j].humans:
+                        for a in refs_of[i]:
+                            left[j, a if a in images[j].humans else None] += 1
         per_partner = max((len(w) for w in wanted.values()), default=0) + 1
         pooled_orders = MemoryOrders(max(draws, 1) * min(per_partner, n_annotators + 1))
 
@@ -430,9 +441,14 @@ def baseline_rows(
                         continue
                     looked_j = a in images[j].humans
                     pooled = loo_j.get(a) if looked_j else total_j
+                    key = (j, a if looked_j else None)
+                    left[key] -= 1
+                    if left[key] <= 0 and looked_j:  # its last draw here: the window lets it go
+                        loo_j.pop(a, None)
                     if pooled is not None:
-                        kept = pooled_orders if uses[j, a if looked_j else None] > 1 else None
+                        kept = pooled_orders if uses[key] > 1 else None
                         sc.append(map_scores(ref, PreparedMap(pooled, kept), fixated))
+                    del pooled
                 rows.append({**base, "versus": "human", "reference": OTHERS, "baseline": "shuffled",
                              "draws": len(sc), **_mean_scores(sc, METRICS)})  # fmt: skip
             done.append((i, rows))
