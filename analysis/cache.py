@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +68,11 @@ SCORES_DB = "scores.sqlite"
 class SaliencyCache:
     """Relevance maps on disk; see the module docstring for the layout."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, keep_sort_after: int = 1) -> None:
+        """``keep_sort_after``: a map's sort is written once maps of its content were
+        sorted this many times before (:meth:`put_order`; 0: at once)."""
         self.root = Path(root)
+        self.keep_sort_after = keep_sort_after
         self._scores = _ScoreDB(self.root / SCORES_DB)
 
     def _path(self, model_key: str, analyzer: str, neuron: int | None, image_key: str) -> Path:
@@ -121,8 +124,17 @@ class SaliencyCache:
             return None
 
     def put_order(self, key: str, order: NDArray[Any]) -> None:
-        """Keep a prepared map's support order (written to a temporary name and renamed,
-        without fsync: a lost or torn file is only a cache miss, checked on reading)."""
+        """Keep a prepared map's support order — by default from the second time a map of
+        this content is sorted (``keep_sort_after``): the first time only its key is noted
+        (in ``scores.sqlite``). A compare
+        whose pairs' scores are all kept sorts nothing, so a sort is written only where a
+        rerun needed it again (a new annotator or baseline paired with the map, a new
+        metrics' code), not for every map of every cold run (at 20 annotators × 120 images
+        ~1.3 GB). Written to a temporary name and renamed, without fsync: a lost or torn
+        file is only a cache miss, checked on reading. Where the note cannot be kept (a
+        read-only cache) the order is written at once."""
+        if self.keep_sort_after > 0 and not self._scores.sorted_before(key):
+            return
         buf = io.BytesIO()
         np.save(buf, order)
         _put_derived(self.root / "prepared" / key[:2] / f"{key}.npy", buf.getvalue())
@@ -227,8 +239,9 @@ class _ScoreDB:
         self._replaced = False
         self._pending: dict[str, tuple[str, bytes]] = {}
         self._touched: set[str] = set()
+        self._sorted: set[str] = set()  # maps sorted once (content keys), to be committed
         weakref.finalize(self, _ScoreDB._flush_at_exit, self._lock, self._pending,
-                         self._touched, path)  # fmt: skip
+                         self._touched, self._sorted, path)  # fmt: skip
 
     # -- the connection (every method below holds the lock) -------------------------------
     def _connect(self) -> sqlite3.Connection | None:
@@ -306,6 +319,24 @@ class _ScoreDB:
                 self._touched.add(key)
         return _scores_of_row(*row)
 
+    def sorted_before(self, key: str) -> bool:
+        """Whether a map of content ``key`` was sorted before (in this process or noted in
+        the file: its last use renewed); if not, it is noted now. ``True`` where nothing can
+        be noted (the store is off): the caller keeps the sort at once."""
+        with self._lock:
+            if key in self._sorted:
+                return True
+            con = self._connect()
+            if con is None:
+                return self._dead
+            try:
+                seen = con.execute("SELECT 1 FROM sorted WHERE key = ?", (key,)).fetchone()
+            except sqlite3.Error as exc:
+                self._failed(exc)
+                return self._dead
+            self._sorted.add(key)  # noted (or its last use renewed) with the next commit
+            return seen is not None
+
     def put(self, key: str, scores: dict[str, float]) -> None:
         row = _row_of_scores(scores)
         if row is None:
@@ -321,43 +352,45 @@ class _ScoreDB:
     def flush(self) -> None:
         """Commit the rows written and the last use of those read (one transaction)."""
         with self._lock:
-            if not self._pending and not self._touched:
+            if not self._pending and not self._touched and not self._sorted:
                 return
-            pending, touched = dict(self._pending), set(self._touched)
+            pending, touched, noted = dict(self._pending), set(self._touched), set(self._sorted)
             self._pending.clear()
             self._touched.clear()
+            self._sorted.clear()
             con = self._connect()
             if con is not None:
                 try:
-                    _commit(con, pending, touched)
+                    _commit(con, pending, touched, noted)
                 except sqlite3.Error as exc:
                     self._failed(exc)
 
     @staticmethod
     def _flush_at_exit(lock: threading.Lock, pending: dict[str, tuple[str, bytes]],
-                       touched: set[str], path: Path) -> None:  # fmt: skip
+                       touched: set[str], noted: set[str], path: Path) -> None:  # fmt: skip
         """What a cache dropped without :meth:`flush` still holds, committed on its own
         connection (at garbage collection or interpreter exit)."""
         with lock:
-            if not pending and not touched:
+            if not pending and not touched and not noted:
                 return
             try:
                 con = _open_scores(path)
             except (sqlite3.Error, OSError):
                 return
             try:
-                _commit(con, dict(pending), set(touched))
+                _commit(con, dict(pending), set(touched), set(noted))
             except sqlite3.Error:
                 pass
             finally:
                 con.close()
             pending.clear()
             touched.clear()
+            noted.clear()
 
     # -- the size cap -----------------------------------------------------------------------
     def usage(self) -> tuple[list[tuple[int, str]], int]:
-        """(last use ns and key of every row, oldest first; the bytes the rows take: the
-        file's pages in use)."""
+        """(last use ns and ``table:key`` of every row — a pair's scores or a map sorted
+        once — oldest first; the bytes the rows take: the file's pages in use)."""
         self.flush()
         with self._lock:
             if not self.path.exists():  # not made yet (nothing kept): not made here
@@ -366,7 +399,10 @@ class _ScoreDB:
             if con is None:
                 return [], 0
             try:
-                rows = con.execute("SELECT used, key FROM scores ORDER BY used").fetchall()
+                rows = con.execute(
+                    "SELECT used, 'scores:' || key FROM scores UNION ALL "
+                    "SELECT used, 'sorted:' || key FROM sorted ORDER BY 1"
+                ).fetchall()
                 size = _pages_in_use(con)
             except sqlite3.Error as exc:
                 self._failed(exc)
@@ -374,7 +410,8 @@ class _ScoreDB:
         return [(int(u), str(k)) for u, k in rows], size
 
     def delete(self, keys: list[str]) -> int:
-        """Delete rows and give the file's free pages back (``VACUUM``: the file holds small
+        """Delete rows (``table:key`` as :meth:`usage` names them) and give the file's free
+        pages back (``VACUUM``: the file holds small
         rows, rewritten in well under a second); returns the bytes the file shrank by."""
         if not keys:
             return 0
@@ -385,7 +422,9 @@ class _ScoreDB:
             try:
                 before = _disk_bytes(os.stat(self.path))
                 con.execute("BEGIN IMMEDIATE")
-                con.executemany("DELETE FROM scores WHERE key = ?", [(k,) for k in keys])
+                for table in ("scores", "sorted"):
+                    gone = [(k[len(table) + 1 :],) for k in keys if k.startswith(f"{table}:")]
+                    con.executemany(f"DELETE FROM {table} WHERE key = ?", gone)
                 con.execute("COMMIT")
                 con.execute("VACUUM")
                 return max(0, before - _disk_bytes(os.stat(self.path)))
@@ -400,6 +439,10 @@ _SCORES_TABLE = (
     "CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, names TEXT NOT NULL, "
     "vals BLOB NOT NULL, used INTEGER NOT NULL) WITHOUT ROWID"
 )
+_SORTED_TABLE = (
+    "CREATE TABLE IF NOT EXISTS sorted (key TEXT PRIMARY KEY, used INTEGER NOT NULL) "
+    "WITHOUT ROWID"
+)
 
 
 def _open_scores(path: Path) -> sqlite3.Connection:
@@ -409,6 +452,7 @@ def _open_scores(path: Path) -> sqlite3.Connection:
     try:
         con.execute("PRAGMA synchronous = OFF")  # derived data: a lost row is a miss
         con.execute(_SCORES_TABLE)
+        con.execute(_SORTED_TABLE)
         con.execute("SELECT 1 FROM scores LIMIT 1").fetchall()  # a damaged file fails here
     except sqlite3.Error:
         con.close()
@@ -431,9 +475,10 @@ def _pages_in_use(con: sqlite3.Connection) -> int:
 
 
 def _commit(con: sqlite3.Connection, pending: dict[str, tuple[str, bytes]],
-            touched: set[str]) -> None:  # fmt: skip
-    """Write ``pending`` rows and the last use of ``touched`` keys in one transaction; on
-    an error nothing is written (the rows are lost: later misses) and it is raised."""
+            touched: set[str], noted: Iterable[str] = ()) -> None:  # fmt: skip
+    """Write ``pending`` rows, the last use of ``touched`` keys and the maps sorted once
+    (``noted``) in one transaction; on an error nothing is written (the rows are lost:
+    later misses) and it is raised."""
     now = time.time_ns()
     try:
         con.execute("BEGIN IMMEDIATE")
@@ -443,6 +488,8 @@ def _commit(con: sqlite3.Connection, pending: dict[str, tuple[str, bytes]],
         )
         con.executemany("UPDATE scores SET used = ? WHERE key = ?",
                         [(now, k) for k in touched - pending.keys()])  # fmt: skip
+        con.executemany("INSERT OR REPLACE INTO sorted (key, used) VALUES (?, ?)",
+                        [(k, now) for k in noted])  # fmt: skip
         con.execute("COMMIT")
     except sqlite3.Error:
         _rollback(con)
