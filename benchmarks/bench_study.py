@@ -3,8 +3,8 @@
 The paper's CK+ scale: 654 images (560×560 px PNGs in a class-folder layout, decoded
 like CK+ files), two annotators with 4–8 fixations each per image (60 Hz samples),
 a small CNN explained with deep Taylor. Prints the whole `analyse_project` time with
-an empty cache (cold: relevance maps and the sorts of the prepared maps computed and
-written) and a full one (warm: both read back), each stage (gaze: reading samples,
+an empty cache (cold: decoded images, relevance maps and every pair's scores computed and
+written, each map's sort noted) and a full one (warm: all read back), each stage (gaze: reading samples,
 fixations, heatmaps; saliency; metrics; baselines) and the report, and — measured in
 the same run on a 60-image study, and on the same 60 images at twice the side (4× the
 pixels) — the per-image cost of each stage, with the ratio of the 654-image time to
