@@ -109,6 +109,25 @@ def test_samples_by_trial_splits_the_columnar_read(store_path: tuple[Path, list[
         assert_same(table, reference_samples(path, ids[1], ti, phase="image"))
 
 
+def test_a_subset_of_the_fields_is_those_columns_of_the_whole_read(
+    store_path: tuple[Path, list[int]],
+) -> None:
+    """``fields`` reads only those columns (what compare's gaze stage asks for): each the
+    same array as in the read of every field; an unknown field is refused by name."""
+    from gazelab.analysis.compare import GAZE_FIELDS
+
+    path, ids = store_path
+    with SessionStore(path) as store:
+        whole = store.samples_by_trial(ids[1], phase="image")
+        some = store.samples_by_trial(ids[1], phase="image", fields=GAZE_FIELDS)
+        assert sorted(some) == sorted(whole)
+        for ti, table in some.items():
+            assert list(table) == ["trial_index", "phase", *GAZE_FIELDS]
+            assert_same(table, {k: whole[ti][k] for k in table})
+        with pytest.raises(ValueError, match="not sample fields: \\['x; DROP'\\]"):
+            store.samples(ids[1], fields=["x; DROP"])
+
+
 def test_a_text_value_where_a_number_belongs_is_one_store_error(
     store_path: tuple[Path, list[int]],
 ) -> None:
