@@ -194,6 +194,10 @@ def plot_confusion(
     ax.set_title(title)
 
 
+IMAGE_PANEL_GRID = {"left": 0.01, "right": 0.99, "bottom": 0.02, "top": 0.9, "wspace": 0.06}
+"""The margins of a per-image figure (fractions of the figure; room for an 8 pt title)."""
+
+
 def image_panels(im: ImageAnalysis, annotators: list[str]) -> list[tuple[str, NDArray[np.uint8]]]:
     """(title, RGB) panels of one image: the image, each annotator's heatmap, the model's
     heatmap, and all contours together."""
@@ -304,12 +308,14 @@ def write_report(comp: Comparison, out: str | Path, *, max_image_figures: int = 
     # per-image panels
     for im in comp.images[:max_image_figures]:
         panels = image_panels(im, comp.annotators)
-        fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.2), squeeze=False)
+        # fixed margins (the panels have no axes, only a one-line title): tight_layout
+        # measured every text for ~0.09 s a figure
+        fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.2), squeeze=False,
+                                 gridspec_kw=IMAGE_PANEL_GRID)  # fmt: skip
         for ax, (title, rgb) in zip(axes[0], panels, strict=True):
             ax.imshow(rgb)
             ax.set_title(title, fontsize=8)
             ax.axis("off")
-        fig.tight_layout()
         with atomic_open(fig_dir / f"{safe_filename(im.image_id)}.png") as f:
             fig.savefig(f, format="png", dpi=80)
         plt.close(fig)
