@@ -230,7 +230,8 @@ def analyse_project(
     centre: str = "mean",
     baseline_images: int | None = 100,
 ) -> Comparison:
-    """Analyse the sessions (default: all in the store) against ``model``; see module doc.
+    """Analyse the sessions (default: all in the store) against ``model`` (a Keras model, or
+    a :class:`ModelLoader` to load it beside the gaze stage); see module doc.
 
     ``quality`` limits leave out trials (data loss) and whole sessions (validation
     accuracy); see :func:`quality_exclusions`. Default: keep every trial.
@@ -310,12 +311,13 @@ def analyse_project(
     model_run = _ModelPass(model, [decoded[w] for w in shown], an.analyzer, cache, batch_size)
     try:
         images, origin, first_settings, excluded = _gaze_stage(
-            store, records, key, sources, decoded, an, quality, keep_maps, progress
-        )
+            store, records, key, sources, decoded, an, quality, keep_maps, progress,
+            model_run.raise_if_failed,
+        )  # fmt: skip
     except BaseException:
         model_run.stop()
         raise
-    probs_all, rel_all, computed = model_run.result(
+    probs_all, rel_all, computed, model = model_run.result(
         (lambda d, t: progress("saliency", d, t)) if progress else None
     )
     mean_points, n = model_n([len(g.points) for im in images.values() for g in im.humans.values()])
@@ -401,18 +403,21 @@ def _gaze_stage(
     quality: QualitySettings | None,
     keep_maps: int | None,
     progress: Progress | None,
+    check: Callable[[], None] = lambda: None,
 ) -> tuple[
     dict[str, ImageAnalysis], dict[str, tuple[str, str]], Settings | None, list[dict[str, Any]]
 ]:
     """Every session's trials read, their fixations detected and added to their image's
     analysis (:func:`analyse_project`'s gaze stage); returns (the images by id, the image
     source and id each image's pixels come from, the first session's settings, the trials
-    the [quality] limits left out)."""
+    the [quality] limits left out). ``check`` is called before each session (the model's
+    pass raises there what stopped it: a model that cannot be loaded)."""
     images: dict[str, ImageAnalysis] = {}
     origin: dict[str, tuple[str, str]] = {}  # the (image source, id) each image's pixels are
     first_settings: Settings | None = None
     excluded: list[dict[str, Any]] = []
     for k, rec in enumerate(records):
+        check()
         if progress:
             progress("gaze", k, len(records))
         src = sources[rec.image_source]
@@ -455,6 +460,16 @@ def _gaze_stage(
     return images, origin, first_settings, excluded
 
 
+class ModelLoader:
+    """A model :func:`analyse_project` loads itself, in its model pass's thread beside the
+    gaze stage (``gazelab compare``: TensorFlow's import and the model's load, ~3–7 s, off
+    the critical path); ``load()`` returns the Keras model. A load that fails stops the
+    gaze stage at its next session with the loader's error."""
+
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self.load = load
+
+
 class _ModelPass:
     """The model's input, predictions and relevance maps of ``images`` in a thread of its
     own (:func:`analyse_project` runs the gaze stage meanwhile). :meth:`result` waits for
@@ -474,13 +489,15 @@ class _ModelPass:
         self._future = self._pool.submit(self._run, model, images, analyzer, cache, batch_size)
 
     def _run(self, model: Any, images: list[Any], analyzer: str, cache: SaliencyCache | None,
-             batch_size: int) -> tuple[Any, Any, int]:  # fmt: skip
+             batch_size: int) -> tuple[Any, Any, int, Any]:  # fmt: skip
         from concurrent.futures import ThreadPoolExecutor
 
         from gazelab.models.architectures import to_model_input
 
+        if isinstance(model, ModelLoader):  # TensorFlow and the model load here
+            model = model.load()
         if not images:  # no trial shown: the gaze stage says so
-            return np.zeros((0, 0)), np.zeros((0, 0, 0), dtype=np.float32), 0
+            return np.zeros((0, 0)), np.zeros((0, 0, 0), dtype=np.float32), 0, model
 
         def resized(imgs: list[Any]) -> Any:
             self._check()
@@ -503,14 +520,20 @@ class _ModelPass:
         rel, computed = cached_relevance(
             model, x, analyzer, cache, batch_size=batch_size, progress=advance
         )
-        return probs, rel, computed
+        return probs, rel, computed, model
 
     def _check(self) -> None:
         if self._stopped.is_set():
             raise _Stopped
 
-    def result(self, progress: Callable[[int, int], None] | None) -> tuple[Any, Any, int]:
-        """(predictions, relevance maps, maps computed), each in the images' order."""
+    def raise_if_failed(self) -> None:
+        """Raise what stopped the pass, if it failed already (else nothing)."""
+        if self._future.done() and self._future.exception() is not None:
+            self._future.result()
+
+    def result(self, progress: Callable[[int, int], None] | None) -> tuple[Any, Any, int, Any]:
+        """(predictions, relevance maps, maps computed, the model), the first two in the
+        images' order."""
         import queue
 
         try:
