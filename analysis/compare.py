@@ -295,12 +295,14 @@ def analyse_project(
         return decoded_image(sources[w[0]], w[1], cache)
 
     files = [w for w in needed if getattr(sources[w[0]], "files", None) is not None]
+    # the first in this thread: the decoders' modules are imported once, before the threads
+    # (two threads importing a module for the first time at once can deadlock)
+    decoded = {w: decode(w) for w in files[:1]}
     with ThreadPoolExecutor(max_workers=max(1, min(len(files), os.cpu_count() or 1))) as pool:
-        decoded = dict(zip(files, pool.map(decode, files), strict=True))
+        decoded.update(zip(files[1:], pool.map(decode, files[1:]), strict=True))
     decoded.update((w, decode(w)) for w in needed if w not in decoded)
-    # The model's pass (input, predictions, relevance) runs in a thread beside the gaze loop
-    # (TensorFlow and PIL release the GIL; the loop is mostly Python), on every image a
-    # session presented; its progress is reported here once the loop is done
+    # The model's pass (input, predictions, relevance) on every image a session presented,
+    # run once the gaze stage is done (in this thread: see _ModelPass)
     shown = sorted(dict.fromkeys(
         (rec.image_source, t["image_id"]) for rec in records for t in store.trials(rec.id)
         if (rec.image_source, t["image_id"]) in decoded
@@ -461,32 +463,24 @@ def _gaze_stage(
 
 
 class ModelLoader:
-    """A model :func:`analyse_project` loads itself, in its model pass's thread beside the
-    gaze stage (``gazelab compare``: TensorFlow's import and the model's load, ~3–7 s, off
-    the critical path); ``load()`` returns the Keras model. A load that fails stops the
-    gaze stage at its next session with the loader's error."""
+    """A model :func:`analyse_project` loads itself, once the gaze stage is done (its
+    ``load()`` returns the Keras model; a load that fails raises its error there)."""
 
     def __init__(self, load: Callable[[], Any]) -> None:
         self.load = load
 
 
 class _ModelPass:
-    """The model's input, predictions and relevance maps of ``images`` in a thread of its
-    own (:func:`analyse_project` runs the gaze stage meanwhile). :meth:`result` waits for
-    it, passing its progress on from the caller's thread; :meth:`stop` (the caller failed)
-    and an interrupted :meth:`result` end it at its next step: a stretch of resized images,
-    the predictions, a chunk of relevance maps."""
+    """The model's input, predictions and relevance maps of ``images``, run by
+    :meth:`result` in the calling thread once the gaze stage is done. A thread of its own
+    beside the gaze stage was tried and taken out: two threads importing modules for the
+    first time at once (TensorFlow's lazy imports in one, the gaze stage's in the other)
+    deadlocked in Python's import locks (``tests/test_atomic_outputs.py`` hung there)."""
 
     def __init__(self, model: Any, images: list[Any], analyzer: str,
                  cache: SaliencyCache | None, batch_size: int) -> None:  # fmt: skip
-        import queue
-        import threading
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._events: queue.Queue[tuple[int, int]] = queue.Queue()
-        self._stopped = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gazelab-model")
-        self._future = self._pool.submit(self._run, model, images, analyzer, cache, batch_size)
+        self._args = (model, images, analyzer, cache, batch_size)
+        self._progress: Callable[[int, int], None] | None = None
 
     def _run(self, model: Any, images: list[Any], analyzer: str, cache: SaliencyCache | None,
              batch_size: int) -> tuple[Any, Any, int, Any]:  # fmt: skip
@@ -500,7 +494,6 @@ class _ModelPass:
             return np.zeros((0, 0)), np.zeros((0, 0, 0), dtype=np.float32), 0, model
 
         def resized(imgs: list[Any]) -> Any:
-            self._check()
             return to_model_input(imgs, model.input_shape[1:])
 
         # the model input: each image resized on its own (PIL releases the GIL), a stretch
@@ -510,54 +503,28 @@ class _ModelPass:
         stretches = [images[k : k + step] for k in range(0, len(images), step)]
         with ThreadPoolExecutor(max_workers=workers) as pool:
             x = np.concatenate(list(pool.map(resized, stretches)))
-        self._check()
         probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
 
         def advance(done: int, total: int) -> None:
-            self._check()
-            self._events.put((done, total))
+            if self._progress:
+                self._progress(done, total)
 
         rel, computed = cached_relevance(
             model, x, analyzer, cache, batch_size=batch_size, progress=advance
         )
         return probs, rel, computed, model
 
-    def _check(self) -> None:
-        if self._stopped.is_set():
-            raise _Stopped
-
     def raise_if_failed(self) -> None:
-        """Raise what stopped the pass, if it failed already (else nothing)."""
-        if self._future.done() and self._future.exception() is not None:
-            self._future.result()
+        """Nothing to raise: the pass runs in :meth:`result`."""
 
     def result(self, progress: Callable[[int, int], None] | None) -> tuple[Any, Any, int, Any]:
         """(predictions, relevance maps, maps computed, the model), the first two in the
-        images' order."""
-        import queue
-
-        try:
-            while not self._future.done() or not self._events.empty():
-                try:
-                    done, total = self._events.get(timeout=0.05)
-                except queue.Empty:
-                    continue
-                if progress:
-                    progress(done, total)
-            return self._future.result()
-        except BaseException:  # Ctrl-C or a failing progress: the pass ends at its next step
-            self._stopped.set()
-            raise
-        finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        images' order, computed now (``progress(done, total)`` as relevance maps come)."""
+        self._progress = progress
+        return self._run(*self._args)
 
     def stop(self) -> None:
-        self._stopped.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _Stopped(Exception):
-    """The model pass was stopped (:meth:`_ModelPass.stop`)."""
+        """Nothing to stop: the pass runs in :meth:`result`."""
 
 
 # -- summaries -------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Human gaze vs model saliency: the report (CSV, JSON, Markdown, figures)."""
     from gazelab.analysis.aoi import read_aoi_file, unmatched_aoi_images, write_aoi_csv
     from gazelab.analysis.cache import SaliencyCache
-    from gazelab.analysis.compare import AnalysisError, ModelLoader, analyse_project, summaries
+    from gazelab.analysis.compare import AnalysisError, analyse_project, summaries
     from gazelab.analysis.report import write_report
     from gazelab.annotation.store import SessionStore
     from gazelab.models.architectures import load_classifier
@@ -99,10 +99,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     settings = settings_of(args)  # so does a bad --config: read once, before the model loads
     if paths.model is None:
         raise AnalysisError("no model: give --model M.keras (or put model.keras in the project)")
-    if not paths.model.exists():  # the model loads beside the gaze stage: named first
-        raise FileNotFoundError(f"model file not found: {paths.model}")
-    model_path = paths.model
-    model = ModelLoader(lambda: load_classifier(model_path))
+    model = load_classifier(paths.model)
     sessions = args.sessions
     with SessionStore(paths.store) as store:
         comp = analyse_project(
