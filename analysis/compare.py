@@ -230,8 +230,7 @@ def analyse_project(
     centre: str = "mean",
     baseline_images: int | None = 100,
 ) -> Comparison:
-    """Analyse the sessions (default: all in the store) against ``model`` (a Keras model, or
-    a :class:`ModelLoader` to load it beside the gaze stage); see module doc.
+    """Analyse the sessions (default: all in the store) against ``model``; see module doc.
 
     ``quality`` limits leave out trials (data loss) and whole sessions (validation
     accuracy); see :func:`quality_exclusions`. Default: keep every trial.
@@ -301,36 +300,15 @@ def analyse_project(
     with ThreadPoolExecutor(max_workers=max(1, min(len(files), os.cpu_count() or 1))) as pool:
         decoded.update(zip(files[1:], pool.map(decode, files[1:]), strict=True))
     decoded.update((w, decode(w)) for w in needed if w not in decoded)
-    # The model's pass (input, predictions, relevance) on every image a session presented,
-    # run once the gaze stage is done (in this thread: see _ModelPass)
-    shown = sorted(dict.fromkeys(
-        (rec.image_source, t["image_id"]) for rec in records for t in store.trials(rec.id)
-        if (rec.image_source, t["image_id"]) in decoded
-    ), key=lambda w: w[1])  # fmt: skip
-    # in image id order, as the images are scored: where every image shown has gaze the
-    # model sees the batches it saw when it ran after the gaze stage (a batch's companions
-    # move a relevance map's last bits)
-    model_run = _ModelPass(model, [decoded[w] for w in shown], an.analyzer, cache, batch_size)
-    try:
-        images, origin, first_settings, excluded = _gaze_stage(
-            store, records, key, sources, decoded, an, quality, keep_maps, progress,
-            model_run.raise_if_failed,
-        )  # fmt: skip
-    except BaseException:
-        model_run.stop()
-        raise
-    probs_all, rel_all, computed, model = model_run.result(
-        (lambda d, t: progress("saliency", d, t)) if progress else None
+    images, first_settings, excluded = _gaze_stage(
+        store, records, key, sources, decoded, an, quality, keep_maps, progress
     )
     mean_points, n = model_n([len(g.points) for im in images.values() for g in im.humans.values()])
     ordered = sorted(images.values(), key=lambda im: im.image_id)
-    at = {w: k for k, w in enumerate(shown)}
-    pick = np.array([at[origin[im.image_id]] for im in ordered], dtype=np.intp)
-    if np.array_equal(pick, np.arange(len(shown))):  # every image shown has gaze, in order
-        probs, rel = probs_all, rel_all
-    else:
-        probs, rel = probs_all[pick], rel_all[pick]
-    del probs_all, rel_all
+    probs, rel, computed = _model_pass(
+        model, [im.image for im in ordered], an.analyzer, cache, batch_size,
+        (lambda d, t: progress("saliency", d, t)) if progress else None,
+    )  # fmt: skip
     set_malloc_thresholds(ARENA_THRESHOLD, ARENA_THRESHOLD)
     release_free_memory()  # what the model's and the gaze stage's threads freed
 
@@ -405,21 +383,14 @@ def _gaze_stage(
     quality: QualitySettings | None,
     keep_maps: int | None,
     progress: Progress | None,
-    check: Callable[[], None] = lambda: None,
-) -> tuple[
-    dict[str, ImageAnalysis], dict[str, tuple[str, str]], Settings | None, list[dict[str, Any]]
-]:
+) -> tuple[dict[str, ImageAnalysis], Settings | None, list[dict[str, Any]]]:
     """Every session's trials read, their fixations detected and added to their image's
-    analysis (:func:`analyse_project`'s gaze stage); returns (the images by id, the image
-    source and id each image's pixels come from, the first session's settings, the trials
-    the [quality] limits left out). ``check`` is called before each session (the model's
-    pass raises there what stopped it: a model that cannot be loaded)."""
+    analysis (:func:`analyse_project`'s gaze stage); returns (the images by id, the first
+    session's settings, the trials the [quality] limits left out)."""
     images: dict[str, ImageAnalysis] = {}
-    origin: dict[str, tuple[str, str]] = {}  # the (image source, id) each image's pixels are
     first_settings: Settings | None = None
     excluded: list[dict[str, Any]] = []
     for k, rec in enumerate(records):
-        check()
         if progress:
             progress("gaze", k, len(records))
         src = sources[rec.image_source]
@@ -444,7 +415,6 @@ def _gaze_stage(
             if iid not in images:
                 cls = class_name(src.labels.get(iid))
                 images[iid] = ImageAnalysis(iid, cls, pixels[iid], src.regions.get(iid), {})
-                origin[iid] = (rec.image_source, iid)
             gaze = annotator_gaze(tg, key[rec.id], rec.id, labels.get(tg.trial_index),
                                   an.point_source, keep_map=keep_maps is None)  # fmt: skip
             images[iid].add(gaze)
@@ -459,72 +429,39 @@ def _gaze_stage(
         raise AnalysisError(
             f"sessions {[r.id for r in records]} have no gaze samples during image phases"
         )
-    return images, origin, first_settings, excluded
+    return images, first_settings, excluded
 
 
-class ModelLoader:
-    """A model :func:`analyse_project` loads itself, once the gaze stage is done (its
-    ``load()`` returns the Keras model; a load that fails raises its error there)."""
+def _model_pass(
+    model: Any,
+    images: list[Any],
+    analyzer: str,
+    cache: SaliencyCache | None,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[Any, Any, int]:
+    """The model's predictions and relevance maps of ``images`` (in their order) and how
+    many maps were computed. Run in the calling thread after the gaze stage: a thread
+    beside it was tried and taken out (two threads importing modules for the first time at
+    once deadlocked in Python's import locks)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    def __init__(self, load: Callable[[], Any]) -> None:
-        self.load = load
+    from gazelab.models.architectures import to_model_input
 
-
-class _ModelPass:
-    """The model's input, predictions and relevance maps of ``images``, run by
-    :meth:`result` in the calling thread once the gaze stage is done. A thread of its own
-    beside the gaze stage was tried and taken out: two threads importing modules for the
-    first time at once (TensorFlow's lazy imports in one, the gaze stage's in the other)
-    deadlocked in Python's import locks (``tests/test_atomic_outputs.py`` hung there)."""
-
-    def __init__(self, model: Any, images: list[Any], analyzer: str,
-                 cache: SaliencyCache | None, batch_size: int) -> None:  # fmt: skip
-        self._args = (model, images, analyzer, cache, batch_size)
-        self._progress: Callable[[int, int], None] | None = None
-
-    def _run(self, model: Any, images: list[Any], analyzer: str, cache: SaliencyCache | None,
-             batch_size: int) -> tuple[Any, Any, int, Any]:  # fmt: skip
-        from concurrent.futures import ThreadPoolExecutor
-
-        from gazelab.models.architectures import to_model_input
-
-        if isinstance(model, ModelLoader):  # TensorFlow and the model load here
-            model = model.load()
-        if not images:  # no trial shown: the gaze stage says so
-            return np.zeros((0, 0)), np.zeros((0, 0, 0), dtype=np.float32), 0, model
-
-        def resized(imgs: list[Any]) -> Any:
-            return to_model_input(imgs, model.input_shape[1:])
-
-        # the model input: each image resized on its own (PIL releases the GIL), a stretch
-        # of the images per core, put back in order
-        workers = max(1, min(len(images), os.cpu_count() or 1))
-        step = max(1, -(-len(images) // workers))
-        stretches = [images[k : k + step] for k in range(0, len(images), step)]
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            x = np.concatenate(list(pool.map(resized, stretches)))
-        probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
-
-        def advance(done: int, total: int) -> None:
-            if self._progress:
-                self._progress(done, total)
-
-        rel, computed = cached_relevance(
-            model, x, analyzer, cache, batch_size=batch_size, progress=advance
+    # the model input: each image resized on its own (PIL releases the GIL), a stretch of
+    # the images per core, put back in order
+    workers = max(1, min(len(images), os.cpu_count() or 1))
+    step = -(-len(images) // workers)
+    stretches = [images[k : k + step] for k in range(0, len(images), step)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        x = np.concatenate(
+            list(pool.map(lambda imgs: to_model_input(imgs, model.input_shape[1:]), stretches))
         )
-        return probs, rel, computed, model
-
-    def raise_if_failed(self) -> None:
-        """Nothing to raise: the pass runs in :meth:`result`."""
-
-    def result(self, progress: Callable[[int, int], None] | None) -> tuple[Any, Any, int, Any]:
-        """(predictions, relevance maps, maps computed, the model), the first two in the
-        images' order, computed now (``progress(done, total)`` as relevance maps come)."""
-        self._progress = progress
-        return self._run(*self._args)
-
-    def stop(self) -> None:
-        """Nothing to stop: the pass runs in :meth:`result`."""
+    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    rel, computed = cached_relevance(
+        model, x, analyzer, cache, batch_size=batch_size, progress=progress
+    )
+    return probs, rel, computed
 
 
 # -- summaries -------------------------------------------------------------------------------

@@ -560,22 +560,3 @@ def test_a_sort_is_kept_from_the_second_time_its_map_is_sorted(tmp_path) -> None
     assert cache.get_order("k2") is not None
     cache.trim(1)
     assert _rows(tmp_path, "sorted") == {} and later.get_order("k1") is None
-
-
-def test_a_model_loaded_beside_the_gaze_stage_gives_the_same_rows(study) -> None:  # type: ignore[no-untyped-def]
-    """``ModelLoader``: the model loads in the model pass's thread (as ``gazelab compare``
-    does); the rows are those of the loaded model, and a load that fails stops the gaze
-    stage with the loader's error."""
-    from gazelab.analysis.compare import ModelLoader
-
-    store, model = study
-    an = AnalysisSettings(analyzer="gradient")
-    want = analyse_project(store, model, analysis=an, baseline_draws=0)
-    got = analyse_project(store, ModelLoader(lambda: model), analysis=an, baseline_draws=0)
-    assert _same(want.rows, got.rows) and got.model_hash == want.model_hash
-
-    def broken() -> Any:
-        raise FileNotFoundError("model file not found: nowhere.keras")
-
-    with pytest.raises(FileNotFoundError, match="nowhere.keras"):
-        analyse_project(store, ModelLoader(broken), analysis=an, baseline_draws=0)
