@@ -91,3 +91,23 @@ def test_exact_key_names_the_support_and_the_values() -> None:
     keys = {PreparedMap(m).exact_key() for m in (x, y, z, x.reshape(7, 6))}
     assert len(keys) == 4
     assert PreparedMap(x).exact_key() == PreparedMap(x.copy()).exact_key()
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "same top bits", "extremes", "heatmap"])
+def test_packed_keys_sort_as_argsort(kind: str) -> None:
+    """The packed-key sort (index in the keys' low bits) gives argsort's sorted values and
+    average ranks, also where values differ only in the bits the index replaces."""
+    rng = np.random.default_rng(len(kind) + 7)
+    for _ in range(5):
+        v = np.ascontiguousarray(values(kind, rng))
+        u = v.view(np.uint64)
+        if bool((v < 0).any()):
+            u = np.where(u >> np.uint64(63), ~u, u | np.uint64(1 << 63))
+        o, sv = prepared._packed_order(v, u)
+        a = np.argsort(v)
+        assert np.array_equal(np.sort(o), np.arange(v.size))
+        assert np.array_equal(sv, v[a]) and np.array_equal(v[o], sv)
+        assert np.array_equal(_average_ranks(v, o, None), _average_ranks(v, a, None))
+    near = 1.0 + np.arange(5000)[::-1] * 2e-16  # differ only in the lowest mantissa bits
+    o, sv = prepared._packed_order(near, near.view(np.uint64))
+    assert np.array_equal(sv, np.sort(near))
