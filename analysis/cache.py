@@ -7,9 +7,13 @@ Layout under the cache root::
                                      by the hash of the map's non-zero values
     decoded/<key[:2]>/<key>.npy      uint8 (H, W[, 3]): a decoded image, by the hash of
                                      its file's bytes (read back memory-mapped)
+    <model hash>/predictions/<image hash>.npy   float32 (classes,): the model's output
     scores.sqlite                    the pairs' map scores (``map_scores``), one row a
                                      pair, by the exact content of both maps, the
-                                     fixated pixels and the metrics' code (``pair_key``)
+                                     fixated pixels and the metrics' code (``pair_key``);
+                                     and ``compare``'s results (an image's rows, a study's
+                                     baseline rows) by everything they are made from
+                                     (:func:`image_result_key`, :func:`result_key`)
 
 The model hash covers the architecture (JSON) and every weight; the image hash
 covers the exact model input (after resizing and scaling), so a map is reused
@@ -19,22 +23,31 @@ temporary name and renamed, so a crash never leaves a half-written map.
 ``prepared/``, ``decoded/`` and ``scores.sqlite`` are derived data, cheap to make again:
 they are kept under a size cap (:meth:`SaliencyCache.trim`, ``[analysis] cache_max_mb``),
 the least recently used files and rows deleted first (a file read back is touched, a row
-read back gets its last use). Relevance maps are never evicted. The scores were once one
+read back gets its last use). Relevance maps and predictions are never evicted.
+
+A result is keyed by its inputs, not by the maps made from them: the SHA-256 of the
+arrays it is computed from (an image's gaze points, weights, kernels, the relevance map,
+the number of model points, ...), the settings, and the code that computes it — every
+source file of ``gazelab.analysis`` and ``gazelab.gaze`` and NumPy's and SciPy's versions
+(:func:`code_key`) — so a warm ``compare`` builds no map for an image whose result it
+finds, and any change of code, settings or data makes a miss. The scores were once one
 JSON file a pair under ``scores/``: a cache from then keeps those files only until the
 cap deletes them (they are not read).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
+import json
 import os
 import re
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +81,16 @@ SCORES_DB = "scores.sqlite"
 class SaliencyCache:
     """Relevance maps on disk; see the module docstring for the layout."""
 
-    def __init__(self, root: str | Path, *, keep_sort_after: int = 1) -> None:
+    def __init__(
+        self, root: str | Path, *, keep_sort_after: int = 1, keep_results: bool = True
+    ) -> None:
         """``keep_sort_after``: a map's sort is written once maps of its content were
-        sorted this many times before (:meth:`put_order`; 0: at once)."""
+        sorted this many times before (:meth:`put_order`; 0: at once). ``keep_results``:
+        ``False`` keeps no result (:meth:`get_result` always misses), so every image is
+        scored pair by pair from the pairs' scores and the sorts."""
         self.root = Path(root)
         self.keep_sort_after = keep_sort_after
+        self.keep_results = keep_results
         self._scores = _ScoreDB(self.root / SCORES_DB)
 
     def _path(self, model_key: str, analyzer: str, neuron: int | None, image_key: str) -> Path:
@@ -151,6 +169,19 @@ class SaliencyCache:
         kept in memory and committed with others (:meth:`flush`), readable at once. Only
         floats under plain metric names are kept."""
         self._scores.put(key, scores)
+
+    def get_result(self, key: str) -> Any | None:
+        """A result kept by :meth:`put_result` (JSON: lists, dicts, strings, numbers,
+        ``None``, NaN), by its key (:func:`result_key`); ``None`` when absent or not JSON.
+        The caller checks its shape: the file is data, never code."""
+        return self._scores.get_result(key) if self.keep_results else None
+
+    def put_result(self, key: str, value: Any) -> None:
+        """Keep a result (anything :mod:`json` writes; NaN and infinities kept) under
+        ``key``, committed with the pairs' scores. A value JSON cannot hold (a NumPy
+        integer, an array) is not kept."""
+        if self.keep_results:
+            self._scores.put_result(key, value)
 
     def flush(self) -> None:
         """Commit the pairs' scores kept in memory (``compare`` does at its end; also done
@@ -240,8 +271,11 @@ class _ScoreDB:
         self._pending: dict[str, tuple[str, bytes]] = {}
         self._touched: set[str] = set()
         self._sorted: set[str] = set()  # maps sorted once (content keys), to be committed
-        weakref.finalize(self, _ScoreDB._flush_at_exit, self._lock, self._pending,
-                         self._touched, self._sorted, path)  # fmt: skip
+        self._results: dict[str, str] = {}  # results (JSON) to be committed
+        self._used_results: set[str] = set()  # results read back: last use to be committed
+        weakref.finalize(self, _ScoreDB._flush_at_exit, self._lock,
+                         _Pending(self._pending, self._touched, self._sorted, self._results,
+                                  self._used_results), path)  # fmt: skip
 
     # -- the connection (every method below holds the lock) -------------------------------
     def _connect(self) -> sqlite3.Connection | None:
@@ -349,48 +383,83 @@ class _ScoreDB:
         if full:
             self.flush()
 
+    def get_result(self, key: str) -> Any | None:
+        with self._lock:
+            data = self._results.get(key)
+            if data is None:
+                con = self._connect()
+                if con is None:
+                    return None
+                try:
+                    row = con.execute("SELECT data FROM results WHERE key = ?", (key,)).fetchone()
+                except sqlite3.Error as exc:
+                    self._failed(exc)
+                    return None
+                if row is None or not isinstance(row[0], str):
+                    return None
+                data = row[0]
+                self._used_results.add(key)
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):  # not JSON: a miss, written again
+            return None
+
+    def put_result(self, key: str, value: Any) -> None:
+        try:
+            data = json.dumps(value, separators=(",", ":"))
+        except (TypeError, ValueError, RecursionError):
+            return
+        with self._lock:
+            if self._dead:
+                return
+            self._results[key] = data
+            full = len(self._results) >= self.FLUSH_ROWS
+        if full:
+            self.flush()
+
+    def _take(self) -> _Pending:
+        """What is to be committed, taken out (the lock held)."""
+        out = _Pending(dict(self._pending), set(self._touched), set(self._sorted),
+                       dict(self._results), set(self._used_results))  # fmt: skip
+        out.clear_from(self)
+        return out
+
     def flush(self) -> None:
         """Commit the rows written and the last use of those read (one transaction)."""
         with self._lock:
-            if not self._pending and not self._touched and not self._sorted:
+            todo = self._take()
+            if todo.empty():
                 return
-            pending, touched, noted = dict(self._pending), set(self._touched), set(self._sorted)
-            self._pending.clear()
-            self._touched.clear()
-            self._sorted.clear()
             con = self._connect()
             if con is not None:
                 try:
-                    _commit(con, pending, touched, noted)
+                    _commit(con, todo)
                 except sqlite3.Error as exc:
                     self._failed(exc)
 
     @staticmethod
-    def _flush_at_exit(lock: threading.Lock, pending: dict[str, tuple[str, bytes]],
-                       touched: set[str], noted: set[str], path: Path) -> None:  # fmt: skip
+    def _flush_at_exit(lock: threading.Lock, pending: _Pending, path: Path) -> None:
         """What a cache dropped without :meth:`flush` still holds, committed on its own
         connection (at garbage collection or interpreter exit)."""
         with lock:
-            if not pending and not touched and not noted:
+            if pending.empty():
                 return
             try:
                 con = _open_scores(path)
             except (sqlite3.Error, OSError):
                 return
             try:
-                _commit(con, dict(pending), set(touched), set(noted))
+                _commit(con, pending)
             except sqlite3.Error:
                 pass
             finally:
                 con.close()
             pending.clear()
-            touched.clear()
-            noted.clear()
 
     # -- the size cap -----------------------------------------------------------------------
     def usage(self) -> tuple[list[tuple[int, str]], int]:
-        """(last use ns and ``table:key`` of every row — a pair's scores or a map sorted
-        once — oldest first; the bytes the rows take: the file's pages in use)."""
+        """(last use ns and ``table:key`` of every row — a pair's scores, a map sorted
+        once or a result — oldest first; the bytes the rows take: the file's pages in use)."""
         self.flush()
         with self._lock:
             if not self.path.exists():  # not made yet (nothing kept): not made here
@@ -401,7 +470,8 @@ class _ScoreDB:
             try:
                 rows = con.execute(
                     "SELECT used, 'scores:' || key FROM scores UNION ALL "
-                    "SELECT used, 'sorted:' || key FROM sorted ORDER BY 1"
+                    "SELECT used, 'sorted:' || key FROM sorted UNION ALL "
+                    "SELECT used, 'results:' || key FROM results ORDER BY 1"
                 ).fetchall()
                 size = _pages_in_use(con)
             except sqlite3.Error as exc:
@@ -422,7 +492,7 @@ class _ScoreDB:
             try:
                 before = _disk_bytes(os.stat(self.path))
                 con.execute("BEGIN IMMEDIATE")
-                for table in ("scores", "sorted"):
+                for table in ("scores", "sorted", "results"):
                     gone = [(k[len(table) + 1 :],) for k in keys if k.startswith(f"{table}:")]
                     con.executemany(f"DELETE FROM {table} WHERE key = ?", gone)
                 con.execute("COMMIT")
@@ -443,6 +513,32 @@ _SORTED_TABLE = (
     "CREATE TABLE IF NOT EXISTS sorted (key TEXT PRIMARY KEY, used INTEGER NOT NULL) "
     "WITHOUT ROWID"
 )
+_RESULTS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, data TEXT NOT NULL, "
+    "used INTEGER NOT NULL) WITHOUT ROWID"
+)
+
+
+class _Pending:
+    """What a scores file is yet to be written: the pairs' rows, the keys read back (their
+    last use), the maps sorted once, the results and the results read back."""
+
+    def __init__(self, rows: dict[str, tuple[str, bytes]], touched: set[str], noted: set[str],
+                 results: dict[str, str], used_results: set[str]) -> None:  # fmt: skip
+        self.rows, self.touched, self.noted = rows, touched, noted
+        self.results, self.used_results = results, used_results
+
+    def empty(self) -> bool:
+        return not (self.rows or self.touched or self.noted or self.results or self.used_results)
+
+    def clear(self) -> None:
+        for part in (self.rows, self.touched, self.noted, self.results, self.used_results):
+            part.clear()
+
+    def clear_from(self, db: _ScoreDB) -> None:
+        """Empty the database's own pending parts (those this copy was taken from)."""
+        for part in (db._pending, db._touched, db._sorted, db._results, db._used_results):
+            part.clear()
 
 
 def _open_scores(path: Path) -> sqlite3.Connection:
@@ -453,6 +549,7 @@ def _open_scores(path: Path) -> sqlite3.Connection:
         con.execute("PRAGMA synchronous = OFF")  # derived data: a lost row is a miss
         con.execute(_SCORES_TABLE)
         con.execute(_SORTED_TABLE)
+        con.execute(_RESULTS_TABLE)
         con.execute("SELECT 1 FROM scores LIMIT 1").fetchall()  # a damaged file fails here
     except sqlite3.Error:
         con.close()
@@ -474,22 +571,25 @@ def _pages_in_use(con: sqlite3.Connection) -> int:
     return int(pages - free) * int(size)
 
 
-def _commit(con: sqlite3.Connection, pending: dict[str, tuple[str, bytes]],
-            touched: set[str], noted: Iterable[str] = ()) -> None:  # fmt: skip
-    """Write ``pending`` rows, the last use of ``touched`` keys and the maps sorted once
-    (``noted``) in one transaction; on an error nothing is written (the rows are lost:
+def _commit(con: sqlite3.Connection, p: _Pending) -> None:
+    """Write the pending rows, the last use of the keys read back, the maps sorted once and
+    the results in one transaction; on an error nothing is written (the rows are lost:
     later misses) and it is raised."""
     now = time.time_ns()
     try:
         con.execute("BEGIN IMMEDIATE")
         con.executemany(
             "INSERT OR REPLACE INTO scores (key, names, vals, used) VALUES (?, ?, ?, ?)",
-            [(k, names, vals, now) for k, (names, vals) in pending.items()],
+            [(k, names, vals, now) for k, (names, vals) in p.rows.items()],
         )
         con.executemany("UPDATE scores SET used = ? WHERE key = ?",
-                        [(now, k) for k in touched - pending.keys()])  # fmt: skip
+                        [(now, k) for k in p.touched - p.rows.keys()])  # fmt: skip
         con.executemany("INSERT OR REPLACE INTO sorted (key, used) VALUES (?, ?)",
-                        [(k, now) for k in noted])  # fmt: skip
+                        [(k, now) for k in p.noted])  # fmt: skip
+        con.executemany("INSERT OR REPLACE INTO results (key, data, used) VALUES (?, ?, ?)",
+                        [(k, d, now) for k, d in p.results.items()])  # fmt: skip
+        con.executemany("UPDATE results SET used = ? WHERE key = ?",
+                        [(now, k) for k in p.used_results - p.results.keys()])  # fmt: skip
         con.execute("COMMIT")
     except sqlite3.Error:
         _rollback(con)
@@ -631,16 +731,19 @@ def cached_relevance(
     batch_size: int = 32,
     progress: Callable[[int, int], None] | None = None,
     chunk: int = 256,
+    keys: list[str] | None = None,
 ) -> tuple[NDArray[np.float32], int]:
     """Relevance of a prepared batch ``x`` (model input), computing only what the cache
     lacks, ``chunk`` images per analyzer call (reporting ``progress(done, total)``).
-    Returns (maps, n computed)."""
+    ``keys``: each input's :func:`array_hash`, where the caller has them. Returns (maps,
+    n computed)."""
     from gazelab.analysis.saliency import relevance
 
     n = len(x)
     out: list[NDArray[np.float32] | None] = [None] * n
     mkey = model_hash(model) if cache is not None else ""
-    keys = [array_hash(xi) for xi in x] if cache is not None else [""] * n
+    if keys is None:
+        keys = [array_hash(xi) for xi in x] if cache is not None else [""] * n
     if cache is not None:
         for i, k in enumerate(keys):
             out[i] = cache.get(mkey, analyzer, neuron, k)
@@ -664,3 +767,118 @@ def cached_relevance(
     if n == 0:
         return np.zeros((0, *x.shape[1:3]), dtype=np.float32), 0
     return np.stack([o for o in out if o is not None]).astype(np.float32), len(todo)
+
+
+PREDICTIONS = "predictions"
+"""The folder of the model's outputs under a model's folder of the cache."""
+
+
+def cached_predictions(
+    model: Any,
+    x: NDArray[np.float32],
+    cache: SaliencyCache | None,
+    *,
+    batch_size: int = 32,
+    keys: list[str] | None = None,
+) -> NDArray[np.float32]:
+    """The model's outputs ``(N, classes)`` on a prepared batch ``x``, predicting only the
+    inputs the cache lacks (kept as ``<model hash>/predictions/<image hash>.npy``).
+    ``keys``: each input's :func:`array_hash`, where the caller has them."""
+    if cache is None or len(x) == 0:
+        return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+    mkey = model_hash(model)
+    if keys is None:
+        keys = [array_hash(xi) for xi in x]
+    got = [cache.get(mkey, PREDICTIONS, None, k) for k in keys]
+    todo = [i for i, g in enumerate(got) if g is None or g.ndim != 1]
+    if todo:
+        new = np.asarray(model.predict(x[todo], batch_size=batch_size, verbose=0), np.float32)
+        for i, p in zip(todo, new, strict=True):
+            got[i] = p
+            cache.put(mkey, PREDICTIONS, None, keys[i], p)
+    if len({g.shape for g in got if g is not None}) != 1:  # a stale file of another size
+        return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+    return np.stack([g for g in got if g is not None]).astype(np.float32)
+
+
+# -- results by their inputs --------------------------------------------------------------
+CODE_PACKAGES = ("analysis", "gaze")
+"""The sub-packages whose source is part of every result's key (:func:`code_key`)."""
+
+
+@functools.lru_cache(maxsize=1)
+def code_key() -> bytes:
+    """SHA-256 of the code a result depends on: every ``.py`` file of
+    :data:`CODE_PACKAGES` (path and bytes) and the NumPy and SciPy versions. Any edit of
+    the analysis makes every kept result a miss."""
+    import scipy
+
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(f"numpy {np.__version__} scipy {scipy.__version__}".encode())
+    for pkg in CODE_PACKAGES:
+        for f in sorted((root / pkg).rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode() + b"\0")
+            h.update(f.read_bytes())
+    return h.digest()
+
+
+def _feed(h: Any, value: Any) -> None:
+    """Add a value to a hash, typed and delimited (arrays by dtype, shape and bytes)."""
+    if value is None:
+        h.update(b"N")
+    elif isinstance(value, np.ndarray):
+        a = np.ascontiguousarray(value)
+        h.update(f"A{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    elif isinstance(value, (list, tuple)):
+        h.update(f"L{len(value)}".encode())
+        for v in value:
+            _feed(h, v)
+    elif isinstance(value, dict):
+        h.update(f"D{len(value)}".encode())
+        for k in sorted(value, key=str):
+            _feed(h, str(k))
+            _feed(h, value[k])
+    elif isinstance(value, float):
+        h.update(b"F" + np.float64(value).tobytes())
+    elif isinstance(value, (bool, int, str)):
+        h.update(f"{type(value).__name__[0]}{len(str(value))}:{value}".encode())
+    else:
+        raise TypeError(f"cannot key a {type(value).__name__}")
+
+
+def result_key(kind: str, *parts: Any) -> str:
+    """The key of a result of ``kind``: SHA-256 of :func:`code_key` and ``parts`` (arrays,
+    numbers, strings, ``None``, and lists, tuples and dicts of them), hex."""
+    h = hashlib.sha256(code_key())
+    _feed(h, kind)
+    for p in parts:
+        _feed(h, p)
+    return h.hexdigest()
+
+
+def image_result_key(im: Any, relevance: NDArray[Any] | None, n_points: int,
+                     predicted: str, *settings: Any) -> str:  # fmt: skip
+    """The key of an image's scored rows (:func:`~gazelab.analysis.scoring.score_image`):
+    the image (id, class, size, diagnostic regions, kernel), each annotator's gaze (name,
+    session, label, points, weights, fixations, kernel, size), the relevance map, ``n``,
+    the predicted class and ``settings``."""
+    humans = [(a, g.session_id, g.label, g.arrays()) for a, g in im.humans.items()]
+    return result_key(
+        "image", im.image_id, im.true_class, list(im.shape), im.regions,
+        list(im.kernel_px), None if im.kernel_xy is None else list(im.kernel_xy),
+        humans, relevance, n_points, predicted, list(settings),
+    )  # fmt: skip
+
+
+def is_rows(value: Any) -> bool:
+    """Whether a result read back is a list of rows: dicts of strings to strings, numbers,
+    booleans or ``None`` (what ``compare``'s rows hold)."""
+    return isinstance(value, list) and all(
+        isinstance(r, dict)
+        and all(
+            isinstance(k, str) and (v is None or isinstance(v, (str, int, float, bool)))
+            for k, v in r.items()
+        )
+        for r in value
+    )

@@ -38,7 +38,17 @@ from typing import Any
 import numpy as np
 
 from gazelab import CLASSES
-from gazelab.analysis.cache import SaliencyCache, cached_relevance, decoded_image, model_hash
+from gazelab.analysis.cache import (
+    SaliencyCache,
+    array_hash,
+    cached_predictions,
+    cached_relevance,
+    decoded_image,
+    image_result_key,
+    is_rows,
+    model_hash,
+    result_key,
+)
 from gazelab.analysis.human import trial_gaze
 from gazelab.analysis.metrics import cohen_kappa, label_agreement
 from gazelab.analysis.scoring import METRICS as METRICS
@@ -318,11 +328,22 @@ def analyse_project(
         else kept_images([(im.shape, len(im.humans)) for im in ordered], keep_maps)
     )
 
+    # each image's result kept by its inputs: a warm run scores (and builds the maps of)
+    # only the images whose maps are kept for the report, and those whose inputs changed
+    keys: list[str | None] = [None] * len(ordered)
+
     def score(i: int) -> None:
         im = ordered[i]
         keep = n_kept is None or i < n_kept
-        score_image(im, rel[i], n, predicted=predicted_class(probs[i]), keep_maps=keep,
-                    orders=cache, human_pairs=an.human_pairs)  # fmt: skip
+        pred = predicted_class(probs[i])
+        if cache is not None:
+            keys[i] = image_result_key(im, rel[i], n, pred, an.human_pairs)
+            if not keep and _read_image_result(im, cache.get_result(keys[i]), rel[i], pred):
+                return
+        score_image(im, rel[i], n, predicted=pred, keep_maps=keep, orders=cache,
+                    human_pairs=an.human_pairs)  # fmt: skip
+        if cache is not None:
+            cache.put_result(keys[i], _image_result(im))
 
     # Images are independent and NumPy releases the GIL in its array work (sorts, dot
     # products, element-wise passes): one thread per core, results in image order, each
@@ -356,11 +377,24 @@ def analyse_project(
     if baseline_draws > 0:
         from gazelab.analysis.baselines import baseline_rows
 
-        comp.baselines = baseline_rows(
-            comp, draws=baseline_draws, seed=0, centre=centre, max_images=baseline_images,
-            progress=(lambda d, t: progress("baselines", d, t)) if progress else None,
-            orders=cache, human_pairs=an.human_pairs, max_maps=an.baseline_maps or None,
-        )  # fmt: skip
+        # the study's baseline rows kept by every image's inputs and the baselines' settings
+        bkey = None
+        if cache is not None and all(k is not None for k in keys):
+            bkey = result_key("baselines", keys, comp.annotators, baseline_draws, centre,
+                              baseline_images, an.human_pairs, an.baseline_maps or None)  # fmt: skip
+        got = cache.get_result(bkey) if cache is not None and bkey is not None else None
+        if is_rows(got):
+            comp.baselines = got
+            if progress:
+                progress("baselines", 1, 1)
+        else:
+            comp.baselines = baseline_rows(
+                comp, draws=baseline_draws, seed=0, centre=centre, max_images=baseline_images,
+                progress=(lambda d, t: progress("baselines", d, t)) if progress else None,
+                orders=cache, human_pairs=an.human_pairs, max_maps=an.baseline_maps or None,
+            )  # fmt: skip
+            if cache is not None and bkey is not None:
+                cache.put_result(bkey, comp.baselines)
         # the reference maps the baselines scored, per annotator (study order)
         used = {(r["image_id"], r["annotator"]) for r in comp.baselines}
         per = {a: sum(1 for _, b in used if b == a) for a in comp.annotators}
@@ -457,11 +491,52 @@ def _model_pass(
         x = np.concatenate(
             list(pool.map(lambda imgs: to_model_input(imgs, model.input_shape[1:]), stretches))
         )
-    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    keys = [array_hash(xi) for xi in x] if cache is not None else None
+    probs = cached_predictions(model, x, cache, batch_size=batch_size, keys=keys)
     rel, computed = cached_relevance(
-        model, x, analyzer, cache, batch_size=batch_size, progress=progress
+        model, x, analyzer, cache, batch_size=batch_size, progress=progress, keys=keys
     )
     return probs, rel, computed
+
+
+def _image_result(im: ImageAnalysis) -> dict[str, Any]:
+    """What :func:`~gazelab.analysis.scoring.score_image` gave an image, as the cache keeps
+    it (:func:`_read_image_result` reads it back)."""
+    return {
+        "rows": im.rows,
+        "model_points": None if im.model_points is None else im.model_points.tolist(),
+        "model_hit": im.model_hit,
+    }
+
+
+def _read_image_result(im: ImageAnalysis, value: Any, relevance: Any, predicted: str) -> bool:
+    """Fill ``im`` from a kept result as :func:`~gazelab.analysis.scoring.score_image`
+    without kept maps would (its rows, the model's class, relevance, points and pointing
+    hit); ``False`` (``im`` untouched) unless ``value`` has the shape
+    :func:`_image_result` writes."""
+    if not isinstance(value, dict) or not is_rows(value.get("rows")):
+        return False
+    points, hit = value.get("model_points"), value.get("model_hit")
+    if hit is not None and not isinstance(hit, bool):
+        return False
+    if points is not None:
+        try:
+            points = np.asarray(points, dtype=np.float64)
+        except (TypeError, ValueError):  # ragged, or not numbers
+            return False
+        if points.size == 0:
+            points = points.reshape(0, 2)
+        if points.ndim != 2 or points.shape[1] != 2:
+            return False
+    if (points is None) != (relevance is None):
+        return False
+    im.rows = list(value["rows"])
+    if relevance is not None:
+        im.predicted = predicted
+        im.relevance = relevance
+        im.model_points = points
+        im.model_hit = hit
+    return True
 
 
 # -- summaries -------------------------------------------------------------------------------

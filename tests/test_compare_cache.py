@@ -5,6 +5,7 @@ and change no number."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -116,7 +117,10 @@ def test_rows_with_the_cache_warm_equal_the_rows_cold_bit_for_bit(study, tmp_pat
     store, model = study
     an = AnalysisSettings(analyzer="gradient")
     plain = analyse_project(store, model, analysis=an, baseline_images=None)
-    cache = (CountingCache if kept == "scores" else OrdersOnlyCache)(tmp_path / "cache")
+    # the pairs' layer alone (each image's result kept by its inputs: tests below)
+    cache = (CountingCache if kept == "scores" else OrdersOnlyCache)(
+        tmp_path / "cache", keep_results=False
+    )
     cold = analyse_project(store, model, analysis=an, cache=cache, baseline_images=None)
     # every map sorted once: noted (a sort is written from a map's second sort on: here
     # those the baselines sort again in the same run)
@@ -560,3 +564,150 @@ def test_a_sort_is_kept_from_the_second_time_its_map_is_sorted(tmp_path) -> None
     assert cache.get_order("k2") is not None
     cache.trim(1)
     assert _rows(tmp_path, "sorted") == {} and later.get_order("k1") is None
+
+
+def _bits(comp: Any) -> list[Any]:
+    """What a compare gives an image beyond its rows: class, pointing hit, model points."""
+    return [(im.image_id, im.predicted, im.model_hit, im.model_points.tobytes())
+            for im in comp.images]  # fmt: skip
+
+
+def test_a_warm_compare_reads_each_image_s_result_and_builds_no_map(
+    study, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Each image's rows and the study's baseline rows are kept by their inputs: a warm
+    compare that keeps no map for the report builds no heatmap, scores no pair and sorts
+    nothing, and gives the rows, baselines, predicted classes, model points and pointing
+    hits of a compare without a cache, bit for bit."""
+    from gazelab.gaze import heatmaps
+
+    store, model = study
+    an = AnalysisSettings(analyzer="gradient")
+    plain = analyse_project(store, model, analysis=an, keep_maps=0, baseline_images=None)
+    cache = CountingCache(tmp_path / "cache")
+    cold = analyse_project(store, model, analysis=an, cache=cache, keep_maps=1,
+                           baseline_images=None)  # fmt: skip
+    assert _same(plain.rows, cold.rows) and _same(plain.baselines, cold.baselines)
+    built: list[int] = []
+    real = heatmaps.fixation_heatmap
+
+    def counted(*a: Any, **k: Any) -> Any:
+        built.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(heatmaps, "fixation_heatmap", counted)
+    cache.reads = cache.writes = cache.score_reads = cache.score_writes = 0
+    warm = analyse_project(store, model, analysis=an, cache=cache, keep_maps=0,
+                           baseline_images=None)  # fmt: skip
+    assert built == [] and cache.score_reads == cache.reads == cache.writes == 0
+    assert _same(plain.rows, warm.rows) and _same(plain.baselines, warm.baselines)
+    assert _bits(plain) == _bits(warm) and plain.baseline_settings == warm.baseline_settings
+    assert warm.computed_maps == 0 and len(warm.rows) == 6 * 3 * 3
+    # the image whose maps a report draws is scored (its maps kept), its rows the same
+    kept = analyse_project(store, model, analysis=an, cache=cache, keep_maps=1,
+                           baseline_images=None)  # fmt: skip
+    assert len(built) == 4  # its three annotators' maps and the model's
+    assert kept.images[0].model_heatmap is not None and kept.images[1].model_heatmap is None
+    assert _same(plain.rows, kept.rows) and _same(plain.baselines, kept.baselines)
+
+
+def test_a_changed_input_code_or_result_is_a_miss(study, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A result is read back only for the same inputs, settings and code: other pairing of
+    the annotators, another version of the analysis' code, and a kept result that is not
+    what compare writes (damaged, or not rows) are misses, scored again and rewritten."""
+    import sqlite3
+
+    from gazelab.analysis import cache as cache_mod
+
+    store, model = study
+    an = AnalysisSettings(analyzer="gradient")
+    cache = CountingCache(tmp_path / "cache")
+    cold = analyse_project(store, model, analysis=an, cache=cache, keep_maps=0)
+    cache.flush()
+    con = sqlite3.connect(tmp_path / "cache" / "scores.sqlite")
+    n_results = con.execute("SELECT count(*) FROM results").fetchone()[0]
+    assert n_results == 6 + 1  # each image's, and the baselines'
+    others = replace(an, human_pairs="others")
+    want = analyse_project(store, model, analysis=others, keep_maps=0)
+    cache.score_reads = 0
+    got = analyse_project(store, model, analysis=others, cache=cache, keep_maps=0)
+    assert cache.score_reads > 0 and _same(want.rows, got.rows)  # scored pair by pair
+    assert _same(want.baselines, got.baselines) and not _same(cold.rows, got.rows)
+    monkeypatch.setattr(cache_mod, "code_key", lambda: b"another version of the analysis")
+    cache.score_reads = 0
+    again = analyse_project(store, model, analysis=an, cache=cache, keep_maps=0)
+    assert cache.score_reads > 0 and _same(cold.rows, again.rows)
+    monkeypatch.undo()
+    cache.flush()
+    bad = ('{"rows": [1]}', "[", '{"rows": [], "model_points": [[1, 2, 3]]}',
+           '{"rows": [], "model_points": null}', '{"rows": [], "model_hit": 3}', "null",
+           '{"rows": {"image_id": "x"}}')  # fmt: skip
+    for data in bad:
+        with con:
+            con.execute("UPDATE results SET data = ?", (data,))
+        fresh = CountingCache(tmp_path / "cache")
+        out = analyse_project(store, model, analysis=an, cache=fresh, keep_maps=0)
+        assert fresh.score_reads > 0, data  # a miss: scored again ...
+        assert _same(cold.rows, out.rows) and _same(cold.baselines, out.baselines)
+        assert _bits(cold) == _bits(out)
+        fresh.flush()
+        rewritten = con.execute("SELECT count(*) FROM results WHERE data != ?", (data,))
+        assert rewritten.fetchone() == (n_results,)  # ... and rewritten
+    con.close()
+
+
+class _Model:
+    """A stand-in for a Keras model: a fixed linear map, counting the inputs it predicts."""
+
+    def __init__(self) -> None:
+        self.w = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+        self.predicted = 0
+
+    def to_json(self) -> str:
+        return '{"stand-in": 1}'
+
+    def get_weights(self) -> list[Any]:
+        return [self.w]
+
+    def predict(self, x: Any, batch_size: int = 32, verbose: int = 0) -> Any:
+        self.predicted += len(x)
+        return np.asarray(x, dtype=np.float32).reshape(len(x), -1) @ self.w
+
+
+def test_the_model_s_outputs_are_kept_by_model_and_input(tmp_path) -> None:
+    from gazelab.analysis.cache import cached_predictions
+
+    model = _Model()
+    x = np.random.default_rng(1).random((5, 4, 4, 1)).astype(np.float32)
+    want = model.predict(x)
+    model.predicted = 0
+    cache = SaliencyCache(tmp_path)
+    assert np.array_equal(cached_predictions(model, x, cache), want) and model.predicted == 5
+    assert np.array_equal(cached_predictions(model, x, cache), want) and model.predicted == 5
+    x2 = x.copy()
+    x2[3, 0, 0, 0] += 0.5  # one input changed: only it predicted
+    got = cached_predictions(model, x2, cache)
+    assert model.predicted == 6 and np.array_equal(got[[0, 1, 2, 4]], want[[0, 1, 2, 4]])
+    assert np.array_equal(got[3], model.predict(x2[3:4])[0])
+    model.w[0, 0] += 1.0  # another model: all predicted again
+    model.predicted = 0
+    cached_predictions(model, x, cache)
+    assert model.predicted == 5
+
+
+def test_results_share_the_cap_and_bad_values_are_not_kept(tmp_path) -> None:
+    """Results count toward the derived data's cap and go least recently used first; a
+    value JSON cannot hold is not kept; NaN comes back as NaN."""
+    cache = SaliencyCache(tmp_path)
+    cache.put_result("a", {"rows": [{"iou": math.nan, "label": None}]})
+    cache.put_result("b", [np.int64(3)])  # not JSON: dropped
+    got = cache.get_result("a")
+    assert math.isnan(got["rows"][0]["iou"]) and got["rows"][0]["label"] is None
+    assert cache.get_result("b") is None
+    cache.flush()
+    assert cache.size() > 0
+    cache.trim(1)
+    assert SaliencyCache(tmp_path).get_result("a") is None
+    off = SaliencyCache(tmp_path, keep_results=False)
+    off.put_result("c", [1])
+    assert off.get_result("c") is None and SaliencyCache(tmp_path).get_result("c") is None
