@@ -103,11 +103,12 @@ def test_packed_keys_sort_as_argsort(kind: str) -> None:
         u = v.view(np.uint64)
         if bool((v < 0).any()):
             u = np.where(u >> np.uint64(63), ~u, u | np.uint64(1 << 63))
-        o, sv = prepared._packed_order(v, u)
+        o, sv, rising = prepared._packed_order(v, u)
         a = np.argsort(v)
         assert np.array_equal(np.sort(o), np.arange(v.size))
         assert np.array_equal(sv, v[a]) and np.array_equal(v[o], sv)
+        assert rising in (None, bool(np.all(sv[1:] > sv[:-1])))  # when known, right
         assert np.array_equal(_average_ranks(v, o, None), _average_ranks(v, a, None))
     near = 1.0 + np.arange(5000)[::-1] * 2e-16  # differ only in the lowest mantissa bits
-    o, sv = prepared._packed_order(near, near.view(np.uint64))
-    assert np.array_equal(sv, np.sort(near))
+    o, sv, rising = prepared._packed_order(near, near.view(np.uint64))
+    assert np.array_equal(sv, np.sort(near)) and rising is None  # a run was re-sorted
