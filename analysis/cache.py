@@ -795,7 +795,11 @@ def cached_predictions(
         new = np.asarray(model.predict(x[todo], batch_size=batch_size, verbose=0), np.float32)
         for i, p in zip(todo, new, strict=True):
             got[i] = p
-            cache.put(mkey, PREDICTIONS, None, keys[i], p)
+            # a few bytes each, written without fsync (a relevance map is fsynced): a lost
+            # file is a miss, a torn one fails np.load's size check
+            buf = io.BytesIO()
+            np.save(buf, np.asarray(p, dtype=np.float32))
+            _put_derived(cache._path(mkey, PREDICTIONS, None, keys[i]), buf.getvalue())
     if len({g.shape for g in got if g is not None}) != 1:  # a stale file of another size
         return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
     return np.stack([g for g in got if g is not None]).astype(np.float32)
