@@ -171,6 +171,25 @@ def _sort_support(
     return order, sv, None
 
 
+_RAMPS: dict[str, NDArray[Any]] = {}
+"""dtype name -> ``arange(N)`` of that dtype, the largest asked for so far: its first m
+values are ``arange(m)`` without filling a new array each time."""
+
+
+def _ramp(m: int, dtype: Any) -> NDArray[Any]:
+    """``np.arange(m, dtype=dtype)`` as a read-only view of a kept array (the same values:
+    integers, exact in float64 below 2⁵³); ``m`` within the dtype's range."""
+    kind = np.dtype(dtype)
+    got = _RAMPS.get(kind.name)  # one read: another thread may replace it after
+    if got is None or got.size < m:
+        top = 1 << 18 if kind.kind == "f" else int(np.iinfo(kind.type).max) + 1
+        size = min(1 << 18, top)
+        got = np.arange(max(m, size), dtype=dtype)
+        got.flags.writeable = False
+        _RAMPS[kind.name] = got
+    return got[:m]
+
+
 def _packed_order(
     v: NDArray[np.float64], u: NDArray[np.uint64]
 ) -> tuple[NDArray[np.intp], NDArray[np.float64], bool | None]:
@@ -193,9 +212,8 @@ def _packed_order(
         by_value = np.argsort(v)
         return by_value, v[by_value], None
     shift, low = np.uint64(k), np.uint64((1 << k) - 1)
-    key = u >> shift
-    key <<= shift
-    key |= np.arange(m, dtype=np.uint64)
+    key = u & ~low
+    key |= _ramp(m, np.uint64)
     key.sort()
     key &= low
     order: NDArray[np.intp] = key.view(np.intp)
@@ -331,8 +349,7 @@ class PreparedMap:
         mean = (np.float64(total) + n_zero * zero_value) / n
         ext = np.empty(m + 1, dtype=np.float64)
         c = ext[:-1]
-        pos = np.arange(n_zero + 1, n + 1, dtype=np.float64)
-        pos -= mean
+        pos = _ramp(n + 1, np.float64)[n_zero + 1 :] - mean  # (n_zero + k) - mean, k = 1 … m
         c[order] = pos
         del pos
         cz = zero_value - mean
@@ -434,7 +451,7 @@ class PreparedMap:
             m = self.support.size
             kind = np.uint16 if m < 2**16 else np.int32
             out = np.full(self.n, m, dtype=kind)
-            out[self.support] = np.arange(m, dtype=kind)
+            out[self.support] = _ramp(m, kind)
             return out
 
         return self._get("place", make)
