@@ -49,7 +49,7 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from numpy.typing import NDArray
@@ -875,7 +875,7 @@ def image_result_key(im: Any, relevance: NDArray[Any] | None, n_points: int,
     )  # fmt: skip
 
 
-def is_rows(value: Any) -> bool:
+def is_rows(value: Any) -> TypeGuard[list[dict[str, Any]]]:
     """Whether a result read back is a list of rows: dicts of strings to strings, numbers,
     booleans or ``None`` (what ``compare``'s rows hold)."""
     return isinstance(value, list) and all(

@@ -336,14 +336,15 @@ def analyse_project(
         im = ordered[i]
         keep = n_kept is None or i < n_kept
         pred = predicted_class(probs[i])
+        key = None
         if cache is not None:
-            keys[i] = image_result_key(im, rel[i], n, pred, an.human_pairs)
-            if not keep and _read_image_result(im, cache.get_result(keys[i]), rel[i], pred):
+            key = keys[i] = image_result_key(im, rel[i], n, pred, an.human_pairs)
+            if not keep and _read_image_result(im, cache.get_result(key), rel[i], pred):
                 return
         score_image(im, rel[i], n, predicted=pred, keep_maps=keep, orders=cache,
                     human_pairs=an.human_pairs)  # fmt: skip
-        if cache is not None:
-            cache.put_result(keys[i], _image_result(im))
+        if cache is not None and key is not None:
+            cache.put_result(key, _image_result(im))
 
     # Images are independent and NumPy releases the GIL in its array work (sorts, dot
     # products, element-wise passes): one thread per core, results in image order, each

@@ -129,6 +129,23 @@ class TrialGaze:
         raise ValueError(f"frame must be 'image' or 'stimulus', not {frame!r}")
 
 
+def fixation_rows(first: NDArray[Any], n: NDArray[Any]) -> NDArray[np.intp]:
+    """The sample rows of fixations that start at rows ``first`` and hold ``n`` samples
+    each, in fixation order (a row twice where two fixations share it).
+
+    >>> fixation_rows(np.array([2, 7]), np.array([3, 1])).tolist()
+    [2, 3, 4, 7]
+    """
+    first = np.asarray(first, dtype=np.intp).ravel()
+    n = np.asarray(n, dtype=np.intp).ravel()
+    total = int(n.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.intp)
+    # each row: its fixation's first row plus its place within the fixation
+    start_of = np.repeat(first - (np.cumsum(n) - n), n)
+    return np.asarray(start_of + np.arange(total, dtype=np.intp), dtype=np.intp)
+
+
 def detect_by_clock_segment(
     samples: dict[str, NDArray[Any]], method: str, geometry: Any, **params: float
 ) -> FixationTable:
@@ -227,12 +244,8 @@ def iter_trial_gaze(
             img = placement.screen_to_image(xy)
             fx = {**fx, "x_img": img[:, 0], "y_img": img[:, 1],
                   "in_image": placement.inside_image(xy)}  # fmt: skip
-        rows = [
-            r
-            for a, n in zip(fx["first_sample"], fx["n_samples"], strict=True)
-            for r in range(int(a), int(a) + int(n))
-            if tab["valid"][r]
-        ]
+        in_fix = fixation_rows(fx["first_sample"], fx["n_samples"])
+        rows = in_fix[np.asarray(tab["valid"], dtype=bool)[in_fix]]
         fix_xy = np.stack([tab["x"][rows], tab["y"][rows]], axis=-1).reshape(-1, 2)
         onset = float(tab["time_ms"][0])
         replay = None
