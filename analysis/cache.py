@@ -334,20 +334,23 @@ class _ScoreDB:
                 self._con = None
 
     # -- rows -------------------------------------------------------------------------------
+    def _select(self, sql: str, key: str) -> Any | None:
+        """The row of ``sql`` (one ``?`` for the key) from the file; ``None`` when absent or
+        the file cannot be read now (the lock held)."""
+        con = self._connect()
+        if con is None:
+            return None
+        try:
+            return con.execute(sql, (key,)).fetchone()
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            return None
+
     def get(self, key: str) -> dict[str, float] | None:
         with self._lock:
             row = self._pending.get(key)
             if row is None:
-                con = self._connect()
-                if con is None:
-                    return None
-                try:
-                    row = con.execute(
-                        "SELECT names, vals FROM scores WHERE key = ?", (key,)
-                    ).fetchone()
-                except sqlite3.Error as exc:
-                    self._failed(exc)
-                    return None
+                row = self._select("SELECT names, vals FROM scores WHERE key = ?", key)
                 if row is None:
                     return None
                 self._touched.add(key)
@@ -387,14 +390,7 @@ class _ScoreDB:
         with self._lock:
             data = self._results.get(key)
             if data is None:
-                con = self._connect()
-                if con is None:
-                    return None
-                try:
-                    row = con.execute("SELECT data FROM results WHERE key = ?", (key,)).fetchone()
-                except sqlite3.Error as exc:
-                    self._failed(exc)
-                    return None
+                row = self._select("SELECT data FROM results WHERE key = ?", key)
                 if row is None or not isinstance(row[0], str):
                     return None
                 data = row[0]
