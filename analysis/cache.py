@@ -376,13 +376,16 @@ class _ScoreDB:
 
     def put(self, key: str, scores: dict[str, float]) -> None:
         row = _row_of_scores(scores)
-        if row is None:
-            return
+        if row is not None:
+            self._hold(self._pending, key, row)
+
+    def _hold(self, pending: dict[str, Any], key: str, value: Any) -> None:
+        """Keep a row to be committed (every :data:`FLUSH_ROWS` rows of its kind)."""
         with self._lock:
             if self._dead:
                 return
-            self._pending[key] = row
-            full = len(self._pending) >= self.FLUSH_ROWS
+            pending[key] = value
+            full = len(pending) >= self.FLUSH_ROWS
         if full:
             self.flush()
 
@@ -405,13 +408,7 @@ class _ScoreDB:
             data = json.dumps(value, separators=(",", ":"))
         except (TypeError, ValueError, RecursionError):
             return
-        with self._lock:
-            if self._dead:
-                return
-            self._results[key] = data
-            full = len(self._results) >= self.FLUSH_ROWS
-        if full:
-            self.flush()
+        self._hold(self._results, key, data)
 
     def _take(self) -> _Pending:
         """What is to be committed, taken out (the lock held)."""
