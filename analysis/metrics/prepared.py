@@ -14,6 +14,12 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gazelab.analysis.metrics.kernels import (
+    gather_at,
+    scatter_positions,
+    sim_terms,
+    support_of,
+)
 from gazelab.analysis.metrics.maps import (
     AUC_JITTER,
     EPS,
@@ -254,25 +260,18 @@ class PreparedMap:
         self.shape = x.shape
         flat = x.ravel()
         self.n = flat.size
-        # sorted indices of the non-zero pixels (a boolean pass first: NumPy's nonzero on
-        # a float array is several times slower than on the comparison's booleans)
-        nonzero = flat != 0
-        self.support = np.flatnonzero(nonzero)
+        # in one pass (support_of): the sorted indices of the non-zero pixels; the support
+        # as bits (n / 8 bytes: what names it in exact_key); the values on the support,
+        # followed by the zero block's 0 (indexed by place: every pixel's value; the dense
+        # map itself is not kept, x rebuilds it); how many are negative, whether all are
+        # finite
+        self.support, vext, self._support_bits, n_neg, finite = support_of(flat)
         self.m = self.support.size
-        # the support as bits (n / 8 bytes): what names it in exact_key (hashing the indices
-        # as int32 took a copy and 4 bytes a pixel)
-        self._support_bits = np.packbits(nonzero)
-        del nonzero
-        # the values on the support, followed by the zero block's 0 (indexed by place: every
-        # pixel's value); the dense map itself is not kept (x rebuilds it)
-        vext = np.empty(self.m + 1, dtype=np.float64)
-        np.take(flat, self.support, out=vext[: self.m])
-        vext[self.m] = 0.0
         self.values = vext[: self.m]
-        if not np.isfinite(self.values).all():  # zeros are finite: NaN and ±inf are here
+        if not finite:  # zeros are finite: NaN and ±inf are on the support
             raise MetricError("maps contain NaN or infinite values")
         self.n_zero = self.n - self.m
-        self.n_neg = int(np.count_nonzero(self.values < 0))
+        self.n_neg = n_neg
         self._cache: dict[str, Any] = {"vext": vext}
         self._orders = orders
 
@@ -349,9 +348,7 @@ class PreparedMap:
         mean = (np.float64(total) + n_zero * zero_value) / n
         ext = np.empty(m + 1, dtype=np.float64)
         c = ext[:-1]
-        pos = _ramp(n + 1, np.float64)[n_zero + 1 :] - mean  # (n_zero + k) - mean, k = 1 … m
-        c[order] = pos
-        del pos
+        scatter_positions(order, n_zero + 1, float(mean), c)  # c[order] = (n_zero + k) - mean
         cz = zero_value - mean
         ext[-1] = cz
         return ext, float(cz), float(np.dot(c, c) + n_zero * cz * cz)
@@ -649,19 +646,25 @@ def _count_at_least(values: NDArray[np.float64], t_desc: NDArray[np.float64]) ->
 
 
 def _pearson_sparse(
-    a: PreparedMap, b: PreparedMap, ranks: bool, b_at_a: NDArray[np.intp] | None = None
+    a: PreparedMap,
+    b: PreparedMap,
+    ranks: bool,
+    b_at_a: NDArray[np.intp] | None = None,
+    b_on_a: NDArray[np.float64] | None = None,
 ) -> float:
     """Pearson's r of two maps given on their supports with a constant elsewhere:
     Σ a·b = Σ over a's support of a·b + a_zero · (Σ over all of b − Σ over a's support
     of b), with ``b`` gathered at a's support through its :attr:`~PreparedMap.place`
-    (``b_at_a``: ``b.place[a.support]``, when the caller has it)."""
+    (``b_at_a``: ``b.place[a.support]``, when the caller has it; ``b_on_a``: the gathered
+    centred ranks or values themselves)."""
     ca, za, ssa = a.ranks_centred if ranks else a.values_centred
     _, _, ssb = b.ranks_centred if ranks else b.values_centred
     den = np.sqrt(ssa * ssb)
     if not den > 0:
         return 0.0
-    where = np.take(b.place, a.support).astype(np.intp) if b_at_a is None else b_at_a
-    b_on_a = np.take(b.centred_and_zero(ranks), where)
+    if b_on_a is None:
+        where = np.take(b.place, a.support).astype(np.intp) if b_at_a is None else b_at_a
+        b_on_a = np.take(b.centred_and_zero(ranks), where)
     dot = float(np.dot(ca, b_on_a)) + za * (b.centred_total(ranks) - float(b_on_a.sum()))
     return dot / float(den)
 
@@ -726,14 +729,19 @@ def scores_of_pair(
             f"maps differ in shape: {human.shape} vs {other.shape}; resample one first"
         )
     out: dict[str, float] = {}
-    # one gather of the other's places (uint16 or int32) at the human support, widened once
-    # to the index type the gathers below take (each would otherwise convert it again)
-    other_at_human = np.take(other.place, human.support).astype(np.intp)
-    o_on_h = np.take(other.values_and_zero, other_at_human)  # other at human's support
-    in_both = other_at_human < other.m  # of human's support, the pixels non-zero in both
-    if bool(in_both.all()):  # other's support holds human's (a pooled map, mostly): no copies
+    # the other's values, centred ranks and centred values at the human support, through
+    # its places, in one pass (gather_at: np.take of each); and how many of those pixels
+    # are on its support too
+    o_on_h, r_on_h, c_on_h, both = gather_at(
+        other.place, human.support, other.m, other.values_and_zero,
+        other.centred_and_zero(True), other.centred_and_zero(False),
+    )  # fmt: skip
+    if both == human.m:  # other's support holds human's (a pooled map, mostly): no copies
         h_both, o_both = human.values, o_on_h  # read only below
     else:
+        # of human's support, the pixels non-zero in both: where the other's value is not
+        # 0 (its support's values are not, its zero block's is)
+        in_both = o_on_h != 0
         h_both, o_both = human.values[in_both], o_on_h[in_both]  # in pixel order
     n_h, n_o = human.m - human.n_neg, other.m - other.n_neg  # pixels > 0
     if human.n_neg == 0 and other.n_neg == 0:  # non-zero in both: > 0 in both
@@ -742,18 +750,18 @@ def scores_of_pair(
         inter = int(np.count_nonzero((h_both > 0) & (o_both > 0)))
     union = n_h + n_o - inter
     out["iou"] = 1.0 if union == 0 else inter / union
-    out["spearman"] = _pearson_sparse(human, other, True, other_at_human)
+    out["spearman"] = _pearson_sparse(human, other, True, b_on_a=r_on_h)
+    del r_on_h
     nx, ny = human.norm, other.norm
     cos = float(np.dot(h_both, o_both)) if h_both.size else 0.0
     out["cosine_distance"] = 1.0 if nx == 0 or ny == 0 else float(1.0 - cos / (nx * ny))
-    out["cc"] = _pearson_sparse(human, other, False, other_at_human)
+    out["cc"] = _pearson_sparse(human, other, False, b_on_a=c_on_h)
+    del c_on_h
     tp, tq = human.total, other.total
     if isinstance(tp, MetricError) or isinstance(tq, MetricError):
         out["sim"] = out["kld"] = math.nan
     else:
-        sim = h_both / tp
-        out["sim"] = float(np.minimum(sim, o_both / tq, out=sim).sum())
-        del sim
+        out["sim"] = float(sim_terms(h_both, o_both, tp, tq).sum())  # min(P, Q) where both
         p = human.distribution  # P log(...) is 0 where P is 0: the human support only
         r = o_on_h / tq  # Q there; then EPS + P / (EPS + Q), its log, times P: in place
         r += EPS

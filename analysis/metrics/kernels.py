@@ -1,0 +1,121 @@
+"""Compiled passes of :mod:`gazelab.analysis.metrics.prepared`: several NumPy passes over a
+map's support done as one loop (numba, as the heatmaps' accumulation), for the memory
+traffic: on two cores a pair's scoring is bound by it more than by arithmetic.
+
+Each loop does, per element, the very IEEE operations of the NumPy expressions it replaces,
+in the same order (gathers and copies, one division, one subtraction, a comparison; no
+reassociation, no fused multiply-add: numba compiles without fast-math), so every array it
+writes is the NumPy one bit for bit. The sums, dot products and logarithms stay NumPy's
+(their order of summation and their rounding are NumPy's and BLAS's own).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+
+@njit(cache=True, nogil=True)
+def _support_of(flat: Any) -> tuple[Any, Any, Any, int, bool]:  # pragma: no cover
+    m = 0
+    for i in range(flat.size):
+        if flat[i] != 0:
+            m += 1
+    support = np.empty(m, dtype=np.intp)
+    vext = np.empty(m + 1, dtype=np.float64)
+    vext[m] = 0.0
+    bits = np.zeros((flat.size + 7) // 8, dtype=np.uint8)
+    k = 0
+    neg = 0
+    finite = True
+    for i in range(flat.size):
+        x = flat[i]
+        if x != 0:
+            support[k] = i
+            vext[k] = x
+            k += 1
+            bits[i >> 3] |= np.uint8(1 << (7 - (i & 7)))
+            if x < 0:
+                neg += 1
+            if not np.isfinite(x):
+                finite = False
+    return support, vext, bits, neg, finite
+
+
+def support_of(
+    flat: NDArray[np.float64],
+) -> tuple[NDArray[np.intp], NDArray[np.float64], NDArray[np.uint8], int, bool]:
+    """The non-zero pixels of ``flat`` ``(n,)`` float64, in a counting pass and a filling
+    pass: their indices (ascending), their values followed by one 0 (``(m + 1,)``), the
+    non-zero pixels as bits (``np.packbits(flat != 0)``), how many are negative and whether
+    all are finite (NaN is non-zero, so it is among them)."""
+    support, vext, bits, neg, finite = _support_of(flat)
+    return support, vext, bits, int(neg), bool(finite)
+
+
+@njit(cache=True, nogil=True)
+def _gather_at(
+    place: Any, support: Any, m: int, vext: Any, rext: Any, cext: Any, v: Any, r: Any, c: Any
+) -> int:  # pragma: no cover
+    both = 0
+    for i in range(support.size):
+        w = place[support[i]]
+        v[i] = vext[w]
+        r[i] = rext[w]
+        c[i] = cext[w]
+        if w < m:
+            both += 1
+    return both
+
+
+def gather_at(
+    place: NDArray[Any],
+    support: NDArray[np.intp],
+    m: int,
+    vext: NDArray[np.float64],
+    rext: NDArray[np.float64],
+    cext: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], int]:
+    """Another map's values, centred ranks and centred values (each followed by its zero
+    block's, indexed by ``place``) at the pixels ``support``: ``np.take(x, place[support])``
+    of each, in one pass; and how many of those pixels are on the other map's support (a
+    place below its size ``m``)."""
+    k = support.size
+    v, r, c = np.empty(k), np.empty(k), np.empty(k)
+    both = _gather_at(place, support, m, vext, rext, cext, v, r, c)
+    return v, r, c, int(both)
+
+
+@njit(cache=True, nogil=True)
+def _scatter_positions(order: Any, first: int, mean: float, out: Any) -> None:  # pragma: no cover
+    for k in range(order.size):
+        out[order[k]] = np.float64(first + k) - mean
+
+
+def scatter_positions(
+    order: NDArray[np.intp], first: int, mean: float, out: NDArray[np.float64]
+) -> None:
+    """``out[order] = np.arange(first, first + order.size, dtype=float64) - mean`` in one
+    pass (each position an integer below 2⁵³, exact as a float)."""
+    _scatter_positions(order, int(first), float(mean), out)
+
+
+@njit(cache=True, nogil=True)
+def _sim_terms(h: Any, o: Any, tp: float, tq: float, out: Any) -> None:  # pragma: no cover
+    for i in range(h.size):
+        a = h[i] / tp
+        b = o[i] / tq
+        out[i] = b if b < a else a
+
+
+def sim_terms(
+    h: NDArray[np.float64], o: NDArray[np.float64], tp: float, tq: float
+) -> NDArray[np.float64]:
+    """``np.minimum(h / tp, o / tq)`` in one pass (finite values without NaN: the smaller
+    of the two, either where they are equal)."""
+    out = np.empty(h.size, dtype=np.float64)
+    _sim_terms(h, o, float(tp), float(tq), out)
+    return out

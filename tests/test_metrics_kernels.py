@@ -1,0 +1,87 @@
+"""The compiled passes of the prepared maps (``gazelab.analysis.metrics.kernels``) write the
+arrays of the NumPy expressions they replace, bit for bit: on heatmaps, pooled maps, maps
+with negative values, ties, subnormals and extremes, NaN and infinities, empty maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gazelab.analysis.metrics import kernels
+from gazelab.gaze.heatmaps import fixation_heatmap
+
+
+def flat_maps() -> list[np.ndarray]:
+    rng = np.random.default_rng(11)
+    heat = fixation_heatmap(rng.uniform(10, 150, (8, 2)), (120, 160), 5.0, 20.0).ravel()
+    pooled = sum(
+        fixation_heatmap(rng.uniform(10, 150, (8, 2)), (120, 160), 5.0, 20.0).ravel()
+        for _ in range(5)
+    )
+    signed = rng.normal(size=1000)
+    signed[rng.random(1000) < 0.3] = 0.0
+    extremes = np.array([0.0, 5e-324, -5e-324, 1e308, -1e308, 2.2e-308, 0.0, -0.0, 1.0])
+    ties = np.round(rng.random(777) * 4)  # 0 … 4: zeros and ties
+    return [heat, pooled, signed, extremes, ties, np.zeros(13), np.zeros(0), np.ones(9)]
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_support_of_is_the_numpy_support(k: int) -> None:
+    flat = flat_maps()[k]
+    support, vext, bits, neg, finite = kernels.support_of(flat)
+    nonzero = flat != 0
+    want = np.flatnonzero(nonzero)
+    assert support.dtype == want.dtype and np.array_equal(support, want)
+    assert vext.shape == (want.size + 1,) and vext[-1] == 0.0
+    assert np.array_equal(vext[:-1].view(np.uint64), flat[want].view(np.uint64))  # bits
+    assert bits.dtype == np.uint8 and np.array_equal(bits, np.packbits(nonzero))
+    assert neg == int(np.count_nonzero(flat < 0)) and finite
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_support_of_finds_what_is_not_finite(bad: float) -> None:
+    flat = np.array([0.0, 1.0, bad, 0.0, 2.0])
+    support, _, _, _, finite = kernels.support_of(flat)
+    assert not finite and np.array_equal(support, [1, 2, 4])
+
+
+@pytest.mark.parametrize("kind", [np.uint16, np.int32])
+def test_gather_at_is_take_through_the_places(kind: type) -> None:
+    rng = np.random.default_rng(2)
+    for flat in flat_maps()[:5]:
+        other = np.flatnonzero(rng.random(flat.size) < 0.6)
+        m = other.size
+        place: np.ndarray = np.full(flat.size, m, dtype=kind)
+        place[other] = np.arange(m, dtype=kind)
+        support = np.flatnonzero(flat)
+        vext, rext, cext = (np.append(rng.normal(size=m), z) for z in (0.0, -0.5, 0.25))
+        v, r, c, both = kernels.gather_at(place, support, m, vext, rext, cext)
+        where = np.take(place, support).astype(np.intp)
+        for got, x in ((v, vext), (r, rext), (c, cext)):
+            assert np.array_equal(got.view(np.uint64), np.take(x, where).view(np.uint64))
+        assert both == int(np.count_nonzero(where < m))
+
+
+def test_scatter_positions_is_the_ramp_minus_the_mean() -> None:
+    rng = np.random.default_rng(3)
+    for m, first, mean in ((1000, 1, 500.5), (77, 4000, 3.3e3 + 1 / 3), (0, 5, 1.0)):
+        order = rng.permutation(m)
+        got = np.full(m, np.nan)
+        kernels.scatter_positions(order, first, mean, got)
+        want = np.full(m, np.nan)
+        pos = np.arange(first, first + m, dtype=np.float64)
+        pos -= mean
+        want[order] = pos
+        assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
+
+
+def test_sim_terms_is_the_minimum_of_the_two_distributions() -> None:
+    rng = np.random.default_rng(4)
+    for flat in flat_maps()[:2]:
+        h = flat[flat > 0]
+        o = rng.permutation(h) * rng.choice([1.0, 0.5, 2.0], h.size)  # equal and unequal
+        tp, tq = float(h.sum()), float(o.sum())
+        got = kernels.sim_terms(h, o, tp, tq)
+        want = h / tp
+        np.minimum(want, o / tq, out=want)
+        assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
