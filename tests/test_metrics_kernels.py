@@ -85,3 +85,32 @@ def test_sim_terms_is_the_minimum_of_the_two_distributions() -> None:
         want = h / tp
         np.minimum(want, o / tq, out=want)
         assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
+
+
+def test_index_keys_and_order_of_keys() -> None:
+    rng = np.random.default_rng(5)
+    for v in (rng.random(5000), np.round(rng.random(3000) * 9) + 1, 1 + np.arange(4096) * 2e-16):
+        m = v.size
+        k = max(1, (m - 1).bit_length())
+        u = v.view(np.uint64)
+        key = kernels.index_keys(u, k)
+        low = np.uint64((1 << k) - 1)
+        assert np.array_equal(key, (u & ~low) | np.arange(m, dtype=np.uint64))
+        key.sort()
+        want = (key & low).astype(np.intp)
+        order, sv, rising, backwards = kernels.order_of_keys(key.copy(), k, v)
+        assert order.dtype == np.intp and np.array_equal(order, want)
+        assert np.array_equal(sv, v[want])
+        assert rising == bool(np.all(sv[1:] > sv[:-1]))
+        assert backwards == bool((sv[1:] < sv[:-1]).any())
+
+
+@pytest.mark.parametrize("kind", [np.uint16, np.int32])
+def test_places_are_the_filled_and_scattered_ramp(kind: type) -> None:
+    for flat in flat_maps():
+        support = np.flatnonzero(flat)
+        m = support.size
+        want: np.ndarray = np.full(flat.size, m, dtype=kind)
+        want[support] = np.arange(m, dtype=kind)
+        got = kernels.places(support, flat.size, kind)
+        assert got.dtype == want.dtype and np.array_equal(got, want)

@@ -119,3 +119,70 @@ def sim_terms(
     out = np.empty(h.size, dtype=np.float64)
     _sim_terms(h, o, float(tp), float(tq), out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _index_keys(u: Any, k: int, key: Any) -> None:  # pragma: no cover
+    high = ~np.uint64((1 << k) - 1)
+    for i in range(u.size):
+        key[i] = (u[i] & high) | np.uint64(i)
+
+
+def index_keys(u: NDArray[np.uint64], k: int) -> NDArray[np.uint64]:
+    """``(u & ~(2**k - 1)) | arange(u.size)``: each key's lowest ``k`` bits replaced by its
+    index (``u.size`` ≤ 2**k), in one pass."""
+    key = np.empty(u.size, dtype=np.uint64)
+    _index_keys(u, int(k), key)
+    return key
+
+
+@njit(cache=True, nogil=True)
+def _order_of_keys(key: Any, k: int, v: Any, sv: Any) -> tuple[bool, bool]:  # pragma: no cover
+    low = np.uint64((1 << k) - 1)
+    rising = True
+    backwards = False
+    for i in range(key.size):
+        o = key[i] & low
+        key[i] = o
+        x = v[o]
+        sv[i] = x
+        if i:
+            prev = sv[i - 1]
+            if not x > prev:
+                rising = False
+                if x < prev:
+                    backwards = True
+    return rising, backwards
+
+
+def order_of_keys(
+    key: NDArray[np.uint64], k: int, v: NDArray[np.float64]
+) -> tuple[NDArray[np.intp], NDArray[np.float64], bool, bool]:
+    """From sorted keys of :func:`index_keys`, in one pass: the order (their low ``k``
+    bits, written over the keys and returned as a view of them), the values ``v`` in that
+    order, whether those rise strictly (``np.all(sv[1:] > sv[:-1])``) and whether any
+    falls (``(sv[1:] < sv[:-1]).any()``)."""
+    sv = np.empty(key.size, dtype=np.float64)
+    rising, backwards = _order_of_keys(key, int(k), v, sv)
+    return key.view(np.intp), sv, bool(rising), bool(backwards)
+
+
+@njit(cache=True, nogil=True)
+def _places(support: Any, out: Any) -> None:  # pragma: no cover
+    m = support.size
+    k = 0
+    for i in range(out.size):
+        if k < m and support[k] == i:
+            out[i] = k
+            k += 1
+        else:
+            out[i] = m
+
+
+def places(support: NDArray[np.intp], n: int, dtype: Any) -> NDArray[Any]:
+    """Every pixel's place on ``support`` (ascending indices), or the support's size for a
+    pixel not on it (``(n,)`` of ``dtype``): ``np.full(n, m)`` with ``arange(m)`` scattered
+    at ``support``, in one pass."""
+    out = np.empty(n, dtype=dtype)
+    _places(support, out)
+    return out
