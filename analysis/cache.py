@@ -37,7 +37,6 @@ cap deletes them (they are not read).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
@@ -105,8 +104,8 @@ class SaliencyCache:
             return None
         try:
             return np.asarray(np.load(p), dtype=np.float32)
-        except (OSError, ValueError):  # unreadable: recompute and overwrite
-            return None
+        except (OSError, ValueError, EOFError, MemoryError):  # torn, empty or a crafted
+            return None  # header: a miss, computed again and overwritten
 
     def put(
         self,
@@ -247,6 +246,12 @@ class SaliencyCache:
         )
 
 
+MAX_RESULT_BYTES = 16 * 2**20
+"""The largest result kept (its JSON): a larger one is computed again on each run."""
+PENDING_RESULT_BYTES = 64 * 2**20
+"""Results held in memory before they are committed (with :data:`_ScoreDB.FLUSH_ROWS`)."""
+
+
 class _ScoreDB:
     """The pairs' scores in one SQLite file (``scores.sqlite`` under the cache root): one row
     a pair (the metric names, the floats as little-endian float64 bytes, the last use in
@@ -273,6 +278,7 @@ class _ScoreDB:
         self._sorted: set[str] = set()  # maps sorted once (content keys), to be committed
         self._results: dict[str, str] = {}  # results (JSON) to be committed
         self._used_results: set[str] = set()  # results read back: last use to be committed
+        self._results_bytes = 0  # the JSON held in _results
         weakref.finalize(self, _ScoreDB._flush_at_exit, self._lock,
                          _Pending(self._pending, self._touched, self._sorted, self._results,
                                   self._used_results), path)  # fmt: skip
@@ -408,13 +414,21 @@ class _ScoreDB:
             data = json.dumps(value, separators=(",", ":"))
         except (TypeError, ValueError, RecursionError):
             return
+        if len(data) > MAX_RESULT_BYTES:  # not kept (SQLite's limit is 1 GB a value)
+            return
+        with self._lock:
+            self._results_bytes += len(data)
+            over = self._results_bytes > PENDING_RESULT_BYTES
         self._hold(self._results, key, data)
+        if over:
+            self.flush()
 
     def _take(self) -> _Pending:
         """What is to be committed, taken out (the lock held)."""
         out = _Pending(dict(self._pending), set(self._touched), set(self._sorted),
                        dict(self._results), set(self._used_results))  # fmt: skip
         out.clear_from(self)
+        self._results_bytes = 0
         return out
 
     def flush(self) -> None:
@@ -540,9 +554,13 @@ def _open_scores(path: Path) -> sqlite3.Connection:
     con = sqlite3.connect(path, timeout=2.0, check_same_thread=False, isolation_level=None)
     try:
         con.execute("PRAGMA synchronous = OFF")  # derived data: a lost row is a miss
+        con.execute("PRAGMA trusted_schema = OFF")  # a crafted file's triggers and views
         con.execute(_SCORES_TABLE)
         con.execute(_SORTED_TABLE)
-        con.execute(_RESULTS_TABLE)
+        try:
+            con.execute(_RESULTS_TABLE)
+        except sqlite3.OperationalError:  # an older file that cannot be written: its
+            pass  # pairs' scores still read; every result a miss
         con.execute("SELECT 1 FROM scores LIMIT 1").fetchall()  # a damaged file fails here
     except sqlite3.Error:
         con.close()
@@ -803,24 +821,57 @@ CODE_PACKAGES = ("analysis", "gaze")
 """The sub-packages whose source is part of every result's key (:func:`code_key`)."""
 
 
-@functools.lru_cache(maxsize=1)
-def code_key() -> bytes:
-    """SHA-256 of the code a result depends on: every ``.py`` file of
-    :data:`CODE_PACKAGES` (path and bytes) and the NumPy and SciPy versions. Any edit of
-    the analysis makes every kept result a miss."""
-    import scipy
+def _code_key(root: Path) -> bytes:
+    """SHA-256 of every ``.py`` file of :data:`CODE_PACKAGES` under ``root`` (path and
+    bytes) and the numeric environment: gazelab's, Python's, NumPy's, SciPy's and numba's
+    versions and the machine's architecture. Where no source file can be read (a build
+    without sources) a key no run repeats."""
+    import platform
+    import sys
+    from importlib import metadata
 
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256(f"numpy {np.__version__} scipy {scipy.__version__}".encode())
-    for pkg in CODE_PACKAGES:
-        for f in sorted((root / pkg).rglob("*.py")):
-            h.update(str(f.relative_to(root)).encode() + b"\0")
+    from gazelab import __version__
+
+    def version(dist: str) -> str:  # from the metadata: the module need not be imported
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "none"
+
+    h = hashlib.sha256(
+        f"gazelab {__version__}|{sys.version}|numpy {np.__version__}|scipy {version('scipy')}"
+        f"|numba {version('numba')}|{platform.machine()}".encode()
+    )
+    files = [f for pkg in CODE_PACKAGES for f in sorted((root / pkg).rglob("*.py"))]
+    read = 0
+    for f in files:
+        h.update(str(f.relative_to(root)).encode() + b"\0")
+        try:
             h.update(f.read_bytes())
+            read += 1
+        except OSError:
+            h.update(os.urandom(16))
+    if read == 0:
+        h.update(os.urandom(16))
     return h.digest()
 
 
+_CODE_KEY = _code_key(Path(__file__).resolve().parents[1])
+"""The analysis' :func:`code_key`, taken when this module is imported (the code that runs,
+not what is on disk later)."""
+
+
+def code_key() -> bytes:
+    """SHA-256 of the code and numeric environment a result depends on (taken at import:
+    :func:`_code_key`). Any edit of the analysis makes every kept result a miss."""
+    return _CODE_KEY
+
+
 def _feed(h: Any, value: Any) -> None:
-    """Add a value to a hash, typed and delimited (arrays by dtype, shape and bytes)."""
+    """Add a value to a hash, typed and delimited (arrays by dtype, shape and bytes; a
+    NumPy scalar as the Python number it holds)."""
+    if isinstance(value, np.generic):
+        value = value.item()
     if value is None:
         h.update(b"N")
     elif isinstance(value, np.ndarray):

@@ -33,7 +33,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -52,16 +52,18 @@ from gazelab.analysis.cache import (
 from gazelab.analysis.human import trial_gaze
 from gazelab.analysis.metrics import cohen_kappa, label_agreement
 from gazelab.analysis.scoring import METRICS as METRICS
-from gazelab.analysis.scoring import PAPER_METRICS as PAPER_METRICS
 from gazelab.analysis.scoring import (
+    OTHERS,
     ROW_COLUMNS,
     annotator_gaze,
     class_name,
     kernel_dict,
     model_n,
+    pointing_hit,
     predicted_class,
     score_image,
 )
+from gazelab.analysis.scoring import PAPER_METRICS as PAPER_METRICS
 from gazelab.analysis.scoring import AnalysisError as AnalysisError
 from gazelab.analysis.scoring import AnnotatorGaze as AnnotatorGaze
 from gazelab.analysis.scoring import ImageAnalysis as ImageAnalysis
@@ -339,7 +341,8 @@ def analyse_project(
         key = None
         if cache is not None:
             key = keys[i] = image_result_key(im, rel[i], n, pred, an.human_pairs)
-            if not keep and _read_image_result(im, cache.get_result(key), rel[i], pred):
+            got = cache.get_result(key)
+            if not keep and _read_image_result(im, got, rel[i], n, pred, an.human_pairs):
                 return
         score_image(im, rel[i], n, predicted=pred, keep_maps=keep, orders=cache,
                     human_pairs=an.human_pairs)  # fmt: skip
@@ -384,7 +387,7 @@ def analyse_project(
             bkey = result_key("baselines", keys, comp.annotators, baseline_draws, centre,
                               baseline_images, an.human_pairs, an.baseline_maps or None)  # fmt: skip
         got = cache.get_result(bkey) if cache is not None and bkey is not None else None
-        if is_rows(got):
+        if _baseline_rows_ok(got, comp):
             comp.baselines = got
             if progress:
                 progress("baselines", 1, 1)
@@ -502,42 +505,77 @@ def _model_pass(
 
 def _image_result(im: ImageAnalysis) -> dict[str, Any]:
     """What :func:`~gazelab.analysis.scoring.score_image` gave an image, as the cache keeps
-    it (:func:`_read_image_result` reads it back)."""
-    return {
-        "rows": im.rows,
-        "model_points": None if im.model_points is None else im.model_points.tolist(),
-        "model_hit": im.model_hit,
-    }
+    it: its rows (:func:`_read_image_result` reads them back)."""
+    return {"rows": im.rows}
 
 
-def _read_image_result(im: ImageAnalysis, value: Any, relevance: Any, predicted: str) -> bool:
+def _read_image_result(
+    im: ImageAnalysis, value: Any, relevance: Any, n: int, predicted: str, human_pairs: str
+) -> bool:
     """Fill ``im`` from a kept result as :func:`~gazelab.analysis.scoring.score_image`
-    without kept maps would (its rows, the model's class, relevance, points and pointing
-    hit); ``False`` (``im`` untouched) unless ``value`` has the shape
-    :func:`_image_result` writes."""
-    if not isinstance(value, dict) or not is_rows(value.get("rows")):
-        return False
-    points, hit = value.get("model_points"), value.get("model_hit")
-    if hit is not None and not isinstance(hit, bool):
-        return False
-    if points is not None:
-        try:
-            points = np.asarray(points, dtype=np.float64)
-        except (TypeError, ValueError):  # ragged, or not numbers
-            return False
-        if points.size == 0:
-            points = points.reshape(0, 2)
-        if points.ndim != 2 or points.shape[1] != 2:
-            return False
-    if (points is None) != (relevance is None):
+    without kept maps would: its rows, and the model's class, relevance, points and
+    pointing hit (the points and the hit taken again from the relevance map: a few
+    microseconds, nothing read back to trust). ``False`` (``im`` untouched) unless the
+    rows are this image's (:func:`_image_rows_ok`)."""
+    if not isinstance(value, dict) or not _image_rows_ok(
+        value.get("rows"), im, relevance, human_pairs
+    ):
         return False
     im.rows = list(value["rows"])
     if relevance is not None:
+        from gazelab.analysis.saliency import model_points
+
         im.predicted = predicted
         im.relevance = relevance
-        im.model_points = points
-        im.model_hit = hit
+        im.model_points = model_points(relevance, n, im.shape)
+        im.model_hit = pointing_hit(relevance, im.regions, im.shape)
     return True
+
+
+def _is_float(v: Any) -> bool:
+    return isinstance(v, float)
+
+
+def _image_rows_ok(rows: Any, im: ImageAnalysis, relevance: Any, human_pairs: str) -> bool:
+    """Whether kept rows are rows :func:`~gazelab.analysis.scoring.score_image` gives this
+    image: :data:`ROW_COLUMNS` in order, the image's id and class, its annotators and
+    their labels, float metrics, and as many as its annotators and pairing make."""
+    if not is_rows(rows):
+        return False
+    a = len(im.humans)
+    for r in rows:
+        g = im.humans.get(r["annotator"]) if list(r) == list(ROW_COLUMNS) else None
+        if (g is None or r["image_id"] != im.image_id or r["class"] != im.true_class
+                or r["label"] != g.label or r["kind"] not in ("model", "human")
+                or not isinstance(r["reference"], str)
+                or not all(_is_float(r[m]) for m in METRICS)):  # fmt: skip
+            return False
+    models = sum(r["kind"] == "model" for r in rows)
+    if human_pairs == OTHERS:  # each against the others pooled
+        pairs = a if a > 1 else 0
+    else:  # every ordered pair
+        pairs = a * (a - 1)
+    return models == (a if relevance is not None else 0) and len(rows) - models == pairs
+
+
+BASELINE_KEYS = ("image_id", "annotator", "versus", "reference", "baseline", "draws")
+"""The columns of a baseline row besides the metrics."""
+
+
+def _baseline_rows_ok(rows: Any, comp: Comparison) -> TypeGuard[list[dict[str, Any]]]:
+    """Whether kept baseline rows have a baseline row's columns, the study's images and
+    annotators, a whole number of draws and float metrics."""
+    if not is_rows(rows):
+        return False
+    ids, names = {im.image_id for im in comp.images}, set(comp.annotators)
+    want = {*BASELINE_KEYS, *METRICS}
+    return all(
+        set(r) == want and r["image_id"] in ids and r["annotator"] in names
+        and isinstance(r["draws"], int) and not isinstance(r["draws"], bool)
+        and all(isinstance(r[k], str) for k in ("versus", "reference", "baseline"))
+        and all(_is_float(r[m]) for m in METRICS)
+        for r in rows
+    )  # fmt: skip
 
 
 # -- summaries -------------------------------------------------------------------------------

@@ -639,9 +639,7 @@ def test_a_changed_input_code_or_result_is_a_miss(study, tmp_path, monkeypatch) 
     assert cache.score_reads > 0 and _same(cold.rows, again.rows)
     monkeypatch.undo()
     cache.flush()
-    bad = ('{"rows": [1]}', "[", '{"rows": [], "model_points": [[1, 2, 3]]}',
-           '{"rows": [], "model_points": null}', '{"rows": [], "model_hit": 3}', "null",
-           '{"rows": {"image_id": "x"}}')  # fmt: skip
+    bad = ('{"rows": [1]}', "[", '{"rows": []}', "null", '{"rows": {"image_id": "x"}}', "[{}]")
     for data in bad:
         with con:
             con.execute("UPDATE results SET data = ?", (data,))
@@ -653,7 +651,38 @@ def test_a_changed_input_code_or_result_is_a_miss(study, tmp_path, monkeypatch) 
         fresh.flush()
         rewritten = con.execute("SELECT count(*) FROM results WHERE data != ?", (data,))
         assert rewritten.fetchone() == (n_results,)  # ... and rewritten
+    # an image's result of the right shape but not this image's rows; the baselines' rows
+    # without their columns; an empty model output file (a crash before it was written)
+    import json
+
+    key, good = next(
+        (k, json.loads(d))
+        for k, d in con.execute("SELECT key, data FROM results WHERE data LIKE '{\"rows\":[{%'")
+    )  # an image's result this run wrote (the other runs' are left damaged)
+
+    def changed(**row: Any) -> str:
+        return json.dumps({**good, "rows": [{**good["rows"][0], **row}, *good["rows"][1:]]})
+
+    wrong = [changed(image_id="another"), changed(iou="0.5"), changed(annotator="Z"),
+             changed(label="sad"), changed(kind="other"), changed(cc=None),
+             json.dumps({**good, "rows": good["rows"][1:]}),
+             json.dumps({**good, "rows": [{**good["rows"][0], "extra": 1.0}]})]  # fmt: skip
+    for data in wrong:
+        with con:
+            con.execute("UPDATE results SET data = ? WHERE key = ?", (data, key))
+            con.execute("UPDATE results SET data = '[{}]' WHERE data LIKE '[%'")  # baselines
+        fresh = CountingCache(tmp_path / "cache")
+        out = analyse_project(store, model, analysis=an, cache=fresh, keep_maps=0)
+        assert _same(cold.rows, out.rows) and _same(cold.baselines, out.baselines), data
+        assert _bits(cold) == _bits(out)
+        fresh.flush()
+        assert con.execute("SELECT data FROM results WHERE key = ?", (key,)).fetchone() != (data,)
     con.close()
+    for p in list((tmp_path / "cache").rglob("predictions/*.npy"))[:2]:
+        p.write_bytes(b"")  # torn
+    out = analyse_project(store, model, analysis=an, cache=CountingCache(tmp_path / "cache"),
+                          keep_maps=0)  # fmt: skip
+    assert _same(cold.rows, out.rows) and _bits(cold) == _bits(out)
 
 
 class _Model:
@@ -708,6 +737,18 @@ def test_results_share_the_cap_and_bad_values_are_not_kept(tmp_path) -> None:
     assert cache.size() > 0
     cache.trim(1)
     assert SaliencyCache(tmp_path).get_result("a") is None
+    from gazelab.analysis import cache as cache_mod
+
+    big = SaliencyCache(tmp_path)
+    big.put_result("big", ["x" * 100])
+    assert big.get_result("big") == ["x" * 100]
+    old = cache_mod.MAX_RESULT_BYTES
+    cache_mod.MAX_RESULT_BYTES = 50
+    try:
+        big.put_result("bigger", ["x" * 100])  # over the bound: not kept
+    finally:
+        cache_mod.MAX_RESULT_BYTES = old
+    assert big.get_result("bigger") is None
     off = SaliencyCache(tmp_path, keep_results=False)
     off.put_result("c", [1])
     assert off.get_result("c") is None and SaliencyCache(tmp_path).get_result("c") is None
