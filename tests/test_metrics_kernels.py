@@ -114,3 +114,12 @@ def test_places_are_the_filled_and_scattered_ramp(kind: type) -> None:
         want[support] = np.arange(m, dtype=kind)
         got = kernels.places(support, flat.size, kind)
         assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_gather_over_is_the_gather_divided() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.random(5000) * 3
+    idx = rng.permutation(5000)[:3000]
+    for d in (1.0, 3.0, float(x.max()), 1e-300):
+        got = kernels.gather_over(x, idx, d)
+        assert np.array_equal(got.view(np.uint64), (x[idx] / d).view(np.uint64))

@@ -186,3 +186,16 @@ def places(support: NDArray[np.intp], n: int, dtype: Any) -> NDArray[Any]:
     out = np.empty(n, dtype=dtype)
     _places(support, out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _gather_over(x: Any, idx: Any, d: float, out: Any) -> None:  # pragma: no cover
+    for j in range(idx.size):
+        out[j] = x[idx[j]] / d
+
+
+def gather_over(x: NDArray[np.float64], idx: NDArray[np.intp], d: float) -> NDArray[np.float64]:
+    """``x[idx] / d`` in one pass (the gather, then one division each)."""
+    out = np.empty(idx.size, dtype=np.float64)
+    _gather_over(x, idx, float(d), out)
+    return out

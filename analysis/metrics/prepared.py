@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gazelab.analysis.metrics.kernels import (
     gather_at,
+    gather_over,
     index_keys,
     order_of_keys,
     places,
@@ -511,24 +512,22 @@ class PreparedMap:
         jit = AUC_JITTER  # every noise value is in [0, jit]
         order = self.order
         sv = self._cache.get("sorted")
-        sv = self.values[order] if sv is None else sv
-        hi = float(sv[-1])  # the map's max; its min is 0 (its zero block)
+        hi = float(self.values[order[-1]])  # the map's max; its min is 0 (its zero block)
         # a: the scaled values in sorted order (fl(v / hi) is monotone: sorted). The reference
         # jitters them: v = fl(a + noise) in [a, fl(a + jit)], then r = f(v) = (v - lo) / scale,
         # monotone in v. A support pixel's v and r are computed as the reference computes them
         # wherever the bounds below cannot decide.
-        a = sv / hi
-        # the noise of the support's pixels in sorted order: what the jittered values at
-        # sorted positions add, and (counted in any order) the support's part of the zero
-        # block's counts. With it the counter needs the order no more; once the ranks are
-        # made from it too, the map lets it go (a map's largest array after its places)
-        noise_at = np.take(np.take(noise, sup), order)  # the first gather in pixel order
+        a = gather_over(self.values, order, hi) if sv is None else sv / hi
+        # the noise of the support's pixels in pixel order (one gather in order): counted in
+        # any order, the support's part of the zero block's counts; through the order, what
+        # the jittered values at sorted positions add (only where they are computed)
+        noise_sup = np.take(noise, sup)
         if "ranks" in self._cache:
-            self._cache.pop("order", None)
+            self._cache.pop("order", None)  # the counter holds it
 
         def v_at(j: NDArray[np.intp]) -> NDArray[np.float64]:
             """The jittered values at sorted positions ``j``: the reference's floats."""
-            return np.asarray(a[j] + noise_at[j], dtype=np.float64)
+            return np.asarray(a[j] + noise_sup[order[j]], dtype=np.float64)
 
         # the jittered map's min: on the support, among the pixels whose a is within jit of
         # the smallest (no other can be below it), or the zero block's smallest noise (found
@@ -590,7 +589,7 @@ class PreparedMap:
                 p[fwd] += 1
             # a support pixel, as if zero, is ≥ t exactly when its noise is ≥ the noise at
             # p (f is monotone and p the first place where f reaches t)
-            inside = _count_at_least(noise_at, noise_sorted[np.minimum(p, n - 1)])
+            inside = _count_at_least(noise_sup, noise_sorted[np.minimum(p, n - 1)])
             out[low] = (n - p) - np.where(p < n, inside, 0)
             return out
 
