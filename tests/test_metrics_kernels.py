@@ -123,3 +123,12 @@ def test_gather_over_is_the_gather_divided() -> None:
     for d in (1.0, 3.0, float(x.max()), 1e-300):
         got = kernels.gather_over(x, idx, d)
         assert np.array_equal(got.view(np.uint64), (x[idx] / d).view(np.uint64))
+
+
+def test_both_nonzero_is_the_boolean_compress() -> None:
+    rng = np.random.default_rng(7)
+    h = rng.random(4000) + 0.1
+    o = rng.random(4000)
+    o[rng.random(4000) < 0.4] = 0.0
+    hb, ob = kernels.both_nonzero(h, o, int(np.count_nonzero(o)))
+    assert np.array_equal(hb, h[o != 0]) and np.array_equal(ob, o[o != 0])

@@ -199,3 +199,22 @@ def gather_over(x: NDArray[np.float64], idx: NDArray[np.intp], d: float) -> NDAr
     out = np.empty(idx.size, dtype=np.float64)
     _gather_over(x, idx, float(d), out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _both_nonzero(h: Any, o: Any, hb: Any, ob: Any) -> None:  # pragma: no cover
+    k = 0
+    for i in range(o.size):
+        if o[i] != 0:
+            hb[k] = h[i]
+            ob[k] = o[i]
+            k += 1
+
+
+def both_nonzero(
+    h: NDArray[np.float64], o: NDArray[np.float64], count: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``h[o != 0]`` and ``o[o != 0]`` (``count`` of them), in pixel order, in one pass."""
+    hb, ob = np.empty(count), np.empty(count)
+    _both_nonzero(h, o, hb, ob)
+    return hb, ob

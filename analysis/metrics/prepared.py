@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gazelab.analysis.metrics.kernels import (
+    both_nonzero,
     gather_at,
     gather_over,
     index_keys,
@@ -721,9 +722,8 @@ def scores_of_pair(
         h_both, o_both = human.values, o_on_h  # read only below
     else:
         # of human's support, the pixels non-zero in both: where the other's value is not
-        # 0 (its support's values are not, its zero block's is)
-        in_both = o_on_h != 0
-        h_both, o_both = human.values[in_both], o_on_h[in_both]  # in pixel order
+        # 0 (its support's values are not, its zero block's is); in pixel order, one pass
+        h_both, o_both = both_nonzero(human.values, o_on_h, both)
     n_h, n_o = human.m - human.n_neg, other.m - other.n_neg  # pixels > 0
     if human.n_neg == 0 and other.n_neg == 0:  # non-zero in both: > 0 in both
         inter = h_both.size
