@@ -763,18 +763,26 @@ def cached_relevance(
     if progress:
         progress(done, n)
     # iNNvestigate analyzers start a worker per call (~5 s): hand them big chunks;
-    # progress and the cache advance chunk by chunk
+    # progress and the cache advance chunk by chunk. The maps are written (each fsynced,
+    # which releases the GIL) by a thread while the next chunk is computed; an error
+    # writing one is raised here, after the last chunk.
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     chunk = max(batch_size, chunk)
-    for start in range(0, len(todo), chunk):
-        idx = todo[start : start + chunk]
-        rel = relevance(model, x[idx], analyzer, neuron, batch_size=batch_size)
-        for i, r in zip(idx, rel, strict=True):
-            out[i] = r
-            if cache is not None:
-                cache.put(mkey, analyzer, neuron, keys[i], r)
-        done += len(idx)
-        if progress:
-            progress(done, n)
+    written: list[Future[None]] = []
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for start in range(0, len(todo), chunk):
+            idx = todo[start : start + chunk]
+            rel = relevance(model, x[idx], analyzer, neuron, batch_size=batch_size)
+            for i, r in zip(idx, rel, strict=True):
+                out[i] = r
+                if cache is not None:
+                    written.append(writer.submit(cache.put, mkey, analyzer, neuron, keys[i], r))
+            done += len(idx)
+            if progress:
+                progress(done, n)
+    for f in written:
+        f.result()
     if n == 0:
         return np.zeros((0, *x.shape[1:3]), dtype=np.float32), 0
     return np.stack([o for o in out if o is not None]).astype(np.float32), len(todo)

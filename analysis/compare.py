@@ -331,8 +331,12 @@ def analyse_project(
     )
 
     # each image's result kept by its inputs: a warm run scores (and builds the maps of)
-    # only the images whose maps are kept for the report, and those whose inputs changed
+    # only the images whose maps are kept for the report, and those whose inputs changed.
+    # With results kept the pairs' scores are not (each would cost a key of both maps and
+    # a row on every cold run, for reruns the results already serve): the cache keeps the
+    # maps' sorts only; without results (keep_results=False) it keeps the pairs' scores.
     keys: list[str | None] = [None] * len(ordered)
+    orders = cache if cache is None or not cache.keep_results else _SortsOnly(cache)
 
     def score(i: int) -> None:
         im = ordered[i]
@@ -344,7 +348,7 @@ def analyse_project(
             got = cache.get_result(key)
             if not keep and _read_image_result(im, got, rel[i], n, pred, an.human_pairs):
                 return
-        score_image(im, rel[i], n, predicted=pred, keep_maps=keep, orders=cache,
+        score_image(im, rel[i], n, predicted=pred, keep_maps=keep, orders=orders,
                     human_pairs=an.human_pairs)  # fmt: skip
         if cache is not None and key is not None:
             cache.put_result(key, _image_result(im))
@@ -395,7 +399,7 @@ def analyse_project(
             comp.baselines = baseline_rows(
                 comp, draws=baseline_draws, seed=0, centre=centre, max_images=baseline_images,
                 progress=(lambda d, t: progress("baselines", d, t)) if progress else None,
-                orders=cache, human_pairs=an.human_pairs, max_maps=an.baseline_maps or None,
+                orders=orders, human_pairs=an.human_pairs, max_maps=an.baseline_maps or None,
             )  # fmt: skip
             if cache is not None and bkey is not None:
                 cache.put_result(bkey, comp.baselines)
@@ -501,6 +505,15 @@ def _model_pass(
         model, x, analyzer, cache, batch_size=batch_size, progress=progress, keys=keys
     )
     return probs, rel, computed
+
+
+class _SortsOnly:
+    """A saliency cache as a store of the prepared maps' sorts only
+    (:class:`~gazelab.analysis.metrics.prepared.OrderStore`, no pairs' scores)."""
+
+    def __init__(self, cache: SaliencyCache) -> None:
+        self.get_order = cache.get_order
+        self.put_order = cache.put_order
 
 
 def _image_result(im: ImageAnalysis) -> dict[str, Any]:

@@ -31,6 +31,11 @@ class CountingCache(SaliencyCache):
     def __init__(self, root: Any, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
         self.reads = self.writes = self.score_reads = self.score_writes = 0
+        self.result_writes = 0
+
+    def put_result(self, key: str, value: Any) -> None:
+        self.result_writes += 1
+        super().put_result(key, value)
 
     def get_scores(self, key: str) -> Any:
         out = super().get_scores(key)
@@ -588,6 +593,7 @@ def test_a_warm_compare_reads_each_image_s_result_and_builds_no_map(
     cold = analyse_project(store, model, analysis=an, cache=cache, keep_maps=1,
                            baseline_images=None)  # fmt: skip
     assert _same(plain.rows, cold.rows) and _same(plain.baselines, cold.baselines)
+    assert cache.score_writes == 0 and cache.writes > 0  # results kept: sorts, no pairs
     built: list[int] = []
     real = heatmaps.fixation_heatmap
 
@@ -629,14 +635,14 @@ def test_a_changed_input_code_or_result_is_a_miss(study, tmp_path, monkeypatch) 
     assert n_results == 6 + 1  # each image's, and the baselines'
     others = replace(an, human_pairs="others")
     want = analyse_project(store, model, analysis=others, keep_maps=0)
-    cache.score_reads = 0
+    cache.result_writes = 0
     got = analyse_project(store, model, analysis=others, cache=cache, keep_maps=0)
-    assert cache.score_reads > 0 and _same(want.rows, got.rows)  # scored pair by pair
+    assert cache.result_writes == 7 and _same(want.rows, got.rows)  # scored again
     assert _same(want.baselines, got.baselines) and not _same(cold.rows, got.rows)
     monkeypatch.setattr(cache_mod, "code_key", lambda: b"another version of the analysis")
-    cache.score_reads = 0
+    cache.result_writes = 0
     again = analyse_project(store, model, analysis=an, cache=cache, keep_maps=0)
-    assert cache.score_reads > 0 and _same(cold.rows, again.rows)
+    assert cache.result_writes == 7 and _same(cold.rows, again.rows)
     monkeypatch.undo()
     cache.flush()
     bad = ('{"rows": [1]}', "[", '{"rows": []}', "null", '{"rows": {"image_id": "x"}}', "[{}]")
@@ -645,7 +651,7 @@ def test_a_changed_input_code_or_result_is_a_miss(study, tmp_path, monkeypatch) 
             con.execute("UPDATE results SET data = ?", (data,))
         fresh = CountingCache(tmp_path / "cache")
         out = analyse_project(store, model, analysis=an, cache=fresh, keep_maps=0)
-        assert fresh.score_reads > 0, data  # a miss: scored again ...
+        assert fresh.result_writes == 7, data  # a miss: scored again ...
         assert _same(cold.rows, out.rows) and _same(cold.baselines, out.baselines)
         assert _bits(cold) == _bits(out)
         fresh.flush()
