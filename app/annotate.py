@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QWidget
 
@@ -170,6 +170,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         self.target: tuple[float, float] | None = None  # calibration / validation target
         self._n_targets = 0
         self._shown: tuple[int, Phase, float] | None = None  # what the last paint showed
+        self._last_content: QRect | None = None  # what it drew beside the background
         self._image_cache: dict[str, QImage] = {}
         self._auto_label_at: float | None = None
         self._init_targets()
@@ -194,11 +195,31 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
 
     def present(self) -> None:
         """Show the state now, not at the next event-loop turn: a phase's onset is this
-        (the paint's end, or the OpenGL frame's swap)."""
+        (the paint's end, or the OpenGL frame's swap). The raster path repaints only what
+        the phase change alters (:meth:`_changed_rect`): a blank after the cross clears the
+        cross, not the whole screen, so the onset comes sooner."""
         if self._gl is not None:
             self._gl.render()
-        else:
+            return
+        rect = self._changed_rect()
+        if rect is None:
             self.repaint()
+        else:
+            self.repaint(rect)
+
+    def _changed_rect(self) -> QRect | None:
+        """What a trial's phase change redraws: what the last paint drew beside the
+        background (the cross, or the image and its line) and what the new phase draws;
+        ``None`` (the whole window) outside the trials, with a warning or a store fault
+        on screen, or when the last paint was not of a trial. Never empty: a change
+        between blanks still paints (one pixel of background), which is its onset."""
+        if self.mode != "trials" or self.warning or self.ctl.store_message:
+            return None
+        now = screens.content_rect(self)
+        if now is None or self._last_content is None:
+            return None
+        r = self._last_content.united(now)
+        return r if not r.isEmpty() else QRect(self.width() // 2, self.height() // 2, 1, 1)
 
     def _warn(self, words: str) -> None:
         self.warning = words
@@ -598,6 +619,10 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         self.paint_screen(p)
         p.end()
         self.shown("paint")
+        # what is on screen beside the background, for the next phase change's repaint
+        # (a partial paint draws the same state: it leaves the rest as it was)
+        calm = self.mode == "trials" and not self.warning and not self.ctl.store_message
+        self._last_content = screens.content_rect(self) if calm else None
 
     def paint_screen(self, p: QPainter, coming: Phase | None = None) -> None:
         """Draw the current screen with ``p`` (the window's paint, or the OpenGL surface's);

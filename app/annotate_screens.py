@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 
 from gazelab import CLASSES
@@ -208,6 +208,40 @@ def paint_trial(win: AnnotationWindow, p: QPainter, coming: Phase | None = None)
         )
         words = f"Paused — {s.progress_text()}\n\nP continues, C recalibrates, Esc ends."
         _panel_text(win, p, words, band, TEXT, 12)
+
+
+def content_rect(win: AnnotationWindow) -> QRect | None:
+    """The widget pixels :func:`paint_trial` draws on beside the background in the current
+    phase: the cross, or the image with its line of feedback; empty for a blank; ``None``
+    where the screen is more than that (paused, finished: the whole window is redrawn)."""
+    s = win.ctl
+    phase = s.protocol.phase
+    if phase in (Phase.BLANK1, Phase.BLANK2):
+        return QRect()
+    if phase is Phase.CROSS:
+        c = win.to_widget(s.screen_px[0] / 2, s.screen_px[1] / 2)
+        k = win.scale()
+        reach = s.settings.protocol.cross_size_px * k / 2 + max(
+            1.0, s.settings.protocol.cross_width_px * k
+        )
+        return (
+            QRectF(c.x() - reach, c.y() - reach, 2 * reach, 2 * reach)
+            .toAlignedRect()
+            .adjusted(-2, -2, 2, 2)
+        )
+    if phase is Phase.IMAGE and s.protocol.image_id is not None:
+        iid = s.protocol.image_id
+        x0, y0, _, _ = s.layout_for(iid).image_rect_on_screen
+        tl = win.to_widget(x0, y0)
+        img = win.scaled_image(iid)
+        r = QRect(round(tl.x()), round(tl.y()), img.width(), img.height())
+        if win.message:  # the line of feedback below the square (paint_trial)
+            sq = s.settings.stimulus.square_px
+            a = win.to_widget(0, s.screen_px[1] / 2 + sq / 2)
+            line = QRectF(0, a.y() + 4, win.width(), max(20.0, win.height() - a.y() - 8))
+            r = r.united(line.toAlignedRect().adjusted(0, -2, 0, 2))
+        return r
+    return None
 
 
 def paint_target(win: AnnotationWindow, p: QPainter) -> None:

@@ -226,6 +226,48 @@ def test_annotate_cli_user_errors(tmp_path: Path, capsys) -> None:  # type: igno
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
 
 
+def _pixels(img: QImage) -> np.ndarray:
+    img = img.convertToFormat(QImage.Format.Format_RGB32)
+    rows = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())
+    return rows[:, : img.width() * 4].copy()
+
+
+def test_a_phase_change_repaints_what_it_changes_and_the_screen_stays_whole(
+    qtbot, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The raster path repaints only what a trial's phase change alters (the cross's
+    square, the image's rectangle; a pixel between blanks), so the onset's paint is short;
+    what the platform shows (its backing store, not a fresh render) equals a full render
+    of the window at every phase of three trials, the cross cleared by the blank after
+    it and the image by the next trial's blank."""
+    from gazelab.app.annotate import Autopilot
+
+    win = make_window(qtbot, tmp_path, skip_calibration=True, autopilot=Autopilot(view_s=0.6))
+    rects: list[object] = []
+    real = win.repaint
+
+    def spy(*a: object) -> None:
+        rects.append(a[0] if a else None)
+        real(*a)
+
+    win.repaint = spy  # type: ignore[method-assign]
+    qtbot.wait(200)  # the platform's backing store made (grabWindow is null before)
+    win.begin()
+    for t in range(3):
+        for phase in (Phase.BLANK1, Phase.CROSS, Phase.BLANK2, Phase.IMAGE):
+            qtbot.waitUntil(
+                lambda t=t, phase=phase: (win.protocol.trial_index, win.protocol.phase)
+                == (t, phase),
+                timeout=5000,
+            )
+            shown = _pixels(win.screen().grabWindow(win.winId()).toImage())
+            assert np.array_equal(shown, _pixels(win.grab().toImage())), (t, phase)
+    sizes = {(r.width(), r.height()) for r in rects if r is not None}  # type: ignore[attr-defined]
+    assert (SQUARE, SQUARE) in sizes  # the image's rectangle only
+    assert any(w * h < 80 * 80 for w, h in sizes)  # the cross's square
+    win.finish()
+
+
 def test_windowed_size_fits_the_screen_and_text_stays_readable(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """--windowed on a 1366x768 laptop: the window (the 2560x1440 default screen shrunk,
     aspect kept) fits the free area with its frame (it opened at 1600x900, cut off); drawn
@@ -279,7 +321,7 @@ def test_windowed_session_on_a_real_1366x768_screen(tmp_path: Path) -> None:
                "--windowed", "--screen-in", "15.6"]  # fmt: skip
         proc = subprocess.Popen(cmd, env=x.env, stdout=log.open("w"), stderr=subprocess.STDOUT)
         try:
-            wid = x.wait_window("— P01$", proc=proc)
+            wid = x.wait_window("^gazelab — P01$", proc=proc)  # not "… experimenter view — P01"
             time.sleep(1.0)
             x.shot("start", tmp_path)
             gx, gy, gw, gh = x.geometry(wid)

@@ -256,7 +256,7 @@ def test_default_settings_on_a_real_1920x1080_screen(tmp_path: Path) -> None:
         x.key("Tab")
         x.shot("02_setup_diagonal_given", tmp_path)
         x.key("Return")  # OK: the pre-flight runs, passes, the session starts
-        win = x.wait_window("— P01$", proc=proc)
+        win = x.wait_window("^gazelab — P01$", proc=proc)  # not "… experimenter view — P01"
         x.activate(win)
         # full screen: the window manager applies the state after the window maps
         x.until(lambda: x.geometry(win)[2:] == (1920, 1080), 10, "the window to fill the screen")
@@ -327,7 +327,7 @@ def test_default_settings_on_a_real_1920x1080_screen(tmp_path: Path) -> None:
         x.activate(dlg)
         x.shot("09_resume_setup", tmp_path)
         x.key("Return")
-        win = x.wait_window("— P01$", proc=proc)
+        win = x.wait_window("^gazelab — P01$", proc=proc)  # not "… experimenter view — P01"
         x.activate(win)
         time.sleep(0.5)
         x.shot("10_resumed_start", tmp_path)
@@ -378,7 +378,7 @@ def test_default_settings_on_a_real_1366x768_screen(tmp_path: Path) -> None:
         _, _, dw, dh = x.geometry(dlg)
         assert dw <= 1366 and dh <= 768
         x.key("Return")
-        win = x.wait_window("— P01$", proc=proc)
+        win = x.wait_window("^gazelab — P01$", proc=proc)  # not "… experimenter view — P01"
         x.activate(win)
         x.until(lambda: x.geometry(win)[2:] == (1366, 768), 10, "the window to fill the screen")
         time.sleep(0.5)
