@@ -167,19 +167,23 @@ def _sort_support(
     order = order[np.argsort((hi >> np.uint64(16)).astype(np.uint16)[order], kind="stable")]
     sv = v[order]
     if bool((sv[1:] < sv[:-1]).any()):
-        # the runs of equal top bits, each sorted on its full values (lexsort: run, value)
-        key = hi[order]
-        same = key[1:] == key[:-1]
-        inrun = np.zeros(m, dtype=bool)
-        inrun[:-1] |= same
-        inrun[1:] |= same
-        pos = np.flatnonzero(inrun)
-        start = np.ones(pos.size, dtype=bool)
-        start[1:] = ~((pos[1:] == pos[:-1] + 1) & same[pos[1:] - 1])
-        perm = np.lexsort((sv[pos], np.cumsum(start)))
-        order[pos] = order[pos[perm]]
-        sv[pos] = sv[pos[perm]]
+        _sort_runs(hi[order], order, sv)
     return order, sv, None
+
+
+def _sort_runs(top: NDArray[Any], order: NDArray[np.intp], sv: NDArray[np.float64]) -> None:
+    """Sort each run of equal ``top`` (the sorted keys' top bits, in sorted order) on its
+    full values, in place in ``order`` and the sorted values ``sv`` (lexsort: run, value)."""
+    same = top[1:] == top[:-1]
+    inrun = np.zeros(top.size, dtype=bool)
+    inrun[:-1] |= same
+    inrun[1:] |= same
+    pos = np.flatnonzero(inrun)
+    start = np.ones(pos.size, dtype=bool)
+    start[1:] = ~((pos[1:] == pos[:-1] + 1) & same[pos[1:] - 1])
+    perm = np.lexsort((sv[pos], np.cumsum(start)))
+    order[pos] = order[pos[perm]]
+    sv[pos] = sv[pos[perm]]
 
 
 def _packed_order(
@@ -212,19 +216,8 @@ def _packed_order(
     order, sv, rising, backwards = order_of_keys(key, k, v)
     if rising:  # sorted, without ties: nothing to mend
         return order, sv, True
-    if backwards:
-        # the runs of equal top bits, each sorted on its full values (lexsort: run, value)
-        top = u[order] >> np.uint64(k)
-        same = top[1:] == top[:-1]
-        inrun = np.zeros(m, dtype=bool)
-        inrun[:-1] |= same
-        inrun[1:] |= same
-        pos = np.flatnonzero(inrun)
-        start = np.ones(pos.size, dtype=bool)
-        start[1:] = ~((pos[1:] == pos[:-1] + 1) & same[pos[1:] - 1])
-        perm = np.lexsort((sv[pos], np.cumsum(start)))
-        order[pos] = order[pos[perm]]
-        sv[pos] = sv[pos[perm]]
+    if backwards:  # the runs of equal top bits, each sorted on its full values
+        _sort_runs(u[order] >> np.uint64(k), order, sv)
         return order, sv, None
     return order, sv, False
 
