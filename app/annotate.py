@@ -213,7 +213,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         ``None`` (the whole window) outside the trials, with a warning or a store fault
         on screen, or when the last paint was not of a trial. Never empty: a change
         between blanks still paints (one pixel of background), which is its onset."""
-        if self.mode != "trials" or self.warning or self.ctl.store_message:
+        if not self._plain_trial():
             return None
         now = screens.content_rect(self)
         if now is None or self._last_content is None:
@@ -621,8 +621,11 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         self.shown("paint")
         # what is on screen beside the background, for the next phase change's repaint
         # (a partial paint draws the same state: it leaves the rest as it was)
-        calm = self.mode == "trials" and not self.warning and not self.ctl.store_message
-        self._last_content = screens.content_rect(self) if calm else None
+        self._last_content = screens.content_rect(self) if self._plain_trial() else None
+
+    def _plain_trial(self) -> bool:
+        """A trial's screen with nothing over it (no warning line, no store fault)."""
+        return self.mode == "trials" and not self.warning and not self.ctl.store_message
 
     def paint_screen(self, p: QPainter, coming: Phase | None = None) -> None:
         """Draw the current screen with ``p`` (the window's paint, or the OpenGL surface's);

@@ -180,27 +180,21 @@ def paint_trial(win: AnnotationWindow, p: QPainter, coming: Phase | None = None)
     settings = s.settings
     phase = s.protocol.phase if coming is None else coming
     if phase is Phase.CROSS:
-        c = win.to_widget(s.screen_px[0] / 2, s.screen_px[1] / 2)
-        k = win.scale()
-        half = settings.protocol.cross_size_px * k / 2
+        c, half, width = _cross(win)
         grey = settings.stimulus.background == "grey"
         pen = QPen(QColor(0, 0, 0) if grey else QColor(255, 255, 255))
-        pen.setWidthF(max(1.0, settings.protocol.cross_width_px * k))
+        pen.setWidthF(width)
         pen.setCapStyle(Qt.PenCapStyle.FlatCap)
         p.setPen(pen)
         p.drawLine(QPointF(c.x() - half, c.y()), QPointF(c.x() + half, c.y()))
         p.drawLine(QPointF(c.x(), c.y() - half), QPointF(c.x(), c.y() + half))
     elif phase is Phase.IMAGE and s.protocol.image_id is not None:
         iid = s.protocol.image_id
-        x0, y0, _, _ = s.layout_for(iid).image_rect_on_screen
-        tl = win.to_widget(x0, y0)
-        p.drawImage(QPointF(round(tl.x()), round(tl.y())), win.scaled_image(iid))
+        p.drawImage(_image_corner(win, iid), win.scaled_image(iid))
         if (
             win.message and coming is None
         ):  # discreet: small, below the square, ≥ 4.5:1 on the surround
-            sq = settings.stimulus.square_px
-            a = win.to_widget(0, s.screen_px[1] / 2 + sq / 2)
-            rect = QRectF(0, a.y() + 4, win.width(), max(20.0, win.height() - a.y() - 8))
+            rect = _feedback_line(win)
             text(win, p, win.message, rect, FEEDBACK[settings.stimulus.background], 9)
     elif phase is Phase.PAUSED and not s.store_message:
         band = QRectF(
@@ -208,6 +202,30 @@ def paint_trial(win: AnnotationWindow, p: QPainter, coming: Phase | None = None)
         )
         words = f"Paused — {s.progress_text()}\n\nP continues, C recalibrates, Esc ends."
         _panel_text(win, p, words, band, TEXT, 12)
+
+
+def _cross(win: AnnotationWindow) -> tuple[QPointF, float, float]:
+    """The fixation cross in widget px: its centre, half its length and its line width."""
+    s = win.ctl
+    k = win.scale()
+    c = win.to_widget(s.screen_px[0] / 2, s.screen_px[1] / 2)
+    proto = s.settings.protocol
+    return c, proto.cross_size_px * k / 2, max(1.0, proto.cross_width_px * k)
+
+
+def _image_corner(win: AnnotationWindow, iid: str) -> QPointF:
+    """The top-left corner of image ``iid`` on screen, widget px (whole pixels: drawn as a
+    plain copy)."""
+    x0, y0, _, _ = win.ctl.layout_for(iid).image_rect_on_screen
+    tl = win.to_widget(x0, y0)
+    return QPointF(round(tl.x()), round(tl.y()))
+
+
+def _feedback_line(win: AnnotationWindow) -> QRectF:
+    """Where the recognised word is written: the band below the stimulus square."""
+    s = win.ctl
+    a = win.to_widget(0, s.screen_px[1] / 2 + s.settings.stimulus.square_px / 2)
+    return QRectF(0, a.y() + 4, win.width(), max(20.0, win.height() - a.y() - 8))
 
 
 def content_rect(win: AnnotationWindow) -> QRect | None:
@@ -219,11 +237,8 @@ def content_rect(win: AnnotationWindow) -> QRect | None:
     if phase in (Phase.BLANK1, Phase.BLANK2):
         return QRect()
     if phase is Phase.CROSS:
-        c = win.to_widget(s.screen_px[0] / 2, s.screen_px[1] / 2)
-        k = win.scale()
-        reach = s.settings.protocol.cross_size_px * k / 2 + max(
-            1.0, s.settings.protocol.cross_width_px * k
-        )
+        c, half, width = _cross(win)
+        reach = half + width
         return (
             QRectF(c.x() - reach, c.y() - reach, 2 * reach, 2 * reach)
             .toAlignedRect()
@@ -231,15 +246,9 @@ def content_rect(win: AnnotationWindow) -> QRect | None:
         )
     if phase is Phase.IMAGE and s.protocol.image_id is not None:
         iid = s.protocol.image_id
-        x0, y0, _, _ = s.layout_for(iid).image_rect_on_screen
-        tl = win.to_widget(x0, y0)
-        img = win.scaled_image(iid)
-        r = QRect(round(tl.x()), round(tl.y()), img.width(), img.height())
+        r = QRect(_image_corner(win, iid).toPoint(), win.scaled_image(iid).size())
         if win.message:  # the line of feedback below the square (paint_trial)
-            sq = s.settings.stimulus.square_px
-            a = win.to_widget(0, s.screen_px[1] / 2 + sq / 2)
-            line = QRectF(0, a.y() + 4, win.width(), max(20.0, win.height() - a.y() - 8))
-            r = r.united(line.toAlignedRect().adjusted(0, -2, 0, 2))
+            r = r.united(_feedback_line(win).toAlignedRect().adjusted(0, -2, 0, 2))
         return r
     return None
 
