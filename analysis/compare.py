@@ -59,9 +59,9 @@ from gazelab.analysis.scoring import (
     class_name,
     kernel_dict,
     model_n,
-    pointing_hit,
     predicted_class,
     score_image,
+    set_model_view,
 )
 from gazelab.analysis.scoring import PAPER_METRICS as PAPER_METRICS
 from gazelab.analysis.scoring import AnalysisError as AnalysisError
@@ -345,8 +345,10 @@ def analyse_project(
         key = None
         if cache is not None:
             key = keys[i] = image_result_key(im, rel[i], n, pred, an.human_pairs)
-            got = cache.get_result(key)
-            if not keep and _read_image_result(im, got, rel[i], n, pred, an.human_pairs):
+            # an image whose maps the report draws is scored (its maps built) either way
+            if not keep and _read_image_result(
+                im, cache.get_result(key), rel[i], n, pred, an.human_pairs
+            ):
                 return
         score_image(im, rel[i], n, predicted=pred, keep_maps=keep, orders=orders,
                     human_pairs=an.human_pairs)  # fmt: skip
@@ -536,12 +538,7 @@ def _read_image_result(
         return False
     im.rows = list(value["rows"])
     if relevance is not None:
-        from gazelab.analysis.saliency import model_points
-
-        im.predicted = predicted
-        im.relevance = relevance
-        im.model_points = model_points(relevance, n, im.shape)
-        im.model_hit = pointing_hit(relevance, im.regions, im.shape)
+        set_model_view(im, relevance, n, predicted)
     return True
 
 

@@ -422,6 +422,20 @@ def pooled_total(maps: Iterable[NDArray[np.float64]]) -> NDArray[np.float64]:
     return total
 
 
+def set_model_view(
+    im: ImageAnalysis, relevance: NDArray[np.float32], n_points: int, predicted: str
+) -> None:
+    """The model's side of ``im`` but its heatmap: the predicted class, the relevance map,
+    the ``n_points`` most relevant pixels (in image px) and the pointing game's hit
+    (:func:`score_image`; a compare that reads an image's rows back sets these alone)."""
+    from gazelab.analysis.saliency import model_points
+
+    im.predicted = predicted
+    im.relevance = relevance
+    im.model_points = model_points(relevance, n_points, im.shape)
+    im.model_hit = pointing_hit(relevance, im.regions, im.shape)
+
+
 def score_image(
     im: ImageAnalysis,
     relevance: NDArray[np.float32] | None = None,
@@ -445,22 +459,19 @@ def score_image(
     (:func:`leave_one_out_sums`; ``reference`` ``others``, A rows per image). Rows are appended
     to ``im.rows`` with :data:`ROW_COLUMNS`.
     """
-    from gazelab.analysis.saliency import model_heatmap, model_points
+    from gazelab.analysis.saliency import model_heatmap
 
     check_human_pairs(human_pairs)
     shape = im.shape
     model_map = None
     if relevance is not None:
-        im.predicted = predicted
-        im.relevance = relevance
+        set_model_view(im, relevance, n_points, predicted)
         c, radius = im.kernel_px
-        im.model_points = model_points(relevance, n_points, shape)
         if im.kernel_xy is None:
             model_map = model_heatmap(relevance, n_points, shape, c, radius)
         else:  # the image's elliptical kernel, on the same points
             model_map = im.kernel().heatmap(im.model_points, shape)
         im.model_heatmap = model_map if keep_maps else None
-        im.model_hit = pointing_hit(relevance, im.regions, shape)
     # Each map is prepared once (ranks, norms, sorted values) and scored against every
     # other: rows grow as annotators², the per-map work does not.
     share = human_pairs != OTHERS
