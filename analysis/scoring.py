@@ -424,16 +424,17 @@ def pooled_total(maps: Iterable[NDArray[np.float64]]) -> NDArray[np.float64]:
 
 def set_model_view(
     im: ImageAnalysis, relevance: NDArray[np.float32], n_points: int, predicted: str
-) -> None:
+) -> NDArray[np.float64]:
     """The model's side of ``im`` but its heatmap: the predicted class, the relevance map,
-    the ``n_points`` most relevant pixels (in image px) and the pointing game's hit
-    (:func:`score_image`; a compare that reads an image's rows back sets these alone)."""
+    the ``n_points`` most relevant pixels (in image px, returned) and the pointing game's
+    hit (:func:`score_image`; a compare that reads an image's rows back sets these alone)."""
     from gazelab.analysis.saliency import model_points
 
     im.predicted = predicted
     im.relevance = relevance
     im.model_points = model_points(relevance, n_points, im.shape)
     im.model_hit = pointing_hit(relevance, im.regions, im.shape)
+    return im.model_points
 
 
 def score_image(
@@ -465,12 +466,12 @@ def score_image(
     shape = im.shape
     model_map = None
     if relevance is not None:
-        set_model_view(im, relevance, n_points, predicted)
+        points = set_model_view(im, relevance, n_points, predicted)
         c, radius = im.kernel_px
         if im.kernel_xy is None:
             model_map = model_heatmap(relevance, n_points, shape, c, radius)
         else:  # the image's elliptical kernel, on the same points
-            model_map = im.kernel().heatmap(im.model_points, shape)
+            model_map = im.kernel().heatmap(points, shape)
         im.model_heatmap = model_map if keep_maps else None
     # Each map is prepared once (ranks, norms, sorted values) and scored against every
     # other: rows grow as annotators², the per-map work does not.
