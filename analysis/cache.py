@@ -28,11 +28,12 @@ read back gets its last use). Relevance maps and predictions are never evicted.
 A result is keyed by its inputs, not by the maps made from them: the SHA-256 of the
 arrays it is computed from (an image's gaze points, weights, kernels, the relevance map,
 the number of model points, ...), the settings, and the code that computes it — every
-source file of ``gazelab.analysis`` and ``gazelab.gaze`` and NumPy's and SciPy's versions
-(:func:`code_key`) — so a warm ``compare`` builds no map for an image whose result it
-finds, and any change of code, settings or data makes a miss. The scores were once one
-JSON file a pair under ``scores/``: a cache from then keeps those files only until the
-cap deletes them (they are not read).
+source file of ``gazelab.analysis`` and ``gazelab.gaze``, gazelab's, Python's, NumPy's,
+SciPy's and numba's versions and the machine's architecture (:func:`code_key`) — so a
+warm ``compare`` builds no map for an image whose result it finds, and any change of
+code, settings or data makes a miss. The scores were once one JSON file a pair under
+``scores/``: a cache from then keeps those files only until the cap deletes them (they
+are not read).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -114,12 +116,21 @@ class SaliencyCache:
         neuron: int | None,
         image_key: str,
         rel: NDArray[np.float32],
+        *,
+        durable: bool = True,
     ) -> None:
+        """Keep a map (float32) under its model, analyzer and image keys: renamed into
+        place after an fsync (:func:`~gazelab.fileio.atomic_write`), or with ``durable``
+        ``False`` without one (a model's output, a few bytes: a file lost in a crash is a
+        miss, a torn one fails :meth:`get`'s read)."""
         p = self._path(model_key, analyzer, neuron, image_key)
-        p.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         np.save(buf, np.asarray(rel, dtype=np.float32))
-        atomic_write(p, buf.getvalue())
+        if durable:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(p, buf.getvalue())
+        else:
+            _put_derived(p, buf.getvalue())
 
     def get_order(self, key: str) -> NDArray[Any] | None:
         """A prepared map's support order (:class:`~gazelab.analysis.metrics.PreparedMap`),
@@ -273,15 +284,9 @@ class _ScoreDB:
         self._dead = False  # the file cannot be used: every read a miss, writes dropped
         self._retry_at = 0.0  # busy: not tried before this time (time.monotonic)
         self._replaced = False
-        self._pending: dict[str, tuple[str, bytes]] = {}
-        self._touched: set[str] = set()
-        self._sorted: set[str] = set()  # maps sorted once (content keys), to be committed
-        self._results: dict[str, str] = {}  # results (JSON) to be committed
-        self._used_results: set[str] = set()  # results read back: last use to be committed
-        self._results_bytes = 0  # the JSON held in _results
-        weakref.finalize(self, _ScoreDB._flush_at_exit, self._lock,
-                         _Pending(self._pending, self._touched, self._sorted, self._results,
-                                  self._used_results), path)  # fmt: skip
+        self._p = _Pending()  # what is to be committed (the finalizer commits what is left)
+        self._results_bytes = 0  # the JSON held in self._p.results
+        weakref.finalize(self, _ScoreDB._flush_at_exit, self._lock, self._p, path)
 
     # -- the connection (every method below holds the lock) -------------------------------
     def _connect(self) -> sqlite3.Connection | None:
@@ -354,12 +359,12 @@ class _ScoreDB:
 
     def get(self, key: str) -> dict[str, float] | None:
         with self._lock:
-            row = self._pending.get(key)
+            row = self._p.rows.get(key)
             if row is None:
                 row = self._select("SELECT names, vals FROM scores WHERE key = ?", key)
                 if row is None:
                     return None
-                self._touched.add(key)
+                self._p.touched.add(key)
         return _scores_of_row(*row)
 
     def sorted_before(self, key: str) -> bool:
@@ -367,7 +372,7 @@ class _ScoreDB:
         the file: its last use renewed); if not, it is noted now. ``True`` where nothing can
         be noted (the store is off): the caller keeps the sort at once."""
         with self._lock:
-            if key in self._sorted:
+            if key in self._p.noted:
                 return True
             con = self._connect()
             if con is None:
@@ -377,13 +382,13 @@ class _ScoreDB:
             except sqlite3.Error as exc:
                 self._failed(exc)
                 return self._dead
-            self._sorted.add(key)  # noted (or its last use renewed) with the next commit
+            self._p.noted.add(key)  # noted (or its last use renewed) with the next commit
             return seen is not None
 
     def put(self, key: str, scores: dict[str, float]) -> None:
         row = _row_of_scores(scores)
         if row is not None:
-            self._hold(self._pending, key, row)
+            self._hold(self._p.rows, key, row)
 
     def _hold(self, pending: dict[str, Any], key: str, value: Any) -> None:
         """Keep a row to be committed (every :data:`FLUSH_ROWS` rows of its kind)."""
@@ -397,13 +402,13 @@ class _ScoreDB:
 
     def get_result(self, key: str) -> Any | None:
         with self._lock:
-            data = self._results.get(key)
+            data = self._p.results.get(key)
             if data is None:
                 row = self._select("SELECT data FROM results WHERE key = ?", key)
                 if row is None or not isinstance(row[0], str):
                     return None
                 data = row[0]
-                self._used_results.add(key)
+                self._p.used_results.add(key)
         try:
             return json.loads(data)
         except (ValueError, RecursionError):  # not JSON: a miss, written again
@@ -419,15 +424,14 @@ class _ScoreDB:
         with self._lock:
             self._results_bytes += len(data)
             over = self._results_bytes > PENDING_RESULT_BYTES
-        self._hold(self._results, key, data)
+        self._hold(self._p.results, key, data)
         if over:
             self.flush()
 
     def _take(self) -> _Pending:
         """What is to be committed, taken out (the lock held)."""
-        out = _Pending(dict(self._pending), set(self._touched), set(self._sorted),
-                       dict(self._results), set(self._used_results))  # fmt: skip
-        out.clear_from(self)
+        out = self._p.copy()
+        self._p.clear()
         self._results_bytes = 0
         return out
 
@@ -526,25 +530,31 @@ _RESULTS_TABLE = (
 )
 
 
+@dataclass
 class _Pending:
     """What a scores file is yet to be written: the pairs' rows, the keys read back (their
-    last use), the maps sorted once, the results and the results read back."""
+    last use), the maps sorted once (content keys), the results (JSON) and the results
+    read back (their last use)."""
 
-    def __init__(self, rows: dict[str, tuple[str, bytes]], touched: set[str], noted: set[str],
-                 results: dict[str, str], used_results: set[str]) -> None:  # fmt: skip
-        self.rows, self.touched, self.noted = rows, touched, noted
-        self.results, self.used_results = results, used_results
+    rows: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    touched: set[str] = field(default_factory=set)
+    noted: set[str] = field(default_factory=set)
+    results: dict[str, str] = field(default_factory=dict)
+    used_results: set[str] = field(default_factory=set)
+
+    def _parts(self) -> tuple[dict[str, Any] | set[str], ...]:
+        return (self.rows, self.touched, self.noted, self.results, self.used_results)
 
     def empty(self) -> bool:
-        return not (self.rows or self.touched or self.noted or self.results or self.used_results)
+        return not any(self._parts())
+
+    def copy(self) -> _Pending:
+        return _Pending(dict(self.rows), set(self.touched), set(self.noted),
+                        dict(self.results), set(self.used_results))  # fmt: skip
 
     def clear(self) -> None:
-        for part in (self.rows, self.touched, self.noted, self.results, self.used_results):
-            part.clear()
-
-    def clear_from(self, db: _ScoreDB) -> None:
-        """Empty the database's own pending parts (those this copy was taken from)."""
-        for part in (db._pending, db._touched, db._sorted, db._results, db._used_results):
+        """Emptied in place (the finalizer holds this object)."""
+        for part in self._parts():
             part.clear()
 
 
@@ -814,11 +824,7 @@ def cached_predictions(
         new = np.asarray(model.predict(x[todo], batch_size=batch_size, verbose=0), np.float32)
         for i, p in zip(todo, new, strict=True):
             got[i] = p
-            # a few bytes each, written without fsync (a relevance map is fsynced): a lost
-            # file is a miss, a torn one fails np.load's size check
-            buf = io.BytesIO()
-            np.save(buf, np.asarray(p, dtype=np.float32))
-            _put_derived(cache._path(mkey, PREDICTIONS, None, keys[i]), buf.getvalue())
+            cache.put(mkey, PREDICTIONS, None, keys[i], p, durable=False)
     if len({g.shape for g in got if g is not None}) != 1:  # a stale file of another size
         return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
     return np.stack([g for g in got if g is not None]).astype(np.float32)
