@@ -134,3 +134,59 @@ def test_leave_one_out_built_gives_the_prefix_and_suffix_floats() -> None:
             assert len(built) == n
             for (m, p), want, own in zip(built, leave_one_out_sums(maps), maps, strict=True):
                 assert np.array_equal(m, own) and np.array_equal(p, want)  # bit for bit
+
+
+def test_pooled_stream_holds_few_sums_and_gives_the_same_floats() -> None:
+    import numpy as np
+
+    from gazelab.analysis.baselines.rows import pooled_stream
+    from gazelab.analysis.scoring import leave_one_out_sums, pooled_total
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 7, 20):
+        maps = {f"P{k}": rng.random((9, 11)) * (rng.random((9, 11)) > 0.4) for k in range(n)}
+        names = list(maps)
+        every = dict(zip(names, leave_one_out_sums(list(maps.values())), strict=True))
+        for wanted in (names, names[::3], names[-1:], []):
+            for block in (1, 2, 4, 50):
+                built: list[str] = []
+
+                def build(a: str) -> np.ndarray:
+                    built.append(a)  # noqa: B023
+                    return maps[a]  # noqa: B023
+
+                got = list(pooled_stream(build, names, wanted, total=True, block=block))
+                want = [a for a in names if a in wanted] if n > 1 else []
+                assert [a for a, _ in got] == [*want, None]  # in the maps' order, the total last
+                for a, m in got[:-1]:
+                    assert np.array_equal(m, every[str(a)])  # bit for bit
+                assert np.array_equal(got[-1][1], pooled_total(maps.values()))
+                assert len(built) <= 3 * n  # each map built at most three times
+
+
+def test_the_window_of_pooled_maps_stays_within_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study of few images, each with several references: the window of pooled partner
+    maps never holds more than its budget, makes what it could not keep again, and the rows
+    are those of a window that keeps every map, bit for bit."""
+    import gazelab.analysis.baselines.rows as rows_module
+
+    comp = comparison("others", [0.0, 3.0, -2.0, 1.0, 4.0, 2.0])  # 6 images x 4 annotators
+    windows: list[rows_module.PooledWindow] = []
+    init = rows_module.PooledWindow.__init__
+
+    def recording(self: rows_module.PooledWindow, *args: object, **kw: object) -> None:
+        init(self, *args, **kw)
+        windows.append(self)
+
+    monkeypatch.setattr(rows_module.PooledWindow, "__init__", recording)
+    every = baseline_rows(comp, draws=3, human_pairs="others")
+    assert windows and all(w.made_again == 0 for w in windows)  # 48 MiB: every map kept
+    one_map = comp.images[0].image.shape[0] * comp.images[0].image.shape[1] * 8
+    workers = len(windows)
+    monkeypatch.setattr(rows_module, "WINDOW_MB", 2.5 * one_map * workers / 2**20)
+    windows.clear()
+    tight = baseline_rows(comp, draws=3, human_pairs="others")
+    assert [repr(r) for r in tight] == [repr(r) for r in every]
+    assert all(0 < w.peak <= w.max_bytes < 3 * one_map for w in windows)
+    assert sum(w.made_again for w in windows) > 0
+    assert all(w.nbytes == 0 for w in windows)  # every map let go after its last draw

@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 import math
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict, defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +28,14 @@ if TYPE_CHECKING:
 BASELINES = ("shuffled", "centre")
 """Baseline names, in report order."""
 
+WINDOW_MB = 48
+"""The most the baselines' windows of pooled maps (``human_pairs = "others"``) hold, MiB,
+all scoring threads together (each an equal share; the kept sorts of the pooled maps
+drawn more than once take up to a quarter more): the pooled maps a thread keeps between
+their draws (:class:`PooledWindow`), so the memory does not grow with the annotators of
+an image or the references an image gets. A map the window cannot keep is summed again
+when it is drawn (about 20 map builds and sums at 20 annotators)."""
+
 
 def _mean_scores(scores: list[dict[str, float]], metrics: Sequence[str]) -> dict[str, float]:
     """Each metric's mean over a baseline's draws, leaving out non-finite values (NaN where
@@ -42,14 +50,17 @@ def _mean_scores(scores: list[dict[str, float]], metrics: Sequence[str]) -> dict
 
 class MemoryOrders:
     """An in-memory :class:`~gazelab.analysis.metrics.prepared.OrderStore` of at most
-    ``capacity`` sorts, the least recently used let go first: a pooled map of a partner
-    image is sorted the first time it is prepared and its sort is read back (checked, as
-    any stored sort) for the other images that draw the same partner, instead of sorting
-    it again. Sorts are ``int32`` (a quarter MB for 240 000 pixels)."""
+    ``capacity`` sorts and, with ``max_bytes``, at most that many bytes of them, the least
+    recently used let go first: a pooled map of a partner image is sorted the first time
+    it is prepared and its sort is read back (checked, as any stored sort) for the other
+    images that draw the same partner, instead of sorting it again. Sorts are ``int32``
+    (a quarter MB for 240 000 pixels)."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_bytes: int | None = None) -> None:
         self.capacity = max(1, int(capacity))
+        self.max_bytes = max_bytes
         self._orders: OrderedDict[str, NDArray[Any]] = OrderedDict()
+        self.nbytes = 0
         self.hits = self.misses = 0
 
     def get_order(self, key: str) -> NDArray[Any] | None:
@@ -62,10 +73,93 @@ class MemoryOrders:
         return got
 
     def put_order(self, key: str, order: NDArray[Any]) -> None:
+        if self.max_bytes is not None and order.nbytes > self.max_bytes:
+            return  # larger than the whole budget: not kept
+        old = self._orders.pop(key, None)
+        if old is not None:
+            self.nbytes -= old.nbytes
         self._orders[key] = order
-        self._orders.move_to_end(key)
-        while len(self._orders) > self.capacity:
-            self._orders.popitem(last=False)
+        self.nbytes += order.nbytes
+        while len(self._orders) > self.capacity or (
+            self.max_bytes is not None and self.nbytes > self.max_bytes
+        ):
+            self.nbytes -= self._orders.popitem(last=False)[1].nbytes
+
+
+Key = tuple[int, "str | None"]
+"""A pooled map of the baselines' window: (partner image, the annotator left out), or
+(partner image, ``None``) for the pooled map of all of the partner's annotators."""
+
+
+class PooledWindow:
+    """The dense pooled maps of partner images that a scoring thread of
+    :func:`baseline_rows` holds between their draws, at most ``max_bytes`` of them.
+
+    The draws of a thread's run are known before it starts: ``uses`` gives, for each pooled
+    map, the steps (draw numbers, rising) at which it is scored. A map offered to the
+    window (:meth:`offer`, as its partner's sums produce it) is kept while the bytes allow;
+    past them the maps whose next draw is the farthest are let go first (Belady's rule,
+    the fewest maps made again), and a map whose next draw is farther than every held
+    one's is not kept. :meth:`take` gives the map of a draw: the held one, else ``make()``
+    makes it again (the same floats: the same sums in the same order), and lets it go
+    after its last draw. So the window's bytes do not grow with the annotators an image
+    has or with how many references an image gets (a study of few images and many
+    annotators holds many pooled maps of each partner at once), only the time to make a
+    map again does.
+
+    ``peak`` is the most bytes held at once; ``made_again`` how many draws made their map
+    again."""
+
+    def __init__(self, max_bytes: int, uses: dict[Key, deque[int]]) -> None:
+        self.max_bytes = int(max_bytes)
+        self.uses = uses
+        self.maps: dict[Key, NDArray[np.float64]] = {}
+        self.nbytes = self.peak = self.made_again = 0
+
+    def next_use(self, key: Key) -> float:
+        """The step of the map's next draw; infinity when none is left."""
+        q = self.uses.get(key)
+        return q[0] if q else math.inf
+
+    def wants(self, key: Key) -> bool:
+        """Whether the map has a draw left and is not held."""
+        return key not in self.maps and bool(self.uses.get(key))
+
+    def _drop(self, key: Key) -> None:
+        m = self.maps.pop(key, None)
+        if m is not None:
+            self.nbytes -= m.nbytes
+
+    def offer(self, key: Key, m: NDArray[np.float64]) -> None:
+        """Keep ``m`` for its coming draws if the budget allows, letting go of held maps
+        whose next draw is farther than its (see the class docstring)."""
+        nxt = self.next_use(key)
+        if key in self.maps or nxt == math.inf or m.nbytes > self.max_bytes:
+            return
+        while self.nbytes + m.nbytes > self.max_bytes:
+            far = max(self.maps, key=self.next_use)
+            if self.next_use(far) <= nxt:
+                return  # every held map is drawn before this one: it is not kept
+            self._drop(far)
+        self.maps[key] = m
+        self.nbytes += m.nbytes
+        self.peak = max(self.peak, self.nbytes)
+
+    def take(self, key: Key, make: Callable[[], NDArray[np.float64]]) -> NDArray[np.float64]:
+        """The map of the next draw of ``key``: the held one, else made again by ``make()``
+        (and offered for its later draws); let go after its last draw."""
+        m = self.maps.get(key)
+        if m is None:
+            m = make()
+            self.made_again += 1
+        q = self.uses.get(key)
+        if q:
+            q.popleft()
+        if q:
+            self.offer(key, m)
+        else:
+            self._drop(key)
+        return m
 
 
 def bounded_references(
@@ -113,6 +207,84 @@ def bounded_references(
     return out
 
 
+def pooled_stream(
+    build: Callable[[str], NDArray[np.float64]],
+    names: Sequence[str],
+    wanted: Iterable[str],
+    *,
+    total: bool = False,
+    block: int = 4,
+) -> Iterator[tuple[str | None, NDArray[np.float64]]]:
+    """The pooled maps ``(H, W)`` of the annotators in ``wanted``, one at a time in the
+    order of ``names`` (the image's annotators), as ``(name, map)``: for each, the sum of
+    every other map of ``names``, the floats of
+    :func:`~gazelab.analysis.scoring.leave_one_out_sums` (prefix + suffix sums); none for
+    fewer than two annotators. With ``total``, then ``(None, the sum of all the maps)``,
+    the floats of :func:`~gazelab.analysis.scoring.pooled_total`.
+
+    ``build(name)`` gives an annotator's dense map; maps are built as the sums need them
+    and let go. Of the suffix sums the wanted annotators need, only every ``block``-th is
+    kept from the first pass (right to left); the others are summed again from it, block
+    by block, as the prefix reaches them (the same additions in the same order: the same
+    floats). So at most about ``len(wanted) / block + block + 2`` maps are held, however
+    many annotators are wanted, and each map is built at most three times."""
+    n = len(names)
+    want = set(wanted)
+    need = [k for k, a in enumerate(names) if a in want] if n > 1 else []
+    block = max(1, int(block))
+    groups = [need[g : g + block] for g in range(0, len(need), block)]
+    tops = {g[-1] + 1 for g in groups}  # suffix[top] kept for each group: its last + 1
+
+    def suffix_down(stop: int, start: int, run: NDArray[np.float64] | None,
+                    keep: set[int]) -> dict[int, NDArray[np.float64]]:  # fmt: skip
+        """suffix[k] = map k + suffix[k + 1] for k = stop - 1 down to start, from
+        suffix[stop] = ``run`` (``None`` past the last map); those at ``keep``."""
+        out: dict[int, NDArray[np.float64]] = {}
+        for k in range(stop - 1, start - 1, -1):
+            m = np.asarray(build(names[k]), dtype=np.float64)
+            run = np.array(m, dtype=np.float64) if run is None else np.add(m, run)
+            if k in keep:
+                out[k] = run  # a new array at every step
+        return out
+
+    # suffix[top] of every group, in one pass right to left down to the first wanted + 1
+    kept = suffix_down(n, need[0] + 1, None, tops) if need else {}
+    prefix: NDArray[np.float64] | None = None
+    at = 0  # the prefix holds maps 0 .. at - 1
+
+    def advance(to: int) -> None:
+        nonlocal prefix, at
+        for k in range(at, to):
+            m = np.asarray(build(names[k]), dtype=np.float64)
+            if prefix is None:
+                prefix = np.array(m, dtype=np.float64)
+            else:
+                np.add(prefix, m, out=prefix)
+        at = max(at, to)
+
+    for g in groups:
+        top = g[-1] + 1
+        above = kept.pop(top, None)  # None: the group ends at the last map
+        sums = suffix_down(top, g[0] + 1, above, {k + 1 for k in g})
+        if above is not None:
+            sums[top] = above
+        for k in g:
+            advance(k)
+            a = sums.pop(k + 1, None)
+            if prefix is None:
+                pooled = a if a is not None else np.zeros_like(build(names[k]))
+            else:
+                pooled = prefix.copy() if a is None else np.add(prefix, a)
+            del a
+            yield names[k], pooled
+            del pooled
+        del sums, above
+    if total:
+        advance(n)
+        if prefix is not None:
+            yield None, prefix
+
+
 def pooled_of(
     build: Callable[[str], NDArray[np.float64]],
     names: Sequence[str],
@@ -120,44 +292,16 @@ def pooled_of(
     *,
     total: bool = False,
 ) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.float64] | None]:
-    """The pooled maps ``(H, W)`` of the annotators in ``wanted`` only, by name: for each,
-    the sum of every other map of ``names`` (the image's annotators in order), the floats
-    of :func:`~gazelab.analysis.scoring.leave_one_out_sums` (prefix + suffix sums); none
-    for fewer than two annotators. With ``total``, also the sum of all the maps, the floats
-    of :func:`~gazelab.analysis.scoring.pooled_total` (else ``None``).
-
-    ``build(name)`` gives an annotator's dense map; maps are built as the sums need them
-    (some twice, once for the suffix and once for the prefix sums) and let go, and only the
-    suffix sums the wanted annotators need are kept: a few maps held instead of every map
-    and every suffix sum (at 20 annotators 9 instead of 39 maps of a 400 × 600 image)."""
-    n = len(names)
-    need = {k for k, a in enumerate(names) if a in set(wanted)} if n > 1 else set()
-    # suffix[k] = map k + suffix[k + 1], right to left; suffix[k + 1] kept for a wanted k
-    after: dict[int, NDArray[np.float64]] = {}
-    run: NDArray[np.float64] | None = None
-    for k in range(n - 1, min(need, default=n - 1), -1):
-        m = np.asarray(build(names[k]), dtype=np.float64)
-        run = np.array(m, dtype=np.float64) if run is None else np.add(m, run)
-        if k - 1 in need:
-            after[k - 1] = run  # a new array at every step
+    """The pooled maps of :func:`pooled_stream` by name, all at once, and with ``total``
+    the sum of all the maps (else ``None``)."""
     pooled: dict[str, NDArray[np.float64]] = {}
-    prefix: NDArray[np.float64] | None = None
-    stop = n if total else max(need, default=-1)
-    for k in range(n):
-        if k in need:
-            a = after.pop(k, None)
-            if prefix is None:
-                pooled[names[k]] = a if a is not None else np.zeros_like(build(names[k]))
-            else:
-                pooled[names[k]] = prefix.copy() if a is None else np.add(prefix, a)
-        if k >= stop:
-            break
-        m = np.asarray(build(names[k]), dtype=np.float64)
-        if prefix is None:
-            prefix = np.array(m, dtype=np.float64)
+    whole: NDArray[np.float64] | None = None
+    for name, m in pooled_stream(build, names, wanted, total=total):
+        if name is None:
+            whole = m
         else:
-            np.add(prefix, m, out=prefix)
-    return pooled, prefix if total else None
+            pooled[name] = m
+    return pooled, whole
 
 
 def _centre_and_model_rows(
@@ -352,102 +496,112 @@ def baseline_rows(
 
     lock, finished = threading.Lock(), [0]
 
-    everyone = {a for im in images for a in im.humans}
-    n_annotators = max((len(im.humans) for im in images), default=1)
-
-    # the annotators whose pooled map on partner j some image's reference needs, and how
-    # many draws use each pooled map (by annotator; None: all of j's maps pooled)
-    wanted: dict[int, set[str]] = defaultdict(set)
-    uses: dict[tuple[int, str | None], int] = defaultdict(int)
+    # how many draws use each pooled map, all runs together (partner, annotator; None: all
+    # of the partner's maps pooled): the sort of one drawn more than once is kept in memory
+    uses: dict[Key, int] = defaultdict(int)
     for i in todo:
         for j in partners_of[i]:
             for a in refs_of[i]:
-                looked = a in images[j].humans
-                if looked:
-                    wanted[j].add(a)
-                uses[j, a if looked else None] += 1
+                uses[j, a if a in images[j].humans else None] += 1
 
-    # a partner image of the window: the pooled map of every annotator but b (by b), the
-    # pooled map of all (where an annotator of another image did not look at it), the
-    # prepared model map
-    Partner = tuple[
-        dict[str, NDArray[np.float64]], NDArray[np.float64] | None, PreparedMap | None, bool
-    ]
+    def draw_key(a: str, j: int) -> Key | None:
+        """The pooled map reference ``a`` is scored against on partner ``j``: every
+        annotator of j but a (all of them when a did not look at j); ``None`` when there is
+        none (nobody looked at j, or only a)."""
+        humans = images[j].humans
+        if a not in humans:
+            return (j, None) if humans else None
+        return (j, a) if len(humans) > 1 else None
+
+    def pooled_maps(
+        j: int, names: Sequence[str], total: bool
+    ) -> Iterator[tuple[str | None, NDArray[np.float64]]]:
+        """:func:`pooled_stream` of partner j's maps, built where not kept."""
+        return pooled_stream(lambda a: human_map(j, a), list(images[j].humans), names, total=total)
+
+    def make_again(key: Key) -> NDArray[np.float64]:
+        j, a = key
+        return next(pooled_maps(j, [] if a is None else [a], a is None))[1]
+
+    workers = max(1, min(len(todo), os.cpu_count() or 1))
+    window_bytes = int(WINDOW_MB * 2**20 / workers)
 
     def score_run_others(run: list[int]) -> list[tuple[int, list[dict[str, Any]]]]:
-        """``score_run`` for ``human_pairs = "others"``. Each partner image's pooled maps
-        (:func:`~gazelab.analysis.scoring.leave_one_out_sums`) are summed once when it
-        enters the window of the next ``draws`` partners, and those of the annotators that
-        the images drawing it score (``wanted``) are kept there as dense maps; each
-        is prepared for every image that draws it; the sort of one that more than one draw
-        uses (``uses``) is kept in memory (:class:`MemoryOrders`, the window's maps) and
-        read back by the next image that draws the same partner, instead of sorted again.
-        The pooled sorts are not put in ``orders`` (the on-disk cache). A pooled map is let
-        go after the last draw of this run that uses it, not when its partner image leaves
-        the window (most are used by one image of the ``draws`` that draw the partner)."""
-        window: dict[int, Partner] = {}
-        # draws of this run left per pooled map: (partner, annotator), or (partner, None)
-        # for the pooled map of all of the partner's annotators
-        left: dict[tuple[int, str | None], int] = defaultdict(int)
+        """``score_run`` for ``human_pairs = "others"``. The run's draws are listed first,
+        in the order they are scored. When a partner image is first drawn, the pooled maps
+        of it that the run draws (:func:`pooled_stream`: a few maps held while they are
+        summed) are offered one by one to a :class:`PooledWindow` of
+        :data:`WINDOW_MB` (this thread's share), which keeps the ones drawn soonest and
+        makes a map it did not keep again when its draw comes; a map is let go after its
+        last draw. Each is prepared for every image that draws it; the sort of one that
+        more than one draw uses (``uses``) is kept in memory (:class:`MemoryOrders`, a
+        quarter of the thread's share on top) and read back by the next image that draws
+        the same partner, instead of sorted again. The pooled sorts are not put in
+        ``orders`` (the on-disk cache). The partners' prepared model maps are kept for the
+        last ``draws`` partners."""
+        # each pooled map's draws, numbered in the order the loop below scores them
+        steps: dict[Key, deque[int]] = defaultdict(deque)
+        t = 0
         for i in run:
             if len(images[i].humans) >= 2:
-                for j in partners_of[i]:
-                    if images[j].humans:
-                        for a in refs_of[i]:
-                            left[j, a if a in images[j].humans else None] += 1
-        per_partner = max((len(w) for w in wanted.values()), default=0) + 1
-        pooled_orders = MemoryOrders(max(draws, 1) * min(per_partner, n_annotators + 1))
+                for a in refs_of[i]:
+                    for j in partners_of[i]:
+                        if (key := draw_key(a, j)) is not None:
+                            steps[key].append(t)
+                            t += 1
+        window = PooledWindow(window_bytes, steps)
+        pooled_orders = MemoryOrders(2**31, window_bytes // 4)
+        summed: set[int] = set()  # partners whose pooled maps were offered to the window
+        prepared_models: dict[int, PreparedMap | None] = {}  # the last ``draws`` partners'
 
-        def partner(j: int) -> Partner:
-            if j not in window:
-                # only the pooled maps of the references of the images that draw j (under
-                # the bound a few of j's annotators), and the pooled map of all of j's
-                # annotators only for an annotator who did not look at j
-                names = list(images[j].humans)
-                loo, total = pooled_of(lambda a: human_map(j, a), names, wanted[j],
-                                       total=bool(names) and not everyone <= set(names))  # fmt: skip
+        def enter(j: int) -> None:
+            """Partner j's pooled maps that this run draws, offered to the window."""
+            if j in summed:
+                return
+            summed.add(j)
+            names = [a for a in images[j].humans if window.wants((j, a))]
+            for a, m in pooled_maps(j, names, window.wants((j, None))):
+                window.offer((j, a), m)
+                del m
+
+        def model_of(j: int) -> PreparedMap | None:
+            if j not in prepared_models:
                 mm = model_map(j) if has_model[j] else None
-                prepared_model = None if mm is None else PreparedMap(mm, orders)
-                window[j] = (loo, total, prepared_model, bool(images[j].humans))
-                while len(window) > max(draws, 1):  # oldest first (dicts keep insertion order)
-                    del window[next(iter(window))]
-            return window[j]
+                prepared_models[j] = None if mm is None else PreparedMap(mm, orders)
+                while len(prepared_models) > max(draws, 1):  # oldest first (insertion order)
+                    del prepared_models[next(iter(prepared_models))]
+            return prepared_models[j]
 
         done = []
         for i in run:
             im = images[i]
-            # the image's own maps, dense (built again where not kept: its pooled maps, not
-            # its own, are what the window keeps); each is prepared for its own rows only
-            own = {a: np.asarray(human_map(i, a), dtype=np.float64) for a in refs_of[i]}
-            others = [partner(j) for j in partners_of[i]]
-            # the centre map takes out every one of the image's maps (those not among the
-            # references built one at a time)
-            cm = centre_map(i, ((a, own[a] if a in own else human_map(i, a)) for a in im.humans))
+            for j in partners_of[i]:
+                enter(j)
+            partner_models = [model_of(j) for j in partners_of[i]]
+            # the centre map takes out every one of the image's maps (built one at a time)
+            cm = centre_map(i, ((a, human_map(i, a)) for a in im.humans))
             rows: list[dict[str, Any]] = []
             for a in refs_of[i]:
                 g = im.humans[a]
-                ref = PreparedMap(own.pop(a), orders)
+                # the image's own map, built again (its pooled maps, not its own, are what
+                # the window keeps); prepared for its own rows only
+                ref = PreparedMap(human_map(i, a), orders)
                 fixated = fixation_map(g.points, shapes[i])
                 base = {"image_id": im.image_id, "annotator": a}
-                models = [o[2] for o in others if o[2] is not None] if has_model[i] else None
+                models = [m for m in partner_models if m is not None] if has_model[i] else None
                 rows += _centre_and_model_rows(base, ref, fixated, cm, models, METRICS)
                 if len(im.humans) < 2:
                     continue  # no observed human row to match
                 # a against the pooled map of every annotator but a on each partner image j
                 # (all of j's maps when a did not look at j; no draw when only a did)
                 sc = []
-                for j, (loo_j, total_j, _, looked) in zip(partners_of[i], others, strict=True):
-                    if not looked:
+                for j in partners_of[i]:
+                    key = draw_key(a, j)
+                    if key is None:
                         continue
-                    looked_j = a in images[j].humans
-                    pooled = loo_j.get(a) if looked_j else total_j
-                    key = (j, a if looked_j else None)
-                    left[key] -= 1
-                    if left[key] <= 0 and looked_j:  # its last draw here: the window lets it go
-                        loo_j.pop(a, None)
-                    if pooled is not None:
-                        kept = pooled_orders if uses[key] > 1 else None
-                        sc.append(map_scores(ref, PreparedMap(pooled, kept), fixated))
+                    pooled = window.take(key, lambda k=key: make_again(k))  # type: ignore[misc]
+                    kept = pooled_orders if uses[key] > 1 else None
+                    sc.append(map_scores(ref, PreparedMap(pooled, kept), fixated))
                     del pooled
                 rows.append({**base, "versus": "human", "reference": OTHERS, "baseline": "shuffled",
                              "draws": len(sc), **_mean_scores(sc, METRICS)})  # fmt: skip
