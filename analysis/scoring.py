@@ -432,9 +432,10 @@ def set_model_view(
 
     im.predicted = predicted
     im.relevance = relevance
-    im.model_points = model_points(relevance, n_points, im.shape)
+    points: NDArray[np.float64] = model_points(relevance, n_points, im.shape)
+    im.model_points = points
     im.model_hit = pointing_hit(relevance, im.regions, im.shape)
-    return im.model_points
+    return points
 
 
 def score_image(
@@ -490,10 +491,13 @@ def score_image(
     names = list(im.humans)
     pooled: Iterator[tuple[NDArray[np.float64], NDArray[np.float64]]] | None = None
     if not share and len(names) > 1:  # (map, pooled map of the others), in the maps' order
-        pooled = (
-            leave_one_out_built(lambda k: im.humans[names[k]].heatmap_or_build(), len(names))
+        # the maps built when a sum needs them, or read from the image's (kept) maps: either
+        # way only every 5th suffix sum is held, not all A - 1 beside the A maps
+        pooled = leave_one_out_built(
+            (lambda k: im.humans[names[k]].heatmap_or_build())
             if stream
-            else zip(maps.values(), leave_one_out_sums(list(maps.values())), strict=True)
+            else (lambda k: maps[names[k]]),
+            len(names),
         )
     for a, g in im.humans.items():
         base = {"image_id": im.image_id, "class": im.true_class, "annotator": a}
