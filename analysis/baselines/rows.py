@@ -309,14 +309,15 @@ def _centre_and_model_rows(
     ref: PreparedMap,
     fixated: NDArray[np.bool_],
     centre: PreparedMap | None,
-    models: list[PreparedMap] | None,
+    models: Iterable[PreparedMap] | None,
     metrics: Sequence[str],
 ) -> list[dict[str, Any]]:
     """The rows of one reference map (annotator *a* on image *i*, prepared, and its fixated
     pixels) that do not depend on how humans are paired: the centre-bias row (NaN without a
     centre map) and, with ``models`` (the model maps of the partner images that have one,
-    in partner order; ``None``: the image has no model), the shuffled-model row, the mean
-    over those draws. One function for ``all`` and ``others`` and the viewer's one image."""
+    in partner order, each scored as it comes: they may be prepared one at a time; ``None``:
+    the image has no model), the shuffled-model row, the mean over those draws. One
+    function for ``all`` and ``others`` and the viewer's one image."""
     nan = dict.fromkeys(metrics, math.nan)
     rows = [{**base, "versus": "-", "reference": "centre", "baseline": "centre",
              "draws": 0 if centre is None else 1,
@@ -535,8 +536,8 @@ def baseline_rows(
         more than one draw uses (``uses``) is kept in memory (:class:`MemoryOrders`, a
         quarter of the thread's share on top) and read back by the next image that draws
         the same partner, instead of sorted again. The pooled sorts are not put in
-        ``orders`` (the on-disk cache). The partners' prepared model maps are kept for the
-        last ``draws`` partners."""
+        ``orders`` (the on-disk cache). The partners' model maps are prepared for each
+        reference's draws, one at a time (:func:`partner_models`)."""
         # each pooled map's draws, numbered in the order the loop below scores them
         steps: dict[Key, deque[int]] = defaultdict(deque)
         t = 0
@@ -550,7 +551,6 @@ def baseline_rows(
         window = PooledWindow(window_bytes, steps)
         pooled_orders = MemoryOrders(2**31, window_bytes // 4)
         summed: set[int] = set()  # partners whose pooled maps were offered to the window
-        prepared_models: dict[int, PreparedMap | None] = {}  # the last ``draws`` partners'
 
         def enter(j: int) -> None:
             """Partner j's pooled maps that this run draws, offered to the window."""
@@ -562,20 +562,23 @@ def baseline_rows(
                 window.offer((j, a), m)
                 del m
 
-        def model_of(j: int) -> PreparedMap | None:
-            if j not in prepared_models:
+        def partner_models(i: int) -> Iterator[PreparedMap]:
+            """The model maps of image i's partners that have one, in partner order, each
+            built and prepared when its draw comes and let go after it: a prepared map
+            with its AUC counter is ~8 MB at 400 x 600 px, and the ``draws`` partners' of
+            each thread were held for the images that draw them; preparing one again costs
+            a few ms (its sort is read back from ``orders``)."""
+            for j in partners_of[i]:
                 mm = model_map(j) if has_model[j] else None
-                prepared_models[j] = None if mm is None else PreparedMap(mm, orders)
-                while len(prepared_models) > max(draws, 1):  # oldest first (insertion order)
-                    del prepared_models[next(iter(prepared_models))]
-            return prepared_models[j]
+                if mm is not None:
+                    yield PreparedMap(mm, orders)
+                del mm
 
         done = []
         for i in run:
             im = images[i]
             for j in partners_of[i]:
                 enter(j)
-            partner_models = [model_of(j) for j in partners_of[i]]
             # the centre map takes out every one of the image's maps (built one at a time)
             cm = centre_map(i, ((a, human_map(i, a)) for a in im.humans))
             rows: list[dict[str, Any]] = []
@@ -586,7 +589,7 @@ def baseline_rows(
                 ref = PreparedMap(human_map(i, a), orders)
                 fixated = fixation_map(g.points, shapes[i])
                 base = {"image_id": im.image_id, "annotator": a}
-                models = [m for m in partner_models if m is not None] if has_model[i] else None
+                models = partner_models(i) if has_model[i] else None
                 rows += _centre_and_model_rows(base, ref, fixated, cm, models, METRICS)
                 if len(im.humans) < 2:
                     continue  # no observed human row to match
