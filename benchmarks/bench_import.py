@@ -17,7 +17,11 @@ sets it: ``all`` scores every ordered pair, A(A-1) per image) and against a smal
 (trained 8 batches here, not timed), with an empty saliency cache (cold) and again (warm),
 each in a child process;
 its ratio is to reading every session's samples from the store once. A compare past
-``--compare-max-s`` / ``--compare-max-mb`` is stopped (the machine is shared).
+``--compare-max-s`` / ``--compare-max-mb`` is stopped (the machine is shared). Then the
+same compare on a second study of the same participants and fewer images
+(``--also-images``, default 24, imported in the same format): its peak memory should be
+no higher than the first's (the baselines score at most 200 reference maps, so fewer
+images have more references each).
 
 Goals (issue): ≤ 60 s and ≤ 1 GB for the full study on the 2-core machine, for each
 import and for the compare.
@@ -37,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -239,6 +244,8 @@ def main() -> None:
                     help="stop a compare running longer (s; the machine is shared)")  # fmt: skip
     ap.add_argument("--compare-max-mb", type=float, default=4096.0,
                     help="stop a compare holding more memory (MB resident)")  # fmt: skip
+    ap.add_argument("--also-images", type=int, default=24,
+                    help="compare a second study of this many images too (0: not)")  # fmt: skip
     ap.add_argument("--make-model", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.make_model:
@@ -256,25 +263,34 @@ def main() -> None:
         files = write_study(out, args.participants, args.images, args.seconds, args.rate, ids)
         print(f"{'format':<10} {'samples':>10} {'import s':>9} {'samples/s':>10} "
               f"{'peak MB':>8} {'CPU s':>6} {'read s':>7} {'ratio':>6}  {goal}")  # fmt: skip
-        common = ["--resolution", "1280x1024", "--screen-mm", "376", "301",
-                  "--images", f"folder:{out / 'faces'}"]  # fmt: skip
 
-        def imported(fmt: str) -> tuple[Child, float]:
-            store = out / f"{fmt}.sqlite"
-            if fmt == "bids":
-                if not (out / "csv.sqlite").exists():
-                    imported("csv")
-                run_child(["export", "--store", str(out / "csv.sqlite"), "--out", str(out / "e")])
-                paths = sorted((out / "e").rglob("*_gaze.tsv.gz"))
-                argv = ["import", "bids", str(out / "e"), "--store", str(store)]
-            else:
-                paths = files[fmt]
-                argv = ["import", fmt, *map(str, paths), "--store", str(store), *common]
-                if fmt == "csv":
-                    argv += ["--image", "image"]
-            child = run_child(argv)
-            base = baseline_s(paths) if fmt != "bids" else float("nan")
-            return child, base
+        def importer(
+            out: Path, files: dict[str, list[Path]]
+        ) -> Callable[[str], tuple[Child, float]]:
+            common = ["--resolution", "1280x1024", "--screen-mm", "376", "301",
+                      "--images", f"folder:{out / 'faces'}"]  # fmt: skip
+
+            def imported(fmt: str) -> tuple[Child, float]:
+                store = out / f"{fmt}.sqlite"
+                if fmt == "bids":
+                    if not (out / "csv.sqlite").exists():
+                        imported("csv")
+                    run_child(["export", "--store", str(out / "csv.sqlite"),
+                               "--out", str(out / "e")])  # fmt: skip
+                    paths = sorted((out / "e").rglob("*_gaze.tsv.gz"))
+                    argv = ["import", "bids", str(out / "e"), "--store", str(store)]
+                else:
+                    paths = files[fmt]
+                    argv = ["import", fmt, *map(str, paths), "--store", str(store), *common]
+                    if fmt == "csv":
+                        argv += ["--image", "image"]
+                child = run_child(argv)
+                base = baseline_s(paths) if fmt != "bids" else float("nan")
+                return child, base
+
+            return imported
+
+        imported = importer(out, files)
 
         for fmt in args.formats.split(","):
             (wall, peak, cpu, _), base = imported(fmt)
@@ -284,6 +300,17 @@ def main() -> None:
         if args.compare != "none":
             compare_line(out, args.compare, n, args.images, args.participants, imported,
                          args.compare_max_s, args.compare_max_mb, args.human_pairs)  # fmt: skip
+        if args.compare != "none" and 0 < args.also_images != args.images:
+            # the same participants on fewer images: more baseline references an image
+            few = out / f"images{args.also_images}"
+            few.mkdir()
+            few_ids = write_faces(few / "faces", args.also_images)
+            few_files = write_study(few, args.participants, args.also_images, args.seconds,
+                                    args.rate, few_ids)  # fmt: skip
+            n_few = args.participants * args.also_images * int(args.seconds * args.rate)
+            compare_line(few, args.compare, n_few, args.also_images, args.participants,
+                         importer(few, few_files), args.compare_max_s, args.compare_max_mb,
+                         args.human_pairs)  # fmt: skip
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
