@@ -28,7 +28,6 @@ different evaluation metrics tell us about saliency models? IEEE TPAMI 41(3), 74
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -462,30 +461,6 @@ def score_image(
     (:func:`leave_one_out_sums`; ``reference`` ``others``, A rows per image). Rows are appended
     to ``im.rows`` with :data:`ROW_COLUMNS`.
     """
-    _score_image(im, relevance, n_points, predicted=predicted, keep_maps=keep_maps,
-                 orders=orders, human_pairs=human_pairs)  # fmt: skip
-    if keep_maps and threading.current_thread() is not threading.main_thread():
-        # scored on a worker thread (compare's) for the report, which draws the kept maps
-        # on the main thread, whose arena cannot reuse the free pages of the worker's: what
-        # scoring the image freed goes back to the system now (a warm compare scores only
-        # these images; at 20 annotators the report's peak starts ~50 MB lower)
-        from gazelab.analysis.compare import release_free_memory
-
-        release_free_memory()
-    return im
-
-
-def _score_image(
-    im: ImageAnalysis,
-    relevance: NDArray[np.float32] | None = None,
-    n_points: int = 0,
-    *,
-    predicted: str = "",
-    keep_maps: bool = True,
-    orders: OrderStore | None = None,
-    human_pairs: str = "all",
-) -> ImageAnalysis:
-    """:func:`score_image` but the memory given back."""
     from gazelab.analysis.saliency import model_heatmap
 
     check_human_pairs(human_pairs)
