@@ -358,59 +358,97 @@ def leave_one_out_sums(maps: Sequence[NDArray[np.float64]]) -> Iterator[NDArray[
         prefix = np.array(maps[k], dtype=np.float64) if prefix is None else np.add(prefix, maps[k])
 
 
+def leave_one_out_stream(
+    build: Callable[[int], NDArray[np.float64]],
+    n: int,
+    need: Sequence[int],
+    *,
+    total: bool = False,
+    block: int = 4,
+    with_maps: bool = False,
+) -> Iterator[tuple[int | None, NDArray[np.float64] | None, NDArray[np.float64]]]:
+    """The pooled maps of the n maps ``build(k)`` ``(H, W)`` at the indices ``need``
+    (rising) only, one at a time: ``(k, map k or None, the sum of every other map)``, the
+    floats of :func:`leave_one_out_sums`; with ``total``, then ``(None, None, the sum of
+    all n maps)``, the floats of :func:`pooled_total`. ``with_maps`` also gives map k (the
+    one built for the prefix; else ``None``).
+
+    Few maps are in memory: none is held (each is built when a sum needs it: two or three
+    times), and of the suffix sums the wanted indices need only every ``block``-th is kept
+    from the first pass (right to left); the others are summed again from it, block by
+    block, as the prefix reaches them (the same additions in the same order: the same
+    floats). So at most about ``len(need) / block + block + 2`` maps are held: at 20
+    annotators about 9 instead of 39 (20 maps and 19 suffix sums; 55 MB less at
+    400 × 600 px)."""
+    block = max(1, int(block))
+    need = list(need)
+    groups = [need[g : g + block] for g in range(0, len(need), block)]
+    tops = {g[-1] + 1 for g in groups}  # suffix[top] kept for each group: its last + 1
+
+    def suffix_down(stop: int, start: int, run: NDArray[np.float64] | None,
+                    keep: set[int]) -> dict[int, NDArray[np.float64]]:  # fmt: skip
+        """suffix[k] = map k + suffix[k + 1] for k = stop - 1 down to start, from
+        suffix[stop] = ``run`` (``None`` past the last map); those at ``keep``."""
+        out: dict[int, NDArray[np.float64]] = {}
+        for k in range(stop - 1, start - 1, -1):
+            m = np.asarray(build(k), dtype=np.float64)
+            run = np.array(m, dtype=np.float64) if run is None else np.add(m, run)
+            if k in keep:
+                out[k] = run  # a new array at every step
+        return out
+
+    prefix: NDArray[np.float64] | None = None  # maps 0 .. at - 1 summed
+
+    def add(m: NDArray[np.float64]) -> None:
+        nonlocal prefix
+        if prefix is None:
+            prefix = np.array(m, dtype=np.float64)
+        else:
+            np.add(prefix, m, out=prefix)
+
+    # suffix[top] of every group, in one pass right to left down to the first wanted + 1
+    kept = suffix_down(n, need[0] + 1, None, tops) if need else {}
+    at = 0
+    for g in groups:
+        top = g[-1] + 1
+        above = kept.pop(top, None)  # None: the group ends at the last map
+        sums = suffix_down(top, g[0] + 1, above, {k + 1 for k in g})
+        if above is not None:
+            sums[top] = above
+        for k in g:
+            for j in range(at, k):
+                add(np.asarray(build(j), dtype=np.float64))
+            at = max(at, k)
+            m = np.asarray(build(k), dtype=np.float64) if with_maps else None
+            a = sums.pop(k + 1, None)
+            if prefix is None:
+                pooled = a if a is not None else np.zeros_like(build(k) if m is None else m)
+            else:
+                pooled = prefix.copy() if a is None else np.add(prefix, a)
+            del a
+            yield k, m, pooled
+            del pooled
+            if m is not None:  # map k, built already: into the prefix now
+                add(m)
+                at = k + 1
+            del m
+        del sums, above
+    if total:
+        for j in range(at, n):
+            add(np.asarray(build(j), dtype=np.float64))
+        if prefix is not None:
+            yield None, None, prefix
+
+
 def leave_one_out_built(
     build: Callable[[int], NDArray[np.float64]], n: int, block: int = 5
 ) -> Iterator[tuple[NDArray[np.float64], NDArray[np.float64]]]:
     """For k = 0 … n − 1: (map k, the sum of every other map), the floats of
     :func:`leave_one_out_sums` on the n maps ``build(k)`` ``(H, W)``, with few maps in
-    memory: no map is held (each is built when a sum needs it: two or three times), and
-    of the n − 1 suffix sums only every ``block``-th is kept, the ones between rebuilt
-    from it block by block as the prefix reaches them (the same additions in the same
-    order: the same floats). At 20 annotators about 9 maps held instead of 39 (20 maps
-    and 19 suffix sums; 55 MB less at 400 × 600 px)."""
-    block = max(1, int(block))
-
-    def suffix_from(start: int, stop: int, nxt: NDArray[np.float64] | None) -> dict[int, Any]:
-        """suffix[k] for k = stop − 1 down to start, from suffix[stop] = ``nxt``."""
-        out: dict[int, Any] = {}
-        for k in range(stop - 1, start - 1, -1):
-            m = np.asarray(build(k), dtype=np.float64)
-            nxt = np.array(m, dtype=np.float64) if nxt is None else np.add(m, nxt)
-            out[k] = nxt
-        return out
-
-    # the kept suffix sums: suffix[c] for c = block, 2 block, ... (< n), right to left
-    kept: dict[int, NDArray[np.float64]] = {}
-    run: NDArray[np.float64] | None = None
-    for k in range(n - 1, 0, -1):
-        m = np.asarray(build(k), dtype=np.float64)
-        run = np.array(m, dtype=np.float64) if run is None else np.add(m, run)
-        if k % block == 0:
-            kept[k] = run
-    del run
-    prefix: NDArray[np.float64] | None = None
-    for b0 in range(0, n, block):
-        b1 = min(b0 + block, n)
-        # suffix[b0 + 1 .. b1 - 1] from the kept suffix[b1] (None past the last map)
-        top = kept.pop(b1, None)
-        sums = suffix_from(b0 + 1, b1, top)
-        sums[b1] = top
-        for k in range(b0, b1):
-            m = np.asarray(build(k), dtype=np.float64)
-            after = sums.pop(k + 1, None)
-            if prefix is None:
-                pooled = after if after is not None else np.zeros_like(m)
-            elif after is None:
-                pooled = prefix.copy()
-            else:
-                pooled = np.add(prefix, after)
-            del after
-            yield m, pooled
-            del pooled
-            if prefix is None:
-                prefix = np.array(m, dtype=np.float64)
-            else:
-                np.add(prefix, m, out=prefix)
+    memory (:func:`leave_one_out_stream` of every index)."""
+    for _, m, pooled in leave_one_out_stream(build, n, range(n), block=block, with_maps=True):
+        assert m is not None
+        yield m, pooled
 
 
 def pooled_total(maps: Iterable[NDArray[np.float64]]) -> NDArray[np.float64]:

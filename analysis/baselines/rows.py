@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -223,66 +224,20 @@ def pooled_stream(
     the floats of :func:`~gazelab.analysis.scoring.pooled_total`.
 
     ``build(name)`` gives an annotator's dense map; maps are built as the sums need them
-    and let go. Of the suffix sums the wanted annotators need, only every ``block``-th is
-    kept from the first pass (right to left); the others are summed again from it, block
-    by block, as the prefix reaches them (the same additions in the same order: the same
-    floats). So at most about ``len(wanted) / block + block + 2`` maps are held, however
-    many annotators are wanted, and each map is built at most three times."""
+    and let go, and only every ``block``-th suffix sum is held
+    (:func:`~gazelab.analysis.scoring.leave_one_out_stream`): at most about
+    ``len(wanted) / block + block + 2`` maps, however many annotators are wanted, and each
+    map is built at most three times."""
+    from gazelab.analysis.scoring import leave_one_out_stream
+
     n = len(names)
     want = set(wanted)
     need = [k for k, a in enumerate(names) if a in want] if n > 1 else []
-    block = max(1, int(block))
-    groups = [need[g : g + block] for g in range(0, len(need), block)]
-    tops = {g[-1] + 1 for g in groups}  # suffix[top] kept for each group: its last + 1
-
-    def suffix_down(stop: int, start: int, run: NDArray[np.float64] | None,
-                    keep: set[int]) -> dict[int, NDArray[np.float64]]:  # fmt: skip
-        """suffix[k] = map k + suffix[k + 1] for k = stop - 1 down to start, from
-        suffix[stop] = ``run`` (``None`` past the last map); those at ``keep``."""
-        out: dict[int, NDArray[np.float64]] = {}
-        for k in range(stop - 1, start - 1, -1):
-            m = np.asarray(build(names[k]), dtype=np.float64)
-            run = np.array(m, dtype=np.float64) if run is None else np.add(m, run)
-            if k in keep:
-                out[k] = run  # a new array at every step
-        return out
-
-    # suffix[top] of every group, in one pass right to left down to the first wanted + 1
-    kept = suffix_down(n, need[0] + 1, None, tops) if need else {}
-    prefix: NDArray[np.float64] | None = None
-    at = 0  # the prefix holds maps 0 .. at - 1
-
-    def advance(to: int) -> None:
-        nonlocal prefix, at
-        for k in range(at, to):
-            m = np.asarray(build(names[k]), dtype=np.float64)
-            if prefix is None:
-                prefix = np.array(m, dtype=np.float64)
-            else:
-                np.add(prefix, m, out=prefix)
-        at = max(at, to)
-
-    for g in groups:
-        top = g[-1] + 1
-        above = kept.pop(top, None)  # None: the group ends at the last map
-        sums = suffix_down(top, g[0] + 1, above, {k + 1 for k in g})
-        if above is not None:
-            sums[top] = above
-        for k in g:
-            advance(k)
-            a = sums.pop(k + 1, None)
-            if prefix is None:
-                pooled = a if a is not None else np.zeros_like(build(names[k]))
-            else:
-                pooled = prefix.copy() if a is None else np.add(prefix, a)
-            del a
-            yield names[k], pooled
-            del pooled
-        del sums, above
-    if total:
-        advance(n)
-        if prefix is not None:
-            yield None, prefix
+    for k, _, pooled in leave_one_out_stream(
+        lambda k: build(names[k]), n, need, total=total, block=block
+    ):
+        yield (None if k is None else names[k]), pooled
+        del pooled
 
 
 def pooled_of(
@@ -522,6 +477,8 @@ def baseline_rows(
         j, a = key
         return next(pooled_maps(j, [] if a is None else [a], a is None))[1]
 
+    # one contiguous run of the order per core (NumPy releases the GIL in its array work),
+    # each with its share of the windows' budget
     workers = max(1, min(len(todo), os.cpu_count() or 1))
     window_bytes = int(WINDOW_MB * 2**20 / workers)
 
@@ -600,7 +557,7 @@ def baseline_rows(
                     key = draw_key(a, j)
                     if key is None:
                         continue
-                    pooled = window.take(key, lambda k=key: make_again(k))  # type: ignore[misc]
+                    pooled = window.take(key, partial(make_again, key))
                     kept = pooled_orders if uses[key] > 1 else None
                     sc.append(map_scores(ref, PreparedMap(pooled, kept), fixated))
                     del pooled
@@ -663,12 +620,7 @@ def baseline_rows(
                     progress(finished[0], len(todo))
         return done
 
-    # one contiguous run of the order per core (NumPy releases the GIL in its array work);
     # rows come back in image order
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    workers = max(1, min(len(todo), os.cpu_count() or 1))
     size = -(-len(todo) // workers) if todo else 1
     runs = [todo[k : k + size] for k in range(0, len(todo), size)]
     by_image: dict[int, list[dict[str, Any]]] = {}
