@@ -272,7 +272,8 @@ def annotator_gaze(
 
 def fixation_map(points: NDArray[np.float64], shape: tuple[int, int]) -> NDArray[np.bool_]:
     """Binary ``(H, W)`` map of the pixels that hold a fixation point (points ``(N, 2)``
-    image px; those outside the image are dropped)."""
+    image px; those outside the image are dropped). Read-only: scoring keeps its fixated
+    pixels' indices while it lives (:func:`~gazelab.analysis.metrics.prepared.fixated_indices`)."""
     h, w = shape
     out = np.zeros(shape, dtype=bool)
     if len(points):
@@ -280,6 +281,7 @@ def fixation_map(points: NDArray[np.float64], shape: tuple[int, int]) -> NDArray
         yi = np.floor(points[:, 1]).astype(int)
         ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
         out[yi[ok], xi[ok]] = True
+    out.flags.writeable = False
     return out
 
 

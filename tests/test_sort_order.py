@@ -112,3 +112,82 @@ def test_packed_keys_sort_as_argsort(kind: str) -> None:
     near = 1.0 + np.arange(5000)[::-1] * 2e-16  # differ only in the lowest mantissa bits
     o, sv, rising = prepared._packed_order(near, near.view(np.uint64))
     assert np.array_equal(sv, np.sort(near)) and rising is None  # a run was re-sorted
+
+
+@pytest.mark.parametrize("simd", [False, True])
+def test_a_long_run_in_reverse_order_is_sorted_another_way(
+    simd: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values that differ only below the bits the keys sort on, in reverse index order:
+    mending them by insertion would move each past all the others (m²/2 moves); past its
+    budget the support is sorted by ``argsort`` instead, with the same result."""
+    from scipy.stats import rankdata
+
+    monkeypatch.setattr(prepared, "SIMD_ARGSORT", simd)
+    m = 3 * RADIX_MIN
+    step = 2.0**-52 if simd else 2.0**-40  # below the packed keys' k bits, or the radix's 32
+    v = 1.0 + (m - np.arange(m)) * step
+    assert np.unique(v).size == m  # no ties: every value falls below the one before
+    o = sort_order(v)
+    assert np.array_equal(v[o], np.sort(v))
+    assert np.array_equal(_average_ranks(v, o, None), rankdata(v))
+    p = PreparedMap(np.concatenate([np.zeros(5), v]))
+    c, cz, _ = p.ranks_centred
+    r = rankdata(v) + 5
+    mean = (r.sum() + 5 * 3.0) / (m + 5)
+    assert np.allclose(c, r - mean, rtol=0, atol=1e-9) and cz == pytest.approx(3.0 - mean)
+
+
+def test_mending_moves_values_only_where_they_fall() -> None:
+    from gazelab.analysis.metrics.kernels import mend_runs
+
+    sv = np.array([1.0, 2.0, 2.0, 1.5, 3.0, 3.0, 2.9, 4.0])
+    order = np.arange(sv.size)
+    assert mend_runs(order, sv)
+    assert sv.tolist() == [1.0, 1.5, 2.0, 2.0, 2.9, 3.0, 3.0, 4.0]
+    assert order.tolist() == [0, 3, 1, 2, 6, 4, 5, 7]  # ties kept in their order
+    big = np.arange(400.0)[::-1].copy()  # reversed: 79 800 moves, past 8 × 400 + 64
+    assert not mend_runs(np.arange(400), big)
+
+
+def test_tied_ranks_are_scipy_s_average_ranks() -> None:
+    from scipy.stats import rankdata
+
+    from gazelab.analysis.metrics.kernels import tied_ranks
+
+    rng = np.random.default_rng(5)
+    for groups in (1, 3, 50, 10**6):
+        v = np.round(rng.random(2000) * groups) + 1
+        o = np.argsort(v, kind="stable")
+        assert np.array_equal(tied_ranks(o, v[o]), rankdata(v))
+
+
+@pytest.mark.parametrize("k", [0, 1, 4, 16, 300])
+def test_counts_at_least_each_threshold_are_exact(k: int) -> None:
+    from gazelab.analysis.metrics.kernels import FEW_THRESHOLDS, count_at_least
+
+    rng = np.random.default_rng(k)
+    vals = np.round(rng.random(5000), 3)  # ties with the thresholds
+    t = np.sort(rng.choice(vals, k))[::-1]  # thresholds among the values, descending
+    want = np.array([np.count_nonzero(vals >= x) for x in t], dtype=np.intp)
+    got = count_at_least(vals, t)
+    assert np.array_equal(got, want)
+    assert (k > FEW_THRESHOLDS) == (k == 300)  # both ways of counting are tested
+
+
+def test_fixated_indices_are_kept_for_read_only_maps_only() -> None:
+    from gazelab.analysis.metrics.prepared import fixated_indices
+
+    fixated = fixation_map(np.array([[3.0, 4.0], [10.0, 2.0]]), (20, 30))
+    assert not fixated.flags.writeable
+    idx = fixated_indices(fixated)
+    assert idx.tolist() == [2 * 30 + 10, 4 * 30 + 3]
+    assert fixated_indices(fixated) is idx  # kept while the map lives
+    mutable = np.zeros((20, 30), dtype=bool)
+    mutable[1, 1] = True
+    assert fixated_indices(mutable).tolist() == [31]
+    mutable[2, 2] = True  # a writable map is searched again
+    assert fixated_indices(mutable).tolist() == [31, 62]
+    key = id(fixated)
+    del fixated
+    assert key not in prepared._FIXATED  # let go with its map

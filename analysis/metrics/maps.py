@@ -78,12 +78,10 @@ def _average_ranks(
     if sv.size < 2 or bool(np.all(sv[1:] > sv[:-1])):
         r[order] = np.arange(1, v.size + 1, dtype=np.float64)
         return r
-    # ties: scipy's formula on the sorted values, each tie group its mean rank
-    obs = np.r_[True, sv[1:] != sv[:-1]]
-    dense = obs.cumsum()
-    count = np.r_[np.nonzero(obs)[0], len(obs)]
-    r[order] = 0.5 * (count[dense] + count[dense - 1] + 1)
-    return r
+    # ties: scipy's formula on the sorted values, each tie group its mean rank (one pass)
+    from gazelab.analysis.metrics.kernels import tied_ranks
+
+    return tied_ranks(order, sv)
 
 
 def _pearson(x: NDArray[np.float64], y: NDArray[np.float64]) -> float:

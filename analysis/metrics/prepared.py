@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,14 +17,17 @@ from numpy.typing import ArrayLike, NDArray
 
 from gazelab.analysis.metrics.kernels import (
     both_nonzero,
+    count_at_least,
     gather_at,
     gather_over,
     index_keys,
+    mend_runs,
     order_of_keys,
     places,
     scatter_positions,
     sim_terms,
     support_of,
+    tied_ranks,
 )
 from gazelab.analysis.metrics.maps import (
     AUC_JITTER,
@@ -31,7 +35,6 @@ from gazelab.analysis.metrics.maps import (
     MetricError,
     _auc_from_values,
     _auc_scaled,
-    _average_ranks,
 )
 
 _JITTER_CACHE: dict[tuple[int, int], tuple[NDArray[Any], ...]] = {}
@@ -91,8 +94,11 @@ def code_key(files: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-_CODE_KEY = code_key([Path(__file__), Path(__file__).with_name("maps.py")])
-"""The metrics' :func:`code_key`, taken when the module is imported (the code that runs)."""
+_CODE_KEY = code_key(
+    [Path(__file__), *(Path(__file__).with_name(f) for f in ("maps.py", "kernels.py"))]
+)
+"""The metrics' :func:`code_key` (this module, the plain metrics and the compiled passes),
+taken when the module is imported (the code that runs)."""
 
 
 RADIX_MIN = 4096
@@ -167,23 +173,10 @@ def _sort_support(
     order = order[np.argsort((hi >> np.uint64(16)).astype(np.uint16)[order], kind="stable")]
     sv = v[order]
     if bool((sv[1:] < sv[:-1]).any()):
-        _sort_runs(hi[order], order, sv)
+        if not mend_runs(order, sv):  # the runs of equal top 32 bits, on their full values
+            order = np.argsort(v)
+            sv = v[order]
     return order, sv, None
-
-
-def _sort_runs(top: NDArray[Any], order: NDArray[np.intp], sv: NDArray[np.float64]) -> None:
-    """Sort each run of equal ``top`` (the sorted keys' top bits, in sorted order) on its
-    full values, in place in ``order`` and the sorted values ``sv`` (lexsort: run, value)."""
-    same = top[1:] == top[:-1]
-    inrun = np.zeros(top.size, dtype=bool)
-    inrun[:-1] |= same
-    inrun[1:] |= same
-    pos = np.flatnonzero(inrun)
-    start = np.ones(pos.size, dtype=bool)
-    start[1:] = ~((pos[1:] == pos[:-1] + 1) & same[pos[1:] - 1])
-    perm = np.lexsort((sv[pos], np.cumsum(start)))
-    order[pos] = order[pos[perm]]
-    sv[pos] = sv[pos[perm]]
 
 
 def _packed_order(
@@ -216,8 +209,10 @@ def _packed_order(
     order, sv, rising, backwards = order_of_keys(key, k, v)
     if rising:  # sorted, without ties: nothing to mend
         return order, sv, True
-    if backwards:  # the runs of equal top bits, each sorted on its full values
-        _sort_runs(u[order] >> np.uint64(k), order, sv)
+    if backwards:  # the runs of equal top bits that fall, each sorted on its full values
+        if not mend_runs(order, sv):  # a long run that falls: sorted whole instead
+            order = np.argsort(v)
+            sv = v[order]
         return order, sv, None
     return order, sv, False
 
@@ -304,7 +299,7 @@ class PreparedMap:
                 rising = sv.size < 2 or bool(np.all(sv[1:] > sv[:-1]))
             if self.n_neg == 0 and rising:
                 return self._centred_positions(order)
-            r = _average_ranks(v, order, sv)
+            r = tied_ranks(order, sv)  # ties (rising was False or unknown): one pass
         else:
             r = v.copy()
         if self.n_neg == 0:  # every value positive: all ranks shift by the zero block
@@ -583,7 +578,7 @@ class PreparedMap:
                 p[fwd] += 1
             # a support pixel, as if zero, is ≥ t exactly when its noise is ≥ the noise at
             # p (f is monotone and p the first place where f reaches t)
-            inside = _count_at_least(noise_sup, noise_sorted[np.minimum(p, n - 1)])
+            inside = count_at_least(noise_sup, noise_sorted[np.minimum(p, n - 1)])
             out[low] = (n - p) - np.where(p < n, inside, 0)
             return out
 
@@ -602,22 +597,6 @@ class PreparedMap:
             return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
 
         return auc
-
-
-_FEW_THRESHOLDS = 16
-"""Up to this many thresholds, :func:`_count_at_least` counts with one pass each."""
-
-
-def _count_at_least(values: NDArray[np.float64], t_desc: NDArray[np.float64]) -> NDArray[np.intp]:
-    """How many of ``values`` are ≥ each threshold of ``t_desc`` (descending), exactly: one
-    counting pass per threshold for a few, else one binary search per value into the
-    thresholds and a histogram (``values.size`` × log k instead of k passes)."""
-    k = t_desc.size
-    if k <= _FEW_THRESHOLDS:
-        return np.array([np.count_nonzero(values >= t) for t in t_desc], dtype=np.intp)
-    t = t_desc[::-1]  # ascending
-    passed = np.bincount(np.searchsorted(t, values, side="right"), minlength=k + 1)
-    return np.asarray(np.cumsum(passed[::-1])[::-1][1:][::-1], dtype=np.intp)
 
 
 def _pearson_sparse(
@@ -642,6 +621,36 @@ def _pearson_sparse(
         b_on_a = np.take(b.centred_and_zero(ranks), where)
     dot = float(np.dot(ca, b_on_a)) + za * (b.centred_total(ranks) - float(b_on_a.sum()))
     return dot / float(den)
+
+
+_FIXATED: dict[int, tuple[weakref.ref[NDArray[Any]], NDArray[np.intp]]] = {}
+"""id -> (a weak reference to a read-only fixated-pixel map, its flat indices)."""
+
+
+def fixated_indices(fixated: NDArray[Any]) -> NDArray[np.intp]:
+    """``np.flatnonzero(fixated)``: the fixated pixels' flat indices (ascending). Kept, while
+    the map lives, for a read-only map that owns its memory (as
+    :func:`~gazelab.analysis.scoring.fixation_map` makes them): scoring pairs an annotator's
+    fixated pixels with every other map, and each search reads the whole frame (~0.14 ms at
+    560 px). A writable map, or a view, is searched each time (it may change)."""
+    key = id(fixated)
+    got = _FIXATED.get(key)
+    if got is not None and got[0]() is fixated:
+        return got[1]
+    idx = np.flatnonzero(fixated)
+    if fixated.flags.writeable or fixated.base is not None:
+        return idx
+    idx.flags.writeable = False
+
+    def forget(_: object) -> None:
+        _FIXATED.pop(key, None)
+
+    try:
+        ref = weakref.ref(fixated, forget)
+    except TypeError:
+        return idx
+    _FIXATED[key] = (ref, idx)
+    return idx
 
 
 _PAIR_KEYS = ("iou", "spearman", "cosine_distance", "cc", "sim", "kld")
@@ -750,7 +759,7 @@ def scores_of_pair(
     if fix.shape != (other.n,):
         out["nss"] = out["auc_judd"] = math.nan
         return out
-    idx = np.flatnonzero(fix)
+    idx = fixated_indices(fixated)
     if not idx.size:
         out["nss"] = out["auc_judd"] = math.nan
         return out
