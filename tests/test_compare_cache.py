@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gazelab import CLASSES
-from gazelab.analysis.cache import SaliencyCache
+from gazelab.analysis.cache import CHECK_MAGIC, SaliencyCache
 from gazelab.analysis.compare import analyse_project, blas_threads
 from gazelab.analysis.metrics import PreparedMap, map_scores
 from gazelab.annotation.store import SessionStore
@@ -246,20 +246,21 @@ def _set_row(root: Any, key: str, row: tuple[Any, Any]) -> None:
 def test_the_code_key_changes_with_one_byte_of_the_metrics_source(tmp_path) -> None:
     """Stored scores are keyed by the bytes of the metrics' source: a copy of maps.py with
     one byte changed gives another key; an unreadable file a key no call repeats; the
-    module's own key is that of its two files."""
+    module's own key is that of its three files (with the compiled passes')."""
     from pathlib import Path
 
     from gazelab.analysis.metrics import prepared
 
     here = Path(prepared.__file__)
-    files = [here, here.with_name("maps.py")]
+    kernels = here.with_name("kernels.py")
+    files = [here, here.with_name("maps.py"), kernels]
     assert prepared.code_key(files) == prepared._CODE_KEY
     copy = tmp_path / "maps.py"
     src = files[1].read_bytes()
     copy.write_bytes(src)
-    assert prepared.code_key([here, copy]) == prepared._CODE_KEY
+    assert prepared.code_key([here, copy, kernels]) == prepared._CODE_KEY
     copy.write_bytes(src.replace(b"EPS", b"EPs", 1))
-    assert prepared.code_key([here, copy]) != prepared._CODE_KEY
+    assert prepared.code_key([here, copy, kernels]) != prepared._CODE_KEY
     gone = [here, tmp_path / "missing.py"]
     assert prepared.code_key(gone) != prepared.code_key(gone)
 
@@ -758,3 +759,35 @@ def test_results_share_the_cap_and_bad_values_are_not_kept(tmp_path) -> None:
     off = SaliencyCache(tmp_path, keep_results=False)
     off.put_result("c", [1])
     assert off.get_result("c") is None and SaliencyCache(tmp_path).get_result("c") is None
+
+
+def test_a_kept_map_that_a_crash_left_torn_or_zero_filled_is_a_miss(tmp_path) -> None:
+    """Relevance maps and model outputs are renamed into place without an fsync: a crash
+    may leave a file empty, short, zero-filled or with stale bytes. Each carries a checksum
+    of its ``.npy`` bytes, so every such file is a miss (computed again), never a wrong map;
+    the file is still one ``np.load`` reads."""
+    cache = SaliencyCache(tmp_path)
+    rel = np.random.default_rng(2).random((8, 6)).astype(np.float32)
+    cache.put("model", "deep_taylor", None, "img", rel)
+    p = tmp_path / "model" / "deep_taylor" / "img.npy"
+    good = p.read_bytes()
+    assert np.array_equal(np.load(p), rel)  # readable as a plain .npy file
+    got = cache.get("model", "deep_taylor", None, "img")
+    assert got is not None and got.dtype == np.float32 and np.array_equal(got, rel)
+    body = good[: -(len(CHECK_MAGIC) + 16)]
+    flipped = bytearray(good)
+    flipped[len(body) - 3] ^= 0x01  # one bit of the map's last value
+    bad = {
+        "empty": b"",
+        "short": good[:-7],
+        "zero-filled": bytes(len(good)),
+        "a zeroed block": good[:64] + bytes(len(good) - 64),
+        "a flipped bit": bytes(flipped),
+        "no checksum (an older cache's file)": body,
+        "a checksum of other bytes": body + CHECK_MAGIC + bytes(16),
+    }
+    for why, data in bad.items():
+        p.write_bytes(data)
+        assert cache.get("model", "deep_taylor", None, "img") is None, why
+    p.write_bytes(good)
+    assert np.array_equal(cache.get("model", "deep_taylor", None, "img"), rel)
