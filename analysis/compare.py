@@ -522,6 +522,7 @@ class _SortsOnly:
     def __init__(self, cache: SaliencyCache) -> None:
         self.get_order = cache.get_order
         self.put_order = cache.put_order
+        self.min_sort_values = cache.min_sort_values
 
 
 def _image_result(im: ImageAnalysis) -> dict[str, Any]:

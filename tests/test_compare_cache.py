@@ -29,6 +29,7 @@ class CountingCache(SaliencyCache):
     and writes."""
 
     def __init__(self, root: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_sort_values", 0)  # the tests' small maps use the store too
         super().__init__(root, **kwargs)
         self.reads = self.writes = self.score_reads = self.score_writes = 0
         self.result_writes = 0
@@ -791,3 +792,25 @@ def test_a_kept_map_that_a_crash_left_torn_or_zero_filled_is_a_miss(tmp_path) ->
         assert cache.get("model", "deep_taylor", None, "img") is None, why
     p.write_bytes(good)
     assert np.array_equal(cache.get("model", "deep_taylor", None, "img"), rel)
+
+
+def test_only_maps_with_many_non_zero_pixels_use_the_store_of_sorts(tmp_path) -> None:
+    """At a heatmap's ~50 000 values a sort costs about what looking it up and noting it
+    does: the store is asked only from ``min_sort_values`` non-zero pixels on."""
+    from gazelab.analysis.cache import MIN_SORT_VALUES
+
+    rng = np.random.default_rng(4)
+    small = np.zeros(MIN_SORT_VALUES * 2)
+    small[rng.choice(small.size, MIN_SORT_VALUES - 1, replace=False)] = rng.random(
+        MIN_SORT_VALUES - 1
+    )
+    big = np.where(small == 0, 0.5, small)  # every pixel non-zero
+    cache = CountingCache(tmp_path, keep_sort_after=0, min_sort_values=None)
+    assert cache.min_sort_values == MIN_SORT_VALUES
+    for x in (small, big):
+        p = PreparedMap(x, cache)
+        assert np.array_equal(p.values[p.order], np.sort(p.values))
+    assert cache.writes == 1  # the big map's sort only
+    again = PreparedMap(big, cache)
+    assert np.array_equal(again.values[again.order], np.sort(again.values))
+    assert cache.reads == 1

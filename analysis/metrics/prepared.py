@@ -59,7 +59,9 @@ def _jitter(size: int, seed: int) -> tuple[NDArray[Any], ...]:
 class OrderStore(Protocol):
     """Where :class:`PreparedMap` keeps the sort of a map's support between runs, by the
     map's content (:meth:`PreparedMap.content_key`); e.g.
-    :class:`~gazelab.analysis.cache.SaliencyCache`."""
+    :class:`~gazelab.analysis.cache.SaliencyCache`. A store with a ``min_sort_values``
+    attribute is asked only for maps with at least that many non-zero pixels (smaller
+    ones sort faster than their sort is looked up)."""
 
     def get_order(self, key: str) -> NDArray[Any] | None: ...
 
@@ -361,7 +363,7 @@ class PreparedMap:
         """The sort of the support, from the ``orders`` store when it holds one for this
         content (checked: a permutation that sorts the values), else sorted and stored."""
         m = self.values.size
-        if self._orders is None or m < 2:
+        if self._orders is None or m < max(2, getattr(self._orders, "min_sort_values", 0)):
             order, self._cache["sorted"], self._cache["rising"] = _sort_support(self.values)
             return order
         key = self.content_key()
