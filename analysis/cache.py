@@ -776,7 +776,8 @@ def decoded_image(src: Any, image_id: str, cache: SaliencyCache | None) -> NDArr
         return np.asarray(src.image(image_id))
     path = Path(files[src.index(image_id)])
     try:
-        key = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+        data = path.read_bytes()
+        key = hashlib.blake2b(data, digest_size=16).hexdigest()
     except OSError:
         return np.asarray(src.image(image_id))  # the loader names the file in its error
     p = cache.root / "decoded" / key[:2] / f"{key}.npy"
@@ -787,7 +788,8 @@ def decoded_image(src: Any, image_id: str, cache: SaliencyCache | None) -> NDArr
             return got
     except (OSError, ValueError, EOFError):
         pass
-    pixels = np.asarray(src.image(image_id))
+    read_bytes = getattr(src, "read_bytes", None)  # the bytes hashed above, decoded as image()
+    pixels = np.asarray(src.image(image_id) if read_bytes is None else read_bytes(data, path))
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as f:

@@ -37,6 +37,7 @@ from gazelab.models.datasets.base import (
     class_of,
     inside_root,
     read_image,
+    read_image_bytes,
     skipped_note,
 )
 from gazelab.models.datasets.registry import register_layout
@@ -150,4 +151,5 @@ def load_folder(
         subjects=np.array(subjects, dtype=object),
         skipped=skipped,
         files=list(paths),
+        read_bytes=lambda data, path: read_image_bytes(data, path, max_pixels=max_pixels),
     )
