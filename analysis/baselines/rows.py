@@ -20,6 +20,7 @@ from gazelab.analysis.baselines.maps import (
     keep_top_fraction,
 )
 from gazelab.analysis.metrics import PreparedMap, map_scores
+from gazelab.analysis.metrics.kernels import add_unit_mass
 from gazelab.analysis.metrics.prepared import OrderStore
 
 if TYPE_CHECKING:
@@ -362,13 +363,10 @@ def baseline_rows(
 
     masses: dict[tuple[int, str], float] = {}  # each human map's mass (its dense sum)
 
-    def map_pass(i: int, a: str) -> tuple[float, float, NDArray[np.float64] | None]:
-        """Annotator a's map of image i (built, then let go): its support fraction, mass
-        and unit-mass map (unit_mass's floats: the map over its dense sum)."""
+    def map_pass(i: int, a: str) -> tuple[NDArray[np.float64], float]:
+        """Annotator a's map of image i (built, then let go) and its mass (its dense sum)."""
         m = np.asarray(human_map(i, a), dtype=np.float64)
-        mass = float(m.sum())
-        um = (m / mass if mass > 0 else np.zeros_like(m)) if centre == "mean" else None
-        return np.count_nonzero(m > 0) / m.size, mass, um
+        return m, float(m.sum())
 
     # the maps are built on every core, a few maps ahead (not whole images: an image of 20
     # annotators is 20 maps); the sums are taken in image and annotator order on this
@@ -379,22 +377,23 @@ def baseline_rows(
     every_map = [(i, a) for i in range(len(images)) for a in images[i].humans]
     n_workers = max(1, min(len(every_map), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        ahead: deque[Future[tuple[float, float, NDArray[np.float64] | None]]] = deque()
+        ahead: deque[Future[tuple[NDArray[np.float64], float]]] = deque()
         nxt = 0
         for i, a in every_map:
             while nxt < len(every_map) and len(ahead) < 2 * n_workers:
                 ahead.append(pool.submit(map_pass, *every_map[nxt]))
                 nxt += 1
-            fraction, mass, um = ahead.popleft().result()
-            supports.append(fraction)
+            m, mass = ahead.popleft().result()
             masses[i, a] = mass
-            if um is not None:
-                if shapes[i] in totals:
-                    np.add(totals[shapes[i]], um, out=totals[shapes[i]])
-                else:
-                    totals[shapes[i]] = um  # a new array (unit_mass): summed into in place
+            total = None
+            if centre == "mean":
+                total = totals.get(shapes[i])
+                if total is None:  # 0 + x is x: the floats of starting from unit_mass(m)
+                    total = totals[shapes[i]] = np.zeros(shapes[i], dtype=np.float64)
                 counts[shapes[i]] += 1
-            del um
+            # its pixels > 0 and, for the mean centre, total += m / mass: one pass
+            supports.append(add_unit_mass(total, m, mass) / m.size)
+            del m
     frac = float(np.mean(supports)) if supports else 0.0
 
     def centre_map(
