@@ -317,9 +317,7 @@ def _add_unit_mass(total: Any, m: Any, mass: float, add: bool) -> int:  # pragma
     return positive
 
 
-def add_unit_mass(
-    total: NDArray[np.float64] | None, m: NDArray[np.float64], mass: float
-) -> int:
+def add_unit_mass(total: NDArray[np.float64] | None, m: NDArray[np.float64], mass: float) -> int:
     """How many pixels of ``m`` are > 0 (``np.count_nonzero(m > 0)``) and, with a
     ``total`` and a positive ``mass``, ``total += m / mass`` in place (the division, then
     the addition: the floats of ``np.add(total, m / mass, out=total)``), in one pass
