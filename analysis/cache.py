@@ -116,7 +116,9 @@ class SaliencyCache:
         p = self._path(model_key, analyzer, neuron, image_key)
         try:
             with open(p, "rb") as f:
-                data = f.read(MAX_MAP_FILE + 1)
+                if os.fstat(f.fileno()).st_size > MAX_MAP_FILE:
+                    return None  # not read (read(n) would allocate n bytes at once)
+                data = f.read()
         except OSError:
             return None
         return _checked_npy(data)

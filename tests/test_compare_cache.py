@@ -791,6 +791,12 @@ def test_a_kept_map_that_a_crash_left_torn_or_zero_filled_is_a_miss(tmp_path) ->
     for why, data in bad.items():
         p.write_bytes(data)
         assert cache.get("model", "deep_taylor", None, "img") is None, why
+    import os
+
+    from gazelab.analysis.cache import MAX_MAP_FILE
+
+    os.truncate(p, MAX_MAP_FILE + 1)  # sparse: a file too big to be a map is not read
+    assert cache.get("model", "deep_taylor", None, "img") is None
     p.write_bytes(good)
     assert np.array_equal(cache.get("model", "deep_taylor", None, "img"), rel)
 
