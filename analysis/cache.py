@@ -722,8 +722,10 @@ MAX_MAP_FILE = 256 * 2**20
 wrote for an image (a miss)."""
 
 _NPY_FLOAT32 = re.compile(
-    rb"\{'descr': '<f4', 'fortran_order': False, 'shape': \((\d+),(?: (\d+),?)?(?: (\d+))?\), \} *\n"
+    rb"\{'descr': '<f4', 'fortran_order': False, 'shape': "
+    rb"\((?:(\d{1,12}),|(\d{1,12}), (\d{1,12})|(\d{1,12}), (\d{1,12}), (\d{1,12}))\), \} *\n"
 )
+"""The header ``np.save`` writes for a C-order float32 array of 1, 2 or 3 dimensions."""
 
 
 def _checked_npy(data: bytes) -> NDArray[np.float32] | None:
@@ -831,9 +833,9 @@ def cached_relevance(
     if progress:
         progress(done, n)
     # iNNvestigate analyzers start a worker per call (~5 s): hand them big chunks;
-    # progress and the cache advance chunk by chunk. The maps are written (each fsynced,
-    # which releases the GIL) by a thread while the next chunk is computed; an error
-    # writing one is raised here, after the last chunk.
+    # progress and the cache advance chunk by chunk. The maps are written (checksummed,
+    # without an fsync: SaliencyCache.put) by a thread while the next chunk is computed; an
+    # error writing one is raised here, after the last chunk.
     from concurrent.futures import Future, ThreadPoolExecutor
 
     chunk = max(batch_size, chunk)

@@ -821,3 +821,21 @@ def test_only_maps_with_many_non_zero_pixels_use_the_store_of_sorts(tmp_path) ->
     again = PreparedMap(big, cache)
     assert np.array_equal(again.values[again.order], np.sort(again.values))
     assert cache.reads == 1
+
+
+def test_a_kept_map_with_a_valid_checksum_and_a_strange_header_is_a_miss(tmp_path) -> None:
+    """The digest only catches damage: a file written on purpose passes it. Its header is
+    still only the one np.save writes (1–3 dimensions of up to 12 digits), so a
+    5 000-digit dimension or a shape np.save never writes is a miss, not an error."""
+    import hashlib
+
+    cache = SaliencyCache(tmp_path)
+    p = tmp_path / "m" / "deep_taylor" / "k.npy"
+    p.parent.mkdir(parents=True)
+    for shape in ("(" + "9" * 5000 + ",)", "(1, 2 3)", "(5, 6,)", "(1, 1, 1, 1)", "()"):
+        header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}"
+        header += " " * (63 - (len(header) + 10) % 64) + "\n"
+        body = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+        body += b"\x00" * 24
+        p.write_bytes(body + CHECK_MAGIC + hashlib.blake2b(body, digest_size=16).digest())
+        assert cache.get("m", "deep_taylor", None, "k") is None, shape

@@ -153,3 +153,47 @@ def test_read_image_bytes_is_read_image(tmp_path: Path) -> None:
     p = tmp_path / "grey.png"
     with pytest.raises(DatasetError, match="over the limit"):
         read_image_bytes(p.read_bytes(), p, max_pixels=71)
+
+
+def test_only_files_pil_reads_the_same_way_take_the_fast_path() -> None:
+    """The fast path reads IHDR, gAMA / sRGB / pHYs at their writers' lengths, one run of
+    IDAT chunks and IEND. A frame box (PIL decodes only the box), text, a profile, an
+    unknown chunk, a short pHYs, or a chunk between or after the image data goes to PIL,
+    which may refuse the file: a file PIL refuses is never decoded here."""
+    rng = np.random.default_rng(10)
+    img = rng.integers(0, 256, (4, 5)).astype(np.uint8)
+    stream = zlib.compress(filtered(img, [0] * 4))
+    ok_extras = [
+        chunk(b"gAMA", struct.pack(">I", 45455)),
+        chunk(b"sRGB", b"\x00"),
+        chunk(b"pHYs", struct.pack(">IIB", 3780, 3780, 1)),
+    ]
+    data = png(img, [0] * 4, extra=b"".join(ok_extras))
+    got = decode_png(data, 10**6)
+    assert got is not None and np.array_equal(got, pil(data))
+    fctl = chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, 5, 2, 0, 2, 1, 10, 0, 0))
+    idat = chunk(b"IDAT", stream)
+    half = len(stream) // 2
+    head = SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", 5, 4, 8, 0, 0, 0, 0))
+    end = chunk(b"IEND", b"")
+    handed = {
+        "a frame box": head + fctl + idat + end,
+        "image data split by text": head + chunk(b"IDAT", stream[:half])
+        + chunk(b"tEXt", b"k\x00v") + chunk(b"IDAT", stream[half:]) + end,
+        "text after the data": head + idat + chunk(b"tEXt", b"k\x00v") + end,
+        "an unknown chunk": head + chunk(b"a-b!", b"") + idat + end,
+        "a short pHYs": head + chunk(b"pHYs", b"\x00" * 5) + idat + end,
+        "an empty sRGB": head + chunk(b"sRGB", b"") + idat + end,
+        "a profile": head + chunk(b"iCCP", b"p\x00\x00" + zlib.compress(b"x" * 100)) + idat + end,
+    }  # fmt: skip
+    for why, data in handed.items():
+        assert decode_png(data, 10**6) is None, why
+    assert np.array_equal(pil(handed["a frame box"])[:2], np.zeros((2, 5)))  # PIL: the box
+
+
+def test_sizes_past_pil_s_limit_or_any_limit_are_pil_s() -> None:
+    """A header of 2³² − 1 squared pixels with an unbounded limit: PIL's own bomb limit
+    applies (no overflow in the inflating bound)."""
+    ihdr = struct.pack(">IIBBBBB", 2**32 - 1, 2**32 - 1, 8, 0, 0, 0, 0)
+    data = png(np.zeros((1, 1), np.uint8), [0], ihdr=ihdr, stream=zlib.compress(b"\x00\x00"))
+    assert decode_png(data, 10**30) is None

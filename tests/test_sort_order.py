@@ -191,3 +191,23 @@ def test_fixated_indices_are_kept_for_read_only_maps_only() -> None:
     key = id(fixated)
     del fixated
     assert key not in prepared._FIXATED  # let go with its map
+
+
+def test_unit_mass_sums_are_numpy_s_and_shapes_must_match() -> None:
+    from gazelab.analysis.metrics.kernels import add_unit_mass
+
+    rng = np.random.default_rng(11)
+    maps = [rng.random((6, 7)) * (rng.random((6, 7)) > 0.5) for _ in range(4)]
+    maps[1][:] = 0.0  # no mass: adds zeros
+    maps[2][0, 0] = -0.0
+    want = maps[0] / maps[0].sum()
+    for m in maps[1:]:
+        mass = m.sum()
+        np.add(want, m / mass if mass > 0 else np.zeros_like(m), out=want)
+    total = np.empty((6, 7))
+    for k, m in enumerate(maps):
+        assert add_unit_mass(total, m, float(m.sum()), first=k == 0) == np.count_nonzero(m > 0)
+    assert np.array_equal(total, want) and np.array_equal(np.signbit(total), np.signbit(want))
+    assert add_unit_mass(None, maps[0], 0.0, first=False) == np.count_nonzero(maps[0] > 0)
+    with pytest.raises(ValueError, match="shape"):
+        add_unit_mass(np.zeros((3, 3)), np.ones((2, 2)), 4.0, first=False)

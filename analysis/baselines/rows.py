@@ -385,14 +385,15 @@ def baseline_rows(
                 nxt += 1
             m, mass = ahead.popleft().result()
             masses[i, a] = mass
-            total = None
+            total, first = None, False
             if centre == "mean":
                 total = totals.get(shapes[i])
-                if total is None:  # 0 + x is x: the floats of starting from unit_mass(m)
-                    total = totals[shapes[i]] = np.zeros(shapes[i], dtype=np.float64)
+                if total is None:  # the first map of this size: the total is its unit mass
+                    total = totals[shapes[i]] = np.empty(shapes[i], dtype=np.float64)
+                    first = True
                 counts[shapes[i]] += 1
-            # its pixels > 0 and, for the mean centre, total += m / mass: one pass
-            supports.append(add_unit_mass(total, m, mass) / m.size)
+            # its pixels > 0 and, for the mean centre, total (+)= m / mass: one pass
+            supports.append(add_unit_mass(total, m, mass, first=first) / m.size)
             del m
     frac = float(np.mean(supports)) if supports else 0.0
 

@@ -306,23 +306,32 @@ values, which 400 passes cost)."""
 
 
 @njit(cache=True, nogil=True)
-def _add_unit_mass(total: Any, m: Any, mass: float, add: bool) -> int:  # pragma: no cover
+def _add_unit_mass(total: Any, m: Any, mass: float, mode: int) -> int:  # pragma: no cover
     positive = 0
     for j in range(m.size):
         x = m[j]
         if x > 0:
             positive += 1
-        if add:
-            total[j] += x / mass
+        if mode:
+            u = x / mass if mass > 0 else 0.0
+            if mode == 1:
+                total[j] = u
+            else:
+                total[j] += u
     return positive
 
 
-def add_unit_mass(total: NDArray[np.float64] | None, m: NDArray[np.float64], mass: float) -> int:
+def add_unit_mass(
+    total: NDArray[np.float64] | None, m: NDArray[np.float64], mass: float, *, first: bool
+) -> int:
     """How many pixels of ``m`` are > 0 (``np.count_nonzero(m > 0)``) and, with a
-    ``total`` and a positive ``mass``, ``total += m / mass`` in place (the division, then
-    the addition: the floats of ``np.add(total, m / mass, out=total)``), in one pass
-    without the unit-mass map."""
+    ``total``, the unit-mass map ``m / mass`` (zeros where ``mass`` is not positive)
+    written into it (``first``) or added to it, in place, in one pass without the
+    unit-mass map: the floats of ``total = m / mass`` and then
+    ``np.add(total, m / mass, out=total)``. ``total`` must have ``m``'s shape."""
     flat = m.reshape(-1)
-    add = total is not None and mass > 0
-    out = flat if total is None else total.reshape(-1)
-    return int(_add_unit_mass(out, flat, float(mass) if add else 1.0, add))
+    if total is None:
+        return int(_add_unit_mass(flat, flat, 1.0, 0))
+    if total.shape != m.shape or not total.flags.c_contiguous:
+        raise ValueError(f"a total of shape {total.shape} for a map of shape {m.shape}")
+    return int(_add_unit_mass(total.reshape(-1), flat, float(mass), 1 if first else 2))

@@ -634,7 +634,9 @@ def fixated_indices(fixated: NDArray[Any]) -> NDArray[np.intp]:
     the map lives, for a read-only map that owns its memory (as
     :func:`~gazelab.analysis.scoring.fixation_map` makes them): scoring pairs an annotator's
     fixated pixels with every other map, and each search reads the whole frame (~0.14 ms at
-    560 px). A writable map, or a view, is searched each time (it may change)."""
+    560 px). A writable map, or a view, is searched each time (it may change). A map made
+    writable again, changed and made read-only would keep its old indices: nothing here
+    does that, and a caller must not."""
     key = id(fixated)
     got = _FIXATED.get(key)
     if got is not None and got[0]() is fixated:

@@ -7,10 +7,11 @@ by :mod:`zlib` and unfiltered by one compiled loop (numba, ``nogil``; ~0.3 ms), 
 gives the very bytes PIL gives (the filters are exact integer arithmetic; tested against
 PIL on every filter type).
 
-Anything else — another bit depth or colour type, interlacing, a palette or a
-transparency chunk, a chunk whose CRC does not match, a stream that is short, long or
-not zlib, a size over the caller's limit — is ``None``: the caller decodes with PIL,
-which reads every PNG and names what is wrong with a bad one.
+Anything else — another bit depth or colour type, interlacing, a chunk other than the
+few in :data:`_BEFORE_IDAT`, image data split by another chunk, a chunk whose CRC does
+not match, a stream that is short, long or not zlib, a size over the caller's limit or
+PIL's — is ``None``: the caller decodes with PIL, which reads every PNG and names what
+is wrong with a bad one.
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {0: 1, 2: 3}
 """PNG colour type -> channels: grey and RGB (the types read here)."""
 
-_FALL_BACK = frozenset({b"PLTE", b"tRNS"})
-"""Chunks that change what the pixels mean (a palette, a transparent colour): PIL reads
-those files."""
+_BEFORE_IDAT = {b"gAMA": 4, b"sRGB": 1, b"pHYs": 9}
+"""The ancillary chunks read here, between IHDR and the image data, each at the one
+length its writers give it (PIL refuses shorter ones). Any other chunk — a palette or a
+transparent colour (they change what the pixels mean), an animation's frame box (PIL
+decodes only the box), text or a colour profile (PIL checks their sizes and
+decompression), an unknown or misspelt one — hands the file to PIL, as does anything
+between the image data and IEND: the files this path reads are a subset PIL reads the
+same way, so a file PIL refuses is never read here."""
 
 
 def decode_png(data: bytes, max_pixels: int) -> NDArray[np.uint8] | None:
@@ -42,6 +48,7 @@ def decode_png(data: bytes, max_pixels: int) -> NDArray[np.uint8] | None:
     pos, size = len(SIGNATURE), len(data)
     header: tuple[int, int, int] | None = None
     idat: list[memoryview] = []
+    last = b""
     while True:
         if pos + 12 > size:
             return None  # no IEND: truncated
@@ -61,15 +68,22 @@ def decode_png(data: bytes, max_pixels: int) -> NDArray[np.uint8] | None:
             if depth != 8 or colour not in _CHANNELS or method or filt or interlace:
                 return None
             header = (w, h, _CHANNELS[colour])
-        elif header is None or kind in _FALL_BACK:
-            return None  # IHDR first; a palette or a transparent colour: PIL's
+        elif header is None:
+            return None  # IHDR first
         elif kind == b"IDAT":
+            if idat and last != b"IDAT":
+                return None  # the image data in one run of chunks
             idat.append(body)
         elif kind == b"IEND":
+            if last != b"IDAT":
+                return None  # IEND right after the image data
             break
+        elif idat or _BEFORE_IDAT.get(kind) != n:
+            return None  # see _BEFORE_IDAT
+        last = kind
         pos = end
     w, h, c = header
-    if not idat or w < 1 or h < 1 or w * h > max_pixels:
+    if not idat or w < 1 or h < 1 or w * h > min(max_pixels, _pil_limit()):
         return None
     stride = w * c
     want = h * (stride + 1)
@@ -84,6 +98,15 @@ def decode_png(data: bytes, max_pixels: int) -> NDArray[np.uint8] | None:
     if not _unfilter(np.frombuffer(raw, dtype=np.uint8), h, stride, c, out):
         return None  # a filter type beyond 4
     return out if c == 1 else out.reshape(h, w, c)
+
+
+def _pil_limit() -> int:
+    """PIL's own pixel limit (``Image.MAX_IMAGE_PIXELS``, read now: a program may change
+    it): a larger image is PIL's to warn about or refuse."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    return 2**62 if limit is None else int(limit)
 
 
 def _unfilter(raw: NDArray[np.uint8], h: int, stride: int, bpp: int, out: NDArray[Any]) -> bool:
