@@ -436,6 +436,14 @@ def test_prepared_auc_judd_is_the_reference_float_on_odd_maps() -> None:
             assert np.float64(got).tobytes() == np.float64(auc_judd(m, fix)).tobytes()
             checked += 1
     assert checked == 180
+    # past 256 thresholds the support's noise is counted by a binary search a pixel
+    m = fixation_heatmap(rng.uniform(0, 60, (6, 2)), (60, 60), 4.0, 12.0)
+    prepared = PreparedMap(m)
+    for k in (256, 257, 2000):
+        fix = np.zeros((60, 60), dtype=bool)
+        fix.ravel()[rng.choice(3600, k, replace=False)] = True
+        got = map_scores(prepared, prepared, fix)["auc_judd"]
+        assert np.float64(got).tobytes() == np.float64(auc_judd(m, fix)).tobytes(), k
 
 
 def test_scores_and_files_are_capped_together_least_recently_used_first(tmp_path) -> None:

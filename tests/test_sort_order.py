@@ -162,19 +162,6 @@ def test_tied_ranks_are_scipy_s_average_ranks() -> None:
         assert np.array_equal(tied_ranks(o, v[o]), rankdata(v))
 
 
-@pytest.mark.parametrize("k", [0, 1, 4, 16, 300])
-def test_counts_at_least_each_threshold_are_exact(k: int) -> None:
-    from gazelab.analysis.metrics.kernels import FEW_THRESHOLDS, count_at_least
-
-    rng = np.random.default_rng(k)
-    vals = np.round(rng.random(5000), 3)  # ties with the thresholds
-    t = np.sort(rng.choice(vals, k))[::-1]  # thresholds among the values, descending
-    want = np.array([np.count_nonzero(vals >= x) for x in t], dtype=np.intp)
-    got = count_at_least(vals, t)
-    assert np.array_equal(got, want)
-    assert (k > FEW_THRESHOLDS) == (k == 300)  # both ways of counting are tested
-
-
 def test_fixated_indices_are_kept_for_read_only_maps_only() -> None:
     from gazelab.analysis.metrics.prepared import fixated_indices
 

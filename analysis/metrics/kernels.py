@@ -276,36 +276,6 @@ def tied_ranks(order: NDArray[np.intp], sv: NDArray[np.float64]) -> NDArray[np.f
 
 
 @njit(cache=True, nogil=True)
-def _count_at_least(values: Any, t_desc: Any, out: Any) -> None:  # pragma: no cover
-    for j in range(t_desc.size):
-        t = t_desc[j]
-        c = 0
-        for i in range(values.size):  # a comparison and an add: vectorised by LLVM
-            c += values[i] >= t
-        out[j] = c
-
-
-def count_at_least(values: NDArray[np.float64], t_desc: NDArray[np.float64]) -> NDArray[np.intp]:
-    """How many of ``values`` are ≥ each threshold of ``t_desc`` (descending), exactly: a
-    counting pass each (``np.count_nonzero(values >= t)`` without the boolean array) for
-    up to :data:`FEW_THRESHOLDS`, else a binary search per value."""
-    k = t_desc.size
-    if k > FEW_THRESHOLDS:  # one binary search per value into the thresholds, a histogram
-        t = t_desc[::-1]  # ascending
-        passed = np.bincount(np.searchsorted(t, values, side="right"), minlength=k + 1)
-        return np.asarray(np.cumsum(passed[::-1])[::-1][1:][::-1], dtype=np.intp)
-    out = np.empty(k, dtype=np.intp)
-    _count_at_least(values, np.ascontiguousarray(t_desc), out)
-    return out
-
-
-FEW_THRESHOLDS = 256
-"""Up to this many thresholds :func:`count_at_least` makes a pass each (~3.5 µs per
-50 000 values); above, a binary search per value (~29 ns each: ~1.5 ms per 50 000
-values, which 400 passes cost)."""
-
-
-@njit(cache=True, nogil=True)
 def _add_unit_mass(total: Any, m: Any, mass: float, mode: int) -> int:  # pragma: no cover
     positive = 0
     for j in range(m.size):
@@ -335,3 +305,126 @@ def add_unit_mass(
     if total.shape != m.shape or not total.flags.c_contiguous:
         raise ValueError(f"a total of shape {total.shape} for a map of shape {m.shape}")
     return int(_add_unit_mass(total.reshape(-1), flat, float(mass), 1 if first else 2))
+
+
+@njit(cache=True, nogil=True)
+def _auc_thresholds(
+    idx: Any, sup: Any, values: Any, hi: float, noise: Any, v_lo: float, scale: float, out: Any
+) -> None:  # pragma: no cover
+    m = sup.size
+    for q in range(idx.size):
+        x = idx[q]
+        p = min(np.searchsorted(sup, x), m - 1)
+        if sup[p] == x:
+            v = values[p] / hi + noise[sup[p]]
+        else:
+            v = noise[x]
+        out[q] = (v - v_lo) / scale
+
+
+@njit(cache=True, nogil=True)
+def _auc_above(
+    t: Any,
+    a: Any,
+    noise_sup: Any,
+    order: Any,
+    noise_sorted: Any,
+    v_lo: float,
+    scale: float,
+    jit: float,
+    zero_max: float,
+    out: Any,
+) -> None:  # pragma: no cover
+    m = a.size
+    n = noise_sorted.size
+    at = np.empty(t.size, dtype=np.float64)
+    for i in range(t.size):
+        ti = t[i]
+        # the support: every pixel with a >= a_hi counts, none with a < a_lo, the few
+        # between are computed as the reference computes them
+        a_hi = ti * scale + v_lo
+        while (a_hi - v_lo) / scale < ti:
+            a_hi = np.nextafter(a_hi, np.inf)
+        a_lo = a_hi - 2 * jit
+        while ((a_lo + jit) - v_lo) / scale >= ti:
+            a_lo -= jit
+        j_hi = np.searchsorted(a, a_hi)
+        j_lo = np.searchsorted(a, a_lo)
+        c = m - j_hi
+        for j in range(j_lo, j_hi):
+            v = a[j] + noise_sup[order[j]]
+            if (v - v_lo) / scale >= ti:
+                c += 1
+        # the zero block: the first place p in the sorted noise where f reaches t, less
+        # the support's pixels whose noise is at or above the noise there
+        at[i] = np.inf  # no support pixel's noise is counted out
+        if ti <= zero_max:
+            p = np.searchsorted(noise_sorted, ti * scale + v_lo)
+            while p > 0 and (noise_sorted[p - 1] - v_lo) / scale >= ti:
+                p -= 1
+            while p < n and (noise_sorted[p] - v_lo) / scale < ti:
+                p += 1
+            c += n - p
+            if p < n:
+                at[i] = noise_sorted[p]
+        out[i] = c
+    # the support's pixels among them: its noise >= at (descending with t: p only falls)
+    if t.size <= 256:  # a counting pass a threshold
+        for i in range(t.size):
+            if at[i] < np.inf:
+                cut = at[i]
+                k = 0
+                for j in range(noise_sup.size):
+                    k += noise_sup[j] >= cut
+                out[i] -= k
+    else:  # a binary search a pixel for the first threshold it meets, counted, summed
+        hist = np.zeros(t.size + 1, dtype=np.int64)
+        for j in range(noise_sup.size):
+            x = noise_sup[j]
+            lo, hi = 0, t.size
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if x >= at[mid]:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            hist[lo] += 1
+        acc = 0
+        for i in range(t.size):
+            acc += hist[i]
+            out[i] -= acc
+
+
+def auc_counts(
+    idx: NDArray[np.intp],
+    sup: NDArray[np.intp],
+    values: NDArray[np.float64],
+    hi: float,
+    noise: NDArray[np.float64],
+    a: NDArray[np.float64],
+    noise_sup: NDArray[np.float64],
+    order: NDArray[Any],
+    noise_sorted: NDArray[np.float64],
+    v_lo: float,
+    scale: float,
+    jit: float,
+    zero_max: float,
+) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+    """:meth:`~gazelab.analysis.metrics.PreparedMap.auc_counter`'s work for the fixated
+    pixels ``idx`` (flat, ascending) in two compiled loops: each fixated pixel's threshold
+    ``f(v) = (v - v_lo) / scale`` of its jittered value (``values / hi`` plus its noise on
+    the support ``sup``, its noise alone off it), sorted descending, and the number of
+    pixels at or above each threshold — the support's (``a``: the sorted scaled values,
+    ``noise_sup`` in pixel order, ``order`` their sort) and the zero block's (through
+    ``noise_sorted``, the sorted noise of all pixels; none above ``zero_max``). Every
+    float is the one the NumPy passes it replaces computed (the same operations in the
+    same order; a threshold at a time instead of all at once), every count the same
+    integer. The support's noise is counted against up to 256 thresholds by a pass each
+    (~3.5 µs per 50 000 values), above that by a binary search a value (~29 ns each)."""
+    thr = np.empty(idx.size, dtype=np.float64)
+    _auc_thresholds(idx, sup, values, float(hi), noise, float(v_lo), float(scale), thr)
+    t = np.sort(thr)[::-1].copy()
+    out = np.empty(t.size, dtype=np.intp)
+    _auc_above(t, a, noise_sup, order, noise_sorted, float(v_lo), float(scale), float(jit),
+               float(zero_max), out)  # fmt: skip
+    return t, out

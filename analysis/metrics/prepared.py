@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gazelab.analysis.metrics.kernels import (
+    auc_counts,
     both_nonzero,
-    count_at_least,
     gather_at,
     gather_over,
     index_keys,
@@ -535,63 +535,16 @@ class PreparedMap:
         scale = max(v_hi, float(noise_sorted[-1])) - v_lo
         zero_max = float((noise_sorted[-1] - v_lo) / scale)  # a zero pixel's largest value
 
-        def f(v: NDArray[np.float64]) -> NDArray[np.float64]:
-            return np.asarray((v - v_lo) / scale, dtype=np.float64)
-
-        values = self.values  # the closures below hold no reference to self (no cycle)
-
-        def support_at_least(t: NDArray[np.float64]) -> NDArray[np.intp]:
-            """Support pixels whose jittered value is ≥ each ``t``, exactly: every pixel with
-            a ≥ a_hi (f(a_hi) ≥ t, so f(v) ≥ t) counts, none with a < a_lo (f(a_lo + jit) < t)
-            does, and the few in between are computed."""
-            a_hi = t * scale + v_lo
-            while (low := f(a_hi) < t).any():
-                a_hi[low] = np.nextafter(a_hi[low], np.inf)
-            a_lo = a_hi - 2 * jit
-            while (high := f(a_lo + jit) >= t).any():
-                a_lo[high] -= jit
-            j_hi = np.searchsorted(a, a_hi, side="left")
-            j_lo = np.searchsorted(a, a_lo, side="left")
-            out = m - j_hi
-            for i in np.flatnonzero(j_hi > j_lo):
-                out[i] += int(np.count_nonzero(f(v_at(np.arange(j_lo[i], j_hi[i]))) >= t[i]))
-            return np.asarray(out, dtype=np.intp)
-
-        def as_zero_at_least(t: NDArray[np.float64]) -> NDArray[np.intp]:
-            """Pixels whose value would be ≥ each ``t`` if they were in the zero block,
-            minus the support's pixels among them: the zero block's pixels ≥ t. The
-            monotone f searched on the sorted noise, exactly; none above a zero pixel's
-            largest value."""
-            out = np.zeros(t.size, dtype=np.intp)
-            low = t <= zero_max
-            if not low.any():
-                return out
-            tl = t[low]
-            p = np.searchsorted(noise_sorted, tl * scale + v_lo, side="left")
-            while True:  # back while the pixel before is still at or above t
-                back = (p > 0) & (f(noise_sorted[np.maximum(p - 1, 0)]) >= tl)
-                if not back.any():
-                    break
-                p[back] -= 1
-            while True:  # forward while the pixel at p is below t
-                fwd = (p < n) & (f(noise_sorted[np.minimum(p, n - 1)]) < tl)
-                if not fwd.any():
-                    break
-                p[fwd] += 1
-            # a support pixel, as if zero, is ≥ t exactly when its noise is ≥ the noise at
-            # p (f is monotone and p the first place where f reaches t)
-            inside = count_at_least(noise_sup, noise_sorted[np.minimum(p, n - 1)])
-            out[low] = (n - p) - np.where(p < n, inside, 0)
-            return out
+        values = self.values  # the closure below holds no reference to self (no cycle)
 
         def auc(idx: NDArray[np.intp]) -> float:
-            pos = np.minimum(np.searchsorted(sup, idx), m - 1)
-            on_sup = sup[pos] == idx
-            r_on = f(values[pos] / hi + noise[sup[pos]])  # the reference's r there
-            thr = np.where(on_sup, r_on, f(noise[idx]))
-            s_fix = np.sort(thr)[::-1]
+            # the thresholds (descending) and the pixels at or above each: support pixels
+            # with a >= a_hi (f(a_hi) >= t) all count, none with a < a_lo (f(a_lo + jit)
+            # < t), the few between computed; the zero block's through the sorted noise
+            s_fix, above = auc_counts(np.asarray(idx, dtype=np.intp), sup, values, hi, noise,
+                                      a, noise_sup, order, noise_sorted, v_lo, scale, jit,
+                                      zero_max)  # fmt: skip
             n_fix = s_fix.size
-            above = support_at_least(s_fix) + as_zero_at_least(s_fix)
             tp = np.arange(1, n_fix + 1) / n_fix
             fp = (above - np.arange(1, n_fix + 1)) / (n - n_fix)
             tpr = np.concatenate([[0.0], tp, [1.0]])
