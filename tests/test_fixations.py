@@ -247,3 +247,17 @@ def test_fixation_table_equals_the_loop_over_fixations(overlapping: bool) -> Non
         assert fx["y_px"][k] == pytest.approx(y[a : b + 1][ok].mean(), rel=1e-12)
         assert (fx["onset_ms"][k], fx["offset_ms"][k]) == (t[a], t[b])
         assert fx["n_samples"][k] == b - a + 1 and fx["first_sample"][k] == a
+
+
+def test_slope_weights_are_scipy_s_savgol_coefficients() -> None:
+    """The velocity's Savitzky–Golay weights are made without importing scipy.signal: the
+    same floats as its savgol_coeffs."""
+    from scipy.signal import savgol_coeffs
+
+    from gazelab.gaze.fixations import _slope_weights
+
+    rng = np.random.default_rng(0)
+    for w in (3, 5, 7, 11, 21, 61):
+        for period in [1000 / 60, 1000 / 300, 1.0, 4.0, *rng.uniform(0.5, 40, 20)]:
+            want = savgol_coeffs(w, 2, deriv=1, delta=float(period), use="dot")
+            assert _slope_weights(w, float(period)).tobytes() == want.tobytes()
