@@ -55,11 +55,12 @@ def test_gather_at_is_take_through_the_places(kind: type) -> None:
         place[other] = np.arange(m, dtype=kind)
         support = np.flatnonzero(flat)
         vext, rext, cext = (np.append(rng.normal(size=m), z) for z in (0.0, -0.5, 0.25))
-        v, r, c, both = kernels.gather_at(place, support, m, vext, rext, cext)
+        v, r, c, both, r_sum, c_sum = kernels.gather_at(place, support, m, vext, rext, cext)
         where = np.take(place, support).astype(np.intp)
         for got, x in ((v, vext), (r, rext), (c, cext)):
             assert np.array_equal(got.view(np.uint64), np.take(x, where).view(np.uint64))
         assert both == int(np.count_nonzero(where < m))
+        assert r_sum == float(r.sum()) and c_sum == float(c.sum())  # NumPy's floats
 
 
 def test_scatter_positions_is_the_ramp_minus_the_mean() -> None:
@@ -132,3 +133,31 @@ def test_both_nonzero_is_the_boolean_compress() -> None:
     o[rng.random(4000) < 0.4] = 0.0
     hb, ob = kernels.both_nonzero(h, o, int(np.count_nonzero(o)))
     assert np.array_equal(hb, h[o != 0]) and np.array_equal(ob, o[o != 0])
+
+
+def test_numpy_sum_is_numpy_s_float_at_every_size() -> None:
+    """NumPy adds its reduction's chunks of 8 192 values, each summed pairwise, to 0 in
+    turn; the compiled sums must give its very float (a NumPy that sums otherwise fails
+    here, not in a changed score)."""
+    rng = np.random.default_rng(6)
+    sizes = [*range(0, 300), 1000, 8191, 8192, 8193, 16384, 16385, 50_001, 313_600]
+    for n in sizes:
+        for scale in (1.0, 1e-12, 1e12):
+            a = rng.standard_normal(n) * scale
+            assert kernels.numpy_sum(a) == float(np.sum(a)), n
+
+
+def test_centre_pass_and_sim_sum_are_numpy_s_floats() -> None:
+    rng = np.random.default_rng(7)
+    for flat in flat_maps()[:4]:
+        v = flat[flat != 0]
+        n, n_zero = flat.size, flat.size - v.size
+        for zero_value in (0.0, (n_zero + 1) / 2.0):
+            ext, total, cz, c_sum = kernels.centre_pass(v, zero_value, n_zero, n)
+            mean = (v.sum() + n_zero * zero_value) / n
+            assert total == float(v.sum()) and cz == zero_value - mean
+            assert np.array_equal(ext[:-1].view(np.uint64), (v - mean).view(np.uint64))
+            assert ext[-1] == cz and c_sum == float((v - mean).sum())
+        o = rng.permutation(v) * rng.choice([1.0, 0.5, 2.0], v.size)
+        tp, tq = float(v.sum()), float(o.sum())
+        assert kernels.sim_sum(v, o, tp, tq) == float(np.minimum(v / tp, o / tq).sum())

@@ -59,7 +59,7 @@ def support_of(
 @njit(cache=True, nogil=True)
 def _gather_at(
     place: Any, support: Any, m: int, vext: Any, rext: Any, cext: Any, v: Any, r: Any, c: Any
-) -> int:  # pragma: no cover
+) -> Any:  # pragma: no cover
     both = 0
     for i in range(support.size):
         w = place[support[i]]
@@ -68,7 +68,7 @@ def _gather_at(
         c[i] = cext[w]
         if w < m:
             both += 1
-    return both
+    return both, _numpy_sum(r), _numpy_sum(c)
 
 
 def gather_at(
@@ -78,15 +78,16 @@ def gather_at(
     vext: NDArray[np.float64],
     rext: NDArray[np.float64],
     cext: NDArray[np.float64],
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], int]:
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], int, float, float]:
     """Another map's values, centred ranks and centred values (each followed by its zero
     block's, indexed by ``place``) at the pixels ``support``: ``np.take(x, place[support])``
-    of each, in one pass; and how many of those pixels are on the other map's support (a
-    place below its size ``m``)."""
+    of each, in one pass; how many of those pixels are on the other map's support (a
+    place below its size ``m``); and NumPy's sums of the gathered ranks and values
+    (:func:`numpy_sum`)."""
     k = support.size
     v, r, c = np.empty(k), np.empty(k), np.empty(k)
-    both = _gather_at(place, support, m, vext, rext, cext, v, r, c)
-    return v, r, c, int(both)
+    both, r_sum, c_sum = _gather_at(place, support, m, vext, rext, cext, v, r, c)
+    return v, r, c, int(both), float(r_sum), float(c_sum)
 
 
 @njit(cache=True, nogil=True)
@@ -428,3 +429,98 @@ def auc_counts(
     _auc_above(t, a, noise_sup, order, noise_sorted, float(v_lo), float(scale), float(jit),
                float(zero_max), out)  # fmt: skip
     return t, out
+
+
+# -- NumPy's sums, in compiled loops --------------------------------------------------------
+NUMPY_SUM_CHUNK = 8192
+"""The buffer NumPy's reductions hand their inner loop at a time (``np.getbufsize()``)."""
+
+
+@njit(cache=True, nogil=True)
+def _pairwise(a: Any, lo: int, n: int) -> float:  # pragma: no cover
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+        i = 8
+        end = n - n % 8
+        while i < end:
+            r0 += a[lo + i]
+            r1 += a[lo + i + 1]
+            r2 += a[lo + i + 2]
+            r3 += a[lo + i + 3]
+            r4 += a[lo + i + 4]
+            r5 += a[lo + i + 5]
+            r6 += a[lo + i + 6]
+            r7 += a[lo + i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += a[lo + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise(a, lo, n2) + _pairwise(a, lo + n2, n - n2)
+
+
+@njit(cache=True, nogil=True)
+def _numpy_sum(a: Any) -> float:  # pragma: no cover
+    acc = 0.0
+    for lo in range(0, a.size, 8192):
+        acc += _pairwise(a, lo, min(8192, a.size - lo))
+    return acc
+
+
+def numpy_sum(a: NDArray[np.float64]) -> float:
+    """``np.sum`` of a 1-D float64 array, the same float: NumPy (1.26) adds the chunks of
+    :data:`NUMPY_SUM_CHUNK` values its reduction is handed, each summed pairwise (blocks
+    of 128 in eight running sums, halves above), to 0 in turn. Tested against ``np.sum``
+    at every size to 300 and around the chunk's edges, so a NumPy that sums otherwise
+    fails the tests."""
+    return float(_numpy_sum(np.ascontiguousarray(a, dtype=np.float64)))
+
+
+@njit(cache=True, nogil=True)
+def _centre_pass(
+    v: Any, zero_value: float, n_zero: int, n: int, ext: Any
+) -> Any:  # pragma: no cover
+    s = _numpy_sum(v)
+    mean = (s + n_zero * zero_value) / n
+    m = v.size
+    for i in range(m):
+        ext[i] = v[i] - mean
+    cz = zero_value - mean
+    ext[m] = cz
+    return s, cz, _numpy_sum(ext[:m])
+
+
+def centre_pass(
+    v: NDArray[np.float64], zero_value: float, n_zero: int, n: int
+) -> tuple[NDArray[np.float64], float, float, float]:
+    """A map's values ``v`` on its support centred on the mean of all ``n`` pixels (the
+    ``n_zero`` others at ``zero_value``), in one call: ``(ext, sum, cz, centred sum)`` —
+    the centred values followed by the zero block's ``cz`` (``(m + 1,)``), ``v.sum()``
+    and ``ext[:-1].sum()``, the floats of ``mean = (v.sum() + n_zero * zero_value) / n``,
+    ``v - mean`` and NumPy's sums."""
+    ext = np.empty(v.size + 1, dtype=np.float64)
+    s, cz, cs = _centre_pass(
+        np.ascontiguousarray(v, dtype=np.float64), float(zero_value), int(n_zero), int(n), ext
+    )
+    return ext, float(s), float(cz), float(cs)
+
+
+@njit(cache=True, nogil=True)
+def _sim_sum(h: Any, o: Any, tp: float, tq: float) -> float:  # pragma: no cover
+    out = np.empty(h.size, dtype=np.float64)
+    _sim_terms(h, o, tp, tq, out)
+    return _numpy_sum(out)
+
+
+def sim_sum(h: NDArray[np.float64], o: NDArray[np.float64], tp: float, tq: float) -> float:
+    """``sim_terms(h, o, tp, tq).sum()``: SIM's terms and NumPy's sum of them, in one call."""
+    return float(_sim_sum(h, o, float(tp), float(tq)))

@@ -18,14 +18,16 @@ from numpy.typing import ArrayLike, NDArray
 from gazelab.analysis.metrics.kernels import (
     auc_counts,
     both_nonzero,
+    centre_pass,
     gather_at,
     gather_over,
     index_keys,
     mend_runs,
+    numpy_sum,
     order_of_keys,
     places,
     scatter_positions,
-    sim_terms,
+    sim_sum,
     support_of,
     tied_ranks,
 )
@@ -274,13 +276,17 @@ class PreparedMap:
     ) -> tuple[NDArray[np.float64], float, float]:
         """(centred values on the support followed by the zero block's one, that one, sum of
         squares): the support's part is ``ext[:-1]``, one array for both uses."""
-        mean = (on_support.sum() + n_zero * zero_value) / n
-        ext = np.empty(on_support.size + 1, dtype=np.float64)
+        return PreparedMap._centre_sums(on_support, zero_value, n_zero, n)[:3]
+
+    @staticmethod
+    def _centre_sums(
+        on_support: NDArray[np.float64], zero_value: float, n_zero: int, n: int
+    ) -> tuple[NDArray[np.float64], float, float, float, float]:
+        """:meth:`_centre` and, from the same compiled pass (:func:`centre_pass`: NumPy's
+        floats), the sum of ``on_support`` and of its centred values."""
+        ext, total, cz, c_sum = centre_pass(on_support, zero_value, n_zero, n)
         c = ext[:-1]
-        np.subtract(on_support, mean, out=c)
-        cz = zero_value - mean
-        ext[-1] = cz
-        return ext, float(cz), float(np.dot(c, c) + n_zero * cz * cz)
+        return ext, cz, float(np.dot(c, c) + n_zero * cz * cz), total, c_sum
 
     @property
     def ranks_centred(self) -> tuple[NDArray[np.float64], float, float]:
@@ -308,7 +314,11 @@ class PreparedMap:
             r += self.n_zero  # integers and halves: exact, as r + where(v > 0, n_zero, 0)
         else:
             r = r + np.where(v > 0, self.n_zero, 0)
-        return self._centre(r, self.n_neg + (self.n_zero + 1) / 2.0, self.n_zero, self.n)
+        ext, cz, ss, _, c_sum = self._centre_sums(
+            r, self.n_neg + (self.n_zero + 1) / 2.0, self.n_zero, self.n
+        )
+        self._cache["csumTrue"] = c_sum
+        return ext, cz, ss
 
     def _centred_positions(
         self, order: NDArray[np.intp]
@@ -327,6 +337,7 @@ class PreparedMap:
         scatter_positions(order, n_zero + 1, float(mean), c)  # c[order] = (n_zero + k) - mean
         cz = zero_value - mean
         ext[-1] = cz
+        self._cache["csumTrue"] = numpy_sum(c)
         return ext, float(cz), float(np.dot(c, c) + n_zero * cz * cz)
 
     @property
@@ -389,7 +400,15 @@ class PreparedMap:
         return ext[:-1], cz, ss
 
     def _make_values(self) -> tuple[NDArray[np.float64], float, float]:
-        return self._centre(self.values, 0.0, self.n_zero, self.n)
+        ext, cz, ss, total, c_sum = self._centre_sums(self.values, 0.0, self.n_zero, self.n)
+        self._cache["vsum"] = total  # the values' own sum: mean_sd and total read it
+        self._cache["csumFalse"] = c_sum
+        return ext, cz, ss
+
+    @property
+    def values_sum(self) -> float:
+        """``values.sum()`` (NumPy's float), from the centring pass where it ran."""
+        return self._get("vsum", lambda: numpy_sum(self.values))
 
     def centred_and_zero(self, ranks: bool) -> NDArray[np.float64]:
         """The centred ranks (or values) on the support followed by the zero block's one
@@ -404,7 +423,8 @@ class PreparedMap:
 
         def make() -> float:
             c, cz, _ = self.ranks_centred if ranks else self.values_centred
-            return float(c.sum() + self.n_zero * cz)
+            c_sum = self._cache.get(f"csum{ranks}")
+            return float((numpy_sum(c) if c_sum is None else c_sum) + self.n_zero * cz)
 
         return self._get(f"total{ranks}", make)
 
@@ -449,7 +469,7 @@ class PreparedMap:
         def make() -> float | MetricError:
             if self.n_neg:
                 return MetricError("SIM and KL need non-negative maps")
-            t = float(self.values.sum())
+            t = self.values_sum
             return t if t > 0 else MetricError("SIM and KL need maps with positive mass")
 
         return self._get("total", make)
@@ -470,7 +490,7 @@ class PreparedMap:
     def mean_sd(self) -> tuple[float, float]:
         def make() -> tuple[float, float]:
             c, cz, ss = self.values_centred
-            return float(self.values.sum() / self.n), float(np.sqrt(ss / self.n))
+            return float(np.float64(self.values_sum) / self.n), float(np.sqrt(ss / self.n))
 
         return self._get("mean_sd", make)
 
@@ -560,6 +580,7 @@ def _pearson_sparse(
     ranks: bool,
     b_at_a: NDArray[np.intp] | None = None,
     b_on_a: NDArray[np.float64] | None = None,
+    b_sum: float | None = None,
 ) -> float:
     """Pearson's r of two maps given on their supports with a constant elsewhere:
     Σ a·b = Σ over a's support of a·b + a_zero · (Σ over all of b − Σ over a's support
@@ -574,7 +595,8 @@ def _pearson_sparse(
     if b_on_a is None:
         where = np.take(b.place, a.support).astype(np.intp) if b_at_a is None else b_at_a
         b_on_a = np.take(b.centred_and_zero(ranks), where)
-    dot = float(np.dot(ca, b_on_a)) + za * (b.centred_total(ranks) - float(b_on_a.sum()))
+    on_a = float(b_on_a.sum()) if b_sum is None else b_sum  # (b_sum: the caller's sum of it)
+    dot = float(np.dot(ca, b_on_a)) + za * (b.centred_total(ranks) - on_a)
     return dot / float(den)
 
 
@@ -673,7 +695,7 @@ def scores_of_pair(
     # the other's values, centred ranks and centred values at the human support, through
     # its places, in one pass (gather_at: np.take of each); and how many of those pixels
     # are on its support too
-    o_on_h, r_on_h, c_on_h, both = gather_at(
+    o_on_h, r_on_h, c_on_h, both, r_sum, c_sum = gather_at(
         other.place, human.support, other.m, other.values_and_zero,
         other.centred_and_zero(True), other.centred_and_zero(False),
     )  # fmt: skip
@@ -690,18 +712,18 @@ def scores_of_pair(
         inter = int(np.count_nonzero((h_both > 0) & (o_both > 0)))
     union = n_h + n_o - inter
     out["iou"] = 1.0 if union == 0 else inter / union
-    out["spearman"] = _pearson_sparse(human, other, True, b_on_a=r_on_h)
+    out["spearman"] = _pearson_sparse(human, other, True, b_on_a=r_on_h, b_sum=r_sum)
     del r_on_h
     nx, ny = human.norm, other.norm
     cos = float(np.dot(h_both, o_both)) if h_both.size else 0.0
     out["cosine_distance"] = 1.0 if nx == 0 or ny == 0 else float(1.0 - cos / (nx * ny))
-    out["cc"] = _pearson_sparse(human, other, False, b_on_a=c_on_h)
+    out["cc"] = _pearson_sparse(human, other, False, b_on_a=c_on_h, b_sum=c_sum)
     del c_on_h
     tp, tq = human.total, other.total
     if isinstance(tp, MetricError) or isinstance(tq, MetricError):
         out["sim"] = out["kld"] = math.nan
     else:
-        out["sim"] = float(sim_terms(h_both, o_both, tp, tq).sum())  # min(P, Q) where both
+        out["sim"] = sim_sum(h_both, o_both, tp, tq)  # Σ min(P, Q) where both
         p = human.distribution  # P log(...) is 0 where P is 0: the human support only
         r = o_on_h / tq  # Q there; then EPS + P / (EPS + Q), its log, times P: in place
         r += EPS
