@@ -389,7 +389,7 @@ def baseline_rows(
             if centre == "mean":
                 total = totals.get(shapes[i])
                 if total is None:  # the first map of this size: the total is its unit mass
-                    total = totals[shapes[i]] = np.empty(shapes[i], dtype=np.float64)
+                    total = totals[shapes[i]] = np.empty(m.shape, dtype=np.float64)
                     first = True
                 counts[shapes[i]] += 1
             # its pixels > 0 and, for the mean centre, total (+)= m / mass: one pass
