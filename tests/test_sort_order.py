@@ -198,3 +198,15 @@ def test_unit_mass_sums_are_numpy_s_and_shapes_must_match() -> None:
     assert add_unit_mass(None, maps[0], 0.0, first=False) == np.count_nonzero(maps[0] > 0)
     with pytest.raises(ValueError, match="shape"):
         add_unit_mass(np.zeros((3, 3)), np.ones((2, 2)), 4.0, first=False)
+
+
+def test_the_auc_counter_refuses_indices_outside_the_map() -> None:
+    """The counting loops are compiled without bounds checks: an index outside the map, or
+    one that is not an integer, is refused first (NumPy's indexing refused it before)."""
+    x = np.zeros((20, 20))
+    x[5:8, 5:8] = np.arange(1, 10).reshape(3, 3)
+    auc = PreparedMap(x).auc_counter(0)
+    assert 0.0 <= auc(np.array([3, 105])) <= 1.0
+    for bad in ([400], [-1, 3], [10**6], [3.0, 105.0]):
+        with pytest.raises(IndexError, match="flat indices"):
+            auc(np.array(bad))

@@ -481,7 +481,10 @@ def numpy_sum(a: NDArray[np.float64]) -> float:
     :data:`NUMPY_SUM_CHUNK` values its reduction is handed, each summed pairwise (blocks
     of 128 in eight running sums, halves above), to 0 in turn. Tested against ``np.sum``
     at every size to 300 and around the chunk's edges, so a NumPy that sums otherwise
-    fails the tests."""
+    fails the tests. Two limits: NumPy's default buffer (a program that calls
+    ``np.setbufsize`` gets NumPy's chunks, not these: the last bit may differ), and finite
+    values (where NaNs of both signs meet, the NaN's sign bit may differ; maps with NaN
+    are refused before any sum)."""
     return float(_numpy_sum(np.ascontiguousarray(a, dtype=np.float64)))
 
 

@@ -558,10 +558,18 @@ class PreparedMap:
         values = self.values  # the closure below holds no reference to self (no cycle)
 
         def auc(idx: NDArray[np.intp]) -> float:
+            # the compiled loops do not check their indices: a flat index outside the map
+            # (or not an integer) is refused here, as NumPy's indexing refused it
+            ix = np.asarray(idx)
+            if ix.size and (ix.dtype.kind not in "iu" or ix.min() < 0 or ix.max() >= n):
+                raise IndexError(
+                    f"fixated pixels must be flat indices in 0..{n - 1} of the map, "
+                    f"got {ix.dtype} from {ix.min()} to {ix.max()}"
+                )
             # the thresholds (descending) and the pixels at or above each: support pixels
             # with a >= a_hi (f(a_hi) >= t) all count, none with a < a_lo (f(a_lo + jit)
             # < t), the few between computed; the zero block's through the sorted noise
-            s_fix, above = auc_counts(np.asarray(idx, dtype=np.intp), sup, values, hi, noise,
+            s_fix, above = auc_counts(ix.astype(np.intp), sup, values, hi, noise,
                                       a, noise_sup, order, noise_sorted, v_lo, scale, jit,
                                       zero_max)  # fmt: skip
             n_fix = s_fix.size
