@@ -161,3 +161,30 @@ def test_centre_pass_and_sim_sum_are_numpy_s_floats() -> None:
         o = rng.permutation(v) * rng.choice([1.0, 0.5, 2.0], v.size)
         tp, tq = float(v.sum()), float(o.sum())
         assert kernels.sim_sum(v, o, tp, tq) == float(np.minimum(v / tp, o / tq).sum())
+
+
+def test_auc_area_and_kl_divergence_are_numpy_s_floats() -> None:
+    from gazelab.analysis.metrics.maps import EPS
+
+    rng = np.random.default_rng(8)
+    for k in (1, 2, 7, 8, 9, 130, 300):
+        n = 10_000
+        above = np.sort(rng.integers(k, n, k)).astype(np.intp) + np.arange(k)
+        tp = np.arange(1, k + 1) / k
+        fp = (above - np.arange(1, k + 1)) / (n - k)
+        tpr = np.concatenate([[0.0], tp, [1.0]])
+        fpr = np.concatenate([[0.0], fp, [1.0]])
+        want = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+        assert kernels.auc_area(above, n) == want
+    for flat in flat_maps()[:3]:
+        p = flat[flat > 0]
+        p = p / p.sum()
+        o = rng.permutation(p) * (rng.random(p.size) < 0.7)  # zeros where Q is 0
+        tq = float(o.sum())
+        r = o / tq
+        r += EPS
+        np.divide(p, r, out=r)
+        r += EPS
+        np.log(r, out=r)
+        r *= p
+        assert kernels.kl_divergence(o, p, tq, EPS) == float(np.sum(r))

@@ -16,12 +16,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gazelab.analysis.metrics.kernels import (
+    auc_area,
     auc_counts,
     both_nonzero,
     centre_pass,
     gather_at,
     gather_over,
     index_keys,
+    kl_divergence,
     mend_runs,
     numpy_sum,
     order_of_keys,
@@ -572,12 +574,7 @@ class PreparedMap:
             s_fix, above = auc_counts(ix.astype(np.intp), sup, values, hi, noise,
                                       a, noise_sup, order, noise_sorted, v_lo, scale, jit,
                                       zero_max)  # fmt: skip
-            n_fix = s_fix.size
-            tp = np.arange(1, n_fix + 1) / n_fix
-            fp = (above - np.arange(1, n_fix + 1)) / (n - n_fix)
-            tpr = np.concatenate([[0.0], tp, [1.0]])
-            fpr = np.concatenate([[0.0], fp, [1.0]])
-            return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+            return auc_area(above, n)  # the trapezoids, summed as NumPy sums
 
         return auc
 
@@ -732,14 +729,8 @@ def scores_of_pair(
         out["sim"] = out["kld"] = math.nan
     else:
         out["sim"] = sim_sum(h_both, o_both, tp, tq)  # Σ min(P, Q) where both
-        p = human.distribution  # P log(...) is 0 where P is 0: the human support only
-        r = o_on_h / tq  # Q there; then EPS + P / (EPS + Q), its log, times P: in place
-        r += EPS
-        np.divide(p, r, out=r)
-        r += EPS
-        np.log(r, out=r)
-        r *= p
-        out["kld"] = float(np.sum(r))
+        # P log(EPS + P / (EPS + Q)) is 0 where P is 0: the human support only
+        out["kld"] = kl_divergence(o_on_h, human.distribution, tq, EPS)
     if fixated is None:
         return out
     fix = fixated.ravel()
