@@ -736,38 +736,44 @@ def _checked_npy(data: bytes) -> NDArray[np.float32] | None:
     give. Parsed without NumPy's header parser (a literal eval, not thread-safe in
     CPython 3.11)."""
     tail = len(CHECK_MAGIC) + 16
-    if len(data) < tail + 10 or len(data) > MAX_MAP_FILE:
+    if len(data) < tail + 10:
         return None
     body, magic, digest = data[:-tail], data[-tail:-16], data[-16:]
     if magic != CHECK_MAGIC or hashlib.blake2b(body, digest_size=16).digest() != digest:
         return None
-    if body[:8] != b"\x93NUMPY\x01\x00":
+    header = _npy_header(body, _NPY_FLOAT32)
+    if header is None:
         return None
-    hlen = int.from_bytes(body[8:10], "little")
-    m = _NPY_FLOAT32.fullmatch(body, 10, 10 + hlen)
-    if m is None:
-        return None
+    m, start = header
     shape = tuple(int(g) for g in m.groups() if g is not None)
-    if len(body) != 10 + hlen + 4 * math.prod(shape):
+    if len(body) != start + 4 * math.prod(shape):
         return None
-    return np.frombuffer(body, dtype="<f4", offset=10 + hlen).reshape(shape)
+    return np.frombuffer(body, dtype="<f4", offset=start).reshape(shape)
+
+
+def _npy_header(data: bytes, layout: re.Pattern[bytes]) -> tuple[re.Match[bytes], int] | None:
+    """A version 1 ``.npy`` header (as ``np.save`` writes it) matched whole against
+    ``layout``, and where the array's bytes start; ``None`` for another layout. No
+    literal eval (NumPy's header parser is not thread-safe in CPython 3.11)."""
+    if data[:8] != b"\x93NUMPY\x01\x00" or len(data) < 10:
+        return None
+    start = 10 + int.from_bytes(data[8:10], "little")
+    m = layout.fullmatch(data, 10, start)
+    return None if m is None else (m, start)
 
 
 def _vector_npy(data: bytes) -> NDArray[Any] | None:
     """A 1-D little-endian int32/int64 ``.npy`` file's array from its bytes (version 1
     header, as ``np.save`` writes it), without NumPy's general header parser (a literal
     eval); ``None`` for any other layout, or a size that does not match the header."""
-    if data[:8] != b"\x93NUMPY\x01\x00" or len(data) < 10:
+    header = _npy_header(data, _NPY_VECTOR)
+    if header is None:
         return None
-    hlen = int.from_bytes(data[8:10], "little")
-    m = _NPY_VECTOR.fullmatch(data, 10, 10 + hlen)
-    if m is None:
-        return None
+    m, start = header
     dtype = np.dtype(m.group(1).decode())
-    n = int(m.group(2))
-    if len(data) != 10 + hlen + n * dtype.itemsize:
+    if len(data) != start + int(m.group(2)) * dtype.itemsize:
         raise ValueError("torn file")  # a miss, like np.load's error
-    return np.frombuffer(data, dtype=dtype, offset=10 + hlen)
+    return np.frombuffer(data, dtype=dtype, offset=start)
 
 
 def decoded_image(src: Any, image_id: str, cache: SaliencyCache | None) -> NDArray[np.uint8]:

@@ -323,6 +323,11 @@ def _auc_thresholds(
         out[q] = (v - v_lo) / scale
 
 
+FEW_THRESHOLDS = 256
+"""Up to this many AUC thresholds :func:`auc_counts` counts the support's noise by a pass
+each (~3.5 µs per 50 000 values); above, by a binary search a value (~29 ns each)."""
+
+
 @njit(cache=True, nogil=True)
 def _auc_above(
     t: Any,
@@ -370,7 +375,7 @@ def _auc_above(
                 at[i] = noise_sorted[p]
         out[i] = c
     # the support's pixels among them: its noise >= at (descending with t: p only falls)
-    if t.size <= 256:  # a counting pass a threshold
+    if t.size <= FEW_THRESHOLDS:  # a counting pass a threshold
         for i in range(t.size):
             if at[i] < np.inf:
                 cut = at[i]
@@ -420,8 +425,8 @@ def auc_counts(
     ``noise_sorted``, the sorted noise of all pixels; none above ``zero_max``). Every
     float is the one the NumPy passes it replaces computed (the same operations in the
     same order; a threshold at a time instead of all at once), every count the same
-    integer. The support's noise is counted against up to 256 thresholds by a pass each
-    (~3.5 µs per 50 000 values), above that by a binary search a value (~29 ns each)."""
+    integer. The support's noise is counted by a pass a threshold up to
+    :data:`FEW_THRESHOLDS`, above that by a binary search a value."""
     thr = np.empty(idx.size, dtype=np.float64)
     _auc_thresholds(idx, sup, values, float(hi), noise, float(v_lo), float(scale), thr)
     t = np.sort(thr)[::-1].copy()
@@ -520,8 +525,8 @@ def _pairwise(a: Any, lo: int, n: int) -> float:  # pragma: no cover
 @njit(cache=True, nogil=True)
 def _numpy_sum(a: Any) -> float:  # pragma: no cover
     acc = 0.0
-    for lo in range(0, a.size, 8192):
-        acc += _pairwise(a, lo, min(8192, a.size - lo))
+    for lo in range(0, a.size, NUMPY_SUM_CHUNK):
+        acc += _pairwise(a, lo, min(NUMPY_SUM_CHUNK, a.size - lo))
     return acc
 
 

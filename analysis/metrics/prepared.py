@@ -25,7 +25,6 @@ from gazelab.analysis.metrics.kernels import (
     index_keys,
     kl_divergence,
     mend_runs,
-    numpy_sum,
     order_of_keys,
     places,
     scatter_positions,
@@ -178,11 +177,21 @@ def _sort_support(
     order = np.argsort(hi.astype(np.uint16), kind="stable")
     order = order[np.argsort((hi >> np.uint64(16)).astype(np.uint16)[order], kind="stable")]
     sv = v[order]
-    if bool((sv[1:] < sv[:-1]).any()):
-        if not mend_runs(order, sv):  # the runs of equal top 32 bits, on their full values
-            order = np.argsort(v)
-            sv = v[order]
+    if bool((sv[1:] < sv[:-1]).any()):  # the runs of equal top 32 bits, on their full values
+        order, sv = _mended(v, order, sv)
     return order, sv, None
+
+
+def _mended(
+    v: NDArray[np.float64], order: NDArray[np.intp], sv: NDArray[np.float64]
+) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """``order`` and ``sv`` sorted where values fall within runs of equal top bits
+    (:func:`~gazelab.analysis.metrics.kernels.mend_runs`, in place), or, where a run is too
+    long for that, ``argsort`` of ``v`` and its sorted values."""
+    if mend_runs(order, sv):
+        return order, sv
+    order = np.argsort(v)
+    return order, v[order]
 
 
 def _packed_order(
@@ -216,9 +225,7 @@ def _packed_order(
     if rising:  # sorted, without ties: nothing to mend
         return order, sv, True
     if backwards:  # the runs of equal top bits that fall, each sorted on its full values
-        if not mend_runs(order, sv):  # a long run that falls: sorted whole instead
-            order = np.argsort(v)
-            sv = v[order]
+        order, sv = _mended(v, order, sv)
         return order, sv, None
     return order, sv, False
 
@@ -339,7 +346,6 @@ class PreparedMap:
         scatter_positions(order, n_zero + 1, float(mean), c)  # c[order] = (n_zero + k) - mean
         cz = zero_value - mean
         ext[-1] = cz
-        self._cache["csumTrue"] = numpy_sum(c)
         return ext, float(cz), float(np.dot(c, c) + n_zero * cz * cz)
 
     @property
@@ -410,7 +416,7 @@ class PreparedMap:
     @property
     def values_sum(self) -> float:
         """``values.sum()`` (NumPy's float), from the centring pass where it ran."""
-        return self._get("vsum", lambda: numpy_sum(self.values))
+        return self._get("vsum", lambda: float(self.values.sum()))
 
     def centred_and_zero(self, ranks: bool) -> NDArray[np.float64]:
         """The centred ranks (or values) on the support followed by the zero block's one
@@ -426,7 +432,7 @@ class PreparedMap:
         def make() -> float:
             c, cz, _ = self.ranks_centred if ranks else self.values_centred
             c_sum = self._cache.get(f"csum{ranks}")
-            return float((numpy_sum(c) if c_sum is None else c_sum) + self.n_zero * cz)
+            return float((c.sum() if c_sum is None else c_sum) + self.n_zero * cz)
 
         return self._get(f"total{ranks}", make)
 
