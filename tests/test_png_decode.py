@@ -167,6 +167,7 @@ def test_only_files_pil_reads_the_same_way_take_the_fast_path() -> None:
         chunk(b"gAMA", struct.pack(">I", 45455)),
         chunk(b"sRGB", b"\x00"),
         chunk(b"pHYs", struct.pack(">IIB", 3780, 3780, 1)),
+        chunk(b"tIME", struct.pack(">HBBBBB", 2010, 5, 17, 13, 4, 59)),  # as CK+48's crops
     ]
     data = png(img, [0] * 4, extra=b"".join(ok_extras))
     got = decode_png(data, 10**6)

@@ -28,9 +28,10 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {0: 1, 2: 3}
 """PNG colour type -> channels: grey and RGB (the types read here)."""
 
-_BEFORE_IDAT = {b"gAMA": 4, b"sRGB": 1, b"pHYs": 9}
+_BEFORE_IDAT = {b"gAMA": 4, b"sRGB": 1, b"pHYs": 9, b"tIME": 7}
 """The ancillary chunks read here, between IHDR and the image data, each at the one
-length its writers give it (PIL refuses shorter ones). Any other chunk — a palette or a
+length its writers give it (PIL refuses shorter ones; it skips ``tIME``, the time of the
+last change, which the 981 CK+48 crops in circulation all carry). Any other chunk — a palette or a
 transparent colour (they change what the pixels mean), an animation's frame box (PIL
 decodes only the box), text or a colour profile (PIL checks their sizes and
 decompression), an unknown or misspelt one — hands the file to PIL, as does anything
