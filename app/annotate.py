@@ -41,15 +41,25 @@ import dataclasses
 import functools
 import gc
 import math
+import statistics
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PySide6.QtCore import QRect, Qt, QTimer, Signal
-from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QGuiApplication,
+    QImage,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QRegion,
+)
 from PySide6.QtWidgets import QWidget
 
 from gazelab import CLASSES
@@ -170,9 +180,13 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         self.target: tuple[float, float] | None = None  # calibration / validation target
         self._n_targets = 0
         self._shown: tuple[int, Phase, float] | None = None  # what the last paint showed
-        self._last_content: QRect | None = None  # what it drew beside the background
+        self._last_content: QRegion | None = None  # what it drew beside the background
         self._image_cache: dict[str, QImage] = {}
         self._auto_label_at: float | None = None
+        # per timed phase, its last latencies (entered -> onset, s): what it is entered
+        # ahead of its deadline by (_lead_s); and the phase entered ahead, and when
+        self._latency: dict[Phase, deque[float]] = {}
+        self._entered: tuple[Phase, float] | None = None
         self._init_targets()
         self._phase_timer = self._timer(self._on_deadline, single=True)
         self._poll_timer = self._timer(self._poll)
@@ -196,18 +210,18 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
     def present(self) -> None:
         """Show the state now, not at the next event-loop turn: a phase's onset is this
         (the paint's end, or the OpenGL frame's swap). The raster path repaints only what
-        the phase change alters (:meth:`_changed_rect`): a blank after the cross clears the
-        cross, not the whole screen, so the onset comes sooner."""
+        the phase change alters (:meth:`_changed_region`): a blank after the cross clears
+        the cross, not the whole screen, so the onset comes sooner."""
         if self._gl is not None:
             self._gl.render()
             return
-        rect = self._changed_rect()
-        if rect is None:
+        region = self._changed_region()
+        if region is None:
             self.repaint()
         else:
-            self.repaint(rect)
+            self.repaint(region)
 
-    def _changed_rect(self) -> QRect | None:
+    def _changed_region(self) -> QRegion | None:
         """What a trial's phase change redraws: what the last paint drew beside the
         background (the cross, or the image and its line) and what the new phase draws;
         ``None`` (the whole window) outside the trials, with a warning or a store fault
@@ -215,11 +229,11 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         between blanks still paints (one pixel of background), which is its onset."""
         if not self._plain_trial():
             return None
-        now = screens.content_rect(self)
+        now = screens.content_region(self)
         if now is None or self._last_content is None:
             return None
         r = self._last_content.united(now)
-        return r if not r.isEmpty() else QRect(self.width() // 2, self.height() // 2, 1, 1)
+        return r if not r.isEmpty() else QRegion(self.width() // 2, self.height() // 2, 1, 1)
 
     def _warn(self, words: str) -> None:
         self.warning = words
@@ -301,20 +315,21 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         self._sync_store()
 
     def _after_changes(self, changes: list[Any]) -> None:
-        """React to phase changes: listen, repaint, re-arm the timer."""
-        for ch in changes:
-            if ch.phase is Phase.IMAGE:
-                self.message = ""
-                self._start_listening()
-                if self.autopilot is not None:
-                    self._auto_label_at = self.clock() + self.autopilot.view_s
-            elif ch.phase is Phase.BLANK1:
-                self._stop_listening()
-        self._arm_phase_timer()
+        """React to phase changes: repaint (the onset: first), then listen and re-arm the
+        timer."""
+        phases = {ch.phase for ch in changes}
+        if Phase.IMAGE in phases:
+            self.message = ""
         if self.ctl.finished:
             self.mode = "done"
-            self._stop_listening()
         self.present()  # now, not at the next event-loop turn: the onset is this
+        if Phase.IMAGE in phases and not self.ctl.finished:
+            self._start_listening()
+            if self.autopilot is not None:
+                self._auto_label_at = self.clock() + self.autopilot.view_s
+        elif Phase.BLANK1 in phases or self.ctl.finished:
+            self._stop_listening()
+        self._arm_phase_timer()
         if self.mode == "trials":
             QTimer.singleShot(0, self._prepare_image)  # after the onset's paint, not before
 
@@ -360,11 +375,33 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
     """Work that can wait (the gaze poll, preparing an image) does not start when a timed
     onset is less than this (plus its own expected duration) away."""
 
+    LEAD_SAMPLES = 15
+    """How many of a phase's last onset latencies its lead is the median of."""
+
+    LEAD_MAX_S = 0.005
+    """The most a phase is entered ahead of its deadline, s (a latency past it is a stall,
+    not the frame's own cost)."""
+
+    def _lead_s(self, phase: Phase | None) -> float:
+        """How long before its deadline timed phase ``phase`` is entered so that its onset
+        lands on the deadline: the median of its last LEAD_SAMPLES latencies (entering it
+        to the paint's end, or to the swap done; the least of them while there are fewer
+        than three: late rather than early), at most LEAD_MAX_S; 0 before one is measured,
+        and with vsync (there the refresh decides when a frame appears)."""
+        lat = self._latency.get(phase) if phase is not None else None
+        if not lat or self.surface.vsync:
+            return 0.0
+        return min(self.LEAD_MAX_S, statistics.median(lat) if len(lat) >= 3 else min(lat))
+
     def _ahead_s(self) -> float:
-        """How long before a deadline the OpenGL surface draws the coming phase's frame
-        (its measured drawing time; 0 on the raster path, which paints after the switch)."""
+        """How long before a deadline the coming phase's onset work starts: the OpenGL
+        surface's drawing of its frame (its measured drawing time; none on the raster path,
+        which paints after the switch) and the phase's lead (:meth:`_lead_s`)."""
         coming = NEXT_PHASE.get(self.ctl.protocol.phase)
-        return self._gl.draw_s(coming) if self._gl is not None and coming is not None else 0.0
+        if coming is None:
+            return 0.0
+        draw = self._gl.draw_s(coming) if self._gl is not None else 0.0
+        return draw + self._lead_s(coming)
 
     def frame_key(self, phase: Phase | None = None) -> tuple[object, ...]:
         """What a frame shows, to tell whether one drawn ahead for ``phase`` (the coming
@@ -397,6 +434,33 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
             if left > self.SPIN_FINAL_S:
                 time.sleep(min(left - self.SPIN_FINAL_S, budget))
 
+    def _settle_backing_store(self) -> None:
+        """On X11 (raster path), wait here for the X server to have read what the last
+        paints sent it, not inside the next onset's paint.
+
+        Qt's X11 backing store hands its pixels to the server through shared memory, and
+        before a paint writes pixels it last sent, it waits for the server to be done with
+        them (a round trip: 0.1-0.3 ms on Xvfb). An empty paint of the whole window (begin,
+        end: nothing drawn, nothing sent) does that wait now; the gaze poll (every 10 ms,
+        never in the last milliseconds before a timed onset) and the phase timer call this,
+        and it costs nothing when nothing was sent since. Not on other platforms, nor on a
+        backing store with alpha (beginning a paint there clears the region)."""
+        if self._gl is not None or self._x11 is False:
+            return
+        if self._x11 is None:
+            self._x11 = QGuiApplication.platformName() == "xcb"
+            if not self._x11:
+                return
+        store = self.backingStore()
+        device = store.paintDevice() if store is not None else None
+        if not isinstance(device, QImage) or device.hasAlphaChannel() or device.isNull():
+            return
+        store.beginPaint(QRegion(self.rect()))
+        store.endPaint()
+
+    _x11: bool | None = None
+    """Whether the window is on X11 (Qt's ``xcb``); ``None`` until asked."""
+
     def _arm_phase_timer(self) -> None:
         deadline = self.ctl.protocol.next_deadline()
         if deadline is not None:
@@ -410,6 +474,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         if deadline is not None and deadline - self.clock() > 2 * self.SPIN_S + self._ahead_s():
             self._arm_phase_timer()  # woke far too early: sleep again
             return
+        self._settle_backing_store()
         collecting = gc.isenabled()
         gc.disable()  # no collection pause between the timer and the onset's paint
         try:
@@ -418,14 +483,20 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
                 if self._gl is not None and coming is not None and self.mode == "trials":
                     # the coming phase's frame drawn now, so its onset is a swap
                     self._gl.draw_ahead(coming, self.frame_key(coming))
+                lead = self._lead_s(coming)
                 if deadline is not None:
                     # at most ~2 ms: the timer fired SPIN_S early (and the drawing-ahead
                     # time, which the drawing may have taken less of)
-                    self._wait_until(deadline, 2 * self.SPIN_S + self._ahead_s())
-                changes = self.ctl.tick()
+                    self._wait_until(deadline - lead, 2 * self.SPIN_S + self._ahead_s())
+                entered = self.clock()
+                # entered ahead of the deadline by the onset's measured latency, so that
+                # the paint's end (the swap) lands on it; not sooner (a wait that gave up)
+                ahead = deadline is not None and lead > 0 and entered >= deadline - lead
+                changes = self.ctl.tick(deadline if ahead else None)
                 if not changes:
                     self._arm_phase_timer()
                     return
+                self._entered = (changes[-1].phase, entered)
                 self._after_changes(changes)
         finally:
             if collecting:
@@ -434,6 +505,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
     def _poll(self) -> None:
         if self._onset_within(self.QUIET_S + self._ahead_s()):
             return  # runs again in 10 ms, after the onset (the tracker buffers meanwhile)
+        self._settle_backing_store()
         self.ctl.poll()
         self._sync_store()
         if self.ctl.lease_lost:
@@ -457,18 +529,31 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
     def give_label(self, answer: LabelAnswer) -> bool:
         ok = self.ctl.give_label(answer)
         if ok:
-            self.message = f"{answer.label}"
-            self.update()
+            self._show_message(f"{answer.label}")
         return ok
 
+    def _show_message(self, words: str) -> None:
+        """Put ``words`` on the line of feedback under the image and redraw what changes
+        there, only that on the raster path: a key that ends the image within the same turn
+        of the event loop merges what is still to be painted into the next blank's onset
+        (a whole-window repaint there took 0.5 ms longer at 1280x720)."""
+        old, self.message = self.message, words
+        if self._gl is None and self._plain_trial() and self.ctl.protocol.phase is Phase.IMAGE:
+            self.update(screens.feedback_rect(self, old).united(screens.feedback_rect(self)))
+        else:
+            self.update()
+
     def advance(self) -> bool:
+        study = not self.ctl.practising
         with self.ctl.recorder.deferred():  # the key's and the phase's records: after the paint
             step = self._advance()
+        if step and study:
+            self.ctl.flush_trial()  # the ended trial's samples: after the blank's paint too
         self._sync_store()  # (a fault of those records shows once they are written)
         return step
 
     def _advance(self) -> bool:
-        step = self.ctl.advance()
+        step = self.ctl.advance(flush=False)
         self._sync_store()
         if step:
             self._stop_listening()  # the image is gone: what is said now answers nothing
@@ -522,10 +607,9 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         if trial != p.trial_index or p.phase is not Phase.IMAGE:
             return  # the answer came after the participant moved on: kept as an event only
         if result.label is None:
-            self.message = "not understood, please repeat"
+            self._show_message("not understood, please repeat")
         else:
             self.give_label(LabelAnswer(result.label, "voice", result.text, result.confidence, wav))
-        self.update()
 
     # -- Qt events --------------------------------------------------------------------------
     def keyPressEvent(self, event: QKeyEvent) -> None:
@@ -621,7 +705,7 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
         self.shown("paint")
         # what is on screen beside the background, for the next phase change's repaint
         # (a partial paint draws the same state: it leaves the rest as it was)
-        self._last_content = screens.content_rect(self) if self._plain_trial() else None
+        self._last_content = screens.content_region(self) if self._plain_trial() else None
 
     def _plain_trial(self) -> bool:
         """A trial's screen with nothing over it (no warning line, no store fault)."""
@@ -630,7 +714,13 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
     def paint_screen(self, p: QPainter, coming: Phase | None = None) -> None:
         """Draw the current screen with ``p`` (the window's paint, or the OpenGL surface's);
         ``coming``: the trial's screen in that phase instead (drawn ahead of its onset)."""
-        p.fillRect(self.rect(), screens.BACKGROUNDS[self.settings.stimulus.background])
+        background = screens.BACKGROUNDS[self.settings.stimulus.background]
+        image = screens.image_rect(self, coming)
+        if image is None:
+            p.fillRect(self.rect(), background)
+        else:  # around the image, not under it (it is opaque): the image's onset writes
+            for r in QRegion(self.rect()).subtracted(QRegion(image)):  # its pixels once
+                p.fillRect(r, background)
         if self.mode == "trials":
             screens.paint_trial(self, p, coming)
         elif self.mode in ("calibration", "validation", "drift_check"):
@@ -651,7 +741,12 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
             shown = (proto.trial_index, proto.phase, proto.phase_scheduled_s)
             if shown != self._shown:  # the first paint of a phase: its onset
                 self._shown = shown
-                proto.flipped(proto.phase, self.clock(), clock=clock)
+                now = self.clock()
+                proto.flipped(proto.phase, now, clock=clock)
+                entered, self._entered = self._entered, None
+                if entered is not None and entered[0] is proto.phase:  # a timed onset
+                    lat = self._latency.setdefault(proto.phase, deque(maxlen=self.LEAD_SAMPLES))
+                    lat.append(now - entered[1])
 
 
 def run_annotation(config: SessionConfig, **options: Any) -> int:

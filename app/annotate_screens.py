@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QRegion
 
 from gazelab import CLASSES
 from gazelab.annotation.protocol import Phase
@@ -80,8 +80,10 @@ class ScreenMapping:
             img = to_qimage(self.ctl.images.image(iid)).scaled(
                 max(1, round(w * s)), max(1, round(h * s)),
                 Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation,
-            ).convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)  # fmt: skip
-            # (the raster engine's own format: drawn by a plain copy at the onset, not converted)
+            ).convertToFormat(QImage.Format.Format_RGB32)  # fmt: skip
+            # (opaque, as every grey or RGB stimulus is, in the backing store's own format:
+            # drawn by a plain copy at the onset, not converted or blended, and nothing
+            # needs to be drawn under it)
             while len(self._image_cache) >= 2:  # the image on screen and the next one
                 del self._image_cache[next(iter(self._image_cache))]
             self._image_cache[key] = img
@@ -195,13 +197,24 @@ def paint_trial(win: AnnotationWindow, p: QPainter, coming: Phase | None = None)
             win.message and coming is None
         ):  # discreet: small, below the square, ≥ 4.5:1 on the surround
             rect = _feedback_line(win)
-            text(win, p, win.message, rect, FEEDBACK[settings.stimulus.background], 9)
+            text(win, p, win.message, rect, FEEDBACK[settings.stimulus.background], FEEDBACK_SIZE)
     elif phase is Phase.PAUSED and not s.store_message:
         band = QRectF(
             win.width() * 0.15, win.height() * 0.35, win.width() * 0.7, win.height() * 0.3
         )
         words = f"Paused — {s.progress_text()}\n\nP continues, C recalibrates, Esc ends."
         _panel_text(win, p, words, band, TEXT, 12)
+
+
+def image_rect(win: AnnotationWindow, coming: Phase | None = None) -> QRect | None:
+    """The widget pixels the trial's image covers in its phase (or in phase ``coming``);
+    ``None`` when no image is on the screen."""
+    s = win.ctl
+    phase = s.protocol.phase if coming is None else coming
+    iid = s.protocol.image_id
+    if win.mode != "trials" or phase is not Phase.IMAGE or iid is None:
+        return None
+    return QRect(_image_corner(win, iid).toPoint(), win.scaled_image(iid).size())
 
 
 def _cross(win: AnnotationWindow) -> tuple[QPointF, float, float]:
@@ -228,27 +241,49 @@ def _feedback_line(win: AnnotationWindow) -> QRectF:
     return QRectF(0, a.y() + 4, win.width(), max(20.0, win.height() - a.y() - 8))
 
 
-def content_rect(win: AnnotationWindow) -> QRect | None:
+FEEDBACK_SIZE = 9
+"""The size of the line of feedback's words (:func:`text`)."""
+
+
+def feedback_rect(win: AnnotationWindow, words: str | None = None) -> QRect:
+    """The widget pixels the line of feedback ``words`` (default: the one on screen) draws
+    on (:func:`paint_trial`): the words' box in the band under the square, 2 px wider on
+    every side (their antialiased edge); empty without words."""
+    words = win.message if words is None else words
+    if not words:
+        return QRect()
+    band = _feedback_line(win)
+    f = QFont()
+    f.setPixelSize(font_px(FEEDBACK_SIZE, win.scale()))
+    box = QFontMetrics(f).boundingRect(
+        band.toAlignedRect(), int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap), words
+    )
+    return box.adjusted(-2, -2, 2, 2)
+
+
+def content_region(win: AnnotationWindow) -> QRegion | None:
     """The widget pixels :func:`paint_trial` draws on beside the background in the current
-    phase: the cross, or the image with its line of feedback; empty for a blank; ``None``
-    where the screen is more than that (paused, finished: the whole window is redrawn)."""
+    phase: the cross, or the image and its line of feedback (two rectangles, not the
+    rectangle around both: that would be the screen's whole width); empty for a blank;
+    ``None`` where the screen is more than that (paused, finished: the whole window is
+    redrawn)."""
     s = win.ctl
     phase = s.protocol.phase
     if phase in (Phase.BLANK1, Phase.BLANK2):
-        return QRect()
+        return QRegion()
     if phase is Phase.CROSS:
         c, half, width = _cross(win)
         reach = half + width
-        return (
+        return QRegion(
             QRectF(c.x() - reach, c.y() - reach, 2 * reach, 2 * reach)
             .toAlignedRect()
             .adjusted(-2, -2, 2, 2)
         )
-    if phase is Phase.IMAGE and s.protocol.image_id is not None:
-        iid = s.protocol.image_id
-        r = QRect(_image_corner(win, iid).toPoint(), win.scaled_image(iid).size())
+    image = image_rect(win)
+    if image is not None:
+        r = QRegion(image)
         if win.message:  # the line of feedback below the square (paint_trial)
-            r = r.united(_feedback_line(win).toAlignedRect().adjusted(0, -2, 0, 2))
+            r = r.united(feedback_rect(win))
         return r
     return None
 

@@ -134,7 +134,19 @@ def test_full_session_with_simulator_and_keys(qtbot, out_dir: Path, tmp_path: Pa
     assert len(flips) == 32
     trials = store.trials(sid)
     errors = [tr["onset_error_ms"] for tr in trials]
-    assert all(e is not None and 0 <= e < 200 for e in errors), errors
+    # an image's onset is aimed at its deadline (entered ahead by its measured latency,
+    # at most LEAD_MAX_S): it may come a little early, never more than that
+    lead_ms = AnnotationWindow.LEAD_MAX_S * 1000
+    assert all(e is not None and -lead_ms <= e < 200 for e in errors), errors
+    by_phase: dict[str, list[float]] = {}
+    for f in flips:
+        by_phase.setdefault(f["payload"]["phase"], []).append(f["payload"]["error_ms"])
+    assert min(by_phase["blank1"]) >= 0  # the key's blank is never ahead of the key
+    for phase in (Phase.CROSS, Phase.BLANK2, Phase.IMAGE):  # the timed ones: led
+        lat = win._latency[phase]
+        assert len(lat) == 8 and all(0 < x < 0.2 for x in lat), (phase, lat)
+        assert win._lead_s(phase) == min(AnnotationWindow.LEAD_MAX_S, float(np.median(lat)))
+        assert min(by_phase[phase.value]) >= -lead_ms
     samples = store.samples(sid)
     phases = set(samples["phase"].tolist())
     assert {"blank1", "cross", "blank2", "image"} <= phases
@@ -262,9 +274,15 @@ def test_a_phase_change_repaints_what_it_changes_and_the_screen_stays_whole(
             )
             shown = _pixels(win.screen().grabWindow(win.winId()).toImage())
             assert np.array_equal(shown, _pixels(win.grab().toImage())), (t, phase)
-    sizes = {(r.width(), r.height()) for r in rects if r is not None}  # type: ignore[attr-defined]
+    regions = [list(r) for r in rects if r is not None]  # type: ignore[call-overload]
+    sizes = {(r.width(), r.height()) for rs in regions for r in rs}
     assert (SQUARE, SQUARE) in sizes  # the image's rectangle only
     assert any(w * h < 80 * 80 for w, h in sizes)  # the cross's square
+    # the blank after a labelled image clears the image and the word's box under it, not
+    # the screen's whole width (the rectangle around both)
+    areas = [sum(r.width() * r.height() for r in rs) for rs in regions]
+    assert max(areas) < SQUARE * SQUARE + 200 * 40, max(areas)
+    assert all(r.width() < W // 2 for rs in regions for r in rs)
     win.finish()
 
 

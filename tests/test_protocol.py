@@ -60,6 +60,27 @@ def test_late_ticks_do_not_shift_the_schedule() -> None:
     assert p.tick() == [] and p.phase is Phase.IMAGE
 
 
+def test_a_phase_entered_ahead_keeps_its_schedule() -> None:
+    """A view whose frame takes a measured while to reach the screen enters the phase that
+    much before its deadline (``tick(until=deadline)``): the change says when it was
+    made, the schedule (and so every later deadline) stays where it was."""
+    clock = FakeClock()
+    timings = ProtocolSettings(blank1_ms=300, cross_ms=150, blank2_ms=400)
+    p = LabelingProtocol(IDS, timings, clock=clock)
+    t0 = clock()
+    p.start()
+    clock.advance(0.2995)  # 0.5 ms before the cross is due
+    assert p.tick() == [] and p.phase is Phase.BLANK1
+    changes = p.tick(until=t0 + 0.3)
+    assert [c.phase for c in changes] == [Phase.CROSS]
+    assert changes[0].scheduled_s - t0 == pytest.approx(0.3, abs=1e-12)
+    assert changes[0].changed_s - t0 == pytest.approx(0.2995, abs=1e-12)
+    assert p.next_deadline() == pytest.approx(t0 + 0.45, abs=1e-12)  # not shifted
+    assert p.tick(until=t0 + 0.44) == []  # nothing is due by then
+    clock.advance(0.6)  # a stalled view: ``until`` before the clock enters what is due
+    assert [c.phase for c in p.tick(until=t0 + 0.3)] == [Phase.BLANK2, Phase.IMAGE]
+
+
 def test_order_is_reproducible_from_the_seed() -> None:
     assert stimulus_order(IDS, 7) == stimulus_order(IDS, 7)
     assert stimulus_order(IDS, 7) != stimulus_order(IDS, 8)

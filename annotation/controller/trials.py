@@ -73,11 +73,12 @@ class TrialsMixin(ValidationMixin):
         self._notify("phase", phase=self.protocol.phase)
         return changes
 
-    def tick(self) -> list[PhaseChange]:
-        """Enter every timed phase that is due; steers a simulated participant."""
+    def tick(self, until: float | None = None) -> list[PhaseChange]:
+        """Enter every timed phase that is due (by ``until``, when given:
+        :meth:`LabelingProtocol.tick`); steers a simulated participant."""
         if self.protocol.phase is Phase.PAUSED:
             return []
-        changes = self.protocol.tick()
+        changes = self.protocol.tick(until)
         for ch in changes:
             if ch.phase is Phase.IMAGE:
                 self._record_placement(ch.trial_index, ch.changed_s)
@@ -113,11 +114,15 @@ class TrialsMixin(ValidationMixin):
             self._notify("label", label=answer.label, text=answer.text, source=answer.source)
         return ok
 
-    def advance(self) -> str:
+    def advance(self, *, flush: bool = True) -> str:
         """The advance key. Returns ``""`` (refused: no label yet), ``"next"``, ``"validate"``
         (a periodic validation is due; the protocol is paused), ``"break"`` (a rest is due,
         every ``protocol.break_every_n_trials``; paused), ``"practice_done"`` (the last
-        practice trial; back to the study's trials, not started) or ``"done"``."""
+        practice trial; back to the study's trials, not started) or ``"done"``.
+
+        ``flush=False``: the ended trial's samples are left for :meth:`flush_trial`, which
+        a view calls once it has painted the blank the key brought (a store write is not
+        part of that onset)."""
         if not self.protocol.advance(self.settings.protocol.advance_key):
             return ""
         if self.practising:
@@ -126,10 +131,8 @@ class TrialsMixin(ValidationMixin):
                 return "next"
             self.end_practice()
             return "practice_done"
-        try:
-            self.capture.flush()  # the trial's samples are on disk before the next starts
-        except STORE_FAULTS as exc:  # they stay pending; the session pauses
-            self.on_store_fault(exc)
+        if flush:
+            self.flush_trial()
         self.steer_observer()
         self._notify("phase", phase=self.protocol.phase)
         if self.protocol.finished:
@@ -144,6 +147,16 @@ class TrialsMixin(ValidationMixin):
             self.event("break", trial_index=self.protocol.trial_index)
             return "break"
         return "next"
+
+    def flush_trial(self) -> None:
+        """Write the samples taken so far (the ended trial's are on disk before the next
+        trial's image); on a store fault they stay pending and the session pauses."""
+        if self.practising:
+            return
+        try:
+            self.capture.flush()
+        except STORE_FAULTS as exc:
+            self.on_store_fault(exc)
 
     def pause(self) -> bool:
         ok = self.protocol.pause()

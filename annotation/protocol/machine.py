@@ -131,10 +131,15 @@ class LabelingProtocol:
             return [self._enter(Phase.DONE, now)]
         return [self._enter(Phase.BLANK1, now)]
 
-    def tick(self) -> list[PhaseChange]:
-        """Enter every timed phase whose scheduled start has passed; returns the changes."""
+    def tick(self, until: float | None = None) -> list[PhaseChange]:
+        """Enter every timed phase whose scheduled start has passed (or, given ``until``,
+        comes no later than it); returns the changes.
+
+        A view whose frame takes a measured while to reach the screen enters the phase
+        that much before its deadline (``until`` = the deadline), so the onset lands on
+        the schedule; each change keeps its scheduled start and says when it was made."""
         changes: list[PhaseChange] = []
-        now = self.clock()
+        now = self.clock() if until is None else max(self.clock(), until)
         while self._deadline is not None and now >= self._deadline:
             nxt = {
                 Phase.BLANK1: Phase.CROSS,
