@@ -42,7 +42,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported
 
 import numpy as np
 from numpy.typing import NDArray
-from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtCore import QEventLoop, QRect, Qt, QTimer
+from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QApplication
 
 from gazelab.annotation.capture import GazeCapture
@@ -131,6 +132,33 @@ def timer_lateness(app: QApplication, n: int = 300, ms: int = 50) -> NDArray[np.
     return np.array(out)
 
 
+def cold_clear_ms(
+    size: tuple[int, int], square: int, n: int = 100, idle_s: float = 0.05
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """What a blank after the image costs at least on the raster path: clearing the
+    image's ``square`` (centred) in a window-sized RGB32 image, ``n`` times after
+    ``idle_s`` of idle (the image phase's wait for the key: what the CPU's caches held
+    of those pixels is gone by then) and ``n`` times back to back (warm); ms."""
+    img = QImage(size[0], size[1], QImage.Format.Format_RGB32)
+    img.fill(QColor(40, 90, 160))
+    rect = QRect((size[0] - square) // 2, (size[1] - square) // 2, square, square)
+    colours = (QColor(128, 128, 128), QColor(40, 90, 160))
+
+    def clear(i: int) -> float:
+        t = time.perf_counter()
+        p = QPainter(img)
+        p.fillRect(rect, colours[i % 2])  # the image's pixels, then the background's
+        p.end()
+        return (time.perf_counter() - t) * 1000
+
+    cold = []
+    for i in range(n):
+        time.sleep(idle_s)
+        cold.append(clear(i))
+    warm = [clear(i) for i in range(n)]
+    return np.array(cold), np.array(warm)
+
+
 def onset_benchmark(app: QApplication, trials: int, tmp: Path, flip: str = "paint",
                     full_screen: bool = False) -> None:  # fmt: skip
     """Phase onsets of the annotation window in the application's event loop (app.exec,
@@ -201,6 +229,16 @@ def onset_benchmark(app: QApplication, trials: int, tmp: Path, flip: str = "pain
               " drawing a frame ahead ~"
               + ", ".join(f"{ph.value} {gl.draw_s(ph) * 1000:.1f}" for ph in NEXT_PHASE.values())
               + " ms")  # fmt: skip
+    if surface.clock == "paint":
+        square = s.stimulus.square_px
+        cold, warm = cold_clear_ms((win.width(), win.height()), square)
+        b1 = float(np.percentile(np.abs(errors["blank1"]), 99))
+        print(f"the raster floor of a blank after the image: clearing its {square}x{square} px"
+              f" ({square * square * 4 / 2**20:.1f} MiB) in a {win.width()}x{win.height()}"
+              f" image after 50 ms idle: median {np.median(cold):.2f} ms, p99"
+              f" {np.percentile(cold, 99):.2f} ms (back to back, cache-warm: median"
+              f" {np.median(warm):.2f} ms); blank1's p99 {b1:.2f} ms is that clear plus"
+              " Qt's repaint")  # fmt: skip
     mean, p99 = float(np.abs(every).mean()), float(np.percentile(np.abs(every), 99))
     print(f"mean onset error {mean:.2f} ms (goal <= 1.0): {'met' if mean <= 1.0 else 'NOT met'}")
     print(f"p99 onset error / bare timer p99: {p99:.2f} / {b99:.2f} = x{p99 / max(b99, 1e-3):.2f}"
