@@ -276,8 +276,15 @@ def explain_dataset(
                 iid, k, row, source.labels.get(iid, ""), int(arrays["predicted"][row]),
                 f"{float(arrays['score'][row]):.6g}", f"{float(np.abs(r).max()):.6g}",
             ])  # fmt: skip
+        if count == 1:  # one host: its progress on disk shard by shard, to resume from
+            write_index()
+            write_meta(k + 1, k + 1 == n_shards)
+    if count > 1:
+        # Several hosts may finish at once and each writes the index: only the finished
+        # one, never a part (another host's part written over a finished index would read
+        # as an incomplete run to the host that had just finished it)
         write_index()
-        write_meta(k + 1, k + 1 == n_shards)
+        write_meta(n_shards, True)
     return load_dataset_relevance(root)
 
 

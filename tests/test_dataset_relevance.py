@@ -181,3 +181,34 @@ def test_a_worker_alone_leaves_the_run_incomplete_until_the_rest_is_computed(
         worker_from_tf_config({"TF_CONFIG": "{not json"})
     with pytest.raises(DatasetRelevanceError, match="worker 2 of 2"):
         explain_dataset(model, src, tmp_path / "x", worker=(2, 2))
+
+
+def test_hosts_finishing_at_once_write_only_the_finished_index(
+    model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Two hosts that find every shard written at the same moment both write the index
+    and the metadata: only ever the finished ones. A part written meanwhile (3 of 4
+    shards, incomplete) over the other host's finished index made that host, reading it
+    back, fail with "the run is incomplete" (seen in CI)."""
+    import json
+
+    import gazelab.analysis.dataset_relevance as dr
+
+    src = open_image_set(SPEC)
+    assert explain_dataset(model, src, tmp_path, shard_size=64, worker=(1, 2)) is None
+    metas: list[dict] = []  # type: ignore[type-arg]
+    real = dr.atomic_write
+
+    def spy(path: Path, data: str | bytes) -> None:
+        if Path(path).name == "relevance.json":
+            metas.append(json.loads(data))
+        real(path, data)
+
+    monkeypatch.setattr(dr, "atomic_write", spy)
+    done = explain_dataset(model, src, tmp_path, shard_size=64, worker=(0, 2))
+    assert done is not None and done.meta["complete"]
+    assert metas and all(m["complete"] and m["shards_done"] == 4 for m in metas), metas
+    metas.clear()  # the other host, finishing too: the same finished files, nothing less
+    again = explain_dataset(model, src, tmp_path, shard_size=64, worker=(1, 2))
+    assert again is not None and again.meta == done.meta
+    assert all(m["complete"] for m in metas), metas
