@@ -378,6 +378,9 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
     LEAD_SAMPLES = 15
     """How many of a phase's last onset latencies its lead is the median of."""
 
+    LEAD_MIN_SAMPLES = 3
+    """How many latencies a phase needs before it is entered ahead at all."""
+
     LEAD_MAX_S = 0.005
     """The most a phase is entered ahead of its deadline, s (a latency past it is a stall,
     not the frame's own cost)."""
@@ -385,13 +388,13 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
     def _lead_s(self, phase: Phase | None) -> float:
         """How long before its deadline timed phase ``phase`` is entered so that its onset
         lands on the deadline: the median of its last LEAD_SAMPLES latencies (entering it
-        to the paint's end, or to the swap done; the least of them while there are fewer
-        than three: late rather than early), at most LEAD_MAX_S; 0 before one is measured,
+        to the paint's end, or to the swap done), at most LEAD_MAX_S; 0 while fewer than
+        LEAD_MIN_SAMPLES are measured (one cold first paint would put the next onset early),
         and with vsync (there the refresh decides when a frame appears)."""
         lat = self._latency.get(phase) if phase is not None else None
-        if not lat or self.surface.vsync:
+        if not lat or len(lat) < self.LEAD_MIN_SAMPLES or self.surface.vsync:
             return 0.0
-        return min(self.LEAD_MAX_S, statistics.median(lat) if len(lat) >= 3 else min(lat))
+        return min(self.LEAD_MAX_S, statistics.median(lat))
 
     def _ahead_s(self) -> float:
         """How long before a deadline the coming phase's onset work starts: the OpenGL
@@ -545,10 +548,13 @@ class AnnotationWindow(TargetScreens, ScreenMapping, QWidget):
 
     def advance(self) -> bool:
         study = not self.ctl.practising
-        with self.ctl.recorder.deferred():  # the key's and the phase's records: after the paint
-            step = self._advance()
-        if step and study:
-            self.ctl.flush_trial()  # the ended trial's samples: after the blank's paint too
+        step: bool | None = None  # None: _advance raised (the protocol may have moved on)
+        try:
+            with self.ctl.recorder.deferred():  # the key's and the phase's records: after
+                step = self._advance()  # the paint
+        finally:
+            if study and step is not False:  # the ended trial's samples: after the blank's
+                self.ctl.flush_trial()  # paint too, and on disk even if that paint failed
         self._sync_store()  # (a fault of those records shows once they are written)
         return step
 

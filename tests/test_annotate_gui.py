@@ -80,6 +80,31 @@ def test_full_session_with_simulator_and_keys(qtbot, out_dir: Path, tmp_path: Pa
     qtbot.waitUntil(lambda: win.mode == "trials", timeout=15_000)
     assert len(win.validation) == 9 and np.nanmedian(win.validation) < 2.0
 
+    # each phase change the timer makes: how far ahead of the protocol's clock it is
+    # entered (``until`` given: by the measured latency); and what is left unwritten of
+    # the gaze samples when a key's advance returns (the ended trial's: none)
+    ticks: list[tuple[Phase, float | None]] = []
+    tick = win.ctl.tick
+
+    def recorded_tick(until: float | None = None) -> list:  # type: ignore[type-arg]
+        coming, now = win.protocol.phase, win.protocol.clock()
+        changes = tick(until)
+        if changes:
+            ticks.append((coming, None if until is None else until - now))
+        return changes
+
+    win.ctl.tick = recorded_tick  # type: ignore[method-assign]
+    unwritten: list[int] = []
+    advance = win.advance
+
+    def recorded_advance() -> bool:
+        step = advance()
+        if step:
+            unwritten.append(win.ctl.capture.writer.pending)
+        return step
+
+    win.advance = recorded_advance  # type: ignore[method-assign]
+
     order = win.session.stimulus_order
     for t in range(8):
         qtbot.waitUntil(lambda: win.protocol.phase is Phase.BLANK1, timeout=5000)
@@ -147,6 +172,19 @@ def test_full_session_with_simulator_and_keys(qtbot, out_dir: Path, tmp_path: Pa
         assert len(lat) == 8 and all(0 < x < 0.2 for x in lat), (phase, lat)
         assert win._lead_s(phase) == min(AnnotationWindow.LEAD_MAX_S, float(np.median(lat)))
         assert min(by_phase[phase.value]) >= -lead_ms
+    # entered ahead only once LEAD_MIN_SAMPLES latencies are known (never on a first cold
+    # paint's), then by at most LEAD_MAX_S; the phase's records stay at its schedule
+    following = {Phase.BLANK1: Phase.CROSS, Phase.CROSS: Phase.BLANK2, Phase.BLANK2: Phase.IMAGE}
+    for phase in (Phase.CROSS, Phase.BLANK2, Phase.IMAGE):
+        aheads = [a for p, a in ticks if following[p] is phase]
+        assert len(aheads) == 8, (phase, aheads)
+        assert all(a is None for a in aheads[: AnnotationWindow.LEAD_MIN_SAMPLES]), aheads
+        led = [a for a in aheads if a is not None]
+        assert led and all(0 <= a <= AnnotationWindow.LEAD_MAX_S for a in led), (phase, led)
+    for e in store.events(sid):
+        if e["kind"] in ("blank1", "cross", "blank2", "image"):
+            assert e["local_s"] >= e["payload"]["scheduled_s"], e
+    assert unwritten == [0] * 8  # each ended trial's samples on disk when its key returns
     samples = store.samples(sid)
     phases = set(samples["phase"].tolist())
     assert {"blank1", "cross", "blank2", "image"} <= phases
@@ -350,3 +388,30 @@ def test_windowed_session_on_a_real_1366x768_screen(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_a_failed_blank_paint_still_writes_the_ended_trials_samples(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The key's blank paints before the ended trial's gaze samples are written; a paint
+    that raises does not leave them in memory (a crash right after would lose them)."""
+    win = make_window(qtbot, tmp_path, skip_calibration=True)
+    win.begin()
+    qtbot.waitUntil(lambda: win.protocol.phase is Phase.IMAGE, timeout=5000)
+    qtbot.wait(100)  # samples of the image phase taken
+    qtbot.keyClick(win, "0")
+    win.ctl.capture.poll()  # the last samples taken, not yet written
+    assert win.ctl.capture.writer.pending > 0
+
+    def broken() -> None:
+        raise RuntimeError("paint failed")
+
+    win.present = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="paint failed"):
+        win.advance()
+    assert win.protocol.phase is Phase.BLANK1 and win.protocol.trial_index == 1
+    assert win.ctl.capture.writer.pending == 0
+    sid = win.session.id
+    store = SessionStore(tmp_path / "study.sqlite")
+    trial0 = store.samples(sid)["trial_index"] == 0
+    assert int(trial0.sum()) > 0
+    del win.present
+    win.finish()

@@ -75,10 +75,18 @@ def test_a_phase_entered_ahead_keeps_its_schedule() -> None:
     assert [c.phase for c in changes] == [Phase.CROSS]
     assert changes[0].scheduled_s - t0 == pytest.approx(0.3, abs=1e-12)
     assert changes[0].changed_s - t0 == pytest.approx(0.2995, abs=1e-12)
+    assert changes[0].start_s == changes[0].scheduled_s  # its records: at the schedule
     assert p.next_deadline() == pytest.approx(t0 + 0.45, abs=1e-12)  # not shifted
     assert p.tick(until=t0 + 0.44) == []  # nothing is due by then
     clock.advance(0.6)  # a stalled view: ``until`` before the clock enters what is due
     assert [c.phase for c in p.tick(until=t0 + 0.3)] == [Phase.BLANK2, Phase.IMAGE]
+    # ``until`` reaches one deadline at most: a phase is never skipped by a far ``until``
+    q = LabelingProtocol(IDS, timings, clock=clock)
+    t1 = clock()
+    q.start()
+    changes = q.tick(until=t1 + 5.0)
+    assert [c.phase for c in changes] == [Phase.CROSS]
+    assert changes[0].start_s - t1 == pytest.approx(0.3, abs=1e-12)
 
 
 def test_order_is_reproducible_from_the_seed() -> None:

@@ -81,7 +81,7 @@ class TrialsMixin(ValidationMixin):
         changes = self.protocol.tick(until)
         for ch in changes:
             if ch.phase is Phase.IMAGE:
-                self._record_placement(ch.trial_index, ch.changed_s)
+                self._record_placement(ch.trial_index, ch.start_s)
         if changes:
             self.steer_observer()
             self._notify("phase", phase=self.protocol.phase)

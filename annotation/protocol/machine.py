@@ -137,9 +137,13 @@ class LabelingProtocol:
 
         A view whose frame takes a measured while to reach the screen enters the phase
         that much before its deadline (``until`` = the deadline), so the onset lands on
-        the schedule; each change keeps its scheduled start and says when it was made."""
+        the schedule; each change keeps its scheduled start and says when it was made.
+        ``until`` reaches no further than the current deadline: one phase entered ahead
+        at most, never a phase skipped."""
         changes: list[PhaseChange] = []
-        now = self.clock() if until is None else max(self.clock(), until)
+        now = self.clock()
+        if until is not None and self._deadline is not None:
+            now = max(now, min(until, self._deadline))
         while self._deadline is not None and now >= self._deadline:
             nxt = {
                 Phase.BLANK1: Phase.CROSS,

@@ -27,6 +27,13 @@ class PhaseChange:
     scheduled_s: float  # when the schedule says the phase starts
     changed_s: float  # when the state machine switched (tick time)
 
+    @property
+    def start_s(self) -> float:
+        """When the phase began, for its records: when it was entered, or its scheduled
+        start where a view entered it ahead of that (``tick(until=)``: its frame reaches
+        the screen at the schedule, not before)."""
+        return max(self.changed_s, self.scheduled_s)
+
 
 @dataclass(frozen=True)
 class LabelAnswer:

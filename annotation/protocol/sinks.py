@@ -113,7 +113,7 @@ class StoreRecorder:
             lambda: self.store.add_event(
                 self.session_id,
                 change.phase.value,
-                change.changed_s,
+                change.start_s,
                 trial_index=change.trial_index if change.trial_index >= 0 else None,
                 payload={"scheduled_s": change.scheduled_s},
             )
