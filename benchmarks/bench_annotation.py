@@ -132,8 +132,12 @@ def timer_lateness(app: QApplication, n: int = 300, ms: int = 50) -> NDArray[np.
     return np.array(out)
 
 
+CLEAR_IDLE_S = 0.05
+"""The idle before each cold clear of :func:`cold_clear_ms` (the bench's image phase)."""
+
+
 def cold_clear_ms(
-    size: tuple[int, int], square: int, n: int = 100, idle_s: float = 0.05
+    size: tuple[int, int], square: int, n: int = 100, idle_s: float = CLEAR_IDLE_S
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """What a blank after the image costs at least on the raster path: clearing the
     image's ``square`` (centred) in a window-sized RGB32 image, ``n`` times after
@@ -235,7 +239,7 @@ def onset_benchmark(app: QApplication, trials: int, tmp: Path, flip: str = "pain
         b1 = float(np.percentile(np.abs(errors["blank1"]), 99))
         print(f"the raster floor of a blank after the image: clearing its {square}x{square} px"
               f" ({square * square * 4 / 2**20:.1f} MiB) in a {win.width()}x{win.height()}"
-              f" image after 50 ms idle: median {np.median(cold):.2f} ms, p99"
+              f" image after {CLEAR_IDLE_S * 1000:.0f} ms idle: median {np.median(cold):.2f} ms, p99"
               f" {np.percentile(cold, 99):.2f} ms (back to back, cache-warm: median"
               f" {np.median(warm):.2f} ms); blank1's p99 {b1:.2f} ms is that clear plus"
               " Qt's repaint")  # fmt: skip
