@@ -80,17 +80,19 @@ def test_full_session_with_simulator_and_keys(qtbot, out_dir: Path, tmp_path: Pa
     qtbot.waitUntil(lambda: win.mode == "trials", timeout=15_000)
     assert len(win.validation) == 9 and np.nanmedian(win.validation) < 2.0
 
-    # each phase change the timer makes: how far ahead of the protocol's clock it is
-    # entered (``until`` given: by the measured latency); and what is left unwritten of
-    # the gaze samples when a key's advance returns (the ended trial's: none)
-    ticks: list[tuple[Phase, float | None]] = []
+    # each phase change the timer makes: the phase it leaves, the ``until`` it is entered
+    # by (given: the deadline, entered ahead by the measured latency), that deadline, and
+    # the protocol's clock then; and what is left unwritten of the gaze samples when a
+    # key's advance returns (the ended trial's: none)
+    ticks: list[tuple[Phase, float | None, float | None, float]] = []
     tick = win.ctl.tick
 
     def recorded_tick(until: float | None = None) -> list:  # type: ignore[type-arg]
-        coming, now = win.protocol.phase, win.protocol.clock()
+        p = win.protocol
+        leaving, deadline, now = p.phase, p.next_deadline(), p.clock()
         changes = tick(until)
         if changes:
-            ticks.append((coming, None if until is None else until - now))
+            ticks.append((leaving, until, deadline, now))
         return changes
 
     win.ctl.tick = recorded_tick  # type: ignore[method-assign]
@@ -173,14 +175,16 @@ def test_full_session_with_simulator_and_keys(qtbot, out_dir: Path, tmp_path: Pa
         assert win._lead_s(phase) == min(AnnotationWindow.LEAD_MAX_S, float(np.median(lat)))
         assert min(by_phase[phase.value]) >= -lead_ms
     # entered ahead only once LEAD_MIN_SAMPLES latencies are known (never on a first cold
-    # paint's), then by at most LEAD_MAX_S; the phase's records stay at its schedule
+    # paint's), then by the deadline itself and at most LEAD_MAX_S before it (a timer
+    # that fired late enters it after it); the phase's records stay at its schedule
     following = {Phase.BLANK1: Phase.CROSS, Phase.CROSS: Phase.BLANK2, Phase.BLANK2: Phase.IMAGE}
     for phase in (Phase.CROSS, Phase.BLANK2, Phase.IMAGE):
-        aheads = [a for p, a in ticks if following[p] is phase]
-        assert len(aheads) == 8, (phase, aheads)
-        assert all(a is None for a in aheads[: AnnotationWindow.LEAD_MIN_SAMPLES]), aheads
-        led = [a for a in aheads if a is not None]
-        assert led and all(0 <= a <= AnnotationWindow.LEAD_MAX_S for a in led), (phase, led)
+        calls = [c for c in ticks if following[c[0]] is phase]
+        assert len(calls) == 8, (phase, calls)
+        assert all(c[1] is None for c in calls[: AnnotationWindow.LEAD_MIN_SAMPLES]), calls
+        led = [c for c in calls if c[1] is not None]
+        assert led and all(until == deadline for _, until, deadline, _ in led), (phase, led)
+        assert all(d - now <= AnnotationWindow.LEAD_MAX_S for _, _, d, now in led), (phase, led)  # type: ignore[operator]
     for e in store.events(sid):
         if e["kind"] in ("blank1", "cross", "blank2", "image"):
             assert e["local_s"] >= e["payload"]["scheduled_s"], e
